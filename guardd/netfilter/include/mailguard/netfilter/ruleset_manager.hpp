@@ -1,0 +1,49 @@
+#pragma once
+// Applies and removes the `inet mailguard` table over nfnetlink (libnftnl + libmnl).
+// Only the table named in the rules::Table is ever created, replaced or deleted.
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "mailguard/rules/result.hpp"
+#include "mailguard/rules/ruleset.hpp"
+
+namespace mailguard::netfilter {
+
+// How the queue rule is encoded: the native nftables `queue` expression, or the
+// xtables-compat NFQUEUE target (revision 3, struct xt_NFQ_info_v3) for kernels
+// built without CONFIG_NFT_QUEUE.
+enum class QueueBackend { NativeQueue, XtCompat };
+std::string_view toString(QueueBackend b);  // "nft-queue", "xt-compat"
+
+class RulesetManager {
+ public:
+  // Opens a NETLINK_NETFILTER socket. Fails with an actionable message when the
+  // caller lacks CAP_NET_ADMIN or netlink is refused.
+  static Result<std::unique_ptr<RulesetManager>> open();
+  ~RulesetManager();
+  RulesetManager(const RulesetManager&) = delete;
+  RulesetManager& operator=(const RulesetManager&) = delete;
+
+  // Finds out once which queue encoding this kernel accepts (a throw-away table in
+  // a batch that is never committed, or created and deleted in one batch).
+  Result<QueueBackend> probeQueueBackend();
+
+  // Replaces the table atomically: one batch that adds the table, deletes it (and
+  // so everything in it), and adds it again with sets, chains and rules. Either the
+  // whole new table is in place afterwards or the old one is untouched.
+  Result<void> apply(const rules::Table& table, QueueBackend backend);
+
+  // Deletes the table; absent already is success.
+  Result<void> remove(const std::string& tableName);
+
+  // True when an inet table of that name exists.
+  Result<bool> exists(const std::string& tableName);
+
+ private:
+  struct Impl;
+  explicit RulesetManager(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mailguard::netfilter

@@ -1,0 +1,143 @@
+#pragma once
+// packet -> socket -> process -> executable identity (DESIGN.md step 3).
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "mailguard/rules/clock.hpp"
+#include "mailguard/rules/connection.hpp"
+#include "mailguard/rules/identity.hpp"
+#include "mailguard/rules/result.hpp"
+
+namespace mailguard::procinfo {
+
+struct SocketOwner {
+  std::uint64_t inode = 0;
+  std::uint32_t uid = 0;
+};
+
+// The kernel's socket table. Real one: sock_diag (NETLINK_SOCK_DIAG, inet_diag_req_v2
+// without NLM_F_DUMP: an exact lookup by the 4-tuple, cookie INET_DIAG_NOCOOKIE).
+class SocketTable {
+ public:
+  virtual ~SocketTable() = default;
+  // nullopt: no such socket (closed already). Error: netlink failed.
+  virtual Result<std::optional<SocketOwner>> findTcp(const rules::ConnectionTuple& t) = 0;
+};
+
+class SockDiagSocketTable final : public SocketTable {
+ public:
+  static Result<std::unique_ptr<SockDiagSocketTable>> open();
+  ~SockDiagSocketTable() override;
+  Result<std::optional<SocketOwner>> findTcp(const rules::ConnectionTuple& t) override;
+
+ private:
+  SockDiagSocketTable() = default;
+  int fd_ = -1;
+  std::uint32_t seq_ = 0;
+};
+
+// Read access to a /proc tree; tests point it at tests/data/proc/... .
+class ProcFs {
+ public:
+  virtual ~ProcFs() = default;
+  [[nodiscard]] virtual const std::filesystem::path& root() const = 0;
+  virtual Result<std::string> read(std::string_view relPath) const = 0;      // "4242/cmdline"
+  virtual Result<std::string> readLink(std::string_view relPath) const = 0;  // "4242/fd/3"
+  virtual Result<std::vector<std::string>> list(std::string_view relPath) const = 0;  // names
+};
+
+class DirProcFs final : public ProcFs {
+ public:
+  explicit DirProcFs(std::filesystem::path root = "/proc");
+  [[nodiscard]] const std::filesystem::path& root() const override { return root_; }
+  Result<std::string> read(std::string_view relPath) const override;
+  Result<std::string> readLink(std::string_view relPath) const override;
+  Result<std::vector<std::string>> list(std::string_view relPath) const override;
+
+ private:
+  std::filesystem::path root_;
+};
+
+struct ProcessInfo {
+  int pid = 0;
+  int ppid = 0;
+  std::uint32_t uid = 0;        // real uid from status "Uid:"
+  std::uint64_t startTime = 0;  // field 22 of stat, in clock ticks since boot
+  std::string comm;
+  std::vector<std::string> cmdline;
+  rules::ProgramIdentity identity;
+};
+
+// Parsers of /proc text, pure and fuzzed.
+struct StatusFields {
+  int ppid = -1;
+  std::optional<std::uint32_t> uid;  // real uid
+  std::string name;
+};
+std::optional<StatusFields> parseStatus(std::string_view text);
+std::vector<std::string> parseCmdline(std::string_view raw);                 // NUL-separated
+std::optional<std::uint64_t> parseStatStartTime(std::string_view statText);  // comm may hold ") ("
+std::optional<std::uint64_t> parseSocketLink(std::string_view link);         // "socket:[123]"
+
+// SHA-256 of an open file and the facts the policy needs, cached by
+// (device, inode, size, mtime) so a running program is hashed once.
+class FileHasher {
+ public:
+  // Hashes what the fd refers to (for /proc/PID/exe: the file actually mapped).
+  Result<std::string> sha256OfFd(int fd);
+  Result<std::string> sha256OfPath(const std::filesystem::path& p);
+  [[nodiscard]] std::size_t cacheSize() const { return cache_.size(); }
+  [[nodiscard]] std::uint64_t hashesComputed() const { return computed_; }
+
+ private:
+  struct Key {
+    std::uint64_t dev, ino, size;
+    std::int64_t mtimeSec, mtimeNsec;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const noexcept;
+  };
+  std::unordered_map<Key, std::string, KeyHash> cache_;
+  std::uint64_t computed_ = 0;
+};
+
+// True when the file and every parent directory up to / are owned by root and not
+// writable by group or others (lstat; a symlink in the chain is followed by
+// checking its target's chain too).
+bool isRootOwnedChain(const std::filesystem::path& p);
+
+// Finds the process owning a socket and describes it.
+class ProcessResolver {
+ public:
+  ProcessResolver(const ProcFs& proc, FileHasher& hasher);
+
+  // pid of the process holding `socket:[inode]`. Tries likely processes first: the
+  // pids that owned sockets recently (cache), then processes of `uidHint`, newest
+  // pid first, then the rest. Returns nullopt when no process holds it any more.
+  std::optional<int> pidForSocket(std::uint64_t inode, std::optional<std::uint32_t> uidHint);
+
+  // Everything about one process; an error when it vanished mid-way.
+  Result<ProcessInfo> describe(int pid);
+
+  // Forget a pid (it exited or was reused): called when describe() finds a new start time.
+  void forget(int pid);
+
+  [[nodiscard]] std::uint64_t processesScanned() const { return scanned_; }
+
+ private:
+  bool holdsSocket(int pid, std::uint64_t inode);
+  const ProcFs& proc_;
+  FileHasher& hasher_;
+  std::vector<int> recent_;  // most recent first, bounded
+  std::uint64_t scanned_ = 0;
+};
+
+}  // namespace mailguard::procinfo

@@ -1,0 +1,121 @@
+// Parsers of /proc text. Pure and bounded: they see attacker-influenced text (a process
+// chooses its own comm and command line) and are fuzzed.
+#include <charconv>
+
+#include "mailguard/procinfo/procinfo.hpp"
+
+namespace mailguard::procinfo {
+
+namespace {
+
+template <class T>
+std::optional<T> parseNumber(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  T value{};
+  const char* end = s.data() + s.size();
+  const auto [ptr, ec] = std::from_chars(s.data(), end, value);
+  if (ec != std::errc{} || ptr != end) return std::nullopt;
+  return value;
+}
+
+std::string_view trimBlanks(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+std::string_view firstField(std::string_view s) {
+  s = trimBlanks(s);
+  const auto end = s.find_first_of(" \t");
+  return end == std::string_view::npos ? s : s.substr(0, end);
+}
+
+}  // namespace
+
+std::optional<StatusFields> parseStatus(std::string_view text) {
+  StatusFields fields;
+  bool any = false;
+  while (!text.empty()) {
+    const auto eol = text.find('\n');
+    const std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    const std::string_view key = line.substr(0, colon);
+    const std::string_view value = line.substr(colon + 1);
+    if (key == "Name") {
+      // "Name:\t<comm>"; comm may itself contain blanks, so only the separator tab goes.
+      std::string_view name = value;
+      if (!name.empty() && name.front() == '\t') name.remove_prefix(1);
+      fields.name = std::string(name);
+      any = true;
+    } else if (key == "PPid") {
+      const auto ppid = parseNumber<int>(firstField(value));
+      if (!ppid || *ppid < 0) return std::nullopt;
+      fields.ppid = *ppid;
+      any = true;
+    } else if (key == "Uid") {
+      // "Uid:\treal\teffective\tsaved\tfilesystem"
+      const auto uid = parseNumber<std::uint32_t>(firstField(value));
+      if (!uid) return std::nullopt;
+      fields.uid = *uid;
+      any = true;
+    }
+  }
+  if (!any) return std::nullopt;
+  return fields;
+}
+
+std::vector<std::string> parseCmdline(std::string_view raw) {
+  std::vector<std::string> args;
+  while (!raw.empty()) {
+    const auto nul = raw.find('\0');
+    if (nul == std::string_view::npos) {
+      args.emplace_back(raw);  // no trailing NUL (a rewritten or cut command line)
+      break;
+    }
+    args.emplace_back(raw.substr(0, nul));
+    raw.remove_prefix(nul + 1);
+  }
+  return args;
+}
+
+std::optional<std::uint64_t> parseStatStartTime(std::string_view statText) {
+  // "pid (comm) state ppid ... starttime ...": comm is free text that may contain ") (",
+  // so the fields start after the LAST ')'. starttime is field 22 (proc(5)); the first
+  // field after the ')' is field 3.
+  constexpr int kStartTimeField = 22;
+  constexpr int kFirstFieldAfterComm = 3;
+  const auto open = statText.find('(');
+  const auto close = statText.rfind(')');
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open) {
+    return std::nullopt;
+  }
+  std::string_view rest = statText.substr(close + 1);
+  int field = kFirstFieldAfterComm;
+  for (;;) {
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    if (rest.empty()) return std::nullopt;
+    const auto end = rest.find_first_of(" \n");
+    const std::string_view token = rest.substr(0, end);
+    if (field == kStartTimeField) return parseNumber<std::uint64_t>(token);
+    if (end == std::string_view::npos) return std::nullopt;
+    rest.remove_prefix(end);
+    if (rest.front() == '\n') return std::nullopt;
+    ++field;
+  }
+}
+
+std::optional<std::uint64_t> parseSocketLink(std::string_view link) {
+  constexpr std::string_view kPrefix = "socket:[";
+  if (link.size() <= kPrefix.size() + 1 || link.substr(0, kPrefix.size()) != kPrefix ||
+      link.back() != ']') {
+    return std::nullopt;
+  }
+  const std::string_view digits = link.substr(kPrefix.size(), link.size() - kPrefix.size() - 1);
+  return parseNumber<std::uint64_t>(digits);
+}
+
+}  // namespace mailguard::procinfo

@@ -1,0 +1,55 @@
+#pragma once
+// The one loop of guardd (STYLE.md section 6): epoll over the NFQUEUE socket, a
+// signalfd, timers and the D-Bus connection. Everything runs on this thread, so
+// the state it drives needs no locks.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "mailguard/rules/result.hpp"
+
+namespace mailguard::service {
+
+class EventLoop {
+ public:
+  using Callback = std::function<void(std::uint32_t events)>;
+  // Called before every wait: may change the fd's interest (D-Bus does) and returns
+  // how long the loop may sleep at most for its sake.
+  using Prepare = std::function<std::optional<std::chrono::milliseconds>()>;
+
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  Result<void> add(int fd, std::uint32_t events, Callback cb);
+  Result<void> modify(int fd, std::uint32_t events);
+  void remove(int fd);
+  // A prepare hook; returns a handle for removePrepare.
+  int addPrepare(Prepare p);
+  void removePrepare(int handle);
+  // Runs `cb` every `period` until the loop ends.
+  void every(std::chrono::milliseconds period, std::function<void()> cb);
+
+  // Runs until stop(); an error only when epoll itself fails.
+  Result<void> run();
+  void stop() { stopping_ = true; }
+
+ private:
+  struct Timer {
+    std::chrono::steady_clock::time_point due;
+    std::chrono::milliseconds period;
+    std::function<void()> cb;
+  };
+  int epfd_ = -1;
+  bool stopping_ = false;
+  std::map<int, Callback> callbacks_;
+  std::map<int, Prepare> prepares_;
+  int nextPrepare_ = 1;
+  std::vector<Timer> timers_;
+};
+
+}  // namespace mailguard::service

@@ -1,0 +1,98 @@
+#include "mailguard/service/event_loop.hpp"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+namespace mailguard::service {
+
+EventLoop::EventLoop() : epfd_(epoll_create1(EPOLL_CLOEXEC)) {}
+
+EventLoop::~EventLoop() {
+  if (epfd_ >= 0) ::close(epfd_);
+}
+
+Result<void> EventLoop::add(int fd, std::uint32_t events, Callback cb) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    return makeError(std::string("Failed to watch fd: ") + std::strerror(errno));
+  }
+  callbacks_[fd] = std::move(cb);
+  return {};
+}
+
+Result<void> EventLoop::modify(int fd, std::uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0) {
+    return makeError(std::string("Failed to change watch of fd: ") + std::strerror(errno));
+  }
+  return {};
+}
+
+void EventLoop::remove(int fd) {
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  callbacks_.erase(fd);
+}
+
+int EventLoop::addPrepare(Prepare p) {
+  const int handle = nextPrepare_++;
+  prepares_[handle] = std::move(p);
+  return handle;
+}
+
+void EventLoop::removePrepare(int handle) { prepares_.erase(handle); }
+
+void EventLoop::every(std::chrono::milliseconds period, std::function<void()> cb) {
+  timers_.push_back(Timer{std::chrono::steady_clock::now() + period, period, std::move(cb)});
+}
+
+Result<void> EventLoop::run() {
+  if (epfd_ < 0) return makeError(std::string("Failed to create epoll: ") + std::strerror(errno));
+  std::array<epoll_event, 64> events{};
+  while (!stopping_) {
+    auto wait = std::chrono::milliseconds(1000);
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& t : timers_) {
+      wait = std::min(wait,
+                      std::max(std::chrono::milliseconds(0),
+                               std::chrono::duration_cast<std::chrono::milliseconds>(t.due - now)));
+    }
+    // Copy: a prepare hook may remove itself (a lost D-Bus connection does).
+    const auto prepares = prepares_;
+    for (const auto& [handle, prepare] : prepares) {
+      if (auto w = prepare()) wait = std::min(wait, *w);
+    }
+    const int n = epoll_wait(epfd_, events.data(), static_cast<int>(events.size()),
+                             static_cast<int>(wait.count()));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return makeError(std::string("Failed to wait for events: ") + std::strerror(errno));
+    }
+    for (int i = 0; i < n && !stopping_; ++i) {
+      const auto it = callbacks_.find(events[static_cast<std::size_t>(i)].data.fd);
+      if (it == callbacks_.end()) continue;
+      auto cb = it->second;  // the callback may remove its own fd
+      cb(events[static_cast<std::size_t>(i)].events);
+    }
+    const auto after = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < timers_.size() && !stopping_; ++i) {
+      if (timers_[i].due <= after) {
+        timers_[i].due = after + timers_[i].period;
+        auto cb = timers_[i].cb;  // every() from inside a timer may grow the vector
+        cb();
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace mailguard::service

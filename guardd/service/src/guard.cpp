@@ -1,0 +1,487 @@
+#include "mailguard/service/guard.hpp"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <system_error>
+
+#include "mailguard/service/log.hpp"
+
+namespace mailguard::service {
+namespace {
+
+using rules::ProgramIdentity;
+using rules::Verdict;
+
+// The key under which a program's identity is remembered: the parts that are stored.
+std::string identityKey(const ProgramIdentity& id) {
+  std::string key = id.path;
+  key += '\0';
+  key += id.sha256;
+  key += '\0';
+  key += id.scriptPath;
+  key += '\0';
+  key += id.scriptSha256;
+  return key;
+}
+
+std::string joinCmdline(const std::vector<std::string>& argv) {
+  constexpr std::size_t kMax = 4096;
+  std::string out;
+  for (const auto& a : argv) {
+    if (!out.empty()) out += ' ';
+    out += a;
+    if (out.size() >= kMax) {
+      out.resize(kMax);
+      break;
+    }
+  }
+  return out;
+}
+
+netfilter::PacketVerdict toPacketVerdict(Verdict v) {
+  switch (v) {
+    case Verdict::Allow:
+      return netfilter::PacketVerdict::RepeatWithAllow;
+    case Verdict::Reject:
+      return netfilter::PacketVerdict::RepeatWithReject;
+    case Verdict::Hold:
+      return netfilter::PacketVerdict::Drop;
+  }
+  return netfilter::PacketVerdict::Drop;
+}
+
+// A held SYN is retried by TCP (1 s, 3 s, 7 s, ...): the retries are the same attempt,
+// so they are decided afresh but recorded once.
+constexpr auto kHeldRetryWindow = std::chrono::minutes(3);
+
+}  // namespace
+
+struct Guard::Impl {
+  Impl(Guard& g, Options o, EventLoop& l)
+      : self(g), options(std::move(o)), loop(l), resolver(proc, hasher) {}
+
+  Guard& self;  // for the observers, which belong to the public face
+  Options options;
+  EventLoop& loop;
+  SystemClock clock;
+  std::unique_ptr<store::SqliteStore> db;
+  std::unique_ptr<store::AttemptWriter> writer;
+  std::unique_ptr<netfilter::RulesetManager> nft;
+  netfilter::QueueBackend backend = netfilter::QueueBackend::XtCompat;
+  std::unique_ptr<netfilter::NfqueuePacketSource> queue;
+  std::unique_ptr<procinfo::SockDiagSocketTable> sockets;
+  procinfo::DirProcFs proc;
+  procinfo::FileHasher hasher;
+  procinfo::ProcessResolver resolver;
+
+  std::vector<rules::ApprovalRule> approvalRules;
+  std::int64_t rulesVersion = -1;
+  std::map<std::int64_t, ProgramView> programs;  // by id
+  std::unordered_map<std::string, std::int64_t> idByKey;
+  std::int64_t nextProgramId = 1;
+  std::int64_t nextAttemptId = 1;
+  std::map<std::pair<std::string, std::uint16_t>, std::chrono::steady_clock::time_point> held;
+  Counters counters;
+  bool enforcing = false;
+  std::string storeError;
+
+  Result<void> start();
+  void reloadRulesIfChanged();
+  void onQueueReadable();
+  void decide(const netfilter::QueuedPacket& packet);
+  ProgramView& remember(const ProgramIdentity& identity, std::uint32_t uid);
+  void refreshStates();
+  void housekeeping();
+  CoreResult<ProgramIdentity> identityFor(const ProgramRef& ref);
+  CoreResult<ProgramView> setRule(const ProgramRef& ref, rules::RuleAction action);
+};
+
+Result<void> Guard::Impl::start() {
+  auto opened = store::SqliteStore::open(options.stateDir);
+  if (!opened) return opened.error();
+  db = std::move(opened.value());
+  auto started = store::AttemptWriter::start(options.stateDir);
+  if (!started) return started.error();
+  writer = std::move(started.value());
+  writer->setRetention(std::chrono::hours(24) * options.settings.retentionDays,
+                       options.settings.maxAttempts);
+
+  auto known = db->loadPrograms();
+  if (!known) return known.error();
+  for (auto& p : known.value()) {
+    ProgramView v;
+    v.id = p.id;
+    v.identity = p.identity;
+    v.uid = p.uid;
+    v.attempts = p.attempts;
+    v.lastAttempt = p.lastAttempt;
+    v.firstSeen = p.firstSeen;
+    v.state = p.quarantined ? rules::ProgramState::Quarantined : rules::ProgramState::Pending;
+    idByKey[identityKey(v.identity)] = v.id;
+    nextProgramId = std::max(nextProgramId, v.id + 1);
+    programs.emplace(v.id, std::move(v));
+  }
+  reloadRulesIfChanged();
+  store::AttemptQuery newest;
+  newest.limit = 1;
+  auto last = db->attempts(newest);
+  if (!last) return last.error();
+  if (!last->empty()) nextAttemptId = last->front().id + 1;
+
+  auto table = procinfo::SockDiagSocketTable::open();
+  if (!table) return table.error();
+  sockets = std::move(table.value());
+
+  auto manager = netfilter::RulesetManager::open();
+  if (!manager) return manager.error();
+  nft = std::move(manager.value());
+  auto probed = nft->probeQueueBackend();
+  if (!probed) return probed.error();
+  backend = probed.value();
+
+  // Bind the queue before the table exists, so the first queued SYN has a reader.
+  auto source = netfilter::NfqueuePacketSource::open(options.settings.queueNumber,
+                                                     options.settings.queueMaxLength);
+  if (!source) return source.error();
+  queue = std::move(source.value());
+  if (auto r = loop.add(queue->fd(), EPOLLIN, [this](std::uint32_t) { onQueueReadable(); }); !r) {
+    return r.error();
+  }
+
+  const auto ruleset = rules::buildRuleset(options.settings, options.tableName);
+  if (auto r = nft->apply(ruleset, backend); !r) return r.error();
+  enforcing = true;
+  log::info("enforcing: table 'inet " + options.tableName + "' in place, queue " +
+            std::to_string(options.settings.queueNumber) + ", backend " +
+            std::string(netfilter::toString(backend)));
+  loop.every(std::chrono::seconds(1), [this] { housekeeping(); });
+  return {};
+}
+
+void Guard::Impl::reloadRulesIfChanged() {
+  auto version = db->rulesVersion();
+  if (!version) {
+    storeError = version.error().message;
+    return;
+  }
+  if (version.value() == rulesVersion) return;
+  auto loaded = db->loadRules();
+  if (!loaded) {
+    storeError = loaded.error().message;
+    log::error(loaded.error().message);
+    return;
+  }
+  approvalRules = std::move(loaded.value());
+  rulesVersion = version.value();
+  refreshStates();
+}
+
+// A program's listed state follows the rules; quarantine is kept as it was.
+void Guard::Impl::refreshStates() {
+  for (auto& [id, view] : programs) {
+    const bool quarantined = view.state == rules::ProgramState::Quarantined;
+    const auto next = rules::stateOf(view.identity, quarantined, approvalRules);
+    if (next != view.state) {
+      view.state = next;
+    }
+  }
+}
+
+void Guard::Impl::housekeeping() {
+  reloadRulesIfChanged();
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(held, [&](const auto& entry) { return now - entry.second > kHeldRetryWindow; });
+  const auto stats = writer->stats();
+  counters.attemptsDropped = stats.attemptsDropped;
+  counters.storeErrors = stats.writeErrors;
+  if (!stats.lastError.empty()) {
+    if (storeError != stats.lastError) log::error(stats.lastError);
+    storeError = stats.lastError;
+  } else {
+    storeError.clear();
+  }
+  counters.queueDropped = queue->stats().kernelDropped;
+}
+
+void Guard::Impl::onQueueReadable() {
+  auto r = queue->receive([this](const netfilter::QueuedPacket& p) { decide(p); });
+  if (!r) log::error(r.error().message);
+}
+
+ProgramView& Guard::Impl::remember(const ProgramIdentity& identity, std::uint32_t uid) {
+  const auto key = identityKey(identity);
+  auto found = idByKey.find(key);
+  if (found == idByKey.end()) {
+    ProgramView v;
+    v.id = nextProgramId++;
+    v.identity = identity;
+    v.uid = uid;
+    v.firstSeen = clock.now();
+    found = idByKey.emplace(key, v.id).first;
+    programs.emplace(v.id, std::move(v));
+  }
+  auto& view = programs.at(found->second);
+  view.identity = identity;  // keep the newest flags (trust, deleted)
+  view.uid = uid;
+  return view;
+}
+
+void Guard::Impl::decide(const netfilter::QueuedPacket& packet) {
+  if (!packet.tuple) {
+    // Only TCP to mail ports is queued; anything else here is unexpected: fail closed.
+    (void)queue->verdict(packet.id, netfilter::PacketVerdict::Drop);
+    return;
+  }
+  const auto& tuple = *packet.tuple;
+  reloadRulesIfChanged();
+
+  std::optional<procinfo::ProcessInfo> process;
+  std::string unattributed;
+  auto owner = sockets->findTcp(tuple);
+  if (!owner) {
+    unattributed = owner.error().message;
+  } else if (!owner.value()) {
+    unattributed = "the socket was already closed";
+  } else if (auto pid = resolver.pidForSocket(owner.value()->inode, packet.uid); !pid) {
+    unattributed = "no process holds the socket any more";
+  } else if (auto info = resolver.describe(*pid); !info) {
+    unattributed = info.error().message;
+  } else {
+    process = std::move(info.value());
+  }
+
+  ProgramView* program = nullptr;
+  std::optional<ProgramIdentity> identity;
+  if (process) {
+    identity = process->identity;
+    program = &remember(process->identity, process->uid);
+  }
+  const bool quarantined = program && program->state == rules::ProgramState::Quarantined;
+  auto decision = rules::decide(identity, quarantined, approvalRules);
+  if (!process) decision.reason = "could not attribute to a process: " + unattributed;
+  (void)queue->verdict(packet.id, toPacketVerdict(decision.verdict));
+
+  switch (decision.verdict) {
+    case Verdict::Allow:
+      ++counters.allowed;
+      break;
+    case Verdict::Hold:
+      ++counters.held;
+      break;
+    case Verdict::Reject:
+      ++counters.rejected;
+      break;
+  }
+
+  const auto heldKey = std::make_pair(tuple.srcAddress(), tuple.srcPort);
+  if (decision.verdict == Verdict::Hold) {
+    const auto now = std::chrono::steady_clock::now();
+    auto [it, fresh] = held.try_emplace(heldKey, now);
+    if (!fresh) return;  // a SYN retry of an attempt already recorded
+  } else {
+    held.erase(heldKey);
+  }
+
+  store::AttemptRecord attempt;
+  attempt.time = clock.now();
+  attempt.src = tuple.srcAddress();
+  attempt.srcPort = tuple.srcPort;
+  attempt.dst = tuple.dstAddress();
+  attempt.dstPort = tuple.dstPort;
+  attempt.verdict = decision.verdict;
+  attempt.reason = decision.reason;
+  attempt.uid = packet.uid.value_or(0);
+  if (process) {
+    attempt.pid = process->pid;
+    attempt.uid = process->uid;
+    attempt.path = process->identity.path;
+    attempt.scriptPath = process->identity.scriptPath;
+    attempt.cmdline = joinCmdline(process->cmdline);
+  }
+  if (program) {
+    attempt.programId = program->id;
+    ++program->attempts;
+    program->lastAttempt = attempt.time;
+    const auto newState = rules::stateOf(program->identity, quarantined, approvalRules);
+    const bool changed = newState != program->state || program->attempts == 1;
+    program->state = newState;
+    store::ProgramRecord record;
+    record.id = program->id;
+    record.identity = program->identity;
+    record.uid = program->uid;
+    record.firstSeen = program->firstSeen;
+    record.lastAttempt = program->lastAttempt;
+    record.quarantined = quarantined;
+    writer->submit(std::move(record));
+    if (changed && self.onProgramChanged) self.onProgramChanged(*program);
+  }
+  if (log::enabled(log::Level::Debug)) {
+    log::debug(std::string(rules::toString(decision.verdict)) + " " + attempt.dst + ":" +
+               std::to_string(attempt.dstPort) + " pid " + std::to_string(attempt.pid) + " " +
+               log::quote(attempt.path) + ": " + decision.reason);
+  }
+  attempt.id = nextAttemptId++;
+  if (self.onAttempt) self.onAttempt(attempt);
+  writer->submit(std::move(attempt));
+}
+
+CoreResult<ProgramIdentity> Guard::Impl::identityFor(const ProgramRef& ref) {
+  if (const auto* id = std::get_if<std::int64_t>(&ref.target)) {
+    const auto it = programs.find(*id);
+    if (it == programs.end()) {
+      return CoreError{CoreError::Kind::NotFound,
+                       "no program with id " + std::to_string(*id) + " (see the programs list)"};
+    }
+    return it->second.identity;
+  }
+  const auto& path = std::get<std::string>(ref.target);
+  auto fileIdentity = [&](const std::string& p,
+                          const char* what) -> CoreResult<std::pair<std::string, std::string>> {
+    if (p.empty() || p.front() != '/') {
+      return CoreError{CoreError::Kind::InvalidArgument,
+                       std::string(what) + " must be an absolute path, got " + log::quote(p)};
+    }
+    std::error_code ec;
+    const auto real = std::filesystem::canonical(p, ec);
+    if (ec) {
+      return CoreError{CoreError::Kind::NotFound, std::string(what) + " " + log::quote(p) +
+                                                      " does not exist: " + ec.message()};
+    }
+    if (!std::filesystem::is_regular_file(real, ec)) {
+      return CoreError{CoreError::Kind::InvalidArgument,
+                       std::string(what) + " " + log::quote(p) + " is not a regular file"};
+    }
+    auto hash = hasher.sha256OfPath(real);
+    if (!hash) return CoreError{CoreError::Kind::Failed, hash.error().message};
+    return std::make_pair(real.string(), hash.value());
+  };
+  ProgramIdentity identity;
+  auto exe = fileIdentity(path, "program");
+  if (const auto* e = std::get_if<CoreError>(&exe)) return *e;
+  std::tie(identity.path, identity.sha256) = std::get<0>(exe);
+  if (!ref.script.empty()) {
+    auto script = fileIdentity(ref.script, "script");
+    if (const auto* e = std::get_if<CoreError>(&script)) return *e;
+    std::tie(identity.scriptPath, identity.scriptSha256) = std::get<0>(script);
+  }
+  return identity;
+}
+
+CoreResult<ProgramView> Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action) {
+  auto resolved = identityFor(ref);
+  if (const auto* e = std::get_if<CoreError>(&resolved)) return *e;
+  const auto& identity = std::get<ProgramIdentity>(resolved);
+  rules::ApprovalRule rule;
+  rule.action = action;
+  rule.path = identity.path;
+  rule.sha256 = identity.sha256;
+  rule.scriptPath = identity.scriptPath;
+  rule.scriptSha256 = identity.scriptSha256;
+  // Synchronous: the caller is told "done" only once the rule is on disk.
+  auto added = db->addRule(rule);
+  if (!added) {
+    storeError = added.error().message;
+    return CoreError{CoreError::Kind::Failed, added.error().message};
+  }
+  reloadRulesIfChanged();
+  const bool knownBefore = idByKey.contains(identityKey(identity));
+  auto& view =
+      remember(identity, knownBefore ? programs.at(idByKey.at(identityKey(identity))).uid : 0);
+  if (view.state != rules::ProgramState::Quarantined) {
+    view.state = rules::stateOf(view.identity, false, approvalRules);
+  }
+  if (!knownBefore) {
+    store::ProgramRecord record;
+    record.id = view.id;
+    record.identity = view.identity;
+    record.uid = view.uid;
+    record.firstSeen = view.firstSeen;
+    writer->submit(std::move(record));
+  }
+  if (self.onProgramChanged) self.onProgramChanged(view);
+  return view;
+}
+
+Guard::Guard(Options options, EventLoop& loop)
+    : impl_(std::make_unique<Impl>(*this, std::move(options), loop)) {}
+
+Guard::~Guard() = default;
+
+Result<std::unique_ptr<Guard>> Guard::create(Options options, EventLoop& loop) {
+  std::unique_ptr<Guard> guard(new Guard(std::move(options), loop));
+  if (auto r = guard->impl_->start(); !r) return r.error();
+  return guard;
+}
+
+void Guard::shutdown() {
+  auto& d = *impl_;
+  if (d.queue) d.loop.remove(d.queue->fd());
+  if (d.writer) d.writer->flush();
+  if (d.nft && d.options.settings.removeRulesOnExit) {
+    if (auto r = d.nft->remove(d.options.tableName); !r) {
+      log::error(r.error().message);
+    } else {
+      log::info("removed table 'inet " + d.options.tableName + "' (remove_rules_on_exit)");
+    }
+  } else {
+    log::info("stopping; table 'inet " + d.options.tableName +
+              "' stays in place, so mail connections fail until guardd runs again");
+  }
+  d.enforcing = false;
+}
+
+StatusInfo Guard::status() const {
+  const auto& d = *impl_;
+  StatusInfo s;
+  s.enforcing = d.enforcing;
+  s.backend = std::string(netfilter::toString(d.backend));
+  s.version = MAILGUARD_VERSION;
+  s.counters = d.counters;
+  s.storeError = d.storeError;
+  return s;
+}
+
+std::vector<ProgramView> Guard::programs() const {
+  std::vector<ProgramView> out;
+  out.reserve(impl_->programs.size());
+  for (const auto& [id, view] : impl_->programs) out.push_back(view);
+  return out;
+}
+
+Result<std::vector<store::AttemptRecord>> Guard::attempts(const store::AttemptQuery& q) {
+  return impl_->db->attempts(q);
+}
+
+CoreResult<ProgramView> Guard::approve(const ProgramRef& ref) {
+  return impl_->setRule(ref, rules::RuleAction::Approve);
+}
+
+CoreResult<ProgramView> Guard::deny(const ProgramRef& ref) {
+  return impl_->setRule(ref, rules::RuleAction::Deny);
+}
+
+CoreResult<bool> Guard::forget(const ProgramRef& ref) {
+  auto& d = *impl_;
+  auto resolved = d.identityFor(ref);
+  if (const auto* e = std::get_if<CoreError>(&resolved)) return *e;
+  const auto& identity = std::get<ProgramIdentity>(resolved);
+  const auto before = d.approvalRules.size();
+  if (auto r = d.db->removeRules(identity.path, identity.scriptPath); !r) {
+    return CoreError{CoreError::Kind::Failed, r.error().message};
+  }
+  d.reloadRulesIfChanged();
+  const bool removed = d.approvalRules.size() != before;
+  if (const auto it = d.idByKey.find(identityKey(identity)); it != d.idByKey.end()) {
+    if (onProgramChanged) onProgramChanged(d.programs.at(it->second));
+  }
+  return removed;
+}
+
+}  // namespace mailguard::service

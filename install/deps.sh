@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mailguard needs: to build and run (default), or also
+# to test (--test). Non-interactive; safe to run again.
+set -euo pipefail
+
+build_and_run=(
+  build-essential cmake pkg-config
+  libnftnl-dev libmnl-dev libnetfilter-queue-dev
+  libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev
+  libsqlite3-dev libssl-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+  libncurses-dev
+  nftables iproute2 dbus util-linux
+)
+testing=(
+  libgtest-dev libgmock-dev
+  python3 sqlite3 tmux clang clang-format clang-tidy libclang-rt-14-dev
+  conntrack procps
+)
+
+packages=("${build_and_run[@]}")
+if [[ "${1:-}" == "--test" ]]; then packages+=("${testing[@]}"); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Installs mailguard on this PC and starts guarding it:
+#   sudo ./install/setup.sh             install packages, build, install, start guardd
+#   sudo ./install/setup.sh --uninstall stop guardd, delete its nftables table and files
+# With systemd running it installs guardd.service; without systemd (a container, a
+# network namespace trial) it starts the system bus if needed and runs guardd in the
+# background, logging to /var/log/mailguard/guardd.log.
+set -euo pipefail
+src="$(dirname "$(readlink -f "$0")")/.."
+cd "$src"
+
+prefix=/usr/local
+sbin=$prefix/sbin
+bin=$prefix/bin
+conf_dir=/etc/mailguard
+state_dir=/var/lib/mailguard
+log_dir=/var/log/mailguard
+run_dir=/run/mailguard
+pidfile=$run_dir/guardd.pid
+
+say() { printf 'mailguard: %s\n' "$*"; }
+die() { printf 'mailguard: %s\n' "$*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "setup needs root: try 'sudo ./install/setup.sh'"
+
+has_systemd() { [[ -d /run/systemd/system ]]; }
+
+stop_background_guardd() {
+  if [[ -f $pidfile ]]; then
+    local pid
+    pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null && grep -q guardd "/proc/$pid/comm" 2>/dev/null; then
+      kill -TERM "$pid"
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$pidfile"
+  fi
+}
+
+uninstall() {
+  if has_systemd; then
+    systemctl disable --now guardd.service 2>/dev/null || true
+  else
+    stop_background_guardd
+  fi
+  if [[ -x $sbin/guardd ]]; then "$sbin/guardd" --remove-rules || true; fi
+  rm -f "$sbin/guardd" "$bin/guardctl" "$bin/guard-tui" \
+    /etc/systemd/system/guardd.service \
+    /usr/share/dbus-1/system.d/org.mailguard.Guard1.conf \
+    /usr/share/polkit-1/actions/org.mailguard.policy \
+    /usr/lib/sysusers.d/mailguard.conf /usr/lib/tmpfiles.d/mailguard.conf
+  if has_systemd; then systemctl daemon-reload || true; fi
+  say "removed. Settings in $conf_dir and state in $state_dir were kept; delete them by hand if you wish."
+}
+
+if [[ "${1:-}" == "--uninstall" ]]; then
+  uninstall
+  exit 0
+elif [[ -n "${1:-}" ]]; then
+  die "unknown option '$1' (use --uninstall, or no option to install)"
+fi
+
+say "installing packages"
+./install/deps.sh
+
+say "building"
+cmake --preset release >/dev/null
+cmake --build --preset release -j"$(nproc)"
+
+say "installing into $prefix"
+build=build/release
+install -D -m 0755 "$build/guardd/guardd" "$sbin/guardd"
+for tool in guardctl guard-tui; do
+  if [[ -x "$build/tui/$tool" ]]; then install -D -m 0755 "$build/tui/$tool" "$bin/$tool"; fi
+done
+install -d -m 0755 "$conf_dir"
+if [[ ! -e $conf_dir/guardd.conf ]]; then
+  install -m 0644 install/guardd.conf "$conf_dir/guardd.conf"
+fi
+install -d -m 0750 "$state_dir"
+install -d -m 0750 "$log_dir"
+getent group mailguard >/dev/null || groupadd --system mailguard
+for f in install/org.mailguard.Guard1.conf; do
+  [[ -f $f ]] && install -D -m 0644 "$f" /usr/share/dbus-1/system.d/org.mailguard.Guard1.conf
+done
+[[ -f install/org.mailguard.policy ]] &&
+  install -D -m 0644 install/org.mailguard.policy /usr/share/polkit-1/actions/org.mailguard.policy
+[[ -f install/sysusers.d/mailguard.conf ]] &&
+  install -D -m 0644 install/sysusers.d/mailguard.conf /usr/lib/sysusers.d/mailguard.conf
+[[ -f install/tmpfiles.d/mailguard.conf ]] &&
+  install -D -m 0644 install/tmpfiles.d/mailguard.conf /usr/lib/tmpfiles.d/mailguard.conf
+
+# Refuse a bad settings file before anything is started.
+if ! "$sbin/guardd" --config "$conf_dir/guardd.conf" --check-config >/dev/null; then
+  die "settings file $conf_dir/guardd.conf is not valid (see above)"
+fi
+
+if has_systemd; then
+  say "starting guardd.service"
+  sed "s|@SBINDIR@|$sbin|g" install/guardd.service >/etc/systemd/system/guardd.service
+  systemctl daemon-reload
+  systemctl reload dbus 2>/dev/null || true
+  systemctl enable --now guardd.service
+  systemctl restart guardd.service
+else
+  say "no systemd here: running guardd in the background"
+  if [[ ! -S /run/dbus/system_bus_socket ]] && command -v dbus-daemon >/dev/null; then
+    mkdir -p /run/dbus
+    dbus-daemon --system --fork || say "could not start the system bus; guardd enforces without it"
+  fi
+  stop_background_guardd
+  install -d -m 0755 "$run_dir"
+  nohup "$sbin/guardd" --config "$conf_dir/guardd.conf" --state-dir "$state_dir" \
+    >>"$log_dir/guardd.log" 2>&1 &
+  echo $! >"$pidfile"
+  for _ in $(seq 100); do
+    grep -q "enforcing:" "$log_dir/guardd.log" 2>/dev/null && break
+    kill -0 "$(cat "$pidfile")" 2>/dev/null || die "guardd did not start: $(tail -n 5 "$log_dir/guardd.log")"
+    sleep 0.1
+  done
+fi
+
+say "guarding: only approved programs may now open outbound mail connections."
+say "next: list programs with 'guardctl programs', approve your mail client with 'sudo guardctl approve PATH'."

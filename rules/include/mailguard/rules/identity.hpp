@@ -1,0 +1,50 @@
+#pragma once
+// Program identity (DESIGN.md "Program identity"): the executable's real path and
+// SHA-256, plus the script for interpreters. Pure functions only: the facts about
+// files (owner, mode, hash) are gathered by guardd/procinfo and passed in.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mailguard::rules {
+
+struct ProgramIdentity {
+  std::string path;          // real path of the executable, without " (deleted)"
+  std::string sha256;        // lowercase hex of the executable's content as mapped
+  std::string scriptPath;    // absolute script path when path is an interpreter, else empty
+  std::string scriptSha256;  // lowercase hex of the script, empty when none or unreadable
+  bool deleted = false;      // the executable (or script) no longer exists at its path
+  // The file (and script, if any) and every parent directory are root-owned and not
+  // writable by group or others: only then may a path-only approval apply.
+  bool pathTrusted = false;
+
+  [[nodiscard]] bool isInterpreted() const { return !scriptPath.empty(); }
+  // "path" or "path script", for messages and logs.
+  [[nodiscard]] std::string display() const;
+  friend bool operator==(const ProgramIdentity&, const ProgramIdentity&) = default;
+};
+
+// python3, python3.11, perl, perl5.36, ruby, node, nodejs, php, php8.2, sh, bash, dash,
+// java: the basenames whose identity includes the script they run.
+bool isInterpreter(std::string_view exeBasename);
+
+// The script argument of an interpreter command line (argv[0] is the interpreter),
+// skipping the interpreter's own options (and their values, e.g. python's "-W arg",
+// "-X opt"; java's "-cp path", "-jar FILE" yields FILE). Returns nullopt when the
+// code comes from elsewhere: "-c", "-e", "-m", stdin ("-" or no argument).
+std::optional<std::string> scriptArgument(std::string_view exeBasename,
+                                          const std::vector<std::string>& argv);
+
+// Under /tmp, /dev/shm, /var/tmp, a hidden directory of a home directory
+// (/home/USER/.x/..., /root/.x/...), or an anonymous file ("memfd:", "/memfd:").
+// Such executables never get a path-only approval.
+bool isUnsafeLocation(std::string_view path);
+
+// Lexically absolute and normalised (no "." or ".." parts, no empty parts).
+std::string normalisePath(std::string_view base, std::string_view path);
+
+bool isHexSha256(std::string_view s);
+
+}  // namespace mailguard::rules

@@ -1,0 +1,57 @@
+#pragma once
+// Approvals, denials and the verdict for one connection attempt.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mailguard/rules/identity.hpp"
+
+namespace mailguard::rules {
+
+enum class Verdict { Allow, Hold, Reject };
+enum class ProgramState { Pending, Approved, Denied, Quarantined };
+
+std::string_view toString(Verdict v);       // "allow" "hold" "reject"
+std::string_view toString(ProgramState s);  // "pending" "approved" "denied" "quarantined"
+std::optional<Verdict> verdictFromString(std::string_view s);
+
+enum class RuleAction { Approve, Deny };
+
+// One decision of the owner. An approval carries the identity as it was when approved:
+// the hash always, so that a change is noticed where the path is not trusted.
+struct ApprovalRule {
+  std::int64_t id = 0;
+  RuleAction action = RuleAction::Approve;
+  std::string path;
+  std::string sha256;
+  std::string scriptPath;    // empty for a non-interpreter
+  std::string scriptSha256;  // empty for a non-interpreter
+};
+
+struct Decision {
+  Verdict verdict = Verdict::Hold;
+  std::string reason;                  // plain language, shown to the owner
+  std::optional<std::int64_t> ruleId;  // the approval or denial that decided, if any
+};
+
+// The decision, in this order:
+//  1. no identity (socket or process not found)      -> Hold  "could not attribute ..."
+//  2. quarantined                                     -> Reject "quarantined ..."
+//  3. a Deny rule with the same path (and script path), any hash,
+//     or with the same sha256 (and script sha256, when the rule has one) -> Reject
+//  4. an Approve rule with the same path and script path:
+//     - hashes equal (exe and script)                 -> Allow
+//     - hashes differ, but identity.pathTrusted and not deleted and the path (and
+//       script) not isUnsafeLocation                  -> Allow (package upgrade keeps approval)
+//     - otherwise                                     -> Hold "changed since it was approved"
+//  5. otherwise                                       -> Hold "not approved yet"
+// An identity that is deleted never matches by path alone (only by equal hashes).
+Decision decide(const std::optional<ProgramIdentity>& identity, bool quarantined,
+                const std::vector<ApprovalRule>& rules);
+
+// The state a program listing shows for an identity under the same rules.
+ProgramState stateOf(const ProgramIdentity& identity, bool quarantined,
+                     const std::vector<ApprovalRule>& rules);
+
+}  // namespace mailguard::rules

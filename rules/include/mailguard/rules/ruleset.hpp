@@ -1,0 +1,80 @@
+#pragma once
+// The `inet mailguard` table as plain data (DESIGN.md "Kernel ruleset"). guardd's
+// netfilter layer turns it into netlink messages; tests compare it with `nft list`.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mailguard/rules/settings.hpp"
+
+namespace mailguard::rules {
+
+// Packet marks set with the NF_REPEAT verdict; the kernel rules do the final action.
+// High, odd values so they do not collide with marks used for policy routing.
+inline constexpr std::uint32_t kMarkReject = 0x6d670001;
+inline constexpr std::uint32_t kMarkAllow = 0x6d670002;
+
+struct Match {
+  enum class Kind {
+    CtStateEstablishedRelated,  // ct state established,related
+    CtStateNew,                 // ct state new
+    MarkEquals,                 // meta mark == value
+    TcpDportInSet,              // tcp dport @set
+    IsTcp,                      // meta l4proto tcp
+  };
+  Kind kind;
+  std::uint32_t value = 0;
+  std::string set;
+};
+
+struct Action {
+  enum class Kind { Accept, Drop, RejectTcpReset, Queue };
+  Kind kind;
+  std::uint16_t queueNumber = 0;
+};
+
+struct Rule {
+  std::vector<Match> matches;
+  Action action;
+  bool counter = true;
+};
+
+enum class Hook { Output, Input };
+
+struct Chain {
+  std::string name;
+  Hook hook;
+  int priority;  // 0 = filter
+  bool policyDrop = false;
+  std::vector<Rule> rules;
+};
+
+struct PortSet {
+  std::string name;  // key type inet_service
+  std::vector<std::uint16_t> ports;
+};
+
+struct Table {
+  std::string name;  // family is always inet
+  std::vector<PortSet> sets;
+  std::vector<Chain> chains;
+};
+
+inline constexpr const char* kTableName = "mailguard";
+
+// The table guardd installs for these settings:
+//   set mail_ports { type inet_service; elements = { 25, 465, 587, 2525 } }
+//   chain mail_out { type filter hook output priority filter; policy accept;
+//     ct state established,related counter accept
+//     meta mark 0x6d670001 meta l4proto tcp counter reject with tcp reset
+//     meta mark 0x6d670002 counter accept
+//     meta l4proto tcp ct state new tcp dport @mail_ports counter queue num N }
+Table buildRuleset(const Settings& settings, const std::string& tableName = kTableName);
+
+// The table as `nft -s list table inet NAME` prints it (stateless: counters without
+// values), for documentation, logs and tests. Checked against nft 1.0.6 for the
+// buildRuleset() table; the queue rule shows as nft prints the native `queue`
+// expression, not the xtables-compat warning lines.
+std::string toNftText(const Table& table);
+
+}  // namespace mailguard::rules

@@ -1,0 +1,36 @@
+#pragma once
+// guardd.conf (TOML). Every key is optional; an absent file means built-in defaults;
+// a malformed file is an error "FILE:LINE: what" and never a silent fallback.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mailguard/rules/result.hpp"
+
+namespace mailguard::rules {
+
+struct Settings {
+  // [mail]
+  std::vector<std::uint16_t> mailPorts{25, 465, 587,
+                                       2525};  // ports = [...]  1..65535, no duplicates
+  // [enforcement]
+  std::uint16_t queueNumber = 4025;     // queue = N
+  bool removeRulesOnExit = false;       // remove_rules_on_exit = bool
+  std::uint32_t queueMaxLength = 4096;  // queue_max_length = N (kernel queue bound)
+  // [store]
+  std::uint32_t retentionDays = 90;       // attempt_retention_days
+  std::uint32_t maxAttempts = 1'000'000;  // max_attempts
+  // [log]
+  std::string logLevel = "info";  // level = "debug" | "info" | "warning" | "error"
+};
+
+// Parses TOML text; `origin` names the file in error messages.
+Result<Settings> parseSettings(std::string_view text, std::string_view origin);
+// Reads and parses a file; a missing file returns the defaults only when
+// `missingIsDefault` (the built-in default path), otherwise it is an error.
+Result<Settings> loadSettings(const std::filesystem::path& file, bool missingIsDefault);
+
+}  // namespace mailguard::rules

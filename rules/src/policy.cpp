@@ -1,0 +1,131 @@
+#include "mailguard/rules/policy.hpp"
+
+namespace mailguard::rules {
+namespace {
+
+bool samePath(const ProgramIdentity& id, const ApprovalRule& rule) {
+  return id.path == rule.path && id.scriptPath == rule.scriptPath;
+}
+
+// Equal hashes prove the same content; an empty hash (file unreadable) proves nothing.
+bool sameHashes(const ProgramIdentity& id, const ApprovalRule& rule) {
+  if (id.sha256.empty() || id.sha256 != rule.sha256) return false;
+  if (rule.scriptPath.empty() && id.scriptPath.empty()) return true;
+  return !id.scriptSha256.empty() && id.scriptSha256 == rule.scriptSha256;
+}
+
+// A denial follows the program's content to any other path or name ("copy or rename
+// itself"). The script hash counts only when the rule has one; a denied interpreted
+// program whose script could not be read has no script hash, and must not turn into a
+// denial of the interpreter itself, so it matches by path only.
+bool deniedByHash(const ProgramIdentity& id, const ApprovalRule& rule) {
+  if (rule.sha256.empty() || id.sha256 != rule.sha256) return false;
+  if (rule.scriptSha256.empty()) return rule.scriptPath.empty();
+  return id.scriptSha256 == rule.scriptSha256;
+}
+
+bool unsafe(const ProgramIdentity& id) {
+  return isUnsafeLocation(id.path) || (id.isInterpreted() && isUnsafeLocation(id.scriptPath));
+}
+
+Decision decideFor(const ProgramIdentity& id, const std::vector<ApprovalRule>& rules) {
+  for (const ApprovalRule& rule : rules) {
+    if (rule.action != RuleAction::Deny) continue;
+    // Unlike approvals, a denial matches a deleted executable by path too: rejecting is
+    // the safe direction.
+    if (samePath(id, rule)) return {Verdict::Reject, "denied by the owner", rule.id};
+    if (deniedByHash(id, rule)) {
+      return {Verdict::Reject,
+              "denied by the owner: same content as the denied " + rule.path +
+                  (rule.scriptPath.empty() ? "" : " " + rule.scriptPath),
+              rule.id};
+    }
+  }
+
+  const ApprovalRule* pathMatch = nullptr;
+  for (const ApprovalRule& rule : rules) {
+    if (rule.action != RuleAction::Approve || !samePath(id, rule)) continue;
+    if (sameHashes(id, rule)) return {Verdict::Allow, "approved", rule.id};
+    if (pathMatch == nullptr) pathMatch = &rule;
+  }
+  if (pathMatch != nullptr) {
+    // Only root can change a file in a trusted location, so a new hash there is a
+    // package upgrade, not a replacement.
+    if (id.pathTrusted && !id.deleted && !unsafe(id)) {
+      return {Verdict::Allow, "approved (updated in a root-owned location since approval)",
+              pathMatch->id};
+    }
+    std::string why;
+    if (id.deleted) {
+      why = "the executable was deleted";
+    } else if (unsafe(id)) {
+      why = "it runs from a location any user can write to";
+    } else {
+      why = "its location is not root-owned";
+    }
+    return {Verdict::Hold, "changed since it was approved (" + why + ")", pathMatch->id};
+  }
+  return {Verdict::Hold, "not approved yet", std::nullopt};
+}
+
+}  // namespace
+
+std::string_view toString(Verdict v) {
+  switch (v) {
+    case Verdict::Allow:
+      return "allow";
+    case Verdict::Hold:
+      return "hold";
+    case Verdict::Reject:
+      return "reject";
+  }
+  return "hold";
+}
+
+std::string_view toString(ProgramState s) {
+  switch (s) {
+    case ProgramState::Pending:
+      return "pending";
+    case ProgramState::Approved:
+      return "approved";
+    case ProgramState::Denied:
+      return "denied";
+    case ProgramState::Quarantined:
+      return "quarantined";
+  }
+  return "pending";
+}
+
+std::optional<Verdict> verdictFromString(std::string_view s) {
+  if (s == "allow") return Verdict::Allow;
+  if (s == "hold") return Verdict::Hold;
+  if (s == "reject") return Verdict::Reject;
+  return std::nullopt;
+}
+
+Decision decide(const std::optional<ProgramIdentity>& identity, bool quarantined,
+                const std::vector<ApprovalRule>& rules) {
+  if (!identity) {
+    return {Verdict::Hold, "could not attribute the connection to a program", std::nullopt};
+  }
+  if (quarantined) {
+    return {Verdict::Reject, "quarantined after behaving like a spam bot", std::nullopt};
+  }
+  return decideFor(*identity, rules);
+}
+
+ProgramState stateOf(const ProgramIdentity& identity, bool quarantined,
+                     const std::vector<ApprovalRule>& rules) {
+  if (quarantined) return ProgramState::Quarantined;
+  switch (decideFor(identity, rules).verdict) {
+    case Verdict::Allow:
+      return ProgramState::Approved;
+    case Verdict::Reject:
+      return ProgramState::Denied;
+    case Verdict::Hold:
+      break;
+  }
+  return ProgramState::Pending;
+}
+
+}  // namespace mailguard::rules

@@ -1,0 +1,289 @@
+#include "mailguard/rules/settings.hpp"
+
+#include <toml++/toml.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <system_error>
+
+namespace mailguard::rules {
+namespace {
+
+// One reader per file: every error is "ORIGIN:LINE: what" so the owner can jump to it.
+class Reader {
+ public:
+  explicit Reader(std::string_view origin) : origin_(origin) {}
+
+  [[nodiscard]] Error at(const toml::source_region& where, const std::string& what) const {
+    return makeError(std::string(origin_) + ":" + std::to_string(where.begin.line) + ": " + what);
+  }
+
+  static std::string typeName(const toml::node& node) {
+    switch (node.type()) {
+      case toml::node_type::table:
+        return "a table";
+      case toml::node_type::array:
+        return "an array";
+      case toml::node_type::string:
+        return "a string";
+      case toml::node_type::integer:
+        return "an integer";
+      case toml::node_type::floating_point:
+        return "a floating-point number";
+      case toml::node_type::boolean:
+        return "a boolean";
+      case toml::node_type::date:
+        return "a date";
+      case toml::node_type::time:
+        return "a time";
+      case toml::node_type::date_time:
+        return "a date-time";
+      case toml::node_type::none:
+        break;
+    }
+    return "nothing";
+  }
+
+  std::optional<Error> integer(const toml::node& node, const std::string& name, std::int64_t min,
+                               std::int64_t max, std::string_view what, std::int64_t& out) const {
+    const auto* value = node.as_integer();
+    if (value == nullptr)
+      return at(node.source(), name + ": expected an integer, got " + typeName(node));
+    const std::int64_t v = value->get();
+    if (v < min || v > max) {
+      return at(node.source(), name + ": " + std::to_string(v) + " is not " + std::string(what) +
+                                   " (" + std::to_string(min) + "-" + std::to_string(max) + ")");
+    }
+    out = v;
+    return std::nullopt;
+  }
+
+  template <class T>
+  std::optional<Error> integerInto(const toml::node& node, const std::string& name,
+                                   std::int64_t min, std::string_view what, T& out) const {
+    std::int64_t v = 0;
+    const auto max = static_cast<std::int64_t>(std::numeric_limits<T>::max());
+    if (auto err = integer(node, name, min, max, what, v)) return err;
+    out = static_cast<T>(v);
+    return std::nullopt;
+  }
+
+  std::optional<Error> boolean(const toml::node& node, const std::string& name, bool& out) const {
+    const auto* value = node.as_boolean();
+    if (value == nullptr) {
+      return at(node.source(), name + ": expected true or false, got " + typeName(node));
+    }
+    out = value->get();
+    return std::nullopt;
+  }
+
+  std::optional<Error> ports(const toml::node& node, std::vector<std::uint16_t>& out) const {
+    const std::string name = "mail.ports";
+    const auto* array = node.as_array();
+    if (array == nullptr) {
+      return at(node.source(), name + ": expected an array of ports, got " + typeName(node));
+    }
+    if (array->empty()) {
+      // No mail port would mean no guard at all: that is never what a typo meant.
+      return at(node.source(), name + ": the list is empty; at least one port is needed");
+    }
+    std::vector<std::uint16_t> result;
+    for (const toml::node& element : *array) {
+      std::uint16_t port = 0;
+      if (auto err = integerInto(element, name, 1, "a port", port)) return err;
+      if (std::find(result.begin(), result.end(), port) != result.end()) {
+        return at(element.source(), name + ": " + std::to_string(port) + " is listed twice");
+      }
+      result.push_back(port);
+    }
+    out = std::move(result);
+    return std::nullopt;
+  }
+
+  std::optional<Error> logLevel(const toml::node& node, std::string& out) const {
+    const std::string name = "log.level";
+    const auto* value = node.as_string();
+    if (value == nullptr)
+      return at(node.source(), name + ": expected a string, got " + typeName(node));
+    const std::string& level = value->get();
+    if (level != "debug" && level != "info" && level != "warning" && level != "error") {
+      return at(node.source(),
+                name + ": \"" + level + "\" is not a log level (debug, info, warning, error)");
+    }
+    out = level;
+    return std::nullopt;
+  }
+
+  [[nodiscard]] Error unknownKey(const toml::key& key, const std::string& table,
+                                 std::string_view known) const {
+    return at(key.source(), table + "." + std::string(key.str()) +
+                                ": unknown key (known: " + std::string(known) + ")");
+  }
+
+ private:
+  std::string_view origin_;
+};
+
+std::optional<Error> readMail(const Reader& r, const toml::table& t, Settings& s) {
+  for (const auto& [key, node] : t) {
+    if (key == "ports") {
+      if (auto err = r.ports(node, s.mailPorts)) return err;
+    } else {
+      return r.unknownKey(key, "mail", "ports");
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> readEnforcement(const Reader& r, const toml::table& t, Settings& s) {
+  for (const auto& [key, node] : t) {
+    if (key == "queue") {
+      // NFQUEUE numbers are 16 bits (nfnetlink_queue).
+      if (auto err = r.integerInto(node, "enforcement.queue", 0, "a queue number", s.queueNumber)) {
+        return err;
+      }
+    } else if (key == "remove_rules_on_exit") {
+      if (auto err = r.boolean(node, "enforcement.remove_rules_on_exit", s.removeRulesOnExit)) {
+        return err;
+      }
+    } else if (key == "queue_max_length") {
+      if (auto err = r.integerInto(node, "enforcement.queue_max_length", 1, "a queue length",
+                                   s.queueMaxLength)) {
+        return err;
+      }
+    } else {
+      return r.unknownKey(key, "enforcement", "queue, remove_rules_on_exit, queue_max_length");
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> readStore(const Reader& r, const toml::table& t, Settings& s) {
+  for (const auto& [key, node] : t) {
+    if (key == "attempt_retention_days") {
+      if (auto err = r.integerInto(node, "store.attempt_retention_days", 1, "a number of days",
+                                   s.retentionDays)) {
+        return err;
+      }
+    } else if (key == "max_attempts") {
+      if (auto err =
+              r.integerInto(node, "store.max_attempts", 1, "a number of attempts", s.maxAttempts)) {
+        return err;
+      }
+    } else {
+      return r.unknownKey(key, "store", "attempt_retention_days, max_attempts");
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> readLog(const Reader& r, const toml::table& t, Settings& s) {
+  for (const auto& [key, node] : t) {
+    if (key == "level") {
+      if (auto err = r.logLevel(node, s.logLevel)) return err;
+    } else {
+      return r.unknownKey(key, "log", "level");
+    }
+  }
+  return std::nullopt;
+}
+
+Result<Settings> readRoot(const Reader& r, const toml::table& root) {
+  using SectionReader = std::optional<Error> (*)(const Reader&, const toml::table&, Settings&);
+  struct Section {
+    std::string_view name;
+    SectionReader read;
+  };
+  static constexpr Section kSections[] = {
+      {"mail", readMail}, {"enforcement", readEnforcement}, {"store", readStore}, {"log", readLog}};
+  constexpr std::string_view kKnown = "[mail], [enforcement], [store], [log]";
+
+  Settings settings;
+  for (const auto& [key, node] : root) {
+    const Section* section = nullptr;
+    for (const Section& candidate : kSections) {
+      if (key == candidate.name) section = &candidate;
+    }
+    if (section == nullptr) {
+      if (node.is_table()) {
+        return r.at(key.source(), "[" + std::string(key.str()) +
+                                      "]: unknown table (known: " + std::string(kKnown) + ")");
+      }
+      return r.at(key.source(),
+                  std::string(key.str()) +
+                      ": unknown key (settings belong in a table: " + std::string(kKnown) + ")");
+    }
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      return r.at(node.source(),
+                  std::string(key.str()) + ": expected a table, got " + Reader::typeName(node));
+    }
+    if (auto err = section->read(r, *table, settings)) return *err;
+  }
+  return settings;
+}
+
+Error syntaxError(std::string_view origin, const toml::parse_error& e) {
+  const auto& begin = e.source().begin;
+  return makeError(std::string(origin) + ":" + std::to_string(begin.line) + ":" +
+                   std::to_string(begin.column) + ": " + std::string(e.description()));
+}
+
+}  // namespace
+
+Result<Settings> parseSettings(std::string_view text, std::string_view origin) {
+  const Reader reader(origin);
+#if TOML_EXCEPTIONS
+  toml::table root;
+  try {
+    root = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    return syntaxError(origin, e);
+  }
+  return readRoot(reader, root);
+#else
+  toml::parse_result parsed = toml::parse(text, origin);
+  if (!parsed) return syntaxError(origin, parsed.error());
+  return readRoot(reader, parsed.table());
+#endif
+}
+
+Result<Settings> loadSettings(const std::filesystem::path& file, bool missingIsDefault) {
+  // Far larger than any real settings file; stops a mistaken path (a log, a device)
+  // from being read whole.
+  constexpr std::size_t kMaxSize = 1 << 20;
+  auto cannotRead = [&file](int err) {
+    return makeError(file.string() + ": cannot read: " + std::generic_category().message(err));
+  };
+
+  struct Closer {
+    void operator()(std::FILE* f) const noexcept { (void)std::fclose(f); }
+  };
+  const std::unique_ptr<std::FILE, Closer> f(std::fopen(file.c_str(), "re"));
+  if (!f) {
+    const int err = errno;
+    if (err == ENOENT && missingIsDefault) return Settings{};
+    return cannotRead(err);
+  }
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    errno = 0;
+    const std::size_t n = std::fread(buf, 1, sizeof buf, f.get());
+    // fread sets errno on a read error, e.g. EISDIR for a directory.
+    const int err = errno;
+    text.append(buf, n);
+    if (text.size() > kMaxSize)
+      return makeError(file.string() + ": cannot read: larger than 1 MiB");
+    if (n < sizeof buf) {
+      if (std::ferror(f.get()) != 0) return cannotRead(err != 0 ? err : EIO);
+      break;
+    }
+  }
+  return parseSettings(text, file.string());
+}
+
+}  // namespace mailguard::rules

@@ -1,0 +1,206 @@
+"""Shared fixtures for mailguard's integration tests.
+
+Every test process runs inside a network namespace of its own (ctest starts it under
+`unshare -n`); `require_private_netns()` refuses to go on in the host's namespace,
+where a queue rule or a policy drop would cut the machine off. Traffic stays on
+loopback. Only processes started here are stopped, by PID.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+BUILD = os.environ.get("MG_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build/release"))
+GUARDD = os.path.join(BUILD, "guardd", "guardd")
+CONNECT = os.path.join(BUILD, "tests", "integration", "mg-connect")
+SEED = os.path.join(BUILD, "tests", "integration", "mg-seed")
+SKIP = 77  # ctest SKIP_RETURN_CODE
+
+
+def require_private_netns():
+    """Exit with the skip code when not root; refuse the host namespace outright."""
+    if os.geteuid() != 0:
+        print("SKIP: needs root to create a network namespace and install nftables rules")
+        sys.exit(SKIP)
+    # A namespace fresh from `unshare -n` has only `lo`; the host's has more.
+    with open("/proc/self/net/dev") as f:
+        interfaces = {line.split(":")[0].strip() for line in f.readlines()[2:]}
+    if interfaces != {"lo"}:
+        print(f"refusing to run outside a fresh network namespace (interfaces: {sorted(interfaces)}): "
+              "run under `unshare -n`")
+        sys.exit(1)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+def wait_for(condition, timeout, what):
+    """Polls `condition` until it returns a true value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def make_tempdir(test):
+    d = tempfile.mkdtemp(prefix="mailguard-")
+    os.chmod(d, 0o755)  # readable by `nobody`, so it can run programs copied here
+    test.addCleanup(shutil.rmtree, d, True)
+    return d
+
+
+class Guardd:
+    """One guardd process with its own state directory and log file."""
+
+    def __init__(self, test, state_dir, config=None):
+        self.test = test
+        self.state_dir = state_dir
+        self.config = config
+        self.proc = None
+        self.log_path = state_dir.rstrip("/") + ".guardd.log"  # the state dir is guardd's to create
+        test.addCleanup(self.stop)
+
+    def args(self):
+        a = [GUARDD, "--state-dir", self.state_dir]
+        if self.config:
+            a += ["--config", self.config]
+        return a
+
+    def start(self, env=None):
+        offset = len(self.log())  # a restart appends to the same log
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL, stderr=log, env=env)
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"guardd exited with {self.proc.returncode}: {self.log()}")
+            return "enforcing:" in self.log()[offset:]
+        wait_for(ready, 20, "guardd to enforce")
+        return self
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Listener:
+    """A TCP listener on loopback that accepts and counts connections (a stand-in MTA)."""
+
+    def __init__(self, test, host, port, banner=b""):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(512)
+        self.accepted = 0
+        self.banner = banner
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        test.addCleanup(self.close)
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            try:
+                if self.banner:
+                    conn.sendall(self.banner)
+            except OSError:
+                pass
+            conn.close()
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def connect(host, port, timeout_ms=3000, exe=CONNECT, user=None, count=1):
+    """Runs the stand-in client (optionally as another user); returns its JSON lines."""
+    argv = [exe, host, str(port), str(timeout_ms), str(count)]
+    if user:
+        argv = as_user(user) + argv
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    lines = [json.loads(l) for l in out.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        raise AssertionError(f"mg-connect printed nothing: {out.stderr}")
+    return lines[0] if count == 1 else lines
+
+
+def as_user(user):
+    """The setpriv prefix that runs a command as `user` (with its primary group)."""
+    import pwd
+    entry = pwd.getpwnam(user)
+    return ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"]
+
+
+def start_connect(host, port, timeout_ms, exe=CONNECT):
+    """Starts a client in the background; returns the Popen (stdout has the JSON line)."""
+    return subprocess.Popen([exe, host, str(port), str(timeout_ms)], stdout=subprocess.PIPE, text=True)
+
+
+def copy_program(src, dst):
+    shutil.copyfile(src, dst)
+    os.chmod(dst, 0o755)
+    return dst
+
+
+def seed(state_dir, action, path, script=None):
+    argv = [SEED, state_dir, action, path] + ([script] if script else [])
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+def db(state_dir):
+    conn = sqlite3.connect(f"file:{os.path.join(state_dir, 'mailguard.db')}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def attempts(state_dir, **where):
+    """Attempt rows, newest first, as dicts; `where` filters on columns."""
+    with db(state_dir) as conn:
+        clause = " AND ".join(f"{k} = ?" for k in where) or "1"
+        rows = conn.execute(f"SELECT * FROM attempts WHERE {clause} ORDER BY id DESC",
+                            tuple(where.values())).fetchall()
+    return [dict(r) for r in rows]
+
+
+def nft(*args, check=True):
+    return subprocess.run(["nft", *args], capture_output=True, text=True, check=check)
+
+
+def main():
+    require_private_netns()
+    unittest.main(verbosity=2)

@@ -1,0 +1,242 @@
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "fake_proc.hpp"
+#include "mailguard/procinfo/procinfo.hpp"
+
+namespace mailguard::procinfo {
+namespace {
+
+using fake::FakeProcess;
+
+constexpr const char* kSha256Abc =
+    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+class ProcessResolverTest : public ::testing::Test {
+ protected:
+  ProcessResolverTest() : fs_(tree_.proc()), resolver_(fs_, hasher_) {}
+
+  // pids 100..400, oldest first; `socketsOf` maps pid -> socket inodes it holds.
+  void addFourProcesses(const std::map<int, std::vector<std::uint64_t>>& socketsOf) {
+    for (const int pid : {100, 200, 300, 400}) {
+      FakeProcess p;
+      p.fds = {{0, "/dev/null"}, {1, "pipe:[9]"}};
+      int fd = 3;
+      if (const auto it = socketsOf.find(pid); it != socketsOf.end()) {
+        for (const auto inode : it->second) p.fds[fd++] = "socket:[" + std::to_string(inode) + "]";
+      }
+      tree_.add(pid, p);
+    }
+  }
+
+  fake::FakeProcTree tree_;
+  DirProcFs fs_;
+  FileHasher hasher_;
+  ProcessResolver resolver_;
+};
+
+TEST_F(ProcessResolverTest, ScansNewestPidFirstAndStopsAtTheFirstHit) {
+  addFourProcesses({{400, {4242}}, {100, {4242}}});
+  EXPECT_EQ(resolver_.pidForSocket(4242, std::nullopt), 400);
+  EXPECT_EQ(resolver_.processesScanned(), 1U);
+}
+
+TEST_F(ProcessResolverTest, FindsTheOldestProcessAfterScanningTheRest) {
+  addFourProcesses({{100, {4242}}});
+  EXPECT_EQ(resolver_.pidForSocket(4242, std::nullopt), 100);
+  EXPECT_EQ(resolver_.processesScanned(), 4U);
+}
+
+TEST_F(ProcessResolverTest, TriesRecentOwnersBeforeScanning) {
+  addFourProcesses({{100, {4242, 4243}}, {200, {5000}}});
+  ASSERT_EQ(resolver_.pidForSocket(4242, std::nullopt), 100);
+  const auto before = resolver_.processesScanned();
+  EXPECT_EQ(resolver_.pidForSocket(4243, std::nullopt), 100);
+  EXPECT_EQ(resolver_.processesScanned() - before, 1U);  // only pid 100 was looked at
+
+  // 200 becomes the most recent owner and is tried before 100.
+  ASSERT_EQ(resolver_.pidForSocket(5000, std::nullopt), 200);
+  const auto before2 = resolver_.processesScanned();
+  EXPECT_EQ(resolver_.pidForSocket(5000, std::nullopt), 200);
+  EXPECT_EQ(resolver_.processesScanned() - before2, 1U);
+}
+
+TEST_F(ProcessResolverTest, DoesNotScanRecentOwnersTwice) {
+  addFourProcesses({{100, {4242}}});
+  ASSERT_EQ(resolver_.pidForSocket(4242, std::nullopt), 100);
+  const auto before = resolver_.processesScanned();
+  EXPECT_EQ(resolver_.pidForSocket(9999, std::nullopt), std::nullopt);
+  EXPECT_EQ(resolver_.processesScanned() - before, 4U);
+}
+
+TEST_F(ProcessResolverTest, ForgetsAPidOnRequest) {
+  addFourProcesses({{100, {4242}}});
+  ASSERT_EQ(resolver_.pidForSocket(4242, std::nullopt), 100);
+  resolver_.forget(100);
+  const auto before = resolver_.processesScanned();
+  EXPECT_EQ(resolver_.pidForSocket(4242, std::nullopt), 100);
+  EXPECT_EQ(resolver_.processesScanned() - before, 4U);  // scanned newest first again
+}
+
+TEST_F(ProcessResolverTest, TriesProcessesOfTheSocketsUidFirst) {
+  addFourProcesses({{100, {4242}}});
+  constexpr std::uint32_t kMailUser = 4321;
+  // The owner of /proc/PID is the hint; giving a fake dir another owner needs CAP_CHOWN.
+  if (::chown((tree_.proc() / "100").c_str(), kMailUser, kMailUser) != 0) {
+    GTEST_SKIP() << "cannot chown the fake /proc/100 (needs CAP_CHOWN): " << std::strerror(errno);
+  }
+  EXPECT_EQ(resolver_.pidForSocket(4242, kMailUser), 100);
+  EXPECT_EQ(resolver_.processesScanned(), 1U);
+}
+
+TEST_F(ProcessResolverTest, ReturnsNothingWhenNoProcessHoldsTheSocket) {
+  addFourProcesses({});
+  fake::writeFile(tree_.proc() / "self" / "status", "");  // non-pid entries are ignored
+  std::filesystem::create_directories(tree_.proc() / "sys");
+  std::filesystem::create_directories(tree_.proc() / "500");  // vanished: no fd dir
+  EXPECT_EQ(resolver_.pidForSocket(4242, ::getuid()), std::nullopt);
+  EXPECT_EQ(resolver_.processesScanned(), 5U);
+}
+
+TEST_F(ProcessResolverTest, DescribesAPlainExecutable) {
+  const auto exe = tree_.addFile("bin/mailer", "abc");
+  tree_.add(321, FakeProcess{.name = "mailer",
+                             .ppid = 7,
+                             .uid = 1000,
+                             .startTime = 123456,
+                             .cmdline = {"mailer", "--to", "x@example.org"},
+                             .exe = exe,
+                             .cwd = tree_.files()});
+  const auto info = resolver_.describe(321);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->pid, 321);
+  EXPECT_EQ(info->ppid, 7);
+  EXPECT_EQ(info->uid, 1000U);
+  EXPECT_EQ(info->startTime, 123456U);
+  EXPECT_EQ(info->comm, "mailer");
+  EXPECT_EQ(info->cmdline, (std::vector<std::string>{"mailer", "--to", "x@example.org"}));
+  EXPECT_EQ(info->identity.path, exe.string());
+  EXPECT_EQ(info->identity.sha256, kSha256Abc);
+  EXPECT_FALSE(info->identity.deleted);
+  EXPECT_FALSE(info->identity.isInterpreted());
+  EXPECT_FALSE(info->identity.pathTrusted);  // it lives under the temp dir
+}
+
+TEST_F(ProcessResolverTest, TrustsTheNameOfARootOwnedSystemExecutable) {
+  if (!isRootOwnedChain("/usr/bin/env")) GTEST_SKIP() << "/usr/bin/env is not root-owned here";
+  tree_.add(55, FakeProcess{.name = "env", .cmdline = {"env"}, .exe = "/usr/bin/env"});
+  const auto info = resolver_.describe(55);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->identity.path, "/usr/bin/env");
+  EXPECT_FALSE(info->identity.deleted);
+  EXPECT_TRUE(info->identity.pathTrusted);
+}
+
+TEST_F(ProcessResolverTest, MarksADeletedExecutableButHashesWhatIsMapped) {
+  // The kernel shows a removed executable as "<path> (deleted)"; the open still works.
+  const auto mapped = tree_.addFile("bin/bot (deleted)", "abc");
+  tree_.add(66, FakeProcess{.name = "bot", .cmdline = {"./bot"}, .exe = mapped});
+  const auto info = resolver_.describe(66);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->identity.path, (tree_.files() / "bin/bot").string());
+  EXPECT_EQ(info->identity.sha256, kSha256Abc);
+  EXPECT_TRUE(info->identity.deleted);
+  EXPECT_FALSE(info->identity.pathTrusted);
+}
+
+TEST_F(ProcessResolverTest, MarksAReplacedExecutableAsDeleted) {
+  // Another file now sits at the path shown: the path cannot vouch for what runs.
+  const auto mapped = tree_.addFile("bin/bot (deleted)", "abc");
+  tree_.addFile("bin/bot", "a newer bot");
+  tree_.add(67, FakeProcess{.name = "bot", .cmdline = {"bot"}, .exe = mapped});
+  const auto info = resolver_.describe(67);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->identity.sha256, kSha256Abc);
+  EXPECT_TRUE(info->identity.deleted);
+}
+
+TEST_F(ProcessResolverTest, ResolvesARelativeScriptAgainstTheWorkingDirectory) {
+  const auto python = tree_.addFile("usr/bin/python3", "not really python");
+  const auto script = tree_.addFile("home/ann/bot.py", "abc");
+  tree_.add(77, FakeProcess{.name = "python3",
+                            .cmdline = {"python3", "./sub/../bot.py", "--fast"},
+                            .exe = python,
+                            .cwd = tree_.files() / "home/ann"});
+  std::filesystem::create_directories(tree_.files() / "home/ann/sub");
+  const auto info = resolver_.describe(77);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->identity.path, python.string());
+  EXPECT_EQ(info->identity.scriptPath, script.string());
+  EXPECT_EQ(info->identity.scriptSha256, kSha256Abc);
+  EXPECT_FALSE(info->identity.deleted);
+  EXPECT_FALSE(info->identity.pathTrusted);
+}
+
+TEST_F(ProcessResolverTest, RecordsTheRealPathOfAScriptReachedThroughASymlink) {
+  const auto python = tree_.addFile("usr/bin/python3", "py");
+  const auto script = tree_.addFile("opt/real.py", "abc");
+  std::filesystem::create_directories(tree_.files() / "work");
+  std::filesystem::create_symlink(script, tree_.files() / "work/link.py");
+  tree_.add(78, FakeProcess{.name = "python3",
+                            .cmdline = {"python3", (tree_.files() / "work/link.py").string()},
+                            .exe = python,
+                            .cwd = "/"});
+  const auto info = resolver_.describe(78);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->identity.scriptPath, script.string());
+  EXPECT_EQ(info->identity.scriptSha256, kSha256Abc);
+}
+
+TEST_F(ProcessResolverTest, MarksAMissingScriptAsDeletedWithoutAHash) {
+  const auto python = tree_.addFile("usr/bin/python3", "py");
+  tree_.add(79, FakeProcess{.name = "python3",
+                            .cmdline = {"python3", "gone.py"},
+                            .exe = python,
+                            .cwd = tree_.files()});
+  const auto info = resolver_.describe(79);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->identity.scriptPath, (tree_.files() / "gone.py").string());
+  EXPECT_EQ(info->identity.scriptSha256, "");
+  EXPECT_TRUE(info->identity.deleted);
+}
+
+TEST_F(ProcessResolverTest, GivesAnErrorForAVanishedProcess) {
+  const auto missing = resolver_.describe(999);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("999/stat"), std::string::npos);
+
+  tree_.add(998, FakeProcess{.name = "kworker"});  // no exe link, like a kernel thread
+  const auto noExe = resolver_.describe(998);
+  ASSERT_FALSE(noExe);
+  EXPECT_NE(noExe.error().message.find("998/exe"), std::string::npos);
+}
+
+TEST(ProcessResolver, FindsAndDescribesThisTestProcessInTheRealProc) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  struct stat st {};
+  ASSERT_EQ(::fstat(fd, &st), 0);
+  const DirProcFs fs;
+  FileHasher hasher;
+  ProcessResolver resolver{fs, hasher};
+  const auto pid = resolver.pidForSocket(st.st_ino, ::geteuid());
+  ::close(fd);
+  EXPECT_EQ(pid, ::getpid());
+
+  const auto info = resolver.describe(::getpid());
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->uid, ::getuid());
+  EXPECT_EQ(info->ppid, ::getppid());
+  EXPECT_EQ(info->identity.path, std::filesystem::read_symlink("/proc/self/exe").string());
+  const auto ownHash = hasher.sha256OfPath("/proc/self/exe");
+  ASSERT_TRUE(ownHash);
+  EXPECT_EQ(info->identity.sha256, *ownHash);
+  EXPECT_FALSE(info->identity.deleted);
+}
+
+}  // namespace
+}  // namespace mailguard::procinfo

@@ -1,0 +1,265 @@
+#include "mailguard/rules/policy.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace mailguard::rules {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+const std::string kHashA(64, 'a');
+const std::string kHashB(64, 'b');
+const std::string kHashC(64, 'c');
+const std::string kHashD(64, 'd');
+
+ProgramIdentity program(std::string path, std::string sha, bool trusted = false) {
+  ProgramIdentity id;
+  id.path = std::move(path);
+  id.sha256 = std::move(sha);
+  id.pathTrusted = trusted;
+  return id;
+}
+
+ProgramIdentity script(std::string scriptPath, std::string scriptSha) {
+  ProgramIdentity id = program("/usr/bin/python3.11", kHashA, true);
+  id.scriptPath = std::move(scriptPath);
+  id.scriptSha256 = std::move(scriptSha);
+  return id;
+}
+
+ApprovalRule ruleFor(std::int64_t id, RuleAction action, const ProgramIdentity& p) {
+  return ApprovalRule{id, action, p.path, p.sha256, p.scriptPath, p.scriptSha256};
+}
+
+TEST(PolicyDecision, HoldsWhenNoProgramCouldBeFound) {
+  const Decision d = decide(std::nullopt, false, {});
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_THAT(d.reason, StartsWith("could not attribute"));
+  EXPECT_EQ(d.ruleId, std::nullopt);
+}
+
+TEST(PolicyDecision, HoldsUnknownProgramAndRecordsReason) {
+  const Decision d = decide(program("/usr/bin/thunderbird", kHashA, true), false, {});
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, "not approved yet");
+  EXPECT_EQ(d.ruleId, std::nullopt);
+}
+
+TEST(PolicyDecision, AllowsApprovedProgramWithTheSameHash) {
+  const ProgramIdentity tb = program("/usr/bin/thunderbird", kHashA, true);
+  const Decision d = decide(tb, false, {ruleFor(7, RuleAction::Approve, tb)});
+  EXPECT_EQ(d.verdict, Verdict::Allow);
+  EXPECT_EQ(d.ruleId, 7);
+}
+
+TEST(PolicyDecision, RejectsQuarantinedProgramEvenWhenApproved) {
+  const ProgramIdentity tb = program("/usr/bin/thunderbird", kHashA, true);
+  const Decision d = decide(tb, true, {ruleFor(7, RuleAction::Approve, tb)});
+  EXPECT_EQ(d.verdict, Verdict::Reject);
+  EXPECT_THAT(d.reason, StartsWith("quarantined"));
+}
+
+TEST(PolicyDecision, HoldsUnattributedConnectionBeforeLookingAtQuarantine) {
+  EXPECT_EQ(decide(std::nullopt, true, {}).verdict, Verdict::Hold);
+}
+
+TEST(PolicyDecision, RejectsDeniedProgramByPathWhateverItsHash) {
+  const ProgramIdentity bot = program("/home/u/bin/bot", kHashA);
+  ApprovalRule deny = ruleFor(3, RuleAction::Deny, bot);
+  deny.sha256 = kHashB;
+  const Decision d = decide(bot, false, {deny});
+  EXPECT_EQ(d.verdict, Verdict::Reject);
+  EXPECT_EQ(d.ruleId, 3);
+}
+
+TEST(PolicyDecision, RejectsDeniedProgramCopiedToAnotherPath) {
+  const ProgramIdentity bot = program("/home/u/bin/bot", kHashA);
+  const ProgramIdentity copy = program("/tmp/thunderbird", kHashA);
+  const Decision d = decide(copy, false, {ruleFor(3, RuleAction::Deny, bot)});
+  EXPECT_EQ(d.verdict, Verdict::Reject);
+  EXPECT_EQ(d.ruleId, 3);
+  EXPECT_THAT(d.reason, HasSubstr("/home/u/bin/bot"));
+}
+
+TEST(PolicyDecision, PrefersADenialOverAnApproval) {
+  const ProgramIdentity p = program("/usr/bin/mutt", kHashA, true);
+  const Decision d =
+      decide(p, false, {ruleFor(1, RuleAction::Approve, p), ruleFor(2, RuleAction::Deny, p)});
+  EXPECT_EQ(d.verdict, Verdict::Reject);
+  EXPECT_EQ(d.ruleId, 2);
+}
+
+TEST(PolicyDecision, RejectsDeletedDeniedProgramByPath) {
+  ProgramIdentity bot = program("/home/u/bin/bot", kHashA);
+  ApprovalRule deny = ruleFor(3, RuleAction::Deny, bot);
+  deny.sha256 = kHashB;
+  bot.deleted = true;
+  EXPECT_EQ(decide(bot, false, {deny}).verdict, Verdict::Reject);
+}
+
+TEST(PolicyDecision, KeepsApprovalAcrossAnUpgradeInATrustedPath) {
+  const ProgramIdentity old = program("/usr/bin/thunderbird", kHashA, true);
+  const ProgramIdentity upgraded = program("/usr/bin/thunderbird", kHashB, true);
+  const Decision d = decide(upgraded, false, {ruleFor(4, RuleAction::Approve, old)});
+  EXPECT_EQ(d.verdict, Verdict::Allow);
+  EXPECT_EQ(d.ruleId, 4);
+}
+
+TEST(PolicyDecision, HoldsChangedProgramInAnUntrustedPath) {
+  const ProgramIdentity old = program("/home/u/bin/mailer", kHashA, false);
+  const ProgramIdentity changed = program("/home/u/bin/mailer", kHashB, false);
+  const Decision d = decide(changed, false, {ruleFor(4, RuleAction::Approve, old)});
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_THAT(d.reason, StartsWith("changed since it was approved"));
+  EXPECT_EQ(d.ruleId, 4);
+}
+
+TEST(PolicyDecision, AllowsUnchangedProgramInAnUntrustedPath) {
+  const ProgramIdentity p = program("/home/u/bin/mailer", kHashA, false);
+  EXPECT_EQ(decide(p, false, {ruleFor(4, RuleAction::Approve, p)}).verdict, Verdict::Allow);
+}
+
+TEST(PolicyDecision, NeverAllowsAChangedDeletedExecutableByPath) {
+  const ProgramIdentity old = program("/usr/bin/thunderbird", kHashA, true);
+  ProgramIdentity gone = program("/usr/bin/thunderbird", kHashB, true);
+  gone.deleted = true;
+  const Decision d = decide(gone, false, {ruleFor(4, RuleAction::Approve, old)});
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_THAT(d.reason, HasSubstr("deleted"));
+}
+
+TEST(PolicyDecision, AllowsADeletedExecutableWhoseHashStillMatches) {
+  // A mail client still running after its package was upgraded underneath it.
+  ProgramIdentity running = program("/usr/bin/thunderbird", kHashA, true);
+  const ApprovalRule approve = ruleFor(4, RuleAction::Approve, running);
+  running.deleted = true;
+  EXPECT_EQ(decide(running, false, {approve}).verdict, Verdict::Allow);
+}
+
+TEST(PolicyDecision, NeverAllowsAChangedProgramInAnUnsafeLocationByPath) {
+  // Even if the facts claim a trusted path: /tmp is never one.
+  const ProgramIdentity old = program("/tmp/mailer", kHashA, true);
+  const ProgramIdentity changed = program("/tmp/mailer", kHashB, true);
+  const Decision d = decide(changed, false, {ruleFor(4, RuleAction::Approve, old)});
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_THAT(d.reason, HasSubstr("any user can write"));
+}
+
+TEST(PolicyDecision, NeverAllowsAChangedScriptInAnUnsafeLocationByPath) {
+  const ProgramIdentity old = script("/home/u/.cache/a.py", kHashB);
+  ProgramIdentity changed = script("/home/u/.cache/a.py", kHashC);
+  EXPECT_EQ(decide(changed, false, {ruleFor(4, RuleAction::Approve, old)}).verdict, Verdict::Hold);
+}
+
+TEST(PolicyDecision, DoesNotApproveACopyOfAnApprovedProgramElsewhere) {
+  const ProgramIdentity tb = program("/usr/bin/thunderbird", kHashA, true);
+  const ProgramIdentity copy = program("/home/u/.cache/thunderbird", kHashA, false);
+  const Decision d = decide(copy, false, {ruleFor(4, RuleAction::Approve, tb)});
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, "not approved yet");
+}
+
+TEST(PolicyDecision, ApprovingOneScriptDoesNotApproveAnother) {
+  const ProgramIdentity a = script("/home/u/a.py", kHashB);
+  const ProgramIdentity b = script("/home/u/b.py", kHashC);
+  const std::vector<ApprovalRule> rules{ruleFor(5, RuleAction::Approve, a)};
+  EXPECT_EQ(decide(a, false, rules).verdict, Verdict::Allow);
+  EXPECT_EQ(decide(b, false, rules).verdict, Verdict::Hold);
+}
+
+TEST(PolicyDecision, ApprovingAScriptDoesNotApproveTheBareInterpreter) {
+  const ProgramIdentity a = script("/home/u/a.py", kHashB);
+  const ProgramIdentity bare = program("/usr/bin/python3.11", kHashA, true);
+  EXPECT_EQ(decide(bare, false, {ruleFor(5, RuleAction::Approve, a)}).verdict, Verdict::Hold);
+}
+
+TEST(PolicyDecision, HoldsAnApprovedScriptWhoseContentChangedInAnUntrustedPlace) {
+  const ProgramIdentity old = script("/home/u/a.py", kHashB);
+  ProgramIdentity changed = script("/home/u/a.py", kHashC);
+  changed.pathTrusted = false;  // the script is the user's own file
+  EXPECT_EQ(decide(changed, false, {ruleFor(5, RuleAction::Approve, old)}).verdict, Verdict::Hold);
+}
+
+TEST(PolicyDecision, HoldsAnApprovedScriptThatCouldNotBeRead) {
+  const ProgramIdentity old = script("/home/u/a.py", "");
+  ProgramIdentity now = script("/home/u/a.py", "");
+  now.pathTrusted = false;
+  EXPECT_EQ(decide(now, false, {ruleFor(5, RuleAction::Approve, old)}).verdict, Verdict::Hold);
+}
+
+TEST(PolicyDecision, RejectsADeniedScriptCopiedElsewhere) {
+  const ProgramIdentity bot = script("/home/u/bot.py", kHashD);
+  const ProgramIdentity copy = script("/var/tmp/innocent.py", kHashD);
+  EXPECT_EQ(decide(copy, false, {ruleFor(6, RuleAction::Deny, bot)}).verdict, Verdict::Reject);
+}
+
+TEST(PolicyDecision, DenyingOneScriptDoesNotDenyTheInterpreterForOthers) {
+  const ProgramIdentity bot = script("/home/u/bot.py", kHashD);
+  const ProgramIdentity other = script("/home/u/report.py", kHashC);
+  EXPECT_EQ(decide(other, false, {ruleFor(6, RuleAction::Deny, bot)}).verdict, Verdict::Hold);
+}
+
+TEST(PolicyDecision, DenyingAnUnreadableScriptDoesNotDenyTheInterpreter) {
+  const ProgramIdentity bot = script("/home/u/bot.py", "");
+  const ProgramIdentity other = script("/home/u/report.py", kHashC);
+  const std::vector<ApprovalRule> rules{ruleFor(6, RuleAction::Deny, bot)};
+  EXPECT_EQ(decide(other, false, rules).verdict, Verdict::Hold);
+  EXPECT_EQ(decide(bot, false, rules).verdict, Verdict::Reject);
+}
+
+TEST(PolicyDecision, RejectsADeniedBinaryRenamedToLookLikeAnInterpreter) {
+  const ProgramIdentity bot = program("/home/u/bin/bot", kHashD);
+  ProgramIdentity disguised = program("/tmp/python3", kHashD);
+  disguised.scriptPath = "/tmp/x.py";
+  disguised.scriptSha256 = kHashC;
+  EXPECT_EQ(decide(disguised, false, {ruleFor(6, RuleAction::Deny, bot)}).verdict, Verdict::Reject);
+}
+
+TEST(PolicyDecision, IgnoresEmptyHashesWhenMatchingDenials) {
+  const ProgramIdentity unreadable = program("/home/u/bin/a", "");
+  const ProgramIdentity other = program("/home/u/bin/b", "");
+  EXPECT_EQ(decide(other, false, {ruleFor(6, RuleAction::Deny, unreadable)}).verdict,
+            Verdict::Hold);
+}
+
+TEST(PolicyDecision, UsesTheApprovalWithMatchingHashesWhenThereAreSeveral) {
+  const ProgramIdentity v1 = program("/home/u/bin/mailer", kHashA);
+  const ProgramIdentity v2 = program("/home/u/bin/mailer", kHashB);
+  const Decision d =
+      decide(v2, false, {ruleFor(1, RuleAction::Approve, v1), ruleFor(2, RuleAction::Approve, v2)});
+  EXPECT_EQ(d.verdict, Verdict::Allow);
+  EXPECT_EQ(d.ruleId, 2);
+}
+
+TEST(ProgramStateOf, FollowsTheDecision) {
+  const ProgramIdentity p = program("/home/u/bin/mailer", kHashA);
+  EXPECT_EQ(stateOf(p, false, {}), ProgramState::Pending);
+  EXPECT_EQ(stateOf(p, false, {ruleFor(1, RuleAction::Approve, p)}), ProgramState::Approved);
+  EXPECT_EQ(stateOf(p, false, {ruleFor(1, RuleAction::Deny, p)}), ProgramState::Denied);
+  EXPECT_EQ(stateOf(p, true, {ruleFor(1, RuleAction::Approve, p)}), ProgramState::Quarantined);
+  const ProgramIdentity changed = program("/home/u/bin/mailer", kHashB);
+  EXPECT_EQ(stateOf(changed, false, {ruleFor(1, RuleAction::Approve, p)}), ProgramState::Pending);
+}
+
+TEST(VerdictNames, RoundTripThroughStrings) {
+  for (const Verdict v : {Verdict::Allow, Verdict::Hold, Verdict::Reject}) {
+    EXPECT_EQ(verdictFromString(toString(v)), v);
+  }
+  EXPECT_EQ(toString(Verdict::Allow), "allow");
+  EXPECT_EQ(toString(Verdict::Hold), "hold");
+  EXPECT_EQ(toString(Verdict::Reject), "reject");
+  EXPECT_EQ(verdictFromString("Allow"), std::nullopt);
+  EXPECT_EQ(verdictFromString(""), std::nullopt);
+}
+
+TEST(ProgramStateNames, MatchTheJsonOfGuardctl) {
+  EXPECT_EQ(toString(ProgramState::Pending), "pending");
+  EXPECT_EQ(toString(ProgramState::Approved), "approved");
+  EXPECT_EQ(toString(ProgramState::Denied), "denied");
+  EXPECT_EQ(toString(ProgramState::Quarantined), "quarantined");
+}
+
+}  // namespace
+}  // namespace mailguard::rules

@@ -1,0 +1,127 @@
+#include "mailguard/rules/ruleset.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace mailguard::rules {
+namespace {
+
+using ::testing::ElementsAre;
+
+using K = Match::Kind;
+
+std::vector<K> kinds(const Rule& r) {
+  std::vector<K> out;
+  for (const Match& m : r.matches) out.push_back(m.kind);
+  return out;
+}
+
+TEST(BuildRuleset, HasOneSetOfSortedMailPorts) {
+  Settings s;
+  s.mailPorts = {2525, 25, 587};
+  const Table t = buildRuleset(s);
+  EXPECT_EQ(t.name, "mailguard");
+  ASSERT_EQ(t.sets.size(), 1u);
+  EXPECT_EQ(t.sets[0].name, "mail_ports");
+  EXPECT_THAT(t.sets[0].ports, ElementsAre(25, 587, 2525));
+}
+
+TEST(BuildRuleset, DropsDuplicatePortsTheKernelWouldRefuse) {
+  Settings s;
+  s.mailPorts = {587, 25, 587};
+  EXPECT_THAT(buildRuleset(s).sets[0].ports, ElementsAre(25, 587));
+}
+
+TEST(BuildRuleset, UsesTheGivenTableName) {
+  EXPECT_EQ(buildRuleset(Settings{}, "mailguard_test").name, "mailguard_test");
+}
+
+TEST(BuildRuleset, HasOneOutputChainThatAcceptsByDefault) {
+  const Table t = buildRuleset(Settings{});
+  ASSERT_EQ(t.chains.size(), 1u);
+  const Chain& c = t.chains[0];
+  EXPECT_EQ(c.name, "mail_out");
+  EXPECT_EQ(c.hook, Hook::Output);
+  EXPECT_EQ(c.priority, 0);
+  EXPECT_FALSE(c.policyDrop);
+  ASSERT_EQ(c.rules.size(), 4u);
+  for (const Rule& r : c.rules) EXPECT_TRUE(r.counter);
+}
+
+TEST(BuildRuleset, AcceptsEstablishedTrafficFirst) {
+  const Table t = buildRuleset(Settings{});
+  const Rule& r = t.chains[0].rules[0];
+  EXPECT_THAT(kinds(r), ElementsAre(K::CtStateEstablishedRelated));
+  EXPECT_EQ(r.action.kind, Action::Kind::Accept);
+}
+
+TEST(BuildRuleset, RejectsTcpMarkedForRejectWithAReset) {
+  const Table t = buildRuleset(Settings{});
+  const Rule& r = t.chains[0].rules[1];
+  EXPECT_THAT(kinds(r), ElementsAre(K::MarkEquals, K::IsTcp));
+  EXPECT_EQ(r.matches[0].value, kMarkReject);
+  EXPECT_EQ(r.action.kind, Action::Kind::RejectTcpReset);
+}
+
+TEST(BuildRuleset, AcceptsPacketsMarkedForAllow) {
+  const Table t = buildRuleset(Settings{});
+  const Rule& r = t.chains[0].rules[2];
+  EXPECT_THAT(kinds(r), ElementsAre(K::MarkEquals));
+  EXPECT_EQ(r.matches[0].value, kMarkAllow);
+  EXPECT_EQ(r.action.kind, Action::Kind::Accept);
+}
+
+TEST(BuildRuleset, QueuesNewTcpConnectionsToMailPortsOnTheConfiguredQueue) {
+  Settings s;
+  s.queueNumber = 77;
+  const Table t = buildRuleset(s);
+  const Rule& r = t.chains[0].rules[3];
+  EXPECT_THAT(kinds(r), ElementsAre(K::IsTcp, K::CtStateNew, K::TcpDportInSet));
+  EXPECT_EQ(r.matches[2].set, "mail_ports");
+  EXPECT_EQ(r.action.kind, Action::Kind::Queue);
+  EXPECT_EQ(r.action.queueNumber, 77);
+}
+
+TEST(ToNftText, RendersTheTableAsNftListsIt) {
+  // Captured from `nft -s list table inet mailguard` (nft 1.0.6) after loading the
+  // buildRuleset() table; nft drops the "meta l4proto tcp" that "tcp dport" implies.
+  const std::string expected =
+      "table inet mailguard {\n"
+      "\tset mail_ports {\n"
+      "\t\ttype inet_service\n"
+      "\t\telements = { 25, 465, 587, 2525 }\n"
+      "\t}\n"
+      "\n"
+      "\tchain mail_out {\n"
+      "\t\ttype filter hook output priority filter; policy accept;\n"
+      "\t\tct state established,related counter accept\n"
+      "\t\tmeta mark 0x6d670001 meta l4proto tcp counter reject with tcp reset\n"
+      "\t\tmeta mark 0x6d670002 counter accept\n"
+      "\t\tct state new tcp dport @mail_ports counter queue num 4025\n"
+      "\t}\n"
+      "}\n";
+  EXPECT_EQ(toNftText(buildRuleset(Settings{})), expected);
+}
+
+TEST(ToNftText, RendersInputChainsDropPolicyAndPriorityOffsets) {
+  Table t;
+  t.name = "t";
+  Chain c{"host_in", Hook::Input, 10, true, {}};
+  c.rules.push_back(Rule{{Match{K::CtStateNew, 0, {}}}, Action{Action::Kind::Drop, 0}, false});
+  t.chains.push_back(c);
+  t.sets.push_back(PortSet{"empty", {}});
+  EXPECT_EQ(toNftText(t),
+            "table inet t {\n"
+            "\tset empty {\n"
+            "\t\ttype inet_service\n"
+            "\t}\n"
+            "\n"
+            "\tchain host_in {\n"
+            "\t\ttype filter hook input priority filter + 10; policy drop;\n"
+            "\t\tct state new drop\n"
+            "\t}\n"
+            "}\n");
+}
+
+}  // namespace
+}  // namespace mailguard::rules

@@ -1,0 +1,228 @@
+#include "mailguard/rules/settings.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace mailguard::rules {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+using ::testing::StartsWith;
+
+std::string fixture(const std::string& name) {
+  return std::string(MAILGUARD_TEST_DATA) + "/settings/" + name;
+}
+
+// The error of loading a fixture, which must fail.
+std::string errorOf(const std::string& name) {
+  const Result<Settings> r = loadSettings(fixture(name), false);
+  if (r.has_value()) return "(no error)";
+  return r.error().message;
+}
+
+// "PATH:LINE: " for a fixture, the prefix every content error starts with.
+std::string at(const std::string& name, int line) {
+  return fixture(name) + ":" + std::to_string(line) + ": ";
+}
+
+TEST(SettingsDefaults, MatchTheDocumentedValues) {
+  const Settings s;
+  EXPECT_THAT(s.mailPorts, ElementsAre(25, 465, 587, 2525));
+  EXPECT_EQ(s.queueNumber, 4025);
+  EXPECT_FALSE(s.removeRulesOnExit);
+  EXPECT_EQ(s.queueMaxLength, 4096u);
+  EXPECT_EQ(s.retentionDays, 90u);
+  EXPECT_EQ(s.maxAttempts, 1'000'000u);
+  EXPECT_EQ(s.logLevel, "info");
+}
+
+TEST(SettingsFile, ReadsEveryKey) {
+  const Result<Settings> r = loadSettings(fixture("good.conf"), false);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_THAT(r->mailPorts, ElementsAre(587, 25, 10025));
+  EXPECT_EQ(r->queueNumber, 7);
+  EXPECT_TRUE(r->removeRulesOnExit);
+  EXPECT_EQ(r->queueMaxLength, 1024u);
+  EXPECT_EQ(r->retentionDays, 30u);
+  EXPECT_EQ(r->maxAttempts, 5000u);
+  EXPECT_EQ(r->logLevel, "debug");
+}
+
+TEST(SettingsFile, KeepsDefaultsForKeysItDoesNotSet) {
+  const Result<Settings> r = loadSettings(fixture("partial.conf"), false);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->logLevel, "warning");
+  EXPECT_EQ(r->mailPorts, Settings{}.mailPorts);
+  EXPECT_EQ(r->queueNumber, Settings{}.queueNumber);
+}
+
+TEST(SettingsFile, TreatsAnEmptyFileAsDefaults) {
+  const Result<Settings> r = loadSettings(fixture("empty.conf"), false);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->mailPorts, Settings{}.mailPorts);
+  EXPECT_EQ(r->logLevel, "info");
+}
+
+TEST(SettingsFile, UsesDefaultsForAMissingDefaultFile) {
+  const Result<Settings> r = loadSettings(fixture("does-not-exist.conf"), true);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->queueNumber, 4025);
+}
+
+TEST(SettingsFile, RefusesAMissingFileThatWasAskedFor) {
+  EXPECT_EQ(errorOf("does-not-exist.conf"),
+            fixture("does-not-exist.conf") + ": cannot read: No such file or directory");
+}
+
+TEST(SettingsFile, RefusesADirectoryEvenWhenMissingWouldBeFine) {
+  const Result<Settings> r = loadSettings(std::string(MAILGUARD_TEST_DATA) + "/settings", true);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message,
+            std::string(MAILGUARD_TEST_DATA) + "/settings: cannot read: Is a directory");
+}
+
+TEST(SettingsErrors, NameAnUnknownTableWithItsLine) {
+  EXPECT_THAT(errorOf("unknown_table.conf"),
+              StartsWith(at("unknown_table.conf", 4) + "[mial]: unknown table"));
+}
+
+TEST(SettingsErrors, NameAnUnknownKeyWithItsLine) {
+  EXPECT_EQ(errorOf("unknown_key.conf"),
+            at("unknown_key.conf", 6) +
+                "enforcement.remove_rules_on_exti: unknown key (known: queue, "
+                "remove_rules_on_exit, queue_max_length)");
+}
+
+TEST(SettingsErrors, NameAKeyOutsideAnyTable) {
+  EXPECT_THAT(errorOf("top_level_key.conf"),
+              StartsWith(at("top_level_key.conf", 2) + "ports: unknown key"));
+}
+
+TEST(SettingsErrors, NameAnUnknownNestedTable) {
+  EXPECT_THAT(errorOf("nested_unknown.conf"),
+              StartsWith(at("nested_unknown.conf", 4) + "mail.extra: unknown key"));
+}
+
+TEST(SettingsErrors, RefuseASectionThatIsNotATable) {
+  EXPECT_EQ(errorOf("section_not_table.conf"),
+            at("section_not_table.conf", 1) + "mail: expected a table, got an integer");
+}
+
+TEST(SettingsErrors, RefuseAPortOutOfRangeOnItsOwnLine) {
+  EXPECT_EQ(errorOf("port_out_of_range.conf"),
+            at("port_out_of_range.conf", 5) + "mail.ports: 70000 is not a port (1-65535)");
+}
+
+TEST(SettingsErrors, RefusePortZero) {
+  EXPECT_EQ(errorOf("port_zero.conf"),
+            at("port_zero.conf", 2) + "mail.ports: 0 is not a port (1-65535)");
+}
+
+TEST(SettingsErrors, RefuseADuplicatePortWhereItRepeats) {
+  EXPECT_EQ(errorOf("duplicate_port.conf"),
+            at("duplicate_port.conf", 3) + "mail.ports: 25 is listed twice");
+}
+
+TEST(SettingsErrors, RefuseAnEmptyPortList) {
+  EXPECT_THAT(errorOf("empty_ports.conf"),
+              StartsWith(at("empty_ports.conf", 3) + "mail.ports: the list is empty"));
+}
+
+TEST(SettingsErrors, RefusePortsThatAreNotAList) {
+  EXPECT_EQ(
+      errorOf("ports_not_array.conf"),
+      at("ports_not_array.conf", 2) + "mail.ports: expected an array of ports, got an integer");
+}
+
+TEST(SettingsErrors, RefuseAPortThatIsNotANumber) {
+  EXPECT_EQ(errorOf("port_not_integer.conf"),
+            at("port_not_integer.conf", 2) + "mail.ports: expected an integer, got a string");
+}
+
+TEST(SettingsErrors, RefuseAQuotedNumber) {
+  EXPECT_EQ(
+      errorOf("queue_wrong_type.conf"),
+      at("queue_wrong_type.conf", 2) + "enforcement.queue: expected an integer, got a string");
+}
+
+TEST(SettingsErrors, RefuseAFloatWhereAnIntegerBelongs) {
+  EXPECT_EQ(errorOf("queue_float.conf"),
+            at("queue_float.conf", 3) +
+                "enforcement.queue: expected an integer, got a floating-point number");
+}
+
+TEST(SettingsErrors, RefuseAQueueNumberBeyondSixteenBits) {
+  EXPECT_EQ(errorOf("queue_out_of_range.conf"),
+            at("queue_out_of_range.conf", 2) +
+                "enforcement.queue: 65536 is not a queue number (0-65535)");
+}
+
+TEST(SettingsErrors, RefuseAZeroQueueLength) {
+  EXPECT_EQ(errorOf("queue_max_length_zero.conf"),
+            at("queue_max_length_zero.conf", 2) +
+                "enforcement.queue_max_length: 0 is not a queue length (1-4294967295)");
+}
+
+TEST(SettingsErrors, RefuseAWordWhereABooleanBelongs) {
+  EXPECT_EQ(errorOf("bool_wrong_type.conf"),
+            at("bool_wrong_type.conf", 3) +
+                "enforcement.remove_rules_on_exit: expected true or false, got a string");
+}
+
+TEST(SettingsErrors, RefuseANegativeRetention) {
+  EXPECT_EQ(errorOf("retention_negative.conf"),
+            at("retention_negative.conf", 3) +
+                "store.attempt_retention_days: -1 is not a number of days (1-4294967295)");
+}
+
+TEST(SettingsErrors, RefuseAnAttemptLimitBeyondThirtyTwoBits) {
+  EXPECT_THAT(errorOf("max_attempts_too_large.conf"),
+              StartsWith(at("max_attempts_too_large.conf", 2) +
+                         "store.max_attempts: 4294967296 is not a number of attempts"));
+}
+
+TEST(SettingsErrors, RefuseAnUnknownLogLevel) {
+  EXPECT_EQ(errorOf("bad_log_level.conf"),
+            at("bad_log_level.conf", 3) +
+                "log.level: \"verbose\" is not a log level (debug, info, warning, error)");
+}
+
+TEST(SettingsErrors, RefuseALogLevelThatIsNotAString) {
+  EXPECT_EQ(errorOf("log_level_wrong_type.conf"),
+            at("log_level_wrong_type.conf", 2) + "log.level: expected a string, got an integer");
+}
+
+TEST(SettingsErrors, ReportSyntaxErrorsWithLineAndColumn) {
+  const std::string e = errorOf("syntax_error.conf");
+  EXPECT_THAT(e, StartsWith(fixture("syntax_error.conf") + ":"));
+  // FILE:LINE:COLUMN: description, pointing into the unterminated array.
+  EXPECT_THAT(e.substr(fixture("syntax_error.conf").size()), MatchesRegex(":[23]:[0-9]+: .+"));
+}
+
+TEST(SettingsErrors, ReportADuplicateKeyAsASyntaxError) {
+  EXPECT_THAT(errorOf("duplicate_key.conf"), MatchesRegex(".*/duplicate_key\\.conf:3:[0-9]+: .+"));
+}
+
+TEST(SettingsText, NamesTheOriginInErrors) {
+  const Result<Settings> r = parseSettings("[log]\nlevel = \"loud\"\n", "guardd.conf");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THAT(r.error().message, StartsWith("guardd.conf:2: log.level: "));
+}
+
+TEST(SettingsText, AcceptsInlineTablesAndDottedKeys) {
+  const Result<Settings> r = parseSettings("mail = { ports = [25] }\nlog.level = \"error\"\n", "x");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_THAT(r->mailPorts, ElementsAre(25));
+  EXPECT_EQ(r->logLevel, "error");
+}
+
+TEST(SettingsText, RefusesInvalidUtf8WithoutThrowing) {
+  const Result<Settings> r = parseSettings("[log]\nlevel = \"\xff\"\n", "x");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THAT(r.error().message, StartsWith("x:2:"));
+}
+
+}  // namespace
+}  // namespace mailguard::rules
