@@ -26,11 +26,10 @@ std::optional<int> parsePid(std::string_view name) {
   return pid;
 }
 
-void moveToFront(std::vector<int>& recent, int pid) {
-  std::erase(recent, pid);
-  recent.insert(recent.begin(), pid);
-  if (recent.size() > kMaxRecent) recent.resize(kMaxRecent);
-}
+// Bounds of the per-owner fd cache and of the describe() cache.
+constexpr std::size_t kMaxCachedFds = 4096;
+constexpr std::size_t kMaxDescribed = 256;
+constexpr int kMaxReusedFdProbes = 4;
 
 // The owner of /proc/PID is the process's effective uid (root for non-dumpable ones),
 // which is what the socket's uid usually is too. Only an ordering hint: a stat is far
@@ -65,26 +64,126 @@ bool isAnonymousFile(std::string_view path) {
 ProcessResolver::ProcessResolver(const ProcFs& proc, FileHasher& hasher)
     : proc_(proc), hasher_(hasher) {}
 
-bool ProcessResolver::holdsSocket(int pid, std::uint64_t inode) {
+std::optional<int> ProcessResolver::findFd(int pid, std::uint64_t inode, Owner* owner) {
   ++scanned_;
   const std::string fdDir = std::to_string(pid) + "/fd";
-  const auto names = proc_.list(fdDir);
-  if (!names) return false;  // exited, or not ours to look at
   std::string linkPath;
-  return std::ranges::any_of(*names, [&](const std::string& name) {
-    linkPath.assign(fdDir).append("/").append(name);
+  // The socket inode an fd refers to (0: not a socket); nullopt: no such fd (closed).
+  const auto probe = [&](int fd) -> std::optional<std::uint64_t> {
+    linkPath.assign(fdDir).append("/").append(std::to_string(fd));
     const auto link = proc_.readLink(linkPath);
-    return link && parseSocketLink(*link) == inode;  // no link: the fd was closed meanwhile
-  });
+    if (!link) return std::nullopt;
+    return parseSocketLink(*link).value_or(0);
+  };
+
+  std::vector<int> tried;
+  if (owner != nullptr) {
+    // 0. An fd that held this very socket when the fd table was last read: a process with
+    // many connections in flight (a bot) had the socket open already at its previous
+    // lookup, since the queue hands them over oldest first.
+    for (auto& [fd, entry] : owner->fds) {
+      if (entry.first != inode) continue;
+      tried.push_back(fd);
+      const auto got = probe(fd);
+      if (got == inode) {
+        entry.second = true;
+        return fd;
+      }
+      break;
+    }
+  }
+  // 1. A recent owner: the fds whose socket was attributed before, lowest first; a few
+  // only: this is for a client with one connection at a time, step 2 reads the rest.
+  if (owner != nullptr) {
+    int budget = kMaxReusedFdProbes;
+    for (auto it = owner->fds.begin(); it != owner->fds.end();) {
+      auto& [fd, entry] = *it;
+      if (budget == 0) break;
+      if (!entry.second || std::find(tried.begin(), tried.end(), fd) != tried.end()) {
+        ++it;
+        continue;
+      }
+      --budget;
+      tried.push_back(fd);
+      const auto got = probe(fd);
+      if (!got) {
+        it = owner->fds.erase(it);
+        continue;
+      }
+      // Still the attributed socket: keep the mark; another socket: not attributed yet.
+      entry = {*got, *got == inode || (*got == entry.first)};
+      if (*got == inode) return fd;
+      ++it;
+    }
+  }
+
+  // 2. Every fd, those this cache has not seen first (new numbers), then the rest.
+  const auto names = proc_.list(fdDir);
+  if (!names) return std::nullopt;  // exited, or not ours to look at
+  std::vector<int> fresh;
+  std::vector<int> seen;
+  for (const auto& name : *names) {
+    const auto fd = parsePid(name);  // fd numbers parse like pids (>= 0 checked below)
+    if (!fd) {
+      if (name == "0") fresh.push_back(0);
+      continue;
+    }
+    if (std::find(tried.begin(), tried.end(), *fd) != tried.end()) continue;
+    const bool known = owner != nullptr && owner->fds.contains(*fd);
+    (known ? seen : fresh).push_back(*fd);
+  }
+  if (owner != nullptr) {
+    // Forget fds that are gone.
+    std::erase_if(owner->fds, [&](const auto& e) {
+      return std::find(names->begin(), names->end(), std::to_string(e.first)) == names->end();
+    });
+  }
+  // A recent owner's table is read to the end, so that step 0 finds its other sockets
+  // next time; anyone else's only until the socket turns up.
+  std::optional<int> found;
+  for (const auto* group : {&fresh, &seen}) {
+    for (const int fd : *group) {
+      const auto got = probe(fd);
+      if (!got) continue;  // closed meanwhile
+      if (owner != nullptr && (owner->fds.size() < kMaxCachedFds || owner->fds.contains(fd))) {
+        auto& entry = owner->fds[fd];
+        entry = {*got, *got == inode || (entry.second && entry.first == *got)};
+      }
+      if (*got == inode) {
+        found = fd;
+        if (owner == nullptr) return found;
+      }
+    }
+  }
+  return found;
+}
+
+void ProcessResolver::remember(int pid, int fd, std::uint64_t inode) {
+  auto it =
+      std::find_if(recent_.begin(), recent_.end(), [&](const Owner& o) { return o.pid == pid; });
+  Owner owner;
+  if (it != recent_.end()) {
+    owner = std::move(*it);
+    recent_.erase(it);
+  }
+  owner.pid = pid;
+  owner.fds[fd] = {inode, true};
+  recent_.insert(recent_.begin(), std::move(owner));
+  if (recent_.size() > kMaxRecent) recent_.resize(kMaxRecent);
 }
 
 std::optional<int> ProcessResolver::pidForSocket(std::uint64_t inode,
                                                  std::optional<std::uint32_t> uidHint) {
   // 1. Programs that sent mail recently are likely to again.
-  const std::vector<int> recent = recent_;
+  std::vector<int> recent;
+  recent.reserve(recent_.size());
+  for (const auto& o : recent_) recent.push_back(o.pid);
   for (const int pid : recent) {
-    if (holdsSocket(pid, inode)) {
-      moveToFront(recent_, pid);
+    auto owner =
+        std::find_if(recent_.begin(), recent_.end(), [&](const Owner& o) { return o.pid == pid; });
+    if (owner == recent_.end()) continue;
+    if (const auto fd = findFd(pid, inode, &*owner)) {
+      remember(pid, *fd, inode);
       return pid;
     }
   }
@@ -108,14 +207,14 @@ std::optional<int> ProcessResolver::pidForSocket(std::uint64_t inode,
       others.push_back(pid);
       continue;
     }
-    if (holdsSocket(pid, inode)) {
-      moveToFront(recent_, pid);
+    if (const auto fd = findFd(pid, inode, nullptr)) {
+      remember(pid, *fd, inode);
       return pid;
     }
   }
   for (const int pid : others) {
-    if (holdsSocket(pid, inode)) {
-      moveToFront(recent_, pid);
+    if (const auto fd = findFd(pid, inode, nullptr)) {
+      remember(pid, *fd, inode);
       return pid;
     }
   }
@@ -124,6 +223,51 @@ std::optional<int> ProcessResolver::pidForSocket(std::uint64_t inode,
 
 Result<ProcessInfo> ProcessResolver::describe(int pid) {
   const std::string dir = std::to_string(pid);
+  // The start time, read first and again last, tells whether the pid still names the same
+  // process: everything read in between belongs to it.
+  const auto statText = proc_.read(dir + "/stat");
+  if (!statText) return statText.error();
+  const auto startTime = parseStatStartTime(*statText);
+  if (!startTime) {
+    return makeError("Failed to parse '" + (proc_.root() / dir / "stat").string() +
+                     "': unexpected content");
+  }
+
+  const auto now = std::chrono::steady_clock::now();
+  if (const auto it = described_.find(pid); it != described_.end()) {
+    Described& d = it->second;
+    struct stat exe {};
+    const auto exeLink = proc_.root() / dir / "exe";
+    if (d.startTime == *startTime && now - d.at < kDescribeTtl &&
+        ::stat(exeLink.c_str(), &exe) == 0 && static_cast<std::uint64_t>(exe.st_dev) == d.exeDev &&
+        static_cast<std::uint64_t>(exe.st_ino) == d.exeIno &&
+        static_cast<std::uint64_t>(exe.st_size) == d.exeSize &&
+        exe.st_mtim.tv_sec == d.exeMtimeSec && exe.st_mtim.tv_nsec == d.exeMtimeNsec &&
+        ownerUid(proc_.root() / dir) == d.procOwner) {
+      const auto link = proc_.readLink(dir + "/exe");
+      const auto cmdline = proc_.read(dir + "/cmdline");
+      // A pid reused meanwhile would have to match all of the above to be taken for the
+      // process described before, and would then run the same file with the same arguments.
+      if (link && cmdline && *link == d.exeLink && *cmdline == d.rawCmdline) return d.info;
+    }
+    described_.erase(it);
+  }
+  Described fill;
+  auto info = describeFully(pid, *startTime, &fill);
+  // Interpreted programs are not cached: their identity depends on the working directory
+  // and the script file too.
+  if (info && !info->identity.isInterpreted()) {
+    if (described_.size() >= kMaxDescribed) described_.clear();
+    fill.at = now;
+    fill.info = *info;
+    described_.emplace(pid, std::move(fill));
+  }
+  return info;
+}
+
+Result<ProcessInfo> ProcessResolver::describeFully(int pid, std::uint64_t startTime,
+                                                   Described* fill) {
+  const std::string dir = std::to_string(pid);
   const auto parseError = [&](const char* file) {
     return makeError("Failed to parse '" + (proc_.root() / dir / file).string() +
                      "': unexpected content");
@@ -131,14 +275,8 @@ Result<ProcessInfo> ProcessResolver::describe(int pid) {
 
   ProcessInfo info;
   info.pid = pid;
-
-  // The start time, read first and again last, tells whether the pid still names the same
-  // process: everything read in between belongs to it.
-  const auto statText = proc_.read(dir + "/stat");
-  if (!statText) return statText.error();
-  const auto startTime = parseStatStartTime(*statText);
-  if (!startTime) return parseError("stat");
-  info.startTime = *startTime;
+  info.startTime = startTime;
+  const auto owner = ownerUid(proc_.root() / dir);
 
   const auto statusText = proc_.read(dir + "/status");
   if (!statusText) return statusText.error();
@@ -151,6 +289,7 @@ Result<ProcessInfo> ProcessResolver::describe(int pid) {
   const auto cmdline = proc_.read(dir + "/cmdline");
   if (!cmdline) return cmdline.error();
   info.cmdline = parseCmdline(*cmdline);
+  fill->rawCmdline = *cmdline;
 
   // Open the executable through /proc/PID/exe: that is the file actually mapped, even
   // when the path now holds another file or nothing at all.
@@ -168,6 +307,14 @@ Result<ProcessInfo> ProcessResolver::describe(int pid) {
 
   auto exePath = proc_.readLink(dir + "/exe");
   if (!exePath) return exePath.error();
+  fill->startTime = startTime;
+  fill->exeDev = static_cast<std::uint64_t>(exeStat.st_dev);
+  fill->exeIno = static_cast<std::uint64_t>(exeStat.st_ino);
+  fill->exeSize = static_cast<std::uint64_t>(exeStat.st_size);
+  fill->exeMtimeSec = exeStat.st_mtim.tv_sec;
+  fill->exeMtimeNsec = exeStat.st_mtim.tv_nsec;
+  fill->procOwner = owner.value_or(~0U);
+  fill->exeLink = *exePath;
   rules::ProgramIdentity& id = info.identity;
   id.path = std::move(*exePath);
   id.sha256 = std::move(*exeHash);
@@ -205,13 +352,16 @@ Result<ProcessInfo> ProcessResolver::describe(int pid) {
                     (isRootOwnedChain(id.scriptPath) && !rules::isUnsafeLocation(id.scriptPath)));
 
   const auto statAgain = proc_.read(dir + "/stat");
-  if (!statAgain || parseStatStartTime(*statAgain) != startTime) {
+  if (!statAgain || parseStatStartTime(*statAgain) != std::optional<std::uint64_t>{startTime}) {
     return makeError("Failed to describe process " + dir +
                      ": it exited or its pid was reused while it was read");
   }
   return info;
 }
 
-void ProcessResolver::forget(int pid) { std::erase(recent_, pid); }
+void ProcessResolver::forget(int pid) {
+  std::erase_if(recent_, [&](const Owner& o) { return o.pid == pid; });
+  described_.erase(pid);
+}
 
 }  // namespace mailguard::procinfo

@@ -7,6 +7,7 @@
 #include <limits>
 #include <string_view>
 #include <system_error>
+#include <unordered_map>
 #include <utility>
 
 #include "mailguard/store/store.hpp"
@@ -141,20 +142,36 @@ class Statement {
     if (rc != SQLITE_OK) return makeError(sqlite3_errmsg(db));
     return Statement(db, std::move(stmt));
   }
+  // A statement kept prepared by the store (see PreparedCache); reset when this ends, so
+  // that it holds no read transaction open between uses.
+  static Statement borrow(sqlite3* db, sqlite3_stmt* stmt) { return Statement(db, stmt); }
+  Statement(Statement&& o) noexcept
+      : db_(o.db_),
+        stmt_(std::move(o.stmt_)),
+        borrowed_(std::exchange(o.borrowed_, nullptr)),
+        bindError_(o.bindError_) {}
+  Statement& operator=(Statement&&) = delete;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  ~Statement() {
+    if (borrowed_ != nullptr) {
+      sqlite3_reset(borrowed_);
+      sqlite3_clear_bindings(borrowed_);
+    }
+  }
 
-  Statement& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(stmt_.get(), i, v)); }
+  Statement& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(get(), i, v)); }
   Statement& bind(int i, std::string_view v) {
-    return check(
-        sqlite3_bind_text64(stmt_.get(), i, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+    return check(sqlite3_bind_text64(get(), i, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
   }
   Statement& bind(int i, const std::optional<std::int64_t>& v) {
-    return v ? bind(i, *v) : check(sqlite3_bind_null(stmt_.get(), i));
+    return v ? bind(i, *v) : check(sqlite3_bind_null(get(), i));
   }
 
   // True when a row is available, false when done.
   Result<bool> step() {
     if (bindError_ != SQLITE_OK) return makeError(sqlite3_errstr(bindError_));
-    const int rc = sqlite3_step(stmt_.get());
+    const int rc = sqlite3_step(get());
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
     return makeError(sqlite3_errmsg(db_));
@@ -171,31 +188,32 @@ class Statement {
 
   // Ready for new bindings (sqlite3_reset keeps the old ones; all are rebound).
   void reset() {
-    sqlite3_reset(stmt_.get());
-    sqlite3_clear_bindings(stmt_.get());
+    sqlite3_reset(get());
+    sqlite3_clear_bindings(get());
   }
 
-  [[nodiscard]] std::int64_t integer(int col) const {
-    return sqlite3_column_int64(stmt_.get(), col);
-  }
+  [[nodiscard]] std::int64_t integer(int col) const { return sqlite3_column_int64(get(), col); }
   [[nodiscard]] bool isNull(int col) const {
-    return sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL;
+    return sqlite3_column_type(get(), col) == SQLITE_NULL;
   }
   [[nodiscard]] std::string text(int col) const {
-    const auto* p = sqlite3_column_text(stmt_.get(), col);
+    const auto* p = sqlite3_column_text(get(), col);
     if (p == nullptr) return {};
     return {reinterpret_cast<const char*>(p),
-            static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), col))};
+            static_cast<std::size_t>(sqlite3_column_bytes(get(), col))};
   }
 
  private:
   Statement(sqlite3* db, StmtPtr stmt) : db_(db), stmt_(std::move(stmt)) {}
+  Statement(sqlite3* db, sqlite3_stmt* borrowed) : db_(db), borrowed_(borrowed) {}
+  [[nodiscard]] sqlite3_stmt* get() const { return borrowed_ != nullptr ? borrowed_ : stmt_.get(); }
   Statement& check(int rc) {
     if (rc != SQLITE_OK && bindError_ == SQLITE_OK) bindError_ = rc;
     return *this;
   }
   sqlite3* db_;
   StmtPtr stmt_;
+  sqlite3_stmt* borrowed_ = nullptr;
   int bindError_ = SQLITE_OK;
 };
 
@@ -205,6 +223,37 @@ Result<void> exec(sqlite3* db, const char* sql) {
   std::unique_ptr<char, CDeleter<sqlite3_free>> owned(msg);
   if (rc == SQLITE_OK) return {};
   return makeError(owned ? owned.get() : sqlite3_errstr(rc));
+}
+
+}  // namespace
+
+// Statements used on every verdict or every batch, prepared once per connection: parsing
+// SQL cost more than running it (issue #7 profile: rulesVersion per verdict, writeBatch).
+struct SqliteStore::PreparedCache {
+  std::unordered_map<std::string, StmtPtr> statements;
+};
+
+namespace {
+
+Result<Statement> cached(sqlite3* db, SqliteStore::PreparedCache& cache, std::string_view sql) {
+  auto it = cache.statements.find(std::string(sql));
+  if (it == cache.statements.end()) {
+    sqlite3_stmt* raw = nullptr;
+    const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                      SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+    StmtPtr stmt(raw);
+    if (rc != SQLITE_OK) return makeError(sqlite3_errmsg(db));
+    it = cache.statements.emplace(std::string(sql), std::move(stmt)).first;
+  }
+  return Statement::borrow(db, it->second.get());
+}
+
+Result<std::int64_t> queryInteger(Result<Statement> stmt) {
+  if (!stmt) return stmt.error();
+  auto row = stmt->step();
+  if (!row) return row.error();
+  if (!*row) return makeError("no row");
+  return stmt->integer(0);
 }
 
 Result<std::int64_t> queryInteger(sqlite3* db, std::string_view sql) {
@@ -297,9 +346,22 @@ Result<void> makeStateDir(const std::filesystem::path& dir) {
 }  // namespace
 
 SqliteStore::SqliteStore(sqlite3* db, std::filesystem::path path)
-    : db_(db), path_(std::move(path)) {}
+    : db_(db), path_(std::move(path)), prepared_(std::make_unique<PreparedCache>()) {}
 
-SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+SqliteStore::~SqliteStore() {
+  prepared_.reset();  // finalized first: sqlite3_close refuses while statements are open
+  sqlite3_close(db_);
+}
+
+Result<void> SqliteStore::relaxSync() {
+  // WAL with NORMAL: a commit is durable against a crash of guardd, and may be lost (the
+  // database staying consistent) on power loss; the sync happens at checkpoints. The
+  // approvals connection keeps FULL, and its commits sync every frame written before.
+  if (auto r = exec(db_, "PRAGMA synchronous = NORMAL"); !r) {
+    return failure("configure", path_, r.error().message);
+  }
+  return {};
+}
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::path& stateDir) {
   if (auto r = makeStateDir(stateDir); !r) return r.error();
@@ -373,10 +435,11 @@ Result<void> SqliteStore::removeRules(const std::string& path, const std::string
 Result<std::int64_t> SqliteStore::rulesVersion() {
   // PRAGMA data_version changes when another connection (any process) committed; it
   // does not change for this connection's commits, which reset lastDataVersion_.
-  auto dataVersion = queryInteger(db_, "PRAGMA data_version");
+  auto dataVersion = queryInteger(cached(db_, *prepared_, "PRAGMA data_version"));
   if (!dataVersion) return failure("read the rules version of", path_, dataVersion.error().message);
   if (*dataVersion == lastDataVersion_ && lastRulesCounter_ >= 0) return lastRulesCounter_;
-  auto counter = queryInteger(db_, "SELECT counter FROM rules_version WHERE id = 1");
+  auto counter =
+      queryInteger(cached(db_, *prepared_, "SELECT counter FROM rules_version WHERE id = 1"));
   if (!counter) return failure("read the rules version of", path_, counter.error().message);
   lastDataVersion_ = *dataVersion;
   lastRulesCounter_ = *counter;
@@ -494,8 +557,8 @@ Result<void> SqliteStore::writeBatch(const std::vector<ProgramRecord>& programs,
   if (!programs.empty()) {
     // A sighting of a known program (same id, or same identity) refreshes uid, last
     // attempt and quarantine; first_seen and the identity stay as first recorded.
-    auto stmt = Statement::prepare(
-        db_,
+    auto stmt = cached(
+        db_, *prepared_,
         "INSERT INTO programs(id, path, sha256, script_path, script_sha256, uid, first_seen, "
         "  last_attempt, quarantined) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
         "ON CONFLICT(id) DO UPDATE SET uid = excluded.uid, "
@@ -524,8 +587,8 @@ Result<void> SqliteStore::writeBatch(const std::vector<ProgramRecord>& programs,
   if (!attempts.empty()) {
     // A programId the programs table does not hold (its sighting was dropped) becomes
     // NULL instead of failing the foreign key and with it the whole batch.
-    auto stmt = Statement::prepare(
-        db_,
+    auto stmt = cached(
+        db_, *prepared_,
         "INSERT INTO attempts(id, time, program_id, pid, uid, path, script_path, cmdline, src, "
         "  src_port, dst, dst_port, verdict, reason) "
         "VALUES(NULLIF(?14, 0), ?1, (SELECT id FROM programs WHERE id = ?2), ?3, ?4, ?5, ?6, ?7, "

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -122,10 +123,16 @@ class ProcessResolver {
   // pid of the process holding `socket:[inode]`. Tries likely processes first: the
   // pids that owned sockets recently (cache), then processes of `uidHint`, newest
   // pid first, then the rest. Returns nullopt when no process holds it any more.
+  // Within a recent owner the fds likely to hold a new socket are read first (see Owner).
   std::optional<int> pidForSocket(std::uint64_t inode, std::optional<std::uint32_t> uidHint);
 
-  // Everything about one process; an error when it vanished mid-way.
+  // Everything about one process; an error when it vanished mid-way. A process described
+  // less than kDescribeTtl ago whose stat start time, executable (device, inode, size,
+  // mtime, link text), /proc/PID owner and command line are unchanged gets its earlier
+  // identity again without re-hashing or re-checking its directory chain: the checks
+  // that remain are 5 system calls instead of about 25 (issue #7).
   Result<ProcessInfo> describe(int pid);
+  static constexpr auto kDescribeTtl = std::chrono::seconds(2);
 
   // Forget a pid (it exited or was reused): called when describe() finds a new start time.
   void forget(int pid);
@@ -133,10 +140,32 @@ class ProcessResolver {
   [[nodiscard]] std::uint64_t processesScanned() const { return scanned_; }
 
  private:
-  bool holdsSocket(int pid, std::uint64_t inode);
+  // A process that owned a socket recently, with what its fd table held when last read:
+  // fd -> (socket inode or 0, attributed). An fd whose socket was already attributed is
+  // read first next time: that socket is about to be closed and socket() reuses the
+  // lowest free number, so one read usually finds a mail client's next socket, and a
+  // bot's many sockets are not all read for every attempt.
+  struct Owner {
+    int pid = 0;
+    std::map<int, std::pair<std::uint64_t, bool>> fds;
+  };
+  struct Described {
+    std::chrono::steady_clock::time_point at;
+    std::uint64_t startTime = 0;
+    std::uint64_t exeDev = 0, exeIno = 0, exeSize = 0;
+    std::int64_t exeMtimeSec = 0, exeMtimeNsec = 0;
+    std::uint32_t procOwner = 0;
+    std::string exeLink;
+    std::string rawCmdline;
+    ProcessInfo info;
+  };
+  std::optional<int> findFd(int pid, std::uint64_t inode, Owner* owner);
+  void remember(int pid, int fd, std::uint64_t inode);
+  Result<ProcessInfo> describeFully(int pid, std::uint64_t startTime, Described* fill);
   const ProcFs& proc_;
   FileHasher& hasher_;
-  std::vector<int> recent_;  // most recent first, bounded
+  std::vector<Owner> recent_;  // most recent first, bounded
+  std::unordered_map<int, Described> described_;
   std::uint64_t scanned_ = 0;
 };
 

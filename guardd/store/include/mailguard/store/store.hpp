@@ -98,10 +98,17 @@ class SqliteStore {
   // Deletes attempts older than `before` and beyond the newest `maxCount` (0 keeps none).
   Result<void> prune(TimePoint before, std::uint64_t maxCount);
 
+  // For AttemptWriter's own connection: sync at WAL checkpoints, not at every commit
+  // (attempts may be lost on power loss, never approvals, whose connection keeps FULL).
+  Result<void> relaxSync();
+
+  struct PreparedCache;
+
  private:
   SqliteStore(sqlite3* db, std::filesystem::path path);
   sqlite3* db_;
   std::filesystem::path path_;
+  std::unique_ptr<PreparedCache> prepared_;
   std::int64_t lastDataVersion_ = -1;
   std::int64_t lastRulesCounter_ = -1;
 };
@@ -145,6 +152,7 @@ class AttemptWriter {
   std::uint64_t submitted_ = 0, completed_ = 0;
   bool stop_ = false;
   bool pruneDue_ = false;
+  int flushWaiters_ = 0;
   std::chrono::hours retentionAge_{24 * 90};
   std::uint64_t retentionCount_ = 1'000'000;
   WriterStats stats_;
