@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <string>
 
+#include "mailguard/bus/bus_adaptor.hpp"
 #include "mailguard/netfilter/ruleset_manager.hpp"
 #include "mailguard/rules/settings.hpp"
 #include "mailguard/service/event_loop.hpp"
@@ -119,6 +120,9 @@ int main(int argc, char** argv) {
       loop.stop();
     }
   });
+  // Declared after the guard so it is destroyed first; without a bus it keeps
+  // retrying in the background while verdicts go on.
+  bus::BusAdaptor busAdaptor(*guard.value(), loop);
   sd_notify(0, "READY=1");
   auto ran = loop.run();
   sd_notify(0, "STOPPING=1");

@@ -23,7 +23,15 @@ die() { printf 'mailguard: %s\n' "$*" >&2; exit 1; }
 
 [[ $(id -u) -eq 0 ]] || die "setup needs root: try 'sudo ./install/setup.sh'"
 
-has_systemd() { [[ -d /run/systemd/system ]]; }
+# In a network namespace of its own (`ip netns exec try ./install/setup.sh`), guardd
+# must run right here: systemd would start the service in the host's namespace.
+in_private_netns() {
+  local mine init
+  mine=$(readlink /proc/self/ns/net)
+  init=$(readlink /proc/1/ns/net 2>/dev/null) || return 0
+  [[ $mine != "$init" ]]
+}
+has_systemd() { [[ -d /run/systemd/system ]] && ! in_private_netns; }
 
 stop_background_guardd() {
   if [[ -f $pidfile ]]; then

@@ -1,0 +1,132 @@
+#pragma once
+// The one client of org.mailguard.Guard1, shared by guardctl and guard-tui. Plain
+// C++ types only: sdbus-c++ stays inside the implementation. Connects to the system
+// bus; sd-bus honours DBUS_SYSTEM_BUS_ADDRESS, which is how tests use a private bus.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace mailguard::dbus {
+
+struct Status {
+  bool enforcing = false;
+  std::string backend;  // "nft-queue" or "xt-compat"
+  std::string version;
+  std::uint64_t allowed = 0;
+  std::uint64_t held = 0;
+  std::uint64_t rejected = 0;
+  std::uint64_t queueDropped = 0;
+  std::uint64_t attemptsDropped = 0;
+  std::uint64_t storeErrors = 0;
+  std::string storeError;  // empty when the store is healthy
+};
+
+// Times are microseconds since the Unix epoch (UTC); 0 means never.
+struct Program {
+  std::int64_t id = 0;
+  std::string path;
+  std::string sha256;
+  std::string scriptPath;
+  std::string scriptSha256;
+  std::uint32_t uid = 0;
+  std::string state;  // "pending", "approved", "denied" or "quarantined"
+  std::int64_t attempts = 0;
+  std::int64_t lastAttemptUs = 0;
+  std::int64_t firstSeenUs = 0;
+};
+
+struct Attempt {
+  std::int64_t id = 0;
+  std::int64_t timeUs = 0;
+  std::int32_t pid = 0;  // 0 when unknown
+  std::uint32_t uid = 0;
+  std::string path;
+  std::string scriptPath;
+  std::string cmdline;
+  std::string src;
+  std::uint16_t srcPort = 0;
+  std::string dst;
+  std::uint16_t dstPort = 0;
+  std::string verdict;  // "allow", "hold" or "reject"
+  std::string reason;
+  std::int64_t programId = 0;  // 0 when unattributed
+};
+
+// 0 or empty means "no filter"; limit 0 means the server default (50).
+struct AttemptFilter {
+  std::uint32_t limit = 0;
+  std::int64_t beforeId = 0;
+  std::int64_t programId = 0;
+  std::string verdict;
+  std::int64_t sinceUs = 0;
+  std::int64_t untilUs = 0;
+};
+
+struct ClientError {
+  enum class Kind {
+    NoBus,            // the system bus itself is unreachable
+    NotRunning,       // nobody owns org.mailguard.Guard1
+    NotAuthorized,    // org.mailguard.Error.NotAuthorized or the bus policy refused
+    InvalidArgument,  // org.mailguard.Error.InvalidArgument
+    NotFound,         // org.mailguard.Error.NotFound
+    Failed,           // anything else
+  };
+  Kind kind = Kind::Failed;
+  std::string message;  // for a person: what happened and what to do
+  std::string name;     // the D-Bus error name, when there was one
+};
+
+template <class T>
+using ClientResult = std::variant<T, ClientError>;
+
+class Client {
+ public:
+  static ClientResult<std::unique_ptr<Client>> connect();
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  ClientResult<Status> status();
+  ClientResult<std::vector<Program>> programs();
+  ClientResult<std::vector<Attempt>> attempts(const AttemptFilter& filter);
+  // target: a decimal program id or an absolute path; script: empty or absolute.
+  // Changing policy may ask for authentication (polkit), so these wait up to 2 minutes.
+  ClientResult<Program> approve(const std::string& target, const std::string& script = {});
+  ClientResult<Program> deny(const std::string& target, const std::string& script = {});
+  ClientResult<bool> forget(const std::string& target, const std::string& script = {});
+
+  // Signals. Handlers run inside dispatch(); the match rules are in place as soon as
+  // connect() returned, so nothing emitted after that is missed.
+  void onAttemptRecorded(std::function<void(const Attempt&)> handler);
+  void onProgramChanged(std::function<void(const Program&)> handler);
+
+  // For an outside poll loop (guard-tui): watch fd for `events` (poll(2) flags),
+  // waking after timeoutMs at the latest (-1: no timeout), then call dispatch().
+  struct PollSpec {
+    int fd = -1;
+    short events = 0;
+    int timeoutMs = -1;
+  };
+  [[nodiscard]] ClientResult<PollSpec> pollSpec() const;
+  // Handles everything pending (signals, replies). An error means the bus is gone.
+  ClientResult<bool> dispatch();
+  // poll() once for up to timeoutMs (-1: forever), then dispatch(); for simple loops.
+  ClientResult<bool> waitAndDispatch(int timeoutMs);
+
+ private:
+  struct Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The result's error, or nullptr when it holds a value.
+template <class T>
+const ClientError* errorOf(const ClientResult<T>& r) {
+  return std::get_if<ClientError>(&r);
+}
+
+}  // namespace mailguard::dbus

@@ -1,0 +1,39 @@
+#pragma once
+// The struct shapes of org.mailguard.Guard1 as sdbus-c++ types, with field indexes.
+// For guardd's adaptor and the client implementation; not a public client header.
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <cstdint>
+#include <string>
+
+namespace mailguard::dbus::wire {
+
+// (xssssusxxx): see the XML for the meaning of each field.
+using Program = sdbus::Struct<std::int64_t,   // id
+                              std::string,    // path
+                              std::string,    // sha256
+                              std::string,    // script_path
+                              std::string,    // script_sha256
+                              std::uint32_t,  // uid
+                              std::string,    // state
+                              std::int64_t,   // attempts
+                              std::int64_t,   // last_attempt, us since the epoch
+                              std::int64_t>;  // first_seen, us since the epoch
+
+// (xxiussssqsqssx)
+using Attempt = sdbus::Struct<std::int64_t,   // id
+                              std::int64_t,   // time, us since the epoch
+                              std::int32_t,   // pid
+                              std::uint32_t,  // uid
+                              std::string,    // path
+                              std::string,    // script_path
+                              std::string,    // cmdline
+                              std::string,    // src
+                              std::uint16_t,  // src_port
+                              std::string,    // dst
+                              std::uint16_t,  // dst_port
+                              std::string,    // verdict
+                              std::string,    // reason
+                              std::int64_t>;  // program_id, 0 when unattributed
+
+}  // namespace mailguard::dbus::wire

@@ -1,0 +1,271 @@
+#include "mailguard/dbus/client.hpp"
+
+#include <poll.h>
+
+#include <cerrno>
+
+#include <sdbus-c++/sdbus-c++.h>
+#include <chrono>
+#include <exception>
+#include <string_view>
+#include <utility>
+
+#include "mailguard/dbus/generated/guard1_proxy.h"
+#include "mailguard/dbus/names.hpp"
+#include "mailguard/dbus/wire.hpp"
+
+namespace mailguard::dbus {
+namespace {
+
+// Approve/Deny/Forget may wait for a person to type a password into a polkit agent.
+constexpr auto kPolicyCallTimeout = std::chrono::minutes(2);
+
+ClientError fromSdbus(const sdbus::Error& e) {
+  const std::string& name = e.getName();
+  const std::string& msg = e.getMessage();
+  ClientError err{ClientError::Kind::Failed, msg, name};
+  if (name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
+      name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
+    err.kind = ClientError::Kind::NotRunning;
+    err.message =
+        "guardd is not running (no org.mailguard.Guard1 on the system bus); "
+        "start it with: systemctl start guardd";
+  } else if (name == kErrorNotAuthorized) {
+    err.kind = ClientError::Kind::NotAuthorized;
+    err.message = "not allowed: " + msg;
+  } else if (name == "org.freedesktop.DBus.Error.AccessDenied") {
+    err.kind = ClientError::Kind::NotAuthorized;
+    err.message = "not allowed by the system bus policy: " + msg;
+  } else if (name == kErrorInvalidArgument) {
+    err.kind = ClientError::Kind::InvalidArgument;
+    err.message = "invalid argument: " + msg;
+  } else if (name == kErrorNotFound) {
+    err.kind = ClientError::Kind::NotFound;
+    err.message = "not found: " + msg;
+  } else if (name == kErrorFailed) {
+    err.message = "guardd failed: " + msg;
+  } else if (name == "org.freedesktop.DBus.Error.NoReply" ||
+             name == "org.freedesktop.DBus.Error.Timeout" ||
+             name == "org.freedesktop.DBus.Error.TimedOut") {
+    err.message = "guardd did not answer in time (" + msg + ")";
+  } else if (name == "org.freedesktop.DBus.Error.UnknownMethod" ||
+             name == "org.freedesktop.DBus.Error.UnknownObject" ||
+             name == "org.freedesktop.DBus.Error.UnknownInterface") {
+    err.message =
+        "guardd does not offer this call; is guardd older than this client? (" + msg + ")";
+  } else if (name == "org.freedesktop.DBus.Error.Disconnected" ||
+             name == "org.freedesktop.DBus.Error.NoServer" ||
+             name == "org.freedesktop.DBus.Error.FileNotFound") {
+    err.kind = ClientError::Kind::NoBus;
+    err.message = "lost the system bus: " + msg;
+  } else {
+    err.message = name + ": " + msg;
+  }
+  return err;
+}
+
+Program toProgram(const wire::Program& w) {
+  Program p;
+  p.id = w.get<0>();
+  p.path = w.get<1>();
+  p.sha256 = w.get<2>();
+  p.scriptPath = w.get<3>();
+  p.scriptSha256 = w.get<4>();
+  p.uid = w.get<5>();
+  p.state = w.get<6>();
+  p.attempts = w.get<7>();
+  p.lastAttemptUs = w.get<8>();
+  p.firstSeenUs = w.get<9>();
+  return p;
+}
+
+Attempt toAttempt(const wire::Attempt& w) {
+  Attempt a;
+  a.id = w.get<0>();
+  a.timeUs = w.get<1>();
+  a.pid = w.get<2>();
+  a.uid = w.get<3>();
+  a.path = w.get<4>();
+  a.scriptPath = w.get<5>();
+  a.cmdline = w.get<6>();
+  a.src = w.get<7>();
+  a.srcPort = w.get<8>();
+  a.dst = w.get<9>();
+  a.dstPort = w.get<10>();
+  a.verdict = w.get<11>();
+  a.reason = w.get<12>();
+  a.programId = w.get<13>();
+  return a;
+}
+
+template <class T>
+T variantOr(const std::map<std::string, sdbus::Variant>& m, const char* key, T fallback) {
+  const auto it = m.find(key);
+  if (it == m.end() || !it->second.containsValueOfType<T>()) return fallback;
+  return it->second.get<T>();
+}
+
+class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_proxy> {
+ public:
+  explicit Guard1Proxy(sdbus::IConnection& connection)
+      : ProxyInterfaces(connection, kBusName, kObjectPath) {
+    registerProxy();
+  }
+  ~Guard1Proxy() { unregisterProxy(); }
+  Guard1Proxy(const Guard1Proxy&) = delete;
+  Guard1Proxy& operator=(const Guard1Proxy&) = delete;
+
+  std::function<void(const Attempt&)> attemptHandler;
+  std::function<void(const Program&)> programHandler;
+
+  // Approve/Deny/Forget with a longer timeout than the generated methods use.
+  template <class R>
+  R policyCall(const char* method, const std::string& target, const std::string& script) {
+    R result{};
+    getProxy()
+        .callMethod(method)
+        .onInterface(kInterface)
+        .withTimeout(kPolicyCallTimeout)
+        .withArguments(target, script)
+        .storeResultsTo(result);
+    return result;
+  }
+
+ private:
+  void onAttemptRecorded(const wire::Attempt& attempt) override {
+    if (attemptHandler) attemptHandler(toAttempt(attempt));
+  }
+  void onProgramChanged(const wire::Program& program) override {
+    if (programHandler) programHandler(toProgram(program));
+  }
+};
+
+// Runs one bus call, turning sdbus' exceptions into values at this edge.
+template <class F>
+auto guarded(F&& f) -> ClientResult<decltype(f())> {
+  try {
+    return f();
+  } catch (const sdbus::Error& e) {
+    return fromSdbus(e);
+  } catch (const std::exception& e) {
+    return ClientError{ClientError::Kind::Failed, e.what(), {}};
+  }
+}
+
+}  // namespace
+
+struct Client::Impl {
+  std::unique_ptr<sdbus::IConnection> connection;
+  std::unique_ptr<Guard1Proxy> proxy;
+
+  ~Impl() {
+    proxy.reset();  // before the connection it refers to
+  }
+};
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+ClientResult<std::unique_ptr<Client>> Client::connect() {
+  auto impl = std::make_unique<Impl>();
+  try {
+    impl->connection = sdbus::createSystemBusConnection();
+    impl->proxy = std::make_unique<Guard1Proxy>(*impl->connection);
+  } catch (const sdbus::Error& e) {
+    return ClientError{ClientError::Kind::NoBus,
+                       "cannot connect to the system bus (" + e.getMessage() +
+                           "); is dbus running? (DBUS_SYSTEM_BUS_ADDRESS selects another bus)",
+                       e.getName()};
+  }
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+ClientResult<Status> Client::status() {
+  return guarded([&] {
+    const auto m = impl_->proxy->Status();
+    Status s;
+    s.enforcing = variantOr<bool>(m, "enforcing", false);
+    s.backend = variantOr<std::string>(m, "backend", "");
+    s.version = variantOr<std::string>(m, "version", "");
+    s.allowed = variantOr<std::uint64_t>(m, "allowed", 0);
+    s.held = variantOr<std::uint64_t>(m, "held", 0);
+    s.rejected = variantOr<std::uint64_t>(m, "rejected", 0);
+    s.queueDropped = variantOr<std::uint64_t>(m, "queue_dropped", 0);
+    s.attemptsDropped = variantOr<std::uint64_t>(m, "attempts_dropped", 0);
+    s.storeErrors = variantOr<std::uint64_t>(m, "store_errors", 0);
+    s.storeError = variantOr<std::string>(m, "store_error", "");
+    return s;
+  });
+}
+
+ClientResult<std::vector<Program>> Client::programs() {
+  return guarded([&] {
+    std::vector<Program> out;
+    for (const auto& w : impl_->proxy->Programs()) out.push_back(toProgram(w));
+    return out;
+  });
+}
+
+ClientResult<std::vector<Attempt>> Client::attempts(const AttemptFilter& f) {
+  return guarded([&] {
+    std::vector<Attempt> out;
+    for (const auto& w : impl_->proxy->Attempts(f.limit, f.beforeId, f.programId, f.verdict,
+                                                f.sinceUs, f.untilUs)) {
+      out.push_back(toAttempt(w));
+    }
+    return out;
+  });
+}
+
+ClientResult<Program> Client::approve(const std::string& target, const std::string& script) {
+  return guarded([&] {
+    return toProgram(impl_->proxy->policyCall<wire::Program>("Approve", target, script));
+  });
+}
+
+ClientResult<Program> Client::deny(const std::string& target, const std::string& script) {
+  return guarded(
+      [&] { return toProgram(impl_->proxy->policyCall<wire::Program>("Deny", target, script)); });
+}
+
+ClientResult<bool> Client::forget(const std::string& target, const std::string& script) {
+  return guarded([&] { return impl_->proxy->policyCall<bool>("Forget", target, script); });
+}
+
+void Client::onAttemptRecorded(std::function<void(const Attempt&)> handler) {
+  impl_->proxy->attemptHandler = std::move(handler);
+}
+
+void Client::onProgramChanged(std::function<void(const Program&)> handler) {
+  impl_->proxy->programHandler = std::move(handler);
+}
+
+ClientResult<Client::PollSpec> Client::pollSpec() const {
+  return guarded([&] {
+    const auto d = impl_->connection->getEventLoopPollData();
+    return PollSpec{d.fd, d.events, d.getPollTimeout()};
+  });
+}
+
+ClientResult<bool> Client::dispatch() {
+  return guarded([&] {
+    bool any = false;
+    while (impl_->connection->processPendingRequest()) any = true;
+    return any;
+  });
+}
+
+ClientResult<bool> Client::waitAndDispatch(int timeoutMs) {
+  auto spec = pollSpec();
+  if (const auto* e = errorOf(spec)) return *e;
+  const auto& s = std::get<PollSpec>(spec);
+  int wait = s.timeoutMs;
+  if (wait < 0 || (timeoutMs >= 0 && timeoutMs < wait)) wait = timeoutMs;
+  pollfd p{s.fd, s.events, 0};
+  if (::poll(&p, 1, wait) < 0 && errno != EINTR) {
+    return ClientError{ClientError::Kind::Failed, "poll on the bus connection failed", {}};
+  }
+  return dispatch();
+}
+
+}  // namespace mailguard::dbus

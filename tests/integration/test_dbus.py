@@ -1,0 +1,282 @@
+"""Issue #3: the org.mailguard.Guard1 API, guardctl and authorization, against a real
+dbus-daemon running install/'s policy file (run as root under `unshare -n`)."""
+import datetime
+import errno
+import json
+import os
+import re
+import subprocess
+import unittest
+
+import mgtest
+from busfixture import BUS_NAME, IFACE, OBJECT, SOURCE, PrivateBus
+from mgtest import CONNECT, Guardd, Listener, attempts, connect, copy_program, wait_for
+
+mgtest.require_private_netns()
+
+NOT_AUTHORIZED = "org.mailguard.Error.NotAuthorized"
+INVALID = "org.mailguard.Error.InvalidArgument"
+NOT_FOUND = "org.mailguard.Error.NotFound"
+
+
+def micros(rfc3339):
+    if rfc3339 is None:
+        return 0
+    t = datetime.datetime.strptime(rfc3339, "%Y-%m-%dT%H:%M:%S.%fZ")
+    t = t.replace(tzinfo=datetime.timezone.utc)
+    return int(t.timestamp()) * 1_000_000 + t.microsecond
+
+
+class DBus(unittest.TestCase):
+    def setUp(self):
+        self.dir = mgtest.make_tempdir(self)
+        self.state = os.path.join(self.dir, "state")
+        os.makedirs(self.state)
+        self.client = copy_program(CONNECT, os.path.join(self.dir, "mailclient"))
+        self.bus = PrivateBus(self, self.dir).start()
+        self.guardd = Guardd(self, self.state)
+
+    def start_guardd(self):
+        self.guardd.start(env=self.bus.env())
+        self.bus.wait_for_name()
+        return self.guardd
+
+    def ctl(self, *args, user=None, ok=True):
+        r = self.bus.guardctl(*args, user=user)
+        if ok:
+            self.assertEqual(r.returncode, 0, f"guardctl {' '.join(args)}: {r.stderr}")
+        return r
+
+    def ctl_json(self, *args, user=None):
+        return json.loads(self.ctl("--json", *args, user=user).stdout)
+
+    def held_attempt(self, exe=None, user=None):
+        """One connect that is held (dropped) until it times out; returns the program."""
+        exe = exe or self.client
+        if user:
+            argv = self.bus.as_user([exe, "127.0.0.1", "25", "800"], user)
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            r = json.loads(out.stdout.splitlines()[0]) if out.stdout else {"stderr": out.stderr}
+        else:
+            r = connect("127.0.0.1", 25, timeout_ms=800, exe=exe)
+        self.assertFalse(r["connected"], r)
+        return wait_for(lambda: [p for p in self.ctl_json("programs") if p["path"] == exe], 5,
+                        "the program in guardctl programs")[0]
+
+    def rules_rows(self):
+        with mgtest.db(self.state) as conn:
+            return [tuple(r) for r in conn.execute("SELECT * FROM rules ORDER BY id")]
+
+    # 1: private bus, guardd on it, guardctl through DBUS_SYSTEM_BUS_ADDRESS.
+    def test_guardctl_reads_status_and_the_object_is_introspectable(self):
+        self.start_guardd()
+        status = self.ctl_json("status")
+        self.assertTrue(status["enforcing"], status)
+        self.assertIn(status["backend"], ("nft-queue", "xt-compat"))
+        self.assertTrue(status["version"])
+        for key in ("allowed", "held", "rejected", "queue_dropped", "attempts_dropped",
+                    "store_errors"):
+            self.assertIsInstance(status["counters"][key], int)
+        self.assertIn("enforcing", self.ctl("status").stdout)
+        intro = self.bus.busctl("introspect", BUS_NAME, OBJECT, IFACE)
+        self.assertEqual(intro.returncode, 0, intro.stderr)
+        for member in ("Status", "Programs", "Approve", "Deny", "Forget", "Attempts",
+                       "AttemptRecorded", "ProgramChanged", "Version", "Enforcing", "Backend"):
+            self.assertIn(member, intro.stdout)
+        prop = self.bus.busctl("get-property", BUS_NAME, OBJECT, IFACE, "Enforcing", user="nobody")
+        self.assertEqual(prop.stdout.strip(), "b true", prop.stderr)
+
+    def test_guardctl_says_clearly_when_guardd_is_not_running(self):
+        r = self.ctl("status", ok=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("guardd is not running", r.stderr)
+        r = self.ctl("no-such-command", ok=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(self.ctl("approve", "--help").returncode, 0)
+
+    # 2: hold, then approve while the client is still retrying its SYN.
+    def test_held_program_connects_once_approved_with_guardctl(self):
+        Listener(self, "127.0.0.1", 25)
+        self.start_guardd()
+        pending = mgtest.start_connect("127.0.0.1", 25, 15000, exe=self.client)
+        held = wait_for(lambda: self.ctl_json("attempts", "--verdict", "hold"), 5, "held attempt")
+        self.assertEqual(held[0]["path"], self.client)
+        program = self.ctl_json("approve", self.client)
+        self.assertEqual(program["state"], "approved")
+        self.assertEqual(program["path"], self.client)
+        out, _ = pending.communicate(timeout=20)
+        self.assertTrue(json.loads(out)["connected"], out)
+        wait_for(lambda: self.ctl_json("attempts", "--verdict", "allow"), 5, "allowed attempt")
+
+    # 3: deny a program that is running; its next attempt fails at once.
+    def test_deny_makes_the_next_attempt_fail_fast(self):
+        Listener(self, "127.0.0.1", 25)
+        self.start_guardd()
+        program = self.held_attempt()
+        denied = self.ctl_json("deny", str(program["id"]))
+        self.assertEqual(denied["state"], "denied")
+        r = connect("127.0.0.1", 25, timeout_ms=5000, exe=self.client)
+        self.assertFalse(r["connected"])
+        self.assertIn(r["errno"], (errno.ECONNREFUSED, errno.ECONNRESET), r)
+        self.assertLess(r["ms"], 500, "a denied program must fail at once")
+        self.assertTrue(self.ctl_json("forget", str(program["id"]))["removed"])
+        self.assertEqual(self.ctl_json("programs")[0]["state"], "pending")
+
+    # 4: an unprivileged user reads, but cannot change policy.
+    def test_nobody_reads_but_is_refused_policy_changes_and_nothing_changes(self):
+        self.start_guardd()
+        program = self.held_attempt(user="nobody")
+        rules_before = self.rules_rows()
+        as_root = self.ctl_json("programs")
+        as_nobody = self.ctl_json("programs", user="nobody")
+        self.assertEqual(as_nobody, as_root)
+        self.ctl("attempts", user="nobody")
+        for verb in ("approve", "deny", "forget"):
+            r = self.ctl(verb, self.client, user="nobody", ok=False)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("not allowed", r.stderr)
+            r = self.bus.gdbus_call(verb.capitalize(), self.client, "", user="nobody")
+            self.assertIn(NOT_AUTHORIZED, r.stderr)
+        self.assertEqual(self.rules_rows(), rules_before, "a refused call changed the store")
+        self.assertEqual(self.ctl_json("programs")[0]["state"], program["state"])
+        self.assertIn("Refused policy change by uid 65534", self.guardd.log())
+
+    # 5: every bad argument gets its named error, and guardd keeps serving.
+    def test_bad_arguments_get_named_errors_and_guardd_keeps_serving(self):
+        self.start_guardd()
+        program = self.held_attempt()
+        big = "/" + "a" * 120_000  # argv caps one argument at 128 KiB
+        cases = [
+            ("Approve", ["relative/path", ""], INVALID),
+            ("Approve", ["", ""], INVALID),
+            ("Approve", ["0", ""], INVALID),
+            ("Approve", ["-3", ""], INVALID),
+            ("Approve", ["99999999999999999999999", ""], INVALID),
+            ("Approve", [big, ""], INVALID),
+            ("Approve", ["/usr/bin/env", "not/absolute.py"], INVALID),
+            ("Approve", ["/usr/bin/env", big], INVALID),
+            ("Approve", [str(program["id"]), "/etc/hostname"], INVALID),
+            ("Approve", ["/tmp", ""], INVALID),
+            ("Approve", ["/no/such/program", ""], NOT_FOUND),
+            ("Approve", ["424242", ""], NOT_FOUND),
+            ("Deny", ["bad\x01name", ""], INVALID),
+            ("Deny", ["/no/such/program", ""], NOT_FOUND),
+            ("Forget", ["nope", ""], INVALID),
+            ("Forget", ["424242", ""], NOT_FOUND),
+        ]
+        for method, args, error in cases:
+            r = self.bus.gdbus_call(method, *[json.dumps(a) for a in args])
+            self.assertIn(error, r.stderr, f"{method}{tuple(a[:40] for a in args)}: {r.stderr}")
+            self.assertLess(len(r.stderr), 2000, "an error must not echo a huge argument")
+        attempt_cases = [
+            ["uint32 1001", "int64 0", "int64 0", "''", "int64 0", "int64 0"],
+            ["uint32 10", "int64 -1", "int64 0", "''", "int64 0", "int64 0"],
+            ["uint32 10", "int64 0", "int64 -5", "''", "int64 0", "int64 0"],
+            ["uint32 10", "int64 0", "int64 0", "'maybe'", "int64 0", "int64 0"],
+            ["uint32 10", "int64 0", "int64 0", "''", "int64 -1", "int64 0"],
+            ["uint32 10", "int64 0", "int64 0", "''", "int64 20", "int64 10"],
+        ]
+        for args in attempt_cases:
+            r = self.bus.gdbus_call("Attempts", *args)
+            self.assertIn(INVALID, r.stderr, f"Attempts{tuple(args)}: {r.stderr}")
+        self.assertIsNone(self.guardd.proc.poll(), "guardd died")
+        self.assertTrue(self.ctl_json("status")["enforcing"])
+        self.assertEqual(self.ctl_json("programs")[0]["state"], "pending")
+
+    # 6: one signal per attempt, in order, for a burst of 1,000.
+    def test_burst_of_1000_attempts_gives_1000_signals_in_order(self):
+        self.start_guardd()
+        self.ctl("deny", self.client)  # rejected at once: the burst takes seconds, not hours
+        watch = subprocess.Popen([mgtest.os.path.join(mgtest.BUILD, "tui", "guardctl"), "--json",
+                                  "watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, env=self.bus.env())
+        self.addCleanup(lambda: watch.poll() is None and watch.kill())
+        self.assertIn("Watching", watch.stderr.readline())
+        results = connect("127.0.0.1", 25, timeout_ms=2000, exe=self.client, count=1000)
+        self.assertEqual(len(results), 1000)
+        stored = wait_for(lambda: len(attempts(self.state, path=self.client)) >= 1000 and
+                          attempts(self.state, path=self.client), 20, "1000 stored attempts")
+        signals = []
+        while len(signals) < 1000:
+            line = watch.stdout.readline()
+            self.assertTrue(line, "guardctl watch ended early")
+            event = json.loads(line)
+            if event["signal"] == "AttemptRecorded":
+                signals.append(event["attempt"])
+        watch.terminate()
+        watch.wait(10)
+        self.assertEqual(len(signals), 1000)
+        self.assertTrue(all(s["verdict"] == "reject" for s in signals))
+        self.assertEqual([s["src_port"] for s in signals],
+                         [r["src_port"] for r in reversed(stored)],
+                         "signals must come in the order guardd decided the attempts")
+
+    # 7: --json parses and matches what the bus says.
+    def test_json_output_matches_the_dbus_data(self):
+        self.start_guardd()
+        self.held_attempt()
+        programs = self.ctl_json("programs")
+        raw = json.loads(self.bus.busctl("--json=short", "call", BUS_NAME, OBJECT, IFACE,
+                                         "Programs").stdout)["data"][0]
+        self.assertEqual(len(programs), len(raw))
+        for p, w in zip(programs, raw):
+            self.assertEqual(set(p) >= {"id", "path", "sha256", "uid", "state", "attempts",
+                                        "last_attempt"}, True, p)
+            self.assertEqual((p["id"], p["path"], p["sha256"], p["uid"], p["state"],
+                              p["attempts"], micros(p["last_attempt"])),
+                             (w[0], w[1], w[2], w[5], w[6], w[7], w[8]))
+            self.assertRegex(p["sha256"], r"^[0-9a-f]{64}$")
+        attempts_json = self.ctl_json("attempts", "--limit", "10")
+        raw = json.loads(self.bus.busctl("--json=short", "call", BUS_NAME, OBJECT, IFACE,
+                                         "Attempts", "uxxsxx", "10", "0", "0", "", "0",
+                                         "0").stdout)["data"][0]
+        self.assertEqual(len(attempts_json), len(raw))
+        for a, w in zip(attempts_json, raw):
+            self.assertEqual(set(a) >= {"id", "time", "pid", "path", "uid", "dst", "port",
+                                        "verdict", "reason"}, True, a)
+            self.assertEqual((a["id"], micros(a["time"]), a["pid"], a["uid"], a["path"],
+                              a["dst"], a["port"], a["verdict"], a["reason"]),
+                             (w[0], w[1], w[2], w[3], w[4], w[9], w[10], w[11], w[12]))
+            self.assertRegex(a["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+        self.assertEqual(self.ctl_json("attempts", "--verdict", "allow"), [])
+        status = self.ctl_json("status")
+        self.assertEqual(status["counters"]["held"], 1)
+
+    # DESIGN.md "Independence of the parts": no bus, a lost bus, a bus that comes back.
+    def test_guardd_enforces_without_the_bus_and_reconnects_when_it_returns(self):
+        Listener(self, "127.0.0.1", 25)
+        self.bus.stop()
+        self.guardd.start(env=self.bus.env())  # enforcing although the bus is missing
+        self.ctl("deny", self.client, ok=False)
+        mgtest.seed(self.state, "deny", self.client)
+        r = connect("127.0.0.1", 25, timeout_ms=3000, exe=self.client)
+        self.assertFalse(r["connected"])
+        self.assertLess(r["ms"], 500)
+        self.bus.start()
+        self.bus.wait_for_name(timeout=5)
+        self.bus.stop()
+        r = connect("127.0.0.1", 25, timeout_ms=3000, exe=self.client)
+        self.assertLess(r["ms"], 500, "verdicts must go on while the bus is gone")
+        self.bus.start()
+        self.bus.wait_for_name(timeout=5)
+        self.assertEqual(self.ctl_json("programs")[0]["state"], "denied")
+        self.assertIsNone(self.guardd.proc.poll())
+
+    # 8: the unit's sandbox, as systemd scores it.
+    def test_service_unit_exposure_is_printed(self):
+        unit = os.path.join(self.dir, "guardd.service")
+        with open(os.path.join(SOURCE, "install", "guardd.service")) as f:
+            text = f.read().replace("@SBINDIR@", "/usr/local/sbin")
+        with open(unit, "w") as f:
+            f.write(text)
+        r = subprocess.run(["systemd-analyze", "security", "--offline=true", unit],
+                           capture_output=True, text=True)
+        m = re.search(r"Overall exposure level for guardd\.service: ([0-9.]+)", r.stdout)
+        self.assertIsNotNone(m, r.stdout + r.stderr)
+        print(f"\nsystemd-analyze security: guardd.service exposure {m.group(1)} "
+              "(0 = fully sandboxed, 10 = not at all)")
+        self.assertLessEqual(float(m.group(1)), 2.5)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

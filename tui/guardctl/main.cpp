@@ -1,0 +1,271 @@
+// guardctl: the scripting CLI of mailguard. Parses the command line, makes one call
+// to guardd over D-Bus, prints a table or JSON. Exit codes: 0 ok, 1 refused or
+// failed, 2 usage.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include "mailguard/dbus/client.hpp"
+#include "output.hpp"
+
+namespace {
+
+using mailguard::dbus::Client;
+using mailguard::dbus::ClientError;
+using mailguard::dbus::ClientResult;
+namespace out = mailguard::guardctl;
+
+constexpr int kOk = 0;
+constexpr int kFailed = 1;
+constexpr int kUsage = 2;
+
+volatile std::sig_atomic_t gStop = 0;
+
+int fail(const ClientError& e) {
+  std::cerr << "guardctl: " << e.message << "\n";
+  return kFailed;
+}
+
+// Lets a person type "./bot" or "bot.py": guardd wants absolute paths. Digits are ids.
+std::string absoluteTarget(const std::string& t) {
+  if (t.empty() || t.front() == '/' || t.find_first_not_of("0123456789") == std::string::npos) {
+    return t;
+  }
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(t, ec);
+  return ec ? t : abs.lexically_normal().string();
+}
+
+void printJson(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "guardctl: control mailguard, which lets only approved programs on this PC send mail.\n"
+      "\n"
+      "Every program that opens a mail connection (ports 25, 465, 587, 2525) is held until\n"
+      "you approve it, or rejected once you deny it. Reading works for every user; approving,\n"
+      "denying and forgetting need root (sudo) or an administrator's password via polkit.\n"
+      "\n"
+      "Examples:\n"
+      "  guardctl status                      is mailguard guarding mail right now?\n"
+      "  guardctl programs                    which programs tried to send mail\n"
+      "  guardctl attempts --verdict hold     connections waiting for your decision\n"
+      "  sudo guardctl approve /usr/bin/msmtp let msmtp send mail\n"
+      "  sudo guardctl deny 7                 block program 7 from the programs list\n"
+      "\n"
+      "Run 'guardctl COMMAND --help' for the options of a command.",
+      "guardctl"};
+  app.require_subcommand(1, 1);
+  app.fallthrough();
+  bool json = false;
+  app.add_flag("--json", json,
+               "Print JSON for scripts (shapes are stable: keys may be added, never renamed)");
+  app.set_version_flag("--version", std::string("guardctl ") + MAILGUARD_VERSION);
+
+  auto* status = app.add_subcommand(
+      "status", "Show whether mail connections are being guarded, and the counters");
+  status->footer("Exit code 0 when guardd answered (check 'enforcing' to see it is guarding).");
+
+  auto* programs =
+      app.add_subcommand("programs", "List the programs that tried to send mail, with their state");
+  programs->footer(
+      "States: pending (waiting for your decision: its mail connections are held), approved,\n"
+      "denied (its connections are refused at once) and quarantined (it behaved like a spam\n"
+      "bot; approve or deny it to decide).");
+
+  mailguard::dbus::AttemptFilter filter;
+  std::string since, until;
+  auto* attempts = app.add_subcommand("attempts", "List mail connection attempts, newest first");
+  attempts->add_option("--limit", filter.limit, "How many to show, 1 to 1000 (default 50)")
+      ->check(CLI::Range(1u, 1000u));
+  attempts
+      ->add_option("--before", filter.beforeId,
+                   "Only attempts with an id below this one (to page back)")
+      ->check(CLI::PositiveNumber);
+  attempts
+      ->add_option("--program", filter.programId,
+                   "Only attempts of this program id (see 'guardctl programs')")
+      ->check(CLI::PositiveNumber);
+  attempts->add_option("--verdict", filter.verdict, "Only this verdict: allow, hold or reject")
+      ->check(CLI::IsMember({"allow", "hold", "reject"}));
+  attempts->add_option("--since", since,
+                       "Only attempts at or after this time: 2024-05-01T10:00:00Z, 2024-05-01, "
+                       "or a time ago like 15m, 2h, 7d");
+  attempts->add_option("--until", until, "Only attempts at or before this time (same forms)");
+
+  struct PolicyCommand {
+    CLI::App* cmd = nullptr;
+    std::string target;
+    std::string script;
+  };
+  auto addPolicy = [&](const char* name, const std::string& what, const std::string& footer) {
+    PolicyCommand pc;
+    pc.cmd = app.add_subcommand(name, what);
+    pc.cmd
+        ->add_option("PATH|ID", pc.target,
+                     "The program: its id from 'guardctl programs', or its path "
+                     "(like /usr/bin/msmtp; a relative path is taken from here)")
+        ->required();
+    pc.cmd->add_option("--script", pc.script,
+                       "For an interpreter (python3, perl, sh, ...): the script it runs, so "
+                       "that only this script is meant, not every script of that interpreter");
+    pc.cmd->footer(footer + "\nNeeds root (sudo) or an administrator's password via polkit.");
+    return pc;
+  };
+  auto approve = addPolicy(
+      "approve", "Let a program send mail",
+      "The program's current content (SHA-256) is recorded with its path: if the file\n"
+      "changes later, it is held again, unless it sits in a root-owned system folder where\n"
+      "package upgrades keep the approval.\n"
+      "Example: sudo guardctl approve /usr/bin/msmtp\n"
+      "         sudo guardctl approve /usr/bin/python3 --script /home/ann/bin/newsletter.py");
+  auto deny = addPolicy("deny", "Refuse a program's mail connections at once",
+                        "Its next connection fails immediately (connection refused).\n"
+                        "Example: sudo guardctl deny 7");
+  auto forget = addPolicy(
+      "forget", "Remove your decision about a program",
+      "The program becomes pending again: its next mail connection is held and you are asked.\n"
+      "Example: sudo guardctl forget /usr/bin/msmtp");
+
+  long count = 0;
+  auto* watch = app.add_subcommand(
+      "watch", "Print attempts and program changes as they happen (Ctrl-C to stop)");
+  watch->add_option("--count", count, "Stop after this many events")->check(CLI::PositiveNumber);
+  watch->footer(
+      "With --json, one JSON object per line: {\"signal\": \"AttemptRecorded\", \"attempt\": "
+      "{...}}\nor {\"signal\": \"ProgramChanged\", \"program\": {...}}.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kOk : kUsage;
+  }
+
+  if (*attempts) {
+    const auto now = std::chrono::system_clock::now();
+    for (auto [text, dest, opt] : {std::tuple{&since, &filter.sinceUs, "--since"},
+                                   std::tuple{&until, &filter.untilUs, "--until"}}) {
+      if (text->empty()) continue;
+      const auto t = out::parseTime(*text, now);
+      if (!t) {
+        std::cerr << "guardctl: " << opt << " '" << *text
+                  << "' is not a time: use 2024-05-01T10:00:00Z, 2024-05-01 or 15m/2h/7d ago\n";
+        return kUsage;
+      }
+      *dest = *t;
+    }
+  }
+
+  auto connected = Client::connect();
+  if (const auto* e = mailguard::dbus::errorOf(connected)) return fail(*e);
+  auto& client = *std::get<std::unique_ptr<Client>>(connected);
+
+  if (*status) {
+    auto r = client.status();
+    if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
+    const auto& s = std::get<mailguard::dbus::Status>(r);
+    if (json) {
+      printJson(out::toJson(s));
+    } else {
+      std::cout << out::statusText(s);
+    }
+    return kOk;
+  }
+  if (*programs) {
+    auto r = client.programs();
+    if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
+    const auto& list = std::get<std::vector<mailguard::dbus::Program>>(r);
+    if (json) {
+      auto arr = nlohmann::json::array();
+      for (const auto& p : list) arr.push_back(out::toJson(p));
+      printJson(arr);
+    } else {
+      std::cout << out::programsTable(list);
+    }
+    return kOk;
+  }
+  if (*attempts) {
+    auto r = client.attempts(filter);
+    if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
+    const auto& list = std::get<std::vector<mailguard::dbus::Attempt>>(r);
+    if (json) {
+      auto arr = nlohmann::json::array();
+      for (const auto& a : list) arr.push_back(out::toJson(a));
+      printJson(arr);
+    } else {
+      std::cout << out::attemptsTable(list);
+    }
+    return kOk;
+  }
+  for (auto* pc : {&approve, &deny}) {
+    if (!*pc->cmd) continue;
+    const auto target = absoluteTarget(pc->target);
+    const auto script = pc->script.empty() ? std::string() : absoluteTarget(pc->script);
+    auto r = pc == &approve ? client.approve(target, script) : client.deny(target, script);
+    if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
+    const auto& p = std::get<mailguard::dbus::Program>(r);
+    if (json) {
+      printJson(out::toJson(p));
+    } else {
+      std::cout << out::programLine(p) << "\n";
+    }
+    return kOk;
+  }
+  if (*forget.cmd) {
+    const auto target = absoluteTarget(forget.target);
+    const auto script = forget.script.empty() ? std::string() : absoluteTarget(forget.script);
+    auto r = client.forget(target, script);
+    if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
+    const bool removed = std::get<bool>(r);
+    if (json) {
+      printJson({{"removed", removed}});
+    } else {
+      std::cout << (removed ? "Forgot the decision about " : "There was no decision about ")
+                << target << (removed ? "; it is pending again.\n" : ".\n");
+    }
+    return kOk;
+  }
+  if (*watch) {
+    long seen = 0;
+    client.onAttemptRecorded([&](const mailguard::dbus::Attempt& a) {
+      ++seen;
+      if (json) {
+        std::cout
+            << nlohmann::json{{"signal", "AttemptRecorded"}, {"attempt", out::toJson(a)}}.dump()
+            << "\n";
+      } else {
+        std::cout << out::attemptLine(a) << "\n";
+      }
+      std::cout.flush();
+    });
+    client.onProgramChanged([&](const mailguard::dbus::Program& p) {
+      ++seen;
+      if (json) {
+        std::cout
+            << nlohmann::json{{"signal", "ProgramChanged"}, {"program", out::toJson(p)}}.dump()
+            << "\n";
+      } else {
+        std::cout << out::programLine(p) << "\n";
+      }
+      std::cout.flush();
+    });
+    // Fail early and clearly when guardd is not there; the subscription is already in place.
+    const auto reachable = client.status();
+    if (const auto* e = mailguard::dbus::errorOf(reachable)) return fail(*e);
+    std::signal(SIGINT, [](int) { gStop = 1; });
+    std::signal(SIGTERM, [](int) { gStop = 1; });
+    std::cerr << "Watching guardd (Ctrl-C to stop)\n";
+    while (gStop == 0 && (count == 0 || seen < count)) {
+      auto r = client.waitAndDispatch(500);
+      if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
+    }
+    return kOk;
+  }
+  return kUsage;
+}

@@ -1,0 +1,224 @@
+#include "output.hpp"
+
+#include <ctime>
+#include <sstream>
+
+#include "mailguard/rules/clock.hpp"
+
+namespace mailguard::guardctl {
+namespace {
+
+using nlohmann::json;
+
+TimePoint fromMicros(std::int64_t us) { return TimePoint{std::chrono::microseconds(us)}; }
+
+// Local time to the second, for people.
+std::string localTime(std::int64_t us) {
+  if (us == 0) return "never";
+  const std::time_t t = static_cast<std::time_t>(us / 1'000'000);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+std::string identityText(const std::string& path, const std::string& script) {
+  return script.empty() ? path : path + " " + script;
+}
+
+std::string endpoint(const std::string& addr, std::uint16_t port) {
+  if (addr.find(':') != std::string::npos) return "[" + addr + "]:" + std::to_string(port);
+  return addr + ":" + std::to_string(port);
+}
+
+bool parseDigits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
+  if (pos + n > s.size()) return false;
+  out = 0;
+  for (std::size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    out = out * 10 + (s[i] - '0');
+  }
+  return true;
+}
+
+}  // namespace
+
+json timeJson(std::int64_t micros) {
+  if (micros == 0) return nullptr;
+  return formatRfc3339(fromMicros(micros));
+}
+
+json toJson(const dbus::Status& s) {
+  return json{{"enforcing", s.enforcing},
+              {"backend", s.backend},
+              {"version", s.version},
+              {"counters",
+               {{"allowed", s.allowed},
+                {"held", s.held},
+                {"rejected", s.rejected},
+                {"queue_dropped", s.queueDropped},
+                {"attempts_dropped", s.attemptsDropped},
+                {"store_errors", s.storeErrors}}},
+              {"store_error", s.storeError.empty() ? json(nullptr) : json(s.storeError)}};
+}
+
+json toJson(const dbus::Program& p) {
+  return json{{"id", p.id},
+              {"path", p.path},
+              {"sha256", p.sha256},
+              {"uid", p.uid},
+              {"state", p.state},
+              {"attempts", p.attempts},
+              {"last_attempt", timeJson(p.lastAttemptUs)},
+              {"script_path", p.scriptPath.empty() ? json(nullptr) : json(p.scriptPath)},
+              {"script_sha256", p.scriptSha256.empty() ? json(nullptr) : json(p.scriptSha256)},
+              {"first_seen", timeJson(p.firstSeenUs)}};
+}
+
+json toJson(const dbus::Attempt& a) {
+  return json{{"id", a.id},
+              {"time", timeJson(a.timeUs)},
+              {"pid", a.pid == 0 ? json(nullptr) : json(a.pid)},
+              {"path", a.path},
+              {"uid", a.uid},
+              {"dst", a.dst},
+              {"port", a.dstPort},
+              {"verdict", a.verdict},
+              {"reason", a.reason},
+              {"script_path", a.scriptPath.empty() ? json(nullptr) : json(a.scriptPath)},
+              {"cmdline", a.cmdline},
+              {"src", a.src},
+              {"src_port", a.srcPort},
+              {"program_id", a.programId == 0 ? json(nullptr) : json(a.programId)}};
+}
+
+std::string alignTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& row : rows) {
+    if (width.size() < row.size()) width.resize(row.size(), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      out += row[i];
+      if (i + 1 < row.size()) out += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+std::string statusText(const dbus::Status& s) {
+  std::ostringstream o;
+  o << "guardd " << s.version << ": "
+    << (s.enforcing ? "enforcing" : "NOT enforcing (mail connections are not being guarded)")
+    << "\n";
+  o << "queue backend:   " << (s.backend.empty() ? "none" : s.backend) << "\n";
+  o << "connections:     " << s.allowed << " allowed, " << s.held << " held, " << s.rejected
+    << " rejected\n";
+  o << "dropped:         " << s.queueDropped << " by a full kernel queue, " << s.attemptsDropped
+    << " attempts not recorded\n";
+  o << "store:           ";
+  if (s.storeError.empty() && s.storeErrors == 0) {
+    o << "healthy\n";
+  } else {
+    o << s.storeErrors << " write errors" << (s.storeError.empty() ? "" : ", last: ")
+      << s.storeError << "\n";
+  }
+  return o.str();
+}
+
+std::string programsTable(const std::vector<dbus::Program>& programs) {
+  if (programs.empty()) return "No programs have tried to send mail yet.\n";
+  std::vector<std::vector<std::string>> rows{
+      {"ID", "STATE", "UID", "ATTEMPTS", "LAST ATTEMPT", "PROGRAM"}};
+  for (const auto& p : programs) {
+    rows.push_back({std::to_string(p.id), p.state, std::to_string(p.uid),
+                    std::to_string(p.attempts), localTime(p.lastAttemptUs),
+                    identityText(p.path, p.scriptPath)});
+  }
+  return alignTable(rows);
+}
+
+std::string attemptsTable(const std::vector<dbus::Attempt>& attempts) {
+  if (attempts.empty()) return "No attempts match.\n";
+  std::vector<std::vector<std::string>> rows{
+      {"ID", "TIME", "VERDICT", "PID", "UID", "DESTINATION", "PROGRAM", "REASON"}};
+  for (const auto& a : attempts) {
+    rows.push_back({std::to_string(a.id), localTime(a.timeUs), a.verdict,
+                    a.pid == 0 ? "-" : std::to_string(a.pid), std::to_string(a.uid),
+                    endpoint(a.dst, a.dstPort),
+                    a.path.empty() ? "(unknown)" : identityText(a.path, a.scriptPath), a.reason});
+  }
+  return alignTable(rows);
+}
+
+std::string programLine(const dbus::Program& p) {
+  return "program " + std::to_string(p.id) + " (" + identityText(p.path, p.scriptPath) + ") is " +
+         p.state;
+}
+
+std::string attemptLine(const dbus::Attempt& a) {
+  return localTime(a.timeUs) + "  " + a.verdict + "  " + endpoint(a.dst, a.dstPort) + "  " +
+         (a.path.empty() ? "(unknown)" : identityText(a.path, a.scriptPath)) + " pid " +
+         std::to_string(a.pid) + " uid " + std::to_string(a.uid) + ": " + a.reason;
+}
+
+std::optional<std::int64_t> parseTime(std::string_view text,
+                                      std::chrono::system_clock::time_point now) {
+  using namespace std::chrono;
+  if (text.empty()) return std::nullopt;
+  // A time ago: digits and one unit.
+  if (const char unit = text.back(); unit == 's' || unit == 'm' || unit == 'h' || unit == 'd') {
+    const auto digits = text.substr(0, text.size() - 1);
+    if (!digits.empty() && digits.size() <= 9 &&
+        digits.find_first_not_of("0123456789") == std::string_view::npos) {
+      const long n = std::stol(std::string(digits));
+      const long factor = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 86400;
+      const auto t = now - seconds(n * factor);
+      return duration_cast<microseconds>(t.time_since_epoch()).count();
+    }
+  }
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
+  if (!parseDigits(text, 0, 4, y) || text.size() < 10 || text[4] != '-' ||
+      !parseDigits(text, 5, 2, mo) || text[7] != '-' || !parseDigits(text, 8, 2, d)) {
+    return std::nullopt;
+  }
+  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)},
+                           day{static_cast<unsigned>(d)}};
+  if (!ymd.ok()) return std::nullopt;
+  std::int64_t us = duration_cast<microseconds>(sys_days{ymd}.time_since_epoch()).count();
+  if (text.size() == 10) return us;
+  if ((text[10] != 'T' && text[10] != 't' && text[10] != ' ') || !parseDigits(text, 11, 2, h) ||
+      text.size() < 19 || text[13] != ':' || !parseDigits(text, 14, 2, mi) || text[16] != ':' ||
+      !parseDigits(text, 17, 2, s) || h > 23 || mi > 59 || s > 60) {
+    return std::nullopt;
+  }
+  us += (static_cast<std::int64_t>(h) * 3600 + mi * 60 + s) * 1'000'000;
+  std::size_t pos = 19;
+  if (pos < text.size() && text[pos] == '.') {
+    std::int64_t frac = 0;
+    int digits = 0;
+    for (++pos; pos < text.size() && text[pos] >= '0' && text[pos] <= '9'; ++pos, ++digits) {
+      if (digits < 6) frac = frac * 10 + (text[pos] - '0');
+    }
+    if (digits == 0) return std::nullopt;
+    for (int i = digits; i < 6; ++i) frac *= 10;
+    us += frac;
+  }
+  if (pos == text.size()) return std::nullopt;  // RFC 3339 needs a zone
+  if (text[pos] == 'Z' || text[pos] == 'z')
+    return pos + 1 == text.size() ? std::optional(us) : std::nullopt;
+  int oh = 0, om = 0;
+  if ((text[pos] != '+' && text[pos] != '-') || text.size() != pos + 6 ||
+      !parseDigits(text, pos + 1, 2, oh) || text[pos + 3] != ':' ||
+      !parseDigits(text, pos + 4, 2, om)) {
+    return std::nullopt;
+  }
+  const std::int64_t offset = (static_cast<std::int64_t>(oh) * 3600 + om * 60) * 1'000'000;
+  return text[pos] == '+' ? us - offset : us + offset;
+}
+
+}  // namespace mailguard::guardctl

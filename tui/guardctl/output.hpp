@@ -1,0 +1,37 @@
+#pragma once
+// What guardctl prints: aligned tables for people, and the JSON shapes DESIGN.md
+// fixes for scripts ("guardctl --json": keys may be added, never renamed).
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mailguard/dbus/client.hpp"
+
+namespace mailguard::guardctl {
+
+// RFC 3339 in UTC, or null for 0 ("never").
+nlohmann::json timeJson(std::int64_t micros);
+
+nlohmann::json toJson(const dbus::Status& s);
+nlohmann::json toJson(const dbus::Program& p);
+nlohmann::json toJson(const dbus::Attempt& a);
+
+std::string statusText(const dbus::Status& s);
+std::string programsTable(const std::vector<dbus::Program>& programs);
+std::string attemptsTable(const std::vector<dbus::Attempt>& attempts);
+std::string programLine(const dbus::Program& p);  // "program 3 (/usr/bin/msmtp) is approved"
+std::string attemptLine(const dbus::Attempt& a);  // one line for `guardctl watch`
+
+// Columns padded to the widest cell; the last column is never padded.
+std::string alignTable(const std::vector<std::vector<std::string>>& rows);
+
+// "2024-05-01T10:00:00Z", "2024-05-01T12:00:00+02:00", "2024-05-01" (midnight UTC), or
+// a time ago: "90s", "15m", "2h", "7d". Microseconds since the epoch; nullopt if bad.
+std::optional<std::int64_t> parseTime(std::string_view text,
+                                      std::chrono::system_clock::time_point now);
+
+}  // namespace mailguard::guardctl
