@@ -1,0 +1,275 @@
+#pragma once
+// The zombie detector (issue 5; design in shared/research/zombie-detection.md section 2).
+// Pure logic: it never touches the system. guardd feeds it one AttemptEvent per new
+// outbound mail connection and one OutcomeEvent per connection result (conntrack), and
+// acts on what it returns: an Assessment per attempt, alerts, a quarantine flag.
+//
+// Each attempt gets a score in nats (positive = bot-like) from the evidence guardd can
+// see without payload, DNS or input devices (D1-D4, O1). A Page CUSUM per (principal,
+// channel) sums the scores; crossing the soft threshold raises an alert and throttles
+// new destinations, crossing the hard one quarantines the principal until release().
+// Identity moves both thresholds instead of adding per-attempt evidence.
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mailguard/rules/clock.hpp"
+#include "mailguard/rules/identity.hpp"
+
+namespace mailguard::detector {
+
+using Duration = std::chrono::system_clock::duration;
+
+// All weights and thresholds in one place, so guardd.conf can override them. The
+// provenance of each default is in brackets: [R] = research section 2 starting value,
+// [T] = changed by tuning on the evaluation harness (tests/bench/detector, tuning seed),
+// [P] = a published limit the design borrows.
+struct DetectorConfig {
+  // Evidence weights, natural-log likelihood ratios (research 2.2).
+  double directToMx = 1.5;             // D1: port 25 to a non-learned host, non-MTA [R]
+  double newDestination = 0.5;         // D2+: first contact with this destination [R]
+  double learnedDestination = -0.7;    // D2-: destination in the learned working set [R]
+  double newRelayKnownHost = 1.0;      // D3: new principal on the owner's known relay [R]
+  double manySessions = 1.0;           // D4: >= sessionsForBurst open, or a burst [R]
+  double connectFailure = 0.5;         // O1: refused, reset or timed out [R]
+  double connectFailureLearned = 0.3;  // O1 multiplier on a learned destination [R]
+  double minScore = -2.0;              // per-attempt clip [R]
+  double maxScore = 4.0;               // per-attempt clip [R]
+  unsigned sessionsForBurst = 5;       // D4 simultaneous sessions [R]
+  unsigned burstAttempts = 10;  // D4 as a rate on DIRECT: attempts per burstWindow [P policyd]
+  Duration burstWindow = std::chrono::seconds{60};
+  Duration retryWindow = std::chrono::minutes{5};  // DIRECT retries count once, max score [R]
+
+  // Sequential test (research 2.3): h = ln((1-beta)/alpha).
+  double softThreshold = 4.60;  // alpha 1e-2, beta 1e-2 [R]
+  double hardThreshold = 9.20;  // alpha 1e-4, beta 1e-2 [R]
+  double leakPerDay = 0.0;      // CUSUM time leak lambda, nats/day [R: default 0]
+  double rearmFraction = 0.5;   // a soft alert re-arms once every S <= this * soft [A]
+  // The soft tier describes current behaviour: a channel with no evidence for this long
+  // no longer holds the principal in it (its S is kept and counts again on new evidence).
+  Duration softActiveWindow = std::chrono::hours{24};  // [A]
+  double packagedShift = 2.3;     // package-owned, checksum verified: x10 odds [R]
+  double suspiciousShift = -2.3;  // /tmp, /dev/shm, ~/.cache, deleted, memfd [R]
+
+  // H3 volumetric trigger (research 2.4): quarantine at once.
+  unsigned h3Connections = 20;                   // port-25 connections ... [R, iungo 20/60 s]
+  unsigned h3Destinations = 10;                  // ... to this many distinct hosts ... [R]
+  Duration h3Window = std::chrono::seconds{60};  // ... within this window [R]
+
+  // 24-hour backstops for non-MTA principals (research 2.3); lifted by a declared bulk send.
+  unsigned backstopSoftDestinations = 20;   // distinct direct destinations / 24 h -> soft [R]
+  unsigned backstopHardDestinations = 100;  // distinct direct destinations / 24 h -> hard [R]
+  unsigned backstopHardAttempts = 150;      // attempts / 24 h -> hard [R; P policyd 150/day]
+  Duration backstopWindow = std::chrono::hours{24};
+
+  // Learned working set (research 2.1).
+  unsigned workingSetSize = 32;   // learned destinations per principal [R]
+  unsigned learnDays = 3;         // distinct days with a successful connection [R]
+  unsigned candidateLimit = 256;  // destinations tracked while not yet learned [A]
+  Duration learnedTtl = std::chrono::hours{24 * 90};    // unused this long: forgotten [A]
+  Duration candidateTtl = std::chrono::hours{24 * 14};  // candidate unused this long [A]
+  unsigned ipv4PrefixBits = 24;                         // a destination is an IPv4 /24 ... [R]
+  unsigned ipv6PrefixBits = 64;  // ... or an IPv6 /64 (providers rotate within it) [A]
+
+  // Soft-tier throttle: one new destination per interval (Williamson's throttle) [R].
+  Duration throttleInterval = std::chrono::seconds{60};
+
+  // MTA attribution (research 2.6): outcomes of the MTA's own deliveries are charged to
+  // the programs that submitted to it on loopback within this window, split between
+  // them. Both outcomes count, as a Bernoulli likelihood ratio with an assumed TCP failure
+  // rate of 2% for legitimate MX delivery and 15% for a harvested list [A]:
+  // ln(0.15/0.02) per failure, ln(0.85/0.98) per success.
+  Duration attributionWindow = std::chrono::minutes{15};  // [A]
+  double attributedFailure = 2.0;    // [A]; x connectFailureLearned once the MTA is learned
+  double attributedSuccess = -0.14;  // [A]
+  // Port 25 blocked upstream (research 2.6): unless one of the last `blockedAfter`
+  // port-25 connections of any program succeeded, failures on port 25 carry no evidence
+  // (also at start-up, before any success was seen) [R; count T].
+  unsigned blockedAfter = 5;
+
+  // Principals with no learned destination and no evidence are dropped after this.
+  Duration idleTtl = std::chrono::hours{24 * 30};
+};
+
+// How far identity can be trusted: decided by the caller from the package database
+// and the executable's location (rules::isUnsafeLocation, deleted, memfd).
+enum class IdentityClass : std::uint8_t {
+  Unknown,     // no shift
+  Packaged,    // owned by a Debian package and matching its recorded checksum
+  Suspicious,  // /tmp, /dev/shm, /var/tmp, ~/.cache, ~/Downloads, deleted, memfd
+};
+
+enum class Channel : std::uint8_t {
+  Relay,     // 465/587/2525, or 25 to a learned destination or the local MTA (once learned)
+  Direct,    // port 25 to anything else: MX delivery
+  NewRelay,  // 465/587/2525 (or the local MTA) to a destination not learned yet
+};
+inline constexpr std::size_t kChannelCount = 3;
+
+enum class Tier : std::uint8_t { None, Soft, Hard };
+
+enum class ConnectOutcome : std::uint8_t { Established, Refused, Reset, TimedOut };
+
+enum class Evidence : std::uint8_t {
+  DirectToMx,            // D1
+  NewDestination,        // D2 outside the working set
+  LearnedDestination,    // D2 inside the working set
+  NewRelayKnownHost,     // D3
+  ManySessions,          // D4
+  ConnectFailure,        // O1 on the program's own connection
+  MtaDeliveryFailed,     // O1 of a local MTA delivery, charged to its submitters
+  MtaDeliveryOk,         // a local MTA delivery that connected, charged likewise
+  VolumeH3,              // H3
+  BackstopDestinations,  // too many distinct direct destinations in 24 h
+  BackstopAttempts,      // too many attempts in 24 h
+};
+std::string_view toString(Evidence e);
+std::string_view toString(Channel c);
+std::string_view toString(Tier t);
+
+// The unit that accumulates evidence and gets quarantined (research 2.1): the
+// executable's hash and uid, plus the script for interpreters.
+struct Principal {
+  std::string exeSha256;
+  std::string scriptPath;    // empty unless an interpreter runs a script
+  std::string scriptSha256;  // empty when none or unreadable
+  std::uint32_t uid = 0;
+
+  static Principal of(const rules::ProgramIdentity& id, std::uint32_t uid);
+  // "sha256/uid" or "sha256:script:scriptsha/uid": a stable text key for maps and logs.
+  [[nodiscard]] std::string key() const;
+  friend auto operator<=>(const Principal&, const Principal&) = default;
+  friend bool operator==(const Principal&, const Principal&) = default;
+};
+
+struct AttemptEvent {
+  Principal principal;
+  std::string program;      // path (and script) for alerts; not part of the identity
+  std::string dst;          // destination address literal, IPv4 or IPv6
+  std::uint16_t port = 0;   // 25, 465, 587, 2525
+  bool toLocalMta = false;  // dst is this host's own recognised MTA (loopback listener)
+  bool fromMta = false;     // the principal IS a recognised local MTA (package-verified)
+  IdentityClass idClass = IdentityClass::Unknown;
+  unsigned openSessions = 1;  // the principal's SMTP sessions open now, this one included
+};
+
+// A connection's result, from conntrack: established, or refused/reset/timed out.
+struct OutcomeEvent {
+  Principal principal;
+  std::string dst;
+  std::uint16_t port = 0;
+  ConnectOutcome outcome = ConnectOutcome::Established;
+};
+
+struct Reason {
+  Evidence evidence;
+  double weight;   // nats this evidence contributed (summed over the alarm's run)
+  unsigned count;  // how many observations contributed
+  friend bool operator==(const Reason&, const Reason&) = default;
+};
+
+// What an alert carries (DESIGN.md alerts; issue 5 "Alerts carry the evidence"). The
+// parent chain is added by the caller, which knows the process.
+struct Alert {
+  TimePoint time;
+  Principal principal;
+  std::string program;
+  Tier tier = Tier::None;
+  Channel channel = Channel::Direct;            // the channel whose test fired
+  double score = 0;                             // CUSUM value when it fired
+  double threshold = 0;                         // the threshold it crossed (after identity shift)
+  std::vector<Reason> reasons;                  // top reasons, heaviest first
+  unsigned attempts24h = 0;                     // attempts in the last 24 h
+  unsigned destinations24h = 0;                 // distinct direct destinations in the last 24 h
+  unsigned failures24h = 0;                     // refused/reset/timed-out connections in 24 h
+  std::vector<std::string> sampleDestinations;  // up to 5, most recent first
+  // One line a person can read: "quarantined: 9.4 nats on DIRECT (direct-to-mx 6.0, ...)".
+  [[nodiscard]] std::string summary() const;
+  friend bool operator==(const Alert&, const Alert&) = default;
+};
+
+struct Assessment {
+  Tier tier = Tier::None;  // the principal's tier after this event
+  Channel channel = Channel::Direct;
+  double score = 0;             // this event's contribution to the channel's CUSUM
+  double cusum = 0;             // the channel's CUSUM after it
+  bool throttle = false;        // soft tier and a new destination too soon: hold this attempt
+  std::vector<Reason> reasons;  // this event's evidence
+  std::optional<Alert> alert;   // set when this event raised the tier
+};
+
+// Persistable state, plain structs for guardd/store (nothing here knows SQLite).
+struct WorkingSetEntry {
+  std::string destination;  // "198.51.100.0/24", "2001:db8:1:2::/64", or "local-mta"
+  TimePoint firstSeen;
+  TimePoint lastSeen;
+  TimePoint lastSuccess;          // last successful connection (zero: none yet)
+  std::uint32_t successDays = 0;  // distinct UTC days with a successful connection
+  bool learned = false;
+  friend bool operator==(const WorkingSetEntry&, const WorkingSetEntry&) = default;
+};
+
+struct PrincipalSnapshot {
+  Principal principal;
+  std::string program;
+  IdentityClass idClass = IdentityClass::Unknown;
+  bool mta = false;
+  std::array<double, kChannelCount> cusum{};  // indexed by Channel
+  TimePoint lastActivity;
+  std::vector<WorkingSetEntry> workingSet;  // learned and candidate destinations
+  bool quarantined = false;
+  std::optional<Alert> quarantineAlert;  // why, for the dashboard after a restart
+  friend bool operator==(const PrincipalSnapshot&, const PrincipalSnapshot&) = default;
+};
+
+class Detector {
+ public:
+  explicit Detector(const Clock& clock, DetectorConfig config = {});
+  ~Detector();
+  Detector(const Detector&) = delete;
+  Detector& operator=(const Detector&) = delete;
+  Detector(Detector&&) noexcept;
+  Detector& operator=(Detector&&) noexcept;
+
+  // One new outbound connection attempt to a mail port, allowed or not.
+  Assessment observe(const AttemptEvent& attempt);
+  // The result of an earlier attempt (matched by principal, dst and port). Failures of a
+  // recognised MTA's own deliveries are charged to the programs that submitted to it.
+  Assessment outcome(const OutcomeEvent& result);
+
+  // "guardctl bulk": the principal will send up to `recipients` messages in the next
+  // `window`. Lifts the soft tier, D4 and the backstops; never the hard CUSUM tier.
+  void declareBulk(const Principal& principal, unsigned recipients, Duration window);
+  // The owner says the program is fine: quarantine lifted, tests and windows reset, and
+  // the destinations it reached successfully are learned at once.
+  void release(const Principal& principal);
+
+  // Every alert raised since the last call, oldest first: the observed principal's (also
+  // in Assessment::alert) and those of submitters charged through the local MTA.
+  std::vector<Alert> takeAlerts();
+
+  [[nodiscard]] bool quarantined(const Principal& principal) const;
+  [[nodiscard]] Tier tier(const Principal& principal) const;
+  // True when `dst` is in the principal's learned working set.
+  [[nodiscard]] bool learned(const Principal& principal, std::string_view dst) const;
+  [[nodiscard]] const DetectorConfig& config() const;
+
+  [[nodiscard]] std::vector<PrincipalSnapshot> exportState() const;
+  // Replaces the state, e.g. at start-up from the store.
+  void importState(const std::vector<PrincipalSnapshot>& state);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The working-set key of an address: the IPv4 /24 or IPv6 /64 (config), or the
+// address itself when it does not parse.
+std::string destinationKey(std::string_view address, const DetectorConfig& config);
+
+}  // namespace mailguard::detector

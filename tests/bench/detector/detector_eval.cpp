@@ -1,0 +1,533 @@
+// detector_eval: deterministic replay of the benign and malicious profiles of research
+// section 3.2 through the detector and the baselines of section 3.4, printing the
+// metrics of section 3.3. Usage: detector_eval [--seed N] [--program-months N]
+// [--runs N] [--threads N] [--leak NATS_PER_DAY] [--only PROFILE]
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mailguard/detector/detector.hpp"
+#include "profiles.hpp"
+
+namespace mailguard::bench {
+namespace {
+
+using detector::Assessment;
+using detector::AttemptEvent;
+using detector::Detector;
+using detector::DetectorConfig;
+using detector::Duration;
+using detector::OutcomeEvent;
+using detector::Tier;
+using std::chrono::duration_cast;
+
+struct Options {
+  std::uint64_t seed = 20250;  // reporting seed; tuning used seed 1
+  double programMonths = 1008;
+  int runs = 200;
+  unsigned threads = 2;
+  double leak = -1;  // < 0: the default
+  std::string only;  // run just this profile (debugging; with DETECTOR_EVAL_TRACE=1)
+};
+
+std::uint64_t mix(std::uint64_t x) {  // splitmix64
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30U)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27U)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31U);
+}
+
+// ---- baselines (research 3.4), per principal, one alarm tier each ----
+class Baseline {
+ public:
+  virtual ~Baseline() = default;
+  // One attempt at `t`; `suspicious` is SPOT's X_i = 1[e_i >= 1]. True: alarm.
+  virtual bool attempt(TimePoint t, bool suspicious) = 0;
+  virtual void reset() = 0;
+};
+
+// Counts within a sliding window.
+struct Window {
+  std::deque<std::pair<TimePoint, bool>> items;
+  std::size_t flagged = 0;
+  void add(TimePoint t, bool f, Duration span) {
+    items.emplace_back(t, f);
+    flagged += f ? 1 : 0;
+    while (items.front().first <= t - span) {
+      flagged -= items.front().second ? 1 : 0;
+      items.pop_front();
+    }
+  }
+  void clear() {
+    items.clear();
+    flagged = 0;
+  }
+};
+
+// SPOT: Bernoulli SPRT, theta0 0.2, theta1 0.9, alpha = beta = 0.01, restart at either
+// boundary (Duan et al.).
+class Spot final : public Baseline {
+ public:
+  bool attempt(TimePoint, bool x) override {
+    llr_ += x ? std::log(0.9 / 0.2) : std::log(0.1 / 0.8);
+    if (llr_ <= std::log(0.01 / 0.99)) llr_ = 0;
+    if (llr_ >= std::log(0.99 / 0.01)) {
+      llr_ = 0;
+      return true;
+    }
+    return false;
+  }
+  void reset() override { llr_ = 0; }
+
+ private:
+  double llr_ = 0;
+};
+
+// CT: >= 20 suspicious attempts in 1 h. PT: >= 10 attempts in 1 h and >= 50% suspicious.
+class CountThreshold final : public Baseline {
+ public:
+  bool attempt(TimePoint t, bool x) override {
+    w_.add(t, x, std::chrono::hours{1});
+    return w_.flagged >= 20;
+  }
+  void reset() override { w_.clear(); }
+
+ private:
+  Window w_;
+};
+class PercentThreshold final : public Baseline {
+ public:
+  bool attempt(TimePoint t, bool x) override {
+    w_.add(t, x, std::chrono::hours{1});
+    return w_.items.size() >= 10 && 2 * w_.flagged >= w_.items.size();
+  }
+  void reset() override { w_.clear(); }
+
+ private:
+  Window w_;
+};
+// A plain connection-rate rule: more than `limit` attempts per `span` (BotFlex 40/5 min,
+// iungo 20/60 s); policyd-rate-limit: more than 10/min or 150/day.
+class RateLimit final : public Baseline {
+ public:
+  RateLimit(std::size_t limit, Duration span, std::size_t limit2 = 0, Duration span2 = {})
+      : limit_(limit), span_(span), limit2_(limit2), span2_(span2) {}
+  bool attempt(TimePoint t, bool) override {
+    a_.add(t, false, span_);
+    if (limit2_ > 0) b_.add(t, false, span2_);
+    return a_.items.size() > limit_ || (limit2_ > 0 && b_.items.size() > limit2_);
+  }
+  void reset() override {
+    a_.clear();
+    b_.clear();
+  }
+
+ private:
+  std::size_t limit_;
+  Duration span_;
+  std::size_t limit2_;
+  Duration span2_;
+  Window a_, b_;
+};
+
+const std::vector<std::string> kDetectors = {"ours soft", "ours hard", "SPOT",  "CT",
+                                             "PT",        "BotFlex",   "iungo", "policyd"};
+constexpr std::size_t kSoft = 0;
+constexpr std::size_t kHard = 1;
+constexpr std::size_t kBaseline0 = 2;
+
+std::vector<std::unique_ptr<Baseline>> makeBaselines() {
+  std::vector<std::unique_ptr<Baseline>> b;
+  b.push_back(std::make_unique<Spot>());
+  b.push_back(std::make_unique<CountThreshold>());
+  b.push_back(std::make_unique<PercentThreshold>());
+  b.push_back(std::make_unique<RateLimit>(40, std::chrono::minutes{5}));
+  b.push_back(std::make_unique<RateLimit>(20, std::chrono::seconds{60}));
+  b.push_back(
+      std::make_unique<RateLimit>(10, std::chrono::seconds{60}, 150, std::chrono::hours{24}));
+  return b;
+}
+
+// ---- per-host replay ----
+struct HostResult {
+  // benign
+  double years = 0;
+  std::vector<unsigned> alarms = std::vector<unsigned>(kDetectors.size(), 0);
+  std::vector<unsigned> flaggedAttempts = std::vector<unsigned>(kDetectors.size(), 0);
+  unsigned attempts = 0;
+  // malicious: per detector, attempts and seconds at first flag, and 2xx before it
+  std::vector<std::optional<std::pair<unsigned, double>>> first =
+      std::vector<std::optional<std::pair<unsigned, double>>>(kDetectors.size());
+  unsigned acceptedBeforeHard = 0;
+};
+
+DetectorConfig scoringOnly(DetectorConfig c) {
+  c.softThreshold = c.hardThreshold = 1e18;
+  c.h3Connections = c.backstopHardAttempts = c.backstopHardDestinations =
+      c.backstopSoftDestinations = 1U << 30U;
+  return c;
+}
+
+HostResult replay(const Host& host, const DetectorConfig& config) {
+  struct Item {
+    TimePoint t;
+    int type;  // 0 bulk, 1 outcome, 2 attempt: outcomes before attempts at equal times
+    std::size_t idx;
+  };
+  std::vector<Item> items;
+  items.reserve(host.events.size() * 2);
+  for (std::size_t i = 0; i < host.events.size(); ++i) {
+    const SimEvent& e = host.events[i];
+    if (e.kind == SimEvent::Kind::Bulk) {
+      items.push_back({e.time, 0, i});
+      continue;
+    }
+    items.push_back({e.time, 2, i});
+    items.push_back({e.time + duration_cast<TimePoint::duration>(e.outcomeDelay), 1, i});
+  }
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    return a.t != b.t ? a.t < b.t : (a.type != b.type ? a.type < b.type : a.idx < b.idx);
+  });
+
+  FakeClock clock(items.empty() ? host.start : std::min(items.front().t, host.start));
+  Detector det(clock, config);
+  Detector scorer(clock, scoringOnly(config));
+  std::map<std::string, std::size_t> byKey;
+  std::vector<std::vector<std::unique_ptr<Baseline>>> baselines;
+  std::vector<std::priority_queue<TimePoint, std::vector<TimePoint>, std::greater<>>> open(
+      host.actors.size());
+  for (std::size_t a = 0; a < host.actors.size(); ++a) {
+    byKey[host.actors[a].principal.key()] = a;
+    baselines.push_back(makeBaselines());
+  }
+  HostResult r;
+  r.years = std::chrono::duration<double>(host.end - host.start).count() / (365.25 * 86400);
+  bool anyMalicious = false;
+  std::optional<TimePoint> botStart;
+  unsigned botAttempts = 0;
+  const bool maliciousHost = std::any_of(host.actors.begin(), host.actors.end(),
+                                         [](const Actor& a) { return a.malicious; });
+
+  auto record = [&](std::size_t d, bool malicious, TimePoint t) {
+    if (malicious) {
+      if (!r.first[d] && botStart) {
+        r.first[d] = {botAttempts, std::chrono::duration<double>(t - *botStart).count()};
+      }
+    } else if (!maliciousHost) {
+      ++r.alarms[d];
+    }
+  };
+  auto drainAlerts = [&](TimePoint t) {
+    for (const detector::Alert& alert : det.takeAlerts()) {
+      auto it = byKey.find(alert.principal.key());
+      if (it == byKey.end()) continue;
+      const Actor& actor = host.actors[it->second];
+      if (std::getenv("DETECTOR_EVAL_TRACE") != nullptr) {
+        std::fprintf(stderr, "%s %s\n", actor.program.c_str(), alert.summary().c_str());
+      }
+      const bool mal = actor.malicious && botStart.has_value();
+      record(alert.tier == Tier::Hard ? kHard : kSoft, mal, t);
+      if (alert.tier == Tier::Hard) {
+        if (!mal && !maliciousHost) det.release(actor.principal);  // the owner releases it
+      }
+    }
+  };
+
+  for (const Item& item : items) {
+    if (item.t > clock.now()) clock.advance(item.t - clock.now());
+    const SimEvent& e = host.events[item.idx];
+    const Actor& actor = host.actors[e.actor];
+    if (item.type == 0) {
+      det.declareBulk(actor.principal, e.bulkRecipients, e.bulkWindow);
+      scorer.declareBulk(actor.principal, e.bulkRecipients, e.bulkWindow);
+      continue;
+    }
+    if (item.type == 1) {
+      OutcomeEvent o{actor.principal, e.dst, e.port, e.outcome};
+      det.outcome(o);
+      scorer.outcome(o);
+      drainAlerts(item.t);
+      continue;
+    }
+    if (e.malicious && !botStart) botStart = item.t;
+    anyMalicious = anyMalicious || e.malicious;
+    auto& q = open[e.actor];
+    while (!q.empty() && q.top() <= item.t) q.pop();
+    const auto sessions = std::min<unsigned>(static_cast<unsigned>(q.size()) + 1, e.maxSessions);
+    q.push(item.t + duration_cast<TimePoint::duration>(e.duration));
+
+    AttemptEvent ev;
+    ev.principal = actor.principal;
+    ev.program = actor.program;
+    ev.dst = e.dst;
+    ev.port = e.port;
+    ev.toLocalMta = e.toLocalMta;
+    ev.fromMta = actor.mta;
+    ev.idClass = actor.idClass;
+    ev.openSessions = sessions;
+    if (e.malicious) {
+      ++botAttempts;
+      if (!r.first[kHard] && e.outcome == ConnectOutcome::Established) ++r.acceptedBeforeHard;
+    }
+    const Assessment a = det.observe(ev);
+    const Assessment s = scorer.observe(ev);
+    if (!maliciousHost) {
+      ++r.attempts;
+      if (a.tier != Tier::None) ++r.flaggedAttempts[kSoft];
+      if (a.tier == Tier::Hard) ++r.flaggedAttempts[kHard];
+    }
+    drainAlerts(item.t);
+    const bool suspicious = s.score >= 1.0;
+    for (std::size_t b = 0; b < baselines[e.actor].size(); ++b) {
+      if (baselines[e.actor][b]->attempt(item.t, suspicious)) {
+        if (!maliciousHost) ++r.flaggedAttempts[kBaseline0 + b];
+        if (!e.malicious) {
+          record(kBaseline0 + b, false, item.t);
+        } else {
+          record(kBaseline0 + b, true, item.t);
+        }
+        baselines[e.actor][b]->reset();
+      }
+    }
+  }
+  (void)anyMalicious;
+  return r;
+}
+
+// ---- statistics ----
+struct Wilson {
+  double p, lo, hi;
+};
+Wilson wilson(double k, double n) {
+  if (n <= 0) return {0, 0, 0};
+  const double z = 1.96;
+  const double p = k / n;
+  const double den = 1 + z * z / n;
+  const double c = (p + z * z / (2 * n)) / den;
+  const double h = z * std::sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den;
+  return {p, std::max(0.0, c - h), std::min(1.0, c + h)};
+}
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  const auto i = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()))) - 1;
+  return v[std::min(i, v.size() - 1)];
+}
+std::string human(double s) {
+  char buf[32];
+  if (std::isnan(s)) return "-";
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%.1fs", s);
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%.1fm", s / 60);
+  } else if (s < 86400) {
+    std::snprintf(buf, sizeof buf, "%.1fh", s / 3600);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1fd", s / 86400);
+  }
+  return buf;
+}
+std::string num(double v) {
+  char buf[32];
+  if (std::isnan(v)) return "-";
+  std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
+}
+
+struct ProfileResult {
+  const Profile* profile = nullptr;
+  std::vector<HostResult> hosts;
+};
+
+struct Goal {
+  std::string text;
+  bool met;
+};
+
+}  // namespace
+
+int run(const Options& opt) {
+  DetectorConfig config;
+  if (opt.leak >= 0) config.leakPerDay = opt.leak;
+  const auto& all = profiles();
+  std::vector<ProfileResult> results(all.size());
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t i = next++; i < all.size(); i = next++) {
+      const Profile& p = all[i];
+      results[i].profile = &p;
+      if (!opt.only.empty() && opt.only != p.id) continue;
+      const int hosts = p.kind == Kind::Benign
+                            ? static_cast<int>(std::ceil(opt.programMonths / p.months))
+                            : opt.runs;
+      for (int h = 0; h < hosts; ++h) {
+        std::mt19937_64 rng(mix(opt.seed ^ mix(i * 1'000'003ULL + static_cast<std::uint64_t>(h))));
+        const Host host = p.make(rng, TimePoint{std::chrono::seconds{1'700'000'000}}, p.months);
+        results[i].hosts.push_back(replay(host, config));
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < std::max(1U, opt.threads); ++t) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+
+  std::vector<Goal> goals;
+  std::printf(
+      "detector_eval seed=%llu program-months/benign profile=%.0f runs/bot profile=%d "
+      "leak=%.2f nats/day\n\n",
+      static_cast<unsigned long long>(opt.seed), opt.programMonths, opt.runs, config.leakPerDay);
+  std::printf(
+      "Malicious profiles: detection within the horizon (Wilson 95%% CI), attempts and\n"
+      "time from the bot's first attempt to the flag, 2xx sessions before quarantine.\n\n");
+  std::printf(
+      "| profile | detector | detected | 95%% CI | attempts p50/p90 | time p50/p90 | "
+      "accepted before hard p50 |\n|---|---|---|---|---|---|---|\n");
+  std::map<std::string, std::map<std::string, std::pair<double, double>>> botSummary;
+  for (const ProfileResult& pr : results) {
+    if (pr.profile->kind != Kind::Malicious) continue;
+    const double n = static_cast<double>(pr.hosts.size());
+    for (std::size_t d = 0; d < kDetectors.size(); ++d) {
+      std::vector<double> att;
+      std::vector<double> secs;
+      std::vector<double> dmg;
+      unsigned within10 = 0;
+      for (const HostResult& h : pr.hosts) {
+        if (h.first[d]) {
+          att.push_back(h.first[d]->first);
+          secs.push_back(h.first[d]->second);
+          within10 += h.first[d]->first <= 10 ? 1 : 0;
+        }
+        if (d == kHard) dmg.push_back(h.acceptedBeforeHard);
+      }
+      const Wilson w = wilson(static_cast<double>(att.size()), n);
+      std::printf("| %s | %s | %.1f%% | %.1f-%.1f%% | %s / %s | %s / %s | %s |\n",
+                  pr.profile->id.c_str(), kDetectors[d].c_str(), 100 * w.p, 100 * w.lo, 100 * w.hi,
+                  num(quantile(att, 0.5)).c_str(), num(quantile(att, 0.9)).c_str(),
+                  human(quantile(secs, 0.5)).c_str(), human(quantile(secs, 0.9)).c_str(),
+                  d == kHard ? num(quantile(dmg, 0.5)).c_str() : "");
+      botSummary[pr.profile->id][kDetectors[d]] = {w.p,
+                                                   att.empty() ? INFINITY : quantile(att, 0.5)};
+      if (d == kHard && (pr.profile->id == "M1" || pr.profile->id == "M2" ||
+                         pr.profile->id == "M7" || pr.profile->id == "M8")) {
+        goals.push_back({pr.profile->id + ": >= 99% quarantined within 10 attempts (" +
+                             num(100.0 * within10 / n) + "%)",
+                         within10 >= 0.99 * n});
+      }
+    }
+  }
+
+  std::printf(
+      "\nBenign profiles: alarms per program-year (rule-of-three 95%% bound when 0), "
+      "programs ever flagged, per-attempt false positive rate.\n"
+      "'ours soft' counts soft alerts; the baselines have one tier.\n\n");
+  std::printf(
+      "| profile | detector | program-years | attempts | alarms/yr | 95%% bound | "
+      "programs flagged | per-attempt FP |\n|---|---|---|---|---|---|---|---|\n");
+  std::map<std::string, std::map<std::string, double>> benignRate;
+  for (const ProfileResult& pr : results) {
+    if (pr.profile->kind != Kind::Benign) continue;
+    double years = 0;
+    double attempts = 0;
+    for (const HostResult& h : pr.hosts) {
+      years += h.years;
+      attempts += h.attempts;
+    }
+    for (std::size_t d = 0; d < kDetectors.size(); ++d) {
+      double alarms = 0;
+      double flaggedAttempts = 0;
+      unsigned flaggedHosts = 0;
+      for (const HostResult& h : pr.hosts) {
+        alarms += h.alarms[d];
+        flaggedAttempts += h.flaggedAttempts[d];
+        flaggedHosts += h.alarms[d] > 0 ? 1 : 0;
+      }
+      const double rate = alarms / years;
+      const double bound = alarms == 0 ? 3 / years : NAN;
+      const double fp = attempts > 0 ? flaggedAttempts / attempts : 0;
+      char boundText[32] = "";
+      if (!std::isnan(bound)) std::snprintf(boundText, sizeof boundText, "< %.4f", bound);
+      std::printf("| %s | %s | %.0f | %.0f | %.4f | %s | %u/%zu | %.5f%% |\n",
+                  pr.profile->id.c_str(), kDetectors[d].c_str(), years, attempts, rate, boundText,
+                  flaggedHosts, pr.hosts.size(), 100 * fp);
+      benignRate[pr.profile->id][kDetectors[d]] = rate;
+      if (d == kHard) {
+        goals.push_back({pr.profile->id + ": zero hard alarms over " + num(years * 12) +
+                             " program-months (" + num(alarms) + ")",
+                         alarms == 0 && years * 12 >= 1000});
+      }
+      if (d == kSoft) {
+        char t[160];
+        std::snprintf(t, sizeof t,
+                      "%s: < 1 soft alert per program-year (%.3f); per-attempt FP "
+                      "< 0.03%% (%.5f%%)",
+                      pr.profile->id.c_str(), rate, 100 * fp);
+        goals.push_back({t, rate < 1 && fp < 0.0003});
+      }
+    }
+  }
+
+  // Dominance: as fast on M1 (median attempts to our hard tier <= baseline's first alarm)
+  // and strictly better on M5, M6 (detection rate) and B7 (fewer alarms per year).
+  for (std::size_t b = kBaseline0; b < kDetectors.size(); ++b) {
+    const std::string& name = kDetectors[b];
+    const auto& ours = botSummary["M1"]["ours hard"];
+    const auto& theirs = botSummary["M1"][name];
+    const bool m1 = ours.first >= theirs.first && ours.second <= theirs.second;
+    auto better = [&](const std::string& id) {
+      const auto& o = botSummary[id]["ours hard"];
+      const auto& t = botSummary[id][name];
+      return o.first > t.first || (o.first == t.first && o.second < t.second);
+    };
+    // Nothing beats zero: a tie at zero alarms counts as not worse.
+    const double oursB7 = benignRate["B7"]["ours hard"] + benignRate["B7"]["ours soft"];
+    const bool b7 = oursB7 < benignRate["B7"][name] || (oursB7 == 0 && benignRate["B7"][name] == 0);
+    goals.push_back({"dominates " + name + ": M1 " + (m1 ? "as fast" : "slower") + ", M5 " +
+                         (better("M5") ? "better" : "not better") + ", M6 " +
+                         (better("M6") ? "better" : "not better") + ", B7 " +
+                         (b7 ? "better" : "not better"),
+                     m1 && better("M5") && better("M6") && b7});
+  }
+
+  std::printf("\nGoals of issue 5:\n\n");
+  for (const Goal& g : goals) std::printf("- [%s] %s\n", g.met ? "met" : "MISSED", g.text.c_str());
+  return 0;
+}
+
+}  // namespace mailguard::bench
+
+int main(int argc, char** argv) {
+  mailguard::bench::Options opt;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool hasValue = i + 1 < argc;
+    if (a == "--seed" && hasValue) {
+      opt.seed = std::strtoull(argv[++i], nullptr, 10);
+    } else if (a == "--program-months" && hasValue) {
+      opt.programMonths = std::strtod(argv[++i], nullptr);
+    } else if (a == "--runs" && hasValue) {
+      opt.runs = std::atoi(argv[++i]);
+    } else if (a == "--threads" && hasValue) {
+      opt.threads = static_cast<unsigned>(std::atoi(argv[++i]));
+    } else if (a == "--only" && hasValue) {
+      opt.only = argv[++i];
+    } else if (a == "--leak" && hasValue) {
+      opt.leak = std::strtod(argv[++i], nullptr);
+    } else {
+      std::fprintf(stderr,
+                   "usage: detector_eval [--seed N] [--program-months N] [--runs N] "
+                   "[--threads N] [--leak NATS_PER_DAY] [--only PROFILE]\n");
+      return 2;
+    }
+  }
+  return mailguard::bench::run(opt);
+}

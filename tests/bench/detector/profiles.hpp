@@ -1,0 +1,66 @@
+#pragma once
+// Synthetic traffic for the detector evaluation (research section 3.2). Every profile
+// turns a seed into the event stream guardd would feed the detector for one simulated
+// host: connection attempts with their conntrack outcomes, and bulk declarations.
+// Features the first detector version lacks (DNS, input devices, SMTP payloads) are not
+// generated at all.
+#include <chrono>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "mailguard/detector/detector.hpp"
+
+namespace mailguard::bench {
+
+using detector::ConnectOutcome;
+using detector::IdentityClass;
+using detector::Principal;
+using Seconds = std::chrono::duration<double>;
+
+struct Actor {
+  Principal principal;
+  std::string program;
+  IdentityClass idClass = IdentityClass::Unknown;
+  bool mta = false;
+  bool malicious = false;
+};
+
+struct SimEvent {
+  enum class Kind : std::uint8_t { Attempt, Bulk };
+  TimePoint time;
+  Kind kind = Kind::Attempt;
+  std::uint16_t actor = 0;
+  bool malicious = false;  // this attempt is the bot's (M9 shares its principal)
+  std::string dst;
+  std::uint16_t port = 25;
+  bool toLocalMta = false;
+  ConnectOutcome outcome = ConnectOutcome::Established;
+  Seconds outcomeDelay{0.05};   // when conntrack reports the outcome
+  Seconds duration{2};          // how long the session stays open (for D4)
+  unsigned maxSessions = 1000;  // the program's own concurrency limit
+  unsigned bulkRecipients = 0;
+  std::chrono::hours bulkWindow{0};
+};
+
+struct Host {
+  std::vector<Actor> actors;
+  std::vector<SimEvent> events;  // any order; the replay sorts them
+  TimePoint start;               // the malicious activity's start (bots) or the host's
+  TimePoint end;                 // horizon
+};
+
+enum class Kind : std::uint8_t { Benign, Malicious };
+
+struct Profile {
+  std::string id;
+  std::string description;
+  Kind kind;
+  double months;  // horizon per host (benign lifetime, or bot horizon)
+  Host (*make)(std::mt19937_64& rng, TimePoint origin, double months);
+};
+
+const std::vector<Profile>& profiles();
+
+}  // namespace mailguard::bench

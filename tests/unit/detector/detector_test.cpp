@@ -1,0 +1,518 @@
+#include "mailguard/detector/detector.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace mailguard::detector {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::minutes;
+using std::chrono::seconds;
+using ::testing::Contains;
+using ::testing::Field;
+using ::testing::HasSubstr;
+
+Principal principal(const std::string& name, std::uint32_t uid = 1000) {
+  Principal p;
+  p.exeSha256 = std::string(64, name.empty() ? 'a' : name[0]) + name;
+  p.uid = uid;
+  return p;
+}
+
+std::string mx(int i) {  // a distinct /24 per i
+  return "198." + std::to_string(18 + i / 256) + "." + std::to_string(i % 256) + ".25";
+}
+
+class DetectorTest : public ::testing::Test {
+ protected:
+  FakeClock clock;
+  Principal bot = principal("bot");
+  Principal mua = principal("mua");
+  Principal mta = principal("postfix", 100);
+
+  AttemptEvent direct(const Principal& who, const std::string& dst,
+                      IdentityClass id = IdentityClass::Unknown) {
+    AttemptEvent e;
+    e.principal = who;
+    e.program = "/home/u/bin/x";
+    e.dst = dst;
+    e.port = 25;
+    e.idClass = id;
+    return e;
+  }
+  AttemptEvent submit(const Principal& who, const std::string& relay,
+                      IdentityClass id = IdentityClass::Packaged) {
+    AttemptEvent e = direct(who, relay, id);
+    e.port = 587;
+    e.program = "/usr/bin/thunderbird";
+    return e;
+  }
+  AttemptEvent local(const Principal& who) {
+    AttemptEvent e = direct(who, "127.0.0.1");
+    e.toLocalMta = true;
+    return e;
+  }
+  AttemptEvent fromMta(const std::string& dst) {
+    AttemptEvent e = direct(mta, dst, IdentityClass::Packaged);
+    e.fromMta = true;
+    return e;
+  }
+  static OutcomeEvent result(const AttemptEvent& a, ConnectOutcome o) {
+    return OutcomeEvent{a.principal, a.dst, a.port, o};
+  }
+  // Uses `relay` successfully on `days` distinct days.
+  void learnRelay(Detector& d, const Principal& who, const std::string& relay, int days) {
+    for (int i = 0; i < days; ++i) {
+      const AttemptEvent a = submit(who, relay);
+      d.observe(a);
+      d.outcome(result(a, ConnectOutcome::Established));
+      clock.advance(hours(24));
+    }
+  }
+};
+
+TEST_F(DetectorTest, ScoresDirectDeliveryToANewHostAsDirectToMxPlusNewDestination) {
+  Detector d(clock);
+  const Assessment a = d.observe(direct(bot, mx(1)));
+  EXPECT_EQ(a.channel, Channel::Direct);
+  EXPECT_DOUBLE_EQ(a.score, 1.5 + 0.5);
+  EXPECT_THAT(a.reasons, Contains(Field(&Reason::evidence, Evidence::DirectToMx)));
+  EXPECT_THAT(a.reasons, Contains(Field(&Reason::evidence, Evidence::NewDestination)));
+  EXPECT_EQ(a.tier, Tier::None);
+}
+
+TEST_F(DetectorTest, AccumulatesCusumAndReachesSoftThenHardTier) {
+  Detector d(clock);
+  std::vector<Tier> tiers;
+  for (int i = 0; i < 5; ++i) {
+    tiers.push_back(d.observe(direct(bot, mx(i))).tier);
+    clock.advance(minutes(30));
+  }
+  // 2.0 nats each: soft at 4.6 (3rd attempt), hard at 9.2 (5th).
+  EXPECT_EQ(tiers, (std::vector<Tier>{Tier::None, Tier::None, Tier::Soft, Tier::Soft, Tier::Hard}));
+  EXPECT_TRUE(d.quarantined(bot));
+}
+
+TEST_F(DetectorTest, RaisesOneSoftAlertAndOneHardAlertWithEvidence) {
+  Detector d(clock);
+  std::vector<Alert> alerts;
+  for (int i = 0; i < 5; ++i) {
+    if (auto a = d.observe(direct(bot, mx(i))).alert) alerts.push_back(*a);
+    clock.advance(minutes(30));
+  }
+  ASSERT_EQ(alerts.size(), 2U);
+  EXPECT_EQ(alerts[0].tier, Tier::Soft);
+  EXPECT_EQ(alerts[1].tier, Tier::Hard);
+  EXPECT_EQ(alerts[1].channel, Channel::Direct);
+  EXPECT_EQ(alerts[1].reasons.front().evidence, Evidence::DirectToMx);
+  EXPECT_DOUBLE_EQ(alerts[1].reasons.front().weight, 7.5);
+  EXPECT_EQ(alerts[1].reasons.front().count, 5U);
+  EXPECT_EQ(alerts[1].attempts24h, 5U);
+  EXPECT_EQ(alerts[1].destinations24h, 5U);
+  EXPECT_EQ(alerts[1].sampleDestinations.front(), mx(4));
+  EXPECT_THAT(alerts[1].summary(), HasSubstr("quarantined: 10.0 nats on DIRECT"));
+  EXPECT_EQ(d.takeAlerts().size(), 2U);
+  EXPECT_TRUE(d.takeAlerts().empty());
+}
+
+TEST_F(DetectorTest, CusumResetsToZeroOnNegativeEvidenceAndForgetsItsReasons) {
+  Detector d(clock);
+  const std::string relay = "203.0.113.10";
+  learnRelay(d, mua, relay, 3);
+  EXPECT_TRUE(d.learned(mua, relay));
+  // Each learned send is -0.7; the reflected CUSUM never goes below zero.
+  for (int i = 0; i < 20; ++i) {
+    const Assessment a = d.observe(submit(mua, relay));
+    EXPECT_EQ(a.channel, Channel::Relay);
+    EXPECT_DOUBLE_EQ(a.score, -0.7);
+    EXPECT_DOUBLE_EQ(a.cusum, 0.0);
+  }
+}
+
+TEST_F(DetectorTest, IdentityShiftsBothThresholds) {
+  Detector d(clock);
+  const Principal tmpBot = principal("tmp");
+  const Principal pkg = principal("pkg");
+  // Suspicious: hard at 9.2 - 2.3 = 6.9, reached on the 4th direct attempt (8.0).
+  Tier suspicious = Tier::None;
+  Tier packaged = Tier::None;
+  for (int i = 0; i < 4; ++i) {
+    suspicious = d.observe(direct(tmpBot, mx(i), IdentityClass::Suspicious)).tier;
+    packaged = d.observe(direct(pkg, mx(100 + i), IdentityClass::Packaged)).tier;
+    clock.advance(minutes(30));
+  }
+  EXPECT_EQ(suspicious, Tier::Hard);
+  EXPECT_EQ(packaged, Tier::Soft);  // 8.0 >= 4.6 + 2.3, < 9.2 + 2.3
+}
+
+TEST_F(DetectorTest, CountsRetriesToTheSameHostOnceWithinFiveMinutes) {
+  Detector d(clock);
+  EXPECT_DOUBLE_EQ(d.observe(direct(bot, mx(1))).score, 2.0);
+  clock.advance(seconds(30));
+  EXPECT_DOUBLE_EQ(d.observe(direct(bot, mx(1))).score, 0.0);
+  clock.advance(minutes(6));
+  EXPECT_DOUBLE_EQ(d.observe(direct(bot, mx(1))).score, 1.5);  // seen before: no D2
+}
+
+TEST_F(DetectorTest, LearnsADestinationAfterSuccessOnThreeDistinctDays) {
+  Detector d(clock);
+  const std::string relay = "203.0.113.10";
+  learnRelay(d, mua, relay, 2);
+  EXPECT_FALSE(d.learned(mua, relay));
+  // Two successes on the same day count as one day.
+  const AttemptEvent a = submit(mua, relay);
+  d.observe(a);
+  d.outcome(result(a, ConnectOutcome::Established));
+  d.observe(a);
+  d.outcome(result(a, ConnectOutcome::Established));
+  EXPECT_TRUE(d.learned(mua, relay));
+  // The working set is keyed by /24: the provider's other address is learned too.
+  EXPECT_TRUE(d.learned(mua, "203.0.113.77"));
+  EXPECT_FALSE(d.learned(mua, "203.0.114.10"));
+}
+
+TEST_F(DetectorTest, FailedConnectionsDoNotTeachTheWorkingSet) {
+  Detector d(clock);
+  for (int i = 0; i < 5; ++i) {
+    const AttemptEvent a = submit(mua, "203.0.113.10");
+    d.observe(a);
+    d.outcome(result(a, ConnectOutcome::TimedOut));
+    clock.advance(hours(24));
+  }
+  EXPECT_FALSE(d.learned(mua, "203.0.113.10"));
+}
+
+TEST_F(DetectorTest, ForgetsALearnedDestinationUnusedForNinetyDays) {
+  Detector d(clock);
+  learnRelay(d, mua, "203.0.113.10", 3);
+  clock.advance(hours(24 * 91));
+  d.observe(submit(mua, "192.0.2.1"));  // any attempt prunes (at most hourly)
+  EXPECT_FALSE(d.learned(mua, "203.0.113.10"));
+}
+
+TEST_F(DetectorTest, TurnsPort25ToALearnedHostIntoTheRelayChannel) {
+  Detector d(clock);
+  learnRelay(d, mua, "203.0.113.10", 3);
+  AttemptEvent a = submit(mua, "203.0.113.10");
+  a.port = 25;
+  EXPECT_EQ(d.observe(a).channel, Channel::Relay);
+  a.dst = mx(3);
+  EXPECT_EQ(d.observe(a).channel, Channel::Direct);
+}
+
+TEST_F(DetectorTest, ChargesANewProgramOnTheOwnersKnownRelayOncePerDay) {
+  Detector d(clock);
+  learnRelay(d, mua, "203.0.113.10", 3);
+  const Principal thief = principal("thief");
+  const Assessment first = d.observe(submit(thief, "203.0.113.10", IdentityClass::Unknown));
+  EXPECT_EQ(first.channel, Channel::NewRelay);
+  EXPECT_THAT(first.reasons, Contains(Field(&Reason::evidence, Evidence::NewRelayKnownHost)));
+  EXPECT_DOUBLE_EQ(first.score, 1.0 + 0.5);
+  const Assessment second = d.observe(submit(thief, "203.0.113.10", IdentityClass::Unknown));
+  EXPECT_DOUBLE_EQ(second.score, 0.0);
+  clock.advance(hours(24));
+  EXPECT_DOUBLE_EQ(d.observe(submit(thief, "203.0.113.10", IdentityClass::Unknown)).score, 1.0);
+}
+
+TEST_F(DetectorTest, ScoresManySimultaneousSessions) {
+  Detector d(clock);
+  AttemptEvent a = submit(bot, "203.0.113.10", IdentityClass::Unknown);
+  a.openSessions = 5;
+  const Assessment r = d.observe(a);
+  EXPECT_THAT(r.reasons, Contains(Field(&Reason::evidence, Evidence::ManySessions)));
+}
+
+TEST_F(DetectorTest, ScoresABurstOfDirectAttemptsAsManySessions) {
+  DetectorConfig cfg;
+  cfg.hardThreshold = cfg.softThreshold = 1e9;  // watch the evidence only
+  Detector d(clock, cfg);
+  Assessment last;
+  for (int i = 0; i < 10; ++i) {
+    last = d.observe(direct(bot, mx(i)));
+    clock.advance(seconds(1));
+  }
+  EXPECT_THAT(last.reasons, Contains(Field(&Reason::evidence, Evidence::ManySessions)));
+  EXPECT_DOUBLE_EQ(last.score, 3.0);
+}
+
+TEST_F(DetectorTest, AddsConnectionFailuresWhenTheOutcomeArrives) {
+  Detector d(clock);
+  d.observe(direct(bot, "203.0.113.1"));  // a success shows port 25 works here
+  d.outcome(result(direct(bot, "203.0.113.1"), ConnectOutcome::Established));
+  const AttemptEvent a = direct(bot, mx(2));
+  d.observe(a);
+  const Assessment r = d.outcome(result(a, ConnectOutcome::Refused));
+  EXPECT_DOUBLE_EQ(r.score, 0.5);
+  EXPECT_EQ(r.channel, Channel::Direct);
+  EXPECT_DOUBLE_EQ(r.cusum, 2.0 + 2.0 + 0.5);
+}
+
+TEST_F(DetectorTest, WeighsFailuresOnALearnedRelayLess) {
+  Detector d(clock);
+  learnRelay(d, mua, "203.0.113.10", 3);
+  const AttemptEvent a = submit(mua, "203.0.113.10");
+  d.observe(a);
+  EXPECT_DOUBLE_EQ(d.outcome(result(a, ConnectOutcome::TimedOut)).score, 0.5 * 0.3);
+}
+
+TEST_F(DetectorTest, IgnoresPort25FailuresWhilePort25NeverSucceeds) {
+  Detector d(clock);
+  const AttemptEvent a = direct(bot, mx(1));
+  d.observe(a);
+  EXPECT_DOUBLE_EQ(d.outcome(result(a, ConnectOutcome::TimedOut)).score, 0.0);
+}
+
+TEST_F(DetectorTest, QuarantinesOnH3FanOutWithinAMinute) {
+  DetectorConfig cfg;
+  cfg.hardThreshold = cfg.softThreshold = 1e9;  // only H3 can fire
+  Detector d(clock, cfg);
+  Assessment a;
+  for (int i = 0; i < 20; ++i) {
+    a = d.observe(direct(bot, mx(i % 10)));
+    clock.advance(seconds(2));
+  }
+  ASSERT_TRUE(a.alert.has_value());
+  EXPECT_EQ(a.tier, Tier::Hard);
+  EXPECT_EQ(a.alert->reasons.front().evidence, Evidence::VolumeH3);
+}
+
+TEST_F(DetectorTest, DoesNotApplyH3ToPackagedPrograms) {
+  DetectorConfig cfg;
+  cfg.hardThreshold = cfg.softThreshold = 1e9;
+  Detector d(clock, cfg);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(d.observe(direct(bot, mx(i), IdentityClass::Packaged)).tier, Tier::None);
+    clock.advance(seconds(1));
+  }
+}
+
+TEST_F(DetectorTest, SoftBackstopFiresAfterTwentyDirectDestinationsInADay) {
+  DetectorConfig cfg;
+  cfg.hardThreshold = cfg.softThreshold = 1e9;
+  Detector d(clock, cfg);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(d.observe(direct(bot, mx(i))).tier, Tier::None);
+    clock.advance(minutes(10));
+  }
+  const Assessment a = d.observe(direct(bot, mx(20)));
+  EXPECT_EQ(a.tier, Tier::Soft);
+  ASSERT_TRUE(a.alert.has_value());
+  EXPECT_EQ(a.alert->reasons.front().evidence, Evidence::BackstopDestinations);
+}
+
+TEST_F(DetectorTest, HardBackstopFiresAfterOneHundredFiftyAttemptsInADay) {
+  DetectorConfig cfg;
+  cfg.hardThreshold = cfg.softThreshold = 1e9;
+  Detector d(clock, cfg);
+  Tier t = Tier::None;
+  for (int i = 0; i < 151; ++i) {
+    t = d.observe(submit(mua, "203.0.113.10")).tier;
+    clock.advance(seconds(300));
+  }
+  EXPECT_EQ(t, Tier::Hard);
+}
+
+TEST_F(DetectorTest, BackstopWindowSlidesOverTwentyFourHours) {
+  DetectorConfig cfg;
+  cfg.hardThreshold = cfg.softThreshold = 1e9;
+  Detector d(clock, cfg);
+  for (int i = 0; i < 300; ++i) {
+    EXPECT_EQ(d.observe(submit(mua, "203.0.113.10")).tier, Tier::None) << i;
+    clock.advance(minutes(10));  // 144 a day
+  }
+}
+
+TEST_F(DetectorTest, DeclaredBulkLiftsBackstopsAndSoftTierButNotTheHardTier) {
+  DetectorConfig cfg;
+  cfg.hardThreshold = cfg.softThreshold = 1e9;
+  Detector d(clock, cfg);
+  d.declareBulk(bot, 500, hours(2));
+  for (int i = 0; i < 200; ++i) {
+    EXPECT_EQ(d.observe(direct(bot, mx(i), IdentityClass::Packaged)).tier, Tier::None) << i;
+    clock.advance(seconds(30));
+  }
+  // The CUSUM still quarantines during a declared send.
+  Detector strict(clock);
+  strict.declareBulk(bot, 500, hours(2));
+  Tier t = Tier::None;
+  for (int i = 0; i < 5; ++i) t = strict.observe(direct(bot, mx(i))).tier;
+  EXPECT_EQ(t, Tier::Hard);
+}
+
+TEST_F(DetectorTest, DeclaredBulkEndsAfterItsWindowOrItsRecipients) {
+  DetectorConfig cfg;
+  cfg.hardThreshold = cfg.softThreshold = 1e9;
+  Detector d(clock, cfg);
+  d.declareBulk(bot, 5, hours(2));
+  for (int i = 0; i < 5; ++i) d.observe(direct(bot, mx(i), IdentityClass::Packaged));
+  Tier t = Tier::None;
+  for (int i = 5; i < 22; ++i) t = d.observe(direct(bot, mx(i), IdentityClass::Packaged)).tier;
+  EXPECT_EQ(t, Tier::Soft);  // 22 destinations, only the first 5 were declared
+}
+
+TEST_F(DetectorTest, DoesNotScoreARecognisedMtaForDirectDelivery) {
+  Detector d(clock);
+  for (int i = 0; i < 500; ++i) {
+    const Assessment a = d.observe(fromMta(mx(i)));
+    EXPECT_EQ(a.tier, Tier::None);
+    EXPECT_DOUBLE_EQ(a.score, 0.0);
+    clock.advance(seconds(1));
+  }
+  EXPECT_TRUE(d.takeAlerts().empty());
+}
+
+TEST_F(DetectorTest, ChargesTheMtasFailedDeliveriesToTheLocalSubmitter) {
+  Detector d(clock);
+  const AttemptEvent ok = fromMta("203.0.113.1");
+  d.observe(ok);
+  d.outcome(result(ok, ConnectOutcome::Established));  // port 25 works here
+  const Assessment sub = d.observe(local(bot));
+  EXPECT_EQ(sub.channel, Channel::NewRelay);
+  EXPECT_DOUBLE_EQ(sub.score, 0.5 + 1.0);  // new destination, new program on the MTA
+  for (int i = 0; i < 4; ++i) {
+    const AttemptEvent a = fromMta(mx(i));
+    d.observe(a);
+    d.outcome(result(a, ConnectOutcome::Refused));
+  }
+  // 1.5 + 4 x 2.0 = 9.5 >= 9.2: the submitter is quarantined, the MTA is not.
+  EXPECT_TRUE(d.quarantined(bot));
+  EXPECT_FALSE(d.quarantined(mta));
+  const auto alerts = d.takeAlerts();
+  ASSERT_FALSE(alerts.empty());
+  EXPECT_EQ(alerts.back().principal, bot);
+  EXPECT_EQ(alerts.back().reasons.front().evidence, Evidence::MtaDeliveryFailed);
+}
+
+TEST_F(DetectorTest, SplitsMtaOutcomesBetweenRecentSubmittersOnly) {
+  Detector d(clock);
+  const AttemptEvent ok = fromMta("203.0.113.1");
+  d.observe(ok);
+  d.outcome(result(ok, ConnectOutcome::Established));
+  d.observe(local(mua));
+  clock.advance(minutes(20));  // mua's submission is outside the window now
+  d.observe(local(bot));
+  const AttemptEvent a = fromMta(mx(1));
+  d.observe(a);
+  d.outcome(result(a, ConnectOutcome::Refused));
+  const auto state = d.exportState();
+  for (const auto& s : state) {
+    const double s2 = s.cusum[static_cast<std::size_t>(Channel::NewRelay)];
+    if (s.principal == mua) {
+      EXPECT_DOUBLE_EQ(s2, 1.5);
+    }
+    if (s.principal == bot) {
+      EXPECT_DOUBLE_EQ(s2, 3.5);
+    }
+  }
+}
+
+TEST_F(DetectorTest, RejectsEveryLaterAttemptOfAQuarantinedPrincipalUntilReleased) {
+  Detector d(clock);
+  for (int i = 0; i < 5; ++i) d.observe(direct(bot, mx(i)));
+  ASSERT_TRUE(d.quarantined(bot));
+  const Assessment later = d.observe(direct(bot, mx(99)));
+  EXPECT_EQ(later.tier, Tier::Hard);
+  EXPECT_FALSE(later.alert.has_value());  // one alert per quarantine
+  d.release(bot);
+  EXPECT_FALSE(d.quarantined(bot));
+  EXPECT_EQ(d.tier(bot), Tier::None);
+  const Assessment after = d.observe(direct(bot, mx(100)));
+  EXPECT_EQ(after.tier, Tier::None);
+  EXPECT_DOUBLE_EQ(after.cusum, 2.0);
+}
+
+TEST_F(DetectorTest, ReleaseLearnsTheDestinationsTheProgramReached) {
+  Detector d(clock);
+  const AttemptEvent a = direct(bot, mx(1));
+  d.observe(a);
+  d.outcome(result(a, ConnectOutcome::Established));
+  for (int i = 2; i < 6; ++i) d.observe(direct(bot, mx(i)));
+  ASSERT_TRUE(d.quarantined(bot));
+  d.release(bot);
+  EXPECT_TRUE(d.learned(bot, mx(1)));
+  EXPECT_FALSE(d.learned(bot, mx(2)));  // never connected
+}
+
+TEST_F(DetectorTest, ThrottlesNewDestinationsInTheSoftTier) {
+  Detector d(clock);
+  const Principal pkg = principal("pkg");
+  for (int i = 0; i < 4; ++i) d.observe(direct(pkg, mx(i), IdentityClass::Packaged));
+  ASSERT_EQ(d.tier(pkg), Tier::Soft);
+  clock.advance(seconds(10));
+  EXPECT_TRUE(d.observe(direct(pkg, mx(10), IdentityClass::Packaged)).throttle);
+  clock.advance(seconds(61));
+  const Assessment a = d.observe(direct(pkg, mx(11), IdentityClass::Packaged));
+  EXPECT_FALSE(a.throttle);
+}
+
+TEST_F(DetectorTest, KeepsStateAcrossExportAndImport) {
+  Detector d(clock);
+  learnRelay(d, mua, "203.0.113.10", 3);
+  for (int i = 0; i < 5; ++i) d.observe(direct(bot, mx(i)));
+  ASSERT_TRUE(d.quarantined(bot));
+  const std::vector<PrincipalSnapshot> saved = d.exportState();
+
+  Detector restarted(clock);
+  restarted.importState(saved);
+  EXPECT_TRUE(restarted.quarantined(bot));
+  EXPECT_TRUE(restarted.learned(mua, "203.0.113.10"));
+  EXPECT_EQ(restarted.observe(direct(bot, mx(50))).tier, Tier::Hard);
+  EXPECT_EQ(restarted.exportState().size(), saved.size());
+  for (const auto& s : saved) {
+    if (s.principal == bot) {
+      ASSERT_TRUE(s.quarantineAlert.has_value());
+      EXPECT_EQ(s.quarantineAlert->tier, Tier::Hard);
+    }
+  }
+}
+
+TEST_F(DetectorTest, RearmsTheSoftAlertOnlyAfterTheScoreFalls) {
+  Detector d(clock);
+  const Principal pkg = principal("pkg");
+  learnRelay(d, pkg, "203.0.113.10", 3);
+  int softAlerts = 0;
+  auto count = [&](const Assessment& a) {
+    softAlerts += a.alert && a.alert->tier == Tier::Soft ? 1 : 0;
+  };
+  for (int i = 0; i < 4; ++i) count(d.observe(direct(pkg, mx(i), IdentityClass::Packaged)));
+  EXPECT_EQ(softAlerts, 1);
+  count(d.observe(direct(pkg, mx(4), IdentityClass::Packaged)));  // still soft: no new alert
+  EXPECT_EQ(softAlerts, 1);
+}
+
+TEST_F(DetectorTest, DropsOutOfTheSoftTierWhenTheChannelGoesQuiet) {
+  Detector d(clock);
+  const Principal pkg = principal("pkg");
+  for (int i = 0; i < 4; ++i) d.observe(direct(pkg, mx(i), IdentityClass::Packaged));
+  ASSERT_EQ(d.observe(submit(pkg, "203.0.113.10")).tier, Tier::Soft);
+  clock.advance(hours(25));
+  EXPECT_EQ(d.observe(submit(pkg, "203.0.113.10")).tier, Tier::None);
+}
+
+TEST(DestinationKey, GroupsIpv4By24AndIpv6By64) {
+  const DetectorConfig cfg;
+  EXPECT_EQ(destinationKey("198.51.100.77", cfg), "198.51.100.0/24");
+  EXPECT_EQ(destinationKey("2001:db8:1:2:3:4:5:6", cfg), "2001:db8:1:2::/64");
+  EXPECT_EQ(destinationKey("not-an-address", cfg), "not-an-address");
+  EXPECT_EQ(destinationKey("1.2.3.456", cfg), "1.2.3.456");
+}
+
+TEST(PrincipalKey, IncludesTheScriptForInterpreters) {
+  rules::ProgramIdentity id;
+  id.path = "/usr/bin/python3.11";
+  id.sha256 = std::string(64, 'a');
+  id.scriptPath = "/home/u/send.py";
+  id.scriptSha256 = std::string(64, 'b');
+  const Principal p = Principal::of(id, 1000);
+  EXPECT_EQ(p.key(), std::string(64, 'a') + ":/home/u/send.py:" + std::string(64, 'b') + "/1000");
+  id.scriptPath.clear();
+  id.scriptSha256.clear();
+  EXPECT_NE(Principal::of(id, 1000), p);
+  EXPECT_NE(Principal::of(id, 1000), Principal::of(id, 1001));
+}
+
+}  // namespace
+}  // namespace mailguard::detector
