@@ -17,11 +17,13 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/x_tables.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -58,6 +60,9 @@ constexpr const char* kProbeChain = "probe";
 // nftables' datatype id for inet_service (src/datatype.h TYPE_INET_SERVICE): lets
 // `nft list` print `type inet_service` for a set we created without user data.
 constexpr std::uint32_t kTypeInetService = 13;
+// ... and for ipv4_addr / ipv6_addr (TYPE_IPADDR, TYPE_IP6ADDR).
+constexpr std::uint32_t kTypeIpv4Addr = 7;
+constexpr std::uint32_t kTypeIpv6Addr = 8;
 // Well below the netlink socket's default send buffer (net.core.wmem_default).
 constexpr std::size_t kBatchLimit = 128 * 1024;
 // Room after the limit for the one message that overflows it (mnl_nlmsg_batch).
@@ -71,6 +76,7 @@ constexpr std::size_t kReceiveBuffer = 64 * 1024;
 constexpr std::uint32_t kCtEstablished = 1U << 1;
 constexpr std::uint32_t kCtRelated = 1U << 2;
 constexpr std::uint32_t kCtNew = 1U << 3;
+constexpr std::uint32_t kCtInvalid = 1U << 0;  // NF_CT_STATE_INVALID_BIT
 
 template <class T>
 T checkedAlloc(T p) {
@@ -149,6 +155,104 @@ void addDportLookup(nftnl_rule* r, const std::string& set, std::uint32_t setId) 
   nftnl_expr_set_str(lookup.get(), NFTNL_EXPR_LOOKUP_SET, set.c_str());
   nftnl_expr_set_u32(lookup.get(), NFTNL_EXPR_LOOKUP_SET_ID, setId);
   nftnl_rule_add_expr(r, lookup.release());
+}
+
+// `payload load LEN b @ BASE + OFFSET => reg 1`
+void addPayloadLoad(nftnl_rule* r, std::uint32_t base, std::uint32_t offset, std::uint32_t len) {
+  auto payload = newExpr("payload");
+  nftnl_expr_set_u32(payload.get(), NFTNL_EXPR_PAYLOAD_BASE, base);
+  nftnl_expr_set_u32(payload.get(), NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+  nftnl_expr_set_u32(payload.get(), NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+  nftnl_expr_set_u32(payload.get(), NFTNL_EXPR_PAYLOAD_LEN, len);
+  nftnl_rule_add_expr(r, payload.release());
+}
+
+// `cmp eq reg 1 value`
+void addCmpEq(nftnl_rule* r, const void* value, std::uint32_t len) {
+  auto cmp = newExpr("cmp");
+  nftnl_expr_set_u32(cmp.get(), NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+  nftnl_expr_set_u32(cmp.get(), NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
+  nftnl_expr_set(cmp.get(), NFTNL_EXPR_CMP_DATA, value, len);
+  nftnl_rule_add_expr(r, cmp.release());
+}
+
+// `lookup reg 1 set NAME`
+void addLookup(nftnl_rule* r, const std::string& set, std::uint32_t setId) {
+  auto lookup = newExpr("lookup");
+  nftnl_expr_set_u32(lookup.get(), NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+  nftnl_expr_set_str(lookup.get(), NFTNL_EXPR_LOOKUP_SET, set.c_str());
+  nftnl_expr_set_u32(lookup.get(), NFTNL_EXPR_LOOKUP_SET_ID, setId);
+  nftnl_rule_add_expr(r, lookup.release());
+}
+
+// `meta l4proto udp` (any IPPROTO_*): meta load l4proto => reg 1; cmp eq reg 1 0x11
+void addL4Proto(nftnl_rule* r, std::uint8_t proto) {
+  addMetaCmp(r, NFT_META_L4PROTO, &proto, sizeof(proto));
+}
+
+// `meta nfproto ipv4|ipv6`: meta load nfproto => reg 1; cmp eq reg 1 0x02|0x0a. In an
+// inet table the network header means IPv4 or IPv6 only after this.
+void addNfproto(nftnl_rule* r, std::uint8_t nfproto) {
+  addMetaCmp(r, NFT_META_NFPROTO, &nfproto, sizeof(nfproto));
+}
+
+// `iifname "lo"`: meta load iifname => reg 1; cmp eq reg 1 "lo\0..." (IFNAMSIZ bytes,
+// so "lo" does not also match "lo0")
+void addIifname(nftnl_rule* r, const std::string& name) {
+  char padded[IFNAMSIZ] = {};
+  std::strncpy(padded, name.c_str(), IFNAMSIZ - 1);
+  addMetaCmp(r, NFT_META_IIFNAME, padded, IFNAMSIZ);
+}
+
+// `icmp type echo-request` / `icmpv6 type nd-neighbor-solicit`:
+//   meta nfproto ipv4|ipv6; meta l4proto icmp|ipv6-icmp;
+//   payload load 1b @ transport header + 0 => reg 1; cmp eq reg 1 TYPE
+void addIcmpType(nftnl_rule* r, bool v6, std::uint8_t type) {
+  addNfproto(r, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+  addL4Proto(r, static_cast<std::uint8_t>(v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}));
+  addPayloadLoad(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+  addCmpEq(r, &type, sizeof(type));
+}
+
+// `tcp dport 22` / `udp dport 546` / `udp sport 547` (after the l4proto match):
+//   payload load 2b @ transport header + 2|0 => reg 1; cmp eq reg 1 PORT (big endian)
+void addPortEquals(nftnl_rule* r, std::uint32_t offset, std::uint32_t port) {
+  addPayloadLoad(r, NFT_PAYLOAD_TRANSPORT_HEADER, offset, sizeof(std::uint16_t));
+  const std::uint16_t key = htons(static_cast<std::uint16_t>(port));
+  addCmpEq(r, &key, sizeof(key));
+}
+
+// `ip saddr @set` / `ip6 saddr @set`:
+//   meta nfproto ipv4|ipv6; payload load 4b @ network header + 12 (16b @ + 8) => reg 1;
+//   lookup reg 1 set NAME
+void addSaddrLookup(nftnl_rule* r, bool v6, const std::string& set, std::uint32_t setId) {
+  addNfproto(r, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+  if (v6) {
+    addPayloadLoad(r, NFT_PAYLOAD_NETWORK_HEADER, 8, 16);  // struct ipv6hdr.saddr
+  } else {
+    addPayloadLoad(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);  // struct iphdr.saddr
+  }
+  addLookup(r, set, setId);
+}
+
+// `limit rate N/second burst B packets`: limit rate N/second burst B type packets flags 0
+void addLimit(nftnl_rule* r, std::uint32_t perSecond, std::uint32_t burst) {
+  auto limit = newExpr("limit");
+  nftnl_expr_set_u64(limit.get(), NFTNL_EXPR_LIMIT_RATE, perSecond);
+  nftnl_expr_set_u64(limit.get(), NFTNL_EXPR_LIMIT_UNIT, 1);  // seconds
+  nftnl_expr_set_u32(limit.get(), NFTNL_EXPR_LIMIT_BURST, burst);
+  nftnl_expr_set_u32(limit.get(), NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+  nftnl_expr_set_u32(limit.get(), NFTNL_EXPR_LIMIT_FLAGS, 0);
+  nftnl_rule_add_expr(r, limit.release());
+}
+
+// `log prefix "P" group G`: sends the packet to NFLOG group G (nfnetlink_log); the
+// reader chooses how much of it to copy. Not a verdict: the next rule follows.
+void addLogGroup(nftnl_rule* r, std::uint16_t group, const std::string& prefix) {
+  auto log = newExpr("log");
+  nftnl_expr_set_u16(log.get(), NFTNL_EXPR_LOG_GROUP, group);
+  if (!prefix.empty()) nftnl_expr_set_str(log.get(), NFTNL_EXPR_LOG_PREFIX, prefix.c_str());
+  nftnl_rule_add_expr(r, log.release());
 }
 
 // `counter`: counter pkts 0 bytes 0
@@ -310,6 +414,52 @@ void putSet(Batch& b, const std::string& table, const rules::PortSet& s, std::ui
   b.next();
 }
 
+// `add set inet T NAME { type ipv4_addr|ipv6_addr; flags interval; }` then
+// `add element inet T NAME { 10.0.0.0/8, ... }`. An interval set stores each range as
+// its first address and, flagged NFT_SET_ELEM_INTERVAL_END, the address after its last
+// (none when the range runs to the end of the address space); like nft, an end element
+// at address 0 opens the set when the first range does not start there.
+void putAddressSet(Batch& b, const std::string& table, const rules::AddressSet& s,
+                   std::uint32_t setId) {
+  const bool v6 = s.family == 6;
+  const std::uint32_t len = v6 ? 16 : 4;
+  NftSetPtr set(checkedAlloc(nftnl_set_alloc()));
+  nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, table.c_str());
+  nftnl_set_set_str(set.get(), NFTNL_SET_NAME, s.name.c_str());
+  nftnl_set_set_u32(set.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
+  nftnl_set_set_u32(set.get(), NFTNL_SET_FLAGS, NFT_SET_INTERVAL);
+  nftnl_set_set_u32(set.get(), NFTNL_SET_KEY_TYPE, v6 ? kTypeIpv6Addr : kTypeIpv4Addr);
+  nftnl_set_set_u32(set.get(), NFTNL_SET_KEY_LEN, len);
+  nftnl_set_set_u32(set.get(), NFTNL_SET_ID, setId);
+  nftnl_set_nlmsg_build_payload(
+      b.begin(NFT_MSG_NEWSET, NLM_F_CREATE, "adding set '" + s.name + "'"), set.get());
+  b.next();
+
+  const auto ranges = rules::mergedRanges(s.prefixes, s.family);
+  if (ranges.empty()) return;
+  auto addElement = [&](const std::array<std::uint8_t, 16>& key, bool end) {
+    NftSetElemPtr e(checkedAlloc(nftnl_set_elem_alloc()));
+    nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_KEY, key.data(), len);
+    if (end) nftnl_set_elem_set_u32(e.get(), NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
+    nftnl_set_elem_add(set.get(), e.release());
+  };
+  const std::array<std::uint8_t, 16> zero{};
+  if (ranges.front().first != zero) addElement(zero, true);
+  for (const rules::AddressRange& r : ranges) {
+    addElement(r.first, false);
+    std::array<std::uint8_t, 16> after = r.last;
+    bool carried = true;  // after = last + 1 over `len` bytes
+    for (std::size_t i = len; i-- > 0 && carried;) {
+      carried = ++after[i] == 0;
+    }
+    if (!carried) addElement(after, true);
+  }
+  nftnl_set_elems_nlmsg_build_payload(
+      b.begin(NFT_MSG_NEWSETELEM, NLM_F_CREATE, "adding elements to set '" + s.name + "'"),
+      set.get());
+  b.next();
+}
+
 // `add chain inet T NAME { type filter hook output priority P; policy accept|drop; }`
 void putChain(Batch& b, const std::string& table, const rules::Chain& c) {
   NftChainPtr chain(checkedAlloc(nftnl_chain_alloc()));
@@ -346,6 +496,7 @@ Result<NftRulePtr> buildRule(const std::string& table, const std::string& chain,
                              const std::map<std::string, std::uint32_t>& setIds) {
   auto r = makeRule(table, chain);
   bool tcpKnown = false;
+  int l4proto = -1;
   for (const rules::Match& m : rule.matches) {
     switch (m.kind) {
       case rules::Match::Kind::CtStateEstablishedRelated:
@@ -372,6 +523,56 @@ Result<NftRulePtr> buildRule(const std::string& table, const std::string& chain,
         addDportLookup(r.get(), m.set, it->second);
         break;
       }
+      case rules::Match::Kind::CtStateInvalid:
+        addCtState(r.get(), kCtInvalid);
+        break;
+      case rules::Match::Kind::IifnameEquals:
+        addIifname(r.get(), m.text);
+        break;
+      case rules::Match::Kind::L4ProtoEquals:
+        addL4Proto(r.get(), static_cast<std::uint8_t>(m.value));
+        l4proto = static_cast<int>(m.value);
+        break;
+      case rules::Match::Kind::IcmpTypeEquals:
+      case rules::Match::Kind::Icmpv6TypeEquals:
+        addIcmpType(r.get(), m.kind == rules::Match::Kind::Icmpv6TypeEquals,
+                    static_cast<std::uint8_t>(m.value));
+        break;
+      case rules::Match::Kind::TcpDportEquals:
+        if (!tcpKnown) addIsTcp(r.get());
+        tcpKnown = true;
+        addPortEquals(r.get(), 2, m.value);  // struct tcphdr.dest
+        break;
+      case rules::Match::Kind::UdpDportEquals:
+      case rules::Match::Kind::UdpSportEquals:
+      case rules::Match::Kind::UdpDportInSet: {
+        // The transport header offset means UDP only after `meta l4proto udp`.
+        if (l4proto != IPPROTO_UDP) addL4Proto(r.get(), IPPROTO_UDP);
+        l4proto = IPPROTO_UDP;
+        if (m.kind == rules::Match::Kind::UdpDportInSet) {
+          const auto it = setIds.find(m.set);
+          if (it == setIds.end()) {
+            return makeError("rule in chain '" + chain + "' refers to unknown set '" + m.set + "'");
+          }
+          addDportLookup(r.get(), m.set, it->second);  // struct udphdr.dest is at 2 too
+        } else {
+          // struct udphdr: source at 0, dest at 2
+          addPortEquals(r.get(), m.kind == rules::Match::Kind::UdpSportEquals ? 0 : 2, m.value);
+        }
+        break;
+      }
+      case rules::Match::Kind::Ip4SaddrInSet:
+      case rules::Match::Kind::Ip6SaddrInSet: {
+        const auto it = setIds.find(m.set);
+        if (it == setIds.end()) {
+          return makeError("rule in chain '" + chain + "' refers to unknown set '" + m.set + "'");
+        }
+        addSaddrLookup(r.get(), m.kind == rules::Match::Kind::Ip6SaddrInSet, m.set, it->second);
+        break;
+      }
+      case rules::Match::Kind::LimitRate:
+        addLimit(r.get(), m.value, m.burst);
+        break;
     }
   }
   if (rule.counter) addCounter(r.get());
@@ -387,6 +588,9 @@ Result<NftRulePtr> buildRule(const std::string& table, const std::string& chain,
       break;
     case rules::Action::Kind::Queue:
       addQueue(r.get(), rule.action.queueNumber, backend);
+      break;
+    case rules::Action::Kind::Log:
+      addLogGroup(r.get(), rule.action.logGroup, rule.action.logPrefix);
       break;
   }
   return r;
@@ -406,6 +610,11 @@ Result<void> buildApplyBatch(Batch& b, const rules::Table& table, QueueBackend b
     const auto id = static_cast<std::uint32_t>(setIds.size() + 1);
     if (!setIds.emplace(s.name, id).second) return makeError("duplicate set '" + s.name + "'");
     putSet(b, table.name, s, id);
+  }
+  for (const rules::AddressSet& s : table.addressSets) {
+    const auto id = static_cast<std::uint32_t>(setIds.size() + 1);
+    if (!setIds.emplace(s.name, id).second) return makeError("duplicate set '" + s.name + "'");
+    putAddressSet(b, table.name, s, id);
   }
   for (const rules::Chain& c : table.chains) putChain(b, table.name, c);
   for (const rules::Chain& c : table.chains) {

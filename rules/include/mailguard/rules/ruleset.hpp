@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "mailguard/rules/firewall.hpp"
 #include "mailguard/rules/settings.hpp"
 
 namespace mailguard::rules {
@@ -21,16 +22,34 @@ struct Match {
     MarkEquals,                 // meta mark == value
     TcpDportInSet,              // tcp dport @set
     IsTcp,                      // meta l4proto tcp
+    // The host firewall's kinds (chain host_in):
+    CtStateInvalid,    // ct state invalid
+    IifnameEquals,     // iifname "text"
+    L4ProtoEquals,     // meta l4proto value (IPPROTO_UDP = 17, ...)
+    IcmpTypeEquals,    // icmp type value (implies meta nfproto ipv4 meta l4proto icmp)
+    Icmpv6TypeEquals,  // icmpv6 type value (implies meta nfproto ipv6 meta l4proto ipv6-icmp)
+    TcpDportEquals,    // tcp dport value
+    UdpDportEquals,    // udp dport value
+    UdpSportEquals,    // udp sport value
+    UdpDportInSet,     // udp dport @set
+    Ip4SaddrInSet,     // ip saddr @set (an AddressSet of family 4)
+    Ip6SaddrInSet,     // ip6 saddr @set (an AddressSet of family 6)
+    LimitRate,         // limit rate value/second burst `burst` packets
   };
   Kind kind;
   std::uint32_t value = 0;
   std::string set;
+  std::string text{};       // IifnameEquals
+  std::uint32_t burst = 0;  // LimitRate
 };
 
 struct Action {
-  enum class Kind { Accept, Drop, RejectTcpReset, Queue };
+  // Log is not a verdict: `log prefix "..." group N`, then the next rule.
+  enum class Kind { Accept, Drop, RejectTcpReset, Queue, Log };
   Kind kind;
   std::uint16_t queueNumber = 0;
+  std::uint16_t logGroup = 0;  // Log: the NFLOG group
+  std::string logPrefix{};     // Log
 };
 
 struct Rule {
@@ -54,9 +73,17 @@ struct PortSet {
   std::vector<std::uint16_t> ports;
 };
 
+// `set NAME { type ipv4_addr|ipv6_addr; flags interval; elements = { ... } }`
+struct AddressSet {
+  std::string name;
+  int family = 4;  // 4 or 6
+  std::vector<IpPrefix> prefixes;
+};
+
 struct Table {
   std::string name;  // family is always inet
   std::vector<PortSet> sets;
+  std::vector<AddressSet> addressSets;  // created after `sets`
   std::vector<Chain> chains;
 };
 
@@ -69,7 +96,12 @@ inline constexpr const char* kTableName = "mailguard";
 //     meta mark 0x6d670001 meta l4proto tcp counter reject with tcp reset
 //     meta mark 0x6d670002 counter accept
 //     meta l4proto tcp ct state new tcp dport @mail_ports counter queue num N }
-Table buildRuleset(const Settings& settings, const std::string& tableName = kTableName);
+// With the host firewall enabled, sets fw_tcp, fw_udp (allowed from anywhere),
+// fw_local_tcp, fw_local_udp (allowed from the local subnets), fw_local_v4, fw_local_v6
+// (the local subnets) and chain host_in follow; see hostInRules() in ruleset.cpp for the
+// rules. With it disabled (the default) the table is exactly the one above.
+Table buildRuleset(const Settings& settings, const std::string& tableName = kTableName,
+                   const FirewallState& firewall = FirewallState{});
 
 // The table as `nft -s list table inet NAME` prints it (stateless: counters without
 // values), for documentation, logs and tests. Checked against nft 1.0.6 for the

@@ -1,0 +1,459 @@
+// The relay audit's vantage point: a thread of guardd in a network namespace of its
+// own (unshare(CLONE_NEWNET) changes only the calling thread), joined to the host's
+// namespace by a veth pair configured with iproute2's `ip` (run from the thread that
+// needs it, so it acts on that thread's namespace).
+//
+// Why a thread and not `ip netns add`: the namespace has no name and no bind mount;
+// only the thread holds it. When the audit ends, fails or guardd dies (even SIGKILL),
+// the kernel frees the namespace and with it the veth end inside, which takes the
+// host end along. ProbeNetwork's destructor still deletes the veth explicitly and
+// joins the thread, so cleanup is immediate and checked, not left to the kernel.
+//
+// Addresses: the documentation ranges 198.51.100.77/.78 (RFC 5737) and
+// 2001:db8:6d67::1/::2 (RFC 3849) as /32 and /128 point-to-point peers. A server that
+// trusts "its own subnets" (postfix mynetworks_style = subnet) learns nothing wider
+// than the host's /32 from them, so the probe is a stranger, as it must be.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <variant>
+
+#include "mailguard/audit/relay.hpp"
+
+extern char** environ;
+
+namespace mailguard::audit {
+namespace {
+
+constexpr const char* kHostV4 = "198.51.100.77";
+constexpr const char* kProbeV4 = "198.51.100.78";
+constexpr const char* kHostV6 = "2001:db8:6d67::1";
+constexpr const char* kProbeV6 = "2001:db8:6d67::2";
+constexpr std::size_t kMaxReply = 64 * 1024;
+
+Error auditError(const std::string& what, const std::string& reason) {
+  return makeError("Failed to " + what + ": " + reason);
+}
+
+// Runs `ip ARGS...` (no shell) and waits; the error carries ip's own message.
+Result<void> runIp(const std::vector<std::string>& args) {
+  int pipeFds[2];
+  if (::pipe2(pipeFds, O_CLOEXEC) != 0) return auditError("run 'ip'", std::strerror(errno));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipeFds[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, pipeFds[1], 2);
+  std::vector<std::string> argv = {"ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> cargv;
+  for (std::string& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  pid_t pid = 0;
+  const int spawned = ::posix_spawnp(&pid, "ip", &actions, nullptr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipeFds[1]);
+  std::string output;
+  if (spawned == 0) {
+    char buf[512];
+    ssize_t n = 0;
+    while ((n = ::read(pipeFds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+      if (n > 0) output.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(pipeFds[0]);
+  std::string command = "ip";
+  for (const std::string& a : args) command += " " + a;
+  if (spawned != 0) {
+    return auditError("run '" + command + "'",
+                      std::string(std::strerror(spawned)) + " (iproute2 must be installed)");
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    while (!output.empty() && (output.back() == '\n' || output.back() == ' ')) output.pop_back();
+    return auditError("run '" + command + "'", output.empty() ? "failed" : output);
+  }
+  return {};
+}
+
+std::uint64_t currentNetnsInode() {
+  struct stat st {};
+  if (::stat("/proc/thread-self/ns/net", &st) != 0) return 0;
+  return st.st_ino;
+}
+
+// A thread in a fresh network namespace that runs one task at a time for its owner.
+class ProbeThread {
+ public:
+  Result<void> start() {
+    thread_ = std::thread([this] { loop(); });
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [this] { return started_; });
+    if (!startError_.empty()) return auditError("create 'probe network namespace'", startError_);
+    return {};
+  }
+  ~ProbeThread() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  Result<void> run(const std::function<Result<void>()>& task) {
+    std::unique_lock lock(mutex_);
+    task_ = &task;
+    done_ = false;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return done_; });
+    return result_;
+  }
+  [[nodiscard]] pid_t tid() const { return tid_; }
+  [[nodiscard]] std::uint64_t netnsInode() const { return inode_; }
+
+ private:
+  void loop() {
+    std::unique_lock lock(mutex_);
+    // Needs CAP_SYS_ADMIN; affects this thread only (it shares no fs state that
+    // CLONE_NEWNET would need to unshare).
+    if (::unshare(CLONE_NEWNET) != 0) {
+      startError_ = std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno);
+      started_ = true;
+      cv_.notify_all();
+      return;
+    }
+    tid_ = static_cast<pid_t>(::syscall(SYS_gettid));
+    inode_ = currentNetnsInode();
+    started_ = true;
+    cv_.notify_all();
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || task_ != nullptr; });
+      if (task_ != nullptr) {
+        const auto* task = task_;
+        task_ = nullptr;
+        lock.unlock();
+        Result<void> r = (*task)();
+        lock.lock();
+        result_ = std::move(r);
+        done_ = true;
+        cv_.notify_all();
+        continue;
+      }
+      if (stop_) return;
+    }
+  }
+
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool started_ = false;
+  bool stop_ = false;
+  bool done_ = false;
+  std::string startError_;
+  const std::function<Result<void>()>* task_ = nullptr;
+  Result<void> result_;
+  pid_t tid_ = 0;
+  std::uint64_t inode_ = 0;
+};
+
+std::atomic<unsigned> g_counter{0};
+
+// The veth pair and the probe thread; the destructor removes both on every path.
+class ProbeNetwork {
+ public:
+  ProbeNetwork() {
+    const unsigned id = (static_cast<unsigned>(::getpid()) * 16 + g_counter++) & 0xffffffU;
+    char buf[16];
+    (void)std::snprintf(buf, sizeof buf, "mgph%06x", id);
+    hostIf_ = buf;
+    (void)std::snprintf(buf, sizeof buf, "mgpp%06x", id);
+    probeIf_ = buf;
+  }
+  ProbeNetwork(const ProbeNetwork&) = delete;
+  ProbeNetwork& operator=(const ProbeNetwork&) = delete;
+  ~ProbeNetwork() {
+    // Deleting one end of a veth deletes both. Errors are ignored: the thread's exit
+    // frees the namespace, which removes the pair anyway.
+    if (vethCreated_) (void)runIp({"link", "del", hostIf_});
+  }
+
+  Result<void> setUp(const AuditOptions& options, ProbeTrace* trace) {
+    auto stage = [&](std::string_view name) -> Result<void> {
+      if (options.faultInjection) return options.faultInjection(name);
+      return {};
+    };
+    if (auto r = thread_.start(); !r) return r;
+    if (trace != nullptr) trace->namespaceInode = thread_.netnsInode();
+    if (auto r = stage("namespace"); !r) return r;
+    // `ip link add ... netns PID` moves the peer into the namespace of that task; the
+    // probe thread's tid names its namespace.
+    if (auto r = runIp({"link", "add", hostIf_, "type", "veth", "peer", "name", probeIf_, "netns",
+                        std::to_string(thread_.tid())});
+        !r) {
+      return r;
+    }
+    vethCreated_ = true;
+    if (trace != nullptr) trace->hostInterface = hostIf_;
+    if (auto r = stage("veth"); !r) return r;
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"addr", "add", std::string(kHostV4) + "/32", "peer", std::string(kProbeV4) + "/32",
+              "dev", hostIf_},
+             {"-6", "addr", "add", std::string(kHostV6) + "/128", "dev", hostIf_, "nodad"},
+             {"link", "set", hostIf_, "up"},
+             {"-6", "route", "add", std::string(kProbeV6) + "/128", "dev", hostIf_}}) {
+      if (auto r = runIp(args); !r) return r;
+    }
+    const std::function<Result<void>()> configureProbeSide = [this]() -> Result<void> {
+      for (const auto& args : std::vector<std::vector<std::string>>{
+               {"link", "set", "lo", "up"},
+               {"addr", "add", std::string(kProbeV4) + "/32", "peer", std::string(kHostV4) + "/32",
+                "dev", probeIf_},
+               {"-6", "addr", "add", std::string(kProbeV6) + "/128", "dev", probeIf_, "nodad"},
+               {"link", "set", probeIf_, "up"},
+               {"-6", "route", "add", std::string(kHostV6) + "/128", "dev", probeIf_}}) {
+        if (auto r = runIp(args); !r) return r;
+      }
+      return {};
+    };
+    if (auto r = thread_.run(configureProbeSide); !r) return r;
+    return stage("configured");
+  }
+
+  // Sends traffic for a specific listener address through the veth too.
+  Result<void> routeTo(int family, const std::string& address) {
+    const std::function<Result<void>()> task = [&]() -> Result<void> {
+      if (family == AF_INET) {
+        return runIp({"route", "replace", address + "/32", "dev", probeIf_, "src", kProbeV4});
+      }
+      return runIp({"-6", "route", "replace", address + "/128", "dev", probeIf_, "src", kProbeV6});
+    };
+    return thread_.run(task);
+  }
+
+  Result<void> inProbeNamespace(const std::function<Result<void>()>& task) {
+    return thread_.run(task);
+  }
+
+ private:
+  ProbeThread thread_;  // destroyed after the destructor body deleted the veth
+  std::string hostIf_;
+  std::string probeIf_;
+  bool vethCreated_ = false;
+};
+
+class TcpSmtpConnection final : public SmtpConnection {
+ public:
+  TcpSmtpConnection(int fd, std::chrono::milliseconds timeout) : fd_(fd), timeout_(timeout) {}
+  ~TcpSmtpConnection() override { ::close(fd_); }
+  TcpSmtpConnection(const TcpSmtpConnection&) = delete;
+  TcpSmtpConnection& operator=(const TcpSmtpConnection&) = delete;
+
+  Result<std::string> readReply() override {
+    std::string reply;
+    for (;;) {
+      auto line = readLine();
+      if (!line) return line.error();
+      if (!reply.empty()) reply += "\n";
+      reply += *line;
+      // "250-..." continues, "250 ..." (or a bare code) ends the reply.
+      if (line->size() < 4 || (*line)[3] != '-') return reply;
+      if (reply.size() > kMaxReply) return makeError("reply too long");
+    }
+  }
+  Result<void> sendLine(std::string_view line) override {
+    std::string out(line);
+    out += "\r\n";
+    std::size_t sent = 0;
+    while (sent < out.size()) {
+      const ssize_t n = ::send(fd_, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return makeError(std::string("send: ") + std::strerror(errno));
+      sent += static_cast<std::size_t>(n);
+    }
+    return {};
+  }
+
+ private:
+  Result<std::string> readLine() {
+    for (;;) {
+      const auto eol = buffer_.find('\n');
+      if (eol != std::string::npos) {
+        std::string line = buffer_.substr(0, eol);
+        buffer_.erase(0, eol + 1);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        return line;
+      }
+      if (buffer_.size() > kMaxReply) return makeError("reply line too long");
+      pollfd p{fd_, POLLIN, 0};
+      const int ready = ::poll(&p, 1, static_cast<int>(timeout_.count()));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0)
+        return makeError("no reply within " + std::to_string(timeout_.count()) + " ms");
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return makeError(std::string("receive: ") + std::strerror(errno));
+      if (n == 0) return makeError("the server closed the connection");
+      buffer_.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  int fd_;
+  std::chrono::milliseconds timeout_;
+  std::string buffer_;
+};
+
+struct ConnectFailure {
+  int err = 0;
+};
+
+// Non-blocking connect with a deadline. Returns the fd, or the errno (ETIMEDOUT when
+// nothing answered: the SYN was dropped).
+std::variant<int, ConnectFailure> connectTo(int family, const std::string& address,
+                                            std::uint16_t port, std::chrono::milliseconds timeout) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (family == AF_INET) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    (void)::inet_pton(AF_INET, address.c_str(), &sin->sin_addr);
+    len = sizeof(sockaddr_in);
+  } else {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    (void)::inet_pton(AF_INET6, address.c_str(), &sin6->sin6_addr);
+    len = sizeof(sockaddr_in6);
+  }
+  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return ConnectFailure{errno};
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
+    const int err = errno;
+    ::close(fd);
+    return ConnectFailure{err};
+  }
+  pollfd p{fd, POLLOUT, 0};
+  int ready = 0;
+  do {
+    ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
+  } while (ready < 0 && errno == EINTR);
+  int err = ETIMEDOUT;
+  if (ready > 0) {
+    socklen_t errLen = sizeof err;
+    (void)::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errLen);
+  }
+  if (err != 0) {
+    ::close(fd);
+    return ConnectFailure{err};
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  (void)::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
+// Probes one listener from inside the probe namespace.
+void probeListener(ListenerAudit& a, const std::string& target, const AuditOptions& options) {
+  a.probedAddress = target;
+  const int family = a.listener.family;
+  auto connected = connectTo(family, target, a.listener.port, options.connectTimeout);
+  if (const auto* failure = std::get_if<ConnectFailure>(&connected)) {
+    a.relay = RelayVerdict::Unreachable;
+    const bool dropped = failure->err == ETIMEDOUT;
+    const rules::ServicePort port{rules::Protocol::Tcp, a.listener.port};
+    a.blockedByFirewall =
+        dropped && options.firewall.enabled && !rules::allowsFromAnywhere(options.firewall, port);
+    if (a.blockedByFirewall) {
+      a.reason = "the host firewall drops connections from other computers to port " +
+                 std::to_string(a.listener.port);
+    } else if (dropped) {
+      a.reason = "no answer from " + target + " (something drops the connection)";
+    } else {
+      a.reason = "connecting to " + target + " failed: " + std::strerror(failure->err);
+    }
+    return;
+  }
+  const int fd = std::get<int>(connected);
+  TcpSmtpConnection conn(fd, options.replyTimeout);
+  const std::function<std::unique_ptr<SmtpConnection>()> reconnect =
+      [&]() -> std::unique_ptr<SmtpConnection> {
+    auto again = connectTo(family, target, a.listener.port, options.connectTimeout);
+    if (!std::holds_alternative<int>(again)) return nullptr;
+    return std::make_unique<TcpSmtpConnection>(std::get<int>(again), options.replyTimeout);
+  };
+  a.dialogue = runRelayDialogue(conn, reconnect, options.ownDomain);
+  for (const VariantResult& v : a.dialogue.variants) {
+    if (v.accepted) a.accepted.push_back(v.name);
+  }
+  a.relay = a.accepted.empty() ? RelayVerdict::Closed : RelayVerdict::Open;
+  a.reason = "reached from " + std::string(family == AF_INET ? kProbeV4 : kProbeV6) +
+             " (a stranger's address) at " + target;
+  if (a.dialogue.error && a.accepted.empty()) {
+    a.reason += "; the dialogue ended early: " + *a.dialogue.error;
+  }
+}
+
+}  // namespace
+
+Result<std::vector<ListenerAudit>> auditRelays(const std::vector<MailListener>& listeners,
+                                               const AuditOptions& options, ProbeTrace* trace) {
+  std::vector<ListenerAudit> out;
+  bool anyExternal = false;
+  for (const MailListener& l : listeners) {
+    ListenerAudit a;
+    a.listener = l;
+    if (l.exposure == Exposure::Loopback) {
+      a.relay = RelayVerdict::Unreachable;
+      a.reason = "listens on loopback only: other computers cannot connect";
+    } else {
+      anyExternal = true;
+    }
+    out.push_back(std::move(a));
+  }
+  if (!anyExternal) return out;
+
+  ProbeNetwork network;
+  if (auto r = network.setUp(options, trace); !r) return r.error();
+  bool first = true;
+  for (ListenerAudit& a : out) {
+    if (a.listener.exposure == Exposure::Loopback) continue;
+    std::string target;
+    if (a.listener.isWildcard()) {
+      target = a.listener.family == AF_INET ? kHostV4 : kHostV6;
+    } else {
+      target = a.listener.addressText();
+      if (auto r = network.routeTo(a.listener.family, target); !r) return r.error();
+    }
+    if (first && options.faultInjection) {
+      if (auto r = options.faultInjection("probing"); !r) return r.error();
+    }
+    first = false;
+    const std::function<Result<void>()> task = [&]() -> Result<void> {
+      probeListener(a, target, options);
+      return {};
+    };
+    if (auto r = network.inProbeNamespace(task); !r) return r.error();
+  }
+  return out;
+}
+
+}  // namespace mailguard::audit
