@@ -1,0 +1,20 @@
+#!/bin/sh
+# The cost of guarding, measured (issue #7): tests/bench/run.sh [--quick] [--only 1,3]
+# Root only; every rule and all traffic stay inside network namespaces it creates and
+# removes. Builds what it needs into build/bench (Release) unless --no-build is given,
+# then runs bench.py, which prints the figures and writes tests/bench/results/.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+build="$src/build/bench"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "tests/bench/run.sh needs root (network namespaces, nftables, NFQUEUE)" >&2
+  exit 1
+fi
+if [ "${1:-}" = "--no-build" ]; then
+  shift
+else
+  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$build" --target guardd guardctl mg-seed mg-bench -j"$(nproc)" >/dev/null
+fi
+exec python3 "$here/bench.py" --build "$build" "$@"
