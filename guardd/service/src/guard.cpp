@@ -11,6 +11,7 @@
 #include <map>
 #include <system_error>
 
+#include "guard_impl.hpp"
 #include "mailguard/service/log.hpp"
 
 namespace mailguard::service {
@@ -60,48 +61,23 @@ netfilter::PacketVerdict toPacketVerdict(Verdict v) {
 // A held SYN is retried by TCP (1 s, 3 s, 7 s, ...): the retries are the same attempt,
 // so they are decided afresh but recorded once.
 constexpr auto kHeldRetryWindow = std::chrono::minutes(3);
+constexpr auto kRulesCheckEvery = std::chrono::milliseconds(100);
+// A program's row (uid, last attempt) is refreshed at most this often; its attempts are
+// each recorded anyway and carry the time.
+constexpr auto kSightingEvery = std::chrono::seconds(1);
 
 }  // namespace
 
-struct Guard::Impl {
-  Impl(Guard& g, Options o, EventLoop& l)
-      : self(g), options(std::move(o)), loop(l), resolver(proc, hasher) {}
-
-  Guard& self;  // for the observers, which belong to the public face
-  Options options;
-  EventLoop& loop;
-  SystemClock clock;
-  std::unique_ptr<store::SqliteStore> db;
-  std::unique_ptr<store::AttemptWriter> writer;
-  std::unique_ptr<netfilter::RulesetManager> nft;
-  netfilter::QueueBackend backend = netfilter::QueueBackend::XtCompat;
-  std::unique_ptr<netfilter::NfqueuePacketSource> queue;
-  std::unique_ptr<procinfo::SockDiagSocketTable> sockets;
-  procinfo::DirProcFs proc;
-  procinfo::FileHasher hasher;
-  procinfo::ProcessResolver resolver;
-
-  std::vector<rules::ApprovalRule> approvalRules;
-  std::int64_t rulesVersion = -1;
-  std::map<std::int64_t, ProgramView> programs;  // by id
-  std::unordered_map<std::string, std::int64_t> idByKey;
-  std::int64_t nextProgramId = 1;
-  std::int64_t nextAttemptId = 1;
-  std::map<std::pair<std::string, std::uint16_t>, std::chrono::steady_clock::time_point> held;
-  Counters counters;
-  bool enforcing = false;
-  std::string storeError;
-
-  Result<void> start();
-  void reloadRulesIfChanged();
-  void onQueueReadable();
-  void decide(const netfilter::QueuedPacket& packet);
-  ProgramView& remember(const ProgramIdentity& identity, std::uint32_t uid);
-  void refreshStates();
-  void housekeeping();
-  CoreResult<ProgramIdentity> identityFor(const ProgramRef& ref);
-  CoreResult<ProgramView> setRule(const ProgramRef& ref, rules::RuleAction action);
-};
+store::ProgramRecord recordOf(const ProgramView& view, bool quarantined) {
+  store::ProgramRecord record;
+  record.id = view.id;
+  record.identity = view.identity;
+  record.uid = view.uid;
+  record.firstSeen = view.firstSeen;
+  record.lastAttempt = view.lastAttempt;
+  record.quarantined = quarantined;
+  return record;
+}
 
 Result<void> Guard::Impl::start() {
   auto opened = store::SqliteStore::open(options.stateDir);
@@ -240,7 +216,12 @@ void Guard::Impl::decide(const netfilter::QueuedPacket& packet) {
     return;
   }
   const auto& tuple = *packet.tuple;
-  reloadRulesIfChanged();
+  // Rules changed through guardd itself are reloaded at once (setRule, forget); changes by
+  // another process are noticed within 100 ms, instead of an SQLite read per verdict.
+  if (const auto now = std::chrono::steady_clock::now(); now - lastRulesCheck > kRulesCheckEvery) {
+    lastRulesCheck = now;
+    reloadRulesIfChanged();
+  }
 
   std::optional<procinfo::ProcessInfo> process;
   std::string unattributed;
@@ -312,14 +293,12 @@ void Guard::Impl::decide(const netfilter::QueuedPacket& packet) {
     const auto newState = rules::stateOf(program->identity, quarantined, approvalRules);
     const bool changed = newState != program->state || program->attempts == 1;
     program->state = newState;
-    store::ProgramRecord record;
-    record.id = program->id;
-    record.identity = program->identity;
-    record.uid = program->uid;
-    record.firstSeen = program->firstSeen;
-    record.lastAttempt = program->lastAttempt;
-    record.quarantined = quarantined;
-    writer->submit(std::move(record));
+    const auto steadyNow = std::chrono::steady_clock::now();
+    auto& submitted = sightingSubmitted[program->id];
+    if (changed || steadyNow - submitted >= kSightingEvery) {
+      submitted = steadyNow;
+      writer->submit(recordOf(*program, quarantined));
+    }
     if (changed && self.onProgramChanged) self.onProgramChanged(*program);
   }
   if (log::enabled(log::Level::Debug)) {
@@ -397,14 +376,7 @@ CoreResult<ProgramView> Guard::Impl::setRule(const ProgramRef& ref, rules::RuleA
   if (view.state != rules::ProgramState::Quarantined) {
     view.state = rules::stateOf(view.identity, false, approvalRules);
   }
-  if (!knownBefore) {
-    store::ProgramRecord record;
-    record.id = view.id;
-    record.identity = view.identity;
-    record.uid = view.uid;
-    record.firstSeen = view.firstSeen;
-    writer->submit(std::move(record));
-  }
+  if (!knownBefore) writer->submit(recordOf(view, false));
   if (self.onProgramChanged) self.onProgramChanged(view);
   return view;
 }
