@@ -56,6 +56,7 @@ uninstall() {
     /etc/systemd/system/guardd.service \
     /usr/share/dbus-1/system.d/org.mailguard.Guard1.conf \
     /usr/share/polkit-1/actions/org.mailguard.policy \
+    /usr/share/polkit-1/rules.d/50-mailguard.rules \
     /usr/lib/sysusers.d/mailguard.conf /usr/lib/tmpfiles.d/mailguard.conf
   if has_systemd; then systemctl daemon-reload || true; fi
   say "removed. Settings in $conf_dir and state in $state_dir were kept; delete them by hand if you wish."
@@ -88,15 +89,15 @@ fi
 install -d -m 0750 "$state_dir"
 install -d -m 0750 "$log_dir"
 getent group mailguard >/dev/null || groupadd --system mailguard
-for f in install/org.mailguard.Guard1.conf; do
-  [[ -f $f ]] && install -D -m 0644 "$f" /usr/share/dbus-1/system.d/org.mailguard.Guard1.conf
-done
-[[ -f install/org.mailguard.policy ]] &&
-  install -D -m 0644 install/org.mailguard.policy /usr/share/polkit-1/actions/org.mailguard.policy
-[[ -f install/sysusers.d/mailguard.conf ]] &&
-  install -D -m 0644 install/sysusers.d/mailguard.conf /usr/lib/sysusers.d/mailguard.conf
-[[ -f install/tmpfiles.d/mailguard.conf ]] &&
-  install -D -m 0644 install/tmpfiles.d/mailguard.conf /usr/lib/tmpfiles.d/mailguard.conf
+install -D -m 0644 install/org.mailguard.Guard1.conf /usr/share/dbus-1/system.d/org.mailguard.Guard1.conf
+install -D -m 0644 install/org.mailguard.policy /usr/share/polkit-1/actions/org.mailguard.policy
+install -D -m 0644 install/50-mailguard.rules /usr/share/polkit-1/rules.d/50-mailguard.rules
+install -D -m 0644 install/sysusers.d/mailguard.conf /usr/lib/sysusers.d/mailguard.conf
+install -D -m 0644 install/tmpfiles.d/mailguard.conf /usr/lib/tmpfiles.d/mailguard.conf
+if has_systemd; then
+  systemd-sysusers /usr/lib/sysusers.d/mailguard.conf || true
+  systemd-tmpfiles --create /usr/lib/tmpfiles.d/mailguard.conf || true
+fi
 
 # Refuse a bad settings file before anything is started.
 if ! "$sbin/guardd" --config "$conf_dir/guardd.conf" --check-config >/dev/null; then
@@ -115,6 +116,10 @@ else
   if [[ ! -S /run/dbus/system_bus_socket ]] && command -v dbus-daemon >/dev/null; then
     mkdir -p /run/dbus
     dbus-daemon --system --fork || say "could not start the system bus; guardd enforces without it"
+  elif [[ -S /run/dbus/system_bus_socket ]]; then
+    # A running bus reads policy files only at start or when told to reload.
+    dbus-send --system --type=method_call --dest=org.freedesktop.DBus / \
+      org.freedesktop.DBus.ReloadConfig 2>/dev/null || true
   fi
   stop_background_guardd
   install -d -m 0755 "$run_dir"
