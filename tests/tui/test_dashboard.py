@@ -1,0 +1,288 @@
+"""Issue #4: guard-tui end to end. tmux runs the real binary against a real guardd on
+a private system-style bus (tests/integration's fixtures), inside a fresh network
+namespace (ctest starts each test under `unshare -n`). Keys go in with send-keys; the
+tests wait, with a deadline, until capture-pane shows the expected text."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import unittest
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+
+import mgtest  # noqa: E402
+from busfixture import BUS_NAME, IFACE, OBJECT, PrivateBus  # noqa: E402
+from mgtest import BUILD, CONNECT, Guardd, Listener, connect, copy_program, wait_for  # noqa: E402
+
+mgtest.require_private_netns()
+
+GUARD_TUI = os.path.join(BUILD, "tui", "guard-tui")
+REFUSED = "Not allowed: changing policy needs root (run guard-tui with sudo)"
+KEYS_LINE = " a approve  d deny  f forget  Enter details  / filter  s sort  ? help  q quit"
+
+
+def screen_lines(screen):
+    """capture-pane prints every row of the pane, each ended by a newline."""
+    return screen[:-1].split("\n") if screen.endswith("\n") else screen.split("\n")
+
+
+class Tmux:
+    """One private tmux server (its own -L socket) holding one pane; only this server is
+    ever killed."""
+
+    def __init__(self, test, directory, cols=120, rows=40):
+        self.test = test
+        self.socket = f"mgtui-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.config = os.path.join(directory, "tmux.conf")
+        with open(self.config, "w") as f:
+            # No status bar (the pane gets every row); keep a pane whose program exited,
+            # so a crash stays readable in the capture.
+            f.write("set -g status off\nset -g remain-on-exit on\nset -g history-limit 0\n")
+        self.cols, self.rows = cols, rows
+        self.last = ""
+        test.addCleanup(self.kill)
+
+    def tmux(self, *args, check=True):
+        return subprocess.run(["tmux", "-L", self.socket, "-f", self.config, *args],
+                              capture_output=True, text=True, check=check, timeout=20)
+
+    def start(self, argv, env):
+        assignments = [f"{k}={v}" for k, v in env.items()]
+        self.tmux("new-session", "-d", "-s", "tui", "-x", str(self.cols), "-y", str(self.rows),
+                  "--", "env", "-i", *assignments, *argv)
+        return self
+
+    def send(self, *keys):
+        self.tmux("send-keys", "-t", "tui", *keys)
+
+    def capture(self, escapes=False):
+        args = ["capture-pane", "-p", "-t", "tui"] + (["-e"] if escapes else [])
+        self.last = self.tmux(*args).stdout
+        return self.last
+
+    def lines(self):
+        return screen_lines(self.capture())
+
+    def wait_for(self, predicate, what, timeout=20):
+        try:
+            return wait_for(lambda: predicate(self.capture()), timeout, what)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- screen ---\n{self.last}--- end ---") from None
+
+    def wait_for_text(self, *texts, timeout=20):
+        return self.wait_for(lambda screen: all(t in screen for t in texts),
+                             f"screen to show {texts}", timeout)
+
+    def wait_until_settled(self, *texts, timeout=20, polls=3):
+        """The texts are on screen and the screen stayed the same for a few captures: tmux
+        may show a frame half drawn (a repaint clears the screen first)."""
+        history = []
+
+        def settled(screen):
+            history.append(screen)
+            recent = history[-polls:]
+            return (len(recent) == polls and all(r == screen for r in recent) and
+                    all(t in screen for t in texts))
+        self.wait_for(settled, f"a settled screen showing {texts}", timeout)
+        return self.last
+
+    def resize(self, cols, rows):
+        self.tmux("resize-window", "-t", "tui", "-x", str(cols), "-y", str(rows))
+
+    def kill(self):
+        self.tmux("kill-server", check=False)
+        # The server leaves its socket file behind; remove ours.
+        directory = os.environ.get("TMUX_TMPDIR", "/tmp")
+        try:
+            os.unlink(os.path.join(directory, f"tmux-{os.geteuid()}", self.socket))
+        except FileNotFoundError:
+            pass
+
+
+class Dashboard(unittest.TestCase):
+    def setUp(self):
+        if not os.path.exists(GUARD_TUI):
+            self.fail(f"{GUARD_TUI} is not built")
+        self.dir = mgtest.make_tempdir(self)
+        self.state = os.path.join(self.dir, "state")
+        os.makedirs(self.state)
+        self.client = copy_program(CONNECT, os.path.join(self.dir, "mailclient"))
+        self.bus = PrivateBus(self, self.dir).start()
+        self.guardd = Guardd(self, self.state)
+
+    def start_guardd(self):
+        self.guardd.start(env=self.bus.env())
+        self.bus.wait_for_name()
+
+    def tui(self, user=None, cols=120, rows=40, extra_env=None, shell_after=False):
+        env = {"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address, "TERM": "xterm-256color",
+               "LANG": "C.UTF-8", "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "TZ": "UTC"}
+        env.update(extra_env or {})
+        argv = [GUARD_TUI]
+        if shell_after:
+            # After guard-tui exits, show its exit code and the terminal's modes.
+            argv = ["sh", "-c", f"'{GUARD_TUI}'; echo EXITED-$?; stty -a; exec sleep 60"]
+        argv = self.bus.as_user(argv, user)
+        return Tmux(self, self.dir, cols, rows).start(argv, env)
+
+    def program_states(self):
+        """{path: state} straight from the bus (Programs returns (id, path, sha256, script,
+        script_sha256, uid, state, ...) structs)."""
+        r = self.bus.busctl("--json=short", "call", BUS_NAME, OBJECT, IFACE, "Programs")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return {p[1]: p[6] for p in json.loads(r.stdout)["data"][0]}
+
+    def held(self, exe, user=None):
+        """One connect that guardd holds until it gives up (the program is pending)."""
+        r = connect("127.0.0.1", 25, timeout_ms=700, exe=exe, user=user)
+        self.assertFalse(r["connected"], r)
+
+    # 2: held -> pending in the dashboard -> approved with keys -> the connection succeeds.
+    def test_held_program_shows_pending_and_approving_with_keys_lets_it_connect(self):
+        Listener(self, "127.0.0.1", 25)
+        self.start_guardd()
+        tui = self.tui()
+        tui.wait_for_text("connected", "No program has tried to send mail yet.")
+        pending = mgtest.start_connect("127.0.0.1", 25, 30000, exe=self.client)
+        self.addCleanup(lambda: pending.poll() is None and pending.kill())
+        # Live: the program appears from the signals, highlighted as pending.
+        row = tui.wait_for(lambda s: re.search(r"PENDING +\S*/mailclient", s),
+                           "the held program as PENDING")
+        self.assertIn("1 Programs (1 pending)", tui.last)
+        self.assertIsNone(pending.poll(), "the client should still be retrying its SYN")
+        tui.send("a")
+        tui.wait_for_text("Approve so it may send mail?", "mailclient [y/n]")
+        tui.send("y")
+        tui.wait_for(lambda s: re.search(r"Approved: \S*/mailclient may send mail", s),
+                     "the approval to be confirmed")
+        out, _ = pending.communicate(timeout=30)
+        self.assertTrue(json.loads(out)["connected"], out)
+        tui.wait_for(lambda s: re.search(r"approved +\S*/mailclient", s), "the row as approved")
+        tui.send("2")
+        tui.wait_for(lambda s: re.search(r"allow +\S*/mailclient", s) and "HOLD" in s,
+                     "the held and the allowed attempt on the Attempts screen")
+        self.assertEqual(self.program_states(), {self.client: "approved"})
+
+    # 3: the same as `nobody`: refused with a visible message, nothing changes.
+    def test_approve_as_nobody_is_refused_with_a_visible_message(self):
+        self.start_guardd()
+        self.held(self.client, user="nobody")
+        tui = self.tui(user="nobody")
+        tui.wait_for(lambda s: re.search(r"PENDING +\S*/mailclient +nobody", s),
+                     "the program held for nobody")
+        tui.send("a")
+        tui.wait_for_text("[y/n]")
+        tui.send("y")
+        tui.wait_for_text(REFUSED)
+        self.assertEqual(self.program_states(), {self.client: "pending"})
+        tui.send("2", "1")  # any key clears the message
+        tui.wait_for(lambda s: REFUSED not in s, "the message to clear")
+        tui.send("d")  # deny is refused the same way
+        tui.wait_for_text(REFUSED)
+        self.assertEqual(self.program_states(), {self.client: "pending"})
+        self.assertIn("connected", tui.capture())
+
+    # 4a: 120x40 -> 80x24 keeps every part of the screen in place and readable.
+    def test_resize_from_120x40_to_80x24_stays_readable(self):
+        deep = os.path.join(self.dir, "a-rather-long-folder-name", "with-another-level-below-it")
+        os.makedirs(deep)
+        os.chmod(os.path.join(self.dir, "a-rather-long-folder-name"), 0o755)
+        os.chmod(deep, 0o755)
+        client = copy_program(CONNECT, os.path.join(deep, "mailclient"))
+        self.start_guardd()
+        self.held(client)
+        tui = self.tui(cols=120, rows=40)
+        tui.wait_for(lambda s: re.search(r"PENDING +\S*/mailclient", s), "the pending program")
+        wide = tui.lines()
+        self.assertEqual(len(wide), 40)
+        self.assertEqual(wide[39], KEYS_LINE)
+        tui.resize(80, 24)
+
+        # tmux cuts its own copy of the screen at once and tells guard-tui later: wait
+        # for the dashboard's own 80x24 layout, whole (a repaint may be half drawn).
+        def readable(screen):
+            lines = screen_lines(screen)
+            return (len(lines) == 24 and lines[23] == KEYS_LINE and
+                    lines[0].startswith(" mailguard   1 Programs (1 pending)   2 Attempts") and
+                    lines[1].startswith(" connected  enforcing  xt-compat  today: 0 allowed, "
+                                        "1 held, 0 rejected") and
+                    lines[2].split() == ["STATE", "PROGRAM", "USER", "ATTEMPTS", "DESTS",
+                                         "LAST", "SEEN"] and
+                    "PENDING" in lines[3])
+        tui.wait_for(readable, "the dashboard laid out for 80x24")
+        lines = screen_lines(tui.wait_until_settled())
+        self.assertTrue(readable(tui.last), lines)
+        row = next(l for l in lines if "PENDING" in l)
+        # The path is cut in the middle: its start and the file name both stay visible.
+        self.assertRegex(row, r"^ PENDING +/tmp/\S*\u2026\S*/mailclient +root +1 +1 +\d\d:\d\d:\d\d$")
+        self.assertTrue(all(len(l) <= 80 for l in lines), lines)
+        tui.send("Enter")
+        tui.wait_for_text("program details (Enter closes)", " path       /tmp/mailguard-", " sha256 ")
+        tui.send("Enter", "2")
+        tui.wait_for(lambda s: re.search(r"HOLD +\S*/mailclient +\d+ root +127\.0\.0\.1:25", s),
+                     "the held attempt at 80 columns")
+        tui.resize(120, 40)
+        tui.wait_for(lambda s: len(screen_lines(s)) == 40 and "REASON" in s,
+                     "the reason column back at 120 columns")
+        # Shrinking again leaves no pieces of the wide screen behind: at a new size the
+        # dashboard repaints every cell, not only what changed.
+        tui.resize(80, 24)
+        tui.send("3")
+        expected = {0: " mailguard   1 Programs (1 pending)   2 Attempts   3 Alerts   4 Audit",
+                    2: "", 3: "   Alerts: not available yet", 23: " Tab screen  ? help  q quit"}
+        tui.wait_for(lambda s: len(screen_lines(s)) == 24 and
+                     all(screen_lines(s)[i] == line for i, line in expected.items()),
+                     "the Alerts screen drawn whole at 80x24")
+
+    # 4b: guardd killed and restarted: "disconnected", then live data again.
+    def test_guardd_restart_shows_disconnected_then_live_data_again(self):
+        self.start_guardd()
+        self.held(self.client)
+        tui = self.tui()
+        tui.wait_for(lambda s: re.search(r"PENDING +\S*/mailclient", s), "the pending program")
+        self.guardd.kill9()
+        tui.wait_for_text("DISCONNECTED from guardd, retrying", "Lost guardd: guardd is not running",
+                          timeout=10)
+        self.assertIn("/mailclient", tui.last, "the last data stays on screen")
+        self.start_guardd()
+        tui.wait_for(lambda s: " connected  enforcing" in s and "DISCONNECTED" not in s,
+                     "the dashboard to reconnect", timeout=15)
+        tui.wait_for_text("Reconnected to guardd")
+        # Live again: a new program's attempt arrives by signal.
+        second = copy_program(CONNECT, os.path.join(self.dir, "secondclient"))
+        self.held(second)
+        tui.wait_for(lambda s: re.search(r"PENDING +\S*/secondclient", s)
+                     and "(2 pending)" in s, "the new program after the restart")
+
+    # q restores the terminal; NO_COLOR gives attributes only.
+    def test_q_quits_and_restores_the_terminal_and_no_color_is_respected(self):
+        self.start_guardd()
+        self.held(self.client)
+        tui = self.tui(shell_after=True, extra_env={"NO_COLOR": "1"})
+        tui.wait_for(lambda s: re.search(r"PENDING +\S*/mailclient", s), "the pending program")
+        coloured = tui.capture(escapes=True)
+        self.assertIsNone(re.search(r"\x1b\[[0-9;]*(3[0-7]|38;5;\d+)m", coloured),
+                          "NO_COLOR must give no colours")
+        self.assertIn("\x1b[1m", coloured, "attributes still mark roles without colour")
+        tui.send("q")
+        tui.wait_for_text("EXITED-0")
+        stty = tui.capture()
+        self.assertRegex(stty, r"(^|\s)icanon(\s|$)")
+        self.assertRegex(stty, r"(^|\s)echo(\s|$)")
+        self.assertNotIn("PENDING", stty, "the dashboard's screen must be gone")
+
+    def test_colours_are_used_when_allowed(self):
+        self.start_guardd()
+        self.held(self.client)
+        tui = self.tui()
+        tui.wait_for(lambda s: re.search(r"PENDING +\S*/mailclient", s), "the pending program")
+        self.assertRegex(tui.capture(escapes=True), r"\x1b\[[0-9;]*(3[0-7]|38;5;\d+)[;m]")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,246 @@
+#include "mailguard/tui/view.hpp"
+
+#include <gtest/gtest.h>
+
+#include "fixtures.hpp"
+#include "mailguard/tui/text.hpp"
+
+namespace mailguard::tui {
+namespace {
+
+using namespace testing;
+
+const std::string kUtf8Path =
+    "/home/j\xC3\xBCrgen/\xE3\x83\xA1\xE3\x83\xBC\xE3\x83\xAB/\xE9\x80\x81\xE4\xBF\xA1";
+const std::string kLongPath =
+    "/home/alice/.local/share/virtualenvs/newsletter-tools-8f3a/lib/python3.11/site-packages/bin/"
+    "mass-mailer";
+
+State household(Size size) {
+  Program tb = program(1, "/usr/bin/thunderbird", "approved", kMidnightUs + 3 * kHourUs, 40);
+  Program bot = program(2, "/home/alice/.cache/bot", "pending", kMidnightUs + kHourUs, 2);
+  Program msmtp = program(3, "/usr/bin/msmtp", "denied", kMidnightUs + 4 * kHourUs, 7, 0);
+  Program longOne = program(4, kLongPath, "quarantined", kMidnightUs + 90 * 1'000'000, 3);
+  Program utf8 = program(5, kUtf8Path, "approved", kMidnightUs - 30 * kHourUs, 1);
+  return loadedState(
+      snapshot({tb, bot, msmtp, longOne, utf8}, {attempt(9, bot, "hold", "203.0.113.9"),
+                                                 attempt(8, msmtp, "reject", "2001:db8::25", 587),
+                                                 attempt(7, tb, "allow", "127.0.0.1", 465)}),
+      size);
+}
+
+// Every row exactly as wide as the frame, counted in cells.
+void expectExactWidths(const Frame& f) {
+  ASSERT_EQ(static_cast<int>(f.rows.size()), f.size.rows);
+  for (std::size_t i = 0; i < f.rows.size(); ++i) {
+    EXPECT_EQ(displayWidth(f.rows[i].text()), f.size.cols)
+        << "row " << i << ": " << f.rows[i].text();
+  }
+}
+
+std::string lineWith(const Frame& f, const std::string& needle) {
+  for (const auto& l : f.lines()) {
+    if (l.find(needle) != std::string::npos) return l;
+  }
+  return {};
+}
+
+TEST(Render, ProgramsAt80x24FitAndShowEverythingThatMatters) {
+  const State s = household({80, 24});
+  const Frame f = render(s, {80, 24});
+  expectExactWidths(f);
+  const auto lines = f.lines();
+  EXPECT_EQ(lines[0], " mailguard   1 Programs (1 pending)   2 Attempts   3 Alerts   4 Audit");
+  EXPECT_EQ(lines[1], " connected  enforcing  xt-compat  today: 1 allowed, 1 held, 1 rejected");
+  EXPECT_EQ(lines[2],
+            " STATE       PROGRAM                         USER     ATTEMPTS DESTS "
+            "LAST SEEN");
+  EXPECT_EQ(lines[3],
+            " PENDING     /home/alice/.cache/bot          alice           2     1 "
+            "01:00:00");
+  // Middle ellipsis: the start and, with more room, the file name stay readable.
+  EXPECT_EQ(lines[4],
+            " QUARANTINED /home/alic\xE2\x80\xA6"
+            "ages/bin/mass-mailer alice           3"
+            "     - 00:01:30");
+  EXPECT_NE(lineWith(f, "/usr/bin/msmtp").find("root"), std::string::npos);
+  EXPECT_NE(lineWith(f, "2024-03-12").find("j\xC3\xBCrgen"), std::string::npos)
+      << "older than today shows the date; UTF-8 path intact";
+  EXPECT_EQ(lines[23],
+            " a approve  d deny  f forget  Enter details  / filter  s sort  ? help  q quit");
+}
+
+TEST(Render, PendingRowsCarryThePendingRoleAndTheSelectionIsMarked) {
+  const State s = household({80, 24});
+  const Frame f = render(s, {80, 24});
+  const Row& pending = f.rows[3];
+  EXPECT_TRUE(pending.selected);
+  EXPECT_EQ(pending.spans[1].style, Style::Pending);
+  EXPECT_EQ(pending.spans[3].style, Style::Pending);
+  EXPECT_FALSE(f.rows[4].selected);
+  EXPECT_EQ(f.rows[4].spans[1].style, Style::Quarantined);
+}
+
+TEST(Render, ProgramsAt120x40GiveThePathMoreRoom) {
+  const State s = household({120, 40});
+  const Frame f = render(s, {120, 40});
+  expectExactWidths(f);
+  EXPECT_NE(lineWith(f, "QUARANTINED")
+                .find("/home/alice/.local/shar\xE2\x80\xA6"
+                      "3a/lib/python3.11/"),
+            std::string::npos)
+      << lineWith(f, "QUARANTINED");
+  EXPECT_NE(lineWith(f, "QUARANTINED").find("site-packages/bin/mass-mailer"), std::string::npos);
+  EXPECT_NE(lineWith(f, kUtf8Path), "");
+}
+
+TEST(Render, AttemptsShowTimeVerdictProgramAndDestination) {
+  State s = household({120, 40});
+  update(s, KeyPressed{Key::ch("2")});
+  const Frame f = render(s, {120, 40});
+  expectExactWidths(f);
+  EXPECT_NE(f.lines()[2].find("TIME     VERDICT PROGRAM"), std::string::npos) << f.lines()[2];
+  EXPECT_NE(f.lines()[2].find("REASON"), std::string::npos);
+  const std::string held = lineWith(f, "HOLD");
+  EXPECT_NE(held.find("01:00:09"), std::string::npos) << held;
+  EXPECT_NE(held.find("/home/alice/.cache/bot"), std::string::npos);
+  EXPECT_NE(held.find("4009"), std::string::npos);
+  EXPECT_NE(held.find("203.0.113.9:25"), std::string::npos);
+  EXPECT_NE(held.find("unknown program"), std::string::npos);
+  EXPECT_NE(lineWith(f, "REJECT").find("[2001:db8::25]:587"), std::string::npos);
+
+  // At 80 columns the reason moves to the details pane.
+  update(s, Resized{{80, 24}});
+  const Frame narrow = render(s, {80, 24});
+  expectExactWidths(narrow);
+  EXPECT_EQ(narrow.lines()[2].find("REASON"), std::string::npos);
+  EXPECT_NE(lineWith(narrow, "HOLD").find("203.0.113.9:25"), std::string::npos);
+}
+
+TEST(Render, DetailsPaneShowsFullPathHashAndRecentDestinations) {
+  State s = household({80, 24});
+  update(s, KeyPressed{Key::of(KeyCode::Down)});  // the quarantined program with the long path
+  update(s, KeyPressed{Key::of(KeyCode::Enter)});
+  Program longOne = *findProgram(s, 4);
+  update(s, ProgramAttemptsLoaded{4,
+                                  {attempt(20, longOne, "reject", "192.0.2.1"),
+                                   attempt(19, longOne, "reject", "192.0.2.1"),
+                                   attempt(18, longOne, "reject", "192.0.2.2", 587)}});
+  const Frame f = render(s, {80, 24});
+  expectExactWidths(f);
+  const auto text = f.text();
+  EXPECT_NE(text.find("program details (Enter closes)"), std::string::npos) << text;
+  // The full path, wrapped over two lines rather than cut.
+  EXPECT_NE(text.find(" path       /home/alice/.local/share/virtualenvs/newsletter-tools-8f3a/lib/"
+                      "pytho\n            n3.11/site-packages/bin/mass-mailer\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(std::string(64, 'a')), std::string::npos);
+  EXPECT_NE(text.find("recent     192.0.2.1:25 x2, 192.0.2.2:587"), std::string::npos) << text;
+  EXPECT_NE(text.find(" command    /home/alice/.local/share/virtualenvs/"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find(" process    pid 4020   parent: not reported by guardd yet"),
+            std::string::npos)
+      << text;
+}
+
+TEST(Render, DisconnectedIsPlainToSee) {
+  State s = household({80, 24});
+  update(s, Disconnected{"guardd is not running (no org.mailguard.Guard1 on the system bus)"});
+  const Frame f = render(s, {80, 24});
+  expectExactWidths(f);
+  EXPECT_EQ(f.lines()[1].rfind(" DISCONNECTED from guardd, retrying", 0), 0u) << f.lines()[1];
+  EXPECT_EQ(f.lines()[22].rfind(" Lost guardd: guardd is not running", 0), 0u) << f.lines()[22];
+  EXPECT_EQ(f.rows[1].spans[1].style, Style::Bad);
+}
+
+TEST(Render, AlertsAndAuditSayHonestlyThatTheyAreNotAvailableYet) {
+  State s = household({80, 24});
+  update(s, KeyPressed{Key::ch("3")});
+  Frame f = render(s, {80, 24});
+  expectExactWidths(f);
+  EXPECT_NE(f.text().find("Alerts: not available yet"), std::string::npos);
+  update(s, KeyPressed{Key::ch("4")});
+  f = render(s, {80, 24});
+  EXPECT_NE(f.text().find("Mail-server audit: not available yet"), std::string::npos);
+  EXPECT_EQ(f.lines()[23], " Tab screen  ? help  q quit");
+}
+
+TEST(Render, ConfirmationAndRefusalAppearOnTheMessageLine) {
+  State s = household({80, 24});
+  update(s, KeyPressed{Key::ch("a")});
+  Frame f = render(s, {80, 24});
+  EXPECT_EQ(f.lines()[22], " Approve so it may send mail? /home/alice/.cache/bot [y/n]");
+  EXPECT_EQ(f.rows[22].spans[0].style, Style::Prompt);
+  EXPECT_EQ(f.lines()[23], " y yes  n no");
+  // A long path is shortened, never the [y/n].
+  update(s, KeyPressed{Key::ch("n")});
+  update(s, KeyPressed{Key::of(KeyCode::Down)});
+  update(s, KeyPressed{Key::ch("a")});
+  f = render(s, {80, 24});
+  EXPECT_EQ(f.lines()[22],
+            " Approve a program quarantined as a suspected spam bot? /home\xE2\x80\xA6"
+            "/mass-mailer [y/n]");
+  update(s, KeyPressed{Key::ch("n")});
+  update(s, KeyPressed{Key::of(KeyCode::Up)});
+  update(s, KeyPressed{Key::ch("a")});
+  update(s, KeyPressed{Key::ch("y")});
+  update(s, ActionFailed{Action::Approve, 2,
+                         dbus::ClientError{dbus::ClientError::Kind::NotAuthorized, "x", "y"}});
+  f = render(s, {80, 24});
+  EXPECT_EQ(f.lines()[22], " Not allowed: changing policy needs root (run guard-tui with sudo)");
+  EXPECT_EQ(f.rows[22].spans[0].style, Style::Error);
+}
+
+TEST(Render, HelpListsTheKeys) {
+  State s = household({80, 24});
+  update(s, KeyPressed{Key::ch("?")});
+  const Frame f = render(s, {80, 24});
+  expectExactWidths(f);
+  const auto text = f.text();
+  for (const char* k : {"approve the program", "deny it", "forget the decision", "filter by text",
+                        "sort programs", "quit"}) {
+    EXPECT_NE(text.find(k), std::string::npos) << k;
+  }
+}
+
+TEST(Render, FilterPromptAndEmptyResults) {
+  State s = household({80, 24});
+  for (const char* k : {"/", "z", "z"}) update(s, KeyPressed{Key::ch(k)});
+  const Frame f = render(s, {80, 24});
+  EXPECT_EQ(f.lines()[22], " Filter: zz_   (Enter keeps it, Esc clears)");
+  EXPECT_EQ(f.lines()[4], "   Nothing matches the filter \"zz\" (Esc clears it)");
+}
+
+TEST(Render, HostileNamesCannotInjectTerminalSequences) {
+  State s = loadedState(snapshot({program(1, "/tmp/\x1b]0;pwned\x07\x1b[2J", "pending")}));
+  const Frame f = render(s, {80, 24});
+  expectExactWidths(f);
+  for (const auto& row : f.rows) {
+    for (const auto& span : row.spans) {
+      for (const char c : span.text) EXPECT_GE(static_cast<unsigned char>(c), 0x20);
+    }
+  }
+}
+
+TEST(Render, ATinyTerminalGetsAShortNote) {
+  const State s = household({30, 8});
+  const Frame f = render(s, {30, 8});
+  expectExactWidths(f);
+  EXPECT_EQ(f.lines()[0], "Terminal too small for guard-\xE2\x80\xA6");
+}
+
+TEST(Render, FrameSizesFollowTheTerminalFrom80x24To120x40) {
+  State s = household({120, 40});
+  for (Size size : {Size{120, 40}, Size{80, 24}, Size{100, 30}, Size{40, 10}}) {
+    update(s, Resized{size});
+    for (int screen = 1; screen <= 4; ++screen) {
+      update(s, KeyPressed{Key::ch(std::to_string(screen))});
+      const Frame f = render(s, size);
+      expectExactWidths(f);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace mailguard::tui

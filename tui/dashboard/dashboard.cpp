@@ -1,0 +1,305 @@
+#include "dashboard.hpp"
+
+#include <poll.h>
+#include <pwd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <ctime>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+
+#include "mailguard/tui/view.hpp"
+
+namespace mailguard::tui {
+namespace {
+
+// Without guardd: try again this often. With guardd: ask for its status this often,
+// which refreshes the counters and notices a guardd that went away (the bus sends no
+// signal for that through the client).
+constexpr auto kReconnectPeriod = std::chrono::seconds(1);
+constexpr auto kHeartbeatPeriod = std::chrono::seconds(2);
+// Attempts since midnight counted at load, in pages of the server's maximum.
+constexpr std::uint32_t kPage = 1000;
+constexpr int kMaxTodayPages = 50;
+
+std::int64_t nowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t utcOffsetSec(std::int64_t us) {
+  const std::time_t t = static_cast<std::time_t>(us / 1'000'000);
+  std::tm local{};
+  if (localtime_r(&t, &local) == nullptr) return 0;
+  return local.tm_gmtoff;
+}
+
+template <class T>
+const T* valueOf(const dbus::ClientResult<T>& r) {
+  return std::get_if<T>(&r);
+}
+
+bool busGone(const dbus::ClientError& e) {
+  return e.kind == dbus::ClientError::Kind::NoBus || e.kind == dbus::ClientError::Kind::NotRunning;
+}
+
+}  // namespace
+
+Dashboard::Dashboard(Terminal& terminal) : terminal_(terminal) {
+  // SIGINT (Ctrl-C), SIGTERM and SIGHUP end the loop normally, so the terminal is
+  // restored; they arrive through a signalfd, as one more fd in the poll set.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0) {
+    throw std::system_error(errno, std::generic_category(), "sigprocmask");
+  }
+  signalFd_ = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signalFd_ < 0) throw std::system_error(errno, std::generic_category(), "signalfd");
+}
+
+Dashboard::~Dashboard() {
+  client_.reset();
+  if (signalFd_ >= 0) ::close(signalFd_);
+}
+
+int Dashboard::run() {
+  state_.size = terminal_.size();
+  tick();
+  draw();
+  connect();
+  nextTimer_ = SteadyClock::now() + (state_.connected ? kHeartbeatPeriod : kReconnectPeriod);
+  while (!quit_) {
+    if (redraw_) draw();
+    pollfd fds[3] = {{terminal_.inputFd(), POLLIN, 0}, {signalFd_, POLLIN, 0}, {-1, 0, 0}};
+    nfds_t n = 2;
+    auto untilTimer =
+        std::chrono::duration_cast<std::chrono::milliseconds>(nextTimer_ - SteadyClock::now())
+            .count();
+    int timeout = static_cast<int>(std::max<std::int64_t>(0, untilTimer));
+    if (client_) {
+      const auto spec = client_->pollSpec();
+      if (const auto* s = valueOf(spec)) {
+        fds[2] = {s->fd, s->events, 0};
+        n = 3;
+        if (s->timeoutMs >= 0 && s->timeoutMs < timeout) timeout = s->timeoutMs;
+      } else {
+        lost(std::get<dbus::ClientError>(spec));
+        continue;
+      }
+    }
+    const int ready = ::poll(fds, n, timeout);
+    if (ready < 0 && errno != EINTR) {
+      throw std::system_error(errno, std::generic_category(), "poll");
+    }
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo info{};
+      while (::read(signalFd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        quit_ = true;
+      }
+    }
+    if (fds[0].revents & (POLLHUP | POLLERR)) quit_ = true;  // the terminal went away
+    // A resize interrupts poll() (SIGWINCH) and shows up as KEY_RESIZE here.
+    for (const auto& e : terminal_.readInput()) handle(e);
+    if (client_) {
+      dispatchBus();
+      if (client_ && n == 3 && (fds[2].revents & (POLLHUP | POLLERR))) {
+        lost(dbus::ClientError{dbus::ClientError::Kind::NoBus, "lost the system bus", {}});
+      }
+    }
+    if (SteadyClock::now() >= nextTimer_) onTimer();
+  }
+  return 0;
+}
+
+void Dashboard::handle(const Event& event) {
+  if (const auto* a = std::get_if<AttemptRecorded>(&event)) learnUser(a->attempt.uid);
+  if (const auto* p = std::get_if<ProgramChanged>(&event)) learnUser(p->program.uid);
+  if (const auto* l = std::get_if<Loaded>(&event)) {
+    for (const auto& p : l->programs) learnUser(p.uid);
+    for (const auto& a : l->attempts) learnUser(a.uid);
+  }
+  const Effects fx = update(state_, event);
+  redraw_ = redraw_ || fx.redraw;
+  quit_ = quit_ || fx.quit;
+  for (const auto& c : fx.commands) execute(c);
+}
+
+void Dashboard::execute(const Command& c) {
+  if (!client_) return;
+  const std::string target = std::to_string(c.programId);
+  auto failed = [&](Action action, const dbus::ClientError& e) {
+    handle(ActionFailed{action, c.programId, e});
+    if (busGone(e)) lost(e);
+  };
+  switch (c.kind) {
+    case Command::Kind::Approve:
+    case Command::Kind::Deny: {
+      // Show "Approving ..." while the call runs (polkit may ask for a password).
+      draw();
+      const Action action = c.kind == Command::Kind::Approve ? Action::Approve : Action::Deny;
+      auto r = action == Action::Approve ? client_->approve(target) : client_->deny(target);
+      if (const auto* p = valueOf(r)) {
+        handle(ActionSucceeded{action, c.programId, *p, false});
+      } else {
+        failed(action, std::get<dbus::ClientError>(r));
+      }
+      break;
+    }
+    case Command::Kind::Forget: {
+      draw();
+      auto r = client_->forget(target);
+      if (const auto* removed = valueOf(r)) {
+        handle(ActionSucceeded{Action::Forget, c.programId, std::nullopt, *removed});
+      } else {
+        failed(Action::Forget, std::get<dbus::ClientError>(r));
+      }
+      break;
+    }
+    case Command::Kind::LoadProgramAttempts: {
+      dbus::AttemptFilter f;
+      f.limit = static_cast<std::uint32_t>(kDetailAttempts);
+      f.programId = c.programId;
+      auto r = client_->attempts(f);
+      if (const auto* v = valueOf(r)) {
+        handle(ProgramAttemptsLoaded{c.programId, *v});
+      } else if (busGone(std::get<dbus::ClientError>(r))) {
+        lost(std::get<dbus::ClientError>(r));
+      }
+      break;
+    }
+    case Command::Kind::Reload:
+      load();
+      break;
+  }
+}
+
+void Dashboard::onTimer() {
+  tick();
+  if (client_ && state_.connected) {
+    heartbeat();
+  } else {
+    connect();
+  }
+  nextTimer_ = SteadyClock::now() + (state_.connected ? kHeartbeatPeriod : kReconnectPeriod);
+}
+
+void Dashboard::connect() {
+  if (!client_) {
+    auto r = dbus::Client::connect();
+    if (auto* e = std::get_if<dbus::ClientError>(&r)) {
+      handle(Disconnected{e->message});
+      return;
+    }
+    client_ = std::move(std::get<std::unique_ptr<dbus::Client>>(r));
+    // Handlers only queue: the model is updated after dispatch() returns.
+    client_->onAttemptRecorded(
+        [this](const dbus::Attempt& a) { inbox_.emplace_back(AttemptRecorded{a}); });
+    client_->onProgramChanged(
+        [this](const dbus::Program& p) { inbox_.emplace_back(ProgramChanged{p}); });
+  }
+  load();
+}
+
+void Dashboard::load() {
+  if (!client_) return;
+  Loaded loaded;
+  auto status = client_->status();
+  if (const auto* e = std::get_if<dbus::ClientError>(&status)) return lost(*e);
+  loaded.status = std::get<dbus::Status>(status);
+  auto programs = client_->programs();
+  if (const auto* e = std::get_if<dbus::ClientError>(&programs)) return lost(*e);
+  loaded.programs = std::move(std::get<std::vector<dbus::Program>>(programs));
+  dbus::AttemptFilter recent;
+  recent.limit = kPage;
+  auto attempts = client_->attempts(recent);
+  if (const auto* e = std::get_if<dbus::ClientError>(&attempts)) return lost(*e);
+  loaded.attempts = std::move(std::get<std::vector<dbus::Attempt>>(attempts));
+  if (!loaded.attempts.empty()) loaded.countedUpToId = loaded.attempts.front().id;
+
+  // Today's counts: every attempt since local midnight, newest first, page by page.
+  const auto now = nowUs();
+  loaded.todayStartUs = localDayStart(now, utcOffsetSec(now));
+  dbus::AttemptFilter today;
+  today.limit = kPage;
+  today.sinceUs = loaded.todayStartUs;
+  for (int page = 0;; ++page) {
+    if (page == kMaxTodayPages) {
+      loaded.today.partial = true;
+      break;
+    }
+    auto r = client_->attempts(today);
+    if (const auto* e = std::get_if<dbus::ClientError>(&r)) return lost(*e);
+    const auto& v = std::get<std::vector<dbus::Attempt>>(r);
+    for (const auto& a : v) {
+      loaded.countedUpToId = std::max(loaded.countedUpToId, a.id);
+      if (a.verdict == "allow") ++loaded.today.allowed;
+      if (a.verdict == "hold") ++loaded.today.held;
+      if (a.verdict == "reject") ++loaded.today.rejected;
+    }
+    if (v.size() < kPage) break;
+    today.beforeId = v.back().id;
+  }
+  handle(loaded);
+}
+
+void Dashboard::heartbeat() {
+  auto r = client_->status();
+  if (const auto* e = std::get_if<dbus::ClientError>(&r)) return lost(*e);
+  handle(StatusRefreshed{std::get<dbus::Status>(r)});
+}
+
+void Dashboard::lost(const dbus::ClientError& e) {
+  // With the bus itself gone the connection is useless: build a new one next time.
+  if (e.kind != dbus::ClientError::Kind::NotRunning) client_.reset();
+  inbox_.clear();
+  handle(Disconnected{e.message});
+  nextTimer_ = SteadyClock::now() + kReconnectPeriod;
+}
+
+void Dashboard::dispatchBus() {
+  auto r = client_->dispatch();
+  if (const auto* e = std::get_if<dbus::ClientError>(&r)) {
+    dbus::ClientError gone = *e;
+    gone.kind = dbus::ClientError::Kind::NoBus;
+    return lost(gone);
+  }
+  auto events = std::move(inbox_);
+  inbox_.clear();
+  if (!state_.connected) return;  // a fresh load follows the reconnect
+  for (const auto& ev : events) handle(ev);
+}
+
+void Dashboard::tick() {
+  const auto now = nowUs();
+  handle(Tick{now, utcOffsetSec(now)});
+}
+
+void Dashboard::learnUser(std::uint32_t uid) {
+  if (state_.userNames.contains(uid)) return;
+  passwd pw{};
+  passwd* found = nullptr;
+  char buf[4096];
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
+    state_.userNames[uid] = found->pw_name;
+  } else {
+    state_.userNames[uid] = std::to_string(uid);
+  }
+}
+
+void Dashboard::draw() {
+  // The terminal may have been resized before its KEY_RESIZE was read.
+  const Size now = terminal_.size();
+  if (now.cols != state_.size.cols || now.rows != state_.size.rows) handle(Resized{now});
+  terminal_.draw(render(state_, state_.size));
+  redraw_ = false;
+}
+
+}  // namespace mailguard::tui

@@ -1,0 +1,51 @@
+#pragma once
+// guard-tui's loop: one poll() over the terminal, the bus connection and a signalfd.
+// Bus signals and key presses become model events; the model's effects become bus
+// calls; a frame is drawn only when something changed.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mailguard/dbus/client.hpp"
+#include "mailguard/tui/model.hpp"
+#include "mailguard/tui/terminal.hpp"
+
+namespace mailguard::tui {
+
+class Dashboard {
+ public:
+  explicit Dashboard(Terminal& terminal);
+  ~Dashboard();
+  Dashboard(const Dashboard&) = delete;
+  Dashboard& operator=(const Dashboard&) = delete;
+
+  // Runs until `q` or SIGINT/SIGTERM/SIGHUP; returns the exit code.
+  int run();
+
+ private:
+  using SteadyClock = std::chrono::steady_clock;
+
+  void handle(const Event& event);
+  void execute(const Command& command);
+  void onTimer();
+  void connect();
+  void load();
+  void heartbeat();
+  void lost(const dbus::ClientError& error);
+  void dispatchBus();
+  void tick();
+  void learnUser(std::uint32_t uid);
+  void draw();
+
+  Terminal& terminal_;
+  State state_;
+  std::unique_ptr<dbus::Client> client_;
+  std::vector<Event> inbox_;  // filled by bus signal handlers during dispatch()
+  bool redraw_ = true;
+  bool quit_ = false;
+  int signalFd_ = -1;
+  SteadyClock::time_point nextTimer_;
+};
+
+}  // namespace mailguard::tui

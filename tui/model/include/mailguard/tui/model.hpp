@@ -1,0 +1,226 @@
+#pragma once
+// guard-tui's model: everything that is on screen and how keys and bus events change
+// it. Pure: no terminal, no bus, no clock. `update()` is the only way the state
+// changes; the effects it returns tell the loop what to do (redraw, quit, call guardd).
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "mailguard/dbus/client.hpp"
+
+namespace mailguard::tui {
+
+using dbus::Attempt;
+using dbus::Program;
+using dbus::Status;
+
+// The dashboard keeps this many recent attempts in memory (newest first).
+inline constexpr std::size_t kMaxAttempts = 1000;
+// Recent destinations shown in a program's details.
+inline constexpr std::size_t kDetailAttempts = 50;
+
+enum class Screen { Programs, Attempts, Alerts, Audit };
+inline constexpr int kScreenCount = 4;
+
+// Programs list order; `s` cycles through them.
+enum class ProgramSort { PendingFirst, LastSeen, Attempts, Path };
+
+struct Size {
+  int cols = 80;
+  int rows = 24;
+};
+
+enum class KeyCode {
+  Char,  // `text` holds one character, UTF-8
+  Up,
+  Down,
+  Left,
+  Right,
+  PageUp,
+  PageDown,
+  Home,
+  End,
+  Tab,
+  BackTab,
+  Enter,
+  Escape,
+  Backspace,
+};
+
+struct Key {
+  KeyCode code = KeyCode::Char;
+  std::string text;
+  static Key ch(std::string t) { return Key{KeyCode::Char, std::move(t)}; }
+  static Key of(KeyCode c) { return Key{c, {}}; }
+};
+
+struct TodayCounts {
+  std::uint64_t allowed = 0;
+  std::uint64_t held = 0;
+  std::uint64_t rejected = 0;
+  bool partial = false;  // more attempts today than the dashboard counted at load
+};
+
+enum class Action { Approve, Deny, Forget };
+
+// Events: what happened outside the model.
+struct KeyPressed {
+  Key key;
+};
+struct Resized {
+  Size size;
+};
+// Wall clock, for "today"; utcOffsetSec is the local zone's offset at nowUs.
+struct Tick {
+  std::int64_t nowUs = 0;
+  std::int64_t utcOffsetSec = 0;
+};
+// A full (re)load after connecting: what guardd says now.
+struct Loaded {
+  Status status;
+  std::vector<Program> programs;
+  std::vector<Attempt> attempts;  // newest first
+  TodayCounts today;
+  std::int64_t todayStartUs = 0;   // the local midnight the counts start at
+  std::int64_t countedUpToId = 0;  // attempts with a larger id are not in `today`
+};
+struct StatusRefreshed {
+  Status status;
+};
+struct Disconnected {
+  std::string reason;
+};
+struct AttemptRecorded {
+  Attempt attempt;
+};
+struct ProgramChanged {
+  Program program;
+};
+struct ProgramAttemptsLoaded {
+  std::int64_t programId = 0;
+  std::vector<Attempt> attempts;  // newest first
+};
+struct ActionSucceeded {
+  Action action = Action::Approve;
+  std::int64_t programId = 0;
+  std::optional<Program> program;  // approve and deny return the program
+  bool removed = false;            // forget: whether a rule was removed
+};
+struct ActionFailed {
+  Action action = Action::Approve;
+  std::int64_t programId = 0;
+  dbus::ClientError error;
+};
+
+using Event =
+    std::variant<KeyPressed, Resized, Tick, Loaded, StatusRefreshed, Disconnected, AttemptRecorded,
+                 ProgramChanged, ProgramAttemptsLoaded, ActionSucceeded, ActionFailed>;
+
+// Effects: what the loop should do next.
+struct Command {
+  enum class Kind { Approve, Deny, Forget, LoadProgramAttempts, Reload };
+  Kind kind = Kind::Reload;
+  std::int64_t programId = 0;
+};
+
+struct Effects {
+  bool redraw = false;
+  bool quit = false;
+  std::vector<Command> commands;
+};
+
+// A y/n question; the view always keeps "[y/n]" visible and shortens the subject.
+struct Confirmation {
+  Action action = Action::Approve;
+  std::int64_t programId = 0;
+  std::string question;  // "Approve so it may send mail?"
+  std::string subject;   // the program, as a path
+};
+
+struct Message {
+  enum class Kind { Info, Error };
+  Kind kind = Kind::Info;
+  std::string text;
+};
+
+struct State {
+  Size size;
+  Screen screen = Screen::Programs;
+
+  bool connected = false;
+  bool everLoaded = false;
+  std::string disconnectReason;
+
+  Status status;
+  std::vector<Program> programs;  // unordered; views sort
+  std::deque<Attempt> attempts;   // newest first, at most kMaxAttempts
+  std::map<std::int64_t, std::vector<Attempt>> programAttempts;  // for the details pane
+
+  TodayCounts today;
+  std::int64_t todayStartUs = 0;
+  std::int64_t countedUpToId = 0;
+  std::int64_t nowUs = 0;
+  std::int64_t utcOffsetSec = 0;
+
+  ProgramSort sort = ProgramSort::PendingFirst;
+  std::string filter;
+  bool editingFilter = false;
+
+  // Selection is by id so it survives sorting, filtering and live updates; the row
+  // hint keeps the cursor near where it was when the selected item disappears.
+  std::int64_t selectedProgram = 0;
+  std::int64_t selectedAttempt = 0;
+  int programRowHint = 0;
+  int attemptRowHint = 0;
+  int programTop = 0;  // first list row shown (scrolling)
+  int attemptTop = 0;
+
+  bool details = false;
+  bool help = false;
+  std::optional<Confirmation> confirm;
+  std::optional<Message> message;
+
+  // uid -> user name, filled by the loop (the model does no lookups).
+  std::map<std::uint32_t, std::string> userNames;
+};
+
+// Where things are on a screen of `size`: rows [listTop, listTop + listRows) hold list
+// items; the details pane, when open, sits below the list.
+struct Layout {
+  int headerRow = 2;
+  int listTop = 3;
+  int listRows = 0;
+  int detailsTop = 0;
+  int detailsRows = 0;  // 0 when closed
+  int messageRow = 0;
+  int keysRow = 0;
+};
+Layout layoutFor(const State& state, Size size);
+
+Effects update(State& state, const Event& event);
+
+// What the lists show, filtered and in order.
+std::vector<const Program*> visiblePrograms(const State& state);
+std::vector<const Attempt*> visibleAttempts(const State& state);
+// Row of the selection in the current screen's visible list, or -1.
+int selectedRow(const State& state);
+const Program* selectedProgram(const State& state);
+const Attempt* selectedAttempt(const State& state);
+const Program* findProgram(const State& state, std::int64_t id);
+
+std::string userName(const State& state, std::uint32_t uid);
+// Distinct destinations (address and port) per program among the attempts in memory.
+std::map<std::int64_t, std::size_t> distinctDestinations(const State& state);
+// Local midnight at or before nowUs.
+std::int64_t localDayStart(std::int64_t nowUs, std::int64_t utcOffsetSec);
+std::size_t pendingCount(const State& state);
+
+const char* toString(Screen screen);
+const char* toString(ProgramSort sort);
+const char* verb(Action action);  // "approve"
+
+}  // namespace mailguard::tui

@@ -1,0 +1,625 @@
+#include "mailguard/tui/model.hpp"
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+namespace mailguard::tui {
+namespace {
+
+constexpr std::int64_t kDayUs = 86'400'000'000;
+
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+bool contains(std::string_view haystack, const std::string& needleLower) {
+  return lower(haystack).find(needleLower) != std::string::npos;
+}
+
+int stateRank(const std::string& state) {
+  // What needs the owner first: pending, then suspected bots, then decided ones.
+  if (state == "pending") return 0;
+  if (state == "quarantined") return 1;
+  if (state == "denied") return 2;
+  return 3;
+}
+
+bool matchesProgram(const State& s, const Program& p, const std::string& f) {
+  return contains(p.path, f) || contains(p.scriptPath, f) || contains(p.state, f) ||
+         contains(userName(s, p.uid), f) || lower(p.sha256).starts_with(f);
+}
+
+bool matchesAttempt(const State& s, const Attempt& a, const std::string& f) {
+  return contains(a.path, f) || contains(a.scriptPath, f) || contains(a.dst, f) ||
+         contains(std::to_string(a.dstPort), f) || contains(a.verdict, f) ||
+         contains(a.reason, f) || contains(userName(s, a.uid), f) ||
+         (a.pid != 0 && std::to_string(a.pid) == f);
+}
+
+int listSize(const State& s) {
+  switch (s.screen) {
+    case Screen::Programs:
+      return static_cast<int>(visiblePrograms(s).size());
+    case Screen::Attempts:
+      return static_cast<int>(visibleAttempts(s).size());
+    default:
+      return 0;
+  }
+}
+
+// Puts the selection on an item that is still shown (the same id if it is, else the
+// row where it was) and scrolls so that it is visible.
+void resolveSelection(State& s) {
+  const int rows = std::max(1, layoutFor(s, s.size).listRows);
+  auto fix = [&](auto items, std::int64_t& selected, int& hint, int& top) {
+    const int n = static_cast<int>(items.size());
+    int row = -1;
+    for (int i = 0; i < n; ++i) {
+      if (items[static_cast<std::size_t>(i)]->id == selected) row = i;
+    }
+    if (row < 0 && n > 0) {
+      row = std::clamp(hint, 0, n - 1);
+      selected = items[static_cast<std::size_t>(row)]->id;
+    }
+    if (n == 0) {
+      selected = 0;
+      row = 0;
+    }
+    hint = row;
+    if (row < top) top = row;
+    if (row >= top + rows) top = row - rows + 1;
+    top = std::clamp(top, 0, std::max(0, n - rows));
+  };
+  fix(visiblePrograms(s), s.selectedProgram, s.programRowHint, s.programTop);
+  fix(visibleAttempts(s), s.selectedAttempt, s.attemptRowHint, s.attemptTop);
+}
+
+void moveSelection(State& s, int delta, bool absolute) {
+  const int n = listSize(s);
+  if (n == 0) return;
+  auto move = [&](auto items, std::int64_t& selected, int& hint) {
+    int row = absolute ? delta : std::max(0, selectedRow(s)) + delta;
+    row = std::clamp(row, 0, n - 1);
+    selected = items[static_cast<std::size_t>(row)]->id;
+    hint = row;
+  };
+  if (s.screen == Screen::Programs) move(visiblePrograms(s), s.selectedProgram, s.programRowHint);
+  if (s.screen == Screen::Attempts) move(visibleAttempts(s), s.selectedAttempt, s.attemptRowHint);
+}
+
+void info(State& s, std::string text) { s.message = Message{Message::Kind::Info, std::move(text)}; }
+void error(State& s, std::string text) {
+  s.message = Message{Message::Kind::Error, std::move(text)};
+}
+
+std::string describe(const Program& p) {
+  return p.scriptPath.empty() ? p.path : p.scriptPath + " (run by " + p.path + ")";
+}
+
+// The program an action from the current screen applies to, if any.
+const Program* actionTarget(const State& s) {
+  if (s.screen == Screen::Programs) return selectedProgram(s);
+  if (s.screen == Screen::Attempts) {
+    const auto* a = selectedAttempt(s);
+    return a ? findProgram(s, a->programId) : nullptr;
+  }
+  return nullptr;
+}
+
+Command::Kind commandFor(Action a) {
+  switch (a) {
+    case Action::Approve:
+      return Command::Kind::Approve;
+    case Action::Deny:
+      return Command::Kind::Deny;
+    case Action::Forget:
+      return Command::Kind::Forget;
+  }
+  return Command::Kind::Reload;
+}
+
+void requestAction(State& s, Action action, Effects& fx) {
+  if (s.screen != Screen::Programs && s.screen != Screen::Attempts) return;
+  if (!s.connected) {
+    error(s, "Not connected to guardd: cannot " + std::string(verb(action)) + " now");
+    return;
+  }
+  const Program* p = actionTarget(s);
+  if (!p) {
+    info(s, s.screen == Screen::Attempts ? "This attempt has no program to act on"
+                                         : "No program selected");
+    return;
+  }
+  const std::string what = describe(*p);
+  switch (action) {
+    case Action::Approve:
+      if (p->state == "approved") {
+        info(s, "Already approved: " + what);
+        return;
+      }
+      // Approving widens what may send mail: ask first.
+      s.confirm = Confirmation{action, p->id,
+                               p->state == "quarantined"
+                                   ? "Approve a program quarantined as a suspected spam bot?"
+                                   : "Approve so it may send mail?",
+                               what};
+      return;
+    case Action::Forget:
+      // Throws away the owner's decision; its next attempt is held and asked about again.
+      s.confirm = Confirmation{action, p->id, "Forget the decision about", what};
+      return;
+    case Action::Deny:
+      if (p->state == "denied") {
+        info(s, "Already denied: " + what);
+        return;
+      }
+      fx.commands.push_back(Command{Command::Kind::Deny, p->id});
+      info(s, "Denying " + what + " ...");
+      return;
+  }
+}
+
+void switchScreen(State& s, Screen screen) {
+  s.screen = screen;
+  s.details = false;
+}
+
+void onKey(State& s, const Key& key, Effects& fx) {
+  fx.redraw = true;
+  if (s.help) {
+    s.help = false;
+    return;
+  }
+  if (s.confirm) {
+    if (key.code == KeyCode::Char && (key.text == "y" || key.text == "Y")) {
+      const auto c = *s.confirm;
+      s.confirm.reset();
+      const Program* p = findProgram(s, c.programId);
+      if (!s.connected || !p) {
+        error(s, "Not done: guardd is not connected");
+        return;
+      }
+      fx.commands.push_back(Command{commandFor(c.action), c.programId});
+      info(s, std::string(c.action == Action::Approve ? "Approving " : "Forgetting ") +
+                  describe(*p) + " ...");
+    } else if ((key.code == KeyCode::Char &&
+                (key.text == "n" || key.text == "N" || key.text == "q")) ||
+               key.code == KeyCode::Escape) {
+      info(s, std::string("Cancelled: nothing was changed"));
+      s.confirm.reset();
+    }
+    return;
+  }
+  if (s.editingFilter) {
+    switch (key.code) {
+      case KeyCode::Char:
+        s.filter += key.text;
+        break;
+      case KeyCode::Backspace:
+        // Drop one whole UTF-8 character.
+        while (!s.filter.empty()) {
+          const auto c = static_cast<unsigned char>(s.filter.back());
+          s.filter.pop_back();
+          if ((c & 0xC0) != 0x80) break;
+        }
+        break;
+      case KeyCode::Enter:
+        s.editingFilter = false;
+        break;
+      case KeyCode::Escape:
+        s.editingFilter = false;
+        s.filter.clear();
+        break;
+      default:
+        break;
+    }
+    return;
+  }
+  s.message.reset();
+  const int page = std::max(1, layoutFor(s, s.size).listRows - 1);
+  switch (key.code) {
+    case KeyCode::Up:
+      moveSelection(s, -1, false);
+      return;
+    case KeyCode::Down:
+      moveSelection(s, 1, false);
+      return;
+    case KeyCode::PageUp:
+      moveSelection(s, -page, false);
+      return;
+    case KeyCode::PageDown:
+      moveSelection(s, page, false);
+      return;
+    case KeyCode::Home:
+      moveSelection(s, 0, true);
+      return;
+    case KeyCode::End:
+      moveSelection(s, listSize(s) - 1, true);
+      return;
+    case KeyCode::Tab:
+    case KeyCode::Right:
+      switchScreen(s, static_cast<Screen>((static_cast<int>(s.screen) + 1) % kScreenCount));
+      return;
+    case KeyCode::BackTab:
+    case KeyCode::Left:
+      switchScreen(
+          s, static_cast<Screen>((static_cast<int>(s.screen) + kScreenCount - 1) % kScreenCount));
+      return;
+    case KeyCode::Enter:
+      if (listSize(s) == 0) return;
+      s.details = !s.details;
+      if (s.details && s.connected) {
+        if (const Program* p = actionTarget(s)) {
+          fx.commands.push_back(Command{Command::Kind::LoadProgramAttempts, p->id});
+        }
+      }
+      return;
+    case KeyCode::Escape:
+      if (s.details) {
+        s.details = false;
+      } else {
+        s.filter.clear();
+      }
+      return;
+    case KeyCode::Backspace:
+      return;
+    case KeyCode::Char:
+      break;
+  }
+  const std::string& c = key.text;
+  if (c == "q") {
+    fx.quit = true;
+  } else if (c == "?" || c == "h") {
+    s.help = true;
+  } else if (c == "1" || c == "2" || c == "3" || c == "4") {
+    switchScreen(s, static_cast<Screen>(c[0] - '1'));
+  } else if (c == "k") {
+    moveSelection(s, -1, false);
+  } else if (c == "j") {
+    moveSelection(s, 1, false);
+  } else if (c == "g") {
+    moveSelection(s, 0, true);
+  } else if (c == "G") {
+    moveSelection(s, listSize(s) - 1, true);
+  } else if (c == "/") {
+    s.editingFilter = true;
+  } else if (c == "s") {
+    s.sort = static_cast<ProgramSort>((static_cast<int>(s.sort) + 1) % 4);
+    info(s, std::string("Programs sorted by ") + toString(s.sort));
+  } else if (c == "a") {
+    requestAction(s, Action::Approve, fx);
+  } else if (c == "d") {
+    requestAction(s, Action::Deny, fx);
+  } else if (c == "f") {
+    requestAction(s, Action::Forget, fx);
+  } else if (c == "r") {
+    if (s.connected) {
+      fx.commands.push_back(Command{Command::Kind::Reload, 0});
+      info(s, "Reloading from guardd ...");
+    }
+  } else {
+    fx.redraw = false;
+  }
+}
+
+void upsertProgram(State& s, const Program& p) {
+  for (auto& q : s.programs) {
+    if (q.id == p.id) {
+      q = p;
+      return;
+    }
+  }
+  s.programs.push_back(p);
+}
+
+void addAttempt(State& s, const Attempt& a) {
+  if (a.id <= s.countedUpToId) {
+    // Already part of the load that a signal raced with.
+    for (const auto& known : s.attempts) {
+      if (known.id == a.id) return;
+    }
+  } else {
+    if (a.timeUs >= s.todayStartUs) {
+      if (a.verdict == "allow") ++s.today.allowed;
+      if (a.verdict == "hold") ++s.today.held;
+      if (a.verdict == "reject") ++s.today.rejected;
+    }
+    s.countedUpToId = a.id;
+  }
+  s.attempts.push_front(a);
+  if (s.attempts.size() > kMaxAttempts) s.attempts.pop_back();
+  if (auto it = s.programAttempts.find(a.programId); it != s.programAttempts.end()) {
+    it->second.insert(it->second.begin(), a);
+    if (it->second.size() > kDetailAttempts) it->second.pop_back();
+  }
+  // guardd announces a program only when its state changes or on its first attempt (and
+  // then the snapshot already counts this attempt: same time); count the others here.
+  for (auto& p : s.programs) {
+    if (p.id == a.programId && a.timeUs > p.lastAttemptUs) {
+      ++p.attempts;
+      p.lastAttemptUs = a.timeUs;
+    }
+  }
+}
+
+std::string failureText(const ActionFailed& f) {
+  using Kind = dbus::ClientError::Kind;
+  switch (f.error.kind) {
+    case Kind::NotAuthorized:
+      return "Not allowed: changing policy needs root (run guard-tui with sudo)";
+    case Kind::NotRunning:
+    case Kind::NoBus:
+      return "Could not " + std::string(verb(f.action)) + ": guardd is not reachable";
+    default:
+      return "Could not " + std::string(verb(f.action)) + ": " + f.error.message;
+  }
+}
+
+}  // namespace
+
+Layout layoutFor(const State& state, Size size) {
+  Layout l;
+  l.keysRow = size.rows - 1;
+  l.messageRow = size.rows - 2;
+  const int available = std::max(0, l.messageRow - l.listTop);
+  const bool hasList = state.screen == Screen::Programs || state.screen == Screen::Attempts;
+  if (state.details && hasList && available >= 12) {
+    l.detailsRows = std::min(10, available / 2);
+  }
+  l.listRows = available - l.detailsRows;
+  l.detailsTop = l.listTop + l.listRows;
+  return l;
+}
+
+Effects update(State& s, const Event& event) {
+  Effects fx;
+  std::visit(Overloaded{
+                 [&](const KeyPressed& e) { onKey(s, e.key, fx); },
+                 [&](const Resized& e) {
+                   s.size = e.size;
+                   fx.redraw = true;
+                 },
+                 [&](const Tick& e) {
+                   const auto day = localDayStart(e.nowUs, e.utcOffsetSec);
+                   if (s.todayStartUs != 0 && day != s.todayStartUs) {
+                     s.today = {};  // a new day
+                     fx.redraw = true;
+                   }
+                   s.todayStartUs = day;
+                   s.nowUs = e.nowUs;
+                   s.utcOffsetSec = e.utcOffsetSec;
+                 },
+                 [&](const Loaded& e) {
+                   const bool wasDisconnected = !s.connected && s.everLoaded;
+                   s.connected = true;
+                   s.everLoaded = true;
+                   s.disconnectReason.clear();
+                   s.status = e.status;
+                   s.programs = e.programs;
+                   s.attempts.assign(e.attempts.begin(), e.attempts.end());
+                   if (s.attempts.size() > kMaxAttempts) s.attempts.resize(kMaxAttempts);
+                   s.programAttempts.clear();
+                   s.today = e.today;
+                   s.todayStartUs = e.todayStartUs;
+                   s.countedUpToId = e.countedUpToId;
+                   if (wasDisconnected) info(s, "Reconnected to guardd");
+                   fx.redraw = true;
+                   if (s.details) {
+                     if (const Program* p = actionTarget(s)) {
+                       fx.commands.push_back(Command{Command::Kind::LoadProgramAttempts, p->id});
+                     }
+                   }
+                 },
+                 [&](const StatusRefreshed& e) {
+                   s.status = e.status;
+                   fx.redraw = true;
+                 },
+                 [&](const Disconnected& e) {
+                   fx.redraw = s.connected || s.disconnectReason != e.reason;
+                   s.connected = false;
+                   s.disconnectReason = e.reason;
+                   if (s.confirm) {
+                     s.confirm.reset();
+                     error(s, "Not done: lost the connection to guardd");
+                   }
+                 },
+                 [&](const AttemptRecorded& e) {
+                   addAttempt(s, e.attempt);
+                   fx.redraw = true;
+                 },
+                 [&](const ProgramChanged& e) {
+                   upsertProgram(s, e.program);
+                   fx.redraw = true;
+                 },
+                 [&](const ProgramAttemptsLoaded& e) {
+                   auto& v = s.programAttempts[e.programId];
+                   v = e.attempts;
+                   if (v.size() > kDetailAttempts) v.resize(kDetailAttempts);
+                   fx.redraw = true;
+                 },
+                 [&](const ActionSucceeded& e) {
+                   fx.redraw = true;
+                   if (e.program) upsertProgram(s, *e.program);
+                   const Program* p = findProgram(s, e.programId);
+                   const std::string what =
+                       p ? describe(*p) : "program " + std::to_string(e.programId);
+                   switch (e.action) {
+                     case Action::Approve:
+                       info(s, "Approved: " + what + " may send mail");
+                       break;
+                     case Action::Deny:
+                       info(s, "Denied: " + what + " is refused at once from now on");
+                       break;
+                     case Action::Forget:
+                       info(s, e.removed ? "Forgot the decision about " + what
+                                         : "There was no decision to forget about " + what);
+                       // guardd announces the program again; reload in case it did not.
+                       fx.commands.push_back(Command{Command::Kind::Reload, 0});
+                       break;
+                   }
+                 },
+                 [&](const ActionFailed& e) {
+                   fx.redraw = true;
+                   error(s, failureText(e));
+                 },
+             },
+             event);
+  resolveSelection(s);
+  return fx;
+}
+
+std::vector<const Program*> visiblePrograms(const State& s) {
+  std::vector<const Program*> out;
+  const std::string f = lower(s.filter);
+  for (const auto& p : s.programs) {
+    if (f.empty() || matchesProgram(s, p, f)) out.push_back(&p);
+  }
+  auto byRecency = [](const Program* a, const Program* b) {
+    if (a->lastAttemptUs != b->lastAttemptUs) return a->lastAttemptUs > b->lastAttemptUs;
+    return a->id > b->id;
+  };
+  switch (s.sort) {
+    case ProgramSort::PendingFirst:
+      std::stable_sort(out.begin(), out.end(), [&](const Program* a, const Program* b) {
+        const int ra = stateRank(a->state);
+        const int rb = stateRank(b->state);
+        return ra != rb ? ra < rb : byRecency(a, b);
+      });
+      break;
+    case ProgramSort::LastSeen:
+      std::stable_sort(out.begin(), out.end(), byRecency);
+      break;
+    case ProgramSort::Attempts:
+      std::stable_sort(out.begin(), out.end(), [&](const Program* a, const Program* b) {
+        return a->attempts != b->attempts ? a->attempts > b->attempts : byRecency(a, b);
+      });
+      break;
+    case ProgramSort::Path:
+      std::stable_sort(out.begin(), out.end(), [](const Program* a, const Program* b) {
+        return std::tie(a->path, a->scriptPath, a->id) < std::tie(b->path, b->scriptPath, b->id);
+      });
+      break;
+  }
+  return out;
+}
+
+std::vector<const Attempt*> visibleAttempts(const State& s) {
+  std::vector<const Attempt*> out;
+  const std::string f = lower(s.filter);
+  for (const auto& a : s.attempts) {
+    if (f.empty() || matchesAttempt(s, a, f)) out.push_back(&a);
+  }
+  return out;
+}
+
+int selectedRow(const State& s) {
+  auto find = [](const auto& items, std::int64_t id) {
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (items[i]->id == id) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  if (s.screen == Screen::Programs) return find(visiblePrograms(s), s.selectedProgram);
+  if (s.screen == Screen::Attempts) return find(visibleAttempts(s), s.selectedAttempt);
+  return -1;
+}
+
+const Program* findProgram(const State& s, std::int64_t id) {
+  for (const auto& p : s.programs) {
+    if (p.id == id) return &p;
+  }
+  return nullptr;
+}
+
+const Program* selectedProgram(const State& s) {
+  for (const auto* p : visiblePrograms(s)) {
+    if (p->id == s.selectedProgram) return p;
+  }
+  return nullptr;
+}
+
+const Attempt* selectedAttempt(const State& s) {
+  for (const auto* a : visibleAttempts(s)) {
+    if (a->id == s.selectedAttempt) return a;
+  }
+  return nullptr;
+}
+
+std::string userName(const State& s, std::uint32_t uid) {
+  const auto it = s.userNames.find(uid);
+  return it != s.userNames.end() ? it->second : std::to_string(uid);
+}
+
+std::map<std::int64_t, std::size_t> distinctDestinations(const State& s) {
+  std::map<std::int64_t, std::set<std::pair<std::string, std::uint16_t>>> sets;
+  for (const auto& a : s.attempts) sets[a.programId].emplace(a.dst, a.dstPort);
+  std::map<std::int64_t, std::size_t> out;
+  for (const auto& [id, set] : sets) out[id] = set.size();
+  return out;
+}
+
+std::int64_t localDayStart(std::int64_t nowUs, std::int64_t utcOffsetSec) {
+  const std::int64_t local = nowUs + utcOffsetSec * 1'000'000;
+  std::int64_t day = local / kDayUs;
+  if (local < 0 && local % kDayUs != 0) --day;
+  return day * kDayUs - utcOffsetSec * 1'000'000;
+}
+
+std::size_t pendingCount(const State& s) {
+  return static_cast<std::size_t>(std::count_if(
+      s.programs.begin(), s.programs.end(), [](const Program& p) { return p.state == "pending"; }));
+}
+
+const char* toString(Screen screen) {
+  switch (screen) {
+    case Screen::Programs:
+      return "Programs";
+    case Screen::Attempts:
+      return "Attempts";
+    case Screen::Alerts:
+      return "Alerts";
+    case Screen::Audit:
+      return "Audit";
+  }
+  return "?";
+}
+
+const char* toString(ProgramSort sort) {
+  switch (sort) {
+    case ProgramSort::PendingFirst:
+      return "state (pending first)";
+    case ProgramSort::LastSeen:
+      return "last seen";
+    case ProgramSort::Attempts:
+      return "attempts";
+    case ProgramSort::Path:
+      return "path";
+  }
+  return "?";
+}
+
+const char* verb(Action action) {
+  switch (action) {
+    case Action::Approve:
+      return "approve";
+    case Action::Deny:
+      return "deny";
+    case Action::Forget:
+      return "forget";
+  }
+  return "?";
+}
+
+}  // namespace mailguard::tui

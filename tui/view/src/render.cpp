@@ -1,0 +1,622 @@
+#include "mailguard/tui/view.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <utility>
+
+#include "mailguard/tui/text.hpp"
+
+namespace mailguard::tui {
+namespace {
+
+constexpr int kMinCols = 40;
+constexpr int kMinRows = 10;
+constexpr std::int64_t kDayUs = 86'400'000'000;
+
+// Appends spans left to right and cuts whatever passes the frame's width.
+class RowBuilder {
+ public:
+  explicit RowBuilder(int width) : width_(width) {}
+  RowBuilder& add(std::string_view text, Style style = Style::Normal) {
+    const int room = width_ - used_;
+    if (room <= 0) return *this;
+    std::string t = fitEnd(text, room, false);
+    used_ += displayWidth(t);
+    row_.spans.push_back(Span{std::move(t), style});
+    return *this;
+  }
+  // Adds text already fitted by the caller (keeps its padding).
+  RowBuilder& cell(std::string text, Style style = Style::Normal) { return add(text, style); }
+  RowBuilder& space(int n = 1) { return add(std::string(static_cast<std::size_t>(n), ' ')); }
+  [[nodiscard]] int used() const { return used_; }
+  Row finish(Style fill = Style::Normal, bool selected = false) {
+    if (used_ < width_) add(std::string(static_cast<std::size_t>(width_ - used_), ' '), fill);
+    row_.selected = selected;
+    return std::move(row_);
+  }
+
+ private:
+  int width_;
+  int used_ = 0;
+  Row row_;
+};
+
+Row plain(int width, std::string_view text, Style style = Style::Normal) {
+  RowBuilder b(width);
+  b.add(text, style);
+  return b.finish(style == Style::Header ? Style::Header : Style::Normal);
+}
+
+// Howard Hinnant's days_from_civil inverse: a day count since 1970-01-01 to y-m-d.
+void civil(std::int64_t days, int& y, int& m, int& d) {
+  days += 719468;
+  const std::int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(days - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+  m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+  y = static_cast<int>(static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0));
+}
+
+struct LocalTime {
+  int year, month, day, hour, minute, second;
+};
+
+LocalTime localTime(const State& s, std::int64_t us) {
+  std::int64_t secs = us / 1'000'000 + s.utcOffsetSec;
+  if (us < 0 && us % 1'000'000 != 0) --secs;
+  std::int64_t days = secs / 86400;
+  std::int64_t rem = secs % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    --days;
+  }
+  LocalTime t{};
+  civil(days, t.year, t.month, t.day);
+  t.hour = static_cast<int>(rem / 3600);
+  t.minute = static_cast<int>(rem % 3600 / 60);
+  t.second = static_cast<int>(rem % 60);
+  return t;
+}
+
+std::string basename(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// A program as a person recognises it: the script for interpreters, else the executable.
+std::string programLabel(const std::string& path, const std::string& script, int width) {
+  if (path.empty()) return fitEnd("(process not found)", width);
+  if (script.empty()) return fitMiddle(path, width);
+  const std::string suffix = " (" + sanitize(basename(path)) + ")";
+  const int sw = displayWidth(suffix);
+  if (sw * 2 > width) return fitMiddle(script, width);
+  std::string out = fitMiddle(script, width - sw, false) + suffix;
+  const int used = displayWidth(out);
+  if (used < width) out.append(static_cast<std::size_t>(width - used), ' ');
+  return out;
+}
+
+std::pair<std::string, Style> stateCell(const std::string& state) {
+  if (state == "pending") return {"PENDING", Style::Pending};
+  if (state == "quarantined") return {"QUARANTINED", Style::Quarantined};
+  if (state == "denied") return {"denied", Style::Denied};
+  if (state == "approved") return {"approved", Style::Approved};
+  return {state, Style::Normal};
+}
+
+std::pair<std::string, Style> verdictCell(const std::string& verdict) {
+  if (verdict == "allow") return {"allow", Style::Allowed};
+  if (verdict == "hold") return {"HOLD", Style::Held};
+  if (verdict == "reject") return {"REJECT", Style::Blocked};
+  return {verdict, Style::Normal};
+}
+
+void tabBar(const State& s, int width, std::vector<Row>& rows) {
+  RowBuilder b(width);
+  b.add(" mailguard ", Style::Title).space();
+  for (int i = 0; i < kScreenCount; ++i) {
+    const auto screen = static_cast<Screen>(i);
+    std::string label = " " + std::to_string(i + 1) + " " + toString(screen);
+    if (screen == Screen::Programs) {
+      if (const auto n = pendingCount(s); n > 0) label += " (" + std::to_string(n) + " pending)";
+    }
+    label += " ";
+    b.add(label, screen == s.screen ? Style::TabActive : Style::Tab).space();
+  }
+  rows.push_back(b.finish());
+}
+
+void statusLine(const State& s, int width, std::vector<Row>& rows) {
+  RowBuilder b(width);
+  b.space();
+  if (s.connected) {
+    b.add("connected", Style::Good).add("  ");
+    if (s.status.enforcing) {
+      b.add("enforcing", Style::Good);
+    } else {
+      b.add("NOT ENFORCING", Style::Bad);
+    }
+    b.add("  ").add(s.status.backend.empty() ? "backend ?" : s.status.backend, Style::Dim);
+  } else {
+    b.add("DISCONNECTED", Style::Bad).add(" from guardd, retrying", Style::Dim);
+  }
+  const auto& t = s.today;
+  b.add("  today: ")
+      .add(std::to_string(t.allowed) + (t.partial ? "+" : "") + " allowed", Style::Normal)
+      .add(", ")
+      .add(std::to_string(t.held) + (t.partial ? "+" : "") + " held",
+           t.held > 0 ? Style::Held : Style::Normal)
+      .add(", ")
+      .add(std::to_string(t.rejected) + (t.partial ? "+" : "") + " rejected",
+           t.rejected > 0 ? Style::Blocked : Style::Normal);
+  if (s.connected && (!s.status.storeError.empty() || s.status.storeErrors > 0)) {
+    b.add("  store errors!", Style::Bad);
+  }
+  if (s.connected && s.status.queueDropped > 0) b.add("  queue overflowed", Style::Bad);
+  rows.push_back(b.finish());
+}
+
+struct ProgramColumns {
+  int state = 11, program = 0, user = 8, attempts = 8, dests = 5, seen = 11;
+};
+
+ProgramColumns programColumns(int width) {
+  ProgramColumns c;
+  c.program = std::max(
+      10, width - (1 + c.state + 1 + 1 + c.user + 1 + c.attempts + 1 + c.dests + 1 + c.seen));
+  return c;
+}
+
+void programsList(const State& s, const Layout& l, int width, std::vector<Row>& rows) {
+  const auto c = programColumns(width);
+  {
+    RowBuilder b(width);
+    b.space()
+        .cell(fitEnd("STATE", c.state), Style::Header)
+        .space()
+        .cell(fitEnd("PROGRAM", c.program), Style::Header)
+        .space()
+        .cell(fitEnd("USER", c.user), Style::Header)
+        .space()
+        .cell(alignRight("ATTEMPTS", c.attempts), Style::Header)
+        .space()
+        .cell(alignRight("DESTS", c.dests), Style::Header)
+        .space()
+        .cell(fitEnd("LAST SEEN", c.seen), Style::Header);
+    rows.push_back(b.finish(Style::Header));
+  }
+  const auto items = visiblePrograms(s);
+  const auto dests = distinctDestinations(s);
+  for (int r = 0; r < l.listRows; ++r) {
+    const int i = s.programTop + r;
+    if (i >= static_cast<int>(items.size())) {
+      if (items.empty() && r == 1) {
+        if (!s.filter.empty()) {
+          rows.push_back(plain(width,
+                               "   Nothing matches the filter \"" + s.filter + "\" (Esc clears it)",
+                               Style::Dim));
+        } else if (!s.everLoaded) {
+          rows.push_back(plain(width, "   Waiting for guardd ...", Style::Dim));
+        } else {
+          rows.push_back(plain(width, "   No program has tried to send mail yet.", Style::Dim));
+        }
+      } else {
+        rows.push_back(plain(width, ""));
+      }
+      continue;
+    }
+    const Program& p = *items[static_cast<std::size_t>(i)];
+    const auto [label, stateStyle] = stateCell(p.state);
+    const Style rowStyle = p.state == "pending" ? Style::Pending : Style::Normal;
+    const auto d = dests.find(p.id);
+    RowBuilder b(width);
+    b.space()
+        .cell(fitEnd(label, c.state), stateStyle)
+        .space()
+        .cell(programLabel(p.path, p.scriptPath, c.program), rowStyle)
+        .space()
+        .cell(fitEnd(userName(s, p.uid), c.user), rowStyle)
+        .space()
+        .cell(alignRight(std::to_string(p.attempts), c.attempts), rowStyle)
+        .space()
+        .cell(alignRight(d == dests.end() ? "-" : std::to_string(d->second), c.dests), rowStyle)
+        .space()
+        .cell(fitEnd(formatTime(s, p.lastAttemptUs), c.seen), rowStyle);
+    rows.push_back(b.finish(rowStyle, p.id == s.selectedProgram));
+  }
+}
+
+struct AttemptColumns {
+  int time = 8, verdict = 7, program = 0, pid = 7, user = 8, dest = 22, reason = 0;
+};
+
+AttemptColumns attemptColumns(int width) {
+  AttemptColumns c;
+  const int fixed = 1 + c.time + 1 + c.verdict + 1 + 1 + c.pid + 1 + c.user + 1 + c.dest;
+  const int rest = width - fixed;
+  if (width >= 100) {
+    c.program = (rest - 1) / 2;
+    c.reason = rest - 1 - c.program;
+  } else {
+    c.program = std::max(8, rest);  // the reason is in the details pane (Enter)
+  }
+  return c;
+}
+
+void attemptsList(const State& s, const Layout& l, int width, std::vector<Row>& rows) {
+  const auto c = attemptColumns(width);
+  {
+    RowBuilder b(width);
+    b.space()
+        .cell(fitEnd("TIME", c.time), Style::Header)
+        .space()
+        .cell(fitEnd("VERDICT", c.verdict), Style::Header)
+        .space()
+        .cell(fitEnd("PROGRAM", c.program), Style::Header)
+        .space()
+        .cell(alignRight("PID", c.pid), Style::Header)
+        .space()
+        .cell(fitEnd("USER", c.user), Style::Header)
+        .space()
+        .cell(fitEnd("DESTINATION", c.dest), Style::Header);
+    if (c.reason > 0) b.space().cell(fitEnd("REASON", c.reason), Style::Header);
+    rows.push_back(b.finish(Style::Header));
+  }
+  const auto items = visibleAttempts(s);
+  for (int r = 0; r < l.listRows; ++r) {
+    const int i = s.attemptTop + r;
+    if (i >= static_cast<int>(items.size())) {
+      if (items.empty() && r == 1) {
+        rows.push_back(plain(
+            width,
+            s.filter.empty() ? "   No mail connection attempts yet."
+                             : "   Nothing matches the filter \"" + s.filter + "\" (Esc clears it)",
+            Style::Dim));
+      } else {
+        rows.push_back(plain(width, ""));
+      }
+      continue;
+    }
+    const Attempt& a = *items[static_cast<std::size_t>(i)];
+    const auto [label, style] = verdictCell(a.verdict);
+    const Style rowStyle = a.verdict == "hold" ? Style::Held : Style::Normal;
+    RowBuilder b(width);
+    b.space()
+        .cell(fitEnd(formatTime(s, a.timeUs), c.time), rowStyle)
+        .space()
+        .cell(fitEnd(label, c.verdict), style)
+        .space()
+        .cell(programLabel(a.path, a.scriptPath, c.program), rowStyle)
+        .space()
+        .cell(alignRight(a.pid > 0 ? std::to_string(a.pid) : "?", c.pid), rowStyle)
+        .space()
+        .cell(fitEnd(userName(s, a.uid), c.user), rowStyle)
+        .space()
+        .cell(fitMiddle(formatEndpoint(a.dst, a.dstPort), c.dest), rowStyle);
+    if (c.reason > 0) b.space().cell(fitEnd(a.reason, c.reason), rowStyle);
+    rows.push_back(b.finish(rowStyle, a.id == s.selectedAttempt));
+  }
+}
+
+void notAvailable(const Layout& l, int width, std::vector<Row>& rows,
+                  const std::vector<std::string>& text) {
+  rows.push_back(plain(width, ""));
+  for (int r = 0; r < l.listRows; ++r) {
+    const auto i = static_cast<std::size_t>(r);
+    rows.push_back(plain(width, i < text.size() ? "   " + text[i] : "",
+                         i == 0 ? Style::Title : Style::Normal));
+  }
+}
+
+// Label and value lines for the details pane; long values wrap.
+class Details {
+ public:
+  explicit Details(int width) : width_(width) {}
+  void add(const std::string& label, const std::string& value, Style style = Style::Normal,
+           int maxLines = 1) {
+    const int valueWidth = width_ - kLabel - 2;
+    const auto parts = wrap(value.empty() ? "-" : value, valueWidth, maxLines);
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      RowBuilder b(width_);
+      b.space().cell(fitEnd(i == 0 ? label : "", kLabel), Style::Dim).space().add(parts[i], style);
+      lines_.push_back(b.finish());
+    }
+  }
+  std::vector<Row> take() { return std::move(lines_); }
+
+ private:
+  static constexpr int kLabel = 10;
+  int width_;
+  std::vector<Row> lines_;
+};
+
+std::string recentDestinations(const std::vector<Attempt>& attempts) {
+  std::vector<std::pair<std::string, int>> counts;  // in order of most recent use
+  for (const auto& a : attempts) {
+    const auto e = formatEndpoint(a.dst, a.dstPort);
+    auto it =
+        std::find_if(counts.begin(), counts.end(), [&](const auto& c) { return c.first == e; });
+    if (it == counts.end()) {
+      counts.emplace_back(e, 1);
+    } else {
+      ++it->second;
+    }
+  }
+  std::string out;
+  for (const auto& [e, n] : counts) {
+    if (!out.empty()) out += ", ";
+    out += e + (n > 1 ? " x" + std::to_string(n) : "");
+  }
+  return out;
+}
+
+std::vector<Row> programDetails(const State& s, const Program& p, int width) {
+  Details d(width);
+  d.add("path", p.path, Style::Normal, 2);
+  d.add("sha256", p.sha256);
+  if (!p.scriptPath.empty()) {
+    d.add("script", p.scriptPath, Style::Normal, 2);
+    d.add("script sha", p.scriptSha256);
+  }
+  const auto [label, style] = stateCell(p.state);
+  d.add("state",
+        label + "   user " + userName(s, p.uid) + " (uid " + std::to_string(p.uid) + ")   id " +
+            std::to_string(p.id),
+        style);
+  d.add("attempts", std::to_string(p.attempts) + "   first seen " +
+                        formatFullTime(s, p.firstSeenUs) + "   last " +
+                        formatFullTime(s, p.lastAttemptUs));
+  // The newest attempt in memory tells the command line and process.
+  const Attempt* latest = nullptr;
+  const auto cached = s.programAttempts.find(p.id);
+  if (cached != s.programAttempts.end() && !cached->second.empty()) {
+    latest = &cached->second.front();
+  }
+  for (const auto& a : s.attempts) {
+    if (a.programId == p.id && (!latest || a.id > latest->id)) {
+      latest = &a;
+      break;
+    }
+  }
+  d.add("command", latest ? latest->cmdline : "no attempt in view");
+  d.add("process",
+        (latest && latest->pid > 0 ? "pid " + std::to_string(latest->pid) + "   " : std::string()) +
+            "parent: not reported by guardd yet");
+  std::vector<Attempt> recent;
+  if (cached != s.programAttempts.end()) {
+    recent = cached->second;
+  } else {
+    for (const auto& a : s.attempts) {
+      if (a.programId == p.id && recent.size() < kDetailAttempts) recent.push_back(a);
+    }
+  }
+  d.add("recent", recent.empty() ? "none" : recentDestinations(recent), Style::Normal, 2);
+  return d.take();
+}
+
+std::vector<Row> attemptDetails(const State& s, const Attempt& a, int width) {
+  Details d(width);
+  const auto [label, style] = verdictCell(a.verdict);
+  d.add("time",
+        formatFullTime(s, a.timeUs) + "   verdict " + label + "   attempt " + std::to_string(a.id),
+        style);
+  d.add("reason", a.reason, Style::Normal, 2);
+  d.add("program", a.path.empty() ? "(process not found)" : a.path, Style::Normal, 2);
+  if (!a.scriptPath.empty()) d.add("script", a.scriptPath, Style::Normal, 2);
+  d.add("command", a.cmdline, Style::Normal, 2);
+  d.add("process", "pid " + (a.pid > 0 ? std::to_string(a.pid) : std::string("unknown")) +
+                       "   user " + userName(s, a.uid) + " (uid " + std::to_string(a.uid) + ")");
+  d.add("connection", formatEndpoint(a.src, a.srcPort) + " -> " + formatEndpoint(a.dst, a.dstPort));
+  return d.take();
+}
+
+void detailsPane(const State& s, const Layout& l, int width, std::vector<Row>& rows) {
+  if (l.detailsRows == 0) return;
+  std::vector<Row> lines;
+  std::string title = " details ";
+  if (s.screen == Screen::Programs) {
+    if (const auto* p = selectedProgram(s)) lines = programDetails(s, *p, width);
+    title = " program details (Enter closes) ";
+  } else if (s.screen == Screen::Attempts) {
+    if (const auto* a = selectedAttempt(s)) lines = attemptDetails(s, *a, width);
+    title = " attempt details (Enter closes) ";
+  }
+  RowBuilder sep(width);
+  sep.add("\u2500\u2500", Style::Dim).add(title, Style::Title);
+  std::string fill;
+  for (int i = sep.used(); i < width; ++i) fill += "\u2500";
+  sep.add(fill, Style::Dim);
+  rows.push_back(sep.finish());
+  for (int r = 1; r < l.detailsRows; ++r) {
+    const auto i = static_cast<std::size_t>(r - 1);
+    rows.push_back(i < lines.size() ? std::move(lines[i]) : plain(width, ""));
+  }
+}
+
+void helpScreen(const Layout& l, int width, std::vector<Row>& rows) {
+  static const std::vector<std::pair<std::string, std::string>> kKeys = {
+      {"Up/Down  j/k", "move the selection (PgUp/PgDn, Home/End: by page, to the ends)"},
+      {"Tab  1-4", "switch screen: 1 Programs, 2 Attempts, 3 Alerts, 4 Audit"},
+      {"Enter", "show or hide the details of the selected line"},
+      {"a", "approve the program: it may send mail (asks y/n first)"},
+      {"d", "deny it: its mail connections are refused at once"},
+      {"f", "forget the decision: it is held and asked about again (y/n)"},
+      {"/", "filter by text: path, user, state, destination; Esc clears"},
+      {"s", "sort programs: pending first, last seen, attempts, path"},
+      {"r", "reload everything from guardd"},
+      {"?", "this help (any key closes it)"},
+      {"q", "quit"},
+  };
+  rows.push_back(plain(width, " Keys", Style::Header));
+  std::vector<Row> lines;
+  for (const auto& [k, v] : kKeys) {
+    RowBuilder b(width);
+    b.add("   ").cell(fitEnd(k, 14), Style::Key).add(v);
+    lines.push_back(b.finish());
+  }
+  lines.push_back(plain(width, ""));
+  for (const char* text : {"PENDING programs wait for your decision: their mail connections",
+                           "are held until you approve or deny them.",
+                           "Approving, denying and forgetting need root: run guard-tui with sudo.",
+                           "Reading works for every user."}) {
+    lines.push_back(plain(width, std::string("   ") + text));
+  }
+  for (int r = 0; r < l.listRows; ++r) {
+    const auto i = static_cast<std::size_t>(r);
+    rows.push_back(i < lines.size() ? std::move(lines[i]) : plain(width, ""));
+  }
+}
+
+void messageLine(const State& s, int width, std::vector<Row>& rows) {
+  if (s.editingFilter) {
+    RowBuilder b(width);
+    b.add(" Filter: ", Style::Prompt)
+        .add(s.filter + "_")
+        .add("   (Enter keeps it, Esc clears)", Style::Dim);
+    rows.push_back(b.finish());
+  } else if (s.confirm) {
+    const std::string head = " " + s.confirm->question + " ";
+    const std::string tail = " [y/n]";
+    const int room = width - displayWidth(head) - displayWidth(tail);
+    rows.push_back(plain(width,
+                         head + (room > 0 ? fitMiddle(s.confirm->subject, room, false) : "") + tail,
+                         Style::Prompt));
+  } else if (s.message) {
+    rows.push_back(plain(width, " " + s.message->text,
+                         s.message->kind == Message::Kind::Error ? Style::Error : Style::Info));
+  } else if (!s.connected) {
+    rows.push_back(plain(width,
+                         " Lost guardd" +
+                             (s.disconnectReason.empty() ? "" : ": " + s.disconnectReason) +
+                             "; retrying every second",
+                         Style::Error));
+  } else if (!s.filter.empty()) {
+    rows.push_back(plain(width, " Filter: \"" + s.filter + "\" (/ edits, Esc clears)", Style::Dim));
+  } else {
+    rows.push_back(plain(width, ""));
+  }
+}
+
+void keysLine(const State& s, int width, std::vector<Row>& rows) {
+  std::vector<std::pair<std::string, std::string>> keys;
+  if (s.confirm) {
+    keys = {{"y", "yes"}, {"n", "no"}};
+  } else if (s.help) {
+    keys = {{"any key", "close help"}};
+  } else if (s.screen == Screen::Programs || s.screen == Screen::Attempts) {
+    keys = {{"a", "approve"}, {"d", "deny"}, {"f", "forget"}, {"Enter", "details"},
+            {"/", "filter"},  {"s", "sort"}, {"?", "help"},   {"q", "quit"}};
+  } else {
+    keys = {{"Tab", "screen"}, {"?", "help"}, {"q", "quit"}};
+  }
+  RowBuilder b(width);
+  for (const auto& [k, v] : keys) {
+    b.add(b.used() == 0 ? " " : "  ").add(k, Style::Key).add(" " + v, Style::Dim);
+  }
+  rows.push_back(b.finish());
+}
+
+}  // namespace
+
+std::string Row::text() const {
+  std::string out;
+  for (const auto& s : spans) out += s.text;
+  return out;
+}
+
+std::vector<std::string> Frame::lines() const {
+  std::vector<std::string> out;
+  for (const auto& r : rows) {
+    auto t = r.text();
+    while (!t.empty() && t.back() == ' ') t.pop_back();
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::string Frame::text() const {
+  std::string out;
+  for (const auto& l : lines()) out += l + "\n";
+  return out;
+}
+
+std::string formatTime(const State& s, std::int64_t us) {
+  if (us == 0) return "never";
+  const auto t = localTime(s, us);
+  char buf[32];
+  if (s.todayStartUs != 0 && us >= s.todayStartUs && us < s.todayStartUs + kDayUs) {
+    std::snprintf(buf, sizeof buf, "%02d:%02d:%02d", t.hour, t.minute, t.second);
+  } else {
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", t.year, t.month, t.day);
+  }
+  return buf;
+}
+
+std::string formatFullTime(const State& s, std::int64_t us) {
+  if (us == 0) return "never";
+  const auto t = localTime(s, us);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d", t.year, t.month, t.day, t.hour,
+                t.minute, t.second);
+  return buf;
+}
+
+std::string formatEndpoint(const std::string& address, std::uint16_t port) {
+  if (address.find(':') != std::string::npos) return "[" + address + "]:" + std::to_string(port);
+  return address + ":" + std::to_string(port);
+}
+
+Frame render(const State& s, Size size) {
+  Frame f;
+  f.size = size;
+  const int width = std::max(0, size.cols);
+  if (size.cols < kMinCols || size.rows < kMinRows) {
+    for (int r = 0; r < size.rows; ++r) {
+      f.rows.push_back(
+          plain(width, r == 0 ? "Terminal too small for guard-tui (needs 40x10)" : ""));
+    }
+    return f;
+  }
+  const Layout l = layoutFor(s, size);
+  tabBar(s, width, f.rows);
+  statusLine(s, width, f.rows);
+  if (s.help) {
+    helpScreen(l, width, f.rows);
+  } else {
+    switch (s.screen) {
+      case Screen::Programs:
+        programsList(s, l, width, f.rows);
+        break;
+      case Screen::Attempts:
+        attemptsList(s, l, width, f.rows);
+        break;
+      case Screen::Alerts:
+        notAvailable(l, width, f.rows,
+                     {"Alerts: not available yet", "",
+                      "This guardd does not report zombie alerts over D-Bus yet: the spam-bot",
+                      "detector's alerts arrive with a later release. Nothing is hidden meanwhile:",
+                      "every held or rejected connection is on the Attempts screen (2), and",
+                      "programs waiting for a decision are marked PENDING on Programs (1)."});
+        break;
+      case Screen::Audit:
+        notAvailable(l, width, f.rows,
+                     {"Mail-server audit: not available yet", "",
+                      "This guardd does not offer the audit of mail servers on this PC (open",
+                      "relays, servers listening on public addresses) yet; it arrives with a",
+                      "later release. Nothing here is a result of such a check."});
+        break;
+    }
+    detailsPane(s, l, width, f.rows);
+  }
+  while (static_cast<int>(f.rows.size()) < l.messageRow) f.rows.push_back(plain(width, ""));
+  messageLine(s, width, f.rows);
+  keysLine(s, width, f.rows);
+  f.rows.resize(static_cast<std::size_t>(size.rows));
+  return f;
+}
+
+}  // namespace mailguard::tui
