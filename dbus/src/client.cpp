@@ -10,6 +10,7 @@
 #include <string_view>
 #include <utility>
 
+#include "client_errors.hpp"
 #include "mailguard/dbus/generated/guard1_proxy.h"
 #include "mailguard/dbus/names.hpp"
 #include "mailguard/dbus/wire.hpp"
@@ -20,6 +21,9 @@ namespace {
 // Approve/Deny/Forget may wait for a person to type a password into a polkit agent.
 constexpr auto kPolicyCallTimeout = std::chrono::minutes(2);
 
+}  // namespace
+
+// Shared with host_client.cpp (client_errors.hpp).
 ClientError fromSdbus(const sdbus::Error& e) {
   const std::string& name = e.getName();
   const std::string& msg = e.getMessage();
@@ -64,6 +68,8 @@ ClientError fromSdbus(const sdbus::Error& e) {
   return err;
 }
 
+namespace {
+
 Program toProgram(const wire::Program& w) {
   Program p;
   p.id = w.get<0>();
@@ -98,6 +104,21 @@ Attempt toAttempt(const wire::Attempt& w) {
   return a;
 }
 
+Alert toAlert(const wire::Alert& w) {
+  Alert a;
+  a.id = w.get<0>();
+  a.timeUs = w.get<1>();
+  a.programId = w.get<2>();
+  a.path = w.get<3>();
+  a.uid = w.get<4>();
+  a.tier = w.get<5>();
+  a.summary = w.get<6>();
+  a.reasons = w.get<7>();
+  a.acknowledged = w.get<8>();
+  a.evidence = w.get<9>();
+  return a;
+}
+
 template <class T>
 T variantOr(const std::map<std::string, sdbus::Variant>& m, const char* key, T fallback) {
   const auto it = m.find(key);
@@ -117,6 +138,20 @@ class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_p
 
   std::function<void(const Attempt&)> attemptHandler;
   std::function<void(const Program&)> programHandler;
+  std::function<void(const Alert&)> alertHandler;
+
+  // A policy call with other arguments (AckAlert, Bulk), same timeout.
+  template <class R, class... Args>
+  R policyCallWith(const char* method, const Args&... args) {
+    R result{};
+    getProxy()
+        .callMethod(method)
+        .onInterface(kInterface)
+        .withTimeout(kPolicyCallTimeout)
+        .withArguments(args...)
+        .storeResultsTo(result);
+    return result;
+  }
 
   // Approve/Deny/Forget with a longer timeout than the generated methods use.
   template <class R>
@@ -138,6 +173,12 @@ class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_p
   void onProgramChanged(const wire::Program& program) override {
     if (programHandler) programHandler(toProgram(program));
   }
+  void onAlertRaised(const wire::Alert& alert) override {
+    if (alertHandler) alertHandler(toAlert(alert));
+  }
+  // HostClient (host_client.cpp) subscribes to AuditFinished on a proxy of its own.
+  void onAuditFinished(const std::int64_t& /*finished*/, const std::string& /*error*/,
+                       const std::uint32_t& /*results*/) override {}
 };
 
 // Runs one bus call, turning sdbus' exceptions into values at this edge.
@@ -230,6 +271,36 @@ ClientResult<Program> Client::deny(const std::string& target, const std::string&
 
 ClientResult<bool> Client::forget(const std::string& target, const std::string& script) {
   return guarded([&] { return impl_->proxy->policyCall<bool>("Forget", target, script); });
+}
+
+ClientResult<std::vector<Alert>> Client::alerts(std::uint32_t limit) {
+  return guarded([&] {
+    std::vector<Alert> out;
+    for (const auto& w : impl_->proxy->Alerts(limit)) out.push_back(toAlert(w));
+    return out;
+  });
+}
+
+ClientResult<bool> Client::ackAlert(std::int64_t id) {
+  return guarded([&] { return impl_->proxy->policyCallWith<bool>("AckAlert", id); });
+}
+
+ClientResult<Program> Client::release(const std::string& target, const std::string& script) {
+  return guarded([&] {
+    return toProgram(impl_->proxy->policyCall<wire::Program>("Release", target, script));
+  });
+}
+
+ClientResult<Program> Client::bulk(const std::string& target, const std::string& script,
+                                   std::uint32_t recipients, std::uint32_t hours) {
+  return guarded([&] {
+    return toProgram(
+        impl_->proxy->policyCallWith<wire::Program>("Bulk", target, script, recipients, hours));
+  });
+}
+
+void Client::onAlertRaised(std::function<void(const Alert&)> handler) {
+  impl_->proxy->alertHandler = std::move(handler);
 }
 
 void Client::onAttemptRecorded(std::function<void(const Attempt&)> handler) {

@@ -239,6 +239,8 @@ bool isUnsafeLocation(std::string_view path) {
   // Anything that is not an absolute path cannot be vouched for.
   if (!path.starts_with('/')) return true;
   const std::string normal = normalisePath("/", path);
+  // "//memfd:x" spells the same name (found by fuzzing: the check above alone let it by).
+  if (normal.starts_with("/memfd:")) return true;
   // World-writable (sticky) or per-user tmpfs directories: any user can plant a file
   // there. /run/shm and /var/lock are the older names of /dev/shm and /run/lock.
   static constexpr std::array<std::string_view, 8> kWritableRoots{

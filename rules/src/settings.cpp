@@ -9,6 +9,8 @@
 #include <optional>
 #include <system_error>
 
+#include "mailguard/rules/detector_settings.hpp"
+
 namespace mailguard::rules {
 namespace {
 
@@ -191,15 +193,51 @@ std::optional<Error> readLog(const Reader& r, const toml::table& t, Settings& s)
   return std::nullopt;
 }
 
+std::optional<Error> readDetector(const Reader& r, const toml::table& t, Settings& s) {
+  const auto specs = detectorSettingSpecs();
+  for (const auto& [key, node] : t) {
+    // Named for the lambda: clang before 16 cannot capture a structured binding.
+    const std::string_view keyName = key.str();
+    const auto spec = std::find_if(specs.begin(), specs.end(),
+                                   [keyName](const auto& sp) { return sp.name == keyName; });
+    const std::string name = "detector." + std::string(key.str());
+    if (spec == specs.end()) {
+      std::string known;
+      for (const auto& sp : specs) known += (known.empty() ? "" : ", ") + std::string(sp.name);
+      return r.unknownKey(key, "detector", known);
+    }
+    double v = 0;
+    if (const auto* i = node.as_integer()) {
+      v = static_cast<double>(i->get());
+    } else if (const auto* f = node.as_floating_point(); f != nullptr && !spec->integer) {
+      v = f->get();
+    } else {
+      return r.at(node.source(), name + ": expected " +
+                                     (spec->integer ? "an integer" : "a number") + ", got " +
+                                     Reader::typeName(node));
+    }
+    if (!(v >= spec->min && v <= spec->max)) {
+      char range[64];
+      std::snprintf(range, sizeof range, "%g to %g", spec->min, spec->max);
+      return r.at(node.source(), name + ": out of range (" + range + ")");
+    }
+    s.detector[std::string(key.str())] = v;
+  }
+  return std::nullopt;
+}
+
 Result<Settings> readRoot(const Reader& r, const toml::table& root) {
   using SectionReader = std::optional<Error> (*)(const Reader&, const toml::table&, Settings&);
   struct Section {
     std::string_view name;
     SectionReader read;
   };
-  static constexpr Section kSections[] = {
-      {"mail", readMail}, {"enforcement", readEnforcement}, {"store", readStore}, {"log", readLog}};
-  constexpr std::string_view kKnown = "[mail], [enforcement], [store], [log]";
+  static constexpr Section kSections[] = {{"mail", readMail},
+                                          {"enforcement", readEnforcement},
+                                          {"store", readStore},
+                                          {"log", readLog},
+                                          {"detector", readDetector}};
+  constexpr std::string_view kKnown = "[mail], [enforcement], [store], [log], [detector]";
 
   Settings settings;
   for (const auto& [key, node] : root) {

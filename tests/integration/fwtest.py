@@ -1,14 +1,16 @@
-"""Helpers of the firewall and audit tests (issue #6): a peer network namespace joined
-by a veth pair, the test SMTP responder, and the mg-fw / mg-audit tools."""
+"""Helpers of the firewall and audit tests (issue #6): guardd on a private bus driven
+with guardctl, a peer network namespace joined by a veth pair, the test SMTP responder,
+and the mg-fw tool (only for forcing the kernel to refuse a table)."""
 import json
 import os
 import subprocess
 import sys
 
-from mgtest import BUILD, wait_for
+import mgtest
+from busfixture import PrivateBus
+from mgtest import BUILD, Guardd, wait_for
 
 MGFW = os.path.join(BUILD, "tests", "integration", "mg-fw")
-MGAUDIT = os.path.join(BUILD, "tests", "integration", "mg-audit")
 RESPONDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smtp_responder.py")
 
 HOST4, PEER4 = "10.99.0.1", "10.99.0.2"
@@ -83,9 +85,49 @@ def stop(p):
         p.wait(10)
 
 
-def mgaudit(*args):
-    r = subprocess.run([MGAUDIT, *args], capture_output=True, text=True, timeout=120)
-    try:
-        return r.returncode, json.loads(r.stdout), r.stderr
-    except json.JSONDecodeError:
-        raise AssertionError(f"mg-audit {' '.join(args)} printed no JSON: {r.stdout} {r.stderr}")
+class Daemon:
+    """guardd with its own state directory, serving a private bus; guardctl talks to it.
+    The environment of guardctl is the test's minus SSH_CONNECTION/SSH_CLIENT, so that
+    only the tests about remote sessions look remote (those still pass --yes where the
+    test runs from an SSH login, where sshd is an ancestor)."""
+
+    def __init__(self, test, env=None):
+        self.test = test
+        self.dir = mgtest.make_tempdir(test)
+        self.state = os.path.join(self.dir, "state")
+        self.bus = PrivateBus(test, self.dir).start()
+        self.guardd = Guardd(test, self.state)
+        self.extra_env = env or {}
+
+    def start(self):
+        env = self.bus.env()
+        env.update(self.extra_env)
+        self.guardd.start(env=env)
+        self.bus.wait_for_name()
+        return self
+
+    def restart(self):
+        self.guardd.stop()
+        return self.start()
+
+    def env(self, **extra):
+        e = self.bus.env()
+        for k in ("SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"):
+            e.pop(k, None)
+        e.update(extra)
+        return e
+
+    def ctl(self, *args, ok=True, env=None, user=None, timeout=120):
+        argv = self.bus.as_user([os.path.join(BUILD, "tui", "guardctl"), *args], user)
+        r = subprocess.run(argv, capture_output=True, text=True, env=env or self.env(),
+                           stdin=subprocess.DEVNULL, timeout=timeout)
+        if ok and r.returncode != 0:
+            raise AssertionError(f"guardctl {' '.join(args)} failed ({r.returncode}): "
+                                 f"{r.stderr}\nguardd log:\n{self.guardd.log()[-3000:]}")
+        return r
+
+    def json(self, *args, **kw):
+        return json.loads(self.ctl("--json", *args, **kw).stdout)
+
+    def pid(self):
+        return self.guardd.proc.pid

@@ -9,6 +9,8 @@
 #include <iostream>
 #include <string>
 
+#include "alerts_cmd.hpp"
+#include "firewall_cmd.hpp"
 #include "mailguard/dbus/client.hpp"
 #include "output.hpp"
 
@@ -58,6 +60,10 @@ int main(int argc, char** argv) {
       "  guardctl attempts --verdict hold     connections waiting for your decision\n"
       "  sudo guardctl approve /usr/bin/msmtp let msmtp send mail\n"
       "  sudo guardctl deny 7                 block program 7 from the programs list\n"
+      "  guardctl alerts                      programs that behaved like spam bots\n"
+      "  sudo guardctl release 7              lift program 7's quarantine\n"
+      "  sudo guardctl firewall enable        refuse inbound connections nobody allowed\n"
+      "  guardctl audit --run                 is a mail server here an open relay?\n"
       "\n"
       "Run 'guardctl COMMAND --help' for the options of a command.",
       "guardctl"};
@@ -77,7 +83,7 @@ int main(int argc, char** argv) {
   programs->footer(
       "States: pending (waiting for your decision: its mail connections are held), approved,\n"
       "denied (its connections are refused at once) and quarantined (it behaved like a spam\n"
-      "bot; approve or deny it to decide).");
+      "bot: its connections are refused until 'guardctl release'; see 'guardctl alerts').");
 
   mailguard::dbus::AttemptFilter filter;
   std::string since, until;
@@ -133,6 +139,8 @@ int main(int argc, char** argv) {
       "The program becomes pending again: its next mail connection is held and you are asked.\n"
       "Example: sudo guardctl forget /usr/bin/msmtp");
 
+  mailguard::guardctl::DetectorCommands detectorCommands(app);  // alerts, release, bulk
+
   long count = 0;
   auto* watch = app.add_subcommand(
       "watch", "Print attempts and program changes as they happen (Ctrl-C to stop)");
@@ -140,6 +148,9 @@ int main(int argc, char** argv) {
   watch->footer(
       "With --json, one JSON object per line: {\"signal\": \"AttemptRecorded\", \"attempt\": "
       "{...}}\nor {\"signal\": \"ProgramChanged\", \"program\": {...}}.");
+
+  // Issue #6: firewall and audit (firewall_cmd.cpp).
+  auto hostCommands = out::addHostCommands(app);
 
   try {
     app.parse(argc, argv);
@@ -161,6 +172,8 @@ int main(int argc, char** argv) {
       *dest = *t;
     }
   }
+
+  if (auto code = out::runHostCommands(*hostCommands, json)) return *code;
 
   auto connected = Client::connect();
   if (const auto* e = mailguard::dbus::errorOf(connected)) return fail(*e);
@@ -231,6 +244,7 @@ int main(int argc, char** argv) {
     }
     return kOk;
   }
+  if (const auto code = detectorCommands.run(client, json)) return *code;
   if (*watch) {
     long seen = 0;
     client.onAttemptRecorded([&](const mailguard::dbus::Attempt& a) {

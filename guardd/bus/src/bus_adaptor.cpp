@@ -9,6 +9,7 @@
 #include <optional>
 #include <utility>
 
+#include "host_protection_bus.hpp"
 #include "mailguard/dbus/generated/guard1_adaptor.h"
 #include "mailguard/dbus/names.hpp"
 #include "mailguard/dbus/wire.hpp"
@@ -65,6 +66,11 @@ wire::Attempt toWire(const store::AttemptRecord& a) {
                        a.programId.value_or(0)};
 }
 
+wire::Alert toWire(const store::AlertRecord& a) {
+  return wire::Alert{a.id,      micros(a.time), a.programId.value_or(0), a.path,    a.uid, a.tier,
+                     a.summary, a.reasons,      a.acknowledged,          a.evidence};
+}
+
 sdbus::Error toDbus(const CoreError& e) {
   switch (e.kind) {
     case CoreError::Kind::InvalidArgument:
@@ -118,6 +124,10 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
 
   void emitAttempt(const store::AttemptRecord& a) { emitAttemptRecorded(toWire(a)); }
   void emitProgram(const service::ProgramView& p) { emitProgramChanged(toWire(p)); }
+  void emitAlert(const store::AlertRecord& a) { emitAlertRaised(toWire(a)); }
+  void emitAudit(const service::AuditSummary& s) {
+    emitAuditFinished(micros(s.finished), s.error, static_cast<std::uint32_t>(s.entries.size()));
+  }
 
  private:
   std::map<std::string, sdbus::Variant> Status() override {
@@ -175,9 +185,198 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
            [this](const service::ProgramRef& ref) { return guard_.forget(ref); });
   }
 
+  // Zombie detector (issue #5).
+  std::vector<wire::Alert> Alerts(const std::uint32_t& limit) override {
+    if (limit > dbus::kMaxAttemptsLimit) {
+      throw sdbus::Error(dbus::kErrorInvalidArgument,
+                         "limit must be 1 to " + std::to_string(dbus::kMaxAttemptsLimit) +
+                             " (0 for the default), got " + std::to_string(limit));
+    }
+    auto records = guard_.alerts(limit == 0 ? dbus::kDefaultAttemptsLimit : limit);
+    if (!records) throw sdbus::Error(dbus::kErrorFailed, records.error().message);
+    std::vector<wire::Alert> out;
+    out.reserve(records->size());
+    for (const auto& a : *records) out.push_back(toWire(a));
+    return out;
+  }
+
+  void AckAlert(sdbus::Result<bool>&& result, std::int64_t id) override {
+    if (id <= 0) {
+      reply(result, sdbus::Error(dbus::kErrorInvalidArgument,
+                                 "an alert id is a number above 0, got " + std::to_string(id)));
+      return;
+    }
+    authorized("acknowledge alert " + std::to_string(id), std::move(result),
+               [this, id] { return guard_.ackAlert(id); });
+  }
+
+  void Release(sdbus::Result<wire::Program>&& result, std::string target,
+               std::string script) override {
+    change("release", std::move(result), target, script,
+           [this](const service::ProgramRef& ref) { return programResult(guard_.release(ref)); });
+  }
+
+  void Bulk(sdbus::Result<wire::Program>&& result, std::string target, std::string script,
+            std::uint32_t recipients, std::uint32_t hours) override {
+    constexpr std::uint32_t kMaxRecipients = 1'000'000;
+    constexpr std::uint32_t kMaxHours = 24 * 7;
+    if (recipients == 0 || recipients > kMaxRecipients || hours == 0 || hours > kMaxHours) {
+      reply(result, sdbus::Error(dbus::kErrorInvalidArgument,
+                                 "recipients must be 1 to " + std::to_string(kMaxRecipients) +
+                                     " and hours 1 to " + std::to_string(kMaxHours) + ", got " +
+                                     std::to_string(recipients) + " and " + std::to_string(hours)));
+      return;
+    }
+    const std::string verb = "declare a bulk send of " + std::to_string(recipients) +
+                             " recipients in " + std::to_string(hours) + " h by";
+    change(verb.c_str(), std::move(result), target, script,
+           [this, recipients, hours](const service::ProgramRef& ref) {
+             return programResult(guard_.declareBulk(ref, recipients, std::chrono::hours(hours)));
+           });
+  }
+
+  // Authorize as change() does, for a call that names no program.
+  template <class R, class Apply>
+  void authorized(const std::string& what, sdbus::Result<R>&& result, Apply apply) {
+    auto shared = std::make_shared<sdbus::Result<R>>(std::move(result));
+    const Caller who = caller();
+    auto finish = [shared, who, what, apply](const std::string& how) {
+      auto r = apply();
+      if (const auto* e = std::get_if<CoreError>(&r)) {
+        log::info("Policy change by " + who.describe() + " (" + how + ") failed: " + what + ": " +
+                  e->message);
+        reply(*shared, toDbus(*e));
+        return;
+      }
+      log::info("Policy change by " + who.describe() + " (" + how + "): " + what);
+      replyValue(*shared, std::get<R>(r));
+    };
+    if (who.uid == 0) {
+      finish("root");
+      return;
+    }
+    checkPolkit(who, [shared, who, what, finish](std::optional<std::string> refusal) {
+      if (!refusal) {
+        finish("polkit " + std::string(dbus::kManageAction));
+        return;
+      }
+      log::warning("Refused policy change by " + who.describe() + ": " + what + ": " + *refusal);
+      reply(*shared, sdbus::Error(dbus::kErrorNotAuthorized, *refusal));
+    });
+  }
+
   std::string Version() override { return guard_.status().version; }
   bool Enforcing() override { return guard_.status().enforcing; }
   std::string Backend() override { return guard_.status().backend; }
+
+  // Host firewall, probes and the mail-server audit (issue #6); the conversions are in
+  // host_protection_bus.cpp. Firewall changes are authorized like Approve.
+  using StatusMap = std::map<std::string, sdbus::Variant>;
+
+  StatusMap FirewallStatus() override { return firewallStatusOf(guard_.firewall()); }
+
+  void FirewallEnable(sdbus::Result<bool, bool, std::string>&& result, bool confirmed) override {
+    authorizedWithCaller(
+        std::string("firewall enable") + (confirmed ? " (confirmed)" : ""), std::move(result),
+        [this,
+         confirmed](const Caller& who) -> service::CoreResult<std::tuple<bool, bool, std::string>> {
+          auto r = guard_.firewallEnable(who.pid, confirmed);
+          if (const auto* e = std::get_if<CoreError>(&r)) return *e;
+          const auto& o = std::get<service::EnableOutcome>(r);
+          return std::tuple{o.enabled, o.needsConfirmation, o.warning};
+        });
+  }
+
+  void FirewallDisable(sdbus::Result<StatusMap>&& result) override {
+    authorized("firewall disable", std::move(result),
+               [this] { return statusResult(guard_.firewallDisable()); });
+  }
+
+  void FirewallAllow(sdbus::Result<StatusMap>&& result, std::string spec, bool localOnly) override {
+    authorized("firewall allow " + excerpt(spec) + (localOnly ? " (local subnets only)" : ""),
+               std::move(result), [this, spec, localOnly] {
+                 return statusResult(guard_.firewallAllow(spec, localOnly));
+               });
+  }
+
+  void FirewallRemove(sdbus::Result<StatusMap>&& result, std::string name) override {
+    authorized("firewall remove " + excerpt(name), std::move(result),
+               [this, name] { return statusResult(guard_.firewallRemove(name)); });
+  }
+
+  void FirewallSetLocalSubnets(sdbus::Result<StatusMap>&& result,
+                               std::vector<std::string> cidrs) override {
+    std::string what = "firewall local subnets";
+    for (const auto& c : cidrs) what += " " + excerpt(c);
+    authorized(what, std::move(result),
+               [this, cidrs] { return statusResult(guard_.firewallSetLocalSubnets(cidrs)); });
+  }
+
+  std::vector<dbus::wire::Probe> Probes(const std::uint32_t& limit) override {
+    auto rows = guard_.probes(probeLimit(limit));
+    if (!rows) throw sdbus::Error(dbus::kErrorFailed, rows.error().message);
+    return probesOf(*rows);
+  }
+
+  AuditTuple Audit() override { return auditOf(guard_.auditResults()); }
+
+  void RunAudit(sdbus::Result<std::int64_t, bool, std::string,
+                              std::vector<dbus::wire::AuditResult>>&& result) override {
+    auto shared = std::make_shared<std::remove_reference_t<decltype(result)>>(std::move(result));
+    guard_.runAudit([shared](const service::AuditSummary& summary) {
+      try {
+        std::apply([&](const auto&... v) { shared->returnResults(v...); }, auditOf(summary));
+      } catch (const sdbus::Error& e) {
+        log::warning("Failed to send a D-Bus reply: " + e.getMessage());
+      }
+    });
+  }
+
+  static service::CoreResult<StatusMap> statusResult(
+      const service::CoreResult<service::FirewallInfo>& r) {
+    if (const auto* e = std::get_if<CoreError>(&r)) return *e;
+    return firewallStatusOf(std::get<service::FirewallInfo>(r));
+  }
+
+  // Like authorized(), for replies of several values and a core call that needs to know
+  // the caller: apply(caller) returns a CoreError or the tuple of reply values.
+  template <class... R, class Apply>
+  void authorizedWithCaller(const std::string& what, sdbus::Result<R...>&& result, Apply apply) {
+    auto shared = std::make_shared<sdbus::Result<R...>>(std::move(result));
+    const Caller who = caller();
+    auto finish = [shared, who, what, apply](const std::string& how) {
+      auto r = apply(who);
+      try {
+        if (const auto* e = std::get_if<CoreError>(&r)) {
+          log::info("Policy change by " + who.describe() + " (" + how + ") failed: " + what + ": " +
+                    e->message);
+          shared->returnError(toDbus(*e));
+          return;
+        }
+        log::info("Policy change by " + who.describe() + " (" + how + "): " + what);
+        std::apply([&](const auto&... v) { shared->returnResults(v...); },
+                   std::get<std::tuple<R...>>(r));
+      } catch (const sdbus::Error& e) {
+        log::warning("Failed to send a D-Bus reply: " + e.getMessage());
+      }
+    };
+    if (who.uid == 0) {
+      finish("root");
+      return;
+    }
+    checkPolkit(who, [shared, who, what, finish](std::optional<std::string> refusal) {
+      if (!refusal) {
+        finish("polkit " + std::string(dbus::kManageAction));
+        return;
+      }
+      log::warning("Refused policy change by " + who.describe() + ": " + what + ": " + *refusal);
+      try {
+        shared->returnError(sdbus::Error(dbus::kErrorNotAuthorized, *refusal));
+      } catch (const sdbus::Error& e) {
+        log::warning("Failed to send a D-Bus error reply: " + e.getMessage());
+      }
+    });
+  }
 
   static service::CoreResult<wire::Program> programResult(
       const service::CoreResult<service::ProgramView>& r) {
@@ -410,8 +609,14 @@ BusAdaptor::BusAdaptor(service::Guard& guard, service::EventLoop& loop, std::str
   guard.onAttempt = [impl](const store::AttemptRecord& a) {
     impl->emit([&](GuardObject& o) { o.emitAttempt(a); });
   };
+  guard.onAlert = [impl](const store::AlertRecord& a) {
+    impl->emit([&](GuardObject& o) { o.emitAlert(a); });
+  };
   guard.onProgramChanged = [impl](const service::ProgramView& p) {
     impl->emit([&](GuardObject& o) { o.emitProgram(p); });
+  };
+  guard.onAuditFinished = [impl](const service::AuditSummary& a) {
+    impl->emit([&](GuardObject& o) { o.emitAudit(a); });
   };
   impl->connect();
   // Timers live as long as the loop; the weak pointer makes this one inert after us.
@@ -423,6 +628,8 @@ BusAdaptor::BusAdaptor(service::Guard& guard, service::EventLoop& loop, std::str
 BusAdaptor::~BusAdaptor() {
   impl_->guard.onAttempt = nullptr;
   impl_->guard.onProgramChanged = nullptr;
+  impl_->guard.onAlert = nullptr;
+  impl_->guard.onAuditFinished = nullptr;
   impl_->loop.removePrepare(impl_->prepareHandle);
   impl_->teardown();
 }

@@ -115,8 +115,13 @@ std::variant<store::AttemptQuery, Invalid> parseAttemptQuery(
     }
     q.verdict = *v;
   }
-  if (sinceUs < 0 || untilUs < 0) {
-    return Invalid{"since and until are microseconds since 1970 (0 for no bound)"};
+  // TimePoint counts nanoseconds in 64 bits: microseconds beyond about the year 2262
+  // would overflow the conversion (undefined behaviour, found by fuzzing).
+  constexpr std::int64_t kMaxUs =
+      std::chrono::duration_cast<std::chrono::microseconds>(TimePoint::duration::max()).count();
+  if (sinceUs < 0 || untilUs < 0 || sinceUs > kMaxUs || untilUs > kMaxUs) {
+    return Invalid{"since and until are microseconds since 1970 (0 for no bound), at most " +
+                   std::to_string(kMaxUs)};
   }
   if (sinceUs > 0 && untilUs > 0 && sinceUs > untilUs) {
     return Invalid{"since is later than until: nothing could match"};

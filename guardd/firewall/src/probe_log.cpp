@@ -97,6 +97,13 @@ Result<void> sendConfig(int fd, std::uint16_t group, std::uint16_t attrType, con
   }
 }
 
+// mnl_nlmsg_ok compares (int)nlmsg_len with the bytes left, so a length of 2^31 or more
+// passes it and mnl_nlmsg_next then steps outside the buffer (found by fuzzing). It
+// checks len >= sizeof(nlmsghdr) before reading the header, so the cast is safe.
+bool messageFits(const nlmsghdr* nlh, int len) {
+  return mnl_nlmsg_ok(nlh, len) && nlh->nlmsg_len <= static_cast<std::uint32_t>(len);
+}
+
 }  // namespace
 
 std::string ProbeEvent::sourceAddress() const { return addressText(family, source); }
@@ -105,7 +112,7 @@ std::string ProbeRecord::sourceAddress() const { return addressText(family, sour
 std::vector<ProbeEvent> parseNflogDatagram(std::span<const std::uint8_t> datagram) {
   std::vector<ProbeEvent> out;
   auto len = static_cast<int>(datagram.size());
-  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(datagram.data()); mnl_nlmsg_ok(nlh, len);
+  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(datagram.data()); messageFits(nlh, len);
        nlh = mnl_nlmsg_next(nlh, &len)) {
     if (nlh->nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET)) continue;
     if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(nfgenmsg))) continue;

@@ -11,6 +11,7 @@
 #include <map>
 #include <system_error>
 
+#include "detection.hpp"
 #include "guard_impl.hpp"
 #include "mailguard/service/log.hpp"
 
@@ -105,6 +106,8 @@ Result<void> Guard::Impl::start() {
     programs.emplace(v.id, std::move(v));
   }
   reloadRulesIfChanged();
+  detection = std::make_unique<Detection>(*this);
+  if (auto r = detection->start(); !r) return r.error();
   store::AttemptQuery newest;
   newest.limit = 1;
   auto last = db->attempts(newest);
@@ -131,8 +134,9 @@ Result<void> Guard::Impl::start() {
     return r.error();
   }
 
-  const auto ruleset = rules::buildRuleset(options.settings, options.tableName);
-  if (auto r = nft->apply(ruleset, backend); !r) return r.error();
+  // The whole table, with host_in when the owner enabled the host firewall (issue #6).
+  host = std::make_unique<HostProtection>(self, options, loop, *nft, backend, clock);
+  if (auto r = host->start(); !r) return r.error();
   enforcing = true;
   log::info("enforcing: table 'inet " + options.tableName + "' in place, queue " +
             std::to_string(options.settings.queueNumber) + ", backend " +
@@ -172,6 +176,7 @@ void Guard::Impl::refreshStates() {
 
 void Guard::Impl::housekeeping() {
   reloadRulesIfChanged();
+  if (host) host->flushProbes();
   const auto now = std::chrono::steady_clock::now();
   std::erase_if(held, [&](const auto& entry) { return now - entry.second > kHeldRetryWindow; });
   const auto stats = writer->stats();
@@ -244,10 +249,21 @@ void Guard::Impl::decide(const netfilter::QueuedPacket& packet) {
     identity = process->identity;
     program = &remember(process->identity, process->uid);
   }
-  const bool quarantined = program && program->state == rules::ProgramState::Quarantined;
+  // The detector sees each connection once (not its SYN retries) and may quarantine
+  // the program on this very attempt (issue #5).
+  const auto heldKey = std::make_pair(tuple.srcAddress(), tuple.srcPort);
+  DetectorVerdict detected;
+  if (process) detected = detection->assess(*process, *program, tuple, !held.contains(heldKey));
+  const bool quarantined =
+      program && (program->state == rules::ProgramState::Quarantined || detected.quarantined);
   auto decision = rules::decide(identity, quarantined, approvalRules);
   if (!process) decision.reason = "could not attribute to a process: " + unattributed;
+  if (detected.throttle && decision.verdict == Verdict::Allow) {
+    decision.verdict = Verdict::Hold;
+    decision.reason = detected.reason;
+  }
   (void)queue->verdict(packet.id, toPacketVerdict(decision.verdict));
+  detection->afterVerdict();
 
   switch (decision.verdict) {
     case Verdict::Allow:
@@ -261,7 +277,7 @@ void Guard::Impl::decide(const netfilter::QueuedPacket& packet) {
       break;
   }
 
-  const auto heldKey = std::make_pair(tuple.srcAddress(), tuple.srcPort);
+  if (process && decision.verdict == Verdict::Allow) detection->allowed(*process, tuple);
   if (decision.verdict == Verdict::Hold) {
     const auto now = std::chrono::steady_clock::now();
     auto [it, fresh] = held.try_emplace(heldKey, now);
@@ -395,6 +411,8 @@ Result<std::unique_ptr<Guard>> Guard::create(Options options, EventLoop& loop) {
 void Guard::shutdown() {
   auto& d = *impl_;
   if (d.queue) d.loop.remove(d.queue->fd());
+  if (d.host) d.host->flushProbes();
+  if (d.detection) d.detection->stop();
   if (d.writer) d.writer->flush();
   if (d.nft && d.options.settings.removeRulesOnExit) {
     if (auto r = d.nft->remove(d.options.tableName); !r) {

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "detection.hpp"  // issue #5
+#include "host_protection.hpp"
 #include "mailguard/service/guard.hpp"
 
 namespace mailguard::service {
@@ -43,6 +45,8 @@ struct Guard::Impl {
   Counters counters;
   bool enforcing = false;
   std::string storeError;
+  std::unique_ptr<Detection> detection;  // issue #5
+  std::unique_ptr<HostProtection> host;  // issue #6: host firewall, probes, audit
 
   Result<void> start();
   void reloadRulesIfChanged();

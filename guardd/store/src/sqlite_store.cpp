@@ -32,7 +32,7 @@ constexpr std::size_t kMaxCmdline = 4096;
 // Schema migrations: entry i moves user_version i to i + 1. Append only; never edit a
 // released entry. Text columns are NOT NULL with '' for "none" so that the UNIQUE
 // constraints compare them (SQLite treats NULLs as distinct in UNIQUE).
-constexpr std::array<const char*, 1> kMigrations = {
+constexpr std::array<const char*, 3> kMigrations = {
     R"sql(
 CREATE TABLE programs(
   id INTEGER PRIMARY KEY,
@@ -87,6 +87,65 @@ CREATE TABLE attempts(
 CREATE INDEX attempts_by_program ON attempts(program_id);
 CREATE INDEX attempts_by_verdict ON attempts(verdict);
 CREATE INDEX attempts_by_time ON attempts(time);
+)sql",
+    // 1 -> 2, issue #5: the zombie detector's alerts and its persisted state
+    // (guardd/store/src/detector_store.cpp).
+    R"sql(
+CREATE TABLE alerts(
+  id INTEGER PRIMARY KEY,
+  time INTEGER NOT NULL,
+  program_id INTEGER REFERENCES programs(id) ON DELETE SET NULL,
+  principal TEXT NOT NULL,
+  path TEXT NOT NULL DEFAULT '',
+  script_path TEXT NOT NULL DEFAULT '',
+  uid INTEGER NOT NULL DEFAULT 0,
+  tier TEXT NOT NULL CHECK(tier IN ('soft', 'hard')),
+  summary TEXT NOT NULL DEFAULT '',
+  reasons TEXT NOT NULL DEFAULT '[]',
+  evidence TEXT NOT NULL DEFAULT '{}',
+  acknowledged INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE detector_state(
+  principal TEXT PRIMARY KEY,
+  snapshot TEXT NOT NULL);
+)sql",
+    // 2 -> 3, issue #6: the host firewall, inbound probes and the mail-server audit
+    // (guardd/store/src/host_store.cpp). List columns hold one item a line.
+    R"sql(
+CREATE TABLE firewall(
+  id INTEGER PRIMARY KEY CHECK(id = 1),
+  enabled INTEGER NOT NULL DEFAULT 0,
+  local_subnets TEXT NOT NULL DEFAULT '');
+INSERT INTO firewall(id, enabled) VALUES(1, 0);
+CREATE TABLE firewall_services(
+  name TEXT PRIMARY KEY,
+  local_only INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE probes(
+  id INTEGER PRIMARY KEY,
+  source TEXT NOT NULL,
+  port INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  UNIQUE(source, port));
+CREATE INDEX probes_by_last_seen ON probes(last_seen);
+CREATE TABLE audit_results(
+  id INTEGER PRIMARY KEY,
+  time INTEGER NOT NULL,
+  family INTEGER NOT NULL,
+  address TEXT NOT NULL,
+  port INTEGER NOT NULL,
+  exposure TEXT NOT NULL,
+  pid INTEGER NOT NULL DEFAULT 0,
+  uid INTEGER NOT NULL DEFAULT 0,
+  path TEXT NOT NULL DEFAULT '',
+  comm TEXT NOT NULL DEFAULT '',
+  relay TEXT NOT NULL CHECK(relay IN ('open', 'closed', 'unreachable')),
+  accepted TEXT NOT NULL DEFAULT '',
+  reason TEXT NOT NULL DEFAULT '',
+  blocked_by_firewall INTEGER NOT NULL DEFAULT 0,
+  probed_address TEXT NOT NULL DEFAULT '',
+  own_domain TEXT NOT NULL DEFAULT '',
+  transcript TEXT NOT NULL DEFAULT '');
 )sql",
 };
 

@@ -1,6 +1,8 @@
-// mg-fw: drives the host firewall (rules::FirewallState -> HostFirewall -> kernel) and
-// the NFLOG probe reader for the integration tests, until guardd and the D-Bus API
-// carry them. Each call states the whole firewall; the table is replaced atomically.
+// mg-fw: drives the host firewall library directly (rules::FirewallState -> HostFirewall
+// -> kernel). guardd, D-Bus and guardctl carry the firewall now; the integration tests
+// keep this tool only for --force-kernel-failure, a batch the kernel refuses, which
+// guardd offers no way to provoke. Each call states the whole firewall; the table is
+// replaced atomically.
 //   mg-fw apply [--table T] [--enable] [--allow SPEC]... [--allow-local SPEC]...
 //               [--local CIDR]... [--no-ping] [--force-kernel-failure] [--print]
 //   mg-fw remove [--table T]

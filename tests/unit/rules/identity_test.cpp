@@ -141,9 +141,10 @@ TEST(ScriptArgumentJava, SkipsTheClassPathAndTakesTheMainClass) {
 }
 
 TEST(IsUnsafeLocation, FlagsWorldWritableAndHiddenPlaces) {
-  for (const char* path : {"/tmp/x", "/dev/shm/x", "/var/tmp/x", "/home/u/.cache/x",
-                           "/root/.local/bin/x", "memfd:x", "/memfd:x", "/tmp", "/home/u/.x",
-                           "/usr/../tmp/x", "//tmp/x", "/run/user/1000/x", "relative/x"}) {
+  for (const char* path :
+       {"/tmp/x", "/dev/shm/x", "/var/tmp/x", "/home/u/.cache/x", "/root/.local/bin/x", "memfd:x",
+        "/memfd:x", "/tmp", "/home/u/.x", "/usr/../tmp/x", "//tmp/x", "/run/user/1000/x",
+        "relative/x", "//memfd:x", "/./memfd:x (deleted)"}) {
     EXPECT_TRUE(isUnsafeLocation(path)) << path;
   }
 }

@@ -279,7 +279,7 @@ TEST(SqliteStore, CreatesStateDirAndSchemaAndKeepsDataAcrossReopen) {
   EXPECT_EQ(all[0].reason, expected.reason);
 
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "1");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "3");
 }
 
 TEST(SqliteStore, UsesWriteAheadLogAndPassesIntegrityCheck) {

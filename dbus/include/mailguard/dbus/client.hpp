@@ -56,6 +56,20 @@ struct Attempt {
   std::int64_t programId = 0;  // 0 when unattributed
 };
 
+// A zombie-detector alert (issue #5). evidence is a JSON object (see the XML).
+struct Alert {
+  std::int64_t id = 0;
+  std::int64_t timeUs = 0;
+  std::int64_t programId = 0;  // 0 when unknown
+  std::string path;
+  std::uint32_t uid = 0;
+  std::string tier;  // "soft" or "hard"
+  std::string summary;
+  std::vector<std::string> reasons;  // heaviest first
+  bool acknowledged = false;
+  std::string evidence;
+};
+
 // 0 or empty means "no filter"; limit 0 means the server default (50).
 struct AttemptFilter {
   std::uint32_t limit = 0;
@@ -99,10 +113,19 @@ class Client {
   ClientResult<Program> deny(const std::string& target, const std::string& script = {});
   ClientResult<bool> forget(const std::string& target, const std::string& script = {});
 
+  // Zombie detector (issue #5): alerts newest first (limit 0: the server default);
+  // acknowledging, releasing and declaring a bulk send change policy (may ask polkit).
+  ClientResult<std::vector<Alert>> alerts(std::uint32_t limit = 0);
+  ClientResult<bool> ackAlert(std::int64_t id);
+  ClientResult<Program> release(const std::string& target, const std::string& script = {});
+  ClientResult<Program> bulk(const std::string& target, const std::string& script,
+                             std::uint32_t recipients, std::uint32_t hours);
+
   // Signals. Handlers run inside dispatch(); the match rules are in place as soon as
   // connect() returned, so nothing emitted after that is missed.
   void onAttemptRecorded(std::function<void(const Attempt&)> handler);
   void onProgramChanged(std::function<void(const Program&)> handler);
+  void onAlertRaised(std::function<void(const Alert&)> handler);
 
   // For an outside poll loop (guard-tui): watch fd for `events` (poll(2) flags),
   // waking after timeoutMs at the latest (-1: no timeout), then call dispatch().

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mailguard::dbus::wire {
 
@@ -35,5 +36,17 @@ using Attempt = sdbus::Struct<std::int64_t,   // id
                               std::string,    // verdict
                               std::string,    // reason
                               std::int64_t>;  // program_id, 0 when unattributed
+
+// (xxxsussasbs): an alert of the zombie detector (issue #5).
+using Alert = sdbus::Struct<std::int64_t,              // id
+                            std::int64_t,              // time, us since the epoch
+                            std::int64_t,              // program_id, 0 when unknown
+                            std::string,               // path
+                            std::uint32_t,             // uid
+                            std::string,               // tier: "soft" or "hard"
+                            std::string,               // summary
+                            std::vector<std::string>,  // reasons, heaviest first
+                            bool,                      // acknowledged
+                            std::string>;              // evidence, a JSON object
 
 }  // namespace mailguard::dbus::wire

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,9 @@ struct Settings {
   std::uint32_t maxAttempts = 1'000'000;  // max_attempts
   // [log]
   std::string logLevel = "info";  // level = "debug" | "info" | "warning" | "error"
+  // [detector] (issue #5): zombie-detector overrides by name, checked against
+  // detectorSettingSpecs() (detector_settings.hpp); absent keys keep the defaults.
+  std::map<std::string, double> detector;
 };
 
 // Parses TOML text; `origin` names the file in error messages.

@@ -1,6 +1,7 @@
 #pragma once
 // The core of guardd: wires netfilter, procinfo, policy and store together and owns
 // the state the D-Bus adaptor reads and changes. main.cpp builds one and runs it.
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -18,6 +19,8 @@
 #include "mailguard/rules/policy.hpp"
 #include "mailguard/rules/settings.hpp"
 #include "mailguard/service/event_loop.hpp"
+#include "mailguard/service/host_protection.hpp"
+#include "mailguard/store/detector_store.hpp"
 #include "mailguard/store/store.hpp"
 
 namespace mailguard::service {
@@ -90,13 +93,41 @@ class Guard {
   CoreResult<ProgramView> deny(const ProgramRef& ref);
   CoreResult<bool> forget(const ProgramRef& ref);
 
+  // Host firewall, inbound probes and the mail-server audit (issue #6; defined in
+  // src/host_protection.cpp). Firewall changes are applied to the kernel atomically and
+  // stored before they return; on error nothing changed.
+  [[nodiscard]] FirewallInfo firewall() const;
+  // callerPid: who asked (from the bus credentials), to tell a remote SSH session.
+  CoreResult<EnableOutcome> firewallEnable(int callerPid, bool confirmed);
+  CoreResult<FirewallInfo> firewallDisable();
+  CoreResult<FirewallInfo> firewallAllow(const std::string& spec, bool localOnly);
+  CoreResult<FirewallInfo> firewallRemove(const std::string& name);
+  CoreResult<FirewallInfo> firewallSetLocalSubnets(const std::vector<std::string>& cidrs);
+  Result<std::vector<store::ProbeRow>> probes(std::size_t limit);
+  [[nodiscard]] AuditSummary auditResults() const;
+  // Takes the inventory and audits the relays on a worker thread (seconds); `done` runs
+  // on the loop thread when it ends. A call while an audit runs joins that audit.
+  void runAudit(std::function<void(const AuditSummary&)> done);
+
+  // Zombie detector (issue #5; defined in src/detection.cpp). Alerts newest first;
+  // release lifts a quarantine; declareBulk lifts the soft tier and backstops for
+  // `window` (never the hard tier).
+  Result<std::vector<store::AlertRecord>> alerts(std::uint32_t limit);
+  CoreResult<bool> ackAlert(std::int64_t id);
+  CoreResult<ProgramView> release(const ProgramRef& ref);
+  CoreResult<ProgramView> declareBulk(const ProgramRef& ref, unsigned recipients,
+                                      std::chrono::hours window);
+
   // Observers for signals; called on the loop thread after the fact.
   std::function<void(const store::AttemptRecord&)> onAttempt;
   std::function<void(const ProgramView&)> onProgramChanged;
+  std::function<void(const store::AlertRecord&)> onAlert;
+  std::function<void(const AuditSummary&)> onAuditFinished;
 
  private:
   explicit Guard(Options options, EventLoop& loop);
   struct Impl;
+  friend class Detection;  // the zombie detector's wiring (src/detection.hpp)
   std::unique_ptr<Impl> impl_;
 };
 

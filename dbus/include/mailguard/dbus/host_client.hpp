@@ -1,0 +1,106 @@
+#pragma once
+// The host firewall, inbound probes and mail-server audit calls of org.mailguard.Guard1
+// (issue #6), for guardctl and guard-tui. Plain C++ types only, like Client; a
+// connection of its own to the system bus (DBUS_SYSTEM_BUS_ADDRESS selects another).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mailguard/dbus/client.hpp"
+
+namespace mailguard::dbus {
+
+struct FirewallService {
+  std::string name;  // "ssh", "8080/tcp"
+  bool localOnly = false;
+  std::vector<std::string> ports;  // "22/tcp"
+};
+
+struct FirewallStatus {
+  bool enabled = false;
+  std::vector<FirewallService> services;
+  std::vector<std::string> localSubnets;
+  bool allowPing = true;
+  bool probeReader = false;  // inbound probes are being recorded
+  std::string probeError;
+  std::uint64_t probeEvents = 0;
+  std::uint64_t probesDropped = 0;
+};
+
+struct EnableResult {
+  bool enabled = false;
+  bool needsConfirmation = false;  // nothing changed: confirm to go ahead
+  std::string warning;
+};
+
+// Times are microseconds since the Unix epoch (UTC).
+struct Probe {
+  std::string source;
+  std::uint16_t port = 0;
+  std::uint64_t count = 0;
+  std::int64_t firstUs = 0;
+  std::int64_t lastUs = 0;
+};
+
+struct AuditFinding {
+  std::string severity;  // "info", "warning", "critical"
+  std::string title;
+  std::string fix;
+  bool offerBlock = false;
+  std::uint16_t port = 0;
+  std::string blockCommand;
+};
+
+struct AuditResult {
+  int family = 4;
+  std::string address;
+  std::uint16_t port = 0;
+  std::string exposure;  // "loopback" or "external"
+  std::int32_t pid = 0;  // 0 when unknown
+  std::uint32_t uid = 0;
+  std::string path;
+  std::string comm;
+  std::string relay;  // "open", "closed" or "unreachable"
+  std::vector<std::string> accepted;
+  std::string reason;
+  bool blockedByFirewall = false;
+  std::string probedAddress;
+  std::string ownDomain;
+  std::vector<std::string> transcript;
+  std::vector<AuditFinding> findings;
+};
+
+struct AuditReport {
+  std::int64_t finishedUs = 0;  // 0: no audit yet
+  bool running = false;
+  std::string error;  // the last audit failed
+  std::vector<AuditResult> results;
+};
+
+class HostClient {
+ public:
+  static ClientResult<std::unique_ptr<HostClient>> connect();
+  ~HostClient();
+  HostClient(const HostClient&) = delete;
+  HostClient& operator=(const HostClient&) = delete;
+
+  ClientResult<FirewallStatus> firewallStatus();
+  // Changing calls may ask for authentication (polkit): they wait up to 2 minutes.
+  ClientResult<EnableResult> firewallEnable(bool confirmed);
+  ClientResult<FirewallStatus> firewallDisable();
+  ClientResult<FirewallStatus> firewallAllow(const std::string& spec, bool localOnly);
+  ClientResult<FirewallStatus> firewallRemove(const std::string& name);
+  ClientResult<FirewallStatus> firewallSetLocalSubnets(const std::vector<std::string>& cidrs);
+  ClientResult<std::vector<Probe>> probes(std::uint32_t limit = 0);
+  ClientResult<AuditReport> audit();
+  // Runs the inventory and relay audit now; waits for it (up to 5 minutes).
+  ClientResult<AuditReport> runAudit();
+
+ private:
+  struct Impl;
+  explicit HostClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mailguard::dbus

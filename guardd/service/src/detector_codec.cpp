@@ -1,0 +1,196 @@
+#include "detector_codec.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace mailguard::service {
+namespace {
+
+using nlohmann::json;
+namespace det = mailguard::detector;
+
+constexpr int kSnapshotVersion = 1;
+
+std::int64_t micros(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+TimePoint fromMicros(std::int64_t us) { return TimePoint{std::chrono::microseconds(us)}; }
+
+template <class E, std::size_t N>
+std::optional<E> enumFrom(std::string_view name) {
+  for (std::size_t i = 0; i < N; ++i) {
+    const auto e = static_cast<E>(i);
+    if (det::toString(e) == name) return e;
+  }
+  return std::nullopt;
+}
+constexpr std::size_t kEvidenceCount =
+    static_cast<std::size_t>(det::Evidence::BackstopAttempts) + 1;
+constexpr std::size_t kTierCount = 3;
+
+json principalJson(const det::Principal& p) {
+  return json{{"sha256", p.exeSha256},
+              {"script", p.scriptPath},
+              {"script_sha256", p.scriptSha256},
+              {"uid", p.uid}};
+}
+
+det::Principal principalFrom(const json& j) {
+  det::Principal p;
+  p.exeSha256 = j.at("sha256").get<std::string>();
+  p.scriptPath = j.at("script").get<std::string>();
+  p.scriptSha256 = j.at("script_sha256").get<std::string>();
+  p.uid = j.at("uid").get<std::uint32_t>();
+  return p;
+}
+
+json reasonsJson(const std::vector<det::Reason>& reasons) {
+  auto arr = json::array();
+  for (const auto& r : reasons) {
+    arr.push_back(
+        {{"evidence", det::toString(r.evidence)}, {"weight", r.weight}, {"count", r.count}});
+  }
+  return arr;
+}
+
+json alertJson(const det::Alert& a) {
+  return json{{"time", micros(a.time)},
+              {"principal", principalJson(a.principal)},
+              {"program", a.program},
+              {"tier", det::toString(a.tier)},
+              {"channel", det::toString(a.channel)},
+              {"score", a.score},
+              {"threshold", a.threshold},
+              {"reasons", reasonsJson(a.reasons)},
+              {"attempts_24h", a.attempts24h},
+              {"destinations_24h", a.destinations24h},
+              {"failures_24h", a.failures24h},
+              {"sample_destinations", a.sampleDestinations}};
+}
+
+det::Alert alertFrom(const json& j) {
+  det::Alert a;
+  a.time = fromMicros(j.at("time").get<std::int64_t>());
+  a.principal = principalFrom(j.at("principal"));
+  a.program = j.at("program").get<std::string>();
+  a.tier =
+      enumFrom<det::Tier, kTierCount>(j.at("tier").get<std::string>()).value_or(det::Tier::None);
+  a.channel = enumFrom<det::Channel, det::kChannelCount>(j.at("channel").get<std::string>())
+                  .value_or(det::Channel::Direct);
+  a.score = j.at("score").get<double>();
+  a.threshold = j.at("threshold").get<double>();
+  for (const auto& r : j.at("reasons")) {
+    const auto e = enumFrom<det::Evidence, kEvidenceCount>(r.at("evidence").get<std::string>());
+    if (!e) continue;  // evidence a later version added: dropped, the rest kept
+    a.reasons.push_back({*e, r.at("weight").get<double>(), r.at("count").get<unsigned>()});
+  }
+  a.attempts24h = j.at("attempts_24h").get<unsigned>();
+  a.destinations24h = j.at("destinations_24h").get<unsigned>();
+  a.failures24h = j.at("failures_24h").get<unsigned>();
+  a.sampleDestinations = j.at("sample_destinations").get<std::vector<std::string>>();
+  return a;
+}
+
+}  // namespace
+
+std::string encodeSnapshot(const det::PrincipalSnapshot& s) {
+  auto ws = json::array();
+  for (const auto& e : s.workingSet) {
+    ws.push_back({{"destination", e.destination},
+                  {"first_seen", micros(e.firstSeen)},
+                  {"last_seen", micros(e.lastSeen)},
+                  {"last_success", micros(e.lastSuccess)},
+                  {"success_days", e.successDays},
+                  {"learned", e.learned}});
+  }
+  json j{{"version", kSnapshotVersion},
+         {"principal", principalJson(s.principal)},
+         {"program", s.program},
+         {"id_class", static_cast<int>(s.idClass)},
+         {"mta", s.mta},
+         {"cusum", s.cusum},
+         {"last_activity", micros(s.lastActivity)},
+         {"working_set", ws},
+         {"quarantined", s.quarantined}};
+  j["quarantine_alert"] = s.quarantineAlert ? alertJson(*s.quarantineAlert) : json(nullptr);
+  return j.dump();
+}
+
+std::optional<det::PrincipalSnapshot> decodeSnapshot(std::string_view text) {
+  const auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  try {
+    if (j.at("version").get<int>() != kSnapshotVersion) return std::nullopt;
+    det::PrincipalSnapshot s;
+    s.principal = principalFrom(j.at("principal"));
+    s.program = j.at("program").get<std::string>();
+    const int idClass = j.at("id_class").get<int>();
+    if (idClass < 0 || idClass > static_cast<int>(det::IdentityClass::Suspicious)) {
+      return std::nullopt;
+    }
+    s.idClass = static_cast<det::IdentityClass>(idClass);
+    s.mta = j.at("mta").get<bool>();
+    s.cusum = j.at("cusum").get<std::array<double, det::kChannelCount>>();
+    s.lastActivity = fromMicros(j.at("last_activity").get<std::int64_t>());
+    for (const auto& e : j.at("working_set")) {
+      det::WorkingSetEntry w;
+      w.destination = e.at("destination").get<std::string>();
+      w.firstSeen = fromMicros(e.at("first_seen").get<std::int64_t>());
+      w.lastSeen = fromMicros(e.at("last_seen").get<std::int64_t>());
+      w.lastSuccess = fromMicros(e.at("last_success").get<std::int64_t>());
+      w.successDays = e.at("success_days").get<std::uint32_t>();
+      w.learned = e.at("learned").get<bool>();
+      s.workingSet.push_back(std::move(w));
+    }
+    s.quarantined = j.at("quarantined").get<bool>();
+    if (const auto& qa = j.at("quarantine_alert"); !qa.is_null()) s.quarantineAlert = alertFrom(qa);
+    return s;
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::string encodeBulk(const BulkDeclaration& b) {
+  return json{{"version", kSnapshotVersion},
+              {"principal", principalJson(b.principal)},
+              {"recipients", b.recipients},
+              {"until", micros(b.until)}}
+      .dump();
+}
+
+std::optional<BulkDeclaration> decodeBulk(std::string_view text) {
+  const auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  try {
+    if (j.at("version").get<int>() != kSnapshotVersion) return std::nullopt;
+    BulkDeclaration b;
+    b.principal = principalFrom(j.at("principal"));
+    b.recipients = j.at("recipients").get<unsigned>();
+    b.until = fromMicros(j.at("until").get<std::int64_t>());
+    return b;
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::string alertEvidence(const det::Alert& a, const std::vector<std::string>& parents) {
+  auto j = alertJson(a);
+  j.erase("time");
+  j["principal_key"] = a.principal.key();
+  j["parents"] = parents;
+  return j.dump();
+}
+
+std::vector<std::string> alertReasons(const det::Alert& a) {
+  std::vector<std::string> out;
+  for (const auto& r : a.reasons) {
+    char weight[32];
+    std::snprintf(weight, sizeof weight, "%.2f", r.weight);
+    out.push_back(std::string(det::toString(r.evidence)) + " " + weight + " nats x" +
+                  std::to_string(r.count));
+  }
+  return out;
+}
+
+}  // namespace mailguard::service

@@ -1,0 +1,493 @@
+// Guard's host firewall, inbound probes and mail-server audit (issue #6): the Guard
+// methods of these features and the HostProtection that carries them out.
+#include "host_protection.hpp"
+
+#include <arpa/inet.h>
+#include <linux/capability.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "caller_context.hpp"
+#include "detection.hpp"  // Guard::Impl holds a Detection: its constructor needs the type
+#include "guard_impl.hpp"
+#include "mailguard/audit/findings.hpp"
+#include "mailguard/audit/inventory.hpp"
+#include "mailguard/service/log.hpp"
+
+namespace mailguard::service {
+namespace {
+
+// Listeners come and go rarely; a sock_diag dump every 30 s costs next to nothing, and an
+// audit runs only when the set of listeners changed.
+constexpr auto kInventoryEvery = std::chrono::seconds(30);
+constexpr std::size_t kMaxProbeRecords = 256;
+
+CoreError failed(const Error& e) { return CoreError{CoreError::Kind::Failed, e.message}; }
+
+// What identifies the set of listeners for "did it change since the last audit?".
+std::string keyOf(std::vector<std::string> lines) {
+  std::sort(lines.begin(), lines.end());
+  std::string key;
+  for (const auto& l : lines) key += l + "\n";
+  return key;
+}
+
+std::string keyLine(int family, const std::string& address, std::uint16_t port,
+                    const std::string& path) {
+  return std::to_string(family) + "|" + address + "|" + std::to_string(port) + "|" + path;
+}
+
+std::string listenerKey(const std::vector<audit::MailListener>& listeners) {
+  std::vector<std::string> lines;
+  for (const auto& l : listeners) {
+    lines.push_back(keyLine(l.family == AF_INET ? 4 : 6, l.addressText(), l.port, l.path));
+  }
+  return keyOf(std::move(lines));
+}
+
+// The audit's own SYNs come from these addresses (guardd/audit/src/probe_network.cpp);
+// with the firewall on they are logged like any probe, but they are not strangers.
+bool isAuditProbe(const std::string& source) {
+  return source == "198.51.100.78" || source == "2001:db8:6d67::2";
+}
+
+std::vector<std::string> transcriptLines(const std::vector<std::string>& transcript) {
+  // A multi-line SMTP reply is one entry ("< 250-a\n250 b"); stored and shown a line each.
+  std::vector<std::string> out;
+  for (const auto& entry : transcript) {
+    std::size_t start = 0;
+    const std::string prefix = entry.substr(0, 2);
+    while (start <= entry.size()) {
+      auto end = entry.find('\n', start);
+      if (end == std::string::npos) end = entry.size();
+      std::string line = entry.substr(start, end - start);
+      out.push_back(start == 0 ? line : prefix + line);
+      start = end + 1;
+    }
+  }
+  return out;
+}
+
+store::AuditRow rowOf(const audit::ListenerAudit& a, TimePoint now) {
+  store::AuditRow row;
+  row.time = now;
+  row.family = a.listener.family == AF_INET ? 4 : 6;
+  row.address = a.listener.addressText();
+  row.port = a.listener.port;
+  row.exposure = std::string(audit::toString(a.listener.exposure));
+  row.pid = a.listener.pid.value_or(0);
+  row.uid = a.listener.uid;
+  row.path = a.listener.path;
+  row.comm = a.listener.comm;
+  row.relay = std::string(audit::toString(a.relay));
+  row.accepted = a.accepted;
+  row.reason = a.reason;
+  row.blockedByFirewall = a.blockedByFirewall;
+  row.probedAddress = a.probedAddress;
+  row.ownDomain = a.dialogue.ownDomain;
+  row.transcript = transcriptLines(a.dialogue.transcript);
+  return row;
+}
+
+audit::ListenerAudit auditOf(const store::AuditRow& row) {
+  audit::ListenerAudit a;
+  auto& l = a.listener;
+  l.family = row.family == 4 ? AF_INET : AF_INET6;
+  (void)::inet_pton(l.family, row.address.c_str(), l.address.data());
+  l.port = row.port;
+  l.exposure = row.exposure == "loopback" ? audit::Exposure::Loopback : audit::Exposure::External;
+  if (row.pid != 0) l.pid = row.pid;
+  l.uid = row.uid;
+  l.path = row.path;
+  l.comm = row.comm;
+  a.relay = row.relay == "open"     ? audit::RelayVerdict::Open
+            : row.relay == "closed" ? audit::RelayVerdict::Closed
+                                    : audit::RelayVerdict::Unreachable;
+  a.accepted = row.accepted;
+  a.reason = row.reason;
+  a.blockedByFirewall = row.blockedByFirewall;
+  a.probedAddress = row.probedAddress;
+  a.dialogue.ownDomain = row.ownDomain;
+  return a;
+}
+
+store::StoredFirewall storedOf(const rules::FirewallState& s) {
+  store::StoredFirewall out;
+  out.enabled = s.enabled;
+  for (const auto& service : s.services) out.services.push_back({service.name, service.localOnly});
+  for (const auto& p : s.localSubnets) out.localSubnets.push_back(rules::toString(p));
+  return out;
+}
+
+// The stored firewall as state; an entry this version no longer understands is skipped
+// with a warning rather than keeping guardd from starting.
+rules::FirewallState stateOf(const store::StoredFirewall& stored) {
+  rules::FirewallState state;
+  state.enabled = stored.enabled;
+  for (const auto& s : stored.services) {
+    auto service = rules::parseService(s.name, s.localOnly);
+    if (!service) {
+      log::warning("Failed to restore the allowed service " + log::quote(s.name) + ": " +
+                   service.error().message);
+      continue;
+    }
+    state = rules::withService(state, std::move(*service));
+  }
+  if (auto subnets = rules::withLocalSubnets(state, stored.localSubnets); subnets) {
+    state = std::move(*subnets);
+  } else {
+    log::warning("Failed to restore the local subnets: " + subnets.error().message);
+  }
+  return state;
+}
+
+// The audit spawns iproute2's `ip`. Under the systemd unit (SecureBits=noroot) guardd's
+// capabilities come as ambient ones, which every child would inherit: keep only
+// CAP_NET_ADMIN, all `ip` needs. Elsewhere (no ambient set) this changes nothing.
+void limitChildCapabilities() {
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_SYS_ADMIN, 0, 0) != 1) return;
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 ||
+      ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_ADMIN, 0, 0) != 0) {
+    log::warning(std::string("Failed to limit the capabilities of the audit's helpers: ") +
+                 std::strerror(errno));
+  }
+}
+
+}  // namespace
+
+HostProtection::HostProtection(Guard& guard, const Guard::Options& options, EventLoop& loop,
+                               netfilter::RulesetManager& nft, netfilter::QueueBackend backend,
+                               const Clock& clock)
+    : guard_(guard),
+      options_(options),
+      loop_(loop),
+      clock_(clock),
+      applier_(nft, backend),
+      recorder_(clock, kMaxProbeRecords) {}
+
+HostProtection::~HostProtection() {
+  if (worker_.joinable()) worker_.join();
+  if (probeSource_) loop_.remove(probeSource_->fd());
+  if (doneFd_ >= 0) {
+    loop_.remove(doneFd_);
+    ::close(doneFd_);
+  }
+}
+
+Result<void> HostProtection::start() {
+  limitChildCapabilities();
+  auto opened = store::HostStore::open(options_.stateDir);
+  if (!opened) return opened.error();
+  store_ = std::move(opened.value());
+  auto stored = store_->loadFirewall();
+  if (!stored) return stored.error();
+  firewall_ = std::make_unique<firewall::HostFirewall>(applier_, options_.settings,
+                                                       options_.tableName, stateOf(*stored));
+  if (auto r = firewall_->applyCurrent(); !r) return r.error();
+  if (firewall_->state().enabled) {
+    log::info("host firewall enabled: inbound connections are refused unless allowed");
+  }
+
+  if (auto audits = store_->loadAudit(); audits) {
+    // The listeners audited last time: unchanged ones are not audited again at start-up.
+    std::vector<std::string> lines;
+    for (const auto& row : *audits) {
+      lines.push_back(keyLine(row.family, row.address, row.port, row.path));
+    }
+    if (!audits->empty()) {
+      audited_ = true;
+      lastAuditedKey_ = keyOf(std::move(lines));
+    }
+    for (auto& row : *audits) {
+      summary_.finished = std::max(summary_.finished, row.time);
+      AuditEntryView entry;
+      entry.findings = findingsOf(row);
+      entry.result = std::move(row);
+      summary_.entries.push_back(std::move(entry));
+    }
+  } else {
+    log::warning(audits.error().message);
+  }
+
+  // Probes need nfnetlink_log (CAP_NET_ADMIN); without it the firewall still works.
+  auto source = firewall::NflogProbeSource::open(firewall_->state().probeLogGroup);
+  if (source) {
+    probeSource_ = std::move(source.value());
+    if (auto r =
+            loop_.add(probeSource_->fd(), EPOLLIN, [this](std::uint32_t) { onProbesReadable(); });
+        !r) {
+      return r.error();
+    }
+  } else {
+    probeError_ = source.error().message;
+    log::warning("Inbound probes of mail ports are not recorded: " + probeError_);
+  }
+
+  doneFd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (doneFd_ < 0) {
+    return makeError(std::string("Failed to create eventfd: ") + std::strerror(errno));
+  }
+  if (auto r = loop_.add(doneFd_, EPOLLIN, [this](std::uint32_t) { onJobDone(); }); !r) {
+    return r.error();
+  }
+  loop_.every(std::chrono::duration_cast<std::chrono::milliseconds>(kInventoryEvery), [this] {
+    if (!jobRunning_) startJob(false);
+  });
+  startJob(false);  // the first inventory now; an audit follows when listeners are found
+  return {};
+}
+
+void HostProtection::onProbesReadable() {
+  auto events = probeSource_->readAvailable();
+  if (!events) {
+    log::error("Failed to read inbound probes: " + events.error().message);
+    return;
+  }
+  for (const auto& e : *events) recorder_.record(e);
+}
+
+void HostProtection::flushProbes() {
+  if (!store_) return;
+  auto records = recorder_.drain();
+  std::vector<store::ProbeRow> rows;
+  rows.reserve(records.size());
+  for (const auto& r : records) {
+    if (isAuditProbe(r.sourceAddress())) continue;
+    rows.push_back({r.sourceAddress(), r.port, r.count, r.first, r.last});
+    if (log::enabled(log::Level::Debug)) {
+      log::debug("inbound probe of port " + std::to_string(r.port) + " from " + r.sourceAddress() +
+                 " (" + std::to_string(r.count) + "x)");
+    }
+  }
+  if (rows.empty()) return;
+  if (auto r = store_->addProbes(rows); !r) log::error(r.error().message);
+}
+
+FirewallInfo HostProtection::info() const {
+  FirewallInfo i;
+  if (firewall_) i.state = firewall_->state();
+  i.probeReader = probeSource_ != nullptr;
+  i.probeError = probeError_;
+  i.probeEvents = recorder_.events();
+  i.probesDropped = recorder_.dropped();
+  return i;
+}
+
+Result<void> HostProtection::persistFirewall() {
+  return store_->saveFirewall(storedOf(firewall_->state()));
+}
+
+CoreResult<FirewallInfo> HostProtection::change(
+    const std::function<Result<void>(firewall::HostFirewall&)>& f) {
+  const rules::FirewallState before = firewall_->state();
+  if (auto r = f(*firewall_); !r) return failed(r.error());
+  ++generation_;
+  if (auto r = persistFirewall(); !r) {
+    // Kernel and disk must agree: put the old table back and report the failure.
+    if (auto back = firewall_->setState(before); !back) log::error(back.error().message);
+    return failed(r.error());
+  }
+  return info();
+}
+
+CoreResult<EnableOutcome> HostProtection::enable(int callerPid, bool confirmed) {
+  EnableOutcome outcome;
+  rules::FirewallState next = firewall_->state();
+  next.enabled = true;
+  const auto check = rules::checkEnable(next, callerContextOf(proc_, callerPid));
+  outcome.needsConfirmation = check.needsConfirmation;
+  outcome.warning = check.warning;
+  if (check.needsConfirmation && !confirmed) return outcome;
+  auto changed = change([](firewall::HostFirewall& fw) { return fw.enable(); });
+  if (const auto* e = std::get_if<CoreError>(&changed)) return *e;
+  outcome.enabled = true;
+  return outcome;
+}
+
+Result<std::vector<store::ProbeRow>> HostProtection::probes(std::size_t limit) {
+  flushProbes();  // what arrived since the last tick too
+  return store_->probes(limit);
+}
+
+std::vector<AuditFindingView> HostProtection::findingsOf(const store::AuditRow& row) const {
+  std::vector<AuditFindingView> out;
+  const rules::FirewallState state = firewall_ ? firewall_->state() : rules::FirewallState{};
+  for (const auto& f : audit::findingsFor(auditOf(row), state)) {
+    out.push_back({std::string(audit::toString(f.severity)), f.title, f.fix, f.offerBlock, f.port,
+                   f.blockCommand});
+  }
+  return out;
+}
+
+void HostProtection::runAudit(std::function<void(const AuditSummary&)> done) {
+  if (jobRunning_ && jobIsAudit_ && jobGeneration_ == generation_) {
+    if (done) waitingCurrent_.push_back(std::move(done));
+    return;
+  }
+  if (done) waitingNext_.push_back(std::move(done));
+  auditQueued_ = true;
+  if (!jobRunning_) startQueuedAudit();
+}
+
+void HostProtection::startQueuedAudit() {
+  auditQueued_ = false;
+  for (auto& w : waitingNext_) waitingCurrent_.push_back(std::move(w));
+  waitingNext_.clear();
+  startJob(true);
+}
+
+void HostProtection::startJob(bool auditToo) {
+  Job job;
+  job.audit = auditToo;
+  job.ports = options_.settings.mailPorts;
+  job.firewall = firewall_->state();
+  jobRunning_ = true;
+  jobIsAudit_ = auditToo;
+  jobGeneration_ = generation_;
+  if (auditToo) summary_.running = true;
+  if (worker_.joinable()) worker_.join();
+  worker_ = std::thread([this, job = std::move(job)] {
+    JobResult result;
+    result.audit = job.audit;
+    // Its own resolver: the loop thread's cache is not shared across threads.
+    audit::SockDiagListeningSockets sockets;
+    procinfo::DirProcFs proc;
+    procinfo::FileHasher hasher;
+    procinfo::ProcessResolver resolver(proc, hasher);
+    auto listeners = audit::takeInventory(sockets, resolver, job.ports);
+    if (!listeners) {
+      result.error = listeners.error();
+    } else {
+      result.listeners = std::move(listeners.value());
+      if (job.audit) {
+        audit::AuditOptions options;
+        options.firewall = job.firewall;
+        auto audits = audit::auditRelays(result.listeners, options);
+        if (!audits) {
+          result.error = audits.error();
+        } else {
+          result.audits = std::move(audits.value());
+        }
+      }
+    }
+    {
+      std::lock_guard lock(resultMu_);
+      result_ = std::move(result);
+    }
+    const std::uint64_t one = 1;
+    (void)::write(doneFd_, &one, sizeof one);
+  });
+}
+
+void HostProtection::onJobDone() {
+  std::uint64_t n = 0;
+  (void)::read(doneFd_, &n, sizeof n);
+  std::optional<JobResult> result;
+  {
+    std::lock_guard lock(resultMu_);
+    result.swap(result_);
+  }
+  if (!result) return;
+  if (worker_.joinable()) worker_.join();
+  jobRunning_ = false;
+  if (result->audit) {
+    finishAudit(*result);
+  } else if (result->error) {
+    log::warning("Failed to take the mail-server inventory: " + result->error->message);
+  } else if (!audited_ || listenerKey(result->listeners) != lastAuditedKey_) {
+    auditQueued_ = true;  // listeners changed, or none audited since start-up
+  }
+  if (auditQueued_) startQueuedAudit();
+}
+
+void HostProtection::finishAudit(const JobResult& result) {
+  summary_.running = false;
+  if (result.error) {
+    summary_.error = result.error->message;
+    log::error("Failed to audit the mail servers: " + result.error->message);
+    // Retried on request or when the listeners change, not every inventory.
+    audited_ = true;
+    lastAuditedKey_ = listenerKey(result.listeners);
+  } else {
+    summary_.error.clear();
+    audited_ = true;
+    lastAuditedKey_ = listenerKey(result.listeners);
+    summary_.finished = clock_.now();
+    summary_.entries.clear();
+    std::vector<store::AuditRow> rows;
+    for (const auto& a : result.audits) {
+      AuditEntryView entry;
+      entry.result = rowOf(a, summary_.finished);
+      entry.findings = findingsOf(entry.result);
+      for (const auto& f : entry.findings) {
+        if (f.severity == "info") continue;
+        const std::string line = "Mail-server audit: " + f.title;
+        if (f.severity == "critical") {
+          log::error(line);
+        } else {
+          log::warning(line);
+        }
+      }
+      rows.push_back(entry.result);
+      summary_.entries.push_back(std::move(entry));
+    }
+    if (auto r = store_->saveAudit(rows); !r) log::error(r.error().message);
+  }
+  auto waiting = std::move(waitingCurrent_);
+  waitingCurrent_.clear();
+  for (auto& done : waiting) done(summary_);
+  if (guard_.onAuditFinished) guard_.onAuditFinished(summary_);
+}
+
+// The Guard methods of issue #6.
+
+FirewallInfo Guard::firewall() const { return impl_->host->info(); }
+
+CoreResult<EnableOutcome> Guard::firewallEnable(int callerPid, bool confirmed) {
+  return impl_->host->enable(callerPid, confirmed);
+}
+
+CoreResult<FirewallInfo> Guard::firewallDisable() {
+  return impl_->host->change([](firewall::HostFirewall& fw) { return fw.disable(); });
+}
+
+// Arguments are checked first, so that what remains to fail is the kernel or the disk.
+CoreResult<FirewallInfo> Guard::firewallAllow(const std::string& spec, bool localOnly) {
+  if (auto parsed = rules::parseService(spec, localOnly); !parsed) {
+    return CoreError{CoreError::Kind::InvalidArgument, parsed.error().message};
+  }
+  return impl_->host->change([&](firewall::HostFirewall& fw) { return fw.allow(spec, localOnly); });
+}
+
+CoreResult<FirewallInfo> Guard::firewallRemove(const std::string& name) {
+  if (auto next = rules::withoutService(impl_->host->info().state, name); !next) {
+    return CoreError{CoreError::Kind::NotFound, next.error().message};
+  }
+  return impl_->host->change([&](firewall::HostFirewall& fw) { return fw.remove(name); });
+}
+
+CoreResult<FirewallInfo> Guard::firewallSetLocalSubnets(const std::vector<std::string>& cidrs) {
+  if (auto next = rules::withLocalSubnets(impl_->host->info().state, cidrs); !next) {
+    return CoreError{CoreError::Kind::InvalidArgument, next.error().message};
+  }
+  return impl_->host->change([&](firewall::HostFirewall& fw) { return fw.setLocalSubnets(cidrs); });
+}
+
+Result<std::vector<store::ProbeRow>> Guard::probes(std::size_t limit) {
+  return impl_->host->probes(limit);
+}
+
+AuditSummary Guard::auditResults() const { return impl_->host->summary(); }
+
+void Guard::runAudit(std::function<void(const AuditSummary&)> done) {
+  impl_->host->runAudit(std::move(done));
+}
+
+}  // namespace mailguard::service

@@ -1,0 +1,240 @@
+"""Issue #5: the zombie detector inside guardd, driven through the real kernel path, the
+D-Bus API and guardctl (run as root under `unshare -n`; loopback traffic only).
+
+The bot and the mail client are copies of mg-connect in a temporary directory, which
+guardd classes as a suspicious location (research 2.1: thresholds shift towards
+alarm), so the mail client is checked under the harder condition."""
+import errno
+import json
+import os
+import signal
+import subprocess
+import unittest
+
+import mgtest
+from busfixture import BUS_NAME, IFACE, OBJECT, PrivateBus
+from mgtest import CONNECT, Guardd, Listener, attempts, connect, copy_program, wait_for
+
+mgtest.require_private_netns()
+
+INVALID = "org.mailguard.Error.InvalidArgument"
+NOT_AUTHORIZED = "org.mailguard.Error.NotAuthorized"
+NOT_FOUND = "org.mailguard.Error.NotFound"
+
+
+def read(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+class Detector(unittest.TestCase):
+    def setUp(self):
+        self.dir = mgtest.make_tempdir(self)
+        self.state = os.path.join(self.dir, "state")
+        os.makedirs(self.state)
+        self.bot = copy_program(CONNECT, os.path.join(self.dir, "bot"))
+        self.client = copy_program(CONNECT, os.path.join(self.dir, "mailclient"))
+        self.bus = PrivateBus(self, self.dir).start()
+        self.guardd = Guardd(self, self.state)
+
+    def start_guardd(self):
+        self.guardd.start(env=self.bus.env())
+        self.bus.wait_for_name()
+        return self.guardd
+
+    def ctl(self, *args, user=None, ok=True):
+        r = self.bus.guardctl(*args, user=user)
+        if ok:
+            self.assertEqual(r.returncode, 0, f"guardctl {' '.join(args)}: {r.stderr}")
+        return r
+
+    def ctl_json(self, *args, user=None):
+        return json.loads(self.ctl("--json", *args, user=user).stdout)
+
+    def program(self, path):
+        found = [p for p in self.ctl_json("programs") if p["path"] == path]
+        return found[0] if found else None
+
+    def monitor_signals(self):
+        """gdbus monitor on guardd's object, for AlertRaised; stopped by PID."""
+        log = open(os.path.join(self.dir, "monitor.log"), "w")
+        proc = subprocess.Popen(["gdbus", "monitor", "--address", self.bus.address, "--dest",
+                                 BUS_NAME, "--object-path", OBJECT],
+                                stdout=log, stderr=subprocess.STDOUT, env=self.bus.env())
+        def stop():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(10)
+            log.close()
+        self.addCleanup(stop)
+        wait_for(lambda: os.path.getsize(log.name) > 0, 10, "gdbus monitor to subscribe")
+        return log.name
+
+    def run_bot_until_quarantined(self, max_attempts=10):
+        """Connects the bot to distinct 127.1.0.N:25 until it is quarantined; returns how
+        many attempts that took."""
+        for n in range(1, max_attempts + 1):
+            r = connect(f"127.1.0.{n}", 25, timeout_ms=300, exe=self.bot)
+            self.assertFalse(r["connected"], "an unapproved bot must not get through")
+            p = self.program(self.bot)
+            if p and p["state"] == "quarantined":
+                return n
+        self.fail(f"the bot was not quarantined within {max_attempts} attempts: "
+                  f"{self.ctl_json('programs')} {self.ctl_json('alerts')}")
+
+    def assert_fails_fast(self, host="127.1.0.200"):
+        r = connect(host, 25, timeout_ms=5000, exe=self.bot)
+        self.assertFalse(r["connected"])
+        self.assertIn(r["errno"], (errno.ECONNREFUSED, errno.ECONNRESET), r)
+        self.assertLess(r["ms"], 500, "a quarantined program must fail at once")
+
+    # Issue 5, test 2: quarantine within 10 attempts, alert with evidence over D-Bus,
+    # fail fast, still quarantined after a restart, and release.
+    def test_bot_is_quarantined_alerted_survives_restart_and_is_released(self):
+        Listener(self, "0.0.0.0", 25)  # the namespace has only lo: loopback only
+        self.start_guardd()
+        signals = self.monitor_signals()
+        taken = self.run_bot_until_quarantined()
+        self.assertLessEqual(taken, 10)
+
+        alerts = self.ctl_json("alerts")
+        hard = [a for a in alerts if a["tier"] == "hard"]
+        self.assertEqual(len(hard), 1, alerts)
+        alert = hard[0]
+        self.assertEqual(alert["path"], self.bot)
+        self.assertFalse(alert["acknowledged"])
+        self.assertTrue(alert["time"].endswith("Z"))
+        self.assertTrue(any(r.startswith("direct-to-mx") for r in alert["reasons"]), alert)
+        evidence = alert["evidence"]
+        self.assertGreaterEqual(evidence["score"], evidence["threshold"])
+        self.assertTrue(set(evidence["sample_destinations"]) <=
+                        {f"127.1.0.{n}" for n in range(1, taken + 1)}, evidence)
+        self.assertTrue(evidence["sample_destinations"], evidence)
+        self.assertGreaterEqual(evidence["attempts_24h"], taken - 1)
+        # The parent chain names the test (python3) that started the bot.
+        self.assertTrue(any("python3" in p for p in evidence["parents"]), evidence)
+        wait_for(lambda: "AlertRaised" in read(signals), 5, "the AlertRaised signal")
+        self.assertIn(self.bot, read(signals))
+
+        self.assert_fails_fast()
+        rows = attempts(self.state, path=self.bot, verdict="reject")
+        self.assertTrue(rows and "quarantined" in rows[0]["reason"], rows[:1])
+
+        # Acknowledging keeps the quarantine; it needs the rights Approve needs.
+        r = self.bus.gdbus_call("AckAlert", str(alert["id"]), user="nobody")
+        self.assertIn(NOT_AUTHORIZED, r.stderr)
+        self.ctl("alerts", "ack", str(alert["id"]))
+        self.assertTrue(self.ctl_json("alerts")[0]["acknowledged"])
+        self.assertEqual(self.program(self.bot)["state"], "quarantined")
+
+        # Restart: the quarantine was stored with the alert, before the next verdict.
+        self.guardd.stop()
+        self.start_guardd()
+        self.assertEqual(self.program(self.bot)["state"], "quarantined")
+        self.assert_fails_fast("127.1.0.201")
+        self.assertEqual(len(self.ctl_json("alerts")), len(alerts))
+
+        r = self.ctl("release", self.bot, user="nobody", ok=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not allowed", r.stderr)
+        released = self.ctl_json("release", self.bot)
+        self.assertEqual(released["state"], "pending")
+        # Held (not refused) again: pending until the owner decides.
+        r = connect("127.1.0.202", 25, timeout_ms=800, exe=self.bot)
+        self.assertFalse(r["connected"])
+        self.assertGreaterEqual(r["ms"], 700, "a released, unapproved program is held")
+        row = wait_for(lambda: attempts(self.state, path=self.bot, dst="127.1.0.202"), 5,
+                       "the attempt after release")[0]
+        self.assertEqual(row["verdict"], "hold")
+        # Once approved, it is let through.
+        self.ctl("approve", self.bot)
+        self.assertTrue(connect("127.0.0.1", 25, timeout_ms=3000, exe=self.bot)["connected"])
+
+    # Issue 5, test 3a: an approved mail client's bursts to its one relay.
+    def test_approved_mail_client_bursting_to_one_relay_is_never_flagged(self):
+        relay = Listener(self, "127.0.0.1", 587)
+        self.start_guardd()
+        self.held_then_approve(self.client, "127.0.0.1", 587)
+        for _ in range(5):  # five outbox flushes of 10 messages, one connection each
+            results = connect("127.0.0.1", 587, timeout_ms=3000, exe=self.client, count=10)
+            self.assertTrue(all(r["connected"] for r in results), results)
+        wait_for(lambda: relay.accepted >= 50, 5, "the relay to accept all 50")
+        self.assertEqual(self.ctl_json("alerts"), [])
+        self.assertEqual(self.program(self.client)["state"], "approved")
+        self.assertFalse(attempts(self.state, path=self.client, verdict="reject"))
+        # The outcomes came from conntrack: the relay is in the client's working set with
+        # successful connections (saved at shutdown).
+        self.guardd.stop()
+        with mgtest.db(self.state) as conn:
+            snapshots = [json.loads(r["snapshot"]) for r in
+                         conn.execute("SELECT snapshot FROM detector_state")]
+        mine = [s for s in snapshots if s["program"] == self.client]
+        self.assertEqual(len(mine), 1, snapshots)
+        relay_entry = [w for w in mine[0]["working_set"] if w["destination"] == "127.0.0.0/24"]
+        self.assertTrue(relay_entry and relay_entry[0]["last_success"] > 0, mine[0])
+        self.assertEqual(mine[0]["quarantined"], False)
+
+    # Issue 5, test 3b: a bot submitting to the local MTA on 127.0.0.1:25 is the one
+    # scored; the MTA (the listener) never appears as a sender.
+    def test_local_submission_by_a_bot_is_charged_to_the_bot_not_the_mta(self):
+        mta = Listener(self, "127.0.0.1", 25)
+        self.start_guardd()
+        self.held_then_approve(self.bot, "127.0.0.1", 25)
+        # Approved by mistake; it submits to the local MTA and spreads to MX hosts.
+        for n in range(1, 31):
+            if self.program(self.bot)["state"] == "quarantined":
+                break
+            connect("127.0.0.1", 25, timeout_ms=500, exe=self.bot)
+            connect(f"127.1.1.{n}", 25, timeout_ms=300, exe=self.bot)
+        wait_for(lambda: mta.accepted > 0, 5, "the local MTA to accept a submission")
+        self.assertEqual(self.program(self.bot)["state"], "quarantined")
+        alerts = self.ctl_json("alerts")
+        self.assertTrue(alerts)
+        self.assertEqual({a["path"] for a in alerts}, {self.bot}, alerts)
+        rows = attempts(self.state, dst="127.0.0.1", dst_port=25)
+        self.assertTrue(rows)
+        self.assertEqual({r["path"] for r in rows}, {self.bot})
+        self.assertEqual([p["path"] for p in self.ctl_json("programs")], [self.bot])
+
+    def test_bulk_and_release_validate_arguments_and_name_unknown_programs(self):
+        self.start_guardd()
+        r = self.bus.gdbus_call("Bulk", self.bot, "", "0", "1")
+        self.assertIn(INVALID, r.stderr)
+        r = self.bus.gdbus_call("Bulk", self.bot, "", "10", "1000")
+        self.assertIn(INVALID, r.stderr)
+        r = self.bus.gdbus_call("AckAlert", "0")
+        self.assertIn(INVALID, r.stderr)
+        r = self.bus.gdbus_call("AckAlert", "99")
+        self.assertIn(NOT_FOUND, r.stderr)
+        r = self.bus.gdbus_call("Release", "relative/path", "")
+        self.assertIn(INVALID, r.stderr)
+        r = self.ctl("release", self.bot, ok=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("has not tried to send mail yet", r.stderr)
+        self.assertEqual(self.ctl("bulk", self.bot, "--recipients", "0", "--hours", "1",
+                                  ok=False).returncode, 2)
+        for cmd in (["alerts"], ["alerts", "ack"], ["release"], ["bulk"]):
+            self.assertEqual(self.ctl(*cmd, "--help").returncode, 0)
+        connect("127.0.0.1", 25, timeout_ms=300, exe=self.bot)
+        wait_for(lambda: self.program(self.bot), 5, "the bot in the programs list")
+        declared = self.ctl_json("bulk", self.bot, "--recipients", "500", "--hours", "4")
+        self.assertEqual(declared["path"], self.bot)
+        # Stored before the call returns, and kept across a restart.
+        def bulk_rows():
+            with mgtest.db(self.state) as conn:
+                return [json.loads(r["snapshot"]) for r in conn.execute(
+                    "SELECT snapshot FROM detector_state WHERE principal LIKE '#bulk:%'")]
+        self.assertEqual([b["recipients"] for b in bulk_rows()], [500])
+        self.guardd.stop()
+        self.start_guardd()
+        self.assertEqual([b["recipients"] for b in bulk_rows()], [500])
+
+    def held_then_approve(self, exe, host, port):
+        r = connect(host, port, timeout_ms=300, exe=exe)
+        self.assertFalse(r["connected"])
+        wait_for(lambda: self.program(exe), 5, "the program in the programs list")
+        self.assertEqual(self.ctl_json("approve", exe)["state"], "approved")
+
+
+if __name__ == "__main__":
+    mgtest.main()

@@ -1,0 +1,103 @@
+#include "detector_codec.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace mailguard::service {
+namespace {
+
+namespace det = mailguard::detector;
+
+TimePoint at(std::int64_t seconds) { return TimePoint{std::chrono::seconds(seconds)}; }
+
+det::Alert sampleAlert() {
+  det::Alert a;
+  a.time = at(1'700'000'100);
+  a.principal = {"ab12", "/home/ann/bot.py", "cd34", 1000};
+  a.program = "/usr/bin/python3 /home/ann/bot.py";
+  a.tier = det::Tier::Hard;
+  a.channel = det::Channel::Direct;
+  a.score = 9.5;
+  a.threshold = 6.9;
+  a.reasons = {{det::Evidence::DirectToMx, 6.0, 4}, {det::Evidence::NewDestination, 2.0, 4}};
+  a.attempts24h = 5;
+  a.destinations24h = 4;
+  a.failures24h = 1;
+  a.sampleDestinations = {"198.51.100.7", "203.0.113.9"};
+  return a;
+}
+
+TEST(DetectorCodec, SnapshotSurvivesARoundTripWithItsQuarantineAlert) {
+  det::PrincipalSnapshot s;
+  s.principal = {"ab12", "/home/ann/bot.py", "cd34", 1000};
+  s.program = "/usr/bin/python3 /home/ann/bot.py";
+  s.idClass = det::IdentityClass::Suspicious;
+  s.mta = false;
+  s.cusum = {0.5, 9.5, 1.25};
+  s.lastActivity = at(1'700'000'100);
+  s.workingSet = {
+      {"198.51.100.0/24", at(1'700'000'000), at(1'700'000'050), at(1'700'000'040), 2, false},
+      {"local-mta", at(1'600'000'000), at(1'700'000'000), at(1'700'000'000), 5, true}};
+  s.quarantined = true;
+  s.quarantineAlert = sampleAlert();
+  const auto decoded = decodeSnapshot(encodeSnapshot(s));
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(*decoded, s);
+}
+
+TEST(DetectorCodec, SnapshotWithoutAlertRoundTrips) {
+  det::PrincipalSnapshot s;
+  s.principal = {"ef56", "", "", 0};
+  s.program = "/usr/bin/msmtp";
+  s.idClass = det::IdentityClass::Packaged;
+  const auto decoded = decodeSnapshot(encodeSnapshot(s));
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(*decoded, s);
+}
+
+TEST(DetectorCodec, RejectsTextItDidNotWrite) {
+  EXPECT_FALSE(decodeSnapshot("").has_value());
+  EXPECT_FALSE(decodeSnapshot("not json").has_value());
+  EXPECT_FALSE(decodeSnapshot("[]").has_value());
+  EXPECT_FALSE(decodeSnapshot(R"({"version": 2})").has_value());
+  EXPECT_FALSE(decodeSnapshot(R"({"version": 1, "principal": {}})").has_value());
+}
+
+TEST(DetectorCodec, EvidenceCarriesCountsDestinationsReasonsAndParents) {
+  const auto j = nlohmann::json::parse(alertEvidence(sampleAlert(), {"42 /usr/bin/bash"}));
+  EXPECT_EQ(j["tier"], "hard");
+  EXPECT_EQ(j["channel"], "DIRECT");
+  EXPECT_EQ(j["attempts_24h"], 5);
+  EXPECT_EQ(j["sample_destinations"][0], "198.51.100.7");
+  EXPECT_EQ(j["reasons"][0]["evidence"], "direct-to-mx");
+  EXPECT_EQ(j["reasons"][0]["count"], 4);
+  EXPECT_EQ(j["parents"][0], "42 /usr/bin/bash");
+  EXPECT_EQ(j["principal_key"], "ab12:/home/ann/bot.py:cd34/1000");
+}
+
+TEST(DetectorCodec, ReasonsReadHeaviestFirstWithWeightAndCount) {
+  const auto reasons = alertReasons(sampleAlert());
+  ASSERT_EQ(reasons.size(), 2U);
+  EXPECT_EQ(reasons[0], "direct-to-mx 6.00 nats x4");
+  EXPECT_EQ(reasons[1], "new-destination 2.00 nats x4");
+}
+
+}  // namespace
+}  // namespace mailguard::service
+
+namespace mailguard::service {
+namespace {
+
+TEST(DetectorCodec, BulkDeclarationRoundTripsAndRejectsOtherText) {
+  const BulkDeclaration b{
+      {"ab12", "/srv/list.py", "cd34", 1000}, 800, TimePoint{std::chrono::seconds(1'700'014'400)}};
+  const auto decoded = decodeBulk(encodeBulk(b));
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(*decoded, b);
+  EXPECT_FALSE(decodeBulk("{}").has_value());
+  EXPECT_FALSE(decodeBulk(encodeSnapshot({})).has_value());
+}
+
+}  // namespace
+}  // namespace mailguard::service

@@ -1,0 +1,164 @@
+#include "alerts_cmd.hpp"
+
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+
+#include "output.hpp"
+
+namespace mailguard::guardctl {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kOk = 0;
+constexpr int kFailed = 1;
+
+int fail(const dbus::ClientError& e) {
+  std::cerr << "guardctl: " << e.message << "\n";
+  return kFailed;
+}
+
+// As for approve: "./bot" becomes absolute; digits are program ids.
+std::string absoluteTarget(const std::string& t) {
+  if (t.empty() || t.front() == '/' || t.find_first_not_of("0123456789") == std::string::npos) {
+    return t;
+  }
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(t, ec);
+  return ec ? t : abs.lexically_normal().string();
+}
+
+std::string localTime(std::int64_t us) {
+  if (us == 0) return "never";
+  const std::time_t t = static_cast<std::time_t>(us / 1'000'000);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+void printJson(const json& j) { std::cout << j.dump(2) << "\n"; }
+
+}  // namespace
+
+json toJson(const dbus::Alert& a) {
+  auto evidence = json::parse(a.evidence, nullptr, false);
+  if (evidence.is_discarded()) evidence = json::object();
+  return json{{"id", a.id},
+              {"time", timeJson(a.timeUs)},
+              {"path", a.path},
+              {"tier", a.tier},
+              {"reasons", a.reasons},
+              {"acknowledged", a.acknowledged},
+              {"program_id", a.programId == 0 ? json(nullptr) : json(a.programId)},
+              {"uid", a.uid},
+              {"summary", a.summary},
+              {"evidence", evidence}};
+}
+
+std::string alertsTable(const std::vector<dbus::Alert>& alerts) {
+  if (alerts.empty()) return "No alerts: no program has behaved like a spam bot.\n";
+  std::vector<std::vector<std::string>> rows{{"ID", "TIME", "TIER", "ACK", "PROGRAM", "WHY"}};
+  for (const auto& a : alerts) {
+    rows.push_back({std::to_string(a.id), localTime(a.timeUs),
+                    a.tier == "hard" ? "quarantined" : "suspicious", a.acknowledged ? "yes" : "no",
+                    a.path, a.reasons.empty() ? a.summary : a.reasons.front()});
+  }
+  return alignTable(rows);
+}
+
+DetectorCommands::DetectorCommands(CLI::App& app) {
+  alerts_ = app.add_subcommand(
+      "alerts", "List the zombie detector's alerts: programs that behaved like a spam bot");
+  alerts_->require_subcommand(0, 1);
+  alerts_->add_option("--limit", limit_, "How many to show, newest first, 1 to 1000 (default 50)")
+      ->check(CLI::Range(1u, 1000u));
+  alerts_->footer(
+      "Tiers: suspicious (soft: new destinations are slowed down) and quarantined (hard:\n"
+      "every mail connection of the program is refused until you release it).\n"
+      "--json gives [{id, time, path, tier, reasons, acknowledged, evidence, ...}].\n"
+      "Example: guardctl alerts;  sudo guardctl alerts ack 3");
+  ack_ = alerts_->add_subcommand("ack", "Mark an alert as seen (the quarantine stays)");
+  ack_->add_option("ID", ackId_, "The alert's id from 'guardctl alerts'")
+      ->required()
+      ->check(CLI::PositiveNumber);
+  ack_->footer("Needs root (sudo) or an administrator's password via polkit.");
+
+  release_ = app.add_subcommand("release", "Lift a program's quarantine");
+  release_
+      ->add_option("PATH|ID", target_, "The program: its id from 'guardctl programs', or its path")
+      ->required();
+  release_->add_option("--script", script_, "For an interpreter: the script it runs");
+  release_->footer(
+      "Do this only when you know why the program sent so much mail (a newsletter, a\n"
+      "mailing list): its mail connections are then held or allowed by your approvals\n"
+      "again, and the servers it reached count as its usual ones.\n"
+      "Example: sudo guardctl release /usr/bin/python3 --script /home/ann/newsletter.py\n"
+      "Needs root (sudo) or an administrator's password via polkit.");
+
+  bulk_ = app.add_subcommand("bulk", "Announce a large mailing so it is not taken for a spam bot");
+  bulk_->add_option("PATH|ID", target_, "The program: its id from 'guardctl programs', or its path")
+      ->required();
+  bulk_->add_option("--script", script_, "For an interpreter: the script it runs");
+  bulk_->add_option("--recipients", recipients_, "How many messages, 1 to 1000000")
+      ->required()
+      ->check(CLI::Range(1u, 1'000'000u));
+  bulk_->add_option("--hours", hours_, "Within how many hours from now, 1 to 168")
+      ->required()
+      ->check(CLI::Range(1u, 168u));
+  bulk_->footer(
+      "For that window the program gets no 'suspicious' alerts and no daily limits; it\n"
+      "is still quarantined if it behaves like a bot (many refused connections, direct\n"
+      "delivery to many mail servers).\n"
+      "Example: sudo guardctl bulk /usr/bin/python3 --script /srv/list.py --recipients 800 "
+      "--hours 4\n"
+      "Needs root (sudo) or an administrator's password via polkit.");
+}
+
+std::optional<int> DetectorCommands::run(dbus::Client& client, bool json) {
+  if (*ack_) {
+    auto r = client.ackAlert(ackId_);
+    if (const auto* e = dbus::errorOf(r)) return fail(*e);
+    if (json) {
+      printJson({{"acknowledged", true}, {"id", ackId_}});
+    } else {
+      std::cout << "Alert " << ackId_ << " acknowledged.\n";
+    }
+    return kOk;
+  }
+  if (*alerts_) {
+    auto r = client.alerts(limit_);
+    if (const auto* e = dbus::errorOf(r)) return fail(*e);
+    const auto& list = std::get<std::vector<dbus::Alert>>(r);
+    if (json) {
+      auto arr = json::array();
+      for (const auto& a : list) arr.push_back(toJson(a));
+      printJson(arr);
+    } else {
+      std::cout << alertsTable(list);
+    }
+    return kOk;
+  }
+  if (*release_ || *bulk_) {
+    const auto target = absoluteTarget(target_);
+    const auto script = script_.empty() ? std::string() : absoluteTarget(script_);
+    auto r = *release_ ? client.release(target, script)
+                       : client.bulk(target, script, recipients_, hours_);
+    if (const auto* e = dbus::errorOf(r)) return fail(*e);
+    const auto& p = std::get<dbus::Program>(r);
+    if (json) {
+      printJson(toJson(p));
+    } else if (*release_) {
+      std::cout << "Released: " << programLine(p) << "\n";
+    } else {
+      std::cout << "Bulk send of " << recipients_ << " messages in " << hours_ << " h declared for "
+                << programLine(p) << "\n";
+    }
+    return kOk;
+  }
+  return std::nullopt;
+}
+
+}  // namespace mailguard::guardctl
