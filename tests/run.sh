@@ -19,13 +19,23 @@ jobs=$(nproc)
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$jobs"
 
-# Sanitizers: the unit tests again under the ASan+UBSan preset.
+# Sanitizers: every test again under the ASan+UBSan preset; guardd, guardctl and the
+# test tools of the integration tests are sanitized too (issue #8: about a minute more
+# than the unit tests alone, the build is the same).
 cmake --preset debug >/dev/null
 cmake --build --preset debug -j"$jobs"
 
 status=0
 echo "== release build: every test"
 ctest --preset release -j2 "$@" || status=1
-echo "== debug build (ASan+UBSan): unit tests"
-ctest --preset debug -j2 -L unit "$@" || status=1
+echo "== debug build (ASan+UBSan): every test"
+ctest --preset debug -j2 "$@" || status=1
+
+# --- Fuzzing (issue #8) ----------------------------------------------------------
+# About a minute of libFuzzer (clang, ASan+UBSan) over the settings, packet, /proc,
+# identity, D-Bus argument and NFLOG probe parsers. Builds only the fuzz targets and
+# the rules library, in build/fuzz. Longer runs: tests/fuzz/run.sh --seconds N.
+echo "== fuzzing (libFuzzer, ASan+UBSan): 10 s per target"
+tests/fuzz/run.sh --seconds 10 || status=1
+# ----------------------------------------------------------------------------------
 exit $status
