@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import mgtest  # noqa: E402
 import test_dashboard  # noqa: E402  (checks for root and a private network namespace)
 from mgtest import CONNECT, Listener, connect, copy_program, start_connect  # noqa: E402
+from fwtest import responder  # noqa: E402
 
 SECTIONS = []
 ATTEMPTS_HEADER_80 = " TIME     VERDICT PROGRAM                    PID USER     DESTINATION"
@@ -69,7 +70,9 @@ class Capture(test_dashboard.Dashboard):
         SECTIONS.append((title, text, screen.rstrip("\n")))
 
     def test_capture(self):
-        Listener(self, "127.0.0.1", 25)
+        # An SMTP server on every address that relays for anyone: for the audit, and the
+        # destination of the programs below.
+        responder(self, "0.0.0.0", 25, "open")
         Listener(self, "127.0.0.1", 587)
         self.start_guardd()
         home = os.path.join(self.dir, "home", "alice")
@@ -85,13 +88,20 @@ class Capture(test_dashboard.Dashboard):
         held = [start_connect(f"127.0.0.{n}", 25, 600, exe=bot) for n in (5, 6, 7)]
         for p in held:
             p.communicate(timeout=20)
+        # A spam bot straight to many mail servers: the detector quarantines it.
+        zombie = program_at(home, ".local/share/.x/sysupd")
+        for n in range(1, 11):
+            connect(f"127.1.0.{n}", 25, timeout_ms=300, exe=zombie)
+            if self.program_states().get(zombie) == "quarantined":
+                break
+        self.assertEqual(self.program_states().get(zombie), "quarantined")
 
         tui = self.tui(cols=80, rows=24)
-        tui.wait_for_text("kworker-helper", "mail-client", "msmtp")
+        tui.wait_for_text("kworker-helper", "mail-client", "msmtp", "QUARANTINED")
         pid = tui.tmux("display-message", "-p", "-t", "tui", "#{pane_pid}").stdout.strip()
         self.shot(tui, "Programs (80x24)",
-                  "Pending programs come first and are highlighted; the tab shows how many "
-                  "wait for a decision.")
+                  "Pending programs come first and are highlighted, then programs the "
+                  "spam-bot detector quarantined; the tab shows how many wait for a decision.")
         tui.send("Enter")
         tui.wait_for_text("program details (Enter closes)", "recent ")
         self.shot(tui, "Program details", "Enter opens the full path, hash, command line and "
@@ -110,11 +120,27 @@ class Capture(test_dashboard.Dashboard):
         tui.resize(80, 24)
         laid_out(tui, 24)
         tui.send("3")
-        tui.wait_for_text("Alerts: not available yet")
-        self.shot(tui, "Alerts", "Honest until guardd reports the detector's alerts.")
-        tui.send("4")
-        tui.wait_for_text("Mail-server audit: not available yet")
-        self.shot(tui, "Audit", "Honest until guardd offers the mail-server audit.")
+        tui.wait_for_text("HARD", "TOP REASONS")
+        self.shot(tui, "Alerts", "The zombie detector's alerts, newest first: soft (new "
+                  "destinations throttled) or HARD (quarantined), with the heaviest reasons. "
+                  "An alert raised while the dashboard runs appears at once, marked NEW and "
+                  "highlighted; K acknowledges it (root only: others get a clear \"Not "
+                  "allowed\"), a approves the program after all.")
+        tui.send("g", "Enter")
+        tui.wait_for_text("alert evidence (Enter closes)", " score ")
+        self.shot(tui, "Alert evidence", "Enter shows the evidence: score against the "
+                  "threshold, the last 24 hours, sample destinations and the parent chain.")
+        tui.send("Enter", "4", "R")
+        tui.wait_for_text("Last audit ", "EXTERNAL", timeout=90)
+        self.shot(tui, "Audit", "The mail servers listening on this PC and what the relay "
+                  "audit found. R audits again now; meanwhile the summary line says "
+                  "\"auditing...\" and the dashboard stays usable (the call runs on its own "
+                  "thread and connection).")
+        tui.send("Enter")
+        tui.wait_for_text("audit findings (Enter closes)", " fix ")
+        self.shot(tui, "Audit findings", "Enter shows the findings of the selected server, "
+                  "each with its fix.")
+        tui.send("Enter")
         tui.send("1", "?")
         tui.wait_for_text("this help")
         self.shot(tui, "Help (?)", "")
@@ -137,8 +163,9 @@ if __name__ == "__main__":
     print("# guard-tui screens\n")
     print("Captured with `tmux capture-pane` from the real guard-tui talking to a real guardd "
           "on a private bus\n(regenerate with `tests/tui/capture_screens.py`). Colours are not "
-          "shown here: pending rows are\nyellow and bold, rejected attempts red; with "
-          "`NO_COLOR` or on a monochrome terminal the same roles\nuse bold, underline and "
+          "shown here: pending rows and new alerts are\nyellow and bold, rejected attempts "
+          "red, quarantined programs and hard alerts magenta; with\n`NO_COLOR` or on a "
+          "monochrome terminal the same roles use bold, underline and "
           "reverse video. The selected row is in reverse video. The programs live in the\n"
           "test's temporary folder (hence the /tmp/mailguard-... paths) and run as root, as "
           "the test does.\n")

@@ -17,12 +17,15 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import mgtest  # noqa: E402
 from busfixture import BUS_NAME, IFACE, OBJECT, PrivateBus  # noqa: E402
 from mgtest import BUILD, CONNECT, Guardd, Listener, connect, copy_program, wait_for  # noqa: E402
+from fwtest import responder  # noqa: E402
 
 mgtest.require_private_netns()
 
 GUARD_TUI = os.path.join(BUILD, "tui", "guard-tui")
 REFUSED = "Not allowed: changing policy needs root (run guard-tui with sudo)"
+R_RUN_AUDIT = " R run audit now  Enter findings  Tab screen  ? help  q quit"
 KEYS_LINE = " a approve  d deny  f forget  Enter details  / filter  s sort  ? help  q quit"
+ALERT_KEYS_LINE = " K acknowledge  a approve  d deny  Enter evidence  / filter  ? help  q quit"
 
 
 def screen_lines(screen):
@@ -234,9 +237,12 @@ class Dashboard(unittest.TestCase):
         tui.resize(80, 24)
         tui.send("3")
         expected = {0: " mailguard   1 Programs (1 pending)   2 Attempts   3 Alerts   4 Audit",
-                    2: "", 3: "   Alerts: not available yet", 23: " Tab screen  ? help  q quit"}
+                    3: "", 4: "   No alerts: nothing has behaved like a spam bot.",
+                    23: ALERT_KEYS_LINE}
         tui.wait_for(lambda s: len(screen_lines(s)) == 24 and
-                     all(screen_lines(s)[i] == line for i, line in expected.items()),
+                     all(screen_lines(s)[i] == line for i, line in expected.items()) and
+                     screen_lines(s)[2].split() == ["TIME", "TIER", "PROGRAM", "ACKED", "TOP",
+                                                    "REASONS"],
                      "the Alerts screen drawn whole at 80x24")
 
     # 4b: guardd killed and restarted: "disconnected", then live data again.
@@ -275,6 +281,66 @@ class Dashboard(unittest.TestCase):
         self.assertRegex(stty, r"(^|\s)icanon(\s|$)")
         self.assertRegex(stty, r"(^|\s)echo(\s|$)")
         self.assertNotIn("PENDING", stty, "the dashboard's screen must be gone")
+
+    # Issue 5 in the dashboard: a bot quarantined by the detector shows up at once on the
+    # Alerts screen, highlighted, with its evidence; acknowledging is refused for nobody
+    # and works for root; Programs shows it QUARANTINED.
+    def test_quarantined_bot_alert_appears_live_with_evidence_and_is_acknowledged(self):
+        Listener(self, "0.0.0.0", 25)
+        self.start_guardd()
+        bot = copy_program(CONNECT, os.path.join(self.dir, "bot"))
+        tui = self.tui()
+        tui.wait_for_text("connected", "No program has tried to send mail yet.")
+        tui.send("3")
+        tui.wait_for_text("No alerts: nothing has behaved like a spam bot.")
+        for n in range(1, 11):
+            r = connect(f"127.1.0.{n}", 25, timeout_ms=300, exe=bot)
+            self.assertFalse(r["connected"], "an unapproved bot must not get through")
+            if self.program_states().get(bot) == "quarantined":
+                break
+        self.assertEqual(self.program_states().get(bot), "quarantined")
+        # A soft alert (throttled) may come first; the hard one is the newest, on top.
+        tui.wait_for(lambda s: re.search(r"HARD +\S*/bot +NEW +direct-to-mx", s) and
+                     re.search(r"3 Alerts \(\d new\)", s), "the alert, live and marked NEW")
+        tui.send("g", "Enter")
+        tui.wait_for_text("alert evidence (Enter closes)", " score ", " sample ", " parents ",
+                          "now QUARANTINED")
+        tui.send("Enter")
+
+        nobody = self.tui(user="nobody")
+        nobody.wait_for_text("connected")
+        nobody.send("3")
+        nobody.wait_for(lambda s: re.search(r"HARD +\S*/bot", s), "the alert for nobody")
+        nobody.send("K")
+        nobody.wait_for_text(
+            "Not allowed: acknowledging alerts needs root (run guard-tui with sudo)")
+
+        tui.send("K")
+        tui.wait_for(lambda s: re.search(r"Acknowledged alert \d+", s) and
+                     re.search(r"HARD +\S*/bot +yes ", s), "the alert acknowledged")
+        tui.send("1")
+        tui.wait_for(lambda s: re.search(r"QUARANTINED +\S*/bot +root", s),
+                     "the bot QUARANTINED on Programs")
+
+    # Issue 6 in the dashboard: R runs the audit without freezing the screen; an open
+    # relay listening on every address is shown with its fix in the details.
+    def test_audit_screen_runs_an_audit_and_shows_an_open_relay_with_its_fix(self):
+        responder(self, "0.0.0.0", 25, "open")
+        self.start_guardd()
+        tui = self.tui()
+        tui.wait_for_text("connected")
+        tui.send("4")
+        tui.wait_for_text("ADDRESS:PORT", "EXPOSURE", "RELAY", R_RUN_AUDIT)
+        tui.send("R")
+        # While it runs the screen stays live: switching screens answers at once.
+        tui.send("1")
+        tui.wait_for_text("No program has tried to send mail yet.", timeout=5)
+        tui.send("4")
+        tui.wait_for(lambda s: re.search(r"0\.0\.0\.0:25 +EXTERNAL +OPEN +\S+", s) and
+                     "Last audit " in s, "the audit's result", timeout=90)
+        self.assertRegex(tui.last, r"1 servers?, 1 external, 1 open relay")
+        tui.send("Enter")
+        tui.wait_for_text("audit findings (Enter closes)", " fix ")
 
     def test_colours_are_used_when_allowed(self):
         self.start_guardd()

@@ -5,11 +5,16 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <csignal>
 #include <ctime>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "mailguard/tui/view.hpp"
@@ -50,6 +55,17 @@ bool busGone(const dbus::ClientError& e) {
 
 }  // namespace
 
+struct Dashboard::AuditJob {
+  int readFd = -1;
+  int writeFd = -1;
+  std::mutex mutex;
+  std::optional<dbus::ClientResult<dbus::AuditReport>> result;
+  ~AuditJob() {
+    if (readFd >= 0) ::close(readFd);
+    if (writeFd >= 0) ::close(writeFd);
+  }
+};
+
 Dashboard::Dashboard(Terminal& terminal) : terminal_(terminal) {
   // SIGINT (Ctrl-C), SIGTERM and SIGHUP end the loop normally, so the terminal is
   // restored; they arrive through a signalfd, as one more fd in the poll set.
@@ -67,6 +83,7 @@ Dashboard::Dashboard(Terminal& terminal) : terminal_(terminal) {
 
 Dashboard::~Dashboard() {
   client_.reset();
+  hostClient_.reset();
   if (signalFd_ >= 0) ::close(signalFd_);
 }
 
@@ -78,8 +95,12 @@ int Dashboard::run() {
   nextTimer_ = SteadyClock::now() + (state_.connected ? kHeartbeatPeriod : kReconnectPeriod);
   while (!quit_) {
     if (redraw_) draw();
-    pollfd fds[3] = {{terminal_.inputFd(), POLLIN, 0}, {signalFd_, POLLIN, 0}, {-1, 0, 0}};
-    nfds_t n = 2;
+    // A negative fd is ignored by poll(): no audit running, no bus.
+    pollfd fds[4] = {{terminal_.inputFd(), POLLIN, 0},
+                     {signalFd_, POLLIN, 0},
+                     {auditJob_ ? auditJob_->readFd : -1, POLLIN, 0},
+                     {-1, 0, 0}};
+    nfds_t n = 3;
     auto untilTimer =
         std::chrono::duration_cast<std::chrono::milliseconds>(nextTimer_ - SteadyClock::now())
             .count();
@@ -87,8 +108,8 @@ int Dashboard::run() {
     if (client_) {
       const auto spec = client_->pollSpec();
       if (const auto* s = valueOf(spec)) {
-        fds[2] = {s->fd, s->events, 0};
-        n = 3;
+        fds[3] = {s->fd, s->events, 0};
+        n = 4;
         if (s->timeoutMs >= 0 && s->timeoutMs < timeout) timeout = s->timeoutMs;
       } else {
         lost(std::get<dbus::ClientError>(spec));
@@ -106,11 +127,12 @@ int Dashboard::run() {
       }
     }
     if (fds[0].revents & (POLLHUP | POLLERR)) quit_ = true;  // the terminal went away
+    if (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) finishAudit();
     // A resize interrupts poll() (SIGWINCH) and shows up as KEY_RESIZE here.
     for (const auto& e : terminal_.readInput()) handle(e);
     if (client_) {
       dispatchBus();
-      if (client_ && n == 3 && (fds[2].revents & (POLLHUP | POLLERR))) {
+      if (client_ && n == 4 && (fds[3].revents & (POLLHUP | POLLERR))) {
         lost(dbus::ClientError{dbus::ClientError::Kind::NoBus, "lost the system bus", {}});
       }
     }
@@ -122,9 +144,11 @@ int Dashboard::run() {
 void Dashboard::handle(const Event& event) {
   if (const auto* a = std::get_if<AttemptRecorded>(&event)) learnUser(a->attempt.uid);
   if (const auto* p = std::get_if<ProgramChanged>(&event)) learnUser(p->program.uid);
+  if (const auto* a = std::get_if<AlertRaised>(&event)) learnUser(a->alert.uid);
   if (const auto* l = std::get_if<Loaded>(&event)) {
     for (const auto& p : l->programs) learnUser(p.uid);
     for (const auto& a : l->attempts) learnUser(a.uid);
+    for (const auto& a : l->alerts) learnUser(a.uid);
   }
   const Effects fx = update(state_, event);
   redraw_ = redraw_ || fx.redraw;
@@ -178,6 +202,25 @@ void Dashboard::execute(const Command& c) {
     case Command::Kind::Reload:
       load();
       break;
+    case Command::Kind::AckAlert: {
+      // May ask polkit, like approving: show "Acknowledging ..." while it runs.
+      draw();
+      auto r = client_->ackAlert(c.alertId);
+      if (valueOf(r)) {
+        handle(ActionSucceeded{Action::Acknowledge, c.programId, std::nullopt, false, c.alertId});
+      } else {
+        const auto& e = std::get<dbus::ClientError>(r);
+        handle(ActionFailed{Action::Acknowledge, c.programId, e, c.alertId});
+        if (busGone(e)) lost(e);
+      }
+      break;
+    }
+    case Command::Kind::LoadAudit:
+      loadAudit();
+      break;
+    case Command::Kind::RunAudit:
+      startAudit();
+      break;
   }
 }
 
@@ -185,6 +228,11 @@ void Dashboard::onTimer() {
   tick();
   if (client_ && state_.connected) {
     heartbeat();
+    // guardd audits by itself too (when listeners change): follow one it runs.
+    if (state_.connected && state_.screen == Screen::Audit && state_.audit &&
+        state_.audit->running && !state_.auditRequested) {
+      loadAudit();
+    }
   } else {
     connect();
   }
@@ -204,6 +252,7 @@ void Dashboard::connect() {
         [this](const dbus::Attempt& a) { inbox_.emplace_back(AttemptRecorded{a}); });
     client_->onProgramChanged(
         [this](const dbus::Program& p) { inbox_.emplace_back(ProgramChanged{p}); });
+    client_->onAlertRaised([this](const dbus::Alert& a) { inbox_.emplace_back(AlertRaised{a}); });
   }
   load();
 }
@@ -223,6 +272,13 @@ void Dashboard::load() {
   if (const auto* e = std::get_if<dbus::ClientError>(&attempts)) return lost(*e);
   loaded.attempts = std::move(std::get<std::vector<dbus::Attempt>>(attempts));
   if (!loaded.attempts.empty()) loaded.countedUpToId = loaded.attempts.front().id;
+  auto alerts = client_->alerts(static_cast<std::uint32_t>(kMaxAlerts));
+  if (const auto* e = std::get_if<dbus::ClientError>(&alerts)) {
+    if (busGone(*e)) return lost(*e);
+    loaded.alertsError = e->message;  // an older guardd: the rest still works
+  } else {
+    loaded.alerts = std::move(std::get<std::vector<dbus::Alert>>(alerts));
+  }
 
   // Today's counts: every attempt since local midnight, newest first, page by page.
   const auto now = nowUs();
@@ -248,6 +304,77 @@ void Dashboard::load() {
     today.beforeId = v.back().id;
   }
   handle(loaded);
+  loadAudit();
+}
+
+void Dashboard::loadAudit() {
+  if (!client_ || !state_.connected) return;
+  if (!hostClient_) {
+    auto r = dbus::HostClient::connect();
+    if (const auto* e = std::get_if<dbus::ClientError>(&r)) {
+      handle(AuditFailed{*e, false});
+      return;
+    }
+    hostClient_ = std::move(std::get<std::unique_ptr<dbus::HostClient>>(r));
+  }
+  auto r = hostClient_->audit();
+  if (const auto* report = valueOf(r)) {
+    handle(AuditLoaded{*report});
+  } else {
+    const auto& e = std::get<dbus::ClientError>(r);
+    // A connection whose bus went away is useless: make a new one next time.
+    if (e.kind == dbus::ClientError::Kind::NoBus) hostClient_.reset();
+    handle(AuditFailed{e, false});
+  }
+}
+
+void Dashboard::startAudit() {
+  if (auditJob_) return;  // one at a time; the model already says it runs
+  auto job = std::make_shared<AuditJob>();
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    handle(
+        AuditFailed{dbus::ClientError{
+                        dbus::ClientError::Kind::Failed, "cannot create a pipe for the audit", {}},
+                    true});
+    return;
+  }
+  job->readFd = fds[0];
+  job->writeFd = fds[1];
+  auditJob_ = job;
+  // The thread has its own connection (HostClient is not shared between threads) and
+  // only touches the job; it is detached so that quitting never waits for an audit.
+  std::thread([job] {
+    auto c = dbus::HostClient::connect();
+    dbus::ClientResult<dbus::AuditReport> result = dbus::ClientError{};
+    if (auto* e = std::get_if<dbus::ClientError>(&c)) {
+      result = *e;
+    } else {
+      result = std::get<std::unique_ptr<dbus::HostClient>>(c)->runAudit();
+    }
+    {
+      const std::lock_guard lock(job->mutex);
+      job->result = std::move(result);
+    }
+    const char byte = 1;
+    [[maybe_unused]] const auto w = ::write(job->writeFd, &byte, 1);
+  }).detach();
+}
+
+void Dashboard::finishAudit() {
+  if (!auditJob_) return;
+  std::optional<dbus::ClientResult<dbus::AuditReport>> result;
+  {
+    const std::lock_guard lock(auditJob_->mutex);
+    result = std::move(auditJob_->result);
+  }
+  if (!result) return;  // woken early; the byte comes with the result
+  auditJob_.reset();
+  if (const auto* report = valueOf(*result)) {
+    handle(AuditLoaded{*report});
+  } else {
+    handle(AuditFailed{std::get<dbus::ClientError>(*result), true});
+  }
 }
 
 void Dashboard::heartbeat() {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "mailguard/dbus/client.hpp"
+#include "mailguard/dbus/host_client.hpp"
 #include "mailguard/tui/model.hpp"
 #include "mailguard/tui/terminal.hpp"
 
@@ -37,10 +38,20 @@ class Dashboard {
   void tick();
   void learnUser(std::uint32_t uid);
   void draw();
+  void loadAudit();
+  void startAudit();
+  void finishAudit();
+
+  // RunAudit waits until the audit ends (seconds, up to minutes): it runs on a thread
+  // with a bus connection of its own, which hands the result over and wakes poll()
+  // through a pipe. The job outlives the dashboard if the user quits meanwhile.
+  struct AuditJob;
 
   Terminal& terminal_;
   State state_;
   std::unique_ptr<dbus::Client> client_;
+  std::unique_ptr<dbus::HostClient> hostClient_;  // Audit() (quick) on the loop's thread
+  std::shared_ptr<AuditJob> auditJob_;
   std::vector<Event> inbox_;  // filled by bus signal handlers during dispatch()
   bool redraw_ = true;
   bool quit_ = false;

@@ -46,6 +46,46 @@ inline Attempt attempt(std::int64_t id, const Program& p, std::string verdict,
   return a;
 }
 
+inline Alert alert(std::int64_t id, const Program& p, std::string tier, bool acknowledged = false) {
+  Alert a;
+  a.id = id;
+  a.timeUs = kMidnightUs + kHourUs + id * 60'000'000;
+  a.programId = p.id;
+  a.path = p.path;
+  a.uid = p.uid;
+  a.tier = std::move(tier);
+  a.summary = "sends like a spam bot";
+  a.reasons = {"direct-to-mx 6.00 nats x4", "many-destinations 3.00 nats x12",
+               "smtp-failures 1.50 nats x3"};
+  a.acknowledged = acknowledged;
+  a.evidence =
+      R"({"principal":"exe","channel":"smtp","score":10.5,"threshold":8,"attempts_24h":40,)"
+      R"("destinations_24h":12,"failures_24h":3,"sample_destinations":["198.51.100.7:25",)"
+      R"("203.0.113.9:25"],"parents":["4242 /usr/bin/bash","1 /sbin/init"]})";
+  return a;
+}
+
+inline AuditResult auditResult(std::string address, std::uint16_t port, std::string exposure,
+                               std::string relay) {
+  AuditResult r;
+  r.address = std::move(address);
+  r.port = port;
+  r.exposure = std::move(exposure);
+  r.pid = 812;
+  r.path = "/usr/sbin/exim4";
+  r.comm = "exim4";
+  r.relay = std::move(relay);
+  if (r.relay == "open") {
+    r.accepted = {"plain", "percent-hack"};
+    dbus::AuditFinding f;
+    f.severity = "critical";
+    f.title = "Open relay: relays mail for anyone";
+    f.fix = "Set dc_relay_nets to 127.0.0.1 in /etc/exim4/update-exim4.conf.conf";
+    r.findings.push_back(f);
+  }
+  return r;
+}
+
 inline Loaded snapshot(std::vector<Program> programs, std::vector<Attempt> attempts = {}) {
   Loaded l;
   l.status.enforcing = true;

@@ -356,5 +356,101 @@ TEST(Layout, DetailsPaneTakesRowsFromTheList) {
   EXPECT_EQ(open.detailsTop, 13);
 }
 
+TEST(Alerts, LoadedNewestFirstAndRaisedOnesArriveAtOnceHighlighted) {
+  State s = threePrograms();
+  const Program bot = *findProgram(s, 2);
+  Loaded l = snapshot(s.programs);
+  l.alerts = {alert(3, bot, "soft", true)};
+  update(s, l);
+  press(s, "3");
+  EXPECT_EQ(s.selectedAlert, 3);
+  EXPECT_TRUE(s.newAlerts.empty()) << "alerts from the load are not news";
+  const Effects fx = update(s, AlertRaised{alert(5, bot, "hard")});
+  EXPECT_TRUE(fx.redraw);
+  ASSERT_EQ(visibleAlerts(s).size(), 2u);
+  EXPECT_EQ(visibleAlerts(s)[0]->id, 5);
+  EXPECT_TRUE(s.newAlerts.contains(5));
+  EXPECT_EQ(unacknowledgedAlerts(s), 1u);
+  EXPECT_EQ(s.selectedAlert, 3) << "the selection stays on its alert";
+  update(s, AlertRaised{alert(5, bot, "hard")});  // a repeat is not a second alert
+  EXPECT_EQ(s.alerts.size(), 2u);
+}
+
+TEST(Alerts, AcknowledgeKeySendsTheCallAndMarksTheAlert) {
+  State s = threePrograms();
+  const Program bot = *findProgram(s, 2);
+  update(s, AlertRaised{alert(5, bot, "hard")});
+  press(s, "3");
+  Effects fx = press(s, "K");
+  ASSERT_EQ(fx.commands.size(), 1u);
+  EXPECT_EQ(fx.commands[0].kind, Command::Kind::AckAlert);
+  EXPECT_EQ(fx.commands[0].alertId, 5);
+  update(s, ActionSucceeded{Action::Acknowledge, 2, std::nullopt, false, 5});
+  EXPECT_TRUE(s.alerts[0].acknowledged);
+  EXPECT_FALSE(s.newAlerts.contains(5));
+  ASSERT_TRUE(s.message);
+  EXPECT_EQ(s.message->text, "Acknowledged alert 5");
+  fx = press(s, "K");
+  EXPECT_TRUE(fx.commands.empty());
+  EXPECT_EQ(s.message->text, "Already acknowledged: alert 5");
+}
+
+TEST(Alerts, RefusedAcknowledgeShowsNotAllowed) {
+  State s = threePrograms();
+  update(s, AlertRaised{alert(5, *findProgram(s, 2), "soft")});
+  press(s, "3");
+  press(s, "K");
+  update(s, ActionFailed{Action::Acknowledge, 2,
+                         dbus::ClientError{dbus::ClientError::Kind::NotAuthorized, "no", {}}, 5});
+  ASSERT_TRUE(s.message);
+  EXPECT_EQ(s.message->kind, Message::Kind::Error);
+  EXPECT_EQ(s.message->text,
+            "Not allowed: acknowledging alerts needs root (run guard-tui with sudo)");
+  EXPECT_FALSE(s.alerts[0].acknowledged);
+  EXPECT_TRUE(s.newAlerts.contains(5));
+}
+
+TEST(Alerts, ApproveFromAnAlertAsksAboutTheQuarantinedProgram) {
+  State s = loadedState(snapshot({program(4, "/home/alice/bot", "quarantined")}));
+  update(s, AlertRaised{alert(5, s.programs[0], "hard")});
+  press(s, "3");
+  press(s, "a");
+  ASSERT_TRUE(s.confirm);
+  EXPECT_EQ(s.confirm->programId, 4);
+  EXPECT_EQ(s.confirm->question, "Approve a program quarantined as a suspected spam bot?");
+}
+
+TEST(Audit, SwitchingLoadsAndRunKeyRunsOnceAtATime) {
+  State s = threePrograms();
+  Effects fx = press(s, "4");
+  ASSERT_EQ(fx.commands.size(), 1u);
+  EXPECT_EQ(fx.commands[0].kind, Command::Kind::LoadAudit);
+  fx = press(s, "R");
+  ASSERT_EQ(fx.commands.size(), 1u);
+  EXPECT_EQ(fx.commands[0].kind, Command::Kind::RunAudit);
+  EXPECT_TRUE(auditRunning(s));
+  fx = press(s, "R");
+  EXPECT_TRUE(fx.commands.empty());
+  EXPECT_EQ(s.message->text, "An audit is already running");
+  AuditReport r;
+  r.finishedUs = kMidnightUs;
+  r.results = {auditResult("127.0.0.1", 25, "loopback", "closed")};
+  update(s, AuditLoaded{r});
+  EXPECT_FALSE(auditRunning(s));
+  EXPECT_EQ(s.message->text, "Audit finished: 1 mail server checked");
+  ASSERT_NE(selectedAuditResult(s), nullptr);
+  EXPECT_EQ(selectedAuditResult(s)->port, 25);
+}
+
+TEST(Audit, FailedRunIsReportedAndCanBeRetried) {
+  State s = threePrograms();
+  press(s, "4");
+  press(s, "R");
+  update(s, AuditFailed{dbus::ClientError{dbus::ClientError::Kind::Failed, "timed out", {}}, true});
+  EXPECT_FALSE(auditRunning(s));
+  EXPECT_EQ(s.message->text, "Could not run the audit: timed out");
+  EXPECT_EQ(press(s, "R").commands.size(), 1u);
+}
+
 }  // namespace
 }  // namespace mailguard::tui

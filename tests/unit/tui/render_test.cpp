@@ -154,16 +154,104 @@ TEST(Render, DisconnectedIsPlainToSee) {
   EXPECT_EQ(f.rows[1].spans[1].style, Style::Bad);
 }
 
-TEST(Render, AlertsAndAuditSayHonestlyThatTheyAreNotAvailableYet) {
+TEST(Render, AlertsShowTimeProgramTierAckAndTopReasons) {
   State s = household({80, 24});
+  Program bot = *findProgram(s, 4);
+  Loaded l = snapshot(s.programs);
+  l.alerts = {alert(2, bot, "hard"), alert(1, bot, "soft", true)};
+  update(s, l);
   update(s, KeyPressed{Key::ch("3")});
   Frame f = render(s, {80, 24});
   expectExactWidths(f);
-  EXPECT_NE(f.text().find("Alerts: not available yet"), std::string::npos);
+  const auto lines = f.lines();
+  EXPECT_NE(lines[0].find("3 Alerts (1 new)"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[2].substr(0, 20), " TIME     TIER PROGR");
+  EXPECT_NE(lines[2].find("ACKED"), std::string::npos);
+  EXPECT_NE(lines[2].find("TOP REASONS"), std::string::npos);
+  EXPECT_EQ(
+      lines[3].rfind(" 01:02:00 HARD /home/a\u2026bin/mass-mailer no    direct-to-mx 6.00", 0), 0u)
+      << lines[3];
+  EXPECT_EQ(lines[4].rfind(" 01:01:00 soft ", 0), 0u) << lines[4];
+  EXPECT_NE(lines[4].find(" yes "), std::string::npos) << lines[4];
+  EXPECT_EQ(f.rows[3].spans[3].style, Style::Quarantined);  // HARD
+  EXPECT_EQ(f.rows[4].spans[3].style, Style::Held);         // soft
+  EXPECT_EQ(f.rows[4].spans[1].style, Style::Dim);          // acknowledged: quiet
+  EXPECT_TRUE(f.rows[3].selected);
+  EXPECT_EQ(lines[23],
+            " K acknowledge  a approve  d deny  Enter evidence  / filter  ? help  q quit");
+  EXPECT_EQ(f.text().find("not available"), std::string::npos);
+}
+
+TEST(Render, RaisedAlertIsHighlightedAndEvidenceIsInTheDetails) {
+  State s = household({100, 30});
+  update(s, KeyPressed{Key::ch("3")});
+  Frame f = render(s, {100, 30});
+  EXPECT_NE(f.text().find("No alerts: nothing has behaved like a spam bot."), std::string::npos);
+  update(s, AlertRaised{alert(7, *findProgram(s, 2), "soft")});
+  f = render(s, {100, 30});
+  EXPECT_NE(f.lines()[3].find(" NEW "), std::string::npos) << f.lines()[3];
+  EXPECT_EQ(f.rows[3].spans[1].style, Style::Pending);  // highlighted like a pending program
+  update(s, KeyPressed{Key::of(KeyCode::Enter)});
+  f = render(s, {100, 30});
+  expectExactWidths(f);
+  const std::string text = f.text();
+  EXPECT_NE(text.find("alert evidence (Enter closes)"), std::string::npos) << text;
+  EXPECT_NE(
+      text.find("score      10.5 (threshold 8)   24h: 40 attempts, 12 destinations, 3 failures"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sample     198.51.100.7:25, 203.0.113.9:25"), std::string::npos) << text;
+  EXPECT_NE(text.find("parents    4242 /usr/bin/bash, 1 /sbin/init"), std::string::npos) << text;
+  EXPECT_NE(text.find("now PENDING"), std::string::npos) << text;
+}
+
+TEST(Render, QuarantinedProgramHasItsOwnStyle) {
+  State s = household({80, 24});
+  const Frame f = render(s, {80, 24});
+  int row = -1;
+  for (int i = 0; i < 24; ++i) {
+    if (f.lines()[static_cast<std::size_t>(i)].starts_with(" QUARANTINED")) row = i;
+  }
+  ASSERT_GE(row, 0) << f.text();
+  EXPECT_EQ(f.rows[static_cast<std::size_t>(row)].spans[1].style, Style::Quarantined);
+}
+
+TEST(Render, AuditShowsServersRelayAndFindingsFix) {
+  State s = household({100, 30});
   update(s, KeyPressed{Key::ch("4")});
-  f = render(s, {80, 24});
-  EXPECT_NE(f.text().find("Mail-server audit: not available yet"), std::string::npos);
-  EXPECT_EQ(f.lines()[23], " Tab screen  ? help  q quit");
+  Frame f = render(s, {100, 30});
+  EXPECT_NE(f.lines()[3].find("No audit yet: press R"), std::string::npos) << f.lines()[3];
+  AuditReport report;
+  report.finishedUs = kMidnightUs + kHourUs;
+  report.results = {auditResult("0.0.0.0", 25, "external", "open"),
+                    auditResult("127.0.0.1", 587, "loopback", "closed")};
+  update(s, AuditLoaded{report});
+  f = render(s, {100, 30});
+  expectExactWidths(f);
+  const auto lines = f.lines();
+  EXPECT_EQ(lines[3], " Last audit 2024-03-14 01:00:00: 2 servers, 1 external, 1 open relay");
+  EXPECT_EQ(lines[4].rfind(" 0.0.0.0:25             EXTERNAL OPEN        exim4   ", 0), 0u)
+      << lines[4];
+  EXPECT_NE(lines[4].find("plain, percent-hack"), std::string::npos);
+  EXPECT_EQ(lines[5].rfind(" 127.0.0.1:587          loopback closed      ", 0), 0u) << lines[5];
+  EXPECT_TRUE(f.rows[4].selected);
+  EXPECT_EQ(lines[29], " R run audit now  Enter findings  Tab screen  ? help  q quit");
+  update(s, KeyPressed{Key::of(KeyCode::Enter)});
+  f = render(s, {100, 30});
+  const std::string text = f.text();
+  EXPECT_NE(text.find("audit findings (Enter closes)"), std::string::npos) << text;
+  EXPECT_NE(text.find("critical   Open relay: relays mail for anyone"), std::string::npos) << text;
+  EXPECT_NE(text.find("fix      Set dc_relay_nets to 127.0.0.1"), std::string::npos) << text;
+}
+
+TEST(Render, RunningAuditSaysAuditing) {
+  State s = household({80, 24});
+  update(s, KeyPressed{Key::ch("4")});
+  update(s, KeyPressed{Key::ch("R")});
+  const Frame f = render(s, {80, 24});
+  expectExactWidths(f);
+  EXPECT_EQ(f.lines()[3].rfind(" auditing... probing", 0), 0u) << f.lines()[3];
+  EXPECT_EQ(f.text().find("not available"), std::string::npos);
 }
 
 TEST(Render, ConfirmationAndRefusalAppearOnTheMessageLine) {

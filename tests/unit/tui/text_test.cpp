@@ -85,5 +85,15 @@ TEST(Wrap, SplitsByCellsAndMarksWhatDoesNotFit) {
   EXPECT_EQ(wrap("", 3, 2), (std::vector<std::string>{""}));
 }
 
+TEST(Wrap, WordsBreakBetweenWordsAndLongWordsByCells) {
+  EXPECT_EQ(wrapWords("relay only for this computer", 12, 5),
+            (std::vector<std::string>{"relay only", "for this", "computer"}));
+  EXPECT_EQ(wrapWords("a abcdefghij b", 4, 5),
+            (std::vector<std::string>{"a", "abcd", "efgh", "ij b"}));
+  EXPECT_EQ(wrapWords("one two three four", 9, 2),
+            (std::vector<std::string>{"one two", "three\xE2\x80\xA6"}));
+  EXPECT_EQ(wrapWords("", 3, 2), (std::vector<std::string>{""}));
+}
+
 }  // namespace
 }  // namespace mailguard::tui

@@ -48,15 +48,27 @@ bool matchesAttempt(const State& s, const Attempt& a, const std::string& f) {
          (a.pid != 0 && std::to_string(a.pid) == f);
 }
 
+bool matchesAlert(const State& s, const Alert& a, const std::string& f) {
+  if (contains(a.path, f) || contains(a.tier, f) || contains(a.summary, f) ||
+      contains(userName(s, a.uid), f)) {
+    return true;
+  }
+  return std::any_of(a.reasons.begin(), a.reasons.end(),
+                     [&](const std::string& r) { return contains(r, f); });
+}
+
 int listSize(const State& s) {
   switch (s.screen) {
     case Screen::Programs:
       return static_cast<int>(visiblePrograms(s).size());
     case Screen::Attempts:
       return static_cast<int>(visibleAttempts(s).size());
-    default:
-      return 0;
+    case Screen::Alerts:
+      return static_cast<int>(visibleAlerts(s).size());
+    case Screen::Audit:
+      return static_cast<int>(visibleAuditResults(s).size());
   }
+  return 0;
 }
 
 // Puts the selection on an item that is still shown (the same id if it is, else the
@@ -84,6 +96,14 @@ void resolveSelection(State& s) {
   };
   fix(visiblePrograms(s), s.selectedProgram, s.programRowHint, s.programTop);
   fix(visibleAttempts(s), s.selectedAttempt, s.attemptRowHint, s.attemptTop);
+  fix(visibleAlerts(s), s.selectedAlert, s.alertRowHint, s.alertTop);
+  // The audit's first list row is its summary.
+  const int auditRows = std::max(1, rows - 1);
+  const int n = static_cast<int>(visibleAuditResults(s).size());
+  s.auditRow = n == 0 ? 0 : std::clamp(s.auditRow, 0, n - 1);
+  if (s.auditRow < s.auditTop) s.auditTop = s.auditRow;
+  if (s.auditRow >= s.auditTop + auditRows) s.auditTop = s.auditRow - auditRows + 1;
+  s.auditTop = std::clamp(s.auditTop, 0, std::max(0, n - auditRows));
 }
 
 void moveSelection(State& s, int delta, bool absolute) {
@@ -97,6 +117,10 @@ void moveSelection(State& s, int delta, bool absolute) {
   };
   if (s.screen == Screen::Programs) move(visiblePrograms(s), s.selectedProgram, s.programRowHint);
   if (s.screen == Screen::Attempts) move(visibleAttempts(s), s.selectedAttempt, s.attemptRowHint);
+  if (s.screen == Screen::Alerts) move(visibleAlerts(s), s.selectedAlert, s.alertRowHint);
+  if (s.screen == Screen::Audit) {
+    s.auditRow = std::clamp(absolute ? delta : s.auditRow + delta, 0, n - 1);
+  }
 }
 
 void info(State& s, std::string text) { s.message = Message{Message::Kind::Info, std::move(text)}; }
@@ -115,6 +139,10 @@ const Program* actionTarget(const State& s) {
     const auto* a = selectedAttempt(s);
     return a ? findProgram(s, a->programId) : nullptr;
   }
+  if (s.screen == Screen::Alerts) {
+    const auto* a = selectedAlert(s);
+    return a ? findProgram(s, a->programId) : nullptr;
+  }
   return nullptr;
 }
 
@@ -126,12 +154,49 @@ Command::Kind commandFor(Action a) {
       return Command::Kind::Deny;
     case Action::Forget:
       return Command::Kind::Forget;
+    case Action::Acknowledge:
+      return Command::Kind::AckAlert;
   }
   return Command::Kind::Reload;
 }
 
+void acknowledge(State& s, Effects& fx) {
+  if (s.screen != Screen::Alerts) return;
+  if (!s.connected) {
+    error(s, "Not connected to guardd: cannot acknowledge now");
+    return;
+  }
+  const Alert* a = selectedAlert(s);
+  if (!a) {
+    info(s, "No alert selected");
+    return;
+  }
+  if (a->acknowledged) {
+    info(s, "Already acknowledged: alert " + std::to_string(a->id));
+    return;
+  }
+  fx.commands.push_back(Command{Command::Kind::AckAlert, a->programId, a->id});
+  info(s, "Acknowledging alert " + std::to_string(a->id) + " ...");
+}
+
+void runAudit(State& s, Effects& fx) {
+  if (s.screen != Screen::Audit) return;
+  if (!s.connected) {
+    error(s, "Not connected to guardd: cannot run an audit now");
+    return;
+  }
+  if (auditRunning(s)) {
+    info(s, "An audit is already running");
+    return;
+  }
+  s.auditRequested = true;
+  s.auditError.clear();
+  fx.commands.push_back(Command{Command::Kind::RunAudit, 0, 0});
+  info(s, "Auditing the mail servers on this PC ... (the dashboard stays usable)");
+}
+
 void requestAction(State& s, Action action, Effects& fx) {
-  if (s.screen != Screen::Programs && s.screen != Screen::Attempts) return;
+  if (s.screen == Screen::Audit) return;
   if (!s.connected) {
     error(s, "Not connected to guardd: cannot " + std::string(verb(action)) + " now");
     return;
@@ -139,6 +204,7 @@ void requestAction(State& s, Action action, Effects& fx) {
   const Program* p = actionTarget(s);
   if (!p) {
     info(s, s.screen == Screen::Attempts ? "This attempt has no program to act on"
+            : s.screen == Screen::Alerts ? "This alert's program is not known to guardd any more"
                                          : "No program selected");
     return;
   }
@@ -168,12 +234,18 @@ void requestAction(State& s, Action action, Effects& fx) {
       fx.commands.push_back(Command{Command::Kind::Deny, p->id});
       info(s, "Denying " + what + " ...");
       return;
+    case Action::Acknowledge:
+      return;
   }
 }
 
-void switchScreen(State& s, Screen screen) {
+void switchScreen(State& s, Screen screen, Effects& fx) {
   s.screen = screen;
   s.details = false;
+  // The audit may have changed (guardd audits again when listeners change): ask once.
+  if (screen == Screen::Audit && s.connected && !s.auditRequested) {
+    fx.commands.push_back(Command{Command::Kind::LoadAudit, 0, 0});
+  }
 }
 
 void onKey(State& s, const Key& key, Effects& fx) {
@@ -250,12 +322,13 @@ void onKey(State& s, const Key& key, Effects& fx) {
       return;
     case KeyCode::Tab:
     case KeyCode::Right:
-      switchScreen(s, static_cast<Screen>((static_cast<int>(s.screen) + 1) % kScreenCount));
+      switchScreen(s, static_cast<Screen>((static_cast<int>(s.screen) + 1) % kScreenCount), fx);
       return;
     case KeyCode::BackTab:
     case KeyCode::Left:
       switchScreen(
-          s, static_cast<Screen>((static_cast<int>(s.screen) + kScreenCount - 1) % kScreenCount));
+          s, static_cast<Screen>((static_cast<int>(s.screen) + kScreenCount - 1) % kScreenCount),
+          fx);
       return;
     case KeyCode::Enter:
       if (listSize(s) == 0) return;
@@ -284,7 +357,7 @@ void onKey(State& s, const Key& key, Effects& fx) {
   } else if (c == "?" || c == "h") {
     s.help = true;
   } else if (c == "1" || c == "2" || c == "3" || c == "4") {
-    switchScreen(s, static_cast<Screen>(c[0] - '1'));
+    switchScreen(s, static_cast<Screen>(c[0] - '1'), fx);
   } else if (c == "k") {
     moveSelection(s, -1, false);
   } else if (c == "j") {
@@ -304,6 +377,10 @@ void onKey(State& s, const Key& key, Effects& fx) {
     requestAction(s, Action::Deny, fx);
   } else if (c == "f") {
     requestAction(s, Action::Forget, fx);
+  } else if (c == "K") {
+    acknowledge(s, fx);
+  } else if (c == "R") {
+    runAudit(s, fx);
   } else if (c == "r") {
     if (s.connected) {
       fx.commands.push_back(Command{Command::Kind::Reload, 0});
@@ -322,6 +399,21 @@ void upsertProgram(State& s, const Program& p) {
     }
   }
   s.programs.push_back(p);
+}
+
+void addAlert(State& s, const Alert& a) {
+  for (auto& known : s.alerts) {
+    if (known.id == a.id) {
+      known = a;
+      return;
+    }
+  }
+  // Newest first: ids grow with time.
+  auto at =
+      std::find_if(s.alerts.begin(), s.alerts.end(), [&](const Alert& k) { return k.id < a.id; });
+  s.alerts.insert(at, a);
+  if (s.alerts.size() > kMaxAlerts) s.alerts.pop_back();
+  if (!a.acknowledged) s.newAlerts.insert(a.id);
 }
 
 void addAttempt(State& s, const Attempt& a) {
@@ -358,7 +450,9 @@ std::string failureText(const ActionFailed& f) {
   using Kind = dbus::ClientError::Kind;
   switch (f.error.kind) {
     case Kind::NotAuthorized:
-      return "Not allowed: changing policy needs root (run guard-tui with sudo)";
+      return f.action == Action::Acknowledge
+                 ? "Not allowed: acknowledging alerts needs root (run guard-tui with sudo)"
+                 : "Not allowed: changing policy needs root (run guard-tui with sudo)";
     case Kind::NotRunning:
     case Kind::NoBus:
       return "Could not " + std::string(verb(f.action)) + ": guardd is not reachable";
@@ -374,9 +468,21 @@ Layout layoutFor(const State& state, Size size) {
   l.keysRow = size.rows - 1;
   l.messageRow = size.rows - 2;
   const int available = std::max(0, l.messageRow - l.listTop);
-  const bool hasList = state.screen == Screen::Programs || state.screen == Screen::Attempts;
+  const bool hasList = true;  // every screen has a list with details
   if (state.details && hasList && available >= 12) {
-    l.detailsRows = std::min(10, available / 2);
+    // Alert evidence and audit findings are longer than a program's details; the audit
+    // lists few servers.
+    switch (state.screen) {
+      case Screen::Alerts:
+        l.detailsRows = std::min(12, available * 2 / 3);
+        break;
+      case Screen::Audit:
+        l.detailsRows = std::min(16, available - 5);
+        break;
+      default:
+        l.detailsRows = std::min(10, available / 2);
+        break;
+    }
   }
   l.listRows = available - l.detailsRows;
   l.detailsTop = l.listTop + l.listRows;
@@ -385,97 +491,143 @@ Layout layoutFor(const State& state, Size size) {
 
 Effects update(State& s, const Event& event) {
   Effects fx;
-  std::visit(Overloaded{
-                 [&](const KeyPressed& e) { onKey(s, e.key, fx); },
-                 [&](const Resized& e) {
-                   s.size = e.size;
-                   fx.redraw = true;
-                 },
-                 [&](const Tick& e) {
-                   const auto day = localDayStart(e.nowUs, e.utcOffsetSec);
-                   if (s.todayStartUs != 0 && day != s.todayStartUs) {
-                     s.today = {};  // a new day
-                     fx.redraw = true;
-                   }
-                   s.todayStartUs = day;
-                   s.nowUs = e.nowUs;
-                   s.utcOffsetSec = e.utcOffsetSec;
-                 },
-                 [&](const Loaded& e) {
-                   const bool wasDisconnected = !s.connected && s.everLoaded;
-                   s.connected = true;
-                   s.everLoaded = true;
-                   s.disconnectReason.clear();
-                   s.status = e.status;
-                   s.programs = e.programs;
-                   s.attempts.assign(e.attempts.begin(), e.attempts.end());
-                   if (s.attempts.size() > kMaxAttempts) s.attempts.resize(kMaxAttempts);
-                   s.programAttempts.clear();
-                   s.today = e.today;
-                   s.todayStartUs = e.todayStartUs;
-                   s.countedUpToId = e.countedUpToId;
-                   if (wasDisconnected) info(s, "Reconnected to guardd");
-                   fx.redraw = true;
-                   if (s.details) {
-                     if (const Program* p = actionTarget(s)) {
-                       fx.commands.push_back(Command{Command::Kind::LoadProgramAttempts, p->id});
-                     }
-                   }
-                 },
-                 [&](const StatusRefreshed& e) {
-                   s.status = e.status;
-                   fx.redraw = true;
-                 },
-                 [&](const Disconnected& e) {
-                   fx.redraw = s.connected || s.disconnectReason != e.reason;
-                   s.connected = false;
-                   s.disconnectReason = e.reason;
-                   if (s.confirm) {
-                     s.confirm.reset();
-                     error(s, "Not done: lost the connection to guardd");
-                   }
-                 },
-                 [&](const AttemptRecorded& e) {
-                   addAttempt(s, e.attempt);
-                   fx.redraw = true;
-                 },
-                 [&](const ProgramChanged& e) {
-                   upsertProgram(s, e.program);
-                   fx.redraw = true;
-                 },
-                 [&](const ProgramAttemptsLoaded& e) {
-                   auto& v = s.programAttempts[e.programId];
-                   v = e.attempts;
-                   if (v.size() > kDetailAttempts) v.resize(kDetailAttempts);
-                   fx.redraw = true;
-                 },
-                 [&](const ActionSucceeded& e) {
-                   fx.redraw = true;
-                   if (e.program) upsertProgram(s, *e.program);
-                   const Program* p = findProgram(s, e.programId);
-                   const std::string what =
-                       p ? describe(*p) : "program " + std::to_string(e.programId);
-                   switch (e.action) {
-                     case Action::Approve:
-                       info(s, "Approved: " + what + " may send mail");
-                       break;
-                     case Action::Deny:
-                       info(s, "Denied: " + what + " is refused at once from now on");
-                       break;
-                     case Action::Forget:
-                       info(s, e.removed ? "Forgot the decision about " + what
-                                         : "There was no decision to forget about " + what);
-                       // guardd announces the program again; reload in case it did not.
-                       fx.commands.push_back(Command{Command::Kind::Reload, 0});
-                       break;
-                   }
-                 },
-                 [&](const ActionFailed& e) {
-                   fx.redraw = true;
-                   error(s, failureText(e));
-                 },
-             },
-             event);
+  std::visit(
+      Overloaded{
+          [&](const KeyPressed& e) { onKey(s, e.key, fx); },
+          [&](const Resized& e) {
+            s.size = e.size;
+            fx.redraw = true;
+          },
+          [&](const Tick& e) {
+            const auto day = localDayStart(e.nowUs, e.utcOffsetSec);
+            if (s.todayStartUs != 0 && day != s.todayStartUs) {
+              s.today = {};  // a new day
+              fx.redraw = true;
+            }
+            s.todayStartUs = day;
+            s.nowUs = e.nowUs;
+            s.utcOffsetSec = e.utcOffsetSec;
+          },
+          [&](const Loaded& e) {
+            const bool wasDisconnected = !s.connected && s.everLoaded;
+            s.connected = true;
+            s.everLoaded = true;
+            s.disconnectReason.clear();
+            s.status = e.status;
+            s.programs = e.programs;
+            s.attempts.assign(e.attempts.begin(), e.attempts.end());
+            if (s.attempts.size() > kMaxAttempts) s.attempts.resize(kMaxAttempts);
+            s.programAttempts.clear();
+            s.today = e.today;
+            s.todayStartUs = e.todayStartUs;
+            s.countedUpToId = e.countedUpToId;
+            s.alerts = e.alerts;
+            if (s.alerts.size() > kMaxAlerts) s.alerts.resize(kMaxAlerts);
+            s.alertsError = e.alertsError;
+            // Still unacknowledged ones raised while watching stay highlighted.
+            std::set<std::int64_t> stillNew;
+            for (const auto& a : s.alerts) {
+              if (!a.acknowledged && s.newAlerts.contains(a.id)) stillNew.insert(a.id);
+            }
+            s.newAlerts = std::move(stillNew);
+            if (wasDisconnected) info(s, "Reconnected to guardd");
+            fx.redraw = true;
+            if (s.details) {
+              if (const Program* p = actionTarget(s)) {
+                fx.commands.push_back(Command{Command::Kind::LoadProgramAttempts, p->id});
+              }
+            }
+          },
+          [&](const StatusRefreshed& e) {
+            s.status = e.status;
+            fx.redraw = true;
+          },
+          [&](const Disconnected& e) {
+            fx.redraw = s.connected || s.disconnectReason != e.reason;
+            s.connected = false;
+            s.disconnectReason = e.reason;
+            if (s.confirm) {
+              s.confirm.reset();
+              error(s, "Not done: lost the connection to guardd");
+            }
+            // A RunAudit in flight answers on its own connection; keep waiting.
+          },
+          [&](const AttemptRecorded& e) {
+            addAttempt(s, e.attempt);
+            fx.redraw = true;
+          },
+          [&](const AlertRaised& e) {
+            addAlert(s, e.alert);
+            fx.redraw = true;
+          },
+          [&](const AuditLoaded& e) {
+            const bool ours = s.auditRequested;
+            s.audit = e.report;
+            s.auditError.clear();
+            if (!e.report.running) s.auditRequested = false;
+            if (ours && !s.auditRequested) {
+              if (!e.report.error.empty()) {
+                error(s, "The audit failed: " + e.report.error);
+              } else {
+                info(s, "Audit finished: " + std::to_string(e.report.results.size()) +
+                            (e.report.results.size() == 1 ? " mail server" : " mail servers") +
+                            " checked");
+              }
+            }
+            fx.redraw = true;
+          },
+          [&](const AuditFailed& e) {
+            if (e.run) s.auditRequested = false;
+            using Kind = dbus::ClientError::Kind;
+            s.auditError = e.error.kind == Kind::NotAuthorized
+                               ? "Not allowed to run the audit: " + e.error.message
+                               : e.error.message;
+            if (e.run) error(s, "Could not run the audit: " + s.auditError);
+            fx.redraw = true;
+          },
+          [&](const ProgramChanged& e) {
+            upsertProgram(s, e.program);
+            fx.redraw = true;
+          },
+          [&](const ProgramAttemptsLoaded& e) {
+            auto& v = s.programAttempts[e.programId];
+            v = e.attempts;
+            if (v.size() > kDetailAttempts) v.resize(kDetailAttempts);
+            fx.redraw = true;
+          },
+          [&](const ActionSucceeded& e) {
+            fx.redraw = true;
+            if (e.program) upsertProgram(s, *e.program);
+            const Program* p = findProgram(s, e.programId);
+            const std::string what = p ? describe(*p) : "program " + std::to_string(e.programId);
+            switch (e.action) {
+              case Action::Approve:
+                info(s, "Approved: " + what + " may send mail");
+                break;
+              case Action::Deny:
+                info(s, "Denied: " + what + " is refused at once from now on");
+                break;
+              case Action::Forget:
+                info(s, e.removed ? "Forgot the decision about " + what
+                                  : "There was no decision to forget about " + what);
+                // guardd announces the program again; reload in case it did not.
+                fx.commands.push_back(Command{Command::Kind::Reload, 0});
+                break;
+              case Action::Acknowledge:
+                for (auto& a : s.alerts) {
+                  if (a.id == e.alertId) a.acknowledged = true;
+                }
+                s.newAlerts.erase(e.alertId);
+                info(s, "Acknowledged alert " + std::to_string(e.alertId));
+                break;
+            }
+          },
+          [&](const ActionFailed& e) {
+            fx.redraw = true;
+            error(s, failureText(e));
+          },
+      },
+      event);
   resolveSelection(s);
   return fx;
 }
@@ -515,6 +667,43 @@ std::vector<const Program*> visiblePrograms(const State& s) {
   return out;
 }
 
+std::vector<const Alert*> visibleAlerts(const State& s) {
+  std::vector<const Alert*> out;
+  const std::string f = lower(s.filter);
+  for (const auto& a : s.alerts) {
+    if (f.empty() || matchesAlert(s, a, f)) out.push_back(&a);
+  }
+  return out;
+}
+
+std::vector<const AuditResult*> visibleAuditResults(const State& s) {
+  std::vector<const AuditResult*> out;
+  if (s.audit) {
+    for (const auto& r : s.audit->results) out.push_back(&r);
+  }
+  return out;
+}
+
+bool auditRunning(const State& s) { return s.auditRequested || (s.audit && s.audit->running); }
+
+const Alert* selectedAlert(const State& s) {
+  for (const auto* a : visibleAlerts(s)) {
+    if (a->id == s.selectedAlert) return a;
+  }
+  return nullptr;
+}
+
+const AuditResult* selectedAuditResult(const State& s) {
+  const auto items = visibleAuditResults(s);
+  if (s.auditRow < 0 || s.auditRow >= static_cast<int>(items.size())) return nullptr;
+  return items[static_cast<std::size_t>(s.auditRow)];
+}
+
+std::size_t unacknowledgedAlerts(const State& s) {
+  return static_cast<std::size_t>(std::count_if(s.alerts.begin(), s.alerts.end(),
+                                                [](const Alert& a) { return !a.acknowledged; }));
+}
+
 std::vector<const Attempt*> visibleAttempts(const State& s) {
   std::vector<const Attempt*> out;
   const std::string f = lower(s.filter);
@@ -533,6 +722,8 @@ int selectedRow(const State& s) {
   };
   if (s.screen == Screen::Programs) return find(visiblePrograms(s), s.selectedProgram);
   if (s.screen == Screen::Attempts) return find(visibleAttempts(s), s.selectedAttempt);
+  if (s.screen == Screen::Alerts) return find(visibleAlerts(s), s.selectedAlert);
+  if (s.screen == Screen::Audit) return listSize(s) > 0 ? s.auditRow : -1;
   return -1;
 }
 
@@ -618,6 +809,8 @@ const char* verb(Action action) {
       return "deny";
     case Action::Forget:
       return "forget";
+    case Action::Acknowledge:
+      return "acknowledge";
   }
   return "?";
 }

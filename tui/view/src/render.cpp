@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "mailguard/tui/text.hpp"
@@ -123,6 +124,10 @@ void tabBar(const State& s, int width, std::vector<Row>& rows) {
     std::string label = " " + std::to_string(i + 1) + " " + toString(screen);
     if (screen == Screen::Programs) {
       if (const auto n = pendingCount(s); n > 0) label += " (" + std::to_string(n) + " pending)";
+    }
+    if (screen == Screen::Alerts) {
+      if (const auto n = unacknowledgedAlerts(s); n > 0)
+        label += " (" + std::to_string(n) + " new)";
     }
     label += " ";
     b.add(label, screen == s.screen ? Style::TabActive : Style::Tab).space();
@@ -302,13 +307,215 @@ void attemptsList(const State& s, const Layout& l, int width, std::vector<Row>& 
   }
 }
 
-void notAvailable(const Layout& l, int width, std::vector<Row>& rows,
-                  const std::vector<std::string>& text) {
-  rows.push_back(plain(width, ""));
+std::pair<std::string, Style> tierCell(const std::string& tier) {
+  if (tier == "hard") return {"HARD", Style::Quarantined};
+  if (tier == "soft") return {"soft", Style::Held};
+  return {tier, Style::Normal};
+}
+
+std::string joinTop(const std::vector<std::string>& items, std::size_t n) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size() && i < n; ++i) {
+    if (!out.empty()) out += "; ";
+    out += items[i];
+  }
+  if (items.size() > n) out += "; +" + std::to_string(items.size() - n) + " more";
+  return out;
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (const auto& i : items) {
+    if (!out.empty()) out += sep;
+    out += i;
+  }
+  return out;
+}
+
+void emptyList(int width, const Layout& l, std::vector<Row>& rows, int from,
+               const std::vector<std::pair<std::string, Style>>& text) {
+  for (int r = from; r < l.listRows; ++r) {
+    const auto i = static_cast<std::size_t>(r - from - 1);
+    rows.push_back(r > from && i < text.size() ? plain(width, "   " + text[i].first, text[i].second)
+                                               : plain(width, ""));
+  }
+}
+
+struct AlertColumns {
+  int time = 8, tier = 4, program = 0, ack = 5, reasons = 0;
+};
+
+AlertColumns alertColumns(int width) {
+  AlertColumns c;
+  const int rest = width - (1 + c.time + 1 + c.tier + 1 + 1 + c.ack + 1);
+  c.program = std::max(10, rest * 2 / 5);
+  c.reasons = std::max(0, rest - c.program);
+  return c;
+}
+
+void alertsList(const State& s, const Layout& l, int width, std::vector<Row>& rows) {
+  const auto c = alertColumns(width);
+  {
+    RowBuilder b(width);
+    b.space()
+        .cell(fitEnd("TIME", c.time), Style::Header)
+        .space()
+        .cell(fitEnd("TIER", c.tier), Style::Header)
+        .space()
+        .cell(fitEnd("PROGRAM", c.program), Style::Header)
+        .space()
+        .cell(fitEnd("ACKED", c.ack), Style::Header)
+        .space()
+        .cell(fitEnd("TOP REASONS", c.reasons), Style::Header);
+    rows.push_back(b.finish(Style::Header));
+  }
+  const auto items = visibleAlerts(s);
+  if (items.empty()) {
+    std::vector<std::pair<std::string, Style>> text;
+    if (!s.filter.empty()) {
+      text = {{"Nothing matches the filter \"" + s.filter + "\" (Esc clears it)", Style::Dim}};
+    } else if (!s.everLoaded) {
+      text = {{"Waiting for guardd ...", Style::Dim}};
+    } else if (!s.alertsError.empty()) {
+      text = {{"guardd did not list its alerts: " + s.alertsError, Style::Error}};
+    } else {
+      text = {
+          {"No alerts: nothing has behaved like a spam bot.", Style::Dim},
+          {"A program that sends like one is throttled (soft) or quarantined (hard);", Style::Dim},
+          {"its alert shows up here at once, highlighted.", Style::Dim}};
+    }
+    emptyList(width, l, rows, 0, text);
+    return;
+  }
   for (int r = 0; r < l.listRows; ++r) {
-    const auto i = static_cast<std::size_t>(r);
-    rows.push_back(plain(width, i < text.size() ? "   " + text[i] : "",
-                         i == 0 ? Style::Title : Style::Normal));
+    const int i = s.alertTop + r;
+    if (i >= static_cast<int>(items.size())) {
+      rows.push_back(plain(width, ""));
+      continue;
+    }
+    const Alert& a = *items[static_cast<std::size_t>(i)];
+    const auto [tier, tierStyle] = tierCell(a.tier);
+    const bool fresh = s.newAlerts.contains(a.id);
+    const Style rowStyle = fresh ? Style::Pending : a.acknowledged ? Style::Dim : Style::Normal;
+    RowBuilder b(width);
+    b.space()
+        .cell(fitEnd(formatTime(s, a.timeUs), c.time), rowStyle)
+        .space()
+        .cell(fitEnd(tier, c.tier), tierStyle)
+        .space()
+        .cell(programLabel(a.path, {}, c.program), rowStyle)
+        .space()
+        .cell(fitEnd(a.acknowledged ? "yes"
+                     : fresh        ? "NEW"
+                                    : "no",
+                     c.ack),
+              rowStyle)
+        .space()
+        .cell(fitEnd(joinTop(a.reasons, 2), c.reasons), rowStyle);
+    rows.push_back(b.finish(rowStyle, a.id == s.selectedAlert));
+  }
+}
+
+std::pair<std::string, Style> relayCell(const std::string& relay) {
+  if (relay == "open") return {"OPEN", Style::Bad};
+  if (relay == "closed") return {"closed", Style::Good};
+  if (relay == "unreachable") return {"unreachable", Style::Dim};
+  return {relay.empty() ? "-" : relay, Style::Normal};
+}
+
+struct AuditColumns {
+  int address = 22, exposure = 8, relay = 11, program = 0, accepted = 0;
+};
+
+AuditColumns auditColumns(int width) {
+  AuditColumns c;
+  const int rest = width - (1 + c.address + 1 + c.exposure + 1 + c.relay + 1 + 1);
+  c.program = std::max(8, rest / 2);
+  c.accepted = std::max(0, rest - c.program);
+  return c;
+}
+
+void auditList(const State& s, const Layout& l, int width, std::vector<Row>& rows) {
+  const auto c = auditColumns(width);
+  {
+    RowBuilder b(width);
+    b.space()
+        .cell(fitEnd("ADDRESS:PORT", c.address), Style::Header)
+        .space()
+        .cell(fitEnd("EXPOSURE", c.exposure), Style::Header)
+        .space()
+        .cell(fitEnd("RELAY", c.relay), Style::Header)
+        .space()
+        .cell(fitEnd("PROGRAM", c.program), Style::Header)
+        .space()
+        .cell(fitEnd("ACCEPTED", c.accepted), Style::Header);
+    rows.push_back(b.finish(Style::Header));
+  }
+  // The summary line.
+  {
+    RowBuilder b(width);
+    b.space();
+    if (auditRunning(s)) {
+      b.add("auditing...", Style::Held)
+          .add(" probing the mail servers on this PC; the rest of the dashboard stays live",
+               Style::Dim);
+    } else if (!s.auditError.empty()) {
+      b.add("No audit: " + s.auditError, Style::Error);
+    } else if (!s.audit || s.audit->finishedUs == 0) {
+      b.add(s.everLoaded ? "No audit yet: press R to audit the mail servers on this PC now"
+                         : "Waiting for guardd ...",
+            Style::Dim);
+    } else {
+      std::size_t open = 0;
+      std::size_t external = 0;
+      for (const auto& r : s.audit->results) {
+        if (r.relay == "open") ++open;
+        if (r.exposure == "external") ++external;
+      }
+      b.add("Last audit " + formatFullTime(s, s.audit->finishedUs) + ": " +
+            std::to_string(s.audit->results.size()) +
+            (s.audit->results.size() == 1 ? " server" : " servers") + ", " +
+            std::to_string(external) + " external");
+      b.add(", " + std::to_string(open) + " open relay" + (open == 1 ? "" : "s"),
+            open > 0 ? Style::Bad : Style::Normal);
+      if (!s.audit->error.empty()) b.add("  failed: " + s.audit->error, Style::Error);
+    }
+    rows.push_back(b.finish());
+  }
+  const auto items = visibleAuditResults(s);
+  if (items.empty()) {
+    if (s.audit && s.audit->finishedUs != 0) {
+      emptyList(width, l, rows, 1, {{"No mail server listens on this PC.", Style::Dim}});
+    } else {
+      emptyList(width, l, rows, 1, {});
+    }
+    return;
+  }
+  for (int r = 1; r < l.listRows; ++r) {
+    const int i = s.auditTop + r - 1;
+    if (i >= static_cast<int>(items.size())) {
+      rows.push_back(plain(width, ""));
+      continue;
+    }
+    const AuditResult& a = *items[static_cast<std::size_t>(i)];
+    const auto [relay, relayStyle] = relayCell(a.relay);
+    const bool external = a.exposure == "external";
+    // The program's name here; the full path is in the details.
+    std::string program = a.path.empty() ? a.comm : basename(a.path);
+    if (program.empty()) program = "(unknown)";
+    RowBuilder b(width);
+    b.space()
+        .cell(fitMiddle(formatEndpoint(a.address, a.port), c.address))
+        .space()
+        .cell(fitEnd(external ? "EXTERNAL" : a.exposure, c.exposure),
+              external ? Style::Bad : Style::Normal)
+        .space()
+        .cell(fitEnd(relay, c.relay), relayStyle)
+        .space()
+        .cell(fitMiddle(program, c.program))
+        .space()
+        .cell(fitEnd(a.accepted.empty() ? "-" : join(a.accepted, ", "), c.accepted));
+    rows.push_back(b.finish(Style::Normal, i == s.auditRow));
   }
 }
 
@@ -316,10 +523,12 @@ void notAvailable(const Layout& l, int width, std::vector<Row>& rows,
 class Details {
  public:
   explicit Details(int width) : width_(width) {}
+  // Paths and hashes wrap by cells; prose (`words`) between words.
   void add(const std::string& label, const std::string& value, Style style = Style::Normal,
-           int maxLines = 1) {
+           int maxLines = 1, bool words = false) {
     const int valueWidth = width_ - kLabel - 2;
-    const auto parts = wrap(value.empty() ? "-" : value, valueWidth, maxLines);
+    const std::string v = value.empty() ? "-" : value;
+    const auto parts = words ? wrapWords(v, valueWidth, maxLines) : wrap(v, valueWidth, maxLines);
     for (std::size_t i = 0; i < parts.size(); ++i) {
       RowBuilder b(width_);
       b.space().cell(fitEnd(i == 0 ? label : "", kLabel), Style::Dim).space().add(parts[i], style);
@@ -414,6 +623,98 @@ std::vector<Row> attemptDetails(const State& s, const Attempt& a, int width) {
   return d.take();
 }
 
+// A JSON value as short text: strings bare, arrays joined, objects as key=value.
+std::string jsonText(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_float()) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", v.get<double>());
+    return buf;
+  }
+  if (v.is_array()) {
+    std::string out;
+    for (const auto& e : v) {
+      if (!out.empty()) out += ", ";
+      out += jsonText(e);
+    }
+    return out;
+  }
+  if (v.is_object()) {
+    std::string out;
+    for (const auto& [k, e] : v.items()) {
+      if (!out.empty()) out += " ";
+      out += k + "=" + jsonText(e);
+    }
+    return out;
+  }
+  return v.dump();
+}
+
+std::vector<Row> alertDetails(const State& s, const Alert& a, int width) {
+  Details d(width);
+  const auto [tier, style] = tierCell(a.tier);
+  d.add("alert",
+        formatFullTime(s, a.timeUs) + "   tier " + tier + "   id " + std::to_string(a.id) + "   " +
+            (a.acknowledged ? "acknowledged" : "not acknowledged (K)"),
+        style);
+  d.add("program", a.path.empty() ? "(unknown)" : a.path, Style::Normal, 2);
+  std::string who = "user " + userName(s, a.uid) + " (uid " + std::to_string(a.uid) + ")";
+  if (const Program* p = findProgram(s, a.programId)) who += "   now " + stateCell(p->state).first;
+  d.add("who", who);
+  const auto ev = nlohmann::json::parse(a.evidence, nullptr, false);
+  if (ev.is_object()) {
+    auto field = [&](const char* key) {
+      return ev.contains(key) ? jsonText(ev[key]) : std::string("-");
+    };
+    d.add("score", field("score") + " (threshold " + field("threshold") + ")   24h: " +
+                       field("attempts_24h") + " attempts, " + field("destinations_24h") +
+                       " destinations, " + field("failures_24h") + " failures");
+    if (ev.contains("sample_destinations")) {
+      d.add("sample", jsonText(ev["sample_destinations"]), Style::Normal, 2, true);
+    }
+    if (ev.contains("parents")) {
+      d.add("parents", jsonText(ev["parents"]), Style::Normal, 2, true);
+    }
+  } else if (!a.evidence.empty()) {
+    d.add("evidence", a.evidence, Style::Normal, 4);
+  }
+  d.add("reasons", join(a.reasons, "; "), Style::Normal, 2, true);
+  if (!a.summary.empty()) d.add("summary", a.summary, Style::Normal, 2, true);
+  if (ev.is_object()) {
+    for (const char* key : {"principal", "channel"}) {
+      if (ev.contains(key)) d.add(key, jsonText(ev[key]));
+    }
+  }
+  return d.take();
+}
+
+std::vector<Row> auditDetails(const State& s, const AuditResult& r, int width) {
+  (void)s;
+  Details d(width);
+  const auto [relay, relayStyle] = relayCell(r.relay);
+  d.add("server",
+        formatEndpoint(r.address, r.port) + "   " + r.exposure + "   relay " + relay +
+            (r.blockedByFirewall ? "   blocked by the firewall" : ""),
+        relayStyle);
+  d.add("program",
+        (r.path.empty() ? r.comm : r.path) +
+            (r.pid > 0 ? "   pid " + std::to_string(r.pid) : std::string()) + "   uid " +
+            std::to_string(r.uid),
+        Style::Normal, 1);
+  if (!r.reason.empty()) d.add("why", r.reason, Style::Normal, 2, true);
+  if (!r.accepted.empty()) d.add("accepted", join(r.accepted, ", "), Style::Bad, 2, true);
+  if (r.findings.empty()) d.add("findings", "none");
+  for (const auto& f : r.findings) {
+    const Style st = f.severity == "critical"  ? Style::Bad
+                     : f.severity == "warning" ? Style::Held
+                                               : Style::Normal;
+    d.add(f.severity, f.title, st, 2, true);
+    d.add("  fix", f.fix, Style::Normal, 4, true);
+    if (!f.blockCommand.empty()) d.add("  block", f.blockCommand, Style::Key, 1);
+  }
+  return d.take();
+}
+
 void detailsPane(const State& s, const Layout& l, int width, std::vector<Row>& rows) {
   if (l.detailsRows == 0) return;
   std::vector<Row> lines;
@@ -424,6 +725,12 @@ void detailsPane(const State& s, const Layout& l, int width, std::vector<Row>& r
   } else if (s.screen == Screen::Attempts) {
     if (const auto* a = selectedAttempt(s)) lines = attemptDetails(s, *a, width);
     title = " attempt details (Enter closes) ";
+  } else if (s.screen == Screen::Alerts) {
+    if (const auto* a = selectedAlert(s)) lines = alertDetails(s, *a, width);
+    title = " alert evidence (Enter closes) ";
+  } else if (s.screen == Screen::Audit) {
+    if (const auto* r = selectedAuditResult(s)) lines = auditDetails(s, *r, width);
+    title = " audit findings (Enter closes) ";
   }
   RowBuilder sep(width);
   sep.add("\u2500\u2500", Style::Dim).add(title, Style::Title);
@@ -445,6 +752,8 @@ void helpScreen(const Layout& l, int width, std::vector<Row>& rows) {
       {"a", "approve the program: it may send mail (asks y/n first)"},
       {"d", "deny it: its mail connections are refused at once"},
       {"f", "forget the decision: it is held and asked about again (y/n)"},
+      {"K", "Alerts: acknowledge the selected alert (a approves its program)"},
+      {"R", "Audit: audit the mail servers on this PC now"},
       {"/", "filter by text: path, user, state, destination; Esc clears"},
       {"s", "sort programs: pending first, last seen, attempts, path"},
       {"r", "reload everything from guardd"},
@@ -461,7 +770,7 @@ void helpScreen(const Layout& l, int width, std::vector<Row>& rows) {
   lines.push_back(plain(width, ""));
   for (const char* text : {"PENDING programs wait for your decision: their mail connections",
                            "are held until you approve or deny them.",
-                           "Approving, denying and forgetting need root: run guard-tui with sudo.",
+                           "Approving, denying, forgetting and acknowledging need root (sudo).",
                            "Reading works for every user."}) {
     lines.push_back(plain(width, std::string("   ") + text));
   }
@@ -510,8 +819,15 @@ void keysLine(const State& s, int width, std::vector<Row>& rows) {
   } else if (s.screen == Screen::Programs || s.screen == Screen::Attempts) {
     keys = {{"a", "approve"}, {"d", "deny"}, {"f", "forget"}, {"Enter", "details"},
             {"/", "filter"},  {"s", "sort"}, {"?", "help"},   {"q", "quit"}};
+  } else if (s.screen == Screen::Alerts) {
+    keys = {{"K", "acknowledge"}, {"a", "approve"}, {"d", "deny"}, {"Enter", "evidence"},
+            {"/", "filter"},      {"?", "help"},    {"q", "quit"}};
   } else {
-    keys = {{"Tab", "screen"}, {"?", "help"}, {"q", "quit"}};
+    keys = {{"R", "run audit now"},
+            {"Enter", "findings"},
+            {"Tab", "screen"},
+            {"?", "help"},
+            {"q", "quit"}};
   }
   RowBuilder b(width);
   for (const auto& [k, v] : keys) {
@@ -595,19 +911,10 @@ Frame render(const State& s, Size size) {
         attemptsList(s, l, width, f.rows);
         break;
       case Screen::Alerts:
-        notAvailable(l, width, f.rows,
-                     {"Alerts: not available yet", "",
-                      "This guardd does not report zombie alerts over D-Bus yet: the spam-bot",
-                      "detector's alerts arrive with a later release. Nothing is hidden meanwhile:",
-                      "every held or rejected connection is on the Attempts screen (2), and",
-                      "programs waiting for a decision are marked PENDING on Programs (1)."});
+        alertsList(s, l, width, f.rows);
         break;
       case Screen::Audit:
-        notAvailable(l, width, f.rows,
-                     {"Mail-server audit: not available yet", "",
-                      "This guardd does not offer the audit of mail servers on this PC (open",
-                      "relays, servers listening on public addresses) yet; it arrives with a",
-                      "later release. Nothing here is a result of such a check."});
+        auditList(s, l, width, f.rows);
         break;
     }
     detailsPane(s, l, width, f.rows);

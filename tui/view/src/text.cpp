@@ -267,6 +267,43 @@ std::vector<std::string> wrap(std::string_view s, int width, int maxLines) {
   return lines;
 }
 
+std::vector<std::string> wrapWords(std::string_view s, int width, int maxLines) {
+  std::vector<std::string> lines;
+  if (width <= 0 || maxLines <= 0) return lines;
+  std::string line;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    auto end = s.find(' ', pos);
+    if (end == std::string_view::npos) end = s.size();
+    const std::string word(s.substr(pos, end - pos));
+    pos = end + 1;
+    if (word.empty()) continue;
+    const std::string joined = line.empty() ? word : line + " " + word;
+    if (displayWidth(joined) <= width) {
+      line = joined;
+      continue;
+    }
+    if (!line.empty()) lines.push_back(std::move(line));
+    line.clear();
+    if (displayWidth(word) > width) {
+      auto parts = wrap(word, width, 1 << 20);
+      line = std::move(parts.back());
+      parts.pop_back();
+      for (auto& part : parts) lines.push_back(std::move(part));
+    } else {
+      line = word;
+    }
+  }
+  if (!line.empty() || lines.empty()) lines.push_back(std::move(line));
+  if (static_cast<int>(lines.size()) > maxLines) {
+    lines.resize(static_cast<std::size_t>(maxLines));
+    auto& last = lines.back();
+    last = displayWidth(last) < width ? last + std::string(kEllipsis)
+                                      : fitEnd(last + "..", width, false);
+  }
+  return lines;
+}
+
 std::string alignRight(std::string_view s, int width) {
   if (width <= 0) return {};
   const int w = displayWidth(s);

@@ -6,15 +6,20 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "mailguard/dbus/client.hpp"
+#include "mailguard/dbus/host_client.hpp"
 
 namespace mailguard::tui {
 
+using dbus::Alert;
 using dbus::Attempt;
+using dbus::AuditReport;
+using dbus::AuditResult;
 using dbus::Program;
 using dbus::Status;
 
@@ -22,6 +27,8 @@ using dbus::Status;
 inline constexpr std::size_t kMaxAttempts = 1000;
 // Recent destinations shown in a program's details.
 inline constexpr std::size_t kDetailAttempts = 50;
+// Alerts kept in memory (newest first); the load asks guardd for this many.
+inline constexpr std::size_t kMaxAlerts = 200;
 
 enum class Screen { Programs, Attempts, Alerts, Audit };
 inline constexpr int kScreenCount = 4;
@@ -65,7 +72,7 @@ struct TodayCounts {
   bool partial = false;  // more attempts today than the dashboard counted at load
 };
 
-enum class Action { Approve, Deny, Forget };
+enum class Action { Approve, Deny, Forget, Acknowledge };
 
 // Events: what happened outside the model.
 struct KeyPressed {
@@ -87,6 +94,8 @@ struct Loaded {
   TodayCounts today;
   std::int64_t todayStartUs = 0;   // the local midnight the counts start at
   std::int64_t countedUpToId = 0;  // attempts with a larger id are not in `today`
+  std::vector<Alert> alerts;       // newest first
+  std::string alertsError;         // non-empty: guardd did not list its alerts
 };
 struct StatusRefreshed {
   Status status;
@@ -100,6 +109,19 @@ struct AttemptRecorded {
 struct ProgramChanged {
   Program program;
 };
+// The zombie detector raised an alert (AlertRaised signal): shown at once, highlighted.
+struct AlertRaised {
+  Alert alert;
+};
+// The latest mail-server audit (Audit() or the end of RunAudit()).
+struct AuditLoaded {
+  AuditReport report;
+};
+// Asking for the audit or running it failed.
+struct AuditFailed {
+  dbus::ClientError error;
+  bool run = false;  // it was a RunAudit
+};
 struct ProgramAttemptsLoaded {
   std::int64_t programId = 0;
   std::vector<Attempt> attempts;  // newest first
@@ -109,22 +131,36 @@ struct ActionSucceeded {
   std::int64_t programId = 0;
   std::optional<Program> program;  // approve and deny return the program
   bool removed = false;            // forget: whether a rule was removed
+  std::int64_t alertId = 0;        // acknowledge: the alert
 };
 struct ActionFailed {
   Action action = Action::Approve;
   std::int64_t programId = 0;
   dbus::ClientError error;
+  std::int64_t alertId = 0;
 };
 
-using Event =
-    std::variant<KeyPressed, Resized, Tick, Loaded, StatusRefreshed, Disconnected, AttemptRecorded,
-                 ProgramChanged, ProgramAttemptsLoaded, ActionSucceeded, ActionFailed>;
+using Event = std::variant<KeyPressed, Resized, Tick, Loaded, StatusRefreshed, Disconnected,
+                           AttemptRecorded, ProgramChanged, ProgramAttemptsLoaded, ActionSucceeded,
+                           ActionFailed, AlertRaised, AuditLoaded, AuditFailed>;
 
 // Effects: what the loop should do next.
 struct Command {
-  enum class Kind { Approve, Deny, Forget, LoadProgramAttempts, Reload };
+  // RunAudit may take long: the loop runs it without blocking the screen and answers
+  // with AuditLoaded or AuditFailed when it ends.
+  enum class Kind {
+    Approve,
+    Deny,
+    Forget,
+    LoadProgramAttempts,
+    Reload,
+    AckAlert,
+    LoadAudit,
+    RunAudit
+  };
   Kind kind = Kind::Reload;
   std::int64_t programId = 0;
+  std::int64_t alertId = 0;  // AckAlert
 };
 
 struct Effects {
@@ -160,6 +196,14 @@ struct State {
   std::deque<Attempt> attempts;   // newest first, at most kMaxAttempts
   std::map<std::int64_t, std::vector<Attempt>> programAttempts;  // for the details pane
 
+  std::vector<Alert> alerts;         // newest first, at most kMaxAlerts
+  std::string alertsError;           // guardd did not list its alerts (why)
+  std::set<std::int64_t> newAlerts;  // raised while watching and not acknowledged: highlighted
+
+  std::optional<AuditReport> audit;  // the latest audit guardd reported
+  std::string auditError;            // asking for it failed
+  bool auditRequested = false;       // RunAudit sent by us and not answered yet
+
   TodayCounts today;
   std::int64_t todayStartUs = 0;
   std::int64_t countedUpToId = 0;
@@ -176,8 +220,13 @@ struct State {
   std::int64_t selectedAttempt = 0;
   int programRowHint = 0;
   int attemptRowHint = 0;
+  std::int64_t selectedAlert = 0;
+  int auditRow = 0;    // audit results have no id: the row is the selection
   int programTop = 0;  // first list row shown (scrolling)
   int attemptTop = 0;
+  int alertRowHint = 0;
+  int alertTop = 0;
+  int auditTop = 0;
 
   bool details = false;
   bool help = false;
@@ -199,6 +248,7 @@ struct Layout {
   int messageRow = 0;
   int keysRow = 0;
 };
+// The Audit screen's first list row is its summary line; results start below it.
 Layout layoutFor(const State& state, Size size);
 
 Effects update(State& state, const Event& event);
@@ -206,10 +256,18 @@ Effects update(State& state, const Event& event);
 // What the lists show, filtered and in order.
 std::vector<const Program*> visiblePrograms(const State& state);
 std::vector<const Attempt*> visibleAttempts(const State& state);
+std::vector<const Alert*> visibleAlerts(const State& state);
+// Audit results shown (all of them, in guardd's order).
+std::vector<const AuditResult*> visibleAuditResults(const State& state);
+// Whether an audit is running (ours or one guardd runs by itself).
+bool auditRunning(const State& state);
 // Row of the selection in the current screen's visible list, or -1.
 int selectedRow(const State& state);
 const Program* selectedProgram(const State& state);
 const Attempt* selectedAttempt(const State& state);
+const Alert* selectedAlert(const State& state);
+const AuditResult* selectedAuditResult(const State& state);
+std::size_t unacknowledgedAlerts(const State& state);
 const Program* findProgram(const State& state, std::int64_t id);
 
 std::string userName(const State& state, std::uint32_t uid);

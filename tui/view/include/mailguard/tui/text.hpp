@@ -26,6 +26,8 @@ std::string fitMiddle(std::string_view s, int width, bool pad = true);
 // s split into lines of at most `width` cells; when more than maxLines are needed the
 // last line ends in an ellipsis.
 std::vector<std::string> wrap(std::string_view s, int width, int maxLines);
+// The same for prose: breaks between words (a word wider than a line is cut by cells).
+std::vector<std::string> wrapWords(std::string_view s, int width, int maxLines);
 // s right-aligned in `width` cells (cut at the end when longer).
 std::string alignRight(std::string_view s, int width);
 
