@@ -10,6 +10,7 @@
 #include <string_view>
 #include <utility>
 
+#include "call.hpp"
 #include "client_errors.hpp"
 #include "mailguard/dbus/generated/guard1_proxy.h"
 #include "mailguard/dbus/names.hpp"
@@ -119,13 +120,6 @@ Alert toAlert(const wire::Alert& w) {
   return a;
 }
 
-template <class T>
-T variantOr(const std::map<std::string, sdbus::Variant>& m, const char* key, T fallback) {
-  const auto it = m.find(key);
-  if (it == m.end() || !it->second.containsValueOfType<T>()) return fallback;
-  return it->second.get<T>();
-}
-
 class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_proxy> {
  public:
   explicit Guard1Proxy(sdbus::IConnection& connection)
@@ -143,27 +137,13 @@ class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_p
   // A policy call with other arguments (AckAlert, Bulk), same timeout.
   template <class R, class... Args>
   R policyCallWith(const char* method, const Args&... args) {
-    R result{};
-    getProxy()
-        .callMethod(method)
-        .onInterface(kInterface)
-        .withTimeout(kPolicyCallTimeout)
-        .withArguments(args...)
-        .storeResultsTo(result);
-    return result;
+    return detail::callWithTimeout<R>(getProxy(), method, kPolicyCallTimeout, args...);
   }
 
   // Approve/Deny/Forget with a longer timeout than the generated methods use.
   template <class R>
   R policyCall(const char* method, const std::string& target, const std::string& script) {
-    R result{};
-    getProxy()
-        .callMethod(method)
-        .onInterface(kInterface)
-        .withTimeout(kPolicyCallTimeout)
-        .withArguments(target, script)
-        .storeResultsTo(result);
-    return result;
+    return policyCallWith<R>(method, target, script);
   }
 
  private:
@@ -181,17 +161,8 @@ class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_p
                        const std::uint32_t& /*results*/) override {}
 };
 
-// Runs one bus call, turning sdbus' exceptions into values at this edge.
-template <class F>
-auto guarded(F&& f) -> ClientResult<decltype(f())> {
-  try {
-    return f();
-  } catch (const sdbus::Error& e) {
-    return fromSdbus(e);
-  } catch (const std::exception& e) {
-    return ClientError{ClientError::Kind::Failed, e.what(), {}};
-  }
-}
+using detail::guarded;
+using detail::variantOr;
 
 }  // namespace
 
@@ -213,10 +184,7 @@ ClientResult<std::unique_ptr<Client>> Client::connect() {
     impl->connection = sdbus::createSystemBusConnection();
     impl->proxy = std::make_unique<Guard1Proxy>(*impl->connection);
   } catch (const sdbus::Error& e) {
-    return ClientError{ClientError::Kind::NoBus,
-                       "cannot connect to the system bus (" + e.getMessage() +
-                           "); is dbus running? (DBUS_SYSTEM_BUS_ADDRESS selects another bus)",
-                       e.getName()};
+    return detail::noSystemBus(e);
   }
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }

@@ -8,6 +8,7 @@
 #include <tuple>
 #include <utility>
 
+#include "call.hpp"
 #include "client_errors.hpp"
 #include "mailguard/dbus/host_wire.hpp"
 #include "mailguard/dbus/names.hpp"
@@ -22,12 +23,8 @@ constexpr auto kAuditTimeout = std::chrono::minutes(5);
 
 using StatusMap = std::map<std::string, sdbus::Variant>;
 
-template <class T>
-T variantOr(const StatusMap& m, const char* key, T fallback) {
-  const auto it = m.find(key);
-  if (it == m.end() || !it->second.containsValueOfType<T>()) return fallback;
-  return it->second.get<T>();
-}
+using detail::guarded;
+using detail::variantOr;
 
 FirewallStatus toStatus(const StatusMap& m) {
   FirewallStatus s;
@@ -76,17 +73,6 @@ AuditReport toReport(std::int64_t finished, bool running, const std::string& err
   return report;
 }
 
-template <class F>
-auto guarded(F&& f) -> ClientResult<decltype(f())> {
-  try {
-    return f();
-  } catch (const sdbus::Error& e) {
-    return fromSdbus(e);
-  } catch (const std::exception& e) {
-    return ClientError{ClientError::Kind::Failed, e.what(), {}};
-  }
-}
-
 }  // namespace
 
 struct HostClient::Impl {
@@ -97,13 +83,7 @@ struct HostClient::Impl {
 
   template <class... Args>
   StatusMap change(const char* method, const Args&... args) {
-    StatusMap m;
-    proxy->callMethod(method)
-        .onInterface(kInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(args...)
-        .storeResultsTo(m);
-    return m;
+    return detail::callWithTimeout<StatusMap>(*proxy, method, kChangeTimeout, args...);
   }
 
   AuditReport report(const char* method, std::chrono::microseconds timeout) {
@@ -128,10 +108,7 @@ ClientResult<std::unique_ptr<HostClient>> HostClient::connect() {
     impl->connection = sdbus::createSystemBusConnection();
     impl->proxy = sdbus::createProxy(*impl->connection, kBusName, kObjectPath);
   } catch (const sdbus::Error& e) {
-    return ClientError{ClientError::Kind::NoBus,
-                       "cannot connect to the system bus (" + e.getMessage() +
-                           "); is dbus running? (DBUS_SYSTEM_BUS_ADDRESS selects another bus)",
-                       e.getName()};
+    return detail::noSystemBus(e);
   }
   return std::unique_ptr<HostClient>(new HostClient(std::move(impl)));
 }

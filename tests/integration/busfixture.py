@@ -6,12 +6,14 @@ it through DBUS_SYSTEM_BUS_ADDRESS, as guardd, guardctl, gdbus and busctl all ho
 it (busctl and gdbus also get an explicit --address). Only the daemon started here is
 stopped, by its PID.
 """
+import json
 import os
-import signal
 import socket
 import subprocess
+import unittest
 
-from mgtest import BUILD, wait_for
+import mgtest
+from mgtest import BUILD, CONNECT, Guardd, copy_program, terminate, wait_for
 from mgtest import as_user as mgtest_as_user
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,13 +66,8 @@ class PrivateBus:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            terminate(self.proc)
 
     def env(self):
         e = dict(os.environ)
@@ -104,3 +101,31 @@ class PrivateBus:
                             "org.freedesktop.DBus", "NameHasOwner", "s", BUS_NAME)
             return r.returncode == 0 and r.stdout.strip() == "b true"
         wait_for(owned, timeout, f"{BUS_NAME} on the private bus")
+
+
+class GuarddOnBusTest(unittest.TestCase):
+    """Set-up shared by the tests that drive guardd over a private bus: a temporary
+    directory with guardd's state directory, a copy of mg-connect as the mail client,
+    the bus (started) and guardd (not started), plus guardctl helpers."""
+
+    def setUp(self):
+        self.dir = mgtest.make_tempdir(self)
+        self.state = os.path.join(self.dir, "state")
+        os.makedirs(self.state)
+        self.client = copy_program(CONNECT, os.path.join(self.dir, "mailclient"))
+        self.bus = PrivateBus(self, self.dir).start()
+        self.guardd = Guardd(self, self.state)
+
+    def start_guardd(self):
+        self.guardd.start(env=self.bus.env())
+        self.bus.wait_for_name()
+        return self.guardd
+
+    def ctl(self, *args, user=None, ok=True):
+        r = self.bus.guardctl(*args, user=user)
+        if ok:
+            self.assertEqual(r.returncode, 0, f"guardctl {' '.join(args)}: {r.stderr}")
+        return r
+
+    def ctl_json(self, *args, user=None):
+        return json.loads(self.ctl("--json", *args, user=user).stdout)

@@ -53,6 +53,17 @@ def wait_for(condition, timeout, what):
         time.sleep(0.02)
 
 
+def terminate(proc, timeout=10):
+    """Stops a process this test started: SIGTERM, then SIGKILL after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def make_tempdir(test):
     d = tempfile.mkdtemp(prefix="mailguard-")
     os.chmod(d, 0o755)  # readable by `nobody`, so it can run programs copied here
@@ -96,13 +107,8 @@ class Guardd:
             return ""
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            terminate(self.proc)
         return self.proc.returncode if self.proc else None
 
     def kill9(self):

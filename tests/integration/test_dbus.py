@@ -9,8 +9,8 @@ import subprocess
 import unittest
 
 import mgtest
-from busfixture import BUS_NAME, IFACE, OBJECT, SOURCE, PrivateBus
-from mgtest import CONNECT, Guardd, Listener, attempts, connect, copy_program, wait_for
+from busfixture import BUS_NAME, IFACE, OBJECT, SOURCE, GuarddOnBusTest
+from mgtest import Listener, attempts, connect, wait_for
 
 mgtest.require_private_netns()
 
@@ -27,29 +27,7 @@ def micros(rfc3339):
     return int(t.timestamp()) * 1_000_000 + t.microsecond
 
 
-class DBus(unittest.TestCase):
-    def setUp(self):
-        self.dir = mgtest.make_tempdir(self)
-        self.state = os.path.join(self.dir, "state")
-        os.makedirs(self.state)
-        self.client = copy_program(CONNECT, os.path.join(self.dir, "mailclient"))
-        self.bus = PrivateBus(self, self.dir).start()
-        self.guardd = Guardd(self, self.state)
-
-    def start_guardd(self):
-        self.guardd.start(env=self.bus.env())
-        self.bus.wait_for_name()
-        return self.guardd
-
-    def ctl(self, *args, user=None, ok=True):
-        r = self.bus.guardctl(*args, user=user)
-        if ok:
-            self.assertEqual(r.returncode, 0, f"guardctl {' '.join(args)}: {r.stderr}")
-        return r
-
-    def ctl_json(self, *args, user=None):
-        return json.loads(self.ctl("--json", *args, user=user).stdout)
-
+class DBus(GuarddOnBusTest):
     def held_attempt(self, exe=None, user=None):
         """One connect that is held (dropped) until it times out; returns the program."""
         exe = exe or self.client

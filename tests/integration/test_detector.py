@@ -9,11 +9,10 @@ import json
 import os
 import signal
 import subprocess
-import unittest
 
 import mgtest
-from busfixture import BUS_NAME, IFACE, OBJECT, PrivateBus
-from mgtest import CONNECT, Guardd, Listener, attempts, connect, copy_program, wait_for
+from busfixture import BUS_NAME, IFACE, OBJECT, GuarddOnBusTest
+from mgtest import CONNECT, Listener, attempts, connect, copy_program, wait_for
 
 mgtest.require_private_netns()
 
@@ -27,29 +26,10 @@ def read(path):
         return f.read()
 
 
-class Detector(unittest.TestCase):
+class Detector(GuarddOnBusTest):
     def setUp(self):
-        self.dir = mgtest.make_tempdir(self)
-        self.state = os.path.join(self.dir, "state")
-        os.makedirs(self.state)
+        super().setUp()
         self.bot = copy_program(CONNECT, os.path.join(self.dir, "bot"))
-        self.client = copy_program(CONNECT, os.path.join(self.dir, "mailclient"))
-        self.bus = PrivateBus(self, self.dir).start()
-        self.guardd = Guardd(self, self.state)
-
-    def start_guardd(self):
-        self.guardd.start(env=self.bus.env())
-        self.bus.wait_for_name()
-        return self.guardd
-
-    def ctl(self, *args, user=None, ok=True):
-        r = self.bus.guardctl(*args, user=user)
-        if ok:
-            self.assertEqual(r.returncode, 0, f"guardctl {' '.join(args)}: {r.stderr}")
-        return r
-
-    def ctl_json(self, *args, user=None):
-        return json.loads(self.ctl("--json", *args, user=user).stdout)
 
     def program(self, path):
         found = [p for p in self.ctl_json("programs") if p["path"] == path]

@@ -15,8 +15,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import mgtest  # noqa: E402
-from busfixture import BUS_NAME, IFACE, OBJECT, PrivateBus  # noqa: E402
-from mgtest import BUILD, CONNECT, Guardd, Listener, connect, copy_program, wait_for  # noqa: E402
+from busfixture import BUS_NAME, IFACE, OBJECT, GuarddOnBusTest  # noqa: E402
+from mgtest import BUILD, CONNECT, Listener, connect, copy_program, wait_for  # noqa: E402
 from fwtest import responder  # noqa: E402
 
 mgtest.require_private_netns()
@@ -106,20 +106,11 @@ class Tmux:
             pass
 
 
-class Dashboard(unittest.TestCase):
+class Dashboard(GuarddOnBusTest):
     def setUp(self):
         if not os.path.exists(GUARD_TUI):
             self.fail(f"{GUARD_TUI} is not built")
-        self.dir = mgtest.make_tempdir(self)
-        self.state = os.path.join(self.dir, "state")
-        os.makedirs(self.state)
-        self.client = copy_program(CONNECT, os.path.join(self.dir, "mailclient"))
-        self.bus = PrivateBus(self, self.dir).start()
-        self.guardd = Guardd(self, self.state)
-
-    def start_guardd(self):
-        self.guardd.start(env=self.bus.env())
-        self.bus.wait_for_name()
+        super().setUp()
 
     def tui(self, user=None, cols=120, rows=40, extra_env=None, shell_after=False):
         env = {"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address, "TERM": "xterm-256color",

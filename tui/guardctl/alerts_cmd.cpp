@@ -1,7 +1,5 @@
 #include "alerts_cmd.hpp"
 
-#include <ctime>
-#include <filesystem>
 #include <iostream>
 
 #include "output.hpp"
@@ -12,34 +10,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int kOk = 0;
-constexpr int kFailed = 1;
-
-int fail(const dbus::ClientError& e) {
-  std::cerr << "guardctl: " << e.message << "\n";
-  return kFailed;
-}
-
-// As for approve: "./bot" becomes absolute; digits are program ids.
-std::string absoluteTarget(const std::string& t) {
-  if (t.empty() || t.front() == '/' || t.find_first_not_of("0123456789") == std::string::npos) {
-    return t;
-  }
-  std::error_code ec;
-  auto abs = std::filesystem::absolute(t, ec);
-  return ec ? t : abs.lexically_normal().string();
-}
-
-std::string localTime(std::int64_t us) {
-  if (us == 0) return "never";
-  const std::time_t t = static_cast<std::time_t>(us / 1'000'000);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
-void printJson(const json& j) { std::cout << j.dump(2) << "\n"; }
 
 }  // namespace
 

@@ -17,15 +17,7 @@ namespace {
 constexpr int kOk = 0;
 constexpr int kFailed = 1;
 
-using dbus::ClientError;
 using dbus::HostClient;
-
-int fail(const ClientError& e) {
-  std::cerr << "guardctl: " << e.message << "\n";
-  return kFailed;
-}
-
-void printJson(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
 
 nlohmann::json toJson(const dbus::FirewallStatus& s) {
   auto services = nlohmann::json::array();

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -17,32 +16,17 @@
 namespace {
 
 using mailguard::dbus::Client;
-using mailguard::dbus::ClientError;
 using mailguard::dbus::ClientResult;
 namespace out = mailguard::guardctl;
 
 constexpr int kOk = 0;
-constexpr int kFailed = 1;
 constexpr int kUsage = 2;
 
 volatile std::sig_atomic_t gStop = 0;
 
-int fail(const ClientError& e) {
-  std::cerr << "guardctl: " << e.message << "\n";
-  return kFailed;
-}
-
-// Lets a person type "./bot" or "bot.py": guardd wants absolute paths. Digits are ids.
-std::string absoluteTarget(const std::string& t) {
-  if (t.empty() || t.front() == '/' || t.find_first_not_of("0123456789") == std::string::npos) {
-    return t;
-  }
-  std::error_code ec;
-  auto abs = std::filesystem::absolute(t, ec);
-  return ec ? t : abs.lexically_normal().string();
-}
-
-void printJson(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
+using out::absoluteTarget;
+using out::fail;
+using out::printJson;
 
 }  // namespace
 

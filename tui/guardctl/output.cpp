@@ -1,7 +1,10 @@
 #include "output.hpp"
 
 #include <ctime>
+#include <filesystem>
+#include <iostream>
 #include <sstream>
+#include <system_error>
 
 #include "mailguard/rules/clock.hpp"
 
@@ -11,17 +14,6 @@ namespace {
 using nlohmann::json;
 
 TimePoint fromMicros(std::int64_t us) { return TimePoint{std::chrono::microseconds(us)}; }
-
-// Local time to the second, for people.
-std::string localTime(std::int64_t us) {
-  if (us == 0) return "never";
-  const std::time_t t = static_cast<std::time_t>(us / 1'000'000);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
 
 std::string identityText(const std::string& path, const std::string& script) {
   return script.empty() ? path : path + " " + script;
@@ -43,6 +35,32 @@ bool parseDigits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
 }
 
 }  // namespace
+
+std::string localTime(std::int64_t us) {
+  if (us == 0) return "never";
+  const std::time_t t = static_cast<std::time_t>(us / 1'000'000);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+int fail(const dbus::ClientError& e) {
+  std::cerr << "guardctl: " << e.message << "\n";
+  return 1;
+}
+
+std::string absoluteTarget(const std::string& t) {
+  if (t.empty() || t.front() == '/' || t.find_first_not_of("0123456789") == std::string::npos) {
+    return t;
+  }
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(t, ec);
+  return ec ? t : abs.lexically_normal().string();
+}
+
+void printJson(const json& j) { std::cout << j.dump(2) << "\n"; }
 
 json timeJson(std::int64_t micros) {
   if (micros == 0) return nullptr;

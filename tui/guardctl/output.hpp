@@ -26,6 +26,17 @@ std::string attemptsTable(const std::vector<dbus::Attempt>& attempts);
 std::string programLine(const dbus::Program& p);  // "program 3 (/usr/bin/msmtp) is approved"
 std::string attemptLine(const dbus::Attempt& a);  // one line for `guardctl watch`
 
+// Local time to the second, for people; "never" for 0.
+std::string localTime(std::int64_t us);
+
+// Shared by the commands: prints "guardctl: <message>" to stderr and returns the exit
+// code of a failed command (1).
+int fail(const dbus::ClientError& e);
+// Lets a person type "./bot" or "bot.py": guardd wants absolute paths. Digits are ids.
+std::string absoluteTarget(const std::string& t);
+// Prints --json output, indented.
+void printJson(const nlohmann::json& j);
+
 // Columns padded to the widest cell; the last column is never padded.
 std::string alignTable(const std::vector<std::vector<std::string>>& rows);
 

@@ -235,7 +235,8 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
            });
   }
 
-  // Authorize as change() does, for a call that names no program.
+  // Authorize (root at once; anyone else through polkit), then apply and reply; change()
+  // does this for a call that names a program.
   template <class R, class Apply>
   void authorized(const std::string& what, sdbus::Result<R>&& result, Apply apply) {
     auto shared = std::make_shared<sdbus::Result<R>>(std::move(result));
@@ -251,17 +252,25 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
       log::info("Policy change by " + who.describe() + " (" + how + "): " + what);
       replyValue(*shared, std::get<R>(r));
     };
+    authorize(who, what, finish, [shared](const sdbus::Error& e) { reply(*shared, e); });
+  }
+
+  // Root at once, anyone else through polkit: `allowed(how)` runs when `who` may change
+  // policy ("root" or "polkit <action>"); else the refusal is logged and `refused` gets
+  // the NotAuthorized error to reply with.
+  template <class Allowed, class Refused>
+  void authorize(const Caller& who, const std::string& what, Allowed allowed, Refused refused) {
     if (who.uid == 0) {
-      finish("root");
+      allowed("root");
       return;
     }
-    checkPolkit(who, [shared, who, what, finish](std::optional<std::string> refusal) {
+    checkPolkit(who, [who, what, allowed, refused](std::optional<std::string> refusal) {
       if (!refusal) {
-        finish("polkit " + std::string(dbus::kManageAction));
+        allowed("polkit " + std::string(dbus::kManageAction));
         return;
       }
       log::warning("Refused policy change by " + who.describe() + ": " + what + ": " + *refusal);
-      reply(*shared, sdbus::Error(dbus::kErrorNotAuthorized, *refusal));
+      refused(sdbus::Error(dbus::kErrorNotAuthorized, *refusal));
     });
   }
 
@@ -360,18 +369,9 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
         log::warning("Failed to send a D-Bus reply: " + e.getMessage());
       }
     };
-    if (who.uid == 0) {
-      finish("root");
-      return;
-    }
-    checkPolkit(who, [shared, who, what, finish](std::optional<std::string> refusal) {
-      if (!refusal) {
-        finish("polkit " + std::string(dbus::kManageAction));
-        return;
-      }
-      log::warning("Refused policy change by " + who.describe() + ": " + what + ": " + *refusal);
+    authorize(who, what, finish, [shared](const sdbus::Error& error) {
       try {
-        shared->returnError(sdbus::Error(dbus::kErrorNotAuthorized, *refusal));
+        shared->returnError(error);
       } catch (const sdbus::Error& e) {
         log::warning("Failed to send a D-Bus error reply: " + e.getMessage());
       }
@@ -398,39 +398,15 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
   template <class R, class Apply>
   void change(const char* verb, sdbus::Result<R>&& result, const std::string& target,
               const std::string& script, Apply apply) {
-    auto shared = std::make_shared<sdbus::Result<R>>(std::move(result));
     auto parsed = parseProgramRef(target, script);
     if (const auto* bad = std::get_if<Invalid>(&parsed)) {
-      reply(*shared, sdbus::Error(dbus::kErrorInvalidArgument, bad->message));
+      reply(result, sdbus::Error(dbus::kErrorInvalidArgument, bad->message));
       return;
     }
-    const Caller who = caller();
     const std::string what = std::string(verb) + " " + excerpt(target) +
                              (script.empty() ? "" : " script " + excerpt(script));
-    auto finish = [this, shared, who, what, apply,
-                   ref = std::get<service::ProgramRef>(parsed)](const std::string& how) {
-      auto r = apply(ref);
-      if (const auto* e = std::get_if<CoreError>(&r)) {
-        log::info("Policy change by " + who.describe() + " (" + how + ") failed: " + what + ": " +
-                  e->message);
-        reply(*shared, toDbus(*e));
-        return;
-      }
-      log::info("Policy change by " + who.describe() + " (" + how + "): " + what);
-      replyValue(*shared, std::get<R>(r));
-    };
-    if (who.uid == 0) {
-      finish("root");
-      return;
-    }
-    checkPolkit(who, [this, shared, who, what, finish](std::optional<std::string> refusal) {
-      if (!refusal) {
-        finish("polkit " + std::string(dbus::kManageAction));
-        return;
-      }
-      log::warning("Refused policy change by " + who.describe() + ": " + what + ": " + *refusal);
-      reply(*shared, sdbus::Error(dbus::kErrorNotAuthorized, *refusal));
-    });
+    authorized(what, std::move(result),
+               [apply, ref = std::get<service::ProgramRef>(parsed)] { return apply(ref); });
   }
 
   // Asks polkit whether the caller holds org.mailguard.manage. The subject is the

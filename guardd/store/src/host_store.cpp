@@ -5,10 +5,18 @@
 #include <string_view>
 #include <utility>
 
+#include "sqlite_util.hpp"
+
 namespace mailguard::store {
 namespace {
 
-constexpr int kBusyTimeoutMs = 5000;
+// Lists are stored one item a line (joinLines): service names, CIDRs, variant names and
+// transcript lines never contain a newline (SMTP replies are split into lines before they
+// get here).
+using detail::joinLines;
+using detail::kBusyTimeoutMs;
+using detail::splitLines;
+using detail::toMicros;
 
 struct StmtDeleter {
   void operator()(sqlite3_stmt* s) const noexcept { sqlite3_finalize(s); }
@@ -50,12 +58,7 @@ class Stmt {
   [[nodiscard]] std::int64_t integer(int col) const {
     return sqlite3_column_int64(stmt_.get(), col);
   }
-  [[nodiscard]] std::string text(int col) const {
-    const auto* p = sqlite3_column_text(stmt_.get(), col);
-    if (p == nullptr) return {};
-    return {reinterpret_cast<const char*>(p),
-            static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), col))};
-  }
+  [[nodiscard]] std::string text(int col) const { return detail::columnText(stmt_.get(), col); }
 
  private:
   void keep(int rc) {
@@ -97,35 +100,8 @@ class Transaction {
   sqlite3* db_;
 };
 
-std::int64_t toMicros(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
-}
-
 TimePoint fromMicros(std::int64_t us) {
   return TimePoint{std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds{us})};
-}
-
-// Lists are stored one item a line: service names, CIDRs, variant names and transcript
-// lines never contain a newline (SMTP replies are split into lines before they get here).
-std::string joinLines(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& i : items) {
-    if (!out.empty()) out += '\n';
-    out += i;
-  }
-  return out;
-}
-
-std::vector<std::string> splitLines(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    auto end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    out.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
 }
 
 }  // namespace
