@@ -117,6 +117,7 @@ Alert toAlert(const wire::Alert& w) {
   a.reasons = w.get<7>();
   a.acknowledged = w.get<8>();
   a.evidence = w.get<9>();
+  a.kind = a.evidence.starts_with(R"({"kind":"audit")") ? "audit" : "detector";
   return a;
 }
 

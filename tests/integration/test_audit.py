@@ -113,6 +113,38 @@ class Audit(unittest.TestCase):
                             for f in entry["findings"]), entry["findings"])
         self.assert_clean(d)
 
+    def test_an_open_relay_raises_one_audit_alert_with_its_fix(self):
+        relay = responder(self, "0.0.0.0", 25, "open")
+        d = Daemon(self).start()
+        self.assertEqual(by_port(self.audit(d))[25]["relay"], "open")
+        program = os.path.realpath(f"/proc/{relay.pid}/exe")
+
+        def audit_alerts():
+            return [a for a in d.json("alerts") if a.get("kind") == "audit"]
+
+        alerts = audit_alerts()
+        relay_alerts = [a for a in alerts if a["tier"] == "hard"
+                        and "open relay" in a["reasons"][0]]
+        self.assertEqual(len(relay_alerts), 1, alerts)
+        alert = relay_alerts[0]
+        self.assertEqual(alert["path"], program)
+        self.assertFalse(alert["acknowledged"])
+        self.assertTrue(any("relay" in r.lower() and r != alert["reasons"][0]
+                            for r in alert["reasons"]), "the fix text: " + repr(alert["reasons"]))
+        self.assertTrue(any("guardctl firewall enable" in r for a in alerts
+                            for r in a["reasons"]), "the offer to block the public listener")
+        self.assertTrue(all(a["kind"] == "audit" for a in alerts))
+        # A re-audit finds the same: no new alert.
+        self.audit(d)
+        self.assertEqual(sorted(a["id"] for a in audit_alerts()), sorted(a["id"] for a in alerts))
+        # Shown as an audit finding, not a quarantine; acknowledged like any alert.
+        text = d.ctl("alerts").stdout
+        self.assertIn("audit: open relay", text)
+        self.assertNotIn("quarantined", text.split("How to fix")[0])
+        d.ctl("alerts", "ack", str(alert["id"]))
+        self.assertTrue(next(a for a in d.json("alerts") if a["id"] == alert["id"])["acknowledged"])
+        self.assert_clean(d)
+
     def test_probe_namespace_and_veth_are_gone_after_every_audit_also_a_failed_one(self):
         # guardd runs iproute2's `ip` to build the probe network; a stand-in `ip` first in
         # its PATH refuses the one command named in a file, so the audit fails at that

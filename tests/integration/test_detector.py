@@ -104,7 +104,8 @@ class Detector(GuarddOnBusTest):
         r = self.bus.gdbus_call("AckAlert", str(alert["id"]), user="nobody")
         self.assertIn(NOT_AUTHORIZED, r.stderr)
         self.ctl("alerts", "ack", str(alert["id"]))
-        self.assertTrue(self.ctl_json("alerts")[0]["acknowledged"])
+        self.assertTrue(next(a for a in self.ctl_json("alerts")
+                             if a["id"] == alert["id"])["acknowledged"])
         self.assertEqual(self.program(self.bot)["state"], "quarantined")
 
         # Restart: the quarantine was stored with the alert, before the next verdict.

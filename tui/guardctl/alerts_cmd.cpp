@@ -20,6 +20,7 @@ json toJson(const dbus::Alert& a) {
               {"time", timeJson(a.timeUs)},
               {"path", a.path},
               {"tier", a.tier},
+              {"kind", a.kind},
               {"reasons", a.reasons},
               {"acknowledged", a.acknowledged},
               {"program_id", a.programId == 0 ? json(nullptr) : json(a.programId)},
@@ -29,28 +30,50 @@ json toJson(const dbus::Alert& a) {
 }
 
 std::string alertsTable(const std::vector<dbus::Alert>& alerts) {
-  if (alerts.empty()) return "No alerts: no program has behaved like a spam bot.\n";
-  std::vector<std::vector<std::string>> rows{{"ID", "TIME", "TIER", "ACK", "PROGRAM", "WHY"}};
-  for (const auto& a : alerts) {
-    rows.push_back({std::to_string(a.id), localTime(a.timeUs),
-                    a.tier == "hard" ? "quarantined" : "suspicious", a.acknowledged ? "yes" : "no",
-                    a.path, a.reasons.empty() ? a.summary : a.reasons.front()});
+  if (alerts.empty()) {
+    return "No alerts: no program has behaved like a spam bot and the mail-server audit found "
+           "nothing.\n";
   }
-  return alignTable(rows);
+  std::vector<std::vector<std::string>> rows{{"ID", "TIME", "TIER", "ACK", "PROGRAM", "WHY"}};
+  std::vector<std::string> fixes;
+  for (const auto& a : alerts) {
+    const bool audit = a.kind == "audit";
+    std::string tier = audit ? (a.tier == "hard" ? "audit: open relay" : "audit: exposed")
+                       : a.tier == "hard" ? "quarantined"
+                                          : "suspicious";
+    rows.push_back({std::to_string(a.id), localTime(a.timeUs), std::move(tier),
+                    a.acknowledged ? "yes" : "no", a.path,
+                    a.reasons.empty() ? a.summary : a.reasons.front()});
+    if (audit && !a.acknowledged) {
+      for (std::size_t i = 1; i < a.reasons.size(); ++i) {
+        fixes.push_back("  " + std::to_string(a.id) + ": " + a.reasons[i]);
+      }
+    }
+  }
+  std::string out = alignTable(rows);
+  if (!fixes.empty()) {
+    out += "\nHow to fix the audit findings:\n";
+    for (const auto& f : fixes) out += f + "\n";
+  }
+  return out;
 }
 
 DetectorCommands::DetectorCommands(CLI::App& app) {
   alerts_ = app.add_subcommand(
-      "alerts", "List the zombie detector's alerts: programs that behaved like a spam bot");
+      "alerts",
+      "List the alerts: programs that behaved like a spam bot (zombie detector) and "
+      "mail servers open to strangers (mail-server audit)");
   alerts_->require_subcommand(0, 1);
   alerts_->add_option("--limit", limit_, "How many to show, newest first, 1 to 1000 (default 50)")
       ->check(CLI::Range(1u, 1000u));
   alerts_->footer(
       "Tiers: suspicious (soft: new destinations are slowed down) and quarantined (hard:\n"
       "every mail connection of the program is refused until you release it).\n"
-      "--json gives [{id, time, path, tier, reasons, acknowledged, evidence, ...}].\n"
+      "Audit alerts (kind audit) name a mail server: hard for an open relay, soft for one\n"
+      "other computers can reach; the reasons hold the fix. Nothing is quarantined.\n"
+      "--json gives [{id, time, path, tier, kind, reasons, acknowledged, evidence, ...}].\n"
       "Example: guardctl alerts;  sudo guardctl alerts ack 3");
-  ack_ = alerts_->add_subcommand("ack", "Mark an alert as seen (the quarantine stays)");
+  ack_ = alerts_->add_subcommand("ack", "Mark an alert as seen (a quarantine stays)");
   ack_->add_option("ID", ackId_, "The alert's id from 'guardctl alerts'")
       ->required()
       ->check(CLI::PositiveNumber);

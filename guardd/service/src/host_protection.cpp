@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <nlohmann/json.hpp>
+#include <tuple>
 #include <utility>
 
 #include "caller_context.hpp"
@@ -148,6 +150,28 @@ rules::FirewallState stateOf(const store::StoredFirewall& stored) {
   return state;
 }
 
+std::string listenerText(const store::AuditRow& row) {
+  const std::string address = row.family == 6 ? "[" + row.address + "]" : row.address;
+  return address + ":" + std::to_string(row.port);
+}
+
+// The findings an alert is raised for, keyed "address:port kind" (kind "open-relay" or
+// "exposed"); information only (a listener the firewall blocks) raises none.
+using FoundFinding = std::tuple<const AuditEntryView*, const AuditFindingView*, std::string>;
+std::vector<std::pair<std::string, FoundFinding>> findingKeys(
+    const std::vector<AuditEntryView>& entries) {
+  std::vector<std::pair<std::string, FoundFinding>> out;
+  for (const auto& entry : entries) {
+    for (const auto& f : entry.findings) {
+      if (f.severity == "info") continue;
+      std::string kind = f.offerBlock ? "exposed" : "open-relay";
+      std::string key = listenerText(entry.result) + " " + kind;
+      out.emplace_back(std::move(key), FoundFinding{&entry, &f, std::move(kind)});
+    }
+  }
+  return out;
+}
+
 // The audit spawns iproute2's `ip`. Under the systemd unit (SecureBits=noroot) guardd's
 // capabilities come as ambient ones, which every child would inherit: keep only
 // CAP_NET_ADMIN, all `ip` needs. Elsewhere (no ambient set) this changes nothing.
@@ -195,6 +219,12 @@ Result<void> HostProtection::start() {
     log::info("host firewall enabled: inbound connections are refused unless allowed");
   }
 
+  if (auto alertStore = store::DetectorStore::open(options_.stateDir); alertStore) {
+    alerts_ = std::move(alertStore.value());
+  } else {
+    log::warning("Mail-server audit findings raise no alerts: " + alertStore.error().message);
+  }
+
   if (auto audits = store_->loadAudit(); audits) {
     // The listeners audited last time: unchanged ones are not audited again at start-up.
     std::vector<std::string> lines;
@@ -212,6 +242,8 @@ Result<void> HostProtection::start() {
       entry.result = std::move(row);
       summary_.entries.push_back(std::move(entry));
     }
+    // Alerted before the restart: raised again only if they go away and come back.
+    for (const auto& key : findingKeys(summary_.entries)) alertedFindings_.insert(key.first);
   } else {
     log::warning(audits.error().message);
   }
@@ -324,6 +356,47 @@ std::vector<AuditFindingView> HostProtection::findingsOf(const store::AuditRow& 
                    f.blockCommand});
   }
   return out;
+}
+
+void HostProtection::raiseAlerts(const std::vector<AuditEntryView>& entries) {
+  std::set<std::string> current;
+  for (const auto& [key, found] : findingKeys(entries)) {
+    current.insert(key);
+    if (alertedFindings_.contains(key)) continue;
+    const auto& [entry, f, kind] = found;
+    store::AlertRecord record;
+    record.time = clock_.now();
+    record.principal = "audit:" + key;
+    record.path = entry->result.path;
+    record.uid = entry->result.uid;
+    record.tier = f->severity == "critical" ? "hard" : "soft";
+    record.summary = f->title;
+    record.reasons = {f->title, f->fix};
+    if (f->offerBlock && !f->blockCommand.empty()) {
+      record.reasons.push_back("To block it in the host firewall: " + f->blockCommand);
+    }
+    // "kind" first: clients tell an audit alert from a detector one by it.
+    nlohmann::ordered_json evidence{{"kind", "audit"},
+                                    {"finding", kind},
+                                    {"listener", listenerText(entry->result)},
+                                    {"exposure", entry->result.exposure},
+                                    {"relay", entry->result.relay},
+                                    {"accepted", entry->result.accepted},
+                                    {"fix", f->fix},
+                                    {"offer_block", f->offerBlock},
+                                    {"block_command", f->blockCommand}};
+    record.evidence = evidence.dump();
+    if (alerts_) {
+      if (auto r = alerts_->addAlert(record); !r) {
+        log::error(r.error().message);
+        continue;  // not alerted: tried again after the next audit
+      }
+    } else {
+      continue;
+    }
+    if (guard_.onAlert) guard_.onAlert(record);
+  }
+  alertedFindings_ = std::move(current);
 }
 
 void HostProtection::runAudit(std::function<void(const AuditSummary&)> done) {
@@ -439,6 +512,7 @@ void HostProtection::finishAudit(const JobResult& result) {
       summary_.entries.push_back(std::move(entry));
     }
     if (auto r = store_->saveAudit(rows); !r) log::error(r.error().message);
+    raiseAlerts(summary_.entries);
   }
   auto waiting = std::move(waitingCurrent_);
   waitingCurrent_.clear();

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "mailguard/procinfo/procinfo.hpp"
 #include "mailguard/service/event_loop.hpp"
 #include "mailguard/service/guard.hpp"
+#include "mailguard/store/detector_store.hpp"
 #include "mailguard/store/host_store.hpp"
 
 namespace mailguard::service {
@@ -64,12 +66,15 @@ class HostProtection {
   void finishAudit(const JobResult& result);
   Result<void> persistFirewall();
   [[nodiscard]] std::vector<AuditFindingView> findingsOf(const store::AuditRow& row) const;
+  // One alert per finding that was not there in the previous audit.
+  void raiseAlerts(const std::vector<AuditEntryView>& entries);
 
   Guard& guard_;
   const Guard::Options& options_;
   EventLoop& loop_;
   const Clock& clock_;
   std::unique_ptr<store::HostStore> store_;
+  std::unique_ptr<store::DetectorStore> alerts_;  // audit findings join the detector's alerts
   firewall::KernelTableApplier applier_;
   std::unique_ptr<firewall::HostFirewall> firewall_;
   std::unique_ptr<firewall::NflogProbeSource> probeSource_;
@@ -94,6 +99,8 @@ class HostProtection {
   std::string lastAuditedKey_;
   bool audited_ = false;
   AuditSummary summary_;
+  // "address:port kind" of the findings the last audit had: alerted already.
+  std::set<std::string> alertedFindings_;
 };
 
 }  // namespace mailguard::service

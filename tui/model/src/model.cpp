@@ -49,7 +49,7 @@ bool matchesAttempt(const State& s, const Attempt& a, const std::string& f) {
 }
 
 bool matchesAlert(const State& s, const Alert& a, const std::string& f) {
-  if (contains(a.path, f) || contains(a.tier, f) || contains(a.summary, f) ||
+  if (contains(a.path, f) || contains(a.tier, f) || contains(a.kind, f) || contains(a.summary, f) ||
       contains(userName(s, a.uid), f)) {
     return true;
   }

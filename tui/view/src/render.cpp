@@ -307,7 +307,12 @@ void attemptsList(const State& s, const Layout& l, int width, std::vector<Row>& 
   }
 }
 
-std::pair<std::string, Style> tierCell(const std::string& tier) {
+// An audit alert (a mail server open to strangers) quarantines nothing: "AUD" marks it.
+std::pair<std::string, Style> tierCell(const std::string& tier, const std::string& kind = {}) {
+  if (kind == "audit") {
+    return tier == "hard" ? std::pair<std::string, Style>{"AUD!", Style::Quarantined}
+                          : std::pair<std::string, Style>{"aud", Style::Held};
+  }
   if (tier == "hard") return {"HARD", Style::Quarantined};
   if (tier == "soft") return {"soft", Style::Held};
   return {tier, Style::Normal};
@@ -394,7 +399,7 @@ void alertsList(const State& s, const Layout& l, int width, std::vector<Row>& ro
       continue;
     }
     const Alert& a = *items[static_cast<std::size_t>(i)];
-    const auto [tier, tierStyle] = tierCell(a.tier);
+    const auto [tier, tierStyle] = tierCell(a.tier, a.kind);
     const bool fresh = s.newAlerts.contains(a.id);
     const Style rowStyle = fresh ? Style::Pending : a.acknowledged ? Style::Dim : Style::Normal;
     RowBuilder b(width);
@@ -653,6 +658,22 @@ std::string jsonText(const nlohmann::json& v) {
 std::vector<Row> alertDetails(const State& s, const Alert& a, int width) {
   Details d(width);
   const auto [tier, style] = tierCell(a.tier);
+  const auto ev = nlohmann::json::parse(a.evidence, nullptr, false);
+  if (a.kind == "audit") {
+    d.add("alert",
+          formatFullTime(s, a.timeUs) + "   mail-server audit (" +
+              (a.tier == "hard" ? "open relay" : "reachable from other computers") + ")   id " +
+              std::to_string(a.id) + "   " +
+              (a.acknowledged ? "acknowledged" : "not acknowledged (K)"),
+          style);
+    d.add("program", a.path.empty() ? "(unknown)" : a.path, Style::Normal, 2);
+    if (ev.is_object() && ev.contains("listener")) d.add("listener", jsonText(ev["listener"]));
+    if (!a.reasons.empty()) d.add("finding", a.reasons.front(), Style::Normal, 2, true);
+    for (std::size_t i = 1; i < a.reasons.size(); ++i) {
+      d.add("fix", a.reasons[i], Style::Normal, 4, true);
+    }
+    return d.take();
+  }
   d.add("alert",
         formatFullTime(s, a.timeUs) + "   tier " + tier + "   id " + std::to_string(a.id) + "   " +
             (a.acknowledged ? "acknowledged" : "not acknowledged (K)"),
@@ -661,7 +682,6 @@ std::vector<Row> alertDetails(const State& s, const Alert& a, int width) {
   std::string who = "user " + userName(s, a.uid) + " (uid " + std::to_string(a.uid) + ")";
   if (const Program* p = findProgram(s, a.programId)) who += "   now " + stateCell(p->state).first;
   d.add("who", who);
-  const auto ev = nlohmann::json::parse(a.evidence, nullptr, false);
   if (ev.is_object()) {
     auto field = [&](const char* key) {
       return ev.contains(key) ? jsonText(ev[key]) : std::string("-");

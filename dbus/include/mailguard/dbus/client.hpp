@@ -56,7 +56,8 @@ struct Attempt {
   std::int64_t programId = 0;  // 0 when unattributed
 };
 
-// A zombie-detector alert (issue #5). evidence is a JSON object (see the XML).
+// A zombie-detector alert (issue #5), or a mail-server audit finding (issue #6).
+// evidence is a JSON object (see the XML); an audit alert's starts with "kind": "audit".
 struct Alert {
   std::int64_t id = 0;
   std::int64_t timeUs = 0;
@@ -68,6 +69,7 @@ struct Alert {
   std::vector<std::string> reasons;  // heaviest first
   bool acknowledged = false;
   std::string evidence;
+  std::string kind;  // "detector" (tier hard: quarantined) or "audit" (tier hard: open relay)
 };
 
 // 0 or empty means "no filter"; limit 0 means the server default (50).
