@@ -167,10 +167,7 @@ void Guard::Impl::reloadRulesIfChanged() {
 void Guard::Impl::refreshStates() {
   for (auto& [id, view] : programs) {
     const bool quarantined = view.state == rules::ProgramState::Quarantined;
-    const auto next = rules::stateOf(view.identity, quarantined, approvalRules);
-    if (next != view.state) {
-      view.state = next;
-    }
+    view.state = rules::stateOf(view.identity, quarantined, approvalRules);
   }
 }
 
@@ -196,21 +193,22 @@ void Guard::Impl::onQueueReadable() {
   if (!r) log::error(r.error().message);
 }
 
-ProgramView& Guard::Impl::remember(const ProgramIdentity& identity, std::uint32_t uid) {
+ProgramView& Guard::Impl::remember(const ProgramIdentity& identity,
+                                   std::optional<std::uint32_t> uid) {
   const auto key = identityKey(identity);
   auto found = idByKey.find(key);
   if (found == idByKey.end()) {
     ProgramView v;
     v.id = nextProgramId++;
     v.identity = identity;
-    v.uid = uid;
+    v.uid = uid.value_or(0);
     v.firstSeen = clock.now();
     found = idByKey.emplace(key, v.id).first;
     programs.emplace(v.id, std::move(v));
   }
   auto& view = programs.at(found->second);
   view.identity = identity;  // keep the newest flags (trust, deleted)
-  view.uid = uid;
+  if (uid) view.uid = *uid;
   return view;
 }
 
@@ -387,8 +385,7 @@ CoreResult<ProgramView> Guard::Impl::setRule(const ProgramRef& ref, rules::RuleA
   }
   reloadRulesIfChanged();
   const bool knownBefore = idByKey.contains(identityKey(identity));
-  auto& view =
-      remember(identity, knownBefore ? programs.at(idByKey.at(identityKey(identity))).uid : 0);
+  auto& view = remember(identity, std::nullopt);  // an approval says nothing about the user
   if (view.state != rules::ProgramState::Quarantined) {
     view.state = rules::stateOf(view.identity, false, approvalRules);
   }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -52,7 +53,8 @@ struct Guard::Impl {
   void reloadRulesIfChanged();
   void onQueueReadable();
   void decide(const netfilter::QueuedPacket& packet);
-  ProgramView& remember(const rules::ProgramIdentity& identity, std::uint32_t uid);
+  // nullopt: keep the uid last seen (0 for a program never seen running).
+  ProgramView& remember(const rules::ProgramIdentity& identity, std::optional<std::uint32_t> uid);
   void refreshStates();
   void housekeeping();
   CoreResult<rules::ProgramIdentity> identityFor(const ProgramRef& ref);
