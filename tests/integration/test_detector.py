@@ -50,6 +50,22 @@ class Detector(GuarddOnBusTest):
         wait_for(lambda: os.path.getsize(log.name) > 0, 10, "gdbus monitor to subscribe")
         return log.name
 
+    def watch_json(self):
+        """`guardctl --json watch` writing to a file; stopped by PID."""
+        out = open(os.path.join(self.dir, "watch.jsonl"), "w")
+        err = open(os.path.join(self.dir, "watch.err"), "w")
+        proc = subprocess.Popen([os.path.join(mgtest.BUILD, "tui", "guardctl"), "--json", "watch"],
+                                stdout=out, stderr=err, env=self.bus.env())
+        def stop():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(10)
+            out.close()
+            err.close()
+        self.addCleanup(stop)
+        wait_for(lambda: "Watching" in read(err.name), 10, "guardctl watch to subscribe")
+        return out.name
+
     def run_bot_until_quarantined(self, max_attempts=10):
         """Connects the bot to distinct 127.1.0.N:25 until it is quarantined; returns how
         many attempts that took."""
@@ -74,6 +90,7 @@ class Detector(GuarddOnBusTest):
         Listener(self, "0.0.0.0", 25)  # the namespace has only lo: loopback only
         self.start_guardd()
         signals = self.monitor_signals()
+        watched = self.watch_json()
         taken = self.run_bot_until_quarantined()
         self.assertLessEqual(taken, 10)
 
@@ -95,6 +112,13 @@ class Detector(GuarddOnBusTest):
         self.assertTrue(any("python3" in p for p in evidence["parents"]), evidence)
         wait_for(lambda: "AlertRaised" in read(signals), 5, "the AlertRaised signal")
         self.assertIn(self.bot, read(signals))
+        # guardctl watch prints the same alert, in the `alerts --json` shape.
+        raised = wait_for(lambda: [e["alert"] for e in map(json.loads, read(watched).splitlines())
+                                   if e["signal"] == "AlertRaised"
+                                   and e["alert"]["id"] == alert["id"]], 5, "AlertRaised in watch")
+        self.assertEqual(raised[0]["path"], self.bot)
+        self.assertEqual(raised[0]["tier"], "hard")
+        self.assertEqual(raised[0]["evidence"]["score"], evidence["score"])
 
         self.assert_fails_fast()
         rows = attempts(self.state, path=self.bot, verdict="reject")

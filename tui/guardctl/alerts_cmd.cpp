@@ -29,6 +29,16 @@ json toJson(const dbus::Alert& a) {
               {"evidence", evidence}};
 }
 
+std::string tierLabel(const dbus::Alert& a) {
+  if (a.kind == "audit") return a.tier == "hard" ? "audit: open relay" : "audit: exposed";
+  return a.tier == "hard" ? "quarantined" : "suspicious";
+}
+
+std::string alertLine(const dbus::Alert& a) {
+  return localTime(a.timeUs) + "  alert " + std::to_string(a.id) + " (" + tierLabel(a) + ")  " +
+         a.path + ": " + (a.reasons.empty() ? a.summary : a.reasons.front());
+}
+
 std::string alertsTable(const std::vector<dbus::Alert>& alerts) {
   if (alerts.empty()) {
     return "No alerts: no program has behaved like a spam bot and the mail-server audit found "
@@ -38,10 +48,7 @@ std::string alertsTable(const std::vector<dbus::Alert>& alerts) {
   std::vector<std::string> fixes;
   for (const auto& a : alerts) {
     const bool audit = a.kind == "audit";
-    std::string tier = audit ? (a.tier == "hard" ? "audit: open relay" : "audit: exposed")
-                       : a.tier == "hard" ? "quarantined"
-                                          : "suspicious";
-    rows.push_back({std::to_string(a.id), localTime(a.timeUs), std::move(tier),
+    rows.push_back({std::to_string(a.id), localTime(a.timeUs), tierLabel(a),
                     a.acknowledged ? "yes" : "no", a.path,
                     a.reasons.empty() ? a.summary : a.reasons.front()});
     if (audit && !a.acknowledged) {

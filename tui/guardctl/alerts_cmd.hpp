@@ -14,6 +14,10 @@ namespace mailguard::guardctl {
 // program_id, uid, summary and evidence (an object).
 nlohmann::json toJson(const dbus::Alert& a);
 std::string alertsTable(const std::vector<dbus::Alert>& alerts);
+// How the alert's tier reads to the owner: "quarantined", "audit: open relay", ...
+std::string tierLabel(const dbus::Alert& a);
+// One line for `guardctl watch`.
+std::string alertLine(const dbus::Alert& a);
 
 class DetectorCommands {
  public:

@@ -127,11 +127,12 @@ int main(int argc, char** argv) {
 
   long count = 0;
   auto* watch = app.add_subcommand(
-      "watch", "Print attempts and program changes as they happen (Ctrl-C to stop)");
+      "watch", "Print attempts, program changes and alerts as they happen (Ctrl-C to stop)");
   watch->add_option("--count", count, "Stop after this many events")->check(CLI::PositiveNumber);
   watch->footer(
       "With --json, one JSON object per line: {\"signal\": \"AttemptRecorded\", \"attempt\": "
-      "{...}}\nor {\"signal\": \"ProgramChanged\", \"program\": {...}}.");
+      "{...}},\n{\"signal\": \"ProgramChanged\", \"program\": {...}} or "
+      "{\"signal\": \"AlertRaised\", \"alert\": {...}}.");
 
   // Issue #6: firewall and audit (firewall_cmd.cpp).
   auto hostCommands = out::addHostCommands(app);
@@ -250,6 +251,18 @@ int main(int argc, char** argv) {
             << "\n";
       } else {
         std::cout << out::programLine(p) << "\n";
+      }
+      std::cout.flush();
+    });
+    client.onAlertRaised([&](const mailguard::dbus::Alert& a) {
+      ++seen;
+      if (json) {
+        std::cout << nlohmann::json{{"signal", "AlertRaised"},
+                                    {"alert", mailguard::guardctl::toJson(a)}}
+                         .dump()
+                  << "\n";
+      } else {
+        std::cout << mailguard::guardctl::alertLine(a) << "\n";
       }
       std::cout.flush();
     });
