@@ -117,7 +117,15 @@ Alert toAlert(const wire::Alert& w) {
   a.reasons = w.get<7>();
   a.acknowledged = w.get<8>();
   a.evidence = w.get<9>();
-  a.kind = a.evidence.starts_with(R"({"kind":"audit")") ? "audit" : "detector";
+  // Alerts other than the detector's start their evidence with {"kind":"audit"|"tamper",...}.
+  constexpr std::string_view kKindPrefix = R"({"kind":")";
+  a.kind = "detector";
+  if (a.evidence.starts_with(kKindPrefix)) {
+    const auto end = a.evidence.find('"', kKindPrefix.size());
+    if (end != std::string::npos) {
+      a.kind = a.evidence.substr(kKindPrefix.size(), end - kKindPrefix.size());
+    }
+  }
   return a;
 }
 
@@ -203,6 +211,7 @@ ClientResult<Status> Client::status() {
     s.queueDropped = variantOr<std::uint64_t>(m, "queue_dropped", 0);
     s.attemptsDropped = variantOr<std::uint64_t>(m, "attempts_dropped", 0);
     s.storeErrors = variantOr<std::uint64_t>(m, "store_errors", 0);
+    s.tableRestores = variantOr<std::uint64_t>(m, "table_restores", 0);
     s.storeError = variantOr<std::string>(m, "store_error", "");
     return s;
   });

@@ -77,7 +77,8 @@ json toJson(const dbus::Status& s) {
                 {"rejected", s.rejected},
                 {"queue_dropped", s.queueDropped},
                 {"attempts_dropped", s.attemptsDropped},
-                {"store_errors", s.storeErrors}}},
+                {"store_errors", s.storeErrors},
+                {"table_restores", s.tableRestores}}},
               {"store_error", s.storeError.empty() ? json(nullptr) : json(s.storeError)}};
 }
 
@@ -138,6 +139,10 @@ std::string statusText(const dbus::Status& s) {
     << " rejected\n";
   o << "dropped:         " << s.queueDropped << " by a full kernel queue, " << s.attemptsDropped
     << " attempts not recorded\n";
+  if (s.tableRestores > 0) {
+    o << "firewall table:  changed by another program and restored " << s.tableRestores
+      << " time(s) (see guardctl alerts)\n";
+  }
   o << "store:           ";
   if (s.storeError.empty() && s.storeErrors == 0) {
     o << "healthy\n";

@@ -142,6 +142,7 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
         {"queue_dropped", sdbus::Variant(s.counters.queueDropped)},
         {"attempts_dropped", sdbus::Variant(s.counters.attemptsDropped)},
         {"store_errors", sdbus::Variant(s.counters.storeErrors)},
+        {"table_restores", sdbus::Variant(s.counters.tableRestores)},
         {"store_error", sdbus::Variant(s.storeError)},
     };
   }

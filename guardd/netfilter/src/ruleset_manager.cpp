@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <new>
 #include <optional>
@@ -672,6 +673,14 @@ std::string errnoHint(int err) {
 
 std::string errnoText(int err) { return std::string(std::strerror(err)) + errnoHint(err); }
 
+// mnl_nlmsg_ok compares (int)nlmsg_len with the bytes left, so a length of 2^31 or more
+// passes it and mnl_nlmsg_next then steps outside the buffer (the NFLOG reader's fuzzing
+// found it). It checks len >= sizeof(nlmsghdr) before reading the header, so the
+// unsigned comparison after it is safe.
+bool messageFits(const nlmsghdr* nlh, int len) {
+  return mnl_nlmsg_ok(nlh, len) && nlh->nlmsg_len <= static_cast<std::uint32_t>(len);
+}
+
 }  // namespace
 
 std::string_view toString(QueueBackend b) {
@@ -705,6 +714,33 @@ struct RulesetManager::Impl {
     }
   }
 
+  // One NLM_F_DUMP request (`nft list ...` over netlink); every answer for it goes to
+  // `each` until NLMSG_DONE.
+  Result<void> dump(nlmsghdr* request, const std::function<void(const nlmsghdr*)>& each) {
+    const std::uint32_t requestSeq = request->nlmsg_seq;
+    if (mnl_socket_sendto(socket.get(), request, request->nlmsg_len) < 0) {
+      return makeError(errnoText(errno));
+    }
+    for (;;) {
+      const ssize_t n = receiveOne(kAckTimeoutMs);
+      if (n == 0) return makeError("no answer from the kernel");
+      if (n < 0) return makeError(errnoText(errno));
+      auto* msg = reinterpret_cast<nlmsghdr*>(rx.data());
+      auto len = static_cast<int>(n);
+      for (; messageFits(msg, len); msg = mnl_nlmsg_next(msg, &len)) {
+        if (msg->nlmsg_seq != requestSeq) continue;
+        if (msg->nlmsg_type == NLMSG_DONE) return {};
+        if (msg->nlmsg_type == NLMSG_ERROR) {
+          if (mnl_cb_run(msg, msg->nlmsg_len, requestSeq, portId, nullptr, nullptr) < 0) {
+            return makeError(errnoText(errno));
+          }
+          continue;
+        }
+        each(msg);
+      }
+    }
+  }
+
   // Sends the batch and reads one ack per acked message (nfnetlink processes a
   // batch synchronously inside sendmsg, so they are all queued when send returns).
   // Returns the first failure, if any.
@@ -727,7 +763,7 @@ struct RulesetManager::Impl {
       if (n < 0) return makeError(std::strerror(errno));
       auto* nlh = reinterpret_cast<nlmsghdr*>(rx.data());
       auto len = static_cast<int>(n);
-      for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+      for (; messageFits(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
         const auto what = b.describe(nlh->nlmsg_seq);
         if (!what) continue;  // a late answer to an earlier request: not ours
         // Checks the port id, turns NLMSG_ERROR into errno (0 = ack).
@@ -828,6 +864,124 @@ Result<void> RulesetManager::remove(const std::string& tableName) {
   return {};
 }
 
+std::uint32_t RulesetManager::portId() const { return impl_->portId; }
+
+namespace {
+
+// libnftnl's debug text of an object (what `nft --debug=netlink` prints).
+template <class T, int (*Print)(char*, std::size_t, const T*, std::uint32_t, std::uint32_t)>
+std::string printed(const T* object) {
+  std::vector<char> text(64 * 1024);
+  const int n = Print(text.data(), text.size(), object, NFTNL_OUTPUT_DEFAULT, 0);
+  if (n <= 0) return {};
+  return std::string(text.data(),
+                     std::min<std::size_t>(static_cast<std::size_t>(n), text.size() - 1));
+}
+
+// Counter values change with traffic, not with the ruleset.
+std::string withoutCounterValues(std::string text) {
+  const std::string marker = "[ counter pkts ";
+  for (std::size_t at = text.find(marker); at != std::string::npos;
+       at = text.find(marker, at + 1)) {
+    const auto end = text.find(" ]", at);
+    if (end == std::string::npos) break;
+    text.replace(at, end - at, "[ counter");
+  }
+  return text;
+}
+
+}  // namespace
+
+Result<std::string> RulesetManager::fingerprint(const std::string& tableName) {
+  const std::string object = tableLabel(tableName);
+  auto present = exists(tableName);
+  if (!present) return present.error();
+  if (!present.value()) return std::string();
+  std::string out = "table " + object + "\n";
+  std::vector<char> buf(kReceiveBuffer);
+  auto fail = [&](const Error& e) {
+    return makeError("Failed to list table '" + object + "': " + e.message);
+  };
+
+  // `nft list chains inet`: every chain of the family; ours are kept.
+  nlmsghdr* nlh =
+      nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_DUMP, impl_->seq++);
+  if (auto r = impl_->dump(nlh,
+                           [&](const nlmsghdr* m) {
+                             NftChainPtr c(checkedAlloc(nftnl_chain_alloc()));
+                             if (nftnl_chain_nlmsg_parse(m, c.get()) < 0) return;
+                             const char* table = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE);
+                             if (table == nullptr || tableName != table) return;
+                             for (const auto attr : {NFTNL_CHAIN_HANDLE, NFTNL_CHAIN_USE,
+                                                     NFTNL_CHAIN_PACKETS, NFTNL_CHAIN_BYTES}) {
+                               nftnl_chain_unset(c.get(), attr);
+                             }
+                             out += "chain " + printed<nftnl_chain, nftnl_chain_snprintf>(c.get()) +
+                                    "\n";
+                           });
+      !r) {
+    return fail(r.error());
+  }
+
+  // `nft list sets inet`, then each set's elements.
+  std::vector<std::string> sets;
+  nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP, impl_->seq++);
+  if (auto r = impl_->dump(nlh,
+                           [&](const nlmsghdr* m) {
+                             NftSetPtr set(checkedAlloc(nftnl_set_alloc()));
+                             if (nftnl_set_nlmsg_parse(m, set.get()) < 0) return;
+                             const char* table = nftnl_set_get_str(set.get(), NFTNL_SET_TABLE);
+                             const char* name = nftnl_set_get_str(set.get(), NFTNL_SET_NAME);
+                             if (table == nullptr || name == nullptr || tableName != table) return;
+                             sets.emplace_back(name);
+                             nftnl_set_unset(set.get(), NFTNL_SET_HANDLE);
+                             out +=
+                                 "set " + printed<nftnl_set, nftnl_set_snprintf>(set.get()) + "\n";
+                           });
+      !r) {
+    return fail(r.error());
+  }
+  for (const std::string& name : sets) {
+    NftSetPtr set(checkedAlloc(nftnl_set_alloc()));
+    nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, tableName.c_str());
+    nftnl_set_set_str(set.get(), NFTNL_SET_NAME, name.c_str());
+    nftnl_set_set_u32(set.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
+    nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP,
+                                impl_->seq++);
+    nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
+    NftSetPtr elements(checkedAlloc(nftnl_set_alloc()));
+    if (auto r = impl_->dump(
+            nlh, [&](const nlmsghdr* m) { (void)nftnl_set_elems_nlmsg_parse(m, elements.get()); });
+        !r) {
+      return fail(r.error());
+    }
+    out += "elements " + name + " " + printed<nftnl_set, nftnl_set_snprintf>(elements.get()) + "\n";
+  }
+
+  // `nft list table inet NAME` rules, in chain order.
+  NftRulePtr filter = makeRule(tableName, "");
+  nftnl_rule_unset(filter.get(), NFTNL_RULE_CHAIN);
+  nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, impl_->seq++);
+  nftnl_rule_nlmsg_build_payload(nlh, filter.get());
+  if (auto r = impl_->dump(nlh,
+                           [&](const nlmsghdr* m) {
+                             NftRulePtr rule(checkedAlloc(nftnl_rule_alloc()));
+                             if (nftnl_rule_nlmsg_parse(m, rule.get()) < 0) return;
+                             const char* table = nftnl_rule_get_str(rule.get(), NFTNL_RULE_TABLE);
+                             if (table == nullptr || tableName != table) return;
+                             nftnl_rule_unset(rule.get(), NFTNL_RULE_HANDLE);
+                             nftnl_rule_unset(rule.get(), NFTNL_RULE_POSITION);
+                             out += "rule " +
+                                    withoutCounterValues(
+                                        printed<nftnl_rule, nftnl_rule_snprintf>(rule.get())) +
+                                    "\n";
+                           });
+      !r) {
+    return fail(r.error());
+  }
+  return out;
+}
+
 Result<bool> RulesetManager::exists(const std::string& tableName) {
   const std::string object = tableLabel(tableName);
   const std::uint32_t seq = impl_->seq++;
@@ -850,7 +1004,7 @@ Result<bool> RulesetManager::exists(const std::string& tableName) {
     }
     auto* msg = reinterpret_cast<nlmsghdr*>(impl_->rx.data());
     auto len = static_cast<int>(n);
-    for (; mnl_nlmsg_ok(msg, len); msg = mnl_nlmsg_next(msg, &len)) {
+    for (; messageFits(msg, len); msg = mnl_nlmsg_next(msg, &len)) {
       if (msg->nlmsg_seq != seq) continue;
       const int ret = mnl_cb_run(msg, msg->nlmsg_len, seq, impl_->portId, nullptr, nullptr);
       if (msg->nlmsg_type != NLMSG_ERROR) {

@@ -3,10 +3,8 @@
 #include "host_protection.hpp"
 
 #include <arpa/inet.h>
-#include <linux/capability.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -172,18 +170,6 @@ std::vector<std::pair<std::string, FoundFinding>> findingKeys(
   return out;
 }
 
-// The audit spawns iproute2's `ip`. Under the systemd unit (SecureBits=noroot) guardd's
-// capabilities come as ambient ones, which every child would inherit: keep only
-// CAP_NET_ADMIN, all `ip` needs. Elsewhere (no ambient set) this changes nothing.
-void limitChildCapabilities() {
-  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_SYS_ADMIN, 0, 0) != 1) return;
-  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 ||
-      ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_ADMIN, 0, 0) != 0) {
-    log::warning(std::string("Failed to limit the capabilities of the audit's helpers: ") +
-                 std::strerror(errno));
-  }
-}
-
 }  // namespace
 
 HostProtection::HostProtection(Guard& guard, const Guard::Options& options, EventLoop& loop,
@@ -206,7 +192,6 @@ HostProtection::~HostProtection() {
 }
 
 Result<void> HostProtection::start() {
-  limitChildCapabilities();
   auto opened = store::HostStore::open(options_.stateDir);
   if (!opened) return opened.error();
   store_ = std::move(opened.value());
@@ -275,6 +260,8 @@ Result<void> HostProtection::start() {
   startJob(false);  // the first inventory now; an audit follows when listeners are found
   return {};
 }
+
+Result<void> HostProtection::reapply() { return firewall_->applyCurrent(); }
 
 void HostProtection::onProbesReadable() {
   auto events = probeSource_->readAvailable();

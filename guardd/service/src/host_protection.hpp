@@ -35,6 +35,8 @@ class HostProtection {
 
   // Loads the stored firewall and installs the whole table for it (the start-up apply).
   Result<void> start();
+  // Installs the table for the current state again (after another program changed it).
+  Result<void> reapply();
   // Writes the probes recorded since the last call (called from Guard's housekeeping
   // and at shutdown).
   void flushProbes();

@@ -22,7 +22,8 @@ struct Status {
   std::uint64_t queueDropped = 0;
   std::uint64_t attemptsDropped = 0;
   std::uint64_t storeErrors = 0;
-  std::string storeError;  // empty when the store is healthy
+  std::uint64_t tableRestores = 0;  // another program changed the table; guardd put it back
+  std::string storeError;           // empty when the store is healthy
 };
 
 // Times are microseconds since the Unix epoch (UTC); 0 means never.
@@ -69,7 +70,9 @@ struct Alert {
   std::vector<std::string> reasons;  // heaviest first
   bool acknowledged = false;
   std::string evidence;
-  std::string kind;  // "detector" (tier hard: quarantined) or "audit" (tier hard: open relay)
+  // "detector" (tier hard: quarantined), "audit" (tier hard: open relay) or "tamper"
+  // (another program changed guardd's firewall table; guardd restored it).
+  std::string kind;
 };
 
 // 0 or empty means "no filter"; limit 0 means the server default (50).

@@ -1,6 +1,7 @@
 #pragma once
 // Applies and removes the `inet mailguard` table over nfnetlink (libnftnl + libmnl).
 // Only the table named in the rules::Table is ever created, replaced or deleted.
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,6 +40,15 @@ class RulesetManager {
 
   // True when an inet table of that name exists.
   Result<bool> exists(const std::string& tableName);
+
+  // The inet table `tableName` as canonical text (chains, sets with their elements,
+  // rules in order), without handles and counter values: equal texts mean equal
+  // tables. Empty when the table does not exist. For comparing after lost events.
+  Result<std::string> fingerprint(const std::string& tableName);
+
+  // The netlink port id of this manager's socket: the kernel stamps it on the change
+  // notifications of every batch sent here, so a RulesetMonitor can tell them apart.
+  [[nodiscard]] std::uint32_t portId() const;
 
  private:
   struct Impl;
