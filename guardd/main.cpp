@@ -17,6 +17,7 @@
 #include "mailguard/service/event_loop.hpp"
 #include "mailguard/service/guard.hpp"
 #include "mailguard/service/log.hpp"
+#include "mailguard/service/privileges.hpp"
 
 namespace {
 
@@ -87,6 +88,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (remove) return removeRules(rules::kTableName);
+
+  // Down to the four capabilities guardd needs, before anything else: capabilities belong
+  // to each thread, so only while guardd has one thread does this cover every thread it
+  // will have (and every program it runs). Start-up needs no more than run time does.
+  auto dropped = service::dropPrivileges();
+  if (!dropped) {
+    log::error(dropped.error().message);
+    return 1;
+  }
+  log::info(*dropped);
 
   // Block the signals before any thread starts, so only the signalfd sees them.
   sigset_t mask;

@@ -8,7 +8,7 @@ build_and_run=(
   libnftnl-dev libmnl-dev libnetfilter-queue-dev
   libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev
   libsqlite3-dev libssl-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
-  libncurses-dev
+  libncurses-dev libcap-ng-dev
   nftables iproute2 dbus util-linux
 )
 testing=(
