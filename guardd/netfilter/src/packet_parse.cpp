@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
 
 #include "mailguard/netfilter/packet_source.hpp"
 
@@ -105,6 +108,25 @@ std::optional<rules::ConnectionTuple> parseTcpTuple(int family,
     default:
       return std::nullopt;
   }
+}
+
+std::optional<KernelQueueCounters> parseNfqueueProc(std::string_view text, std::uint16_t queue) {
+  // One line per queue (net/netfilter/nfnetlink_queue.c, seq_show): queue_number
+  // peer_portid queue_total copy_mode copy_range queue_dropped queue_user_dropped
+  // id_sequence 1.
+  std::istringstream lines{std::string(text)};
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::uint32_t number = 0, portId = 0, mode = 0, range = 0, one = 0;
+    KernelQueueCounters c;
+    if (!(fields >> number >> portId >> c.waiting >> mode >> range >> c.queueDropped >>
+          c.userDropped >> c.idSequence >> one)) {
+      continue;
+    }
+    if (number == queue) return c;
+  }
+  return std::nullopt;
 }
 
 }  // namespace mailguard::netfilter

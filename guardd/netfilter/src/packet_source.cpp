@@ -17,9 +17,13 @@
 
 // libnetfilter_queue.h uses these types without including their headers.
 #include <libnetfilter_queue/libnetfilter_queue.h>
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -70,7 +74,62 @@ int familyOf(const nlmsghdr* nlh, const nfqnl_msg_packet_hdr* ph) {
   }
 }
 
+// mnl_nlmsg_ok compares (int)nlmsg_len with the bytes left, so a length of 2^31 or more
+// passes it and mnl_nlmsg_next then steps outside the buffer (the bug fuzzing found in
+// probe_log.cpp). mnl_nlmsg_ok checks len >= sizeof(nlmsghdr) before it reads the header,
+// so the cast after it is safe.
+bool messageFits(const nlmsghdr* nlh, int len) {
+  return mnl_nlmsg_ok(nlh, len) && nlh->nlmsg_len <= static_cast<std::uint32_t>(len);
+}
+
+// nfq_nlmsg_parse and familyOf read the nfgenmsg after the header without checking.
+bool hasNfgenmsg(const nlmsghdr* nlh) { return nlh->nlmsg_len >= NLMSG_LENGTH(sizeof(nfgenmsg)); }
+
+// One NFQNL_MSG_PACKET -> QueuedPacket; false when it carries no packet id.
+bool parseMessage(const nlmsghdr* nlh, QueuedPacket& out) {
+  if (NFNL_MSG_TYPE(nlh->nlmsg_type) != NFQNL_MSG_PACKET || !hasNfgenmsg(nlh)) return false;
+  nlattr* attr[NFQA_MAX + 1] = {};
+  if (nfq_nlmsg_parse(nlh, attr) < 0 || attr[NFQA_PACKET_HDR] == nullptr) return false;
+  if (mnl_attr_get_payload_len(attr[NFQA_PACKET_HDR]) < sizeof(nfqnl_msg_packet_hdr)) return false;
+  const auto* ph =
+      static_cast<const nfqnl_msg_packet_hdr*>(mnl_attr_get_payload(attr[NFQA_PACKET_HDR]));
+  out.id = ntohl(ph->packet_id);
+  if (attr[NFQA_PAYLOAD] != nullptr) {
+    const auto* bytes = static_cast<const std::uint8_t*>(mnl_attr_get_payload(attr[NFQA_PAYLOAD]));
+    out.tuple =
+        parseTcpTuple(familyOf(nlh, ph), {bytes, mnl_attr_get_payload_len(attr[NFQA_PAYLOAD])});
+  }
+  // Fixed-size attributes with a short payload are ignored rather than over-read.
+  auto u32 = [&](int type) -> std::optional<std::uint32_t> {
+    if (attr[type] == nullptr || mnl_attr_get_payload_len(attr[type]) < sizeof(std::uint32_t)) {
+      return std::nullopt;
+    }
+    return ntohl(mnl_attr_get_u32(attr[type]));
+  };
+  out.uid = u32(NFQA_UID);
+  out.gid = u32(NFQA_GID);
+  return true;
+}
+
 }  // namespace
+
+std::size_t parseQueueDatagram(std::span<const std::uint8_t> datagram,
+                               const std::function<void(const QueuedPacket&)>& onPacket) {
+  std::size_t packets = 0;
+  // Bounded by the receive buffer (64 KiB), so the int of libmnl's API cannot overflow.
+  auto len = static_cast<int>(std::min<std::size_t>(datagram.size(), INT32_MAX));
+  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(datagram.data()); messageFits(nlh, len);
+       nlh = mnl_nlmsg_next(nlh, &len)) {
+    // Messages not from the kernel (port id 0) or error answers to our verdicts
+    // (e.g. an id the kernel no longer holds) carry no packet.
+    if (nlh->nlmsg_pid != 0 || nlh->nlmsg_type == NLMSG_ERROR) continue;
+    QueuedPacket packet;
+    if (!parseMessage(nlh, packet)) continue;
+    ++packets;
+    onPacket(packet);
+  }
+  return packets;
+}
 
 struct NfqueuePacketSource::Impl {
   MnlSocketPtr socket;
@@ -120,42 +179,16 @@ struct NfqueuePacketSource::Impl {
         }
         return errno;
       }
-      auto* msg = reinterpret_cast<nlmsghdr*>(rx.data());
+      auto* msg = reinterpret_cast<const nlmsghdr*>(rx.data());
       auto len = static_cast<int>(n);
-      for (; mnl_nlmsg_ok(msg, len); msg = mnl_nlmsg_next(msg, &len)) {
+      for (; messageFits(msg, len); msg = mnl_nlmsg_next(msg, &len)) {
         if (msg->nlmsg_type == NLMSG_ERROR && msg->nlmsg_seq == want) {
           const int ret = mnl_cb_run(msg, msg->nlmsg_len, want, portId, nullptr, nullptr);
           return ret < 0 ? errno : 0;
         }
-        if (NFNL_MSG_TYPE(msg->nlmsg_type) == NFQNL_MSG_PACKET) {
-          nlattr* attr[NFQA_MAX + 1] = {};
-          if (nfq_nlmsg_parse(msg, attr) >= 0 && attr[NFQA_PACKET_HDR] != nullptr) {
-            const auto* ph = static_cast<const nfqnl_msg_packet_hdr*>(
-                mnl_attr_get_payload(attr[NFQA_PACKET_HDR]));
-            dropQuietly(ntohl(ph->packet_id));
-          }
-        }
+        if (QueuedPacket packet; parseMessage(msg, packet)) dropQuietly(packet.id);
       }
     }
-  }
-
-  // One NFQNL_MSG_PACKET -> QueuedPacket; false when it carries no packet id.
-  static bool parse(const nlmsghdr* nlh, QueuedPacket& out) {
-    if (NFNL_MSG_TYPE(nlh->nlmsg_type) != NFQNL_MSG_PACKET) return false;
-    nlattr* attr[NFQA_MAX + 1] = {};
-    if (nfq_nlmsg_parse(nlh, attr) < 0 || attr[NFQA_PACKET_HDR] == nullptr) return false;
-    const auto* ph =
-        static_cast<const nfqnl_msg_packet_hdr*>(mnl_attr_get_payload(attr[NFQA_PACKET_HDR]));
-    out.id = ntohl(ph->packet_id);
-    if (attr[NFQA_PAYLOAD] != nullptr) {
-      const auto* bytes =
-          static_cast<const std::uint8_t*>(mnl_attr_get_payload(attr[NFQA_PAYLOAD]));
-      out.tuple =
-          parseTcpTuple(familyOf(nlh, ph), {bytes, mnl_attr_get_payload_len(attr[NFQA_PAYLOAD])});
-    }
-    if (attr[NFQA_UID] != nullptr) out.uid = ntohl(mnl_attr_get_u32(attr[NFQA_UID]));
-    if (attr[NFQA_GID] != nullptr) out.gid = ntohl(mnl_attr_get_u32(attr[NFQA_GID]));
-    return true;
   }
 };
 
@@ -231,17 +264,9 @@ Result<void> NfqueuePacketSource::receive(
       return makeError("Failed to receive from 'NFQUEUE " + std::to_string(impl_->queue) +
                        "': " + std::strerror(errno));
     }
-    auto* nlh = reinterpret_cast<nlmsghdr*>(impl_->rx.data());
-    auto len = static_cast<int>(n);
-    for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
-      // Messages not from the kernel (port id 0) or error answers to our verdicts
-      // (e.g. an id the kernel no longer holds) carry no packet.
-      if (nlh->nlmsg_pid != 0 || nlh->nlmsg_type == NLMSG_ERROR) continue;
-      QueuedPacket packet;
-      if (!Impl::parse(nlh, packet)) continue;
-      ++impl_->stats.received;
-      onPacket(packet);
-    }
+    impl_->stats.received += parseQueueDatagram(
+        {reinterpret_cast<const std::uint8_t*>(impl_->rx.data()), static_cast<std::size_t>(n)},
+        onPacket);
   }
 }
 
@@ -270,5 +295,15 @@ Result<void> NfqueuePacketSource::verdict(std::uint32_t packetId, PacketVerdict 
 }
 
 const QueueStats& NfqueuePacketSource::stats() const { return impl_->stats; }
+
+Result<KernelQueueCounters> NfqueuePacketSource::kernelCounters() const {
+  constexpr const char* kPath = "/proc/net/netfilter/nfnetlink_queue";
+  std::ifstream in(kPath);
+  if (!in) return makeError(std::string("Failed to read '") + kPath + "': " + std::strerror(errno));
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (auto c = parseNfqueueProc(text, impl_->queue)) return *c;
+  return makeError(std::string("Failed to read '") + kPath + "': queue " +
+                   std::to_string(impl_->queue) + " is not listed");
+}
 
 }  // namespace mailguard::netfilter

@@ -14,6 +14,7 @@
 #include "detection.hpp"
 #include "guard_impl.hpp"
 #include "mailguard/service/log.hpp"
+#include "shared_socket.hpp"
 
 namespace mailguard::service {
 namespace {
@@ -66,6 +67,11 @@ constexpr auto kRulesCheckEvery = std::chrono::milliseconds(100);
 // A program's row (uid, last attempt) is refreshed at most this often; its attempts are
 // each recorded anyway and carry the time.
 constexpr auto kSightingEvery = std::chrono::seconds(1);
+// Issue #8 item 3: the kernel's queue counters are read this often while packets come.
+constexpr auto kPressureCheckEvery = std::chrono::milliseconds(100);
+// A flood of held SYNs must not grow memory for kHeldRetryWindow: beyond this many, the
+// retries of the evicted attempts are recorded once more, which is all it costs.
+constexpr std::size_t kMaxHeld = 16'384;
 
 }  // namespace
 
@@ -136,6 +142,13 @@ Result<void> Guard::Impl::start() {
 
   // The whole table, with host_in when the owner enabled the host firewall (issue #6).
   host = std::make_unique<HostProtection>(self, options, loop, *nft, backend, clock);
+  // Issue #8: subscribed before the first apply, so no foreign change goes unseen; a
+  // foreign change is undone with the same apply (host->reapply()).
+  tamper = std::make_unique<TamperWatch>(self, options, loop, *nft, clock,
+                                         [this] { return host->reapply(); });
+  if (auto r = tamper->start(); !r) {
+    log::warning("Changes to the table by other programs are not noticed: " + r.error().message);
+  }
   if (auto r = host->start(); !r) return r.error();
   enforcing = true;
   log::info("enforcing: table 'inet " + options.tableName + "' in place, queue " +
@@ -185,11 +198,21 @@ void Guard::Impl::housekeeping() {
   } else {
     storeError.clear();
   }
-  counters.queueDropped = queue->stats().kernelDropped;
+  // The kernel counts every packet it dropped for us (queue full, or no room in the
+  // socket buffer); ENOBUFS only says that some were, once per overflow.
+  const auto kernel = queue->kernelCounters();
+  counters.queueDropped =
+      kernel ? std::max<std::uint64_t>(std::uint64_t{kernel->queueDropped} + kernel->userDropped,
+                                       queue->stats().kernelDropped)
+             : queue->stats().kernelDropped;
 }
 
 void Guard::Impl::onQueueReadable() {
-  auto r = queue->receive([this](const netfilter::QueuedPacket& p) { decide(p); });
+  readThisWakeup = 0;
+  auto r = queue->receive([this](const netfilter::QueuedPacket& p) {
+    ++readThisWakeup;
+    decide(p);
+  });
   if (!r) log::error(r.error().message);
 }
 
@@ -225,6 +248,19 @@ void Guard::Impl::decide(const netfilter::QueuedPacket& packet) {
     lastRulesCheck = now;
     reloadRulesIfChanged();
   }
+  if (const auto now = std::chrono::steady_clock::now();
+      now - lastPressureCheck > kPressureCheckEvery) {
+    lastPressureCheck = now;
+    // Without the kernel's counters (systemd's ProcSubset=pid hides them), ENOBUFS and
+    // the packets read in one go, a lower bound of the backlog, are the signs left.
+    std::uint64_t dropped = queue->stats().kernelDropped;
+    std::uint32_t waiting = readThisWakeup;
+    if (const auto kernel = queue->kernelCounters()) {
+      dropped = std::max(dropped, std::uint64_t{kernel->queueDropped} + kernel->userDropped);
+      waiting = std::max(waiting, kernel->waiting);
+    }
+    pressure.observe(dropped, waiting, options.settings.queueMaxLength, now);
+  }
 
   std::optional<procinfo::ProcessInfo> process;
   std::string unattributed;
@@ -239,6 +275,20 @@ void Guard::Impl::decide(const netfilter::QueuedPacket& packet) {
     unattributed = info.error().message;
   } else {
     process = std::move(info.value());
+  }
+  // Issue #8 item 7: an approved holder of the socket cannot vouch for another holder.
+  std::string sharedNote;
+  if (process) {
+    const auto allowedAlone = [this](const procinfo::ProcessInfo& p) {
+      const auto it = idByKey.find(identityKey(p.identity));
+      const bool quarantined =
+          it != idByKey.end() && programs.at(it->second).state == rules::ProgramState::Quarantined;
+      return rules::decide(p.identity, quarantined, approvalRules).verdict == Verdict::Allow;
+    };
+    if (auto shared = unapprovedCoHolder(resolver, *process, owner.value()->inode, allowedAlone)) {
+      process = std::move(shared->holder);
+      sharedNote = std::move(shared->note);
+    }
   }
 
   ProgramView* program = nullptr;
@@ -256,9 +306,17 @@ void Guard::Impl::decide(const netfilter::QueuedPacket& packet) {
       program && (program->state == rules::ProgramState::Quarantined || detected.quarantined);
   auto decision = rules::decide(identity, quarantined, approvalRules);
   if (!process) decision.reason = "could not attribute to a process: " + unattributed;
+  decision.reason += sharedNote;
   if (detected.throttle && decision.verdict == Verdict::Allow) {
     decision.verdict = Verdict::Hold;
     decision.reason = detected.reason;
+  }
+  // A reset lets the bot open its next connection at once and keep the queue full; a
+  // drop makes it wait for its own timeout (see queue_pressure.hpp).
+  if (decision.verdict == Verdict::Reject &&
+      pressure.overloaded(std::chrono::steady_clock::now())) {
+    decision.verdict = Verdict::Hold;
+    decision.reason += "; dropped, not reset, while the queue is overloaded";
   }
   (void)queue->verdict(packet.id, toPacketVerdict(decision.verdict));
   detection->afterVerdict();
@@ -278,6 +336,7 @@ void Guard::Impl::decide(const netfilter::QueuedPacket& packet) {
   if (process && decision.verdict == Verdict::Allow) detection->allowed(*process, tuple);
   if (decision.verdict == Verdict::Hold) {
     const auto now = std::chrono::steady_clock::now();
+    if (held.size() >= kMaxHeld && !held.contains(heldKey)) held.erase(held.begin());
     auto [it, fresh] = held.try_emplace(heldKey, now);
     if (!fresh) return;  // a SYN retry of an attempt already recorded
   } else {
@@ -431,6 +490,7 @@ StatusInfo Guard::status() const {
   s.backend = std::string(netfilter::toString(d.backend));
   s.version = MAILGUARD_VERSION;
   s.counters = d.counters;
+  if (d.tamper) s.counters.tableRestores = d.tamper->restores();
   s.storeError = d.storeError;
   return s;
 }

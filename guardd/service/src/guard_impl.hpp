@@ -13,6 +13,8 @@
 #include "detection.hpp"  // issue #5
 #include "host_protection.hpp"
 #include "mailguard/service/guard.hpp"
+#include "queue_pressure.hpp"  // issue #8 item 3
+#include "tamper.hpp"          // issue #8
 
 namespace mailguard::service {
 
@@ -43,11 +45,15 @@ struct Guard::Impl {
   std::int64_t nextProgramId = 1;
   std::int64_t nextAttemptId = 1;
   std::map<std::pair<std::string, std::uint16_t>, std::chrono::steady_clock::time_point> held;
+  QueuePressure pressure;  // issue #8 item 3: tarpit rejected programs under overload
+  std::chrono::steady_clock::time_point lastPressureCheck{};
+  std::uint32_t readThisWakeup = 0;  // packets read since the queue socket became readable
   Counters counters;
   bool enforcing = false;
   std::string storeError;
   std::unique_ptr<Detection> detection;  // issue #5
   std::unique_ptr<HostProtection> host;  // issue #6: host firewall, probes, audit
+  std::unique_ptr<TamperWatch> tamper;   // issue #8: ruleset tampering
 
   Result<void> start();
   void reloadRulesIfChanged();
