@@ -28,6 +28,29 @@ bool unsafe(const ProgramIdentity& id) {
   return isUnsafeLocation(id.path) || (id.isInterpreted() && isUnsafeLocation(id.scriptPath));
 }
 
+// What the owner should know about a program nobody approved: the facts of identity
+// attacks (a copy of an approved program elsewhere, a file that deleted itself, a file in
+// a world-writable place), since the attempt record keeps only the path and this reason.
+std::string unapprovedNotes(const ProgramIdentity& id, const std::vector<ApprovalRule>& rules) {
+  std::vector<std::string> notes;
+  for (const ApprovalRule& rule : rules) {
+    if (rule.action == RuleAction::Approve && sameHashes(id, rule)) {
+      notes.push_back("same content as the approved " + rule.path +
+                      (rule.scriptPath.empty() ? "" : " " + rule.scriptPath) + ", at another path");
+      break;
+    }
+  }
+  if (id.deleted) {
+    notes.emplace_back(id.isInterpreted() ? "its script or interpreter was deleted"
+                                          : "the executable was deleted");
+  }
+  if (unsafe(id)) notes.emplace_back("it runs from a location any user can write to");
+  if (notes.empty()) return {};
+  std::string out = " (";
+  for (std::size_t i = 0; i < notes.size(); ++i) out += (i == 0 ? "" : "; ") + notes[i];
+  return out + ")";
+}
+
 Decision decideFor(const ProgramIdentity& id, const std::vector<ApprovalRule>& rules) {
   for (const ApprovalRule& rule : rules) {
     if (rule.action != RuleAction::Deny) continue;
@@ -45,7 +68,18 @@ Decision decideFor(const ProgramIdentity& id, const std::vector<ApprovalRule>& r
   const ApprovalRule* pathMatch = nullptr;
   for (const ApprovalRule& rule : rules) {
     if (rule.action != RuleAction::Approve || !samePath(id, rule)) continue;
-    if (sameHashes(id, rule)) return {Verdict::Allow, "approved", rule.id};
+    if (sameHashes(id, rule)) {
+      // The hash is of the file actually mapped, so a process that started before its file
+      // was replaced or removed (an upgrade under a running mail client) still runs the
+      // approved code; the owner is told, as the file on disk no longer is that code.
+      if (id.deleted) {
+        return {Verdict::Allow,
+                "approved (this process runs the approved content, but its file was replaced "
+                "or deleted since it started)",
+                rule.id};
+      }
+      return {Verdict::Allow, "approved", rule.id};
+    }
     if (pathMatch == nullptr) pathMatch = &rule;
   }
   if (pathMatch != nullptr) {
@@ -65,7 +99,7 @@ Decision decideFor(const ProgramIdentity& id, const std::vector<ApprovalRule>& r
     }
     return {Verdict::Hold, "changed since it was approved (" + why + ")", pathMatch->id};
   }
-  return {Verdict::Hold, "not approved yet", std::nullopt};
+  return {Verdict::Hold, "not approved yet" + unapprovedNotes(id, rules), std::nullopt};
 }
 
 }  // namespace

@@ -30,6 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (joined != expected && !(args.empty() && text.empty())) std::abort();
 
   (void)pi::parseStatStartTime(text);
+  (void)pi::parseFdinfoFlags(text);
 
   if (const auto inode = pi::parseSocketLink(text)) {
     if (!text.starts_with("socket:[") || !text.ends_with("]")) std::abort();

@@ -54,6 +54,8 @@ std::size_t FileHasher::KeyHash::operator()(const Key& k) const noexcept {
   mix(k.size);
   mix(static_cast<std::uint64_t>(k.mtimeSec));
   mix(static_cast<std::uint64_t>(k.mtimeNsec));
+  mix(static_cast<std::uint64_t>(k.ctimeSec));
+  mix(static_cast<std::uint64_t>(k.ctimeNsec));
   return h;
 }
 
@@ -62,9 +64,13 @@ Result<std::string> FileHasher::sha256OfFd(int fd) {
   if (::fstat(fd, &before) != 0) return hashError(fd, std::strerror(errno));
   // Only regular files: reading a FIFO or a device could block or never end.
   if (!S_ISREG(before.st_mode)) return hashError(fd, "not a regular file");
-  const Key key{
-      static_cast<std::uint64_t>(before.st_dev), static_cast<std::uint64_t>(before.st_ino),
-      static_cast<std::uint64_t>(before.st_size), before.st_mtim.tv_sec, before.st_mtim.tv_nsec};
+  const Key key{static_cast<std::uint64_t>(before.st_dev),
+                static_cast<std::uint64_t>(before.st_ino),
+                static_cast<std::uint64_t>(before.st_size),
+                before.st_mtim.tv_sec,
+                before.st_mtim.tv_nsec,
+                before.st_ctim.tv_sec,
+                before.st_ctim.tv_nsec};
   if (const auto it = cache_.find(key); it != cache_.end()) return it->second;
 
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx{EVP_MD_CTX_new()};
@@ -98,7 +104,9 @@ Result<std::string> FileHasher::sha256OfFd(int fd) {
   struct stat after {};
   if (::fstat(fd, &after) == 0 && after.st_size == before.st_size &&
       after.st_mtim.tv_sec == before.st_mtim.tv_sec &&
-      after.st_mtim.tv_nsec == before.st_mtim.tv_nsec && offset == before.st_size) {
+      after.st_mtim.tv_nsec == before.st_mtim.tv_nsec &&
+      after.st_ctim.tv_sec == before.st_ctim.tv_sec &&
+      after.st_ctim.tv_nsec == before.st_ctim.tv_nsec && offset == before.st_size) {
     if (cache_.size() >= kMaxCacheEntries) cache_.clear();
     cache_.emplace(key, hex);
   }

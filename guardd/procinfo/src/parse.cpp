@@ -118,4 +118,22 @@ std::optional<std::uint64_t> parseSocketLink(std::string_view link) {
   return parseNumber<std::uint64_t>(digits);
 }
 
+std::optional<std::uint32_t> parseFdinfoFlags(std::string_view fdinfo) {
+  constexpr std::string_view kKey = "flags:";
+  while (!fdinfo.empty()) {
+    const auto eol = fdinfo.find('\n');
+    const std::string_view line = fdinfo.substr(0, eol);
+    fdinfo = eol == std::string_view::npos ? std::string_view{} : fdinfo.substr(eol + 1);
+    if (!line.starts_with(kKey)) continue;
+    const std::string_view digits = firstField(line.substr(kKey.size()));
+    if (digits.empty()) return std::nullopt;
+    std::uint32_t value = 0;
+    const char* end = digits.data() + digits.size();
+    const auto [ptr, ec] = std::from_chars(digits.data(), end, value, 8);
+    if (ec != std::errc{} || ptr != end) return std::nullopt;
+    return value;
+  }
+  return std::nullopt;
+}
+
 }  // namespace mailguard::procinfo

@@ -243,6 +243,7 @@ Result<ProcessInfo> ProcessResolver::describe(int pid) {
         static_cast<std::uint64_t>(exe.st_ino) == d.exeIno &&
         static_cast<std::uint64_t>(exe.st_size) == d.exeSize &&
         exe.st_mtim.tv_sec == d.exeMtimeSec && exe.st_mtim.tv_nsec == d.exeMtimeNsec &&
+        exe.st_ctim.tv_sec == d.exeCtimeSec && exe.st_ctim.tv_nsec == d.exeCtimeNsec &&
         ownerUid(proc_.root() / dir) == d.procOwner) {
       const auto link = proc_.readLink(dir + "/exe");
       const auto cmdline = proc_.read(dir + "/cmdline");
@@ -313,6 +314,10 @@ Result<ProcessInfo> ProcessResolver::describeFully(int pid, std::uint64_t startT
   fill->exeSize = static_cast<std::uint64_t>(exeStat.st_size);
   fill->exeMtimeSec = exeStat.st_mtim.tv_sec;
   fill->exeMtimeNsec = exeStat.st_mtim.tv_nsec;
+  // ctime too: an exec of a new file that got the inode number of a freed one, with size
+  // and mtime copied, must not pass for the process described before (issue #8 item 7).
+  fill->exeCtimeSec = exeStat.st_ctim.tv_sec;
+  fill->exeCtimeNsec = exeStat.st_ctim.tv_nsec;
   fill->procOwner = owner.value_or(~0U);
   fill->exeLink = *exePath;
   rules::ProgramIdentity& id = info.identity;
@@ -357,6 +362,31 @@ Result<ProcessInfo> ProcessResolver::describeFully(int pid, std::uint64_t startT
                      ": it exited or its pid was reused while it was read");
   }
   return info;
+}
+
+std::vector<int> ProcessResolver::otherHolders(int pid, std::uint64_t inode) {
+  constexpr std::uint32_t kCloseOnExec = 02000000;  // O_CLOEXEC as fdinfo prints it
+  const auto owner =
+      std::find_if(recent_.begin(), recent_.end(), [&](const Owner& o) { return o.pid == pid; });
+  if (owner != recent_.end()) {
+    for (const auto& [fd, entry] : owner->fds) {
+      if (entry.first != inode) continue;
+      const auto info = proc_.read(std::to_string(pid) + "/fdinfo/" + std::to_string(fd));
+      const auto flags = info ? parseFdinfoFlags(*info) : std::nullopt;
+      if (flags && (*flags & kCloseOnExec) != 0) return {};
+      break;
+    }
+  }
+  // Not known to be close-on-exec (or unreadable): every other process is read.
+  std::vector<int> holders;
+  const auto names = proc_.list("");
+  if (!names) return holders;
+  for (const auto& name : *names) {
+    const auto other = parsePid(name);
+    if (!other || *other == pid) continue;
+    if (findFd(*other, inode, nullptr)) holders.push_back(*other);
+  }
+  return holders;
 }
 
 void ProcessResolver::forget(int pid) {

@@ -1,12 +1,14 @@
 #pragma once
 // A fake /proc tree built at test time in a temporary directory: symlinks such as
 // fd/3 -> "socket:[4242]" and exe -> a real file cannot be stored well in git.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -32,6 +34,35 @@ inline void writeFile(const std::filesystem::path& p, std::string_view content) 
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
   out.write(content.data(), static_cast<std::streamsize>(content.size()));
   ASSERT_TRUE(out.good()) << p;
+}
+
+// Rewrites `p` in place (same inode) and sets its access and modification times back to
+// what they were, as an attacker with touch(1) can: only the ctime shows the change. Waits
+// first until the kernel's coarse clock has passed the old ctime, so the new one differs.
+inline void rewriteKeepingTimes(const std::filesystem::path& p, std::string_view content) {
+  struct stat before {};
+  ASSERT_EQ(::stat(p.c_str(), &before), 0) << p;
+  for (;;) {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    if (now.tv_sec > before.st_ctim.tv_sec ||
+        (now.tv_sec == before.st_ctim.tv_sec && now.tv_nsec > before.st_ctim.tv_nsec)) {
+      break;
+    }
+  }
+  {
+    std::ofstream out(p, std::ios::binary | std::ios::in | std::ios::out);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    ASSERT_TRUE(out.good()) << p;
+  }
+  const timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, p.c_str(), times, 0), 0) << p;
+  struct stat after {};
+  ASSERT_EQ(::stat(p.c_str(), &after), 0) << p;
+  ASSERT_EQ(after.st_ino, before.st_ino);
+  ASSERT_EQ(after.st_size, before.st_size);
+  ASSERT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+  ASSERT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
 }
 
 inline std::string statLine(int pid, const FakeProcess& p) {

@@ -66,6 +66,23 @@ TEST(FileHasher, ComputesNothingTheSecondTime) {
   EXPECT_EQ(hasher.cacheSize(), 1U);
 }
 
+TEST(FileHasher, RecomputesAFileRewrittenInPlaceWithItsMtimeSetBack) {
+  // Issue #8 item 7: an approved file outside root-owned folders rewritten by its owner
+  // with content of the same size and `touch -d` back to its old time must not keep the
+  // approved hash.
+  fake::FakeProcTree tree;
+  const auto p = tree.addFile("client", "abc");
+  FileHasher hasher;
+  const auto first = hasher.sha256OfPath(p);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(*first, kSha256Abc);
+  fake::rewriteKeepingTimes(p, "xyz");
+  const auto second = hasher.sha256OfPath(p);
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_NE(*second, kSha256Abc);
+  EXPECT_EQ(hasher.hashesComputed(), 2U);
+}
+
 TEST(FileHasher, RecomputesWhenMtimeOrSizeChanges) {
   fake::FakeProcTree tree;
   const auto p = tree.addFile("abc", "abc");

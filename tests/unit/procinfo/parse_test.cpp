@@ -104,5 +104,21 @@ TEST(ParseSocketLink, RejectsOtherLinks) {
   EXPECT_FALSE(parseSocketLink("socket:[1]x"));
 }
 
+TEST(ParseFdinfoFlags, ReadsTheOctalFlags) {
+  EXPECT_EQ(parseFdinfoFlags("pos:\t0\nflags:\t02000002\nmnt_id:\t10\nino:\t3898913\n"), 02000002U);
+  EXPECT_EQ(parseFdinfoFlags("pos:\t0\nflags:\t02\n"), 02U);
+  EXPECT_EQ(parseFdinfoFlags("flags: 0"), 0U);
+}
+
+TEST(ParseFdinfoFlags, RejectsAnythingElse) {
+  EXPECT_FALSE(parseFdinfoFlags(""));
+  EXPECT_FALSE(parseFdinfoFlags("pos:\t0\nmnt_id:\t10\n"));
+  EXPECT_FALSE(parseFdinfoFlags("flags:\t\n"));
+  EXPECT_FALSE(parseFdinfoFlags("flags:\t09\n"));
+  EXPECT_FALSE(parseFdinfoFlags("flags:\t-2\n"));
+  EXPECT_FALSE(parseFdinfoFlags("flags:\t777777777777\n"));
+  EXPECT_FALSE(parseFdinfoFlags(" flags:\t02\n"));
+}
+
 }  // namespace
 }  // namespace mailguard::procinfo

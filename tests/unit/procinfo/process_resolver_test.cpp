@@ -159,6 +159,67 @@ TEST_F(ProcessResolverTest, MarksAReplacedExecutableAsDeleted) {
   EXPECT_TRUE(info->identity.deleted);
 }
 
+TEST_F(ProcessResolverTest, ReusesADescriptionWithinTheTtlWhileNothingChanged) {
+  const auto exe = tree_.addFile("bin/client", "abc");
+  tree_.add(68, FakeProcess{.name = "client", .cmdline = {"client"}, .exe = exe});
+  ASSERT_TRUE(resolver_.describe(68));
+  const auto again = resolver_.describe(68);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->identity.sha256, kSha256Abc);
+  EXPECT_EQ(hasher_.hashesComputed(), 1U);
+}
+
+TEST_F(ProcessResolverTest, ARewrittenExecutableDoesNotRideOnTheCachedIdentity) {
+  // Issue #8 item 7: same pid, start time, inode, size, mtime, link text and command line
+  // as a process described a moment ago (an exec of a file that took over the inode
+  // number, with size and mtime copied): only the ctime tells, and it must.
+  const auto exe = tree_.addFile("bin/client", "abc");
+  tree_.add(69, FakeProcess{.name = "client", .cmdline = {"client"}, .exe = exe});
+  const auto first = resolver_.describe(69);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->identity.sha256, kSha256Abc);
+  fake::rewriteKeepingTimes(exe, "xyz");
+  const auto second = resolver_.describe(69);
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_NE(second->identity.sha256, kSha256Abc);
+}
+
+// Issue #8 item 7: pid 400 (found first, newest) and pid 100 hold socket 4242.
+class OtherHoldersTest : public ProcessResolverTest {
+ protected:
+  void addSharedSocket(std::optional<std::string_view> flagsOf400) {
+    addFourProcesses({{100, {4242}}, {400, {4242}}});
+    if (flagsOf400) {
+      fake::writeFile(tree_.proc() / "400/fdinfo/3",
+                      "pos:\t0\nflags:\t" + std::string(*flagsOf400) + "\nmnt_id:\t9\n");
+    }
+    ASSERT_EQ(resolver_.pidForSocket(4242, std::nullopt), 400);
+  }
+};
+
+TEST_F(OtherHoldersTest, FindsTheOtherHolderOfASocketInheritedOverExec) {
+  addSharedSocket("02");  // O_RDWR, no O_CLOEXEC
+  EXPECT_EQ(resolver_.otherHolders(400, 4242), std::vector<int>{100});
+}
+
+TEST_F(OtherHoldersTest, ReadsNoOtherProcessForACloseOnExecSocket) {
+  addSharedSocket("02000002");
+  const auto before = resolver_.processesScanned();
+  EXPECT_TRUE(resolver_.otherHolders(400, 4242).empty());
+  EXPECT_EQ(resolver_.processesScanned(), before);
+}
+
+TEST_F(OtherHoldersTest, ReadsEveryProcessWhenTheFlagsCannotBeRead) {
+  addSharedSocket(std::nullopt);
+  EXPECT_EQ(resolver_.otherHolders(400, 4242), std::vector<int>{100});
+}
+
+TEST_F(OtherHoldersTest, FindsNoneWhenTheSocketIsNotShared) {
+  addFourProcesses({{400, {4242}}});
+  ASSERT_EQ(resolver_.pidForSocket(4242, std::nullopt), 400);
+  EXPECT_TRUE(resolver_.otherHolders(400, 4242).empty());
+}
+
 TEST_F(ProcessResolverTest, ResolvesARelativeScriptAgainstTheWorkingDirectory) {
   const auto python = tree_.addFile("usr/bin/python3", "not really python");
   const auto script = tree_.addFile("home/ann/bot.py", "abc");

@@ -158,7 +158,41 @@ TEST(PolicyDecision, DoesNotApproveACopyOfAnApprovedProgramElsewhere) {
   const ProgramIdentity copy = program("/home/u/.cache/thunderbird", kHashA, false);
   const Decision d = decide(copy, false, {ruleFor(4, RuleAction::Approve, tb)});
   EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason,
+            "not approved yet (same content as the approved /usr/bin/thunderbird, at another "
+            "path; it runs from a location any user can write to)");
+}
+
+// Issue #8 item 7: what an identity attack looks like in the record, since the attempt
+// keeps only the path and the reason.
+TEST(PolicyDecision, NamesADeletedUnapprovedExecutableInTheReason) {
+  ProgramIdentity bot = program("/home/u/bin/client", kHashC);
+  bot.deleted = true;
+  const Decision d =
+      decide(bot, false, {ruleFor(4, RuleAction::Approve, program("/opt/mail/client", kHashA))});
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, "not approved yet (the executable was deleted)");
+}
+
+TEST(PolicyDecision, RenamedDifferentProgramGetsNoNoteOfApprovedContent) {
+  // Same file name as the approved client, other content: nothing ties it to the client.
+  const ProgramIdentity fake = program("/home/u/bin/client", kHashC);
+  const Decision d =
+      decide(fake, false, {ruleFor(4, RuleAction::Approve, program("/opt/mail/client", kHashA))});
+  EXPECT_EQ(d.verdict, Verdict::Hold);
   EXPECT_EQ(d.reason, "not approved yet");
+}
+
+TEST(PolicyDecision, SaysWhenAnAllowedProcessRunsAReplacedFile) {
+  ProgramIdentity running = program("/home/u/bin/mailer", kHashA);
+  const ApprovalRule approve = ruleFor(4, RuleAction::Approve, running);
+  running.deleted = true;
+  const Decision d = decide(running, false, {approve});
+  EXPECT_EQ(d.verdict, Verdict::Allow);
+  EXPECT_THAT(d.reason, StartsWith("approved ("));
+  EXPECT_THAT(d.reason, HasSubstr("replaced or deleted since it started"));
+  running.deleted = false;
+  EXPECT_EQ(decide(running, false, {approve}).reason, "approved");
 }
 
 TEST(PolicyDecision, ApprovingOneScriptDoesNotApproveAnother) {

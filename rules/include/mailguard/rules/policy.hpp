@@ -41,11 +41,13 @@ struct Decision {
 //  3. a Deny rule with the same path (and script path), any hash,
 //     or with the same sha256 (and script sha256, when the rule has one) -> Reject
 //  4. an Approve rule with the same path and script path:
-//     - hashes equal (exe and script)                 -> Allow
+//     - hashes equal (exe and script)                 -> Allow (the reason says so when the
+//       running file was replaced or deleted since the process started)
 //     - hashes differ, but identity.pathTrusted and not deleted and the path (and
 //       script) not isUnsafeLocation                  -> Allow (package upgrade keeps approval)
 //     - otherwise                                     -> Hold "changed since it was approved"
-//  5. otherwise                                       -> Hold "not approved yet"
+//  5. otherwise                                       -> Hold "not approved yet", with notes
+//     in parentheses: same content as an approved program, deleted, unsafe location
 // An identity that is deleted never matches by path alone (only by equal hashes).
 Decision decide(const std::optional<ProgramIdentity>& identity, bool quarantined,
                 const std::vector<ApprovalRule>& rules);

@@ -86,9 +86,13 @@ std::optional<StatusFields> parseStatus(std::string_view text);
 std::vector<std::string> parseCmdline(std::string_view raw);                 // NUL-separated
 std::optional<std::uint64_t> parseStatStartTime(std::string_view statText);  // comm may hold ") ("
 std::optional<std::uint64_t> parseSocketLink(std::string_view link);         // "socket:[123]"
+std::optional<std::uint32_t> parseFdinfoFlags(std::string_view fdinfo);      // "flags:\t02000002"
 
 // SHA-256 of an open file and the facts the policy needs, cached by
-// (device, inode, size, mtime) so a running program is hashed once.
+// (device, inode, size, mtime, ctime) so a running program is hashed once. The ctime is
+// what makes the key safe: a file rewritten in place (same size) whose mtime was set back
+// with touch(1), or a new file that got a freed inode number, still gets a new ctime,
+// which only the kernel sets.
 class FileHasher {
  public:
   // Hashes what the fd refers to (for /proc/PID/exe: the file actually mapped).
@@ -101,6 +105,7 @@ class FileHasher {
   struct Key {
     std::uint64_t dev, ino, size;
     std::int64_t mtimeSec, mtimeNsec;
+    std::int64_t ctimeSec, ctimeNsec;
     bool operator==(const Key&) const = default;
   };
   struct KeyHash {
@@ -128,11 +133,20 @@ class ProcessResolver {
 
   // Everything about one process; an error when it vanished mid-way. A process described
   // less than kDescribeTtl ago whose stat start time, executable (device, inode, size,
-  // mtime, link text), /proc/PID owner and command line are unchanged gets its earlier
+  // mtime, ctime, link text), /proc/PID owner and command line are unchanged gets its earlier
   // identity again without re-hashing or re-checking its directory chain: the checks
   // that remain are 5 system calls instead of about 25 (issue #7).
   Result<ProcessInfo> describe(int pid);
   static constexpr auto kDescribeTtl = std::chrono::seconds(2);
+
+  // The other processes that hold socket `inode`, which pidForSocket() just found in `pid`
+  // (issue #8 item 7). A socket is shared across fork and exec: a bot can create one and
+  // start the approved mail client holding it, then connect with its own copy. Only an fd
+  // without close-on-exec can have come through an exec, so only then are all processes
+  // read (a full scan, as costly as an unknown socket's lookup); an approved program's
+  // close-on-exec socket was made by its own code (or handed over with SCM_RIGHTS by a
+  // process it talks to, which this does not cover).
+  std::vector<int> otherHolders(int pid, std::uint64_t inode);
 
   // Forget a pid (it exited or was reused): called when describe() finds a new start time.
   void forget(int pid);
@@ -154,6 +168,7 @@ class ProcessResolver {
     std::uint64_t startTime = 0;
     std::uint64_t exeDev = 0, exeIno = 0, exeSize = 0;
     std::int64_t exeMtimeSec = 0, exeMtimeNsec = 0;
+    std::int64_t exeCtimeSec = 0, exeCtimeNsec = 0;
     std::uint32_t procOwner = 0;
     std::string exeLink;
     std::string rawCmdline;
