@@ -162,6 +162,8 @@ std::string_view toString(Evidence e) {
       return "backstop-destinations-24h";
     case Evidence::BackstopAttempts:
       return "backstop-attempts-24h";
+    case Evidence::Interactive:
+      return "interactive-terminal";
   }
   return "unknown";
 }
@@ -494,6 +496,12 @@ struct Detector::Impl {
           (ev.openSessions >= cfg.sessionsForBurst || (direct && inBurst >= cfg.burstAttempts))) {
         addReason(reasons, Evidence::ManySessions, cfg.manySessions);
       }
+      if (ev.interactive && direct) {
+        // Never outweighs D1 (see DetectorConfig::interactive): a faked terminal only
+        // slows the detection of a direct-to-MX bot down.
+        addReason(reasons, Evidence::Interactive,
+                  std::min(0.0, std::max(cfg.interactive, -0.99 * cfg.directToMx)));
+      }
       for (const Reason& r : reasons) score += r.weight;
       const double clipped = std::clamp(score, cfg.minScore, cfg.maxScore);
       // Retries of one direct delivery count once, with their highest score (research 2.2).
@@ -719,7 +727,11 @@ std::vector<PrincipalSnapshot> Detector::exportState() const {
     s.program = p.program;
     s.idClass = p.idClass;
     s.mta = p.mta;
-    for (std::size_t i = 0; i < kChannelCount; ++i) s.cusum[i] = p.channels[i].s;
+    for (std::size_t i = 0; i < kChannelCount; ++i) {
+      s.cusum[i] = p.channels[i].s;
+      s.cusumUpdated[i] = p.channels[i].lastUpdate;
+    }
+    s.softAlerted = p.softAlerted;
     s.lastActivity = p.lastActivity;
     for (const auto& [key, e] : p.workingSet) s.workingSet.push_back(e);
     s.quarantined = p.quarantined;
@@ -739,13 +751,28 @@ void Detector::importState(const std::vector<PrincipalSnapshot>& state) {
     p.mta = s.mta;
     for (std::size_t i = 0; i < kChannelCount; ++i) {
       p.channels[i].s = s.cusum[i];
-      p.channels[i].lastUpdate = s.lastActivity;
+      p.channels[i].lastUpdate = s.cusumUpdated[i];
     }
+    p.softAlerted = s.softAlerted;
     p.lastActivity = s.lastActivity;
     for (const WorkingSetEntry& e : s.workingSet) p.workingSet[e.destination] = e;
     p.quarantined = s.quarantined;
     p.quarantineAlert = s.quarantineAlert;
   }
+}
+
+bool hasControllingTerminal(std::string_view procStat) {
+  // "pid (comm) state ppid pgrp session tty_nr ...": comm may hold spaces and ')'.
+  const auto close = procStat.rfind(')');
+  if (close == std::string_view::npos) return false;
+  std::istringstream fields{std::string(procStat.substr(close + 1))};
+  std::string state;
+  long long ppid = 0;
+  long long pgrp = 0;
+  long long session = 0;
+  long long tty = 0;
+  if (!(fields >> state >> ppid >> pgrp >> session >> tty)) return false;
+  return tty != 0;
 }
 
 }  // namespace mailguard::detector

@@ -238,7 +238,7 @@ bool Detection::isMta(const ProgramIdentity& identity) {
 // listening socket from /proc/net/tcp{,6}, its process through the resolver.
 bool Detection::localMtaListens(const std::string& dst, std::uint16_t port) {
   if (!isLoopback(dst)) return false;
-  const auto key = std::make_pair(dst, port);
+  const auto key = port;
   const auto now = std::chrono::steady_clock::now();
   if (auto it = mtaListenerCache_.find(key);
       it != mtaListenerCache_.end() && now - it->second.second < kMtaListenerTtl) {
@@ -325,6 +325,10 @@ DetectorVerdict Detection::assess(const procinfo::ProcessInfo& process, ProgramV
     e.toLocalMta = !e.fromMta && localMtaListens(e.dst, e.port);
     e.idClass = classify(process.identity);
     e.openSessions = openSessions(principal) + 1;
+    // I1: a controlling terminal (a person running swaks); unreadable counts as none.
+    if (auto stat = g_.proc.read(std::to_string(process.pid) + "/stat")) {
+      e.interactive = det::hasControllingTerminal(*stat);
+    }
     const auto a = detector_->observe(e);
     dirty_ = true;
     v.throttle = a.throttle;

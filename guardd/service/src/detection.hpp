@@ -99,9 +99,9 @@ class Detection {
   // dpkg's recorded MD5 per file ("/usr/sbin/exim4"), read once when first needed.
   std::optional<std::unordered_map<std::string, std::string>> dpkgSums_;
   std::unordered_map<std::string, detector::IdentityClass> classCache_;  // by path + sha256
-  std::map<std::pair<std::string, std::uint16_t>,
-           std::pair<bool, std::chrono::steady_clock::time_point>>
-      mtaListenerCache_;
+  // By port only: the answer does not depend on the loopback address, and a bot
+  // flooding 127.x.y.z must cost neither a /proc/net/tcp scan each nor an entry each.
+  std::map<std::uint16_t, std::pair<bool, std::chrono::steady_clock::time_point>> mtaListenerCache_;
   bool dirty_ = false;
   std::map<std::string, BulkDeclaration> bulk_;  // by principal key, until they end
   bool alertsPending_ = false;

@@ -25,8 +25,7 @@ std::optional<E> enumFrom(std::string_view name) {
   }
   return std::nullopt;
 }
-constexpr std::size_t kEvidenceCount =
-    static_cast<std::size_t>(det::Evidence::BackstopAttempts) + 1;
+constexpr std::size_t kEvidenceCount = static_cast<std::size_t>(det::Evidence::Interactive) + 1;
 constexpr std::size_t kTierCount = 3;
 
 json principalJson(const det::Principal& p) {
@@ -104,12 +103,16 @@ std::string encodeSnapshot(const det::PrincipalSnapshot& s) {
                   {"success_days", e.successDays},
                   {"learned", e.learned}});
   }
+  auto updated = json::array();
+  for (const TimePoint t : s.cusumUpdated) updated.push_back(micros(t));
   json j{{"version", kSnapshotVersion},
          {"principal", principalJson(s.principal)},
          {"program", s.program},
          {"id_class", static_cast<int>(s.idClass)},
          {"mta", s.mta},
          {"cusum", s.cusum},
+         {"cusum_updated", updated},
+         {"soft_alerted", s.softAlerted},
          {"last_activity", micros(s.lastActivity)},
          {"working_set", ws},
          {"quarantined", s.quarantined}};
@@ -133,6 +136,17 @@ std::optional<det::PrincipalSnapshot> decodeSnapshot(std::string_view text) {
     s.mta = j.at("mta").get<bool>();
     s.cusum = j.at("cusum").get<std::array<double, det::kChannelCount>>();
     s.lastActivity = fromMicros(j.at("last_activity").get<std::int64_t>());
+    // Added later in version 1. Absent: every channel counts as updated at the last
+    // activity, as before they were kept.
+    s.cusumUpdated.fill(s.lastActivity);
+    if (j.contains("cusum_updated")) {
+      const auto updated =
+          j.at("cusum_updated").get<std::array<std::int64_t, det::kChannelCount>>();
+      for (std::size_t i = 0; i < det::kChannelCount; ++i) {
+        s.cusumUpdated[i] = fromMicros(updated[i]);
+      }
+    }
+    s.softAlerted = j.value("soft_alerted", false);
     for (const auto& e : j.at("working_set")) {
       det::WorkingSetEntry w;
       w.destination = e.at("destination").get<std::string>();

@@ -33,6 +33,7 @@ const std::map<std::string, Setter>& setters() {
       {"many_sessions", set(&C::manySessions)},
       {"connect_failure", set(&C::connectFailure)},
       {"connect_failure_learned", set(&C::connectFailureLearned)},
+      {"interactive", set(&C::interactive)},
       {"min_score", set(&C::minScore)},
       {"max_score", set(&C::maxScore)},
       {"sessions_for_burst", set(&C::sessionsForBurst)},

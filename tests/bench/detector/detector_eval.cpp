@@ -2,6 +2,7 @@
 // section 3.2 through the detector and the baselines of section 3.4, printing the
 // metrics of section 3.3. Usage: detector_eval [--seed N] [--program-months N]
 // [--runs N] [--threads N] [--leak NATS_PER_DAY] [--only PROFILE]
+// [--sweep | --ablate | --robust]: see README.md.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -16,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "detector_codec.hpp"
 #include "mailguard/detector/detector.hpp"
 #include "profiles.hpp"
 
@@ -31,6 +33,8 @@ using detector::OutcomeEvent;
 using detector::Tier;
 using std::chrono::duration_cast;
 
+enum class Mode : std::uint8_t { Report, Sweep, Ablate, Robust };
+
 struct Options {
   std::uint64_t seed = 20250;  // reporting seed; tuning used seed 1
   double programMonths = 1008;
@@ -38,6 +42,23 @@ struct Options {
   unsigned threads = 2;
   double leak = -1;  // < 0: the default
   std::string only;  // run just this profile (debugging; with DETECTOR_EVAL_TRACE=1)
+  Mode mode = Mode::Report;
+  std::string variant;  // with --sweep/--ablate/--robust: only rows whose name contains it
+};
+
+// Faults injected into one replay (research 3.3 "Robustness"). A benign host meets them
+// once a day (restart) or once in its life (clock jump); a bot right after its
+// kFaultAfterAttempt-th attempt, i.e. before the default detector's hard tier (4).
+constexpr unsigned kFaultAfterAttempt = 3;
+// Legacy: the snapshot as stored before per-channel times were kept (for comparison).
+enum class Restart : std::uint8_t { None, Clean, Crash, Legacy };
+struct Faults {
+  double dropOutcomes = 0;  // share of conntrack outcome events lost (netlink overflow)
+  double dropEvents = 0;    // share of attempts (with their outcomes) lost as well
+  Restart restart = Restart::None;
+  Duration clockJump{};          // wall-clock step seen by the detector (suspend, NTP)
+  bool baselines = true;         // also run the scorer and the baselines (the report only)
+  bool botsInteractive = false;  // bots fake a controlling terminal (I1)
 };
 
 std::uint64_t mix(std::uint64_t x) {  // splitmix64
@@ -178,7 +199,36 @@ DetectorConfig scoringOnly(DetectorConfig c) {
   return c;
 }
 
-HostResult replay(const Host& host, const DetectorConfig& config) {
+// guardd's restart: the detector's state goes through the store's codec
+// (guardd/service/src/detector_codec.cpp) and a new Detector imports it.
+std::vector<std::string> persist(const Detector& det, bool legacy = false) {
+  std::vector<std::string> rows;
+  for (auto s : det.exportState()) {
+    if (legacy) {  // what decodeSnapshot() makes of a snapshot without the fields
+      s.cusumUpdated.fill(s.lastActivity);
+      s.softAlerted = false;
+    }
+    rows.push_back(service::encodeSnapshot(s));
+  }
+  return rows;
+}
+void restore(Detector& det, const std::vector<std::string>& rows) {
+  std::vector<detector::PrincipalSnapshot> state;
+  for (const auto& text : rows) {
+    auto s = service::decodeSnapshot(text);
+    if (!s) {
+      std::fprintf(stderr, "detector_eval: a snapshot did not decode\n");
+      std::abort();
+    }
+    state.push_back(std::move(*s));
+  }
+  det.importState(state);
+}
+// guardd saves every kSaveEvery (60 s) when the state changed; a crash loses the rest.
+constexpr Duration kSaveEvery = std::chrono::seconds{60};
+
+HostResult replay(const Host& host, const DetectorConfig& config, const Faults& faults = {},
+                  std::uint64_t faultSeed = 0) {
   struct Item {
     TimePoint t;
     int type;  // 0 bulk, 1 outcome, 2 attempt: outcomes before attempts at equal times
@@ -200,7 +250,7 @@ HostResult replay(const Host& host, const DetectorConfig& config) {
   });
 
   FakeClock clock(items.empty() ? host.start : std::min(items.front().t, host.start));
-  Detector det(clock, config);
+  auto detPtr = std::make_unique<Detector>(clock, config);
   Detector scorer(clock, scoringOnly(config));
   std::map<std::string, std::size_t> byKey;
   std::vector<std::vector<std::unique_ptr<Baseline>>> baselines;
@@ -228,7 +278,7 @@ HostResult replay(const Host& host, const DetectorConfig& config) {
     }
   };
   auto drainAlerts = [&](TimePoint t) {
-    for (const detector::Alert& alert : det.takeAlerts()) {
+    for (const detector::Alert& alert : detPtr->takeAlerts()) {
       auto it = byKey.find(alert.principal.key());
       if (it == byKey.end()) continue;
       const Actor& actor = host.actors[it->second];
@@ -238,29 +288,90 @@ HostResult replay(const Host& host, const DetectorConfig& config) {
       const bool mal = actor.malicious && botStart.has_value();
       record(alert.tier == Tier::Hard ? kHard : kSoft, mal, t);
       if (alert.tier == Tier::Hard) {
-        if (!mal && !maliciousHost) det.release(actor.principal);  // the owner releases it
+        if (!mal && !maliciousHost) detPtr->release(actor.principal);  // the owner releases it
       }
     }
   };
 
+  // Fault injection: restarts, clock jumps and lost events.
+  std::mt19937_64 faultRng(faultSeed);
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::vector<bool> lostAttempt(host.events.size(), false);
+  std::vector<bool> lostOutcome(host.events.size(), false);
+  std::vector<std::pair<unsigned, TimePoint>> bulk(host.actors.size());  // re-declared
+  std::vector<std::string> saved;  // the store's copy (crash restarts)
+  TimePoint nextSave = clock.now();
+  TimePoint nextDailyRestart = host.start + std::chrono::hours{24};
+  const TimePoint benignJumpAt = host.start + (host.end - host.start) / 2;
+  Duration offset{};  // the detector's clock minus true time, after a jump
+  bool botFaultDone = false;
+  bool jumped = false;
+  auto restartNow = [&] {
+    const std::vector<std::string> rows = faults.restart == Restart::Crash
+                                              ? saved
+                                              : persist(*detPtr, faults.restart == Restart::Legacy);
+    detPtr = std::make_unique<Detector>(clock, config);
+    restore(*detPtr, rows);
+    for (std::size_t a = 0; a < bulk.size(); ++a) {  // guardd declares them again
+      if (bulk[a].first > 0 && bulk[a].second > clock.now()) {
+        detPtr->declareBulk(host.actors[a].principal, bulk[a].first, bulk[a].second - clock.now());
+      }
+    }
+  };
+  auto jumpNow = [&] {
+    jumped = true;
+    offset = faults.clockJump;
+    clock.advance(faults.clockJump);
+  };
+
   for (const Item& item : items) {
-    if (item.t > clock.now()) clock.advance(item.t - clock.now());
+    const TimePoint seen = item.t + offset;
+    if (seen > clock.now()) clock.advance(seen - clock.now());
     const SimEvent& e = host.events[item.idx];
     const Actor& actor = host.actors[e.actor];
+    if (faults.restart == Restart::Crash && clock.now() >= nextSave) {
+      saved = persist(*detPtr);
+      nextSave = clock.now() + kSaveEvery;
+    }
+    if (maliciousHost && !botFaultDone && botAttempts >= kFaultAfterAttempt) {
+      botFaultDone = true;
+      if (faults.restart != Restart::None) restartNow();
+      if (faults.clockJump != Duration{}) jumpNow();
+    }
+    if (!maliciousHost && faults.restart != Restart::None && item.t >= nextDailyRestart) {
+      restartNow();
+      while (nextDailyRestart <= item.t) nextDailyRestart += std::chrono::hours{24};
+    }
+    if (!maliciousHost && faults.clockJump != Duration{} && !jumped && item.t >= benignJumpAt) {
+      jumpNow();
+    }
+    if (item.type == 2 && (faults.dropEvents > 0 || faults.dropOutcomes > 0)) {
+      lostAttempt[item.idx] = unit(faultRng) < faults.dropEvents;
+      lostOutcome[item.idx] = lostAttempt[item.idx] || unit(faultRng) < faults.dropOutcomes;
+    }
     if (item.type == 0) {
-      det.declareBulk(actor.principal, e.bulkRecipients, e.bulkWindow);
-      scorer.declareBulk(actor.principal, e.bulkRecipients, e.bulkWindow);
+      detPtr->declareBulk(actor.principal, e.bulkRecipients, e.bulkWindow);
+      bulk[e.actor] = {e.bulkRecipients, clock.now() + e.bulkWindow};
+      if (faults.baselines) scorer.declareBulk(actor.principal, e.bulkRecipients, e.bulkWindow);
       continue;
     }
     if (item.type == 1) {
+      if (lostOutcome[item.idx]) continue;
       OutcomeEvent o{actor.principal, e.dst, e.port, e.outcome};
-      det.outcome(o);
-      scorer.outcome(o);
+      detPtr->outcome(o);
+      if (faults.baselines) scorer.outcome(o);
       drainAlerts(item.t);
       continue;
     }
     if (e.malicious && !botStart) botStart = item.t;
     anyMalicious = anyMalicious || e.malicious;
+    if (lostAttempt[item.idx]) {  // the bot still made it: it counts, unseen
+      if (e.malicious) {
+        ++botAttempts;
+        if (!r.first[kHard] && e.outcome == ConnectOutcome::Established) ++r.acceptedBeforeHard;
+      }
+      continue;
+    }
     auto& q = open[e.actor];
     while (!q.empty() && q.top() <= item.t) q.pop();
     const auto sessions = std::min<unsigned>(static_cast<unsigned>(q.size()) + 1, e.maxSessions);
@@ -275,11 +386,21 @@ HostResult replay(const Host& host, const DetectorConfig& config) {
     ev.fromMta = actor.mta;
     ev.idClass = actor.idClass;
     ev.openSessions = sessions;
+    ev.interactive = actor.interactive || (faults.botsInteractive && e.malicious);
     if (e.malicious) {
       ++botAttempts;
       if (!r.first[kHard] && e.outcome == ConnectOutcome::Established) ++r.acceptedBeforeHard;
     }
-    const Assessment a = det.observe(ev);
+    const Assessment a = detPtr->observe(ev);
+    if (!faults.baselines) {
+      if (!maliciousHost) {
+        ++r.attempts;
+        if (a.tier != Tier::None) ++r.flaggedAttempts[kSoft];
+        if (a.tier == Tier::Hard) ++r.flaggedAttempts[kHard];
+      }
+      drainAlerts(item.t);
+      continue;
+    }
     const Assessment s = scorer.observe(ev);
     if (!maliciousHost) {
       ++r.attempts;
@@ -356,31 +477,44 @@ struct Goal {
 
 }  // namespace
 
-int run(const Options& opt) {
-  DetectorConfig config;
-  if (opt.leak >= 0) config.leakPerDay = opt.leak;
+// Every host of every profile (or of opt.only), replayed on opt.threads threads. Hosts
+// are generated from (seed, profile, host index) alone, so results do not depend on the
+// thread count, the configuration or the faults.
+std::vector<ProfileResult> evaluate(const Options& opt, const DetectorConfig& config,
+                                    const Faults& faults) {
   const auto& all = profiles();
   std::vector<ProfileResult> results(all.size());
+  std::vector<std::pair<std::size_t, int>> tasks;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Profile& p = all[i];
+    results[i].profile = &p;
+    if (!opt.only.empty() && opt.only != p.id) continue;
+    const int hosts = p.kind == Kind::Benign
+                          ? static_cast<int>(std::ceil(opt.programMonths / p.months))
+                          : opt.runs;
+    results[i].hosts.resize(static_cast<std::size_t>(hosts));
+    for (int h = 0; h < hosts; ++h) tasks.emplace_back(i, h);
+  }
   std::atomic<std::size_t> next{0};
   auto worker = [&] {
-    for (std::size_t i = next++; i < all.size(); i = next++) {
+    for (std::size_t t = next++; t < tasks.size(); t = next++) {
+      const auto [i, h] = tasks[t];
+      const std::uint64_t hostSeed =
+          mix(opt.seed ^ mix(i * 1'000'003ULL + static_cast<std::uint64_t>(h)));
+      std::mt19937_64 rng(hostSeed);
       const Profile& p = all[i];
-      results[i].profile = &p;
-      if (!opt.only.empty() && opt.only != p.id) continue;
-      const int hosts = p.kind == Kind::Benign
-                            ? static_cast<int>(std::ceil(opt.programMonths / p.months))
-                            : opt.runs;
-      for (int h = 0; h < hosts; ++h) {
-        std::mt19937_64 rng(mix(opt.seed ^ mix(i * 1'000'003ULL + static_cast<std::uint64_t>(h))));
-        const Host host = p.make(rng, TimePoint{std::chrono::seconds{1'700'000'000}}, p.months);
-        results[i].hosts.push_back(replay(host, config));
-      }
+      const Host host = p.make(rng, TimePoint{std::chrono::seconds{1'700'000'000}}, p.months);
+      results[i].hosts[static_cast<std::size_t>(h)] = replay(host, config, faults, mix(hostSeed));
     }
   };
   std::vector<std::thread> pool;
   for (unsigned t = 0; t < std::max(1U, opt.threads); ++t) pool.emplace_back(worker);
   for (auto& t : pool) t.join();
+  return results;
+}
 
+int report(const Options& opt, const DetectorConfig& config) {
+  const std::vector<ProfileResult> results = evaluate(opt, config, Faults{});
   std::vector<Goal> goals;
   std::printf(
       "detector_eval seed=%llu program-months/benign profile=%.0f runs/bot profile=%d "
@@ -503,6 +637,292 @@ int run(const Options& opt) {
   return 0;
 }
 
+// ---- sweeps, ablations, robustness (research 3.3): one summary row per variant ----
+namespace {
+
+struct BotFigures {
+  double detected = 0;  // share flagged hard within the horizon
+  double within10 = 0;  // share flagged hard within 10 attempts
+  double attemptsP50 = NAN;
+  double secondsP50 = NAN;
+};
+BotFigures botFigures(const std::vector<ProfileResult>& results, const std::string& id) {
+  BotFigures f;
+  for (const ProfileResult& pr : results) {
+    if (pr.profile->id != id || pr.hosts.empty()) continue;
+    std::vector<double> att;
+    std::vector<double> secs;
+    double within10 = 0;
+    for (const HostResult& h : pr.hosts) {
+      if (!h.first[kHard]) continue;
+      att.push_back(h.first[kHard]->first);
+      secs.push_back(h.first[kHard]->second);
+      within10 += h.first[kHard]->first <= 10 ? 1 : 0;
+    }
+    const auto n = static_cast<double>(pr.hosts.size());
+    f = {static_cast<double>(att.size()) / n, within10 / n, quantile(att, 0.5),
+         quantile(secs, 0.5)};
+  }
+  return f;
+}
+
+struct BenignFigures {
+  double years = 0;
+  double hard = 0;  // hard alarms
+  double soft = 0;  // soft alerts
+};
+BenignFigures benignFigures(const std::vector<ProfileResult>& results, const std::string& id) {
+  BenignFigures f;
+  for (const ProfileResult& pr : results) {
+    if (pr.profile->id != id) continue;
+    for (const HostResult& h : pr.hosts) {
+      f.years += h.years;
+      f.hard += h.alarms[kHard];
+      f.soft += h.alarms[kSoft];
+    }
+  }
+  return f;
+}
+
+std::string pct(double share) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%.0f%%", 100 * share);
+  return buf;
+}
+std::string perYear(double count, double years) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%.2f", years > 0 ? count / years : NAN);
+  return buf;
+}
+
+struct Variant {
+  std::string name;
+  DetectorConfig config;
+  Faults faults;
+};
+
+void printSummaryHeader() {
+  std::printf(
+      "| variant | M1 / M2 / M7 / M8 hard <= 10 att. | M1 att. p50 | M8 att. p50 | M4 hard | "
+      "M5 hard, p50 time | M6 hard, p50 time | M9b hard | hard alarms B1-B10 except B8 | "
+      "B8 hard / soft per yr | worst other soft per yr |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|\n");
+}
+
+void printSummaryRow(const std::string& name, const std::vector<ProfileResult>& results) {
+  const BotFigures m1 = botFigures(results, "M1");
+  const BotFigures m2 = botFigures(results, "M2");
+  const BotFigures m7 = botFigures(results, "M7");
+  const BotFigures m8 = botFigures(results, "M8");
+  const BotFigures m4 = botFigures(results, "M4");
+  const BotFigures m5 = botFigures(results, "M5");
+  const BotFigures m6 = botFigures(results, "M6");
+  const BotFigures m9b = botFigures(results, "M9b");
+  double hard = 0;
+  std::string where;
+  double worstSoft = 0;
+  std::string worstSoftId = "-";
+  for (const Profile& p : profiles()) {
+    if (p.kind != Kind::Benign || p.id == "B8") continue;
+    const BenignFigures b = benignFigures(results, p.id);
+    if (b.hard > 0) where += (where.empty() ? " (" : ", ") + p.id + " " + num(b.hard);
+    hard += b.hard;
+    if (b.years > 0 && b.soft / b.years > worstSoft) {
+      worstSoft = b.soft / b.years;
+      worstSoftId = p.id;
+    }
+  }
+  if (!where.empty()) where += ")";
+  const BenignFigures b8 = benignFigures(results, "B8");
+  char worst[48];
+  std::snprintf(worst, sizeof worst, "%.2f %s", worstSoft,
+                worstSoft > 0 ? worstSoftId.c_str() : "");
+  std::printf(
+      "| %s | %s / %s / %s / %s | %s | %s | %s | %s, %s | %s, %s | %s | %s%s | %s / %s | %s |\n",
+      name.c_str(), pct(m1.within10).c_str(), pct(m2.within10).c_str(), pct(m7.within10).c_str(),
+      pct(m8.within10).c_str(), num(m1.attemptsP50).c_str(), num(m8.attemptsP50).c_str(),
+      pct(m4.detected).c_str(), pct(m5.detected).c_str(), human(m5.secondsP50).c_str(),
+      pct(m6.detected).c_str(), human(m6.secondsP50).c_str(), pct(m9b.detected).c_str(),
+      num(hard).c_str(), where.c_str(), perYear(b8.hard, b8.years).c_str(),
+      perYear(b8.soft, b8.years).c_str(), worst);
+  std::fflush(stdout);
+}
+
+std::vector<Variant> sweepVariants(const DetectorConfig& base) {
+  std::vector<Variant> v;
+  auto add = [&](const std::string& name, auto change) {
+    Variant x{name, base, Faults{}};
+    change(x.config);
+    v.push_back(std::move(x));
+  };
+  add("default", [](DetectorConfig&) {});
+  // alpha_hard = 1e-2 ... 1e-6: h_hard = ln((1 - beta) / alpha_hard), beta = 1e-2.
+  for (const double alpha : {1e-2, 1e-3, 1e-5, 1e-6}) {
+    char name[48];
+    std::snprintf(name, sizeof name, "h_hard %.1f (alpha %.0e)", std::log(0.99 / alpha), alpha);
+    add(name, [&](DetectorConfig& c) { c.hardThreshold = std::log(0.99 / alpha); });
+  }
+  for (const double f : {0.5, 1.5}) {
+    const std::string x = f < 1 ? " x0.5" : " x1.5";
+    add("h_soft" + x, [&](DetectorConfig& c) { c.softThreshold *= f; });
+  }
+  for (const double f : {0.5, 2.0}) {
+    add(std::string("all evidence weights") + (f < 1 ? " x0.5" : " x2"), [&](DetectorConfig& c) {
+      c.directToMx *= f;
+      c.newDestination *= f;
+      c.learnedDestination *= f;
+      c.newRelayKnownHost *= f;
+      c.manySessions *= f;
+      c.connectFailure *= f;
+      c.attributedFailure *= f;
+      c.attributedSuccess *= f;
+      c.interactive *= f;
+    });
+  }
+  struct Weight {
+    const char* name;
+    double DetectorConfig::*field;
+  };
+  const Weight weights[] = {{"D1 direct-to-MX", &DetectorConfig::directToMx},
+                            {"D2+ new destination", &DetectorConfig::newDestination},
+                            {"D2- learned destination", &DetectorConfig::learnedDestination},
+                            {"D3 new program on known relay", &DetectorConfig::newRelayKnownHost},
+                            {"D4 many sessions", &DetectorConfig::manySessions},
+                            {"O1 connect failure", &DetectorConfig::connectFailure},
+                            {"MTA failure charged", &DetectorConfig::attributedFailure},
+                            {"MTA success charged", &DetectorConfig::attributedSuccess},
+                            {"I1 terminal", &DetectorConfig::interactive}};
+  for (const Weight& w : weights) {
+    for (const double f : {0.5, 1.5}) {
+      add(std::string(w.name) + (f < 1 ? " x0.5" : " x1.5"),
+          [&](DetectorConfig& c) { c.*(w.field) *= f; });
+    }
+  }
+  for (const double f : {0.5, 1.5}) {
+    add(std::string("identity shifts") + (f < 1 ? " x0.5" : " x1.5"), [&](DetectorConfig& c) {
+      c.packagedShift *= f;
+      c.suspiciousShift *= f;
+    });
+  }
+  for (const double leak : {0.5, 2.0}) {
+    char name[48];
+    std::snprintf(name, sizeof name, "leak %.1f nats/day", leak);
+    add(name, [&](DetectorConfig& c) { c.leakPerDay = leak; });
+  }
+  add("working set 16", [](DetectorConfig& c) { c.workingSetSize = 16; });
+  add("working set 48", [](DetectorConfig& c) { c.workingSetSize = 48; });
+  add("learn after 2 days", [](DetectorConfig& c) { c.learnDays = 2; });
+  add("learn after 4 days", [](DetectorConfig& c) { c.learnDays = 4; });
+  add("learned TTL 45 days", [](DetectorConfig& c) { c.learnedTtl = std::chrono::hours{24 * 45}; });
+  add("learned TTL 135 days",
+      [](DetectorConfig& c) { c.learnedTtl = std::chrono::hours{24 * 135}; });
+  add("D4 at 3 sessions", [](DetectorConfig& c) { c.sessionsForBurst = 3; });
+  add("D4 at 8 sessions", [](DetectorConfig& c) { c.sessionsForBurst = 8; });
+  return v;
+}
+
+std::vector<Variant> ablationVariants(const DetectorConfig& base) {
+  std::vector<Variant> v;
+  auto add = [&](const std::string& name, auto change) {
+    Variant x{name, base, Faults{}};
+    change(x.config);
+    v.push_back(std::move(x));
+  };
+  add("default (everything on)", [](DetectorConfig&) {});
+  add("without D1 direct-to-MX", [](DetectorConfig& c) { c.directToMx = 0; });
+  add("without D2+ new destination", [](DetectorConfig& c) { c.newDestination = 0; });
+  add("without D2- learned destination", [](DetectorConfig& c) { c.learnedDestination = 0; });
+  add("without D3 new program on known relay", [](DetectorConfig& c) { c.newRelayKnownHost = 0; });
+  add("without D4 many sessions", [](DetectorConfig& c) { c.manySessions = 0; });
+  add("without O1 connect failures", [](DetectorConfig& c) { c.connectFailure = 0; });
+  add("without I1 terminal", [](DetectorConfig& c) { c.interactive = 0; });
+  add("without MTA attribution", [](DetectorConfig& c) {
+    c.attributedFailure = 0;
+    c.attributedSuccess = 0;
+  });
+  add("without identity shifts", [](DetectorConfig& c) {
+    c.packagedShift = 0;
+    c.suspiciousShift = 0;
+  });
+  add("without H3", [](DetectorConfig& c) { c.h3Connections = 1U << 30U; });
+  add("without 24-h backstops", [](DetectorConfig& c) {
+    c.backstopSoftDestinations = c.backstopHardDestinations = c.backstopHardAttempts = 1U << 30U;
+  });
+  add("without retry de-duplication", [](DetectorConfig& c) { c.retryWindow = Duration{}; });
+  add("without upstream-block detection", [](DetectorConfig& c) { c.blockedAfter = 0; });
+  add("without the working set (never learns)", [](DetectorConfig& c) { c.learnDays = 1U << 30U; });
+  return v;
+}
+
+std::vector<Variant> robustnessVariants(const DetectorConfig& base) {
+  std::vector<Variant> v;
+  auto add = [&](const std::string& name, auto change) {
+    Variant x{name, base, Faults{}};
+    change(x.faults);
+    v.push_back(std::move(x));
+  };
+  add("no faults", [](Faults&) {});
+  add("1% of outcomes lost", [](Faults& f) { f.dropOutcomes = 0.01; });
+  add("10% of outcomes lost", [](Faults& f) { f.dropOutcomes = 0.10; });
+  add("1% of attempts and outcomes lost", [](Faults& f) { f.dropEvents = 0.01; });
+  add("10% of attempts and outcomes lost", [](Faults& f) { f.dropEvents = 0.10; });
+  add("restart (clean stop)", [](Faults& f) { f.restart = Restart::Clean; });
+  add("restart (crash, last 60-s save)", [](Faults& f) { f.restart = Restart::Crash; });
+  add("restart (clean), snapshot as before this round",
+      [](Faults& f) { f.restart = Restart::Legacy; });
+  add("clock +1 h", [](Faults& f) { f.clockJump = std::chrono::hours{1}; });
+  add("clock +1 day", [](Faults& f) { f.clockJump = std::chrono::hours{24}; });
+  add("clock +30 days", [](Faults& f) { f.clockJump = std::chrono::hours{24 * 30}; });
+  add("clock -1 h", [](Faults& f) { f.clockJump = -std::chrono::hours{1}; });
+  add("clock -1 day", [](Faults& f) { f.clockJump = -std::chrono::hours{24}; });
+  add("bots fake a terminal (I1)", [](Faults& f) { f.botsInteractive = true; });
+  return v;
+}
+
+}  // namespace
+
+int runVariants(const Options& opt, const DetectorConfig& config) {
+  std::vector<Variant> variants;
+  const char* what = "";
+  switch (opt.mode) {
+    case Mode::Sweep:
+      variants = sweepVariants(config);
+      what = "parameter sweep (each row changes one parameter group of the default)";
+      break;
+    case Mode::Ablate:
+      variants = ablationVariants(config);
+      what = "ablations (each row switches one evidence type or mechanism off)";
+      break;
+    case Mode::Robust:
+      variants = robustnessVariants(config);
+      what =
+          "robustness (benign hosts: restart daily, clock jump at mid-life; bots: the fault "
+          "right after their 3rd attempt)";
+      break;
+    case Mode::Report:
+      return 2;
+  }
+  std::printf(
+      "detector_eval %s\nseed=%llu program-months/benign profile=%.0f runs/bot profile=%d\n"
+      "Bots: share quarantined (hard) within 10 attempts and within the horizon, medians over "
+      "the detected runs.\nBenign: hard alarms summed over B1-B7d, B9, B10 (0 is the goal), "
+      "B8 alarms per program-year, the highest soft-alert rate of the other benign profiles.\n\n",
+      what, static_cast<unsigned long long>(opt.seed), opt.programMonths, opt.runs);
+  printSummaryHeader();
+  for (Variant& variant : variants) {
+    if (variant.name.find(opt.variant) == std::string::npos) continue;
+    variant.faults.baselines = false;
+    printSummaryRow(variant.name, evaluate(opt, variant.config, variant.faults));
+  }
+  return 0;
+}
+
+int run(const Options& opt) {
+  DetectorConfig config;
+  if (opt.leak >= 0) config.leakPerDay = opt.leak;
+  return opt.mode == Mode::Report ? report(opt, config) : runVariants(opt, config);
+}
+
 }  // namespace mailguard::bench
 
 int main(int argc, char** argv) {
@@ -522,10 +942,19 @@ int main(int argc, char** argv) {
       opt.only = argv[++i];
     } else if (a == "--leak" && hasValue) {
       opt.leak = std::strtod(argv[++i], nullptr);
+    } else if (a == "--variant" && hasValue) {
+      opt.variant = argv[++i];
+    } else if (a == "--sweep") {
+      opt.mode = mailguard::bench::Mode::Sweep;
+    } else if (a == "--ablate") {
+      opt.mode = mailguard::bench::Mode::Ablate;
+    } else if (a == "--robust") {
+      opt.mode = mailguard::bench::Mode::Robust;
     } else {
       std::fprintf(stderr,
                    "usage: detector_eval [--seed N] [--program-months N] [--runs N] "
-                   "[--threads N] [--leak NATS_PER_DAY] [--only PROFILE]\n");
+                   "[--threads N] [--leak NATS_PER_DAY] [--only PROFILE] "
+                   "[--sweep | --ablate | --robust] [--variant TEXT]\n");
       return 2;
     }
   }

@@ -182,6 +182,7 @@ Host b2(std::mt19937_64& rng, TimePoint origin, double months) {
 Host b3(std::mt19937_64& rng, TimePoint origin, double months) {
   Gen g(rng, origin);
   const auto msmtp = g.actor("/usr/bin/msmtp", IdentityClass::Packaged);
+  g.host.actors[msmtp].interactive = true;  // mutt runs it in the user's terminal
   const auto relay = g.relayPool();
   const std::uint16_t port = g.chance(0.5) ? 587 : 465;
   const double perDay = g.uni(1, 10);
@@ -329,7 +330,9 @@ Host b7d(std::mt19937_64& rng, TimePoint origin, double months) {
 // developer's own test MX hosts, 1-3 runs each, interactively (20-120 s apart).
 Host b8(std::mt19937_64& rng, TimePoint origin, double months) {
   Gen g(rng, origin);
-  const auto swaks = g.actor("/usr/bin/perl /usr/bin/swaks", IdentityClass::Packaged);
+  // A perl script: guardd classifies interpreter + script as Unknown, never Packaged.
+  const auto swaks = g.actor("/usr/bin/perl /usr/bin/swaks", IdentityClass::Unknown);
+  g.host.actors[swaks].interactive = true;  // run by hand from a terminal
   std::vector<std::string> testHosts;
   for (int i = 0; i < 10; ++i) testHosts.push_back(g.randomIp());
   const double sessionsPerMonth = g.uni(2, 6);

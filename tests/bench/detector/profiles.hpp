@@ -25,6 +25,7 @@ struct Actor {
   IdentityClass idClass = IdentityClass::Unknown;
   bool mta = false;
   bool malicious = false;
+  bool interactive = false;  // runs with a controlling terminal (I1)
 };
 
 struct SimEvent {

@@ -469,6 +469,35 @@ TEST_F(DetectorTest, KeepsStateAcrossExportAndImport) {
   }
 }
 
+// A restart must not raise the soft alert again: neither for a channel that went quiet
+// before it (its S stays, but no longer holds the principal in the soft tier) nor while
+// the principal is still in the soft tier (the alert is outstanding).
+TEST_F(DetectorTest, DoesNotRaiseTheSoftAlertAgainAfterARestart) {
+  Detector d(clock);
+  const Principal pkg = principal("pkg");
+  learnRelay(d, pkg, "203.0.113.10", 3);
+  Assessment a;
+  for (int i = 0; i < 4; ++i) a = d.observe(direct(pkg, mx(i), IdentityClass::Packaged));
+  ASSERT_EQ(a.tier, Tier::Soft);
+  ASSERT_EQ(d.takeAlerts().size(), 1U);
+
+  Detector soon(clock);
+  soon.importState(d.exportState());
+  clock.advance(minutes(1));
+  EXPECT_EQ(soon.observe(direct(pkg, mx(20), IdentityClass::Packaged)).tier, Tier::Soft);
+  EXPECT_TRUE(soon.takeAlerts().empty());
+
+  clock.advance(hours(25));
+  EXPECT_EQ(soon.observe(submit(pkg, "203.0.113.10")).tier, Tier::None);
+  Detector later(clock);
+  later.importState(soon.exportState());
+  clock.advance(minutes(1));
+  const Assessment relay = later.observe(submit(pkg, "203.0.113.10"));
+  EXPECT_EQ(relay.tier, Tier::None);
+  EXPECT_FALSE(relay.alert.has_value());
+  EXPECT_TRUE(later.takeAlerts().empty());
+}
+
 TEST_F(DetectorTest, RearmsTheSoftAlertOnlyAfterTheScoreFalls) {
   Detector d(clock);
   const Principal pkg = principal("pkg");
@@ -490,6 +519,47 @@ TEST_F(DetectorTest, DropsOutOfTheSoftTierWhenTheChannelGoesQuiet) {
   ASSERT_EQ(d.observe(submit(pkg, "203.0.113.10")).tier, Tier::Soft);
   clock.advance(hours(25));
   EXPECT_EQ(d.observe(submit(pkg, "203.0.113.10")).tier, Tier::None);
+}
+
+// I1: a controlling terminal lowers a direct attempt's score, but never below zero (it
+// cannot cancel D1), and does nothing for submissions.
+TEST_F(DetectorTest, CreditsATerminalOnDirectAttemptsWithoutCancellingDirectToMx) {
+  Detector d(clock);
+  AttemptEvent e = direct(principal("swaks"), mx(1));
+  e.interactive = true;
+  const Assessment a = d.observe(e);
+  EXPECT_DOUBLE_EQ(a.score, 1.5 + 0.5 - 1.0);
+  EXPECT_THAT(a.reasons, Contains(Field(&Reason::evidence, Evidence::Interactive)));
+  clock.advance(minutes(6));
+  e.dst = mx(1);  // a second contact: D1 alone, still positive after the credit
+  EXPECT_GT(d.observe(e).score, 0);
+
+  DetectorConfig strong;
+  strong.interactive = -5.0;
+  Detector capped(clock, strong);
+  AttemptEvent f = direct(principal("dev"), mx(2));
+  f.interactive = true;
+  capped.observe(f);
+  clock.advance(minutes(6));
+  EXPECT_GT(capped.observe(f).score, 0);
+
+  AttemptEvent s = submit(principal("mutt"), "203.0.113.10", IdentityClass::Unknown);
+  s.interactive = true;
+  const Assessment sub = d.observe(s);
+  EXPECT_DOUBLE_EQ(sub.score, 0.5);
+  EXPECT_THAT(sub.reasons,
+              ::testing::Not(Contains(Field(&Reason::evidence, Evidence::Interactive))));
+}
+
+TEST(ControllingTerminal, ReadsTtyNrFromProcStat) {
+  EXPECT_TRUE(hasControllingTerminal("4242 (swaks) S 4200 4242 4200 34817 4242 4194304 0 0"));
+  EXPECT_FALSE(hasControllingTerminal("4243 (kworker) S 1 4243 4243 0 -1 4194368 0 0"));
+  // comm may contain spaces and parentheses: fields count from the last ')'.
+  EXPECT_TRUE(hasControllingTerminal("7 (a (b) c) R 1 7 7 34816 7 0"));
+  EXPECT_FALSE(hasControllingTerminal("7 (a (b) c) R 1 7 7 0 7 0"));
+  EXPECT_FALSE(hasControllingTerminal(""));
+  EXPECT_FALSE(hasControllingTerminal("garbage"));
+  EXPECT_FALSE(hasControllingTerminal("1 (x) S 1"));
 }
 
 TEST(DestinationKey, GroupsIpv4By24AndIpv6By64) {

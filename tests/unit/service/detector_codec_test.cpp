@@ -35,6 +35,8 @@ TEST(DetectorCodec, SnapshotSurvivesARoundTripWithItsQuarantineAlert) {
   s.idClass = det::IdentityClass::Suspicious;
   s.mta = false;
   s.cusum = {0.5, 9.5, 1.25};
+  s.cusumUpdated = {at(1'600'000'000), at(1'700'000'100), TimePoint{}};
+  s.softAlerted = true;
   s.lastActivity = at(1'700'000'100);
   s.workingSet = {
       {"198.51.100.0/24", at(1'700'000'000), at(1'700'000'050), at(1'700'000'040), 2, false},
@@ -54,6 +56,25 @@ TEST(DetectorCodec, SnapshotWithoutAlertRoundTrips) {
   const auto decoded = decodeSnapshot(encodeSnapshot(s));
   ASSERT_TRUE(decoded.has_value());
   EXPECT_EQ(*decoded, s);
+}
+
+// Snapshots stored before the per-channel times were kept: every channel counts as
+// updated at the last activity (the old behaviour), no soft alert outstanding.
+TEST(DetectorCodec, SnapshotWithoutChannelTimesTakesTheLastActivity) {
+  det::PrincipalSnapshot s;
+  s.principal = {"ef56", "", "", 0};
+  s.cusum = {0, 5.5, 0};
+  s.cusumUpdated = {at(1), at(2), at(3)};
+  s.softAlerted = true;
+  s.lastActivity = at(1'700'000'100);
+  auto j = nlohmann::json::parse(encodeSnapshot(s));
+  j.erase("cusum_updated");
+  j.erase("soft_alerted");
+  const auto decoded = decodeSnapshot(j.dump());
+  ASSERT_TRUE(decoded.has_value());
+  for (const TimePoint t : decoded->cusumUpdated) EXPECT_EQ(t, s.lastActivity);
+  EXPECT_FALSE(decoded->softAlerted);
+  EXPECT_EQ(decoded->cusum, s.cusum);
 }
 
 TEST(DetectorCodec, RejectsTextItDidNotWrite) {

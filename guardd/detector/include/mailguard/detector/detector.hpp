@@ -38,10 +38,16 @@ struct DetectorConfig {
   double manySessions = 1.0;           // D4: >= sessionsForBurst open, or a burst [R]
   double connectFailure = 0.5;         // O1: refused, reset or timed out [R]
   double connectFailureLearned = 0.3;  // O1 multiplier on a learned destination [R]
-  double minScore = -2.0;              // per-attempt clip [R]
-  double maxScore = 4.0;               // per-attempt clip [R]
-  unsigned sessionsForBurst = 5;       // D4 simultaneous sessions [R]
-  unsigned burstAttempts = 10;  // D4 as a rate on DIRECT: attempts per burstWindow [P policyd]
+  // I1, DIRECT only: the process has a controlling terminal, as a person's developer tool
+  // testing an MX host (swaks, openssl s_client, telnet host 25) has and a daemonised bot
+  // has not (research 2.6 "developer tools ... a tty parent"). A terminal is cheap to
+  // fake, so it weighs no more than input would (U1, -1.0), never outweighs D1 (a direct
+  // attempt stays positive), and is not applied to submissions, where it tells nothing.
+  double interactive = -1.0;      // [A]
+  double minScore = -2.0;         // per-attempt clip [R]
+  double maxScore = 4.0;          // per-attempt clip [R]
+  unsigned sessionsForBurst = 5;  // D4 simultaneous sessions [R]
+  unsigned burstAttempts = 10;    // D4 as a rate on DIRECT: attempts per burstWindow [P policyd]
   Duration burstWindow = std::chrono::seconds{60};
   Duration retryWindow = std::chrono::minutes{5};  // DIRECT retries count once, max score [R]
 
@@ -127,6 +133,7 @@ enum class Evidence : std::uint8_t {
   VolumeH3,              // H3
   BackstopDestinations,  // too many distinct direct destinations in 24 h
   BackstopAttempts,      // too many attempts in 24 h
+  Interactive,           // I1: from a process with a controlling terminal
 };
 std::string_view toString(Evidence e);
 std::string_view toString(Channel c);
@@ -156,6 +163,7 @@ struct AttemptEvent {
   bool fromMta = false;     // the principal IS a recognised local MTA (package-verified)
   IdentityClass idClass = IdentityClass::Unknown;
   unsigned openSessions = 1;  // the principal's SMTP sessions open now, this one included
+  bool interactive = false;   // the process has a controlling terminal (I1)
 };
 
 // A connection's result, from conntrack: established, or refused/reset/timed out.
@@ -220,6 +228,10 @@ struct PrincipalSnapshot {
   IdentityClass idClass = IdentityClass::Unknown;
   bool mta = false;
   std::array<double, kChannelCount> cusum{};  // indexed by Channel
+  // When each channel last had evidence: a stale channel must not hold the principal in
+  // the soft tier (softActiveWindow) after a restart either.
+  std::array<TimePoint, kChannelCount> cusumUpdated{};
+  bool softAlerted = false;  // the soft alert was raised and has not re-armed yet
   TimePoint lastActivity;
   std::vector<WorkingSetEntry> workingSet;  // learned and candidate destinations
   bool quarantined = false;
@@ -271,5 +283,9 @@ class Detector {
 // The working-set key of an address: the IPv4 /24 or IPv6 /64 (config), or the
 // address itself when it does not parse.
 std::string destinationKey(std::string_view address, const DetectorConfig& config);
+
+// I1's input: true when the text of /proc/PID/stat names a controlling terminal
+// (tty_nr, field 7, is not 0). False for text that does not parse.
+bool hasControllingTerminal(std::string_view procStat);
 
 }  // namespace mailguard::detector
