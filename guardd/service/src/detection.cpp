@@ -75,11 +75,19 @@ std::optional<std::string> md5OfFile(const std::string& path) {
   return hex;
 }
 
+constexpr const char* kDpkgInfo = "/var/lib/dpkg/info";
+
+std::filesystem::file_time_type dpkgInfoTime() {
+  std::error_code ec;
+  const auto t = std::filesystem::last_write_time(kDpkgInfo, ec);
+  return ec ? std::filesystem::file_time_type{} : t;
+}
+
 // Every file dpkg installed with its recorded MD5 ("/usr/sbin/exim4" -> hex).
 std::unordered_map<std::string, std::string> readDpkgSums() {
   std::unordered_map<std::string, std::string> sums;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/var/lib/dpkg/info", ec)) {
+  for (const auto& entry : std::filesystem::directory_iterator(kDpkgInfo, ec)) {
     if (entry.path().extension() != ".md5sums") continue;
     std::ifstream in(entry.path());
     std::string line;
@@ -103,6 +111,10 @@ Detection::Detection(Guard::Impl& guard) : g_(guard) {}
 Detection::~Detection() = default;
 
 Result<void> Detection::start() {
+  // The time first: a change made while reading shows as a change later.
+  dpkgLoading_ = std::async(std::launch::async, [] {
+    return DpkgSums{dpkgInfoTime(), readDpkgSums()};
+  });
   std::vector<std::string> unknown;
   config_ = detectorConfig(g_.options.settings.detector, &unknown);
   for (const auto& name : unknown) log::warning("detector." + name + ": not applied (unknown)");
@@ -209,21 +221,40 @@ det::IdentityClass Detection::classify(const ProgramIdentity& identity) {
   if (!identity.pathTrusted || !identity.scriptPath.empty()) return det::IdentityClass::Unknown;
   const auto cacheKey = path + '\0' + identity.sha256;
   if (auto it = classCache_.find(cacheKey); it != classCache_.end()) return it->second;
-  if (!dpkgSums_) dpkgSums_ = readDpkgSums();
-  auto result = det::IdentityClass::Unknown;
-  auto recorded = dpkgSums_->find(path);
-  // usrmerge: dpkg may record /bin/x or /sbin/x for what is /usr/bin/x on disk.
-  if (recorded == dpkgSums_->end() && path.rfind("/usr/", 0) == 0) {
-    recorded = dpkgSums_->find(path.substr(4));
+  auto packaged = [&] {
+    const auto& sums = dpkgSums().md5;
+    auto recorded = sums.find(path);
+    // usrmerge: dpkg may record /bin/x or /sbin/x for what is /usr/bin/x on disk.
+    if (recorded == sums.end() && path.rfind("/usr/", 0) == 0) recorded = sums.find(path.substr(4));
+    if (recorded == sums.end()) return false;
+    const auto md5 = md5OfFile(path);
+    return md5 && *md5 == recorded->second;
+  };
+  bool isPackaged = packaged();
+  // A file dpkg does not vouch for may come from an upgrade after the sums were read.
+  if (!isPackaged && dpkgChanged()) {
+    dpkgSums_.reset();
+    classCache_.clear();
+    isPackaged = packaged();
   }
-  if (recorded != dpkgSums_->end()) {
-    if (const auto md5 = md5OfFile(path); md5 && *md5 == recorded->second) {
-      result = det::IdentityClass::Packaged;
-    }
-  }
+  const auto result = isPackaged ? det::IdentityClass::Packaged : det::IdentityClass::Unknown;
   classCache_[cacheKey] = result;
   return result;
 }
+
+const Detection::DpkgSums& Detection::dpkgSums() {
+  if (!dpkgSums_) {
+    if (dpkgLoading_.valid()) {
+      dpkgSums_ = dpkgLoading_.get();
+    } else {
+      const auto time = dpkgInfoTime();
+      dpkgSums_ = DpkgSums{time, readDpkgSums()};
+    }
+  }
+  return *dpkgSums_;
+}
+
+bool Detection::dpkgChanged() const { return dpkgSums_ && dpkgInfoTime() != dpkgSums_->infoTime; }
 
 bool Detection::isMta(const ProgramIdentity& identity) {
   if (!identity.scriptPath.empty()) return false;

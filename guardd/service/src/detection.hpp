@@ -5,6 +5,8 @@
 // Private to guardd/service; Guard::Impl owns one.
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -96,8 +98,17 @@ class Detection {
   std::map<TupleKey, Tracked> tracked_;
   // Held by the throttle: its SYN retries stay held (the held attempt is one attempt).
   std::map<TupleKey, std::chrono::steady_clock::time_point> throttled_;
-  // dpkg's recorded MD5 per file ("/usr/sbin/exim4"), read once when first needed.
-  std::optional<std::unordered_map<std::string, std::string>> dpkgSums_;
+  // dpkg's recorded MD5 per file ("/usr/sbin/exim4"): 100k lines, so read by a thread
+  // started with guardd rather than by the first verdict that needs it; read again when
+  // dpkg has changed its database since (an upgraded MTA must still be recognised).
+  struct DpkgSums {
+    std::filesystem::file_time_type infoTime;
+    std::unordered_map<std::string, std::string> md5;
+  };
+  std::future<DpkgSums> dpkgLoading_;
+  std::optional<DpkgSums> dpkgSums_;
+  const DpkgSums& dpkgSums();
+  bool dpkgChanged() const;
   std::unordered_map<std::string, detector::IdentityClass> classCache_;  // by path + sha256
   // By port only: the answer does not depend on the loopback address, and a bot
   // flooding 127.x.y.z must cost neither a /proc/net/tcp scan each nor an entry each.
