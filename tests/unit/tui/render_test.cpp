@@ -205,6 +205,34 @@ TEST(Render, RaisedAlertIsHighlightedAndEvidenceIsInTheDetails) {
   EXPECT_NE(text.find("now PENDING"), std::string::npos) << text;
 }
 
+TEST(Render, TamperAlertSaysTheFirewallWasChangedAndWhatToDo) {
+  State s = household({100, 30});
+  Alert a;
+  a.id = 9;
+  a.timeUs = kMidnightUs + kHourUs;
+  a.path = "/usr/sbin/nft";
+  a.tier = "soft";
+  a.kind = "tamper";
+  a.summary = "Firewall table 'inet mailguard' was changed by nft (pid 77): deleted table";
+  a.reasons = {"changed by nft (pid 77): deleted table", "guardd restored the table 1 time(s)",
+               "Only root can change the firewall: find the program that ran"};
+  a.evidence = R"({"kind":"tamper","table":"inet mailguard"})";
+  update(s, KeyPressed{Key::ch("3")});
+  update(s, AlertRaised{a});
+  Frame f = render(s, {100, 30});
+  EXPECT_EQ(lineWith(f, "/usr/sbin/nft").find(" FW! "), 9u) << lineWith(f, "/usr/sbin/nft");
+  EXPECT_EQ(f.rows[3].spans[3].style, Style::Quarantined);
+  update(s, KeyPressed{Key::of(KeyCode::Enter)});
+  f = render(s, {100, 30});
+  expectExactWidths(f);
+  const std::string text = f.text();
+  EXPECT_NE(text.find("firewall table changed by someone else   id 9"), std::string::npos) << text;
+  EXPECT_NE(text.find("change     changed by nft (pid 77): deleted table"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("to do      Only root can change the firewall"), std::string::npos) << text;
+  EXPECT_EQ(text.find("score"), std::string::npos) << text;  // not a detector alert
+}
+
 TEST(Render, QuarantinedProgramHasItsOwnStyle) {
   State s = household({80, 24});
   const Frame f = render(s, {80, 24});

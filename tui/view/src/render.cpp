@@ -313,6 +313,8 @@ std::pair<std::string, Style> tierCell(const std::string& tier, const std::strin
     return tier == "hard" ? std::pair<std::string, Style>{"AUD!", Style::Quarantined}
                           : std::pair<std::string, Style>{"aud", Style::Held};
   }
+  // Someone changed guardd's firewall table (it is back already): "FW!" marks it.
+  if (kind == "tamper") return {"FW!", Style::Quarantined};
   if (tier == "hard") return {"HARD", Style::Quarantined};
   if (tier == "soft") return {"soft", Style::Held};
   return {tier, Style::Normal};
@@ -671,6 +673,19 @@ std::vector<Row> alertDetails(const State& s, const Alert& a, int width) {
     if (!a.reasons.empty()) d.add("finding", a.reasons.front(), Style::Normal, 2, true);
     for (std::size_t i = 1; i < a.reasons.size(); ++i) {
       d.add("fix", a.reasons[i], Style::Normal, 4, true);
+    }
+    return d.take();
+  }
+  if (a.kind == "tamper") {
+    d.add("alert",
+          formatFullTime(s, a.timeUs) + "   firewall table changed by someone else   id " +
+              std::to_string(a.id) + "   " +
+              (a.acknowledged ? "acknowledged" : "not acknowledged (K)"),
+          Style::Quarantined);
+    d.add("summary", a.summary, Style::Normal, 2, true);
+    static constexpr std::array<const char*, 3> kLabels{"change", "restored", "to do"};
+    for (std::size_t i = 0; i < a.reasons.size(); ++i) {
+      d.add(i < kLabels.size() ? kLabels[i] : "", a.reasons[i], Style::Normal, 3, true);
     }
     return d.take();
   }
