@@ -9,7 +9,7 @@ constexpr double kDay = 86'400;
 
 // Ranges are sanity bounds (a typo should not disable the detector), not advice; the
 // defaults and their provenance are in guardd/detector/include/.../detector.hpp.
-constexpr std::array<DetectorSettingSpec, 30> kSpecs{{
+constexpr std::array<DetectorSettingSpec, 31> kSpecs{{
     {"direct_to_mx", -10, 10, false},
     {"new_destination", -10, 10, false},
     {"learned_destination", -10, 10, false},
@@ -17,6 +17,7 @@ constexpr std::array<DetectorSettingSpec, 30> kSpecs{{
     {"many_sessions", -10, 10, false},
     {"connect_failure", -10, 10, false},
     {"connect_failure_learned", 0, 1, false},
+    {"interactive", -10, 10, false},
     {"min_score", -20, 0, false},
     {"max_score", 0, 20, false},
     {"sessions_for_burst", 1, 10'000, true},

@@ -77,4 +77,10 @@ detector::DetectorConfig detectorConfig(const std::map<std::string, double>& ove
   return config;
 }
 
+std::vector<std::string> detectorConfigNames() {
+  std::vector<std::string> names;
+  for (const auto& [name, setter] : setters()) names.push_back(name);
+  return names;
+}
+
 }  // namespace mailguard::service

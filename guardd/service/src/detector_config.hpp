@@ -14,4 +14,7 @@ namespace mailguard::service {
 detector::DetectorConfig detectorConfig(const std::map<std::string, double>& overrides,
                                         std::vector<std::string>* unknown = nullptr);
 
+// Every name detectorConfig() applies (each must be settable in guardd.conf too).
+std::vector<std::string> detectorConfigNames();
+
 }  // namespace mailguard::service

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "mailguard/rules/detector_settings.hpp"
 #include "mailguard/rules/settings.hpp"
 
@@ -14,6 +16,17 @@ TEST(DetectorConfig, EveryDetectorSettingOfGuarddConfIsApplied) {
   std::vector<std::string> unknown;
   (void)detectorConfig(all, &unknown);
   EXPECT_TRUE(unknown.empty()) << unknown.front();
+}
+
+TEST(DetectorConfig, EveryAppliedNameCanBeSetInGuarddConf) {
+  std::set<std::string> settable;
+  for (const auto& spec : rules::detectorSettingSpecs()) settable.emplace(spec.name);
+  for (const auto& name : detectorConfigNames()) {
+    EXPECT_TRUE(settable.contains(name)) << name << " is applied but guardd.conf refuses it";
+  }
+  auto parsed = rules::parseSettings("[detector]\ninteractive = -0.5\n", "guardd.conf");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_DOUBLE_EQ(detectorConfig(parsed.value().detector).interactive, -0.5);
 }
 
 TEST(DetectorConfig, OverridesReplaceDefaultsAndLeaveTheRest) {
