@@ -1,5 +1,7 @@
 #include "mailguard/rules/policy.hpp"
 
+#include <algorithm>
+
 namespace mailguard::rules {
 namespace {
 
@@ -52,12 +54,17 @@ std::string unapprovedNotes(const ProgramIdentity& id, const std::vector<Approva
 }
 
 Decision decideFor(const ProgramIdentity& id, const std::vector<ApprovalRule>& rules) {
+  // The owner approved exactly this file at this path: denying an identical copy elsewhere
+  // (say the client copied to /tmp) says nothing against it, and must not cut it off.
+  const bool approvedHere = std::any_of(rules.begin(), rules.end(), [&](const ApprovalRule& r) {
+    return r.action == RuleAction::Approve && samePath(id, r) && sameHashes(id, r);
+  });
   for (const ApprovalRule& rule : rules) {
     if (rule.action != RuleAction::Deny) continue;
     // Unlike approvals, a denial matches a deleted executable by path too: rejecting is
     // the safe direction.
     if (samePath(id, rule)) return {Verdict::Reject, "denied by the owner", rule.id};
-    if (deniedByHash(id, rule)) {
+    if (!approvedHere && deniedByHash(id, rule)) {
       return {Verdict::Reject,
               "denied by the owner: same content as the denied " + rule.path +
                   (rule.scriptPath.empty() ? "" : " " + rule.scriptPath),

@@ -91,6 +91,19 @@ TEST(PolicyDecision, PrefersADenialOverAnApproval) {
   EXPECT_EQ(d.ruleId, 2);
 }
 
+TEST(PolicyDecision, DenyingACopyElsewhereLeavesTheApprovedOriginalAlone) {
+  const ProgramIdentity client = program("/usr/bin/thunderbird", kHashA, true);
+  const ProgramIdentity copy = program("/tmp/thunderbird", kHashA);
+  const std::vector<ApprovalRule> rules{ruleFor(1, RuleAction::Approve, client),
+                                        ruleFor(2, RuleAction::Deny, copy)};
+  EXPECT_EQ(decide(client, false, rules).verdict, Verdict::Allow);
+  EXPECT_EQ(decide(copy, false, rules).verdict, Verdict::Reject);
+  // A third copy matches the denial by content: nothing approved it where it is.
+  const Decision third = decide(program("/home/u/tb", kHashA), false, rules);
+  EXPECT_EQ(third.verdict, Verdict::Reject);
+  EXPECT_EQ(third.ruleId, 2);
+}
+
 TEST(PolicyDecision, RejectsDeletedDeniedProgramByPath) {
   ProgramIdentity bot = program("/home/u/bin/bot", kHashA);
   ApprovalRule deny = ruleFor(3, RuleAction::Deny, bot);
