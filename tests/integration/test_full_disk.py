@@ -96,6 +96,8 @@ class FullDisk(GuarddOnBusTest):
         self.assertFalse(refused["connected"], refused)
         self.assertEqual(refused["errno"], errno.ECONNREFUSED, refused)
         self.assertLess(refused["ms"], 1000, refused)
+        # The listener's thread counts an accept a moment after connect() returned.
+        wait_for(lambda: listener.accepted >= before + 1, 5, "the approved connection accepted")
         self.assertEqual(listener.accepted, before + 1)
 
     def status(self):
