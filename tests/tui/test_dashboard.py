@@ -268,6 +268,8 @@ class Dashboard(GuarddOnBusTest):
         self.assertIn("\x1b[1m", coloured, "attributes still mark roles without colour")
         tui.send("q")
         tui.wait_for_text("EXITED-0")
+        # `stty -a` runs after the echo: wait for its output, whichever way it reads.
+        tui.wait_for(lambda s: re.search(r"(^|\s)-?icanon(\s|$)", s), "stty's report")
         stty = tui.capture()
         self.assertRegex(stty, r"(^|\s)icanon(\s|$)")
         self.assertRegex(stty, r"(^|\s)echo(\s|$)")
