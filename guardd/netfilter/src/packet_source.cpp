@@ -3,6 +3,8 @@
 // the messages (see libnetfilter-queue-dev/examples/nf-queue.c).
 #include "mailguard/netfilter/packet_source.hpp"
 
+#include "netlink.hpp"
+
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <linux/capability.h>
@@ -32,15 +34,6 @@
 
 namespace mailguard::netfilter {
 namespace {
-
-template <auto Free>
-struct CDeleter {
-  template <class T>
-  void operator()(T* p) const noexcept {
-    Free(p);
-  }
-};
-using MnlSocketPtr = std::unique_ptr<mnl_socket, CDeleter<mnl_socket_close>>;
 
 // The SYN's IP and TCP headers, even with IPv6 extension headers, fit in this.
 constexpr int kCopyRange = 128;
@@ -72,14 +65,6 @@ int familyOf(const nlmsghdr* nlh, const nfqnl_msg_packet_hdr* ph) {
     default:
       return AF_UNSPEC;
   }
-}
-
-// mnl_nlmsg_ok compares (int)nlmsg_len with the bytes left, so a length of 2^31 or more
-// passes it and mnl_nlmsg_next then steps outside the buffer (the bug fuzzing found in
-// probe_log.cpp). mnl_nlmsg_ok checks len >= sizeof(nlmsghdr) before it reads the header,
-// so the cast after it is safe.
-bool messageFits(const nlmsghdr* nlh, int len) {
-  return mnl_nlmsg_ok(nlh, len) && nlh->nlmsg_len <= static_cast<std::uint32_t>(len);
 }
 
 // nfq_nlmsg_parse and familyOf read the nfgenmsg after the header without checking.

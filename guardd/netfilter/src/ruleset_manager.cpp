@@ -4,6 +4,8 @@
 // deleted; the probe uses its own throw-away table, created exclusively.
 #include "mailguard/netfilter/ruleset_manager.hpp"
 
+#include "netlink.hpp"
+
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
@@ -41,14 +43,6 @@
 namespace mailguard::netfilter {
 namespace {
 
-template <auto Free>
-struct CDeleter {
-  template <class T>
-  void operator()(T* p) const noexcept {
-    Free(p);
-  }
-};
-using MnlSocketPtr = std::unique_ptr<mnl_socket, CDeleter<mnl_socket_close>>;
 using NftTablePtr = std::unique_ptr<nftnl_table, CDeleter<nftnl_table_free>>;
 using NftChainPtr = std::unique_ptr<nftnl_chain, CDeleter<nftnl_chain_free>>;
 using NftSetPtr = std::unique_ptr<nftnl_set, CDeleter<nftnl_set_free>>;
@@ -672,14 +666,6 @@ std::string errnoHint(int err) {
 }
 
 std::string errnoText(int err) { return std::string(std::strerror(err)) + errnoHint(err); }
-
-// mnl_nlmsg_ok compares (int)nlmsg_len with the bytes left, so a length of 2^31 or more
-// passes it and mnl_nlmsg_next then steps outside the buffer (the NFLOG reader's fuzzing
-// found it). It checks len >= sizeof(nlmsghdr) before reading the header, so the
-// unsigned comparison after it is safe.
-bool messageFits(const nlmsghdr* nlh, int len) {
-  return mnl_nlmsg_ok(nlh, len) && nlh->nlmsg_len <= static_cast<std::uint32_t>(len);
-}
 
 }  // namespace
 

@@ -4,6 +4,8 @@
 // committing process (NFTA_GEN_PROC_PID / NFTA_GEN_PROC_NAME).
 #include "mailguard/netfilter/ruleset_monitor.hpp"
 
+#include "netlink.hpp"
+
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
@@ -20,15 +22,6 @@
 
 namespace mailguard::netfilter {
 namespace {
-
-template <auto Free>
-struct CDeleter {
-  template <class T>
-  void operator()(T* p) const noexcept {
-    Free(p);
-  }
-};
-using MnlSocketPtr = std::unique_ptr<mnl_socket, CDeleter<mnl_socket_close>>;
 
 // Notifications are built in skbs of at most a few pages; 64 KiB holds any of them.
 constexpr std::size_t kReceiveBuffer = 64 * 1024;
@@ -89,12 +82,6 @@ std::uint16_t objectAttr(std::uint16_t type) {
     default:
       return 0;
   }
-}
-
-// mnl_nlmsg_ok compares (int)nlmsg_len with the bytes left, so a length of 2^31 or more
-// passes it; check the unsigned length too (as guardd/firewall/src/probe_log.cpp does).
-bool messageFits(const nlmsghdr* nlh, int len) {
-  return mnl_nlmsg_ok(nlh, len) && nlh->nlmsg_len <= static_cast<std::uint32_t>(len);
 }
 
 // Names come from whoever made the change: control characters could forge log lines.

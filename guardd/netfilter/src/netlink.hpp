@@ -1,0 +1,28 @@
+#pragma once
+// What every libmnl reader of guardd/netfilter shares: the socket's owner and the check
+// that a received message lies within the bytes received.
+#include <libmnl/libmnl.h>
+
+#include <cstdint>
+#include <memory>
+
+namespace mailguard::netfilter {
+
+template <auto Free>
+struct CDeleter {
+  template <class T>
+  void operator()(T* p) const noexcept {
+    Free(p);
+  }
+};
+using MnlSocketPtr = std::unique_ptr<mnl_socket, CDeleter<mnl_socket_close>>;
+
+// mnl_nlmsg_ok compares (int)nlmsg_len with the bytes left, so a length of 2^31 or more
+// passes it and mnl_nlmsg_next then steps outside the buffer (found by fuzzing the NFLOG
+// reader). It checks len >= sizeof(nlmsghdr) before reading the header, so the unsigned
+// comparison after it is safe.
+inline bool messageFits(const nlmsghdr* nlh, int len) {
+  return mnl_nlmsg_ok(nlh, len) && nlh->nlmsg_len <= static_cast<std::uint32_t>(len);
+}
+
+}  // namespace mailguard::netfilter
