@@ -145,6 +145,12 @@ class Listener:
                 pass
             conn.close()
 
+    def accepted_once(self, n, timeout=5.0):
+        """The count once it reaches n: the thread counts an accept a moment after the
+        client's connect() returned, so comparing at once races it."""
+        wait_for(lambda: self.accepted >= n, timeout, f"{n} connections accepted")
+        return self.accepted
+
     def close(self):
         try:
             self.sock.shutdown(socket.SHUT_RDWR)

@@ -131,12 +131,10 @@ Result<std::vector<MailListener>> takeInventory(ListeningSockets& sockets,
     l.inode = s.inode;
     l.uid = s.uid;
     if (s.inode != 0) {
-      l.pid = resolver.pidForSocket(s.inode, s.uid);
-      if (l.pid) {
-        if (auto info = resolver.describe(*l.pid); info) {
-          l.path = info->identity.path;
-          l.comm = info->comm;
-        }
+      if (auto info = resolver.describeHolder(s.inode, s.uid); info) {
+        l.pid = info->pid;
+        l.path = info->identity.path;
+        l.comm = info->comm;
       }
     }
     out.push_back(std::move(l));

@@ -221,6 +221,23 @@ std::optional<int> ProcessResolver::pidForSocket(std::uint64_t inode,
   return std::nullopt;
 }
 
+Result<ProcessInfo> ProcessResolver::describeHolder(std::uint64_t inode,
+                                                    std::optional<std::uint32_t> uidHint) {
+  constexpr int kAttempts = 4;
+  for (int i = 0; i < kAttempts; ++i) {
+    const auto pid = pidForSocket(inode, uidHint);
+    if (!pid) return makeError("no process holds the socket any more");
+    auto info = describe(*pid);
+    if (!info) return info;
+    // pidForSocket() just remembered the fd: one readlink tells whether it is still there.
+    auto owner =
+        std::find_if(recent_.begin(), recent_.end(), [&](const Owner& o) { return o.pid == *pid; });
+    if (findFd(*pid, inode, owner == recent_.end() ? nullptr : &*owner)) return info;
+    forget(*pid);
+  }
+  return makeError("the socket moved between processes while they were read");
+}
+
 Result<ProcessInfo> ProcessResolver::describe(int pid) {
   const std::string dir = std::to_string(pid);
   // The start time, read first and again last, tells whether the pid still names the same

@@ -301,9 +301,7 @@ bool Detection::localMtaListens(const std::string& dst, std::uint16_t port) {
       } catch (...) {
         continue;
       }
-      const auto pid = g_.resolver.pidForSocket(ino, std::nullopt);
-      if (!pid) continue;
-      auto info = g_.resolver.describe(*pid);
+      const auto info = g_.resolver.describeHolder(ino, std::nullopt);
       if (info && isMta(info->identity)) found = true;
     }
   }

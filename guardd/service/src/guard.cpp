@@ -269,9 +269,7 @@ void Guard::Impl::decide(const netfilter::QueuedPacket& packet) {
     unattributed = owner.error().message;
   } else if (!owner.value()) {
     unattributed = "the socket was already closed";
-  } else if (auto pid = resolver.pidForSocket(owner.value()->inode, packet.uid); !pid) {
-    unattributed = "no process holds the socket any more";
-  } else if (auto info = resolver.describe(*pid); !info) {
+  } else if (auto info = resolver.describeHolder(owner.value()->inode, packet.uid); !info) {
     unattributed = info.error().message;
   } else {
     process = std::move(info.value());

@@ -139,6 +139,12 @@ class ProcessResolver {
   Result<ProcessInfo> describe(int pid);
   static constexpr auto kDescribeTtl = std::chrono::seconds(2);
 
+  // The process holding a socket, described, and still holding it afterwards. A process forked by
+  // the owner holds the owner's sockets until it execs (close-on-exec closes them then); found
+  // first as the newest pid, it would otherwise be named by the program it became: a helper the
+  // owner runs, or the approved client a bot starts after connecting. Retried a few times.
+  Result<ProcessInfo> describeHolder(std::uint64_t inode, std::optional<std::uint32_t> uidHint);
+
   // The other processes that hold socket `inode`, which pidForSocket() just found in `pid`
   // (issue #8 item 7). A socket is shared across fork and exec: a bot can create one and
   // start the approved mail client holding it, then connect with its own copy. Only an fd
