@@ -15,9 +15,12 @@
 #include <string_view>
 #include <tuple>
 
+#include "mailguard/netfilter/netlink.hpp"
 #include "mailguard/rules/firewall.hpp"
 
 namespace mailguard::firewall {
+
+using netfilter::messageFits;
 namespace {
 
 // Enough for an IPv6 header and the TCP ports behind it.
@@ -95,13 +98,6 @@ Result<void> sendConfig(int fd, std::uint16_t group, std::uint16_t attrType, con
     if (ret == MNL_CB_ERROR) return logError("bind", errno);
     return {};
   }
-}
-
-// mnl_nlmsg_ok compares (int)nlmsg_len with the bytes left, so a length of 2^31 or more
-// passes it and mnl_nlmsg_next then steps outside the buffer (found by fuzzing). It
-// checks len >= sizeof(nlmsghdr) before reading the header, so the cast is safe.
-bool messageFits(const nlmsghdr* nlh, int len) {
-  return mnl_nlmsg_ok(nlh, len) && nlh->nlmsg_len <= static_cast<std::uint32_t>(len);
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 // the messages (see libnetfilter-queue-dev/examples/nf-queue.c).
 #include "mailguard/netfilter/packet_source.hpp"
 
-#include "netlink.hpp"
+#include "mailguard/netfilter/netlink.hpp"
 
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>

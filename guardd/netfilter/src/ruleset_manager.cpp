@@ -4,7 +4,7 @@
 // deleted; the probe uses its own throw-away table, created exclusively.
 #include "mailguard/netfilter/ruleset_manager.hpp"
 
-#include "netlink.hpp"
+#include "mailguard/netfilter/netlink.hpp"
 
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>

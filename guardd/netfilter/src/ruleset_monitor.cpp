@@ -4,7 +4,7 @@
 // committing process (NFTA_GEN_PROC_PID / NFTA_GEN_PROC_NAME).
 #include "mailguard/netfilter/ruleset_monitor.hpp"
 
-#include "netlink.hpp"
+#include "mailguard/netfilter/netlink.hpp"
 
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
@@ -142,9 +142,6 @@ std::vector<RulesetEvent> parseRulesetEvents(std::span<const std::uint8_t> datag
        nlh = mnl_nlmsg_next(nlh, &len)) {
     if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES) continue;
     if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(nfgenmsg))) continue;
-    // libmnl walks attributes up to the message's aligned end: a last message without
-    // its padding (the kernel always pads) would let it read past the datagram.
-    if (NLMSG_ALIGN(nlh->nlmsg_len) > static_cast<std::size_t>(len)) break;
     const auto type = static_cast<std::uint16_t>(NFNL_MSG_TYPE(nlh->nlmsg_type));
     // Requests for data and traces are not changes.
     if (type == NFT_MSG_GETGEN || type == NFT_MSG_TRACE) continue;

@@ -121,6 +121,39 @@ TEST(QueueDatagram, LengthBeyondTheDatagramEndsTheWalk) {
   EXPECT_GT(d.size(), first);
 }
 
+TEST(QueueDatagram, LastMessageWithoutItsPaddingIsSkipped) {
+  // The kernel pads every message to 4 bytes. libmnl walks a message's attributes up to
+  // its aligned end, so in an unpadded last message a payload attribute may claim bytes
+  // past the datagram (the nftables monitor's fuzzer found this; ASan reports the read).
+  Bytes d = packetMessage(7, 1000);
+  Bytes payload = ipv4Syn();
+  payload.push_back(0);  // 41 bytes: the attribute needs 3 bytes of padding
+  Bytes body;
+  nfgenmsg g{};
+  g.nfgen_family = NFPROTO_IPV4;
+  append(body, &g, sizeof g);
+  nfqnl_msg_packet_hdr ph{};
+  ph.packet_id = htonl(8);
+  ph.hw_protocol = htons(0x0800);
+  attribute(body, NFQA_PACKET_HDR, &ph, sizeof ph);
+  const std::size_t payloadAttr = body.size();
+  attribute(body, NFQA_PAYLOAD, payload.data(), payload.size());
+  body.resize(body.size() - 3);  // the padding is not there
+  nlattr a{};
+  std::memcpy(&a, body.data() + payloadAttr, sizeof a);
+  a.nla_len = static_cast<std::uint16_t>(a.nla_len + 2);  // still within the aligned end
+  std::memcpy(body.data() + payloadAttr, &a, sizeof a);
+  nlmsghdr h{};
+  h.nlmsg_len = static_cast<std::uint32_t>(NLMSG_HDRLEN + body.size());
+  h.nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET;
+  append(d, &h, sizeof h);
+  d.insert(d.end(), body.begin(), body.end());
+  d.shrink_to_fit();
+  const auto packets = parse(d);
+  ASSERT_EQ(packets.size(), 1U);  // the first, padded message still counts
+  EXPECT_EQ(packets[0].id, 7U);
+}
+
 TEST(QueueDatagram, ShortMessagesCarryNoPacket) {
   Bytes d = packetMessage(7, 1000);
   // A header that claims only itself: no room for the nfgenmsg.
