@@ -339,10 +339,13 @@ struct Detector::Impl {
     e.learned = true;
   }
 
+  // The channel's CUSUM; all of them share one when the split is off (an ablation).
+  [[nodiscard]] std::size_t slot(Channel c) const { return cfg.channelSplit ? index(c) : 0; }
+
   // Adds `score` with its reasons to the channel's CUSUM (Page's test: S = max(0, S + e)).
   void accumulate(PrincipalState& p, Channel c, double score, const std::vector<Reason>& reasons,
                   TimePoint now) {
-    ChannelState& ch = p.channels[index(c)];
+    ChannelState& ch = p.channels[slot(c)];
     if (cfg.leakPerDay > 0 && ch.lastUpdate != TimePoint{} && now > ch.lastUpdate) {
       ch.s = std::max(0.0, ch.s - cfg.leakPerDay * Days(now - ch.lastUpdate).count());
     }
@@ -367,11 +370,11 @@ struct Detector::Impl {
     a.program = p.program;
     a.tier = tier;
     a.channel = c;
-    a.score = p.channels[index(c)].s;
+    a.score = p.channels[slot(c)].s;
     a.threshold = threshold;
     // The rule that fired (H3, a backstop) first, then the test's heaviest evidence.
     std::vector<Reason> run;
-    for (const auto& [e, r] : p.channels[index(c)].run) run.push_back(r);
+    for (const auto& [e, r] : p.channels[slot(c)].run) run.push_back(r);
     std::stable_sort(run.begin(), run.end(),
                      [](const Reason& x, const Reason& y) { return x.weight > y.weight; });
     a.reasons = std::move(extra);
@@ -467,7 +470,7 @@ struct Detector::Impl {
 
     if (p.quarantined) {
       out.tier = Tier::Hard;
-      out.cusum = p.channels[index(out.channel)].s;
+      out.cusum = p.channels[slot(out.channel)].s;
       return out;
     }
 
@@ -570,7 +573,7 @@ struct Detector::Impl {
     out.reasons = std::move(reasons);
     out.tier =
         evaluate(p, std::move(hardTriggers), softBackstop, std::move(softTriggers), out.alert, now);
-    out.cusum = p.channels[index(out.channel)].s;
+    out.cusum = p.channels[slot(out.channel)].s;
     // Soft tier: new destinations at most one per interval (Williamson's throttle).
     if (out.tier == Tier::Soft && !isLearned) {
       if (p.lastNewDestination != TimePoint{} &&
@@ -624,7 +627,7 @@ struct Detector::Impl {
     out.score = w;
     out.reasons = std::move(reasons);
     out.tier = evaluate(p, {}, false, {}, out.alert, now);
-    out.cusum = p.channels[index(out.channel)].s;
+    out.cusum = p.channels[slot(out.channel)].s;
     return out;
   }
 

@@ -368,7 +368,12 @@ DetectorVerdict Detection::assess(const procinfo::ProcessInfo& process, ProgramV
                                     .count()) +
                  " s";
     }
-    if (a.throttle) throttled_[keyOf(tuple)] = std::chrono::steady_clock::now();
+    if (a.throttle) {
+      // Bounded like tracked_: a throttled program's SYN retries are what this is for,
+      // and a flood of new connections must not grow it for the 30 minutes of its TTL.
+      if (throttled_.size() >= kMaxTracked) throttled_.erase(throttled_.begin());
+      throttled_[keyOf(tuple)] = std::chrono::steady_clock::now();
+    }
     // Alerts are stored after the verdict is sent (afterVerdict): no disk write delays it.
     alertsPending_ = true;
     alertProcess_ = process;

@@ -13,10 +13,12 @@
 #include <memory>
 #include <optional>
 #include <queue>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "cost.hpp"
 #include "detector_codec.hpp"
 #include "mailguard/detector/detector.hpp"
 #include "profiles.hpp"
@@ -33,7 +35,7 @@ using detector::OutcomeEvent;
 using detector::Tier;
 using std::chrono::duration_cast;
 
-enum class Mode : std::uint8_t { Report, Sweep, Ablate, Robust };
+enum class Mode : std::uint8_t { Report, Sweep, Ablate, Robust, Cost };
 
 struct Options {
   std::uint64_t seed = 20250;  // reporting seed; tuning used seed 1
@@ -444,6 +446,22 @@ double quantile(std::vector<double> v, double q) {
   const auto i = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()))) - 1;
   return v[std::min(i, v.size() - 1)];
 }
+// Percentile bootstrap 95% interval of the median (research 3.3): 1,000 resamples from a
+// fixed seed, so the report stays deterministic.
+std::pair<double, double> medianInterval(const std::vector<double>& v, std::uint64_t seed) {
+  if (v.empty()) return {NAN, NAN};
+  constexpr int kResamples = 1000;
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<std::size_t> pick(0, v.size() - 1);
+  std::vector<double> medians;
+  medians.reserve(kResamples);
+  std::vector<double> sample(v.size());
+  for (int r = 0; r < kResamples; ++r) {
+    for (double& x : sample) x = v[pick(rng)];
+    medians.push_back(quantile(sample, 0.5));
+  }
+  return {quantile(medians, 0.025), quantile(medians, 0.975)};
+}
 std::string human(double s) {
   char buf[32];
   if (std::isnan(s)) return "-";
@@ -522,13 +540,15 @@ int report(const Options& opt, const DetectorConfig& config) {
       static_cast<unsigned long long>(opt.seed), opt.programMonths, opt.runs, config.leakPerDay);
   std::printf(
       "Malicious profiles: detection within the horizon (Wilson 95%% CI), attempts and\n"
-      "time from the bot's first attempt to the flag, 2xx sessions before quarantine.\n\n");
+      "time from the bot's first attempt to the flag (median [bootstrap 95%% CI] / p90),\n"
+      "2xx sessions before quarantine.\n\n");
   std::printf(
-      "| profile | detector | detected | 95%% CI | attempts p50/p90 | time p50/p90 | "
+      "| profile | detector | detected | 95%% CI | attempts p50 [CI] / p90 | "
+      "time p50 [CI] / p90 | "
       "accepted before hard p50 |\n|---|---|---|---|---|---|---|\n");
   std::map<std::string, std::map<std::string, std::pair<double, double>>> botSummary;
   for (const ProfileResult& pr : results) {
-    if (pr.profile->kind != Kind::Malicious) continue;
+    if (pr.profile->kind != Kind::Malicious || pr.hosts.empty()) continue;
     const double n = static_cast<double>(pr.hosts.size());
     for (std::size_t d = 0; d < kDetectors.size(); ++d) {
       std::vector<double> att;
@@ -544,10 +564,19 @@ int report(const Options& opt, const DetectorConfig& config) {
         if (d == kHard) dmg.push_back(h.acceptedBeforeHard);
       }
       const Wilson w = wilson(static_cast<double>(att.size()), n);
-      std::printf("| %s | %s | %.1f%% | %.1f-%.1f%% | %s / %s | %s / %s | %s |\n",
+      const auto profileIndex = static_cast<std::uint64_t>(&pr - results.data());
+      const std::uint64_t ciSeed = mix(opt.seed ^ mix(profileIndex * 64 + d));
+      const auto [attLo, attHi] = medianInterval(att, ciSeed);
+      const auto [secsLo, secsHi] = medianInterval(secs, ciSeed + 1);
+      const auto interval = [](const std::string& lo, const std::string& hi) {
+        return lo == "-" ? std::string() : " [" + lo + "-" + hi + "]";
+      };
+      std::printf("| %s | %s | %.1f%% | %.1f-%.1f%% | %s%s / %s | %s%s / %s | %s |\n",
                   pr.profile->id.c_str(), kDetectors[d].c_str(), 100 * w.p, 100 * w.lo, 100 * w.hi,
-                  num(quantile(att, 0.5)).c_str(), num(quantile(att, 0.9)).c_str(),
-                  human(quantile(secs, 0.5)).c_str(), human(quantile(secs, 0.9)).c_str(),
+                  num(quantile(att, 0.5)).c_str(), interval(num(attLo), num(attHi)).c_str(),
+                  num(quantile(att, 0.9)).c_str(), human(quantile(secs, 0.5)).c_str(),
+                  interval(human(secsLo), human(secsHi)).c_str(),
+                  human(quantile(secs, 0.9)).c_str(),
                   d == kHard ? num(quantile(dmg, 0.5)).c_str() : "");
       botSummary[pr.profile->id][kDetectors[d]] = {w.p,
                                                    att.empty() ? INFINITY : quantile(att, 0.5)};
@@ -569,7 +598,7 @@ int report(const Options& opt, const DetectorConfig& config) {
       "programs flagged | per-attempt FP |\n|---|---|---|---|---|---|---|---|\n");
   std::map<std::string, std::map<std::string, double>> benignRate;
   for (const ProfileResult& pr : results) {
-    if (pr.profile->kind != Kind::Benign) continue;
+    if (pr.profile->kind != Kind::Benign || pr.hosts.empty()) continue;
     double years = 0;
     double attempts = 0;
     for (const HostResult& h : pr.hosts) {
@@ -632,6 +661,11 @@ int report(const Options& opt, const DetectorConfig& config) {
                      m1 && better("M5") && better("M6") && b7});
   }
 
+  if (!opt.only.empty()) {
+    std::printf("\n(--only %s: the goals of issue 5 need every profile and are not judged)\n",
+                opt.only.c_str());
+    return 0;
+  }
   std::printf("\nGoals of issue 5:\n\n");
   for (const Goal& g : goals) std::printf("- [%s] %s\n", g.met ? "met" : "MISSED", g.text.c_str());
   return 0;
@@ -704,7 +738,8 @@ struct Variant {
 void printSummaryHeader() {
   std::printf(
       "| variant | M1 / M2 / M7 / M8 hard <= 10 att. | M1 att. p50 | M8 att. p50 | M4 hard | "
-      "M5 hard, p50 time | M6 hard, p50 time | M9b hard | hard alarms B1-B10 except B8 | "
+      "M5 hard, p50 time | M6 hard, p50 time | M9a hard, p50 time / M9b hard | "
+      "hard alarms B1-B10 except B8 | "
       "B8 hard / soft per yr | worst other soft per yr |\n"
       "|---|---|---|---|---|---|---|---|---|---|---|\n");
 }
@@ -717,6 +752,7 @@ void printSummaryRow(const std::string& name, const std::vector<ProfileResult>& 
   const BotFigures m4 = botFigures(results, "M4");
   const BotFigures m5 = botFigures(results, "M5");
   const BotFigures m6 = botFigures(results, "M6");
+  const BotFigures m9a = botFigures(results, "M9a");
   const BotFigures m9b = botFigures(results, "M9b");
   double hard = 0;
   std::string where;
@@ -738,13 +774,14 @@ void printSummaryRow(const std::string& name, const std::vector<ProfileResult>& 
   std::snprintf(worst, sizeof worst, "%.2f %s", worstSoft,
                 worstSoft > 0 ? worstSoftId.c_str() : "");
   std::printf(
-      "| %s | %s / %s / %s / %s | %s | %s | %s | %s, %s | %s, %s | %s | %s%s | %s / %s | %s |\n",
+      "| %s | %s / %s / %s / %s | %s | %s | %s | %s, %s | %s, %s | %s, %s / %s | %s%s | %s / %s | "
+      "%s |\n",
       name.c_str(), pct(m1.within10).c_str(), pct(m2.within10).c_str(), pct(m7.within10).c_str(),
       pct(m8.within10).c_str(), num(m1.attemptsP50).c_str(), num(m8.attemptsP50).c_str(),
       pct(m4.detected).c_str(), pct(m5.detected).c_str(), human(m5.secondsP50).c_str(),
-      pct(m6.detected).c_str(), human(m6.secondsP50).c_str(), pct(m9b.detected).c_str(),
-      num(hard).c_str(), where.c_str(), perYear(b8.hard, b8.years).c_str(),
-      perYear(b8.soft, b8.years).c_str(), worst);
+      pct(m6.detected).c_str(), human(m6.secondsP50).c_str(), pct(m9a.detected).c_str(),
+      human(m9a.secondsP50).c_str(), pct(m9b.detected).c_str(), num(hard).c_str(), where.c_str(),
+      perYear(b8.hard, b8.years).c_str(), perYear(b8.soft, b8.years).c_str(), worst);
   std::fflush(stdout);
 }
 
@@ -844,6 +881,7 @@ std::vector<Variant> ablationVariants(const DetectorConfig& base) {
     c.packagedShift = 0;
     c.suspiciousShift = 0;
   });
+  add("without the channel split", [](DetectorConfig& c) { c.channelSplit = false; });
   add("without H3", [](DetectorConfig& c) { c.h3Connections = 1U << 30U; });
   add("without 24-h backstops", [](DetectorConfig& c) {
     c.backstopSoftDestinations = c.backstopHardDestinations = c.backstopHardAttempts = 1U << 30U;
@@ -900,6 +938,7 @@ int runVariants(const Options& opt, const DetectorConfig& config) {
           "right after their 3rd attempt)";
       break;
     case Mode::Report:
+    case Mode::Cost:
       return 2;
   }
   std::printf(
@@ -920,6 +959,7 @@ int runVariants(const Options& opt, const DetectorConfig& config) {
 int run(const Options& opt) {
   DetectorConfig config;
   if (opt.leak >= 0) config.leakPerDay = opt.leak;
+  if (opt.mode == Mode::Cost) return reportCost(opt.seed, config);
   return opt.mode == Mode::Report ? report(opt, config) : runVariants(opt, config);
 }
 
@@ -950,11 +990,13 @@ int main(int argc, char** argv) {
       opt.mode = mailguard::bench::Mode::Ablate;
     } else if (a == "--robust") {
       opt.mode = mailguard::bench::Mode::Robust;
+    } else if (a == "--cost") {
+      opt.mode = mailguard::bench::Mode::Cost;
     } else {
       std::fprintf(stderr,
                    "usage: detector_eval [--seed N] [--program-months N] [--runs N] "
                    "[--threads N] [--leak NATS_PER_DAY] [--only PROFILE] "
-                   "[--sweep | --ablate | --robust] [--variant TEXT]\n");
+                   "[--sweep | --ablate | --robust | --cost] [--variant TEXT]\n");
       return 2;
     }
   }

@@ -203,6 +203,31 @@ TEST_F(DetectorTest, TurnsPort25ToALearnedHostIntoTheRelayChannel) {
   EXPECT_EQ(d.observe(a).channel, Channel::Direct);
 }
 
+// Research 2.1 (M9a): a bot inside the owner's mail client sends direct between the
+// client's normal submissions. With one CUSUM per channel the learned submissions
+// (D2-, -0.7 each) do not cancel the direct evidence (+2.0 each); with one per
+// principal (the ablation) three submissions per direct attempt hide the bot.
+TEST_F(DetectorTest, KeepsDirectEvidenceApartFromTheSameProgramsNormalSubmissions) {
+  auto run = [&](bool split) {
+    DetectorConfig cfg;
+    cfg.channelSplit = split;
+    Detector d(clock, cfg);
+    learnRelay(d, mua, "203.0.113.10", 3);
+    for (int i = 0; i < 8; ++i) {
+      d.observe(direct(mua, mx(i)));
+      for (int j = 0; j < 3; ++j) {
+        const AttemptEvent a = submit(mua, "203.0.113.10");
+        d.observe(a);
+        d.outcome(result(a, ConnectOutcome::Established));
+      }
+      clock.advance(hours(1));
+    }
+    return d.quarantined(mua);
+  };
+  EXPECT_TRUE(run(true));
+  EXPECT_FALSE(run(false));
+}
+
 TEST_F(DetectorTest, ChargesANewProgramOnTheOwnersKnownRelayOncePerDay) {
   Detector d(clock);
   learnRelay(d, mua, "203.0.113.10", 3);

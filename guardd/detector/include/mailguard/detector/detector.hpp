@@ -51,6 +51,11 @@ struct DetectorConfig {
   Duration burstWindow = std::chrono::seconds{60};
   Duration retryWindow = std::chrono::minutes{5};  // DIRECT retries count once, max score [R]
 
+  // One CUSUM per (principal, channel) (research 2.1): a bot's direct sending is not
+  // diluted by the owner's normal submissions through the same program (M9). Off only in
+  // the evaluation's ablation (one CUSUM per principal); not a guardd.conf setting.
+  bool channelSplit = true;  // [R]
+
   // Sequential test (research 2.3): h = ln((1-beta)/alpha).
   double softThreshold = 4.60;  // alpha 1e-2, beta 1e-2 [R]
   double hardThreshold = 9.20;  // alpha 1e-4, beta 1e-2 [R]
