@@ -538,8 +538,11 @@ Host m8(std::mt19937_64& rng, TimePoint origin, double months) {
 }
 
 // M9: M5 behaviour from inside the owner's mail client (same principal): (a) direct to
-// MX, (b) through the client's own relay.
-Host m9(std::mt19937_64& rng, TimePoint origin, double months, bool viaRelay) {
+// MX, (b) through the client's own relay; (c) M6's trickle (1-3 a day) direct, where the
+// client's own learned submissions outnumber the bot's attempts (the case research 2.1
+// makes for the channel split; not one of the research's profiles).
+Host m9(std::mt19937_64& rng, TimePoint origin, double months, bool viaRelay,
+        bool trickle = false) {
   Gen g(rng, origin);
   const Owner owner = ownerClient(g, kWarmDays);
   const double t0 = kWarmDays * kDay;
@@ -547,7 +550,7 @@ Host m9(std::mt19937_64& rng, TimePoint origin, double months, bool viaRelay) {
   bot.host.actors = g.host.actors;
   bot.host.actors[owner.mua].malicious = true;
   const int days = daysOf(months);
-  stealthBot(bot, owner.mua, g.uni(1, 10) * 15, days, viaRelay ? 587 : 25,
+  stealthBot(bot, owner.mua, trickle ? g.uni(1, 3) : g.uni(1, 10) * 15, days, viaRelay ? 587 : 25,
              viaRelay ? &owner.relay : nullptr);
   for (int d = kWarmDays; d < kWarmDays + days; ++d) {
     for (double t : g.wakingTimes(d, 15)) g.sendWithRetry(owner.mua, t, owner.relay, 587, 0.01);
@@ -566,6 +569,9 @@ Host m9a(std::mt19937_64& rng, TimePoint origin, double months) {
 }
 Host m9b(std::mt19937_64& rng, TimePoint origin, double months) {
   return m9(rng, origin, months, true);
+}
+Host m9c(std::mt19937_64& rng, TimePoint origin, double months) {
+  return m9(rng, origin, months, false, true);
 }
 
 }  // namespace
@@ -595,6 +601,7 @@ const std::vector<Profile>& profiles() {
       {"M8", "local-MTA abuse via 127.0.0.1:25", Kind::Malicious, kBot, m8},
       {"M9a", "injected into the MUA, direct", Kind::Malicious, 30 / kMonthDays, m9a},
       {"M9b", "injected into the MUA, same relay", Kind::Malicious, 30 / kMonthDays, m9b},
+      {"M9c", "injected into the MUA, trickle direct", Kind::Malicious, 30 / kMonthDays, m9c},
   };
   return all;
 }
