@@ -5,7 +5,7 @@
 #include "cost.hpp"
 
 #include <malloc.h>
-#include <time.h>
+#include <ctime>
 
 #include <algorithm>
 #include <cstdio>
@@ -114,7 +114,7 @@ Cpu measureCpu(const std::vector<std::vector<Call>>& hosts, const DetectorConfig
       if (const auto* a = std::get_if<AttemptEvent>(&c.event)) {
         alarms += base[a->principal.key()].attempt(c.t) ? 1 : 0;
       } else {
-        alarms += base.count(std::get<OutcomeEvent>(c.event).principal.key()) > 0 ? 0 : 1;
+        alarms += base.contains(std::get<OutcomeEvent>(c.event).principal.key()) ? 0 : 1;
       }
     }
     cpu.baseline += cpuSeconds() - t1;
