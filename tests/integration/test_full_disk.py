@@ -12,6 +12,8 @@ What guardd promises while the disk is full, and what is checked here:
 - attempts that cannot be written are retried for about 1.5 s, then counted in
   `attempts_dropped`: every attempt made is either in the database afterwards or
   counted there, none lost silently;
+- an alert raised while the disk is full (a bot quarantined) is kept in memory and
+  status says it waits; once space returns it is stored, and the quarantine with it;
 - once space returns guardd recovers by itself: the next attempt is stored, the
   status error clears, approvals persist across a restart, and the database passes
   PRAGMA integrity_check.
@@ -102,6 +104,10 @@ class FullDisk(GuarddOnBusTest):
 
     def status(self):
         return self.ctl_json("status")
+
+    def state_of(self, path):
+        found = [p["state"] for p in self.ctl_json("programs") if p["path"] == path]
+        return found[0] if found else None
 
     def stored_attempts(self):
         with mgtest.db(self.state) as conn:
@@ -204,6 +210,44 @@ class FullDisk(GuarddOnBusTest):
         # Once space is back, approving works again.
         self.ctl("approve", refused[0][0])
         self.assertTrue(self.attempt(refused[0][0])["connected"])
+
+
+    def test_alerts_raised_on_a_full_disk_are_stored_once_space_returns(self):
+        listener = self.start()
+        self.enforcement_works(listener)
+        bot = self.program("bot")
+        filler = fill(self.state)
+        for _ in range(40):  # past the WAL's spare pages, as above
+            self.assertTrue(self.attempt(self.client)["connected"])
+        wait_for(lambda: self.status()["store_error"], 15, "the store error")
+
+        # A bot sends direct to distinct mail servers until it is quarantined.
+        for n in range(1, 11):
+            r = connect(f"127.1.0.{n}", 25, timeout_ms=300, exe=bot)
+            self.assertFalse(r["connected"], "an unapproved bot must not get through")
+            if self.state_of(bot) == "quarantined":
+                break
+        self.assertEqual(self.state_of(bot), "quarantined")
+        status = wait_for(lambda: (s := self.status())["store_error"] and
+                          "to be stored" in s["store_error"] and s, 15,
+                          "status to say that alerts wait to be stored")
+        self.assertIn("full", status["store_error"], status)
+        self.assertNotIn(bot, [a["path"] for a in self.ctl_json("alerts")])
+
+        os.unlink(filler)
+        wait_for(lambda: self.status()["store_error"] is None, 15,
+                 "the store error to clear once space returned")
+        hard = [a for a in self.ctl_json("alerts") if a["path"] == bot and a["tier"] == "hard"]
+        self.assertEqual(len(hard), 1, self.ctl_json("alerts"))
+        self.assertGreater(hard[0]["id"], 0)
+        self.assertIn("quarantined", hard[0]["summary"])
+        # Stored, so it outlives guardd: after a restart the alert and the quarantine remain.
+        self.guardd.stop()
+        self.assertEqual(self.integrity(), "ok")
+        self.start_guardd()
+        self.assertEqual([a["id"] for a in self.ctl_json("alerts") if a["path"] == bot
+                          and a["tier"] == "hard"], [hard[0]["id"]])
+        self.assertEqual(self.state_of(bot), "quarantined")
 
 
 if __name__ == "__main__":

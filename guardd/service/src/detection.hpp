@@ -59,6 +59,7 @@ class Detection {
   [[nodiscard]] bool quarantinedIdentity(const rules::ProgramIdentity& identity) const;
 
   Result<std::vector<store::AlertRecord>> alerts(std::uint32_t limit);
+  [[nodiscard]] store::DetectorStore* alertStore() const { return store_.get(); }
   CoreResult<bool> ackAlert(std::int64_t id);
   CoreResult<ProgramView> release(const ProgramRef& ref);
   CoreResult<ProgramView> declareBulk(const ProgramRef& ref, unsigned recipients,

@@ -198,6 +198,7 @@ void Guard::Impl::housekeeping() {
   } else {
     storeError.clear();
   }
+  flushUnsavedAlerts();
   // The kernel counts every packet it dropped for us (queue full, or no room in the
   // socket buffer); ENOBUFS only says that some were, once per overflow.
   const auto kernel = queue->kernelCounters();
@@ -205,6 +206,28 @@ void Guard::Impl::housekeeping() {
       kernel ? std::max<std::uint64_t>(std::uint64_t{kernel->queueDropped} + kernel->userDropped,
                                        queue->stats().kernelDropped)
              : queue->stats().kernelDropped;
+}
+
+// Alerts a full disk kept in memory (DetectorStore::addAlert) are written once it has
+// room; until then status says how many wait, so the owner knows to free space.
+void Guard::Impl::flushUnsavedAlerts() {
+  std::size_t waiting = 0;
+  std::uint64_t dropped = 0;
+  std::string error;
+  for (store::DetectorStore* s :
+       {detection ? detection->alertStore() : nullptr, host ? host->alertStore() : nullptr,
+        tamper ? tamper->alertStore() : nullptr}) {
+    if (s == nullptr) continue;
+    if (s->unsavedAlerts() > 0) {
+      if (auto r = s->flushUnsaved(); !r) error = r.error().message;
+    }
+    waiting += s->unsavedAlerts();
+    dropped += s->alertsDropped();
+  }
+  if (waiting == 0) return;
+  storeError =
+      std::to_string(waiting) + (waiting == 1 ? " alert waits" : " alerts wait") + " to be stored" +
+      (dropped > 0 ? " (" + std::to_string(dropped) + " dropped, the oldest)" : "") + ": " + error;
 }
 
 void Guard::Impl::onQueueReadable() {

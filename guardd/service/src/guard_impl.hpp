@@ -63,6 +63,7 @@ struct Guard::Impl {
   ProgramView& remember(const rules::ProgramIdentity& identity, std::optional<std::uint32_t> uid);
   void refreshStates();
   void housekeeping();
+  void flushUnsavedAlerts();
   CoreResult<rules::ProgramIdentity> identityFor(const ProgramRef& ref);
   CoreResult<ProgramView> setRule(const ProgramRef& ref, rules::RuleAction action);
 };

@@ -374,10 +374,8 @@ void HostProtection::raiseAlerts(const std::vector<AuditEntryView>& entries) {
                                     {"block_command", f->blockCommand}};
     record.evidence = evidence.dump();
     if (alerts_) {
-      if (auto r = alerts_->addAlert(record); !r) {
-        log::error(r.error().message);
-        continue;  // not alerted: tried again after the next audit
-      }
+      // A failed write keeps the alert for later (DetectorStore::addAlert).
+      if (auto r = alerts_->addAlert(record); !r) log::error(r.error().message);
     } else {
       continue;
     }

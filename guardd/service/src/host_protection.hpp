@@ -37,6 +37,8 @@ class HostProtection {
   Result<void> start();
   // Installs the table for the current state again (after another program changed it).
   Result<void> reapply();
+  // Where audit findings are stored as alerts (null without a state directory).
+  [[nodiscard]] store::DetectorStore* alertStore() const { return alerts_.get(); }
   // Writes the probes recorded since the last call (called from Guard's housekeeping
   // and at shutdown).
   void flushProbes();

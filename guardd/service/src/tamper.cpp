@@ -206,10 +206,8 @@ void TamperWatch::raise(const TamperReport& report) {
                                   {"lost_events", report.lostEvents}};
   record.evidence = evidence.dump();
   if (!alerts_) return;
-  if (auto r = alerts_->addAlert(record); !r) {
-    log::error(r.error().message);
-    return;
-  }
+  // A failed write keeps the alert for later (DetectorStore::addAlert): it is announced.
+  if (auto r = alerts_->addAlert(record); !r) log::error(r.error().message);
   if (guard_.onAlert) guard_.onAlert(record);
 }
 

@@ -29,6 +29,7 @@ class TamperWatch {
   // change between that apply and the subscription goes unseen.
   Result<void> start();
   [[nodiscard]] std::uint64_t restores() const { return tracker_.restores(); }
+  [[nodiscard]] store::DetectorStore* alertStore() const { return alerts_.get(); }
 
  private:
   void onReadable();

@@ -93,6 +93,28 @@ Result<std::unique_ptr<DetectorStore>> DetectorStore::open(const std::filesystem
 }
 
 Result<void> DetectorStore::addAlert(AlertRecord& alert) {
+  auto written = flushUnsaved();
+  if (written) written = insertAlert(alert);
+  if (!written) {
+    alert.id = 0;
+    if (unsaved_.size() >= kMaxUnsaved) {
+      unsaved_.pop_front();
+      ++dropped_;
+    }
+    unsaved_.push_back(alert);
+  }
+  return written;
+}
+
+Result<void> DetectorStore::flushUnsaved() {
+  while (!unsaved_.empty()) {
+    if (auto r = insertAlert(unsaved_.front()); !r) return r;
+    unsaved_.pop_front();
+  }
+  return {};
+}
+
+Result<void> DetectorStore::insertAlert(AlertRecord& alert) {
   Stmt s(db_,
          "INSERT INTO alerts(time, program_id, principal, path, script_path, uid, tier, summary, "
          "reasons, evidence, acknowledged) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -126,6 +148,7 @@ Result<void> DetectorStore::addAlert(AlertRecord& alert) {
 }
 
 Result<std::vector<AlertRecord>> DetectorStore::alerts(std::uint32_t limit) {
+  (void)flushUnsaved();  // a list without the kept alerts would look complete
   const std::string sql =
       std::string("SELECT ") + kAlertColumns + " FROM alerts ORDER BY id DESC LIMIT ?";
   Stmt s(db_, sql.c_str());
@@ -139,6 +162,7 @@ Result<std::vector<AlertRecord>> DetectorStore::alerts(std::uint32_t limit) {
 }
 
 Result<std::optional<AlertRecord>> DetectorStore::alert(std::int64_t id) {
+  (void)flushUnsaved();
   const std::string sql = std::string("SELECT ") + kAlertColumns + " FROM alerts WHERE id = ?";
   Stmt s(db_, sql.c_str());
   if (!s.ok()) return sqlError(db_, "prepare the alert query");

@@ -5,6 +5,7 @@
 // periodic state save), so acknowledged means durable, as for approvals. The store
 // does not know the detector's types: evidence and state travel as JSON text.
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -42,8 +43,16 @@ class DetectorStore {
   DetectorStore(const DetectorStore&) = delete;
   DetectorStore& operator=(const DetectorStore&) = delete;
 
-  // Sets alert.id.
+  // Sets alert.id. When the write fails (a full disk) the alert is kept in memory, id 0,
+  // and written before the next one, by flushUnsaved() and before any read, so that an
+  // alert is never lost to a transient error; the error is still returned, to be
+  // logged. At most kMaxUnsaved are kept; beyond that the oldest is dropped and counted.
   Result<void> addAlert(AlertRecord& alert);
+  // Writes the alerts kept by a failed addAlert, oldest first; stops at the first error.
+  Result<void> flushUnsaved();
+  [[nodiscard]] std::size_t unsavedAlerts() const { return unsaved_.size(); }
+  [[nodiscard]] std::uint64_t alertsDropped() const { return dropped_; }
+  static constexpr std::size_t kMaxUnsaved = 1000;
   // Newest first, at most `limit`.
   Result<std::vector<AlertRecord>> alerts(std::uint32_t limit);
   Result<std::optional<AlertRecord>> alert(std::int64_t id);
@@ -56,7 +65,10 @@ class DetectorStore {
 
  private:
   explicit DetectorStore(sqlite3* db);
+  Result<void> insertAlert(AlertRecord& alert);
   sqlite3* db_;
+  std::deque<AlertRecord> unsaved_;
+  std::uint64_t dropped_ = 0;
 };
 
 }  // namespace mailguard::store
