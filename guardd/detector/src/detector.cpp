@@ -458,6 +458,10 @@ struct Detector::Impl {
     } else {
       out.channel = isLearned ? Channel::Relay : Channel::NewRelay;
     }
+    // The CUSUM the attempt's evidence goes to: see DetectorConfig::learnedMxOnDirect.
+    const Channel scored = cfg.learnedMxOnDirect && ev.port == 25 && !ev.toLocalMta && isLearned
+                               ? Channel::Direct
+                               : out.channel;
     if (isNew) {
       ws = p.workingSet.emplace(key, WorkingSetEntry{key, now, now, TimePoint{}, 0, false}).first;
       trimCandidates(p);
@@ -517,7 +521,7 @@ struct Detector::Impl {
         rec.time = now;
         rec.counted = clipped;
       }
-      rec.channel = out.channel;
+      rec.channel = scored;
       rec.key = key;
       if (score != 0 && effective != score) {
         for (Reason& r : reasons) r.weight *= effective / score;
@@ -568,12 +572,12 @@ struct Detector::Impl {
       }
     }
 
-    accumulate(p, out.channel, score, reasons, now);
+    accumulate(p, scored, score, reasons, now);
     out.score = score;
     out.reasons = std::move(reasons);
     out.tier =
         evaluate(p, std::move(hardTriggers), softBackstop, std::move(softTriggers), out.alert, now);
-    out.cusum = p.channels[slot(out.channel)].s;
+    out.cusum = p.channels[slot(scored)].s;
     // Soft tier: new destinations at most one per interval (Williamson's throttle).
     if (out.tier == Tier::Soft && !isLearned) {
       if (p.lastNewDestination != TimePoint{} &&

@@ -885,6 +885,8 @@ std::vector<Variant> ablationVariants(const DetectorConfig& base) {
     c.suspiciousShift = 0;
   });
   add("without the channel split", [](DetectorConfig& c) { c.channelSplit = false; });
+  add("without the learned-MX credit on DIRECT",
+      [](DetectorConfig& c) { c.learnedMxOnDirect = false; });
   add("without H3", [](DetectorConfig& c) { c.h3Connections = 1U << 30U; });
   add("without 24-h backstops", [](DetectorConfig& c) {
     c.backstopSoftDestinations = c.backstopHardDestinations = c.backstopHardAttempts = 1U << 30U;

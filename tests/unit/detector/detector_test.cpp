@@ -228,6 +228,34 @@ TEST_F(DetectorTest, KeepsDirectEvidenceApartFromTheSameProgramsNormalSubmission
   EXPECT_FALSE(run(false));
 }
 
+// A developer's swaks: delivering to a test host it has used for days is RELAY (no D1)
+// and earns back, on DIRECT, what visits to new hosts cost there.
+TEST_F(DetectorTest, LearnedMxHostsCreditTheDirectCusum) {
+  auto run = [&](bool credit) {
+    DetectorConfig cfg;
+    cfg.learnedMxOnDirect = credit;
+    Detector d(clock, cfg);
+    for (int day = 0; day < 3; ++day) {  // mx(1) learned: successes on three days
+      const AttemptEvent a = direct(mua, mx(1));
+      d.observe(a);
+      d.outcome(result(a, ConnectOutcome::Established));
+      clock.advance(hours(24));
+    }
+    d.release(mua);  // whatever learning mx(1) cost
+    const double before = d.observe(direct(mua, mx(2))).cusum;
+    const Assessment learned = d.observe(direct(mua, mx(1)));
+    EXPECT_EQ(learned.channel, Channel::Relay);
+    EXPECT_THAT(learned.reasons, Contains(Field(&Reason::evidence, Evidence::LearnedDestination)));
+    return std::make_pair(before, learned.cusum);
+  };
+  const auto [before, after] = run(true);
+  EXPECT_GT(before, 0.0);
+  EXPECT_DOUBLE_EQ(after, before - 0.7);
+  const auto [before2, relayOnly] = run(false);
+  EXPECT_DOUBLE_EQ(relayOnly, 0.0);  // RELAY's own CUSUM: DIRECT keeps its score
+  EXPECT_GT(before2, 0.0);
+}
+
 TEST_F(DetectorTest, ChargesANewProgramOnTheOwnersKnownRelayOncePerDay) {
   Detector d(clock);
   learnRelay(d, mua, "203.0.113.10", 3);

@@ -55,6 +55,12 @@ struct DetectorConfig {
   // diluted by the owner's normal submissions through the same program (M9). Off only in
   // the evaluation's ablation (one CUSUM per principal); not a guardd.conf setting.
   bool channelSplit = true;  // [R]
+  // Port 25 to a learned host is RELAY (no D1), but its evidence (D2-, and O1 x0.3 on
+  // failure) goes to the DIRECT CUSUM: a program that delivers direct to MX hosts it has
+  // used for days (a developer's test servers, swaks) earns back what its first visits
+  // cost, which on RELAY it never could. Submission channels stay apart (M9c).
+  // Tuning seed: B8 1.3 / 2.7 -> 1.2 / 1.3 hard / soft alarms a year, no bot slower.
+  bool learnedMxOnDirect = true;  // [T]
 
   // Sequential test (research 2.3): h = ln((1-beta)/alpha).
   double softThreshold = 4.60;  // alpha 1e-2, beta 1e-2 [R]
