@@ -83,23 +83,6 @@ std::filesystem::file_time_type dpkgInfoTime() {
   return ec ? std::filesystem::file_time_type{} : t;
 }
 
-// Every file dpkg installed with its recorded MD5 ("/usr/sbin/exim4" -> hex).
-std::unordered_map<std::string, std::string> readDpkgSums() {
-  std::unordered_map<std::string, std::string> sums;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(kDpkgInfo, ec)) {
-    if (entry.path().extension() != ".md5sums") continue;
-    std::ifstream in(entry.path());
-    std::string line;
-    while (std::getline(in, line)) {
-      // "<32 hex>  usr/sbin/exim4"
-      if (line.size() < 35 || line[32] != ' ') continue;
-      sums["/" + line.substr(34)] = line.substr(0, 32);
-    }
-  }
-  return sums;
-}
-
 bool identityMatches(const ProgramIdentity& id, const det::Principal& p) {
   return id.sha256 == p.exeSha256 && id.scriptPath == p.scriptPath &&
          id.scriptSha256 == p.scriptSha256;
@@ -113,7 +96,7 @@ Detection::~Detection() = default;
 Result<void> Detection::start() {
   // The time first: a change made while reading shows as a change later.
   dpkgLoading_ = std::async(std::launch::async, [] {
-    return DpkgSums{dpkgInfoTime(), readDpkgSums()};
+    return DpkgState{dpkgInfoTime(), DpkgSums::read(kDpkgInfo)};
   });
   std::vector<std::string> unknown;
   config_ = detectorConfig(g_.options.settings.detector, &unknown);
@@ -222,13 +205,10 @@ det::IdentityClass Detection::classify(const ProgramIdentity& identity) {
   const auto cacheKey = path + '\0' + identity.sha256;
   if (auto it = classCache_.find(cacheKey); it != classCache_.end()) return it->second;
   auto packaged = [&] {
-    const auto& sums = dpkgSums().md5;
-    auto recorded = sums.find(path);
-    // usrmerge: dpkg may record /bin/x or /sbin/x for what is /usr/bin/x on disk.
-    if (recorded == sums.end() && path.rfind("/usr/", 0) == 0) recorded = sums.find(path.substr(4));
-    if (recorded == sums.end()) return false;
+    const auto& sums = dpkgSums();
+    if (!sums.knows(path)) return false;  // most trusted paths: no file to hash
     const auto md5 = md5OfFile(path);
-    return md5 && *md5 == recorded->second;
+    return md5 && sums.recorded(path, *md5);
   };
   bool isPackaged = packaged();
   // A file dpkg does not vouch for may come from an upgrade after the sums were read.
@@ -242,16 +222,16 @@ det::IdentityClass Detection::classify(const ProgramIdentity& identity) {
   return result;
 }
 
-const Detection::DpkgSums& Detection::dpkgSums() {
+const DpkgSums& Detection::dpkgSums() {
   if (!dpkgSums_) {
     if (dpkgLoading_.valid()) {
       dpkgSums_ = dpkgLoading_.get();
     } else {
       const auto time = dpkgInfoTime();
-      dpkgSums_ = DpkgSums{time, readDpkgSums()};
+      dpkgSums_ = DpkgState{time, DpkgSums::read(kDpkgInfo)};
     }
   }
-  return *dpkgSums_;
+  return dpkgSums_->sums;
 }
 
 bool Detection::dpkgChanged() const { return dpkgSums_ && dpkgInfoTime() != dpkgSums_->infoTime; }

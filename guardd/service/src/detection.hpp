@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "detector_codec.hpp"
+#include "dpkg_sums.hpp"
 #include "mailguard/detector/detector.hpp"
 #include "mailguard/procinfo/procinfo.hpp"
 #include "mailguard/rules/connection.hpp"
@@ -102,12 +103,12 @@ class Detection {
   // dpkg's recorded MD5 per file ("/usr/sbin/exim4"): 100k lines, so read by a thread
   // started with guardd rather than by the first verdict that needs it; read again when
   // dpkg has changed its database since (an upgraded MTA must still be recognised).
-  struct DpkgSums {
+  struct DpkgState {
     std::filesystem::file_time_type infoTime;
-    std::unordered_map<std::string, std::string> md5;
+    DpkgSums sums;
   };
-  std::future<DpkgSums> dpkgLoading_;
-  std::optional<DpkgSums> dpkgSums_;
+  std::future<DpkgState> dpkgLoading_;
+  std::optional<DpkgState> dpkgSums_;
   const DpkgSums& dpkgSums();
   bool dpkgChanged() const;
   std::unordered_map<std::string, detector::IdentityClass> classCache_;  // by path + sha256

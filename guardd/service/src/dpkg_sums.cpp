@@ -1,0 +1,85 @@
+#include "dpkg_sums.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <optional>
+#include <string>
+
+namespace mailguard::service {
+namespace {
+
+std::uint64_t pathHash(std::string_view path) {  // FNV-1a: stable, and enough spread here
+  std::uint64_t h = 14695981039346656037ULL;
+  for (const char c : path) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::optional<std::array<std::uint8_t, 16>> parseMd5(std::string_view hex) {
+  if (hex.size() != 32) return std::nullopt;
+  std::array<std::uint8_t, 16> out{};
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < 16; ++i) {
+    const int hi = nibble(hex[2 * i]);
+    const int lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+  }
+  return out;
+}
+
+}  // namespace
+
+DpkgSums DpkgSums::read(const std::filesystem::path& infoDir) {
+  DpkgSums sums;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(infoDir, ec)) {
+    if (entry.path().extension() != ".md5sums") continue;
+    std::ifstream in(entry.path());
+    std::string line;
+    while (std::getline(in, line)) {
+      // "<32 hex>  usr/sbin/exim4"
+      if (line.size() < 35 || line[32] != ' ' || line[33] != ' ') continue;
+      const auto md5 = parseMd5(std::string_view(line).substr(0, 32));
+      if (!md5) continue;
+      sums.sums_.emplace_back(pathHash("/" + line.substr(34)), *md5);
+    }
+  }
+  std::sort(sums.sums_.begin(), sums.sums_.end());
+  sums.sums_.shrink_to_fit();
+  return sums;
+}
+
+bool DpkgSums::recordedExactly(std::string_view path, const Md5& md5) const {
+  const std::uint64_t h = pathHash(path);
+  auto it = std::lower_bound(sums_.begin(), sums_.end(), std::make_pair(h, Md5{}));
+  for (; it != sums_.end() && it->first == h; ++it) {
+    if (it->second == md5) return true;
+  }
+  return false;
+}
+
+bool DpkgSums::recorded(std::string_view path, std::string_view md5Hex) const {
+  const auto md5 = parseMd5(md5Hex);
+  if (!md5) return false;
+  if (recordedExactly(path, *md5)) return true;
+  return path.starts_with("/usr/") && recordedExactly(path.substr(4), *md5);
+}
+
+bool DpkgSums::knows(std::string_view path) const {
+  auto has = [this](std::string_view p) {
+    const std::uint64_t h = pathHash(p);
+    const auto it = std::lower_bound(sums_.begin(), sums_.end(), std::make_pair(h, Md5{}));
+    return it != sums_.end() && it->first == h;
+  };
+  return has(path) || (path.starts_with("/usr/") && has(path.substr(4)));
+}
+
+}  // namespace mailguard::service
