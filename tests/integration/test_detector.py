@@ -7,6 +7,7 @@ alarm), so the mail client is checked under the harder condition."""
 import errno
 import json
 import os
+import pty
 import signal
 import subprocess
 
@@ -77,6 +78,35 @@ class Detector(GuarddOnBusTest):
                 return n
         self.fail(f"the bot was not quarantined within {max_attempts} attempts: "
                   f"{self.ctl_json('programs')} {self.ctl_json('alerts')}")
+
+    def connect_from_a_terminal(self, exe, host):
+        """mg-connect with a controlling terminal (a pseudo-terminal, as a person's shell
+        gives swaks); returns its JSON line."""
+        pid, fd = pty.fork()
+        if pid == 0:
+            try:
+                os.execv(exe, [exe, host, "25", "300", "1"])
+            finally:
+                os._exit(127)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO once the child has gone
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(fd)
+        os.waitpid(pid, 0)
+        lines = [l for l in out.decode(errors="replace").splitlines() if l.startswith("{")]
+        self.assertTrue(lines, f"mg-connect under a terminal printed nothing: {out!r}")
+        return json.loads(lines[0])
+
+    def hard_reasons(self, path):
+        hard = [a for a in self.ctl_json("alerts") if a["path"] == path and a["tier"] == "hard"]
+        self.assertEqual(len(hard), 1, self.ctl_json("alerts"))
+        return hard[0]["reasons"]
 
     def assert_fails_fast(self, host="127.1.0.200"):
         r = connect(host, 25, timeout_ms=5000, exe=self.bot)
@@ -156,6 +186,28 @@ class Detector(GuarddOnBusTest):
         self.assertTrue(connect("127.0.0.1", 25, timeout_ms=3000, exe=self.bot)["connected"])
 
     # Issue 5, test 3a: an approved mail client's bursts to its one relay.
+    # I1 end to end: guardd reads the controlling terminal of the connecting process
+    # (tty_nr of /proc/PID/stat) and the detector gives it its credit; a bot without one
+    # gets none. Both still end up quarantined (the credit never outweighs D1).
+    def test_a_program_run_from_a_terminal_gets_the_terminal_credit_and_a_bot_not(self):
+        self.start_guardd()
+        dev = copy_program(CONNECT, os.path.join(self.dir, "swaks-like"))
+        with open(dev, "ab") as f:  # its own hash: the bot's principal is another one
+            f.write(b"\0a developer tool\n")
+        for n in range(1, 31):
+            r = self.connect_from_a_terminal(dev, f"127.2.0.{n}")
+            self.assertFalse(r["connected"], "an unapproved program must not get through")
+            p = self.program(dev)
+            if p and p["state"] == "quarantined":
+                break
+        self.assertEqual(self.program(dev)["state"], "quarantined")
+        reasons = self.hard_reasons(dev)
+        self.assertTrue(any(r.startswith("interactive-terminal -") for r in reasons), reasons)
+
+        self.run_bot_until_quarantined()
+        reasons = self.hard_reasons(self.bot)
+        self.assertFalse(any(r.startswith("interactive-terminal") for r in reasons), reasons)
+
     def test_approved_mail_client_bursting_to_one_relay_is_never_flagged(self):
         relay = Listener(self, "127.0.0.1", 587)
         self.start_guardd()

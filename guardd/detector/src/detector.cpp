@@ -768,18 +768,4 @@ void Detector::importState(const std::vector<PrincipalSnapshot>& state) {
   }
 }
 
-bool hasControllingTerminal(std::string_view procStat) {
-  // "pid (comm) state ppid pgrp session tty_nr ...": comm may hold spaces and ')'.
-  const auto close = procStat.rfind(')');
-  if (close == std::string_view::npos) return false;
-  std::istringstream fields{std::string(procStat.substr(close + 1))};
-  std::string state;
-  long long ppid = 0;
-  long long pgrp = 0;
-  long long session = 0;
-  long long tty = 0;
-  if (!(fields >> state >> ppid >> pgrp >> session >> tty)) return false;
-  return tty != 0;
-}
-
 }  // namespace mailguard::detector

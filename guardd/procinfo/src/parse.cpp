@@ -82,11 +82,12 @@ std::vector<std::string> parseCmdline(std::string_view raw) {
   return args;
 }
 
-std::optional<std::uint64_t> parseStatStartTime(std::string_view statText) {
-  // "pid (comm) state ppid ... starttime ...": comm is free text that may contain ") (",
-  // so the fields start after the LAST ')'. starttime is field 22 (proc(5)); the first
-  // field after the ')' is field 3.
-  constexpr int kStartTimeField = 22;
+namespace {
+
+// Field `wanted` (numbered as in proc(5)) of /proc/PID/stat: "pid (comm) state ppid ...".
+// comm is free text that may contain ") (", so the fields start after the LAST ')'; the
+// first field after it is field 3.
+std::optional<std::string_view> statField(std::string_view statText, int wanted) {
   constexpr int kFirstFieldAfterComm = 3;
   const auto open = statText.find('(');
   const auto close = statText.rfind(')');
@@ -100,12 +101,24 @@ std::optional<std::uint64_t> parseStatStartTime(std::string_view statText) {
     if (rest.empty()) return std::nullopt;
     const auto end = rest.find_first_of(" \n");
     const std::string_view token = rest.substr(0, end);
-    if (field == kStartTimeField) return parseNumber<std::uint64_t>(token);
+    if (field == wanted) return token;
     if (end == std::string_view::npos) return std::nullopt;
     rest.remove_prefix(end);
     if (rest.front() == '\n') return std::nullopt;
     ++field;
   }
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> parseStatStartTime(std::string_view statText) {
+  const auto field = statField(statText, 22);  // starttime
+  return field ? parseNumber<std::uint64_t>(*field) : std::nullopt;
+}
+
+bool statHasControllingTerminal(std::string_view statText) {
+  const auto field = statField(statText, 7);  // tty_nr: 0 when there is none
+  return field && !field->empty() && *field != "0";
 }
 
 std::optional<std::uint64_t> parseSocketLink(std::string_view link) {

@@ -266,12 +266,17 @@ Result<ProcessInfo> ProcessResolver::describe(int pid) {
       const auto cmdline = proc_.read(dir + "/cmdline");
       // A pid reused meanwhile would have to match all of the above to be taken for the
       // process described before, and would then run the same file with the same arguments.
-      if (link && cmdline && *link == d.exeLink && *cmdline == d.rawCmdline) return d.info;
+      if (link && cmdline && *link == d.exeLink && *cmdline == d.rawCmdline) {
+        ProcessInfo info = d.info;
+        info.controllingTerminal = statHasControllingTerminal(*statText);
+        return info;
+      }
     }
     described_.erase(it);
   }
   Described fill;
   auto info = describeFully(pid, *startTime, &fill);
+  if (info) info->controllingTerminal = statHasControllingTerminal(*statText);
   // Interpreted programs are not cached: their identity depends on the working directory
   // and the script file too.
   if (info && !info->identity.isInterpreted()) {

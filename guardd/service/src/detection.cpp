@@ -334,10 +334,8 @@ DetectorVerdict Detection::assess(const procinfo::ProcessInfo& process, ProgramV
     e.toLocalMta = !e.fromMta && localMtaListens(e.dst, e.port);
     e.idClass = classify(process.identity);
     e.openSessions = openSessions(principal) + 1;
-    // I1: a controlling terminal (a person running swaks); unreadable counts as none.
-    if (auto stat = g_.proc.read(std::to_string(process.pid) + "/stat")) {
-      e.interactive = det::hasControllingTerminal(*stat);
-    }
+    // I1: a controlling terminal (a person running swaks), from describe()'s stat read.
+    e.interactive = process.controllingTerminal;
     const auto a = detector_->observe(e);
     dirty_ = true;
     v.throttle = a.throttle;

@@ -604,17 +604,6 @@ TEST_F(DetectorTest, CreditsATerminalOnDirectAttemptsWithoutCancellingDirectToMx
               ::testing::Not(Contains(Field(&Reason::evidence, Evidence::Interactive))));
 }
 
-TEST(ControllingTerminal, ReadsTtyNrFromProcStat) {
-  EXPECT_TRUE(hasControllingTerminal("4242 (swaks) S 4200 4242 4200 34817 4242 4194304 0 0"));
-  EXPECT_FALSE(hasControllingTerminal("4243 (kworker) S 1 4243 4243 0 -1 4194368 0 0"));
-  // comm may contain spaces and parentheses: fields count from the last ')'.
-  EXPECT_TRUE(hasControllingTerminal("7 (a (b) c) R 1 7 7 34816 7 0"));
-  EXPECT_FALSE(hasControllingTerminal("7 (a (b) c) R 1 7 7 0 7 0"));
-  EXPECT_FALSE(hasControllingTerminal(""));
-  EXPECT_FALSE(hasControllingTerminal("garbage"));
-  EXPECT_FALSE(hasControllingTerminal("1 (x) S 1"));
-}
-
 TEST(DestinationKey, GroupsIpv4By24AndIpv6By64) {
   const DetectorConfig cfg;
   EXPECT_EQ(destinationKey("198.51.100.77", cfg), "198.51.100.0/24");

@@ -79,6 +79,17 @@ TEST(ParseStatStartTime, RejectsShortOrGarbledText) {
   EXPECT_FALSE(parseStatStartTime("77 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 1x 1"));
 }
 
+TEST(StatHasControllingTerminal, ReadsTtyNr) {
+  EXPECT_TRUE(statHasControllingTerminal("4242 (swaks) S 4200 4242 4200 34817 4242 4194304 0 0"));
+  EXPECT_FALSE(statHasControllingTerminal("4243 (kworker) S 1 4243 4243 0 -1 4194368 0 0"));
+  // comm may contain spaces and parentheses: fields count from the last ')'.
+  EXPECT_TRUE(statHasControllingTerminal("7 (a (b) c) R 1 7 7 34816 7 0"));
+  EXPECT_FALSE(statHasControllingTerminal("7 (a (b) c) R 1 7 7 0 7 0"));
+  EXPECT_FALSE(statHasControllingTerminal(""));
+  EXPECT_FALSE(statHasControllingTerminal("garbage"));
+  EXPECT_FALSE(statHasControllingTerminal("1 (x) S 1"));
+}
+
 TEST(ParseStatStartTime, ParsesThisProcessesRealStat) {
   std::ifstream in("/proc/self/stat");
   std::stringstream ss;

@@ -124,6 +124,7 @@ TEST_F(ProcessResolverTest, DescribesAPlainExecutable) {
   EXPECT_FALSE(info->identity.deleted);
   EXPECT_FALSE(info->identity.isInterpreted());
   EXPECT_FALSE(info->identity.pathTrusted);  // it lives under the temp dir
+  EXPECT_TRUE(info->controllingTerminal);    // the fake stat's field 7 (tty_nr) is "7"
 }
 
 TEST_F(ProcessResolverTest, TrustsTheNameOfARootOwnedSystemExecutable) {

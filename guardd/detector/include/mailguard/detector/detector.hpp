@@ -295,8 +295,4 @@ class Detector {
 // address itself when it does not parse.
 std::string destinationKey(std::string_view address, const DetectorConfig& config);
 
-// I1's input: true when the text of /proc/PID/stat names a controlling terminal
-// (tty_nr, field 7, is not 0). False for text that does not parse.
-bool hasControllingTerminal(std::string_view procStat);
-
 }  // namespace mailguard::detector

@@ -71,6 +71,9 @@ struct ProcessInfo {
   int ppid = 0;
   std::uint32_t uid = 0;        // real uid from status "Uid:"
   std::uint64_t startTime = 0;  // field 22 of stat, in clock ticks since boot
+  // A controlling terminal (tty_nr of stat, read afresh by every describe(): setsid()
+  // drops it). The detector's I1: a person running swaks has one, a daemonised bot not.
+  bool controllingTerminal = false;
   std::string comm;
   std::vector<std::string> cmdline;
   rules::ProgramIdentity identity;
@@ -85,8 +88,9 @@ struct StatusFields {
 std::optional<StatusFields> parseStatus(std::string_view text);
 std::vector<std::string> parseCmdline(std::string_view raw);                 // NUL-separated
 std::optional<std::uint64_t> parseStatStartTime(std::string_view statText);  // comm may hold ") ("
-std::optional<std::uint64_t> parseSocketLink(std::string_view link);         // "socket:[123]"
-std::optional<std::uint32_t> parseFdinfoFlags(std::string_view fdinfo);      // "flags:\t02000002"
+bool statHasControllingTerminal(std::string_view statText);           // tty_nr (field 7) is not 0
+std::optional<std::uint64_t> parseSocketLink(std::string_view link);  // "socket:[123]"
+std::optional<std::uint32_t> parseFdinfoFlags(std::string_view fdinfo);  // "flags:\t02000002"
 
 // SHA-256 of an open file and the facts the policy needs, cached by
 // (device, inode, size, mtime, ctime) so a running program is hashed once. The ctime is
