@@ -60,16 +60,7 @@ std::vector<Call> callsOf(const Host& host) {
   for (const SimEvent& e : host.events) {
     if (e.kind != SimEvent::Kind::Attempt) continue;
     const Actor& actor = host.actors[e.actor];
-    AttemptEvent a;
-    a.principal = actor.principal;
-    a.program = actor.program;
-    a.dst = e.dst;
-    a.port = e.port;
-    a.toLocalMta = e.toLocalMta;
-    a.fromMta = actor.mta;
-    a.idClass = actor.idClass;
-    a.interactive = actor.interactive;
-    calls.push_back({e.time, a});
+    calls.push_back({e.time, attemptOf(actor, e)});
     calls.push_back({e.time + std::chrono::duration_cast<TimePoint::duration>(e.outcomeDelay),
                      OutcomeEvent{actor.principal, e.dst, e.port, e.outcome}});
   }

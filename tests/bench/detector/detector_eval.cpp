@@ -379,14 +379,7 @@ HostResult replay(const Host& host, const DetectorConfig& config, const Faults& 
     const auto sessions = std::min<unsigned>(static_cast<unsigned>(q.size()) + 1, e.maxSessions);
     q.push(item.t + duration_cast<TimePoint::duration>(e.duration));
 
-    AttemptEvent ev;
-    ev.principal = actor.principal;
-    ev.program = actor.program;
-    ev.dst = e.dst;
-    ev.port = e.port;
-    ev.toLocalMta = e.toLocalMta;
-    ev.fromMta = actor.mta;
-    ev.idClass = actor.idClass;
+    AttemptEvent ev = attemptOf(actor, e);
     ev.openSessions = sessions;
     ev.interactive = actor.interactive || (faults.botsInteractive && e.malicious);
     if (e.malicious) {

@@ -576,6 +576,19 @@ Host m9c(std::mt19937_64& rng, TimePoint origin, double months) {
 
 }  // namespace
 
+detector::AttemptEvent attemptOf(const Actor& actor, const SimEvent& e) {
+  detector::AttemptEvent a;
+  a.principal = actor.principal;
+  a.program = actor.program;
+  a.dst = e.dst;
+  a.port = e.port;
+  a.toLocalMta = e.toLocalMta;
+  a.fromMta = actor.mta;
+  a.idClass = actor.idClass;
+  a.interactive = actor.interactive;
+  return a;
+}
+
 const std::vector<Profile>& profiles() {
   constexpr double kYear = 12;
   constexpr double kBot = kBotDays / kMonthDays;

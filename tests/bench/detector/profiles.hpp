@@ -64,4 +64,7 @@ struct Profile {
 
 const std::vector<Profile>& profiles();
 
+// What guardd would feed the detector for `e`, an attempt by `actor` (open sessions: 1).
+detector::AttemptEvent attemptOf(const Actor& actor, const SimEvent& e);
+
 }  // namespace mailguard::bench
