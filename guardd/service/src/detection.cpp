@@ -94,10 +94,7 @@ Detection::Detection(Guard::Impl& guard) : g_(guard) {}
 Detection::~Detection() = default;
 
 Result<void> Detection::start() {
-  // The time first: a change made while reading shows as a change later.
-  dpkgLoading_ = std::async(std::launch::async, [] {
-    return DpkgState{dpkgInfoTime(), DpkgSums::read(kDpkgInfo)};
-  });
+  dpkgLoading_ = std::async(std::launch::async, [] { return readDpkgState(); });
   std::vector<std::string> unknown;
   config_ = detectorConfig(g_.options.settings.detector, &unknown);
   for (const auto& name : unknown) log::warning("detector." + name + ": not applied (unknown)");
@@ -224,14 +221,15 @@ det::IdentityClass Detection::classify(const ProgramIdentity& identity) {
 
 const DpkgSums& Detection::dpkgSums() {
   if (!dpkgSums_) {
-    if (dpkgLoading_.valid()) {
-      dpkgSums_ = dpkgLoading_.get();
-    } else {
-      const auto time = dpkgInfoTime();
-      dpkgSums_ = DpkgState{time, DpkgSums::read(kDpkgInfo)};
-    }
+    dpkgSums_ = dpkgLoading_.valid() ? dpkgLoading_.get() : readDpkgState();
   }
   return dpkgSums_->sums;
+}
+
+Detection::DpkgState Detection::readDpkgState() {
+  // The time first: a change made while reading shows as a change later.
+  auto time = dpkgInfoTime();
+  return DpkgState{time, DpkgSums::read(kDpkgInfo)};
 }
 
 bool Detection::dpkgChanged() const { return dpkgSums_ && dpkgInfoTime() != dpkgSums_->infoTime; }

@@ -109,6 +109,7 @@ class Detection {
   };
   std::future<DpkgState> dpkgLoading_;
   std::optional<DpkgState> dpkgSums_;
+  static DpkgState readDpkgState();
   const DpkgSums& dpkgSums();
   bool dpkgChanged() const;
   std::unordered_map<std::string, detector::IdentityClass> classCache_;  // by path + sha256

@@ -57,29 +57,29 @@ DpkgSums DpkgSums::read(const std::filesystem::path& infoDir) {
   return sums;
 }
 
-bool DpkgSums::recordedExactly(std::string_view path, const Md5& md5) const {
-  const std::uint64_t h = pathHash(path);
-  auto it = std::lower_bound(sums_.begin(), sums_.end(), std::make_pair(h, Md5{}));
-  for (; it != sums_.end() && it->first == h; ++it) {
-    if (it->second == md5) return true;
-  }
-  return false;
+std::span<const DpkgSums::Entry> DpkgSums::entriesFor(std::string_view path) const {
+  const auto [first, last] =
+      std::equal_range(sums_.begin(), sums_.end(), Entry{pathHash(path), Md5{}},
+                       [](const Entry& a, const Entry& b) { return a.first < b.first; });
+  return {first, last};
+}
+
+template <class Test>
+bool DpkgSums::underEitherPath(std::string_view path, Test test) const {
+  // usrmerge: dpkg may list /bin/x for what is /usr/bin/x on disk.
+  return test(entriesFor(path)) || (path.starts_with("/usr/") && test(entriesFor(path.substr(4))));
 }
 
 bool DpkgSums::recorded(std::string_view path, std::string_view md5Hex) const {
   const auto md5 = parseMd5(md5Hex);
-  if (!md5) return false;
-  if (recordedExactly(path, *md5)) return true;
-  return path.starts_with("/usr/") && recordedExactly(path.substr(4), *md5);
+  return md5 && underEitherPath(path, [&](std::span<const Entry> entries) {
+           return std::any_of(entries.begin(), entries.end(),
+                              [&](const Entry& e) { return e.second == *md5; });
+         });
 }
 
 bool DpkgSums::knows(std::string_view path) const {
-  auto has = [this](std::string_view p) {
-    const std::uint64_t h = pathHash(p);
-    const auto it = std::lower_bound(sums_.begin(), sums_.end(), std::make_pair(h, Md5{}));
-    return it != sums_.end() && it->first == h;
-  };
-  return has(path) || (path.starts_with("/usr/") && has(path.substr(4)));
+  return underEitherPath(path, [](std::span<const Entry> entries) { return !entries.empty(); });
 }
 
 }  // namespace mailguard::service

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -27,10 +28,15 @@ class DpkgSums {
 
  private:
   using Md5 = std::array<std::uint8_t, 16>;
-  [[nodiscard]] bool recordedExactly(std::string_view path, const Md5& md5) const;
+  using Entry = std::pair<std::uint64_t, Md5>;  // (hash of the path, recorded MD5)
+  // The entries of the paths hashing like `path` (usually one: this path's).
+  [[nodiscard]] std::span<const Entry> entriesFor(std::string_view path) const;
+  // `test` on the entries of `path`, then of `path` without its leading /usr.
+  template <class Test>
+  [[nodiscard]] bool underEitherPath(std::string_view path, Test test) const;
   // Sorted by hash; paths whose hashes collide keep every MD5, and a match on any counts
   // only when the file's content is what dpkg recorded for one of them.
-  std::vector<std::pair<std::uint64_t, Md5>> sums_;
+  std::vector<Entry> sums_;
 };
 
 }  // namespace mailguard::service
