@@ -73,6 +73,15 @@ constexpr auto kPressureCheckEvery = std::chrono::milliseconds(100);
 // retries of the evicted attempts are recorded once more, which is all it costs.
 constexpr std::size_t kMaxHeld = 16'384;
 
+// Packets the kernel dropped for guardd so far. Its own counters count every one (queue
+// full, or no room in the socket buffer); without them (systemd's ProcSubset=pid hides
+// them) the ENOBUFS count, one per overflow of one or more packets, is a lower bound.
+std::uint64_t droppedSoFar(const netfilter::QueueStats& stats,
+                           const Result<netfilter::KernelQueueCounters>& kernel) {
+  if (!kernel) return stats.kernelDropped;
+  return std::max(stats.kernelDropped, std::uint64_t{kernel->queueDropped} + kernel->userDropped);
+}
+
 }  // namespace
 
 store::ProgramRecord recordOf(const ProgramView& view, bool quarantined) {
@@ -199,13 +208,7 @@ void Guard::Impl::housekeeping() {
     storeError.clear();
   }
   flushUnsavedAlerts();
-  // The kernel counts every packet it dropped for us (queue full, or no room in the
-  // socket buffer); ENOBUFS only says that some were, once per overflow.
-  const auto kernel = queue->kernelCounters();
-  counters.queueDropped =
-      kernel ? std::max<std::uint64_t>(std::uint64_t{kernel->queueDropped} + kernel->userDropped,
-                                       queue->stats().kernelDropped)
-             : queue->stats().kernelDropped;
+  counters.queueDropped = droppedSoFar(queue->stats(), queue->kernelCounters());
 }
 
 // Alerts a full disk kept in memory (DetectorStore::addAlert) are written once it has
@@ -274,15 +277,13 @@ void Guard::Impl::decide(const netfilter::QueuedPacket& packet) {
   if (const auto now = std::chrono::steady_clock::now();
       now - lastPressureCheck > kPressureCheckEvery) {
     lastPressureCheck = now;
-    // Without the kernel's counters (systemd's ProcSubset=pid hides them), ENOBUFS and
-    // the packets read in one go, a lower bound of the backlog, are the signs left.
-    std::uint64_t dropped = queue->stats().kernelDropped;
-    std::uint32_t waiting = readThisWakeup;
-    if (const auto kernel = queue->kernelCounters()) {
-      dropped = std::max(dropped, std::uint64_t{kernel->queueDropped} + kernel->userDropped);
-      waiting = std::max(waiting, kernel->waiting);
-    }
-    pressure.observe(dropped, waiting, options.settings.queueMaxLength, now);
+    // Without the kernel's counters, the packets read in one go are a lower bound of the
+    // backlog.
+    const auto kernel = queue->kernelCounters();
+    const std::uint32_t waiting =
+        kernel ? std::max(readThisWakeup, kernel->waiting) : readThisWakeup;
+    pressure.observe(droppedSoFar(queue->stats(), kernel), waiting, options.settings.queueMaxLength,
+                     now);
   }
 
   std::optional<procinfo::ProcessInfo> process;
