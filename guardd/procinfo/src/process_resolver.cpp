@@ -158,9 +158,12 @@ std::optional<int> ProcessResolver::findFd(int pid, std::uint64_t inode, Owner* 
   return found;
 }
 
+std::vector<ProcessResolver::Owner>::iterator ProcessResolver::recentOwner(int pid) {
+  return std::find_if(recent_.begin(), recent_.end(), [&](const Owner& o) { return o.pid == pid; });
+}
+
 void ProcessResolver::remember(int pid, int fd, std::uint64_t inode) {
-  auto it =
-      std::find_if(recent_.begin(), recent_.end(), [&](const Owner& o) { return o.pid == pid; });
+  auto it = recentOwner(pid);
   Owner owner;
   if (it != recent_.end()) {
     owner = std::move(*it);
@@ -179,8 +182,7 @@ std::optional<int> ProcessResolver::pidForSocket(std::uint64_t inode,
   recent.reserve(recent_.size());
   for (const auto& o : recent_) recent.push_back(o.pid);
   for (const int pid : recent) {
-    auto owner =
-        std::find_if(recent_.begin(), recent_.end(), [&](const Owner& o) { return o.pid == pid; });
+    auto owner = recentOwner(pid);
     if (owner == recent_.end()) continue;
     if (const auto fd = findFd(pid, inode, &*owner)) {
       remember(pid, *fd, inode);
@@ -230,8 +232,7 @@ Result<ProcessInfo> ProcessResolver::describeHolder(std::uint64_t inode,
     auto info = describe(*pid);
     if (!info) return info;
     // pidForSocket() just remembered the fd: one readlink tells whether it is still there.
-    auto owner =
-        std::find_if(recent_.begin(), recent_.end(), [&](const Owner& o) { return o.pid == *pid; });
+    auto owner = recentOwner(*pid);
     if (findFd(*pid, inode, owner == recent_.end() ? nullptr : &*owner)) return info;
     forget(*pid);
   }
@@ -388,8 +389,7 @@ Result<ProcessInfo> ProcessResolver::describeFully(int pid, std::uint64_t startT
 
 std::vector<int> ProcessResolver::otherHolders(int pid, std::uint64_t inode) {
   constexpr std::uint32_t kCloseOnExec = 02000000;  // O_CLOEXEC as fdinfo prints it
-  const auto owner =
-      std::find_if(recent_.begin(), recent_.end(), [&](const Owner& o) { return o.pid == pid; });
+  const auto owner = recentOwner(pid);
   if (owner != recent_.end()) {
     for (const auto& [fd, entry] : owner->fds) {
       if (entry.first != inode) continue;

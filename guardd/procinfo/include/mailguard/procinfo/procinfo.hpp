@@ -184,6 +184,7 @@ class ProcessResolver {
     std::string rawCmdline;
     ProcessInfo info;
   };
+  std::vector<Owner>::iterator recentOwner(int pid);  // recent_.end() when not there
   std::optional<int> findFd(int pid, std::uint64_t inode, Owner* owner);
   void remember(int pid, int fd, std::uint64_t inode);
   Result<ProcessInfo> describeFully(int pid, std::uint64_t startTime, Described* fill);
