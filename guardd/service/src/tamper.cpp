@@ -84,11 +84,11 @@ Result<void> TamperWatch::start() {
   return {};
 }
 
-void TamperWatch::onReadable() {
+bool TamperWatch::readNotifications() {
   auto batch = monitor_->readAvailable();
   if (!batch) {
     log::error(batch.error().message);
-    return;
+    return false;
   }
   if (batch->lost) {
     log::warning("Lost nf_tables change notifications (monitor socket full); comparing table '" +
@@ -96,7 +96,11 @@ void TamperWatch::onReadable() {
     tracker_.lostEvents();
   }
   for (const auto& e : batch->events) tracker_.observe(e);
-  if (!tracker_.restorePending()) return;
+  return true;
+}
+
+void TamperWatch::onReadable() {
+  if (!readNotifications() || !tracker_.restorePending()) return;
   if (tracker_.pendingComplete()) {
     restoreNow();
     return;
@@ -111,10 +115,7 @@ void TamperWatch::onTimer() {
   const auto now = Steady::now();
   if (restoreBy_ && now >= *restoreBy_) {
     // Whatever arrived meanwhile (the NEWGEN we waited for) goes into this restore.
-    if (auto batch = monitor_->readAvailable(); batch) {
-      if (batch->lost) tracker_.lostEvents();
-      for (const auto& e : batch->events) tracker_.observe(e);
-    }
+    (void)readNotifications();
     restoreBy_.reset();
     if (tracker_.restorePending()) restoreNow();
   }

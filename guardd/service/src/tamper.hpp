@@ -32,6 +32,8 @@ class TamperWatch {
   [[nodiscard]] store::DetectorStore* alertStore() const { return alerts_.get(); }
 
  private:
+  // Takes what the monitor socket holds into the tracker; false on a read error (logged).
+  bool readNotifications();
   void onReadable();
   void onTimer();
   void restoreNow();
