@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "mailguard/netfilter/ruleset_manager.hpp"
 #include "mailguard/rules/ruleset.hpp"
 
 namespace mailguard::netfilter::testing {
@@ -61,3 +63,26 @@ CommandOutput run(const std::string& command);
     if (!::mailguard::netfilter::testing::inPrivateNetns())               \
       GTEST_SKIP() << ::mailguard::netfilter::testing::netnsSkipReason(); \
   } while (false)
+
+namespace mailguard::netfilter::testing {
+
+// What every netns fixture starts from: a RulesetManager in the test's own namespace and
+// the queue backend this kernel offers. A derived SetUp() calls this one first and
+// returns if it skipped or failed (IsSkipped(), HasFatalFailure()).
+class ManagerNetns : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MAILGUARD_REQUIRE_NETNS();
+    auto opened = RulesetManager::open();
+    ASSERT_TRUE(opened) << opened.error().message;
+    manager_ = std::move(opened.value());
+    auto probed = manager_->probeQueueBackend();
+    ASSERT_TRUE(probed) << probed.error().message;
+    backend_ = *probed;
+  }
+
+  std::unique_ptr<RulesetManager> manager_;
+  QueueBackend backend_ = QueueBackend::NativeQueue;
+};
+
+}  // namespace mailguard::netfilter::testing

@@ -106,18 +106,8 @@ int connectResult(const Fd& s, std::chrono::milliseconds within) {
   return err;
 }
 
-class PacketPathNetns : public ::testing::Test {
+class PacketPathNetns : public testing::ManagerNetns {
  protected:
-  void SetUp() override {
-    MAILGUARD_REQUIRE_NETNS();
-    auto opened = RulesetManager::open();
-    ASSERT_TRUE(opened) << opened.error().message;
-    manager_ = std::move(opened.value());
-    auto probed = manager_->probeQueueBackend();
-    ASSERT_TRUE(probed) << probed.error().message;
-    backend_ = *probed;
-  }
-
   void openSourceAndApply() {
     auto source = NfqueuePacketSource::open(kQueue, 64);
     ASSERT_TRUE(source) << source.error().message;
@@ -180,9 +170,7 @@ class PacketPathNetns : public ::testing::Test {
     }
   }
 
-  std::unique_ptr<RulesetManager> manager_;
   std::unique_ptr<NfqueuePacketSource> source_;
-  QueueBackend backend_ = QueueBackend::NativeQueue;
 };
 
 TEST_F(PacketPathNetns, AllowVerdictLetsIpv4ConnectComplete) {

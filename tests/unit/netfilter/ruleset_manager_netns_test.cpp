@@ -23,18 +23,8 @@ std::size_t countOf(const std::string& text, const std::string& needle) {
   return n;
 }
 
-class RulesetManagerNetns : public ::testing::Test {
+class RulesetManagerNetns : public testing::ManagerNetns {
  protected:
-  void SetUp() override {
-    MAILGUARD_REQUIRE_NETNS();
-    auto opened = RulesetManager::open();
-    ASSERT_TRUE(opened) << opened.error().message;
-    manager_ = std::move(opened.value());
-    auto probed = manager_->probeQueueBackend();
-    ASSERT_TRUE(probed) << probed.error().message;
-    backend_ = *probed;
-  }
-
   // ctest runs each test in a namespace of its own; clean up anyway so that running
   // the binary directly (one namespace for all tests) works too.
   void TearDown() override {
@@ -45,9 +35,6 @@ class RulesetManagerNetns : public ::testing::Test {
     }
     (void)run("nft delete table inet other");
   }
-
-  std::unique_ptr<RulesetManager> manager_;
-  QueueBackend backend_ = QueueBackend::NativeQueue;
 };
 
 TEST_F(RulesetManagerNetns, AppliesSetChainsAndRulesThatNftLists) {

@@ -19,16 +19,11 @@ using testing::run;
 
 constexpr const char* kTable = "mgtest_monitor";
 
-class RulesetMonitorNetns : public ::testing::Test {
+class RulesetMonitorNetns : public testing::ManagerNetns {
  protected:
   void SetUp() override {
-    MAILGUARD_REQUIRE_NETNS();
-    auto opened = RulesetManager::open();
-    ASSERT_TRUE(opened) << opened.error().message;
-    manager_ = std::move(opened.value());
-    auto probed = manager_->probeQueueBackend();
-    ASSERT_TRUE(probed) << probed.error().message;
-    backend_ = *probed;
+    ManagerNetns::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     auto monitor = RulesetMonitor::open();
     ASSERT_TRUE(monitor) << monitor.error().message;
     monitor_ = std::move(monitor.value());
@@ -62,9 +57,7 @@ class RulesetMonitorNetns : public ::testing::Test {
     return out;
   }
 
-  std::unique_ptr<RulesetManager> manager_;
   std::unique_ptr<RulesetMonitor> monitor_;
-  QueueBackend backend_ = QueueBackend::NativeQueue;
 };
 
 TEST_F(RulesetMonitorNetns, OwnBatchCarriesTheManagersPortId) {
