@@ -31,7 +31,8 @@ T take(std::string_view& in) {
   return value;
 }
 
-void checkMessage(const bus::Invalid& bad) {
+void checkMessage(const mailguard::Error& bad) {
+  if (bad.code != mailguard::Errc::InvalidArgument) std::abort();
   // Messages quote at most an excerpt of the caller's bytes: bounded, printable.
   if (bad.message.empty() || bad.message.size() > 600) std::abort();
   for (const char c : bad.message) {
@@ -54,11 +55,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto until = take<std::int64_t>(in);
 
   const auto ref = bus::parseProgramRef(target, script);
-  if (const auto* bad = std::get_if<bus::Invalid>(&ref)) {
-    checkMessage(*bad);
+  if (!ref) {
+    checkMessage(ref.error());
   } else {
     // Accepted: an id > 0 without a script, or an absolute path (and script) without NUL.
-    const auto& r = std::get<mailguard::service::ProgramRef>(ref);
+    const auto& r = *ref;
     if (const auto* id = std::get_if<std::int64_t>(&r.target)) {
       if (*id <= 0 || !r.script.empty()) std::abort();
     } else {
@@ -73,10 +74,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   }
   const auto query = bus::parseAttemptQuery(limit, beforeId, programId, verdict, since, until);
-  if (const auto* bad = std::get_if<bus::Invalid>(&query)) {
-    checkMessage(*bad);
-  } else if (const auto* q = std::get_if<mailguard::store::AttemptQuery>(&query)) {
-    if (q->limit == 0 || q->limit > 1000) std::abort();
+  if (!query) {
+    checkMessage(query.error());
+  } else if (query->limit == 0 || query->limit > 1000) {
+    std::abort();
   }
 
   const std::string e = bus::excerpt(target);

@@ -20,8 +20,9 @@
 namespace mailguard::bus {
 namespace {
 
+using service::Done;
+
 namespace wire = dbus::wire;
-using service::CoreError;
 
 constexpr auto kReconnectPeriod = std::chrono::milliseconds(1000);
 // Bus messages handled per wake-up, so a flood of calls cannot starve the verdict
@@ -71,13 +72,15 @@ wire::Alert toWire(const store::AlertRecord& a) {
                      a.summary, a.reasons,      a.acknowledged,          a.evidence};
 }
 
-sdbus::Error toDbus(const CoreError& e) {
-  switch (e.kind) {
-    case CoreError::Kind::InvalidArgument:
+sdbus::Error toDbus(const Error& e) {
+  switch (e.code) {
+    case Errc::InvalidArgument:
       return sdbus::Error(dbus::kErrorInvalidArgument, e.message);
-    case CoreError::Kind::NotFound:
+    case Errc::NotFound:
       return sdbus::Error(dbus::kErrorNotFound, e.message);
-    case CoreError::Kind::Failed:
+    case Errc::NotAuthorized:
+      return sdbus::Error(dbus::kErrorNotAuthorized, e.message);
+    case Errc::Failed:
       break;
   }
   return sdbus::Error(dbus::kErrorFailed, e.message);
@@ -158,10 +161,8 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
                                       const std::int64_t& since,
                                       const std::int64_t& until) override {
     auto query = parseAttemptQuery(limit, beforeId, programId, verdict, since, until);
-    if (const auto* bad = std::get_if<Invalid>(&query)) {
-      throw sdbus::Error(dbus::kErrorInvalidArgument, bad->message);
-    }
-    auto records = guard_.attempts(std::get<store::AttemptQuery>(query));
+    if (!query) throw toDbus(query.error());
+    auto records = guard_.attempts(*query);
     if (!records) throw sdbus::Error(dbus::kErrorFailed, records.error().message);
     std::vector<wire::Attempt> out;
     out.reserve(records->size());
@@ -172,18 +173,24 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
   void Approve(sdbus::Result<wire::Program>&& result, std::string target,
                std::string script) override {
     change("approve", std::move(result), target, script,
-           [this](const service::ProgramRef& ref) { return programResult(guard_.approve(ref)); });
+           [this](const service::ProgramRef& ref, Done<wire::Program> done) {
+             guard_.approve(ref, programDone(std::move(done)));
+           });
   }
 
   void Deny(sdbus::Result<wire::Program>&& result, std::string target,
             std::string script) override {
     change("deny", std::move(result), target, script,
-           [this](const service::ProgramRef& ref) { return programResult(guard_.deny(ref)); });
+           [this](const service::ProgramRef& ref, Done<wire::Program> done) {
+             guard_.deny(ref, programDone(std::move(done)));
+           });
   }
 
   void Forget(sdbus::Result<bool>&& result, std::string target, std::string script) override {
     change("forget", std::move(result), target, script,
-           [this](const service::ProgramRef& ref) { return guard_.forget(ref); });
+           [this](const service::ProgramRef& ref, Done<bool> done) {
+             guard_.forget(ref, std::move(done));
+           });
   }
 
   // Zombie detector (issue #5).
@@ -208,13 +215,15 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
       return;
     }
     authorized("acknowledge alert " + std::to_string(id), std::move(result),
-               [this, id] { return guard_.ackAlert(id); });
+               [this, id](Done<bool> done) { guard_.ackAlert(id, std::move(done)); });
   }
 
   void Release(sdbus::Result<wire::Program>&& result, std::string target,
                std::string script) override {
     change("release", std::move(result), target, script,
-           [this](const service::ProgramRef& ref) { return programResult(guard_.release(ref)); });
+           [this](const service::ProgramRef& ref, Done<wire::Program> done) {
+             guard_.release(ref, programDone(std::move(done)));
+           });
   }
 
   void Bulk(sdbus::Result<wire::Program>&& result, std::string target, std::string script,
@@ -231,8 +240,9 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
     const std::string verb = "declare a bulk send of " + std::to_string(recipients) +
                              " recipients in " + std::to_string(hours) + " h by";
     change(verb.c_str(), std::move(result), target, script,
-           [this, recipients, hours](const service::ProgramRef& ref) {
-             return programResult(guard_.declareBulk(ref, recipients, std::chrono::hours(hours)));
+           [this, recipients, hours](const service::ProgramRef& ref, Done<wire::Program> done) {
+             guard_.declareBulk(ref, recipients, std::chrono::hours(hours),
+                                programDone(std::move(done)));
            });
   }
 
@@ -243,15 +253,16 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
     auto shared = std::make_shared<sdbus::Result<R>>(std::move(result));
     const Caller who = caller();
     auto finish = [shared, who, what, apply](const std::string& how) {
-      auto r = apply();
-      if (const auto* e = std::get_if<CoreError>(&r)) {
-        log::info("Policy change by " + who.describe() + " (" + how + ") failed: " + what + ": " +
-                  e->message);
-        reply(*shared, toDbus(*e));
-        return;
-      }
-      log::info("Policy change by " + who.describe() + " (" + how + "): " + what);
-      replyValue(*shared, std::get<R>(r));
+      apply([shared, who, what, how](Result<R> r) {
+        if (!r) {
+          log::info("Policy change by " + who.describe() + " (" + how + ") failed: " + what + ": " +
+                    r.error().message);
+          reply(*shared, toDbus(r.error()));
+          return;
+        }
+        log::info("Policy change by " + who.describe() + " (" + how + "): " + what);
+        replyValue(*shared, *r);
+      });
     };
     authorize(who, what, finish, [shared](const sdbus::Error& e) { reply(*shared, e); });
   }
@@ -288,38 +299,42 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
   void FirewallEnable(sdbus::Result<bool, bool, std::string>&& result, bool confirmed) override {
     authorizedWithCaller(
         std::string("firewall enable") + (confirmed ? " (confirmed)" : ""), std::move(result),
-        [this,
-         confirmed](const Caller& who) -> service::CoreResult<std::tuple<bool, bool, std::string>> {
-          auto r = guard_.firewallEnable(who.pid, confirmed);
-          if (const auto* e = std::get_if<CoreError>(&r)) return *e;
-          const auto& o = std::get<service::EnableOutcome>(r);
-          return std::tuple{o.enabled, o.needsConfirmation, o.warning};
+        [this, confirmed](const Caller& who, Done<std::tuple<bool, bool, std::string>> done) {
+          guard_.firewallEnable(who.pid, confirmed,
+                                [done = std::move(done)](Result<service::EnableOutcome> r) {
+                                  if (!r) return done(r.error());
+                                  done(std::tuple{r->enabled, r->needsConfirmation, r->warning});
+                                });
         });
   }
 
   void FirewallDisable(sdbus::Result<StatusMap>&& result) override {
-    authorized("firewall disable", std::move(result),
-               [this] { return statusResult(guard_.firewallDisable()); });
+    authorized("firewall disable", std::move(result), [this](Done<StatusMap> done) {
+      guard_.firewallDisable(statusDone(std::move(done)));
+    });
   }
 
   void FirewallAllow(sdbus::Result<StatusMap>&& result, std::string spec, bool localOnly) override {
     authorized("firewall allow " + excerpt(spec) + (localOnly ? " (local subnets only)" : ""),
-               std::move(result), [this, spec, localOnly] {
-                 return statusResult(guard_.firewallAllow(spec, localOnly));
+               std::move(result), [this, spec, localOnly](Done<StatusMap> done) {
+                 guard_.firewallAllow(spec, localOnly, statusDone(std::move(done)));
                });
   }
 
   void FirewallRemove(sdbus::Result<StatusMap>&& result, std::string name) override {
     authorized("firewall remove " + excerpt(name), std::move(result),
-               [this, name] { return statusResult(guard_.firewallRemove(name)); });
+               [this, name](Done<StatusMap> done) {
+                 guard_.firewallRemove(name, statusDone(std::move(done)));
+               });
   }
 
   void FirewallSetLocalSubnets(sdbus::Result<StatusMap>&& result,
                                std::vector<std::string> cidrs) override {
     std::string what = "firewall local subnets";
     for (const auto& c : cidrs) what += " " + excerpt(c);
-    authorized(what, std::move(result),
-               [this, cidrs] { return statusResult(guard_.firewallSetLocalSubnets(cidrs)); });
+    authorized(what, std::move(result), [this, cidrs](Done<StatusMap> done) {
+      guard_.firewallSetLocalSubnets(cidrs, statusDone(std::move(done)));
+    });
   }
 
   std::vector<dbus::wire::Probe> Probes(const std::uint32_t& limit) override {
@@ -342,10 +357,11 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
     });
   }
 
-  static service::CoreResult<StatusMap> statusResult(
-      const service::CoreResult<service::FirewallInfo>& r) {
-    if (const auto* e = std::get_if<CoreError>(&r)) return *e;
-    return firewallStatusOf(std::get<service::FirewallInfo>(r));
+  static Done<service::FirewallInfo> statusDone(Done<StatusMap> done) {
+    return [done = std::move(done)](Result<service::FirewallInfo> r) {
+      if (!r) return done(r.error());
+      done(firewallStatusOf(*r));
+    };
   }
 
   // Like authorized(), for replies of several values and a core call that needs to know
@@ -355,20 +371,20 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
     auto shared = std::make_shared<sdbus::Result<R...>>(std::move(result));
     const Caller who = caller();
     auto finish = [shared, who, what, apply](const std::string& how) {
-      auto r = apply(who);
-      try {
-        if (const auto* e = std::get_if<CoreError>(&r)) {
-          log::info("Policy change by " + who.describe() + " (" + how + ") failed: " + what + ": " +
-                    e->message);
-          shared->returnError(toDbus(*e));
-          return;
+      apply(who, [shared, who, what, how](Result<std::tuple<R...>> r) {
+        try {
+          if (!r) {
+            log::info("Policy change by " + who.describe() + " (" + how + ") failed: " + what +
+                      ": " + r.error().message);
+            shared->returnError(toDbus(r.error()));
+            return;
+          }
+          log::info("Policy change by " + who.describe() + " (" + how + "): " + what);
+          std::apply([&](const auto&... v) { shared->returnResults(v...); }, *r);
+        } catch (const sdbus::Error& e) {
+          log::warning("Failed to send a D-Bus reply: " + e.getMessage());
         }
-        log::info("Policy change by " + who.describe() + " (" + how + "): " + what);
-        std::apply([&](const auto&... v) { shared->returnResults(v...); },
-                   std::get<std::tuple<R...>>(r));
-      } catch (const sdbus::Error& e) {
-        log::warning("Failed to send a D-Bus reply: " + e.getMessage());
-      }
+      });
     };
     authorize(who, what, finish, [shared](const sdbus::Error& error) {
       try {
@@ -379,10 +395,11 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
     });
   }
 
-  static service::CoreResult<wire::Program> programResult(
-      const service::CoreResult<service::ProgramView>& r) {
-    if (const auto* e = std::get_if<CoreError>(&r)) return *e;
-    return toWire(std::get<service::ProgramView>(r));
+  static Done<service::ProgramView> programDone(Done<wire::Program> done) {
+    return [done = std::move(done)](Result<service::ProgramView> r) {
+      if (!r) return done(r.error());
+      done(toWire(*r));
+    };
   }
 
   Caller caller() {
@@ -400,14 +417,14 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
   void change(const char* verb, sdbus::Result<R>&& result, const std::string& target,
               const std::string& script, Apply apply) {
     auto parsed = parseProgramRef(target, script);
-    if (const auto* bad = std::get_if<Invalid>(&parsed)) {
-      reply(result, sdbus::Error(dbus::kErrorInvalidArgument, bad->message));
+    if (!parsed) {
+      reply(result, toDbus(parsed.error()));
       return;
     }
     const std::string what = std::string(verb) + " " + excerpt(target) +
                              (script.empty() ? "" : " script " + excerpt(script));
     authorized(what, std::move(result),
-               [apply, ref = std::get<service::ProgramRef>(parsed)] { return apply(ref); });
+               [apply, ref = *parsed](Done<R> done) { apply(ref, std::move(done)); });
   }
 
   // Asks polkit whether the caller holds org.mailguard.manage. The subject is the

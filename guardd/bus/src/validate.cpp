@@ -11,17 +11,18 @@ namespace {
 
 constexpr std::size_t kExcerptLength = 60;
 
-std::optional<Invalid> checkPath(std::string_view p, const char* what) {
+std::optional<Error> checkPath(std::string_view p, const char* what) {
   if (p.size() > dbus::kMaxPathLength) {
-    return Invalid{std::string(what) + " is " + std::to_string(p.size()) +
-                   " bytes long; paths are at most " + std::to_string(dbus::kMaxPathLength)};
+    return invalidArgument(std::string(what) + " is " + std::to_string(p.size()) +
+                           " bytes long; paths are at most " +
+                           std::to_string(dbus::kMaxPathLength));
   }
   if (p.find('\0') != std::string_view::npos) {
-    return Invalid{std::string(what) + " contains a NUL byte: " + excerpt(p)};
+    return invalidArgument(std::string(what) + " contains a NUL byte: " + excerpt(p));
   }
   if (p.empty() || p.front() != '/') {
-    return Invalid{std::string(what) + " must be an absolute path (like /usr/bin/msmtp), got " +
-                   excerpt(p)};
+    return invalidArgument(std::string(what) +
+                           " must be an absolute path (like /usr/bin/msmtp), got " + excerpt(p));
   }
   return std::nullopt;
 }
@@ -54,35 +55,34 @@ std::string excerpt(std::string_view s) {
   return out;
 }
 
-std::variant<service::ProgramRef, Invalid> parseProgramRef(std::string_view target,
-                                                           std::string_view script) {
+Result<service::ProgramRef> parseProgramRef(std::string_view target, std::string_view script) {
   service::ProgramRef ref;
   if (allDigits(target)) {
     std::int64_t id = 0;
     const auto [end, ec] = std::from_chars(target.data(), target.data() + target.size(), id);
     if (ec != std::errc{} || end != target.data() + target.size()) {
-      return Invalid{"program id " + excerpt(target) + " is out of range"};
+      return invalidArgument("program id " + excerpt(target) + " is out of range");
     }
-    if (id <= 0) return Invalid{"program ids start at 1, got " + excerpt(target)};
+    if (id <= 0) return invalidArgument("program ids start at 1, got " + excerpt(target));
     if (!script.empty()) {
-      return Invalid{
+      return invalidArgument(
           "a script goes with a program path, not with an id (the id already "
-          "names the script)"};
+          "names the script)");
     }
     ref.target = id;
     return ref;
   }
   if (target.empty()) {
-    return Invalid{
+    return invalidArgument(
         "no program given: name it by its id (see the programs list) or by "
-        "its absolute path"};
+        "its absolute path");
   }
   if (target.front() != '/' && target.size() <= dbus::kMaxPathLength &&
       target.find('\0') == std::string_view::npos) {
-    return Invalid{
+    return invalidArgument(
         "a program is named by its id (a number from the programs list) or its "
         "absolute path (like /usr/bin/msmtp), got " +
-        excerpt(target)};
+        excerpt(target));
   }
   if (auto bad = checkPath(target, "program path")) return *bad;
   if (!script.empty()) {
@@ -93,25 +93,25 @@ std::variant<service::ProgramRef, Invalid> parseProgramRef(std::string_view targ
   return ref;
 }
 
-std::variant<store::AttemptQuery, Invalid> parseAttemptQuery(
-    std::uint32_t limit, std::int64_t beforeId, std::int64_t programId, std::string_view verdict,
-    std::int64_t sinceUs, std::int64_t untilUs) {
+Result<store::AttemptQuery> parseAttemptQuery(std::uint32_t limit, std::int64_t beforeId,
+                                              std::int64_t programId, std::string_view verdict,
+                                              std::int64_t sinceUs, std::int64_t untilUs) {
   store::AttemptQuery q;
   if (limit > dbus::kMaxAttemptsLimit) {
-    return Invalid{"limit " + std::to_string(limit) + " is too large; at most " +
-                   std::to_string(dbus::kMaxAttemptsLimit) +
-                   " per call (page with before_id for more)"};
+    return invalidArgument("limit " + std::to_string(limit) + " is too large; at most " +
+                           std::to_string(dbus::kMaxAttemptsLimit) +
+                           " per call (page with before_id for more)");
   }
   q.limit = limit == 0 ? dbus::kDefaultAttemptsLimit : limit;
-  if (beforeId < 0) return Invalid{"before_id must be 0 (none) or an attempt id"};
+  if (beforeId < 0) return invalidArgument("before_id must be 0 (none) or an attempt id");
   if (beforeId > 0) q.beforeId = beforeId;
-  if (programId < 0) return Invalid{"program_id must be 0 (any) or a program id"};
+  if (programId < 0) return invalidArgument("program_id must be 0 (any) or a program id");
   if (programId > 0) q.programId = programId;
   if (!verdict.empty()) {
     const auto v = rules::verdictFromString(verdict);
     if (!v || verdict.find('\0') != std::string_view::npos) {
-      return Invalid{"verdict must be allow, hold or reject (or empty for any), got " +
-                     excerpt(verdict)};
+      return invalidArgument("verdict must be allow, hold or reject (or empty for any), got " +
+                             excerpt(verdict));
     }
     q.verdict = *v;
   }
@@ -120,11 +120,12 @@ std::variant<store::AttemptQuery, Invalid> parseAttemptQuery(
   constexpr std::int64_t kMaxUs =
       std::chrono::duration_cast<std::chrono::microseconds>(TimePoint::duration::max()).count();
   if (sinceUs < 0 || untilUs < 0 || sinceUs > kMaxUs || untilUs > kMaxUs) {
-    return Invalid{"since and until are microseconds since 1970 (0 for no bound), at most " +
-                   std::to_string(kMaxUs)};
+    return invalidArgument(
+        "since and until are microseconds since 1970 (0 for no bound), at most " +
+        std::to_string(kMaxUs));
   }
   if (sinceUs > 0 && untilUs > 0 && sinceUs > untilUs) {
-    return Invalid{"since is later than until: nothing could match"};
+    return invalidArgument("since is later than until: nothing could match");
   }
   if (sinceUs > 0) q.since = TimePoint{std::chrono::microseconds(sinceUs)};
   if (untilUs > 0) q.until = TimePoint{std::chrono::microseconds(untilUs)};

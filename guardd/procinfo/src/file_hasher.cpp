@@ -12,7 +12,7 @@
 #include <memory>
 #include <string_view>
 
-#include "fd.hpp"
+#include "mailguard/common/fd.hpp"
 #include "mailguard/procinfo/procinfo.hpp"
 
 namespace mailguard::procinfo {
@@ -116,7 +116,7 @@ Result<std::string> FileHasher::sha256OfFd(int fd) {
 Result<std::string> FileHasher::sha256OfPath(const std::filesystem::path& p) {
   // Follows symlinks (a script may be reached through one); O_NONBLOCK keeps open() of a
   // FIFO from waiting for a writer, and sha256OfFd refuses anything but a regular file.
-  detail::Fd fd{::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
+  Fd fd{::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
   if (!fd) return makeError("Failed to hash '" + p.string() + "': " + std::strerror(errno));
   auto hash = sha256OfFd(fd.get());
   if (!hash) {

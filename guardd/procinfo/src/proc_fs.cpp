@@ -8,7 +8,7 @@
 #include <cstring>
 #include <memory>
 
-#include "fd.hpp"
+#include "mailguard/common/fd.hpp"
 #include "mailguard/procinfo/procinfo.hpp"
 
 namespace mailguard::procinfo {
@@ -35,7 +35,7 @@ DirProcFs::DirProcFs(std::filesystem::path root) : root_(std::move(root)) {}
 
 Result<std::string> DirProcFs::read(std::string_view relPath) const {
   const std::filesystem::path p = root_ / relPath;
-  detail::Fd fd{::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY)};
+  Fd fd{::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY)};
   if (!fd) return failure("read", p, errno);
   std::string out;
   char buf[16384];

@@ -7,7 +7,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "fd.hpp"
+#include "mailguard/common/fd.hpp"
 #include "mailguard/procinfo/procinfo.hpp"
 
 namespace mailguard::procinfo {
@@ -318,7 +318,7 @@ Result<ProcessInfo> ProcessResolver::describeFully(int pid, std::uint64_t startT
   // Open the executable through /proc/PID/exe: that is the file actually mapped, even
   // when the path now holds another file or nothing at all.
   const std::filesystem::path exeLink = proc_.root() / dir / "exe";
-  const detail::Fd exe{::open(exeLink.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
+  const Fd exe{::open(exeLink.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
   if (!exe) {
     return makeError("Failed to open '" + exeLink.string() + "': " + std::strerror(errno));
   }

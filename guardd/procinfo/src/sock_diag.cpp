@@ -11,7 +11,7 @@
 #include <cstring>
 #include <string>
 
-#include "fd.hpp"
+#include "mailguard/common/fd.hpp"
 #include "mailguard/procinfo/procinfo.hpp"
 
 namespace mailguard::procinfo {
@@ -56,7 +56,7 @@ DiagRequest buildRequest(const rules::ConnectionTuple& t, std::uint32_t seq) {
 }  // namespace
 
 Result<std::unique_ptr<SockDiagSocketTable>> SockDiagSocketTable::open() {
-  detail::Fd fd{::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)};
+  Fd fd{::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)};
   if (!fd) return diagError("socket(NETLINK_SOCK_DIAG): " + errnoText(errno));
   sockaddr_nl local{};
   local.nl_family = AF_NETLINK;

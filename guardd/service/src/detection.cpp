@@ -463,21 +463,20 @@ Result<std::vector<store::AlertRecord>> Detection::alerts(std::uint32_t limit) {
   return store_->alerts(limit);
 }
 
-CoreResult<bool> Detection::ackAlert(std::int64_t id) {
+Result<bool> Detection::ackAlert(std::int64_t id) {
   auto r = store_->acknowledge(id);
-  if (!r) return CoreError{CoreError::Kind::Failed, r.error().message};
+  if (!r) return makeError(r.error().message);
   if (!r.value()) {
-    return CoreError{CoreError::Kind::NotFound,
-                     "no alert with id " + std::to_string(id) + " (see guardctl alerts)"};
+    return notFound("no alert with id " + std::to_string(id) + " (see guardctl alerts)");
   }
   return true;
 }
 
-CoreResult<std::vector<ProgramView*>> Detection::programsFor(const ProgramRef& ref,
-                                                             ProgramIdentity& identity) {
+Result<std::vector<ProgramView*>> Detection::programsFor(const ProgramRef& ref,
+                                                         ProgramIdentity& identity) {
   auto resolved = g_.identityFor(ref);
-  if (const auto* e = std::get_if<CoreError>(&resolved)) return *e;
-  identity = std::get<ProgramIdentity>(resolved);
+  if (!resolved) return resolved.error();
+  identity = resolved.value();
   std::vector<ProgramView*> views;
   for (auto& [id, view] : g_.programs) {
     if (view.identity.path == identity.path && view.identity.sha256 == identity.sha256 &&
@@ -487,23 +486,22 @@ CoreResult<std::vector<ProgramView*>> Detection::programsFor(const ProgramRef& r
     }
   }
   if (views.empty()) {
-    return CoreError{
-        CoreError::Kind::NotFound,
-        log::quote(identity.display()) + " has not tried to send mail yet (see guardctl programs)"};
+    return notFound(log::quote(identity.display()) +
+                    " has not tried to send mail yet (see guardctl programs)");
   }
   return views;
 }
 
-CoreResult<ProgramView> Detection::release(const ProgramRef& ref) {
+Result<ProgramView> Detection::release(const ProgramRef& ref) {
   ProgramIdentity identity;
   auto found = programsFor(ref, identity);
-  if (const auto* e = std::get_if<CoreError>(&found)) return *e;
+  if (!found) return found.error();
   for (const auto& s : detector_->exportState()) {
     if (identityMatches(identity, s.principal)) detector_->release(s.principal);
   }
   save();
   ProgramView* first = nullptr;
-  for (auto* view : std::get<std::vector<ProgramView*>>(found)) {
+  for (auto* view : found.value()) {
     view->state = rules::stateOf(view->identity, false, g_.approvalRules);
     g_.writer->submit(recordOf(*view, false));
     if (g_.self.onProgramChanged) g_.self.onProgramChanged(*view);
@@ -512,12 +510,12 @@ CoreResult<ProgramView> Detection::release(const ProgramRef& ref) {
   return *first;
 }
 
-CoreResult<ProgramView> Detection::declareBulk(const ProgramRef& ref, unsigned recipients,
-                                               std::chrono::hours window) {
+Result<ProgramView> Detection::declareBulk(const ProgramRef& ref, unsigned recipients,
+                                           std::chrono::hours window) {
   ProgramIdentity identity;
   auto found = programsFor(ref, identity);
-  if (const auto* e = std::get_if<CoreError>(&found)) return *e;
-  const auto& views = std::get<std::vector<ProgramView*>>(found);
+  if (!found) return found.error();
+  const auto& views = found.value();
   // Every uid the program ran as, plus the one it was last seen with.
   std::vector<det::Principal> principals;
   for (const auto& s : detector_->exportState()) {
@@ -546,15 +544,15 @@ Result<std::vector<store::AlertRecord>> Guard::alerts(std::uint32_t limit) {
   return impl_->detection->alerts(limit);
 }
 
-CoreResult<bool> Guard::ackAlert(std::int64_t id) { return impl_->detection->ackAlert(id); }
+void Guard::ackAlert(std::int64_t id, Done<bool> done) { done(impl_->detection->ackAlert(id)); }
 
-CoreResult<ProgramView> Guard::release(const ProgramRef& ref) {
-  return impl_->detection->release(ref);
+void Guard::release(const ProgramRef& ref, Done<ProgramView> done) {
+  done(impl_->detection->release(ref));
 }
 
-CoreResult<ProgramView> Guard::declareBulk(const ProgramRef& ref, unsigned recipients,
-                                           std::chrono::hours window) {
-  return impl_->detection->declareBulk(ref, recipients, window);
+void Guard::declareBulk(const ProgramRef& ref, unsigned recipients, std::chrono::hours window,
+                        Done<ProgramView> done) {
+  done(impl_->detection->declareBulk(ref, recipients, window));
 }
 
 }  // namespace mailguard::service

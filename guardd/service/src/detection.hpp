@@ -61,10 +61,10 @@ class Detection {
 
   Result<std::vector<store::AlertRecord>> alerts(std::uint32_t limit);
   [[nodiscard]] store::DetectorStore* alertStore() const { return store_.get(); }
-  CoreResult<bool> ackAlert(std::int64_t id);
-  CoreResult<ProgramView> release(const ProgramRef& ref);
-  CoreResult<ProgramView> declareBulk(const ProgramRef& ref, unsigned recipients,
-                                      std::chrono::hours window);
+  Result<bool> ackAlert(std::int64_t id);
+  Result<ProgramView> release(const ProgramRef& ref);
+  Result<ProgramView> declareBulk(const ProgramRef& ref, unsigned recipients,
+                                  std::chrono::hours window);
 
   // For the conntrack listener: one connection's result.
   void onOutcome(const rules::ConnectionTuple& tuple, detector::ConnectOutcome outcome);
@@ -89,8 +89,8 @@ class Detection {
   void drainAlerts(const procinfo::ProcessInfo* process);
   void markQuarantined(const detector::Principal& principal);
   void save();
-  CoreResult<std::vector<ProgramView*>> programsFor(const ProgramRef& ref,
-                                                    rules::ProgramIdentity& identity);
+  Result<std::vector<ProgramView*>> programsFor(const ProgramRef& ref,
+                                                rules::ProgramIdentity& identity);
 
   Guard::Impl& g_;
   detector::DetectorConfig config_;

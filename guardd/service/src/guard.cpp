@@ -406,52 +406,48 @@ void Guard::Impl::decide(const netfilter::QueuedPacket& packet) {
   writer->submit(std::move(attempt));
 }
 
-CoreResult<ProgramIdentity> Guard::Impl::identityFor(const ProgramRef& ref) {
+Result<ProgramIdentity> Guard::Impl::identityFor(const ProgramRef& ref) {
   if (const auto* id = std::get_if<std::int64_t>(&ref.target)) {
     const auto it = programs.find(*id);
     if (it == programs.end()) {
-      return CoreError{CoreError::Kind::NotFound,
-                       "no program with id " + std::to_string(*id) + " (see the programs list)"};
+      return notFound("no program with id " + std::to_string(*id) + " (see the programs list)");
     }
     return it->second.identity;
   }
   const auto& path = std::get<std::string>(ref.target);
   auto fileIdentity = [&](const std::string& p,
-                          const char* what) -> CoreResult<std::pair<std::string, std::string>> {
+                          const char* what) -> Result<std::pair<std::string, std::string>> {
     if (p.empty() || p.front() != '/') {
-      return CoreError{CoreError::Kind::InvalidArgument,
-                       std::string(what) + " must be an absolute path, got " + log::quote(p)};
+      return invalidArgument(std::string(what) + " must be an absolute path, got " + log::quote(p));
     }
     std::error_code ec;
     const auto real = std::filesystem::canonical(p, ec);
     if (ec) {
-      return CoreError{CoreError::Kind::NotFound, std::string(what) + " " + log::quote(p) +
-                                                      " does not exist: " + ec.message()};
+      return notFound(std::string(what) + " " + log::quote(p) + " does not exist: " + ec.message());
     }
     if (!std::filesystem::is_regular_file(real, ec)) {
-      return CoreError{CoreError::Kind::InvalidArgument,
-                       std::string(what) + " " + log::quote(p) + " is not a regular file"};
+      return invalidArgument(std::string(what) + " " + log::quote(p) + " is not a regular file");
     }
     auto hash = hasher.sha256OfPath(real);
-    if (!hash) return CoreError{CoreError::Kind::Failed, hash.error().message};
+    if (!hash) return makeError(hash.error().message);
     return std::make_pair(real.string(), hash.value());
   };
   ProgramIdentity identity;
   auto exe = fileIdentity(path, "program");
-  if (const auto* e = std::get_if<CoreError>(&exe)) return *e;
-  std::tie(identity.path, identity.sha256) = std::get<0>(exe);
+  if (!exe) return exe.error();
+  std::tie(identity.path, identity.sha256) = exe.value();
   if (!ref.script.empty()) {
     auto script = fileIdentity(ref.script, "script");
-    if (const auto* e = std::get_if<CoreError>(&script)) return *e;
-    std::tie(identity.scriptPath, identity.scriptSha256) = std::get<0>(script);
+    if (!script) return script.error();
+    std::tie(identity.scriptPath, identity.scriptSha256) = script.value();
   }
   return identity;
 }
 
-CoreResult<ProgramView> Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action) {
+Result<ProgramView> Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action) {
   auto resolved = identityFor(ref);
-  if (const auto* e = std::get_if<CoreError>(&resolved)) return *e;
-  const auto& identity = std::get<ProgramIdentity>(resolved);
+  if (!resolved) return resolved.error();
+  const auto& identity = resolved.value();
   rules::ApprovalRule rule;
   rule.action = action;
   rule.path = identity.path;
@@ -462,7 +458,7 @@ CoreResult<ProgramView> Guard::Impl::setRule(const ProgramRef& ref, rules::RuleA
   auto added = db->addRule(rule);
   if (!added) {
     storeError = added.error().message;
-    return CoreError{CoreError::Kind::Failed, added.error().message};
+    return makeError(added.error().message);
   }
   reloadRulesIfChanged();
   const bool knownBefore = idByKey.contains(identityKey(identity));
@@ -528,27 +524,29 @@ Result<std::vector<store::AttemptRecord>> Guard::attempts(const store::AttemptQu
   return impl_->db->attempts(q);
 }
 
-CoreResult<ProgramView> Guard::approve(const ProgramRef& ref) {
-  return impl_->setRule(ref, rules::RuleAction::Approve);
+void Guard::approve(const ProgramRef& ref, Done<ProgramView> done) {
+  done(impl_->setRule(ref, rules::RuleAction::Approve));
 }
 
-CoreResult<ProgramView> Guard::deny(const ProgramRef& ref) {
-  return impl_->setRule(ref, rules::RuleAction::Deny);
+void Guard::deny(const ProgramRef& ref, Done<ProgramView> done) {
+  done(impl_->setRule(ref, rules::RuleAction::Deny));
 }
 
-CoreResult<bool> Guard::forget(const ProgramRef& ref) {
-  auto& d = *impl_;
+void Guard::forget(const ProgramRef& ref, Done<bool> done) { done(impl_->forget(ref)); }
+
+Result<bool> Guard::Impl::forget(const ProgramRef& ref) {
+  auto& d = *this;
   auto resolved = d.identityFor(ref);
-  if (const auto* e = std::get_if<CoreError>(&resolved)) return *e;
-  const auto& identity = std::get<ProgramIdentity>(resolved);
+  if (!resolved) return resolved.error();
+  const auto& identity = resolved.value();
   const auto before = d.approvalRules.size();
   if (auto r = d.db->removeRules(identity.path, identity.scriptPath); !r) {
-    return CoreError{CoreError::Kind::Failed, r.error().message};
+    return makeError(r.error().message);
   }
   d.reloadRulesIfChanged();
   const bool removed = d.approvalRules.size() != before;
   if (const auto it = d.idByKey.find(identityKey(identity)); it != d.idByKey.end()) {
-    if (onProgramChanged) onProgramChanged(d.programs.at(it->second));
+    if (self.onProgramChanged) self.onProgramChanged(d.programs.at(it->second));
   }
   return removed;
 }

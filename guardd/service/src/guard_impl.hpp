@@ -64,8 +64,9 @@ struct Guard::Impl {
   void refreshStates();
   void housekeeping();
   void flushUnsavedAlerts();
-  CoreResult<rules::ProgramIdentity> identityFor(const ProgramRef& ref);
-  CoreResult<ProgramView> setRule(const ProgramRef& ref, rules::RuleAction action);
+  Result<rules::ProgramIdentity> identityFor(const ProgramRef& ref);
+  Result<ProgramView> setRule(const ProgramRef& ref, rules::RuleAction action);
+  Result<bool> forget(const ProgramRef& ref);
 };
 
 // A program's row as the store keeps it.

@@ -29,7 +29,7 @@ namespace {
 constexpr auto kInventoryEvery = std::chrono::seconds(30);
 constexpr std::size_t kMaxProbeRecords = 256;
 
-CoreError failed(const Error& e) { return CoreError{CoreError::Kind::Failed, e.message}; }
+Error failed(const Error& e) { return makeError(e.message); }
 
 // What identifies the set of listeners for "did it change since the last audit?".
 std::string keyOf(std::vector<std::string> lines) {
@@ -303,7 +303,7 @@ Result<void> HostProtection::persistFirewall() {
   return store_->saveFirewall(storedOf(firewall_->state()));
 }
 
-CoreResult<FirewallInfo> HostProtection::change(
+Result<FirewallInfo> HostProtection::change(
     const std::function<Result<void>(firewall::HostFirewall&)>& f) {
   const rules::FirewallState before = firewall_->state();
   if (auto r = f(*firewall_); !r) return failed(r.error());
@@ -316,7 +316,7 @@ CoreResult<FirewallInfo> HostProtection::change(
   return info();
 }
 
-CoreResult<EnableOutcome> HostProtection::enable(int callerPid, bool confirmed) {
+Result<EnableOutcome> HostProtection::enable(int callerPid, bool confirmed) {
   EnableOutcome outcome;
   rules::FirewallState next = firewall_->state();
   next.enabled = true;
@@ -325,7 +325,7 @@ CoreResult<EnableOutcome> HostProtection::enable(int callerPid, bool confirmed) 
   outcome.warning = check.warning;
   if (check.needsConfirmation && !confirmed) return outcome;
   auto changed = change([](firewall::HostFirewall& fw) { return fw.enable(); });
-  if (const auto* e = std::get_if<CoreError>(&changed)) return *e;
+  if (!changed) return changed.error();
   outcome.enabled = true;
   return outcome;
 }
@@ -509,34 +509,35 @@ void HostProtection::finishAudit(const JobResult& result) {
 
 FirewallInfo Guard::firewall() const { return impl_->host->info(); }
 
-CoreResult<EnableOutcome> Guard::firewallEnable(int callerPid, bool confirmed) {
-  return impl_->host->enable(callerPid, confirmed);
+void Guard::firewallEnable(int callerPid, bool confirmed, Done<EnableOutcome> done) {
+  done(impl_->host->enable(callerPid, confirmed));
 }
 
-CoreResult<FirewallInfo> Guard::firewallDisable() {
-  return impl_->host->change([](firewall::HostFirewall& fw) { return fw.disable(); });
+void Guard::firewallDisable(Done<FirewallInfo> done) {
+  done(impl_->host->change([](firewall::HostFirewall& fw) { return fw.disable(); }));
 }
 
 // Arguments are checked first, so that what remains to fail is the kernel or the disk.
-CoreResult<FirewallInfo> Guard::firewallAllow(const std::string& spec, bool localOnly) {
+void Guard::firewallAllow(const std::string& spec, bool localOnly, Done<FirewallInfo> done) {
   if (auto parsed = rules::parseService(spec, localOnly); !parsed) {
-    return CoreError{CoreError::Kind::InvalidArgument, parsed.error().message};
+    return done(invalidArgument(parsed.error().message));
   }
-  return impl_->host->change([&](firewall::HostFirewall& fw) { return fw.allow(spec, localOnly); });
+  done(impl_->host->change([&](firewall::HostFirewall& fw) { return fw.allow(spec, localOnly); }));
 }
 
-CoreResult<FirewallInfo> Guard::firewallRemove(const std::string& name) {
+void Guard::firewallRemove(const std::string& name, Done<FirewallInfo> done) {
   if (auto next = rules::withoutService(impl_->host->info().state, name); !next) {
-    return CoreError{CoreError::Kind::NotFound, next.error().message};
+    return done(notFound(next.error().message));
   }
-  return impl_->host->change([&](firewall::HostFirewall& fw) { return fw.remove(name); });
+  done(impl_->host->change([&](firewall::HostFirewall& fw) { return fw.remove(name); }));
 }
 
-CoreResult<FirewallInfo> Guard::firewallSetLocalSubnets(const std::vector<std::string>& cidrs) {
+void Guard::firewallSetLocalSubnets(const std::vector<std::string>& cidrs,
+                                    Done<FirewallInfo> done) {
   if (auto next = rules::withLocalSubnets(impl_->host->info().state, cidrs); !next) {
-    return CoreError{CoreError::Kind::InvalidArgument, next.error().message};
+    return done(invalidArgument(next.error().message));
   }
-  return impl_->host->change([&](firewall::HostFirewall& fw) { return fw.setLocalSubnets(cidrs); });
+  done(impl_->host->change([&](firewall::HostFirewall& fw) { return fw.setLocalSubnets(cidrs); }));
 }
 
 Result<std::vector<store::ProbeRow>> Guard::probes(std::size_t limit) {

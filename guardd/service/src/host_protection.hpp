@@ -44,8 +44,8 @@ class HostProtection {
   void flushProbes();
 
   [[nodiscard]] FirewallInfo info() const;
-  CoreResult<EnableOutcome> enable(int callerPid, bool confirmed);
-  CoreResult<FirewallInfo> change(const std::function<Result<void>(firewall::HostFirewall&)>& f);
+  Result<EnableOutcome> enable(int callerPid, bool confirmed);
+  Result<FirewallInfo> change(const std::function<Result<void>(firewall::HostFirewall&)>& f);
   Result<std::vector<store::ProbeRow>> probes(std::size_t limit);
   [[nodiscard]] AuditSummary summary() const { return summary_; }
   void runAudit(std::function<void(const AuditSummary&)> done);

@@ -8,8 +8,20 @@
 
 namespace mailguard {
 
+// What went wrong, for the code that handles it: `code` picks the reaction (the D-Bus
+// adaptor maps it onto a named error), `sysErrno` keeps the errno a system call gave
+// (0 when none), `message` says it to a person: "Failed to <verb> '<object>': <reason>".
+enum class Errc {
+  Failed,           // anything else: the operation could not be done
+  InvalidArgument,  // the caller's input is wrong; retrying the same call cannot help
+  NotFound,         // the thing named does not exist (or no longer)
+  NotAuthorized,    // the caller may not do this
+};
+
 struct Error {
   std::string message;
+  Errc code = Errc::Failed;
+  int sysErrno = 0;
 };
 
 template <class T>
@@ -71,6 +83,16 @@ class [[nodiscard]] Result<void> {
   bool ok_ = true;
 };
 
-inline Error makeError(std::string message) { return Error{std::move(message)}; }
+inline Error makeError(std::string message, Errc code = Errc::Failed) {
+  return Error{std::move(message), code, 0};
+}
+inline Error invalidArgument(std::string message) {
+  return makeError(std::move(message), Errc::InvalidArgument);
+}
+inline Error notFound(std::string message) { return makeError(std::move(message), Errc::NotFound); }
+// A failed system call: the errno travels beside the message, which should name it.
+inline Error systemError(std::string message, int err) {
+  return Error{std::move(message), Errc::Failed, err};
+}
 
 }  // namespace mailguard

@@ -60,14 +60,10 @@ struct ProgramRef {
   std::string script;  // only with a path: the interpreter's script
 };
 
-// Failures the D-Bus layer maps onto named errors.
-struct CoreError {
-  enum class Kind { InvalidArgument, NotFound, Failed };
-  Kind kind;
-  std::string message;
-};
+// How a change reports back: on the loop thread, once the change is durable (or failed).
+// It may run before the call that started it returns (a bad argument, say).
 template <class T>
-using CoreResult = std::variant<T, CoreError>;
+using Done = std::function<void(Result<T>)>;
 
 class Guard {
  public:
@@ -90,20 +86,21 @@ class Guard {
   [[nodiscard]] StatusInfo status() const;
   [[nodiscard]] std::vector<ProgramView> programs() const;
   Result<std::vector<store::AttemptRecord>> attempts(const store::AttemptQuery& q);
-  CoreResult<ProgramView> approve(const ProgramRef& ref);
-  CoreResult<ProgramView> deny(const ProgramRef& ref);
-  CoreResult<bool> forget(const ProgramRef& ref);
+  // Policy changes: `done` is told once the change is on disk (acknowledged means durable).
+  void approve(const ProgramRef& ref, Done<ProgramView> done);
+  void deny(const ProgramRef& ref, Done<ProgramView> done);
+  void forget(const ProgramRef& ref, Done<bool> done);
 
   // Host firewall, inbound probes and the mail-server audit (issue #6; defined in
   // src/host_protection.cpp). Firewall changes are applied to the kernel atomically and
-  // stored before they return; on error nothing changed.
+  // stored before `done` hears of them; on error nothing changed.
   [[nodiscard]] FirewallInfo firewall() const;
   // callerPid: who asked (from the bus credentials), to tell a remote SSH session.
-  CoreResult<EnableOutcome> firewallEnable(int callerPid, bool confirmed);
-  CoreResult<FirewallInfo> firewallDisable();
-  CoreResult<FirewallInfo> firewallAllow(const std::string& spec, bool localOnly);
-  CoreResult<FirewallInfo> firewallRemove(const std::string& name);
-  CoreResult<FirewallInfo> firewallSetLocalSubnets(const std::vector<std::string>& cidrs);
+  void firewallEnable(int callerPid, bool confirmed, Done<EnableOutcome> done);
+  void firewallDisable(Done<FirewallInfo> done);
+  void firewallAllow(const std::string& spec, bool localOnly, Done<FirewallInfo> done);
+  void firewallRemove(const std::string& name, Done<FirewallInfo> done);
+  void firewallSetLocalSubnets(const std::vector<std::string>& cidrs, Done<FirewallInfo> done);
   Result<std::vector<store::ProbeRow>> probes(std::size_t limit);
   [[nodiscard]] AuditSummary auditResults() const;
   // Takes the inventory and audits the relays on a worker thread (seconds); `done` runs
@@ -114,10 +111,10 @@ class Guard {
   // release lifts a quarantine; declareBulk lifts the soft tier and backstops for
   // `window` (never the hard tier).
   Result<std::vector<store::AlertRecord>> alerts(std::uint32_t limit);
-  CoreResult<bool> ackAlert(std::int64_t id);
-  CoreResult<ProgramView> release(const ProgramRef& ref);
-  CoreResult<ProgramView> declareBulk(const ProgramRef& ref, unsigned recipients,
-                                      std::chrono::hours window);
+  void ackAlert(std::int64_t id, Done<bool> done);
+  void release(const ProgramRef& ref, Done<ProgramView> done);
+  void declareBulk(const ProgramRef& ref, unsigned recipients, std::chrono::hours window,
+                   Done<ProgramView> done);
 
   // Observers for signals; called on the loop thread after the fact.
   std::function<void(const store::AttemptRecord&)> onAttempt;

@@ -1,10 +1,11 @@
 #pragma once
-// A move-only owner of one file descriptor; private to procinfo.
+// A move-only owner of one file descriptor. Every fd guardd opens is held by one of
+// these (or by a library handle with its own RAII type), opened with O_CLOEXEC.
 #include <unistd.h>
 
 #include <utility>
 
-namespace mailguard::procinfo::detail {
+namespace mailguard {
 
 class Fd {
  public:
@@ -24,7 +25,7 @@ class Fd {
   explicit operator bool() const noexcept { return valid(); }
   int release() noexcept { return std::exchange(fd_, -1); }
   void reset(int fd = -1) noexcept {
-    // close() errors are not actionable for read-only fds; EINTR still closes on Linux.
+    // close() errors are not actionable here; EINTR still closes the fd on Linux.
     if (fd_ >= 0) ::close(fd_);
     fd_ = fd;
   }
@@ -33,4 +34,4 @@ class Fd {
   int fd_ = -1;
 };
 
-}  // namespace mailguard::procinfo::detail
+}  // namespace mailguard
