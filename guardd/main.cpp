@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <string>
 
 #include "mailguard/bus/bus_adaptor.hpp"
+#include "mailguard/common/fd.hpp"
 #include "mailguard/netfilter/ruleset_manager.hpp"
 #include "mailguard/rules/settings.hpp"
 #include "mailguard/service/event_loop.hpp"
@@ -107,9 +109,9 @@ int main(int argc, char** argv) {
   sigaddset(&mask, SIGHUP);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
-  const int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sigfd < 0) {
-    log::error("Failed to create signalfd");
+  const Fd sigfd{signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)};
+  if (!sigfd) {
+    log::error(std::string("Failed to create signalfd: ") + std::strerror(errno));
     return 1;
   }
 
@@ -120,17 +122,22 @@ int main(int argc, char** argv) {
   auto guard = service::Guard::create(std::move(options), loop);
   if (!guard) {
     log::error(guard.error().message);
-    close(sigfd);
     return 1;
   }
-  (void)loop.add(sigfd, EPOLLIN, [&](std::uint32_t) {
+  auto watched = loop.add(sigfd.get(), EPOLLIN, [&](std::uint32_t) {
     signalfd_siginfo info{};
-    while (read(sigfd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    while (read(sigfd.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
       if (info.ssi_signo == SIGHUP) continue;  // nothing to reload yet: approvals reload live
       log::info(std::string("received ") + strsignal(static_cast<int>(info.ssi_signo)));
       loop.stop();
     }
   });
+  if (!watched) {
+    // Without it SIGTERM could not stop guardd cleanly: refuse to start.
+    log::error(watched.error().message);
+    guard.value()->shutdown();
+    return 1;
+  }
   // Declared after the guard so it is destroyed first; without a bus it keeps
   // retrying in the background while verdicts go on.
   bus::BusAdaptor busAdaptor(*guard.value(), loop);
@@ -138,7 +145,6 @@ int main(int argc, char** argv) {
   auto ran = loop.run();
   sd_notify(0, "STOPPING=1");
   guard.value()->shutdown();
-  close(sigfd);
   if (!ran) {
     log::error(ran.error().message);
     return 1;

@@ -1,5 +1,6 @@
 // Inventory: a sock_diag dump of listening TCP sockets (sock_diag(7)), then the
 // owning process through procinfo.
+#include "mailguard/common/fd.hpp"
 #include "mailguard/audit/inventory.hpp"
 
 #include <arpa/inet.h>
@@ -81,12 +82,11 @@ bool isV4MappedLoopback(const std::array<std::uint8_t, 16>& a) {
 }  // namespace
 
 Result<std::vector<ListeningSocket>> SockDiagListeningSockets::listTcp() {
-  const int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (fd < 0) return dumpError(std::string("socket(NETLINK_SOCK_DIAG): ") + std::strerror(errno));
+  const Fd fd{::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)};
+  if (!fd) return dumpError(std::string("socket(NETLINK_SOCK_DIAG): ") + std::strerror(errno));
   std::vector<ListeningSocket> out;
-  Result<void> r = dumpFamily(fd, AF_INET, out);
-  if (r) r = dumpFamily(fd, AF_INET6, out);
-  ::close(fd);
+  Result<void> r = dumpFamily(fd.get(), AF_INET, out);
+  if (r) r = dumpFamily(fd.get(), AF_INET6, out);
   if (!r) return r.error();
   return out;
 }

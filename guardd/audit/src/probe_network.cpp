@@ -35,6 +35,7 @@
 #include <thread>
 #include <variant>
 
+#include "mailguard/common/fd.hpp"
 #include "mailguard/audit/relay.hpp"
 
 extern char** environ;
@@ -56,10 +57,12 @@ Error auditError(const std::string& what, const std::string& reason) {
 Result<void> runIp(const std::vector<std::string>& args) {
   int pipeFds[2];
   if (::pipe2(pipeFds, O_CLOEXEC) != 0) return auditError("run 'ip'", std::strerror(errno));
+  Fd readEnd{pipeFds[0]};
+  Fd writeEnd{pipeFds[1]};
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipeFds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, pipeFds[1], 2);
+  posix_spawn_file_actions_adddup2(&actions, writeEnd.get(), 1);
+  posix_spawn_file_actions_adddup2(&actions, writeEnd.get(), 2);
   std::vector<std::string> argv = {"ip"};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> cargv;
@@ -68,16 +71,16 @@ Result<void> runIp(const std::vector<std::string>& args) {
   pid_t pid = 0;
   const int spawned = ::posix_spawnp(&pid, "ip", &actions, nullptr, cargv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  ::close(pipeFds[1]);
+  writeEnd.reset();  // so that the read below ends when ip exits
   std::string output;
   if (spawned == 0) {
     char buf[512];
     ssize_t n = 0;
-    while ((n = ::read(pipeFds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+    while ((n = ::read(readEnd.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
       if (n > 0) output.append(buf, static_cast<std::size_t>(n));
     }
   }
-  ::close(pipeFds[0]);
+  readEnd.reset();
   std::string command = "ip";
   for (const std::string& a : args) command += " " + a;
   if (spawned != 0) {
@@ -263,8 +266,9 @@ class ProbeNetwork {
 
 class TcpSmtpConnection final : public SmtpConnection {
  public:
-  TcpSmtpConnection(int fd, std::chrono::milliseconds timeout) : fd_(fd), timeout_(timeout) {}
-  ~TcpSmtpConnection() override { ::close(fd_); }
+  TcpSmtpConnection(Fd fd, std::chrono::milliseconds timeout)
+      : fd_(std::move(fd)), timeout_(timeout) {}
+  ~TcpSmtpConnection() override = default;
   TcpSmtpConnection(const TcpSmtpConnection&) = delete;
   TcpSmtpConnection& operator=(const TcpSmtpConnection&) = delete;
 
@@ -285,7 +289,7 @@ class TcpSmtpConnection final : public SmtpConnection {
     out += "\r\n";
     std::size_t sent = 0;
     while (sent < out.size()) {
-      const ssize_t n = ::send(fd_, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+      const ssize_t n = ::send(fd_.get(), out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return makeError(std::string("send: ") + std::strerror(errno));
       sent += static_cast<std::size_t>(n);
@@ -304,20 +308,20 @@ class TcpSmtpConnection final : public SmtpConnection {
         return line;
       }
       if (buffer_.size() > kMaxReply) return makeError("reply line too long");
-      pollfd p{fd_, POLLIN, 0};
+      pollfd p{fd_.get(), POLLIN, 0};
       const int ready = ::poll(&p, 1, static_cast<int>(timeout_.count()));
       if (ready < 0 && errno == EINTR) continue;
       if (ready == 0)
         return makeError("no reply within " + std::to_string(timeout_.count()) + " ms");
       char buf[4096];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      const ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return makeError(std::string("receive: ") + std::strerror(errno));
       if (n == 0) return makeError("the server closed the connection");
       buffer_.append(buf, static_cast<std::size_t>(n));
     }
   }
-  int fd_;
+  Fd fd_;
   std::chrono::milliseconds timeout_;
   std::string buffer_;
 };
@@ -328,7 +332,7 @@ struct ConnectFailure {
 
 // Non-blocking connect with a deadline. Returns the fd, or the errno (ETIMEDOUT when
 // nothing answered: the SYN was dropped).
-std::variant<int, ConnectFailure> connectTo(int family, const std::string& address,
+std::variant<Fd, ConnectFailure> connectTo(int family, const std::string& address,
                                             std::uint16_t port, std::chrono::milliseconds timeout) {
   sockaddr_storage ss{};
   socklen_t len = 0;
@@ -345,14 +349,12 @@ std::variant<int, ConnectFailure> connectTo(int family, const std::string& addre
     (void)::inet_pton(AF_INET6, address.c_str(), &sin6->sin6_addr);
     len = sizeof(sockaddr_in6);
   }
-  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return ConnectFailure{errno};
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
-    const int err = errno;
-    ::close(fd);
-    return ConnectFailure{err};
+  Fd fd{::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
+  if (!fd) return ConnectFailure{errno};
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
+    return ConnectFailure{errno};
   }
-  pollfd p{fd, POLLOUT, 0};
+  pollfd p{fd.get(), POLLOUT, 0};
   int ready = 0;
   do {
     ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
@@ -360,14 +362,11 @@ std::variant<int, ConnectFailure> connectTo(int family, const std::string& addre
   int err = ETIMEDOUT;
   if (ready > 0) {
     socklen_t errLen = sizeof err;
-    (void)::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errLen);
+    (void)::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &errLen);
   }
-  if (err != 0) {
-    ::close(fd);
-    return ConnectFailure{err};
-  }
-  const int flags = ::fcntl(fd, F_GETFL);
-  (void)::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  if (err != 0) return ConnectFailure{err};
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  (void)::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
   return fd;
 }
 
@@ -392,13 +391,13 @@ void probeListener(ListenerAudit& a, const std::string& target, const AuditOptio
     }
     return;
   }
-  const int fd = std::get<int>(connected);
-  TcpSmtpConnection conn(fd, options.replyTimeout);
+  TcpSmtpConnection conn(std::get<Fd>(std::move(connected)), options.replyTimeout);
   const std::function<std::unique_ptr<SmtpConnection>()> reconnect =
       [&]() -> std::unique_ptr<SmtpConnection> {
     auto again = connectTo(family, target, a.listener.port, options.connectTimeout);
-    if (!std::holds_alternative<int>(again)) return nullptr;
-    return std::make_unique<TcpSmtpConnection>(std::get<int>(again), options.replyTimeout);
+    if (!std::holds_alternative<Fd>(again)) return nullptr;
+    return std::make_unique<TcpSmtpConnection>(std::get<Fd>(std::move(again)),
+                                               options.replyTimeout);
   };
   a.dialogue = runRelayDialogue(conn, reconnect, options.ownDomain);
   for (const VariantResult& v : a.dialogue.variants) {

@@ -709,6 +709,13 @@ bool Detector::quarantined(const Principal& principal) const {
   return it != impl_->principals.end() && it->second.quarantined;
 }
 
+bool Detector::bulkInForce(const Principal& principal) const {
+  auto it = impl_->principals.find(principal);
+  if (it == impl_->principals.end() || !it->second.bulk) return false;
+  const auto& bulk = *it->second.bulk;
+  return impl_->clock->now() < bulk.until && bulk.remaining > 0;
+}
+
 Tier Detector::tier(const Principal& principal) const {
   auto it = impl_->principals.find(principal);
   if (it == impl_->principals.end()) return Tier::None;

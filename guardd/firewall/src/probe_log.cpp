@@ -134,10 +134,11 @@ std::vector<ProbeEvent> parseNflogDatagram(std::span<const std::uint8_t> datagra
 }
 
 Result<std::unique_ptr<NflogProbeSource>> NflogProbeSource::open(std::uint16_t group) {
-  const int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-  if (fd < 0) return logError("open", errno);
+  Fd owned{::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER)};
+  if (!owned) return logError("open", errno);
+  const int fd = owned.get();
   std::unique_ptr<NflogProbeSource> source(new NflogProbeSource());
-  source->fd_ = fd;
+  source->fd_ = std::move(owned);
   sockaddr_nl local{};
   local.nl_family = AF_NETLINK;
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0) {
@@ -152,15 +153,13 @@ Result<std::unique_ptr<NflogProbeSource>> NflogProbeSource::open(std::uint16_t g
   return source;
 }
 
-NflogProbeSource::~NflogProbeSource() {
-  if (fd_ >= 0) ::close(fd_);
-}
+NflogProbeSource::~NflogProbeSource() = default;
 
 Result<std::vector<ProbeEvent>> NflogProbeSource::readAvailable() {
   std::vector<ProbeEvent> events;
   alignas(nlmsghdr) std::array<std::uint8_t, 8192> buf{};
   for (;;) {
-    const ssize_t n = ::recv(fd_, buf.data(), buf.size(), MSG_DONTWAIT);
+    const ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return events;
     // ENOBUFS: the kernel dropped log messages because we were slow; the limit rule

@@ -70,14 +70,11 @@ Result<std::string> DirProcFs::readLink(std::string_view relPath) const {
 
 Result<std::vector<std::string>> DirProcFs::list(std::string_view relPath) const {
   const std::filesystem::path p = root_ / relPath;
-  const int fd = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return failure("list", p, errno);
-  std::unique_ptr<DIR, DirCloser> dir{::fdopendir(fd)};
-  if (!dir) {
-    const int err = errno;
-    ::close(fd);
-    return failure("list", p, err);
-  }
+  Fd fd{::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (!fd) return failure("list", p, errno);
+  std::unique_ptr<DIR, DirCloser> dir{::fdopendir(fd.get())};
+  if (!dir) return failure("list", p, errno);
+  fd.release();  // the DIR owns it now
   std::vector<std::string> names;
   for (;;) {
     errno = 0;

@@ -64,13 +64,11 @@ Result<std::unique_ptr<SockDiagSocketTable>> SockDiagSocketTable::open() {
     return diagError("bind: " + errnoText(errno));
   }
   std::unique_ptr<SockDiagSocketTable> table{new SockDiagSocketTable()};
-  table->fd_ = fd.release();
+  table->fd_ = std::move(fd);
   return table;
 }
 
-SockDiagSocketTable::~SockDiagSocketTable() {
-  if (fd_ >= 0) ::close(fd_);
-}
+SockDiagSocketTable::~SockDiagSocketTable() = default;
 
 Result<std::optional<SocketOwner>> SockDiagSocketTable::findTcp(const rules::ConnectionTuple& t) {
   if (t.family != AF_INET && t.family != AF_INET6) {
@@ -82,7 +80,7 @@ Result<std::optional<SocketOwner>> SockDiagSocketTable::findTcp(const rules::Con
   kernel.nl_family = AF_NETLINK;
   ssize_t sent = 0;
   do {
-    sent = ::sendto(fd_, &req, sizeof(req), 0, reinterpret_cast<const sockaddr*>(&kernel),
+    sent = ::sendto(fd_.get(), &req, sizeof(req), 0, reinterpret_cast<const sockaddr*>(&kernel),
                     sizeof(kernel));
   } while (sent < 0 && errno == EINTR);
   if (sent < 0) return diagError("send: " + errnoText(errno));
@@ -95,7 +93,7 @@ Result<std::optional<SocketOwner>> SockDiagSocketTable::findTcp(const rules::Con
   for (;;) {
     sockaddr_nl from{};
     socklen_t fromLen = sizeof(from);
-    const ssize_t got = ::recvfrom(fd_, buf.data(), buf.size(), MSG_DONTWAIT,
+    const ssize_t got = ::recvfrom(fd_.get(), buf.data(), buf.size(), MSG_DONTWAIT,
                                    reinterpret_cast<sockaddr*>(&from), &fromLen);
     if (got < 0) {
       if (errno == EINTR) continue;

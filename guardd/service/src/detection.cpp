@@ -7,15 +7,17 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "conntrack.hpp"
 #include "detector_codec.hpp"
 #include "detector_config.hpp"
-#include "guard_impl.hpp"
+#include "mailguard/common/c_deleter.hpp"
+#include "mailguard/common/fd.hpp"
 #include "mailguard/service/log.hpp"
+#include "verdict_pipeline.hpp"
 
 namespace mailguard::service {
 namespace {
@@ -31,6 +33,10 @@ constexpr auto kMtaListenerTtl = std::chrono::seconds(30);
 // counting as an open session after this.
 constexpr auto kTrackedTtl = std::chrono::minutes(30);
 constexpr std::size_t kMaxTracked = 65'536;
+constexpr std::size_t kMaxClassified = 4096;
+// Classifications in flight at once: a bot rewriting itself must not start a thread per
+// attempt; beyond this its new files simply stay Unknown.
+constexpr std::size_t kMaxClassifying = 8;
 constexpr int kMaxParents = 6;
 
 // Delivery agents of the MTAs Debian ships: only these, and only when dpkg vouches for
@@ -51,18 +57,17 @@ bool isLoopback(const std::string& addr) {
 }
 
 std::optional<std::string> md5OfFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  const Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (!fd) return std::nullopt;
+  std::unique_ptr<EVP_MD_CTX, CDeleter<EVP_MD_CTX_free>> ctx(EVP_MD_CTX_new());
   bool ok = ctx && EVP_DigestInit_ex(ctx.get(), EVP_md5(), nullptr) == 1;
   std::array<unsigned char, 65536> buf{};
   while (ok) {
-    const auto n = ::read(fd, buf.data(), buf.size());
+    const auto n = ::read(fd.get(), buf.data(), buf.size());
     if (n < 0) ok = false;
     if (n <= 0) break;
     ok = EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n)) == 1;
   }
-  ::close(fd);
   std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
   unsigned len = 0;
   if (!ok || EVP_DigestFinal_ex(ctx.get(), md.data(), &len) != 1) return std::nullopt;
@@ -75,11 +80,9 @@ std::optional<std::string> md5OfFile(const std::string& path) {
   return hex;
 }
 
-constexpr const char* kDpkgInfo = "/var/lib/dpkg/info";
-
-std::filesystem::file_time_type dpkgInfoTime() {
+std::filesystem::file_time_type lastWrite(const std::filesystem::path& p) {
   std::error_code ec;
-  const auto t = std::filesystem::last_write_time(kDpkgInfo, ec);
+  const auto t = std::filesystem::last_write_time(p, ec);
   return ec ? std::filesystem::file_time_type{} : t;
 }
 
@@ -88,27 +91,42 @@ bool identityMatches(const ProgramIdentity& id, const det::Principal& p) {
          id.scriptSha256 == p.scriptSha256;
 }
 
+template <class T>
+std::optional<T> parseNumber(std::string_view s, int base = 10) {
+  T v{};
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+  if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
 }  // namespace
 
-Detection::Detection(Guard::Impl& guard) : g_(guard) {}
+Detection::Detection(Deps deps)
+    : d_(std::move(deps)),
+      tracked_(kMaxTracked),
+      throttled_(kMaxTracked),
+      classCache_(kMaxClassified) {}
 Detection::~Detection() = default;
 
 Result<void> Detection::start() {
-  dpkgLoading_ = std::async(std::launch::async, [] { return readDpkgState(); });
+  // dpkg's sums are read by a thread started with guardd rather than by the first
+  // verdict that needs them, and read again when dpkg has changed its database since.
+  const auto info = d_.dpkgInfo;
+  dpkg_ = std::async(std::launch::async, [info] {
+            auto time = lastWrite(info);  // first: a change made while reading shows later
+            return std::make_shared<const DpkgState>(DpkgState{time, DpkgSums::read(info)});
+          }).share();
   std::vector<std::string> unknown;
-  config_ = detectorConfig(g_.options.settings.detector, &unknown);
+  config_ = detectorConfig(d_.settings.detector, &unknown);
   for (const auto& name : unknown) log::warning("detector." + name + ": not applied (unknown)");
-  detector_ = std::make_unique<det::Detector>(g_.clock, config_);
-  auto opened = store::DetectorStore::open(g_.options.stateDir);
-  if (!opened) return opened.error();
-  store_ = std::move(opened.value());
-  auto rows = store_->loadState();
+  detector_ = std::make_unique<det::Detector>(d_.clock, config_);
+  auto rows = d_.reader.loadDetectorState();
   if (!rows) return rows.error();
   std::vector<det::PrincipalSnapshot> state;
   std::vector<BulkDeclaration> declared;
   for (const auto& [key, text] : rows.value()) {
     if (key.rfind(kBulkPrefix, 0) == 0) {
-      if (auto b = decodeBulk(text); b && b->until > g_.clock.now()) declared.push_back(*b);
+      if (auto b = decodeBulk(text); b && b->until > d_.clock.now()) declared.push_back(*b);
       continue;
     }
     auto snapshot = decodeSnapshot(text);
@@ -123,62 +141,64 @@ Result<void> Detection::start() {
   // Declared bulk sends are not part of the detector's snapshot: declared again for
   // what is left of their window.
   for (const auto& b : declared) {
-    detector_->declareBulk(b.principal, b.recipients, b.until - g_.clock.now());
+    detector_->declareBulk(b.principal, b.recipients, b.until - d_.clock.now());
     bulk_[b.principal.key()] = b;
   }
   std::size_t quarantined = 0;
-  for (auto& [id, view] : g_.programs) {
+  d_.programs.forEach([&](ProgramView& view) {
     if (quarantinedIdentity(view.identity)) {
       view.state = rules::ProgramState::Quarantined;
       ++quarantined;
     }
-  }
+  });
   log::info("detector: " + std::to_string(state.size()) + " programs' state loaded, " +
             std::to_string(quarantined) + " quarantined");
-  auto listener = ConntrackListener::open(*this);
-  if (!listener) {
-    log::warning("Failed to listen to conntrack events: " + listener.error().message +
-                 " (the detector goes on without connection outcomes)");
-  } else {
-    conntrack_ = std::move(listener.value());
-    if (auto r = g_.loop.add(conntrack_->fd(), EPOLLIN,
-                             [this](std::uint32_t) {
-                               conntrack_->receive();
-                               afterVerdict();
-                             });
-        !r) {
-      return r.error();
+  if (d_.conntrack) {
+    auto listener = ConntrackListener::open(*this);
+    if (!listener) {
+      log::warning("Failed to listen to conntrack events: " + listener.error().message +
+                   " (the detector goes on without connection outcomes)");
+    } else {
+      conntrack_ = std::move(listener.value());
+      if (auto r = d_.loop.add(conntrack_->fd(), EPOLLIN,
+                               [this](std::uint32_t) {
+                                 conntrack_->receive();
+                                 afterVerdict();
+                               });
+          !r) {
+        return r.error();
+      }
     }
   }
-  g_.loop.every(kSaveEvery, [this] {
-    const auto now = std::chrono::steady_clock::now();
-    std::erase_if(tracked_, [&](const auto& t) { return now - t.second.since > kTrackedTtl; });
-    std::erase_if(throttled_, [&](const auto& t) { return now - t.second > kTrackedTtl; });
+  d_.loop.every(kSaveEvery, [this] {
+    const auto now = d_.clock.monotonic();
+    tracked_.eraseIf([&](const auto&, const Tracked& t) { return now - t.since > kTrackedTtl; });
+    throttled_.eraseIf([&](const auto&, const MonoTime& at) { return now - at > kTrackedTtl; });
     if (dirty_) save();
   });
   return {};
 }
 
 void Detection::stop() {
-  if (conntrack_) g_.loop.remove(conntrack_->fd());
-  if (detector_ && store_) save();
+  if (conntrack_) d_.loop.remove(conntrack_->fd());
+  if (detector_) save();
 }
 
-void Detection::save() {
+void Detection::save(std::function<void(Result<void>)> done) {
   std::vector<std::pair<std::string, std::string>> rows;
   for (const auto& s : detector_->exportState()) {
     rows.emplace_back(s.principal.key(), encodeSnapshot(s));
   }
-  const auto now = g_.clock.now();
+  const auto now = d_.clock.now();
   std::erase_if(bulk_, [&](const auto& b) { return b.second.until <= now; });
-  for (const auto& [key, b] : bulk_)
+  for (const auto& [key, b] : bulk_) {
     rows.emplace_back(std::string(kBulkPrefix) + key, encodeBulk(b));
-  if (auto r = store_->saveState(rows); !r) {
-    log::error(r.error().message);
-    g_.storeError = r.error().message;
-    return;
   }
   dirty_ = false;
+  d_.writer.saveDetectorState(std::move(rows), [done = std::move(done)](Result<void> saved) {
+    if (!saved) log::error(saved.error().message);
+    if (done) done(std::move(saved));
+  });
 }
 
 bool Detection::quarantinedIdentity(const ProgramIdentity& identity) const {
@@ -186,6 +206,32 @@ bool Detection::quarantinedIdentity(const ProgramIdentity& identity) const {
     if (s.quarantined && identityMatches(identity, s.principal)) return true;
   }
   return false;
+}
+
+void Detection::reloadDpkgIfChanged() {
+  if (dpkg_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
+  if (lastWrite(d_.dpkgInfo) == dpkg_.get()->infoTime) return;
+  // An upgrade since the sums were read: read them again, and judge files afresh.
+  const auto info = d_.dpkgInfo;
+  dpkg_ = std::async(std::launch::async, [info] {
+            auto time = lastWrite(info);
+            return std::make_shared<const DpkgState>(DpkgState{time, DpkgSums::read(info)});
+          }).share();
+  classCache_.eraseIf([](const auto&, const auto&) { return true; });
+}
+
+void Detection::collectClassifications() {
+  for (auto it = classifying_.begin(); it != classifying_.end();) {
+    if (it->second.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      ++it;
+      continue;
+    }
+    const auto result = it->second.get();
+    // A file dpkg does not vouch for may come from an upgrade after the sums were read.
+    if (result != det::IdentityClass::Packaged) reloadDpkgIfChanged();
+    classCache_.put(it->first, result);
+    it = classifying_.erase(it);
+  }
 }
 
 det::IdentityClass Detection::classify(const ProgramIdentity& identity) {
@@ -200,39 +246,20 @@ det::IdentityClass Detection::classify(const ProgramIdentity& identity) {
   // interpreter running a script is only as trustworthy as the script, so not this.
   if (!identity.pathTrusted || !identity.scriptPath.empty()) return det::IdentityClass::Unknown;
   const auto cacheKey = path + '\0' + identity.sha256;
-  if (auto it = classCache_.find(cacheKey); it != classCache_.end()) return it->second;
-  auto packaged = [&] {
-    const auto& sums = dpkgSums();
-    if (!sums.knows(path)) return false;  // most trusted paths: no file to hash
-    const auto md5 = md5OfFile(path);
-    return md5 && sums.recorded(path, *md5);
-  };
-  bool isPackaged = packaged();
-  // A file dpkg does not vouch for may come from an upgrade after the sums were read.
-  if (!isPackaged && dpkgChanged()) {
-    dpkgSums_.reset();
-    classCache_.clear();
-    isPackaged = packaged();
+  collectClassifications();
+  if (const auto* known = classCache_.find(cacheKey)) return *known;
+  // Unknown until dpkg's answer is in: never Packaged early.
+  if (!classifying_.contains(cacheKey) && classifying_.size() < kMaxClassifying) {
+    classifying_.emplace(cacheKey, std::async(std::launch::async, [dpkg = dpkg_, path] {
+                           const auto& sums = dpkg.get()->sums;
+                           if (!sums.knows(path)) return det::IdentityClass::Unknown;
+                           const auto md5 = md5OfFile(path);
+                           return md5 && sums.recorded(path, *md5) ? det::IdentityClass::Packaged
+                                                                   : det::IdentityClass::Unknown;
+                         }));
   }
-  const auto result = isPackaged ? det::IdentityClass::Packaged : det::IdentityClass::Unknown;
-  classCache_[cacheKey] = result;
-  return result;
+  return det::IdentityClass::Unknown;
 }
-
-const DpkgSums& Detection::dpkgSums() {
-  if (!dpkgSums_) {
-    dpkgSums_ = dpkgLoading_.valid() ? dpkgLoading_.get() : readDpkgState();
-  }
-  return dpkgSums_->sums;
-}
-
-Detection::DpkgState Detection::readDpkgState() {
-  // The time first: a change made while reading shows as a change later.
-  auto time = dpkgInfoTime();
-  return DpkgState{time, DpkgSums::read(kDpkgInfo)};
-}
-
-bool Detection::dpkgChanged() const { return dpkgSums_ && dpkgInfoTime() != dpkgSums_->infoTime; }
 
 bool Detection::isMta(const ProgramIdentity& identity) {
   if (!identity.scriptPath.empty()) return false;
@@ -247,43 +274,36 @@ bool Detection::isMta(const ProgramIdentity& identity) {
 // listening socket from /proc/net/tcp{,6}, its process through the resolver.
 bool Detection::localMtaListens(const std::string& dst, std::uint16_t port) {
   if (!isLoopback(dst)) return false;
-  const auto key = port;
-  const auto now = std::chrono::steady_clock::now();
-  if (auto it = mtaListenerCache_.find(key);
+  const auto now = d_.clock.monotonic();
+  if (auto it = mtaListenerCache_.find(port);
       it != mtaListenerCache_.end() && now - it->second.second < kMtaListenerTtl) {
     return it->second.first;
   }
   bool found = false;
   for (const char* table : {"net/tcp", "net/tcp6"}) {
-    auto text = g_.proc.read(table);
+    auto text = d_.proc.read(table);
     if (!text) continue;
     std::istringstream in(*text);
     std::string line;
     std::getline(in, line);  // header
     while (!found && std::getline(in, line)) {
-      // "  0: 0100007F:0019 00000000:0000 0A ... uid timeout inode"
+      // "  0: 0100007F:0019 00000000:0000 0A ... uid timeout inode". Any listener on this
+      // port bound to a loopback or wildcard address will do: the kernel picks the most
+      // specific one, and the test is for a recognised MTA.
       std::istringstream f(line);
       std::string slot, local, remote, state, txrx, tr, retr, uid, timeout, inode;
       f >> slot >> local >> remote >> state >> txrx >> tr >> retr >> uid >> timeout >> inode;
       if (state != "0A") continue;  // TCP_LISTEN
       const auto colon = local.rfind(':');
       if (colon == std::string::npos) continue;
-      if (std::stoul(local.substr(colon + 1), nullptr, 16) != port) continue;
-      const auto addrHex = local.substr(0, colon);
-      // Any listener on this port bound to a loopback or wildcard address will do: the
-      // kernel picks the most specific one, and the test is for a recognised MTA.
-      (void)addrHex;
-      std::uint64_t ino = 0;
-      try {
-        ino = std::stoull(inode);
-      } catch (...) {
-        continue;
-      }
-      const auto info = g_.resolver.describeHolder(ino, std::nullopt);
+      const auto listenPort = parseNumber<std::uint16_t>(std::string_view(local).substr(colon + 1), 16);
+      const auto ino = parseNumber<std::uint64_t>(inode);
+      if (!listenPort || *listenPort != port || !ino) continue;
+      const auto info = d_.resolver.describeHolder(*ino, std::nullopt);
       if (info && isMta(info->identity)) found = true;
     }
   }
-  mtaListenerCache_[key] = {found, now};
+  mtaListenerCache_[port] = {found, now};
   return found;
 }
 
@@ -303,11 +323,11 @@ std::vector<std::string> Detection::parentChain(int ppid) const {
   std::vector<std::string> chain;
   for (int pid = ppid, depth = 0; pid > 0 && depth < kMaxParents; ++depth) {
     const auto base = std::to_string(pid);
-    auto status = g_.proc.read(base + "/status");
+    auto status = d_.proc.read(base + "/status");
     if (!status) break;
     const auto fields = procinfo::parseStatus(*status);
     if (!fields) break;
-    auto exe = g_.proc.readLink(base + "/exe");
+    auto exe = d_.proc.readLink(base + "/exe");
     chain.push_back(base + " " + (exe ? *exe : fields->name));
     if (pid == 1) break;
     pid = fields->ppid;
@@ -315,7 +335,7 @@ std::vector<std::string> Detection::parentChain(int ppid) const {
   return chain;
 }
 
-DetectorVerdict Detection::assess(const procinfo::ProcessInfo& process, ProgramView& program,
+DetectorVerdict Detection::assess(const procinfo::ProcessInfo& process, const ProgramView& program,
                                   const rules::ConnectionTuple& tuple, bool firstSyn) {
   DetectorVerdict v;
   const auto principal = det::Principal::of(process.identity, process.uid);
@@ -343,20 +363,18 @@ DetectorVerdict Detection::assess(const procinfo::ProcessInfo& process, ProgramV
                                     detector_->config().throttleInterval)
                                     .count()) +
                  " s";
-    }
-    if (a.throttle) {
-      // Bounded like tracked_: a throttled program's SYN retries are what this is for,
-      // and a flood of new connections must not grow it for the 30 minutes of its TTL.
-      if (throttled_.size() >= kMaxTracked) throttled_.erase(throttled_.begin());
-      throttled_[keyOf(tuple)] = std::chrono::steady_clock::now();
+      // Bounded like tracked_ (the oldest go): a throttled program's SYN retries are
+      // what this is for, and a flood must not grow it for the 30 minutes of its TTL.
+      throttled_.put(keyOf(tuple), d_.clock.monotonic());
     }
     // Alerts are stored after the verdict is sent (afterVerdict): no disk write delays it.
     alertsPending_ = true;
     alertProcess_ = process;
-  } else if (const auto t = throttled_.find(keyOf(tuple)); t != throttled_.end()) {
+  } else if (throttled_.contains(keyOf(tuple))) {
     v.throttle = true;
     v.reason = "throttled: behaves like a spam bot (soft alert)";
   }
+  v.bulkDeclared = detector_->bulkInForce(principal);
   if (detector_->quarantined(principal)) {
     v.quarantined = true;
     v.throttle = false;
@@ -366,40 +384,40 @@ DetectorVerdict Detection::assess(const procinfo::ProcessInfo& process, ProgramV
 }
 
 void Detection::allowed(const procinfo::ProcessInfo& process, const rules::ConnectionTuple& tuple) {
-  if (tracked_.size() >= kMaxTracked) tracked_.erase(tracked_.begin());
   Tracked t;
   t.principal = det::Principal::of(process.identity, process.uid);
   t.dst = tuple.dstAddress();
   t.port = tuple.dstPort;
-  t.since = std::chrono::steady_clock::now();
-  tracked_[keyOf(tuple)] = std::move(t);
+  t.since = d_.clock.monotonic();
+  tracked_.put(keyOf(tuple), std::move(t));
 }
 
 void Detection::onOutcome(const rules::ConnectionTuple& tuple, det::ConnectOutcome outcome) {
-  const auto it = tracked_.find(keyOf(tuple));
-  if (it == tracked_.end() || it->second.reported) return;
-  it->second.reported = true;
+  const auto key = keyOf(tuple);
+  auto* tracked = tracked_.find(key);
+  if (tracked == nullptr || tracked->reported) return;
+  tracked->reported = true;
   det::OutcomeEvent e;
-  e.principal = it->second.principal;
-  e.dst = it->second.dst;
-  e.port = it->second.port;
+  e.principal = tracked->principal;
+  e.dst = tracked->dst;
+  e.port = tracked->port;
   e.outcome = outcome;
   (void)detector_->outcome(e);
   dirty_ = true;
-  if (outcome != det::ConnectOutcome::Established) tracked_.erase(it);
+  if (outcome != det::ConnectOutcome::Established) tracked_.erase(key);
   alertsPending_ = true;  // stored by afterVerdict(), never before a verdict is sent
 }
 
 void Detection::onClosed(const rules::ConnectionTuple& tuple) { tracked_.erase(keyOf(tuple)); }
 
 void Detection::markQuarantined(const det::Principal& principal) {
-  for (auto& [id, view] : g_.programs) {
-    if (!identityMatches(view.identity, principal)) continue;
-    if (view.state == rules::ProgramState::Quarantined) continue;
+  d_.programs.forEach([&](ProgramView& view) {
+    if (!identityMatches(view.identity, principal)) return;
+    if (view.state == rules::ProgramState::Quarantined) return;
     view.state = rules::ProgramState::Quarantined;
-    g_.writer->submit(recordOf(view, true));
-    if (g_.self.onProgramChanged) g_.self.onProgramChanged(view);
-  }
+    d_.writer.submit(recordOf(view));
+    if (d_.onProgramChanged) d_.onProgramChanged(view);
+  });
 }
 
 void Detection::afterVerdict() {
@@ -425,66 +443,57 @@ void Detection::drainAlerts(const procinfo::ProcessInfo* process) {
     const bool ownProcess =
         process != nullptr && det::Principal::of(process->identity, process->uid) == a.principal;
     if (ownProcess) parents = parentChain(process->ppid);
-    for (const auto& [id, view] : g_.programs) {
-      if (identityMatches(view.identity, a.principal)) {
-        record.programId = id;
-        record.path = view.identity.path;
-        record.scriptPath = view.identity.scriptPath;
-        break;
-      }
+    const ProgramView* program = nullptr;
+    d_.programs.forEach([&](ProgramView& view) {
+      if (program == nullptr && identityMatches(view.identity, a.principal)) program = &view;
+    });
+    if (program != nullptr) {
+      record.programId = program->id;
+      record.path = program->identity.path;
+      record.scriptPath = program->identity.scriptPath;
+      // The alert refers to the program's row: the writer writes in order, so the row
+      // goes first.
+      d_.writer.submit(recordOf(*program));
+    } else {
+      record.path = a.program;
     }
-    if (record.path.empty()) record.path = a.program;
     record.evidence = alertEvidence(a, parents);
-    if (record.programId) {
-      // The alert refers to the program's row: write it now rather than via the writer.
-      const auto& view = g_.programs.at(*record.programId);
-      const bool quarantined = view.state == rules::ProgramState::Quarantined;
-      if (auto r = g_.db->upsertProgram(recordOf(view, quarantined)); !r) {
-        log::error(r.error().message);
-      }
-    }
-    if (auto r = store_->addAlert(record); !r) {
-      log::error(r.error().message);
-      g_.storeError = r.error().message;
-    }
     log::warning("Zombie detector: " + log::quote(record.path) + " (uid " +
                  std::to_string(record.uid) + "): " + record.summary);
     if (a.tier == det::Tier::Hard) {
       hard = true;
       markQuarantined(a.principal);
     }
-    if (g_.self.onAlert) g_.self.onAlert(record);
+    d_.alerts.raise(std::move(record));
   }
-  // Quarantine survives a crash: the state is on disk before the next verdict.
+  // Quarantine survives a crash: its state goes to the writer at once.
   if (hard) save();
 }
 
-Result<std::vector<store::AlertRecord>> Detection::alerts(std::uint32_t limit) {
-  return store_->alerts(limit);
-}
-
-Result<bool> Detection::ackAlert(std::int64_t id) {
-  auto r = store_->acknowledge(id);
-  if (!r) return makeError(r.error().message);
-  if (!r.value()) {
-    return notFound("no alert with id " + std::to_string(id) + " (see guardctl alerts)");
-  }
-  return true;
+void Detection::ackAlert(std::int64_t id, Done<bool> done) {
+  d_.writer.acknowledgeAlert(id, [this, id, done = std::move(done)](Result<bool> r) mutable {
+    d_.loop.post([id, r = std::move(r), done = std::move(done)]() mutable {
+      if (r && !r.value()) {
+        return done(notFound("no alert with id " + std::to_string(id) + " (see guardctl alerts)"));
+      }
+      done(std::move(r));
+    });
+  });
 }
 
 Result<std::vector<ProgramView*>> Detection::programsFor(const ProgramRef& ref,
                                                          ProgramIdentity& identity) {
-  auto resolved = g_.identityFor(ref);
+  auto resolved = d_.identityOf(ref);
   if (!resolved) return resolved.error();
   identity = resolved.value();
   std::vector<ProgramView*> views;
-  for (auto& [id, view] : g_.programs) {
+  d_.programs.forEach([&](ProgramView& view) {
     if (view.identity.path == identity.path && view.identity.sha256 == identity.sha256 &&
         view.identity.scriptPath == identity.scriptPath &&
         view.identity.scriptSha256 == identity.scriptSha256) {
       views.push_back(&view);
     }
-  }
+  });
   if (views.empty()) {
     return notFound(log::quote(identity.display()) +
                     " has not tried to send mail yet (see guardctl programs)");
@@ -492,29 +501,35 @@ Result<std::vector<ProgramView*>> Detection::programsFor(const ProgramRef& ref,
   return views;
 }
 
-Result<ProgramView> Detection::release(const ProgramRef& ref) {
+void Detection::release(const ProgramRef& ref, Done<ProgramView> done) {
   ProgramIdentity identity;
   auto found = programsFor(ref, identity);
-  if (!found) return found.error();
+  if (!found) return done(found.error());
   for (const auto& s : detector_->exportState()) {
     if (identityMatches(identity, s.principal)) detector_->release(s.principal);
   }
-  save();
-  ProgramView* first = nullptr;
+  const auto id = found.value().front()->id;
   for (auto* view : found.value()) {
-    view->state = rules::stateOf(view->identity, false, g_.approvalRules);
-    g_.writer->submit(recordOf(*view, false));
-    if (g_.self.onProgramChanged) g_.self.onProgramChanged(*view);
-    if (first == nullptr) first = view;
+    view->state = rules::stateOf(view->identity, false, d_.approvals);
+    d_.writer.submit(recordOf(*view));
+    if (d_.onProgramChanged) d_.onProgramChanged(*view);
   }
-  return *first;
+  // Acknowledged means durable, as for approvals.
+  save([this, id, done = std::move(done)](Result<void> saved) mutable {
+    d_.loop.post([this, id, saved = std::move(saved), done = std::move(done)] {
+      if (!saved) return done(saved.error());
+      const auto* view = d_.programs.find(id);
+      if (view == nullptr) return done(notFound("the program is no longer listed"));
+      done(*view);
+    });
+  });
 }
 
-Result<ProgramView> Detection::declareBulk(const ProgramRef& ref, unsigned recipients,
-                                           std::chrono::hours window) {
+void Detection::declareBulk(const ProgramRef& ref, unsigned recipients, std::chrono::hours window,
+                            Done<ProgramView> done) {
   ProgramIdentity identity;
   auto found = programsFor(ref, identity);
-  if (!found) return found.error();
+  if (!found) return done(found.error());
   const auto& views = found.value();
   // Every uid the program ran as, plus the one it was last seen with.
   std::vector<det::Principal> principals;
@@ -527,32 +542,20 @@ Result<ProgramView> Detection::declareBulk(const ProgramRef& ref, unsigned recip
       principals.push_back(p);
     }
   }
-  const auto until = g_.clock.now() + window;
+  const auto until = d_.clock.now() + window;
   for (const auto& p : principals) {
     detector_->declareBulk(p, recipients, window);
     bulk_[p.key()] = BulkDeclaration{p, recipients, until};
   }
-  save();  // acknowledged means durable, as for approvals
-  return *views.front();
-}
-
-}  // namespace mailguard::service
-
-namespace mailguard::service {
-
-Result<std::vector<store::AlertRecord>> Guard::alerts(std::uint32_t limit) {
-  return impl_->detection->alerts(limit);
-}
-
-void Guard::ackAlert(std::int64_t id, Done<bool> done) { done(impl_->detection->ackAlert(id)); }
-
-void Guard::release(const ProgramRef& ref, Done<ProgramView> done) {
-  done(impl_->detection->release(ref));
-}
-
-void Guard::declareBulk(const ProgramRef& ref, unsigned recipients, std::chrono::hours window,
-                        Done<ProgramView> done) {
-  done(impl_->detection->declareBulk(ref, recipients, window));
+  const auto id = views.front()->id;
+  save([this, id, done = std::move(done)](Result<void> saved) mutable {
+    d_.loop.post([this, id, saved = std::move(saved), done = std::move(done)] {
+      if (!saved) return done(saved.error());
+      const auto* view = d_.programs.find(id);
+      if (view == nullptr) return done(notFound("the program is no longer listed"));
+      done(*view);
+    });
+  });
 }
 
 }  // namespace mailguard::service

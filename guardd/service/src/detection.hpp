@@ -1,74 +1,89 @@
 #pragma once
-// The zombie detector inside guardd (issue #5): turns each new connection into an
-// AttemptEvent, acts on the Assessment (quarantine, throttle), stores alerts, keeps the
-// detector's state in the store, and feeds connection outcomes from conntrack.
-// Private to guardd/service; Guard::Impl owns one.
+// The zombie detector inside guardd: turns each new connection into an AttemptEvent,
+// acts on the Assessment (quarantine, throttle), raises alerts, keeps the detector's
+// state in the store, and feeds connection outcomes from conntrack. It is the pipeline's
+// Assessment seam; everything it needs comes in through Deps, so it is built the same
+// way in guardd and in tests. Private to guardd/service.
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
-#include <unordered_map>
 #include <vector>
 
+#include "alert_sink.hpp"
 #include "detector_codec.hpp"
 #include "dpkg_sums.hpp"
+#include "mailguard/common/bounded_map.hpp"
 #include "mailguard/detector/detector.hpp"
 #include "mailguard/procinfo/procinfo.hpp"
 #include "mailguard/rules/connection.hpp"
+#include "mailguard/rules/settings.hpp"
+#include "mailguard/service/event_loop.hpp"
 #include "mailguard/service/guard.hpp"
-#include "mailguard/store/detector_store.hpp"
+#include "mailguard/store/store.hpp"
+#include "pipeline_seams.hpp"
+#include "program_registry.hpp"
 
 namespace mailguard::service {
 
 class ConntrackListener;
 
-// What decide() needs from the detector for one packet.
-struct DetectorVerdict {
-  bool quarantined = false;  // the principal is quarantined (now or before): reject
-  bool throttle = false;     // soft tier and a new destination too soon: hold
-  std::string reason;        // why, for the attempt's reason
-};
-
-class Detection {
+class Detection final : public Assessment {
  public:
-  explicit Detection(Guard::Impl& guard);
-  ~Detection();
+  struct Deps {
+    const rules::Settings& settings;
+    const Clock& clock;
+    EventLoop& loop;
+    ProgramRegistry& programs;
+    const std::vector<rules::ApprovalRule>& approvals;
+    const procinfo::ProcFs& proc;
+    procinfo::ProcessResolver& resolver;
+    store::SqliteStore& reader;
+    store::StoreWriter& writer;
+    AlertSink& alerts;
+    std::function<void(const ProgramView&)> onProgramChanged;
+    // A caller's name for a program, resolved to its identity (hashing the file).
+    std::function<Result<rules::ProgramIdentity>(const ProgramRef&)> identityOf;
+    std::filesystem::path dpkgInfo = "/var/lib/dpkg/info";
+    bool conntrack = true;  // listen to connection outcomes (needs CAP_NET_ADMIN)
+  };
+
+  explicit Detection(Deps deps);
+  ~Detection() override;
   Detection(const Detection&) = delete;
   Detection& operator=(const Detection&) = delete;
 
-  // Opens the alerts store, imports the detector state, marks quarantined programs,
-  // starts the conntrack listener (a warning, not an error, when it cannot).
+  // Imports the detector state, marks quarantined programs, starts the conntrack
+  // listener (a warning, not an error, when it cannot).
   Result<void> start();
-  // Saves the state (shutdown).
+  // Hands the state to the writer (shutdown; the writer's flush makes it durable).
   void stop();
 
-  // Per queued packet of an attributed process. `firstSyn` is false for a SYN
-  // retransmit of a held attempt: the detector sees each connection once.
-  DetectorVerdict assess(const procinfo::ProcessInfo& process, ProgramView& program,
-                         const rules::ConnectionTuple& tuple, bool firstSyn);
-  // Stores and signals the alerts raised since (by assess() or an outcome); called once
-  // the verdict is sent, and after conntrack events.
-  void afterVerdict();
-  // The connection was let through: its outcome (conntrack) goes to the detector.
-  void allowed(const procinfo::ProcessInfo& process, const rules::ConnectionTuple& tuple);
+  // Assessment (the pipeline's seam).
+  DetectorVerdict assess(const procinfo::ProcessInfo& process, const ProgramView& program,
+                         const rules::ConnectionTuple& tuple, bool firstSyn) override;
+  void afterVerdict() override;
+  void allowed(const procinfo::ProcessInfo& process, const rules::ConnectionTuple& tuple) override;
 
   [[nodiscard]] bool quarantinedIdentity(const rules::ProgramIdentity& identity) const;
 
-  Result<std::vector<store::AlertRecord>> alerts(std::uint32_t limit);
-  [[nodiscard]] store::DetectorStore* alertStore() const { return store_.get(); }
-  Result<bool> ackAlert(std::int64_t id);
-  Result<ProgramView> release(const ProgramRef& ref);
-  Result<ProgramView> declareBulk(const ProgramRef& ref, unsigned recipients,
-                                  std::chrono::hours window);
+  void ackAlert(std::int64_t id, Done<bool> done);
+  void release(const ProgramRef& ref, Done<ProgramView> done);
+  void declareBulk(const ProgramRef& ref, unsigned recipients, std::chrono::hours window,
+                   Done<ProgramView> done);
 
   // For the conntrack listener: one connection's result.
   void onOutcome(const rules::ConnectionTuple& tuple, detector::ConnectOutcome outcome);
   void onClosed(const rules::ConnectionTuple& tuple);
+
+  // Classifications finished off the loop since the last call go into the cache.
+  void collectClassifications();
 
  private:
   struct Tracked {
@@ -76,7 +91,7 @@ class Detection {
     std::string dst;
     std::uint16_t port = 0;
     bool reported = false;
-    std::chrono::steady_clock::time_point since;
+    MonoTime since;
   };
   using TupleKey = std::tuple<std::string, std::uint16_t, std::string, std::uint16_t>;
   static TupleKey keyOf(const rules::ConnectionTuple& t);
@@ -88,34 +103,35 @@ class Detection {
   std::vector<std::string> parentChain(int ppid) const;
   void drainAlerts(const procinfo::ProcessInfo* process);
   void markQuarantined(const detector::Principal& principal);
-  void save();
+  // Hands the detector state to the writer; `done` hears when it is on disk.
+  void save(std::function<void(Result<void>)> done = {});
   Result<std::vector<ProgramView*>> programsFor(const ProgramRef& ref,
                                                 rules::ProgramIdentity& identity);
 
-  Guard::Impl& g_;
+  Deps d_;
   detector::DetectorConfig config_;
   std::unique_ptr<detector::Detector> detector_;
-  std::unique_ptr<store::DetectorStore> store_;
   std::unique_ptr<ConntrackListener> conntrack_;
-  std::map<TupleKey, Tracked> tracked_;
+  // Connections let through, until conntrack reports on them (bounded: the oldest go).
+  BoundedMap<TupleKey, Tracked> tracked_;
   // Held by the throttle: its SYN retries stay held (the held attempt is one attempt).
-  std::map<TupleKey, std::chrono::steady_clock::time_point> throttled_;
-  // dpkg's recorded MD5 per file ("/usr/sbin/exim4"): 100k lines, so read by a thread
-  // started with guardd rather than by the first verdict that needs it; read again when
-  // dpkg has changed its database since (an upgraded MTA must still be recognised).
+  BoundedMap<TupleKey, MonoTime> throttled_;
+
+  // Whether a file is the one dpkg installed: read off the loop (dpkg's 100k recorded
+  // MD5s, then an MD5 of the file); until the answer is in, a program counts as Unknown.
   struct DpkgState {
     std::filesystem::file_time_type infoTime;
     DpkgSums sums;
   };
-  std::future<DpkgState> dpkgLoading_;
-  std::optional<DpkgState> dpkgSums_;
-  static DpkgState readDpkgState();
-  const DpkgSums& dpkgSums();
-  bool dpkgChanged() const;
-  std::unordered_map<std::string, detector::IdentityClass> classCache_;  // by path + sha256
+  using DpkgFuture = std::shared_future<std::shared_ptr<const DpkgState>>;
+  DpkgFuture dpkg_;
+  void reloadDpkgIfChanged();
+  BoundedMap<std::string, detector::IdentityClass> classCache_;  // by path + sha256
+  std::map<std::string, std::future<detector::IdentityClass>> classifying_;
+
   // By port only: the answer does not depend on the loopback address, and a bot
   // flooding 127.x.y.z must cost neither a /proc/net/tcp scan each nor an entry each.
-  std::map<std::uint16_t, std::pair<bool, std::chrono::steady_clock::time_point>> mtaListenerCache_;
+  std::map<std::uint16_t, std::pair<bool, MonoTime>> mtaListenerCache_;
   bool dirty_ = false;
   std::map<std::string, BulkDeclaration> bulk_;  // by principal key, until they end
   bool alertsPending_ = false;

@@ -1,6 +1,7 @@
 #include "mailguard/service/event_loop.hpp"
 
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,18 +12,46 @@
 
 namespace mailguard::service {
 
-EventLoop::EventLoop() : epfd_(epoll_create1(EPOLL_CLOEXEC)) {}
+EventLoop::EventLoop()
+    : epfd_(epoll_create1(EPOLL_CLOEXEC)), wakeFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  // Without its wake-up fd the loop cannot run: run() reports it.
+  if (epfd_ && wakeFd_ && !add(wakeFd_.get(), EPOLLIN, [this](std::uint32_t) { runPosted(); })) {
+    wakeFd_.reset();
+  }
+}
 
-EventLoop::~EventLoop() {
-  if (epfd_ >= 0) ::close(epfd_);
+EventLoop::~EventLoop() = default;
+
+void EventLoop::post(std::function<void()> task) {
+  {
+    const std::lock_guard lock(postedMu_);
+    posted_.push_back(std::move(task));
+  }
+  const std::uint64_t one = 1;
+  // EAGAIN: the counter is already non-zero, so the loop wakes anyway.
+  (void)!::write(wakeFd_.get(), &one, sizeof one);
+}
+
+void EventLoop::runPosted() {
+  std::uint64_t count = 0;
+  (void)!::read(wakeFd_.get(), &count, sizeof count);
+  std::vector<std::function<void()>> tasks;
+  {
+    const std::lock_guard lock(postedMu_);
+    tasks.swap(posted_);
+  }
+  for (auto& task : tasks) {
+    if (stopping_) break;
+    task();
+  }
 }
 
 Result<void> EventLoop::add(int fd, std::uint32_t events, Callback cb) {
   epoll_event ev{};
   ev.events = events;
   ev.data.fd = fd;
-  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
-    return makeError(std::string("Failed to watch fd: ") + std::strerror(errno));
+  if (epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) {
+    return systemError(std::string("Failed to watch fd: ") + std::strerror(errno), errno);
   }
   callbacks_[fd] = std::move(cb);
   return {};
@@ -32,14 +61,15 @@ Result<void> EventLoop::modify(int fd, std::uint32_t events) {
   epoll_event ev{};
   ev.events = events;
   ev.data.fd = fd;
-  if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0) {
-    return makeError(std::string("Failed to change watch of fd: ") + std::strerror(errno));
+  if (epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, fd, &ev) < 0) {
+    return systemError(std::string("Failed to change watch of fd: ") + std::strerror(errno),
+                       errno);
   }
   return {};
 }
 
 void EventLoop::remove(int fd) {
-  epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
   callbacks_.erase(fd);
 }
 
@@ -56,7 +86,10 @@ void EventLoop::every(std::chrono::milliseconds period, std::function<void()> cb
 }
 
 Result<void> EventLoop::run() {
-  if (epfd_ < 0) return makeError(std::string("Failed to create epoll: ") + std::strerror(errno));
+  if (!epfd_ || !wakeFd_) {
+    return systemError(std::string("Failed to create the event loop: ") + std::strerror(errno),
+                       errno);
+  }
   std::array<epoll_event, 64> events{};
   while (!stopping_) {
     auto wait = std::chrono::milliseconds(1000);
@@ -71,11 +104,11 @@ Result<void> EventLoop::run() {
     for (const auto& [handle, prepare] : prepares) {
       if (auto w = prepare()) wait = std::min(wait, *w);
     }
-    const int n = epoll_wait(epfd_, events.data(), static_cast<int>(events.size()),
+    const int n = epoll_wait(epfd_.get(), events.data(), static_cast<int>(events.size()),
                              static_cast<int>(wait.count()));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return makeError(std::string("Failed to wait for events: ") + std::strerror(errno));
+      return systemError(std::string("Failed to wait for events: ") + std::strerror(errno), errno);
     }
     for (int i = 0; i < n && !stopping_; ++i) {
       const auto it = callbacks_.find(events[static_cast<std::size_t>(i)].data.fd);

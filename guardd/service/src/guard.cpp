@@ -1,137 +1,86 @@
+// Guard: builds the parts (guard_impl.hpp), wires them, and answers the D-Bus adaptor.
+// The path of a queued packet is verdict_pipeline.cpp.
 #include "mailguard/service/guard.hpp"
 
 #include <sys/epoll.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
-#include <map>
 #include <system_error>
 
-#include "detection.hpp"
 #include "guard_impl.hpp"
 #include "mailguard/service/log.hpp"
-#include "shared_socket.hpp"
 
 namespace mailguard::service {
 namespace {
 
 using rules::ProgramIdentity;
-using rules::Verdict;
 
-// The key under which a program's identity is remembered: the parts that are stored.
-std::string identityKey(const ProgramIdentity& id) {
-  std::string key = id.path;
-  key += '\0';
-  key += id.sha256;
-  key += '\0';
-  key += id.scriptPath;
-  key += '\0';
-  key += id.scriptSha256;
-  return key;
-}
-
-std::string joinCmdline(const std::vector<std::string>& argv) {
-  constexpr std::size_t kMax = 4096;
-  std::string out;
-  for (const auto& a : argv) {
-    if (!out.empty()) out += ' ';
-    out += a;
-    if (out.size() >= kMax) {
-      out.resize(kMax);
-      break;
-    }
-  }
-  return out;
-}
-
-netfilter::PacketVerdict toPacketVerdict(Verdict v) {
-  switch (v) {
-    case Verdict::Allow:
-      return netfilter::PacketVerdict::RepeatWithAllow;
-    case Verdict::Reject:
-      return netfilter::PacketVerdict::RepeatWithReject;
-    case Verdict::Hold:
-      return netfilter::PacketVerdict::Drop;
-  }
-  return netfilter::PacketVerdict::Drop;
-}
-
-// A held SYN is retried by TCP (1 s, 3 s, 7 s, ...): the retries are the same attempt,
-// so they are decided afresh but recorded once.
-constexpr auto kHeldRetryWindow = std::chrono::minutes(3);
+// Rules changed by another process (another guardd tool writing the database) are
+// noticed this fast; changes made through guardd are reloaded at once.
 constexpr auto kRulesCheckEvery = std::chrono::milliseconds(100);
-// A program's row (uid, last attempt) is refreshed at most this often; its attempts are
-// each recorded anyway and carry the time.
-constexpr auto kSightingEvery = std::chrono::seconds(1);
-// Issue #8 item 3: the kernel's queue counters are read this often while packets come.
+// The kernel's queue counters are read this often (queue pressure, dropped packets).
 constexpr auto kPressureCheckEvery = std::chrono::milliseconds(100);
-// A flood of held SYNs must not grow memory for kHeldRetryWindow: beyond this many, the
-// retries of the evicted attempts are recorded once more, which is all it costs.
-constexpr std::size_t kMaxHeld = 16'384;
-
-// Packets the kernel dropped for guardd so far. Its own counters count every one (queue
-// full, or no room in the socket buffer); without them (systemd's ProcSubset=pid hides
-// them) the ENOBUFS count, one per overflow of one or more packets, is a lower bound.
-std::uint64_t droppedSoFar(const netfilter::QueueStats& stats,
-                           const Result<netfilter::KernelQueueCounters>& kernel) {
-  if (!kernel) return stats.kernelDropped;
-  return std::max(stats.kernelDropped, std::uint64_t{kernel->queueDropped} + kernel->userDropped);
-}
+constexpr auto kHousekeepingEvery = std::chrono::seconds(1);
 
 }  // namespace
-
-store::ProgramRecord recordOf(const ProgramView& view, bool quarantined) {
-  store::ProgramRecord record;
-  record.id = view.id;
-  record.identity = view.identity;
-  record.uid = view.uid;
-  record.firstSeen = view.firstSeen;
-  record.lastAttempt = view.lastAttempt;
-  record.quarantined = quarantined;
-  return record;
-}
 
 Result<void> Guard::Impl::start() {
   auto opened = store::SqliteStore::open(options.stateDir);
   if (!opened) return opened.error();
-  db = std::move(opened.value());
-  auto started = store::AttemptWriter::start(options.stateDir);
+  reader = std::move(opened.value());
+  auto started = store::StoreWriter::start(options.stateDir);
   if (!started) return started.error();
   writer = std::move(started.value());
   writer->setRetention(std::chrono::hours(24) * options.settings.retentionDays,
                        options.settings.maxAttempts);
+  records = std::make_unique<WriterRecordSink>(*writer);
+  auto lastAlert = reader->lastAlertId();
+  if (!lastAlert) return lastAlert.error();
+  alerts = std::make_unique<AlertSink>(*writer, *lastAlert, self.onAlert);
 
-  auto known = db->loadPrograms();
+  auto known = reader->loadPrograms();
   if (!known) return known.error();
+  std::vector<ProgramView> views;
+  views.reserve(known->size());
   for (auto& p : known.value()) {
     ProgramView v;
     v.id = p.id;
-    v.identity = p.identity;
+    v.identity = std::move(p.identity);
     v.uid = p.uid;
     v.attempts = p.attempts;
     v.lastAttempt = p.lastAttempt;
     v.firstSeen = p.firstSeen;
     v.state = p.quarantined ? rules::ProgramState::Quarantined : rules::ProgramState::Pending;
-    idByKey[identityKey(v.identity)] = v.id;
-    nextProgramId = std::max(nextProgramId, v.id + 1);
-    programs.emplace(v.id, std::move(v));
+    views.push_back(std::move(v));
   }
+  programs.load(std::move(views));
   reloadRulesIfChanged();
-  detection = std::make_unique<Detection>(*this);
+
+  Detection::Deps deps{options.settings,
+                       clock,
+                       loop,
+                       programs,
+                       approvals,
+                       proc,
+                       resolver,
+                       *reader,
+                       *writer,
+                       *alerts,
+                       [this](const ProgramView& v) {
+                         if (self.onProgramChanged) self.onProgramChanged(v);
+                       },
+                       [this](const ProgramRef& ref) { return identityFor(ref); }};
+  detection = std::make_unique<Detection>(std::move(deps));
   if (auto r = detection->start(); !r) return r.error();
-  store::AttemptQuery newest;
-  newest.limit = 1;
-  auto last = db->attempts(newest);
-  if (!last) return last.error();
-  if (!last->empty()) nextAttemptId = last->front().id + 1;
+  auto lastAttempt = reader->lastAttemptId();
+  if (!lastAttempt) return lastAttempt.error();
 
   auto table = procinfo::SockDiagSocketTable::open();
   if (!table) return table.error();
   sockets = std::move(table.value());
+  attribution = std::make_unique<ProcAttribution>(*sockets, resolver);
 
   auto manager = netfilter::RulesetManager::open();
   if (!manager) return manager.error();
@@ -145,15 +94,28 @@ Result<void> Guard::Impl::start() {
                                                      options.settings.queueMaxLength);
   if (!source) return source.error();
   queue = std::move(source.value());
-  if (auto r = loop.add(queue->fd(), EPOLLIN, [this](std::uint32_t) { onQueueReadable(); }); !r) {
+  pipeline = std::make_unique<VerdictPipeline>(
+      VerdictPipeline::Seams{*queue, *attribution, *detection, programs, approvals, *records,
+                             clock},
+      VerdictPipeline::Observers{
+          [this](const store::AttemptRecord& a) {
+            if (self.onAttempt) self.onAttempt(a);
+          },
+          [this](const ProgramView& v) {
+            if (self.onProgramChanged) self.onProgramChanged(v);
+          }},
+      options.settings.queueMaxLength, *lastAttempt + 1);
+  if (auto r = loop.add(queue->fd(), EPOLLIN, [this](std::uint32_t) { pipeline->onReadable(); });
+      !r) {
     return r.error();
   }
 
-  // The whole table, with host_in when the owner enabled the host firewall (issue #6).
-  host = std::make_unique<HostProtection>(self, options, loop, *nft, backend, clock);
-  // Issue #8: subscribed before the first apply, so no foreign change goes unseen; a
-  // foreign change is undone with the same apply (host->reapply()).
-  tamper = std::make_unique<TamperWatch>(self, options, loop, *nft, clock,
+  // The whole table, with host_in when the owner enabled the host firewall.
+  host = std::make_unique<HostProtection>(self, options, loop, *nft, backend, clock, *reader,
+                                          *writer, *alerts);
+  // Subscribed before the first apply, so no foreign change goes unseen; a foreign change
+  // is undone with the same apply (host->reapply()).
+  tamper = std::make_unique<TamperWatch>(options, loop, *nft, clock, *alerts,
                                          [this] { return host->reapply(); });
   if (auto r = tamper->start(); !r) {
     log::warning("Changes to the table by other programs are not noticed: " + r.error().message);
@@ -163,273 +125,87 @@ Result<void> Guard::Impl::start() {
   log::info("enforcing: table 'inet " + options.tableName + "' in place, queue " +
             std::to_string(options.settings.queueNumber) + ", backend " +
             std::string(netfilter::toString(backend)));
-  loop.every(std::chrono::seconds(1), [this] { housekeeping(); });
+
+  loop.every(kRulesCheckEvery, [this] { reloadRulesIfChanged(); });
+  loop.every(kPressureCheckEvery, [this] { pipeline->samplePressure(); });
+  loop.every(kHousekeepingEvery, [this] {
+    pipeline->expireHeld();
+    host->flushProbes();
+    detection->collectClassifications();
+  });
   return {};
 }
 
 void Guard::Impl::reloadRulesIfChanged() {
-  auto version = db->rulesVersion();
+  auto version = reader->rulesVersion();
   if (!version) {
-    storeError = version.error().message;
+    rulesError = version.error().message;
     return;
   }
   if (version.value() == rulesVersion) return;
-  auto loaded = db->loadRules();
+  auto loaded = reader->loadRules();
   if (!loaded) {
-    storeError = loaded.error().message;
-    log::error(loaded.error().message);
+    if (rulesError != loaded.error().message) log::error(loaded.error().message);
+    rulesError = loaded.error().message;
     return;
   }
-  approvalRules = std::move(loaded.value());
+  rulesError.clear();
+  approvals = std::move(loaded.value());
   rulesVersion = version.value();
   refreshStates();
 }
 
 // A program's listed state follows the rules; quarantine is kept as it was.
 void Guard::Impl::refreshStates() {
-  for (auto& [id, view] : programs) {
+  programs.forEach([&](ProgramView& view) {
     const bool quarantined = view.state == rules::ProgramState::Quarantined;
-    view.state = rules::stateOf(view.identity, quarantined, approvalRules);
-  }
-}
-
-void Guard::Impl::housekeeping() {
-  reloadRulesIfChanged();
-  if (host) host->flushProbes();
-  const auto now = std::chrono::steady_clock::now();
-  std::erase_if(held, [&](const auto& entry) { return now - entry.second > kHeldRetryWindow; });
-  const auto stats = writer->stats();
-  counters.attemptsDropped = stats.attemptsDropped;
-  counters.storeErrors = stats.writeErrors;
-  if (!stats.lastError.empty()) {
-    if (storeError != stats.lastError) log::error(stats.lastError);
-    storeError = stats.lastError;
-  } else {
-    storeError.clear();
-  }
-  flushUnsavedAlerts();
-  counters.queueDropped = droppedSoFar(queue->stats(), queue->kernelCounters());
-}
-
-// Alerts a full disk kept in memory (DetectorStore::addAlert) are written once it has
-// room; until then status says how many wait, so the owner knows to free space.
-void Guard::Impl::flushUnsavedAlerts() {
-  std::size_t waiting = 0;
-  std::uint64_t dropped = 0;
-  std::string error;
-  for (store::DetectorStore* s :
-       {detection ? detection->alertStore() : nullptr, host ? host->alertStore() : nullptr,
-        tamper ? tamper->alertStore() : nullptr}) {
-    if (s == nullptr) continue;
-    if (s->unsavedAlerts() > 0) {
-      if (auto r = s->flushUnsaved(); !r) error = r.error().message;
-    }
-    waiting += s->unsavedAlerts();
-    dropped += s->alertsDropped();
-  }
-  if (waiting == 0) return;
-  storeError =
-      std::to_string(waiting) + (waiting == 1 ? " alert waits" : " alerts wait") + " to be stored" +
-      (dropped > 0 ? " (" + std::to_string(dropped) + " dropped, the oldest)" : "") + ": " + error;
-}
-
-void Guard::Impl::onQueueReadable() {
-  readThisWakeup = 0;
-  auto r = queue->receive([this](const netfilter::QueuedPacket& p) {
-    ++readThisWakeup;
-    decide(p);
+    view.state = rules::stateOf(view.identity, quarantined, approvals);
   });
-  if (!r) log::error(r.error().message);
 }
 
-ProgramView& Guard::Impl::remember(const ProgramIdentity& identity,
-                                   std::optional<std::uint32_t> uid) {
-  const auto key = identityKey(identity);
-  auto found = idByKey.find(key);
-  if (found == idByKey.end()) {
-    ProgramView v;
-    v.id = nextProgramId++;
-    v.identity = identity;
-    v.uid = uid.value_or(0);
-    v.firstSeen = clock.now();
-    found = idByKey.emplace(key, v.id).first;
-    programs.emplace(v.id, std::move(v));
+// What status shows as the store's trouble, for as long as it lasts: the writer's last
+// failure (cleared by its next success), alerts it keeps until the disk has room, a
+// failure to read the rules.
+std::string Guard::Impl::storeError() const {
+  const auto stats = writer->stats();
+  if (stats.unsavedAlerts > 0) {
+    return std::to_string(stats.unsavedAlerts) +
+           (stats.unsavedAlerts == 1 ? " alert waits" : " alerts wait") + " to be stored" +
+           (stats.alertsDropped > 0
+                ? " (" + std::to_string(stats.alertsDropped) + " dropped, the oldest)"
+                : "") +
+           ": " + stats.lastError;
   }
-  auto& view = programs.at(found->second);
-  view.identity = identity;  // keep the newest flags (trust, deleted)
-  if (uid) view.uid = *uid;
-  return view;
-}
-
-void Guard::Impl::decide(const netfilter::QueuedPacket& packet) {
-  if (!packet.tuple) {
-    // Only TCP to mail ports is queued; anything else here is unexpected: fail closed.
-    (void)queue->verdict(packet.id, netfilter::PacketVerdict::Drop);
-    return;
-  }
-  const auto& tuple = *packet.tuple;
-  // Rules changed through guardd itself are reloaded at once (setRule, forget); changes by
-  // another process are noticed within 100 ms, instead of an SQLite read per verdict.
-  if (const auto now = std::chrono::steady_clock::now(); now - lastRulesCheck > kRulesCheckEvery) {
-    lastRulesCheck = now;
-    reloadRulesIfChanged();
-  }
-  if (const auto now = std::chrono::steady_clock::now();
-      now - lastPressureCheck > kPressureCheckEvery) {
-    lastPressureCheck = now;
-    // Without the kernel's counters, the packets read in one go are a lower bound of the
-    // backlog.
-    const auto kernel = queue->kernelCounters();
-    const std::uint32_t waiting =
-        kernel ? std::max(readThisWakeup, kernel->waiting) : readThisWakeup;
-    pressure.observe(droppedSoFar(queue->stats(), kernel), waiting, options.settings.queueMaxLength,
-                     now);
-  }
-
-  std::optional<procinfo::ProcessInfo> process;
-  std::string unattributed;
-  auto owner = sockets->findTcp(tuple);
-  if (!owner) {
-    unattributed = owner.error().message;
-  } else if (!owner.value()) {
-    unattributed = "the socket was already closed";
-  } else if (auto info = resolver.describeHolder(owner.value()->inode, packet.uid); !info) {
-    unattributed = info.error().message;
-  } else {
-    process = std::move(info.value());
-  }
-  // Issue #8 item 7: an approved holder of the socket cannot vouch for another holder.
-  std::string sharedNote;
-  if (process) {
-    const auto allowedAlone = [this](const procinfo::ProcessInfo& p) {
-      const auto it = idByKey.find(identityKey(p.identity));
-      const bool quarantined =
-          it != idByKey.end() && programs.at(it->second).state == rules::ProgramState::Quarantined;
-      return rules::decide(p.identity, quarantined, approvalRules).verdict == Verdict::Allow;
-    };
-    if (auto shared = unapprovedCoHolder(resolver, *process, owner.value()->inode, allowedAlone)) {
-      process = std::move(shared->holder);
-      sharedNote = std::move(shared->note);
-    }
-  }
-
-  ProgramView* program = nullptr;
-  std::optional<ProgramIdentity> identity;
-  if (process) {
-    identity = process->identity;
-    program = &remember(process->identity, process->uid);
-  }
-  // The detector sees each connection once (not its SYN retries) and may quarantine
-  // the program on this very attempt (issue #5).
-  const auto heldKey = std::make_pair(tuple.srcAddress(), tuple.srcPort);
-  DetectorVerdict detected;
-  if (process) detected = detection->assess(*process, *program, tuple, !held.contains(heldKey));
-  const bool quarantined =
-      program && (program->state == rules::ProgramState::Quarantined || detected.quarantined);
-  auto decision = rules::decide(identity, quarantined, approvalRules);
-  if (!process) decision.reason = "could not attribute to a process: " + unattributed;
-  decision.reason += sharedNote;
-  if (detected.throttle && decision.verdict == Verdict::Allow) {
-    decision.verdict = Verdict::Hold;
-    decision.reason = detected.reason;
-  }
-  // A reset lets the bot open its next connection at once and keep the queue full; a
-  // drop makes it wait for its own timeout (see queue_pressure.hpp).
-  if (decision.verdict == Verdict::Reject &&
-      pressure.overloaded(std::chrono::steady_clock::now())) {
-    decision.verdict = Verdict::Hold;
-    decision.reason += "; dropped, not reset, while the queue is overloaded";
-  }
-  (void)queue->verdict(packet.id, toPacketVerdict(decision.verdict));
-  detection->afterVerdict();
-
-  switch (decision.verdict) {
-    case Verdict::Allow:
-      ++counters.allowed;
-      break;
-    case Verdict::Hold:
-      ++counters.held;
-      break;
-    case Verdict::Reject:
-      ++counters.rejected;
-      break;
-  }
-
-  if (process && decision.verdict == Verdict::Allow) detection->allowed(*process, tuple);
-  if (decision.verdict == Verdict::Hold) {
-    const auto now = std::chrono::steady_clock::now();
-    if (held.size() >= kMaxHeld && !held.contains(heldKey)) held.erase(held.begin());
-    auto [it, fresh] = held.try_emplace(heldKey, now);
-    if (!fresh) return;  // a SYN retry of an attempt already recorded
-  } else {
-    held.erase(heldKey);
-  }
-
-  store::AttemptRecord attempt;
-  attempt.time = clock.now();
-  attempt.src = tuple.srcAddress();
-  attempt.srcPort = tuple.srcPort;
-  attempt.dst = tuple.dstAddress();
-  attempt.dstPort = tuple.dstPort;
-  attempt.verdict = decision.verdict;
-  attempt.reason = decision.reason;
-  attempt.uid = packet.uid.value_or(0);
-  if (process) {
-    attempt.pid = process->pid;
-    attempt.uid = process->uid;
-    attempt.path = process->identity.path;
-    attempt.scriptPath = process->identity.scriptPath;
-    attempt.cmdline = joinCmdline(process->cmdline);
-  }
-  if (program) {
-    attempt.programId = program->id;
-    ++program->attempts;
-    program->lastAttempt = attempt.time;
-    const auto newState = rules::stateOf(program->identity, quarantined, approvalRules);
-    const bool changed = newState != program->state || program->attempts == 1;
-    program->state = newState;
-    const auto steadyNow = std::chrono::steady_clock::now();
-    auto& submitted = sightingSubmitted[program->id];
-    if (changed || steadyNow - submitted >= kSightingEvery) {
-      submitted = steadyNow;
-      writer->submit(recordOf(*program, quarantined));
-    }
-    if (changed && self.onProgramChanged) self.onProgramChanged(*program);
-  }
-  if (log::enabled(log::Level::Debug)) {
-    log::debug(std::string(rules::toString(decision.verdict)) + " " + attempt.dst + ":" +
-               std::to_string(attempt.dstPort) + " pid " + std::to_string(attempt.pid) + " " +
-               log::quote(attempt.path) + ": " + decision.reason);
-  }
-  attempt.id = nextAttemptId++;
-  if (self.onAttempt) self.onAttempt(attempt);
-  writer->submit(std::move(attempt));
+  if (!stats.lastError.empty()) return stats.lastError;
+  return rulesError;
 }
 
 Result<ProgramIdentity> Guard::Impl::identityFor(const ProgramRef& ref) {
   if (const auto* id = std::get_if<std::int64_t>(&ref.target)) {
-    const auto it = programs.find(*id);
-    if (it == programs.end()) {
+    const auto* view = programs.find(*id);
+    if (view == nullptr) {
       return notFound("no program with id " + std::to_string(*id) + " (see the programs list)");
     }
-    return it->second.identity;
+    return view->identity;
   }
   const auto& path = std::get<std::string>(ref.target);
   auto fileIdentity = [&](const std::string& p,
                           const char* what) -> Result<std::pair<std::string, std::string>> {
     if (p.empty() || p.front() != '/') {
-      return invalidArgument(std::string(what) + " must be an absolute path, got " + log::quote(p));
+      return invalidArgument(std::string(what) + " must be an absolute path, got " +
+                             log::quote(p));
     }
     std::error_code ec;
     const auto real = std::filesystem::canonical(p, ec);
     if (ec) {
-      return notFound(std::string(what) + " " + log::quote(p) + " does not exist: " + ec.message());
+      return notFound(std::string(what) + " " + log::quote(p) +
+                      " does not exist: " + ec.message());
     }
     if (!std::filesystem::is_regular_file(real, ec)) {
       return invalidArgument(std::string(what) + " " + log::quote(p) + " is not a regular file");
     }
     auto hash = hasher.sha256OfPath(real);
-    if (!hash) return makeError(hash.error().message);
+    if (!hash) return hash.error();
     return std::make_pair(real.string(), hash.value());
   };
   ProgramIdentity identity;
@@ -444,9 +220,12 @@ Result<ProgramIdentity> Guard::Impl::identityFor(const ProgramRef& ref) {
   return identity;
 }
 
-Result<ProgramView> Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action) {
+// The rule and the program's row are one transaction: an approval reported done is a
+// listed, approved program after any crash.
+void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action,
+                          Done<ProgramView> done) {
   auto resolved = identityFor(ref);
-  if (!resolved) return resolved.error();
+  if (!resolved) return done(resolved.error());
   const auto& identity = resolved.value();
   rules::ApprovalRule rule;
   rule.action = action;
@@ -454,21 +233,39 @@ Result<ProgramView> Guard::Impl::setRule(const ProgramRef& ref, rules::RuleActio
   rule.sha256 = identity.sha256;
   rule.scriptPath = identity.scriptPath;
   rule.scriptSha256 = identity.scriptSha256;
-  // Synchronous: the caller is told "done" only once the rule is on disk.
-  auto added = db->addRule(rule);
-  if (!added) {
-    storeError = added.error().message;
-    return makeError(added.error().message);
-  }
-  reloadRulesIfChanged();
-  const bool knownBefore = idByKey.contains(identityKey(identity));
-  auto& view = remember(identity, std::nullopt);  // an approval says nothing about the user
-  if (view.state != rules::ProgramState::Quarantined) {
-    view.state = rules::stateOf(view.identity, false, approvalRules);
-  }
-  if (!knownBefore) writer->submit(recordOf(view, false));
-  if (self.onProgramChanged) self.onProgramChanged(view);
-  return view;
+  // An approval says nothing about the user: the uid stays the one last seen.
+  const auto& view = programs.remember(identity, std::nullopt, clock.now(), clock.monotonic());
+  writer->addRule(rule, recordOf(view),
+                  [this, identity, done = std::move(done)](Result<store::RuleWritten> r) mutable {
+                    loop.post([this, identity, r = std::move(r), done = std::move(done)] {
+                      if (!r) return done(r.error());
+                      reloadRulesIfChanged();
+                      auto& v = programs.remember(identity, std::nullopt, clock.now(),
+                                                  clock.monotonic());
+                      if (v.state != rules::ProgramState::Quarantined) {
+                        v.state = rules::stateOf(v.identity, false, approvals);
+                      }
+                      if (self.onProgramChanged) self.onProgramChanged(v);
+                      done(v);
+                    });
+                  });
+}
+
+void Guard::Impl::forget(const ProgramRef& ref, Done<bool> done) {
+  auto resolved = identityFor(ref);
+  if (!resolved) return done(resolved.error());
+  const auto identity = resolved.value();
+  writer->removeRules(identity.path, identity.scriptPath,
+                      [this, identity, done = std::move(done)](Result<bool> r) mutable {
+                        loop.post([this, identity, r = std::move(r), done = std::move(done)] {
+                          if (!r) return done(r.error());
+                          reloadRulesIfChanged();
+                          if (auto* v = programs.find(identity)) {
+                            if (self.onProgramChanged) self.onProgramChanged(*v);
+                          }
+                          done(r.value());
+                        });
+                      });
 }
 
 Guard::Guard(Options options, EventLoop& loop)
@@ -507,48 +304,48 @@ StatusInfo Guard::status() const {
   s.enforcing = d.enforcing;
   s.backend = std::string(netfilter::toString(d.backend));
   s.version = MAILGUARD_VERSION;
-  s.counters = d.counters;
+  if (d.pipeline) s.counters = d.pipeline->counters();
+  const auto stats = d.writer->stats();
+  s.counters.attemptsDropped = stats.attemptsDropped;
+  s.counters.storeErrors = stats.writeErrors;
   if (d.tamper) s.counters.tableRestores = d.tamper->restores();
-  s.storeError = d.storeError;
+  s.storeError = d.storeError();
   return s;
 }
 
-std::vector<ProgramView> Guard::programs() const {
-  std::vector<ProgramView> out;
-  out.reserve(impl_->programs.size());
-  for (const auto& [id, view] : impl_->programs) out.push_back(view);
-  return out;
-}
+std::vector<ProgramView> Guard::programs() const { return impl_->programs.list(); }
 
 Result<std::vector<store::AttemptRecord>> Guard::attempts(const store::AttemptQuery& q) {
-  return impl_->db->attempts(q);
+  return impl_->reader->attempts(q);
+}
+
+Result<std::vector<store::AlertRecord>> Guard::alerts(std::uint32_t limit) {
+  return impl_->reader->alerts(limit);
 }
 
 void Guard::approve(const ProgramRef& ref, Done<ProgramView> done) {
-  done(impl_->setRule(ref, rules::RuleAction::Approve));
+  impl_->setRule(ref, rules::RuleAction::Approve, std::move(done));
 }
 
 void Guard::deny(const ProgramRef& ref, Done<ProgramView> done) {
-  done(impl_->setRule(ref, rules::RuleAction::Deny));
+  impl_->setRule(ref, rules::RuleAction::Deny, std::move(done));
 }
 
-void Guard::forget(const ProgramRef& ref, Done<bool> done) { done(impl_->forget(ref)); }
+void Guard::forget(const ProgramRef& ref, Done<bool> done) {
+  impl_->forget(ref, std::move(done));
+}
 
-Result<bool> Guard::Impl::forget(const ProgramRef& ref) {
-  auto& d = *this;
-  auto resolved = d.identityFor(ref);
-  if (!resolved) return resolved.error();
-  const auto& identity = resolved.value();
-  const auto before = d.approvalRules.size();
-  if (auto r = d.db->removeRules(identity.path, identity.scriptPath); !r) {
-    return makeError(r.error().message);
-  }
-  d.reloadRulesIfChanged();
-  const bool removed = d.approvalRules.size() != before;
-  if (const auto it = d.idByKey.find(identityKey(identity)); it != d.idByKey.end()) {
-    if (self.onProgramChanged) self.onProgramChanged(d.programs.at(it->second));
-  }
-  return removed;
+void Guard::ackAlert(std::int64_t id, Done<bool> done) {
+  impl_->detection->ackAlert(id, std::move(done));
+}
+
+void Guard::release(const ProgramRef& ref, Done<ProgramView> done) {
+  impl_->detection->release(ref, std::move(done));
+}
+
+void Guard::declareBulk(const ProgramRef& ref, unsigned recipients, std::chrono::hours window,
+                        Done<ProgramView> done) {
+  impl_->detection->declareBulk(ref, recipients, window, std::move(done));
 }
 
 }  // namespace mailguard::service

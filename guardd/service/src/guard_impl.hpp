@@ -1,20 +1,21 @@
 #pragma once
-// Guard's state, shared by the source files of the service (guard.cpp and the files of
-// later subsystems). Private to guardd/service: not installed, not included elsewhere.
-#include <chrono>
-#include <map>
+// Guard's parts and how they are wired: the store (one reader on the loop, one writer
+// thread), the owner's rules, the program registry, the kernel side, the verdict
+// pipeline and its seams, the detector, host protection and the tamper watch. The
+// path of a packet is not here: it is verdict_pipeline.cpp. Private to guardd/service.
+#include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
-#include <unordered_map>
-#include <utility>
 #include <vector>
 
-#include "detection.hpp"  // issue #5
+#include "alert_sink.hpp"
+#include "detection.hpp"
 #include "host_protection.hpp"
 #include "mailguard/service/guard.hpp"
-#include "queue_pressure.hpp"  // issue #8 item 3
-#include "tamper.hpp"          // issue #8
+#include "pipeline_seams.hpp"
+#include "program_registry.hpp"
+#include "tamper.hpp"
+#include "verdict_pipeline.hpp"
 
 namespace mailguard::service {
 
@@ -26,8 +27,18 @@ struct Guard::Impl {
   Options options;
   EventLoop& loop;
   SystemClock clock;
-  std::unique_ptr<store::SqliteStore> db;
-  std::unique_ptr<store::AttemptWriter> writer;
+
+  std::unique_ptr<store::SqliteStore> reader;  // reads, on the loop thread
+  std::unique_ptr<store::StoreWriter> writer;  // every write, on its own thread
+  std::unique_ptr<RecordSink> records;
+  std::unique_ptr<AlertSink> alerts;
+
+  // The owner's approvals and denials as last read, and the store's version of them.
+  std::vector<rules::ApprovalRule> approvals;
+  std::int64_t rulesVersion = -1;
+  std::string rulesError;  // the last failure to read them, until a read succeeds
+  ProgramRegistry programs;
+
   std::unique_ptr<netfilter::RulesetManager> nft;
   netfilter::QueueBackend backend = netfilter::QueueBackend::XtCompat;
   std::unique_ptr<netfilter::NfqueuePacketSource> queue;
@@ -35,41 +46,21 @@ struct Guard::Impl {
   procinfo::DirProcFs proc;
   procinfo::FileHasher hasher;
   procinfo::ProcessResolver resolver;
+  std::unique_ptr<ProcAttribution> attribution;
 
-  std::vector<rules::ApprovalRule> approvalRules;
-  std::int64_t rulesVersion = -1;
-  std::chrono::steady_clock::time_point lastRulesCheck{};
-  std::unordered_map<std::int64_t, std::chrono::steady_clock::time_point> sightingSubmitted;
-  std::map<std::int64_t, ProgramView> programs;  // by id
-  std::unordered_map<std::string, std::int64_t> idByKey;
-  std::int64_t nextProgramId = 1;
-  std::int64_t nextAttemptId = 1;
-  std::map<std::pair<std::string, std::uint16_t>, std::chrono::steady_clock::time_point> held;
-  QueuePressure pressure;  // issue #8 item 3: tarpit rejected programs under overload
-  std::chrono::steady_clock::time_point lastPressureCheck{};
-  std::uint32_t readThisWakeup = 0;  // packets read since the queue socket became readable
-  Counters counters;
+  std::unique_ptr<Detection> detection;
+  std::unique_ptr<VerdictPipeline> pipeline;
+  std::unique_ptr<HostProtection> host;
+  std::unique_ptr<TamperWatch> tamper;
   bool enforcing = false;
-  std::string storeError;
-  std::unique_ptr<Detection> detection;  // issue #5
-  std::unique_ptr<HostProtection> host;  // issue #6: host firewall, probes, audit
-  std::unique_ptr<TamperWatch> tamper;   // issue #8: ruleset tampering
 
   Result<void> start();
   void reloadRulesIfChanged();
-  void onQueueReadable();
-  void decide(const netfilter::QueuedPacket& packet);
-  // nullopt: keep the uid last seen (0 for a program never seen running).
-  ProgramView& remember(const rules::ProgramIdentity& identity, std::optional<std::uint32_t> uid);
   void refreshStates();
-  void housekeeping();
-  void flushUnsavedAlerts();
+  [[nodiscard]] std::string storeError() const;
   Result<rules::ProgramIdentity> identityFor(const ProgramRef& ref);
-  Result<ProgramView> setRule(const ProgramRef& ref, rules::RuleAction action);
-  Result<bool> forget(const ProgramRef& ref);
+  void setRule(const ProgramRef& ref, rules::RuleAction action, Done<ProgramView> done);
+  void forget(const ProgramRef& ref, Done<bool> done);
 };
-
-// A program's row as the store keeps it.
-store::ProgramRecord recordOf(const ProgramView& view, bool quarantined);
 
 }  // namespace mailguard::service

@@ -174,28 +174,25 @@ std::vector<std::pair<std::string, FoundFinding>> findingKeys(
 
 HostProtection::HostProtection(Guard& guard, const Guard::Options& options, EventLoop& loop,
                                netfilter::RulesetManager& nft, netfilter::QueueBackend backend,
-                               const Clock& clock)
+                               const Clock& clock, store::SqliteStore& reader,
+                               store::StoreWriter& writer, AlertSink& alerts)
     : guard_(guard),
       options_(options),
       loop_(loop),
       clock_(clock),
+      reader_(reader),
+      writer_(writer),
+      alerts_(alerts),
       applier_(nft, backend),
       recorder_(clock, kMaxProbeRecords) {}
 
 HostProtection::~HostProtection() {
   if (worker_.joinable()) worker_.join();
   if (probeSource_) loop_.remove(probeSource_->fd());
-  if (doneFd_ >= 0) {
-    loop_.remove(doneFd_);
-    ::close(doneFd_);
-  }
 }
 
 Result<void> HostProtection::start() {
-  auto opened = store::HostStore::open(options_.stateDir);
-  if (!opened) return opened.error();
-  store_ = std::move(opened.value());
-  auto stored = store_->loadFirewall();
+  auto stored = reader_.loadFirewall();
   if (!stored) return stored.error();
   firewall_ = std::make_unique<firewall::HostFirewall>(applier_, options_.settings,
                                                        options_.tableName, stateOf(*stored));
@@ -204,13 +201,7 @@ Result<void> HostProtection::start() {
     log::info("host firewall enabled: inbound connections are refused unless allowed");
   }
 
-  if (auto alertStore = store::DetectorStore::open(options_.stateDir); alertStore) {
-    alerts_ = std::move(alertStore.value());
-  } else {
-    log::warning("Mail-server audit findings raise no alerts: " + alertStore.error().message);
-  }
-
-  if (auto audits = store_->loadAudit(); audits) {
+  if (auto audits = reader_.loadAudit(); audits) {
     // The listeners audited last time: unchanged ones are not audited again at start-up.
     std::vector<std::string> lines;
     for (const auto& row : *audits) {
@@ -247,13 +238,6 @@ Result<void> HostProtection::start() {
     log::warning("Inbound probes of mail ports are not recorded: " + probeError_);
   }
 
-  doneFd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (doneFd_ < 0) {
-    return makeError(std::string("Failed to create eventfd: ") + std::strerror(errno));
-  }
-  if (auto r = loop_.add(doneFd_, EPOLLIN, [this](std::uint32_t) { onJobDone(); }); !r) {
-    return r.error();
-  }
   loop_.every(std::chrono::duration_cast<std::chrono::milliseconds>(kInventoryEvery), [this] {
     if (!jobRunning_) startJob(false);
   });
@@ -273,7 +257,6 @@ void HostProtection::onProbesReadable() {
 }
 
 void HostProtection::flushProbes() {
-  if (!store_) return;
   auto records = recorder_.drain();
   std::vector<store::ProbeRow> rows;
   rows.reserve(records.size());
@@ -286,7 +269,7 @@ void HostProtection::flushProbes() {
     }
   }
   if (rows.empty()) return;
-  if (auto r = store_->addProbes(rows); !r) log::error(r.error().message);
+  writer_.submit(std::move(rows));
 }
 
 FirewallInfo HostProtection::info() const {
@@ -299,40 +282,45 @@ FirewallInfo HostProtection::info() const {
   return i;
 }
 
-Result<void> HostProtection::persistFirewall() {
-  return store_->saveFirewall(storedOf(firewall_->state()));
-}
-
-Result<FirewallInfo> HostProtection::change(
-    const std::function<Result<void>(firewall::HostFirewall&)>& f) {
+void HostProtection::change(const std::function<Result<void>(firewall::HostFirewall&)>& f,
+                            Done<FirewallInfo> done) {
   const rules::FirewallState before = firewall_->state();
-  if (auto r = f(*firewall_); !r) return failed(r.error());
-  ++generation_;
-  if (auto r = persistFirewall(); !r) {
-    // Kernel and disk must agree: put the old table back and report the failure.
-    if (auto back = firewall_->setState(before); !back) log::error(back.error().message);
-    return failed(r.error());
-  }
-  return info();
+  if (auto r = f(*firewall_); !r) return done(failed(r.error()));
+  const auto generation = ++generation_;
+  writer_.saveFirewall(
+      storedOf(firewall_->state()),
+      [this, before, generation, done = std::move(done)](Result<void> saved) mutable {
+        loop_.post([this, before, generation, saved = std::move(saved), done = std::move(done)] {
+          if (saved) return done(info());
+          // Kernel and disk must agree: put the old table back (unless a later change
+          // has replaced it since) and report the failure.
+          if (generation == generation_) {
+            if (auto back = firewall_->setState(before); !back) log::error(back.error().message);
+          }
+          done(failed(saved.error()));
+        });
+      });
 }
 
-Result<EnableOutcome> HostProtection::enable(int callerPid, bool confirmed) {
+void HostProtection::enable(int callerPid, bool confirmed, Done<EnableOutcome> done) {
   EnableOutcome outcome;
   rules::FirewallState next = firewall_->state();
   next.enabled = true;
   const auto check = rules::checkEnable(next, callerContextOf(proc_, callerPid));
   outcome.needsConfirmation = check.needsConfirmation;
   outcome.warning = check.warning;
-  if (check.needsConfirmation && !confirmed) return outcome;
-  auto changed = change([](firewall::HostFirewall& fw) { return fw.enable(); });
-  if (!changed) return changed.error();
-  outcome.enabled = true;
-  return outcome;
+  if (check.needsConfirmation && !confirmed) return done(outcome);
+  change([](firewall::HostFirewall& fw) { return fw.enable(); },
+         [outcome, done = std::move(done)](Result<FirewallInfo> changed) mutable {
+           if (!changed) return done(changed.error());
+           outcome.enabled = true;
+           done(outcome);
+         });
 }
 
 Result<std::vector<store::ProbeRow>> HostProtection::probes(std::size_t limit) {
   flushProbes();  // what arrived since the last tick too
-  return store_->probes(limit);
+  return reader_.probes(limit);
 }
 
 std::vector<AuditFindingView> HostProtection::findingsOf(const store::AuditRow& row) const {
@@ -373,13 +361,7 @@ void HostProtection::raiseAlerts(const std::vector<AuditEntryView>& entries) {
                                     {"offer_block", f->offerBlock},
                                     {"block_command", f->blockCommand}};
     record.evidence = evidence.dump();
-    if (alerts_) {
-      // A failed write keeps the alert for later (DetectorStore::addAlert).
-      if (auto r = alerts_->addAlert(record); !r) log::error(r.error().message);
-    } else {
-      continue;
-    }
-    if (guard_.onAlert) guard_.onAlert(record);
+    alerts_.raise(std::move(record));
   }
   alertedFindings_ = std::move(current);
 }
@@ -435,31 +417,18 @@ void HostProtection::startJob(bool auditToo) {
         }
       }
     }
-    {
-      std::lock_guard lock(resultMu_);
-      result_ = std::move(result);
-    }
-    const std::uint64_t one = 1;
-    (void)::write(doneFd_, &one, sizeof one);
+    loop_.post([this, result = std::move(result)]() mutable { onJobDone(std::move(result)); });
   });
 }
 
-void HostProtection::onJobDone() {
-  std::uint64_t n = 0;
-  (void)::read(doneFd_, &n, sizeof n);
-  std::optional<JobResult> result;
-  {
-    std::lock_guard lock(resultMu_);
-    result.swap(result_);
-  }
-  if (!result) return;
+void HostProtection::onJobDone(JobResult result) {
   if (worker_.joinable()) worker_.join();
   jobRunning_ = false;
-  if (result->audit) {
-    finishAudit(*result);
-  } else if (result->error) {
-    log::warning("Failed to take the mail-server inventory: " + result->error->message);
-  } else if (!audited_ || listenerKey(result->listeners) != lastAuditedKey_) {
+  if (result.audit) {
+    finishAudit(result);
+  } else if (result.error) {
+    log::warning("Failed to take the mail-server inventory: " + result.error->message);
+  } else if (!audited_ || listenerKey(result.listeners) != lastAuditedKey_) {
     auditQueued_ = true;  // listeners changed, or none audited since start-up
   }
   if (auditQueued_) startQueuedAudit();
@@ -496,7 +465,9 @@ void HostProtection::finishAudit(const JobResult& result) {
       rows.push_back(entry.result);
       summary_.entries.push_back(std::move(entry));
     }
-    if (auto r = store_->saveAudit(rows); !r) log::error(r.error().message);
+    writer_.saveAudit(std::move(rows), [](Result<void> saved) {
+      if (!saved) log::error(saved.error().message);
+    });
     raiseAlerts(summary_.entries);
   }
   auto waiting = std::move(waitingCurrent_);
@@ -505,16 +476,16 @@ void HostProtection::finishAudit(const JobResult& result) {
   if (guard_.onAuditFinished) guard_.onAuditFinished(summary_);
 }
 
-// The Guard methods of issue #6.
+// The Guard methods of the host firewall and the audit.
 
 FirewallInfo Guard::firewall() const { return impl_->host->info(); }
 
 void Guard::firewallEnable(int callerPid, bool confirmed, Done<EnableOutcome> done) {
-  done(impl_->host->enable(callerPid, confirmed));
+  impl_->host->enable(callerPid, confirmed, std::move(done));
 }
 
 void Guard::firewallDisable(Done<FirewallInfo> done) {
-  done(impl_->host->change([](firewall::HostFirewall& fw) { return fw.disable(); }));
+  impl_->host->change([](firewall::HostFirewall& fw) { return fw.disable(); }, std::move(done));
 }
 
 // Arguments are checked first, so that what remains to fail is the kernel or the disk.
@@ -522,14 +493,16 @@ void Guard::firewallAllow(const std::string& spec, bool localOnly, Done<Firewall
   if (auto parsed = rules::parseService(spec, localOnly); !parsed) {
     return done(invalidArgument(parsed.error().message));
   }
-  done(impl_->host->change([&](firewall::HostFirewall& fw) { return fw.allow(spec, localOnly); }));
+  impl_->host->change([&](firewall::HostFirewall& fw) { return fw.allow(spec, localOnly); },
+                      std::move(done));
 }
 
 void Guard::firewallRemove(const std::string& name, Done<FirewallInfo> done) {
   if (auto next = rules::withoutService(impl_->host->info().state, name); !next) {
     return done(notFound(next.error().message));
   }
-  done(impl_->host->change([&](firewall::HostFirewall& fw) { return fw.remove(name); }));
+  impl_->host->change([&](firewall::HostFirewall& fw) { return fw.remove(name); },
+                      std::move(done));
 }
 
 void Guard::firewallSetLocalSubnets(const std::vector<std::string>& cidrs,
@@ -537,7 +510,8 @@ void Guard::firewallSetLocalSubnets(const std::vector<std::string>& cidrs,
   if (auto next = rules::withLocalSubnets(impl_->host->info().state, cidrs); !next) {
     return done(invalidArgument(next.error().message));
   }
-  done(impl_->host->change([&](firewall::HostFirewall& fw) { return fw.setLocalSubnets(cidrs); }));
+  impl_->host->change([&](firewall::HostFirewall& fw) { return fw.setLocalSubnets(cidrs); },
+                      std::move(done));
 }
 
 Result<std::vector<store::ProbeRow>> Guard::probes(std::size_t limit) {

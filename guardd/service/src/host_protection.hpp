@@ -1,8 +1,7 @@
 #pragma once
-// Guard's host firewall, inbound-probe recorder and mail-server audit (issue #6). Lives
-// in Guard::Impl; runs on the loop thread, except the inventory and relay audit, which
-// block for seconds and so run on one worker thread at a time that hands its result
-// back through an eventfd.
+// Guard's host firewall, inbound-probe recorder and mail-server audit. Lives in
+// Guard::Impl; runs on the loop thread, except the inventory and relay audit, which
+// block for seconds and so run on one worker thread at a time.
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -19,8 +18,8 @@
 #include "mailguard/procinfo/procinfo.hpp"
 #include "mailguard/service/event_loop.hpp"
 #include "mailguard/service/guard.hpp"
-#include "mailguard/store/detector_store.hpp"
-#include "mailguard/store/host_store.hpp"
+#include "alert_sink.hpp"
+#include "mailguard/store/store.hpp"
 
 namespace mailguard::service {
 
@@ -28,7 +27,8 @@ class HostProtection {
  public:
   HostProtection(Guard& guard, const Guard::Options& options, EventLoop& loop,
                  netfilter::RulesetManager& nft, netfilter::QueueBackend backend,
-                 const Clock& clock);
+                 const Clock& clock, store::SqliteStore& reader, store::StoreWriter& writer,
+                 AlertSink& alerts);
   ~HostProtection();
   HostProtection(const HostProtection&) = delete;
   HostProtection& operator=(const HostProtection&) = delete;
@@ -37,15 +37,16 @@ class HostProtection {
   Result<void> start();
   // Installs the table for the current state again (after another program changed it).
   Result<void> reapply();
-  // Where audit findings are stored as alerts (null without a state directory).
-  [[nodiscard]] store::DetectorStore* alertStore() const { return alerts_.get(); }
   // Writes the probes recorded since the last call (called from Guard's housekeeping
   // and at shutdown).
   void flushProbes();
 
   [[nodiscard]] FirewallInfo info() const;
-  Result<EnableOutcome> enable(int callerPid, bool confirmed);
-  Result<FirewallInfo> change(const std::function<Result<void>(firewall::HostFirewall&)>& f);
+  // Firewall changes: applied to the kernel at once, then stored; `done` hears once they
+  // are on disk (a failure to store puts the old table back).
+  void enable(int callerPid, bool confirmed, Done<EnableOutcome> done);
+  void change(const std::function<Result<void>(firewall::HostFirewall&)>& f,
+              Done<FirewallInfo> done);
   Result<std::vector<store::ProbeRow>> probes(std::size_t limit);
   [[nodiscard]] AuditSummary summary() const { return summary_; }
   void runAudit(std::function<void(const AuditSummary&)> done);
@@ -66,9 +67,8 @@ class HostProtection {
   void onProbesReadable();
   void startJob(bool audit);
   void startQueuedAudit();
-  void onJobDone();
+  void onJobDone(JobResult result);
   void finishAudit(const JobResult& result);
-  Result<void> persistFirewall();
   [[nodiscard]] std::vector<AuditFindingView> findingsOf(const store::AuditRow& row) const;
   // One alert per finding that was not there in the previous audit.
   void raiseAlerts(const std::vector<AuditEntryView>& entries);
@@ -77,8 +77,9 @@ class HostProtection {
   const Guard::Options& options_;
   EventLoop& loop_;
   const Clock& clock_;
-  std::unique_ptr<store::HostStore> store_;
-  std::unique_ptr<store::DetectorStore> alerts_;  // audit findings join the detector's alerts
+  store::SqliteStore& reader_;
+  store::StoreWriter& writer_;
+  AlertSink& alerts_;  // audit findings join the detector's alerts
   firewall::KernelTableApplier applier_;
   std::unique_ptr<firewall::HostFirewall> firewall_;
   std::unique_ptr<firewall::NflogProbeSource> probeSource_;
@@ -86,8 +87,8 @@ class HostProtection {
   firewall::ProbeRecorder recorder_;
   procinfo::DirProcFs proc_;
 
-  // The worker: one job at a time; a request during a job is queued behind it.
-  int doneFd_ = -1;
+  // The worker: one job at a time; a request during a job is queued behind it. It hands
+  // its result back through EventLoop::post.
   std::thread worker_;
   bool jobRunning_ = false;
   bool jobIsAudit_ = false;
@@ -96,8 +97,6 @@ class HostProtection {
   // started (the firewall decides what is reachable); otherwise a fresh one is queued.
   std::uint64_t generation_ = 0;
   std::uint64_t jobGeneration_ = 0;
-  std::mutex resultMu_;
-  std::optional<JobResult> result_;
   std::vector<std::function<void(const AuditSummary&)>> waitingCurrent_;  // for the running job
   std::vector<std::function<void(const AuditSummary&)>> waitingNext_;     // for the queued one
   std::string lastAuditedKey_;

@@ -43,43 +43,36 @@ std::string programOf(const TamperReport& report) {
 
 }  // namespace
 
-TamperWatch::TamperWatch(Guard& guard, const Guard::Options& options, EventLoop& loop,
-                         netfilter::RulesetManager& nft, const Clock& clock,
+TamperWatch::TamperWatch(const Guard::Options& options, EventLoop& loop,
+                         netfilter::RulesetManager& nft, const Clock& clock, AlertSink& alerts,
                          std::function<Result<void>()> restore)
-    : guard_(guard),
-      options_(options),
+    : options_(options),
       loop_(loop),
       nft_(nft),
       clock_(clock),
       restore_(std::move(restore)),
-      tracker_(options.tableName, nft.portId()) {}
+      tracker_(options.tableName, nft.portId()),
+      alerts_(alerts) {}
 
 TamperWatch::~TamperWatch() {
   if (monitor_) loop_.remove(monitor_->fd());
-  if (timerFd_ >= 0) {
-    loop_.remove(timerFd_);
-    ::close(timerFd_);
-  }
+  if (timerFd_) loop_.remove(timerFd_.get());
 }
 
 Result<void> TamperWatch::start() {
   auto opened = netfilter::RulesetMonitor::open();
   if (!opened) return opened.error();
   monitor_ = std::move(opened.value());
-  timerFd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (timerFd_ < 0) {
-    return makeError(std::string("Failed to create 'tamper timer': ") + std::strerror(errno));
+  timerFd_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!timerFd_) {
+    return systemError(std::string("Failed to create 'tamper timer': ") + std::strerror(errno),
+                       errno);
   }
   if (auto r = loop_.add(monitor_->fd(), EPOLLIN, [this](std::uint32_t) { onReadable(); }); !r) {
     return r.error();
   }
-  if (auto r = loop_.add(timerFd_, EPOLLIN, [this](std::uint32_t) { onTimer(); }); !r) {
+  if (auto r = loop_.add(timerFd_.get(), EPOLLIN, [this](std::uint32_t) { onTimer(); }); !r) {
     return r.error();
-  }
-  if (auto alerts = store::DetectorStore::open(options_.stateDir); alerts) {
-    alerts_ = std::move(alerts.value());
-  } else {
-    log::warning("Ruleset tampering raises no alerts: " + alerts.error().message);
   }
   return {};
 }
@@ -111,7 +104,7 @@ void TamperWatch::onReadable() {
 
 void TamperWatch::onTimer() {
   std::uint64_t expirations = 0;
-  (void)::read(timerFd_, &expirations, sizeof expirations);
+  (void)::read(timerFd_.get(), &expirations, sizeof expirations);
   const auto now = Steady::now();
   if (restoreBy_ && now >= *restoreBy_) {
     // Whatever arrived meanwhile (the NEWGEN we waited for) goes into this restore.
@@ -206,10 +199,7 @@ void TamperWatch::raise(const TamperReport& report) {
                                   {"restores_total", tracker_.restores()},
                                   {"lost_events", report.lostEvents}};
   record.evidence = evidence.dump();
-  if (!alerts_) return;
-  // A failed write keeps the alert for later (DetectorStore::addAlert): it is announced.
-  if (auto r = alerts_->addAlert(record); !r) log::error(r.error().message);
-  if (guard_.onAlert) guard_.onAlert(record);
+  alerts_.raise(std::move(record));
 }
 
 void TamperWatch::arm() {
@@ -224,7 +214,7 @@ void TamperWatch::arm() {
     spec.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
     if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
   }
-  if (::timerfd_settime(timerFd_, TFD_TIMER_ABSTIME, &spec, nullptr) < 0) {
+  if (::timerfd_settime(timerFd_.get(), TFD_TIMER_ABSTIME, &spec, nullptr) < 0) {
     log::error(std::string("Failed to arm 'tamper timer': ") + std::strerror(errno));
   }
 }

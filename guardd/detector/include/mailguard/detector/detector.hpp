@@ -277,6 +277,8 @@ class Detector {
   std::vector<Alert> takeAlerts();
 
   [[nodiscard]] bool quarantined(const Principal& principal) const;
+  // A declared bulk send is in force: its window has not ended and recipients remain.
+  [[nodiscard]] bool bulkInForce(const Principal& principal) const;
   [[nodiscard]] Tier tier(const Principal& principal) const;
   // True when `dst` is in the principal's learned working set.
   [[nodiscard]] bool learned(const Principal& principal, std::string_view dst) const;

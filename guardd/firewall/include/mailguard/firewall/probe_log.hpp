@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "mailguard/common/fd.hpp"
 #include "mailguard/rules/clock.hpp"
 #include "mailguard/rules/result.hpp"
 
@@ -39,13 +40,13 @@ class NflogProbeSource {
   NflogProbeSource(const NflogProbeSource&) = delete;
   NflogProbeSource& operator=(const NflogProbeSource&) = delete;
 
-  [[nodiscard]] int fd() const { return fd_; }  // for the event loop (EPOLLIN)
+  [[nodiscard]] int fd() const { return fd_.get(); }  // for the event loop (EPOLLIN)
   // Everything queued now, without blocking.
   Result<std::vector<ProbeEvent>> readAvailable();
 
  private:
   NflogProbeSource() = default;
-  int fd_ = -1;
+  Fd fd_;
 };
 
 struct ProbeRecord {

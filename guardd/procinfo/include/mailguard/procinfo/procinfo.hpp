@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "mailguard/common/fd.hpp"
 #include "mailguard/rules/clock.hpp"
 #include "mailguard/rules/connection.hpp"
 #include "mailguard/rules/identity.hpp"
@@ -40,7 +41,7 @@ class SockDiagSocketTable final : public SocketTable {
 
  private:
   SockDiagSocketTable() = default;
-  int fd_ = -1;
+  Fd fd_;
   std::uint32_t seq_ = 0;
 };
 

@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <vector>
 
+#include "mailguard/common/fd.hpp"
 #include "mailguard/rules/result.hpp"
 
 namespace mailguard::service {
@@ -33,6 +35,9 @@ class EventLoop {
   void removePrepare(int handle);
   // Runs `cb` every `period` until the loop ends.
   void every(std::chrono::milliseconds period, std::function<void()> cb);
+  // Runs `task` on the loop thread soon; callable from any thread (the store writer
+  // reports back through it). Tasks posted after the loop ended never run.
+  void post(std::function<void()> task);
 
   // Runs until stop(); an error only when epoll itself fails.
   Result<void> run();
@@ -44,8 +49,13 @@ class EventLoop {
     std::chrono::milliseconds period;
     std::function<void()> cb;
   };
-  int epfd_ = -1;
+  void runPosted();
+
+  Fd epfd_;
+  Fd wakeFd_;  // eventfd: post() from another thread wakes the wait
   bool stopping_ = false;
+  std::mutex postedMu_;
+  std::vector<std::function<void()>> posted_;
   std::map<int, Callback> callbacks_;
   std::map<int, Prepare> prepares_;
   int nextPrepare_ = 1;

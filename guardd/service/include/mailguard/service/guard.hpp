@@ -32,7 +32,8 @@ struct Counters {
   std::uint64_t queueDropped = 0;     // packets the kernel dropped because the queue was full
   std::uint64_t attemptsDropped = 0;  // attempts not recorded because the writer was behind
   std::uint64_t storeErrors = 0;
-  std::uint64_t tableRestores = 0;  // foreign changes to the table undone (issue #8)
+  std::uint64_t tableRestores = 0;  // foreign changes to the table undone
+  std::uint64_t verdictErrors = 0;  // verdicts the kernel did not take (logged)
 };
 
 struct StatusInfo {

@@ -1,0 +1,134 @@
+#pragma once
+// The seams of the verdict pipeline (verdict_pipeline.hpp), named for their role, each
+// with its real implementation and its fake side by side (STYLE.md section 2). The
+// packet source and verdict sink are netfilter's (PacketSource, FakePacketSource).
+// Private to guardd/service.
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mailguard/netfilter/packet_source.hpp"
+#include "mailguard/procinfo/procinfo.hpp"
+#include "mailguard/rules/connection.hpp"
+#include "mailguard/service/guard.hpp"
+#include "mailguard/store/store.hpp"
+
+namespace mailguard::service {
+
+// --- Attribution: which process holds the socket of a queued packet ----------------
+
+struct Attributed {
+  procinfo::ProcessInfo process;
+  std::string sharedNote;  // "; its socket is also held by ...": for the decision's reason
+};
+
+class Attribution {
+ public:
+  // Would this process be allowed on its own? (An approved holder of a socket cannot
+  // vouch for another holder of the same socket.)
+  using AllowedAlone = std::function<bool(const procinfo::ProcessInfo&)>;
+  virtual ~Attribution() = default;
+  // The error's message says why the packet could not be attributed.
+  virtual Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
+                                       const AllowedAlone& allowedAlone) = 0;
+};
+
+// The real one: sock_diag finds the socket by its exact tuple, /proc its holder.
+class ProcAttribution final : public Attribution {
+ public:
+  ProcAttribution(procinfo::SocketTable& sockets, procinfo::ProcessResolver& resolver)
+      : sockets_(sockets), resolver_(resolver) {}
+  Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
+                               const AllowedAlone& allowedAlone) override;
+
+ private:
+  procinfo::SocketTable& sockets_;
+  procinfo::ProcessResolver& resolver_;
+};
+
+// For tests: the process behind each source port.
+class FakeAttribution final : public Attribution {
+ public:
+  std::map<std::uint16_t, procinfo::ProcessInfo> bySourcePort;
+  Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
+                               const AllowedAlone& /*allowedAlone*/) override {
+    if (!packet.tuple) return makeError("not a TCP packet");
+    const auto it = bySourcePort.find(packet.tuple->srcPort);
+    if (it == bySourcePort.end()) return makeError("the socket was already closed");
+    return Attributed{it->second, {}};
+  }
+};
+
+// --- Assessment: the zombie detector as the pipeline sees it -------------------------
+
+struct DetectorVerdict {
+  bool quarantined = false;   // the principal is quarantined (now or before): reject
+  bool throttle = false;      // soft tier and a new destination too soon: hold
+  bool bulkDeclared = false;  // the owner declared a bulk send for it
+  std::string reason;         // why throttled, for the attempt's reason
+};
+
+class Assessment {
+ public:
+  virtual ~Assessment() = default;
+  // Once per new connection (`firstSyn`), or for a SYN retransmission of a held one.
+  virtual DetectorVerdict assess(const procinfo::ProcessInfo& process, const ProgramView& program,
+                                 const rules::ConnectionTuple& tuple, bool firstSyn) = 0;
+  // After the verdict is sent: store and signal what the assessment raised (no disk
+  // write delays a verdict).
+  virtual void afterVerdict() = 0;
+  // The connection was let through: its outcome goes to the detector.
+  virtual void allowed(const procinfo::ProcessInfo& process,
+                       const rules::ConnectionTuple& tuple) = 0;
+};
+
+// For tests: a detector whose answers the test sets per executable path.
+class FakeAssessment final : public Assessment {
+ public:
+  std::map<std::string, DetectorVerdict> byPath;
+  std::vector<std::pair<std::string, bool>> assessed;  // (path, firstSyn) of every call
+  std::vector<std::string> allowedPaths;
+  DetectorVerdict assess(const procinfo::ProcessInfo& process, const ProgramView& /*program*/,
+                         const rules::ConnectionTuple& /*tuple*/, bool firstSyn) override {
+    assessed.emplace_back(process.identity.path, firstSyn);
+    const auto it = byPath.find(process.identity.path);
+    return it == byPath.end() ? DetectorVerdict{} : it->second;
+  }
+  void afterVerdict() override {}
+  void allowed(const procinfo::ProcessInfo& process,
+               const rules::ConnectionTuple& /*tuple*/) override {
+    allowedPaths.push_back(process.identity.path);
+  }
+};
+
+// --- Records: where attempts and program rows go (the store writer) ------------------
+
+class RecordSink {
+ public:
+  virtual ~RecordSink() = default;
+  virtual void record(store::AttemptRecord attempt) = 0;
+  virtual void record(store::ProgramRecord program) = 0;
+};
+
+// The real one: the store writer, which batches them off the loop.
+class WriterRecordSink final : public RecordSink {
+ public:
+  explicit WriterRecordSink(store::StoreWriter& writer) : writer_(writer) {}
+  void record(store::AttemptRecord attempt) override { writer_.submit(std::move(attempt)); }
+  void record(store::ProgramRecord program) override { writer_.submit(std::move(program)); }
+
+ private:
+  store::StoreWriter& writer_;
+};
+
+class FakeRecordSink final : public RecordSink {
+ public:
+  std::vector<store::AttemptRecord> attempts;
+  std::vector<store::ProgramRecord> programs;
+  void record(store::AttemptRecord attempt) override { attempts.push_back(std::move(attempt)); }
+  void record(store::ProgramRecord program) override { programs.push_back(std::move(program)); }
+};
+
+}  // namespace mailguard::service

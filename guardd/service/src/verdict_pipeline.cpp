@@ -1,0 +1,229 @@
+#include "verdict_pipeline.hpp"
+
+#include <algorithm>
+
+#include "mailguard/rules/verdict.hpp"
+#include "mailguard/service/log.hpp"
+
+namespace mailguard::service {
+namespace {
+
+using rules::Verdict;
+
+netfilter::PacketVerdict toPacketVerdict(Verdict v) {
+  switch (v) {
+    case Verdict::Allow:
+      return netfilter::PacketVerdict::RepeatWithAllow;
+    case Verdict::Reject:
+      return netfilter::PacketVerdict::RepeatWithReject;
+    case Verdict::Hold:
+      return netfilter::PacketVerdict::Drop;
+  }
+  return netfilter::PacketVerdict::Drop;
+}
+
+std::string joinCmdline(const std::vector<std::string>& argv) {
+  constexpr std::size_t kMax = 4096;
+  std::string out;
+  for (const auto& a : argv) {
+    if (!out.empty()) out += ' ';
+    out += a;
+    if (out.size() >= kMax) {
+      out.resize(kMax);
+      break;
+    }
+  }
+  return out;
+}
+
+// Packets the kernel dropped for guardd so far. Its own counters count every one (queue
+// full, or no room in the socket buffer); without them (systemd's ProcSubset=pid hides
+// them) the ENOBUFS count, one per overflow of one or more packets, is a lower bound.
+std::uint64_t droppedSoFar(const netfilter::QueueStats& stats,
+                           const Result<netfilter::KernelQueueCounters>& kernel) {
+  if (!kernel) return stats.kernelDropped;
+  return std::max(stats.kernelDropped, std::uint64_t{kernel->queueDropped} + kernel->userDropped);
+}
+
+}  // namespace
+
+store::ProgramRecord recordOf(const ProgramView& view) {
+  store::ProgramRecord record;
+  record.id = view.id;
+  record.identity = view.identity;
+  record.uid = view.uid;
+  record.firstSeen = view.firstSeen;
+  record.lastAttempt = view.lastAttempt;
+  record.quarantined = view.state == rules::ProgramState::Quarantined;
+  return record;
+}
+
+VerdictPipeline::VerdictPipeline(Seams seams, Observers observers, std::uint32_t queueMaxLength,
+                                 std::int64_t nextAttemptId)
+    : s_(seams),
+      observers_(std::move(observers)),
+      queueMaxLength_(queueMaxLength),
+      nextAttemptId_(nextAttemptId) {}
+
+void VerdictPipeline::onReadable() {
+  std::uint32_t read = 0;
+  auto more = s_.packets.receive(
+      [&](const netfilter::QueuedPacket& p) {
+        ++read;
+        onPacket(p);
+      },
+      kMaxPacketsPerWakeup);
+  readSinceSample_ = std::max(readSinceSample_, read);
+  if (!more) log::error(more.error().message);
+}
+
+// The whole path of one packet, top to bottom.
+void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet) {
+  // 1. Packet in. Only TCP to mail ports is queued; anything else is unexpected: fail
+  // closed.
+  if (!packet.tuple) {
+    send(packet.id, Verdict::Hold);
+    return;
+  }
+  const auto& tuple = *packet.tuple;
+  const auto heldKey = std::make_pair(tuple.srcAddress(), tuple.srcPort);
+  const bool firstSyn = !held_.contains(heldKey);
+
+  // 2. Attribution: the process holding the socket, and its program.
+  auto attributed = s_.attribution.attribute(
+      packet, [this](const procinfo::ProcessInfo& p) { return allowedAlone(p); });
+  ProgramView* program = nullptr;
+  if (attributed) {
+    program = &s_.programs.remember(attributed->process.identity, attributed->process.uid,
+                                    s_.clock.now(), s_.clock.monotonic());
+  }
+
+  // 3. Assessment: the detector sees each connection once (not its SYN retries) and may
+  // quarantine the program on this very attempt.
+  DetectorVerdict detected;
+  if (attributed) detected = s_.assessment.assess(attributed->process, *program, tuple, firstSyn);
+
+  // 4. Decision: one pure function holds the owner's rules and every override.
+  rules::VerdictInputs in;
+  if (attributed) {
+    in.identity = attributed->process.identity;
+    in.sharedNote = attributed->sharedNote;
+  } else {
+    in.unattributed = attributed.error().message;
+  }
+  in.quarantined =
+      program != nullptr &&
+      (program->state == rules::ProgramState::Quarantined || detected.quarantined);
+  in.throttled = detected.throttle;
+  in.throttleReason = detected.reason;
+  in.bulkDeclared = detected.bulkDeclared;
+  in.queueOverloaded = overloaded();
+  const auto decision = rules::decideVerdict(in, s_.approvals);
+
+  // 5. Verdict out, then what the assessment raised (alerts wait for the verdict).
+  send(packet.id, decision.verdict);
+  s_.assessment.afterVerdict();
+  if (attributed && decision.verdict == Verdict::Allow) {
+    s_.assessment.allowed(attributed->process, tuple);
+  }
+
+  // 6. Record: once per attempt, not per SYN retry of a held one.
+  if (decision.verdict == Verdict::Hold) {
+    if (!held_.tryPut(heldKey, s_.clock.monotonic()).second) return;
+  } else {
+    held_.erase(heldKey);
+  }
+  record(packet, attributed ? &*attributed : nullptr, program, decision, in.quarantined);
+}
+
+void VerdictPipeline::send(std::uint32_t packetId, Verdict verdict) {
+  switch (verdict) {
+    case Verdict::Allow:
+      ++counters_.allowed;
+      break;
+    case Verdict::Hold:
+      ++counters_.held;
+      break;
+    case Verdict::Reject:
+      ++counters_.rejected;
+      break;
+  }
+  if (auto sent = s_.packets.verdict(packetId, toPacketVerdict(verdict)); !sent) {
+    // The kernel keeps the packet until its queue is unbound: it is neither accepted nor
+    // rejected, and TCP retries it. Logged at most once a second of failures' worth.
+    if (counters_.verdictErrors++ % 1000 == 0) {
+      log::error("Failed to send a verdict (" + std::to_string(counters_.verdictErrors) +
+                 " so far): " + sent.error().message);
+    }
+  }
+}
+
+void VerdictPipeline::record(const netfilter::QueuedPacket& packet, const Attributed* attributed,
+                             ProgramView* program, const rules::Decision& decision,
+                             bool quarantined) {
+  const auto& tuple = *packet.tuple;
+  store::AttemptRecord attempt;
+  attempt.time = s_.clock.now();
+  attempt.src = tuple.srcAddress();
+  attempt.srcPort = tuple.srcPort;
+  attempt.dst = tuple.dstAddress();
+  attempt.dstPort = tuple.dstPort;
+  attempt.verdict = decision.verdict;
+  attempt.reason = decision.reason;
+  attempt.uid = packet.uid.value_or(0);
+  if (attributed != nullptr) {
+    const auto& process = attributed->process;
+    attempt.pid = process.pid;
+    attempt.uid = process.uid;
+    attempt.path = process.identity.path;
+    attempt.scriptPath = process.identity.scriptPath;
+    attempt.cmdline = joinCmdline(process.cmdline);
+  }
+  if (program != nullptr) {
+    attempt.programId = program->id;
+    ++program->attempts;
+    program->lastAttempt = attempt.time;
+    const auto newState = rules::stateOf(program->identity, quarantined, s_.approvals);
+    const bool changed = newState != program->state || program->attempts == 1;
+    program->state = newState;
+    if (s_.programs.sightingDue(program->id, s_.clock.monotonic(), changed)) {
+      s_.records.record(recordOf(*program));
+    }
+    if (changed && observers_.onProgramChanged) observers_.onProgramChanged(*program);
+  }
+  if (log::enabled(log::Level::Debug)) {
+    log::debug(std::string(rules::toString(decision.verdict)) + " " + attempt.dst + ":" +
+               std::to_string(attempt.dstPort) + " pid " + std::to_string(attempt.pid) + " " +
+               log::quote(attempt.path) + ": " + decision.reason);
+  }
+  attempt.id = nextAttemptId_++;
+  if (observers_.onAttempt) observers_.onAttempt(attempt);
+  s_.records.record(std::move(attempt));
+}
+
+bool VerdictPipeline::allowedAlone(const procinfo::ProcessInfo& process) const {
+  const auto* known = s_.programs.find(process.identity);
+  const bool quarantined =
+      known != nullptr && known->state == rules::ProgramState::Quarantined;
+  return rules::decide(process.identity, quarantined, s_.approvals).verdict == Verdict::Allow;
+}
+
+bool VerdictPipeline::overloaded() const { return pressure_.overloaded(s_.clock.monotonic()); }
+
+void VerdictPipeline::samplePressure() {
+  // Without the kernel's counters, the packets read in one wake-up are a lower bound of
+  // the backlog.
+  const auto kernel = s_.packets.kernelCounters();
+  const std::uint32_t waiting =
+      kernel ? std::max(readSinceSample_, kernel->waiting) : readSinceSample_;
+  counters_.queueDropped = droppedSoFar(s_.packets.stats(), kernel);
+  pressure_.observe(counters_.queueDropped, waiting, queueMaxLength_, s_.clock.monotonic());
+  readSinceSample_ = 0;
+}
+
+void VerdictPipeline::expireHeld() {
+  const auto now = s_.clock.monotonic();
+  held_.eraseIf([&](const auto&, const MonoTime& since) { return now - since > kHeldRetryWindow; });
+}
+
+}  // namespace mailguard::service

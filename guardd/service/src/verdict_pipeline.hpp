@@ -1,0 +1,83 @@
+#pragma once
+// The path of one queued SYN, in one place (DESIGN.md "The path of one connection
+// attempt"): packet in -> attribution -> assessment (detector) -> decision -> verdict
+// out -> record. Every collaborator is a seam (pipeline_seams.hpp), so the whole path
+// runs in unit tests with fakes and a FakeClock. Runs on the loop thread only.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mailguard/common/bounded_map.hpp"
+#include "mailguard/netfilter/packet_source.hpp"
+#include "mailguard/rules/clock.hpp"
+#include "mailguard/rules/policy.hpp"
+#include "mailguard/service/guard.hpp"
+#include "pipeline_seams.hpp"
+#include "program_registry.hpp"
+#include "queue_pressure.hpp"
+
+namespace mailguard::service {
+
+class VerdictPipeline {
+ public:
+  // At most this many packets are decided per wake-up of the queue socket, so that
+  // D-Bus calls and timers are served under a flood.
+  static constexpr std::size_t kMaxPacketsPerWakeup = 256;
+  // A held SYN is retried by TCP (1 s, 3 s, 7 s, ...): its retries are the same attempt,
+  // decided afresh but recorded (and shown to the detector) once.
+  static constexpr auto kHeldRetryWindow = std::chrono::minutes(3);
+  // Beyond this many held attempts the oldest is forgotten: its retries are then
+  // recorded once more, which is all it costs.
+  static constexpr std::size_t kMaxHeld = 16'384;
+
+  struct Seams {
+    netfilter::PacketSource& packets;  // packets in, verdicts out
+    Attribution& attribution;
+    Assessment& assessment;
+    ProgramRegistry& programs;
+    const std::vector<rules::ApprovalRule>& approvals;  // the owner's rules, kept current
+    RecordSink& records;
+    const Clock& clock;
+  };
+  struct Observers {
+    std::function<void(const store::AttemptRecord&)> onAttempt;
+    std::function<void(const ProgramView&)> onProgramChanged;
+  };
+
+  VerdictPipeline(Seams seams, Observers observers, std::uint32_t queueMaxLength,
+                  std::int64_t nextAttemptId);
+
+  // The queue socket is readable: decide what is there, at most kMaxPacketsPerWakeup.
+  void onReadable();
+  // Loop timers: the kernel's queue counters (pressure), and forgetting old held SYNs.
+  void samplePressure();
+  void expireHeld();
+
+  [[nodiscard]] const Counters& counters() const { return counters_; }
+  [[nodiscard]] bool overloaded() const;
+
+ private:
+  void onPacket(const netfilter::QueuedPacket& packet);
+  void send(std::uint32_t packetId, rules::Verdict verdict);
+  void record(const netfilter::QueuedPacket& packet, const Attributed* attributed,
+              ProgramView* program, const rules::Decision& decision, bool quarantined);
+  [[nodiscard]] bool allowedAlone(const procinfo::ProcessInfo& process) const;
+
+  Seams s_;
+  Observers observers_;
+  std::uint32_t queueMaxLength_;
+  std::int64_t nextAttemptId_;
+  // Held attempts by source address and port, and when they were held.
+  BoundedMap<std::pair<std::string, std::uint16_t>, MonoTime> held_{kMaxHeld};
+  QueuePressure pressure_;
+  std::uint32_t readSinceSample_ = 0;  // the most packets read in one wake-up since
+  Counters counters_;
+};
+
+// A program's row as the store keeps it.
+store::ProgramRecord recordOf(const ProgramView& view);
+
+}  // namespace mailguard::service

@@ -1,0 +1,358 @@
+// The whole verdict path of guardd, driven without root: a fake packet source, fake
+// attribution, a FakeClock, the real policy, the real program registry and (in the
+// last suite) the real zombie detector over a real SQLite store in a temporary folder.
+#include "verdict_pipeline.hpp"
+
+#include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "alert_sink.hpp"
+#include "detection.hpp"
+#include "mailguard/rules/settings.hpp"
+#include "mailguard/service/event_loop.hpp"
+
+namespace mailguard::service {
+namespace {
+
+using netfilter::PacketVerdict;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr const char* kClient = "/usr/bin/msmtp";
+constexpr const char* kBot = "/home/u/.cache/bot";
+
+std::string sha(char c) { return std::string(64, c); }
+
+procinfo::ProcessInfo process(const std::string& path, const std::string& hash, int pid = 4242,
+                              std::uint32_t uid = 1000) {
+  procinfo::ProcessInfo p;
+  p.pid = pid;
+  p.ppid = 1;
+  p.uid = uid;
+  p.identity.path = path;
+  p.identity.sha256 = hash;
+  p.identity.pathTrusted = path.rfind("/usr/", 0) == 0;
+  return p;
+}
+
+rules::ApprovalRule rule(rules::RuleAction action, const std::string& path,
+                         const std::string& hash) {
+  rules::ApprovalRule r;
+  static std::int64_t nextId = 1;
+  r.id = nextId++;
+  r.action = action;
+  r.path = path;
+  r.sha256 = hash;
+  return r;
+}
+
+netfilter::QueuedPacket syn(std::uint32_t id, std::uint16_t srcPort, const std::string& dst,
+                            std::uint16_t dstPort = 25) {
+  netfilter::QueuedPacket p;
+  p.id = id;
+  rules::ConnectionTuple t;
+  t.family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", t.src.data());
+  inet_pton(AF_INET, dst.c_str(), t.dst.data());
+  t.srcPort = srcPort;
+  t.dstPort = dstPort;
+  p.tuple = t;
+  p.uid = 1000;
+  return p;
+}
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  netfilter::FakePacketSource packets;
+  FakeAttribution attribution;
+  FakeAssessment detector;
+  ProgramRegistry programs{64};
+  std::vector<rules::ApprovalRule> approvals;
+  FakeRecordSink records;
+  FakeClock clock;
+  std::vector<store::AttemptRecord> signalled;
+  std::vector<ProgramView> changed;
+  VerdictPipeline pipeline{
+      {packets, attribution, detector, programs, approvals, records, clock},
+      {[this](const store::AttemptRecord& a) { signalled.push_back(a); },
+       [this](const ProgramView& v) { changed.push_back(v); }},
+      /*queueMaxLength=*/1024,
+      /*nextAttemptId=*/1};
+
+  // Queues one SYN from `srcPort`, decides it, returns its verdict.
+  PacketVerdict decide(std::uint32_t id, std::uint16_t srcPort, const std::string& dst = "127.1.0.1",
+                       std::uint16_t dstPort = 25) {
+    packets.push(syn(id, srcPort, dst, dstPort));
+    pipeline.onReadable();
+    EXPECT_FALSE(packets.verdicts.empty());
+    EXPECT_EQ(packets.verdicts.back().first, id);
+    return packets.verdicts.back().second;
+  }
+};
+
+TEST_F(PipelineTest, HoldsAnUnknownProgramThenAllowsItsRetryOnceApproved) {
+  attribution.bySourcePort[40001] = process(kClient, sha('c'));
+  EXPECT_EQ(decide(1, 40001), PacketVerdict::Drop);
+  ASSERT_EQ(records.attempts.size(), 1U);
+  EXPECT_EQ(records.attempts[0].verdict, rules::Verdict::Hold);
+  EXPECT_THAT(records.attempts[0].reason, StartsWith("not approved yet"));
+  EXPECT_EQ(records.attempts[0].path, kClient);
+  ASSERT_EQ(programs.list().size(), 1U);
+  EXPECT_EQ(programs.list()[0].state, rules::ProgramState::Pending);
+
+  // The owner approves; TCP retransmits the same SYN (same source port).
+  approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
+  clock.advance(std::chrono::seconds(1));
+  EXPECT_EQ(decide(2, 40001), PacketVerdict::RepeatWithAllow);
+  ASSERT_EQ(records.attempts.size(), 2U);
+  EXPECT_EQ(records.attempts[1].verdict, rules::Verdict::Allow);
+  EXPECT_EQ(programs.list()[0].state, rules::ProgramState::Approved);
+  EXPECT_EQ(pipeline.counters().held, 1U);
+  EXPECT_EQ(pipeline.counters().allowed, 1U);
+  EXPECT_EQ(detector.allowedPaths, std::vector<std::string>{kClient});
+}
+
+TEST_F(PipelineTest, SynRetransmissionsOfAHeldAttemptAreRecordedAndAssessedOnce) {
+  attribution.bySourcePort[40002] = process(kBot, sha('b'));
+  for (std::uint32_t i = 1; i <= 4; ++i) {
+    EXPECT_EQ(decide(i, 40002), PacketVerdict::Drop);
+    clock.advance(std::chrono::seconds(i));
+  }
+  EXPECT_EQ(records.attempts.size(), 1U);
+  EXPECT_EQ(signalled.size(), 1U);
+  ASSERT_EQ(detector.assessed.size(), 4U);
+  EXPECT_TRUE(detector.assessed[0].second);
+  for (std::size_t i = 1; i < 4; ++i) EXPECT_FALSE(detector.assessed[i].second) << i;
+  EXPECT_EQ(pipeline.counters().held, 4U);
+
+  // Past the retry window the same source port is a new attempt.
+  clock.advance(VerdictPipeline::kHeldRetryWindow + std::chrono::seconds(1));
+  pipeline.expireHeld();
+  EXPECT_EQ(decide(5, 40002), PacketVerdict::Drop);
+  EXPECT_EQ(records.attempts.size(), 2U);
+  EXPECT_TRUE(detector.assessed.back().second);
+}
+
+TEST_F(PipelineTest, DeniedProgramIsResetAtOnce) {
+  approvals.push_back(rule(rules::RuleAction::Deny, kBot, sha('b')));
+  attribution.bySourcePort[40003] = process(kBot, sha('b'));
+  EXPECT_EQ(decide(1, 40003), PacketVerdict::RepeatWithReject);
+  ASSERT_EQ(records.attempts.size(), 1U);
+  EXPECT_EQ(records.attempts[0].verdict, rules::Verdict::Reject);
+  EXPECT_THAT(records.attempts[0].reason, HasSubstr("denied by the owner"));
+  EXPECT_EQ(programs.list()[0].state, rules::ProgramState::Denied);
+}
+
+TEST_F(PipelineTest, UnattributedConnectionIsHeldWithTheReason) {
+  // No process behind source port 40004: the socket was closed before the look-up.
+  EXPECT_EQ(decide(1, 40004), PacketVerdict::Drop);
+  ASSERT_EQ(records.attempts.size(), 1U);
+  EXPECT_EQ(records.attempts[0].reason,
+            "could not attribute to a process: the socket was already closed");
+  EXPECT_FALSE(records.attempts[0].programId.has_value());
+  EXPECT_TRUE(detector.assessed.empty());
+}
+
+TEST_F(PipelineTest, NonTcpPacketIsDroppedAndNotRecorded) {
+  netfilter::QueuedPacket odd;
+  odd.id = 9;
+  packets.push(odd);
+  pipeline.onReadable();
+  ASSERT_EQ(packets.verdicts.size(), 1U);
+  EXPECT_EQ(packets.verdicts[0], std::make_pair(std::uint32_t{9}, PacketVerdict::Drop));
+  EXPECT_TRUE(records.attempts.empty());
+}
+
+TEST_F(PipelineTest, QuarantineByTheDetectorRejectsEvenAnApprovedProgram) {
+  approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
+  attribution.bySourcePort[40005] = process(kClient, sha('c'));
+  attribution.bySourcePort[40006] = process(kClient, sha('c'));
+  EXPECT_EQ(decide(1, 40005), PacketVerdict::RepeatWithAllow);
+  detector.byPath[kClient].quarantined = true;
+  EXPECT_EQ(decide(2, 40006), PacketVerdict::RepeatWithReject);
+  EXPECT_EQ(records.attempts.back().reason, "quarantined after behaving like a spam bot");
+  EXPECT_EQ(programs.list()[0].state, rules::ProgramState::Quarantined);
+  EXPECT_EQ(changed.back().state, rules::ProgramState::Quarantined);
+  // The quarantined state is written for the store.
+  ASSERT_FALSE(records.programs.empty());
+  EXPECT_TRUE(records.programs.back().quarantined);
+}
+
+TEST_F(PipelineTest, ThrottleHoldsAnApprovedProgramAndItsRetries) {
+  approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
+  attribution.bySourcePort[40007] = process(kClient, sha('c'));
+  detector.byPath[kClient].throttle = true;
+  detector.byPath[kClient].reason = "throttled: behaves like a spam bot (soft alert)";
+  EXPECT_EQ(decide(1, 40007), PacketVerdict::Drop);
+  EXPECT_EQ(records.attempts.back().reason, "throttled: behaves like a spam bot (soft alert)");
+  EXPECT_TRUE(detector.allowedPaths.empty());
+  // Throttle never turns a denial into anything milder.
+  approvals.push_back(rule(rules::RuleAction::Deny, kBot, sha('b')));
+  attribution.bySourcePort[40008] = process(kBot, sha('b'));
+  detector.byPath[kBot].throttle = true;
+  EXPECT_EQ(decide(2, 40008), PacketVerdict::RepeatWithReject);
+}
+
+TEST_F(PipelineTest, ABulkDeclarationLiftsTheThrottleButNeverTheQuarantine) {
+  approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
+  attribution.bySourcePort[40009] = process(kClient, sha('c'));
+  attribution.bySourcePort[40010] = process(kClient, sha('c'));
+  attribution.bySourcePort[40011] = process(kClient, sha('c'));
+  detector.byPath[kClient] = DetectorVerdict{false, true, true, "throttled"};
+  EXPECT_EQ(decide(1, 40009), PacketVerdict::RepeatWithAllow);
+  // The bulk window ended: the throttle holds again.
+  detector.byPath[kClient].bulkDeclared = false;
+  EXPECT_EQ(decide(2, 40010), PacketVerdict::Drop);
+  detector.byPath[kClient] = DetectorVerdict{true, false, true, ""};
+  EXPECT_EQ(decide(3, 40011), PacketVerdict::RepeatWithReject);
+}
+
+TEST_F(PipelineTest, UnderQueuePressureARejectBecomesASilentDrop) {
+  approvals.push_back(rule(rules::RuleAction::Deny, kBot, sha('b')));
+  attribution.bySourcePort[40012] = process(kBot, sha('b'));
+  attribution.bySourcePort[40013] = process(kBot, sha('b'));
+  // The kernel's queue is more than half full.
+  packets.counters.waiting = 900;
+  pipeline.samplePressure();
+  EXPECT_TRUE(pipeline.overloaded());
+  EXPECT_EQ(decide(1, 40012), PacketVerdict::Drop);
+  EXPECT_THAT(records.attempts.back().reason,
+              HasSubstr("dropped, not reset, while the queue is overloaded"));
+  // Pressure lasts a while after its last sign, then resets come back.
+  packets.counters.waiting = 0;
+  clock.advance(std::chrono::seconds(11));
+  pipeline.samplePressure();
+  EXPECT_FALSE(pipeline.overloaded());
+  EXPECT_EQ(decide(2, 40013), PacketVerdict::RepeatWithReject);
+}
+
+TEST_F(PipelineTest, AProgramThatChangesItsHashOnEveryAttemptStaysBounded) {
+  for (std::uint32_t i = 0; i < 1000; ++i) {
+    const auto port = static_cast<std::uint16_t>(20000 + i);
+    attribution.bySourcePort[port] = process(kBot, sha('0') + std::to_string(i));
+    EXPECT_EQ(decide(i + 1, port), PacketVerdict::Drop);
+  }
+  EXPECT_EQ(records.attempts.size(), 1000U);
+  EXPECT_LE(programs.size(), 64U);
+  EXPECT_LE(programs.list().size(), 64U);
+  // Every attempt still names its own (new) program id.
+  EXPECT_NE(records.attempts.front().programId, records.attempts.back().programId);
+}
+
+TEST_F(PipelineTest, VerdictsTheKernelRefusesAreCounted) {
+  attribution.bySourcePort[40014] = process(kClient, sha('c'));
+  packets.failVerdicts = true;
+  packets.push(syn(1, 40014, "127.1.0.1"));
+  pipeline.onReadable();
+  EXPECT_EQ(pipeline.counters().verdictErrors, 1U);
+}
+
+TEST_F(PipelineTest, AWakeUpDecidesAtMostItsBoundAndTheRestNext) {
+  attribution.bySourcePort[40015] = process(kClient, sha('c'));
+  const std::size_t n = VerdictPipeline::kMaxPacketsPerWakeup + 10;
+  for (std::uint32_t i = 0; i < n; ++i) packets.push(syn(i + 1, 40015, "127.1.0.1"));
+  pipeline.onReadable();
+  EXPECT_EQ(packets.verdicts.size(), VerdictPipeline::kMaxPacketsPerWakeup);
+  pipeline.onReadable();
+  EXPECT_EQ(packets.verdicts.size(), n);
+}
+
+// The same pipeline with the real detector: a bot that sends to many mail servers is
+// quarantined, its next attempt rejected, while the owner's approved client goes on.
+class PipelineWithDetectorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = std::filesystem::temp_directory_path() /
+          ("mg-pipeline-" + std::to_string(::getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir / "proc");
+    auto r = store::SqliteStore::open(dir / "state");
+    ASSERT_TRUE(r) << r.error().message;
+    reader = std::move(r.value());
+    auto w = store::StoreWriter::start(dir / "state");
+    ASSERT_TRUE(w) << w.error().message;
+    writer = std::move(w.value());
+    alerts = std::make_unique<AlertSink>(*writer, 0, onAlert);
+    proc = std::make_unique<procinfo::DirProcFs>(dir / "proc");
+    resolver = std::make_unique<procinfo::ProcessResolver>(*proc, hasher);
+    Detection::Deps deps{settings, clock,   loop,    programs, approvals,
+                         *proc,    *resolver, *reader, *writer, *alerts,
+                         {},       [](const ProgramRef&) -> Result<rules::ProgramIdentity> {
+                           return notFound("not in this test");
+                         }};
+    deps.dpkgInfo = dir / "no-dpkg";
+    deps.conntrack = false;
+    detection = std::make_unique<Detection>(std::move(deps));
+    ASSERT_TRUE(detection->start());
+    pipeline = std::make_unique<VerdictPipeline>(
+        VerdictPipeline::Seams{packets, attribution, *detection, programs, approvals, records,
+                               clock},
+        VerdictPipeline::Observers{}, 1024, 1);
+  }
+  void TearDown() override {
+    pipeline.reset();
+    detection.reset();
+    writer.reset();
+    reader.reset();
+    std::filesystem::remove_all(dir);
+  }
+
+  std::filesystem::path dir;
+  rules::Settings settings;
+  FakeClock clock;
+  EventLoop loop;
+  ProgramRegistry programs;
+  std::vector<rules::ApprovalRule> approvals;
+  std::unique_ptr<store::SqliteStore> reader;
+  std::unique_ptr<store::StoreWriter> writer;
+  std::vector<store::AlertRecord> raised;
+  AlertSink::Observer onAlert = [this](const store::AlertRecord& a) { raised.push_back(a); };
+  std::unique_ptr<AlertSink> alerts;
+  std::unique_ptr<procinfo::DirProcFs> proc;
+  procinfo::FileHasher hasher;
+  std::unique_ptr<procinfo::ProcessResolver> resolver;
+  std::unique_ptr<Detection> detection;
+  netfilter::FakePacketSource packets;
+  FakeAttribution attribution;
+  FakeRecordSink records;
+  std::unique_ptr<VerdictPipeline> pipeline;
+};
+
+TEST_F(PipelineWithDetectorTest, ABotSendingToManyMailServersIsQuarantinedWithinTenAttempts) {
+  approvals.push_back(rule(rules::RuleAction::Approve, kBot, sha('b')));  // even approved
+  int rejectedAt = 0;
+  for (int i = 1; i <= 30 && rejectedAt == 0; ++i) {
+    const auto port = static_cast<std::uint16_t>(30000 + i);
+    attribution.bySourcePort[port] = process(kBot, sha('b'));
+    packets.push(syn(static_cast<std::uint32_t>(i), port, "127.1." + std::to_string(i) + ".25"));
+    pipeline->onReadable();
+    if (packets.verdicts.back().second == PacketVerdict::RepeatWithReject) rejectedAt = i;
+    clock.advance(std::chrono::seconds(2));
+  }
+  ASSERT_GT(rejectedAt, 0) << "never quarantined";
+  EXPECT_LE(rejectedAt, 10);
+  EXPECT_EQ(programs.list().at(0).state, rules::ProgramState::Quarantined);
+  ASSERT_FALSE(raised.empty());
+  EXPECT_EQ(raised.back().tier, "hard");
+  EXPECT_EQ(raised.back().path, kBot);
+  // The owner's client, approved, still gets through to its relay.
+  approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
+  attribution.bySourcePort[45000] = process(kClient, sha('c'));
+  packets.push(syn(100, 45000, "127.0.0.1", 587));
+  pipeline->onReadable();
+  EXPECT_EQ(packets.verdicts.back().second, PacketVerdict::RepeatWithAllow);
+  // The alert reaches the store.
+  writer->flush();
+  auto stored = reader->alerts(10);
+  ASSERT_TRUE(stored) << stored.error().message;
+  EXPECT_FALSE(stored->empty());
+}
+
+}  // namespace
+}  // namespace mailguard::service
