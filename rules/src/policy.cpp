@@ -137,6 +137,24 @@ std::string_view toString(ProgramState s) {
   return "pending";
 }
 
+std::string_view toString(Override o) {
+  switch (o) {
+    case Override::None:
+      return "none";
+    case Override::Unattributed:
+      return "unattributed";
+    case Override::IdentityPending:
+      return "identity-pending";
+    case Override::Quarantine:
+      return "quarantine";
+    case Override::Throttle:
+      return "throttle";
+    case Override::Pressure:
+      return "pressure";
+  }
+  return "none";
+}
+
 std::optional<Verdict> verdictFromString(std::string_view s) {
   if (s == "allow") return Verdict::Allow;
   if (s == "hold") return Verdict::Hold;

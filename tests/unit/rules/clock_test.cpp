@@ -41,5 +41,42 @@ TEST(FakeClock, AdvancesOnlyWhenTold) {
   EXPECT_EQ(formatRfc3339(start), "2023-11-14T22:13:20.000000Z");
 }
 
+TEST(FakeClock, AdvanceMovesTheWallAndMonotonicSidesTogether) {
+  FakeClock clock;
+  const TimePoint wall = clock.now();
+  const MonoTime mono = clock.monotonic();
+  clock.advance(milliseconds{1500});
+  EXPECT_EQ(clock.now() - wall, milliseconds{1500});
+  EXPECT_EQ(clock.monotonic() - mono, milliseconds{1500});
+}
+
+TEST(FakeClock, WallClockJumpLeavesTheMonotonicSideAlone) {
+  FakeClock clock;
+  const TimePoint wall = clock.now();
+  const MonoTime mono = clock.monotonic();
+  clock.jumpWallClock(-hours{2});  // the owner sets the date back
+  EXPECT_EQ(wall - clock.now(), hours{2});
+  EXPECT_EQ(clock.monotonic(), mono);
+  clock.jumpWallClock(hours{24});
+  EXPECT_EQ(clock.monotonic(), mono);
+}
+
+TEST(FakeClock, MonotonicSideStartsApartFromTheWallClock) {
+  // Like CLOCK_MONOTONIC (time since boot): equal starts would hide code that mixes them.
+  const FakeClock clock;
+  EXPECT_EQ(clock.monotonic(), FakeClock::kMonotonicStart);
+  EXPECT_NE(clock.monotonic().time_since_epoch(),
+            duration_cast<MonoTime::duration>(clock.now().time_since_epoch()));
+}
+
+TEST(SystemClock, MonotonicSideIsTheSteadyClock) {
+  const SystemClock clock;
+  const MonoTime before = std::chrono::steady_clock::now();
+  const MonoTime read = clock.monotonic();
+  const MonoTime after = std::chrono::steady_clock::now();
+  EXPECT_LE(before, read);
+  EXPECT_LE(read, after);
+}
+
 }  // namespace
 }  // namespace mailguard

@@ -29,10 +29,16 @@ struct ApprovalRule {
   std::string scriptSha256;  // empty for a non-interpreter
 };
 
+// What changed the verdict the owner's rules give (see verdict.hpp, decideVerdict).
+enum class Override { None, Unattributed, IdentityPending, Quarantine, Throttle, Pressure };
+std::string_view toString(Override o);  // "none" "unattributed" "identity-pending" ...
+
 struct Decision {
   Verdict verdict = Verdict::Hold;
   std::string reason;                  // plain language, shown to the owner
   std::optional<std::int64_t> ruleId;  // the approval or denial that decided, if any
+  // The override that changed the owner's rule's verdict, for tests and logs.
+  Override override = Override::None;
 };
 
 // The decision, in this order:

@@ -1,0 +1,41 @@
+#pragma once
+// The verdict for one connection attempt, with every override in one place: the owner's
+// rules (policy.hpp decide) first, then what the detector and the queue's state change.
+// Nothing patches the result afterwards.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mailguard/rules/identity.hpp"
+#include "mailguard/rules/policy.hpp"
+
+namespace mailguard::rules {
+
+// What the pipeline knows about one attempt when it decides.
+struct VerdictInputs {
+  std::optional<ProgramIdentity> identity;  // nullopt: not attributed to a process
+  std::string unattributed;                 // why not, e.g. "the socket was already closed"
+  bool identityPending = false;             // the executable's hash is still being computed
+  std::string sharedNote;                   // appended to the reason: the socket is shared
+  bool quarantined = false;                 // quarantined (stored, or by the detector just now)
+  bool throttled = false;                   // the detector's soft tier: a new destination too soon
+  std::string throttleReason;
+  bool bulkDeclared = false;     // the owner declared a bulk send: lifts the throttle only
+  bool queueOverloaded = false;  // the kernel queue is under pressure
+};
+
+// In this order:
+//  1. no identity                 -> Hold "could not attribute to a process: <why>"
+//                                    (Unattributed)
+//  2. identity pending            -> Hold "its identity is being checked ..."
+//                                    (IdentityPending), never Allow; but a quarantine or a
+//                                    denial by path (the hash is not needed for either)
+//                                    still rejects
+//  3. decide(identity, quarantined, rules) (quarantined -> Reject, Quarantine), and the
+//     shared-socket note appended to the reason
+//  4. throttled, no bulk declared, and step 3 allowed -> Hold "<throttleReason>" (Throttle)
+//  5. Reject while the queue is overloaded -> Hold, "; dropped, not reset, ..." appended
+//     (Pressure)
+Decision decideVerdict(const VerdictInputs& in, const std::vector<ApprovalRule>& rules);
+
+}  // namespace mailguard::rules

@@ -1,0 +1,56 @@
+#include "mailguard/rules/verdict.hpp"
+
+namespace mailguard::rules {
+namespace {
+
+// The rules that can be checked without the file's content: a denial by path. With the
+// hashes cleared no approval can match by content, and an approval by path alone is not
+// taken (only a Reject from this decision is used).
+Decision decidePending(const ProgramIdentity& identity, bool quarantined,
+                       const std::vector<ApprovalRule>& rules) {
+  ProgramIdentity pathOnly = identity;
+  pathOnly.sha256.clear();
+  pathOnly.scriptSha256.clear();
+  Decision byPath = decide(pathOnly, quarantined, rules);
+  if (byPath.verdict == Verdict::Reject) {
+    if (quarantined) byPath.override = Override::Quarantine;
+    return byPath;
+  }
+  return {Verdict::Hold, "its identity is being checked (not allowed before its file is hashed)",
+          std::nullopt, Override::IdentityPending};
+}
+
+}  // namespace
+
+Decision decideVerdict(const VerdictInputs& in, const std::vector<ApprovalRule>& rules) {
+  if (!in.identity) {
+    return {Verdict::Hold, "could not attribute to a process: " + in.unattributed, std::nullopt,
+            Override::Unattributed};
+  }
+  Decision d;
+  if (in.identityPending) {
+    d = decidePending(*in.identity, in.quarantined, rules);
+  } else {
+    d = decide(in.identity, in.quarantined, rules);
+    if (in.quarantined) d.override = Override::Quarantine;
+  }
+  d.reason += in.sharedNote;
+
+  // The soft tier only delays what the owner allowed; it never lifts a Hold or a Reject.
+  // A declared bulk send lifts it, but nothing above (a quarantine stays a Reject).
+  if (in.throttled && !in.bulkDeclared && d.verdict == Verdict::Allow) {
+    d.verdict = Verdict::Hold;
+    d.reason = in.throttleReason;
+    d.override = Override::Throttle;
+  }
+  // A reset (RST) lets a bot open its next connection at once and keep the queue full; a
+  // dropped SYN makes it wait for its own retransmission timeout.
+  if (d.verdict == Verdict::Reject && in.queueOverloaded) {
+    d.verdict = Verdict::Hold;
+    d.reason += "; dropped, not reset, while the queue is overloaded";
+    d.override = Override::Pressure;
+  }
+  return d;
+}
+
+}  // namespace mailguard::rules

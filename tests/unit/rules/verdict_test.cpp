@@ -1,0 +1,301 @@
+#include "mailguard/rules/verdict.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace mailguard::rules {
+namespace {
+
+using ::testing::EndsWith;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+const std::string kHashA(64, 'a');
+const std::string kHashB(64, 'b');
+const std::string kHashC(64, 'c');
+const std::string kThrottleReason = "throttled: a new destination 2 s after the last one";
+const std::string kDropped = "; dropped, not reset, while the queue is overloaded";
+
+ProgramIdentity program(std::string path, std::string sha, bool trusted = true) {
+  ProgramIdentity id;
+  id.path = std::move(path);
+  id.sha256 = std::move(sha);
+  id.pathTrusted = trusted;
+  return id;
+}
+
+ApprovalRule ruleFor(std::int64_t id, RuleAction action, const ProgramIdentity& p) {
+  return ApprovalRule{id, action, p.path, p.sha256, p.scriptPath, p.scriptSha256};
+}
+
+const ProgramIdentity kClient = program("/usr/bin/thunderbird", kHashA);
+const ProgramIdentity kBot = program("/usr/local/bin/bot", kHashB);
+// The owner approved the client (rule 7) and denied the bot (rule 9).
+const std::vector<ApprovalRule> kRules = {ruleFor(7, RuleAction::Approve, kClient),
+                                          ruleFor(9, RuleAction::Deny, kBot)};
+
+VerdictInputs attributed(const ProgramIdentity& id) {
+  VerdictInputs in;
+  in.identity = id;
+  return in;
+}
+
+VerdictInputs throttledInputs(const ProgramIdentity& id) {
+  VerdictInputs in = attributed(id);
+  in.throttled = true;
+  in.throttleReason = kThrottleReason;
+  return in;
+}
+
+// 1. Not attributed.
+
+TEST(DecideVerdict, HoldsAnUnattributedAttemptAndSaysWhy) {
+  VerdictInputs in;
+  in.unattributed = "the socket was already closed";
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, "could not attribute to a process: the socket was already closed");
+  EXPECT_EQ(d.ruleId, std::nullopt);
+  EXPECT_EQ(d.override, Override::Unattributed);
+}
+
+TEST(DecideVerdict, UnattributedStaysHeldWhateverTheOtherInputsSay) {
+  VerdictInputs in;
+  in.unattributed = "no such process";
+  in.quarantined = true;
+  in.throttled = true;
+  in.throttleReason = kThrottleReason;
+  in.queueOverloaded = true;
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, "could not attribute to a process: no such process");
+  EXPECT_EQ(d.override, Override::Unattributed);
+}
+
+// 2. Identity pending (the hash is being computed).
+
+TEST(DecideVerdict, HoldsAProgramWhoseIdentityIsPending) {
+  VerdictInputs in = attributed(program("/usr/bin/unknown", ""));
+  in.identityPending = true;
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, "its identity is being checked (not allowed before its file is hashed)");
+  EXPECT_EQ(d.override, Override::IdentityPending);
+}
+
+TEST(DecideVerdict, PendingNeverAllowsEvenAnApprovedPathInATrustedLocation) {
+  // Same path as the approved client in a root-owned place: decide() alone would allow it
+  // by path ("updated in a root-owned location"); without its hash it must wait.
+  VerdictInputs in = attributed(kClient);
+  in.identityPending = true;
+  Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.override, Override::IdentityPending);
+
+  in.identity->sha256.clear();
+  d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.override, Override::IdentityPending);
+
+  in.bulkDeclared = true;  // a declared bulk send does not either
+  d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+}
+
+TEST(DecideVerdict, PendingStillRejectsADenialByPath) {
+  VerdictInputs in = attributed(program(kBot.path, ""));
+  in.identityPending = true;
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Reject);
+  EXPECT_EQ(d.reason, "denied by the owner");
+  EXPECT_EQ(d.ruleId, 9);
+  EXPECT_EQ(d.override, Override::None);  // the owner's rule decided
+}
+
+TEST(DecideVerdict, PendingDoesNotGuessADenialByContent) {
+  // The bot copied to another path: only its hash would tell, and that is not known yet.
+  VerdictInputs in = attributed(program("/home/alice/bin/renamed", kHashB));
+  in.identityPending = true;
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.override, Override::IdentityPending);
+}
+
+TEST(DecideVerdict, PendingStillRejectsAQuarantinedProgram) {
+  VerdictInputs in = attributed(kClient);
+  in.identityPending = true;
+  in.quarantined = true;
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Reject);
+  EXPECT_THAT(d.reason, StartsWith("quarantined"));
+  EXPECT_EQ(d.override, Override::Quarantine);
+}
+
+TEST(DecideVerdict, PendingDenialIsDroppedWhileTheQueueIsOverloaded) {
+  VerdictInputs in = attributed(program(kBot.path, ""));
+  in.identityPending = true;
+  in.queueOverloaded = true;
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, "denied by the owner" + kDropped);
+  EXPECT_EQ(d.override, Override::Pressure);
+}
+
+// 3. The owner's rules, quarantine and the shared-socket note.
+
+TEST(DecideVerdict, FollowsTheOwnersRulesWithoutAnOverride) {
+  Decision d = decideVerdict(attributed(kClient), kRules);
+  EXPECT_EQ(d.verdict, Verdict::Allow);
+  EXPECT_EQ(d.reason, "approved");
+  EXPECT_EQ(d.ruleId, 7);
+  EXPECT_EQ(d.override, Override::None);
+
+  d = decideVerdict(attributed(kBot), kRules);
+  EXPECT_EQ(d.verdict, Verdict::Reject);
+  EXPECT_EQ(d.ruleId, 9);
+  EXPECT_EQ(d.override, Override::None);
+
+  d = decideVerdict(attributed(program("/usr/bin/mutt", kHashC)), {});
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, "not approved yet");
+  EXPECT_EQ(d.override, Override::None);
+}
+
+TEST(DecideVerdict, RejectsAQuarantinedProgramEvenWhenApproved) {
+  VerdictInputs in = attributed(kClient);
+  in.quarantined = true;
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Reject);
+  EXPECT_THAT(d.reason, StartsWith("quarantined"));
+  EXPECT_EQ(d.override, Override::Quarantine);
+}
+
+TEST(DecideVerdict, AppendsTheSharedSocketNoteToTheReason) {
+  VerdictInputs in = attributed(program("/usr/bin/mutt", kHashC));
+  in.sharedNote = " (the socket is shared with /usr/bin/thunderbird)";
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, "not approved yet (the socket is shared with /usr/bin/thunderbird)");
+}
+
+// 4. The detector's soft tier (throttle) and a declared bulk send.
+
+TEST(DecideVerdict, ThrottleHoldsAnAllowedProgramWithTheDetectorsReason) {
+  const Decision d = decideVerdict(throttledInputs(kClient), kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, kThrottleReason);
+  EXPECT_EQ(d.ruleId, 7);
+  EXPECT_EQ(d.override, Override::Throttle);
+}
+
+TEST(DecideVerdict, ThrottleNeverTurnsAHoldIntoAnything) {
+  const Decision d = decideVerdict(throttledInputs(program("/usr/bin/mutt", kHashC)), kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, "not approved yet");
+  EXPECT_EQ(d.override, Override::None);
+}
+
+TEST(DecideVerdict, ThrottleNeverTurnsARejectIntoAnything) {
+  Decision d = decideVerdict(throttledInputs(kBot), kRules);
+  EXPECT_EQ(d.verdict, Verdict::Reject);
+  EXPECT_EQ(d.reason, "denied by the owner");
+  EXPECT_EQ(d.override, Override::None);
+
+  VerdictInputs in = throttledInputs(kClient);
+  in.quarantined = true;  // quarantine beats throttle
+  d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Reject);
+  EXPECT_THAT(d.reason, StartsWith("quarantined"));
+  EXPECT_EQ(d.override, Override::Quarantine);
+}
+
+TEST(DecideVerdict, BulkDeclarationLiftsTheThrottle) {
+  VerdictInputs in = throttledInputs(kClient);
+  in.bulkDeclared = true;
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Allow);
+  EXPECT_EQ(d.reason, "approved");
+  EXPECT_EQ(d.override, Override::None);
+}
+
+TEST(DecideVerdict, BulkDeclarationNeverLiftsAQuarantine) {
+  VerdictInputs in = throttledInputs(kClient);
+  in.bulkDeclared = true;
+  in.quarantined = true;
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Reject);
+  EXPECT_EQ(d.override, Override::Quarantine);
+}
+
+TEST(DecideVerdict, BulkDeclarationNeverApprovesAnUnknownProgram) {
+  VerdictInputs in = attributed(program("/usr/bin/mutt", kHashC));
+  in.bulkDeclared = true;
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+}
+
+TEST(DecideVerdict, ThrottleReasonReplacesTheSharedNote) {
+  // Today's wording: the held attempt shows the detector's reason alone.
+  VerdictInputs in = throttledInputs(kClient);
+  in.sharedNote = " (shared)";
+  EXPECT_EQ(decideVerdict(in, kRules).reason, kThrottleReason);
+}
+
+// 5. Queue pressure: drop instead of reset.
+
+TEST(DecideVerdict, PressureTurnsADenialIntoADrop) {
+  VerdictInputs in = attributed(kBot);
+  in.queueOverloaded = true;
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, "denied by the owner" + kDropped);
+  EXPECT_EQ(d.ruleId, 9);
+  EXPECT_EQ(d.override, Override::Pressure);
+}
+
+TEST(DecideVerdict, PressureTurnsAQuarantineRejectIntoADrop) {
+  VerdictInputs in = attributed(kClient);
+  in.quarantined = true;
+  in.queueOverloaded = true;
+  in.sharedNote = " (shared)";
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_THAT(d.reason, StartsWith("quarantined"));
+  EXPECT_THAT(d.reason, HasSubstr(" (shared)"));
+  EXPECT_THAT(d.reason, EndsWith(kDropped));
+  EXPECT_EQ(d.override, Override::Pressure);
+}
+
+TEST(DecideVerdict, PressureLeavesAllowAndHoldAlone) {
+  VerdictInputs in = attributed(kClient);
+  in.queueOverloaded = true;
+  Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Allow);
+  EXPECT_EQ(d.reason, "approved");
+  EXPECT_EQ(d.override, Override::None);
+
+  in = throttledInputs(kClient);
+  in.queueOverloaded = true;
+  d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, kThrottleReason);
+  EXPECT_EQ(d.override, Override::Throttle);
+
+  in = attributed(program("/usr/bin/mutt", kHashC));
+  in.queueOverloaded = true;
+  d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.reason, "not approved yet");
+  EXPECT_EQ(d.override, Override::None);
+}
+
+TEST(Override, HasAName) {
+  EXPECT_EQ(toString(Override::None), "none");
+  EXPECT_EQ(toString(Override::Unattributed), "unattributed");
+  EXPECT_EQ(toString(Override::IdentityPending), "identity-pending");
+  EXPECT_EQ(toString(Override::Quarantine), "quarantine");
+  EXPECT_EQ(toString(Override::Throttle), "throttle");
+  EXPECT_EQ(toString(Override::Pressure), "pressure");
+}
+
+}  // namespace
+}  // namespace mailguard::rules
