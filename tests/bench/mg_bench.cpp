@@ -644,7 +644,7 @@ int cmdStoreFill(const Args& a) {
   const long total = a.num("attempts", 1'000'000);
   const long checkpoint = a.num("checkpoint", 100'000);
   const long chunk = 5'000;  // stays well below the writer's queue bound
-  auto writer = store::AttemptWriter::start(dir);
+  auto writer = store::StoreWriter::start(dir);
   if (!writer) {
     std::fprintf(stderr, "mg-bench: %s\n", writer.error().message.c_str());
     return 1;
@@ -742,7 +742,7 @@ int main(int argc, char** argv) {
                  "  bulk --ns A,B --port P --ms MS --rounds R    TCP throughput\n"
                  "  nfq-accept --queue Q                     the do-nothing NFQUEUE listener\n"
                  "  apply-time --ns NS --rounds N            replacing the table\n"
-                 "  store-fill --dir D --attempts N          attempts through AttemptWriter\n"
+                 "  store-fill --dir D --attempts N          attempts through StoreWriter\n"
                  "  newest-page --dir D                      the newest page of attempts\n");
     return 2;
   }

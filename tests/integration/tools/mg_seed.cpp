@@ -1,9 +1,10 @@
 // mg-seed: writes an approval or denial straight into guardd's store, the way the
-// integration tests of issue #2 seed policy before the D-Bus API exists. It hashes
+// integration tests seed policy without the D-Bus API. It hashes
 // the file as it is now, exactly as an approval through guardd would.
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "mailguard/procinfo/procinfo.hpp"
@@ -16,9 +17,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: mg-seed STATE_DIR approve|deny|forget PATH [SCRIPT]\n");
     return 2;
   }
-  auto store = store::SqliteStore::open(argv[1]);
-  if (!store) {
-    std::fprintf(stderr, "mg-seed: %s\n", store.error().message.c_str());
+  auto writer = store::StoreWriter::start(argv[1]);
+  if (!writer) {
+    std::fprintf(stderr, "mg-seed: %s\n", writer.error().message.c_str());
     return 1;
   }
   procinfo::FileHasher hasher;
@@ -28,8 +29,13 @@ int main(int argc, char** argv) {
   rule.path = std::filesystem::canonical(argv[3]).string();
   if (argc > 4) rule.scriptPath = std::filesystem::canonical(argv[4]).string();
   if (std::strcmp(argv[2], "forget") == 0) {
-    auto r = store.value()->removeRules(rule.path, rule.scriptPath);
-    return r ? 0 : 1;
+    bool removed = false;
+    (*writer)->removeRules(rule.path, rule.scriptPath, [&](Result<bool> r) {
+      if (!r) std::fprintf(stderr, "mg-seed: %s\n", r.error().message.c_str());
+      removed = r.has_value();
+    });
+    (*writer)->flush();  // returns once `done` has run
+    return removed ? 0 : 1;
   }
   auto hash = hasher.sha256OfPath(rule.path);
   if (!hash) {
@@ -45,11 +51,14 @@ int main(int argc, char** argv) {
     }
     rule.scriptSha256 = scriptHash.value();
   }
-  auto id = store.value()->addRule(rule);
-  if (!id) {
-    std::fprintf(stderr, "mg-seed: %s\n", id.error().message.c_str());
+  std::optional<Result<store::RuleWritten>> written;
+  (*writer)->addRule(rule, std::nullopt,
+                     [&](Result<store::RuleWritten> r) { written.emplace(std::move(r)); });
+  (*writer)->flush();  // returns once `done` has run
+  if (!written || !*written) {
+    std::fprintf(stderr, "mg-seed: %s\n", written ? written->error().message.c_str() : "no reply");
     return 1;
   }
-  std::printf("%lld\n", static_cast<long long>(id.value()));
+  std::printf("%lld\n", static_cast<long long>((*written)->ruleId));
   return 0;
 }

@@ -1,161 +1,23 @@
+// SqliteStore (the reader) and StoreWriter's records: rules, programs, attempts.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#include <atomic>
+#include <algorithm>
 #include <csignal>
-#include <cstdlib>
 #include <string>
-#include <thread>
 
-#include "mailguard/store/store.hpp"
+#include "store_test_util.hpp"
 
 namespace mailguard::store {
 namespace {
 
-using namespace std::chrono_literals;
+using namespace test;
 using rules::ApprovalRule;
 using rules::RuleAction;
 using rules::Verdict;
 
 const TimePoint kNow = TimePoint{std::chrono::seconds{1'700'000'000}};
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = "/tmp/mailguard-store-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
-// A second connection that bypasses the store, to look at pragmas and to inject failures.
-class RawDb {
- public:
-  explicit RawDb(const std::filesystem::path& file) {
-    if (sqlite3_open(file.c_str(), &db_) != SQLITE_OK) throw std::runtime_error("open failed");
-    sqlite3_busy_timeout(db_, 5000);
-  }
-  ~RawDb() { sqlite3_close(db_); }
-  RawDb(const RawDb&) = delete;
-  RawDb& operator=(const RawDb&) = delete;
-
-  void exec(const std::string& sql) {
-    char* err = nullptr;
-    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
-    const std::string msg = err != nullptr ? err : "";
-    sqlite3_free(err);
-    if (rc != SQLITE_OK) throw std::runtime_error(sql + ": " + msg);
-  }
-  std::string text(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(sql + ": " + sqlite3_errmsg(db_));
-    }
-    std::string out;
-    if (sqlite3_step(stmt) == SQLITE_ROW) {
-      const auto* p = sqlite3_column_text(stmt, 0);
-      out = p != nullptr ? reinterpret_cast<const char*>(p) : "";
-    }
-    sqlite3_finalize(stmt);
-    return out;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
-// A VFS that forwards to the default one but fails writes with SQLITE_FULL while
-// `full` is set: a full disk, as the store's own connection sees it.
-class FullDiskVfs {
- public:
-  FullDiskVfs() {
-    real_ = sqlite3_vfs_find(nullptr);
-    vfs_ = *real_;
-    vfs_.zName = "mailguard-full-disk";
-    vfs_.szOsFile = static_cast<int>(sizeof(sqlite3_file)) + real_->szOsFile;
-    vfs_.pAppData = this;
-    vfs_.xOpen = &open;
-    sqlite3_vfs_register(&vfs_, 1);
-  }
-  ~FullDiskVfs() {
-    sqlite3_vfs_unregister(&vfs_);
-    sqlite3_vfs_register(real_, 1);
-  }
-  FullDiskVfs(const FullDiskVfs&) = delete;
-  FullDiskVfs& operator=(const FullDiskVfs&) = delete;
-
-  static inline std::atomic<bool> full{false};
-
- private:
-  static sqlite3_file* inner(sqlite3_file* f) { return f + 1; }
-  static const sqlite3_io_methods* m(sqlite3_file* f) { return inner(f)->pMethods; }
-
-  static int open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags,
-                  int* outFlags) {
-    auto* self = static_cast<FullDiskVfs*>(vfs->pAppData);
-    const int rc = self->real_->xOpen(self->real_, name, inner(f), flags, outFlags);
-    f->pMethods = inner(f)->pMethods != nullptr ? &kMethods : nullptr;
-    return rc;
-  }
-
-  static constexpr sqlite3_io_methods kMethods = {
-      3,
-      [](sqlite3_file* f) { return m(f)->xClose(inner(f)); },
-      [](sqlite3_file* f, void* p, int n, sqlite3_int64 o) {
-        return m(f)->xRead(inner(f), p, n, o);
-      },
-      [](sqlite3_file* f, const void* p, int n, sqlite3_int64 o) {
-        return full ? SQLITE_FULL : m(f)->xWrite(inner(f), p, n, o);
-      },
-      [](sqlite3_file* f, sqlite3_int64 n) { return m(f)->xTruncate(inner(f), n); },
-      [](sqlite3_file* f, int fl) { return m(f)->xSync(inner(f), fl); },
-      [](sqlite3_file* f, sqlite3_int64* n) { return m(f)->xFileSize(inner(f), n); },
-      [](sqlite3_file* f, int l) { return m(f)->xLock(inner(f), l); },
-      [](sqlite3_file* f, int l) { return m(f)->xUnlock(inner(f), l); },
-      [](sqlite3_file* f, int* r) { return m(f)->xCheckReservedLock(inner(f), r); },
-      [](sqlite3_file* f, int op, void* a) { return m(f)->xFileControl(inner(f), op, a); },
-      [](sqlite3_file* f) { return m(f)->xSectorSize(inner(f)); },
-      [](sqlite3_file* f) { return m(f)->xDeviceCharacteristics(inner(f)); },
-      [](sqlite3_file* f, int pg, int sz, int ext, void volatile** pp) {
-        return m(f)->xShmMap(inner(f), pg, sz, ext, pp);
-      },
-      [](sqlite3_file* f, int o, int n, int fl) { return m(f)->xShmLock(inner(f), o, n, fl); },
-      [](sqlite3_file* f) { m(f)->xShmBarrier(inner(f)); },
-      [](sqlite3_file* f, int d) { return m(f)->xShmUnmap(inner(f), d); },
-      [](sqlite3_file* f, sqlite3_int64 o, int n, void** pp) {
-        return m(f)->xFetch(inner(f), o, n, pp);
-      },
-      [](sqlite3_file* f, sqlite3_int64 o, void* p) { return m(f)->xUnfetch(inner(f), o, p); },
-  };
-
-  sqlite3_vfs* real_ = nullptr;
-  sqlite3_vfs vfs_{};
-};
-
-std::unique_ptr<SqliteStore> openStore(const std::filesystem::path& dir) {
-  auto s = SqliteStore::open(dir);
-  if (!s) throw std::runtime_error(s.error().message);
-  return std::move(*s);
-}
-
-std::unique_ptr<AttemptWriter> startWriter(const std::filesystem::path& dir,
-                                           std::size_t maxQueued = 100'000) {
-  auto w = AttemptWriter::start(dir, maxQueued);
-  if (!w) throw std::runtime_error(w.error().message);
-  return std::move(*w);
-}
 
 ApprovalRule rule(RuleAction action, std::string path, std::string scriptPath = {}) {
   ApprovalRule r;
@@ -179,8 +41,9 @@ ProgramRecord program(std::int64_t id, std::string path, TimePoint seen = kNow) 
 }
 
 AttemptRecord attempt(TimePoint time = kNow, std::optional<std::int64_t> programId = {},
-                      Verdict verdict = Verdict::Hold) {
+                      Verdict verdict = Verdict::Hold, std::int64_t id = 0) {
   AttemptRecord a;
+  a.id = id;
   a.time = time;
   a.programId = programId;
   a.pid = 4242;
@@ -197,9 +60,16 @@ AttemptRecord attempt(TimePoint time = kNow, std::optional<std::int64_t> program
   return a;
 }
 
-void insert(SqliteStore& s, std::vector<AttemptRecord> batch) {
-  auto r = s.insertAttempts(batch);
-  ASSERT_TRUE(r) << r.error().message;
+// Writes through the writer and waits for them.
+void write(StoreWriter& w, const std::vector<AttemptRecord>& batch) {
+  for (const auto& a : batch) w.submit(a);
+  w.flush();
+}
+
+// Numbered 1..n, as guardd numbers its attempts.
+std::vector<AttemptRecord> numbered(std::vector<AttemptRecord> batch, std::int64_t first = 1) {
+  for (auto& a : batch) a.id = first++;
+  return batch;
 }
 
 std::vector<std::int64_t> ids(const std::vector<AttemptRecord>& v) {
@@ -220,16 +90,6 @@ std::int64_t count(SqliteStore& s) {
   return *n;
 }
 
-template <class Pred>
-bool waitFor(Pred pred, std::chrono::milliseconds timeout = 5s) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
-
 TEST(SqliteStore, CreatesStateDirAndSchemaAndKeepsDataAcrossReopen) {
   TempDir tmp;
   const auto dir = tmp.path() / "state";
@@ -237,11 +97,12 @@ TEST(SqliteStore, CreatesStateDirAndSchemaAndKeepsDataAcrossReopen) {
   {
     auto s = openStore(dir);
     EXPECT_EQ(s->databasePath(), dir / "mailguard.db");
-    auto id = s->addRule(rule(RuleAction::Approve, "/usr/sbin/sendmail"));
+    auto w = startWriter(dir);
+    auto id = addRule(*w, rule(RuleAction::Approve, "/usr/sbin/sendmail"));
     ASSERT_TRUE(id) << id.error().message;
-    ruleId = *id;
-    ASSERT_TRUE(s->upsertProgram(program(7, "/usr/sbin/sendmail")));
-    insert(*s, {attempt(kNow, 7)});
+    ruleId = id->ruleId;
+    w->submit(program(7, "/usr/sbin/sendmail"));
+    write(*w, {attempt(kNow, 7)});
   }
   struct stat st {};
   ASSERT_EQ(::stat(dir.c_str(), &st), 0);
@@ -282,10 +143,24 @@ TEST(SqliteStore, CreatesStateDirAndSchemaAndKeepsDataAcrossReopen) {
   EXPECT_EQ(raw.text("PRAGMA user_version"), "3");
 }
 
+TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
+  TempDir tmp;
+  const auto dir = tmp.path() / "state";
+  {
+    auto w = startWriter(dir);
+    write(*w, {attempt()});
+  }
+  auto s = openStore(dir);
+  EXPECT_EQ(count(*s), 1);
+  RawDb raw(s->databasePath());
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "3");
+}
+
 TEST(SqliteStore, UsesWriteAheadLogAndPassesIntegrityCheck) {
   TempDir tmp;
   auto s = openStore(tmp.path());
-  insert(*s, {attempt(), attempt()});
+  auto w = startWriter(tmp.path());
+  write(*w, {attempt(), attempt()});
   RawDb raw(s->databasePath());
   EXPECT_EQ(raw.text("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");
@@ -299,24 +174,44 @@ TEST(SqliteStore, ReportsFailureToOpenWithThePath) {
   auto s = SqliteStore::open(file / "state");
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().message.rfind("Failed to create '", 0), 0U) << s.error().message;
+  auto w = StoreWriter::start(file / "state");
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().message.rfind("Failed to create '", 0), 0U) << w.error().message;
+}
+
+TEST(SqliteStore, RefusesASymlinkAtTheDatabasePath) {
+  TempDir tmp;
+  const auto elsewhere = tmp.path() / "elsewhere.db";
+  { RawDb touch(elsewhere); }
+  std::filesystem::create_symlink(elsewhere, tmp.path() / "mailguard.db");
+  auto s = SqliteStore::open(tmp.path());
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().message.rfind("Failed to open '" + (tmp.path() / "mailguard.db").string(), 0),
+            0U)
+      << s.error().message;
+  EXPECT_FALSE(StoreWriter::start(tmp.path()));
 }
 
 TEST(SqliteStore, AddRuleReplacesTheEarlierRuleForTheSamePathAndScript) {
   TempDir tmp;
   auto s = openStore(tmp.path());
-  auto first = s->addRule(rule(RuleAction::Approve, "/usr/bin/python3.11"));
-  auto script = s->addRule(rule(RuleAction::Approve, "/usr/bin/python3.11", "/opt/a.py"));
-  auto replaced = s->addRule(rule(RuleAction::Deny, "/usr/bin/python3.11"));
-  ASSERT_TRUE(first && script && replaced);
-  EXPECT_NE(*replaced, *first);
+  auto w = startWriter(tmp.path());
+  auto first = addRule(*w, rule(RuleAction::Approve, "/usr/bin/python3.11"));
+  auto script = addRule(*w, rule(RuleAction::Approve, "/usr/bin/python3.11", "/opt/a.py"));
+  auto replaced = addRule(*w, rule(RuleAction::Deny, "/usr/bin/python3.11"));
+  ASSERT_TRUE(first) << first.error().message;
+  ASSERT_TRUE(script) << script.error().message;
+  ASSERT_TRUE(replaced) << replaced.error().message;
+  EXPECT_NE(replaced->ruleId, first->ruleId);
+  EXPECT_EQ(first->programId, 0);
 
   auto rules = s->loadRules();
   ASSERT_TRUE(rules);
   ASSERT_EQ(rules->size(), 2U);
-  EXPECT_EQ((*rules)[0].id, *script);
+  EXPECT_EQ((*rules)[0].id, script->ruleId);
   EXPECT_EQ((*rules)[0].scriptPath, "/opt/a.py");
   EXPECT_EQ((*rules)[0].action, RuleAction::Approve);
-  EXPECT_EQ((*rules)[1].id, *replaced);
+  EXPECT_EQ((*rules)[1].id, replaced->ruleId);
   EXPECT_EQ((*rules)[1].scriptPath, "");
   EXPECT_EQ((*rules)[1].action, RuleAction::Deny);
 }
@@ -324,65 +219,60 @@ TEST(SqliteStore, AddRuleReplacesTheEarlierRuleForTheSamePathAndScript) {
 TEST(SqliteStore, RemoveRulesDeletesOnlyThatPathAndScript) {
   TempDir tmp;
   auto s = openStore(tmp.path());
-  ASSERT_TRUE(s->addRule(rule(RuleAction::Approve, "/usr/bin/perl")));
-  ASSERT_TRUE(s->addRule(rule(RuleAction::Approve, "/usr/bin/perl", "/opt/b.pl")));
-  ASSERT_TRUE(s->removeRules("/usr/bin/perl", ""));
+  auto w = startWriter(tmp.path());
+  ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/bin/perl")));
+  ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/bin/perl", "/opt/b.pl")));
+  auto removed = removeRules(*w, "/usr/bin/perl", "");
+  ASSERT_TRUE(removed) << removed.error().message;
+  EXPECT_TRUE(*removed);
+  auto again = removeRules(*w, "/usr/bin/perl", "");
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(*again);
   auto rules = s->loadRules();
   ASSERT_TRUE(rules);
   ASSERT_EQ(rules->size(), 1U);
   EXPECT_EQ((*rules)[0].scriptPath, "/opt/b.pl");
 }
 
-TEST(SqliteStore, NoticesRulesChangedByAnotherConnection) {
+TEST(SqliteStore, NoticesRulesChangedByTheWriter) {
   TempDir tmp;
   auto reader = openStore(tmp.path());
-  auto other = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
   auto v0 = reader->rulesVersion();
   ASSERT_TRUE(v0) << v0.error().message;
   EXPECT_EQ(*reader->rulesVersion(), *v0);
 
-  ASSERT_TRUE(other->addRule(rule(RuleAction::Approve, "/usr/sbin/exim4")));
+  ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/sbin/exim4")));
   auto v1 = reader->rulesVersion();
   ASSERT_TRUE(v1);
   EXPECT_NE(*v1, *v0);
   EXPECT_EQ(*reader->rulesVersion(), *v1);
 
-  ASSERT_TRUE(other->removeRules("/usr/sbin/exim4", ""));
+  ASSERT_TRUE(removeRules(*w, "/usr/sbin/exim4", ""));
   EXPECT_NE(*reader->rulesVersion(), *v1);
-}
-
-TEST(SqliteStore, NoticesRulesChangedByItsOwnConnection) {
-  TempDir tmp;
-  auto s = openStore(tmp.path());
-  const auto v0 = *s->rulesVersion();
-  ASSERT_TRUE(s->addRule(rule(RuleAction::Deny, "/usr/bin/nc")));
-  EXPECT_NE(*s->rulesVersion(), v0);
 }
 
 TEST(SqliteStore, KeepsRulesVersionWhenAttemptsAndProgramsAreWritten) {
   TempDir tmp;
   auto reader = openStore(tmp.path());
-  auto other = openStore(tmp.path());
-  ASSERT_TRUE(reader->addRule(rule(RuleAction::Approve, "/usr/sbin/postfix")));
+  auto w = startWriter(tmp.path());
+  ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/sbin/postfix")));
   const auto v0 = *reader->rulesVersion();
 
-  ASSERT_TRUE(other->upsertProgram(program(1, "/usr/bin/curl")));
-  insert(*other, {attempt(kNow, 1)});
-  ASSERT_TRUE(other->setQuarantined(1, true));
-  {
-    auto w = startWriter(tmp.path());
-    w->submit(attempt());
-    w->flush();
-  }
+  w->submit(program(1, "/usr/bin/curl"));
+  w->submit(attempt(kNow, 1));
+  w->setQuarantined(1, true);
+  w->submit(std::vector<ProbeRow>{{"192.0.2.1", 25, 1, kNow, kNow}});
+  w->flush();
   EXPECT_EQ(*reader->rulesVersion(), v0);
 }
 
 TEST(SqliteStore, PagesAttemptsNewestFirst) {
   TempDir tmp;
   auto s = openStore(tmp.path());
-  std::vector<AttemptRecord> batch(25, attempt());
-  ASSERT_TRUE(s->insertAttempts(batch));
-  for (std::size_t i = 1; i < batch.size(); ++i) EXPECT_GT(batch[i].id, batch[i - 1].id);
+  auto w = startWriter(tmp.path());
+  const auto batch = numbered(std::vector<AttemptRecord>(25, attempt()));
+  write(*w, batch);
 
   std::vector<std::int64_t> seen;
   AttemptQuery q;
@@ -401,10 +291,21 @@ TEST(SqliteStore, PagesAttemptsNewestFirst) {
   EXPECT_EQ(seen, expected);
 }
 
+TEST(SqliteStore, AssignsIdsToUnnumberedAttemptsAndReportsTheLastOne) {
+  TempDir tmp;
+  auto s = openStore(tmp.path());
+  EXPECT_EQ(*s->lastAttemptId(), 0);
+  auto w = startWriter(tmp.path());
+  write(*w, {attempt(kNow, {}, Verdict::Hold, 41), attempt(), attempt()});
+  EXPECT_EQ(ids(query(*s, {})), (std::vector<std::int64_t>{43, 42, 41}));
+  EXPECT_EQ(*s->lastAttemptId(), 43);
+}
+
 TEST(SqliteStore, CapsAttemptPagesAtOneThousand) {
   TempDir tmp;
   auto s = openStore(tmp.path());
-  insert(*s, std::vector<AttemptRecord>(1100, attempt()));
+  auto w = startWriter(tmp.path());
+  write(*w, std::vector<AttemptRecord>(1100, attempt()));
   AttemptQuery q;
   q.limit = 5000;
   EXPECT_EQ(query(*s, q).size(), 1000U);
@@ -413,13 +314,14 @@ TEST(SqliteStore, CapsAttemptPagesAtOneThousand) {
 TEST(SqliteStore, FiltersAttemptsByProgramVerdictAndTime) {
   TempDir tmp;
   auto s = openStore(tmp.path());
-  ASSERT_TRUE(s->upsertProgram(program(1, "/usr/bin/a")));
-  ASSERT_TRUE(s->upsertProgram(program(2, "/usr/bin/b")));
-  std::vector<AttemptRecord> batch = {
-      attempt(kNow - 2h, 1, Verdict::Allow), attempt(kNow - 1h, 2, Verdict::Hold),
-      attempt(kNow, 1, Verdict::Reject), attempt(kNow + 1h, 1, Verdict::Allow),
-      attempt(kNow + 2h, {}, Verdict::Hold)};
-  ASSERT_TRUE(s->insertAttempts(batch));
+  auto w = startWriter(tmp.path());
+  w->submit(program(1, "/usr/bin/a"));
+  w->submit(program(2, "/usr/bin/b"));
+  const auto batch =
+      numbered({attempt(kNow - 2h, 1, Verdict::Allow), attempt(kNow - 1h, 2, Verdict::Hold),
+                attempt(kNow, 1, Verdict::Reject), attempt(kNow + 1h, 1, Verdict::Allow),
+                attempt(kNow + 2h, {}, Verdict::Hold)});
+  write(*w, batch);
 
   AttemptQuery byProgram;
   byProgram.programId = 1;
@@ -444,27 +346,31 @@ TEST(SqliteStore, FiltersAttemptsByProgramVerdictAndTime) {
 TEST(SqliteStore, StoresAttemptOfUnknownProgramUnattributed) {
   TempDir tmp;
   auto s = openStore(tmp.path());
-  insert(*s, {attempt(kNow, 999)});
+  auto w = startWriter(tmp.path());
+  write(*w, {attempt(kNow, 999)});
   auto all = query(*s, {});
   ASSERT_EQ(all.size(), 1U);
   EXPECT_FALSE(all[0].programId.has_value());
+  EXPECT_EQ(w->stats().attemptsWritten, 1U);
 }
 
 TEST(SqliteStore, BoundsTheStoredCommandLine) {
   TempDir tmp;
   auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
   auto a = attempt();
   a.cmdline = std::string(5000, 'x');
-  insert(*s, {a});
+  write(*w, {a});
   EXPECT_EQ(query(*s, {}).at(0).cmdline.size(), 4096U);
 }
 
 TEST(SqliteStore, LoadProgramsCountsAttemptsPerProgram) {
   TempDir tmp;
   auto s = openStore(tmp.path());
-  ASSERT_TRUE(s->upsertProgram(program(1, "/usr/bin/a", kNow - 24h)));
-  ASSERT_TRUE(s->upsertProgram(program(2, "/usr/bin/b", kNow - 24h)));
-  insert(*s, {attempt(kNow - 3h, 1), attempt(kNow - 1h, 1), attempt(kNow - 2h, 1), attempt()});
+  auto w = startWriter(tmp.path());
+  w->submit(program(1, "/usr/bin/a", kNow - 24h));
+  w->submit(program(2, "/usr/bin/b", kNow - 24h));
+  write(*w, {attempt(kNow - 3h, 1), attempt(kNow - 1h, 1), attempt(kNow - 2h, 1), attempt()});
 
   auto programs = s->loadPrograms();
   ASSERT_TRUE(programs) << programs.error().message;
@@ -481,17 +387,19 @@ TEST(SqliteStore, LoadProgramsCountsAttemptsPerProgram) {
 TEST(SqliteStore, UpsertProgramUpdatesASightingByIdOrIdentity) {
   TempDir tmp;
   auto s = openStore(tmp.path());
-  ASSERT_TRUE(s->upsertProgram(program(1, "/usr/bin/a", kNow)));
+  auto w = startWriter(tmp.path());
+  w->submit(program(1, "/usr/bin/a", kNow));
 
   auto byId = program(1, "/usr/bin/a", kNow + 1h);
   byId.uid = 33;
   byId.quarantined = true;
-  ASSERT_TRUE(s->upsertProgram(byId));
+  w->submit(byId);
 
   auto byIdentity = program(5, "/usr/bin/a", kNow + 2h);  // same identity, other id
   byIdentity.uid = 44;
-  auto r = s->upsertProgram(byIdentity);
-  ASSERT_TRUE(r) << r.error().message;
+  w->submit(byIdentity);
+  w->flush();
+  EXPECT_EQ(w->stats().lastError, "");
 
   auto programs = s->loadPrograms();
   ASSERT_TRUE(programs);
@@ -504,69 +412,55 @@ TEST(SqliteStore, UpsertProgramUpdatesASightingByIdOrIdentity) {
   EXPECT_FALSE(p.quarantined);
 }
 
-TEST(SqliteStore, SetsQuarantineAndReportsAnUnknownProgram) {
+TEST(SqliteStore, SetsQuarantineAndIgnoresAnUnknownProgram) {
   TempDir tmp;
   auto s = openStore(tmp.path());
-  ASSERT_TRUE(s->upsertProgram(program(3, "/tmp/x")));
-  ASSERT_TRUE(s->setQuarantined(3, true));
-  EXPECT_TRUE(s->loadPrograms()->at(0).quarantined);
-  auto missing = s->setQuarantined(4, true);
-  ASSERT_FALSE(missing);
-  EXPECT_NE(missing.error().message.find(s->databasePath().string()), std::string::npos);
+  auto w = startWriter(tmp.path());
+  w->submit(program(3, "/tmp/x"));
+  w->setQuarantined(3, true);
+  w->setQuarantined(4, true);
+  w->flush();
+  auto programs = s->loadPrograms();
+  ASSERT_TRUE(programs);
+  ASSERT_EQ(programs->size(), 1U);
+  EXPECT_TRUE(programs->at(0).quarantined);
+  EXPECT_EQ(w->stats().writeErrors, 0U);
+  w->setQuarantined(3, false);
+  w->flush();
+  EXPECT_FALSE(s->loadPrograms()->at(0).quarantined);
 }
 
 TEST(SqliteStore, PrunesAttemptsByAgeAndCount) {
   TempDir tmp;
   auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
+  const auto now = std::chrono::system_clock::now();
   std::vector<AttemptRecord> batch;
-  for (int i = 0; i < 3; ++i) batch.push_back(attempt(kNow - 240h));
-  for (int i = 0; i < 7; ++i) batch.push_back(attempt(kNow));
-  ASSERT_TRUE(s->insertAttempts(batch));
+  for (int i = 0; i < 3; ++i) batch.push_back(attempt(now - 240h));
+  for (int i = 0; i < 7; ++i) batch.push_back(attempt(now));
+  batch = numbered(batch);
+  write(*w, batch);
 
-  ASSERT_TRUE(s->prune(kNow - 24h, 1000));
+  w->setRetention(24h, 1000);
+  w->flush();
   EXPECT_EQ(count(*s), 7);
 
-  ASSERT_TRUE(s->prune(TimePoint{}, 4));
-  AttemptQuery q;
-  EXPECT_EQ(ids(query(*s, q)), (std::vector{batch[9].id, batch[8].id, batch[7].id, batch[6].id}));
+  w->setRetention(24h * 365, 4);
+  w->flush();
+  EXPECT_EQ(ids(query(*s, {})), (std::vector{batch[9].id, batch[8].id, batch[7].id, batch[6].id}));
 
-  ASSERT_TRUE(s->prune(TimePoint{}, 0));
+  w->setRetention(24h * 365, 0);
+  w->flush();
   EXPECT_EQ(count(*s), 0);
+  EXPECT_EQ(w->stats().writeErrors, 0U);
 }
 
 // RLIMIT_FSIZE makes the WAL's growth fail (EFBIG, SQLITE_IOERR_WRITE): an error value,
-// and the store works again once the limit is lifted.
-TEST(SqliteStore, ReportsAFullDiskAsAnErrorAndWorksAgainWhenSpaceReturns) {
-  TempDir tmp;
-  FullDiskVfs vfs;
-  {
-    auto s = openStore(tmp.path());
-    insert(*s, {attempt()});
-    FullDiskVfs::full = true;
-    std::vector<AttemptRecord> batch(50, attempt());
-    auto failed = s->insertAttempts(batch);
-    auto rule = s->addRule(ApprovalRule{0, RuleAction::Approve, "/usr/sbin/sendmail", "", "", ""});
-    FullDiskVfs::full = false;
-
-    ASSERT_FALSE(failed);
-    EXPECT_EQ(failed.error().message, "Failed to write attempts to '" + s->databasePath().string() +
-                                          "': database or disk is full");
-    EXPECT_EQ(batch[0].id, 0);
-    ASSERT_FALSE(rule);
-    EXPECT_EQ(rule.error().message.rfind("Failed to add a rule to '", 0), 0U);
-    EXPECT_EQ(count(*s), 1);
-
-    insert(*s, std::vector<AttemptRecord>(50, attempt()));
-    EXPECT_EQ(count(*s), 51);
-    ASSERT_TRUE(s->addRule(ApprovalRule{0, RuleAction::Approve, "/usr/sbin/sendmail", "", "", ""}));
-  }
-  RawDb raw(tmp.path() / "mailguard.db");
-  EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");
-}
-
-TEST(SqliteStore, ReportsAWriteErrorAndWorksAgainAfterwards) {
+// and the writer works again once the limit is lifted.
+TEST(StoreWriter, ReportsAWriteErrorAndWorksAgainAfterwards) {
   TempDir tmp;
   auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
   rlimit old{};
   ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
   auto* oldHandler = std::signal(SIGXFSZ, SIG_IGN);
@@ -576,52 +470,63 @@ TEST(SqliteStore, ReportsAWriteErrorAndWorksAgainAfterwards) {
 
   auto big = attempt();
   big.cmdline = std::string(4000, 'y');
-  std::int64_t stored = 0;
-  std::optional<Error> error;
-  for (int i = 0; i < 200 && !error; ++i) {
-    std::vector<AttemptRecord> batch(10, big);
-    auto r = s->insertAttempts(batch);
-    if (r) {
-      stored += 10;
-    } else {
-      error = r.error();
-    }
+  for (int i = 0; i < 200 && w->stats().writeErrors == 0; ++i) {
+    for (int k = 0; k < 10; ++k) w->submit(big);
+    // Waits for the first failure to show, not for its retries to run out.
+    waitFor(
+        [&] { return w->stats().writeErrors > 0 || w->stats().attemptsWritten >= 10U * (i + 1); });
   }
+  const auto failed = w->stats();
   ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old), 0);
   std::signal(SIGXFSZ, oldHandler);
 
-  ASSERT_TRUE(error.has_value());
-  EXPECT_EQ(
-      error->message.rfind("Failed to write attempts to '" + s->databasePath().string() + "': ", 0),
-      0U)
-      << error->message;
-  EXPECT_EQ(count(*s), stored);
-  insert(*s, std::vector<AttemptRecord>(10, big));
-  EXPECT_EQ(count(*s), stored + 10);
-  ASSERT_TRUE(s->addRule(rule(RuleAction::Approve, "/usr/sbin/sendmail")));
+  ASSERT_GT(failed.writeErrors, 0U);
+  EXPECT_EQ(failed.lastError.rfind(
+                "Failed to write attempts to '" + s->databasePath().string() + "': ", 0),
+            0U)
+      << failed.lastError;
+  // The failed batch is retried and, with room again, written.
+  write(*w, std::vector<AttemptRecord>(10, big));
+  const auto stats = w->stats();
+  EXPECT_EQ(stats.lastError, "");
+  EXPECT_EQ(count(*s), static_cast<std::int64_t>(stats.attemptsWritten));
+  ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/sbin/sendmail")));
   RawDb raw(s->databasePath());
   EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");
 }
 
-TEST(AttemptWriter, KeepsABatchThroughAFullDisk) {
+TEST(StoreWriter, KeepsABatchThroughAFullDiskAndAnAddRuleFailsCleanly) {
   TempDir tmp;
   FullDiskVfs vfs;
   {
     auto w = startWriter(tmp.path());
+    write(*w, {attempt()});
     FullDiskVfs::full = true;
     w->submit(attempt());
     ASSERT_TRUE(waitFor([&] { return w->stats().writeErrors >= 1; }));
     EXPECT_NE(w->stats().lastError.find("database or disk is full"), std::string::npos);
     FullDiskVfs::full = false;
     w->flush();
-    EXPECT_EQ(w->stats().attemptsWritten, 1U);
+    EXPECT_EQ(w->stats().attemptsWritten, 2U);
     EXPECT_EQ(w->stats().lastError, "");
+
+    FullDiskVfs::full = true;
+    auto failed = addRule(*w, rule(RuleAction::Approve, "/usr/sbin/sendmail"));
+    FullDiskVfs::full = false;
+    ASSERT_FALSE(failed);
+    EXPECT_EQ(failed.error().message, "Failed to add a rule to '" +
+                                          (tmp.path() / "mailguard.db").string() +
+                                          "': database or disk is full");
+    ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/sbin/sendmail")));
   }
   auto s = openStore(tmp.path());
-  EXPECT_EQ(count(*s), 1);
+  EXPECT_EQ(count(*s), 2);
+  EXPECT_EQ(s->loadRules()->size(), 1U);
+  RawDb raw(tmp.path() / "mailguard.db");
+  EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");
 }
 
-TEST(AttemptWriter, WritesEverythingSubmittedBeforeFlush) {
+TEST(StoreWriter, WritesEverythingSubmittedBeforeFlush) {
   TempDir tmp;
   auto w = startWriter(tmp.path());
   w->submit(program(1, "/usr/bin/a"));
@@ -641,23 +546,31 @@ TEST(AttemptWriter, WritesEverythingSubmittedBeforeFlush) {
   EXPECT_EQ(stats.lastError, "");
 }
 
-TEST(AttemptWriter, WritesWhatIsQueuedWhenDestroyed) {
+TEST(StoreWriter, WritesWhatIsQueuedWhenDestroyed) {
   TempDir tmp;
+  bool ruleDone = false;
   {
     auto w = startWriter(tmp.path());
     for (int i = 0; i < 100; ++i) w->submit(attempt());
+    w->addRule(rule(RuleAction::Deny, "/usr/bin/nc"), std::nullopt,
+               [&](Result<RuleWritten> r) { ruleDone = r.has_value(); });
   }
+  EXPECT_TRUE(ruleDone);
   auto s = openStore(tmp.path());
   EXPECT_EQ(count(*s), 100);
+  EXPECT_EQ(s->loadRules()->size(), 1U);
 }
 
-TEST(AttemptWriter, DropsAndCountsAttemptsWhenTheQueueIsFull) {
+TEST(StoreWriter, DropsAndCountsAttemptsWhenTheQueueIsFullButNeverADurableWrite) {
   TempDir tmp;
   constexpr std::size_t kMaxQueued = 4;
   auto w = startWriter(tmp.path(), kMaxQueued);
   RawDb raw(tmp.path() / "mailguard.db");
   raw.exec("BEGIN IMMEDIATE");  // the writer's first batch waits for this write lock
   for (int i = 0; i < 100; ++i) w->submit(attempt());
+  std::optional<Result<RuleWritten>> added;
+  w->addRule(rule(RuleAction::Approve, "/usr/sbin/exim4"), std::nullopt,
+             [&](Result<RuleWritten> r) { added.emplace(std::move(r)); });
   raw.exec("ROLLBACK");
   w->flush();
 
@@ -666,11 +579,14 @@ TEST(AttemptWriter, DropsAndCountsAttemptsWhenTheQueueIsFull) {
   // At most one batch in hand and a full queue survive.
   EXPECT_GE(stats.attemptsDropped, 100U - 2 * kMaxQueued);
   EXPECT_EQ(stats.writeErrors, 0U);
+  ASSERT_TRUE(added.has_value());
+  EXPECT_TRUE(*added);
   auto s = openStore(tmp.path());
   EXPECT_EQ(count(*s), static_cast<std::int64_t>(stats.attemptsWritten));
+  EXPECT_EQ(s->loadRules()->size(), 1U);
 }
 
-TEST(AttemptWriter, RetriesAFailedBatchAndKeepsRunning) {
+TEST(StoreWriter, RetriesAFailedBatchAndKeepsRunning) {
   TempDir tmp;
   auto w = startWriter(tmp.path());
   RawDb raw(tmp.path() / "mailguard.db");
@@ -694,7 +610,7 @@ TEST(AttemptWriter, RetriesAFailedBatchAndKeepsRunning) {
   EXPECT_EQ(count(*s), 4);
 }
 
-TEST(AttemptWriter, DropsABatchAfterBoundedRetriesAndKeepsRunning) {
+TEST(StoreWriter, DropsABatchAfterBoundedRetriesAndKeepsRunning) {
   TempDir tmp;
   auto w = startWriter(tmp.path());
   RawDb raw(tmp.path() / "mailguard.db");
@@ -716,12 +632,12 @@ TEST(AttemptWriter, DropsABatchAfterBoundedRetriesAndKeepsRunning) {
   EXPECT_EQ(stats.lastError, "");
 }
 
-TEST(AttemptWriter, PrunesWithItsRetention) {
+TEST(StoreWriter, PrunesWithItsRetention) {
   TempDir tmp;
   const auto now = std::chrono::system_clock::now();
   {
-    auto s = openStore(tmp.path());
-    insert(*s, std::vector<AttemptRecord>(3, attempt(now - 48h)));
+    auto w = startWriter(tmp.path());
+    write(*w, std::vector<AttemptRecord>(3, attempt(now - 48h)));
   }
   auto w = startWriter(tmp.path());
   for (int i = 0; i < 8; ++i) w->submit(attempt(now));
@@ -738,6 +654,164 @@ TEST(AttemptWriter, PrunesWithItsRetention) {
   w->flush();
   EXPECT_EQ(count(*s), 2);
   EXPECT_EQ(w->stats().writeErrors, 0U);
+}
+
+// An approval is one transaction: the rule and the program row it shows up as.
+TEST(StoreWriter, AddRuleCommitsTheRuleAndItsProgramTogether) {
+  TempDir tmp;
+  auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
+  auto p = program(0, "/usr/bin/msmtp");  // no id yet: the store assigns one
+  auto added = addRule(*w, rule(RuleAction::Approve, "/usr/bin/msmtp"), p);
+  ASSERT_TRUE(added) << added.error().message;
+  EXPECT_GT(added->ruleId, 0);
+  EXPECT_GT(added->programId, 0);
+  auto programs = s->loadPrograms();
+  ASSERT_TRUE(programs);
+  ASSERT_EQ(programs->size(), 1U);
+  EXPECT_EQ(programs->at(0).id, added->programId);
+  EXPECT_EQ(programs->at(0).identity.path, "/usr/bin/msmtp");
+
+  // The same identity under another id is the same row, and keeps its id.
+  auto again = addRule(*w, rule(RuleAction::Deny, "/usr/bin/msmtp"), program(99, "/usr/bin/msmtp"));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->programId, added->programId);
+  EXPECT_EQ(s->loadPrograms()->size(), 1U);
+  EXPECT_EQ(s->loadRules()->size(), 1U);
+}
+
+TEST(StoreWriter, AddRuleWritesNeitherRowWhenTheProgramRowFails) {
+  TempDir tmp;
+  auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
+  RawDb raw(tmp.path() / "mailguard.db");
+  raw.exec(
+      "CREATE TRIGGER fail_programs BEFORE INSERT ON programs "
+      "BEGIN SELECT RAISE(ABORT, 'simulated failure'); END");
+  const auto v0 = *s->rulesVersion();
+  auto failed =
+      addRule(*w, rule(RuleAction::Approve, "/usr/bin/msmtp"), program(5, "/usr/bin/msmtp"));
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().message.find("simulated failure"), std::string::npos);
+  EXPECT_EQ(failed.error().message.rfind("Failed to add a rule to '", 0), 0U);
+  EXPECT_TRUE(s->loadRules()->empty()) << "the rule must roll back with its program row";
+  EXPECT_TRUE(s->loadPrograms()->empty());
+  EXPECT_EQ(*s->rulesVersion(), v0);
+  EXPECT_NE(w->stats().lastError.find("simulated failure"), std::string::npos);
+
+  raw.exec("DROP TRIGGER fail_programs");
+  ASSERT_TRUE(
+      addRule(*w, rule(RuleAction::Approve, "/usr/bin/msmtp"), program(5, "/usr/bin/msmtp")));
+  EXPECT_EQ(s->loadRules()->size(), 1U);
+  EXPECT_EQ(s->loadPrograms()->size(), 1U);
+  EXPECT_EQ(w->stats().lastError, "");
+}
+
+TEST(StoreWriter, AddRuleWritesNeitherRowOnAFullDisk) {
+  TempDir tmp;
+  FullDiskVfs vfs;
+  auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
+  FullDiskVfs::full = true;
+  auto failed =
+      addRule(*w, rule(RuleAction::Approve, "/usr/bin/msmtp"), program(5, "/usr/bin/msmtp"));
+  FullDiskVfs::full = false;
+  ASSERT_FALSE(failed);
+  EXPECT_TRUE(s->loadRules()->empty());
+  EXPECT_TRUE(s->loadPrograms()->empty());
+  RawDb raw(tmp.path() / "mailguard.db");
+  EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");
+}
+
+TEST(StoreWriter, DoneRunsAfterTheRowsAreReadableFromAnotherConnection) {
+  TempDir tmp;
+  auto w = startWriter(tmp.path());
+  RawDb raw(tmp.path() / "mailguard.db");
+  std::string rulesSeen, programsSeen, firewallSeen;
+  w->addRule(rule(RuleAction::Approve, "/usr/bin/msmtp"), program(0, "/usr/bin/msmtp"),
+             [&](Result<RuleWritten> r) {
+               ASSERT_TRUE(r);
+               rulesSeen = raw.text("SELECT COUNT(*) FROM rules");
+               programsSeen = raw.text("SELECT COUNT(*) FROM programs WHERE id = " +
+                                       std::to_string(r->programId));
+             });
+  w->saveFirewall(StoredFirewall{true, {}, {}}, [&](Result<void> r) {
+    ASSERT_TRUE(r);
+    firewallSeen = raw.text("SELECT enabled FROM firewall");
+  });
+  w->flush();
+  EXPECT_EQ(rulesSeen, "1");
+  EXPECT_EQ(programsSeen, "1");
+  EXPECT_EQ(firewallSeen, "1");
+}
+
+TEST(StoreWriter, RecordsAfterAnApprovalSeeItsProgramRow) {
+  TempDir tmp;
+  auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
+  std::int64_t programId = 0;
+  w->addRule(rule(RuleAction::Approve, "/usr/bin/msmtp"), program(12, "/usr/bin/msmtp"),
+             [&](Result<RuleWritten> r) { programId = r ? r->programId : -1; });
+  w->submit(attempt(kNow, 12));  // queued behind the approval, possibly in the same wake-up
+  w->flush();
+  EXPECT_EQ(programId, 12);
+  EXPECT_EQ(query(*s, {}).at(0).programId, 12);
+}
+
+TEST(StoreWriter, FlushWaitsForDurableWrites) {
+  TempDir tmp;
+  auto w = startWriter(tmp.path());
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<bool> firstDone{false}, secondDone{false}, flushed{false};
+  w->saveDetectorState({{"a/0", "{}"}}, [&](Result<void>) {
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, 5s, [&] { return release; });
+    firstDone = true;
+  });
+  w->saveDetectorState({{"b/0", "{}"}}, [&](Result<void>) { secondDone = true; });
+  bool bothDoneAtFlush = false;
+  std::thread flusher([&] {
+    w->flush();
+    bothDoneAtFlush = firstDone && secondDone;
+    flushed = true;
+  });
+  // flush() must not return while a durable write submitted before it is unfinished.
+  EXPECT_FALSE(waitFor([&] { return flushed.load(); }, 100ms));
+  {
+    const std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  flusher.join();
+  EXPECT_TRUE(bothDoneAtFlush);
+}
+
+TEST(StoreWriter, LastErrorClearsOnlyOnceAWriteOfTheSameKindSucceeds) {
+  TempDir tmp;
+  auto w = startWriter(tmp.path());
+  RawDb raw(tmp.path() / "mailguard.db");
+  raw.exec(
+      "CREATE TRIGGER fail_services BEFORE INSERT ON firewall_services "
+      "BEGIN SELECT RAISE(ABORT, 'no room for services'); END");
+  const StoredFirewall fw{true, {{"ssh", false}}, {}};
+  auto failed = await<void>(*w, [&](auto done) { w->saveFirewall(fw, std::move(done)); });
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().message.rfind("Failed to save the firewall in '", 0), 0U);
+  EXPECT_EQ(w->stats().lastError, failed.error().message);
+  EXPECT_EQ(w->stats().writeErrors, 1U);
+
+  // Other kinds of writes succeed: the firewall's error stays, the condition is not over.
+  write(*w, {attempt()});
+  ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/bin/msmtp")));
+  EXPECT_EQ(w->stats().lastError, failed.error().message);
+
+  raw.exec("DROP TRIGGER fail_services");
+  auto saved = await<void>(*w, [&](auto done) { w->saveFirewall(fw, std::move(done)); });
+  ASSERT_TRUE(saved) << saved.error().message;
+  EXPECT_EQ(w->stats().lastError, "");
+  EXPECT_EQ(w->stats().writeErrors, 1U);
 }
 
 }  // namespace

@@ -1,0 +1,175 @@
+// The schema and its migrations, and opening the state database with it.
+#include <sys/stat.h>
+
+#include <array>
+#include <cerrno>
+#include <string>
+#include <system_error>
+
+#include "sqlite.hpp"
+
+namespace mailguard::store::sql {
+namespace {
+
+// Schema migrations: entry i moves user_version i to i + 1. Append only; never edit a
+// released entry. Text columns are NOT NULL with '' for "none" so that the UNIQUE
+// constraints compare them (SQLite treats NULLs as distinct in UNIQUE).
+constexpr std::array<const char*, 3> kMigrations = {
+    R"sql(
+CREATE TABLE programs(
+  id INTEGER PRIMARY KEY,
+  path TEXT NOT NULL,
+  sha256 TEXT NOT NULL DEFAULT '',
+  script_path TEXT NOT NULL DEFAULT '',
+  script_sha256 TEXT NOT NULL DEFAULT '',
+  uid INTEGER NOT NULL DEFAULT 0,
+  first_seen INTEGER NOT NULL,
+  last_attempt INTEGER NOT NULL,
+  quarantined INTEGER NOT NULL DEFAULT 0,
+  UNIQUE(path, sha256, script_path, script_sha256));
+
+CREATE TABLE rules(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  action TEXT NOT NULL CHECK(action IN ('approve', 'deny')),
+  path TEXT NOT NULL,
+  sha256 TEXT NOT NULL DEFAULT '',
+  script_path TEXT NOT NULL DEFAULT '',
+  script_sha256 TEXT NOT NULL DEFAULT '',
+  created INTEGER NOT NULL,
+  UNIQUE(path, script_path));
+
+CREATE TABLE rules_version(
+  id INTEGER PRIMARY KEY CHECK(id = 1),
+  counter INTEGER NOT NULL);
+INSERT INTO rules_version(id, counter) VALUES(1, 0);
+CREATE TRIGGER rules_inserted AFTER INSERT ON rules
+  BEGIN UPDATE rules_version SET counter = counter + 1 WHERE id = 1; END;
+CREATE TRIGGER rules_updated AFTER UPDATE ON rules
+  BEGIN UPDATE rules_version SET counter = counter + 1 WHERE id = 1; END;
+CREATE TRIGGER rules_deleted AFTER DELETE ON rules
+  BEGIN UPDATE rules_version SET counter = counter + 1 WHERE id = 1; END;
+
+CREATE TABLE attempts(
+  id INTEGER PRIMARY KEY,
+  time INTEGER NOT NULL,
+  program_id INTEGER REFERENCES programs(id) ON DELETE SET NULL,
+  pid INTEGER NOT NULL DEFAULT 0,
+  uid INTEGER NOT NULL DEFAULT 0,
+  path TEXT NOT NULL DEFAULT '',
+  script_path TEXT NOT NULL DEFAULT '',
+  cmdline TEXT NOT NULL DEFAULT '',
+  src TEXT NOT NULL DEFAULT '',
+  src_port INTEGER NOT NULL DEFAULT 0,
+  dst TEXT NOT NULL DEFAULT '',
+  dst_port INTEGER NOT NULL DEFAULT 0,
+  verdict TEXT NOT NULL CHECK(verdict IN ('allow', 'hold', 'reject')),
+  reason TEXT NOT NULL DEFAULT '');
+-- Newest-first paging walks the rowid (id) itself; every index below ends in the
+-- rowid implicitly, so "filter ... ORDER BY id DESC" is an index range scan.
+CREATE INDEX attempts_by_program ON attempts(program_id);
+CREATE INDEX attempts_by_verdict ON attempts(verdict);
+CREATE INDEX attempts_by_time ON attempts(time);
+)sql",
+    // 1 -> 2: the zombie detector's alerts and its persisted state.
+    R"sql(
+CREATE TABLE alerts(
+  id INTEGER PRIMARY KEY,
+  time INTEGER NOT NULL,
+  program_id INTEGER REFERENCES programs(id) ON DELETE SET NULL,
+  principal TEXT NOT NULL,
+  path TEXT NOT NULL DEFAULT '',
+  script_path TEXT NOT NULL DEFAULT '',
+  uid INTEGER NOT NULL DEFAULT 0,
+  tier TEXT NOT NULL CHECK(tier IN ('soft', 'hard')),
+  summary TEXT NOT NULL DEFAULT '',
+  reasons TEXT NOT NULL DEFAULT '[]',
+  evidence TEXT NOT NULL DEFAULT '{}',
+  acknowledged INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE detector_state(
+  principal TEXT PRIMARY KEY,
+  snapshot TEXT NOT NULL);
+)sql",
+    // 2 -> 3: the host firewall, inbound probes and the mail-server audit. List columns
+    // hold one item a line.
+    R"sql(
+CREATE TABLE firewall(
+  id INTEGER PRIMARY KEY CHECK(id = 1),
+  enabled INTEGER NOT NULL DEFAULT 0,
+  local_subnets TEXT NOT NULL DEFAULT '');
+INSERT INTO firewall(id, enabled) VALUES(1, 0);
+CREATE TABLE firewall_services(
+  name TEXT PRIMARY KEY,
+  local_only INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE probes(
+  id INTEGER PRIMARY KEY,
+  source TEXT NOT NULL,
+  port INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  UNIQUE(source, port));
+CREATE INDEX probes_by_last_seen ON probes(last_seen);
+CREATE TABLE audit_results(
+  id INTEGER PRIMARY KEY,
+  time INTEGER NOT NULL,
+  family INTEGER NOT NULL,
+  address TEXT NOT NULL,
+  port INTEGER NOT NULL,
+  exposure TEXT NOT NULL,
+  pid INTEGER NOT NULL DEFAULT 0,
+  uid INTEGER NOT NULL DEFAULT 0,
+  path TEXT NOT NULL DEFAULT '',
+  comm TEXT NOT NULL DEFAULT '',
+  relay TEXT NOT NULL CHECK(relay IN ('open', 'closed', 'unreachable')),
+  accepted TEXT NOT NULL DEFAULT '',
+  reason TEXT NOT NULL DEFAULT '',
+  blocked_by_firewall INTEGER NOT NULL DEFAULT 0,
+  probed_address TEXT NOT NULL DEFAULT '',
+  own_domain TEXT NOT NULL DEFAULT '',
+  transcript TEXT NOT NULL DEFAULT '');
+)sql",
+};
+
+Result<void> migrate(Database& db) {
+  auto tx = Transaction::begin(db);
+  if (!tx) return tx.error();
+  auto version = db.queryInteger("PRAGMA user_version");
+  if (!version) return version.error();
+  const auto known = static_cast<std::int64_t>(kMigrations.size());
+  if (*version > known) {
+    return makeError("schema version " + std::to_string(*version) +
+                     " is newer than this program knows (" + std::to_string(known) + ")");
+  }
+  for (auto v = *version; v < known; ++v) {
+    if (auto r = db.exec(kMigrations.at(static_cast<std::size_t>(v))); !r) return r.error();
+  }
+  if (*version < known) {
+    const std::string set = "PRAGMA user_version = " + std::to_string(known);
+    if (auto r = db.exec(set.c_str()); !r) return r.error();
+  }
+  return tx->commit();
+}
+
+Result<void> makeStateDir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (dir.has_parent_path()) std::filesystem::create_directories(dir.parent_path(), ec);
+  if (ec) return failure("create", dir.parent_path(), ec.message());
+  if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
+    return failure("create", dir, std::error_code(errno, std::generic_category()).message());
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<Database> openStateDatabase(const std::filesystem::path& stateDir, Sync sync) {
+  if (auto r = makeStateDir(stateDir); !r) return r.error();
+  auto db = Database::open(stateDir / "mailguard.db", sync);
+  if (!db) return db.error();
+  // Migrating twice (reader and writer, either first) is harmless: the second finds the
+  // schema current under the same write lock.
+  if (auto r = migrate(*db); !r) return failure("open", db->path(), r.error().message);
+  return db;
+}
+
+}  // namespace mailguard::store::sql
