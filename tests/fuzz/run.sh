@@ -21,7 +21,8 @@ while [[ $# -gt 0 ]]; do
     *) echo "usage: $0 [--seconds N] [fuzz_TARGET...]" >&2; exit 2 ;;
   esac
 done
-all=(fuzz_settings fuzz_packet fuzz_proc fuzz_identity fuzz_validate fuzz_nflog fuzz_nft_events)
+all=(fuzz_settings fuzz_packet fuzz_proc fuzz_identity fuzz_validate fuzz_nflog fuzz_nft_events
+  fuzz_conntrack)
 [[ ${#targets[@]} -eq 0 ]] && targets=("${all[@]}")
 
 build=build/fuzz

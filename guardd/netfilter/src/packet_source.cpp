@@ -21,10 +21,12 @@
 #include <libnetfilter_queue/libnetfilter_queue.h>
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -98,9 +100,9 @@ bool parseMessage(const nlmsghdr* nlh, QueuedPacket& out) {
 
 }  // namespace
 
-std::size_t parseQueueDatagram(std::span<const std::uint8_t> datagram,
-                               const std::function<void(const QueuedPacket&)>& onPacket) {
-  std::size_t packets = 0;
+QueueDatagramWalk walkQueueDatagram(std::span<const std::uint8_t> datagram, std::size_t maxPackets,
+                                    const std::function<void(const QueuedPacket&)>& onPacket) {
+  QueueDatagramWalk walk;
   // Bounded by the receive buffer (64 KiB), so the int of libmnl's API cannot overflow.
   auto len = static_cast<int>(std::min<std::size_t>(datagram.size(), INT32_MAX));
   for (auto* nlh = reinterpret_cast<const nlmsghdr*>(datagram.data()); messageFits(nlh, len);
@@ -110,10 +112,22 @@ std::size_t parseQueueDatagram(std::span<const std::uint8_t> datagram,
     if (nlh->nlmsg_pid != 0 || nlh->nlmsg_type == NLMSG_ERROR) continue;
     QueuedPacket packet;
     if (!parseMessage(nlh, packet)) continue;
-    ++packets;
+    if (walk.packets == maxPackets) {
+      walk.consumed =
+          static_cast<std::size_t>(reinterpret_cast<const std::uint8_t*>(nlh) - datagram.data());
+      return walk;
+    }
+    ++walk.packets;
     onPacket(packet);
   }
-  return packets;
+  // What is left does not hold a whole message: nothing more to read from it.
+  walk.consumed = datagram.size();
+  return walk;
+}
+
+std::size_t parseQueueDatagram(std::span<const std::uint8_t> datagram,
+                               const std::function<void(const QueuedPacket&)>& onPacket) {
+  return walkQueueDatagram(datagram, std::numeric_limits<std::size_t>::max(), onPacket).packets;
 }
 
 struct NfqueuePacketSource::Impl {
@@ -123,12 +137,17 @@ struct NfqueuePacketSource::Impl {
   std::uint32_t seq = 1;
   QueueStats stats;
   std::vector<char> rx = std::vector<char>(kReceiveBuffer);
+  // The part of the last datagram read that receive() has not walked yet (it stopped at
+  // its bound): rx[pendingBegin, pendingEnd).
+  std::size_t pendingBegin = 0;
+  std::size_t pendingEnd = 0;
 
   [[nodiscard]] int fd() const { return mnl_socket_get_fd(socket.get()); }
 
   Result<void> send(const nlmsghdr* nlh) {
     if (mnl_socket_sendto(socket.get(), nlh, nlh->nlmsg_len) < 0) {
-      return makeError(std::strerror(errno));
+      const int err = errno;
+      return systemError(std::strerror(err), err);
     }
     return {};
   }
@@ -233,26 +252,40 @@ Result<std::unique_ptr<NfqueuePacketSource>> NfqueuePacketSource::open(
 
 int NfqueuePacketSource::fd() const { return impl_->fd(); }
 
-Result<void> NfqueuePacketSource::receive(
-    const std::function<void(const QueuedPacket&)>& onPacket) {
-  for (;;) {
-    const ssize_t n = ::recv(impl_->fd(), impl_->rx.data(), impl_->rx.size(), MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return {};
-      if (errno == EINTR) continue;
-      if (errno == ENOBUFS) {
-        // The socket buffer overflowed: the kernel dropped queued packets (their
-        // verdict is NF_DROP; TCP retries).
-        ++impl_->stats.kernelDropped;
-        continue;
+Result<bool> NfqueuePacketSource::receive(const std::function<void(const QueuedPacket&)>& onPacket,
+                                          std::size_t maxPackets) {
+  std::size_t delivered = 0;
+  while (delivered < maxPackets) {
+    if (impl_->pendingBegin == impl_->pendingEnd) {
+      const ssize_t n = ::recv(impl_->fd(), impl_->rx.data(), impl_->rx.size(), MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+        if (errno == EINTR) continue;
+        if (errno == ENOBUFS) {
+          // The socket buffer overflowed: the kernel dropped queued packets (their
+          // verdict is NF_DROP; TCP retries).
+          ++impl_->stats.kernelDropped;
+          continue;
+        }
+        const int err = errno;
+        return systemError("Failed to receive from 'NFQUEUE " + std::to_string(impl_->queue) +
+                               "': " + std::strerror(err),
+                           err);
       }
-      return makeError("Failed to receive from 'NFQUEUE " + std::to_string(impl_->queue) +
-                       "': " + std::strerror(errno));
+      impl_->pendingBegin = 0;
+      impl_->pendingEnd = static_cast<std::size_t>(n);
     }
-    impl_->stats.received += parseQueueDatagram(
-        {reinterpret_cast<const std::uint8_t*>(impl_->rx.data()), static_cast<std::size_t>(n)},
-        onPacket);
+    // The datagram's messages are 4-byte aligned (NLMSG_ALIGN), so a walk resumed at a
+    // message boundary sees the same layout.
+    const auto walk = walkQueueDatagram(
+        {reinterpret_cast<const std::uint8_t*>(impl_->rx.data()) + impl_->pendingBegin,
+         impl_->pendingEnd - impl_->pendingBegin},
+        maxPackets - delivered, onPacket);
+    delivered += walk.packets;
+    impl_->stats.received += walk.packets;
+    impl_->pendingBegin += walk.consumed;
   }
+  return true;
 }
 
 Result<void> NfqueuePacketSource::verdict(std::uint32_t packetId, PacketVerdict v) {
@@ -273,13 +306,16 @@ Result<void> NfqueuePacketSource::verdict(std::uint32_t packetId, PacketVerdict 
       break;
   }
   if (auto sent = impl_->send(nlh); !sent) {
-    return makeError("Failed to send verdict for packet " + std::to_string(packetId) +
-                     " on 'NFQUEUE " + std::to_string(impl_->queue) + "': " + sent.error().message);
+    ++impl_->stats.verdictErrors;
+    return systemError("Failed to send verdict for packet " + std::to_string(packetId) +
+                           " on 'NFQUEUE " + std::to_string(impl_->queue) +
+                           "': " + sent.error().message,
+                       sent.error().sysErrno);
   }
   return {};
 }
 
-const QueueStats& NfqueuePacketSource::stats() const { return impl_->stats; }
+QueueStats NfqueuePacketSource::stats() const { return impl_->stats; }
 
 Result<KernelQueueCounters> NfqueuePacketSource::kernelCounters() const {
   constexpr const char* kPath = "/proc/net/netfilter/nfnetlink_queue";

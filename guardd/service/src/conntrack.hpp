@@ -1,13 +1,11 @@
 #pragma once
-// Connection outcomes from conntrack events (ctnetlink over NETLINK_NETFILTER, the
-// `conntrack -E -p tcp` stream): an UPDATE to ESTABLISHED means the connection was
-// accepted, CLOSE before that means refused or reset, a DESTROY still in SYN_SENT
-// means it timed out. Needs CAP_NET_ADMIN, which guardd has.
+// Connection outcomes for the detector from conntrack events: a thin adapter over
+// netfilter::ConntrackSocket (which parses them) that hands each event to Detection.
+// Needs CAP_NET_ADMIN, which guardd has.
 #include <memory>
 
+#include "mailguard/netfilter/conntrack.hpp"
 #include "mailguard/rules/result.hpp"
-
-struct mnl_socket;
 
 namespace mailguard::service {
 
@@ -16,7 +14,6 @@ class Detection;
 class ConntrackListener {
  public:
   static Result<std::unique_ptr<ConntrackListener>> open(Detection& sink);
-  ~ConntrackListener();
   ConntrackListener(const ConntrackListener&) = delete;
   ConntrackListener& operator=(const ConntrackListener&) = delete;
 
@@ -25,10 +22,12 @@ class ConntrackListener {
   void receive();
 
  private:
-  ConntrackListener(mnl_socket* nl, Detection& sink) : nl_(nl), sink_(sink) {}
-  mnl_socket* nl_;
+  ConntrackListener(std::unique_ptr<netfilter::ConntrackSocket> socket, Detection& sink)
+      : socket_(std::move(socket)), sink_(sink) {}
+  std::unique_ptr<netfilter::ConntrackSocket> socket_;
   Detection& sink_;
   bool overflowLogged_ = false;
+  bool errorLogged_ = false;
 };
 
 }  // namespace mailguard::service

@@ -188,5 +188,68 @@ TEST(NfqueueProc, ReadsTheCountersOfOneQueue) {
   EXPECT_FALSE(parseNfqueueProc(" 4025 1 2\n", 4025).has_value());
 }
 
+// NfqueuePacketSource::receive resumes a datagram where its per-wake-up bound stopped it.
+TEST(QueueDatagram, WalkStopsAtTheBoundAndResumesAtTheNextPacket) {
+  Bytes datagram;
+  for (std::uint32_t id = 1; id <= 5; ++id) {
+    const Bytes m = packetMessage(id, 1000);
+    datagram.insert(datagram.end(), m.begin(), m.end());
+  }
+  std::vector<std::uint32_t> ids;
+  const auto collect = [&](const QueuedPacket& p) { ids.push_back(p.id); };
+  std::span<const std::uint8_t> rest(datagram);
+
+  auto walk = walkQueueDatagram(rest, 2, collect);
+  EXPECT_EQ(walk.packets, 2U);
+  EXPECT_EQ(walk.consumed, 2 * packetMessage(1, 1000).size());
+  rest = rest.subspan(walk.consumed);
+  walk = walkQueueDatagram(rest, 2, collect);
+  EXPECT_EQ(walk.packets, 2U);
+  rest = rest.subspan(walk.consumed);
+  walk = walkQueueDatagram(rest, 2, collect);
+  EXPECT_EQ(walk.packets, 1U);
+  EXPECT_EQ(walk.consumed, rest.size()) << "the datagram is used up";
+  EXPECT_EQ(ids, (std::vector<std::uint32_t>{1, 2, 3, 4, 5}));
+}
+
+TEST(QueueDatagram, WalkConsumesATrailingBrokenMessage) {
+  Bytes datagram = packetMessage(1, 1000);
+  Bytes broken = packetMessage(2, 1000);
+  setLength(broken, 0x80000000U);
+  datagram.insert(datagram.end(), broken.begin(), broken.end());
+  std::size_t packets = 0;
+  const auto walk = walkQueueDatagram(datagram, 10, [&](const QueuedPacket&) { ++packets; });
+  EXPECT_EQ(packets, 1U);
+  EXPECT_EQ(walk.consumed, datagram.size()) << "a message that does not fit is never retried";
+}
+
+TEST(FakePacketSource, DeliversAtMostTheBoundAndRecordsVerdicts) {
+  FakePacketSource source;
+  for (std::uint32_t id = 1; id <= 3; ++id) source.push(QueuedPacket{id, std::nullopt, 1000, 1000});
+  std::vector<std::uint32_t> ids;
+  auto more = source.receive([&](const QueuedPacket& p) { ids.push_back(p.id); }, 2);
+  ASSERT_TRUE(more);
+  EXPECT_TRUE(*more);
+  EXPECT_EQ(ids, (std::vector<std::uint32_t>{1, 2}));
+  more = source.receive([&](const QueuedPacket& p) { ids.push_back(p.id); }, 2);
+  ASSERT_TRUE(more);
+  EXPECT_FALSE(*more);
+  EXPECT_EQ(source.stats().received, 3U);
+  EXPECT_EQ(source.fd(), -1);
+
+  VerdictSink& sink = source;
+  EXPECT_TRUE(sink.verdict(1, PacketVerdict::RepeatWithAllow));
+  source.failVerdicts = true;
+  EXPECT_FALSE(sink.verdict(2, PacketVerdict::Drop));
+  EXPECT_EQ(source.stats().verdictErrors, 1U);
+  ASSERT_EQ(source.verdicts.size(), 1U) << "a failed verdict was not sent";
+  EXPECT_EQ(source.verdicts[0], std::make_pair(std::uint32_t{1}, PacketVerdict::RepeatWithAllow));
+
+  source.counters.waiting = 7;
+  auto counters = source.kernelCounters();
+  ASSERT_TRUE(counters);
+  EXPECT_EQ(counters->waiting, 7U);
+}
+
 }  // namespace
 }  // namespace mailguard::netfilter

@@ -6,15 +6,10 @@
 #include <cstdint>
 #include <memory>
 
+#include "mailguard/common/c_deleter.hpp"
+
 namespace mailguard::netfilter {
 
-template <auto Free>
-struct CDeleter {
-  template <class T>
-  void operator()(T* p) const noexcept {
-    Free(p);
-  }
-};
 using MnlSocketPtr = std::unique_ptr<mnl_socket, CDeleter<mnl_socket_close>>;
 
 // mnl_nlmsg_ok compares (int)nlmsg_len with the bytes left, so a length of 2^31 or more

@@ -1,21 +1,17 @@
 #pragma once
-// Applies and removes the `inet mailguard` table over nfnetlink (libnftnl + libmnl).
+// Applies and removes the `inet mailguard` table over nfnetlink (libnftnl + libmnl):
+// builds a batch (batch.hpp) and sends it through one socket that reads every ack.
 // Only the table named in the rules::Table is ever created, replaced or deleted.
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "mailguard/netfilter/batch.hpp"  // QueueBackend
 #include "mailguard/rules/result.hpp"
 #include "mailguard/rules/ruleset.hpp"
 
 namespace mailguard::netfilter {
-
-// How the queue rule is encoded: the native nftables `queue` expression, or the
-// xtables-compat NFQUEUE target (revision 3, struct xt_NFQ_info_v3) for kernels
-// built without CONFIG_NFT_QUEUE.
-enum class QueueBackend { NativeQueue, XtCompat };
-std::string_view toString(QueueBackend b);  // "nft-queue", "xt-compat"
 
 class RulesetManager {
  public:
