@@ -12,6 +12,7 @@ import mgtest
 from busfixture import BUS_NAME, IFACE, OBJECT, SOURCE, GuarddOnBusTest
 from mgtest import Listener, attempts, connect, wait_for
 
+CTEST_LABEL = "dbus"  # how ctest labels these tests (discover_tests.py)
 mgtest.require_private_netns()
 
 NOT_AUTHORIZED = "org.mailguard.Error.NotAuthorized"

@@ -15,6 +15,7 @@ import mgtest
 from busfixture import BUS_NAME, IFACE, OBJECT, GuarddOnBusTest
 from mgtest import CONNECT, Listener, attempts, connect, copy_program, wait_for
 
+CTEST_LABEL = "dbus"  # how ctest labels these tests (discover_tests.py)
 mgtest.require_private_netns()
 
 INVALID = "org.mailguard.Error.InvalidArgument"

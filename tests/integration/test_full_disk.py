@@ -26,6 +26,8 @@ import mgtest
 from busfixture import GuarddOnBusTest
 from mgtest import Listener, connect, copy_program, wait_for
 
+# ctest runs these in a private mount namespace as well (discover_tests.py).
+CTEST_UNSHARE = ["-n", "-m", "--propagation", "private"]
 mgtest.require_private_netns()
 
 TMPFS_SIZE = "4m"

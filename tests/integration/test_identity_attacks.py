@@ -20,6 +20,7 @@ import mgtest
 from busfixture import GuarddOnBusTest
 from mgtest import BUILD, CONNECT, Listener, copy_program, wait_for
 
+CTEST_LABEL = "dbus"  # how ctest labels these tests (discover_tests.py)
 mgtest.require_private_netns()
 
 ATTACK = os.path.join(BUILD, "tests", "integration", "mg-attack")

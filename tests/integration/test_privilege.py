@@ -16,6 +16,7 @@ from busfixture import BUS_NAME, IFACE, OBJECT, SOURCE, GuarddOnBusTest
 from fwtest import responder
 from mgtest import CONNECT, Listener, connect, copy_program, nft, wait_for
 
+CTEST_LABEL = "dbus"  # how ctest labels these tests (discover_tests.py)
 mgtest.require_private_netns()
 
 # linux/capability.h

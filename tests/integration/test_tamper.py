@@ -14,6 +14,7 @@ import mgtest
 from busfixture import GuarddOnBusTest
 from mgtest import CONNECT, Listener, connect, copy_program, nft, wait_for
 
+CTEST_LABEL = "dbus"  # how ctest labels these tests (discover_tests.py)
 mgtest.require_private_netns()
 
 TABLE = ["inet", "mailguard"]
