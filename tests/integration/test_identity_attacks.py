@@ -116,10 +116,6 @@ class IdentityAttacks(GuarddOnBusTest):
     def attempt_of(self, pid, what):
         return wait_for(lambda: self.attempts(pid=pid), 10, what)[0]
 
-    def program(self, path):
-        found = [p for p in self.ctl_json("programs") if p["path"] == path]
-        return found[0] if found else None
-
     def assert_client_still_allowed(self):
         # A long timeout: an allowed SYN needs none, but guardd's first verdict for a program
         # in a root-owned folder reads dpkg's checksums (the detector), seconds under ASan.
