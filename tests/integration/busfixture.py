@@ -13,7 +13,7 @@ import subprocess
 import unittest
 
 import mgtest
-from mgtest import BUILD, CONNECT, Guardd, copy_program, terminate, wait_for
+from mgtest import BUILD, CONNECT, Guardd, connect, copy_program, terminate, wait_for
 from mgtest import as_user as mgtest_as_user
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -77,11 +77,6 @@ class PrivateBus:
     def as_user(self, argv, user):
         return mgtest_as_user(user) + argv if user else argv
 
-    def guardctl(self, *args, user=None, timeout=60):
-        argv = self.as_user([GUARDCTL, *args], user)
-        return subprocess.run(argv, capture_output=True, text=True, env=self.env(),
-                              timeout=timeout)
-
     def gdbus_call(self, method, *args, user=None):
         """Calls a Guard1 method with gdbus (GVariant text arguments); gdbus reports the
         D-Bus error name, e.g. GDBus.Error:org.mailguard.Error.NotAuthorized."""
@@ -103,29 +98,96 @@ class PrivateBus:
         wait_for(owned, timeout, f"{BUS_NAME} on the private bus")
 
 
-class GuarddOnBusTest(unittest.TestCase):
-    """Set-up shared by the tests that drive guardd over a private bus: a temporary
-    directory with guardd's state directory, a copy of mg-connect as the mail client,
-    the bus (started) and guardd (not started), plus guardctl helpers."""
+class GuarddOnBus:
+    """guardd with its own state directory (in a fresh temporary directory) serving a
+    private bus (started), and guardctl talking to it; guardd is not started yet.
 
-    def setUp(self):
-        self.dir = mgtest.make_tempdir(self)
+    guardctl runs with the test's environment minus SSH_CONNECTION/SSH_CLIENT/SSH_TTY, so
+    that only the tests about remote sessions look remote (those still pass --yes where
+    the test runs from an SSH login, where sshd is an ancestor), and with no terminal to
+    ask questions on."""
+
+    def __init__(self, test, env=None):
+        self.test = test
+        self.dir = mgtest.make_tempdir(test)
         self.state = os.path.join(self.dir, "state")
         os.makedirs(self.state)
-        self.client = copy_program(CONNECT, os.path.join(self.dir, "mailclient"))
-        self.bus = PrivateBus(self, self.dir).start()
-        self.guardd = Guardd(self, self.state)
+        self.bus = PrivateBus(test, self.dir).start()
+        self.guardd = Guardd(test, self.state)
+        self.extra_env = env or {}
 
-    def start_guardd(self):
-        self.guardd.start(env=self.bus.env())
+    def start(self, env=None):
+        """Starts guardd (with `env` added to the bus's environment) and waits until it
+        enforces and owns its name on the bus."""
+        e = self.bus.env()
+        e.update(self.extra_env)
+        e.update(env or {})
+        self.guardd.start(env=e)
         self.bus.wait_for_name()
-        return self.guardd
+        return self
 
-    def ctl(self, *args, user=None, ok=True):
-        r = self.bus.guardctl(*args, user=user)
-        if ok:
-            self.assertEqual(r.returncode, 0, f"guardctl {' '.join(args)}: {r.stderr}")
+    def restart(self):
+        self.guardd.stop()
+        return self.start()
+
+    def env(self, **extra):
+        e = self.bus.env()
+        for k in ("SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"):
+            e.pop(k, None)
+        e.update(extra)
+        return e
+
+    def ctl(self, *args, ok=True, env=None, user=None, timeout=120):
+        """Runs guardctl; with ok=True a non-zero exit fails the test, with guardd's log."""
+        argv = self.bus.as_user([GUARDCTL, *args], user)
+        r = subprocess.run(argv, capture_output=True, text=True, env=env or self.env(),
+                           stdin=subprocess.DEVNULL, timeout=timeout)
+        if ok and r.returncode != 0:
+            raise AssertionError(f"guardctl {' '.join(args)} failed ({r.returncode}): "
+                                 f"{r.stderr}\nguardd log:\n{self.guardd.log()[-3000:]}")
         return r
 
+    def json(self, *args, **kw):
+        return json.loads(self.ctl("--json", *args, **kw).stdout)
+
+    def program(self, path):
+        """The program guardd lists for `path` (`guardctl --json programs`), or None."""
+        found = [p for p in self.json("programs") if p["path"] == path]
+        return found[0] if found else None
+
+    def pid(self):
+        return self.guardd.proc.pid
+
+
+class GuarddOnBusTest(unittest.TestCase):
+    """Set-up shared by the tests that drive guardd over a private bus: a GuarddOnBus
+    (its directory, state directory, bus and guardd as self.dir, self.state, self.bus and
+    self.guardd) and a copy of mg-connect as the mail client (self.client)."""
+
+    def setUp(self):
+        self.daemon = GuarddOnBus(self)
+        self.dir = self.daemon.dir
+        self.state = self.daemon.state
+        self.bus = self.daemon.bus
+        self.guardd = self.daemon.guardd
+        self.client = copy_program(CONNECT, os.path.join(self.dir, "mailclient"))
+
+    def start_guardd(self, env=None):
+        self.daemon.start(env)
+        return self.guardd
+
+    def ctl(self, *args, user=None, ok=True, timeout=120):
+        return self.daemon.ctl(*args, user=user, ok=ok, timeout=timeout)
+
     def ctl_json(self, *args, user=None):
-        return json.loads(self.ctl("--json", *args, user=user).stdout)
+        return self.daemon.json(*args, user=user)
+
+    def program(self, path):
+        return self.daemon.program(path)
+
+    def held_program(self, exe, host="127.0.0.1", port=25, timeout_ms=800, user=None):
+        """One connect by `exe` that guardd holds (drops) until the client gives up;
+        returns the program as guardctl lists it once it shows up there."""
+        r = connect(host, port, timeout_ms=timeout_ms, exe=exe, user=user)
+        self.assertFalse(r["connected"], r)
+        return wait_for(lambda: self.program(exe), 5, f"{exe} in guardctl programs")

@@ -5,13 +5,13 @@ Every test process runs inside a network namespace of its own (ctest starts it u
 where a queue rule or a policy drop would cut the machine off. Traffic stays on
 loopback. Only processes started here are stopped, by PID.
 """
+import glob
 import json
 import os
 import shutil
 import signal
 import socket
 import sqlite3
-import stat
 import subprocess
 import sys
 import tempfile
@@ -41,8 +41,10 @@ def require_private_netns():
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 
 
-def wait_for(condition, timeout, what):
-    """Polls `condition` until it returns a true value or the deadline passes."""
+def wait_for(condition, timeout, what, interval=0.02):
+    """Polls `condition` until it returns a true value, and returns that value; fails
+    the test, naming `what`, once `timeout` seconds pass. The one wait of the test
+    library: tests wait for an event or a condition through it, never with a bare sleep."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -50,7 +52,7 @@ def wait_for(condition, timeout, what):
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(interval)
 
 
 def terminate(proc, timeout=10):
@@ -189,6 +191,19 @@ def copy_program(src, dst):
     return dst
 
 
+def distinct_copy(src, dst, tag):
+    """A copy of the program `src` at `dst` with a SHA-256 of its own: `tag` appended
+    after a NUL (ELF loaders ignore trailing bytes, so it runs the same). Approvals and
+    denials follow a program's hash to any path, so tests that need several programs
+    make each one distinct."""
+    with open(src, "rb") as f:
+        image = f.read()
+    with open(dst, "wb") as f:
+        f.write(image + b"\0mailguard test program: " + tag.encode() + b"\n")
+    os.chmod(dst, 0o755)
+    return dst
+
+
 def seed(state_dir, action, path, script=None):
     argv = [SEED, state_dir, action, path] + ([script] if script else [])
     subprocess.run(argv, check=True, capture_output=True)
@@ -207,6 +222,29 @@ def attempts(state_dir, **where):
         rows = conn.execute(f"SELECT * FROM attempts WHERE {clause} ORDER BY id DESC",
                             tuple(where.values())).fetchall()
     return [dict(r) for r in rows]
+
+
+def approved_rules(state_dir):
+    """{(path, sha256)} of the approvals in guardd's rules table."""
+    with db(state_dir) as conn:
+        return {(r["path"], r["sha256"])
+                for r in conn.execute("SELECT path, sha256 FROM rules WHERE action = 'approve'")}
+
+
+def integrity_check(state_dir):
+    """{database file: PRAGMA integrity_check's answer} for every database of guardd.
+    Read-only: a writable connection would checkpoint the WAL on close, and a restarted
+    guardd would no longer have to recover it."""
+    results = {}
+    for path in sorted(glob.glob(os.path.join(state_dir, "*.db"))):
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            results[path] = " ".join(r[0] for r in conn.execute("PRAGMA integrity_check"))
+        finally:
+            conn.close()
+    if not results:
+        raise AssertionError(f"no database in {state_dir}")
+    return results
 
 
 def nft(*args, check=True):

@@ -8,7 +8,8 @@ import unittest
 
 import mgtest
 from mgtest import wait_for
-from fwtest import Daemon, ip, responder
+from busfixture import GuarddOnBus
+from fwtest import ip, responder
 
 mgtest.require_private_netns()
 
@@ -46,7 +47,7 @@ class Audit(unittest.TestCase):
     def test_inventory_finds_listeners_with_program_and_exposure(self):
         public = responder(self, "0.0.0.0", 25, "open")
         local = responder(self, "127.0.0.1", 587, "open")
-        d = Daemon(self).start()
+        d = GuarddOnBus(self).start()
         found = by_port(self.audit(d))
         self.assertEqual(set(found), {25, 587}, found)
         for entry in found.values():
@@ -70,7 +71,7 @@ class Audit(unittest.TestCase):
         responder(self, "0.0.0.0", 2525, "own-domain")
         responder(self, "127.0.0.1", 587, "open")
         responder(self, "::", 465, "own-domain")
-        d = Daemon(self).start()
+        d = GuarddOnBus(self).start()
         audit = by_port(self.audit(d))
         self.assertEqual(audit[25]["relay"], "open")
         self.assertEqual(audit[25]["accepted"], ALL_VARIANTS)
@@ -100,7 +101,7 @@ class Audit(unittest.TestCase):
 
     def test_audit_says_when_the_host_firewall_blocks_a_listener(self):
         responder(self, "0.0.0.0", 25, "open")
-        d = Daemon(self).start()
+        d = GuarddOnBus(self).start()
         d.ctl("firewall", "enable", "--yes")
         entry = by_port(self.audit(d))[25]
         self.assertEqual(entry["relay"], "unreachable")
@@ -115,7 +116,7 @@ class Audit(unittest.TestCase):
 
     def test_an_open_relay_raises_one_audit_alert_with_its_fix(self):
         relay = responder(self, "0.0.0.0", 25, "open")
-        d = Daemon(self).start()
+        d = GuarddOnBus(self).start()
         self.assertEqual(by_port(self.audit(d))[25]["relay"], "open")
         program = os.path.realpath(f"/proc/{relay.pid}/exe")
 
@@ -165,7 +166,7 @@ class Audit(unittest.TestCase):
         ip("addr", "add", "10.98.0.1/32", "dev", "lo")
         responder(self, "0.0.0.0", 25, "open")
         responder(self, "10.98.0.1", 587, "open")
-        d = Daemon(self, env={"PATH": shim_dir + ":" + os.environ.get("PATH", "")}).start()
+        d = GuarddOnBus(self, env={"PATH": shim_dir + ":" + os.environ.get("PATH", "")}).start()
 
         audit = by_port(self.audit(d))
         self.assertEqual(audit[25]["relay"], "open")

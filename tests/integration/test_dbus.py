@@ -12,6 +12,7 @@ import mgtest
 from busfixture import BUS_NAME, IFACE, OBJECT, SOURCE, GuarddOnBusTest
 from mgtest import Listener, attempts, connect, wait_for
 
+CTEST_LABEL = "dbus"  # how ctest labels these tests (discover_tests.py)
 mgtest.require_private_netns()
 
 NOT_AUTHORIZED = "org.mailguard.Error.NotAuthorized"
@@ -28,19 +29,6 @@ def micros(rfc3339):
 
 
 class DBus(GuarddOnBusTest):
-    def held_attempt(self, exe=None, user=None):
-        """One connect that is held (dropped) until it times out; returns the program."""
-        exe = exe or self.client
-        if user:
-            argv = self.bus.as_user([exe, "127.0.0.1", "25", "800"], user)
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-            r = json.loads(out.stdout.splitlines()[0]) if out.stdout else {"stderr": out.stderr}
-        else:
-            r = connect("127.0.0.1", 25, timeout_ms=800, exe=exe)
-        self.assertFalse(r["connected"], r)
-        return wait_for(lambda: [p for p in self.ctl_json("programs") if p["path"] == exe], 5,
-                        "the program in guardctl programs")[0]
-
     def rules_rows(self):
         with mgtest.db(self.state) as conn:
             return [tuple(r) for r in conn.execute("SELECT * FROM rules ORDER BY id")]
@@ -90,7 +78,7 @@ class DBus(GuarddOnBusTest):
     def test_deny_makes_the_next_attempt_fail_fast(self):
         Listener(self, "127.0.0.1", 25)
         self.start_guardd()
-        program = self.held_attempt()
+        program = self.held_program(self.client)
         denied = self.ctl_json("deny", str(program["id"]))
         self.assertEqual(denied["state"], "denied")
         r = connect("127.0.0.1", 25, timeout_ms=5000, exe=self.client)
@@ -103,7 +91,7 @@ class DBus(GuarddOnBusTest):
     # 4: an unprivileged user reads, but cannot change policy.
     def test_nobody_reads_but_is_refused_policy_changes_and_nothing_changes(self):
         self.start_guardd()
-        program = self.held_attempt(user="nobody")
+        program = self.held_program(self.client, user="nobody")
         rules_before = self.rules_rows()
         as_root = self.ctl_json("programs")
         as_nobody = self.ctl_json("programs", user="nobody")
@@ -122,7 +110,7 @@ class DBus(GuarddOnBusTest):
     # 5: every bad argument gets its named error, and guardd keeps serving.
     def test_bad_arguments_get_named_errors_and_guardd_keeps_serving(self):
         self.start_guardd()
-        program = self.held_attempt()
+        program = self.held_program(self.client)
         big = "/" + "a" * 120_000  # argv caps one argument at 128 KiB
         cases = [
             ("Approve", ["relative/path", ""], INVALID),
@@ -192,7 +180,7 @@ class DBus(GuarddOnBusTest):
     # 7: --json parses and matches what the bus says.
     def test_json_output_matches_the_dbus_data(self):
         self.start_guardd()
-        self.held_attempt()
+        self.held_program(self.client)
         programs = self.ctl_json("programs")
         raw = json.loads(self.bus.busctl("--json=short", "call", BUS_NAME, OBJECT, IFACE,
                                          "Programs").stdout)["data"][0]

@@ -12,9 +12,10 @@ import signal
 import subprocess
 
 import mgtest
-from busfixture import BUS_NAME, IFACE, OBJECT, GuarddOnBusTest
+from busfixture import BUS_NAME, OBJECT, GuarddOnBusTest
 from mgtest import CONNECT, Listener, attempts, connect, copy_program, wait_for
 
+CTEST_LABEL = "dbus"  # how ctest labels these tests (discover_tests.py)
 mgtest.require_private_netns()
 
 INVALID = "org.mailguard.Error.InvalidArgument"
@@ -31,10 +32,6 @@ class Detector(GuarddOnBusTest):
     def setUp(self):
         super().setUp()
         self.bot = copy_program(CONNECT, os.path.join(self.dir, "bot"))
-
-    def program(self, path):
-        found = [p for p in self.ctl_json("programs") if p["path"] == path]
-        return found[0] if found else None
 
     def monitor_signals(self):
         """gdbus monitor on guardd's object, for AlertRaised; stopped by PID."""
@@ -191,9 +188,8 @@ class Detector(GuarddOnBusTest):
     # gets none. Both still end up quarantined (the credit never outweighs D1).
     def test_a_program_run_from_a_terminal_gets_the_terminal_credit_and_a_bot_not(self):
         self.start_guardd()
-        dev = copy_program(CONNECT, os.path.join(self.dir, "swaks-like"))
-        with open(dev, "ab") as f:  # its own hash: the bot's principal is another one
-            f.write(b"\0a developer tool\n")
+        # Its own hash: the bot's principal is another one.
+        dev = mgtest.distinct_copy(CONNECT, os.path.join(self.dir, "swaks-like"), "a developer tool")
         for n in range(1, 31):
             r = self.connect_from_a_terminal(dev, f"127.2.0.{n}")
             self.assertFalse(r["connected"], "an unapproved program must not get through")
@@ -287,9 +283,7 @@ class Detector(GuarddOnBusTest):
         self.assertEqual([b["recipients"] for b in bulk_rows()], [500])
 
     def held_then_approve(self, exe, host, port):
-        r = connect(host, port, timeout_ms=300, exe=exe)
-        self.assertFalse(r["connected"])
-        wait_for(lambda: self.program(exe), 5, "the program in the programs list")
+        self.held_program(exe, host, port, timeout_ms=300)
         self.assertEqual(self.ctl_json("approve", exe)["state"], "approved")
 
 

@@ -4,7 +4,6 @@ import errno
 import os
 import re
 import subprocess
-import time
 import unittest
 
 import mgtest

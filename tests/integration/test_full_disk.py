@@ -24,8 +24,10 @@ import subprocess
 
 import mgtest
 from busfixture import GuarddOnBusTest
-from mgtest import Listener, connect, copy_program, wait_for
+from mgtest import Listener, connect, wait_for
 
+# ctest runs these in a private mount namespace as well (discover_tests.py).
+CTEST_UNSHARE = ["-n", "-m", "--propagation", "private"]
 mgtest.require_private_netns()
 
 TMPFS_SIZE = "4m"
@@ -71,15 +73,12 @@ class FullDisk(GuarddOnBusTest):
                         "mailguard-test", self.state], check=True)
         self.addCleanup(subprocess.run, ["umount", "-l", self.state], check=False)
         # Each its own content: a denial follows a program's hash to any path.
-        self.unknown = self.program("unknown")
-        self.denied = self.program("denied")
+        self.unknown = self.new_program("unknown")
+        self.denied = self.new_program("denied")
         self.made = 0  # connection attempts made, each one attempt record for guardd
 
-    def program(self, name):
-        path = copy_program(mgtest.CONNECT, os.path.join(self.dir, name))
-        with open(path, "ab") as f:
-            f.write(b"\0mailguard full disk test: " + name.encode() + b"\n")
-        return path
+    def new_program(self, name):
+        return mgtest.distinct_copy(mgtest.CONNECT, os.path.join(self.dir, name), name)
 
     # Submission (587) to one relay, as a mail client does: a burst of direct port-25
     # attempts would (rightly) get the detector's throttle, which is not under test here.
@@ -106,21 +105,15 @@ class FullDisk(GuarddOnBusTest):
         return self.ctl_json("status")
 
     def state_of(self, path):
-        found = [p["state"] for p in self.ctl_json("programs") if p["path"] == path]
-        return found[0] if found else None
+        program = self.program(path)
+        return program and program["state"]
 
     def stored_attempts(self):
         with mgtest.db(self.state) as conn:
             return conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
 
-    def approved_rules(self):
-        with mgtest.db(self.state) as conn:
-            return {(r["path"], r["sha256"]) for r in conn.execute(
-                "SELECT path, sha256 FROM rules WHERE action = 'approve'")}
-
     def integrity(self):
-        with mgtest.db(self.state) as conn:
-            return conn.execute("PRAGMA integrity_check").fetchone()[0]
+        return set(mgtest.integrity_check(self.state).values())
 
     def start(self):
         self.start_guardd()
@@ -164,11 +157,11 @@ class FullDisk(GuarddOnBusTest):
                  f"({dropped} dropped)")
         newest = mgtest.attempts(self.state)[0]
         self.assertEqual(newest["path"], self.denied)  # the last one made after recovery
-        self.assertEqual(self.integrity(), "ok")
+        self.assertEqual(self.integrity(), {"ok"})
 
         # Restart: the approvals are still there and still work.
         self.guardd.stop()
-        self.assertEqual(self.integrity(), "ok")
+        self.assertEqual(self.integrity(), {"ok"})
         self.start_guardd()
         self.enforcement_works(listener)
 
@@ -177,10 +170,10 @@ class FullDisk(GuarddOnBusTest):
         self.enforcement_works(listener)
         filler = fill(self.state)
         # Many new programs, so that the approvals outgrow whatever the WAL has spare.
-        programs = [self.program(f"new{i}") for i in range(12)]
+        programs = [self.new_program(f"new{i}") for i in range(12)]
         done, refused = [], []
         for path in programs:
-            r = self.bus.guardctl("--json", "approve", path)
+            r = self.ctl("--json", "approve", path, ok=False)
             if r.returncode == 0:
                 done.append(path)
             else:
@@ -198,8 +191,8 @@ class FullDisk(GuarddOnBusTest):
 
         os.unlink(filler)
         self.guardd.stop()
-        self.assertEqual(self.integrity(), "ok")
-        rules = {path for path, _ in self.approved_rules()}
+        self.assertEqual(self.integrity(), {"ok"})
+        rules = {path for path, _ in mgtest.approved_rules(self.state)}
         for path in done:
             self.assertIn(path, rules, "an approval reported done was lost")
         for path, _ in refused:
@@ -215,7 +208,7 @@ class FullDisk(GuarddOnBusTest):
     def test_alerts_raised_on_a_full_disk_are_stored_once_space_returns(self):
         listener = self.start()
         self.enforcement_works(listener)
-        bot = self.program("bot")
+        bot = self.new_program("bot")
         filler = fill(self.state)
         for _ in range(40):  # past the WAL's spare pages, as above
             self.assertTrue(self.attempt(self.client)["connected"])
@@ -243,7 +236,7 @@ class FullDisk(GuarddOnBusTest):
         self.assertIn("quarantined", hard[0]["summary"])
         # Stored, so it outlives guardd: after a restart the alert and the quarantine remain.
         self.guardd.stop()
-        self.assertEqual(self.integrity(), "ok")
+        self.assertEqual(self.integrity(), {"ok"})
         self.start_guardd()
         self.assertEqual([a["id"] for a in self.ctl_json("alerts") if a["path"] == bot
                           and a["tier"] == "hard"], [hard[0]["id"]])

@@ -20,6 +20,7 @@ import mgtest
 from busfixture import GuarddOnBusTest
 from mgtest import BUILD, CONNECT, Listener, copy_program, wait_for
 
+CTEST_LABEL = "dbus"  # how ctest labels these tests (discover_tests.py)
 mgtest.require_private_netns()
 
 ATTACK = os.path.join(BUILD, "tests", "integration", "mg-attack")
@@ -114,10 +115,6 @@ class IdentityAttacks(GuarddOnBusTest):
 
     def attempt_of(self, pid, what):
         return wait_for(lambda: self.attempts(pid=pid), 10, what)[0]
-
-    def program(self, path):
-        found = [p for p in self.ctl_json("programs") if p["path"] == path]
-        return found[0] if found else None
 
     def assert_client_still_allowed(self):
         # A long timeout: an allowed SYN needs none, but guardd's first verdict for a program

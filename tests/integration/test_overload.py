@@ -83,13 +83,10 @@ class Overload(GuarddOnBusTest):
         self.bot = copy_program(FLOOD, os.path.join(self.dir, "bot"))
 
     def test_flood_is_dropped_by_the_kernel_counted_and_approved_mail_still_connects(self):
-        env = self.bus.env()
         # ASan keeps freed memory in quarantine (256 MB by default): that is the
         # sanitizer's memory, not guardd's; keep it small so RSS says what guardd holds.
-        env["ASAN_OPTIONS"] = ":".join(
-            o for o in (os.environ.get("ASAN_OPTIONS", ""), "quarantine_size_mb=4") if o)
-        self.guardd.start(env=env)
-        self.bus.wait_for_name()
+        self.start_guardd({"ASAN_OPTIONS": ":".join(
+            o for o in (os.environ.get("ASAN_OPTIONS", ""), "quarantine_size_mb=4") if o)})
         self.ctl("approve", self.client)
         self.ctl("deny", self.bot)
         bot_port = Listener(self, "0.0.0.0", 25)
@@ -109,15 +106,21 @@ class Overload(GuarddOnBusTest):
         def sample():
             while flood.poll() is None:
                 samples.append((time.monotonic() - started, memory_kb(pid)["VmRSS"]))
-                time.sleep(0.25)
+                time.sleep(0.25)  # the sampling period of the measurement, not a wait
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
 
-        # The approved client, again and again while the flood lasts.
-        time.sleep(2)
+        # The approved client, again and again while the flood overflows the queue: from
+        # the kernel's first drop on, which is the condition under test.
+        def dropped_so_far(q):
+            return q["queue_dropped"] + q["user_dropped"]
+        wait_for(lambda: dropped_so_far(kernel_queue()) > dropped_so_far(queue_before),
+                 FLOOD_SECONDS / 2, "the flood to overflow the kernel queue")
         approved = []
         while time.monotonic() - started < FLOOD_SECONDS - 3 or len(approved) < 5:
             approved.append(connect("127.0.0.1", 587, APPROVED_TIMEOUT_MS, exe=self.client))
+            # A mail client's pace (five connections a second at most), not a wait for
+            # something.
             time.sleep(0.2)
         out, _ = flood.communicate(timeout=FLOOD_SECONDS + 30)
         sampler.join()

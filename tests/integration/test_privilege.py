@@ -6,7 +6,6 @@ import os
 import pwd
 import re
 import shutil
-import sqlite3
 import subprocess
 import unittest
 import xml.etree.ElementTree as ET
@@ -16,6 +15,7 @@ from busfixture import BUS_NAME, IFACE, OBJECT, SOURCE, GuarddOnBusTest
 from fwtest import responder
 from mgtest import CONNECT, Listener, connect, copy_program, nft, wait_for
 
+CTEST_LABEL = "dbus"  # how ctest labels these tests (discover_tests.py)
 mgtest.require_private_netns()
 
 # linux/capability.h
@@ -108,11 +108,9 @@ class Privilege(GuarddOnBusTest):
             f.write(f"#!/bin/sh\ncat /proc/$$/status >> {ip_log}\necho '%%' >> {ip_log}\n"
                     f"exec {real_ip} \"$@\"\n")
         os.chmod(os.path.join(wrapper_dir, "ip"), 0o755)
-        env = self.bus.env()
-        env["PATH"] = wrapper_dir + os.pathsep + env.get("PATH", "/usr/bin:/bin")
+        env = {"PATH": wrapper_dir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin")}
         responder(self, "0.0.0.0", 25, "open")
-        self.guardd.start(env=env)
-        self.bus.wait_for_name()
+        self.start_guardd(env)
         self.assertIn("privileges: capabilities", self.guardd.log())
         self.assert_threads("after start-up")
 
@@ -153,11 +151,10 @@ class Privilege(GuarddOnBusTest):
         self.assertEqual((held["uid"], held["verdict"]), (nobody.pw_uid, "hold"), held)
         self.assertEqual(self.ctl_json("approve", client)["state"], "approved")
         self.guardd.stop()
-        self.guardd.start(env=env)
-        self.bus.wait_for_name()
+        self.start_guardd(env)
         self.assert_threads("after a restart")
-        program = [p for p in self.ctl_json("programs") if p["path"] == client]
-        self.assertEqual(program[0]["state"], "approved", program)
+        program = self.program(client)
+        self.assertEqual(program["state"], "approved", program)
         r = connect("127.0.0.1", 587, timeout_ms=5000, exe=client, user="nobody")
         self.assertTrue(r["connected"], f"the approved program after a restart: {r}")
 
@@ -207,13 +204,14 @@ class Privilege(GuarddOnBusTest):
                 r = self.call(method, args)
                 self.assertEqual(r.returncode, 0, f"{method}: {r.stderr}")
                 state[method] = r.stdout
-        conn = sqlite3.connect(f"file:{os.path.join(self.state, 'mailguard.db')}?mode=ro",
-                               uri=True)
-        with conn:
+        conn = mgtest.db(self.state)
+        try:
             for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
                                          "ORDER BY name").fetchall():
-                state[f"db:{table}"] = conn.execute(f'SELECT * FROM "{table}"').fetchall()
-        conn.close()
+                state[f"db:{table}"] = [tuple(r) for r in
+                                        conn.execute(f'SELECT * FROM "{table}"').fetchall()]
+        finally:
+            conn.close()
         table = nft("list", "table", "inet", "mailguard").stdout
         state["nft"] = re.sub(r"packets \d+ bytes \d+", "", table)
         return state
@@ -237,10 +235,7 @@ class Privilege(GuarddOnBusTest):
             self.assertEqual(access, "read", f"property {name} must not be writable")
 
         # A pending program for the program methods to act on.
-        r = connect("127.0.0.1", 25, timeout_ms=800, exe=self.client)
-        self.assertFalse(r["connected"])
-        wait_for(lambda: [p for p in self.ctl_json("programs") if p["path"] == self.client], 5,
-                 "the held program")
+        self.held_program(self.client)
 
         def settled():
             first = self.observable_state()

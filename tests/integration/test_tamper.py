@@ -14,6 +14,7 @@ import mgtest
 from busfixture import GuarddOnBusTest
 from mgtest import CONNECT, Listener, connect, copy_program, nft, wait_for
 
+CTEST_LABEL = "dbus"  # how ctest labels these tests (discover_tests.py)
 mgtest.require_private_netns()
 
 TABLE = ["inet", "mailguard"]
@@ -49,18 +50,19 @@ def table_now():
 
 
 def wait_until_restored(expected, what, deadline=RESTORE_DEADLINE, since=None):
-    """Polls nft until the table equals `expected`; returns the seconds it took from
-    `since` (default: now). Fails after `deadline` seconds."""
+    """Polls nft every 2 ms until the table equals `expected`; returns the seconds it
+    took from `since` (default: now). Fails `deadline` seconds after `since`."""
     start = since if since is not None else time.monotonic()
-    last = None
-    while True:
-        last = table_now()
-        if last == expected:
-            return time.monotonic() - start
-        if time.monotonic() - start > deadline:
-            raise AssertionError(f"{what}: table not restored within {deadline} s; now: "
-                                 f"{json.dumps(last)[:2000]}")
-        time.sleep(0.002)
+    last = []
+    def restored():
+        last[:] = [table_now()]
+        return last[0] == expected
+    try:
+        wait_for(restored, deadline - (time.monotonic() - start), f"the table back {what}",
+                 interval=0.002)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; now: {json.dumps(last[0])[:2000]}") from None
+    return time.monotonic() - start
 
 
 class Tamper(GuarddOnBusTest):
@@ -134,8 +136,8 @@ class Tamper(GuarddOnBusTest):
         self.assertEqual(mta.accepted, before)
         r = connect("127.0.0.5", 25, timeout_ms=3000, exe=self.client)
         self.assertTrue(r["connected"], f"approved client refused: {r}")
-        held = [p for p in self.ctl_json("programs") if p["path"] == self.bot]
-        self.assertEqual(held[0]["state"], "pending", held)
+        held = self.program(self.bot)
+        self.assertEqual(held["state"], "pending", held)
 
     def test_host_firewall_chain_is_restored_too(self):
         self.ctl("firewall", "enable", "--yes")

@@ -6,7 +6,6 @@ namespace, from a build directory:
 """
 import json
 import os
-import subprocess
 import sys
 import time
 import unittest
@@ -17,7 +16,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import mgtest  # noqa: E402
 import test_dashboard  # noqa: E402  (checks for root and a private network namespace)
-from mgtest import CONNECT, Listener, connect, copy_program, start_connect  # noqa: E402
+from mgtest import CONNECT, Listener, connect, start_connect  # noqa: E402
 from fwtest import responder  # noqa: E402
 
 SECTIONS = []
@@ -34,10 +33,8 @@ def program_at(base, relative):
     while walk.startswith(base) and walk != base:
         os.chmod(walk, 0o755)
         walk = os.path.dirname(walk)
-    copy_program(CONNECT, path)
-    with open(path, "ab") as f:  # a different hash for each program (a deny covers copies)
-        f.write(relative.encode())
-    return path
+    # A different hash for each program (a deny covers copies).
+    return mgtest.distinct_copy(CONNECT, path, relative)
 
 
 def laid_out(tui, rows):

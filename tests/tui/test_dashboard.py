@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import unittest
 import uuid
 
@@ -131,11 +130,6 @@ class Dashboard(GuarddOnBusTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         return {p[1]: p[6] for p in json.loads(r.stdout)["data"][0]}
 
-    def held(self, exe, user=None):
-        """One connect that guardd holds until it gives up (the program is pending)."""
-        r = connect("127.0.0.1", 25, timeout_ms=700, exe=exe, user=user)
-        self.assertFalse(r["connected"], r)
-
     # 2: held -> pending in the dashboard -> approved with keys -> the connection succeeds.
     def test_held_program_shows_pending_and_approving_with_keys_lets_it_connect(self):
         Listener(self, "127.0.0.1", 25)
@@ -165,7 +159,7 @@ class Dashboard(GuarddOnBusTest):
     # 3: the same as `nobody`: refused with a visible message, nothing changes.
     def test_approve_as_nobody_is_refused_with_a_visible_message(self):
         self.start_guardd()
-        self.held(self.client, user="nobody")
+        self.held_program(self.client, user="nobody")
         tui = self.tui(user="nobody")
         tui.wait_for(lambda s: re.search(r"PENDING +\S*/mailclient +nobody", s),
                      "the program held for nobody")
@@ -189,7 +183,7 @@ class Dashboard(GuarddOnBusTest):
         os.chmod(deep, 0o755)
         client = copy_program(CONNECT, os.path.join(deep, "mailclient"))
         self.start_guardd()
-        self.held(client)
+        self.held_program(client)
         tui = self.tui(cols=120, rows=40)
         tui.wait_for(lambda s: re.search(r"PENDING +\S*/mailclient", s), "the pending program")
         wide = tui.lines()
@@ -239,7 +233,7 @@ class Dashboard(GuarddOnBusTest):
     # 4b: guardd killed and restarted: "disconnected", then live data again.
     def test_guardd_restart_shows_disconnected_then_live_data_again(self):
         self.start_guardd()
-        self.held(self.client)
+        self.held_program(self.client)
         tui = self.tui()
         tui.wait_for(lambda s: re.search(r"PENDING +\S*/mailclient", s), "the pending program")
         self.guardd.kill9()
@@ -252,14 +246,14 @@ class Dashboard(GuarddOnBusTest):
         tui.wait_for_text("Reconnected to guardd")
         # Live again: a new program's attempt arrives by signal.
         second = copy_program(CONNECT, os.path.join(self.dir, "secondclient"))
-        self.held(second)
+        self.held_program(second)
         tui.wait_for(lambda s: re.search(r"PENDING +\S*/secondclient", s)
                      and "(2 pending)" in s, "the new program after the restart")
 
     # q restores the terminal; NO_COLOR gives attributes only.
     def test_q_quits_and_restores_the_terminal_and_no_color_is_respected(self):
         self.start_guardd()
-        self.held(self.client)
+        self.held_program(self.client)
         tui = self.tui(shell_after=True, extra_env={"NO_COLOR": "1"})
         tui.wait_for(lambda s: re.search(r"PENDING +\S*/mailclient", s), "the pending program")
         coloured = tui.capture(escapes=True)
@@ -340,7 +334,7 @@ class Dashboard(GuarddOnBusTest):
 
     def test_colours_are_used_when_allowed(self):
         self.start_guardd()
-        self.held(self.client)
+        self.held_program(self.client)
         tui = self.tui()
         tui.wait_for(lambda s: re.search(r"PENDING +\S*/mailclient", s), "the pending program")
         self.assertRegex(tui.capture(escapes=True), r"\x1b\[[0-9;]*(3[0-7]|38;5;\d+)[;m]")
