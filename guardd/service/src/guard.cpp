@@ -40,6 +40,8 @@ Result<void> Guard::Impl::start() {
   if (!lastAlert) return lastAlert.error();
   alerts = std::make_unique<AlertSink>(*writer, *lastAlert, self.onAlert);
 
+  // The rules first: a stored program's state decides whether the registry may evict it.
+  reloadRulesIfChanged();
   auto known = reader->loadPrograms();
   if (!known) return known.error();
   std::vector<ProgramView> views;
@@ -52,11 +54,10 @@ Result<void> Guard::Impl::start() {
     v.attempts = p.attempts;
     v.lastAttempt = p.lastAttempt;
     v.firstSeen = p.firstSeen;
-    v.state = p.quarantined ? rules::ProgramState::Quarantined : rules::ProgramState::Pending;
+    v.state = rules::stateOf(v.identity, p.quarantined, approvals);
     views.push_back(std::move(v));
   }
   programs.load(std::move(views));
-  reloadRulesIfChanged();
 
   Detection::Deps deps{options.settings,
                        clock,

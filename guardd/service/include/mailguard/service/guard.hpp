@@ -20,7 +20,6 @@
 #include "mailguard/rules/settings.hpp"
 #include "mailguard/service/event_loop.hpp"
 #include "mailguard/service/host_protection.hpp"
-#include "mailguard/store/detector_store.hpp"
 #include "mailguard/store/store.hpp"
 
 namespace mailguard::service {

@@ -7,7 +7,7 @@
 
 #include "mailguard/rules/clock.hpp"
 #include "mailguard/rules/firewall.hpp"
-#include "mailguard/store/host_store.hpp"
+#include "mailguard/store/store.hpp"
 
 namespace mailguard::service {
 
