@@ -1,6 +1,6 @@
 #pragma once
 // What client.cpp and host_client.cpp both do around a bus call: connect, call a
-// method with a timeout, read an a{sv} reply, and turn sdbus' exceptions into values.
+// method with a timeout, and turn sdbus' exceptions into values.
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <chrono>
@@ -24,14 +24,6 @@ auto guarded(F&& f) -> ClientResult<decltype(f())> {
   } catch (const std::exception& e) {
     return ClientError{ClientError::Kind::Failed, e.what(), {}};
   }
-}
-
-// The value under `key` in an a{sv} reply, or `fallback` when absent or of another type.
-template <class T>
-T variantOr(const std::map<std::string, sdbus::Variant>& m, const char* key, T fallback) {
-  const auto it = m.find(key);
-  if (it == m.end() || !it->second.containsValueOfType<T>()) return fallback;
-  return it->second.get<T>();
 }
 
 // Calls `method` on guardd's interface with `timeout` and returns its one reply value.

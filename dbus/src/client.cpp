@@ -7,14 +7,13 @@
 #include <sdbus-c++/sdbus-c++.h>
 #include <chrono>
 #include <exception>
-#include <string_view>
 #include <utility>
 
 #include "call.hpp"
 #include "client_errors.hpp"
+#include "mailguard/dbus/codec.hpp"
 #include "mailguard/dbus/generated/guard1_proxy.h"
 #include "mailguard/dbus/names.hpp"
-#include "mailguard/dbus/wire.hpp"
 
 namespace mailguard::dbus {
 namespace {
@@ -71,64 +70,6 @@ ClientError fromSdbus(const sdbus::Error& e) {
 
 namespace {
 
-Program toProgram(const wire::Program& w) {
-  Program p;
-  p.id = w.get<0>();
-  p.path = w.get<1>();
-  p.sha256 = w.get<2>();
-  p.scriptPath = w.get<3>();
-  p.scriptSha256 = w.get<4>();
-  p.uid = w.get<5>();
-  p.state = w.get<6>();
-  p.attempts = w.get<7>();
-  p.lastAttemptUs = w.get<8>();
-  p.firstSeenUs = w.get<9>();
-  return p;
-}
-
-Attempt toAttempt(const wire::Attempt& w) {
-  Attempt a;
-  a.id = w.get<0>();
-  a.timeUs = w.get<1>();
-  a.pid = w.get<2>();
-  a.uid = w.get<3>();
-  a.path = w.get<4>();
-  a.scriptPath = w.get<5>();
-  a.cmdline = w.get<6>();
-  a.src = w.get<7>();
-  a.srcPort = w.get<8>();
-  a.dst = w.get<9>();
-  a.dstPort = w.get<10>();
-  a.verdict = w.get<11>();
-  a.reason = w.get<12>();
-  a.programId = w.get<13>();
-  return a;
-}
-
-Alert toAlert(const wire::Alert& w) {
-  Alert a;
-  a.id = w.get<0>();
-  a.timeUs = w.get<1>();
-  a.programId = w.get<2>();
-  a.path = w.get<3>();
-  a.uid = w.get<4>();
-  a.tier = w.get<5>();
-  a.summary = w.get<6>();
-  a.reasons = w.get<7>();
-  a.acknowledged = w.get<8>();
-  a.evidence = w.get<9>();
-  // Alerts other than the detector's start their evidence with {"kind":"audit"|"tamper",...}.
-  constexpr std::string_view kKindPrefix = R"({"kind":")";
-  a.kind = "detector";
-  if (a.evidence.starts_with(kKindPrefix)) {
-    const auto end = a.evidence.find('"', kKindPrefix.size());
-    if (end != std::string::npos) {
-      a.kind = a.evidence.substr(kKindPrefix.size(), end - kKindPrefix.size());
-    }
-  }
-  return a;
-}
-
 class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_proxy> {
  public:
   explicit Guard1Proxy(sdbus::IConnection& connection)
@@ -157,13 +98,13 @@ class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_p
 
  private:
   void onAttemptRecorded(const wire::Attempt& attempt) override {
-    if (attemptHandler) attemptHandler(toAttempt(attempt));
+    if (attemptHandler) attemptHandler(codec::decode(attempt));
   }
   void onProgramChanged(const wire::Program& program) override {
-    if (programHandler) programHandler(toProgram(program));
+    if (programHandler) programHandler(codec::decode(program));
   }
   void onAlertRaised(const wire::Alert& alert) override {
-    if (alertHandler) alertHandler(toAlert(alert));
+    if (alertHandler) alertHandler(codec::decode(alert));
   }
   // HostClient (host_client.cpp) subscribes to AuditFinished on a proxy of its own.
   void onAuditFinished(const std::int64_t& /*finished*/, const std::string& /*error*/,
@@ -171,7 +112,6 @@ class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_p
 };
 
 using detail::guarded;
-using detail::variantOr;
 
 }  // namespace
 
@@ -199,52 +139,30 @@ ClientResult<std::unique_ptr<Client>> Client::connect() {
 }
 
 ClientResult<Status> Client::status() {
-  return guarded([&] {
-    const auto m = impl_->proxy->Status();
-    Status s;
-    s.enforcing = variantOr<bool>(m, "enforcing", false);
-    s.backend = variantOr<std::string>(m, "backend", "");
-    s.version = variantOr<std::string>(m, "version", "");
-    s.allowed = variantOr<std::uint64_t>(m, "allowed", 0);
-    s.held = variantOr<std::uint64_t>(m, "held", 0);
-    s.rejected = variantOr<std::uint64_t>(m, "rejected", 0);
-    s.queueDropped = variantOr<std::uint64_t>(m, "queue_dropped", 0);
-    s.attemptsDropped = variantOr<std::uint64_t>(m, "attempts_dropped", 0);
-    s.storeErrors = variantOr<std::uint64_t>(m, "store_errors", 0);
-    s.tableRestores = variantOr<std::uint64_t>(m, "table_restores", 0);
-    s.storeError = variantOr<std::string>(m, "store_error", "");
-    return s;
-  });
+  return guarded([&] { return codec::decodeStatus(impl_->proxy->Status()); });
 }
 
 ClientResult<std::vector<Program>> Client::programs() {
-  return guarded([&] {
-    std::vector<Program> out;
-    for (const auto& w : impl_->proxy->Programs()) out.push_back(toProgram(w));
-    return out;
-  });
+  return guarded([&] { return codec::decodeAll(impl_->proxy->Programs()); });
 }
 
 ClientResult<std::vector<Attempt>> Client::attempts(const AttemptFilter& f) {
   return guarded([&] {
-    std::vector<Attempt> out;
-    for (const auto& w : impl_->proxy->Attempts(f.limit, f.beforeId, f.programId, f.verdict,
-                                                f.sinceUs, f.untilUs)) {
-      out.push_back(toAttempt(w));
-    }
-    return out;
+    return codec::decodeAll(
+        impl_->proxy->Attempts(f.limit, f.beforeId, f.programId, f.verdict, f.sinceUs, f.untilUs));
   });
 }
 
 ClientResult<Program> Client::approve(const std::string& target, const std::string& script) {
   return guarded([&] {
-    return toProgram(impl_->proxy->policyCall<wire::Program>("Approve", target, script));
+    return codec::decode(impl_->proxy->policyCall<wire::Program>("Approve", target, script));
   });
 }
 
 ClientResult<Program> Client::deny(const std::string& target, const std::string& script) {
-  return guarded(
-      [&] { return toProgram(impl_->proxy->policyCall<wire::Program>("Deny", target, script)); });
+  return guarded([&] {
+    return codec::decode(impl_->proxy->policyCall<wire::Program>("Deny", target, script));
+  });
 }
 
 ClientResult<bool> Client::forget(const std::string& target, const std::string& script) {
@@ -252,11 +170,7 @@ ClientResult<bool> Client::forget(const std::string& target, const std::string& 
 }
 
 ClientResult<std::vector<Alert>> Client::alerts(std::uint32_t limit) {
-  return guarded([&] {
-    std::vector<Alert> out;
-    for (const auto& w : impl_->proxy->Alerts(limit)) out.push_back(toAlert(w));
-    return out;
-  });
+  return guarded([&] { return codec::decodeAll(impl_->proxy->Alerts(limit)); });
 }
 
 ClientResult<bool> Client::ackAlert(std::int64_t id) {
@@ -265,14 +179,14 @@ ClientResult<bool> Client::ackAlert(std::int64_t id) {
 
 ClientResult<Program> Client::release(const std::string& target, const std::string& script) {
   return guarded([&] {
-    return toProgram(impl_->proxy->policyCall<wire::Program>("Release", target, script));
+    return codec::decode(impl_->proxy->policyCall<wire::Program>("Release", target, script));
   });
 }
 
 ClientResult<Program> Client::bulk(const std::string& target, const std::string& script,
                                    std::uint32_t recipients, std::uint32_t hours) {
   return guarded([&] {
-    return toProgram(
+    return codec::decode(
         impl_->proxy->policyCallWith<wire::Program>("Bulk", target, script, recipients, hours));
   });
 }

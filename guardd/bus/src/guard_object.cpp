@@ -1,0 +1,316 @@
+#include "guard_object.hpp"
+
+#include <chrono>
+#include <functional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "convert.hpp"
+#include "mailguard/dbus/names.hpp"
+#include "mailguard/service/log.hpp"
+#include "validate.hpp"
+
+namespace mailguard::bus {
+namespace {
+
+namespace codec = dbus::codec;
+using service::Done;
+
+constexpr std::uint32_t kMaxBulkRecipients = 1'000'000;
+constexpr std::uint32_t kMaxBulkHours = 24 * 7;
+
+// Sending fails when the connection broke meanwhile; the bus link notices that on its
+// own, so a failed reply is only logged.
+template <class... R>
+void sendError(const sdbus::Result<R...>& reply, const sdbus::Error& error) {
+  try {
+    reply.returnError(error);
+  } catch (const sdbus::Error& e) {
+    log::warning("Failed to send a D-Bus error reply: " + e.getMessage());
+  }
+}
+
+// `value` is the one reply value, or a std::tuple of them for a method with several
+// (sdbus::Struct is a tuple too, hence the count decides, not the type).
+template <class... R, class V>
+void sendValue(const sdbus::Result<R...>& reply, const V& value) {
+  try {
+    if constexpr (sizeof...(R) > 1) {
+      std::apply([&](const auto&... v) { reply.returnResults(v...); }, value);
+    } else {
+      reply.returnResults(value);
+    }
+  } catch (const sdbus::Error& e) {
+    log::warning("Failed to send a D-Bus reply: " + e.getMessage());
+  }
+}
+
+dbus::wire::Program encodeProgram(const service::ProgramView& p) {
+  return codec::encode(toDbus(p));
+}
+codec::VariantMap encodeFirewall(const service::FirewallInfo& f) {
+  return codec::encodeFirewall(toDbus(f));
+}
+
+std::string programWhat(const std::string& verb, const std::string& target,
+                        const std::string& script) {
+  return verb + " " + excerpt(target) + (script.empty() ? "" : " script " + excerpt(script));
+}
+
+}  // namespace
+
+sdbus::Error toDbusError(const Error& e) {
+  switch (e.code) {
+    case Errc::InvalidArgument:
+      return sdbus::Error(dbus::kErrorInvalidArgument, e.message);
+    case Errc::NotFound:
+      return sdbus::Error(dbus::kErrorNotFound, e.message);
+    case Errc::NotAuthorized:
+      return sdbus::Error(dbus::kErrorNotAuthorized, e.message);
+    case Errc::Failed:
+      break;
+  }
+  return sdbus::Error(dbus::kErrorFailed, e.message);
+}
+
+GuardObject::GuardObject(sdbus::IConnection& connection, service::Guard& guard)
+    : AdaptorInterfaces(connection, dbus::kObjectPath), guard_(guard), authorizer_(connection) {
+  registerAdaptor();
+}
+
+GuardObject::~GuardObject() {
+  pending_->drop();
+  unregisterAdaptor();
+}
+
+void GuardObject::emitAttempt(const store::AttemptRecord& a) {
+  emitAttemptRecorded(codec::encode(toDbus(a)));
+}
+void GuardObject::emitProgram(const service::ProgramView& p) {
+  emitProgramChanged(encodeProgram(p));
+}
+void GuardObject::emitAlert(const store::AlertRecord& a) {
+  emitAlertRaised(codec::encode(toDbus(a)));
+}
+void GuardObject::emitAudit(const service::AuditSummary& s) {
+  emitAuditFinished(micros(s.finished), s.error, static_cast<std::uint32_t>(s.entries.size()));
+}
+
+Caller GuardObject::caller() { return callerOf(*getObject().getCurrentlyProcessedMessage()); }
+
+template <class T, class Reply, class Apply, class Encode>
+void GuardObject::change(std::string what, Reply&& result, Apply apply, Encode encode) {
+  using R = std::remove_cvref_t<Reply>;
+  const Caller who = caller();
+  const auto token = pending_->park(R(std::move(result)));
+  const std::weak_ptr<PendingReplies> table = pending_;
+  // The polkit callback runs while this object lives (its proxy goes with it); the
+  // core's `done` may run later than that, so it holds the token, never `this`.
+  authorizer_.authorize(
+      who, what, [who, what, token, table, apply, encode](Result<std::string> how) {
+        if (!how) {
+          completeReply<R>(table, token,
+                           [&](const R& reply) { sendError(reply, toDbusError(how.error())); });
+          return;
+        }
+        apply(
+            who, Done<T>([who, what, token, table, encode, how = *how](Result<T> r) {
+              if (!r) {
+                log::info("Policy change by " + who.describe() + " (" + how + ") failed: " + what +
+                          ": " + r.error().message);
+                completeReply<R>(table, token,
+                                 [&](const R& reply) { sendError(reply, toDbusError(r.error())); });
+                return;
+              }
+              log::info("Policy change by " + who.describe() + " (" + how + "): " + what);
+              completeReply<R>(table, token, [&](const R& reply) { sendValue(reply, encode(*r)); });
+            }));
+      });
+}
+
+GuardObject::VariantMap GuardObject::Status() {
+  return codec::encodeStatus(toDbus(guard_.status()));
+}
+
+std::vector<dbus::wire::Program> GuardObject::Programs() {
+  return codec::encodeAll(toDbusAll(guard_.programs()));
+}
+
+std::vector<dbus::wire::Attempt> GuardObject::Attempts(
+    const std::uint32_t& limit, const std::int64_t& beforeId, const std::int64_t& programId,
+    const std::string& verdict, const std::int64_t& since, const std::int64_t& until) {
+  auto query = parseAttemptQuery(limit, beforeId, programId, verdict, since, until);
+  if (!query) throw toDbusError(query.error());
+  auto records = guard_.attempts(*query);
+  if (!records) throw toDbusError(records.error());
+  return codec::encodeAll(toDbusAll(*records));
+}
+
+void GuardObject::Approve(sdbus::Result<dbus::wire::Program>&& result, std::string target,
+                          std::string script) {
+  auto ref = parseProgramRef(target, script);
+  if (!ref) return sendError(result, toDbusError(ref.error()));
+  change<service::ProgramView>(
+      programWhat("approve", target, script), std::move(result),
+      [this, ref = *ref](const Caller&, Done<service::ProgramView> done) {
+        guard_.approve(ref, std::move(done));
+      },
+      encodeProgram);
+}
+
+void GuardObject::Deny(sdbus::Result<dbus::wire::Program>&& result, std::string target,
+                       std::string script) {
+  auto ref = parseProgramRef(target, script);
+  if (!ref) return sendError(result, toDbusError(ref.error()));
+  change<service::ProgramView>(
+      programWhat("deny", target, script), std::move(result),
+      [this, ref = *ref](const Caller&, Done<service::ProgramView> done) {
+        guard_.deny(ref, std::move(done));
+      },
+      encodeProgram);
+}
+
+void GuardObject::Forget(sdbus::Result<bool>&& result, std::string target, std::string script) {
+  auto ref = parseProgramRef(target, script);
+  if (!ref) return sendError(result, toDbusError(ref.error()));
+  change<bool>(
+      programWhat("forget", target, script), std::move(result),
+      [this, ref = *ref](const Caller&, Done<bool> done) { guard_.forget(ref, std::move(done)); },
+      [](bool forgotten) { return forgotten; });
+}
+
+std::vector<dbus::wire::Alert> GuardObject::Alerts(const std::uint32_t& limit) {
+  if (limit > dbus::kMaxAttemptsLimit) {
+    throw sdbus::Error(dbus::kErrorInvalidArgument,
+                       "limit must be 1 to " + std::to_string(dbus::kMaxAttemptsLimit) +
+                           " (0 for the default), got " + std::to_string(limit));
+  }
+  auto records = guard_.alerts(limit == 0 ? dbus::kDefaultAttemptsLimit : limit);
+  if (!records) throw toDbusError(records.error());
+  return codec::encodeAll(toDbusAll(*records));
+}
+
+void GuardObject::AckAlert(sdbus::Result<bool>&& result, std::int64_t id) {
+  if (id <= 0) {
+    return sendError(result,
+                     sdbus::Error(dbus::kErrorInvalidArgument,
+                                  "an alert id is a number above 0, got " + std::to_string(id)));
+  }
+  change<bool>(
+      "acknowledge alert " + std::to_string(id), std::move(result),
+      [this, id](const Caller&, Done<bool> done) { guard_.ackAlert(id, std::move(done)); },
+      [](bool acknowledged) { return acknowledged; });
+}
+
+void GuardObject::Release(sdbus::Result<dbus::wire::Program>&& result, std::string target,
+                          std::string script) {
+  auto ref = parseProgramRef(target, script);
+  if (!ref) return sendError(result, toDbusError(ref.error()));
+  change<service::ProgramView>(
+      programWhat("release", target, script), std::move(result),
+      [this, ref = *ref](const Caller&, Done<service::ProgramView> done) {
+        guard_.release(ref, std::move(done));
+      },
+      encodeProgram);
+}
+
+void GuardObject::Bulk(sdbus::Result<dbus::wire::Program>&& result, std::string target,
+                       std::string script, std::uint32_t recipients, std::uint32_t hours) {
+  if (recipients == 0 || recipients > kMaxBulkRecipients || hours == 0 || hours > kMaxBulkHours) {
+    return sendError(
+        result, sdbus::Error(dbus::kErrorInvalidArgument,
+                             "recipients must be 1 to " + std::to_string(kMaxBulkRecipients) +
+                                 " and hours 1 to " + std::to_string(kMaxBulkHours) + ", got " +
+                                 std::to_string(recipients) + " and " + std::to_string(hours)));
+  }
+  auto ref = parseProgramRef(target, script);
+  if (!ref) return sendError(result, toDbusError(ref.error()));
+  const std::string verb = "declare a bulk send of " + std::to_string(recipients) +
+                           " recipients in " + std::to_string(hours) + " h by";
+  change<service::ProgramView>(
+      programWhat(verb, target, script), std::move(result),
+      [this, ref = *ref, recipients, hours](const Caller&, Done<service::ProgramView> done) {
+        guard_.declareBulk(ref, recipients, std::chrono::hours(hours), std::move(done));
+      },
+      encodeProgram);
+}
+
+std::string GuardObject::Version() { return guard_.status().version; }
+bool GuardObject::Enforcing() { return guard_.status().enforcing; }
+std::string GuardObject::Backend() { return guard_.status().backend; }
+
+GuardObject::VariantMap GuardObject::FirewallStatus() { return encodeFirewall(guard_.firewall()); }
+
+void GuardObject::FirewallEnable(sdbus::Result<bool, bool, std::string>&& result, bool confirmed) {
+  change<service::EnableOutcome>(
+      std::string("firewall enable") + (confirmed ? " (confirmed)" : ""), std::move(result),
+      [this, confirmed](const Caller& who, Done<service::EnableOutcome> done) {
+        guard_.firewallEnable(who.pid, confirmed, std::move(done));
+      },
+      [](const service::EnableOutcome& e) { return codec::encode(toDbus(e)); });
+}
+
+void GuardObject::FirewallDisable(sdbus::Result<VariantMap>&& result) {
+  change<service::FirewallInfo>(
+      "firewall disable", std::move(result),
+      [this](const Caller&, Done<service::FirewallInfo> done) {
+        guard_.firewallDisable(std::move(done));
+      },
+      encodeFirewall);
+}
+
+void GuardObject::FirewallAllow(sdbus::Result<VariantMap>&& result, std::string spec,
+                                bool localOnly) {
+  change<service::FirewallInfo>(
+      "firewall allow " + excerpt(spec) + (localOnly ? " (local subnets only)" : ""),
+      std::move(result),
+      [this, spec, localOnly](const Caller&, Done<service::FirewallInfo> done) {
+        guard_.firewallAllow(spec, localOnly, std::move(done));
+      },
+      encodeFirewall);
+}
+
+void GuardObject::FirewallRemove(sdbus::Result<VariantMap>&& result, std::string name) {
+  change<service::FirewallInfo>(
+      "firewall remove " + excerpt(name), std::move(result),
+      [this, name](const Caller&, Done<service::FirewallInfo> done) {
+        guard_.firewallRemove(name, std::move(done));
+      },
+      encodeFirewall);
+}
+
+void GuardObject::FirewallSetLocalSubnets(sdbus::Result<VariantMap>&& result,
+                                          std::vector<std::string> cidrs) {
+  std::string what = "firewall local subnets";
+  for (const auto& c : cidrs) what += " " + excerpt(c);
+  change<service::FirewallInfo>(
+      what, std::move(result),
+      [this, cidrs](const Caller&, Done<service::FirewallInfo> done) {
+        guard_.firewallSetLocalSubnets(cidrs, std::move(done));
+      },
+      encodeFirewall);
+}
+
+std::vector<dbus::wire::Probe> GuardObject::Probes(const std::uint32_t& limit) {
+  auto rows = guard_.probes(probeLimit(limit));
+  if (!rows) throw toDbusError(rows.error());
+  return codec::encodeAll(toDbusAll(*rows));
+}
+
+GuardObject::AuditTuple GuardObject::Audit() {
+  return codec::encode(toDbus(guard_.auditResults()));
+}
+
+void GuardObject::RunAudit(
+    sdbus::Result<std::int64_t, bool, std::string, std::vector<dbus::wire::AuditResult>>&& result) {
+  using R = std::remove_reference_t<decltype(result)>;
+  const auto token = pending_->park(R(std::move(result)));
+  guard_.runAudit([table = std::weak_ptr<PendingReplies>(pending_),
+                   token](const service::AuditSummary& summary) {
+    completeReply<R>(table, token,
+                     [&](const R& reply) { sendValue(reply, codec::encode(toDbus(summary))); });
+  });
+}
+
+}  // namespace mailguard::bus

@@ -1,0 +1,59 @@
+#include "convert.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "guard_object.hpp"
+#include "mailguard/dbus/names.hpp"
+
+namespace mailguard::bus {
+namespace {
+
+TEST(Convert, NeverIsZeroMicroseconds) {
+  EXPECT_EQ(micros(TimePoint{}), 0);
+  EXPECT_EQ(micros(TimePoint{std::chrono::microseconds(1'700'000'000'000'123)}),
+            1'700'000'000'000'123);
+}
+
+TEST(Convert, ProgramViewKeepsItsIdentityStateAndTimes) {
+  service::ProgramView v;
+  v.id = 3;
+  v.identity.path = "/usr/bin/msmtp";
+  v.identity.sha256 = "ab";
+  v.identity.scriptPath = "/s.py";
+  v.identity.scriptSha256 = "cd";
+  v.uid = 1000;
+  v.state = rules::ProgramState::Approved;
+  v.attempts = 5;
+  v.lastAttempt = TimePoint{std::chrono::microseconds(20)};
+  v.firstSeen = TimePoint{std::chrono::microseconds(10)};
+  const auto p = toDbus(v);
+  EXPECT_EQ(p.id, 3);
+  EXPECT_EQ(p.path, "/usr/bin/msmtp");
+  EXPECT_EQ(p.sha256, "ab");
+  EXPECT_EQ(p.scriptPath, "/s.py");
+  EXPECT_EQ(p.scriptSha256, "cd");
+  EXPECT_EQ(p.uid, 1000U);
+  EXPECT_EQ(p.state, "approved");
+  EXPECT_EQ(p.attempts, 5);
+  EXPECT_EQ(p.lastAttemptUs, 20);
+  EXPECT_EQ(p.firstSeenUs, 10);
+}
+
+TEST(Convert, ProbesDefaultTo100AndStopAt1000) {
+  EXPECT_EQ(probeLimit(0), 100U);
+  EXPECT_EQ(probeLimit(7), 7U);
+  EXPECT_EQ(probeLimit(5000), 1000U);
+}
+
+TEST(Convert, EachErrorCodeBecomesItsNamedDbusError) {
+  EXPECT_EQ(toDbusError(invalidArgument("x")).getName(), dbus::kErrorInvalidArgument);
+  EXPECT_EQ(toDbusError(notFound("x")).getName(), dbus::kErrorNotFound);
+  EXPECT_EQ(toDbusError(makeError("x", Errc::NotAuthorized)).getName(), dbus::kErrorNotAuthorized);
+  EXPECT_EQ(toDbusError(makeError("x")).getName(), dbus::kErrorFailed);
+  EXPECT_EQ(toDbusError(makeError("disk full")).getMessage(), "disk full");
+}
+
+}  // namespace
+}  // namespace mailguard::bus

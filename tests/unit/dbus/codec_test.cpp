@@ -1,0 +1,229 @@
+#include "mailguard/dbus/codec.hpp"
+
+#include <gtest/gtest.h>
+
+namespace mailguard::dbus {
+namespace {
+
+// Every field gets a distinct, non-default value, so a swapped or dropped field shows.
+Program aProgram() {
+  return Program{7,    "/usr/bin/msmtp", "ab12", "/home/u/send.py",     "cd34",
+                 1000, "approved",       42,     1'700'000'000'000'001, 1'600'000'000'000'002};
+}
+
+TEST(WireCodec, ProgramRoundTripsEveryField) {
+  const auto p = aProgram();
+  const auto back = codec::decode(codec::encode(p));
+  EXPECT_EQ(back.id, p.id);
+  EXPECT_EQ(back.path, p.path);
+  EXPECT_EQ(back.sha256, p.sha256);
+  EXPECT_EQ(back.scriptPath, p.scriptPath);
+  EXPECT_EQ(back.scriptSha256, p.scriptSha256);
+  EXPECT_EQ(back.uid, p.uid);
+  EXPECT_EQ(back.state, p.state);
+  EXPECT_EQ(back.attempts, p.attempts);
+  EXPECT_EQ(back.lastAttemptUs, p.lastAttemptUs);
+  EXPECT_EQ(back.firstSeenUs, p.firstSeenUs);
+}
+
+TEST(WireCodec, ProgramIsEncodedInTheOrderOfTheXml) {
+  const auto w = codec::encode(aProgram());  // (xssssusxxx)
+  EXPECT_EQ(w.get<0>(), 7);
+  EXPECT_EQ(w.get<1>(), "/usr/bin/msmtp");
+  EXPECT_EQ(w.get<6>(), "approved");
+  EXPECT_EQ(w.get<9>(), 1'600'000'000'000'002);
+}
+
+TEST(WireCodec, AttemptRoundTripsEveryField) {
+  const Attempt a{3,
+                  1'700'000'000'000'000,
+                  4242,
+                  1000,
+                  "/usr/bin/bot",
+                  "/tmp/x.py",
+                  "bot --spam",
+                  "127.0.0.1",
+                  40000,
+                  "192.0.2.1",
+                  25,
+                  "hold",
+                  "unknown program",
+                  9};
+  const auto b = codec::decode(codec::encode(a));
+  EXPECT_EQ(b.id, a.id);
+  EXPECT_EQ(b.timeUs, a.timeUs);
+  EXPECT_EQ(b.pid, a.pid);
+  EXPECT_EQ(b.uid, a.uid);
+  EXPECT_EQ(b.path, a.path);
+  EXPECT_EQ(b.scriptPath, a.scriptPath);
+  EXPECT_EQ(b.cmdline, a.cmdline);
+  EXPECT_EQ(b.src, a.src);
+  EXPECT_EQ(b.srcPort, a.srcPort);
+  EXPECT_EQ(b.dst, a.dst);
+  EXPECT_EQ(b.dstPort, a.dstPort);
+  EXPECT_EQ(b.verdict, a.verdict);
+  EXPECT_EQ(b.reason, a.reason);
+  EXPECT_EQ(b.programId, a.programId);
+}
+
+TEST(WireCodec, AlertRoundTripsAndTakesItsKindFromTheEvidence) {
+  Alert a;
+  a.id = 5;
+  a.timeUs = 11;
+  a.programId = 6;
+  a.path = "/usr/bin/bot";
+  a.uid = 1001;
+  a.tier = "hard";
+  a.summary = "quarantined";
+  a.reasons = {"burst", "many relays"};
+  a.acknowledged = true;
+  a.evidence = R"({"kind":"audit","port":25})";
+  const auto b = codec::decode(codec::encode(a));
+  EXPECT_EQ(b.id, a.id);
+  EXPECT_EQ(b.timeUs, a.timeUs);
+  EXPECT_EQ(b.programId, a.programId);
+  EXPECT_EQ(b.path, a.path);
+  EXPECT_EQ(b.uid, a.uid);
+  EXPECT_EQ(b.tier, a.tier);
+  EXPECT_EQ(b.summary, a.summary);
+  EXPECT_EQ(b.reasons, a.reasons);
+  EXPECT_EQ(b.acknowledged, a.acknowledged);
+  EXPECT_EQ(b.evidence, a.evidence);
+  EXPECT_EQ(b.kind, "audit");
+
+  a.evidence = R"({"score":3})";
+  EXPECT_EQ(codec::decode(codec::encode(a)).kind, "detector");
+}
+
+TEST(WireCodec, StatusRoundTripsEveryKey) {
+  const Status s{true, "xt-compat", "0.1.0", 1, 2, 3, 4, 5, 6, 7, "disk full"};
+  const auto b = codec::decodeStatus(codec::encodeStatus(s));
+  EXPECT_EQ(b.enforcing, s.enforcing);
+  EXPECT_EQ(b.backend, s.backend);
+  EXPECT_EQ(b.version, s.version);
+  EXPECT_EQ(b.allowed, s.allowed);
+  EXPECT_EQ(b.held, s.held);
+  EXPECT_EQ(b.rejected, s.rejected);
+  EXPECT_EQ(b.queueDropped, s.queueDropped);
+  EXPECT_EQ(b.attemptsDropped, s.attemptsDropped);
+  EXPECT_EQ(b.storeErrors, s.storeErrors);
+  EXPECT_EQ(b.tableRestores, s.tableRestores);
+  EXPECT_EQ(b.storeError, s.storeError);
+}
+
+TEST(WireCodec, StatusFromAnOlderGuarddDecodesMissingOrMistypedKeysToDefaults) {
+  codec::VariantMap m{{"enforcing", sdbus::Variant(true)},
+                      {"allowed", sdbus::Variant(std::string("not a number"))}};
+  const auto s = codec::decodeStatus(m);
+  EXPECT_TRUE(s.enforcing);
+  EXPECT_EQ(s.allowed, 0U);
+  EXPECT_EQ(s.backend, "");
+}
+
+TEST(WireCodec, FirewallStatusRoundTripsEveryKey) {
+  FirewallStatus s;
+  s.enabled = true;
+  s.services = {{"ssh", true, {"22/tcp"}}, {"8080/tcp", false, {"8080/tcp", "8080/udp"}}};
+  s.localSubnets = {"192.168.1.0/24", "fd00::/8"};
+  s.allowPing = false;
+  s.probeReader = true;
+  s.probeError = "none";
+  s.probeEvents = 17;
+  s.probesDropped = 2;
+  const auto b = codec::decodeFirewall(codec::encodeFirewall(s));
+  EXPECT_EQ(b.enabled, s.enabled);
+  ASSERT_EQ(b.services.size(), 2U);
+  EXPECT_EQ(b.services[0].name, "ssh");
+  EXPECT_TRUE(b.services[0].localOnly);
+  EXPECT_EQ(b.services[1].ports, s.services[1].ports);
+  EXPECT_EQ(b.localSubnets, s.localSubnets);
+  EXPECT_EQ(b.allowPing, s.allowPing);
+  EXPECT_EQ(b.probeReader, s.probeReader);
+  EXPECT_EQ(b.probeError, s.probeError);
+  EXPECT_EQ(b.probeEvents, s.probeEvents);
+  EXPECT_EQ(b.probesDropped, s.probesDropped);
+}
+
+TEST(WireCodec, EnableResultRoundTrips) {
+  const EnableResult r{false, true, "you are on SSH"};
+  const auto b = codec::decode(codec::encode(r));
+  EXPECT_EQ(b.enabled, r.enabled);
+  EXPECT_EQ(b.needsConfirmation, r.needsConfirmation);
+  EXPECT_EQ(b.warning, r.warning);
+}
+
+TEST(WireCodec, ProbeRoundTrips) {
+  const Probe p{"203.0.113.9", 23, 99, 100, 200};
+  const auto b = codec::decode(codec::encode(p));
+  EXPECT_EQ(b.source, p.source);
+  EXPECT_EQ(b.port, p.port);
+  EXPECT_EQ(b.count, p.count);
+  EXPECT_EQ(b.firstUs, p.firstUs);
+  EXPECT_EQ(b.lastUs, p.lastUs);
+}
+
+TEST(WireCodec, AuditReportRoundTripsWithResultsAndFindings) {
+  AuditReport r;
+  r.finishedUs = 123;
+  r.running = true;
+  r.error = "probe failed";
+  AuditResult a;
+  a.family = 6;
+  a.address = "::";
+  a.port = 465;
+  a.exposure = "external";
+  a.pid = 77;
+  a.uid = 108;
+  a.path = "/usr/sbin/exim4";
+  a.comm = "exim4";
+  a.relay = "open";
+  a.accepted = {"plain", "percent-hack"};
+  a.reason = "accepted RCPT for a foreign domain";
+  a.blockedByFirewall = true;
+  a.probedAddress = "fd99::1";
+  a.ownDomain = "example.org";
+  a.transcript = {"220 hi", "250 ok"};
+  a.findings = {{"critical", "open relay", "set relay_domains", true, 465, "guardctl fw"}};
+  r.results = {a};
+  const auto b = codec::decode(codec::encode(r));
+  EXPECT_EQ(b.finishedUs, r.finishedUs);
+  EXPECT_EQ(b.running, r.running);
+  EXPECT_EQ(b.error, r.error);
+  ASSERT_EQ(b.results.size(), 1U);
+  const auto& x = b.results[0];
+  EXPECT_EQ(x.family, a.family);
+  EXPECT_EQ(x.address, a.address);
+  EXPECT_EQ(x.port, a.port);
+  EXPECT_EQ(x.exposure, a.exposure);
+  EXPECT_EQ(x.pid, a.pid);
+  EXPECT_EQ(x.uid, a.uid);
+  EXPECT_EQ(x.path, a.path);
+  EXPECT_EQ(x.comm, a.comm);
+  EXPECT_EQ(x.relay, a.relay);
+  EXPECT_EQ(x.accepted, a.accepted);
+  EXPECT_EQ(x.reason, a.reason);
+  EXPECT_EQ(x.blockedByFirewall, a.blockedByFirewall);
+  EXPECT_EQ(x.probedAddress, a.probedAddress);
+  EXPECT_EQ(x.ownDomain, a.ownDomain);
+  EXPECT_EQ(x.transcript, a.transcript);
+  ASSERT_EQ(x.findings.size(), 1U);
+  EXPECT_EQ(x.findings[0].severity, "critical");
+  EXPECT_EQ(x.findings[0].title, "open relay");
+  EXPECT_EQ(x.findings[0].fix, "set relay_domains");
+  EXPECT_TRUE(x.findings[0].offerBlock);
+  EXPECT_EQ(x.findings[0].port, 465);
+  EXPECT_EQ(x.findings[0].blockCommand, "guardctl fw");
+}
+
+TEST(WireCodec, ListsKeepTheirOrder) {
+  auto p1 = aProgram();
+  auto p2 = aProgram();
+  p2.id = 8;
+  const auto back = codec::decodeAll(codec::encodeAll(std::vector<Program>{p1, p2}));
+  ASSERT_EQ(back.size(), 2U);
+  EXPECT_EQ(back[0].id, 7);
+  EXPECT_EQ(back[1].id, 8);
+}
+
+}  // namespace
+}  // namespace mailguard::dbus
