@@ -156,7 +156,7 @@ Result<void> Detection::start() {
   if (d_.conntrack) {
     auto listener = ConntrackListener::open(*this);
     if (!listener) {
-      log::warning("Failed to listen to conntrack events: " + listener.error().message +
+      log::warning(listener.error().message +
                    " (the detector goes on without connection outcomes)");
     } else {
       conntrack_ = std::move(listener.value());
@@ -296,7 +296,8 @@ bool Detection::localMtaListens(const std::string& dst, std::uint16_t port) {
       if (state != "0A") continue;  // TCP_LISTEN
       const auto colon = local.rfind(':');
       if (colon == std::string::npos) continue;
-      const auto listenPort = parseNumber<std::uint16_t>(std::string_view(local).substr(colon + 1), 16);
+      const auto listenPort =
+          parseNumber<std::uint16_t>(std::string_view(local).substr(colon + 1), 16);
       const auto ino = parseNumber<std::uint64_t>(inode);
       if (!listenPort || *listenPort != port || !ino) continue;
       const auto info = d_.resolver.describeHolder(*ino, std::nullopt);

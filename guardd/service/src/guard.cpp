@@ -98,16 +98,14 @@ Result<void> Guard::Impl::start() {
   pipeline = std::make_unique<VerdictPipeline>(
       VerdictPipeline::Seams{*queue, *attribution, *detection, programs, approvals, *records,
                              clock},
-      VerdictPipeline::Observers{
-          [this](const store::AttemptRecord& a) {
-            if (self.onAttempt) self.onAttempt(a);
-          },
-          [this](const ProgramView& v) {
-            if (self.onProgramChanged) self.onProgramChanged(v);
-          }},
+      VerdictPipeline::Observers{[this](const store::AttemptRecord& a) {
+                                   if (self.onAttempt) self.onAttempt(a);
+                                 },
+                                 [this](const ProgramView& v) {
+                                   if (self.onProgramChanged) self.onProgramChanged(v);
+                                 }},
       options.settings.queueMaxLength, *lastAttempt + 1);
-  if (auto r = loop.add(queue->fd(), EPOLLIN, [this](std::uint32_t) { pipeline->onReadable(); });
-      !r) {
+  if (auto r = loop.add(queue->fd(), EPOLLIN, [this](std::uint32_t) { drainQueue(); }); !r) {
     return r.error();
   }
 
@@ -135,6 +133,15 @@ Result<void> Guard::Impl::start() {
     detection->collectClassifications();
   });
   return {};
+}
+
+void Guard::Impl::drainQueue() {
+  if (!pipeline->onReadable() || drainPosted) return;
+  drainPosted = true;
+  loop.post([this] {
+    drainPosted = false;
+    drainQueue();
+  });
 }
 
 void Guard::Impl::reloadRulesIfChanged() {
@@ -193,14 +200,12 @@ Result<ProgramIdentity> Guard::Impl::identityFor(const ProgramRef& ref) {
   auto fileIdentity = [&](const std::string& p,
                           const char* what) -> Result<std::pair<std::string, std::string>> {
     if (p.empty() || p.front() != '/') {
-      return invalidArgument(std::string(what) + " must be an absolute path, got " +
-                             log::quote(p));
+      return invalidArgument(std::string(what) + " must be an absolute path, got " + log::quote(p));
     }
     std::error_code ec;
     const auto real = std::filesystem::canonical(p, ec);
     if (ec) {
-      return notFound(std::string(what) + " " + log::quote(p) +
-                      " does not exist: " + ec.message());
+      return notFound(std::string(what) + " " + log::quote(p) + " does not exist: " + ec.message());
     }
     if (!std::filesystem::is_regular_file(real, ec)) {
       return invalidArgument(std::string(what) + " " + log::quote(p) + " is not a regular file");
@@ -223,8 +228,7 @@ Result<ProgramIdentity> Guard::Impl::identityFor(const ProgramRef& ref) {
 
 // The rule and the program's row are one transaction: an approval reported done is a
 // listed, approved program after any crash.
-void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action,
-                          Done<ProgramView> done) {
+void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action, Done<ProgramView> done) {
   auto resolved = identityFor(ref);
   if (!resolved) return done(resolved.error());
   const auto& identity = resolved.value();
@@ -241,8 +245,8 @@ void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action,
                     loop.post([this, identity, r = std::move(r), done = std::move(done)] {
                       if (!r) return done(r.error());
                       reloadRulesIfChanged();
-                      auto& v = programs.remember(identity, std::nullopt, clock.now(),
-                                                  clock.monotonic());
+                      auto& v =
+                          programs.remember(identity, std::nullopt, clock.now(), clock.monotonic());
                       if (v.state != rules::ProgramState::Quarantined) {
                         v.state = rules::stateOf(v.identity, false, approvals);
                       }
@@ -332,9 +336,7 @@ void Guard::deny(const ProgramRef& ref, Done<ProgramView> done) {
   impl_->setRule(ref, rules::RuleAction::Deny, std::move(done));
 }
 
-void Guard::forget(const ProgramRef& ref, Done<bool> done) {
-  impl_->forget(ref, std::move(done));
-}
+void Guard::forget(const ProgramRef& ref, Done<bool> done) { impl_->forget(ref, std::move(done)); }
 
 void Guard::ackAlert(std::int64_t id, Done<bool> done) {
   impl_->detection->ackAlert(id, std::move(done));

@@ -55,6 +55,9 @@ struct Guard::Impl {
   bool enforcing = false;
 
   Result<void> start();
+  // Decides one wake-up's worth of queued packets; the rest after the loop's other work.
+  void drainQueue();
+  bool drainPosted = false;
   void reloadRulesIfChanged();
   void refreshStates();
   [[nodiscard]] std::string storeError() const;

@@ -65,7 +65,7 @@ VerdictPipeline::VerdictPipeline(Seams seams, Observers observers, std::uint32_t
       queueMaxLength_(queueMaxLength),
       nextAttemptId_(nextAttemptId) {}
 
-void VerdictPipeline::onReadable() {
+bool VerdictPipeline::onReadable() {
   std::uint32_t read = 0;
   auto more = s_.packets.receive(
       [&](const netfilter::QueuedPacket& p) {
@@ -74,7 +74,11 @@ void VerdictPipeline::onReadable() {
       },
       kMaxPacketsPerWakeup);
   readSinceSample_ = std::max(readSinceSample_, read);
-  if (!more) log::error(more.error().message);
+  if (!more) {
+    log::error(more.error().message);
+    return false;
+  }
+  return *more;
 }
 
 // The whole path of one packet, top to bottom.
@@ -111,9 +115,8 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet) {
   } else {
     in.unattributed = attributed.error().message;
   }
-  in.quarantined =
-      program != nullptr &&
-      (program->state == rules::ProgramState::Quarantined || detected.quarantined);
+  in.quarantined = program != nullptr &&
+                   (program->state == rules::ProgramState::Quarantined || detected.quarantined);
   in.throttled = detected.throttle;
   in.throttleReason = detected.reason;
   in.bulkDeclared = detected.bulkDeclared;
@@ -203,8 +206,7 @@ void VerdictPipeline::record(const netfilter::QueuedPacket& packet, const Attrib
 
 bool VerdictPipeline::allowedAlone(const procinfo::ProcessInfo& process) const {
   const auto* known = s_.programs.find(process.identity);
-  const bool quarantined =
-      known != nullptr && known->state == rules::ProgramState::Quarantined;
+  const bool quarantined = known != nullptr && known->state == rules::ProgramState::Quarantined;
   return rules::decide(process.identity, quarantined, s_.approvals).verdict == Verdict::Allow;
 }
 

@@ -51,7 +51,9 @@ class VerdictPipeline {
                   std::int64_t nextAttemptId);
 
   // The queue socket is readable: decide what is there, at most kMaxPacketsPerWakeup.
-  void onReadable();
+  // True when more may be waiting: the caller comes back once the rest of its loop (D-Bus,
+  // timers) has been served, since packets already read need no readable socket.
+  bool onReadable();
   // Loop timers: the kernel's queue counters (pressure), and forgetting old held SYNs.
   void samplePressure();
   void expireHeld();

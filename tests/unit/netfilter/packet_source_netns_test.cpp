@@ -130,7 +130,7 @@ class PacketPathNetns : public testing::ManagerNetns {
       if (left.count() <= 0) break;
       pollfd p{source_->fd(), POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-      auto r = source_->receive([&](const QueuedPacket& q) { got.push_back(q); });
+      auto r = source_->receive([&](const QueuedPacket& q) { got.push_back(q); }, 64);
       EXPECT_TRUE(r) << r.error().message;
     }
     return got;
@@ -271,7 +271,9 @@ TEST_F(PacketPathNetns, SourceSocketIsNonBlockingAndCloseOnExec) {
   const int fd = source.value()->fd();
   EXPECT_NE(::fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
   EXPECT_NE(::fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
-  EXPECT_TRUE(source.value()->receive([](const QueuedPacket&) { FAIL() << "no packet expected"; }));
+  auto r = source.value()->receive([](const QueuedPacket&) { FAIL() << "no packet expected"; }, 64);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_FALSE(*r);  // nothing more waiting
 }
 
 }  // namespace

@@ -77,16 +77,15 @@ class PipelineTest : public ::testing::Test {
   FakeClock clock;
   std::vector<store::AttemptRecord> signalled;
   std::vector<ProgramView> changed;
-  VerdictPipeline pipeline{
-      {packets, attribution, detector, programs, approvals, records, clock},
-      {[this](const store::AttemptRecord& a) { signalled.push_back(a); },
-       [this](const ProgramView& v) { changed.push_back(v); }},
-      /*queueMaxLength=*/1024,
-      /*nextAttemptId=*/1};
+  VerdictPipeline pipeline{{packets, attribution, detector, programs, approvals, records, clock},
+                           {[this](const store::AttemptRecord& a) { signalled.push_back(a); },
+                            [this](const ProgramView& v) { changed.push_back(v); }},
+                           /*queueMaxLength=*/1024,
+                           /*nextAttemptId=*/1};
 
   // Queues one SYN from `srcPort`, decides it, returns its verdict.
-  PacketVerdict decide(std::uint32_t id, std::uint16_t srcPort, const std::string& dst = "127.1.0.1",
-                       std::uint16_t dstPort = 25) {
+  PacketVerdict decide(std::uint32_t id, std::uint16_t srcPort,
+                       const std::string& dst = "127.1.0.1", std::uint16_t dstPort = 25) {
     packets.push(syn(id, srcPort, dst, dstPort));
     pipeline.onReadable();
     EXPECT_FALSE(packets.verdicts.empty());
@@ -256,9 +255,9 @@ TEST_F(PipelineTest, AWakeUpDecidesAtMostItsBoundAndTheRestNext) {
   attribution.bySourcePort[40015] = process(kClient, sha('c'));
   const std::size_t n = VerdictPipeline::kMaxPacketsPerWakeup + 10;
   for (std::uint32_t i = 0; i < n; ++i) packets.push(syn(i + 1, 40015, "127.1.0.1"));
-  pipeline.onReadable();
+  EXPECT_TRUE(pipeline.onReadable());
   EXPECT_EQ(packets.verdicts.size(), VerdictPipeline::kMaxPacketsPerWakeup);
-  pipeline.onReadable();
+  EXPECT_FALSE(pipeline.onReadable());
   EXPECT_EQ(packets.verdicts.size(), n);
 }
 
@@ -281,9 +280,18 @@ class PipelineWithDetectorTest : public ::testing::Test {
     alerts = std::make_unique<AlertSink>(*writer, 0, onAlert);
     proc = std::make_unique<procinfo::DirProcFs>(dir / "proc");
     resolver = std::make_unique<procinfo::ProcessResolver>(*proc, hasher);
-    Detection::Deps deps{settings, clock,   loop,    programs, approvals,
-                         *proc,    *resolver, *reader, *writer, *alerts,
-                         {},       [](const ProgramRef&) -> Result<rules::ProgramIdentity> {
+    Detection::Deps deps{settings,
+                         clock,
+                         loop,
+                         programs,
+                         approvals,
+                         *proc,
+                         *resolver,
+                         *reader,
+                         *writer,
+                         *alerts,
+                         {},
+                         [](const ProgramRef&) -> Result<rules::ProgramIdentity> {
                            return notFound("not in this test");
                          }};
     deps.dpkgInfo = dir / "no-dpkg";

@@ -88,11 +88,6 @@ class NfqueuePacketSource final : public PacketSource {
   // messages) is counted, not an error.
   Result<bool> receive(const std::function<void(const QueuedPacket&)>& onPacket,
                        std::size_t maxPackets) override;
-  // Everything ready now, unbounded: what the daemon's loop and the benchmark called
-  // before the bound existed. Kept until they pass a bound.
-  Result<bool> receive(const std::function<void(const QueuedPacket&)>& onPacket) {
-    return receive(onPacket, std::numeric_limits<std::size_t>::max());
-  }
 
   // A send failure is counted in stats().verdictErrors and returned.
   Result<void> verdict(std::uint32_t packetId, PacketVerdict v) override;
