@@ -20,7 +20,7 @@ cmake --preset release >/dev/null
 cmake --build --preset release -j"$jobs"
 
 # Sanitizers: every test again under the ASan+UBSan preset; guardd, guardctl and the
-# test tools of the integration tests are sanitized too (issue #8: about a minute more
+# test tools of the integration tests are sanitized too (about a minute more
 # than the unit tests alone, the build is the same).
 cmake --preset debug >/dev/null
 cmake --build --preset debug -j"$jobs"
@@ -31,7 +31,7 @@ ctest --preset release -j2 "$@" || status=1
 echo "== debug build (ASan+UBSan): every test"
 ctest --preset debug -j2 "$@" || status=1
 
-# --- Fuzzing (issue #8) ----------------------------------------------------------
+# --- Fuzzing ----------------------------------------------------------
 # About a minute of libFuzzer (clang, ASan+UBSan) over the settings, packet, /proc,
 # identity, D-Bus argument and NFLOG probe parsers. Builds only the fuzz targets and
 # the rules library, in build/fuzz. Longer runs: tests/fuzz/run.sh --seconds N.

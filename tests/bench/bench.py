@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The cost of guarding, measured (issue #7). Run through tests/bench/run.sh as root.
+"""The cost of guarding, measured. Run through tests/bench/run.sh as root.
 
 Every figure is a ratio against a baseline measured in the same run: the baseline and
 the guarded case live in separate network namespaces created here (`ip netns add
@@ -341,7 +341,7 @@ class Bench:
         cpu_pct = 100 * (cpu1 - cpu0) / gr["seconds"]
         floor_rate = fr["decided_per_s"]
         # Verdicts given, from the kernel's queue counters: while the queue overflows guardd
-        # drops a denied bot's SYNs instead of resetting them (the tarpit, issue #8), so
+        # drops a denied bot's SYNs instead of resetting them (the tarpit), so
         # the bot's count of resets undercounts guardd's decisions.
         rate = self.verdicts_per_s(gr)
         rss_series = [s[2] for s in samples]

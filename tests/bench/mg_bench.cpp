@@ -1,4 +1,4 @@
-// mg-bench: the load generators and probes behind tests/bench/run.sh (issue #7). Every
+// mg-bench: the load generators and probes behind tests/bench/run.sh. Every
 // subcommand prints its figures as one JSON object on stdout; bench.py turns them into
 // the tables. Nothing here is a pass/fail test.
 //

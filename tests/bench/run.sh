@@ -1,5 +1,5 @@
 #!/bin/sh
-# The cost of guarding, measured (issue #7): tests/bench/run.sh [--quick] [--only 1,3]
+# The cost of guarding, measured: tests/bench/run.sh [--quick] [--only 1,3]
 # Root only; every rule and all traffic stay inside network namespaces it creates and
 # removes. Builds what it needs into build/bench (Release) unless --no-build is given,
 # then runs bench.py, which prints the figures and writes tests/bench/results/.

@@ -1,4 +1,4 @@
-"""A private system-style D-Bus for the D-Bus tests (issue #3).
+"""A private system-style D-Bus for the D-Bus tests.
 
 The bus runs dbus-daemon with tests/integration/data/system-bus.conf, which includes
 install/'s real policy file, so the tests check the policy that ships. Clients reach

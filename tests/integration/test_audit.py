@@ -1,4 +1,4 @@
-"""Issue #6: mail-server inventory and relay self-audit through the real path: guardd on
+"""Mail-server inventory and relay self-audit through the real path: guardd on
 a private bus, `guardctl --json audit --run`, each test in a fresh network namespace;
 test SMTP servers are smtp_responder.py."""
 import os

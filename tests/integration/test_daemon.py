@@ -1,4 +1,4 @@
-"""Issue #2: guardd's command line, start-up errors and shutdown."""
+"""Guardd's command line, start-up errors and shutdown."""
 import os
 import re
 import subprocess

@@ -1,4 +1,4 @@
-"""Issue #3: the org.mailguard.Guard1 API, guardctl and authorization, against a real
+"""The org.mailguard.Guard1 API, guardctl and authorization, against a real
 dbus-daemon running install/'s policy file (run as root under `unshare -n`)."""
 import datetime
 import errno
@@ -244,7 +244,7 @@ class DBus(GuarddOnBusTest):
         self.assertIsNotNone(m, r.stdout + r.stderr)
         print(f"\nsystemd-analyze security: guardd.service exposure {m.group(1)} "
               "(0 = fully sandboxed, 10 = not at all)")
-        # 2.4 for the mail guard alone; the mail-server audit (issue #6) adds 0.5:
+        # 2.4 for the mail guard alone; the mail-server audit adds 0.5:
         # CAP_SYS_ADMIN for its probe namespace (0.3), RestrictNamespaces=net (0.1) and
         # CAP_NET_ADMIN as an ambient capability for `ip` (0.1).
         self.assertLessEqual(float(m.group(1)), 2.9)

@@ -1,4 +1,4 @@
-"""Issue #5: the zombie detector inside guardd, driven through the real kernel path, the
+"""The zombie detector inside guardd, driven through the real kernel path, the
 D-Bus API and guardctl (run as root under `unshare -n`; loopback traffic only).
 
 The bot and the mail client are copies of mg-connect in a temporary directory, which

@@ -1,4 +1,4 @@
-"""Issue #2: only approved programs open outbound mail connections (run as root
+"""Only approved programs open outbound mail connections (run as root
 under `unshare -n`, each test in a fresh network namespace)."""
 import errno
 import os

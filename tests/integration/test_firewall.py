@@ -1,4 +1,4 @@
-"""Issue #6: the host firewall (chain host_in of `inet mailguard`) through the real path:
+"""The host firewall (chain host_in of `inet mailguard`) through the real path:
 guardd on a private bus, driven with guardctl, each test in a fresh network namespace
 with a peer namespace joined by veth. mg-fw is used only to make the kernel refuse a
 table, which guardd offers no way to provoke."""

@@ -1,4 +1,4 @@
-"""Full disk (issue #8 item 5): guardd's state directory on a small tmpfs that fills up.
+"""Full disk: guardd's state directory on a small tmpfs that fills up.
 
 ctest starts these under `unshare -n -m --propagation private`: the tmpfs is mounted in
 the test's own mount namespace (checked before mounting) and vanishes with it.

@@ -1,4 +1,4 @@
-"""Issue #8 item 7: identity attacks. A program renamed to a mail client's name, a copy
+"""Identity attacks. A program renamed to a mail client's name, a copy
 under the approved path's directory names in /tmp, an approved file replaced while it
 runs, a process whose executable was deleted, a process that exits right after
 connect(): none may send mail as the approved client, and each attempt is recorded with

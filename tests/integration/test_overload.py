@@ -1,4 +1,4 @@
-"""Queue overload (issue #8 item 3): a bot flood that outruns guardd.
+"""Queue overload: a bot flood that outruns guardd.
 
 guardd runs with a kernel queue of 64 packets (queue_max_length) and a bot, a copy of
 mg-flood, keeps 1024 non-blocking connects to distinct 127.1.x.y:25 addresses in

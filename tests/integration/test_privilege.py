@@ -1,4 +1,4 @@
-"""Issue #8 item 8, privilege: guardd keeps four capabilities in every thread (and gives
+"""Privilege: guardd keeps four capabilities in every thread (and gives
 its children one), and every D-Bus method that changes anything refuses callers other
 than root; checked against the real kernel, a real dbus-daemon with install/'s policy
 and guardd's real introspection (run as root under `unshare -n`)."""

@@ -1,4 +1,4 @@
-"""Issue #8 item 6: ruleset tampering. While guardd runs, another program (`nft`)
+"""Ruleset tampering. While guardd runs, another program (`nft`)
 deletes or edits `inet mailguard`; guardd notices from the kernel's nf_tables
 notifications, puts its table back within a second and raises a "tamper" alert.
 Run as root under `unshare -n` (the real kernel netfilter of a private namespace,

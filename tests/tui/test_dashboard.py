@@ -1,4 +1,4 @@
-"""Issue #4: guard-tui end to end. tmux runs the real binary against a real guardd on
+"""Guard-tui end to end. tmux runs the real binary against a real guardd on
 a private system-style bus (tests/integration's fixtures), inside a fresh network
 namespace (ctest starts each test under `unshare -n`). Keys go in with send-keys; the
 tests wait, with a deadline, until capture-pane shows the expected text."""

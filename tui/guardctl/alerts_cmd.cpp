@@ -31,7 +31,7 @@ json toJson(const dbus::Alert& a) {
 
 std::string tierLabel(const dbus::Alert& a) {
   if (a.kind == "audit") return a.tier == "hard" ? "audit: open relay" : "audit: exposed";
-  if (a.kind == "tamper") return "firewall tampered";  // issue #8: restored already
+  if (a.kind == "tamper") return "firewall tampered";  // restored already
   return a.tier == "hard" ? "quarantined" : "suspicious";
 }
 

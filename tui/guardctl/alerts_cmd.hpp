@@ -1,5 +1,5 @@
 #pragma once
-// guardctl's zombie-detector commands (issue #5): alerts, alerts ack ID, release, bulk.
+// guardctl's zombie-detector commands: alerts, alerts ack ID, release, bulk.
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <nlohmann/json.hpp>

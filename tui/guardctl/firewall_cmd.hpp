@@ -1,5 +1,5 @@
 #pragma once
-// guardctl's host firewall and mail-server audit commands (issue #6):
+// guardctl's host firewall and mail-server audit commands:
 //   firewall status|enable [--yes]|disable|allow SPEC [--local]|remove NAME|
 //            local-subnets CIDR...|probes
 //   audit [--run]

@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
       "{...}},\n{\"signal\": \"ProgramChanged\", \"program\": {...}} or "
       "{\"signal\": \"AlertRaised\", \"alert\": {...}}.");
 
-  // Issue #6: firewall and audit (firewall_cmd.cpp).
+  // firewall and audit (firewall_cmd.cpp).
   auto hostCommands = out::addHostCommands(app);
 
   try {

@@ -338,7 +338,7 @@ Result<ProcessInfo> ProcessResolver::describeFully(int pid, std::uint64_t startT
   fill->exeMtimeSec = exeStat.st_mtim.tv_sec;
   fill->exeMtimeNsec = exeStat.st_mtim.tv_nsec;
   // ctime too: an exec of a new file that got the inode number of a freed one, with size
-  // and mtime copied, must not pass for the process described before (issue #8 item 7).
+  // and mtime copied, must not pass for the process described before.
   fill->exeCtimeSec = exeStat.st_ctim.tv_sec;
   fill->exeCtimeNsec = exeStat.st_ctim.tv_nsec;
   fill->procOwner = owner.value_or(~0U);

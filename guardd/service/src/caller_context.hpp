@@ -1,5 +1,5 @@
 #pragma once
-// Does the caller of "firewall enable" look like part of a remote login? (issue #6)
+// Does the caller of "firewall enable" look like part of a remote login?
 #include "mailguard/procinfo/procinfo.hpp"
 #include "mailguard/rules/firewall.hpp"
 

@@ -1,4 +1,4 @@
-// Guard's host firewall, inbound probes and mail-server audit (issue #6): the Guard
+// Guard's host firewall, inbound probes and mail-server audit: the Guard
 // methods of these features and the HostProtection that carries them out.
 #include "host_protection.hpp"
 

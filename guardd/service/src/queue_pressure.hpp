@@ -1,5 +1,5 @@
 #pragma once
-// When the kernel queue is overloaded (issue #8 item 3). A bot whose SYNs guardd
+// When the kernel queue is overloaded. A bot whose SYNs guardd
 // answers with a reset opens its next connection at once, so it refills every slot a
 // verdict frees and keeps the one FIFO queue full: an approved program's SYN then finds
 // no room and is dropped on every retry. While the queue is under pressure guardd

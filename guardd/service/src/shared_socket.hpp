@@ -1,5 +1,5 @@
 #pragma once
-// Issue #8 item 7: one socket held by an approved program and by another one.
+// One socket held by an approved program and by another one.
 #include <cstdint>
 #include <functional>
 #include <optional>

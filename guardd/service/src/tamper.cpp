@@ -1,4 +1,4 @@
-// Ruleset tampering (issue #8): the monitor socket and a timerfd on the loop, the
+// Ruleset tampering: the monitor socket and a timerfd on the loop, the
 // restore through guardd's start-up apply, and the alert.
 #include "tamper.hpp"
 

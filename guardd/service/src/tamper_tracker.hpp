@@ -1,5 +1,5 @@
 #pragma once
-// What guardd does about foreign changes to its nftables table (issue #8, ruleset
+// What guardd does about foreign changes to its nftables table (ruleset
 // tampering), as pure logic: which notifications count, when a restore is due, and
 // which restores raise an alert. Time comes in as arguments; no system calls, so it is
 // unit-tested without a kernel (tests/unit/service/tamper_tracker_test.cpp).

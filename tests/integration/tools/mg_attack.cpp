@@ -1,4 +1,4 @@
-// mg-attack: the identity attacks of issue #8 item 7, as one small program the
+// mg-attack: the identity attacks (a copy, a rename, a shared socket), as one small program the
 // integration tests copy, rename, replace and delete (test_identity_attacks.py).
 // Every mode prints JSON lines on stdout, flushed at once, so a test can follow it.
 //

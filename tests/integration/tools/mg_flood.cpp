@@ -1,4 +1,4 @@
-// mg-flood: a stand-in spam bot for the overload tests (issue #8). Opens non-blocking
+// mg-flood: a stand-in spam bot for the overload tests. Opens non-blocking
 // TCP connections to distinct addresses 127.1.0.2, 127.1.0.3, ... on one port, keeping
 // INFLIGHT of them pending, for DURATION_MS; a connection not decided within GIVEUP_MS
 // (a held or kernel-dropped SYN) is abandoned, as a bot would. Prints one JSON line

@@ -67,7 +67,7 @@ TEST(FileHasher, ComputesNothingTheSecondTime) {
 }
 
 TEST(FileHasher, RecomputesAFileRewrittenInPlaceWithItsMtimeSetBack) {
-  // Issue #8 item 7: an approved file outside root-owned folders rewritten by its owner
+  // an approved file outside root-owned folders rewritten by its owner
   // with content of the same size and `touch -d` back to its old time must not keep the
   // approved hash.
   fake::FakeProcTree tree;

@@ -171,7 +171,7 @@ TEST_F(ProcessResolverTest, ReusesADescriptionWithinTheTtlWhileNothingChanged) {
 }
 
 TEST_F(ProcessResolverTest, ARewrittenExecutableDoesNotRideOnTheCachedIdentity) {
-  // Issue #8 item 7: same pid, start time, inode, size, mtime, link text and command line
+  // same pid, start time, inode, size, mtime, link text and command line
   // as a process described a moment ago (an exec of a file that took over the inode
   // number, with size and mtime copied): only the ctime tells, and it must.
   const auto exe = tree_.addFile("bin/client", "abc");
@@ -185,7 +185,7 @@ TEST_F(ProcessResolverTest, ARewrittenExecutableDoesNotRideOnTheCachedIdentity) 
   EXPECT_NE(second->identity.sha256, kSha256Abc);
 }
 
-// Issue #8 item 7: pid 400 (found first, newest) and pid 100 hold socket 4242.
+// pid 400 (found first, newest) and pid 100 hold socket 4242.
 class OtherHoldersTest : public ProcessResolverTest {
  protected:
   void addSharedSocket(std::optional<std::string_view> flagsOf400) {

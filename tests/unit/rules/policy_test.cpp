@@ -176,7 +176,7 @@ TEST(PolicyDecision, DoesNotApproveACopyOfAnApprovedProgramElsewhere) {
             "path; it runs from a location any user can write to)");
 }
 
-// Issue #8 item 7: what an identity attack looks like in the record, since the attempt
+// what an identity attack looks like in the record, since the attempt
 // keeps only the path and the reason.
 TEST(PolicyDecision, NamesADeletedUnapprovedExecutableInTheReason) {
   ProgramIdentity bot = program("/home/u/bin/client", kHashC);

@@ -1,4 +1,4 @@
-// DpkgSums: dpkg's recorded MD5s, kept compact (issue #5's "package-owned" identity).
+// DpkgSums: dpkg's recorded MD5s, kept compact ("package-owned" identity).
 #include "dpkg_sums.hpp"
 
 #include <gtest/gtest.h>

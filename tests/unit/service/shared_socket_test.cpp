@@ -1,4 +1,4 @@
-// Issue #8 item 7: a socket held by the approved mail client and by the bot that made it.
+// a socket held by the approved mail client and by the bot that made it.
 #include "shared_socket.hpp"
 
 #include <gtest/gtest.h>

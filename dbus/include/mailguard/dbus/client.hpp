@@ -57,7 +57,7 @@ struct Attempt {
   std::int64_t programId = 0;  // 0 when unattributed
 };
 
-// A zombie-detector alert (issue #5), or a mail-server audit finding (issue #6).
+// A zombie-detector alert, or a mail-server audit finding.
 // evidence is a JSON object (see the XML); an audit alert's starts with "kind": "audit".
 struct Alert {
   std::int64_t id = 0;
@@ -118,7 +118,7 @@ class Client {
   ClientResult<Program> deny(const std::string& target, const std::string& script = {});
   ClientResult<bool> forget(const std::string& target, const std::string& script = {});
 
-  // Zombie detector (issue #5): alerts newest first (limit 0: the server default);
+  // Zombie detector: alerts newest first (limit 0: the server default);
   // acknowledging, releasing and declaring a bulk send change policy (may ask polkit).
   ClientResult<std::vector<Alert>> alerts(std::uint32_t limit = 0);
   ClientResult<bool> ackAlert(std::int64_t id);

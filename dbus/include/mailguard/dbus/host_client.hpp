@@ -1,6 +1,6 @@
 #pragma once
-// The host firewall, inbound probes and mail-server audit calls of org.mailguard.Guard1
-// (issue #6), for guardctl and guard-tui. Plain C++ types only, like Client; a
+// The host firewall, inbound probes and mail-server audit calls of org.mailguard.Guard1,
+// for guardctl and guard-tui. Plain C++ types only, like Client; a
 // connection of its own to the system bus (DBUS_SYSTEM_BUS_ADDRESS selects another).
 #include <cstdint>
 #include <memory>

@@ -1,6 +1,6 @@
 #pragma once
 // The struct shapes of the host firewall and audit calls of org.mailguard.Guard1
-// (issue #6) as sdbus-c++ types. For guardd's adaptor and the client implementation.
+// as sdbus-c++ types. For guardd's adaptor and the client implementation.
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <cstdint>

@@ -37,7 +37,7 @@ using Attempt = sdbus::Struct<std::int64_t,   // id
                               std::string,    // reason
                               std::int64_t>;  // program_id, 0 when unattributed
 
-// (xxxsussasbs): an alert of the zombie detector (issue #5).
+// (xxxsussasbs): an alert of the zombie detector.
 using Alert = sdbus::Struct<std::int64_t,              // id
                             std::int64_t,              // time, us since the epoch
                             std::int64_t,              // program_id, 0 when unknown

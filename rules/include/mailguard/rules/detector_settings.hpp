@@ -1,5 +1,5 @@
 #pragma once
-// The [detector] table of guardd.conf (issue #5): overrides of the zombie detector's
+// The [detector] table of guardd.conf: overrides of the zombie detector's
 // weights and thresholds (mailguard::detector::DetectorConfig), by name. rules/ checks
 // names and ranges with file:line errors; guardd maps them onto the config
 // (guardd/service/src/detector_config.cpp, which a unit test keeps in step with this list).

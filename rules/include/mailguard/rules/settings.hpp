@@ -26,7 +26,7 @@ struct Settings {
   std::uint32_t maxAttempts = 1'000'000;  // max_attempts
   // [log]
   std::string logLevel = "info";  // level = "debug" | "info" | "warning" | "error"
-  // [detector] (issue #5): zombie-detector overrides by name, checked against
+  // [detector]: zombie-detector overrides by name, checked against
   // detectorSettingSpecs() (detector_settings.hpp); absent keys keep the defaults.
   std::map<std::string, double> detector;
 };

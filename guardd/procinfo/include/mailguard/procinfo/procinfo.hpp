@@ -140,7 +140,7 @@ class ProcessResolver {
   // less than kDescribeTtl ago whose stat start time, executable (device, inode, size,
   // mtime, ctime, link text), /proc/PID owner and command line are unchanged gets its earlier
   // identity again without re-hashing or re-checking its directory chain: the checks
-  // that remain are 5 system calls instead of about 25 (issue #7).
+  // that remain are 5 system calls instead of about 25.
   Result<ProcessInfo> describe(int pid);
   static constexpr auto kDescribeTtl = std::chrono::seconds(2);
 
@@ -150,8 +150,8 @@ class ProcessResolver {
   // owner runs, or the approved client a bot starts after connecting. Retried a few times.
   Result<ProcessInfo> describeHolder(std::uint64_t inode, std::optional<std::uint32_t> uidHint);
 
-  // The other processes that hold socket `inode`, which pidForSocket() just found in `pid`
-  // (issue #8 item 7). A socket is shared across fork and exec: a bot can create one and
+  // The other processes that hold socket `inode`, which pidForSocket() just found in `pid`.
+  // A socket is shared across fork and exec: a bot can create one and
   // start the approved mail client holding it, then connect with its own copy. Only an fd
   // without close-on-exec can have come through an exec, so only then are all processes
   // read (a full scan, as costly as an unknown socket's lookup); an approved program's

@@ -91,7 +91,7 @@ class Guard {
   void deny(const ProgramRef& ref, Done<ProgramView> done);
   void forget(const ProgramRef& ref, Done<bool> done);
 
-  // Host firewall, inbound probes and the mail-server audit (issue #6; defined in
+  // Host firewall, inbound probes and the mail-server audit (defined in
   // src/host_protection.cpp). Firewall changes are applied to the kernel atomically and
   // stored before `done` hears of them; on error nothing changed.
   [[nodiscard]] FirewallInfo firewall() const;
@@ -107,7 +107,7 @@ class Guard {
   // on the loop thread when it ends. A call while an audit runs joins that audit.
   void runAudit(std::function<void(const AuditSummary&)> done);
 
-  // Zombie detector (issue #5; defined in src/detection.cpp). Alerts newest first;
+  // Zombie detector (defined in src/detection.cpp). Alerts newest first;
   // release lifts a quarantine; declareBulk lifts the soft tier and backstops for
   // `window` (never the hard tier).
   Result<std::vector<store::AlertRecord>> alerts(std::uint32_t limit);

@@ -1,6 +1,6 @@
 #pragma once
-// What Guard reports about the host firewall, inbound probes and the mail-server audit
-// (issue #6), as plain data for the D-Bus adaptor.
+// What Guard reports about the host firewall, inbound probes and the mail-server audit,
+// as plain data for the D-Bus adaptor.
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -1,5 +1,5 @@
 #pragma once
-// What guardd keeps of root's power (issue #8): four capabilities, securebits that make
+// What guardd keeps of root's power: four capabilities, securebits that make
 // root an ordinary user for exec, and no_new_privs. main() applies it once, before the
 // first thread starts; install/guardd.service sets the same from outside.
 #include <linux/capability.h>
