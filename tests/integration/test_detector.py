@@ -148,8 +148,10 @@ class Detector(GuarddOnBusTest):
         self.assertEqual(raised[0]["evidence"]["score"], evidence["score"])
 
         self.assert_fails_fast()
-        rows = attempts(self.state, path=self.bot, verdict="reject")
-        self.assertTrue(rows and "quarantined" in rows[0]["reason"], rows[:1])
+        # Attempts reach the database through the store writer, a few ms after the verdict.
+        rows = wait_for(lambda: attempts(self.state, path=self.bot, verdict="reject"), 5,
+                        "the rejected attempt in the database")
+        self.assertIn("quarantined", rows[0]["reason"], rows[:1])
 
         # Acknowledging keeps the quarantine; it needs the rights Approve needs.
         r = self.bus.gdbus_call("AckAlert", str(alert["id"]), user="nobody")

@@ -69,6 +69,7 @@ sdbus::Error toDbusError(const Error& e) {
     case Errc::NotAuthorized:
       return sdbus::Error(dbus::kErrorNotAuthorized, e.message);
     case Errc::Failed:
+    case Errc::Pending:  // the core answers a caller only once the work is done
       break;
   }
   return sdbus::Error(dbus::kErrorFailed, e.message);

@@ -5,12 +5,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <string_view>
+#include <thread>
 
 #include "mailguard/common/fd.hpp"
 #include "mailguard/procinfo/procinfo.hpp"
@@ -59,20 +63,77 @@ std::size_t FileHasher::KeyHash::operator()(const Key& k) const noexcept {
   return h;
 }
 
-Result<std::string> FileHasher::sha256OfFd(int fd) {
-  struct stat before {};
-  if (::fstat(fd, &before) != 0) return hashError(fd, std::strerror(errno));
-  // Only regular files: reading a FIFO or a device could block or never end.
-  if (!S_ISREG(before.st_mode)) return hashError(fd, "not a regular file");
-  const Key key{static_cast<std::uint64_t>(before.st_dev),
-                static_cast<std::uint64_t>(before.st_ino),
-                static_cast<std::uint64_t>(before.st_size),
-                before.st_mtim.tv_sec,
-                before.st_mtim.tv_nsec,
-                before.st_ctim.tv_sec,
-                before.st_ctim.tv_nsec};
-  if (const auto it = cache_.find(key); it != cache_.end()) return it->second;
+// The worker of the background mode: one thread, files hashed in the order asked, each
+// at most once at a time.
+struct FileHasher::Worker {
+  struct Job {
+    Fd fd;  // a copy: the caller's may be closed before the worker reads
+    Key key{};
+    std::function<void(Result<std::string>)> done;  // a path job's; empty for a fd job
+    std::filesystem::path path;
+  };
+  std::mutex mu;
+  std::condition_variable wake;
+  std::deque<Job> jobs;
+  std::vector<Key> queued;  // keys of the fd jobs waiting or in hand
+  bool stop = false;
+  std::function<void()> onHashed;
+  std::thread thread;
+};
 
+FileHasher::FileHasher() = default;
+
+FileHasher::~FileHasher() {
+  if (!worker_) return;
+  {
+    const std::lock_guard lock(worker_->mu);
+    worker_->stop = true;
+  }
+  worker_->wake.notify_all();
+  worker_->thread.join();
+}
+
+std::size_t FileHasher::cacheSize() const {
+  const std::lock_guard lock(mu_);
+  return cache_.size();
+}
+
+std::uint64_t FileHasher::hashesComputed() const {
+  const std::lock_guard lock(mu_);
+  return computed_;
+}
+
+Result<FileHasher::Key> FileHasher::keyOf(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return hashError(fd, std::strerror(errno));
+  // Only regular files: reading a FIFO or a device could block or never end.
+  if (!S_ISREG(st.st_mode)) return hashError(fd, "not a regular file");
+  return Key{static_cast<std::uint64_t>(st.st_dev),
+             static_cast<std::uint64_t>(st.st_ino),
+             static_cast<std::uint64_t>(st.st_size),
+             st.st_mtim.tv_sec,
+             st.st_mtim.tv_nsec,
+             st.st_ctim.tv_sec,
+             st.st_ctim.tv_nsec};
+}
+
+std::optional<Result<std::string>> FileHasher::known(const Key& key) const {
+  const std::lock_guard lock(mu_);
+  if (const auto it = cache_.find(key); it != cache_.end()) return Result<std::string>{it->second};
+  if (const auto it = failed_.find(key); it != failed_.end()) {
+    return Result<std::string>{makeError(it->second)};
+  }
+  return std::nullopt;
+}
+
+Result<std::string> FileHasher::sha256OfFd(int fd) {
+  auto key = keyOf(fd);
+  if (!key) return key.error();
+  if (auto hit = known(*key)) return std::move(*hit);
+  return compute(fd, *key);
+}
+
+Result<std::string> FileHasher::compute(int fd, const Key& before) {
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx{EVP_MD_CTX_new()};
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
     return hashError(fd, "EVP_DigestInit_ex failed");
@@ -96,19 +157,16 @@ Result<std::string> FileHasher::sha256OfFd(int fd) {
   if (EVP_DigestFinal_ex(ctx.get(), digest.data(), &digestLen) != 1) {
     return hashError(fd, "EVP_DigestFinal_ex failed");
   }
-  ++computed_;
   std::string hex = toHex(digest.data(), digestLen);
 
   // Cache only when the file did not change while it was read; otherwise the hash may mix
   // two versions and must not be reused (the next call reads it again).
-  struct stat after {};
-  if (::fstat(fd, &after) == 0 && after.st_size == before.st_size &&
-      after.st_mtim.tv_sec == before.st_mtim.tv_sec &&
-      after.st_mtim.tv_nsec == before.st_mtim.tv_nsec &&
-      after.st_ctim.tv_sec == before.st_ctim.tv_sec &&
-      after.st_ctim.tv_nsec == before.st_ctim.tv_nsec && offset == before.st_size) {
+  auto after = keyOf(fd);
+  const std::lock_guard lock(mu_);
+  ++computed_;
+  if (after && *after == before && offset == static_cast<off_t>(before.size)) {
     if (cache_.size() >= kMaxCacheEntries) cache_.clear();
-    cache_.emplace(key, hex);
+    cache_.emplace(before, hex);
   }
   return hex;
 }
@@ -128,6 +186,70 @@ Result<std::string> FileHasher::sha256OfPath(const std::filesystem::path& p) {
     return makeError(std::move(reason));
   }
   return hash;
+}
+
+void FileHasher::startBackground(std::function<void()> onHashed) {
+  if (worker_) return;
+  worker_ = std::make_unique<Worker>();
+  worker_->onHashed = std::move(onHashed);
+  worker_->thread = std::thread([this] {
+    Worker& w = *worker_;
+    std::unique_lock lock(w.mu);
+    for (;;) {
+      w.wake.wait(lock, [&] { return w.stop || !w.jobs.empty(); });
+      if (w.stop) return;
+      Worker::Job job = std::move(w.jobs.front());
+      w.jobs.pop_front();
+      lock.unlock();
+      if (job.done) {
+        job.done(sha256OfPath(job.path));
+      } else {
+        auto hash = compute(job.fd.get(), job.key);
+        if (!hash) {
+          const std::lock_guard failedLock(mu_);
+          if (failed_.size() >= kMaxCacheEntries) failed_.clear();
+          failed_.emplace(job.key, hash.error().message);
+        }
+        if (w.onHashed) w.onHashed();
+      }
+      lock.lock();
+      if (!job.done) std::erase(w.queued, job.key);
+    }
+  });
+}
+
+Result<std::string> FileHasher::sha256OfFdOrQueue(int fd) {
+  if (!worker_) return sha256OfFd(fd);
+  auto key = keyOf(fd);
+  if (!key) return key.error();
+  if (auto hit = known(*key)) return std::move(*hit);
+  {
+    const std::lock_guard lock(worker_->mu);
+    if (std::find(worker_->queued.begin(), worker_->queued.end(), *key) == worker_->queued.end()) {
+      Fd copy{::fcntl(fd, F_DUPFD_CLOEXEC, 0)};
+      if (!copy) return hashError(fd, std::strerror(errno));
+      worker_->queued.push_back(*key);
+      worker_->jobs.push_back(Worker::Job{std::move(copy), *key, {}, {}});
+    }
+  }
+  worker_->wake.notify_one();
+  return makeError("its file is being hashed", Errc::Pending);
+}
+
+Result<std::string> FileHasher::sha256OfPathOrQueue(const std::filesystem::path& p) {
+  Fd fd{::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
+  if (!fd) return makeError("Failed to hash '" + p.string() + "': " + std::strerror(errno));
+  return sha256OfFdOrQueue(fd.get());
+}
+
+void FileHasher::hashPathInBackground(std::filesystem::path p,
+                                      std::function<void(Result<std::string>)> done) {
+  if (!worker_) return done(sha256OfPath(p));
+  {
+    const std::lock_guard lock(worker_->mu);
+    worker_->jobs.push_back(Worker::Job{Fd{}, Key{}, std::move(done), std::move(p)});
+  }
+  worker_->wake.notify_one();
 }
 
 bool isRootOwnedChain(const std::filesystem::path& p) {

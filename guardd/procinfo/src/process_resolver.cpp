@@ -326,7 +326,9 @@ Result<ProcessInfo> ProcessResolver::describeFully(int pid, std::uint64_t startT
   if (::fstat(exe.get(), &exeStat) != 0) {
     return makeError("Failed to stat '" + exeLink.string() + "': " + std::strerror(errno));
   }
-  auto exeHash = hasher_.sha256OfFd(exe.get());
+  // With the hasher in background mode a file not hashed yet makes this an Errc::Pending
+  // error: the caller asks again once the hasher says it is done.
+  auto exeHash = hasher_.sha256OfFdOrQueue(exe.get());
   if (!exeHash) return exeHash.error();
 
   auto exePath = proc_.readLink(dir + "/exe");
@@ -371,7 +373,8 @@ Result<ProcessInfo> ProcessResolver::describeFully(int pid, std::uint64_t startT
     } else {
       id.scriptPath = real.string();
     }
-    auto scriptHash = hasher_.sha256OfPath(id.scriptPath);
+    auto scriptHash = hasher_.sha256OfPathOrQueue(id.scriptPath);
+    if (!scriptHash && scriptHash.error().code == Errc::Pending) return scriptHash.error();
     id.scriptSha256 = scriptHash ? std::move(*scriptHash) : std::string{};
   }
 

@@ -302,9 +302,12 @@ bool Detection::localMtaListens(const std::string& dst, std::uint16_t port) {
       if (!listenPort || *listenPort != port || !ino) continue;
       const auto info = d_.resolver.describeHolder(*ino, std::nullopt);
       if (info && isMta(info->identity)) found = true;
+      // Not known yet: asked again next time rather than remembered as "no MTA".
+      if (!info && info.error().code == Errc::Pending) return false;
     }
   }
-  mtaListenerCache_[port] = {found, now};
+  // A listener's file still being classified is asked about again next time.
+  if (found || classifying_.empty()) mtaListenerCache_[port] = {found, now};
   return found;
 }
 
@@ -482,11 +485,7 @@ void Detection::ackAlert(std::int64_t id, Done<bool> done) {
   });
 }
 
-Result<std::vector<ProgramView*>> Detection::programsFor(const ProgramRef& ref,
-                                                         ProgramIdentity& identity) {
-  auto resolved = d_.identityOf(ref);
-  if (!resolved) return resolved.error();
-  identity = resolved.value();
+std::vector<ProgramView*> Detection::programsOf(const ProgramIdentity& identity) {
   std::vector<ProgramView*> views;
   d_.programs.forEach([&](ProgramView& view) {
     if (view.identity.path == identity.path && view.identity.sha256 == identity.sha256 &&
@@ -495,43 +494,60 @@ Result<std::vector<ProgramView*>> Detection::programsFor(const ProgramRef& ref,
       views.push_back(&view);
     }
   });
-  if (views.empty()) {
-    return notFound(log::quote(identity.display()) +
-                    " has not tried to send mail yet (see guardctl programs)");
-  }
   return views;
 }
 
-void Detection::release(const ProgramRef& ref, Done<ProgramView> done) {
-  ProgramIdentity identity;
-  auto found = programsFor(ref, identity);
-  if (!found) return done(found.error());
-  for (const auto& s : detector_->exportState()) {
-    if (identityMatches(identity, s.principal)) detector_->release(s.principal);
-  }
-  const auto id = found.value().front()->id;
-  for (auto* view : found.value()) {
-    view->state = rules::stateOf(view->identity, false, d_.approvals);
-    d_.writer.submit(recordOf(*view));
-    if (d_.onProgramChanged) d_.onProgramChanged(*view);
-  }
+static Error notSeen(const ProgramIdentity& identity) {
+  return notFound(log::quote(identity.display()) +
+                  " has not tried to send mail yet (see guardctl programs)");
+}
+
+void Detection::saveThenAnswer(std::int64_t programId, Done<ProgramView> done) {
   // Acknowledged means durable, as for approvals.
-  save([this, id, done = std::move(done)](Result<void> saved) mutable {
-    d_.loop.post([this, id, saved = std::move(saved), done = std::move(done)] {
+  save([this, programId, done = std::move(done)](Result<void> saved) mutable {
+    d_.loop.post([this, programId, saved = std::move(saved), done = std::move(done)] {
       if (!saved) return done(saved.error());
-      const auto* view = d_.programs.find(id);
+      const auto* view = d_.programs.find(programId);
       if (view == nullptr) return done(notFound("the program is no longer listed"));
       done(*view);
     });
   });
 }
 
+void Detection::release(const ProgramRef& ref, Done<ProgramView> done) {
+  d_.identityOf(ref, [this, done = std::move(done)](Result<ProgramIdentity> identity) mutable {
+    if (!identity) return done(identity.error());
+    releaseIdentity(*identity, std::move(done));
+  });
+}
+
+void Detection::releaseIdentity(const ProgramIdentity& identity, Done<ProgramView> done) {
+  const auto views = programsOf(identity);
+  if (views.empty()) return done(notSeen(identity));
+  for (const auto& s : detector_->exportState()) {
+    if (identityMatches(identity, s.principal)) detector_->release(s.principal);
+  }
+  for (auto* view : views) {
+    view->state = rules::stateOf(view->identity, false, d_.approvals);
+    d_.writer.submit(recordOf(*view));
+    if (d_.onProgramChanged) d_.onProgramChanged(*view);
+  }
+  saveThenAnswer(views.front()->id, std::move(done));
+}
+
 void Detection::declareBulk(const ProgramRef& ref, unsigned recipients, std::chrono::hours window,
                             Done<ProgramView> done) {
-  ProgramIdentity identity;
-  auto found = programsFor(ref, identity);
-  if (!found) return done(found.error());
-  const auto& views = found.value();
+  d_.identityOf(ref, [this, recipients, window,
+                      done = std::move(done)](Result<ProgramIdentity> identity) mutable {
+    if (!identity) return done(identity.error());
+    declareBulkFor(*identity, recipients, window, std::move(done));
+  });
+}
+
+void Detection::declareBulkFor(const ProgramIdentity& identity, unsigned recipients,
+                               std::chrono::hours window, Done<ProgramView> done) {
+  const auto views = programsOf(identity);
+  if (views.empty()) return done(notSeen(identity));
   // Every uid the program ran as, plus the one it was last seen with.
   std::vector<det::Principal> principals;
   for (const auto& s : detector_->exportState()) {
@@ -548,15 +564,7 @@ void Detection::declareBulk(const ProgramRef& ref, unsigned recipients, std::chr
     detector_->declareBulk(p, recipients, window);
     bulk_[p.key()] = BulkDeclaration{p, recipients, until};
   }
-  const auto id = views.front()->id;
-  save([this, id, done = std::move(done)](Result<void> saved) mutable {
-    d_.loop.post([this, id, saved = std::move(saved), done = std::move(done)] {
-      if (!saved) return done(saved.error());
-      const auto* view = d_.programs.find(id);
-      if (view == nullptr) return done(notFound("the program is no longer listed"));
-      done(*view);
-    });
-  });
+  saveThenAnswer(views.front()->id, std::move(done));
 }
 
 }  // namespace mailguard::service

@@ -48,8 +48,8 @@ class Detection final : public Assessment {
     store::StoreWriter& writer;
     AlertSink& alerts;
     std::function<void(const ProgramView&)> onProgramChanged;
-    // A caller's name for a program, resolved to its identity (hashing the file).
-    std::function<Result<rules::ProgramIdentity>(const ProgramRef&)> identityOf;
+    // A caller's name for a program, resolved to its identity (the file hashed off the loop).
+    std::function<void(const ProgramRef&, Done<rules::ProgramIdentity>)> identityOf;
     std::filesystem::path dpkgInfo = "/var/lib/dpkg/info";
     bool conntrack = true;  // listen to connection outcomes (needs CAP_NET_ADMIN)
   };
@@ -105,8 +105,12 @@ class Detection final : public Assessment {
   void markQuarantined(const detector::Principal& principal);
   // Hands the detector state to the writer; `done` hears when it is on disk.
   void save(std::function<void(Result<void>)> done = {});
-  Result<std::vector<ProgramView*>> programsFor(const ProgramRef& ref,
-                                                rules::ProgramIdentity& identity);
+  std::vector<ProgramView*> programsOf(const rules::ProgramIdentity& identity);
+  void releaseIdentity(const rules::ProgramIdentity& identity, Done<ProgramView> done);
+  void declareBulkFor(const rules::ProgramIdentity& identity, unsigned recipients,
+                      std::chrono::hours window, Done<ProgramView> done);
+  // Answers `done` once the detector state is on disk, with the program's current view.
+  void saveThenAnswer(std::int64_t programId, Done<ProgramView> done);
 
   Deps d_;
   detector::DetectorConfig config_;

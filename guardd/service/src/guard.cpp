@@ -72,7 +72,9 @@ Result<void> Guard::Impl::start() {
                        [this](const ProgramView& v) {
                          if (self.onProgramChanged) self.onProgramChanged(v);
                        },
-                       [this](const ProgramRef& ref) { return identityFor(ref); }};
+                       [this](const ProgramRef& ref, Done<ProgramIdentity> done) {
+                         identityFor(ref, std::move(done));
+                       }};
   detection = std::make_unique<Detection>(std::move(deps));
   if (auto r = detection->start(); !r) return r.error();
   auto lastAttempt = reader->lastAttemptId();
@@ -91,6 +93,9 @@ Result<void> Guard::Impl::start() {
   backend = probed.value();
 
   // Bind the queue before the table exists, so the first queued SYN has a reader.
+  // From here on the loop never hashes a file itself: the hasher's thread does, and a
+  // packet whose program is not hashed yet waits for it (VerdictPipeline::resumeParked).
+  hasher.startBackground([this] { loop.post([this] { pipeline->resumeParked(); }); });
   auto source = netfilter::NfqueuePacketSource::open(options.settings.queueNumber,
                                                      options.settings.queueMaxLength);
   if (!source) return source.error();
@@ -126,7 +131,10 @@ Result<void> Guard::Impl::start() {
             std::string(netfilter::toString(backend)));
 
   loop.every(kRulesCheckEvery, [this] { reloadRulesIfChanged(); });
-  loop.every(kPressureCheckEvery, [this] { pipeline->samplePressure(); });
+  loop.every(kPressureCheckEvery, [this] {
+    pipeline->samplePressure();
+    pipeline->expireParked();
+  });
   loop.every(kHousekeepingEvery, [this] {
     pipeline->expireHeld();
     host->flushProbes();
@@ -188,17 +196,15 @@ std::string Guard::Impl::storeError() const {
   return rulesError;
 }
 
-Result<ProgramIdentity> Guard::Impl::identityFor(const ProgramRef& ref) {
+Result<Guard::Impl::Named> Guard::Impl::named(const ProgramRef& ref) {
   if (const auto* id = std::get_if<std::int64_t>(&ref.target)) {
     const auto* view = programs.find(*id);
     if (view == nullptr) {
       return notFound("no program with id " + std::to_string(*id) + " (see the programs list)");
     }
-    return view->identity;
+    return Named{view->identity, view->identity.path, view->identity.scriptPath};
   }
-  const auto& path = std::get<std::string>(ref.target);
-  auto fileIdentity = [&](const std::string& p,
-                          const char* what) -> Result<std::pair<std::string, std::string>> {
+  auto realFile = [](const std::string& p, const char* what) -> Result<std::string> {
     if (p.empty() || p.front() != '/') {
       return invalidArgument(std::string(what) + " must be an absolute path, got " + log::quote(p));
     }
@@ -210,64 +216,92 @@ Result<ProgramIdentity> Guard::Impl::identityFor(const ProgramRef& ref) {
     if (!std::filesystem::is_regular_file(real, ec)) {
       return invalidArgument(std::string(what) + " " + log::quote(p) + " is not a regular file");
     }
-    auto hash = hasher.sha256OfPath(real);
-    if (!hash) return hash.error();
-    return std::make_pair(real.string(), hash.value());
+    return real.string();
   };
-  ProgramIdentity identity;
-  auto exe = fileIdentity(path, "program");
+  auto exe = realFile(std::get<std::string>(ref.target), "program");
   if (!exe) return exe.error();
-  std::tie(identity.path, identity.sha256) = exe.value();
+  Named out{std::nullopt, exe.value(), {}};
   if (!ref.script.empty()) {
-    auto script = fileIdentity(ref.script, "script");
+    auto script = realFile(ref.script, "script");
     if (!script) return script.error();
-    std::tie(identity.scriptPath, identity.scriptSha256) = script.value();
+    out.scriptPath = script.value();
   }
-  return identity;
+  return out;
+}
+
+// A file named by path is hashed by the hasher's thread, not on the loop: it may be large.
+void Guard::Impl::identityFor(const ProgramRef& ref, Done<ProgramIdentity> done) {
+  auto found = named(ref);
+  if (!found) return done(found.error());
+  if (found->identity) return done(*found->identity);
+  auto identity = std::make_shared<ProgramIdentity>();
+  identity->path = found->path;
+  identity->scriptPath = found->scriptPath;
+  // Runs on the hasher's thread; the answer goes back to the loop.
+  auto finish = [this, identity, done = std::move(done)](Result<std::string> scriptHash) mutable {
+    loop.post([identity, scriptHash = std::move(scriptHash), done = std::move(done)] {
+      if (!scriptHash) return done(scriptHash.error());
+      if (!identity->scriptPath.empty()) identity->scriptSha256 = *scriptHash;
+      done(*identity);
+    });
+  };
+  hasher.hashPathInBackground(identity->path, [this, identity, finish = std::move(finish)](
+                                                  Result<std::string> exeHash) mutable {
+    if (!exeHash) return finish(exeHash.error());
+    identity->sha256 = *exeHash;
+    if (identity->scriptPath.empty()) return finish(std::string{});
+    hasher.hashPathInBackground(identity->scriptPath, std::move(finish));
+  });
 }
 
 // The rule and the program's row are one transaction: an approval reported done is a
 // listed, approved program after any crash.
 void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action, Done<ProgramView> done) {
-  auto resolved = identityFor(ref);
-  if (!resolved) return done(resolved.error());
-  const auto& identity = resolved.value();
-  rules::ApprovalRule rule;
-  rule.action = action;
-  rule.path = identity.path;
-  rule.sha256 = identity.sha256;
-  rule.scriptPath = identity.scriptPath;
-  rule.scriptSha256 = identity.scriptSha256;
-  // An approval says nothing about the user: the uid stays the one last seen.
-  const auto& view = programs.remember(identity, std::nullopt, clock.now(), clock.monotonic());
-  writer->addRule(rule, recordOf(view),
-                  [this, identity, done = std::move(done)](Result<store::RuleWritten> r) mutable {
-                    loop.post([this, identity, r = std::move(r), done = std::move(done)] {
-                      if (!r) return done(r.error());
-                      reloadRulesIfChanged();
-                      auto& v =
-                          programs.remember(identity, std::nullopt, clock.now(), clock.monotonic());
-                      if (v.state != rules::ProgramState::Quarantined) {
-                        v.state = rules::stateOf(v.identity, false, approvals);
-                      }
-                      if (self.onProgramChanged) self.onProgramChanged(v);
-                      done(v);
+  identityFor(ref, [this, action,
+                    done = std::move(done)](Result<ProgramIdentity> resolved) mutable {
+    if (!resolved) return done(resolved.error());
+    const auto identity = resolved.value();
+    rules::ApprovalRule rule;
+    rule.action = action;
+    rule.path = identity.path;
+    rule.sha256 = identity.sha256;
+    rule.scriptPath = identity.scriptPath;
+    rule.scriptSha256 = identity.scriptSha256;
+    // An approval says nothing about the user: the uid stays the one last seen.
+    const auto& view = programs.remember(identity, std::nullopt, clock.now(), clock.monotonic());
+    writer->addRule(rule, recordOf(view),
+                    [this, identity, done = std::move(done)](Result<store::RuleWritten> r) mutable {
+                      loop.post([this, identity, r = std::move(r), done = std::move(done)] {
+                        if (!r) return done(r.error());
+                        reloadRulesIfChanged();
+                        auto& v = programs.remember(identity, std::nullopt, clock.now(),
+                                                    clock.monotonic());
+                        if (v.state != rules::ProgramState::Quarantined) {
+                          v.state = rules::stateOf(v.identity, false, approvals);
+                        }
+                        if (self.onProgramChanged) self.onProgramChanged(v);
+                        done(v);
+                      });
                     });
-                  });
+  });
 }
 
+// Rules are kept by path: forgetting needs no hash.
 void Guard::Impl::forget(const ProgramRef& ref, Done<bool> done) {
-  auto resolved = identityFor(ref);
-  if (!resolved) return done(resolved.error());
-  const auto identity = resolved.value();
-  writer->removeRules(identity.path, identity.scriptPath,
-                      [this, identity, done = std::move(done)](Result<bool> r) mutable {
-                        loop.post([this, identity, r = std::move(r), done = std::move(done)] {
+  auto found = named(ref);
+  if (!found) return done(found.error());
+  writer->removeRules(found->path, found->scriptPath,
+                      [this, found = *found, done = std::move(done)](Result<bool> r) mutable {
+                        loop.post([this, found, r = std::move(r), done = std::move(done)] {
                           if (!r) return done(r.error());
                           reloadRulesIfChanged();
-                          if (auto* v = programs.find(identity)) {
-                            if (self.onProgramChanged) self.onProgramChanged(*v);
-                          }
+                          programs.forEach([&](ProgramView& v) {
+                            if (v.identity.path == found.path &&
+                                v.identity.scriptPath == found.scriptPath &&
+                                self.onProgramChanged) {
+                              self.onProgramChanged(v);
+                            }
+                          });
                           done(r.value());
                         });
                       });

@@ -61,7 +61,14 @@ struct Guard::Impl {
   void reloadRulesIfChanged();
   void refreshStates();
   [[nodiscard]] std::string storeError() const;
-  Result<rules::ProgramIdentity> identityFor(const ProgramRef& ref);
+  // How a caller named a program: its identity when known (by id), else the real paths.
+  struct Named {
+    std::optional<rules::ProgramIdentity> identity;
+    std::string path;
+    std::string scriptPath;
+  };
+  Result<Named> named(const ProgramRef& ref);
+  void identityFor(const ProgramRef& ref, Done<rules::ProgramIdentity> done);
   void setRule(const ProgramRef& ref, rules::RuleAction action, Done<ProgramView> done);
   void forget(const ProgramRef& ref, Done<bool> done);
 };

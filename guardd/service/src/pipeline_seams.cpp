@@ -14,10 +14,11 @@ Result<Attributed> ProcAttribution::attribute(const netfilter::QueuedPacket& pac
   if (!holder) return holder.error();
   Attributed found{std::move(holder.value()), {}};
   // An approved holder of the socket cannot vouch for another holder.
-  if (auto shared = unapprovedCoHolder(resolver_, found.process, owner.value()->inode,
-                                       allowedAlone)) {
-    found.process = std::move(shared->holder);
-    found.sharedNote = std::move(shared->note);
+  auto shared = unapprovedCoHolder(resolver_, found.process, owner.value()->inode, allowedAlone);
+  if (!shared) return shared.error();
+  if (*shared) {
+    found.process = std::move((*shared)->holder);
+    found.sharedNote = std::move((*shared)->note);
   }
   return found;
 }

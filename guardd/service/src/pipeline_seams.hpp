@@ -5,6 +5,7 @@
 // Private to guardd/service.
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,9 +53,13 @@ class ProcAttribution final : public Attribution {
 class FakeAttribution final : public Attribution {
  public:
   std::map<std::uint16_t, procinfo::ProcessInfo> bySourcePort;
+  std::set<std::uint16_t> hashing;  // source ports whose program's file is being hashed
   Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
                                const AllowedAlone& /*allowedAlone*/) override {
     if (!packet.tuple) return makeError("not a TCP packet");
+    if (hashing.contains(packet.tuple->srcPort)) {
+      return makeError("its file is being hashed", Errc::Pending);
+    }
     const auto it = bySourcePort.find(packet.tuple->srcPort);
     if (it == bySourcePort.end()) return makeError("the socket was already closed");
     return Attributed{it->second, {}};

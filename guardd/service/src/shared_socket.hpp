@@ -18,7 +18,8 @@ struct SharedSocket {
 // its own, the first other holder that would not be. A bot can create a socket, start the
 // approved mail client holding it (inherited over exec), then connect with its own copy:
 // the client cannot vouch for the bot. nullopt: no other holder, or all would be allowed.
-std::optional<SharedSocket> unapprovedCoHolder(
+// An Errc::Pending error: another holder's file is still being hashed (ask again).
+Result<std::optional<SharedSocket>> unapprovedCoHolder(
     procinfo::ProcessResolver& resolver, const procinfo::ProcessInfo& process, std::uint64_t inode,
     const std::function<bool(const procinfo::ProcessInfo&)>& allowedAlone);
 

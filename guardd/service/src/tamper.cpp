@@ -17,8 +17,6 @@
 namespace mailguard::service {
 namespace {
 
-using Steady = std::chrono::steady_clock;
-
 // A foreign transaction's NEWGEN (which names the process) follows its changes within
 // microseconds; wait this long at most before restoring without it.
 constexpr auto kWaitForCommit = std::chrono::milliseconds(20);
@@ -98,21 +96,21 @@ void TamperWatch::onReadable() {
     restoreNow();
     return;
   }
-  if (!restoreBy_) restoreBy_ = Steady::now() + kWaitForCommit;
+  if (!restoreBy_) restoreBy_ = clock_.monotonic() + kWaitForCommit;
   arm();
 }
 
 void TamperWatch::onTimer() {
   std::uint64_t expirations = 0;
   (void)::read(timerFd_.get(), &expirations, sizeof expirations);
-  const auto now = Steady::now();
+  const auto now = clock_.monotonic();
   if (restoreBy_ && now >= *restoreBy_) {
     // Whatever arrived meanwhile (the NEWGEN we waited for) goes into this restore.
     (void)readNotifications();
     restoreBy_.reset();
     if (tracker_.restorePending()) restoreNow();
   }
-  if (auto report = tracker_.due(Steady::now())) raise(*report);
+  if (auto report = tracker_.due(clock_.monotonic())) raise(*report);
   arm();
 }
 
@@ -127,17 +125,17 @@ void TamperWatch::restoreNow() {
       log::warning(f.error().message);
     }
   }
-  const auto started = Steady::now();
+  const auto started = clock_.monotonic();
   if (auto r = restore_(); !r) {
     // Keep what is pending and try again: the table must come back.
     log::error("Failed to restore table '" + table +
                "' after a foreign change: " + r.error().message);
-    restoreBy_ = Steady::now() + kRetryRestore;
+    restoreBy_ = clock_.monotonic() + kRetryRestore;
     arm();
     return;
   }
   const auto tookUs =
-      std::chrono::duration_cast<std::chrono::microseconds>(Steady::now() - started).count();
+      std::chrono::duration_cast<std::chrono::microseconds>(clock_.monotonic() - started).count();
   bool differed = false;
   if (resync) {
     auto after = nft_.fingerprint(options_.tableName);
@@ -154,7 +152,7 @@ void TamperWatch::restoreNow() {
     log::warning(std::string("Re-applied table '") + table + "' after lost notifications in " +
                  took + (differed ? ": it had been changed" : ": it was unchanged"));
   }
-  if (auto report = tracker_.restored(Steady::now(), differed)) raise(*report);
+  if (auto report = tracker_.restored(clock_.monotonic(), differed)) raise(*report);
   arm();
 }
 
@@ -203,7 +201,7 @@ void TamperWatch::raise(const TamperReport& report) {
 }
 
 void TamperWatch::arm() {
-  std::optional<Steady::time_point> when = restoreBy_;
+  std::optional<MonoTime> when = restoreBy_;
   if (const auto due = tracker_.nextDue(); due && (!when || *due < *when)) when = due;
   itimerspec spec{};
   if (when) {

@@ -5,13 +5,13 @@
 #include <functional>
 #include <memory>
 
+#include "alert_sink.hpp"
+#include "mailguard/common/fd.hpp"
 #include "mailguard/netfilter/ruleset_manager.hpp"
 #include "mailguard/netfilter/ruleset_monitor.hpp"
 #include "mailguard/rules/clock.hpp"
 #include "mailguard/service/event_loop.hpp"
 #include "mailguard/service/guard.hpp"
-#include "alert_sink.hpp"
-#include "mailguard/common/fd.hpp"
 #include "tamper_tracker.hpp"
 
 namespace mailguard::service {
@@ -49,7 +49,7 @@ class TamperWatch {
   AlertSink& alerts_;
   Fd timerFd_;
   // Waiting for the NEWGEN that names the foreign process, at most this long.
-  std::optional<std::chrono::steady_clock::time_point> restoreBy_;
+  std::optional<MonoTime> restoreBy_;
 };
 
 }  // namespace mailguard::service

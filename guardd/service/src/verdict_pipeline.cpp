@@ -82,7 +82,7 @@ bool VerdictPipeline::onReadable() {
 }
 
 // The whole path of one packet, top to bottom.
-void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet) {
+void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const MonoTime* parkedSince) {
   // 1. Packet in. Only TCP to mail ports is queued; anything else is unexpected: fail
   // closed.
   if (!packet.tuple) {
@@ -96,6 +96,16 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet) {
   // 2. Attribution: the process holding the socket, and its program.
   auto attributed = s_.attribution.attribute(
       packet, [this](const procinfo::ProcessInfo& p) { return allowedAlone(p); });
+  if (!attributed && attributed.error().code == Errc::Pending) {
+    // Its executable or script is being hashed off the loop: never decided before that
+    // (an unknown file could pass for an approved one), and decided as soon as it is.
+    const auto now = s_.clock.monotonic();
+    const auto since = parkedSince != nullptr ? *parkedSince : now;
+    if (now - since < kMaxParkTime && parked_.size() < kMaxParked) {
+      parked_.push_back({packet, since});
+      return;
+    }
+  }
   ProgramView* program = nullptr;
   if (attributed) {
     program = &s_.programs.remember(attributed->process.identity, attributed->process.uid,
@@ -202,6 +212,21 @@ void VerdictPipeline::record(const netfilter::QueuedPacket& packet, const Attrib
   attempt.id = nextAttemptId_++;
   if (observers_.onAttempt) observers_.onAttempt(attempt);
   s_.records.record(std::move(attempt));
+}
+
+void VerdictPipeline::resumeParked() {
+  auto waiting = std::move(parked_);
+  parked_.clear();
+  for (const auto& p : waiting) onPacket(p.packet, &p.since);
+}
+
+void VerdictPipeline::expireParked() {
+  const auto now = s_.clock.monotonic();
+  if (std::none_of(parked_.begin(), parked_.end(),
+                   [&](const Parked& p) { return now - p.since >= kMaxParkTime; })) {
+    return;
+  }
+  resumeParked();  // those still waiting past their time are held now
 }
 
 bool VerdictPipeline::allowedAlone(const procinfo::ProcessInfo& process) const {

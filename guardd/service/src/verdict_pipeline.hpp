@@ -32,6 +32,11 @@ class VerdictPipeline {
   // Beyond this many held attempts the oldest is forgotten: its retries are then
   // recorded once more, which is all it costs.
   static constexpr std::size_t kMaxHeld = 16'384;
+  // A packet whose program's file is still being hashed waits, without a verdict (the
+  // kernel keeps it), until the hash is ready (resumeParked), at most this long and this
+  // many at once; then it is held, and TCP retries it.
+  static constexpr auto kMaxParkTime = std::chrono::seconds(2);
+  static constexpr std::size_t kMaxParked = 1024;
 
   struct Seams {
     netfilter::PacketSource& packets;  // packets in, verdicts out
@@ -54,15 +59,20 @@ class VerdictPipeline {
   // True when more may be waiting: the caller comes back once the rest of its loop (D-Bus,
   // timers) has been served, since packets already read need no readable socket.
   bool onReadable();
-  // Loop timers: the kernel's queue counters (pressure), and forgetting old held SYNs.
+  // A file was hashed: decide the packets that waited for it.
+  void resumeParked();
+  // Loop timers: the kernel's queue counters (pressure), packets parked too long, and
+  // forgetting old held SYNs.
   void samplePressure();
+  void expireParked();
   void expireHeld();
 
   [[nodiscard]] const Counters& counters() const { return counters_; }
   [[nodiscard]] bool overloaded() const;
 
  private:
-  void onPacket(const netfilter::QueuedPacket& packet);
+  // `parkedSince`: when the packet first waited for a hash, for a packet decided again.
+  void onPacket(const netfilter::QueuedPacket& packet, const MonoTime* parkedSince = nullptr);
   void send(std::uint32_t packetId, rules::Verdict verdict);
   void record(const netfilter::QueuedPacket& packet, const Attributed* attributed,
               ProgramView* program, const rules::Decision& decision, bool quarantined);
@@ -74,6 +84,11 @@ class VerdictPipeline {
   std::int64_t nextAttemptId_;
   // Held attempts by source address and port, and when they were held.
   BoundedMap<std::pair<std::string, std::uint16_t>, MonoTime> held_{kMaxHeld};
+  struct Parked {
+    netfilter::QueuedPacket packet;
+    MonoTime since;
+  };
+  std::vector<Parked> parked_;
   QueuePressure pressure_;
   std::uint32_t readSinceSample_ = 0;  // the most packets read in one wake-up since
   Counters counters_;

@@ -3,6 +3,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <future>
+#include <mutex>
+
 #include "fake_proc.hpp"
 #include "mailguard/procinfo/procinfo.hpp"
 
@@ -146,6 +150,66 @@ TEST(IsRootOwnedChain, JudgesASymlinkByItsTarget) {
   const auto toTmp = tree.files() / "tmp-link";
   std::filesystem::create_symlink(tree.addFile("prog", "x"), toTmp);
   EXPECT_FALSE(isRootOwnedChain(toTmp));
+}
+
+// Background mode: guardd's loop asks, the worker hashes, the loop asks again when told.
+class BackgroundHasherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    hasher.startBackground([this] {
+      const std::lock_guard lock(mu);
+      ++hashed;
+      cv.notify_all();
+    });
+  }
+  void waitForHashed(int n) {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return hashed >= n; }))
+        << "the worker never reported";
+  }
+  // Declared before the hasher, so they outlive its worker thread.
+  std::mutex mu;
+  std::condition_variable cv;
+  int hashed = 0;
+  fake::FakeProcTree tree;
+  FileHasher hasher;
+};
+
+TEST_F(BackgroundHasherTest, AnswersPendingUntilTheWorkerHashedTheFile) {
+  const auto path = tree.addFile("big", std::string(1'000'000, 'a'));
+  const Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  ASSERT_TRUE(fd);
+  const auto first = hasher.sha256OfFdOrQueue(fd.get());
+  ASSERT_FALSE(first);
+  EXPECT_EQ(first.error().code, Errc::Pending);
+  waitForHashed(1);
+  const auto second = hasher.sha256OfFdOrQueue(fd.get());
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(*second, kSha256MillionA);
+  EXPECT_EQ(hasher.hashesComputed(), 1U);
+}
+
+TEST_F(BackgroundHasherTest, QueuesAFileOnceHoweverOftenItIsAskedFor) {
+  const auto path = tree.addFile("abc", "abc");
+  const Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  ASSERT_TRUE(fd);
+  for (int i = 0; i < 20; ++i) (void)hasher.sha256OfFdOrQueue(fd.get());
+  waitForHashed(1);
+  auto r = hasher.sha256OfFdOrQueue(fd.get());
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, kSha256Abc);
+  EXPECT_LE(hasher.hashesComputed(), 2U);  // once, or twice if asked while in hand
+}
+
+TEST_F(BackgroundHasherTest, HashesAPathForAnApprovalOnTheWorker) {
+  const auto path = tree.addFile("abc", "abc");
+  std::promise<Result<std::string>> got;
+  hasher.hashPathInBackground(path, [&](Result<std::string> r) { got.set_value(std::move(r)); });
+  auto future = got.get_future();
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  const auto r = future.get();
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, kSha256Abc);
 }
 
 }  // namespace

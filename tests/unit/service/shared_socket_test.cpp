@@ -52,31 +52,35 @@ TEST_F(SharedSocketTest, ChargesTheAttemptToTheUnapprovedHolder) {
   const auto client = shareSocket();
   const auto shared = unapprovedCoHolder(
       resolver_, client, 4242, [&](const procinfo::ProcessInfo& p) { return isClient(p); });
-  ASSERT_TRUE(shared);
-  EXPECT_EQ(shared->holder.pid, 100);
-  EXPECT_EQ(shared->holder.identity.path, bot_.string());
-  EXPECT_EQ(shared->note,
+  ASSERT_TRUE(shared) << shared.error().message;
+  ASSERT_TRUE(*shared);
+  EXPECT_EQ((*shared)->holder.pid, 100);
+  EXPECT_EQ((*shared)->holder.identity.path, bot_.string());
+  EXPECT_EQ((*shared)->note,
             "; its socket is also held by the approved " + client_.string() + " (pid 200)");
 }
 
 TEST_F(SharedSocketTest, KeepsTheHolderWhenEveryHolderWouldBeAllowed) {
   const auto client = shareSocket();
-  EXPECT_FALSE(unapprovedCoHolder(resolver_, client, 4242,
-                                  [](const procinfo::ProcessInfo&) { return true; }));
+  EXPECT_FALSE(unapprovedCoHolder(resolver_, client, 4242, [](const procinfo::ProcessInfo&) {
+                 return true;
+               }).value());
 }
 
 TEST_F(SharedSocketTest, LooksForNoOtherHolderWhenTheFoundOneIsNotAllowed) {
   const auto client = shareSocket();
   const auto before = resolver_.processesScanned();
-  EXPECT_FALSE(unapprovedCoHolder(resolver_, client, 4242,
-                                  [](const procinfo::ProcessInfo&) { return false; }));
+  EXPECT_FALSE(unapprovedCoHolder(resolver_, client, 4242, [](const procinfo::ProcessInfo&) {
+                 return false;
+               }).value());
   EXPECT_EQ(resolver_.processesScanned(), before);
 }
 
 TEST_F(SharedSocketTest, TrustsACloseOnExecSocketToBeTheClientsOwn) {
   const auto client = shareSocket("02000002");
-  EXPECT_FALSE(unapprovedCoHolder(resolver_, client, 4242,
-                                  [&](const procinfo::ProcessInfo& p) { return isClient(p); }));
+  EXPECT_FALSE(unapprovedCoHolder(resolver_, client, 4242, [&](const procinfo::ProcessInfo& p) {
+                 return isClient(p);
+               }).value());
 }
 
 }  // namespace

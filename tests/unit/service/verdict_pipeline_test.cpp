@@ -261,6 +261,46 @@ TEST_F(PipelineTest, AWakeUpDecidesAtMostItsBoundAndTheRestNext) {
   EXPECT_EQ(packets.verdicts.size(), n);
 }
 
+TEST_F(PipelineTest, NeverDecidesBeforeTheFileIsHashedAndDecidesAsSoonAsItIs) {
+  approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
+  attribution.bySourcePort[40016] = process(kClient, sha('c'));
+  attribution.hashing.insert(40016);
+  packets.push(syn(1, 40016, "127.1.0.1"));
+  pipeline.onReadable();
+  EXPECT_TRUE(packets.verdicts.empty()) << "decided before its file was hashed";
+  EXPECT_TRUE(records.attempts.empty());
+  EXPECT_TRUE(detector.assessed.empty());
+  // Another file is done: still waiting.
+  pipeline.resumeParked();
+  EXPECT_TRUE(packets.verdicts.empty());
+  attribution.hashing.clear();
+  pipeline.resumeParked();
+  ASSERT_EQ(packets.verdicts.size(), 1U);
+  EXPECT_EQ(packets.verdicts[0], std::make_pair(std::uint32_t{1}, PacketVerdict::RepeatWithAllow));
+  ASSERT_EQ(records.attempts.size(), 1U);
+  EXPECT_EQ(detector.assessed.size(), 1U);
+}
+
+TEST_F(PipelineTest, APacketWaitingTooLongForAHashIsHeldNotAllowed) {
+  approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
+  attribution.bySourcePort[40017] = process(kClient, sha('c'));
+  attribution.hashing.insert(40017);
+  packets.push(syn(1, 40017, "127.1.0.1"));
+  pipeline.onReadable();
+  clock.advance(VerdictPipeline::kMaxParkTime - std::chrono::milliseconds(1));
+  pipeline.expireParked();
+  EXPECT_TRUE(packets.verdicts.empty());
+  clock.advance(std::chrono::milliseconds(1));
+  pipeline.expireParked();
+  ASSERT_EQ(packets.verdicts.size(), 1U);
+  EXPECT_EQ(packets.verdicts[0].second, PacketVerdict::Drop);
+  EXPECT_THAT(records.attempts.back().reason, HasSubstr("being hashed"));
+  // TCP's retry, once the file is hashed, is decided on its merits.
+  attribution.hashing.clear();
+  clock.advance(std::chrono::seconds(1));
+  EXPECT_EQ(decide(2, 40017), PacketVerdict::RepeatWithAllow);
+}
+
 // The same pipeline with the real detector: a bot that sends to many mail servers is
 // quarantined, its next attempt rejected, while the owner's approved client goes on.
 class PipelineWithDetectorTest : public ::testing::Test {
@@ -291,8 +331,8 @@ class PipelineWithDetectorTest : public ::testing::Test {
                          *writer,
                          *alerts,
                          {},
-                         [](const ProgramRef&) -> Result<rules::ProgramIdentity> {
-                           return notFound("not in this test");
+                         [](const ProgramRef&, Done<rules::ProgramIdentity> done) {
+                           done(notFound("not in this test"));
                          }};
     deps.dpkgInfo = dir / "no-dpkg";
     deps.conntrack = false;

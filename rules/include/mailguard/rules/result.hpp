@@ -16,6 +16,7 @@ enum class Errc {
   InvalidArgument,  // the caller's input is wrong; retrying the same call cannot help
   NotFound,         // the thing named does not exist (or no longer)
   NotAuthorized,    // the caller may not do this
+  Pending,          // not known yet: work on it has started; ask again when told
 };
 
 struct Error {

@@ -3,8 +3,10 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -100,11 +102,31 @@ std::optional<std::uint32_t> parseFdinfoFlags(std::string_view fdinfo);  // "fla
 // which only the kernel sets.
 class FileHasher {
  public:
-  // Hashes what the fd refers to (for /proc/PID/exe: the file actually mapped).
+  FileHasher();
+  ~FileHasher();  // stops the background worker, if one runs
+  FileHasher(const FileHasher&) = delete;
+  FileHasher& operator=(const FileHasher&) = delete;
+
+  // Hashes what the fd refers to (for /proc/PID/exe: the file actually mapped), on the
+  // caller's thread.
   Result<std::string> sha256OfFd(int fd);
   Result<std::string> sha256OfPath(const std::filesystem::path& p);
-  [[nodiscard]] std::size_t cacheSize() const { return cache_.size(); }
-  [[nodiscard]] std::uint64_t hashesComputed() const { return computed_; }
+
+  // Off the caller's thread (guardd's loop must not read a 100 MB executable): the hash
+  // of what `fd` refers to when it is known (cached, or the error of an earlier try);
+  // otherwise a copy of the fd goes to a worker thread and the answer is an error with
+  // code Errc::Pending. After each file the worker calls the `onHashed` given to
+  // startBackground(), on the worker thread. Without startBackground() this is
+  // sha256OfFd.
+  Result<std::string> sha256OfFdOrQueue(int fd);
+  // The same for a path (a script): opened on the caller's thread, hashed on the worker.
+  Result<std::string> sha256OfPathOrQueue(const std::filesystem::path& p);
+  // Hashes a path on the worker and calls `done` there (an approval of a file by path).
+  void hashPathInBackground(std::filesystem::path p, std::function<void(Result<std::string>)> done);
+  void startBackground(std::function<void()> onHashed);
+
+  [[nodiscard]] std::size_t cacheSize() const;
+  [[nodiscard]] std::uint64_t hashesComputed() const;
 
  private:
   struct Key {
@@ -116,8 +138,17 @@ class FileHasher {
   struct KeyHash {
     std::size_t operator()(const Key& k) const noexcept;
   };
+  struct Worker;
+  static Result<Key> keyOf(int fd);
+  std::optional<Result<std::string>> known(const Key& key) const;
+  Result<std::string> compute(int fd, const Key& key);
+
+  mutable std::mutex mu_;  // the worker and the caller share the cache
   std::unordered_map<Key, std::string, KeyHash> cache_;
+  // Files that could not be hashed, so that a retry answers instead of queueing again.
+  std::unordered_map<Key, std::string, KeyHash> failed_;
   std::uint64_t computed_ = 0;
+  std::unique_ptr<Worker> worker_;
 };
 
 // True when the file and every parent directory up to / are owned by root and not
