@@ -1,0 +1,167 @@
+#pragma once
+// Identity the kernel vouches for: BPF programs that know, at connect() time, which task
+// calls and which file it executes (DESIGN.md "Identity the kernel vouches for"). The
+// daemon sees them through this role interface; BpfKernelIdentity is the real one (a
+// libbpf skeleton attached to a cgroup v2), FakeKernelIdentity the one for unit tests.
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "mailguard/rules/result.hpp"
+
+namespace mailguard::kernel {
+
+// What the kernel knows a file by: its inode, the device (the kernel's encoding, major
+// << 20 | minor, as in struct super_block's s_dev; not stat's st_dev) and its ctime. An
+// in-place rewrite changes the ctime, so the key changes with the content's owner-visible
+// history; only the kernel sets a ctime.
+struct ExeKey {
+  std::uint64_t ino = 0;
+  std::uint32_t dev = 0;
+  std::int64_t ctimeSec = 0;
+  std::int64_t ctimeNsec = 0;
+  friend auto operator<=>(const ExeKey&, const ExeKey&) = default;
+};
+
+// The kernel encoding of a stat(2) st_dev.
+std::uint32_t kernelDev(std::uint64_t statDev);
+// The key of the file an open fd refers to (fstat), or of a path (stat, following links).
+Result<ExeKey> exeKeyOfFd(int fd);
+Result<ExeKey> exeKeyOfPath(const std::filesystem::path& p);
+
+// Why a task cannot vouch for itself, as the kernel saw it at connect().
+enum Taint : std::uint32_t {
+  kTaintUserMapping = 1U << 0,  // an executable mapping of a file not root-owned in a
+                                // root-owned folder (LD_PRELOAD, dlopen of a user's file)
+  kTaintTraced = 1U << 1,       // a tracer is attached (ptrace)
+  kTaintMemAccess = 1U << 2,    // another process opened its memory for writing
+                                // (/proc/PID/mem, process_vm_writev, ptrace attach)
+};
+std::string describeTaint(std::uint32_t taint);  // "LD_PRELOAD or a user's library, traced"
+
+// The task that called connect() on a socket that went to the queue.
+struct Stamp {
+  std::uint32_t tgid = 0;
+  std::uint32_t tid = 0;
+  std::uint32_t ppid = 0;  // the real parent's tgid
+  std::uint32_t uid = 0;
+  std::uint64_t startBoottimeNs = 0;  // task->start_boottime: /proc/PID/stat field 22 is
+                                      // this in clock ticks
+  ExeKey key;
+  std::uint32_t taint = 0;
+};
+
+// One connect() to a mail port, as the hook saw it (every one: approved, denied, queued).
+struct ConnectEvent {
+  enum class Decision : std::uint8_t { Approved, Denied, Queued };
+  Decision decision = Decision::Queued;
+  std::uint64_t cookie = 0;  // the socket cookie (SO_COOKIE, sock_diag's idiag_cookie)
+  Stamp task;
+  int family = 0;                       // AF_INET or AF_INET6
+  std::array<std::uint8_t, 16> dst{};  // IPv4 in the first 4 bytes
+  std::uint16_t dstPort = 0;            // host order
+};
+
+struct KernelStats {
+  std::uint64_t eventsLost = 0;  // ring buffer full: connects not reported (never blocked)
+  std::uint64_t mapBytes = 0;    // memory of the BPF maps, as the kernel accounts it
+};
+
+class KernelIdentity {
+ public:
+  virtual ~KernelIdentity() = default;
+
+  // The mail ports the hooks act on (others are never touched).
+  virtual Result<void> setMailPorts(const std::vector<std::uint16_t>& ports) = 0;
+  // Approved keys: an untainted task executing one gets the mark bit on its socket, and
+  // the table accepts its SYN before the queue rule. Denied keys: connect() fails with
+  // EPERM. A key is in at most one of the two; setting one removes it from the other.
+  virtual Result<void> allow(const ExeKey& key) = 0;
+  virtual Result<void> deny(const ExeKey& key) = 0;
+  virtual Result<void> forget(const ExeKey& key) = 0;  // neither: queued again
+  virtual Result<void> forgetAll() = 0;                // after any change of policy
+
+  // The task that connected the socket with this cookie, when it went to the queue.
+  virtual std::optional<Stamp> stamp(std::uint64_t cookie) = 0;
+
+  // The ring buffer of connect events: fd for the event loop (EPOLLIN), and a read of
+  // everything pending (non-blocking).
+  [[nodiscard]] virtual int eventsFd() const = 0;
+  virtual Result<void> readEvents(const std::function<void(const ConnectEvent&)>& onEvent) = 0;
+  [[nodiscard]] virtual KernelStats stats() const = 0;
+  // Which hooks run ("fentry" or "lsm" for the taint hooks), for status and logs.
+  [[nodiscard]] virtual std::string describe() const = 0;
+};
+
+struct BpfOptions {
+  std::filesystem::path cgroup;    // a cgroup v2 directory: the programs attach here
+  std::uint32_t markBit = 0;       // the one mark bit OR-ed into approved sockets' marks
+  std::vector<std::uint16_t> mailPorts;
+};
+
+// The real one: loads and attaches the BPF programs (links owned here, not pinned: they
+// go when guardd goes). An error names what is missing (BTF, BPF LSM not needed, cgroup
+// v2, CAP_BPF/CAP_SYS_ADMIN) so guardd can say why it falls back to /proc attribution.
+Result<std::unique_ptr<KernelIdentity>> openBpfKernelIdentity(const BpfOptions& options);
+
+// The cgroup v2 mount point of this mount namespace (from /proc/self/mountinfo), if any.
+std::optional<std::filesystem::path> cgroup2Root(const std::filesystem::path& mountinfo =
+                                                     "/proc/self/mountinfo");
+
+// For unit tests of the daemon: maps as plain containers, events pushed by the test.
+class FakeKernelIdentity final : public KernelIdentity {
+ public:
+  std::vector<std::uint16_t> ports;
+  std::set<ExeKey> allowed, denied;
+  std::map<std::uint64_t, Stamp> stamps;
+  std::vector<ConnectEvent> pending;  // delivered by the next readEvents()
+  KernelStats kernelStats;
+  Result<void> setMailPorts(const std::vector<std::uint16_t>& p) override {
+    ports = p;
+    return {};
+  }
+  Result<void> allow(const ExeKey& k) override {
+    denied.erase(k);
+    allowed.insert(k);
+    return {};
+  }
+  Result<void> deny(const ExeKey& k) override {
+    allowed.erase(k);
+    denied.insert(k);
+    return {};
+  }
+  Result<void> forget(const ExeKey& k) override {
+    allowed.erase(k);
+    denied.erase(k);
+    return {};
+  }
+  Result<void> forgetAll() override {
+    allowed.clear();
+    denied.clear();
+    return {};
+  }
+  std::optional<Stamp> stamp(std::uint64_t cookie) override {
+    const auto it = stamps.find(cookie);
+    if (it == stamps.end()) return std::nullopt;
+    return it->second;
+  }
+  [[nodiscard]] int eventsFd() const override { return -1; }
+  Result<void> readEvents(const std::function<void(const ConnectEvent&)>& onEvent) override {
+    auto events = std::move(pending);
+    pending.clear();
+    for (const auto& e : events) onEvent(e);
+    return {};
+  }
+  [[nodiscard]] KernelStats stats() const override { return kernelStats; }
+  [[nodiscard]] std::string describe() const override { return "fake"; }
+};
+
+}  // namespace mailguard::kernel
