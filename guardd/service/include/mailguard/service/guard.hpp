@@ -38,6 +38,9 @@ struct Counters {
 struct StatusInfo {
   bool enforcing = false;  // the table is in place and the queue is bound
   std::string backend;     // "nft-queue" or "xt-compat"
+  // Who names the program behind a connection: "kernel" (BPF hooks at connect() time)
+  // or "proc" (the queued packet's socket looked up in /proc afterwards).
+  std::string attribution = "proc";
   std::string version;
   Counters counters;
   std::string storeError;  // last store error, empty when healthy
