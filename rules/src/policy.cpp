@@ -147,6 +147,8 @@ std::string_view toString(Override o) {
       return "identity-pending";
     case Override::Quarantine:
       return "quarantine";
+    case Override::Taint:
+      return "taint";
     case Override::Throttle:
       return "throttle";
     case Override::Pressure:

@@ -36,6 +36,15 @@ Decision decideVerdict(const VerdictInputs& in, const std::vector<ApprovalRule>&
   }
   d.reason += in.sharedNote;
 
+  // Approved code running with foreign code inside (LD_PRELOAD, a tracer) is the
+  // attacker's, whatever its file: held, so the owner sees why.
+  if (!in.tainted.empty() && d.verdict == Verdict::Allow) {
+    d.verdict = Verdict::Hold;
+    d.reason = "not trusted although approved: " + in.tainted +
+               " (code from outside the approved file ran in it)";
+    d.override = Override::Taint;
+  }
+
   // The soft tier only delays what the owner allowed; it never lifts a Hold or a Reject.
   // A declared bulk send lifts it, but nothing above (a quarantine stays a Reject).
   if (in.throttled && !in.bulkDeclared && d.verdict == Verdict::Allow) {

@@ -149,7 +149,10 @@ class Bench:
             f.write("[detector]\nmax_score = 0.0\nattributed_failure = 0.0\n"
                     f"backstop_soft_destinations = {never}\n"
                     f"backstop_hard_destinations = {never}\n"
-                    f"backstop_hard_attempts = {never}\nh3_connections = {never}\n")
+                    f"backstop_hard_attempts = {never}\nh3_connections = {never}\n"
+                    # Attribution through /proc here; BPF programs attach only to a
+                    # cgroup of the benchmark's own (see its kernel-attribution runs).
+                    "\n[kernel]\nidentity = \"off\"\n")
         return path
 
     def start_guardd(self, ns, state, env=None):

@@ -22,6 +22,7 @@ import unittest
 BUILD = os.environ.get("MG_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build/release"))
 GUARDD = os.path.join(BUILD, "guardd", "guardd")
 CONNECT = os.path.join(BUILD, "tests", "integration", "mg-connect")
+ATTACK = os.path.join(BUILD, "tests", "integration", "mg-attack")
 SEED = os.path.join(BUILD, "tests", "integration", "mg-seed")
 SKIP = 77  # ctest SKIP_RETURN_CODE
 
@@ -73,6 +74,9 @@ def make_tempdir(test):
     return d
 
 
+NO_KERNEL_IDENTITY = '\n[kernel]\nidentity = "off"\n'
+
+
 class Guardd:
     """One guardd process with its own state directory and log file."""
 
@@ -85,10 +89,24 @@ class Guardd:
         test.addCleanup(self.stop)
 
     def args(self):
-        a = [GUARDD, "--state-dir", self.state_dir]
+        return [GUARDD, "--state-dir", self.state_dir, "--config", self.settings()]
+
+    def settings(self):
+        """The test's settings file, with guardd's kernel attribution turned off unless the
+        test's own settings have a [kernel] table: BPF programs attach only to a cgroup that
+        holds nothing but a test's processes, never to this machine's cgroup2 root (where
+        `identity = "auto"` would attach them). Without settings of its own a test gets
+        exactly that and the defaults."""
+        text = ""
         if self.config:
-            a += ["--config", self.config]
-        return a
+            with open(self.config) as f:
+                text = f.read()
+            if "[kernel]" in text:
+                return self.config
+        path = self.state_dir.rstrip("/") + ".guardd.conf"
+        with open(path, "w") as f:
+            f.write(text + NO_KERNEL_IDENTITY)
+        return path
 
     def start(self, env=None):
         offset = len(self.log())  # a restart appends to the same log

@@ -18,12 +18,11 @@ import tempfile
 
 import mgtest
 from busfixture import GuarddOnBusTest
-from mgtest import BUILD, CONNECT, Listener, copy_program, wait_for
+from mgtest import ATTACK, BUILD, CONNECT, Listener, copy_program, wait_for
 
 CTEST_LABEL = "dbus"  # how ctest labels these tests (discover_tests.py)
 mgtest.require_private_netns()
 
-ATTACK = os.path.join(BUILD, "tests", "integration", "mg-attack")
 HOST = "127.0.0.1"
 PORT = 587
 # connect() timeouts: a held SYN is dropped, so the client gives up after HELD; an allowed

@@ -120,7 +120,11 @@ Result<std::optional<SocketOwner>> SockDiagSocketTable::findTcp(const rules::Con
       std::memcpy(&msg, NLMSG_DATA(nlh), sizeof(msg));
       // A socket without an inode (TIME_WAIT, orphaned after close) has no owner any more.
       if (msg.idiag_inode == 0) return std::optional<SocketOwner>{};
-      return std::optional<SocketOwner>{SocketOwner{msg.idiag_inode, msg.idiag_uid}};
+      // The cookie is the kernel's name for the socket (SO_COOKIE; the BPF hooks key their
+      // stamps by it): two 32-bit halves, low first.
+      const std::uint64_t cookie =
+          std::uint64_t{msg.id.idiag_cookie[0]} | (std::uint64_t{msg.id.idiag_cookie[1]} << 32);
+      return std::optional<SocketOwner>{SocketOwner{msg.idiag_inode, msg.idiag_uid, cookie}};
     }
   }
 }

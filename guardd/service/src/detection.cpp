@@ -234,6 +234,16 @@ void Detection::collectClassifications() {
   }
 }
 
+bool Detection::doubted(const ProgramIdentity& identity) const {
+  for (const auto& s : detector_->exportState()) {
+    if (identityMatches(identity, s.principal) &&
+        (s.quarantined || detector_->tier(s.principal) != det::Tier::None)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 det::IdentityClass Detection::classify(const ProgramIdentity& identity) {
   const auto& path = identity.path;
   if (identity.deleted || rules::isUnsafeLocation(path) ||
@@ -379,6 +389,7 @@ DetectorVerdict Detection::assess(const procinfo::ProcessInfo& process, const Pr
     v.reason = "throttled: behaves like a spam bot (soft alert)";
   }
   v.bulkDeclared = detector_->bulkInForce(principal);
+  v.suspicious = detector_->tier(principal) != det::Tier::None;
   if (detector_->quarantined(principal)) {
     v.quarantined = true;
     v.throttle = false;
@@ -532,6 +543,7 @@ void Detection::releaseIdentity(const ProgramIdentity& identity, Done<ProgramVie
     d_.writer.submit(recordOf(*view));
     if (d_.onProgramChanged) d_.onProgramChanged(*view);
   }
+  if (d_.onDecisionsChanged) d_.onDecisionsChanged();
   saveThenAnswer(views.front()->id, std::move(done));
 }
 
@@ -564,6 +576,7 @@ void Detection::declareBulkFor(const ProgramIdentity& identity, unsigned recipie
     detector_->declareBulk(p, recipients, window);
     bulk_[p.key()] = BulkDeclaration{p, recipients, until};
   }
+  if (d_.onDecisionsChanged) d_.onDecisionsChanged();
   saveThenAnswer(views.front()->id, std::move(done));
 }
 

@@ -50,6 +50,8 @@ class Detection final : public Assessment {
     std::function<void(const ProgramView&)> onProgramChanged;
     // A caller's name for a program, resolved to its identity (the file hashed off the loop).
     std::function<void(const ProgramRef&, Done<rules::ProgramIdentity>)> identityOf;
+    // A release or a bulk declaration changed what the detector decides for a program.
+    std::function<void()> onDecisionsChanged = {};
     std::filesystem::path dpkgInfo = "/var/lib/dpkg/info";
     bool conntrack = true;  // listen to connection outcomes (needs CAP_NET_ADMIN)
   };
@@ -72,6 +74,8 @@ class Detection final : public Assessment {
   void allowed(const procinfo::ProcessInfo& process, const rules::ConnectionTuple& tuple) override;
 
   [[nodiscard]] bool quarantinedIdentity(const rules::ProgramIdentity& identity) const;
+  // The detector has doubts (any alert tier) about this program for some user.
+  [[nodiscard]] bool doubted(const rules::ProgramIdentity& identity) const;
 
   void ackAlert(std::int64_t id, Done<bool> done);
   void release(const ProgramRef& ref, Done<ProgramView> done);

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "guard_impl.hpp"
+#include "mailguard/rules/verdict.hpp"
 #include "mailguard/service/log.hpp"
 
 namespace mailguard::service {
@@ -75,6 +76,7 @@ Result<void> Guard::Impl::start() {
                        [this](const ProgramRef& ref, Done<ProgramIdentity> done) {
                          identityFor(ref, std::move(done));
                        }};
+  deps.onDecisionsChanged = [this] { policyChanged(); };
   detection = std::make_unique<Detection>(std::move(deps));
   if (auto r = detection->start(); !r) return r.error();
   auto lastAttempt = reader->lastAttemptId();
@@ -83,7 +85,6 @@ Result<void> Guard::Impl::start() {
   auto table = procinfo::SockDiagSocketTable::open();
   if (!table) return table.error();
   sockets = std::move(table.value());
-  attribution = std::make_unique<ProcAttribution>(*sockets, resolver);
 
   auto manager = netfilter::RulesetManager::open();
   if (!manager) return manager.error();
@@ -100,6 +101,17 @@ Result<void> Guard::Impl::start() {
                                                      options.settings.queueMaxLength);
   if (!source) return source.error();
   queue = std::move(source.value());
+  // The BPF hooks last: everything that can refuse to start has been tried (the hooks
+  // must never stay attached, even briefly, by a guardd that then exits).
+  if (auto k = openKernelIdentity(); k) {
+    kernelIdentity = std::move(k.value());
+    fastPath = std::make_unique<KernelFastPath>(*kernelIdentity);
+    attribution = std::make_unique<KernelAttribution>(*sockets, resolver, proc, *kernelIdentity);
+    log::info("attribution: kernel (" + kernelIdentity->describe() + ")");
+  } else {
+    attribution = std::make_unique<ProcAttribution>(*sockets, resolver);
+    log::info("attribution: proc (the BPF hooks are not used: " + k.error().message + ")");
+  }
   pipeline = std::make_unique<VerdictPipeline>(
       VerdictPipeline::Seams{*queue, *attribution, *detection, programs, approvals, *records,
                              clock},
@@ -110,6 +122,19 @@ Result<void> Guard::Impl::start() {
                                    if (self.onProgramChanged) self.onProgramChanged(v);
                                  }},
       options.settings.queueMaxLength, *lastAttempt + 1);
+  pipeline->setFastPath(fastPath.get());
+  if (kernelIdentity) {
+    if (auto r = loop.add(kernelIdentity->eventsFd(), EPOLLIN,
+                          [this](std::uint32_t) {
+                            auto read = kernelIdentity->readEvents(
+                                [this](const kernel::ConnectEvent& e) { pipeline->onKernelEvent(e); });
+                            if (!read) log::error(read.error().message);
+                          });
+        !r) {
+      return r.error();
+    }
+    preloadKernel();
+  }
   if (auto r = loop.add(queue->fd(), EPOLLIN, [this](std::uint32_t) { drainQueue(); }); !r) {
     return r.error();
   }
@@ -169,6 +194,61 @@ void Guard::Impl::reloadRulesIfChanged() {
   approvals = std::move(loaded.value());
   rulesVersion = version.value();
   refreshStates();
+  policyChanged();
+}
+
+// What the kernel decided by itself may be wrong now: it decides nothing until relearned.
+void Guard::Impl::policyChanged() {
+  if (!fastPath) return;
+  fastPath->forgetAll();
+  preloadKernel();
+}
+
+Result<std::unique_ptr<kernel::KernelIdentity>> Guard::Impl::openKernelIdentity() {
+  const auto& s = options.settings;
+  if (s.kernelIdentity == "off") {
+    return makeError("turned off in the settings ([kernel] identity = \"off\")");
+  }
+  std::filesystem::path cgroup = s.kernelCgroup;
+  if (cgroup.empty()) {
+    auto root = kernel::cgroup2Root();
+    if (!root) {
+      return makeError(
+          "no cgroup v2 hierarchy is mounted here (the BPF connect hooks attach to one; "
+          "[kernel] cgroup names another)");
+    }
+    cgroup = *root;
+  }
+  return kernel::openBpfKernelIdentity({cgroup, s.kernelMarkBit, s.mailPorts});
+}
+
+void Guard::Impl::preloadKernel() {
+  if (!fastPath || !detection) return;
+  const auto generation = ++kernelGeneration;
+  for (const auto& rule : approvals) {
+    const auto base = std::filesystem::path(rule.path).filename().string();
+    if (!rule.scriptPath.empty() || rules::isInterpreter(base)) continue;
+    auto key = kernel::exeKeyOfPath(rule.path);
+    if (!key) continue;  // not there (yet): learned from its first connect instead
+    hasher.hashPathInBackground(
+        rule.path, [this, generation, path = rule.path, key = *key](Result<std::string> hash) {
+          loop.post([this, generation, path, key, hash = std::move(hash)] {
+            if (generation != kernelGeneration || !hash) return;
+            // The key read before hashing still names the file: its content is what was
+            // hashed (every write changes the ctime).
+            if (auto now = kernel::exeKeyOfPath(path); !now || *now != key) return;
+            rules::ProgramIdentity identity;
+            identity.path = path;
+            identity.sha256 = *hash;
+            identity.pathTrusted =
+                !rules::isUnsafeLocation(path) && procinfo::isRootOwnedChain(path);
+            rules::VerdictInputs in;
+            in.identity = identity;
+            fastPath->learn(key, identity, rules::decideVerdict(in, approvals), false,
+                            detection->doubted(identity));
+          });
+        });
+  }
 }
 
 // A program's listed state follows the rules; quarantine is kept as it was.
@@ -342,6 +422,7 @@ StatusInfo Guard::status() const {
   StatusInfo s;
   s.enforcing = d.enforcing;
   s.backend = std::string(netfilter::toString(d.backend));
+  s.attribution = d.kernelIdentity ? "kernel" : "proc";
   s.version = MAILGUARD_VERSION;
   if (d.pipeline) s.counters = d.pipeline->counters();
   const auto stats = d.writer->stats();

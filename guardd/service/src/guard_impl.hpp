@@ -11,6 +11,8 @@
 #include "alert_sink.hpp"
 #include "detection.hpp"
 #include "host_protection.hpp"
+#include "kernel_fast_path.hpp"
+#include "mailguard/kernel/kernel_identity.hpp"
 #include "mailguard/service/guard.hpp"
 #include "pipeline_seams.hpp"
 #include "program_registry.hpp"
@@ -46,7 +48,11 @@ struct Guard::Impl {
   procinfo::DirProcFs proc;
   procinfo::FileHasher hasher;
   procinfo::ProcessResolver resolver;
-  std::unique_ptr<ProcAttribution> attribution;
+  std::unique_ptr<Attribution> attribution;
+  // With kernel attribution (BPF hooks on connect()): the hooks, and what they may decide.
+  std::unique_ptr<kernel::KernelIdentity> kernelIdentity;
+  std::unique_ptr<KernelFastPath> fastPath;
+  std::uint64_t kernelGeneration = 0;  // bumped at each change of policy
 
   std::unique_ptr<Detection> detection;
   std::unique_ptr<VerdictPipeline> pipeline;
@@ -55,6 +61,11 @@ struct Guard::Impl {
   bool enforcing = false;
 
   Result<void> start();
+  Result<std::unique_ptr<kernel::KernelIdentity>> openKernelIdentity();
+  // The kernel's maps from the owner's rules: approved and denied files, hashed off the
+  // loop, so that an approved program is decided in the kernel from its first connect.
+  void preloadKernel();
+  void policyChanged();
   // Decides one wake-up's worth of queued packets; the rest after the loop's other work.
   void drainQueue();
   bool drainPosted = false;

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "mailguard/kernel/kernel_identity.hpp"
 #include "mailguard/netfilter/packet_source.hpp"
 #include "mailguard/procinfo/procinfo.hpp"
 #include "mailguard/rules/connection.hpp"
@@ -23,6 +24,11 @@ namespace mailguard::service {
 struct Attributed {
   procinfo::ProcessInfo process;
   std::string sharedNote;  // "; its socket is also held by ...": for the decision's reason
+  std::uint64_t cookie = 0;  // the socket's cookie, when known (0: not)
+  // With kernel attribution: the key of the file the process ran when it called connect(),
+  // and what the kernel saw in it that was not the file's own code ("" when nothing).
+  std::optional<kernel::ExeKey> key;
+  std::string taint;
 };
 
 class Attribution {
@@ -49,11 +55,37 @@ class ProcAttribution final : public Attribution {
   procinfo::ProcessResolver& resolver_;
 };
 
+// The kernel's word: the BPF hook stamped the socket with the task that called connect()
+// (its cookie, from sock_diag, names the stamp), so no /proc scan is needed and a process
+// that execs another program after connecting is not taken for that program. Sockets
+// without a stamp (made before guardd attached, or outside its cgroup) are attributed
+// through /proc as before.
+class KernelAttribution final : public Attribution {
+ public:
+  KernelAttribution(procinfo::SocketTable& sockets, procinfo::ProcessResolver& resolver,
+                    const procinfo::ProcFs& proc, kernel::KernelIdentity& kernel)
+      : sockets_(sockets), resolver_(resolver), proc_(proc), kernel_(kernel), byProc_(sockets, resolver) {}
+  Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
+                               const AllowedAlone& allowedAlone) override;
+
+ private:
+  procinfo::SocketTable& sockets_;
+  procinfo::ProcessResolver& resolver_;
+  const procinfo::ProcFs& proc_;
+  kernel::KernelIdentity& kernel_;
+  ProcAttribution byProc_;
+};
+
 // For tests: the process behind each source port.
 class FakeAttribution final : public Attribution {
  public:
   std::map<std::uint16_t, procinfo::ProcessInfo> bySourcePort;
   std::set<std::uint16_t> hashing;  // source ports whose program's file is being hashed
+  // Kernel attribution, per source port: the socket's cookie, the connecting file's key
+  // and the taint the kernel saw.
+  std::map<std::uint16_t, std::uint64_t> cookies;
+  std::map<std::uint16_t, kernel::ExeKey> keys;
+  std::map<std::uint16_t, std::string> taints;
   Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
                                const AllowedAlone& /*allowedAlone*/) override {
     if (!packet.tuple) return makeError("not a TCP packet");
@@ -62,7 +94,12 @@ class FakeAttribution final : public Attribution {
     }
     const auto it = bySourcePort.find(packet.tuple->srcPort);
     if (it == bySourcePort.end()) return makeError("the socket was already closed");
-    return Attributed{it->second, {}};
+    Attributed found{it->second, {}};
+    const auto port = packet.tuple->srcPort;
+    if (cookies.contains(port)) found.cookie = cookies.at(port);
+    if (keys.contains(port)) found.key = keys.at(port);
+    if (taints.contains(port)) found.taint = taints.at(port);
+    return found;
   }
 };
 
@@ -70,6 +107,7 @@ class FakeAttribution final : public Attribution {
 
 struct DetectorVerdict {
   bool quarantined = false;   // the principal is quarantined (now or before): reject
+  bool suspicious = false;    // any alert tier: it leaves the kernel's fast path
   bool throttle = false;      // soft tier and a new destination too soon: hold
   bool bulkDeclared = false;  // the owner declared a bulk send for it
   std::string reason;         // why throttled, for the attempt's reason

@@ -90,10 +90,8 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
     return;
   }
   const auto& tuple = *packet.tuple;
-  const auto heldKey = std::make_pair(tuple.srcAddress(), tuple.srcPort);
-  const bool firstSyn = !held_.contains(heldKey);
 
-  // 2. Attribution: the process holding the socket, and its program.
+  // 2. Attribution: the process that connected (or holds the socket), and its program.
   auto attributed = s_.attribution.attribute(
       packet, [this](const procinfo::ProcessInfo& p) { return allowedAlone(p); });
   if (!attributed && attributed.error().code == Errc::Pending) {
@@ -111,6 +109,13 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
     program = &s_.programs.remember(attributed->process.identity, attributed->process.uid,
                                     s_.clock.now(), s_.clock.monotonic());
   }
+  // A SYN retransmission is the same socket: by its cookie where the kernel names it (a
+  // new socket that reuses the port is a new attempt), else by its source address and port.
+  const std::string heldKey =
+      attributed && attributed->cookie != 0
+          ? "cookie " + std::to_string(attributed->cookie)
+          : tuple.srcAddress() + " port " + std::to_string(tuple.srcPort);
+  const bool firstSyn = !held_.contains(heldKey);
 
   // 3. Assessment: the detector sees each connection once (not its SYN retries) and may
   // quarantine the program on this very attempt.
@@ -122,6 +127,7 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
   if (attributed) {
     in.identity = attributed->process.identity;
     in.sharedNote = attributed->sharedNote;
+    in.tainted = attributed->taint;
   } else {
     in.unattributed = attributed.error().message;
   }
@@ -139,6 +145,11 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
   if (attributed && decision.verdict == Verdict::Allow) {
     s_.assessment.allowed(attributed->process, tuple);
   }
+  // What the kernel may decide by itself from the next connect on.
+  if (s_.fastPath != nullptr && attributed && attributed->key) {
+    s_.fastPath->learn(*attributed->key, attributed->process.identity, decision,
+                       !attributed->taint.empty(), detected.suspicious);
+  }
 
   // 6. Record: once per attempt, not per SYN retry of a held one.
   if (decision.verdict == Verdict::Hold) {
@@ -146,10 +157,50 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
   } else {
     held_.erase(heldKey);
   }
-  record(packet, attributed ? &*attributed : nullptr, program, decision, in.quarantined);
+  record(tuple, packet.uid.value_or(0), attributed ? &*attributed : nullptr, program, decision,
+         in.quarantined);
 }
 
-void VerdictPipeline::send(std::uint32_t packetId, Verdict verdict) {
+// The other way in: the BPF hook approved or refused a connect() on its own (the key was
+// learned from an earlier decision of onPacket). Nothing to send: the kernel has acted.
+void VerdictPipeline::onKernelEvent(const kernel::ConnectEvent& event) {
+  using Decision = kernel::ConnectEvent::Decision;
+  if (s_.fastPath == nullptr || event.decision == Decision::Queued) return;
+  rules::ConnectionTuple tuple;
+  tuple.family = event.family;
+  tuple.dst = event.dst;
+  tuple.dstPort = event.dstPort;
+  const bool approved = event.decision == Decision::Approved;
+  rules::Decision decision{approved ? Verdict::Allow : Verdict::Reject,
+                           approved ? "approved (decided in the kernel at connect())"
+                                    : "denied by the owner (refused in the kernel: connect() "
+                                      "failed with EPERM)",
+                           std::nullopt};
+  count(decision.verdict);
+  const auto* identity = s_.fastPath->identityOf(event.task.key);
+  if (identity == nullptr) {
+    // Forgotten since the hook looked (a change of policy raced the connect).
+    decision.reason += "; its program was forgotten since";
+    record(tuple, event.task.uid, nullptr, nullptr, decision, false);
+    return;
+  }
+  Attributed attributed;
+  attributed.process.pid = static_cast<int>(event.task.tgid);
+  attributed.process.ppid = static_cast<int>(event.task.ppid);
+  attributed.process.uid = event.task.uid;
+  attributed.process.identity = *identity;
+  attributed.cookie = event.cookie;
+  attributed.key = event.task.key;
+  auto& program = s_.programs.remember(*identity, event.task.uid, s_.clock.now(),
+                                       s_.clock.monotonic());
+  const auto detected = s_.assessment.assess(attributed.process, program, tuple, true);
+  // A doubt or a quarantine takes effect in the kernel from the next connect on.
+  if (detected.quarantined || detected.suspicious) s_.fastPath->requeue(event.task.key);
+  s_.assessment.afterVerdict();
+  record(tuple, event.task.uid, &attributed, &program, decision, detected.quarantined);
+}
+
+void VerdictPipeline::count(Verdict verdict) {
   switch (verdict) {
     case Verdict::Allow:
       ++counters_.allowed;
@@ -161,6 +212,10 @@ void VerdictPipeline::send(std::uint32_t packetId, Verdict verdict) {
       ++counters_.rejected;
       break;
   }
+}
+
+void VerdictPipeline::send(std::uint32_t packetId, Verdict verdict) {
+  count(verdict);
   if (auto sent = s_.packets.verdict(packetId, toPacketVerdict(verdict)); !sent) {
     // The kernel keeps the packet until its queue is unbound: it is neither accepted nor
     // rejected, and TCP retries it. Logged at most once a second of failures' worth.
@@ -171,19 +226,19 @@ void VerdictPipeline::send(std::uint32_t packetId, Verdict verdict) {
   }
 }
 
-void VerdictPipeline::record(const netfilter::QueuedPacket& packet, const Attributed* attributed,
-                             ProgramView* program, const rules::Decision& decision,
-                             bool quarantined) {
-  const auto& tuple = *packet.tuple;
+void VerdictPipeline::record(const rules::ConnectionTuple& tuple, std::uint32_t uid,
+                             const Attributed* attributed, ProgramView* program,
+                             const rules::Decision& decision, bool quarantined) {
   store::AttemptRecord attempt;
   attempt.time = s_.clock.now();
-  attempt.src = tuple.srcAddress();
+  // A connect the kernel decided has no source port yet: its address is not known either.
+  if (tuple.srcPort != 0) attempt.src = tuple.srcAddress();
   attempt.srcPort = tuple.srcPort;
   attempt.dst = tuple.dstAddress();
   attempt.dstPort = tuple.dstPort;
   attempt.verdict = decision.verdict;
   attempt.reason = decision.reason;
-  attempt.uid = packet.uid.value_or(0);
+  attempt.uid = uid;
   if (attributed != nullptr) {
     const auto& process = attributed->process;
     attempt.pid = process.pid;

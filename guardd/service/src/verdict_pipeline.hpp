@@ -15,6 +15,7 @@
 #include "mailguard/rules/clock.hpp"
 #include "mailguard/rules/policy.hpp"
 #include "mailguard/service/guard.hpp"
+#include "kernel_fast_path.hpp"
 #include "pipeline_seams.hpp"
 #include "program_registry.hpp"
 #include "queue_pressure.hpp"
@@ -46,6 +47,7 @@ class VerdictPipeline {
     const std::vector<rules::ApprovalRule>& approvals;  // the owner's rules, kept current
     RecordSink& records;
     const Clock& clock;
+    KernelFastPath* fastPath = nullptr;  // with kernel attribution: what the kernel decides
   };
   struct Observers {
     std::function<void(const store::AttemptRecord&)> onAttempt;
@@ -59,6 +61,11 @@ class VerdictPipeline {
   // True when more may be waiting: the caller comes back once the rest of its loop (D-Bus,
   // timers) has been served, since packets already read need no readable socket.
   bool onReadable();
+  // A connect() the kernel decided by itself (approved or refused in the hook): recorded
+  // and shown to the detector like any attempt; a detector that has doubts takes the
+  // program off the fast path. Queued connects come through onReadable().
+  void onKernelEvent(const kernel::ConnectEvent& event);
+
   // A file was hashed: decide the packets that waited for it.
   void resumeParked();
   // Loop timers: the kernel's queue counters (pressure), packets parked too long, and
@@ -67,6 +74,9 @@ class VerdictPipeline {
   void expireParked();
   void expireHeld();
 
+  // With kernel attribution, from start-up on (the fast path is built after the queue).
+  void setFastPath(KernelFastPath* fastPath) { s_.fastPath = fastPath; }
+
   [[nodiscard]] const Counters& counters() const { return counters_; }
   [[nodiscard]] bool overloaded() const;
 
@@ -74,16 +84,18 @@ class VerdictPipeline {
   // `parkedSince`: when the packet first waited for a hash, for a packet decided again.
   void onPacket(const netfilter::QueuedPacket& packet, const MonoTime* parkedSince = nullptr);
   void send(std::uint32_t packetId, rules::Verdict verdict);
-  void record(const netfilter::QueuedPacket& packet, const Attributed* attributed,
-              ProgramView* program, const rules::Decision& decision, bool quarantined);
+  void record(const rules::ConnectionTuple& tuple, std::uint32_t uid,
+              const Attributed* attributed, ProgramView* program,
+              const rules::Decision& decision, bool quarantined);
+  void count(rules::Verdict verdict);
   [[nodiscard]] bool allowedAlone(const procinfo::ProcessInfo& process) const;
 
   Seams s_;
   Observers observers_;
   std::uint32_t queueMaxLength_;
   std::int64_t nextAttemptId_;
-  // Held attempts by source address and port, and when they were held.
-  BoundedMap<std::pair<std::string, std::uint16_t>, MonoTime> held_{kMaxHeld};
+  // Held attempts by socket (cookie, or source address and port), and when they were held.
+  BoundedMap<std::string, MonoTime> held_{kMaxHeld};
   struct Parked {
     netfilter::QueuedPacket packet;
     MonoTime since;

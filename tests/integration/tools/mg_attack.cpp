@@ -11,6 +11,13 @@
 //   inherit HOST PORT TIMEOUT_MS PROGRAM [ARG...]
 //                                    create a socket, start PROGRAM holding it (fd
 //                                    inherited over exec), connect once it runs
+//   connect-exec HOST PORT PROGRAM [ARG...]
+//                                    connect() (non-blocking: the SYN is held), print,
+//                                    then exec PROGRAM, which inherits the socket: its
+//                                    SYN retries leave as PROGRAM's
+//   from-port SRCPORT HOST PORT TIMEOUT_MS
+//                                    connect once from source port SRCPORT
+//                                    (SO_REUSEADDR), as mg-connect prints
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -196,14 +203,69 @@ int modeInherit(const Target& t, int timeoutMs, char** program) {
 
 }  // namespace
 
+int modeConnectExec(const Target& t, char** program) {
+  // No SOCK_CLOEXEC: the socket is meant to survive the exec.
+  const int fd = socket(t.family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    std::perror("mg-attack: socket");
+    return 1;
+  }
+  const int err = startConnect(fd, t);
+  std::printf("{\"pid\": %d, \"fired\": %s, \"errno\": %d, \"fd\": %d}\n", getpid(),
+              err == 0 ? "true" : "false", err, fd);
+  std::fflush(stdout);
+  execv(program[0], program);
+  std::perror("mg-attack: exec");
+  return 127;
+}
+
+int modeFromPort(int srcPort, const Target& t, int timeoutMs) {
+  const auto start = std::chrono::steady_clock::now();
+  const int fd = socket(t.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    printResult(errno, 0);
+    return 1;
+  }
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_storage local{};
+  socklen_t len = 0;
+  if (t.family == AF_INET) {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&local);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(srcPort));
+    len = sizeof *v4;
+  } else {
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&local);
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(srcPort));
+    len = sizeof *v6;
+  }
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&local), len) != 0) {
+    printResult(errno, 0);
+    return 1;
+  }
+  int err = startConnect(fd, t);
+  if (err == 0) err = finishConnect(fd, timeoutMs);
+  close(fd);
+  printResult(
+      err, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  return err == 0 ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   if (argc < 4) {
     std::fprintf(stderr,
-                 "usage: mg-attack wait|fire|fork-fire|self-delete|inherit HOST PORT [TIMEOUT_MS] "
-                 "[PROGRAM ARG...]\n");
+                 "usage: mg-attack wait|fire|fork-fire|self-delete|inherit|connect-exec HOST PORT "
+                 "[TIMEOUT_MS] [PROGRAM ARG...]\n"
+                 "       mg-attack from-port SRCPORT HOST PORT TIMEOUT_MS\n");
     return 2;
   }
   const std::string mode = argv[1];
+  if (mode == "from-port" && argc > 5) {
+    return modeFromPort(std::atoi(argv[2]), parseTarget(argv[3], std::atoi(argv[4])),
+                        std::atoi(argv[5]));
+  }
   const Target t = parseTarget(argv[2], std::atoi(argv[3]));
   const int timeoutMs = argc > 4 ? std::atoi(argv[4]) : 3000;
   if (mode == "wait") return modeWait(t, timeoutMs);
@@ -211,6 +273,7 @@ int main(int argc, char** argv) {
   if (mode == "fork-fire") return modeForkFire(t);
   if (mode == "self-delete") return modeSelfDelete(t, timeoutMs);
   if (mode == "inherit" && argc > 5) return modeInherit(t, timeoutMs, argv + 5);
+  if (mode == "connect-exec" && argc > 4) return modeConnectExec(t, argv + 4);
   std::fprintf(stderr, "mg-attack: unknown mode or missing PROGRAM: %s\n", mode.c_str());
   return 2;
 }

@@ -297,5 +297,37 @@ TEST(Override, HasAName) {
   EXPECT_EQ(toString(Override::Pressure), "pressure");
 }
 
+
+// Taint: code from outside the approved file ran in the process.
+
+TEST(DecideVerdict, HoldsAnApprovedProgramTheKernelSawTainted) {
+  VerdictInputs in = attributed(kClient);
+  in.tainted = "LD_PRELOAD or a user's library";
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_THAT(d.reason, HasSubstr("LD_PRELOAD or a user's library"));
+  EXPECT_EQ(d.override, Override::Taint);
+}
+
+TEST(DecideVerdict, TaintNeverLiftsADenialOrAQuarantine) {
+  VerdictInputs denied = attributed(kBot);
+  denied.tainted = "traced";
+  EXPECT_EQ(decideVerdict(denied, kRules).verdict, Verdict::Reject);
+  VerdictInputs quarantined = attributed(kClient);
+  quarantined.tainted = "traced";
+  quarantined.quarantined = true;
+  const Decision d = decideVerdict(quarantined, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Reject);
+  EXPECT_EQ(d.override, Override::Quarantine);
+}
+
+TEST(DecideVerdict, TaintIsTheReasonGivenBeforeAThrottle) {
+  VerdictInputs in = throttledInputs(kClient);
+  in.tainted = "traced";
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.override, Override::Taint);
+}
+
 }  // namespace
 }  // namespace mailguard::rules

@@ -202,12 +202,12 @@ TEST_F(PipelineTest, ABulkDeclarationLiftsTheThrottleButNeverTheQuarantine) {
   attribution.bySourcePort[40009] = process(kClient, sha('c'));
   attribution.bySourcePort[40010] = process(kClient, sha('c'));
   attribution.bySourcePort[40011] = process(kClient, sha('c'));
-  detector.byPath[kClient] = DetectorVerdict{false, true, true, "throttled"};
+  detector.byPath[kClient] = DetectorVerdict{false, true, true, true, "throttled"};
   EXPECT_EQ(decide(1, 40009), PacketVerdict::RepeatWithAllow);
   // The bulk window ended: the throttle holds again.
   detector.byPath[kClient].bulkDeclared = false;
   EXPECT_EQ(decide(2, 40010), PacketVerdict::Drop);
-  detector.byPath[kClient] = DetectorVerdict{true, false, true, ""};
+  detector.byPath[kClient] = DetectorVerdict{true, true, false, true, ""};
   EXPECT_EQ(decide(3, 40011), PacketVerdict::RepeatWithReject);
 }
 

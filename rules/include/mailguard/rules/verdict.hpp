@@ -17,6 +17,9 @@ struct VerdictInputs {
   std::string unattributed;                 // why not, e.g. "the socket was already closed"
   bool identityPending = false;             // the executable's hash is still being computed
   std::string sharedNote;                   // appended to the reason: the socket is shared
+  // Non-empty: the kernel saw code from outside the program in the connecting process
+  // ("LD_PRELOAD or a user's library", "traced"); it cannot vouch for itself.
+  std::string tainted;
   bool quarantined = false;                 // quarantined (stored, or by the detector just now)
   bool throttled = false;                   // the detector's soft tier: a new destination too soon
   std::string throttleReason;
@@ -33,8 +36,9 @@ struct VerdictInputs {
 //                                    still rejects
 //  3. decide(identity, quarantined, rules) (quarantined -> Reject, Quarantine), and the
 //     shared-socket note appended to the reason
-//  4. throttled, no bulk declared, and step 3 allowed -> Hold "<throttleReason>" (Throttle)
-//  5. Reject while the queue is overloaded -> Hold, "; dropped, not reset, ..." appended
+//  4. tainted and step 3 allowed   -> Hold "not trusted: <what the kernel saw> ..." (Taint)
+//  5. throttled, no bulk declared, and still allowed -> Hold "<throttleReason>" (Throttle)
+//  6. Reject while the queue is overloaded -> Hold, "; dropped, not reset, ..." appended
 //     (Pressure)
 Decision decideVerdict(const VerdictInputs& in, const std::vector<ApprovalRule>& rules);
 

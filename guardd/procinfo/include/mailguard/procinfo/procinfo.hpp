@@ -24,6 +24,7 @@ namespace mailguard::procinfo {
 struct SocketOwner {
   std::uint64_t inode = 0;
   std::uint32_t uid = 0;
+  std::uint64_t cookie = 0;  // SO_COOKIE
 };
 
 // The kernel's socket table. Real one: sock_diag (NETLINK_SOCK_DIAG, inet_diag_req_v2
