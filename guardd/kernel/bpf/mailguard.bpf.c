@@ -13,9 +13,15 @@
  *
  * Taints are kept per address space (the task's mm pointer): exec makes a new mm, so a
  * taint never outlives the program image it was earned by; fork copies the parent's
- * mappings, so it copies the taint too. The taint hooks come in two flavours: BPF LSM
- * (lsm/...) where the kernel runs the "bpf" LSM, fentry on the security_* functions
- * elsewhere; guardd loads one set. Nothing here ever blocks a task. */
+ * mappings, so it copies the taint too. The taint hooks come in three flavours, and guardd
+ * loads the first one the kernel runs: BPF LSM (lsm/...) where the kernel runs the "bpf"
+ * LSM, fentry on the security_* functions elsewhere, and syscall-entry tracepoints where
+ * the kernel refuses trampoline programs (both lsm and fentry need one). Nothing here ever
+ * blocks a task.
+ *
+ * TCP Fast Open: sendto(MSG_FASTOPEN) on an unconnected socket runs the connect4/connect6
+ * hooks too (checked on 6.18 by the netns tests: a denied key gets EPERM from sendto, an
+ * approved one the mark), so the cgroup sendmsg4/6 hooks (UDP only) are not needed. */
 #include "vmlinux.h"
 
 #include <bpf/bpf_core_read.h>
