@@ -9,11 +9,12 @@ build_and_run=(
   libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev
   libsqlite3-dev libssl-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libncurses-dev libcap-ng-dev
+  libbpf-dev bpftool clang
   nftables iproute2 dbus util-linux
 )
 testing=(
   libgtest-dev libgmock-dev
-  python3 sqlite3 tmux clang clang-format clang-tidy libclang-rt-14-dev
+  python3 sqlite3 tmux clang-format clang-tidy libclang-rt-14-dev
   conntrack procps
 )
 

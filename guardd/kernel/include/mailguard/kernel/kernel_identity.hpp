@@ -97,7 +97,7 @@ class KernelIdentity {
   [[nodiscard]] virtual int eventsFd() const = 0;
   virtual Result<void> readEvents(const std::function<void(const ConnectEvent&)>& onEvent) = 0;
   [[nodiscard]] virtual KernelStats stats() const = 0;
-  // Which hooks run ("fentry" or "lsm" for the taint hooks), for status and logs.
+  // Which taint hooks run ("lsm", "fentry" or "tracepoint"), for status and logs.
   [[nodiscard]] virtual std::string describe() const = 0;
 };
 

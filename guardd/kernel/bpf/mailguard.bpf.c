@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: GPL-2.0
+/* mailguard's kernel side: at connect() to a mail port, who calls and what it executes.
+ *
+ * cgroup/connect4 and cgroup/connect6 decide from maps that guardd keeps:
+ *   key in `denied`                  -> connect() fails with EPERM, no SYN leaves;
+ *   untainted and key in `approved`  -> the mark bit is OR-ed into SO_MARK, and the
+ *                                       nft table accepts the SYN before its queue rule;
+ *   anything else                    -> the socket cookie is stamped with the calling
+ *                                       task, and the SYN goes to the queue as before.
+ * Interpreters need nothing here: guardd never puts an interpreter's key in `approved`
+ * (the script is the identity, and only user space can see which one runs), so their
+ * SYNs are always stamped and queued.
+ *
+ * Taints are kept per address space (the task's mm pointer): exec makes a new mm, so a
+ * taint never outlives the program image it was earned by; fork copies the parent's
+ * mappings, so it copies the taint too. The taint hooks come in three flavours, and guardd
+ * loads the first one the kernel runs: BPF LSM (lsm/...) where the kernel runs the "bpf"
+ * LSM, fentry on the security_* functions elsewhere, and syscall-entry tracepoints where
+ * the kernel refuses trampoline programs (both lsm and fentry need one). Nothing here ever
+ * blocks a task.
+ *
+ * TCP Fast Open: sendto(MSG_FASTOPEN) on an unconnected socket runs the connect4/connect6
+ * hooks too (checked on 6.18 by the netns tests: a denied key gets EPERM from sendto, an
+ * approved one the mark), so the cgroup sendmsg4/6 hooks (UDP only) are not needed. */
+#include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "mailguard_bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define SOL_SOCKET 1
+#define SO_MARK 36
+#define PROT_READ 0x1
+#define PROT_EXEC 0x4
+#define READ_IMPLIES_EXEC 0x0400000
+#define PTRACE_MODE_ATTACH 0x02
+#define S_IWGRP 00020
+#define S_IWOTH 00002
+#define MAX_ERRNO 4095
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 64);
+  __type(key, __u16); /* host order */
+  __type(value, __u8);
+} mail_ports SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 8192);
+  __type(key, struct mg_exe_key);
+  __type(value, __u8);
+} approved SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 8192);
+  __type(key, struct mg_exe_key);
+  __type(value, __u8);
+} denied SEC(".maps");
+
+/* socket cookie -> the task that connected it; LRU: a stamp guardd never asked for
+ * (the SYN was never queued, the socket closed) ages out. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u64);
+  __type(value, struct mg_stamp);
+} stamps SEC(".maps");
+
+/* mm pointer -> MG_TAINT_* bits. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u64);
+  __type(value, __u32);
+} taints SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, MG_COUNTER_MAX);
+  __type(key, __u32);
+  __type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct mg_config);
+} mg_config SEC(".maps");
+
+/* struct inode's ctime moved: `i_ctime` (timespec64) until 6.5, `__i_ctime` in 6.6-6.10,
+ * `i_ctime_sec` + `i_ctime_nsec` since 6.11. CO-RE picks the one this kernel has. */
+struct inode___v611 {
+  time64_t i_ctime_sec;
+  u32 i_ctime_nsec;
+} __attribute__((preserve_access_index));
+struct inode___v66 {
+  struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+struct inode___old {
+  struct timespec64 i_ctime;
+} __attribute__((preserve_access_index));
+
+static __always_inline void count(__u32 index) {
+  __u64* n = bpf_map_lookup_elem(&counters, &index);
+  if (n) *n += 1; /* per-CPU: no other writer */
+}
+
+static __always_inline void inode_ctime(struct inode* inode, struct mg_exe_key* key) {
+  if (bpf_core_field_exists(struct inode___v611, i_ctime_sec)) {
+    struct inode___v611* i = (void*)inode;
+    key->ctime_sec = BPF_CORE_READ(i, i_ctime_sec);
+    /* Since 6.13 the top bit of i_ctime_nsec flags "ctime was queried" (multigrain
+     * timestamps); stat(2) masks it, and so do we. Nanoseconds fit in 30 bits. */
+    key->ctime_nsec = BPF_CORE_READ(i, i_ctime_nsec) & 0x3fffffff;
+  } else if (bpf_core_field_exists(struct inode___v66, __i_ctime)) {
+    struct inode___v66* i = (void*)inode;
+    key->ctime_sec = BPF_CORE_READ(i, __i_ctime.tv_sec);
+    key->ctime_nsec = BPF_CORE_READ(i, __i_ctime.tv_nsec);
+  } else {
+    struct inode___old* i = (void*)inode;
+    key->ctime_sec = BPF_CORE_READ(i, i_ctime.tv_sec);
+    key->ctime_nsec = BPF_CORE_READ(i, i_ctime.tv_nsec);
+  }
+}
+
+/* The key of the file the task executes (mm->exe_file); false for kernel threads. */
+static __always_inline bool exe_key_of(struct task_struct* task, struct mg_exe_key* key) {
+  struct inode* inode = BPF_CORE_READ(task, mm, exe_file, f_inode);
+  if (!inode) return false;
+  key->ino = BPF_CORE_READ(inode, i_ino);
+  key->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+  inode_ctime(inode, key);
+  return true;
+}
+
+static __always_inline __u32 taint_of(__u64 mm) {
+  __u32* t = bpf_map_lookup_elem(&taints, &mm);
+  return t ? *t : 0;
+}
+
+static __always_inline void taint_mm(__u64 mm, __u32 bits) {
+  if (!mm) return;
+  __u32* t = bpf_map_lookup_elem(&taints, &mm);
+  if (t) {
+    __sync_fetch_and_or(t, bits);
+    return;
+  }
+  if (bpf_map_update_elem(&taints, &mm, &bits, BPF_NOEXIST) == 0) return;
+  t = bpf_map_lookup_elem(&taints, &mm); /* another CPU inserted it first */
+  if (t) __sync_fetch_and_or(t, bits);
+}
+
+/* Not root-owned, or writable by group or others. */
+static __always_inline bool inode_untrusted(struct inode* inode) {
+  if (!inode) return true;
+  if (BPF_CORE_READ(inode, i_uid.val) != 0) return true;
+  return (BPF_CORE_READ(inode, i_mode) & (S_IWGRP | S_IWOTH)) != 0;
+}
+
+/* An executable mapping of `file` into `mm`: a file anyone but root could have written
+ * (the file or the folder it sits in) taints the address space. The program's own
+ * executable is exempt: it is the identity itself, hashed by guardd before approval, and
+ * an in-place rewrite changes its key. */
+static __always_inline void exec_mapping(struct file* file, __u64 mm) {
+  count(MG_COUNTER_TAINT_HOOK_CALLS);
+  if (!file || !mm) return;
+  struct inode* inode = BPF_CORE_READ(file, f_inode);
+  struct inode* exe = BPF_CORE_READ((struct mm_struct*)mm, exe_file, f_inode);
+  if (inode == exe) return;
+  struct inode* dir = BPF_CORE_READ(file, f_path.dentry, d_parent, d_inode);
+  if (inode_untrusted(inode) || inode_untrusted(dir)) taint_mm(mm, MG_TAINT_USER_MAPPING);
+}
+
+static __always_inline __u64 current_mm(void) {
+  return (__u64)BPF_CORE_READ(bpf_get_current_task_btf(), mm);
+}
+
+/* ---- taint hooks, BPF LSM flavour: `ret` is the previous BPF LSM program's verdict,
+ * passed on so that ours (which never denies) cannot undo another program's denial. */
+static __always_inline int pass_on(int ret) { return (ret < 0 && ret >= -MAX_ERRNO) ? ret : 0; }
+
+SEC("lsm/mmap_file")
+int BPF_PROG(lsm_mmap_file, struct file* file, unsigned long reqprot, unsigned long prot,
+             unsigned long flags, int ret) {
+  if (prot & PROT_EXEC) exec_mapping(file, current_mm());
+  return pass_on(ret);
+}
+
+SEC("lsm/file_mprotect")
+int BPF_PROG(lsm_file_mprotect, struct vm_area_struct* vma, unsigned long reqprot,
+             unsigned long prot, int ret) {
+  if (prot & PROT_EXEC) exec_mapping(BPF_CORE_READ(vma, vm_file), (__u64)BPF_CORE_READ(vma, vm_mm));
+  return pass_on(ret);
+}
+
+/* ptrace attach, /proc/PID/mem, process_vm_writev, pidfd_getfd all ask for
+ * PTRACE_MODE_ATTACH; a task never asks about its own thread group (the kernel answers
+ * that before the hook). A request later refused still taints: we cannot tell here. */
+SEC("lsm/ptrace_access_check")
+int BPF_PROG(lsm_ptrace_access_check, struct task_struct* child, unsigned int mode, int ret) {
+  count(MG_COUNTER_TAINT_HOOK_CALLS);
+  if (mode & PTRACE_MODE_ATTACH) taint_mm((__u64)BPF_CORE_READ(child, mm), MG_TAINT_MEM_ACCESS);
+  return pass_on(ret);
+}
+
+/* PTRACE_TRACEME hands the parent the same power over our memory. */
+SEC("lsm/ptrace_traceme")
+int BPF_PROG(lsm_ptrace_traceme, struct task_struct* parent, int ret) {
+  count(MG_COUNTER_TAINT_HOOK_CALLS);
+  taint_mm(current_mm(), MG_TAINT_MEM_ACCESS);
+  return pass_on(ret);
+}
+
+/* ---- taint hooks, fentry flavour (no BPF LSM needed). security_mmap_file() sees the
+ * requested protection, before READ_IMPLIES_EXEC turns a readable mapping executable. */
+SEC("fentry/security_mmap_file")
+int BPF_PROG(fentry_mmap_file, struct file* file, unsigned long prot, unsigned long flags) {
+  struct task_struct* task = bpf_get_current_task_btf();
+  bool exec = (prot & PROT_EXEC) ||
+              ((prot & PROT_READ) && (BPF_CORE_READ(task, personality) & READ_IMPLIES_EXEC));
+  if (exec) exec_mapping(file, current_mm());
+  return 0;
+}
+
+SEC("fentry/security_file_mprotect")
+int BPF_PROG(fentry_file_mprotect, struct vm_area_struct* vma, unsigned long reqprot,
+             unsigned long prot) {
+  if (prot & PROT_EXEC) exec_mapping(BPF_CORE_READ(vma, vm_file), (__u64)BPF_CORE_READ(vma, vm_mm));
+  return 0;
+}
+
+SEC("fentry/security_ptrace_access_check")
+int BPF_PROG(fentry_ptrace_access_check, struct task_struct* child, unsigned int mode) {
+  count(MG_COUNTER_TAINT_HOOK_CALLS);
+  if (mode & PTRACE_MODE_ATTACH) taint_mm((__u64)BPF_CORE_READ(child, mm), MG_TAINT_MEM_ACCESS);
+  return 0;
+}
+
+SEC("fentry/security_ptrace_traceme")
+int BPF_PROG(fentry_ptrace_traceme, struct task_struct* parent) {
+  count(MG_COUNTER_TAINT_HOOK_CALLS);
+  taint_mm(current_mm(), MG_TAINT_MEM_ACCESS);
+  return 0;
+}
+
+/* ---- taint hooks, tracepoint flavour: for kernels that refuse trampoline programs
+ * (fentry and lsm both need one; some hardened or paravirtualised kernels answer EPERM).
+ * It watches the syscalls that make those requests, at syscall entry, so it runs on every
+ * syscall (one compare for all but five). Coarser than the security_* hooks: /proc/PID/mem
+ * opened for writing and pidfd_getfd() are not seen (a live tracer still is, through
+ * task->ptrace at connect), nor are 32-bit compat syscalls; pids are read in the initial
+ * pid namespace. x86-64 syscall numbers: other architectures use lsm or fentry. */
+#if defined(__TARGET_ARCH_x86)
+#define NR_mmap 9
+#define NR_mprotect 10
+#define NR_ptrace 101
+#define NR_process_vm_writev 311
+#define NR_pkey_mprotect 329
+#define MAP_ANONYMOUS 0x20
+#define PTRACE_TRACEME 0
+#define PTRACE_ATTACH 16
+#define PTRACE_SEIZE 0x4206
+
+extern struct task_struct* bpf_task_from_pid(s32 pid) __ksym __weak;
+extern void bpf_task_release(struct task_struct* p) __ksym __weak;
+
+static __always_inline void taint_pid(s32 pid, __u32 bits) {
+  struct task_struct* t = bpf_task_from_pid(pid);
+  if (!t) return;
+  taint_mm((__u64)BPF_CORE_READ(t, mm), bits);
+  bpf_task_release(t);
+}
+
+static long vma_file(struct task_struct* task, struct vm_area_struct* vma, void* data) {
+  *(struct file**)data = BPF_CORE_READ(vma, vm_file);
+  return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(tp_sys_enter, struct pt_regs* regs, long id) {
+  if (id != NR_mmap && id != NR_mprotect && id != NR_pkey_mprotect && id != NR_ptrace &&
+      id != NR_process_vm_writev)
+    return 0;
+  struct task_struct* task = bpf_get_current_task_btf();
+  unsigned long a0 = BPF_CORE_READ(regs, di), a1 = BPF_CORE_READ(regs, si),
+                a2 = BPF_CORE_READ(regs, dx);
+  if (id == NR_mmap) {
+    unsigned long flags = BPF_CORE_READ(regs, r10);
+    int fd = (int)BPF_CORE_READ(regs, r8);
+    bool exec = (a2 & PROT_EXEC) ||
+                ((a2 & PROT_READ) && (BPF_CORE_READ(task, personality) & READ_IMPLIES_EXEC));
+    if (!exec) return 0;
+    count(MG_COUNTER_TAINT_HOOK_CALLS);
+    if ((flags & MAP_ANONYMOUS) || fd < 0) return 0;
+    struct fdtable* fdt = BPF_CORE_READ(task, files, fdt);
+    if ((unsigned int)fd >= BPF_CORE_READ(fdt, max_fds)) return 0;
+    struct file** fds = BPF_CORE_READ(fdt, fd);
+    struct file* file = NULL;
+    bpf_core_read(&file, sizeof(file), &fds[fd]);
+    if (file) exec_mapping(file, current_mm());
+  } else if (id == NR_mprotect || id == NR_pkey_mprotect) {
+    if (!(a2 & PROT_EXEC)) return 0;
+    struct file* file = NULL;
+    bpf_find_vma(task, a0, vma_file, &file, 0);
+    if (file) exec_mapping(file, current_mm());
+  } else if (id == NR_ptrace) {
+    if (a0 == PTRACE_TRACEME) taint_mm(current_mm(), MG_TAINT_MEM_ACCESS);
+    else if (a0 == PTRACE_ATTACH || a0 == PTRACE_SEIZE) taint_pid((s32)a1, MG_TAINT_MEM_ACCESS);
+  } else {
+    taint_pid((s32)a0, MG_TAINT_MEM_ACCESS);
+  }
+  return 0;
+}
+#endif
+
+/* ---- address-space lifetime (all flavours). */
+
+/* A forked child shares its parent's mappings (and so its libraries) in a new mm: it
+ * inherits the taint. An untainted parent clears whatever a freed mm at the same address
+ * left behind. Runs before the child is first scheduled. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(fork_taint, struct task_struct* parent, struct task_struct* child) {
+  __u64 pmm = (__u64)BPF_CORE_READ(parent, mm);
+  __u64 cmm = (__u64)BPF_CORE_READ(child, mm);
+  if (!cmm || cmm == pmm) return 0; /* a thread or vfork: same address space */
+  __u32* t = bpf_map_lookup_elem(&taints, &pmm);
+  if (t) {
+    __u32 bits = *t;
+    bpf_map_update_elem(&taints, &cmm, &bits, BPF_ANY);
+  } else {
+    bpf_map_delete_elem(&taints, &cmm);
+  }
+  return 0;
+}
+
+/* exec gave the task a fresh mm: start it clean. The mappings exec itself made (the
+ * executable and its ELF interpreter) are the approved binary's own choice. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(exec_taint, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
+  __u64 mm = (__u64)BPF_CORE_READ(p, mm);
+  if (mm) bpf_map_delete_elem(&taints, &mm);
+  return 0;
+}
+
+/* ---- connect hooks */
+
+static __always_inline void fill_stamp(struct task_struct* task, struct mg_stamp* s) {
+  s->tgid = BPF_CORE_READ(task, tgid);
+  s->tid = BPF_CORE_READ(task, pid);
+  s->ppid = BPF_CORE_READ(task, real_parent, tgid);
+  s->uid = BPF_CORE_READ(task, cred, uid.val);
+  /* /proc/PID/stat's start time is the thread group leader's. */
+  s->start_boottime = BPF_CORE_READ(task, group_leader, start_boottime);
+  if (!exe_key_of(task, &s->key)) __builtin_memset(&s->key, 0, sizeof(s->key));
+  s->taint = taint_of((__u64)BPF_CORE_READ(task, mm));
+  /* A tracer attached now (PTRACE_TRACEME before exec, or an attach whose taint the LRU
+   * map lost) can still change what this task does. */
+  if (BPF_CORE_READ(task, ptrace) != 0) s->taint |= MG_TAINT_TRACED;
+}
+
+static __always_inline void report(struct mg_stamp* s, __u64 cookie, __u8 family,
+                                   const __u8* dst, __u16 port, __u8 decision) {
+  struct mg_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) {
+    count(MG_COUNTER_EVENTS_LOST); /* never wait: the connect goes on unreported */
+    return;
+  }
+  e->cookie = cookie;
+  e->task = *s;
+  __builtin_memcpy(e->dst, dst, 16);
+  e->dst_port = port;
+  e->family = family;
+  e->decision = decision;
+  e->pad = 0;
+  bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline int decide(struct bpf_sock_addr* ctx, __u8 family, const __u8* dst) {
+  __u16 port = bpf_ntohs((__u16)ctx->user_port);
+  if (ctx->type != SOCK_STREAM || !bpf_map_lookup_elem(&mail_ports, &port)) return 1;
+
+  struct mg_stamp s = {};
+  fill_stamp(bpf_get_current_task_btf(), &s);
+  __u64 cookie = bpf_get_socket_cookie(ctx);
+
+  if (bpf_map_lookup_elem(&denied, &s.key)) {
+    report(&s, cookie, family, dst, port, MG_DECISION_DENIED);
+    return 0; /* connect() returns EPERM */
+  }
+  if (s.taint == 0 && bpf_map_lookup_elem(&approved, &s.key)) {
+    __u32 zero = 0;
+    struct mg_config* cfg = bpf_map_lookup_elem(&mg_config, &zero);
+    int mark = 0;
+    if (cfg && cfg->mark_bit && bpf_getsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0) {
+      mark |= (int)cfg->mark_bit; /* OR-ed: VPN and policy-routing marks stay */
+      if (bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0) {
+        report(&s, cookie, family, dst, port, MG_DECISION_APPROVED);
+        return 1;
+      }
+    }
+    /* No mark: the SYN goes to the queue, so stamp it like any other. */
+  }
+  bpf_map_update_elem(&stamps, &cookie, &s, BPF_ANY);
+  report(&s, cookie, family, dst, port, MG_DECISION_QUEUED);
+  return 1;
+}
+
+SEC("cgroup/connect4")
+int connect4(struct bpf_sock_addr* ctx) {
+  __u8 dst[16] = {};
+  __u32 ip = ctx->user_ip4;
+  __builtin_memcpy(dst, &ip, 4);
+  return decide(ctx, AF_INET, dst);
+}
+
+SEC("cgroup/connect6")
+int connect6(struct bpf_sock_addr* ctx) {
+  __u8 dst[16] = {};
+  __u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2],
+        w3 = ctx->user_ip6[3];
+  /* ::ffff:a.b.c.d is an IPv4 connect made through an IPv6 socket. */
+  if (w0 == 0 && w1 == 0 && w2 == bpf_htonl(0x0000ffff)) {
+    __builtin_memcpy(dst, &w3, 4);
+    return decide(ctx, AF_INET, dst);
+  }
+  __builtin_memcpy(dst, &w0, 4);
+  __builtin_memcpy(dst + 4, &w1, 4);
+  __builtin_memcpy(dst + 8, &w2, 4);
+  __builtin_memcpy(dst + 12, &w3, 4);
+  return decide(ctx, AF_INET6, dst);
+}

@@ -1,0 +1,65 @@
+/* Map keys, values and events shared by the BPF programs (mailguard.bpf.c) and guardd
+ * (bpf_kernel_identity.cpp). Fixed-size types only, explicit padding, so both compilers
+ * lay them out the same; the C++ side static_asserts the sizes. */
+#ifndef MAILGUARD_KERNEL_BPF_H
+#define MAILGUARD_KERNEL_BPF_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Taint bits: the same values as mailguard::kernel::Taint. */
+#define MG_TAINT_USER_MAPPING (1U << 0)
+#define MG_TAINT_TRACED (1U << 1)
+#define MG_TAINT_MEM_ACCESS (1U << 2)
+
+/* Decisions: the order of mailguard::kernel::ConnectEvent::Decision. */
+#define MG_DECISION_APPROVED 0
+#define MG_DECISION_DENIED 1
+#define MG_DECISION_QUEUED 2
+
+/* What the kernel knows an executable by: inode, the kernel's device encoding
+ * (major << 20 | minor) and the inode's ctime. */
+struct mg_exe_key {
+  __u64 ino;
+  __u32 dev;
+  __u32 pad;
+  __s64 ctime_sec;
+  __s64 ctime_nsec;
+};
+
+/* The task that called connect() on a socket left to the queue. */
+struct mg_stamp {
+  __u32 tgid;
+  __u32 tid;
+  __u32 ppid;
+  __u32 uid;
+  __u64 start_boottime;
+  struct mg_exe_key key;
+  __u32 taint;
+  __u32 pad;
+};
+
+/* One connect() to a mail port, as sent through the ring buffer. */
+struct mg_event {
+  __u64 cookie;
+  struct mg_stamp task;
+  __u8 dst[16]; /* IPv4 in the first 4 bytes; network order */
+  __u16 dst_port; /* host order */
+  __u8 family;    /* AF_INET (2) or AF_INET6 (10) */
+  __u8 decision;  /* MG_DECISION_* */
+  __u32 pad;
+};
+
+/* The one entry of the `config` array map. */
+struct mg_config {
+  __u32 mark_bit; /* exactly one bit, OR-ed into approved sockets' SO_MARK */
+  __u32 pad;
+};
+
+/* Indexes into the per-CPU `counters` array. */
+#define MG_COUNTER_EVENTS_LOST 0
+#define MG_COUNTER_TAINT_HOOK_CALLS 1 /* proves the taint hooks run (BPF LSM active) */
+#define MG_COUNTER_MAX 2
+
+#endif
