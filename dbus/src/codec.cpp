@@ -109,6 +109,7 @@ VariantMap encodeStatus(const Status& s) {
       {"store_errors", sdbus::Variant(s.storeErrors)},
       {"table_restores", sdbus::Variant(s.tableRestores)},
       {"store_error", sdbus::Variant(s.storeError)},
+      {"attribution", sdbus::Variant(s.attribution)},
   };
 }
 
@@ -125,6 +126,7 @@ Status decodeStatus(const VariantMap& m) {
   s.storeErrors = variantOr<std::uint64_t>(m, "store_errors", 0);
   s.tableRestores = variantOr<std::uint64_t>(m, "table_restores", 0);
   s.storeError = variantOr<std::string>(m, "store_error", "");
+  s.attribution = variantOr<std::string>(m, "attribution", "");
   return s;
 }
 

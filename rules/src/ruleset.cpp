@@ -96,6 +96,11 @@ std::string renderMatch(const Match& m) {
       (void)std::snprintf(buf, sizeof buf, "meta mark 0x%08x", m.value);
       return buf;
     }
+    case Match::Kind::MarkBitSet: {
+      char buf[48];
+      (void)std::snprintf(buf, sizeof buf, "meta mark & 0x%08x == 0x%08x", m.value, m.value);
+      return buf;
+    }
     case Match::Kind::TcpDportInSet:
       return "tcp dport @" + m.set;
     case Match::Kind::IsTcp:
@@ -283,7 +288,7 @@ Chain hostIn(const FirewallState& fw) {
 }  // namespace
 
 Table buildRuleset(const Settings& settings, const std::string& tableName,
-                   const FirewallState& firewall) {
+                   const FirewallState& firewall, std::uint32_t acceptMarkBit) {
   std::vector<std::uint16_t> ports = settings.mailPorts;
   std::sort(ports.begin(), ports.end());
   // Settings from a file have no duplicates, but one element twice in a set makes the
@@ -299,6 +304,12 @@ Table buildRuleset(const Settings& settings, const std::string& tableName,
   mailOut.rules.push_back(
       rule({match(K::MarkEquals, kMarkReject), match(K::IsTcp)}, A::RejectTcpReset));
   mailOut.rules.push_back(rule({match(K::MarkEquals, kMarkAllow)}, A::Accept));
+  // The BPF connect hook decided this socket's caller at connect() time: its SYN needs
+  // no queue round trip. The verdict marks above never carry the bit (settings refuse
+  // such a bit), so a packet guardd re-queued is never taken for a kernel-approved one.
+  if (acceptMarkBit != 0) {
+    mailOut.rules.push_back(rule({match(K::MarkBitSet, acceptMarkBit)}, A::Accept));
+  }
   // No "bypass" flag on the queue: without a listener the packet is dropped (fail-closed).
   mailOut.rules.push_back(
       rule({match(K::IsTcp), match(K::CtStateNew), match(K::TcpDportInSet, 0, "mail_ports")},

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "mailguard/rules/detector_settings.hpp"
+#include "mailguard/rules/ruleset.hpp"  // kMarkReject, kMarkAllow
 
 namespace mailguard::rules {
 namespace {
@@ -193,6 +194,53 @@ std::optional<Error> readLog(const Reader& r, const toml::table& t, Settings& s)
   return std::nullopt;
 }
 
+std::optional<Error> readKernel(const Reader& r, const toml::table& t, Settings& s) {
+  for (const auto& [key, node] : t) {
+    const std::string name = "kernel." + std::string(key.str());
+    if (key == "identity") {
+      const auto* value = node.as_string();
+      if (value == nullptr) {
+        return r.at(node.source(), name + ": expected a string, got " + Reader::typeName(node));
+      }
+      if (value->get() != "auto" && value->get() != "off") {
+        return r.at(node.source(), name + ": \"" + value->get() + "\" is not auto or off");
+      }
+      s.kernelIdentity = value->get();
+    } else if (key == "cgroup") {
+      const auto* value = node.as_string();
+      if (value == nullptr) {
+        return r.at(node.source(), name + ": expected a string, got " + Reader::typeName(node));
+      }
+      // A relative path would depend on guardd's working directory.
+      if (!value->get().empty() && value->get().front() != '/') {
+        return r.at(node.source(), name + ": \"" + value->get() +
+                                       "\" is not an absolute path (or \"\" for the cgroup2 root)");
+      }
+      s.kernelCgroup = value->get();
+    } else if (key == "mark_bit") {
+      std::uint32_t bit = 0;
+      if (auto err = r.integerInto(node, name, 1, "a socket mark", bit)) return err;
+      char hex[16];
+      (void)std::snprintf(hex, sizeof hex, "0x%08x", bit);
+      if ((bit & (bit - 1)) != 0) {
+        return r.at(node.source(), name + ": " + hex + " is not exactly one bit");
+      }
+      // A socket's mark with this bit OR-ed in must never equal a verdict mark, and a
+      // packet guardd re-queued with a verdict mark must never carry the bit: both hold
+      // exactly when the bit is none of theirs. (The default, bit 20, is clear in both.)
+      if ((bit & (kMarkReject | kMarkAllow)) != 0) {
+        return r.at(node.source(), name + ": " + hex +
+                                       " is a bit of guardd's verdict marks 0x6d670001/0x6d670002;"
+                                       " choose another (the default is 0x00100000)");
+      }
+      s.kernelMarkBit = bit;
+    } else {
+      return r.unknownKey(key, "kernel", "identity, cgroup, mark_bit");
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<Error> readDetector(const Reader& r, const toml::table& t, Settings& s) {
   const auto specs = detectorSettingSpecs();
   for (const auto& [key, node] : t) {
@@ -232,12 +280,10 @@ Result<Settings> readRoot(const Reader& r, const toml::table& root) {
     std::string_view name;
     SectionReader read;
   };
-  static constexpr Section kSections[] = {{"mail", readMail},
-                                          {"enforcement", readEnforcement},
-                                          {"store", readStore},
-                                          {"log", readLog},
-                                          {"detector", readDetector}};
-  constexpr std::string_view kKnown = "[mail], [enforcement], [store], [log], [detector]";
+  static constexpr Section kSections[] = {{"mail", readMail},     {"enforcement", readEnforcement},
+                                          {"store", readStore},   {"log", readLog},
+                                          {"kernel", readKernel}, {"detector", readDetector}};
+  constexpr std::string_view kKnown = "[mail], [enforcement], [store], [log], [kernel], [detector]";
 
   Settings settings;
   for (const auto& [key, node] : root) {

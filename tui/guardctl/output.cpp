@@ -24,6 +24,15 @@ std::string endpoint(const std::string& addr, std::uint16_t port) {
   return addr + ":" + std::to_string(port);
 }
 
+// What each attribution path means for the owner.
+std::string attributionText(const std::string& attribution) {
+  if (attribution == "kernel") return "kernel (BPF hooks decide approved connects at connect())";
+  if (attribution == "proc") {
+    return "proc (each new mail connection is queued and its program looked up in /proc)";
+  }
+  return attribution.empty() ? "unknown (guardd does not say)" : attribution;
+}
+
 bool parseDigits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
   if (pos + n > s.size()) return false;
   out = 0;
@@ -70,6 +79,7 @@ json timeJson(std::int64_t micros) {
 json toJson(const dbus::Status& s) {
   return json{{"enforcing", s.enforcing},
               {"backend", s.backend},
+              {"attribution", s.attribution.empty() ? json(nullptr) : json(s.attribution)},
               {"version", s.version},
               {"counters",
                {{"allowed", s.allowed},
@@ -135,6 +145,7 @@ std::string statusText(const dbus::Status& s) {
     << (s.enforcing ? "enforcing" : "NOT enforcing (mail connections are not being guarded)")
     << "\n";
   o << "queue backend:   " << (s.backend.empty() ? "none" : s.backend) << "\n";
+  o << "attribution:     " << attributionText(s.attribution) << "\n";
   o << "connections:     " << s.allowed << " allowed, " << s.held << " held, " << s.rejected
     << " rejected\n";
   o << "dropped:         " << s.queueDropped << " by a full kernel queue, " << s.attemptsDropped

@@ -81,6 +81,7 @@ dbus::Status toDbus(const service::StatusInfo& s) {
   out.storeErrors = s.counters.storeErrors;
   out.tableRestores = s.counters.tableRestores;
   out.storeError = s.storeError;
+  out.attribution = s.attribution;
   return out;
 }
 

@@ -236,6 +236,9 @@ Result<RulePtr> buildRule(const std::string& table, const std::string& chain,
       case Kind::MarkEquals:
         addMarkEquals(r.get(), m.value);
         break;
+      case Kind::MarkBitSet:
+        addMarkBitSet(r.get(), m.value);
+        break;
       case Kind::IsTcp:
         addL4Proto(r.get(), IPPROTO_TCP);
         l4proto = IPPROTO_TCP;

@@ -117,6 +117,28 @@ void addMarkEquals(nftnl_rule* r, std::uint32_t mark) {
   addMetaCmp(r, NFT_META_MARK, &mark, sizeof(mark));
 }
 
+// `meta mark & 0x00100000 == 0x00100000`:
+//   meta load mark => reg 1; bitwise reg 1 = (reg 1 & 0x00100000) ^ 0; cmp eq reg 1 0x00100000
+// Only the one bit counts: the rest of the mark belongs to whoever else marks sockets
+// (VPNs, policy routing), and the BPF hook ORs its bit into that.
+void addMarkBitSet(nftnl_rule* r, std::uint32_t bit) {
+  auto meta = newExpr("meta");
+  nftnl_expr_set_u32(meta.get(), NFTNL_EXPR_META_KEY, NFT_META_MARK);
+  nftnl_expr_set_u32(meta.get(), NFTNL_EXPR_META_DREG, NFT_REG_1);
+  nftnl_rule_add_expr(r, meta.release());
+
+  const std::uint32_t zero = 0;
+  auto bitwise = newExpr("bitwise");
+  nftnl_expr_set_u32(bitwise.get(), NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+  nftnl_expr_set_u32(bitwise.get(), NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+  nftnl_expr_set_u32(bitwise.get(), NFTNL_EXPR_BITWISE_LEN, sizeof(std::uint32_t));
+  nftnl_expr_set(bitwise.get(), NFTNL_EXPR_BITWISE_MASK, &bit, sizeof(bit));
+  nftnl_expr_set(bitwise.get(), NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+  nftnl_rule_add_expr(r, bitwise.release());
+
+  addCmpEq(r, &bit, sizeof(bit));
+}
+
 // `meta l4proto tcp|udp|...`: meta load l4proto => reg 1; cmp eq reg 1 0x06|0x11|...
 void addL4Proto(nftnl_rule* r, std::uint8_t proto) {
   addMetaCmp(r, NFT_META_L4PROTO, &proto, sizeof(proto));

@@ -20,6 +20,7 @@ inline constexpr std::uint32_t kCtNew = 1U << 3;
 
 void addCtState(nftnl_rule* r, std::uint32_t mask);
 void addMarkEquals(nftnl_rule* r, std::uint32_t mark);
+void addMarkBitSet(nftnl_rule* r, std::uint32_t bit);
 void addL4Proto(nftnl_rule* r, std::uint8_t proto);
 void addNfproto(nftnl_rule* r, std::uint8_t nfproto);
 void addIifname(nftnl_rule* r, const std::string& name);

@@ -41,6 +41,26 @@ TEST(Convert, ProgramViewKeepsItsIdentityStateAndTimes) {
   EXPECT_EQ(p.firstSeenUs, 10);
 }
 
+TEST(Convert, StatusKeepsTheBackendTheAttributionAndTheCounters) {
+  service::StatusInfo s;
+  s.enforcing = true;
+  s.backend = "xt-compat";
+  s.attribution = "kernel";
+  s.version = "0.1.0";
+  s.counters.allowed = 4;
+  s.counters.tableRestores = 2;
+  s.storeError = "disk full";
+  const auto d = toDbus(s);
+  EXPECT_TRUE(d.enforcing);
+  EXPECT_EQ(d.backend, "xt-compat");
+  EXPECT_EQ(d.attribution, "kernel");
+  EXPECT_EQ(d.version, "0.1.0");
+  EXPECT_EQ(d.allowed, 4U);
+  EXPECT_EQ(d.tableRestores, 2U);
+  EXPECT_EQ(d.storeError, "disk full");
+  EXPECT_EQ(toDbus(service::StatusInfo{}).attribution, "proc") << "guardd's default path";
+}
+
 TEST(Convert, ProbesDefaultTo100AndStopAt1000) {
   EXPECT_EQ(probeLimit(0), 100U);
   EXPECT_EQ(probeLimit(7), 7U);

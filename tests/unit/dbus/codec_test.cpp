@@ -96,7 +96,7 @@ TEST(WireCodec, AlertRoundTripsAndTakesItsKindFromTheEvidence) {
 }
 
 TEST(WireCodec, StatusRoundTripsEveryKey) {
-  const Status s{true, "xt-compat", "0.1.0", 1, 2, 3, 4, 5, 6, 7, "disk full"};
+  const Status s{true, "xt-compat", "0.1.0", 1, 2, 3, 4, 5, 6, 7, "disk full", "kernel"};
   const auto b = codec::decodeStatus(codec::encodeStatus(s));
   EXPECT_EQ(b.enforcing, s.enforcing);
   EXPECT_EQ(b.backend, s.backend);
@@ -109,6 +109,15 @@ TEST(WireCodec, StatusRoundTripsEveryKey) {
   EXPECT_EQ(b.storeErrors, s.storeErrors);
   EXPECT_EQ(b.tableRestores, s.tableRestores);
   EXPECT_EQ(b.storeError, s.storeError);
+  EXPECT_EQ(b.attribution, "kernel");
+}
+
+TEST(WireCodec, StatusCarriesTheAttributionAsAString) {
+  Status s;
+  s.attribution = "proc";
+  const auto m = codec::encodeStatus(s);
+  ASSERT_EQ(m.count("attribution"), 1U);
+  EXPECT_EQ(m.at("attribution").get<std::string>(), "proc");
 }
 
 TEST(WireCodec, StatusFromAnOlderGuarddDecodesMissingOrMistypedKeysToDefaults) {
@@ -118,6 +127,7 @@ TEST(WireCodec, StatusFromAnOlderGuarddDecodesMissingOrMistypedKeysToDefaults) {
   EXPECT_TRUE(s.enforcing);
   EXPECT_EQ(s.allowed, 0U);
   EXPECT_EQ(s.backend, "");
+  EXPECT_EQ(s.attribution, "") << "an older guardd does not say";
 }
 
 TEST(WireCodec, FirewallStatusRoundTripsEveryKey) {

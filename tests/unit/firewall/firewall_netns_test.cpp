@@ -85,6 +85,34 @@ TEST_F(FirewallNetns, RefusedUpdateKeepsTheOldTableAndState) {
   EXPECT_EQ(run("nft -s list table inet mgtest_fw").out, before.out);
 }
 
+TEST_F(FirewallNetns, HostFirewallChangesKeepTheMarkBitRuleInTheKernel) {
+  HostFirewall fw(*applier_, rules::Settings{}, "mgtest_fw", {}, 0x00100000);
+  ASSERT_TRUE(fw.applyCurrent());
+  ASSERT_TRUE(fw.enable());
+  ASSERT_TRUE(fw.allow("ssh", false));
+  const auto listed = run("nft -s list table inet mgtest_fw");
+  ASSERT_EQ(listed.status, 0) << listed.out;
+  // mail_out up to and including the mark rule, as toNftText renders it (the queue
+  // action after it prints differently for the xt-compat backend).
+  const std::string rule = "\t\tmeta mark & 0x00100000 == 0x00100000 counter accept\n";
+  const auto upToMarkRule = [&rule](const std::string& s) {
+    const auto from = s.find("\tchain mail_out");
+    const auto to = s.find(rule);
+    return from == std::string::npos || to == std::string::npos ? std::string()
+                                                                : s.substr(from, to - from);
+  };
+  const std::string expected = rules::toNftText(fw.table());
+  ASSERT_FALSE(upToMarkRule(expected).empty()) << expected;
+  EXPECT_EQ(upToMarkRule(listed.out), upToMarkRule(expected)) << listed.out;
+  EXPECT_EQ(fromChain(listed.out, "host_in"), fromChain(expected, "host_in")) << listed.out;
+
+  // The /proc path again: the rule leaves the kernel's table.
+  ASSERT_TRUE(fw.setAcceptMarkBit(0));
+  const auto without = run("nft -s list table inet mgtest_fw");
+  EXPECT_EQ(without.out.find("meta mark &"), std::string::npos) << without.out;
+  EXPECT_NE(without.out.find("chain host_in"), std::string::npos) << without.out;
+}
+
 TEST_F(FirewallNetns, NflogReaderBindsTheProbeGroup) {
   auto source = NflogProbeSource::open(4025);
   ASSERT_TRUE(source) << source.error().message;

@@ -123,5 +123,62 @@ TEST(HostFirewall, RefusesBadInputWithoutTouchingTheKernel) {
   EXPECT_TRUE(applier.tables.empty());
 }
 
+// Whether mail_out has the kernel-approved mark rule, and for which bit (0: none).
+std::uint32_t markBitOf(const rules::Table& t) {
+  for (const auto& c : t.chains) {
+    if (c.name != "mail_out") continue;
+    for (const auto& r : c.rules) {
+      for (const auto& m : r.matches) {
+        if (m.kind == rules::Match::Kind::MarkBitSet) return m.value;
+      }
+    }
+  }
+  return 0;
+}
+
+TEST(HostFirewall, KeepsTheMarkBitRuleInEveryTableItApplies) {
+  RecordingApplier applier;
+  firewall::HostFirewall fw(applier, rules::Settings{}, rules::kTableName, {}, 0x00100000);
+  EXPECT_EQ(fw.acceptMarkBit(), 0x00100000U);
+  ASSERT_TRUE(fw.applyCurrent());  // start-up, and a tamper restore
+  ASSERT_TRUE(fw.enable());
+  ASSERT_TRUE(fw.allow("ssh", false));
+  ASSERT_TRUE(fw.setLocalSubnets({"192.168.1.0/24"}));
+  ASSERT_TRUE(fw.remove("ssh"));
+  ASSERT_TRUE(fw.disable());
+  rules::Settings other;
+  other.mailPorts = {25};
+  ASSERT_TRUE(fw.setSettings(other));
+  ASSERT_EQ(applier.tables.size(), 7U);
+  for (const auto& t : applier.tables) EXPECT_EQ(markBitOf(t), 0x00100000U);
+  EXPECT_EQ(markBitOf(fw.table()), 0x00100000U);
+}
+
+TEST(HostFirewall, DropsOrChangesTheMarkBitRuleOnlyWhenTheKernelTakesIt) {
+  RecordingApplier applier;
+  firewall::HostFirewall fw(applier, rules::Settings{}, rules::kTableName, {}, 0x00100000);
+  applier.fail = true;
+  EXPECT_FALSE(fw.setAcceptMarkBit(0));
+  EXPECT_EQ(fw.acceptMarkBit(), 0x00100000U);
+  EXPECT_EQ(markBitOf(fw.table()), 0x00100000U);
+  applier.fail = false;
+  // The hooks are gone (the /proc path): the rule goes with them.
+  ASSERT_TRUE(fw.setAcceptMarkBit(0));
+  EXPECT_EQ(fw.acceptMarkBit(), 0U);
+  EXPECT_EQ(markBitOf(applier.tables.back()), 0U);
+  ASSERT_TRUE(fw.enable());
+  EXPECT_EQ(markBitOf(applier.tables.back()), 0U);
+  ASSERT_TRUE(fw.setAcceptMarkBit(0x80));
+  EXPECT_EQ(markBitOf(applier.tables.back()), 0x80U);
+  EXPECT_EQ(markBitOf(fw.table()), 0x80U);
+}
+
+TEST(HostFirewall, HasNoMarkBitRuleByDefault) {
+  RecordingApplier applier;
+  firewall::HostFirewall fw(applier, rules::Settings{});
+  ASSERT_TRUE(fw.applyCurrent());
+  EXPECT_EQ(markBitOf(applier.tables.back()), 0U);
+}
+
 }  // namespace
 }  // namespace mailguard

@@ -350,6 +350,49 @@ TEST(NftBatch, MarkRulesRejectWithTcpResetAndAccept) {
                                       reinterpret_cast<std::uint8_t*>(&mark) + 4));
 }
 
+std::vector<std::uint8_t> bytesOf(std::uint32_t v) {
+  const auto* p = reinterpret_cast<const std::uint8_t*>(&v);
+  return {p, p + sizeof(v)};  // host order, as the kernel compares the mark
+}
+
+TEST(NftBatch, MarkBitRuleTestsTheOneBitBeforeTheQueueRuleInBothQueueEncodings) {
+  constexpr std::uint32_t kBit = 0x00100000;
+  for (const QueueBackend backend : {QueueBackend::NativeQueue, QueueBackend::XtCompat}) {
+    SCOPED_TRACE(std::string(toString(backend)));
+    const rules::Table table =
+        rules::buildRuleset(rules::Settings{}, "mgtest", rules::FirewallState{}, kBit);
+    auto batch = buildApplyBatch(table, backend, kFirstSeq);
+    ASSERT_TRUE(batch) << batch.error().message;
+    auto messages = messagesOf(*batch);
+    auto rules = rulesOf(messages);
+    ASSERT_EQ(rules.size(), 5U);
+
+    // meta mark & 0x00100000 == 0x00100000 counter accept:
+    //   meta load mark => reg 1; bitwise reg 1 = (reg 1 & BIT) ^ 0; cmp eq reg 1 BIT
+    const auto e = exprsOf(rules[3].get());
+    ASSERT_EQ(namesOf(rules[3].get()),
+              (std::vector<std::string>{"meta", "bitwise", "cmp", "counter", "immediate"}));
+    EXPECT_EQ(nftnl_expr_get_u32(e[0], NFTNL_EXPR_META_KEY), NFT_META_MARK);
+    EXPECT_EQ(nftnl_expr_get_u32(e[0], NFTNL_EXPR_META_DREG), NFT_REG_1);
+    EXPECT_EQ(nftnl_expr_get_u32(e[1], NFTNL_EXPR_BITWISE_SREG), NFT_REG_1);
+    EXPECT_EQ(nftnl_expr_get_u32(e[1], NFTNL_EXPR_BITWISE_DREG), NFT_REG_1);
+    EXPECT_EQ(nftnl_expr_get_u32(e[1], NFTNL_EXPR_BITWISE_LEN), 4U);
+    EXPECT_EQ(dataOf(e[1], NFTNL_EXPR_BITWISE_MASK), bytesOf(kBit));
+    EXPECT_EQ(dataOf(e[1], NFTNL_EXPR_BITWISE_XOR), bytesOf(0));
+    EXPECT_EQ(nftnl_expr_get_u32(e[2], NFTNL_EXPR_CMP_SREG), NFT_REG_1);
+    EXPECT_EQ(nftnl_expr_get_u32(e[2], NFTNL_EXPR_CMP_OP), static_cast<std::uint32_t>(NFT_CMP_EQ));
+    EXPECT_EQ(dataOf(e[2], NFTNL_EXPR_CMP_DATA), bytesOf(kBit));
+    EXPECT_EQ(nftnl_expr_get_u32(e[4], NFTNL_EXPR_IMM_VERDICT),
+              static_cast<std::uint32_t>(NF_ACCEPT));
+
+    // The queue rule follows it, in the encoding asked for.
+    expectQueueRuleMatches(rules[4].get());
+    EXPECT_EQ(nameOf(exprsOf(rules[4].get()).back()),
+              backend == QueueBackend::NativeQueue ? "queue" : "target");
+    EXPECT_EQ(batch->describe(batch->firstAcked + 9), "adding rule 4 to chain 'mail_out'");
+  }
+}
+
 TEST(NftBatch, HostRulesPadInterfaceNamesAndMatchUdpAfterItsProtocol) {
   using rules::Match;
   rules::Table table;

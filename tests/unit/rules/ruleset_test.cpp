@@ -82,6 +82,48 @@ TEST(BuildRuleset, QueuesNewTcpConnectionsToMailPortsOnTheConfiguredQueue) {
   EXPECT_EQ(r.action.queueNumber, 77);
 }
 
+TEST(BuildRuleset, HasNoMarkBitRuleWithoutKernelIdentity) {
+  const Table t = buildRuleset(Settings{});
+  for (const Rule& r : t.chains[0].rules) {
+    for (const Match& m : r.matches) EXPECT_NE(m.kind, K::MarkBitSet);
+  }
+}
+
+TEST(BuildRuleset, AcceptsTheKernelApprovedMarkBitBeforeTheQueueRule) {
+  const Table t = buildRuleset(Settings{}, kTableName, FirewallState{}, 0x00100000);
+  const auto& rules = t.chains[0].rules;
+  ASSERT_EQ(rules.size(), 5u);
+  // After established and the two verdict marks, so guardd's verdicts still win.
+  EXPECT_THAT(kinds(rules[0]), ElementsAre(K::CtStateEstablishedRelated));
+  EXPECT_EQ(rules[1].matches[0].value, kMarkReject);
+  EXPECT_EQ(rules[2].matches[0].value, kMarkAllow);
+  EXPECT_THAT(kinds(rules[3]), ElementsAre(K::MarkBitSet));
+  EXPECT_EQ(rules[3].matches[0].value, 0x00100000u);
+  EXPECT_EQ(rules[3].action.kind, Action::Kind::Accept);
+  EXPECT_TRUE(rules[3].counter);
+  EXPECT_EQ(rules[4].action.kind, Action::Kind::Queue);
+}
+
+TEST(BuildRuleset, KeepsTheMarkBitRuleWithTheHostFirewall) {
+  FirewallState fw;
+  fw.enabled = true;
+  const Table t = buildRuleset(Settings{}, kTableName, fw, 0x80);
+  ASSERT_EQ(t.chains.size(), 2u);
+  EXPECT_THAT(kinds(t.chains[0].rules[3]), ElementsAre(K::MarkBitSet));
+  EXPECT_EQ(t.chains[0].rules[3].matches[0].value, 0x80u);
+}
+
+TEST(ToNftText, RendersTheMarkBitRuleAsNftListsIt) {
+  // Captured from `nft -s list table` (nft 1.0.6) after `nft -f` of this rule.
+  const std::string text =
+      toNftText(buildRuleset(Settings{}, kTableName, FirewallState{}, 0x00100000));
+  EXPECT_NE(text.find("\t\tmeta mark 0x6d670002 counter accept\n"
+                      "\t\tmeta mark & 0x00100000 == 0x00100000 counter accept\n"
+                      "\t\tct state new tcp dport @mail_ports counter queue num 4025\n"),
+            std::string::npos)
+      << text;
+}
+
 TEST(ToNftText, RendersTheTableAsNftListsIt) {
   // Captured from `nft -s list table inet mailguard` (nft 1.0.6) after loading the
   // buildRuleset() table; nft drops the "meta l4proto tcp" that "tcp dport" implies.

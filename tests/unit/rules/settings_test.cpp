@@ -36,6 +36,9 @@ TEST(SettingsDefaults, MatchTheDocumentedValues) {
   EXPECT_EQ(s.retentionDays, 90u);
   EXPECT_EQ(s.maxAttempts, 1'000'000u);
   EXPECT_EQ(s.logLevel, "info");
+  EXPECT_EQ(s.kernelIdentity, "auto");
+  EXPECT_EQ(s.kernelCgroup, "");
+  EXPECT_EQ(s.kernelMarkBit, 0x00100000u);
 }
 
 TEST(SettingsFile, ReadsEveryKey) {
@@ -48,6 +51,21 @@ TEST(SettingsFile, ReadsEveryKey) {
   EXPECT_EQ(r->retentionDays, 30u);
   EXPECT_EQ(r->maxAttempts, 5000u);
   EXPECT_EQ(r->logLevel, "debug");
+  EXPECT_EQ(r->kernelIdentity, "off");
+  EXPECT_EQ(r->kernelCgroup, "/sys/fs/cgroup/mailguard-test");
+  EXPECT_EQ(r->kernelMarkBit, 0x100u);
+}
+
+TEST(SettingsFile, TheInstalledDefaultFileGivesTheBuiltInDefaults) {
+  const Result<Settings> r =
+      loadSettings(std::string(MAILGUARD_TEST_DATA) + "/../../install/guardd.conf", false);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  const Settings d;
+  EXPECT_EQ(r->mailPorts, d.mailPorts);
+  EXPECT_EQ(r->queueNumber, d.queueNumber);
+  EXPECT_EQ(r->kernelIdentity, d.kernelIdentity);
+  EXPECT_EQ(r->kernelCgroup, d.kernelCgroup);
+  EXPECT_EQ(r->kernelMarkBit, d.kernelMarkBit);
 }
 
 TEST(SettingsFile, KeepsDefaultsForKeysItDoesNotSet) {
@@ -192,6 +210,62 @@ TEST(SettingsErrors, RefuseAnUnknownLogLevel) {
 TEST(SettingsErrors, RefuseALogLevelThatIsNotAString) {
   EXPECT_EQ(errorOf("log_level_wrong_type.conf"),
             at("log_level_wrong_type.conf", 2) + "log.level: expected a string, got an integer");
+}
+
+// The [kernel] keys, each error on the line of its value.
+std::string kernelError(const std::string& line) {
+  const Result<Settings> r = parseSettings("[kernel]\n\n" + line + "\n", "guardd.conf");
+  if (r.has_value()) return "(no error)";
+  return r.error().message;
+}
+
+TEST(SettingsKernel, AcceptsAutoAndOffAndAnEmptyOrAbsoluteCgroup) {
+  const Result<Settings> r =
+      parseSettings("[kernel]\nidentity = \"off\"\ncgroup = \"\"\nmark_bit = 0x80000000\n", "x");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->kernelIdentity, "off");
+  EXPECT_EQ(r->kernelCgroup, "");
+  EXPECT_EQ(r->kernelMarkBit, 0x80000000u);
+  EXPECT_EQ(kernelError("identity = \"auto\""), "(no error)");
+  EXPECT_EQ(kernelError("cgroup = \"/sys/fs/cgroup/user.slice\""), "(no error)");
+}
+
+TEST(SettingsKernel, RefusesAnIdentityModeOtherThanAutoOrOff) {
+  EXPECT_EQ(kernelError("identity = \"bpf\""),
+            "guardd.conf:3: kernel.identity: \"bpf\" is not auto or off");
+  EXPECT_EQ(kernelError("identity = true"),
+            "guardd.conf:3: kernel.identity: expected a string, got a boolean");
+}
+
+TEST(SettingsKernel, RefusesARelativeCgroup) {
+  EXPECT_THAT(kernelError("cgroup = \"user.slice\""),
+              StartsWith("guardd.conf:3: kernel.cgroup: \"user.slice\" is not an absolute path"));
+}
+
+TEST(SettingsKernel, RefusesAMarkThatIsNotExactlyOneBit) {
+  EXPECT_EQ(kernelError("mark_bit = 0x00300000"),
+            "guardd.conf:3: kernel.mark_bit: 0x00300000 is not exactly one bit");
+  EXPECT_THAT(kernelError("mark_bit = 0"),
+              StartsWith("guardd.conf:3: kernel.mark_bit: 0 is not a socket mark"));
+  EXPECT_THAT(kernelError("mark_bit = 0x100000000"),
+              StartsWith("guardd.conf:3: kernel.mark_bit: 4294967296 is not a socket mark"));
+  EXPECT_EQ(kernelError("mark_bit = \"0x100\""),
+            "guardd.conf:3: kernel.mark_bit: expected an integer, got a string");
+}
+
+TEST(SettingsKernel, RefusesABitOfTheVerdictMarks) {
+  // 0x6d670001 and 0x6d670002 share bit 16; bits 0 and 1 tell them apart.
+  for (const char* bit : {"0x00010000", "0x00000001", "0x00000002", "0x40000000"}) {
+    EXPECT_THAT(kernelError(std::string("mark_bit = ") + bit),
+                StartsWith(std::string("guardd.conf:3: kernel.mark_bit: ") + bit +
+                           " is a bit of guardd's verdict marks"))
+        << bit;
+  }
+}
+
+TEST(SettingsKernel, NamesItsKeysForAnUnknownOne) {
+  EXPECT_EQ(kernelError("markbit = 1"),
+            "guardd.conf:3: kernel.markbit: unknown key (known: identity, cgroup, mark_bit)");
 }
 
 TEST(SettingsErrors, ReportSyntaxErrorsWithLineAndColumn) {

@@ -90,6 +90,7 @@ inline Loaded snapshot(std::vector<Program> programs, std::vector<Attempt> attem
   Loaded l;
   l.status.enforcing = true;
   l.status.backend = "xt-compat";
+  l.status.attribution = "proc";
   l.status.version = "0.1.0";
   l.programs = std::move(programs);
   l.attempts = std::move(attempts);

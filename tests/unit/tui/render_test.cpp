@@ -51,7 +51,8 @@ TEST(Render, ProgramsAt80x24FitAndShowEverythingThatMatters) {
   expectExactWidths(f);
   const auto lines = f.lines();
   EXPECT_EQ(lines[0], " mailguard   1 Programs (1 pending)   2 Attempts   3 Alerts   4 Audit");
-  EXPECT_EQ(lines[1], " connected  enforcing  xt-compat  today: 1 allowed, 1 held, 1 rejected");
+  EXPECT_EQ(lines[1],
+            " connected  enforcing  xt-compat  proc id  today: 1 allowed, 1 held, 1 rejected");
   EXPECT_EQ(lines[2],
             " STATE       PROGRAM                         USER     ATTEMPTS DESTS "
             "LAST SEEN");
@@ -142,6 +143,42 @@ TEST(Render, DetailsPaneShowsFullPathHashAndRecentDestinations) {
   EXPECT_NE(text.find(" process    pid 4020   parent: not reported by guardd yet"),
             std::string::npos)
       << text;
+}
+
+TEST(Render, StatusBarNamesTheAttributionPath) {
+  State s = household({80, 24});
+  s.status.attribution = "kernel";
+  Frame f = render(s, {100, 24});
+  expectExactWidths(f);
+  EXPECT_EQ(f.lines()[1],
+            " connected  enforcing  xt-compat  kernel id  today: 1 allowed, 1 held, 1 rejected");
+  // 81 columns in all: at 80 the backend gives way (see the next test).
+  f = render(s, {80, 24});
+  expectExactWidths(f);
+  EXPECT_EQ(f.lines()[1], " connected  enforcing  kernel id  today: 1 allowed, 1 held, 1 rejected");
+  // A guardd that does not say: the bar as it was.
+  s.status.attribution.clear();
+  f = render(s, {80, 24});
+  expectExactWidths(f);
+  EXPECT_EQ(f.lines()[1], " connected  enforcing  xt-compat  today: 1 allowed, 1 held, 1 rejected");
+}
+
+TEST(Render, StatusBarGivesUpTheBackendBeforeTheAttributionOrTheCountsAt80Columns) {
+  State s = household({80, 24});
+  s.status.attribution = "kernel";
+  s.today.allowed = 12345;
+  s.today.held = 678;
+  s.today.rejected = 90;
+  Frame f = render(s, {80, 24});
+  expectExactWidths(f);
+  EXPECT_EQ(f.lines()[1],
+            " connected  enforcing  kernel id  today: 12345 allowed, 678 held, 90 rejected");
+  // With room, the backend is back.
+  f = render(s, {120, 40});
+  EXPECT_EQ(
+      f.lines()[1].rfind(" connected  enforcing  xt-compat  kernel id  today: 12345 allowed", 0),
+      0u)
+      << f.lines()[1];
 }
 
 TEST(Render, DisconnectedIsPlainToSee) {

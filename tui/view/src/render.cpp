@@ -135,21 +135,39 @@ void tabBar(const State& s, int width, std::vector<Row>& rows) {
   rows.push_back(b.finish());
 }
 
+// The status bar's short name for guardd's attribution path; empty when it does not say.
+std::string attributionLabel(const std::string& attribution) {
+  if (attribution == "kernel") return "kernel id";
+  if (attribution == "proc") return "proc id";
+  return attribution.empty() ? std::string() : attribution + " id";
+}
+
 void statusLine(const State& s, int width, std::vector<Row>& rows) {
   RowBuilder b(width);
   b.space();
+  const auto& t = s.today;
   if (s.connected) {
+    const std::string enforcing = s.status.enforcing ? "enforcing" : "NOT ENFORCING";
+    const std::string backend = s.status.backend.empty() ? "backend ?" : s.status.backend;
+    const std::string attribution = attributionLabel(s.status.attribution);
+    const std::string plus = t.partial ? "+" : "";
+    // The counts of the day, as added below: their width decides what fits.
+    const std::string today = "  today: " + std::to_string(t.allowed) + plus + " allowed, " +
+                              std::to_string(t.held) + plus + " held, " +
+                              std::to_string(t.rejected) + plus + " rejected";
+    const std::size_t full = 1 + 9 + 2 + enforcing.size() + 2 + backend.size() +
+                             (attribution.empty() ? 0 : 2 + attribution.size()) + today.size();
     b.add("connected", Style::Good).add("  ");
-    if (s.status.enforcing) {
-      b.add("enforcing", Style::Good);
-    } else {
-      b.add("NOT ENFORCING", Style::Bad);
+    b.add(enforcing, s.status.enforcing ? Style::Good : Style::Bad);
+    // The queue backend is plumbing (guardctl status has it): it gives way first, so
+    // that 80 columns keep the attribution path and the day's counts.
+    if (full <= static_cast<std::size_t>(width) || attribution.empty()) {
+      b.add("  ").add(backend, Style::Dim);
     }
-    b.add("  ").add(s.status.backend.empty() ? "backend ?" : s.status.backend, Style::Dim);
+    if (!attribution.empty()) b.add("  ").add(attribution, Style::Dim);
   } else {
     b.add("DISCONNECTED", Style::Bad).add(" from guardd, retrying", Style::Dim);
   }
-  const auto& t = s.today;
   b.add("  today: ")
       .add(std::to_string(t.allowed) + (t.partial ? "+" : "") + " allowed", Style::Normal)
       .add(", ")

@@ -24,6 +24,10 @@ struct Status {
   std::uint64_t storeErrors = 0;
   std::uint64_t tableRestores = 0;  // another program changed the table; guardd put it back
   std::string storeError;           // empty when the store is healthy
+  // Who names the program behind a mail connection: "kernel" (BPF hooks decide approved
+  // connects at connect() time) or "proc" (the queued packet's socket looked up in /proc);
+  // empty from a guardd that does not say.
+  std::string attribution;
 };
 
 // Times are microseconds since the Unix epoch (UTC); 0 means never.

@@ -20,6 +20,7 @@ struct Match {
     CtStateEstablishedRelated,  // ct state established,related
     CtStateNew,                 // ct state new
     MarkEquals,                 // meta mark == value
+    MarkBitSet,                 // meta mark & value == value (value: one bit)
     TcpDportInSet,              // tcp dport @set
     IsTcp,                      // meta l4proto tcp
     // The host firewall's kinds (chain host_in):
@@ -95,13 +96,18 @@ inline constexpr const char* kTableName = "mailguard";
 //     ct state established,related counter accept
 //     meta mark 0x6d670001 meta l4proto tcp counter reject with tcp reset
 //     meta mark 0x6d670002 counter accept
+//     meta mark & B == B counter accept                    (only when acceptMarkBit B != 0)
 //     meta l4proto tcp ct state new tcp dport @mail_ports counter queue num N }
-// With the host firewall enabled, sets fw_tcp, fw_udp (allowed from anywhere),
-// fw_local_tcp, fw_local_udp (allowed from the local subnets), fw_local_v4, fw_local_v6
+// acceptMarkBit is the socket-mark bit guardd's BPF connect hook ORs into the mark of a
+// socket whose caller it approved at connect() time; 0 (the /proc attribution path)
+// leaves the rule out. The rule tests that bit only, so other bits set by VPNs or
+// policy routing do not matter. With the host firewall enabled, sets fw_tcp, fw_udp (allowed from
+// anywhere), fw_local_tcp, fw_local_udp (allowed from the local subnets), fw_local_v4, fw_local_v6
 // (the local subnets) and chain host_in follow; see hostInRules() in ruleset.cpp for the
 // rules. With it disabled (the default) the table is exactly the one above.
 Table buildRuleset(const Settings& settings, const std::string& tableName = kTableName,
-                   const FirewallState& firewall = FirewallState{});
+                   const FirewallState& firewall = FirewallState{},
+                   std::uint32_t acceptMarkBit = 0);
 
 // The table as `nft -s list table inet NAME` prints it (stateless: counters without
 // values), for documentation, logs and tests. Checked against nft 1.0.6 for the

@@ -26,6 +26,17 @@ struct Settings {
   std::uint32_t maxAttempts = 1'000'000;  // max_attempts
   // [log]
   std::string logLevel = "info";  // level = "debug" | "info" | "warning" | "error"
+  // [kernel]: who names the program behind a mail connection.
+  // identity = "auto" (BPF hooks decide at connect() when the kernel allows it, else the
+  // /proc path) | "off" (always the /proc path)
+  std::string kernelIdentity = "auto";
+  // cgroup = "/abs/dir": the cgroup v2 directory the connect hooks attach to; empty =
+  // the cgroup2 root of guardd's mount namespace (from /proc/self/mountinfo).
+  std::string kernelCgroup;
+  // mark_bit = N: the one socket-mark bit the hooks OR into an approved program's socket
+  // and `inet mailguard` accepts before the queue rule. Exactly one bit, and none of the
+  // bits of the verdict marks (ruleset.hpp kMarkReject, kMarkAllow).
+  std::uint32_t kernelMarkBit = 0x00100000;
   // [detector]: zombie-detector overrides by name, checked against
   // detectorSettingSpecs() (detector_settings.hpp); absent keys keep the defaults.
   std::map<std::string, double> detector;
