@@ -126,8 +126,10 @@ Result<void> Guard::Impl::start() {
   if (kernelIdentity) {
     if (auto r = loop.add(kernelIdentity->eventsFd(), EPOLLIN,
                           [this](std::uint32_t) {
-                            auto read = kernelIdentity->readEvents(
-                                [this](const kernel::ConnectEvent& e) { pipeline->onKernelEvent(e); });
+                            auto read =
+                                kernelIdentity->readEvents([this](const kernel::ConnectEvent& e) {
+                                  pipeline->onKernelEvent(e);
+                                });
                             if (!read) log::error(read.error().message);
                           });
         !r) {
@@ -140,8 +142,10 @@ Result<void> Guard::Impl::start() {
   }
 
   // The whole table, with host_in when the owner enabled the host firewall.
+  // With the BPF hooks in force the table accepts their marked SYNs before the queue rule.
   host = std::make_unique<HostProtection>(self, options, loop, *nft, backend, clock, *reader,
-                                          *writer, *alerts);
+                                          *writer, *alerts,
+                                          kernelIdentity ? options.settings.kernelMarkBit : 0);
   // Subscribed before the first apply, so no foreign change goes unseen; a foreign change
   // is undone with the same apply (host->reapply()).
   tamper = std::make_unique<TamperWatch>(options, loop, *nft, clock, *alerts,
@@ -219,7 +223,7 @@ Result<std::unique_ptr<kernel::KernelIdentity>> Guard::Impl::openKernelIdentity(
     }
     cgroup = *root;
   }
-  return kernel::openBpfKernelIdentity({cgroup, s.kernelMarkBit, s.mailPorts});
+  return kernel::openBpfKernelIdentity(kernel::BpfOptions{cgroup, s.kernelMarkBit, s.mailPorts});
 }
 
 void Guard::Impl::preloadKernel() {
@@ -230,24 +234,23 @@ void Guard::Impl::preloadKernel() {
     if (!rule.scriptPath.empty() || rules::isInterpreter(base)) continue;
     auto key = kernel::exeKeyOfPath(rule.path);
     if (!key) continue;  // not there (yet): learned from its first connect instead
-    hasher.hashPathInBackground(
-        rule.path, [this, generation, path = rule.path, key = *key](Result<std::string> hash) {
-          loop.post([this, generation, path, key, hash = std::move(hash)] {
-            if (generation != kernelGeneration || !hash) return;
-            // The key read before hashing still names the file: its content is what was
-            // hashed (every write changes the ctime).
-            if (auto now = kernel::exeKeyOfPath(path); !now || *now != key) return;
-            rules::ProgramIdentity identity;
-            identity.path = path;
-            identity.sha256 = *hash;
-            identity.pathTrusted =
-                !rules::isUnsafeLocation(path) && procinfo::isRootOwnedChain(path);
-            rules::VerdictInputs in;
-            in.identity = identity;
-            fastPath->learn(key, identity, rules::decideVerdict(in, approvals), false,
-                            detection->doubted(identity));
-          });
-        });
+    hasher.hashPathInBackground(rule.path, [this, generation, path = rule.path,
+                                            key = *key](Result<std::string> hash) {
+      loop.post([this, generation, path, key, hash = std::move(hash)] {
+        if (generation != kernelGeneration || !hash) return;
+        // The key read before hashing still names the file: its content is what was
+        // hashed (every write changes the ctime).
+        if (auto now = kernel::exeKeyOfPath(path); !now || *now != key) return;
+        rules::ProgramIdentity identity;
+        identity.path = path;
+        identity.sha256 = *hash;
+        identity.pathTrusted = !rules::isUnsafeLocation(path) && procinfo::isRootOwnedChain(path);
+        rules::VerdictInputs in;
+        in.identity = identity;
+        fastPath->learn(key, identity, rules::decideVerdict(in, approvals), false,
+                        detection->doubted(identity));
+      });
+    });
   }
 }
 

@@ -175,7 +175,8 @@ std::vector<std::pair<std::string, FoundFinding>> findingKeys(
 HostProtection::HostProtection(Guard& guard, const Guard::Options& options, EventLoop& loop,
                                netfilter::RulesetManager& nft, netfilter::QueueBackend backend,
                                const Clock& clock, store::SqliteStore& reader,
-                               store::StoreWriter& writer, AlertSink& alerts)
+                               store::StoreWriter& writer, AlertSink& alerts,
+                               std::uint32_t acceptMarkBit)
     : guard_(guard),
       options_(options),
       loop_(loop),
@@ -183,6 +184,7 @@ HostProtection::HostProtection(Guard& guard, const Guard::Options& options, Even
       reader_(reader),
       writer_(writer),
       alerts_(alerts),
+      acceptMarkBit_(acceptMarkBit),
       applier_(nft, backend),
       recorder_(clock, kMaxProbeRecords) {}
 
@@ -194,8 +196,8 @@ HostProtection::~HostProtection() {
 Result<void> HostProtection::start() {
   auto stored = reader_.loadFirewall();
   if (!stored) return stored.error();
-  firewall_ = std::make_unique<firewall::HostFirewall>(applier_, options_.settings,
-                                                       options_.tableName, stateOf(*stored));
+  firewall_ = std::make_unique<firewall::HostFirewall>(
+      applier_, options_.settings, options_.tableName, stateOf(*stored), acceptMarkBit_);
   if (auto r = firewall_->applyCurrent(); !r) return r.error();
   if (firewall_->state().enabled) {
     log::info("host firewall enabled: inbound connections are refused unless allowed");
@@ -501,8 +503,7 @@ void Guard::firewallRemove(const std::string& name, Done<FirewallInfo> done) {
   if (auto next = rules::withoutService(impl_->host->info().state, name); !next) {
     return done(notFound(next.error().message));
   }
-  impl_->host->change([&](firewall::HostFirewall& fw) { return fw.remove(name); },
-                      std::move(done));
+  impl_->host->change([&](firewall::HostFirewall& fw) { return fw.remove(name); }, std::move(done));
 }
 
 void Guard::firewallSetLocalSubnets(const std::vector<std::string>& cidrs,

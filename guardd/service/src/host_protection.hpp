@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "alert_sink.hpp"
 #include "mailguard/audit/relay.hpp"
 #include "mailguard/firewall/host_firewall.hpp"
 #include "mailguard/firewall/probe_log.hpp"
@@ -18,7 +19,6 @@
 #include "mailguard/procinfo/procinfo.hpp"
 #include "mailguard/service/event_loop.hpp"
 #include "mailguard/service/guard.hpp"
-#include "alert_sink.hpp"
 #include "mailguard/store/store.hpp"
 
 namespace mailguard::service {
@@ -28,7 +28,7 @@ class HostProtection {
   HostProtection(Guard& guard, const Guard::Options& options, EventLoop& loop,
                  netfilter::RulesetManager& nft, netfilter::QueueBackend backend,
                  const Clock& clock, store::SqliteStore& reader, store::StoreWriter& writer,
-                 AlertSink& alerts);
+                 AlertSink& alerts, std::uint32_t acceptMarkBit);
   ~HostProtection();
   HostProtection(const HostProtection&) = delete;
   HostProtection& operator=(const HostProtection&) = delete;
@@ -79,7 +79,8 @@ class HostProtection {
   const Clock& clock_;
   store::SqliteStore& reader_;
   store::StoreWriter& writer_;
-  AlertSink& alerts_;  // audit findings join the detector's alerts
+  AlertSink& alerts_;            // audit findings join the detector's alerts
+  std::uint32_t acceptMarkBit_;  // kernel-approved sockets' mark bit (0: no such rule)
   firewall::KernelTableApplier applier_;
   std::unique_ptr<firewall::HostFirewall> firewall_;
   std::unique_ptr<firewall::NflogProbeSource> probeSource_;

@@ -15,7 +15,8 @@ Result<Attributed> ProcAttribution::attribute(const netfilter::QueuedPacket& pac
   if (!owner.value()) return makeError("the socket was already closed");
   auto holder = resolver_.describeHolder(owner.value()->inode, packet.uid);
   if (!holder) return holder.error();
-  Attributed found{std::move(holder.value()), {}};
+  Attributed found;
+  found.process = std::move(holder.value());
   // An approved holder of the socket cannot vouch for another holder.
   auto shared = unapprovedCoHolder(resolver_, found.process, owner.value()->inode, allowedAlone);
   if (!shared) return shared.error();
@@ -72,8 +73,11 @@ Result<Attributed> KernelAttribution::attribute(const netfilter::QueuedPacket& p
                      " now) ran another program when it called connect(): it exec'd after "
                      "connecting, so its program now cannot vouch for that connection");
   }
-  Attributed found{std::move(process.value()), {}, cookie, stamp->key,
-                   kernel::describeTaint(stamp->taint)};
+  Attributed found;
+  found.process = std::move(process.value());
+  found.cookie = cookie;
+  found.key = stamp->key;
+  found.taint = kernel::describeTaint(stamp->taint);
   return found;
 }
 

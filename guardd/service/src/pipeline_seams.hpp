@@ -23,7 +23,7 @@ namespace mailguard::service {
 
 struct Attributed {
   procinfo::ProcessInfo process;
-  std::string sharedNote;  // "; its socket is also held by ...": for the decision's reason
+  std::string sharedNote;    // "; its socket is also held by ...": for the decision's reason
   std::uint64_t cookie = 0;  // the socket's cookie, when known (0: not)
   // With kernel attribution: the key of the file the process ran when it called connect(),
   // and what the kernel saw in it that was not the file's own code ("" when nothing).
@@ -64,7 +64,11 @@ class KernelAttribution final : public Attribution {
  public:
   KernelAttribution(procinfo::SocketTable& sockets, procinfo::ProcessResolver& resolver,
                     const procinfo::ProcFs& proc, kernel::KernelIdentity& kernel)
-      : sockets_(sockets), resolver_(resolver), proc_(proc), kernel_(kernel), byProc_(sockets, resolver) {}
+      : sockets_(sockets),
+        resolver_(resolver),
+        proc_(proc),
+        kernel_(kernel),
+        byProc_(sockets, resolver) {}
   Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
                                const AllowedAlone& allowedAlone) override;
 
@@ -94,7 +98,8 @@ class FakeAttribution final : public Attribution {
     }
     const auto it = bySourcePort.find(packet.tuple->srcPort);
     if (it == bySourcePort.end()) return makeError("the socket was already closed");
-    Attributed found{it->second, {}};
+    Attributed found;
+    found.process = it->second;
     const auto port = packet.tuple->srcPort;
     if (cookies.contains(port)) found.cookie = cookies.at(port);
     if (keys.contains(port)) found.key = keys.at(port);
