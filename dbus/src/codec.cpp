@@ -110,6 +110,9 @@ VariantMap encodeStatus(const Status& s) {
       {"table_restores", sdbus::Variant(s.tableRestores)},
       {"store_error", sdbus::Variant(s.storeError)},
       {"attribution", sdbus::Variant(s.attribution)},
+      {"kernel_hooks", sdbus::Variant(s.kernelHooks)},
+      {"kernel_events_lost", sdbus::Variant(s.kernelEventsLost)},
+      {"kernel_map_bytes", sdbus::Variant(s.kernelMapBytes)},
   };
 }
 
@@ -127,6 +130,9 @@ Status decodeStatus(const VariantMap& m) {
   s.tableRestores = variantOr<std::uint64_t>(m, "table_restores", 0);
   s.storeError = variantOr<std::string>(m, "store_error", "");
   s.attribution = variantOr<std::string>(m, "attribution", "");
+  s.kernelHooks = variantOr<std::string>(m, "kernel_hooks", "");
+  s.kernelEventsLost = variantOr<std::uint64_t>(m, "kernel_events_lost", 0);
+  s.kernelMapBytes = variantOr<std::uint64_t>(m, "kernel_map_bytes", 0);
   return s;
 }
 

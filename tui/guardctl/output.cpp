@@ -88,7 +88,11 @@ json toJson(const dbus::Status& s) {
                 {"queue_dropped", s.queueDropped},
                 {"attempts_dropped", s.attemptsDropped},
                 {"store_errors", s.storeErrors},
-                {"table_restores", s.tableRestores}}},
+                {"table_restores", s.tableRestores},
+                {"kernel_events_lost", s.kernelEventsLost}}},
+              {"kernel", s.attribution == "kernel"
+                             ? json{{"hooks", s.kernelHooks}, {"map_bytes", s.kernelMapBytes}}
+                             : json(nullptr)},
               {"store_error", s.storeError.empty() ? json(nullptr) : json(s.storeError)}};
 }
 
@@ -146,6 +150,11 @@ std::string statusText(const dbus::Status& s) {
     << "\n";
   o << "queue backend:   " << (s.backend.empty() ? "none" : s.backend) << "\n";
   o << "attribution:     " << attributionText(s.attribution) << "\n";
+  if (s.attribution == "kernel") {
+    o << "kernel hooks:    taint hooks " << (s.kernelHooks.empty() ? "?" : s.kernelHooks) << ", "
+      << s.kernelMapBytes / 1024 << " KiB of BPF maps, " << s.kernelEventsLost
+      << " connects not reported (ring buffer full)\n";
+  }
   o << "connections:     " << s.allowed << " allowed, " << s.held << " held, " << s.rejected
     << " rejected\n";
   o << "dropped:         " << s.queueDropped << " by a full kernel queue, " << s.attemptsDropped

@@ -82,6 +82,9 @@ dbus::Status toDbus(const service::StatusInfo& s) {
   out.tableRestores = s.counters.tableRestores;
   out.storeError = s.storeError;
   out.attribution = s.attribution;
+  out.kernelHooks = s.kernelHooks;
+  out.kernelEventsLost = s.counters.kernelEventsLost;
+  out.kernelMapBytes = s.counters.kernelMapBytes;
   return out;
 }
 

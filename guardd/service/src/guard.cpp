@@ -426,6 +426,12 @@ StatusInfo Guard::status() const {
   s.enforcing = d.enforcing;
   s.backend = std::string(netfilter::toString(d.backend));
   s.attribution = d.kernelIdentity ? "kernel" : "proc";
+  if (d.kernelIdentity) {
+    const auto k = d.kernelIdentity->stats();
+    s.counters.kernelEventsLost = k.eventsLost;
+    s.counters.kernelMapBytes = k.mapBytes;
+    s.kernelHooks = d.kernelIdentity->describe();
+  }
   s.version = MAILGUARD_VERSION;
   if (d.pipeline) s.counters = d.pipeline->counters();
   const auto stats = d.writer->stats();

@@ -1,5 +1,7 @@
 #include "kernel_fast_path.hpp"
 
+#include <filesystem>
+
 #include "mailguard/service/log.hpp"
 
 namespace mailguard::service {
@@ -8,16 +10,19 @@ void KernelFastPath::learn(const kernel::ExeKey& key, const rules::ProgramIdenti
                            const rules::Decision& decision, bool tainted, bool suspicious) {
   using rules::Override;
   using rules::Verdict;
-  const bool approved = decision.verdict == Verdict::Allow &&
-                        decision.override == Override::None && !tainted && !suspicious &&
-                        !identity.isInterpreted() && !identity.deleted &&
+  // An interpreter never: what it runs (a script, `-c`, stdin) is not in its file.
+  const bool interpreter =
+      identity.isInterpreted() ||
+      rules::isInterpreter(std::filesystem::path(identity.path).filename().string());
+  const bool approved = decision.verdict == Verdict::Allow && decision.override == Override::None &&
+                        !tainted && !suspicious && !interpreter && !identity.deleted &&
                         !identity.sha256.empty();
   // The owner's denial holds for the file whoever runs it (a quarantine's Reject carries
   // Override::Quarantine).
   const bool refused = decision.verdict == Verdict::Reject && decision.override == Override::None;
   if (approved) {
     put(key, identity, Mode::Approved);
-  } else if (refused && !identity.isInterpreted()) {
+  } else if (refused && !interpreter) {
     put(key, identity, Mode::Refused);
   } else {
     drop(key);

@@ -96,7 +96,8 @@ TEST(WireCodec, AlertRoundTripsAndTakesItsKindFromTheEvidence) {
 }
 
 TEST(WireCodec, StatusRoundTripsEveryKey) {
-  const Status s{true, "xt-compat", "0.1.0", 1, 2, 3, 4, 5, 6, 7, "disk full", "kernel"};
+  const Status s{true,        "xt-compat", "0.1.0",      1, 2, 3, 4, 5, 6, 7,
+                 "disk full", "kernel",    "tracepoint", 8, 9};
   const auto b = codec::decodeStatus(codec::encodeStatus(s));
   EXPECT_EQ(b.enforcing, s.enforcing);
   EXPECT_EQ(b.backend, s.backend);
@@ -110,6 +111,9 @@ TEST(WireCodec, StatusRoundTripsEveryKey) {
   EXPECT_EQ(b.tableRestores, s.tableRestores);
   EXPECT_EQ(b.storeError, s.storeError);
   EXPECT_EQ(b.attribution, "kernel");
+  EXPECT_EQ(b.kernelHooks, "tracepoint");
+  EXPECT_EQ(b.kernelEventsLost, 8U);
+  EXPECT_EQ(b.kernelMapBytes, 9U);
 }
 
 TEST(WireCodec, StatusCarriesTheAttributionAsAString) {

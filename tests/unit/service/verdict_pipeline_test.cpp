@@ -13,6 +13,8 @@
 
 #include "alert_sink.hpp"
 #include "detection.hpp"
+#include "kernel_fast_path.hpp"
+#include "mailguard/kernel/kernel_identity.hpp"
 #include "mailguard/rules/settings.hpp"
 #include "mailguard/service/event_loop.hpp"
 
@@ -299,6 +301,102 @@ TEST_F(PipelineTest, APacketWaitingTooLongForAHashIsHeldNotAllowed) {
   attribution.hashing.clear();
   clock.advance(std::chrono::seconds(1));
   EXPECT_EQ(decide(2, 40017), PacketVerdict::RepeatWithAllow);
+}
+
+// With kernel attribution: what the pipeline teaches the kernel, and what it hears back.
+class KernelPipelineTest : public PipelineTest {
+ protected:
+  KernelPipelineTest() { pipeline.setFastPath(&fastPath); }
+  kernel::FakeKernelIdentity kernel;
+  KernelFastPath fastPath{kernel};
+  const kernel::ExeKey clientKey{11, 0x800001, 1'700'000'000, 1};
+  const kernel::ExeKey botKey{12, 0x800001, 1'700'000'000, 2};
+
+  kernel::ConnectEvent event(kernel::ConnectEvent::Decision d, const kernel::ExeKey& key,
+                             std::uint32_t tgid) {
+    kernel::ConnectEvent e;
+    e.decision = d;
+    e.cookie = 1000 + tgid;
+    e.task.tgid = tgid;
+    e.task.uid = 1000;
+    e.task.key = key;
+    e.family = AF_INET;
+    inet_pton(AF_INET, "127.1.0.9", e.dst.data());
+    e.dstPort = 25;
+    return e;
+  }
+};
+
+TEST_F(KernelPipelineTest, TeachesTheKernelAnApprovedFileAndADeniedOne) {
+  approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
+  approvals.push_back(rule(rules::RuleAction::Deny, kBot, sha('b')));
+  attribution.bySourcePort[41001] = process(kClient, sha('c'));
+  attribution.keys[41001] = clientKey;
+  attribution.bySourcePort[41002] = process(kBot, sha('b'));
+  attribution.keys[41002] = botKey;
+  EXPECT_EQ(decide(1, 41001), PacketVerdict::RepeatWithAllow);
+  EXPECT_EQ(decide(2, 41002), PacketVerdict::RepeatWithReject);
+  EXPECT_EQ(kernel.allowed, std::set<kernel::ExeKey>{clientKey});
+  EXPECT_EQ(kernel.denied, std::set<kernel::ExeKey>{botKey});
+  ASSERT_NE(fastPath.identityOf(clientKey), nullptr);
+  EXPECT_EQ(fastPath.identityOf(clientKey)->path, kClient);
+}
+
+TEST_F(KernelPipelineTest, NeverTeachesTheKernelATaintedProgramOrAnInterpreter) {
+  approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
+  approvals.push_back(rule(rules::RuleAction::Approve, "/usr/bin/python3", sha('p')));
+  attribution.bySourcePort[41003] = process(kClient, sha('c'));
+  attribution.keys[41003] = clientKey;
+  attribution.taints[41003] = "LD_PRELOAD or a user's library";
+  EXPECT_EQ(decide(1, 41003), PacketVerdict::Drop);
+  EXPECT_THAT(records.attempts.back().reason, HasSubstr("LD_PRELOAD"));
+  attribution.bySourcePort[41004] = process("/usr/bin/python3", sha('p'));
+  attribution.keys[41004] = botKey;
+  EXPECT_EQ(decide(2, 41004), PacketVerdict::RepeatWithAllow);  // approved: the queue allows
+  EXPECT_TRUE(kernel.allowed.empty());
+  EXPECT_TRUE(kernel.denied.empty());
+}
+
+TEST_F(KernelPipelineTest, AConnectTheKernelApprovedIsRecordedAndAQuarantineTakesItOffTheFastPath) {
+  approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
+  attribution.bySourcePort[41005] = process(kClient, sha('c'));
+  attribution.keys[41005] = clientKey;
+  EXPECT_EQ(decide(1, 41005), PacketVerdict::RepeatWithAllow);
+  ASSERT_TRUE(kernel.allowed.contains(clientKey));
+
+  pipeline.onKernelEvent(event(kernel::ConnectEvent::Decision::Approved, clientKey, 777));
+  ASSERT_EQ(records.attempts.size(), 2U);
+  EXPECT_EQ(records.attempts.back().verdict, rules::Verdict::Allow);
+  EXPECT_EQ(records.attempts.back().pid, 777);
+  EXPECT_EQ(records.attempts.back().dst, "127.1.0.9");
+  EXPECT_THAT(records.attempts.back().reason, HasSubstr("decided in the kernel"));
+  EXPECT_EQ(detector.assessed.back(), std::make_pair(std::string(kClient), true));
+
+  // The detector quarantines it on the next kernel-approved connect: from then on the
+  // kernel no longer approves it (its connects go to the queue, which rejects).
+  detector.byPath[kClient].quarantined = true;
+  pipeline.onKernelEvent(event(kernel::ConnectEvent::Decision::Approved, clientKey, 778));
+  EXPECT_FALSE(kernel.allowed.contains(clientKey));
+  attribution.bySourcePort[41006] = process(kClient, sha('c'));
+  attribution.keys[41006] = clientKey;
+  EXPECT_EQ(decide(2, 41006), PacketVerdict::RepeatWithReject);
+  EXPECT_FALSE(kernel.allowed.contains(clientKey));
+}
+
+TEST_F(KernelPipelineTest, ANewSocketOnAHeldSocketsPortIsANewAttempt) {
+  attribution.bySourcePort[41007] = process(kBot, sha('b'));
+  attribution.cookies[41007] = 5001;
+  EXPECT_EQ(decide(1, 41007), PacketVerdict::Drop);
+  // Another socket (another cookie) on the same source port: not a retransmission.
+  attribution.cookies[41007] = 5002;
+  EXPECT_EQ(decide(2, 41007), PacketVerdict::Drop);
+  EXPECT_EQ(records.attempts.size(), 2U);
+  ASSERT_EQ(detector.assessed.size(), 2U);
+  EXPECT_TRUE(detector.assessed[1].second);
+  // The first socket's retransmission is one.
+  attribution.cookies[41007] = 5001;
+  EXPECT_EQ(decide(3, 41007), PacketVerdict::Drop);
+  EXPECT_EQ(records.attempts.size(), 2U);
 }
 
 // The same pipeline with the real detector: a bot that sends to many mail servers is

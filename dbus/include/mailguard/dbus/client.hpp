@@ -28,6 +28,9 @@ struct Status {
   // connects at connect() time) or "proc" (the queued packet's socket looked up in /proc);
   // empty from a guardd that does not say.
   std::string attribution;
+  std::string kernelHooks;             // with "kernel": which taint hooks run
+  std::uint64_t kernelEventsLost = 0;  // connects the hooks could not report (never blocked)
+  std::uint64_t kernelMapBytes = 0;    // memory of the BPF maps
 };
 
 // Times are microseconds since the Unix epoch (UTC); 0 means never.

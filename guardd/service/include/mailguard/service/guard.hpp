@@ -33,6 +33,10 @@ struct Counters {
   std::uint64_t storeErrors = 0;
   std::uint64_t tableRestores = 0;  // foreign changes to the table undone
   std::uint64_t verdictErrors = 0;  // verdicts the kernel did not take (logged)
+  // Kernel attribution: connects the BPF hooks could not report (their ring buffer was
+  // full; the connect itself went on), and the memory of the BPF maps.
+  std::uint64_t kernelEventsLost = 0;
+  std::uint64_t kernelMapBytes = 0;
 };
 
 struct StatusInfo {
@@ -41,6 +45,7 @@ struct StatusInfo {
   // Who names the program behind a connection: "kernel" (BPF hooks at connect() time)
   // or "proc" (the queued packet's socket looked up in /proc afterwards).
   std::string attribution = "proc";
+  std::string kernelHooks;  // with kernel attribution: which taint hooks run ("lsm", ...)
   std::string version;
   Counters counters;
   std::string storeError;  // last store error, empty when healthy
