@@ -86,6 +86,18 @@ void addCompatQueue(nftnl_rule* r, std::uint16_t queue) {
   nftnl_rule_add_expr(r, target.release());
 }
 
+// bitwise reg 1 = (reg 1 & MASK) ^ 0: keeps only the bits of a 32-bit value that count.
+void addMaskReg1(nftnl_rule* r, std::uint32_t mask) {
+  const std::uint32_t zero = 0;
+  auto bitwise = newExpr("bitwise");
+  nftnl_expr_set_u32(bitwise.get(), NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+  nftnl_expr_set_u32(bitwise.get(), NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+  nftnl_expr_set_u32(bitwise.get(), NFTNL_EXPR_BITWISE_LEN, sizeof(std::uint32_t));
+  nftnl_expr_set(bitwise.get(), NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+  nftnl_expr_set(bitwise.get(), NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+  nftnl_rule_add_expr(r, bitwise.release());
+}
+
 }  // namespace
 
 // `ct state established,related` / `ct state new` / `ct state invalid`:
@@ -95,16 +107,9 @@ void addCtState(nftnl_rule* r, std::uint32_t mask) {
   nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
   nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_DREG, NFT_REG_1);
   nftnl_rule_add_expr(r, ct.release());
+  addMaskReg1(r, mask);
 
   const std::uint32_t zero = 0;
-  auto bitwise = newExpr("bitwise");
-  nftnl_expr_set_u32(bitwise.get(), NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-  nftnl_expr_set_u32(bitwise.get(), NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-  nftnl_expr_set_u32(bitwise.get(), NFTNL_EXPR_BITWISE_LEN, sizeof(std::uint32_t));
-  nftnl_expr_set(bitwise.get(), NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-  nftnl_expr_set(bitwise.get(), NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
-  nftnl_rule_add_expr(r, bitwise.release());
-
   auto cmp = newExpr("cmp");
   nftnl_expr_set_u32(cmp.get(), NFTNL_EXPR_CMP_SREG, NFT_REG_1);
   nftnl_expr_set_u32(cmp.get(), NFTNL_EXPR_CMP_OP, NFT_CMP_NEQ);
@@ -126,16 +131,7 @@ void addMarkBitSet(nftnl_rule* r, std::uint32_t bit) {
   nftnl_expr_set_u32(meta.get(), NFTNL_EXPR_META_KEY, NFT_META_MARK);
   nftnl_expr_set_u32(meta.get(), NFTNL_EXPR_META_DREG, NFT_REG_1);
   nftnl_rule_add_expr(r, meta.release());
-
-  const std::uint32_t zero = 0;
-  auto bitwise = newExpr("bitwise");
-  nftnl_expr_set_u32(bitwise.get(), NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-  nftnl_expr_set_u32(bitwise.get(), NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-  nftnl_expr_set_u32(bitwise.get(), NFTNL_EXPR_BITWISE_LEN, sizeof(std::uint32_t));
-  nftnl_expr_set(bitwise.get(), NFTNL_EXPR_BITWISE_MASK, &bit, sizeof(bit));
-  nftnl_expr_set(bitwise.get(), NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
-  nftnl_rule_add_expr(r, bitwise.release());
-
+  addMaskReg1(r, bit);
   addCmpEq(r, &bit, sizeof(bit));
 }
 
