@@ -156,6 +156,16 @@ void enterNetns(int fd) {
   if (::setns(fd, CLONE_NEWNET) != 0) die("setns");
 }
 
+// Moves this process into a cgroup v2 directory. A socket is charged to the cgroup of the
+// task that created it (sk_cgrp_data is set in socket()), and the cgroup connect hooks
+// run for that cgroup: a process must move before it creates the sockets to be measured.
+void joinCgroup(const std::string& dir) {
+  if (dir.empty()) return;
+  std::ofstream procs(dir + "/cgroup.procs");
+  procs << ::getpid() << std::flush;
+  if (!procs) die("join cgroup " + dir);
+}
+
 sockaddr_in v4(const std::string& host, int port) {
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
@@ -174,7 +184,7 @@ void closeHard(int fd) {
   ::close(fd);
 }
 
-// connect() to established (or refused), in microseconds; negative on failure/timeout.
+// connect() to established or failed, in microseconds; err is 0 when it connected.
 double timedConnect(const sockaddr_in& sa, int timeoutMs, int& err) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) die("socket");
@@ -196,7 +206,7 @@ double timedConnect(const sockaddr_in& sa, int timeoutMs, int& err) {
   }
   const double us = micros(Clock::now() - start);
   closeHard(fd);
-  return err == 0 ? us : -1;
+  return us;
 }
 
 // --- serve: accept on ADDR:PORT in the current namespace, read and discard --------------
@@ -247,6 +257,49 @@ int cmdServe(const Args& a) {
 }
 
 // --- latency: interleaved connect() latency to several namespaces ----------------------
+// One timed connect per request, in a process of its own that lives in one namespace and
+// one cgroup (cgroup connect hooks apply per process, not per namespace). The timing is
+// taken inside the worker, so the pipe round trip is not part of any figure.
+struct LatencyWorker {
+  pid_t pid = -1;
+  int request = -1;  // the driver writes one byte per connect wanted
+  int reply = -1;    // the worker answers with {microseconds or -1, errno}
+};
+
+struct LatencyReply {
+  double us = -1;
+  int err = 0;
+};
+
+LatencyWorker startLatencyWorker(int nsFd, const std::string& cgroup, const sockaddr_in& sa,
+                                 int timeoutMs, const std::vector<LatencyWorker>& earlier) {
+  int req[2], rep[2];
+  if (::pipe2(req, O_CLOEXEC) != 0 || ::pipe2(rep, O_CLOEXEC) != 0) die("pipe");
+  const pid_t pid = ::fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::close(req[1]);
+    ::close(rep[0]);
+    for (const auto& w : earlier) {  // inherited at fork: not this worker's to hold
+      ::close(w.request);
+      ::close(w.reply);
+    }
+    joinCgroup(cgroup);
+    enterNetns(nsFd);
+    char c = 0;
+    while (::read(req[0], &c, 1) == 1) {
+      LatencyReply r;
+      r.us = timedConnect(sa, timeoutMs, r.err);
+      if (::write(rep[1], &r, sizeof r) != static_cast<ssize_t>(sizeof r)) _exit(1);
+    }
+    _exit(0);
+  }
+  ::close(req[0]);
+  ::close(rep[1]);
+  return LatencyWorker{pid, req[1], rep[0]};
+}
+
 int cmdLatency(const Args& a) {
   installStopSignals();
   const auto names = split(a.str("ns"), ',');
@@ -256,15 +309,28 @@ int cmdLatency(const Args& a) {
   }
   std::vector<int> nsFds;
   for (const auto& n : names) nsFds.push_back(openNetns(n));
+  // --cgroups A,B,..: one worker process per namespace, in that cgroup ("-": stay here).
+  std::vector<LatencyWorker> workers;
+  const auto cgroups = split(a.str("cgroups"), ',');
+  if (!cgroups.empty() && cgroups.size() != names.size()) {
+    std::fprintf(stderr, "mg-bench latency: --cgroups needs one entry per namespace\n");
+    return 2;
+  }
   const auto sa = v4(a.str("host", "127.0.0.1"), static_cast<int>(a.num("port", 25)));
   const long count = a.num("count", 1000);
   const double durationS = static_cast<double>(a.num("duration-ms", 0)) / 1000.0;
   const long rate = a.num("rate", 0);  // rounds per second; 0: back to back
   const int timeoutMs = static_cast<int>(a.num("timeout-ms", 2000));
   const long warmup = a.num("warmup", 20);
+  const bool refusedOk = a.num("refused-ok", 0) != 0;
+  for (std::size_t i = 0; i < cgroups.size(); ++i) {
+    workers.push_back(
+        startLatencyWorker(nsFds[i], cgroups[i] == "-" ? "" : cgroups[i], sa, timeoutMs, workers));
+  }
 
   std::vector<std::vector<double>> samples(names.size());
   std::vector<long> failures(names.size(), 0);
+  std::vector<std::map<int, long>> errnos(names.size());  // why connects failed
   std::vector<std::size_t> order(names.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::mt19937 rng(42);
@@ -282,22 +348,50 @@ int cmdLatency(const Args& a) {
     }
     std::shuffle(order.begin(), order.end(), rng);
     for (const std::size_t i : order) {
-      enterNetns(nsFds[i]);
       int err = 0;
-      const double us = timedConnect(sa, timeoutMs, err);
+      double us = 0;
+      if (workers.empty()) {
+        enterNetns(nsFds[i]);
+        us = timedConnect(sa, timeoutMs, err);
+      } else {
+        const char go = 1;
+        LatencyReply r;
+        if (::write(workers[i].request, &go, 1) != 1 ||
+            ::read(workers[i].reply, &r, sizeof r) != static_cast<ssize_t>(sizeof r)) {
+          die("latency worker for " + names[i]);
+        }
+        us = r.us;
+        err = r.err;
+      }
+      // --refused-ok 1: a TCP reset is the answer being timed (a refusal decided after
+      // the SYN was queued), not a failure.
+      const bool ok = err == 0 || (refusedOk && err == ECONNREFUSED);
+      if (!ok) ++errnos[i][err];
       if (round < warmup && durationS <= 0) continue;
-      if (us < 0) {
+      if (!ok) {
         ++failures[i];
       } else {
         samples[i].push_back(us);
       }
     }
   }
+  // Every request pipe closed first: a worker sees EOF and exits once no process holds
+  // its pipe's write end, and a later worker inherited the earlier ones' at fork.
+  for (const auto& w : workers) {
+    ::close(w.request);
+    ::close(w.reply);
+  }
+  for (const auto& w : workers) ::waitpid(w.pid, nullptr, 0);
   std::printf("{\"unit\": \"us\", \"results\": {");
   for (std::size_t i = 0; i < names.size(); ++i) {
     const auto s = summarize(samples[i]);
-    std::printf("%s\"%s\": {\"stats\": %s, \"failures\": %ld}", i ? ", " : "", names[i].c_str(),
-                json(s).c_str(), failures[i]);
+    std::string why;
+    for (const auto& [e, n] : errnos[i]) {
+      why += (why.empty() ? "" : ", ") + std::string("\"") + std::strerror(e) +
+             "\": " + std::to_string(n);
+    }
+    std::printf("%s\"%s\": {\"stats\": %s, \"failures\": %ld, \"errors\": {%s}}", i ? ", " : "",
+                names[i].c_str(), json(s).c_str(), failures[i], why.c_str());
   }
   std::printf("}}\n");
   return 0;
@@ -333,6 +427,9 @@ int cmdFlood(const Args& a) {
   const auto inflightMax = static_cast<std::size_t>(a.num("inflight", 256));
   const auto giveUp = std::chrono::milliseconds(a.num("timeout-ms", 300));
   const int queue = static_cast<int>(a.num("queue", 4025));
+  // --rate N: at most N connects a second (0: as fast as it can).
+  const double rate = static_cast<double>(a.num("rate", 0));
+  joinCgroup(a.str("cgroup"));
 
   const int ep = epoll_create1(EPOLL_CLOEXEC);
   struct Pending {
@@ -351,6 +448,7 @@ int cmdFlood(const Args& a) {
     }
   };
   std::uint64_t started = 0, refused = 0, connected = 0, timedOut = 0, otherErrors = 0;
+  std::uint64_t refusedAtConnect = 0;  // EPERM from connect(): a cgroup hook said no
   std::vector<std::uint64_t> perSecond;
   std::uint64_t decidedThisSecond = 0;
   const auto q0 = readQueue(queue);
@@ -365,7 +463,13 @@ int cmdFlood(const Args& a) {
       secondEnd += 1s;
     }
     if (now - t0 >= duration) break;
-    while (pending.size() < inflightMax) {
+    // At most inflightMax new connects per pass: refused at connect() they never stay
+    // pending, and the loop must still look at the clock.
+    for (std::size_t tries = 0; pending.size() < inflightMax && tries < inflightMax; ++tries) {
+      if (rate > 0 &&
+          static_cast<double>(started) >= rate * std::chrono::duration<double>(now - t0).count()) {
+        break;
+      }
       const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (fd < 0) break;
       sockaddr_in sa{};
@@ -383,6 +487,9 @@ int cmdFlood(const Args& a) {
         if (errno == ECONNREFUSED) {
           ++refused;
           ++decidedThisSecond;
+        } else if (errno == EPERM) {
+          ++refusedAtConnect;
+          ++decidedThisSecond;
         } else {
           ++otherErrors;
         }
@@ -395,7 +502,10 @@ int cmdFlood(const Args& a) {
       epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
       pending.emplace(fd, Pending{fd, now});
     }
-    const int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 5);
+    // Paced: wake up for the next connect due (at most 1 ms late), not 5 ms later.
+    // Unpaced with nothing in flight (every connect refused at once): do not sleep at all.
+    const int waitMs = rate > 0 ? 1 : (pending.empty() ? 0 : 5);
+    const int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), waitMs);
     for (int i = 0; i < n; ++i) {
       const int fd = events[static_cast<std::size_t>(i)].data.fd;
       int err = 0;
@@ -430,12 +540,16 @@ int cmdFlood(const Args& a) {
   const auto q1 = readQueue(queue);
   std::printf(
       "{\"seconds\": %.3f, \"started\": %llu, \"refused\": %llu, \"connected\": %llu, "
-      "\"timed_out\": %llu, \"other_errors\": %llu, \"decided_per_s\": %.0f, "
+      "\"timed_out\": %llu, \"other_errors\": %llu, \"refused_at_connect\": %llu, "
+      "\"refused_at_connect_per_s\": %.0f, \"decided_per_s\": %.0f, "
       "\"queued\": %llu, \"queue_dropped\": %llu, \"queue_user_dropped\": %llu, "
       "\"per_second\": [",
       secs, static_cast<unsigned long long>(started), static_cast<unsigned long long>(refused),
       static_cast<unsigned long long>(connected), static_cast<unsigned long long>(timedOut),
-      static_cast<unsigned long long>(otherErrors), static_cast<double>(refused + connected) / secs,
+      static_cast<unsigned long long>(otherErrors),
+      static_cast<unsigned long long>(refusedAtConnect),
+      static_cast<double>(refusedAtConnect) / secs,
+      static_cast<double>(refused + connected + refusedAtConnect) / secs,
       static_cast<unsigned long long>(q1.idSequence - q0.idSequence),
       static_cast<unsigned long long>(q1.dropped - q0.dropped),
       static_cast<unsigned long long>(q1.userDropped - q0.userDropped));
@@ -552,6 +666,11 @@ int cmdNfqAccept(const Args& a) {
     std::fprintf(stderr, "mg-bench: %s\n", r.error().message.c_str());
     return 1;
   }
+  // --verdict reject: answer with guardd's reject verdict instead (a TCP reset from the
+  // table), the floor of a refusal decided in user space.
+  const auto verdict = a.str("verdict", "allow") == "reject"
+                           ? netfilter::PacketVerdict::RepeatWithReject
+                           : netfilter::PacketVerdict::RepeatWithAllow;
   std::printf("ready %s\n", std::string(netfilter::toString(*backend)).c_str());
   std::fflush(stdout);
   auto& queue = **source;
@@ -564,7 +683,7 @@ int cmdNfqAccept(const Args& a) {
       auto r = queue.receive(
           [&](const netfilter::QueuedPacket& packet) {
             ++packets;
-            (void)queue.verdict(packet.id, netfilter::PacketVerdict::RepeatWithAllow);
+            (void)queue.verdict(packet.id, verdict);
           },
           256);
       if (!r) std::fprintf(stderr, "mg-bench: %s\n", r.error().message.c_str());
@@ -735,6 +854,28 @@ int cmdNewestPage(const Args& a) {
   return 0;
 }
 
+// --- quarantine: a program record marked quarantined, as the detector would leave it -----
+// (mg-seed writes the owner's rules; a quarantine is the program's state in the store.)
+int cmdQuarantine(const Args& a) {
+  using namespace mailguard;
+  auto writer = store::StoreWriter::start(a.str("dir"));
+  if (!writer) {
+    std::fprintf(stderr, "mg-bench: %s\n", writer.error().message.c_str());
+    return 1;
+  }
+  store::ProgramRecord p;
+  p.identity.path = a.str("path");
+  p.identity.sha256 = a.str("sha256");
+  p.uid = static_cast<std::uint32_t>(a.num("uid", 0));
+  p.firstSeen = std::chrono::system_clock::now();
+  p.lastAttempt = p.firstSeen;
+  p.quarantined = true;
+  (*writer)->submit(p);
+  (*writer)->flush();
+  std::printf("{\"quarantined\": \"%s\"}\n", p.identity.path.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -743,13 +884,16 @@ int main(int argc, char** argv) {
                  "usage: mg-bench COMMAND [--option value ...]\n"
                  "  serve --ns NS --host H --port P          accept and discard (a stand-in MTA)\n"
                  "  latency --ns A,B,.. --port P --count N   interleaved connect() latency\n"
+                 "          [--cgroups C1,C2,..]             (one worker per namespace, in Ci)\n"
                  "  flood --ns NS --duration-ms MS --inflight K   bot to distinct 127.x.y.z\n"
+                 "          [--rate N] [--cgroup C]\n"
                  "  holders --count N --sockets M            background processes (ends on EOF)\n"
                  "  bulk --ns A,B --port P --ms MS --rounds R    TCP throughput\n"
-                 "  nfq-accept --queue Q                     the do-nothing NFQUEUE listener\n"
+                 "  nfq-accept --queue Q [--verdict reject]  the do-nothing NFQUEUE listener\n"
                  "  apply-time --ns NS --rounds N            replacing the table\n"
                  "  store-fill --dir D --attempts N          attempts through StoreWriter\n"
-                 "  newest-page --dir D                      the newest page of attempts\n");
+                 "  newest-page --dir D                      the newest page of attempts\n"
+                 "  quarantine --dir D --path P --sha256 H   a quarantined program record\n");
     return 2;
   }
   const std::string cmd = argv[1];
@@ -763,6 +907,7 @@ int main(int argc, char** argv) {
   if (cmd == "apply-time") return cmdApplyTime(args);
   if (cmd == "store-fill") return cmdStoreFill(args);
   if (cmd == "newest-page") return cmdNewestPage(args);
+  if (cmd == "quarantine") return cmdQuarantine(args);
   std::fprintf(stderr, "mg-bench: unknown command %s\n", cmd.c_str());
   return 2;
 }
