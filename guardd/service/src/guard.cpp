@@ -24,6 +24,11 @@ constexpr auto kRulesCheckEvery = std::chrono::milliseconds(100);
 // The kernel's queue counters are read this often (queue pressure, dropped packets).
 constexpr auto kPressureCheckEvery = std::chrono::milliseconds(100);
 constexpr auto kHousekeepingEvery = std::chrono::seconds(1);
+// Records (attempts, sightings) waiting for the store writer: about half a second of its
+// pace. A flood beyond that is counted as dropped rather than held in memory: with the
+// kernel refusing a denied bot's connects at tens of thousands a second, a deeper queue
+// was most of guardd's memory.
+constexpr std::size_t kMaxQueuedRecords = 20'000;
 
 }  // namespace
 
@@ -31,7 +36,7 @@ Result<void> Guard::Impl::start() {
   auto opened = store::SqliteStore::open(options.stateDir);
   if (!opened) return opened.error();
   reader = std::move(opened.value());
-  auto started = store::StoreWriter::start(options.stateDir);
+  auto started = store::StoreWriter::start(options.stateDir, kMaxQueuedRecords);
   if (!started) return started.error();
   writer = std::move(started.value());
   writer->setRetention(std::chrono::hours(24) * options.settings.retentionDays,
