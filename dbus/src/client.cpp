@@ -7,6 +7,8 @@
 #include <sdbus-c++/sdbus-c++.h>
 #include <chrono>
 #include <exception>
+#include <filesystem>
+#include <system_error>
 #include <utility>
 
 #include "call.hpp"
@@ -23,6 +25,20 @@ constexpr auto kPolicyCallTimeout = std::chrono::minutes(2);
 
 }  // namespace
 
+bool systemdRunning() {
+  std::error_code ec;
+  return std::filesystem::is_directory("/run/systemd/system", ec);
+}
+
+std::string notRunningMessage(bool withSystemd) {
+  std::string m = "guardd is not running (no org.mailguard.Guard1 on the system bus); ";
+  if (withSystemd) return m + "start it with: sudo systemctl start guardd";
+  // install/setup.sh runs guardd in the background where there is no systemd.
+  return m +
+         "this system has no systemd: start it with 'sudo ./install/setup.sh' from the mailguard "
+         "sources, or by hand: sudo guardd --config /etc/mailguard/guardd.conf &";
+}
+
 // Shared with host_client.cpp (client_errors.hpp).
 ClientError fromSdbus(const sdbus::Error& e) {
   const std::string& name = e.getName();
@@ -31,9 +47,7 @@ ClientError fromSdbus(const sdbus::Error& e) {
   if (name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
       name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
     err.kind = ClientError::Kind::NotRunning;
-    err.message =
-        "guardd is not running (no org.mailguard.Guard1 on the system bus); "
-        "start it with: systemctl start guardd";
+    err.message = notRunningMessage(systemdRunning());
   } else if (name == kErrorNotAuthorized) {
     err.kind = ClientError::Kind::NotAuthorized;
     err.message = "not allowed: " + msg;
@@ -83,6 +97,7 @@ class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_p
   std::function<void(const Attempt&)> attemptHandler;
   std::function<void(const Program&)> programHandler;
   std::function<void(const Alert&)> alertHandler;
+  std::function<void(const AuditEnded&)> auditHandler;
 
   // A policy call with other arguments (AckAlert, Bulk), same timeout.
   template <class R, class... Args>
@@ -106,9 +121,10 @@ class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_p
   void onAlertRaised(const wire::Alert& alert) override {
     if (alertHandler) alertHandler(codec::decode(alert));
   }
-  // HostClient (host_client.cpp) subscribes to AuditFinished on a proxy of its own.
-  void onAuditFinished(const std::int64_t& /*finished*/, const std::string& /*error*/,
-                       const std::uint32_t& /*results*/) override {}
+  void onAuditFinished(const std::int64_t& finished, const std::string& error,
+                       const std::uint32_t& results) override {
+    if (auditHandler) auditHandler(AuditEnded{finished, error, results});
+  }
 };
 
 using detail::guarded;
@@ -193,6 +209,10 @@ ClientResult<Program> Client::bulk(const std::string& target, const std::string&
 
 void Client::onAlertRaised(std::function<void(const Alert&)> handler) {
   impl_->proxy->alertHandler = std::move(handler);
+}
+
+void Client::onAuditFinished(std::function<void(const AuditEnded&)> handler) {
+  impl_->proxy->auditHandler = std::move(handler);
 }
 
 void Client::onAttemptRecorded(std::function<void(const Attempt&)> handler) {

@@ -29,6 +29,12 @@ def micros(rfc3339):
 
 
 class DBus(GuarddOnBusTest):
+    def ctl_in(self, directory, *args):
+        """guardctl run from `directory` (relative paths are taken from there)."""
+        return subprocess.run([os.path.join(mgtest.BUILD, "tui", "guardctl"), *args],
+                              cwd=directory, capture_output=True, text=True, env=self.daemon.env(),
+                              stdin=subprocess.DEVNULL, timeout=60)
+
     def rules_rows(self):
         with mgtest.db(self.state) as conn:
             return [tuple(r) for r in conn.execute("SELECT * FROM rules ORDER BY id")]
@@ -56,6 +62,12 @@ class DBus(GuarddOnBusTest):
         r = self.ctl("status", ok=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("guardd is not running", r.stderr)
+        # The advice fits this machine: systemctl only where systemd runs (sd_booted(3)).
+        if os.path.isdir("/run/systemd/system"):
+            self.assertIn("systemctl start guardd", r.stderr)
+        else:
+            self.assertNotIn("systemctl", r.stderr)
+            self.assertIn("install/setup.sh", r.stderr)
         r = self.ctl("no-such-command", ok=False)
         self.assertEqual(r.returncode, 2)
         self.assertEqual(self.ctl("approve", "--help").returncode, 0)
@@ -87,6 +99,58 @@ class DBus(GuarddOnBusTest):
         self.assertLess(r["ms"], 500, "a denied program must fail at once")
         self.assertTrue(self.ctl_json("forget", str(program["id"]))["removed"])
         self.assertEqual(self.ctl_json("programs")[0]["state"], "pending")
+        # Nothing left to forget: said so, exit 1, over D-Bus a NotFound.
+        r = self.ctl("forget", str(program["id"]), ok=False)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("there is no decision about", r.stderr)
+        self.assertIn("nothing was changed", r.stderr)
+        self.assertIn(NOT_FOUND, self.bus.gdbus_call("Forget", self.client, "").stderr)
+
+    # Ids and paths told apart strictly; release, forget and --script say when there is
+    # nothing to do or the request cannot mean anything.
+    def test_mistyped_ids_and_pointless_requests_are_refused_with_the_reason(self):
+        self.start_guardd()
+        program = self.held_program(self.client)
+        # A file named "-1" here must not be what "approve -1" means.
+        with open(os.path.join(self.dir, "-1"), "w") as f:
+            f.write("not a program\n")
+        for verb in ("approve", "deny", "forget", "release"):
+            for typed in ("-1", "0", "-7x", "no-such-file"):
+                r = self.ctl_in(self.dir, verb, typed)
+                self.assertEqual(r.returncode, 2, f"{verb} {typed}: {r.stderr}")
+                self.assertIn("guardctl: ", r.stderr)
+        r = self.ctl_in(self.dir, "bulk", "-1", "--recipients", "5", "--hours", "1")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        r = self.ctl_in(self.dir, "approve", "-1")
+        self.assertIn("'-1' is not a program id or path", r.stderr)
+        self.assertIn("./-1", r.stderr)
+        self.assertIn("program ids start at 1", self.ctl("deny", "0", ok=False).stderr)
+        self.assertEqual(self.ctl_json("programs")[0]["state"], "pending", "nothing changed")
+
+        # release on a program that is not quarantined: nothing to release, exit 1.
+        r = self.ctl("release", str(program["id"]), ok=False)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("is not quarantined (it is pending): nothing to release", r.stderr)
+        self.assertNotIn("Released", r.stdout)
+        self.assertIn(NOT_FOUND, self.bus.gdbus_call("Release", self.client, "").stderr)
+
+        # --script with a program that is no interpreter: refused with the reason, for
+        # guardctl and for any D-Bus caller; nothing stored.
+        script = os.path.join(self.dir, "a.py")
+        with open(script, "w") as f:
+            f.write("print('hello')\n")
+        rules_before = self.rules_rows()
+        r = self.ctl("approve", self.client, "--script", script, ok=False)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("is not an interpreter", r.stderr)
+        self.assertIn("without --script", r.stderr)
+        self.assertIn(INVALID, self.bus.gdbus_call("Approve", self.client, script).stderr)
+        self.assertEqual(self.rules_rows(), rules_before)
+        # An interpreter with its script is what --script is for.
+        python = os.path.realpath("/usr/bin/python3")
+        approved = self.ctl_json("approve", "/usr/bin/python3", "--script", script)
+        self.assertEqual((approved["path"], approved["script_path"]),
+                         (python, os.path.realpath(script)))
 
     # 4: an unprivileged user reads, but cannot change policy.
     def test_nobody_reads_but_is_refused_policy_changes_and_nothing_changes(self):

@@ -135,8 +135,14 @@ class Detector(GuarddOnBusTest):
                         {f"127.1.0.{n}" for n in range(1, taken + 1)}, evidence)
         self.assertTrue(evidence["sample_destinations"], evidence)
         self.assertGreaterEqual(evidence["attempts_24h"], taken - 1)
-        # The parent chain names the test (python3) that started the bot.
-        self.assertTrue(any("python3" in p for p in evidence["parents"]), evidence)
+        # The parent chain names the test (python3) that started the bot, with what that
+        # interpreter runs: a quoted script, or why there is none (-m unittest here).
+        pythons = [p for p in evidence["parents"] if "python3" in p]
+        self.assertTrue(pythons, evidence)
+        self.assertTrue(all("'" in p or "(no script file" in p for p in pythons), pythons)
+        # Numbers read as people write them: 6.9, not 6.8999999999999995.
+        for key in ("score", "threshold"):
+            self.assertLessEqual(len(repr(evidence[key]).partition(".")[2]), 4, evidence)
         wait_for(lambda: "AlertRaised" in read(signals), 5, "the AlertRaised signal")
         self.assertIn(self.bot, read(signals))
         # guardctl watch prints the same alert, in the `alerts --json` shape.
@@ -159,6 +165,9 @@ class Detector(GuarddOnBusTest):
         self.ctl("alerts", "ack", str(alert["id"]))
         self.assertTrue(next(a for a in self.ctl_json("alerts")
                              if a["id"] == alert["id"])["acknowledged"])
+        again = self.ctl("alerts", "ack", str(alert["id"]), ok=False)
+        self.assertEqual(again.returncode, 1, again.stderr)
+        self.assertIn("already acknowledged", again.stderr)
         self.assertEqual(self.program(self.bot)["state"], "quarantined")
 
         # Restart: the quarantine was stored with the alert, before the next verdict.
@@ -173,6 +182,10 @@ class Detector(GuarddOnBusTest):
         self.assertIn("not allowed", r.stderr)
         released = self.ctl_json("release", self.bot)
         self.assertEqual(released["state"], "pending")
+        again = self.ctl("release", self.bot, ok=False)
+        self.assertEqual(again.returncode, 1, again.stderr)
+        self.assertIn("is not quarantined", again.stderr)
+        self.assertNotIn("Released", again.stdout)
         # Held (not refused) again: pending until the owner decides.
         r = connect("127.1.0.202", 25, timeout_ms=800, exe=self.bot)
         self.assertFalse(r["connected"])

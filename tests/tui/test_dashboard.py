@@ -27,7 +27,7 @@ KEYS_LINE = " a approve  d deny  f forget  Enter details  / filter  s sort  ? he
 # The status bar at 80 columns with one held attempt: the attribution path is shown; the
 # queue backend gives way to it when the line would not fit (with "kernel id").
 STATUS_80 = re.compile(r" connected  enforcing  (?:xt-compat  proc id|kernel id)  "
-                       r"today: 0 allowed, 1 held, 0 rejected$")
+                       r"today: 1 attempt, 1 held, 0 rejected$")
 ALERT_KEYS_LINE = " K acknowledge  a approve  d deny  Enter evidence  / filter  ? help  q quit"
 
 
@@ -174,7 +174,9 @@ class Dashboard(GuarddOnBusTest):
         self.assertEqual(self.program_states(), {self.client: "pending"})
         tui.send("2", "1")  # any key clears the message
         tui.wait_for(lambda s: REFUSED not in s, "the message to clear")
-        tui.send("d")  # deny is refused the same way
+        tui.send("d")  # deny asks too, and is refused the same way
+        tui.wait_for_text("Deny so its mail connections are refused?", "mailclient [y/n]")
+        tui.send("y")
         tui.wait_for_text(REFUSED)
         self.assertEqual(self.program_states(), {self.client: "pending"})
         self.assertIn("connected", tui.capture())
@@ -334,6 +336,51 @@ class Dashboard(GuarddOnBusTest):
         self.assertRegex(tui.last, r"1 servers?, 1 external, 1 open relay")
         tui.send("Enter")
         tui.wait_for_text("audit findings (Enter closes)", " fix ")
+
+    # d asks like a and f, naming the program; the selection stays on the program the
+    # owner chose while rows move (a re-sort, a new pending program above it).
+    def test_deny_asks_and_the_selection_stays_on_the_same_program(self):
+        swaks = copy_program(CONNECT, os.path.join(self.dir, "swaks"))
+        bot = copy_program(CONNECT, os.path.join(self.dir, "zbot"))
+        self.start_guardd()
+        self.held_program(swaks)
+        self.ctl("approve", swaks)
+        self.held_program(self.client)
+        tui = self.tui()
+        # Pending first: mailclient, then the approved swaks.
+        tui.wait_for(lambda s: re.search(r"PENDING +\S*/mailclient", s) and
+                     re.search(r"approved +\S*/swaks", s), "both programs")
+        tui.send("Down")  # swaks, row 1
+        tui.send("s", "s", "s")  # by path: mailclient, swaks
+        tui.wait_for_text("Programs sorted by path")
+        self.held_program(bot)  # a new pending row sorts above once the sort cycles back
+        tui.send("s")  # pending first: zbot, mailclient, then swaks on row 2
+        tui.wait_for(lambda s: re.search(r"PENDING +\S*/zbot", s) and
+                     "Programs sorted by state" in s, "the new pending program")
+        tui.send("d")
+        tui.wait_for_text("Deny an APPROVED program (its mail will be refused)?", "swaks [y/n]")
+        tui.send("n")
+        tui.wait_for_text("Cancelled: nothing was changed")
+        self.assertEqual(self.program_states()[swaks], "approved")
+        tui.send("d")
+        tui.wait_for_text("swaks [y/n]")
+        tui.send("y")
+        tui.wait_for(lambda s: re.search(r"Denied: \S*/swaks is refused", s), "swaks denied")
+        # (The copies share mg-connect's content, so guardd's same-content rule may
+        # refuse them too: only swaks' own state is this test's business.)
+        self.assertEqual(self.program_states()[swaks], "denied")
+
+    # An audit run elsewhere (guardctl audit --run) shows up without pressing r.
+    def test_audit_screen_follows_an_audit_run_from_guardctl(self):
+        self.start_guardd()
+        tui = self.tui()
+        tui.wait_for_text("connected")
+        tui.send("4")
+        tui.wait_until_settled("No mail server listens on this PC.", R_RUN_AUDIT)
+        responder(self, "0.0.0.0", 25, "open")
+        self.ctl("audit", "--run", timeout=120)
+        tui.wait_for(lambda s: re.search(r"0\.0\.0\.0:25 +EXTERNAL +OPEN", s),
+                     "the audit from guardctl on the Audit screen", timeout=30)
 
     def test_colours_are_used_when_allowed(self):
         self.start_guardd()

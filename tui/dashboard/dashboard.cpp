@@ -253,6 +253,8 @@ void Dashboard::connect() {
     client_->onProgramChanged(
         [this](const dbus::Program& p) { inbox_.emplace_back(ProgramChanged{p}); });
     client_->onAlertRaised([this](const dbus::Alert& a) { inbox_.emplace_back(AlertRaised{a}); });
+    client_->onAuditFinished(
+        [this](const dbus::AuditEnded& a) { inbox_.emplace_back(AuditFinished{a.finishedUs}); });
   }
   load();
 }

@@ -1,7 +1,9 @@
 #include "alerts_cmd.hpp"
 
+#include <cmath>
 #include <iostream>
 
+#include "mailguard/dbus/names.hpp"
 #include "output.hpp"
 
 namespace mailguard::guardctl {
@@ -10,12 +12,29 @@ namespace {
 using nlohmann::json;
 
 constexpr int kOk = 0;
+constexpr int kFailed = 1;
+constexpr int kUsage = 2;
+
+}  // namespace
+
+namespace {
+
+// Scores and thresholds are sums of floating-point weights: 6.8999999999999995 reads as
+// a mistake. Four decimals say all the detector means, and print as 6.9.
+void roundNumbers(json& j) {
+  if (j.is_number_float()) {
+    j = std::round(j.get<double>() * 10'000.0) / 10'000.0;
+  } else if (j.is_structured()) {
+    for (auto& e : j) roundNumbers(e);
+  }
+}
 
 }  // namespace
 
 json toJson(const dbus::Alert& a) {
   auto evidence = json::parse(a.evidence, nullptr, false);
   if (evidence.is_discarded()) evidence = json::object();
+  roundNumbers(evidence);
   return json{{"id", a.id},
               {"time", timeJson(a.timeUs)},
               {"path", a.path},
@@ -118,8 +137,39 @@ DetectorCommands::DetectorCommands(CLI::App& app) {
       "Needs root (sudo) or an administrator's password via polkit.");
 }
 
+std::optional<int> DetectorCommands::checkArguments() {
+  if (!*release_ && !*bulk_) return std::nullopt;
+  auto target = programTarget(target_);
+  if (!target) {
+    std::cerr << "guardctl: " << target.error().message << "\n";
+    return kUsage;
+  }
+  resolvedTarget_ = *target;
+  if (!script_.empty()) {
+    auto script = scriptTarget(script_);
+    if (!script) {
+      std::cerr << "guardctl: --script: " << script.error().message << "\n";
+      return kUsage;
+    }
+    resolvedScript_ = *script;
+  }
+  return std::nullopt;
+}
+
 std::optional<int> DetectorCommands::run(dbus::Client& client, bool json) {
   if (*ack_) {
+    // guardd's store marks an acknowledged alert again without complaint: look first, so
+    // that acknowledging twice says there was nothing to do. An alert older than the
+    // listed ones is left to guardd (NotFound when there is no such alert).
+    if (auto listed = client.alerts(dbus::kMaxAttemptsLimit);
+        const auto* list = std::get_if<0>(&listed)) {
+      for (const auto& a : *list) {
+        if (a.id == ackId_ && a.acknowledged) {
+          std::cerr << "guardctl: alert " << ackId_ << " is already acknowledged: nothing to do\n";
+          return kFailed;
+        }
+      }
+    }
     auto r = client.ackAlert(ackId_);
     if (const auto* e = dbus::errorOf(r)) return fail(*e);
     if (json) {
@@ -143,8 +193,9 @@ std::optional<int> DetectorCommands::run(dbus::Client& client, bool json) {
     return kOk;
   }
   if (*release_ || *bulk_) {
-    const auto target = absoluteTarget(target_);
-    const auto script = script_.empty() ? std::string() : absoluteTarget(script_);
+    const auto& target = resolvedTarget_;
+    const auto& script = resolvedScript_;
+    // Releasing a program that is not quarantined is answered NotFound: exit 1.
     auto r = *release_ ? client.release(target, script)
                        : client.bulk(target, script, recipients_, hours_);
     if (const auto* e = dbus::errorOf(r)) return fail(*e);

@@ -22,6 +22,9 @@ std::string alertLine(const dbus::Alert& a);
 class DetectorCommands {
  public:
   explicit DetectorCommands(CLI::App& app);
+  // Before connecting: the usage exit code (2) when release's or bulk's program or
+  // script is neither an id nor a path; nullopt when they are (or not given).
+  std::optional<int> checkArguments();
   // The exit code when one of these commands was given, nullopt otherwise.
   std::optional<int> run(dbus::Client& client, bool json);
 
@@ -33,6 +36,7 @@ class DetectorCommands {
   std::uint32_t limit_ = 0;
   std::int64_t ackId_ = 0;
   std::string target_, script_;
+  std::string resolvedTarget_, resolvedScript_;  // by checkArguments()
   std::uint32_t recipients_ = 0, hours_ = 0;
 };
 

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "alerts_cmd.hpp"
@@ -24,9 +25,31 @@ constexpr int kUsage = 2;
 
 volatile std::sig_atomic_t gStop = 0;
 
-using out::absoluteTarget;
 using out::fail;
 using out::printJson;
+
+// A policy command's program and script as guardd wants them; a usage error otherwise.
+struct Resolved {
+  std::string target;
+  std::string script;
+};
+std::optional<Resolved> resolveTargets(const std::string& target, const std::string& script) {
+  auto t = out::programTarget(target);
+  if (!t) {
+    std::cerr << "guardctl: " << t.error().message << "\n";
+    return std::nullopt;
+  }
+  Resolved r{*t, {}};
+  if (!script.empty()) {
+    auto s = out::scriptTarget(script);
+    if (!s) {
+      std::cerr << "guardctl: --script: " << s.error().message << "\n";
+      return std::nullopt;
+    }
+    r.script = *s;
+  }
+  return r;
+}
 
 }  // namespace
 
@@ -60,7 +83,13 @@ int main(int argc, char** argv) {
 
   auto* status = app.add_subcommand(
       "status", "Show whether mail connections are being guarded, and the counters");
-  status->footer("Exit code 0 when guardd answered (check 'enforcing' to see it is guarding).");
+  status->footer(
+      "Exit code 0 when guardd answered (check 'enforcing' to see it is guarding).\n"
+      "verdicts: packet verdicts since guardd started (a held connection's SYN retries count\n"
+      "each time); the dashboard's 'today: N attempts' and 'guardctl attempts' count attempts,\n"
+      "one per connection.\n"
+      "--json: counters.allowed, counters.held and counters.rejected are those packet verdicts\n"
+      "since guardd started; counters.verdicts is their sum.");
 
   auto* programs =
       app.add_subcommand("programs", "List the programs that tried to send mail, with their state");
@@ -160,6 +189,15 @@ int main(int argc, char** argv) {
 
   if (auto code = out::runHostCommands(*hostCommands, json)) return *code;
 
+  // Ids and paths are told apart before guardd is asked: "-1" is a mistake, not ./-1.
+  std::optional<Resolved> policyTargets;
+  for (auto* pc : {&approve, &deny, &forget}) {
+    if (!*pc->cmd) continue;
+    policyTargets = resolveTargets(pc->target, pc->script);
+    if (!policyTargets) return kUsage;
+  }
+  if (auto code = detectorCommands.checkArguments()) return *code;
+
   auto connected = Client::connect();
   if (const auto* e = mailguard::dbus::errorOf(connected)) return fail(*e);
   auto& client = *std::get<std::unique_ptr<Client>>(connected);
@@ -203,8 +241,7 @@ int main(int argc, char** argv) {
   }
   for (auto* pc : {&approve, &deny}) {
     if (!*pc->cmd) continue;
-    const auto target = absoluteTarget(pc->target);
-    const auto script = pc->script.empty() ? std::string() : absoluteTarget(pc->script);
+    const auto& [target, script] = *policyTargets;
     auto r = pc == &approve ? client.approve(target, script) : client.deny(target, script);
     if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
     const auto& p = std::get<mailguard::dbus::Program>(r);
@@ -216,16 +253,14 @@ int main(int argc, char** argv) {
     return kOk;
   }
   if (*forget.cmd) {
-    const auto target = absoluteTarget(forget.target);
-    const auto script = forget.script.empty() ? std::string() : absoluteTarget(forget.script);
+    const auto& [target, script] = *policyTargets;
     auto r = client.forget(target, script);
+    // With nothing to forget guardd answers NotFound, saying so: exit 1.
     if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
-    const bool removed = std::get<bool>(r);
     if (json) {
-      printJson({{"removed", removed}});
+      printJson({{"removed", std::get<bool>(r)}});
     } else {
-      std::cout << (removed ? "Forgot the decision about " : "There was no decision about ")
-                << target << (removed ? "; it is pending again.\n" : ".\n");
+      std::cout << "Forgot the decision about " << target << "; it is pending again.\n";
     }
     return kOk;
   }

@@ -1,5 +1,6 @@
 #include "output.hpp"
 
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -60,14 +61,77 @@ int fail(const dbus::ClientError& e) {
   return 1;
 }
 
-std::string absoluteTarget(const std::string& t) {
-  if (t.empty() || t.front() == '/' || t.find_first_not_of("0123456789") == std::string::npos) {
-    return t;
+namespace {
+
+// What the quotes show of a typed argument: printable, at most 60 bytes.
+std::string shown(std::string_view s) {
+  std::string out = "'";
+  for (const char c : s.substr(0, 60)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += u < 0x20 || u == 0x7f ? '?' : c;
   }
-  std::error_code ec;
-  auto abs = std::filesystem::absolute(t, ec);
-  return ec ? t : abs.lexically_normal().string();
+  return out + (s.size() > 60 ? "...'" : "'");
 }
+
+// The file a bare command name runs, from $PATH, for a hint; empty when there is none.
+std::string inSearchPath(std::string_view name) {
+  const char* path = std::getenv("PATH");
+  if (path == nullptr || name.find('/') != std::string_view::npos) return {};
+  std::string_view rest(path);
+  while (!rest.empty()) {
+    const auto colon = rest.find(':');
+    const auto dir = rest.substr(0, colon);
+    rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+    if (dir.empty() || dir.front() != '/') continue;
+    const std::filesystem::path candidate = std::filesystem::path(dir) / name;
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(candidate, ec)) return candidate.string();
+  }
+  return {};
+}
+
+Result<std::string> pathTarget(std::string_view typed, const char* what) {
+  if (typed.empty()) return invalidArgument(std::string("no ") + what + " given");
+  if (typed.front() == '-') {
+    return invalidArgument(shown(typed) + " is not " + what +
+                           ": program ids are 1, 2, 3, ... (see 'guardctl programs') and a "
+                           "path is like /usr/bin/msmtp; write a file whose name starts "
+                           "with '-' as ./" +
+                           std::string(typed));
+  }
+  if (typed.front() == '/') return std::string(typed);
+  std::error_code ec;
+  const auto abs = std::filesystem::absolute(std::filesystem::path(typed), ec).lexically_normal();
+  if (ec || !std::filesystem::exists(abs, ec)) {
+    std::string msg = shown(typed) + " is neither a program id nor a file in this directory";
+    if (const auto found = inSearchPath(typed); !found.empty()) {
+      msg += "; did you mean " + found + "?";
+    } else {
+      msg += " (give a path like /usr/bin/msmtp or ./bot, or an id from 'guardctl programs')";
+    }
+    return invalidArgument(msg);
+  }
+  return abs.string();
+}
+
+}  // namespace
+
+Result<std::string> programTarget(std::string_view typed) {
+  if (!typed.empty() && typed.find_first_not_of("0123456789") == std::string_view::npos) {
+    const auto first = typed.find_first_not_of('0');
+    if (first == std::string_view::npos) {
+      return invalidArgument("program ids start at 1, got " + shown(typed) +
+                             " (see 'guardctl programs')");
+    }
+    if (typed.size() - first > 18) {
+      return invalidArgument(shown(typed) + " is too large for a program id");
+    }
+    return std::string(typed.substr(first));
+  }
+  return pathTarget(typed, "a program id or path");
+}
+
+Result<std::string> scriptTarget(std::string_view typed) { return pathTarget(typed, "a script"); }
 
 void printJson(const json& j) { std::cout << j.dump(2) << "\n"; }
 
@@ -82,7 +146,8 @@ json toJson(const dbus::Status& s) {
               {"attribution", s.attribution.empty() ? json(nullptr) : json(s.attribution)},
               {"version", s.version},
               {"counters",
-               {{"allowed", s.allowed},
+               {{"verdicts", s.allowed + s.held + s.rejected},
+                {"allowed", s.allowed},
                 {"held", s.held},
                 {"rejected", s.rejected},
                 {"queue_dropped", s.queueDropped},
@@ -155,8 +220,11 @@ std::string statusText(const dbus::Status& s) {
       << s.kernelMapBytes / 1024 << " KiB of BPF maps, " << s.kernelEventsLost
       << " connects not reported (ring buffer full)\n";
   }
-  o << "connections:     " << s.allowed << " allowed, " << s.held << " held, " << s.rejected
-    << " rejected\n";
+  // Verdicts, not attempts: a held connection's SYN retries each get one. The dashboard
+  // and 'guardctl attempts' count attempts (one per connection).
+  o << "verdicts:        since guardd started: " << s.allowed + s.held + s.rejected
+    << " packet verdicts (" << s.allowed << " allowed, " << s.held << " held, " << s.rejected
+    << " rejected; each SYN retry counts)\n";
   o << "dropped:         " << s.queueDropped << " by a full kernel queue, " << s.attemptsDropped
     << " attempts not recorded\n";
   if (s.tableRestores > 0) {

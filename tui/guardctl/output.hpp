@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "mailguard/dbus/client.hpp"
+#include "mailguard/rules/result.hpp"
 
 namespace mailguard::guardctl {
 
@@ -32,8 +33,13 @@ std::string localTime(std::int64_t us);
 // Shared by the commands: prints "guardctl: <message>" to stderr and returns the exit
 // code of a failed command (1).
 int fail(const dbus::ClientError& e);
-// Lets a person type "./bot" or "bot.py": guardd wants absolute paths. Digits are ids.
-std::string absoluteTarget(const std::string& t);
+// PATH|ID as typed, as guardd wants it: a program id (digits, 1 and up) or an absolute
+// path. A relative path ("./bot", "bot.py") is taken from the current directory and must
+// name a file there. Anything else is refused with why: "-1" (ids start at 1; a file
+// whose name starts with '-' is written "./-1"), "0", a word that names no file here.
+Result<std::string> programTarget(std::string_view typed);
+// A --script argument: a path only (digits are a file name here), same rules otherwise.
+Result<std::string> scriptTarget(std::string_view typed);
 // Prints --json output, indented.
 void printJson(const nlohmann::json& j);
 

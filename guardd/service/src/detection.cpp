@@ -16,6 +16,8 @@
 #include "detector_config.hpp"
 #include "mailguard/common/c_deleter.hpp"
 #include "mailguard/common/fd.hpp"
+#include "mailguard/rules/identity.hpp"
+#include "mailguard/rules/policy.hpp"
 #include "mailguard/service/log.hpp"
 #include "verdict_pipeline.hpp"
 
@@ -334,6 +336,22 @@ unsigned Detection::openSessions(const det::Principal& principal) const {
 }
 
 std::vector<std::string> Detection::parentChain(int ppid) const {
+  // A chain of "/usr/bin/bash" says little: for an interpreter the script it runs is what
+  // the owner recognises (or not). The script name comes from the process (it chose its
+  // argv), so it is bounded and quoted.
+  constexpr std::size_t kMaxScriptShown = 120;
+  auto scriptOf = [&](const std::string& base, std::string_view exe) -> std::string {
+    const auto slash = exe.rfind('/');
+    const auto name = slash == std::string_view::npos ? exe : exe.substr(slash + 1);
+    if (!rules::isInterpreter(name)) return {};
+    auto raw = d_.proc.read(base + "/cmdline");
+    if (!raw) return {};
+    const auto script = rules::scriptArgument(name, procinfo::parseCmdline(*raw));
+    if (!script) return " (no script file: code from -c, -e, -m, stdin or a terminal)";
+    if (script->size() <= kMaxScriptShown) return " " + log::quote(*script);
+    return " " + log::quote(script->substr(0, kMaxScriptShown)) + "... (" +
+           std::to_string(script->size()) + " bytes)";
+  };
   std::vector<std::string> chain;
   for (int pid = ppid, depth = 0; pid > 0 && depth < kMaxParents; ++depth) {
     const auto base = std::to_string(pid);
@@ -342,7 +360,8 @@ std::vector<std::string> Detection::parentChain(int ppid) const {
     const auto fields = procinfo::parseStatus(*status);
     if (!fields) break;
     auto exe = d_.proc.readLink(base + "/exe");
-    chain.push_back(base + " " + (exe ? *exe : fields->name));
+    const std::string program = exe ? *exe : fields->name;
+    chain.push_back(base + " " + program + scriptOf(base, program));
     if (pid == 1) break;
     pid = fields->ppid;
   }
@@ -535,9 +554,24 @@ void Detection::release(const ProgramRef& ref, Done<ProgramView> done) {
 void Detection::releaseIdentity(const ProgramIdentity& identity, Done<ProgramView> done) {
   const auto views = programsOf(identity);
   if (views.empty()) return done(notSeen(identity));
+  std::vector<det::Principal> matching;
+  bool held = false;
   for (const auto& s : detector_->exportState()) {
-    if (identityMatches(identity, s.principal)) detector_->release(s.principal);
+    if (!identityMatches(identity, s.principal)) continue;
+    matching.push_back(s.principal);
+    held = held || detector_->quarantined(s.principal);
   }
+  const bool listedQuarantined = std::any_of(views.begin(), views.end(), [](const auto* v) {
+    return v->state == rules::ProgramState::Quarantined;
+  });
+  // "Released" for a program that was never quarantined would read as if something had
+  // been lifted: say what is the case instead.
+  if (!held && !listedQuarantined) {
+    return done(notFound(log::quote(identity.display()) + " is not quarantined (it is " +
+                         std::string(rules::toString(views.front()->state)) +
+                         "): nothing to release"));
+  }
+  for (const auto& p : matching) detector_->release(p);
   for (auto* view : views) {
     view->state = rules::stateOf(view->identity, false, d_.approvals);
     d_.writer.submit(recordOf(*view));

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "guard_impl.hpp"
+#include "mailguard/rules/identity.hpp"
 #include "mailguard/rules/verdict.hpp"
 #include "mailguard/service/log.hpp"
 
@@ -310,6 +311,18 @@ Result<Guard::Impl::Named> Guard::Impl::named(const ProgramRef& ref) {
   if (!exe) return exe.error();
   Named out{std::nullopt, exe.value(), {}};
   if (!ref.script.empty()) {
+    // Only an interpreter's identity includes a script (rules::isInterpreter): a script
+    // named with msmtp would make a program that never matches what runs.
+    const auto name = std::filesystem::path(out.path).filename().string();
+    if (!rules::isInterpreter(name)) {
+      return invalidArgument(log::quote(std::get<std::string>(ref.target)) +
+                             (out.path != std::get<std::string>(ref.target)
+                                  ? " (" + log::quote(out.path) + ")"
+                                  : std::string()) +
+                             " is not an interpreter (python3, perl, sh, ...): a script goes "
+                             "only with the interpreter that runs it; name this program "
+                             "without --script");
+    }
     auto script = realFile(ref.script, "script");
     if (!script) return script.error();
     out.scriptPath = script.value();
@@ -378,21 +391,30 @@ void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action, Done<
 void Guard::Impl::forget(const ProgramRef& ref, Done<bool> done) {
   auto found = named(ref);
   if (!found) return done(found.error());
-  writer->removeRules(found->path, found->scriptPath,
-                      [this, found = *found, done = std::move(done)](Result<bool> r) mutable {
-                        loop.post([this, found, r = std::move(r), done = std::move(done)] {
-                          if (!r) return done(r.error());
-                          reloadRulesIfChanged();
-                          programs.forEach([&](ProgramView& v) {
-                            if (v.identity.path == found.path &&
-                                v.identity.scriptPath == found.scriptPath &&
-                                self.onProgramChanged) {
-                              self.onProgramChanged(v);
-                            }
-                          });
-                          done(r.value());
-                        });
-                      });
+  writer->removeRules(
+      found->path, found->scriptPath,
+      [this, found = *found, done = std::move(done)](Result<bool> r) mutable {
+        loop.post([this, found, r = std::move(r), done = std::move(done)] {
+          if (!r) return done(r.error());
+          // Nothing removed: say what is the case, as release does, so
+          // that callers do not report a change that did not happen.
+          if (!r.value()) {
+            return done(notFound("there is no decision about " +
+                                 log::quote(found.scriptPath.empty()
+                                                ? found.path
+                                                : found.path + " " + found.scriptPath) +
+                                 " to forget: nothing was changed"));
+          }
+          reloadRulesIfChanged();
+          programs.forEach([&](ProgramView& v) {
+            if (v.identity.path == found.path && v.identity.scriptPath == found.scriptPath &&
+                self.onProgramChanged) {
+              self.onProgramChanged(v);
+            }
+          });
+          done(r.value());
+        });
+      });
 }
 
 Guard::Guard(Options options, EventLoop& loop)

@@ -1,6 +1,10 @@
 // guardctl's output for people and for scripts, without a bus.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "output.hpp"
@@ -41,6 +45,80 @@ TEST(GuardctlStatus, JsonHasTheAttributionKey) {
   // The keys scripts already use stay.
   EXPECT_EQ(kernel["backend"], "xt-compat");
   EXPECT_EQ(kernel["enforcing"], true);
+}
+
+TEST(GuardctlStatus, CallsItsCountersPacketVerdictsSinceGuarddStarted) {
+  dbus::Status s = aStatus("proc");
+  s.allowed = 3;
+  s.held = 9;
+  s.rejected = 2;
+  const std::string text = statusText(s);
+  EXPECT_NE(text.find("verdicts:        since guardd started: 14 packet verdicts (3 allowed, 9 "
+                      "held, 2 rejected; each SYN retry counts)\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("connections:"), std::string::npos) << text;
+  const auto j = toJson(s);
+  EXPECT_EQ(j["counters"]["verdicts"], 14);
+  EXPECT_EQ(j["counters"]["held"], 9);  // the keys scripts use stay
+}
+
+class TargetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ =
+        std::filesystem::temp_directory_path() / ("guardctl-target-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+    old_ = std::filesystem::current_path();
+    std::filesystem::current_path(dir_);
+    std::ofstream("bot.py") << "print()\n";
+    std::ofstream("-1") << "odd name\n";
+  }
+  void TearDown() override {
+    std::filesystem::current_path(old_);
+    std::filesystem::remove_all(dir_);
+  }
+  std::filesystem::path dir_, old_;
+};
+
+TEST_F(TargetTest, IdsAreDigitsFromOneAndAbsolutePathsPassAsTyped) {
+  EXPECT_EQ(programTarget("7").value(), "7");
+  EXPECT_EQ(programTarget("007").value(), "7");
+  EXPECT_EQ(programTarget("/usr/bin/msmtp").value(), "/usr/bin/msmtp");
+}
+
+TEST_F(TargetTest, MinusOneAndZeroAreErrorsNotPaths) {
+  // "-1" exists here as a file: still not taken for one, it is a mistyped id.
+  auto r = programTarget("-1");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::InvalidArgument);
+  EXPECT_NE(r.error().message.find("'-1' is not a program id or path"), std::string::npos)
+      << r.error().message;
+  EXPECT_NE(r.error().message.find("./-1"), std::string::npos) << r.error().message;
+  EXPECT_EQ(programTarget("./-1").value(), (dir_ / "-1").string());
+  r = programTarget("0");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("program ids start at 1"), std::string::npos);
+  EXPECT_FALSE(programTarget("000"));
+  EXPECT_FALSE(programTarget("1234567890123456789012"));
+  EXPECT_FALSE(programTarget(""));
+}
+
+TEST_F(TargetTest, ARelativePathMustNameAFileHere) {
+  EXPECT_EQ(programTarget("bot.py").value(), (dir_ / "bot.py").string());
+  EXPECT_EQ(scriptTarget("./bot.py").value(), (dir_ / "bot.py").string());
+  auto r = programTarget("nothing-here");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("'nothing-here' is neither a program id nor a file in this "
+                                   "directory"),
+            std::string::npos)
+      << r.error().message;
+  // A command name that is not a file here: the one $PATH would run is suggested.
+  r = programTarget("sh");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("did you mean /"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(scriptTarget("-x"));
+  EXPECT_FALSE(scriptTarget("3")) << "a script is a file, never an id";
 }
 
 }  // namespace

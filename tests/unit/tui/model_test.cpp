@@ -199,12 +199,72 @@ TEST(Actions, AnsweringNoChangesNothing) {
   EXPECT_EQ(s.message->text, "Cancelled: nothing was changed");
 }
 
-TEST(Actions, DenyNarrowsSoItNeedsNoConfirmation) {
-  State s = threePrograms();
-  const Effects fx = press(s, "d");
+TEST(Actions, DenyAsksNamingTheProgramLikeApproveAndForget) {
+  State s = threePrograms();  // row 0: the pending bot
+  Effects fx = press(s, "d");
+  EXPECT_TRUE(fx.commands.empty()) << "one key must not deny without asking";
+  ASSERT_TRUE(s.confirm);
+  EXPECT_EQ(s.confirm->question, "Deny so its mail connections are refused?");
+  EXPECT_EQ(s.confirm->subject, "/home/alice/.cache/bot");
+  fx = press(s, "y");
   ASSERT_EQ(fx.commands.size(), 1u);
   EXPECT_EQ(fx.commands[0].kind, Command::Kind::Deny);
   EXPECT_EQ(fx.commands[0].programId, 2);
+  EXPECT_EQ(s.message->text, "Denying /home/alice/.cache/bot ...");
+}
+
+TEST(Actions, DenyingAnApprovedProgramSaysItIsApproved) {
+  State s = threePrograms();
+  press(s, KeyCode::End);  // thunderbird, approved
+  press(s, "d");
+  ASSERT_TRUE(s.confirm);
+  EXPECT_EQ(s.confirm->question, "Deny an APPROVED program (its mail will be refused)?");
+  EXPECT_EQ(s.confirm->subject, "/usr/bin/thunderbird");
+  EXPECT_TRUE(press(s, "n").commands.empty());
+  EXPECT_EQ(findProgram(s, 1)->state, "approved");
+}
+
+TEST(Selection, StaysOnTheChosenProgramAcrossResortsAndRefreshes) {
+  State s = threePrograms();  // 2 (pending), 3 (denied), 1 (approved)
+  press(s, KeyCode::End);
+  ASSERT_EQ(s.selectedProgram, 1);
+  // A refresh where every row moved: a new pending program on top and 2 now approved.
+  Loaded again = snapshot({
+      program(1, "/usr/bin/thunderbird", "approved", kMidnightUs + 3 * kHourUs, 40),
+      program(2, "/home/alice/.cache/bot", "approved", kMidnightUs + 1 * kHourUs, 2),
+      program(3, "/usr/bin/msmtp", "denied", kMidnightUs + 4 * kHourUs, 7),
+      program(4, "/usr/bin/swaks", "pending", kMidnightUs + 5 * kHourUs, 1),
+  });
+  update(s, again);
+  EXPECT_EQ(s.selectedProgram, 1);
+  press(s, "s");  // last seen: 4, 3, 1, 2
+  EXPECT_EQ(selectedRow(s), 2);
+  EXPECT_EQ(s.selectedProgram, 1);
+  // A filter typed on another screen hides it for a while: the cursor rests on a
+  // neighbour and comes back to the chosen program when the filter is cleared.
+  press(s, "2");
+  s.filter = "swaks";
+  update(s, Tick{kMidnightUs + 6 * kHourUs, 0});
+  EXPECT_EQ(s.selectedProgram, 4);
+  s.filter.clear();
+  update(s, Tick{kMidnightUs + 6 * kHourUs, 0});
+  EXPECT_EQ(s.selectedProgram, 1) << "the selection followed a row, not the program";
+  press(s, "1");
+  press(s, "d");
+  ASSERT_TRUE(s.confirm);
+  EXPECT_EQ(s.confirm->programId, 1);
+  EXPECT_EQ(s.confirm->subject, "/usr/bin/thunderbird");
+}
+
+TEST(Selection, AProgramGoneForGoodHandsTheChoiceToItsNeighbour) {
+  State s = threePrograms();
+  press(s, KeyCode::Down);  // 3
+  update(s, snapshot({
+                program(1, "/usr/bin/thunderbird", "approved", kMidnightUs + 3 * kHourUs, 40),
+                program(2, "/home/alice/.cache/bot", "pending", kMidnightUs + 1 * kHourUs, 2),
+            }));
+  EXPECT_EQ(s.selectedProgram, 1);
+  EXPECT_EQ(s.chosenProgram, 1);
 }
 
 TEST(Actions, ForgetAsksFirstAndReloadsAfterwards) {
@@ -243,7 +303,8 @@ TEST(Actions, FromTheAttemptsScreenActOnTheAttemptsProgram) {
   State s = loadedState(snapshot({bot}, {attempt(7, bot, "hold")}));
   press(s, KeyCode::Tab);
   EXPECT_EQ(s.screen, Screen::Attempts);
-  const Effects fx = press(s, "d");
+  press(s, "d");
+  const Effects fx = press(s, "y");
   ASSERT_EQ(fx.commands.size(), 1u);
   EXPECT_EQ(fx.commands[0].programId, 2);
 }
@@ -440,6 +501,28 @@ TEST(Audit, SwitchingLoadsAndRunKeyRunsOnceAtATime) {
   EXPECT_EQ(s.message->text, "Audit finished: 1 mail server checked");
   ASSERT_NE(selectedAuditResult(s), nullptr);
   EXPECT_EQ(selectedAuditResult(s)->port, 25);
+}
+
+TEST(Audit, AnAuditRunElsewhereIsFetchedWhenItsSignalArrives) {
+  State s = threePrograms();
+  AuditReport old;
+  old.finishedUs = kMidnightUs;
+  old.results = {auditResult("127.0.0.1", 25, "loopback", "closed")};
+  update(s, AuditLoaded{old});
+  // `guardctl audit --run` ended: the screen must not wait for `r`.
+  Effects fx = update(s, AuditFinished{kMidnightUs + kHourUs});
+  ASSERT_EQ(fx.commands.size(), 1u);
+  EXPECT_EQ(fx.commands[0].kind, Command::Kind::LoadAudit);
+  // The audit already shown: nothing to fetch.
+  EXPECT_TRUE(update(s, AuditFinished{kMidnightUs}).commands.empty());
+  // Our own run answers with its report: no second call.
+  press(s, "4");
+  press(s, "R");
+  EXPECT_TRUE(update(s, AuditFinished{kMidnightUs + 2 * kHourUs}).commands.empty());
+  // Disconnected: the reload after reconnecting brings it.
+  State gone = threePrograms();
+  update(gone, Disconnected{"guardd is not running"});
+  EXPECT_TRUE(update(gone, AuditFinished{kMidnightUs}).commands.empty());
 }
 
 TEST(Audit, FailedRunIsReportedAndCanBeRetried) {

@@ -52,7 +52,7 @@ TEST(Render, ProgramsAt80x24FitAndShowEverythingThatMatters) {
   const auto lines = f.lines();
   EXPECT_EQ(lines[0], " mailguard   1 Programs (1 pending)   2 Attempts   3 Alerts   4 Audit");
   EXPECT_EQ(lines[1],
-            " connected  enforcing  xt-compat  proc id  today: 1 allowed, 1 held, 1 rejected");
+            " connected  enforcing  xt-compat  proc id  today: 3 attempts, 1 held, 1 rejected");
   EXPECT_EQ(lines[2],
             " STATE       PROGRAM                         USER     ATTEMPTS DESTS "
             "LAST SEEN");
@@ -151,16 +151,18 @@ TEST(Render, StatusBarNamesTheAttributionPath) {
   Frame f = render(s, {100, 24});
   expectExactWidths(f);
   EXPECT_EQ(f.lines()[1],
-            " connected  enforcing  xt-compat  kernel id  today: 1 allowed, 1 held, 1 rejected");
+            " connected  enforcing  xt-compat  kernel id  today: 3 attempts, 1 held, 1 rejected");
   // 81 columns in all: at 80 the backend gives way (see the next test).
   f = render(s, {80, 24});
   expectExactWidths(f);
-  EXPECT_EQ(f.lines()[1], " connected  enforcing  kernel id  today: 1 allowed, 1 held, 1 rejected");
+  EXPECT_EQ(f.lines()[1],
+            " connected  enforcing  kernel id  today: 3 attempts, 1 held, 1 rejected");
   // A guardd that does not say: the bar as it was.
   s.status.attribution.clear();
   f = render(s, {80, 24});
   expectExactWidths(f);
-  EXPECT_EQ(f.lines()[1], " connected  enforcing  xt-compat  today: 1 allowed, 1 held, 1 rejected");
+  EXPECT_EQ(f.lines()[1],
+            " connected  enforcing  xt-compat  today: 3 attempts, 1 held, 1 rejected");
 }
 
 TEST(Render, StatusBarGivesUpTheBackendBeforeTheAttributionOrTheCountsAt80Columns) {
@@ -172,11 +174,11 @@ TEST(Render, StatusBarGivesUpTheBackendBeforeTheAttributionOrTheCountsAt80Column
   Frame f = render(s, {80, 24});
   expectExactWidths(f);
   EXPECT_EQ(f.lines()[1],
-            " connected  enforcing  kernel id  today: 12345 allowed, 678 held, 90 rejected");
+            " connected  enforcing  kernel id  today: 13113 attempts, 678 held, 90 rejected");
   // With room, the backend is back.
   f = render(s, {120, 40});
   EXPECT_EQ(
-      f.lines()[1].rfind(" connected  enforcing  xt-compat  kernel id  today: 12345 allowed", 0),
+      f.lines()[1].rfind(" connected  enforcing  xt-compat  kernel id  today: 13113 attempts", 0),
       0u)
       << f.lines()[1];
 }

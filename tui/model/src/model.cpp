@@ -75,28 +75,45 @@ int listSize(const State& s) {
 // row where it was) and scrolls so that it is visible.
 void resolveSelection(State& s) {
   const int rows = std::max(1, layoutFor(s, s.size).listRows);
-  auto fix = [&](auto items, std::int64_t& selected, int& hint, int& top) {
+  auto fix = [&](auto items, auto exists, std::int64_t& chosen, std::int64_t& selected, int& hint,
+                 int& top) {
     const int n = static_cast<int>(items.size());
     int row = -1;
     for (int i = 0; i < n; ++i) {
-      if (items[static_cast<std::size_t>(i)]->id == selected) row = i;
+      if (items[static_cast<std::size_t>(i)]->id == chosen) row = i;
     }
-    if (row < 0 && n > 0) {
+    if (row >= 0) {
+      selected = chosen;
+    } else if (n > 0) {
+      // Hidden by the filter or gone: the cursor rests near where it was.
       row = std::clamp(hint, 0, n - 1);
       selected = items[static_cast<std::size_t>(row)]->id;
+      if (!exists(chosen)) chosen = selected;
     }
     if (n == 0) {
       selected = 0;
       row = 0;
+      if (!exists(chosen)) chosen = 0;
     }
     hint = row;
     if (row < top) top = row;
     if (row >= top + rows) top = row - rows + 1;
     top = std::clamp(top, 0, std::max(0, n - rows));
   };
-  fix(visiblePrograms(s), s.selectedProgram, s.programRowHint, s.programTop);
-  fix(visibleAttempts(s), s.selectedAttempt, s.attemptRowHint, s.attemptTop);
-  fix(visibleAlerts(s), s.selectedAlert, s.alertRowHint, s.alertTop);
+  auto programExists = [&](std::int64_t id) { return findProgram(s, id) != nullptr; };
+  auto attemptExists = [&](std::int64_t id) {
+    return std::any_of(s.attempts.begin(), s.attempts.end(),
+                       [&](const Attempt& a) { return a.id == id; });
+  };
+  auto alertExists = [&](std::int64_t id) {
+    return std::any_of(s.alerts.begin(), s.alerts.end(),
+                       [&](const Alert& a) { return a.id == id; });
+  };
+  fix(visiblePrograms(s), programExists, s.chosenProgram, s.selectedProgram, s.programRowHint,
+      s.programTop);
+  fix(visibleAttempts(s), attemptExists, s.chosenAttempt, s.selectedAttempt, s.attemptRowHint,
+      s.attemptTop);
+  fix(visibleAlerts(s), alertExists, s.chosenAlert, s.selectedAlert, s.alertRowHint, s.alertTop);
   // The audit's first list row is its summary.
   const int auditRows = std::max(1, rows - 1);
   const int n = static_cast<int>(visibleAuditResults(s).size());
@@ -109,15 +126,22 @@ void resolveSelection(State& s) {
 void moveSelection(State& s, int delta, bool absolute) {
   const int n = listSize(s);
   if (n == 0) return;
-  auto move = [&](auto items, std::int64_t& selected, int& hint) {
+  auto move = [&](auto items, std::int64_t& chosen, std::int64_t& selected, int& hint) {
     int row = absolute ? delta : std::max(0, selectedRow(s)) + delta;
     row = std::clamp(row, 0, n - 1);
     selected = items[static_cast<std::size_t>(row)]->id;
+    chosen = selected;  // the owner's choice now
     hint = row;
   };
-  if (s.screen == Screen::Programs) move(visiblePrograms(s), s.selectedProgram, s.programRowHint);
-  if (s.screen == Screen::Attempts) move(visibleAttempts(s), s.selectedAttempt, s.attemptRowHint);
-  if (s.screen == Screen::Alerts) move(visibleAlerts(s), s.selectedAlert, s.alertRowHint);
+  if (s.screen == Screen::Programs) {
+    move(visiblePrograms(s), s.chosenProgram, s.selectedProgram, s.programRowHint);
+  }
+  if (s.screen == Screen::Attempts) {
+    move(visibleAttempts(s), s.chosenAttempt, s.selectedAttempt, s.attemptRowHint);
+  }
+  if (s.screen == Screen::Alerts) {
+    move(visibleAlerts(s), s.chosenAlert, s.selectedAlert, s.alertRowHint);
+  }
   if (s.screen == Screen::Audit) {
     s.auditRow = std::clamp(absolute ? delta : s.auditRow + delta, 0, n - 1);
   }
@@ -195,7 +219,7 @@ void runAudit(State& s, Effects& fx) {
   info(s, "Auditing the mail servers on this PC ... (the dashboard stays usable)");
 }
 
-void requestAction(State& s, Action action, Effects& fx) {
+void requestAction(State& s, Action action) {
   if (s.screen == Screen::Audit) return;
   if (!s.connected) {
     error(s, "Not connected to guardd: cannot " + std::string(verb(action)) + " now");
@@ -231,8 +255,12 @@ void requestAction(State& s, Action action, Effects& fx) {
         info(s, "Already denied: " + what);
         return;
       }
-      fx.commands.push_back(Command{Command::Kind::Deny, p->id});
-      info(s, "Denying " + what + " ...");
+      // One key must not undo an approval by surprise: ask, naming the program.
+      s.confirm = Confirmation{action, p->id,
+                               p->state == "approved"
+                                   ? "Deny an APPROVED program (its mail will be refused)?"
+                                   : "Deny so its mail connections are refused?",
+                               what};
       return;
     case Action::Acknowledge:
       return;
@@ -264,8 +292,10 @@ void onKey(State& s, const Key& key, Effects& fx) {
         return;
       }
       fx.commands.push_back(Command{commandFor(c.action), c.programId});
-      info(s, std::string(c.action == Action::Approve ? "Approving " : "Forgetting ") +
-                  describe(*p) + " ...");
+      const char* doing = c.action == Action::Approve ? "Approving "
+                          : c.action == Action::Deny  ? "Denying "
+                                                      : "Forgetting ";
+      info(s, doing + describe(*p) + " ...");
     } else if ((key.code == KeyCode::Char &&
                 (key.text == "n" || key.text == "N" || key.text == "q")) ||
                key.code == KeyCode::Escape) {
@@ -372,11 +402,11 @@ void onKey(State& s, const Key& key, Effects& fx) {
     s.sort = static_cast<ProgramSort>((static_cast<int>(s.sort) + 1) % 4);
     info(s, std::string("Programs sorted by ") + toString(s.sort));
   } else if (c == "a") {
-    requestAction(s, Action::Approve, fx);
+    requestAction(s, Action::Approve);
   } else if (c == "d") {
-    requestAction(s, Action::Deny, fx);
+    requestAction(s, Action::Deny);
   } else if (c == "f") {
-    requestAction(s, Action::Forget, fx);
+    requestAction(s, Action::Forget);
   } else if (c == "K") {
     acknowledge(s, fx);
   } else if (c == "R") {
@@ -584,6 +614,14 @@ Effects update(State& s, const Event& event) {
                                : e.error.message;
             if (e.run) error(s, "Could not run the audit: " + s.auditError);
             fx.redraw = true;
+          },
+          [&](const AuditFinished& e) {
+            // Our own RunAudit answers with the report; any other audit is fetched now,
+            // so the Audit screen never shows the one before.
+            const bool known = s.audit && s.audit->finishedUs == e.finishedUs && !s.audit->running;
+            if (s.connected && !s.auditRequested && !known) {
+              fx.commands.push_back(Command{Command::Kind::LoadAudit, 0, 0});
+            }
           },
           [&](const ProgramChanged& e) {
             upsertProgram(s, e.program);

@@ -152,9 +152,10 @@ void statusLine(const State& s, int width, std::vector<Row>& rows) {
     const std::string attribution = attributionLabel(s.status.attribution);
     const std::string plus = t.partial ? "+" : "";
     // The counts of the day, as added below: their width decides what fits.
-    const std::string today = "  today: " + std::to_string(t.allowed) + plus + " allowed, " +
-                              std::to_string(t.held) + plus + " held, " +
-                              std::to_string(t.rejected) + plus + " rejected";
+    const std::string today =
+        "  today: " + std::to_string(t.allowed + t.held + t.rejected) + plus +
+        (t.allowed + t.held + t.rejected == 1 ? " attempt, " : " attempts, ") +
+        std::to_string(t.held) + plus + " held, " + std::to_string(t.rejected) + plus + " rejected";
     const std::size_t full = 1 + 9 + 2 + enforcing.size() + 2 + backend.size() +
                              (attribution.empty() ? 0 : 2 + attribution.size()) + today.size();
     b.add("connected", Style::Good).add("  ");
@@ -168,8 +169,14 @@ void statusLine(const State& s, int width, std::vector<Row>& rows) {
   } else {
     b.add("DISCONNECTED", Style::Bad).add(" from guardd, retrying", Style::Dim);
   }
+  // Attempts (one per connection, as on the Attempts screen), never guardctl status'
+  // packet verdicts since guardd started (a held connection's SYN retries count there).
+  // The allowed ones are the rest: 80 columns have no room for a fourth number.
+  const std::uint64_t attempts = t.allowed + t.held + t.rejected;
   b.add("  today: ")
-      .add(std::to_string(t.allowed) + (t.partial ? "+" : "") + " allowed", Style::Normal)
+      .add(std::to_string(attempts) + (t.partial ? "+" : "") +
+               (attempts == 1 ? " attempt" : " attempts"),
+           Style::Normal)
       .add(", ")
       .add(std::to_string(t.held) + (t.partial ? "+" : "") + " held",
            t.held > 0 ? Style::Held : Style::Normal)
@@ -648,8 +655,20 @@ std::vector<Row> attemptDetails(const State& s, const Attempt& a, int width) {
   return d.take();
 }
 
-// A JSON value as short text: strings bare, arrays joined, objects as key=value.
+// A JSON value as short text: strings bare, arrays joined, objects as key=value; numbers
+// with at most two decimals (a threshold is 6.9, not the 6.8999999999999995 it is stored as).
 std::string jsonText(const nlohmann::json& v) {
+  if (v.is_number_float()) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.2f", v.get<double>());
+    std::string out = buf;
+    while (out.find('.') != std::string::npos && (out.back() == '0' || out.back() == '.')) {
+      const bool dot = out.back() == '.';
+      out.pop_back();
+      if (dot) break;
+    }
+    return out;
+  }
   if (v.is_string()) return v.get<std::string>();
   if (v.is_number_float()) {
     char buf[32];

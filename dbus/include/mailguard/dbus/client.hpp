@@ -82,6 +82,14 @@ struct Alert {
   std::string kind;
 };
 
+// The AuditFinished signal: an audit ended (run on request, or by guardd because mail
+// listeners changed); HostClient::audit() has its results.
+struct AuditEnded {
+  std::int64_t finishedUs = 0;
+  std::string error;  // empty: it succeeded
+  std::uint32_t results = 0;
+};
+
 // 0 or empty means "no filter"; limit 0 means the server default (50).
 struct AttemptFilter {
   std::uint32_t limit = 0;
@@ -138,6 +146,7 @@ class Client {
   void onAttemptRecorded(std::function<void(const Attempt&)> handler);
   void onProgramChanged(std::function<void(const Program&)> handler);
   void onAlertRaised(std::function<void(const Alert&)> handler);
+  void onAuditFinished(std::function<void(const AuditEnded&)> handler);
 
   // For an outside poll loop (guard-tui): watch fd for `events` (poll(2) flags),
   // waking after timeoutMs at the latest (-1: no timeout), then call dispatch().

@@ -122,6 +122,11 @@ struct AuditFailed {
   dbus::ClientError error;
   bool run = false;  // it was a RunAudit
 };
+// guardd says an audit ended (the AuditFinished signal): one started by `guardctl audit
+// --run`, by another dashboard, or by guardd itself when mail listeners changed.
+struct AuditFinished {
+  std::int64_t finishedUs = 0;
+};
 struct ProgramAttemptsLoaded {
   std::int64_t programId = 0;
   std::vector<Attempt> attempts;  // newest first
@@ -142,7 +147,7 @@ struct ActionFailed {
 
 using Event = std::variant<KeyPressed, Resized, Tick, Loaded, StatusRefreshed, Disconnected,
                            AttemptRecorded, ProgramChanged, ProgramAttemptsLoaded, ActionSucceeded,
-                           ActionFailed, AlertRaised, AuditLoaded, AuditFailed>;
+                           ActionFailed, AlertRaised, AuditLoaded, AuditFailed, AuditFinished>;
 
 // Effects: what the loop should do next.
 struct Command {
@@ -216,8 +221,14 @@ struct State {
 
   // Selection is by id so it survives sorting, filtering and live updates; the row
   // hint keeps the cursor near where it was when the selected item disappears.
+  // The chosen* ids are what the owner last moved to: while a filter hides that item the
+  // cursor rests on a neighbour, and it goes back to the chosen one when it shows again
+  // (only an item that is gone for good hands the choice to the neighbour).
   std::int64_t selectedProgram = 0;
   std::int64_t selectedAttempt = 0;
+  std::int64_t chosenProgram = 0;
+  std::int64_t chosenAttempt = 0;
+  std::int64_t chosenAlert = 0;
   int programRowHint = 0;
   int attemptRowHint = 0;
   std::int64_t selectedAlert = 0;
