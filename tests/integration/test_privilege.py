@@ -181,7 +181,7 @@ class Privilege(GuarddOnBusTest):
         ("Approve", "change", ["{client}", ""], None),
         ("Deny", "change", ["{client}", ""], None),
         ("Forget", "change", ["{client}", ""], None),
-        ("Release", "change", ["{client}", ""], None),
+        ("Release", "change", ["{client}", ""], NOT_FOUND),  # not quarantined: nothing to release
         ("Bulk", "change", ["{client}", "", "100", "4"], None),
         ("AckAlert", "change", ["1"], NOT_FOUND),  # no alert was raised
         ("FirewallAllow", "change", ["ssh", "false"], None),
