@@ -6,31 +6,17 @@
 #include "shared_socket.hpp"
 
 namespace mailguard::service {
+namespace {
 
-Result<Attributed> ProcAttribution::attribute(const netfilter::QueuedPacket& packet,
-                                              const AllowedAlone& allowedAlone) {
+// The queued packet's socket, found by its exact tuple (sock_diag).
+Result<procinfo::SocketOwner> socketOf(procinfo::SocketTable& sockets,
+                                       const netfilter::QueuedPacket& packet) {
   if (!packet.tuple) return makeError("not a TCP packet");
-  auto owner = sockets_.findTcp(*packet.tuple);
+  auto owner = sockets.findTcp(*packet.tuple);
   if (!owner) return owner.error();
   if (!owner.value()) return makeError("the socket was already closed");
-  auto holder = resolver_.describeHolder(owner.value()->inode, packet.uid);
-  if (!holder) return holder.error();
-  Attributed found;
-  found.process = std::move(holder.value());
-  // An approved holder of the socket cannot vouch for another holder.
-  auto shared = unapprovedCoHolder(resolver_, found.process, owner.value()->inode, allowedAlone);
-  if (!shared) return shared.error();
-  if (*shared) {
-    found.process = std::move((*shared)->holder);
-    found.sharedNote = std::move((*shared)->note);
-  }
-  return found;
+  return *owner.value();
 }
-
-}  // namespace mailguard::service
-
-namespace mailguard::service {
-namespace {
 
 // /proc/PID/stat's start time is the task's start_boottime in clock ticks.
 std::uint64_t ticksOf(std::uint64_t boottimeNs) {
@@ -40,19 +26,38 @@ std::uint64_t ticksOf(std::uint64_t boottimeNs) {
 
 }  // namespace
 
+Result<Attributed> ProcAttribution::attribute(const netfilter::QueuedPacket& packet,
+                                              const AllowedAlone& allowedAlone) {
+  auto owner = socketOf(sockets_, packet);
+  if (!owner) return owner.error();
+  return byHolder(packet, *owner, allowedAlone);
+}
+
+Result<Attributed> ProcAttribution::byHolder(const netfilter::QueuedPacket& packet,
+                                             const procinfo::SocketOwner& owner,
+                                             const AllowedAlone& allowedAlone) {
+  auto holder = resolver_.describeHolder(owner.inode, packet.uid);
+  if (!holder) return holder.error();
+  Attributed found;
+  found.process = std::move(holder.value());
+  found.cookie = owner.cookie;
+  // An approved holder of the socket cannot vouch for another holder.
+  auto shared = unapprovedCoHolder(resolver_, found.process, owner.inode, allowedAlone);
+  if (!shared) return shared.error();
+  if (*shared) {
+    found.process = std::move((*shared)->holder);
+    found.sharedNote = std::move((*shared)->note);
+  }
+  return found;
+}
+
 Result<Attributed> KernelAttribution::attribute(const netfilter::QueuedPacket& packet,
                                                 const AllowedAlone& allowedAlone) {
-  if (!packet.tuple) return makeError("not a TCP packet");
-  auto owner = sockets_.findTcp(*packet.tuple);
+  auto owner = socketOf(sockets_, packet);
   if (!owner) return owner.error();
-  if (!owner.value()) return makeError("the socket was already closed");
-  const auto cookie = owner.value()->cookie;
+  const auto cookie = owner->cookie;
   const auto stamp = kernel_.stamp(cookie);
-  if (!stamp) {
-    auto found = byProc_.attribute(packet, allowedAlone);
-    if (found) found->cookie = cookie;
-    return found;
-  }
+  if (!stamp) return byProc_.byHolder(packet, *owner, allowedAlone);
   // The task that called connect(), by its tgid: still the same process (start time), and
   // still running the file it ran then (a bot that connects and then execs the approved
   // client is not the client).

@@ -49,6 +49,9 @@ class ProcAttribution final : public Attribution {
       : sockets_(sockets), resolver_(resolver) {}
   Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
                                const AllowedAlone& allowedAlone) override;
+  // The holder of a socket already found (the kernel's attribution without a stamp).
+  Result<Attributed> byHolder(const netfilter::QueuedPacket& packet,
+                              const procinfo::SocketOwner& owner, const AllowedAlone& allowedAlone);
 
  private:
   procinfo::SocketTable& sockets_;
