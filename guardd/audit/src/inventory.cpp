@@ -1,7 +1,7 @@
 // Inventory: a sock_diag dump of listening TCP sockets (sock_diag(7)), then the
 // owning process through procinfo.
-#include "mailguard/common/fd.hpp"
 #include "mailguard/audit/inventory.hpp"
+#include "mailguard/common/fd.hpp"
 
 #include <arpa/inet.h>
 #include <linux/inet_diag.h>

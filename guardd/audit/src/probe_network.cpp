@@ -35,8 +35,8 @@
 #include <thread>
 #include <variant>
 
-#include "mailguard/common/fd.hpp"
 #include "mailguard/audit/relay.hpp"
+#include "mailguard/common/fd.hpp"
 
 extern char** environ;
 
@@ -333,7 +333,7 @@ struct ConnectFailure {
 // Non-blocking connect with a deadline. Returns the fd, or the errno (ETIMEDOUT when
 // nothing answered: the SYN was dropped).
 std::variant<Fd, ConnectFailure> connectTo(int family, const std::string& address,
-                                            std::uint16_t port, std::chrono::milliseconds timeout) {
+                                           std::uint16_t port, std::chrono::milliseconds timeout) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   if (family == AF_INET) {

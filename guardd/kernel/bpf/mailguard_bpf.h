@@ -44,7 +44,7 @@ struct mg_stamp {
 struct mg_event {
   __u64 cookie;
   struct mg_stamp task;
-  __u8 dst[16]; /* IPv4 in the first 4 bytes; network order */
+  __u8 dst[16];   /* IPv4 in the first 4 bytes; network order */
   __u16 dst_port; /* host order */
   __u8 family;    /* AF_INET (2) or AF_INET6 (10) */
   __u8 decision;  /* MG_DECISION_* */

@@ -62,8 +62,7 @@ Result<void> EventLoop::modify(int fd, std::uint32_t events) {
   ev.events = events;
   ev.data.fd = fd;
   if (epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, fd, &ev) < 0) {
-    return systemError(std::string("Failed to change watch of fd: ") + std::strerror(errno),
-                       errno);
+    return systemError(std::string("Failed to change watch of fd: ") + std::strerror(errno), errno);
   }
   return {};
 }

@@ -111,10 +111,9 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
   }
   // A SYN retransmission is the same socket: by its cookie where the kernel names it (a
   // new socket that reuses the port is a new attempt), else by its source address and port.
-  const std::string heldKey =
-      attributed && attributed->cookie != 0
-          ? "cookie " + std::to_string(attributed->cookie)
-          : tuple.srcAddress() + " port " + std::to_string(tuple.srcPort);
+  const std::string heldKey = attributed && attributed->cookie != 0
+                                  ? "cookie " + std::to_string(attributed->cookie)
+                                  : tuple.srcAddress() + " port " + std::to_string(tuple.srcPort);
   const bool firstSyn = !held_.contains(heldKey);
 
   // 3. Assessment: the detector sees each connection once (not its SYN retries) and may
@@ -191,8 +190,8 @@ void VerdictPipeline::onKernelEvent(const kernel::ConnectEvent& event) {
   attributed.process.identity = *identity;
   attributed.cookie = event.cookie;
   attributed.key = event.task.key;
-  auto& program = s_.programs.remember(*identity, event.task.uid, s_.clock.now(),
-                                       s_.clock.monotonic());
+  auto& program =
+      s_.programs.remember(*identity, event.task.uid, s_.clock.now(), s_.clock.monotonic());
   const auto detected = s_.assessment.assess(attributed.process, program, tuple, true);
   // A doubt or a quarantine takes effect in the kernel from the next connect on.
   if (detected.quarantined || detected.suspicious) s_.fastPath->requeue(event.task.key);

@@ -10,12 +10,12 @@
 #include <utility>
 #include <vector>
 
+#include "kernel_fast_path.hpp"
 #include "mailguard/common/bounded_map.hpp"
 #include "mailguard/netfilter/packet_source.hpp"
 #include "mailguard/rules/clock.hpp"
 #include "mailguard/rules/policy.hpp"
 #include "mailguard/service/guard.hpp"
-#include "kernel_fast_path.hpp"
 #include "pipeline_seams.hpp"
 #include "program_registry.hpp"
 #include "queue_pressure.hpp"
@@ -84,9 +84,8 @@ class VerdictPipeline {
   // `parkedSince`: when the packet first waited for a hash, for a packet decided again.
   void onPacket(const netfilter::QueuedPacket& packet, const MonoTime* parkedSince = nullptr);
   void send(std::uint32_t packetId, rules::Verdict verdict);
-  void record(const rules::ConnectionTuple& tuple, std::uint32_t uid,
-              const Attributed* attributed, ProgramView* program,
-              const rules::Decision& decision, bool quarantined);
+  void record(const rules::ConnectionTuple& tuple, std::uint32_t uid, const Attributed* attributed,
+              ProgramView* program, const rules::Decision& decision, bool quarantined);
   void count(rules::Verdict verdict);
   [[nodiscard]] bool allowedAlone(const procinfo::ProcessInfo& process) const;
 

@@ -249,7 +249,8 @@ int modeFromPort(int srcPort, const Target& t, int timeoutMs) {
   if (err == 0) err = finishConnect(fd, timeoutMs);
   close(fd);
   printResult(
-      err, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+      err,
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   return err == 0 ? 0 : 1;
 }
 

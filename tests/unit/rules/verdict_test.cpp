@@ -297,7 +297,6 @@ TEST(Override, HasAName) {
   EXPECT_EQ(toString(Override::Pressure), "pressure");
 }
 
-
 // Taint: code from outside the approved file ran in the process.
 
 TEST(DecideVerdict, HoldsAnApprovedProgramTheKernelSawTainted) {

@@ -30,15 +30,7 @@ struct ApprovalRule {
 };
 
 // What changed the verdict the owner's rules give (see verdict.hpp, decideVerdict).
-enum class Override {
-  None,
-  Unattributed,
-  IdentityPending,
-  Quarantine,
-  Taint,
-  Throttle,
-  Pressure
-};
+enum class Override { None, Unattributed, IdentityPending, Quarantine, Taint, Throttle, Pressure };
 std::string_view toString(Override o);  // "none" "unattributed" "identity-pending" ...
 
 struct Decision {

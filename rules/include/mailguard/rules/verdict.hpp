@@ -20,8 +20,8 @@ struct VerdictInputs {
   // Non-empty: the kernel saw code from outside the program in the connecting process
   // ("LD_PRELOAD or a user's library", "traced"); it cannot vouch for itself.
   std::string tainted;
-  bool quarantined = false;                 // quarantined (stored, or by the detector just now)
-  bool throttled = false;                   // the detector's soft tier: a new destination too soon
+  bool quarantined = false;  // quarantined (stored, or by the detector just now)
+  bool throttled = false;    // the detector's soft tier: a new destination too soon
   std::string throttleReason;
   bool bulkDeclared = false;     // the owner declared a bulk send: lifts the throttle only
   bool queueOverloaded = false;  // the kernel queue is under pressure

@@ -65,9 +65,9 @@ struct ConnectEvent {
   Decision decision = Decision::Queued;
   std::uint64_t cookie = 0;  // the socket cookie (SO_COOKIE, sock_diag's idiag_cookie)
   Stamp task;
-  int family = 0;                       // AF_INET or AF_INET6
+  int family = 0;                      // AF_INET or AF_INET6
   std::array<std::uint8_t, 16> dst{};  // IPv4 in the first 4 bytes
-  std::uint16_t dstPort = 0;            // host order
+  std::uint16_t dstPort = 0;           // host order
 };
 
 struct KernelStats {
@@ -102,8 +102,8 @@ class KernelIdentity {
 };
 
 struct BpfOptions {
-  std::filesystem::path cgroup;    // a cgroup v2 directory: the programs attach here
-  std::uint32_t markBit = 0;       // the one mark bit OR-ed into approved sockets' marks
+  std::filesystem::path cgroup;  // a cgroup v2 directory: the programs attach here
+  std::uint32_t markBit = 0;     // the one mark bit OR-ed into approved sockets' marks
   std::vector<std::uint16_t> mailPorts;
 };
 
@@ -113,8 +113,8 @@ struct BpfOptions {
 Result<std::unique_ptr<KernelIdentity>> openBpfKernelIdentity(const BpfOptions& options);
 
 // The cgroup v2 mount point of this mount namespace (from /proc/self/mountinfo), if any.
-std::optional<std::filesystem::path> cgroup2Root(const std::filesystem::path& mountinfo =
-                                                     "/proc/self/mountinfo");
+std::optional<std::filesystem::path> cgroup2Root(
+    const std::filesystem::path& mountinfo = "/proc/self/mountinfo");
 
 // For unit tests of the daemon: maps as plain containers, events pushed by the test.
 class FakeKernelIdentity final : public KernelIdentity {
