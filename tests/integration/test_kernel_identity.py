@@ -91,6 +91,9 @@ class KernelIdentity(GuarddOnBusTest):
         status = self.ctl_json("status")
         if status.get("attribution") != "kernel":
             self.fail(f"guardd did not attach its BPF hooks: {self.guardd.log()[-2000:]}")
+        # What the hooks cost is shown: their maps' memory and which taint hooks run.
+        self.assertGreater(status["kernel"]["map_bytes"], 0, status)
+        self.assertIn(status["kernel"]["hooks"], ("lsm", "fentry", "tracepoint"), status)
 
     def connect(self, exe, host="127.0.0.1", port=25, timeout_ms=3000):
         r = self.cgroup.run([exe, host, str(port), str(timeout_ms), "1"])

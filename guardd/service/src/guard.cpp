@@ -271,8 +271,7 @@ void Guard::Impl::refreshStates() {
 // What status shows as the store's trouble, for as long as it lasts: the writer's last
 // failure (cleared by its next success), alerts it keeps until the disk has room, a
 // failure to read the rules.
-std::string Guard::Impl::storeError() const {
-  const auto stats = writer->stats();
+std::string Guard::Impl::storeError(const store::WriterStats& stats) const {
   if (stats.unsavedAlerts > 0) {
     return std::to_string(stats.unsavedAlerts) +
            (stats.unsavedAlerts == 1 ? " alert waits" : " alerts wait") + " to be stored" +
@@ -453,19 +452,19 @@ StatusInfo Guard::status() const {
   s.enforcing = d.enforcing;
   s.backend = std::string(netfilter::toString(d.backend));
   s.attribution = d.kernelIdentity ? "kernel" : "proc";
+  s.version = MAILGUARD_VERSION;
+  if (d.pipeline) s.counters = d.pipeline->counters();
   if (d.kernelIdentity) {
     const auto k = d.kernelIdentity->stats();
     s.counters.kernelEventsLost = k.eventsLost;
     s.counters.kernelMapBytes = k.mapBytes;
     s.kernelHooks = d.kernelIdentity->describe();
   }
-  s.version = MAILGUARD_VERSION;
-  if (d.pipeline) s.counters = d.pipeline->counters();
   const auto stats = d.writer->stats();
   s.counters.attemptsDropped = stats.attemptsDropped;
   s.counters.storeErrors = stats.writeErrors;
   if (d.tamper) s.counters.tableRestores = d.tamper->restores();
-  s.storeError = d.storeError();
+  s.storeError = d.storeError(stats);
   return s;
 }
 
