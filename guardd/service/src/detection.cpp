@@ -113,11 +113,7 @@ Detection::~Detection() = default;
 Result<void> Detection::start() {
   // dpkg's sums are read by a thread started with guardd rather than by the first
   // verdict that needs them, and read again when dpkg has changed its database since.
-  const auto info = d_.dpkgInfo;
-  dpkg_ = std::async(std::launch::async, [info] {
-            auto time = lastWrite(info);  // first: a change made while reading shows later
-            return std::make_shared<const DpkgState>(DpkgState{time, DpkgSums::read(info)});
-          }).share();
+  readDpkg();
   std::vector<std::string> unknown;
   config_ = detectorConfig(d_.settings.detector, &unknown);
   for (const auto& name : unknown) log::warning("detector." + name + ": not applied (unknown)");
@@ -210,16 +206,19 @@ bool Detection::quarantinedIdentity(const ProgramIdentity& identity) const {
   return false;
 }
 
+void Detection::readDpkg() {
+  dpkg_ = std::async(std::launch::async, [info = d_.dpkgInfo] {
+            auto time = lastWrite(info);  // first: a change made while reading shows later
+            return std::make_shared<const DpkgState>(DpkgState{time, DpkgSums::read(info)});
+          }).share();
+}
+
 void Detection::reloadDpkgIfChanged() {
   if (dpkg_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
   if (lastWrite(d_.dpkgInfo) == dpkg_.get()->infoTime) return;
   // An upgrade since the sums were read: read them again, and judge files afresh.
-  const auto info = d_.dpkgInfo;
-  dpkg_ = std::async(std::launch::async, [info] {
-            auto time = lastWrite(info);
-            return std::make_shared<const DpkgState>(DpkgState{time, DpkgSums::read(info)});
-          }).share();
-  classCache_.eraseIf([](const auto&, const auto&) { return true; });
+  readDpkg();
+  classCache_.clear();
 }
 
 void Detection::collectClassifications() {

@@ -133,6 +133,8 @@ class Detection final : public Assessment {
   };
   using DpkgFuture = std::shared_future<std::shared_ptr<const DpkgState>>;
   DpkgFuture dpkg_;
+  // Starts reading dpkg's sums on a thread of their own (100k lines).
+  void readDpkg();
   void reloadDpkgIfChanged();
   BoundedMap<std::string, detector::IdentityClass> classCache_;  // by path + sha256
   std::map<std::string, std::future<detector::IdentityClass>> classifying_;

@@ -71,7 +71,7 @@ struct Guard::Impl {
   bool drainPosted = false;
   void reloadRulesIfChanged();
   void refreshStates();
-  [[nodiscard]] std::string storeError() const;
+  [[nodiscard]] std::string storeError(const store::WriterStats& stats) const;
   // How a caller named a program: its identity when known (by id), else the real paths.
   struct Named {
     std::optional<rules::ProgramIdentity> identity;

@@ -33,7 +33,7 @@ void KernelFastPath::requeue(const kernel::ExeKey& key) { drop(key); }
 
 void KernelFastPath::forgetAll() {
   if (keys_.size() == 0) return;
-  keys_.eraseIf([](const auto&, const auto&) { return true; });
+  keys_.clear();
   if (auto r = kernel_.forgetAll(); !r) failed(r.error());
 }
 
