@@ -84,6 +84,17 @@ struct {
   __type(value, __u32);
 } taints SEC(".maps");
 
+/* Refusals counted per program, user and generation (see mailguard_bpf.h). Not LRU: an
+ * entry evicted would take uncounted refusals with it; when full, a refusal goes through
+ * the ring buffer one by one instead. Allocated on use: most hosts never refuse. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct mg_refusal_key);
+  __type(value, struct mg_refusal);
+} refusals SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 256 * 1024);
@@ -374,13 +385,12 @@ static __always_inline void fill_stamp(struct task_struct* task, struct mg_stamp
   if (BPF_CORE_READ(task, ptrace) != 0) s->taint |= MG_TAINT_TRACED;
 }
 
-static __always_inline void report(struct mg_stamp* s, __u64 cookie, __u8 family,
-                                   const __u8* dst, __u16 port, __u8 decision) {
+/* False when the ring buffer is full: the caller counts the loss (never wait: the
+ * connect goes on unreported). */
+static __always_inline bool send_event(struct mg_stamp* s, __u64 cookie, __u8 family,
+                                       const __u8* dst, __u16 port, __u8 decision) {
   struct mg_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-  if (!e) {
-    count(MG_COUNTER_EVENTS_LOST); /* never wait: the connect goes on unreported */
-    return;
-  }
+  if (!e) return false;
   e->cookie = cookie;
   e->task = *s;
   __builtin_memcpy(e->dst, dst, 16);
@@ -389,6 +399,70 @@ static __always_inline void report(struct mg_stamp* s, __u64 cookie, __u8 family
   e->decision = decision;
   e->pad = 0;
   bpf_ringbuf_submit(e, 0);
+  return true;
+}
+
+static __always_inline void report(struct mg_stamp* s, __u64 cookie, __u8 family,
+                                   const __u8* dst, __u16 port, __u8 decision) {
+  if (!send_event(s, cookie, family, dst, port, decision)) count(MG_COUNTER_EVENTS_LOST);
+}
+
+static __always_inline bool same_addr(const __u8* a, const __u8* b) {
+  __u64 a0, a1, b0, b1;
+  __builtin_memcpy(&a0, a, 8);
+  __builtin_memcpy(&a1, a + 8, 8);
+  __builtin_memcpy(&b0, b, 8);
+  __builtin_memcpy(&b1, b + 8, 8);
+  return a0 == b0 && a1 == b1;
+}
+
+/* A refusal: the first of its entry (program, user, generation) is an event, so guardd
+ * learns of a refused program at once; the next ones are only counted, with the first
+ * few distinct destinations, and guardd reports them on its timer. A refusal the ring
+ * buffer has no room for is counted too (not lost); one the full map has no room for
+ * goes one by one. */
+static __always_inline void refused(struct mg_stamp* s, __u64 cookie, __u8 family,
+                                    const __u8* dst, __u16 port) {
+  __u32 zero = 0;
+  struct mg_config* cfg = bpf_map_lookup_elem(&mg_config, &zero);
+  struct mg_refusal_key rk = {};
+  rk.key = s->key;
+  rk.uid = s->uid;
+  rk.generation = cfg ? cfg->generation : 0;
+  struct mg_refusal* r = bpf_map_lookup_elem(&refusals, &rk);
+  if (!r) {
+    struct mg_refusal fresh = {};
+    fresh.tgid = s->tgid;
+    fresh.ppid = s->ppid;
+    fresh.ndst = 1;
+    __builtin_memcpy(fresh.dst[0].addr, dst, 16);
+    fresh.dst[0].port = port;
+    fresh.dst[0].family = family;
+    if (bpf_map_update_elem(&refusals, &rk, &fresh, BPF_NOEXIST) == 0 &&
+        send_event(s, cookie, family, dst, port, MG_DECISION_DENIED))
+      return;
+    r = bpf_map_lookup_elem(&refusals, &rk); /* ours, or another CPU's */
+    if (!r) {
+      report(s, cookie, family, dst, port, MG_DECISION_DENIED); /* the map is full */
+      return;
+    }
+  }
+  __sync_fetch_and_add(&r->count, 1);
+  r->tgid = s->tgid;
+  r->ppid = s->ppid;
+  __u32 n = r->ndst;
+  if (n >= MG_REFUSAL_DSTS) return;
+  for (__u32 i = 0; i < MG_REFUSAL_DSTS; i++) {
+    if (i >= n) break;
+    if (r->dst[i].port == port && r->dst[i].family == family && same_addr(r->dst[i].addr, dst))
+      return;
+  }
+  /* Two CPUs may claim slots for the same new destination: a duplicate, harmless. */
+  __u32 slot = __sync_fetch_and_add(&r->ndst, 1);
+  if (slot >= MG_REFUSAL_DSTS) return;
+  __builtin_memcpy(r->dst[slot].addr, dst, 16);
+  r->dst[slot].port = port;
+  r->dst[slot].family = family;
 }
 
 static __always_inline int decide(struct bpf_sock_addr* ctx, __u8 family, const __u8* dst) {
@@ -400,7 +474,7 @@ static __always_inline int decide(struct bpf_sock_addr* ctx, __u8 family, const 
   __u64 cookie = bpf_get_socket_cookie(ctx);
 
   if (bpf_map_lookup_elem(&denied, &s.key)) {
-    report(&s, cookie, family, dst, port, MG_DECISION_DENIED);
+    refused(&s, cookie, family, dst, port);
     return 0; /* connect() returns EPERM */
   }
   if (s.taint == 0 && bpf_map_lookup_elem(&approved, &s.key)) {

@@ -51,10 +51,41 @@ struct mg_event {
   __u32 pad;
 };
 
+/* Refusals of one program (key) by one user, counted in the kernel per interval: a
+ * denied bot refusing at 100,000 connects a second (each to a new address, as a spam bot
+ * does) must not cost guardd one event each. The first refusal of an entry goes through
+ * the ring buffer like any connect; the rest are counted, with the first few distinct
+ * destinations. guardd flips `generation` on a timer and reports and deletes the entries
+ * of the generation before, which no program writes any more. */
+#define MG_REFUSAL_DSTS 4
+
+struct mg_refusal_key {
+  struct mg_exe_key key;
+  __u32 uid;
+  __u32 generation; /* mg_config.generation when the entry was made */
+};
+
+struct mg_dest {
+  __u8 addr[16]; /* as in mg_event */
+  __u16 port;    /* host order */
+  __u8 family;
+  __u8 pad[5];
+};
+
+struct mg_refusal {
+  __u64 count; /* refusals not reported one by one; only ever added to */
+  /* The latest refused task (plain stores: a reader may see two tasks' fields mixed). */
+  __u32 tgid;
+  __u32 ppid;
+  __u32 ndst; /* destinations claimed in dst (claims beyond MG_REFUSAL_DSTS are dropped) */
+  __u32 pad;
+  struct mg_dest dst[MG_REFUSAL_DSTS];
+};
+
 /* The one entry of the `config` array map. */
 struct mg_config {
-  __u32 mark_bit; /* exactly one bit, OR-ed into approved sockets' SO_MARK */
-  __u32 pad;
+  __u32 mark_bit;   /* exactly one bit, OR-ed into approved sockets' SO_MARK */
+  __u32 generation; /* of the refusal counts (0 or 1), flipped by guardd */
 };
 
 /* Indexes into the per-CPU `counters` array. */

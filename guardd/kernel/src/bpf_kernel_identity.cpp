@@ -6,9 +6,11 @@
 // mail connect falls to the nft queue rule, which has no reader then: fail-closed.
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,6 +46,9 @@ namespace {
 static_assert(sizeof(mg_exe_key) == 32);
 static_assert(sizeof(mg_stamp) == 64);
 static_assert(sizeof(mg_event) == 96);
+static_assert(sizeof(mg_refusal_key) == 40 && sizeof(mg_dest) == 24 &&
+              sizeof(mg_refusal) == 24 + MG_REFUSAL_DSTS * 24);
+static_assert(MG_REFUSAL_DSTS == kRefusalDestinations);
 static_assert(MG_TAINT_USER_MAPPING == kTaintUserMapping && MG_TAINT_TRACED == kTaintTraced &&
               MG_TAINT_MEM_ACCESS == kTaintMemAccess);
 static_assert(MG_DECISION_APPROVED == static_cast<int>(ConnectEvent::Decision::Approved) &&
@@ -223,15 +228,37 @@ class BpfKernelIdentity final : public KernelIdentity {
 
   Result<void> init(const BpfOptions& options) {
     const std::uint32_t zero = 0;
-    mg_config cfg{};
-    cfg.mark_bit = options.markBit;
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.mg_config), &zero, &cfg, BPF_ANY) != 0)
+    config_.mark_bit = options.markBit;
+    config_.generation = 0;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.mg_config), &zero, &config_, BPF_ANY) != 0)
       return bpfError("set the mark bit in the BPF config map", errno);
     if (auto r = setMailPorts(options.mailPorts); !r) return r;
 
     ring_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &BpfKernelIdentity::onSample,
                                  this, nullptr));
     if (!ring_) return bpfError("set up the BPF event ring buffer", errno);
+    // One fd for the event loop: the ring buffer's own epoll fd and the timer of the
+    // refusal counts, both level-triggered, so this one is readable while either is.
+    epoll_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
+    timer_ = Fd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    if (!epoll_ || !timer_) return systemError("Failed to create the BPF event fds", errno);
+    for (const int fd : {ring_buffer__epoll_fd(ring_.get()), timer_.get()}) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = fd;
+      if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
+        return systemError("Failed to watch the BPF event fds", errno);
+    }
+    // Always ticking (guardd wakes every 100 ms anyway): a refusal whose first event found
+    // the ring buffer full is counted in the map all the same, and reported on time.
+    constexpr auto kNs =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(kRefusalReportInterval).count();
+    itimerspec tick{};
+    tick.it_value.tv_sec = kNs / 1'000'000'000;
+    tick.it_value.tv_nsec = kNs % 1'000'000'000;
+    tick.it_interval = tick.it_value;
+    if (::timerfd_settime(timer_.get(), 0, &tick, nullptr) != 0)
+      return systemError("Failed to start the refusal report timer", errno);
 
     // Attach last: from here on connects are decided, with ports and mark already set.
     const Fd cgroup(::open(options.cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -314,7 +341,7 @@ class BpfKernelIdentity final : public KernelIdentity {
     return fromBpf(s);
   }
 
-  [[nodiscard]] int eventsFd() const override { return ring_buffer__epoll_fd(ring_.get()); }
+  [[nodiscard]] int eventsFd() const override { return epoll_.get(); }
 
   Result<void> readEvents(const std::function<void(const ConnectEvent&)>& onEvent) override {
     onEvent_ = &onEvent;
@@ -322,15 +349,18 @@ class BpfKernelIdentity final : public KernelIdentity {
     onEvent_ = nullptr;
     if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));
     if (rc < 0) return bpfError("read the BPF event ring buffer", rc);
+    std::uint64_t ticks = 0;
+    if (::read(timer_.get(), &ticks, sizeof(ticks)) == sizeof(ticks))
+      return reportRefusals(onEvent);
     return {};
   }
 
   [[nodiscard]] KernelStats stats() const override {
     KernelStats s;
     s.eventsLost = sumPerCpu(bpf_map__fd(skel_->maps.counters), MG_COUNTER_EVENTS_LOST);
-    for (const bpf_map* m :
-         {skel_->maps.mail_ports, skel_->maps.approved, skel_->maps.denied, skel_->maps.stamps,
-          skel_->maps.taints, skel_->maps.events, skel_->maps.counters, skel_->maps.mg_config})
+    for (const bpf_map* m : {skel_->maps.mail_ports, skel_->maps.approved, skel_->maps.denied,
+                             skel_->maps.stamps, skel_->maps.taints, skel_->maps.refusals,
+                             skel_->maps.events, skel_->maps.counters, skel_->maps.mg_config})
       s.mapBytes += memlockOf(bpf_map__fd(m));
     return s;
   }
@@ -361,6 +391,62 @@ class BpfKernelIdentity final : public KernelIdentity {
     return 0;
   }
 
+  // At each tick: the entries of the generation before the current one (no program has
+  // written them since the last tick: a BPF program runs for microseconds) are reported,
+  // one event per program and user with a count, and deleted; then the generation flips.
+  // So every refusal is counted exactly once, and reported within two intervals.
+  Result<void> reportRefusals(const std::function<void(const ConnectEvent&)>& onEvent) {
+    const int fd = bpf_map__fd(skel_->maps.refusals);
+    const std::uint32_t frozen = 1U - config_.generation;
+    std::vector<mg_refusal_key> keys;
+    mg_refusal_key key{}, next{};
+    while (bpf_map_get_next_key(fd, keys.empty() ? nullptr : &key, &next) == 0) {
+      keys.push_back(next);
+      key = next;
+    }
+    std::vector<ConnectEvent> due;
+    for (const auto& k : keys) {
+      if (k.generation != frozen) continue;
+      mg_refusal value{};
+      if (bpf_map_lookup_elem(fd, &k, &value) != 0) continue;
+      if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT)
+        return bpfError("remove a reported entry of the refusals map", errno);
+      if (value.count == 0) continue;  // its one refusal came as an event
+      ConnectEvent e;
+      e.decision = ConnectEvent::Decision::Denied;
+      e.count = value.count;
+      e.task.tgid = value.tgid;
+      e.task.tid = value.tgid;
+      e.task.ppid = value.ppid;
+      e.task.uid = k.uid;
+      e.task.key = fromBpf(k.key);
+      const auto n = std::min<std::size_t>(value.ndst, MG_REFUSAL_DSTS);
+      for (std::size_t i = 0; i < n; ++i) {
+        Destination d;
+        d.family = value.dst[i].family;
+        std::copy(std::begin(value.dst[i].addr), std::end(value.dst[i].addr), d.addr.begin());
+        d.port = value.dst[i].port;
+        if (i == 0) {
+          e.family = d.family;
+          e.dst = d.addr;
+          e.dstPort = d.port;
+        } else if (std::find(e.moreDestinations.begin(), e.moreDestinations.end(), d) ==
+                   e.moreDestinations.end()) {
+          e.moreDestinations.push_back(d);
+        }
+      }
+      due.push_back(std::move(e));
+    }
+    mg_config flipped = config_;
+    flipped.generation = frozen;
+    const std::uint32_t zero = 0;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.mg_config), &zero, &flipped, BPF_ANY) != 0)
+      return bpfError("flip the generation of the refusal counts", errno);
+    config_ = flipped;
+    for (const auto& e : due) onEvent(e);
+    return {};
+  }
+
   static Result<void> insert(const bpf_map* map, const ExeKey& key, const char* name) {
     const mg_exe_key k = toBpf(key);
     const std::uint8_t one = 1;
@@ -387,6 +473,9 @@ class BpfKernelIdentity final : public KernelIdentity {
   Skeleton skel_;    // owns the programs, maps and links
   RingBuffer ring_;  // declared after skel_: freed before the maps it reads
   std::string flavour_;
+  Fd epoll_;            // eventsFd(): the ring buffer's epoll fd and timer_
+  Fd timer_;            // ticks every kRefusalReportInterval
+  mg_config config_{};  // as last written to the config map
   const std::function<void(const ConnectEvent&)>* onEvent_ = nullptr;
   std::exception_ptr failure_;
 };

@@ -162,20 +162,44 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
 
 // The other way in: the BPF hook approved or refused a connect() on its own (the key was
 // learned from an earlier decision of onPacket). Nothing to send: the kernel has acted.
+// A refusal event may stand for many (event.count, cookie 0): the refusals of one program
+// by one user in one interval, counted in the kernel, with its first few destinations.
+// That is one attempt record (the count in its reason and in the program's attempts) and
+// one assessment per destination, so a denied bot costs guardd a few events a second
+// however fast it tries.
 void VerdictPipeline::onKernelEvent(const kernel::ConnectEvent& event) {
   using Decision = kernel::ConnectEvent::Decision;
-  if (s_.fastPath == nullptr || event.decision == Decision::Queued) return;
+  if (s_.fastPath == nullptr || event.decision == Decision::Queued || event.count == 0) return;
   rules::ConnectionTuple tuple;
   tuple.family = event.family;
   tuple.dst = event.dst;
   tuple.dstPort = event.dstPort;
   const bool approved = event.decision == Decision::Approved;
+  const bool counted = !approved && event.cookie == 0;
   rules::Decision decision{approved ? Verdict::Allow : Verdict::Reject,
                            approved ? "approved (decided in the kernel at connect())"
                                     : "denied by the owner (refused in the kernel: connect() "
                                       "failed with EPERM)",
                            std::nullopt};
+  std::vector<rules::ConnectionTuple> alsoTo;
+  if (counted) {
+    std::string more;
+    for (const auto& d : event.moreDestinations) {
+      rules::ConnectionTuple t;
+      t.family = d.family;
+      t.dst = d.addr;
+      t.dstPort = d.port;
+      more += ", " + t.dstAddress() + ":" + std::to_string(t.dstPort);
+      alsoTo.push_back(t);
+    }
+    decision.reason = "denied by the owner (refused in the kernel: connect() failed with EPERM " +
+                      std::to_string(event.count) + (event.count == 1 ? " time" : " times") +
+                      " within " + std::to_string(kernel::kRefusalReportInterval.count()) +
+                      " ms, counted in the kernel" +
+                      (more.empty() ? std::string() : "; also to " + more.substr(2)) + ")";
+  }
   count(decision.verdict);
+  if (!approved) counters_.rejected += event.count - 1;
   const auto* identity = s_.fastPath->identityOf(event.task.key);
   if (identity == nullptr) {
     // Forgotten since the hook looked (a change of policy raced the connect).
@@ -192,10 +216,17 @@ void VerdictPipeline::onKernelEvent(const kernel::ConnectEvent& event) {
   attributed.key = event.task.key;
   auto& program =
       s_.programs.remember(*identity, event.task.uid, s_.clock.now(), s_.clock.monotonic());
-  const auto detected = s_.assessment.assess(attributed.process, program, tuple, true);
+  auto detected = s_.assessment.assess(attributed.process, program, tuple, true);
+  for (const auto& t : alsoTo) {
+    const auto d = s_.assessment.assess(attributed.process, program, t, true);
+    detected.quarantined = detected.quarantined || d.quarantined;
+    detected.suspicious = detected.suspicious || d.suspicious;
+  }
   // A doubt or a quarantine takes effect in the kernel from the next connect on.
   if (detected.quarantined || detected.suspicious) s_.fastPath->requeue(event.task.key);
   s_.assessment.afterVerdict();
+  // record() counts the one record it writes; the rest of the count is added here.
+  program.attempts += static_cast<std::int64_t>(event.count - 1);
   record(tuple, event.task.uid, &attributed, &program, decision, detected.quarantined);
 }
 

@@ -4,6 +4,7 @@
 // daemon sees them through this role interface; BpfKernelIdentity is the real one (a
 // libbpf skeleton attached to a cgroup v2), FakeKernelIdentity the one for unit tests.
 #include <array>
+#include <chrono>
 #include <compare>
 #include <cstdint>
 #include <filesystem>
@@ -59,15 +60,35 @@ struct Stamp {
   std::uint32_t taint = 0;
 };
 
-// One connect() to a mail port, as the hook saw it (every one: approved, denied, queued).
+// The refusals of one program by one user after the first in an interval of this length
+// are counted in the kernel, not sent one by one; each interval's count is reported (as
+// one ConnectEvent) at most two intervals after it began.
+inline constexpr std::chrono::milliseconds kRefusalReportInterval{250};
+
+struct Destination {
+  int family = 0;                       // AF_INET or AF_INET6
+  std::array<std::uint8_t, 16> addr{};  // IPv4 in the first 4 bytes
+  std::uint16_t port = 0;               // host order
+  friend bool operator==(const Destination&, const Destination&) = default;
+};
+
+// One connect() to a mail port, as the hook saw it (every one: approved, denied, queued),
+// or a count of refusals (decision Denied, cookie 0): the refusals of one program by one
+// user in one interval after its first (which came as an event of its own), `task` the
+// latest one (its tgid and ppid; the rest of the stamp is not kept per refusal), family/
+// dst/dstPort the first destination of the interval and `moreDestinations` the next few
+// distinct ones (at most kRefusalDestinations in all).
+inline constexpr std::size_t kRefusalDestinations = 4;
 struct ConnectEvent {
   enum class Decision : std::uint8_t { Approved, Denied, Queued };
   Decision decision = Decision::Queued;
   std::uint64_t cookie = 0;  // the socket cookie (SO_COOKIE, sock_diag's idiag_cookie)
+  std::uint64_t count = 1;   // connects this event stands for
   Stamp task;
   int family = 0;                      // AF_INET or AF_INET6
   std::array<std::uint8_t, 16> dst{};  // IPv4 in the first 4 bytes
   std::uint16_t dstPort = 0;           // host order
+  std::vector<Destination> moreDestinations;
 };
 
 struct KernelStats {
@@ -92,8 +113,9 @@ class KernelIdentity {
   // The task that connected the socket with this cookie, when it went to the queue.
   virtual std::optional<Stamp> stamp(std::uint64_t cookie) = 0;
 
-  // The ring buffer of connect events: fd for the event loop (EPOLLIN), and a read of
-  // everything pending (non-blocking).
+  // The connect events: fd for the event loop (EPOLLIN; readable for the ring buffer and
+  // for the refusal-count timer), and a read of everything pending (non-blocking): ring
+  // buffer events, then the refusal counts when their report is due.
   [[nodiscard]] virtual int eventsFd() const = 0;
   virtual Result<void> readEvents(const std::function<void(const ConnectEvent&)>& onEvent) = 0;
   [[nodiscard]] virtual KernelStats stats() const = 0;
