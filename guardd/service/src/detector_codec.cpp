@@ -155,7 +155,7 @@ std::optional<det::PrincipalSnapshot> decodeSnapshot(std::string_view text) {
     // that connected last (its `program`), the best guess at whose it mostly is. Text
     // that names no file is not guessed at: dropped, as text this version did not write.
     s.principal = principalFrom(j.at("principal"), s.program);
-    if (s.principal.exePath.empty()) return std::nullopt;
+    if (version == kPathlessVersion && s.principal.exePath.empty()) return std::nullopt;
     const int idClass = j.at("id_class").get<int>();
     if (idClass < 0 || idClass > static_cast<int>(det::IdentityClass::Suspicious)) {
       return std::nullopt;

@@ -56,6 +56,9 @@ TEST(DetectorCodec, SnapshotWithoutAlertRoundTrips) {
   const auto decoded = decodeSnapshot(encodeSnapshot(s));
   ASSERT_TRUE(decoded.has_value());
   EXPECT_EQ(*decoded, s);
+  // A principal this version made without a path (the evaluation's) is read as written.
+  s.principal.exePath.clear();
+  EXPECT_EQ(decodeSnapshot(encodeSnapshot(s)), s);
 }
 
 // Snapshots stored before the per-channel times were kept: every channel counts as
