@@ -198,12 +198,30 @@ Principal Principal::of(const rules::ProgramIdentity& id, std::uint32_t uid) {
   p.scriptPath = id.scriptPath;
   p.scriptSha256 = id.scriptSha256;
   p.uid = uid;
+  p.exePath = id.path;
   return p;
 }
 
 std::string Principal::key() const {
+  // Paths may hold ':' (the separator) and '%' (the escape); the uid follows the last
+  // '/', and the hashes are hex: the key is unambiguous.
+  auto escaped = [](const std::string& path) {
+    std::string out;
+    out.reserve(path.size());
+    for (const char c : path) {
+      if (c == '%') {
+        out += "%25";
+      } else if (c == ':') {
+        out += "%3A";
+      } else {
+        out += c;
+      }
+    }
+    return out;
+  };
   std::string k = exeSha256;
-  if (!scriptPath.empty()) k += ":" + scriptPath + ":" + scriptSha256;
+  if (!exePath.empty()) k += ":" + escaped(exePath);
+  if (!scriptPath.empty()) k += ":" + escaped(scriptPath) + ":" + scriptSha256;
   return k + "/" + std::to_string(uid);
 }
 

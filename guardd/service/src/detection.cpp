@@ -88,7 +88,16 @@ std::filesystem::file_time_type lastWrite(const std::filesystem::path& p) {
   return ec ? std::filesystem::file_time_type{} : t;
 }
 
+// The file at this path with this content (and script): a principal is one file, so a
+// copy of it elsewhere neither shares its quarantine nor lends it its evidence (see
+// detector::Principal).
 bool identityMatches(const ProgramIdentity& id, const det::Principal& p) {
+  return id.path == p.exePath && id.sha256 == p.exeSha256 && id.scriptPath == p.scriptPath &&
+         id.scriptSha256 == p.scriptSha256;
+}
+
+// The same content at any path: for state written before principals had a path.
+bool contentMatches(const ProgramIdentity& id, const det::Principal& p) {
   return id.sha256 == p.exeSha256 && id.scriptPath == p.scriptPath &&
          id.scriptSha256 == p.scriptSha256;
 }
@@ -137,10 +146,24 @@ Result<void> Detection::start() {
   }
   detector_->importState(state);
   // Declared bulk sends are not part of the detector's snapshot: declared again for
-  // what is left of their window.
-  for (const auto& b : declared) {
+  // what is left of their window. One stored without a path (an earlier version) was
+  // declared for the program's content; it holds for each path that content was seen at.
+  auto redeclare = [&](const BulkDeclaration& b) {
     detector_->declareBulk(b.principal, b.recipients, b.until - d_.clock.now());
     bulk_[b.principal.key()] = b;
+  };
+  for (const auto& b : declared) {
+    if (!b.principal.exePath.empty()) {
+      redeclare(b);
+      continue;
+    }
+    std::vector<det::Principal> atPaths;
+    d_.programs.forEach([&](ProgramView& view) {
+      if (!contentMatches(view.identity, b.principal)) return;
+      auto p = det::Principal::of(view.identity, b.principal.uid);
+      if (std::find(atPaths.begin(), atPaths.end(), p) == atPaths.end()) atPaths.push_back(p);
+    });
+    for (auto& p : atPaths) redeclare(BulkDeclaration{std::move(p), b.recipients, b.until});
   }
   std::size_t quarantined = 0;
   d_.programs.forEach([&](ProgramView& view) {
@@ -488,7 +511,9 @@ void Detection::drainAlerts(const procinfo::ProcessInfo* process) {
       // goes first.
       d_.writer.submit(recordOf(*program));
     } else {
-      record.path = a.program;
+      // Not listed (evicted): the principal still names the file that connected.
+      record.path = a.principal.exePath.empty() ? a.program : a.principal.exePath;
+      record.scriptPath = a.principal.scriptPath;
     }
     record.evidence = alertEvidence(a, parents);
     log::warning("Zombie detector: " + log::quote(record.path) + " (uid " +

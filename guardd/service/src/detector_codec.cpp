@@ -10,7 +10,10 @@ namespace {
 using nlohmann::json;
 namespace det = mailguard::detector;
 
-constexpr int kSnapshotVersion = 1;
+// 2: the principal has the executable's path ("path"). Version 1 text is still read (see
+// principalFrom).
+constexpr int kSnapshotVersion = 2;
+constexpr int kPathlessVersion = 1;
 
 std::int64_t micros(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
@@ -30,17 +33,37 @@ constexpr std::size_t kTierCount = 3;
 
 json principalJson(const det::Principal& p) {
   return json{{"sha256", p.exeSha256},
+              {"path", p.exePath},
               {"script", p.scriptPath},
               {"script_sha256", p.scriptSha256},
               {"uid", p.uid}};
 }
 
-det::Principal principalFrom(const json& j) {
+// The executable's path in a version 1 principal, which had none: `program` (the
+// ProgramIdentity::display() of the principal's last attempt, "path" or "path script")
+// names the file that connected last. Empty when it does not parse.
+std::string pathOfProgram(const std::string& program, const std::string& script) {
+  std::string path = program;
+  if (!script.empty()) {
+    const std::string suffix = " " + script;
+    if (path.size() <= suffix.size() ||
+        path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      return {};
+    }
+    path.resize(path.size() - suffix.size());
+  }
+  return !path.empty() && path.front() == '/' ? path : std::string();
+}
+
+// `program`: for version 1 text, where the path comes from (see pathOfProgram).
+det::Principal principalFrom(const json& j, const std::string& program = {}) {
   det::Principal p;
   p.exeSha256 = j.at("sha256").get<std::string>();
   p.scriptPath = j.at("script").get<std::string>();
   p.scriptSha256 = j.at("script_sha256").get<std::string>();
   p.uid = j.at("uid").get<std::uint32_t>();
+  p.exePath =
+      j.contains("path") ? j.at("path").get<std::string>() : pathOfProgram(program, p.scriptPath);
   return p;
 }
 
@@ -71,8 +94,8 @@ json alertJson(const det::Alert& a) {
 det::Alert alertFrom(const json& j) {
   det::Alert a;
   a.time = fromMicros(j.at("time").get<std::int64_t>());
-  a.principal = principalFrom(j.at("principal"));
   a.program = j.at("program").get<std::string>();
+  a.principal = principalFrom(j.at("principal"), a.program);
   a.tier =
       enumFrom<det::Tier, kTierCount>(j.at("tier").get<std::string>()).value_or(det::Tier::None);
   a.channel = enumFrom<det::Channel, det::kChannelCount>(j.at("channel").get<std::string>())
@@ -124,10 +147,15 @@ std::optional<det::PrincipalSnapshot> decodeSnapshot(std::string_view text) {
   const auto j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   try {
-    if (j.at("version").get<int>() != kSnapshotVersion) return std::nullopt;
+    const int version = j.at("version").get<int>();
+    if (version != kSnapshotVersion && version != kPathlessVersion) return std::nullopt;
     det::PrincipalSnapshot s;
-    s.principal = principalFrom(j.at("principal"));
     s.program = j.at("program").get<std::string>();
+    // Version 1 charged every copy of a file to one principal; its state goes to the file
+    // that connected last (its `program`), the best guess at whose it mostly is. Text
+    // that names no file is not guessed at: dropped, as text this version did not write.
+    s.principal = principalFrom(j.at("principal"), s.program);
+    if (version == kPathlessVersion && s.principal.exePath.empty()) return std::nullopt;
     const int idClass = j.at("id_class").get<int>();
     if (idClass < 0 || idClass > static_cast<int>(det::IdentityClass::Suspicious)) {
       return std::nullopt;
@@ -177,7 +205,10 @@ std::optional<BulkDeclaration> decodeBulk(std::string_view text) {
   const auto j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   try {
-    if (j.at("version").get<int>() != kSnapshotVersion) return std::nullopt;
+    const int version = j.at("version").get<int>();
+    if (version != kSnapshotVersion && version != kPathlessVersion) return std::nullopt;
+    // Version 1 has no path (and no program to take it from): exePath stays empty, and
+    // the caller declares it again for every path the program was seen at.
     BulkDeclaration b;
     b.principal = principalFrom(j.at("principal"));
     b.recipients = j.at("recipients").get<unsigned>();

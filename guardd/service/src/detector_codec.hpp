@@ -12,6 +12,8 @@ namespace mailguard::service {
 
 std::string encodeSnapshot(const detector::PrincipalSnapshot& s);
 // nullopt when the text is not a snapshot this version wrote (logged by the caller).
+// Version 1 snapshots (principal without the executable's path) are read with the path
+// of the file that connected last (their `program`); nullopt when that names no file.
 std::optional<detector::PrincipalSnapshot> decodeSnapshot(std::string_view text);
 
 // "guardctl bulk": persisted next to the snapshots, declared again at start-up.
@@ -22,6 +24,8 @@ struct BulkDeclaration {
   friend bool operator==(const BulkDeclaration&, const BulkDeclaration&) = default;
 };
 std::string encodeBulk(const BulkDeclaration& b);
+// A version 1 declaration has an empty principal.exePath: it stood for the program at
+// every path, and is to be declared again for each.
 std::optional<BulkDeclaration> decodeBulk(std::string_view text);
 
 // The evidence object of a stored alert: principal, channel, score, threshold, reasons

@@ -29,7 +29,9 @@ class KernelFastPath {
   // than its interpreter's file), not suspicious -> approved in the kernel from now on;
   // denied by the owner -> refused in the kernel (EPERM); anything else -> queued. A
   // quarantine is not refused in the kernel: it is the detector's verdict on one user's
-  // use of the file (its principal is hash and uid), which the queue path applies.
+  // use of the file (its principal is hash, path and uid), which the queue path applies.
+  // Keys are per file (device, inode, ctime), so a copy of an approved file elsewhere is
+  // never this file's key: neither its attempts nor its quarantine touch this entry.
   void learn(const kernel::ExeKey& key, const rules::ProgramIdentity& identity,
              const rules::Decision& decision, bool tainted, bool suspicious);
   // The detector has doubts (an alert tier, a quarantine): its connects go through the

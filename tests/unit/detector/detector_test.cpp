@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 
 namespace mailguard::detector {
@@ -604,6 +605,59 @@ TEST_F(DetectorTest, CreditsATerminalOnDirectAttemptsWithoutCancellingDirectToMx
               ::testing::Not(Contains(Field(&Reason::evidence, Evidence::Interactive))));
 }
 
+// A same-user copy of the approved client (same bytes, another path) behaving like a bot
+// is its own principal: quarantined and named as itself, while the client's tests,
+// working set and tier are untouched.
+TEST_F(DetectorTest, ACopyOfAClientAtAnotherPathIsQuarantinedAsItselfNotAsTheClient) {
+  Detector d(clock);
+  rules::ProgramIdentity installed;
+  installed.path = "/usr/local/bin/client";
+  installed.sha256 = std::string(64, 'c');
+  rules::ProgramIdentity copied = installed;
+  copied.path = "/home/u/.local/client";
+  const Principal owner = Principal::of(installed, 1000);
+  const Principal copy = Principal::of(copied, 1000);
+  ASSERT_NE(owner, copy);
+  ASSERT_NE(owner.key(), copy.key());
+  learnRelay(d, owner, "192.0.2.10", 3);
+  ASSERT_TRUE(d.learned(owner, "192.0.2.10"));
+
+  // The copy on the owner's relay is a new program there (D3), as any other would be.
+  AttemptEvent onRelay = submit(copy, "192.0.2.10", IdentityClass::Unknown);
+  onRelay.program = copied.path;
+  EXPECT_THAT(d.observe(onRelay).reasons,
+              Contains(Field(&Reason::evidence, Evidence::NewRelayKnownHost)));
+  std::optional<Alert> hard;
+  for (int i = 1; i <= 10 && !hard; ++i) {
+    AttemptEvent e = direct(copy, mx(i));
+    e.program = copied.path;
+    const Assessment a = d.observe(e);
+    if (a.alert && a.alert->tier == Tier::Hard) hard = a.alert;
+    clock.advance(seconds(5));
+  }
+  ASSERT_TRUE(hard.has_value()) << "the copy was never quarantined";
+  EXPECT_EQ(hard->principal, copy);
+  EXPECT_EQ(hard->principal.exePath, "/home/u/.local/client");
+  EXPECT_EQ(hard->program, "/home/u/.local/client");
+  EXPECT_TRUE(d.quarantined(copy));
+  for (const Alert& a : d.takeAlerts()) EXPECT_EQ(a.principal, copy) << a.summary();
+
+  EXPECT_FALSE(d.quarantined(owner));
+  EXPECT_EQ(d.tier(owner), Tier::None);
+  EXPECT_TRUE(d.learned(owner, "192.0.2.10"));
+  AttemptEvent flush = submit(owner, "192.0.2.10", IdentityClass::Unknown);
+  flush.program = installed.path;
+  const Assessment a = d.observe(flush);
+  EXPECT_EQ(a.tier, Tier::None);
+  EXPECT_FALSE(a.throttle);
+  EXPECT_EQ(a.channel, Channel::Relay);
+  // And each keeps its own state across a restart.
+  Detector restarted(clock);
+  restarted.importState(d.exportState());
+  EXPECT_TRUE(restarted.quarantined(copy));
+  EXPECT_FALSE(restarted.quarantined(owner));
+}
+
 TEST(DestinationKey, GroupsIpv4By24AndIpv6By64) {
   const DetectorConfig cfg;
   EXPECT_EQ(destinationKey("198.51.100.77", cfg), "198.51.100.0/24");
@@ -619,11 +673,38 @@ TEST(PrincipalKey, IncludesTheScriptForInterpreters) {
   id.scriptPath = "/home/u/send.py";
   id.scriptSha256 = std::string(64, 'b');
   const Principal p = Principal::of(id, 1000);
-  EXPECT_EQ(p.key(), std::string(64, 'a') + ":/home/u/send.py:" + std::string(64, 'b') + "/1000");
+  EXPECT_EQ(p.key(), std::string(64, 'a') +
+                         ":/usr/bin/python3.11:/home/u/send.py:" + std::string(64, 'b') + "/1000");
   id.scriptPath.clear();
   id.scriptSha256.clear();
   EXPECT_NE(Principal::of(id, 1000), p);
   EXPECT_NE(Principal::of(id, 1000), Principal::of(id, 1001));
+}
+
+TEST(PrincipalKey, IncludesThePathSoACopyIsAnotherPrincipal) {
+  rules::ProgramIdentity id;
+  id.path = "/usr/local/bin/swaks";
+  id.sha256 = std::string(64, 'a');
+  const Principal p = Principal::of(id, 1000);
+  EXPECT_EQ(p.exePath, "/usr/local/bin/swaks");
+  EXPECT_EQ(p.key(), std::string(64, 'a') + ":/usr/local/bin/swaks/1000");
+  id.path = "/tmp/swaks";
+  EXPECT_NE(Principal::of(id, 1000), p);
+  EXPECT_NE(Principal::of(id, 1000).key(), p.key());
+}
+
+// A path may hold the key's separators: escaped, so no file can take another's key (the
+// store keeps one row per key).
+TEST(PrincipalKey, PathsCannotForgeAnotherPrincipalsKey) {
+  const std::string h(64, 'a');
+  Principal interpreted{h, "/usr/bin/python3", "/srv/x.py", h, 1000};
+  Principal forged{h, "/usr/bin/python3:/srv/x.py:" + h, "", "", 1000};
+  EXPECT_NE(interpreted.key(), forged.key());
+  EXPECT_EQ(forged.key(), h + ":/usr/bin/python3%3A/srv/x.py%3A" + h + "/1000");
+  Principal percent{h, "/tmp/a%3Ab", "", "", 1000};
+  Principal colon{h, "/tmp/a:b", "", "", 1000};
+  EXPECT_NE(percent.key(), colon.key());
+  EXPECT_EQ(percent.key(), h + ":/tmp/a%253Ab/1000");
 }
 
 }  // namespace

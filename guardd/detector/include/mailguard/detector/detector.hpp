@@ -151,15 +151,32 @@ std::string_view toString(Channel c);
 std::string_view toString(Tier t);
 
 // The unit that accumulates evidence and gets quarantined (research 2.1): the
-// executable's hash and uid, plus the script for interpreters.
+// executable's hash, its path and the uid, plus the script for interpreters.
+//
+// Why the path and not only a trust class (DESIGN "Program identity"): the owner
+// approves a file at a path. A root-owned file in a root-owned directory
+// (/usr/local/bin/client) can be changed only by root, so every process behind that
+// path runs what the owner approved; a same-user copy of those bytes in /tmp or ~/bin is
+// a different file the user (or a bot running as the user) controls, held until it is
+// approved on its own. With hash + uid only, such a copy's attempts were charged to the
+// approved client, whose quarantine then cut off the owner. A trust class (trusted /
+// untrusted) would separate the root-owned file from the copies, but would still pool
+// every untrusted copy: the owner's own ~/bin copy, approved at its path, would be
+// quarantined by a bot's /tmp copy of the same bytes. Keyed by path, each file that
+// connects answers for itself, and alerts and quarantines name it. A bot gains nothing by
+// spreading over paths that it could not already get by changing one byte of itself (a
+// new hash is a new principal too); the H3 and backstop rules stay per principal.
 struct Principal {
   std::string exeSha256;
+  std::string exePath;       // the executable's real path (ProgramIdentity::path)
   std::string scriptPath;    // empty unless an interpreter runs a script
   std::string scriptSha256;  // empty when none or unreadable
   std::uint32_t uid = 0;
 
   static Principal of(const rules::ProgramIdentity& id, std::uint32_t uid);
-  // "sha256/uid" or "sha256:script:scriptsha/uid": a stable text key for maps and logs.
+  // "sha256:path/uid" or "sha256:path:script:scriptsha/uid" (no "path:" part when the
+  // path is empty): a stable text key for maps, the store and logs. ':' and '%' in paths
+  // are written %3A and %25, so two principals never share a key.
   [[nodiscard]] std::string key() const;
   friend auto operator<=>(const Principal&, const Principal&) = default;
   friend bool operator==(const Principal&, const Principal&) = default;
