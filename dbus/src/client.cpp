@@ -175,6 +175,25 @@ ClientResult<Program> Client::approve(const std::string& target, const std::stri
   });
 }
 
+ClientResult<Program> Client::approveOnlyTo(const std::string& target, const std::string& script,
+                                            const std::vector<std::string>& onlyTo) {
+  return guarded([&] {
+    return codec::decode(
+        impl_->proxy->policyCallWith<wire::Program>("ApproveOnlyTo", target, script, onlyTo));
+  });
+}
+
+ClientResult<std::vector<Rule>> Client::rules() {
+  return guarded([&] {
+    std::vector<Rule> out;
+    for (const auto& r : impl_->proxy->Rules()) {
+      out.push_back(
+          Rule{r.get<0>(), r.get<1>(), r.get<2>(), r.get<3>(), r.get<4>(), r.get<5>(), r.get<6>()});
+    }
+    return out;
+  });
+}
+
 ClientResult<Program> Client::deny(const std::string& target, const std::string& script) {
   return guarded([&] {
     return codec::decode(impl_->proxy->policyCall<wire::Program>("Deny", target, script));

@@ -153,6 +153,8 @@ std::string_view toString(Override o) {
       return "throttle";
     case Override::Pressure:
       return "pressure";
+    case Override::Destination:
+      return "destination";
   }
   return "none";
 }

@@ -1,5 +1,9 @@
 #include "mailguard/rules/verdict.hpp"
 
+#include <sys/socket.h>
+
+#include <algorithm>
+
 namespace mailguard::rules {
 namespace {
 
@@ -35,6 +39,26 @@ Decision decideVerdict(const VerdictInputs& in, const std::vector<ApprovalRule>&
     if (in.quarantined) d.override = Override::Quarantine;
   }
   d.reason += in.sharedNote;
+
+  // An approval pinned to servers (an approved client run with a bot's arguments can be
+  // told to send anywhere) allows only those; any other one is the owner's to decide.
+  if (d.ruleId) {
+    const auto rule = std::find_if(rules.begin(), rules.end(), [&](const ApprovalRule& r) {
+      return r.id == *d.ruleId && r.action == RuleAction::Approve;
+    });
+    if (rule != rules.end() && !rule->onlyTo.empty()) {
+      d.pinned = true;
+      if (d.verdict == Verdict::Allow && in.destination &&
+          !matchesAny(rule->onlyTo, *in.destination)) {
+        std::string asked = in.destination->dstAddress();
+        if (in.destination->family == AF_INET6) asked = "[" + asked + "]";
+        d.verdict = Verdict::Hold;
+        d.reason = "approved only to " + toString(rule->onlyTo) + "; asked for " + asked + ":" +
+                   std::to_string(in.destination->dstPort);
+        d.override = Override::Destination;
+      }
+    }
+  }
 
   // Approved code running with foreign code inside (LD_PRELOAD, a tracer) is the
   // attacker's, whatever its file: held, so the owner sees why.

@@ -12,6 +12,7 @@
 #include "alerts_cmd.hpp"
 #include "firewall_cmd.hpp"
 #include "mailguard/dbus/client.hpp"
+#include "mailguard/rules/destination.hpp"
 #include "output.hpp"
 
 namespace {
@@ -142,8 +143,28 @@ int main(int argc, char** argv) {
       "The program's current content (SHA-256) is recorded with its path: if the file\n"
       "changes later, it is held again, unless it sits in a root-owned system folder where\n"
       "package upgrades keep the approval.\n"
+      "Approval is by program: an approved client (swaks, curl, msmtp) run by someone else\n"
+      "with their own arguments can send anywhere. --only-to pins the approval to the servers\n"
+      "you name: a connection elsewhere is held as a new decision (see 'guardctl attempts\n"
+      "--verdict hold'); approving again with --only-to adds servers, without it lifts the pin.\n"
+      "HOST is an IP address or prefix, not a name: a connection carries only an address,\n"
+      "and what a name resolves to changes (look it up yourself: 'getent ahosts NAME').\n"
       "Example: sudo guardctl approve /usr/bin/msmtp\n"
+      "         sudo guardctl approve /usr/bin/msmtp --only-to 192.0.2.7:587 --only-to "
+      "[2001:db8::7]:587\n"
       "         sudo guardctl approve /usr/bin/python3 --script /home/ann/bin/newsletter.py");
+  std::vector<std::string> onlyTo;
+  approve.cmd->add_option("--only-to", onlyTo,
+                          "Allow only connections to HOST[:PORT] (repeatable). HOST: an IPv4 or "
+                          "IPv6 address or prefix (192.0.2.7, 192.0.2.0/24, [2001:db8::7]); "
+                          "PORT: one port, else any mail port");
+
+  auto* rulesCmd = app.add_subcommand(
+      "rules", "List your decisions: approved and denied programs, and where approvals may send");
+  rulesCmd->footer(
+      "ONLY TO: the destinations an approval is pinned to ('guardctl approve --only-to'),\n"
+      "or 'anywhere'. --json: array of {id, action, path, sha256, script_path, script_sha256,\n"
+      "only_to}.");
   auto deny = addPolicy("deny", "Refuse a program's mail connections at once",
                         "Its next connection fails immediately (connection refused).\n"
                         "Example: sudo guardctl deny 7");
@@ -197,6 +218,12 @@ int main(int argc, char** argv) {
     if (!policyTargets) return kUsage;
   }
   if (auto code = detectorCommands.checkArguments()) return *code;
+  for (const auto& text : onlyTo) {
+    if (auto d = mailguard::rules::parseDestination(text); !d) {
+      std::cerr << "guardctl: --only-to " << d.error().message << "\n";
+      return kUsage;
+    }
+  }
 
   auto connected = Client::connect();
   if (const auto* e = mailguard::dbus::errorOf(connected)) return fail(*e);
@@ -239,10 +266,25 @@ int main(int argc, char** argv) {
     }
     return kOk;
   }
+  if (*rulesCmd) {
+    auto r = client.rules();
+    if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
+    const auto& list = std::get<std::vector<mailguard::dbus::Rule>>(r);
+    if (json) {
+      auto arr = nlohmann::json::array();
+      for (const auto& rule : list) arr.push_back(out::toJson(rule));
+      printJson(arr);
+    } else {
+      std::cout << out::rulesTable(list);
+    }
+    return kOk;
+  }
   for (auto* pc : {&approve, &deny}) {
     if (!*pc->cmd) continue;
     const auto& [target, script] = *policyTargets;
-    auto r = pc == &approve ? client.approve(target, script) : client.deny(target, script);
+    auto r = pc != &approve   ? client.deny(target, script)
+             : onlyTo.empty() ? client.approve(target, script)
+                              : client.approveOnlyTo(target, script, onlyTo);
     if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
     const auto& p = std::get<mailguard::dbus::Program>(r);
     if (json) {

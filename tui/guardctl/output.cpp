@@ -174,6 +174,16 @@ json toJson(const dbus::Program& p) {
               {"first_seen", timeJson(p.firstSeenUs)}};
 }
 
+json toJson(const dbus::Rule& r) {
+  return json{{"id", r.id},
+              {"action", r.action},
+              {"path", r.path},
+              {"sha256", r.sha256},
+              {"script_path", r.scriptPath.empty() ? json(nullptr) : json(r.scriptPath)},
+              {"script_sha256", r.scriptSha256.empty() ? json(nullptr) : json(r.scriptSha256)},
+              {"only_to", r.onlyTo}};
+}
+
 json toJson(const dbus::Attempt& a) {
   return json{{"id", a.id},
               {"time", timeJson(a.timeUs)},
@@ -262,6 +272,18 @@ std::string attemptsTable(const std::vector<dbus::Attempt>& attempts) {
                     a.pid == 0 ? "-" : std::to_string(a.pid), std::to_string(a.uid),
                     endpoint(a.dst, a.dstPort),
                     a.path.empty() ? "(unknown)" : identityText(a.path, a.scriptPath), a.reason});
+  }
+  return alignTable(rows);
+}
+
+std::string rulesTable(const std::vector<dbus::Rule>& rules) {
+  if (rules.empty()) return "No programs are approved or denied yet.\n";
+  std::vector<std::vector<std::string>> rows{{"RULE", "ACTION", "ONLY TO", "PROGRAM"}};
+  for (const auto& r : rules) {
+    std::string onlyTo;
+    for (const auto& d : r.onlyTo) onlyTo += (onlyTo.empty() ? "" : ",") + d;
+    if (onlyTo.empty()) onlyTo = r.action == "approve" ? "anywhere" : "-";
+    rows.push_back({std::to_string(r.id), r.action, onlyTo, identityText(r.path, r.scriptPath)});
   }
   return alignTable(rows);
 }

@@ -20,10 +20,14 @@ nlohmann::json timeJson(std::int64_t micros);
 nlohmann::json toJson(const dbus::Status& s);
 nlohmann::json toJson(const dbus::Program& p);
 nlohmann::json toJson(const dbus::Attempt& a);
+// {id, action, path, sha256, script_path, script_sha256, only_to}; only_to is a list,
+// empty for an approval that holds for any destination.
+nlohmann::json toJson(const dbus::Rule& r);
 
 std::string statusText(const dbus::Status& s);
 std::string programsTable(const std::vector<dbus::Program>& programs);
 std::string attemptsTable(const std::vector<dbus::Attempt>& attempts);
+std::string rulesTable(const std::vector<dbus::Rule>& rules);
 std::string programLine(const dbus::Program& p);  // "program 3 (/usr/bin/msmtp) is approved"
 std::string attemptLine(const dbus::Attempt& a);  // one line for `guardctl watch`
 

@@ -19,6 +19,8 @@ using service::Done;
 
 constexpr std::uint32_t kMaxBulkRecipients = 1'000'000;
 constexpr std::uint32_t kMaxBulkHours = 24 * 7;
+// Pins are for the few servers a client is meant to use; a longer list is a mistake.
+constexpr std::size_t kMaxDestinations = 64;
 
 // Sending fails when the connection broke meanwhile; the bus link notices that on its
 // own, so a failed reply is only logged.
@@ -158,6 +160,43 @@ void GuardObject::Approve(sdbus::Result<dbus::wire::Program>&& result, std::stri
         guard_.approve(ref, std::move(done));
       },
       encodeProgram);
+}
+
+void GuardObject::ApproveOnlyTo(sdbus::Result<dbus::wire::Program>&& result, std::string target,
+                                std::string script, std::vector<std::string> onlyTo) {
+  auto ref = parseProgramRef(target, script);
+  if (!ref) return sendError(result, toDbusError(ref.error()));
+  if (onlyTo.size() > kMaxDestinations) {
+    return sendError(
+        result, sdbus::Error(dbus::kErrorInvalidArgument,
+                             "at most " + std::to_string(kMaxDestinations) + " destinations, got " +
+                                 std::to_string(onlyTo.size())));
+  }
+  std::vector<rules::Destination> destinations;
+  std::string what = programWhat("approve", target, script);
+  for (const auto& text : onlyTo) {
+    auto d = rules::parseDestination(text);
+    if (!d) return sendError(result, toDbusError(d.error()));
+    destinations.push_back(*d);
+    what += " only to " + rules::toString(*d);
+  }
+  change<service::ProgramView>(
+      what, std::move(result),
+      [this, ref = *ref, destinations](const Caller&, Done<service::ProgramView> done) {
+        guard_.approve(ref, destinations, std::move(done));
+      },
+      encodeProgram);
+}
+
+std::vector<dbus::wire::Rule> GuardObject::Rules() {
+  std::vector<dbus::wire::Rule> out;
+  for (const auto& r : guard_.approvalRules()) {
+    std::vector<std::string> onlyTo;
+    for (const auto& d : r.onlyTo) onlyTo.push_back(rules::toString(d));
+    out.emplace_back(r.id, r.action == rules::RuleAction::Deny ? "deny" : "approve", r.path,
+                     r.sha256, r.scriptPath, r.scriptSha256, std::move(onlyTo));
+  }
+  return out;
 }
 
 void GuardObject::Deny(sdbus::Result<dbus::wire::Program>&& result, std::string target,

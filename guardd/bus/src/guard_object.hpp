@@ -48,6 +48,9 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
                                             const std::int64_t& until) override;
   void Approve(sdbus::Result<dbus::wire::Program>&& result, std::string target,
                std::string script) override;
+  void ApproveOnlyTo(sdbus::Result<dbus::wire::Program>&& result, std::string target,
+                     std::string script, std::vector<std::string> onlyTo) override;
+  std::vector<dbus::wire::Rule> Rules() override;
   void Deny(sdbus::Result<dbus::wire::Program>&& result, std::string target,
             std::string script) override;
   void Forget(sdbus::Result<bool>&& result, std::string target, std::string script) override;

@@ -237,7 +237,7 @@ void Guard::Impl::preloadKernel() {
   const auto generation = ++kernelGeneration;
   for (const auto& rule : approvals) {
     const auto base = std::filesystem::path(rule.path).filename().string();
-    if (!rule.scriptPath.empty() || rules::isInterpreter(base)) continue;
+    if (!rule.scriptPath.empty() || rules::isInterpreter(base) || !rule.onlyTo.empty()) continue;
     auto key = kernel::exeKeyOfPath(rule.path);
     if (!key) continue;  // not there (yet): learned from its first connect instead
     hasher.hashPathInBackground(rule.path, [this, generation, path = rule.path,
@@ -356,13 +356,25 @@ void Guard::Impl::identityFor(const ProgramRef& ref, Done<ProgramIdentity> done)
 
 // The rule and the program's row are one transaction: an approval reported done is a
 // listed, approved program after any crash.
-void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action, Done<ProgramView> done) {
-  identityFor(ref, [this, action,
+void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action,
+                          std::vector<rules::Destination> onlyTo, Done<ProgramView> done) {
+  identityFor(ref, [this, action, onlyTo = std::move(onlyTo),
                     done = std::move(done)](Result<ProgramIdentity> resolved) mutable {
     if (!resolved) return done(resolved.error());
     const auto identity = resolved.value();
     rules::ApprovalRule rule;
     rule.action = action;
+    // Approving a pinned program for one more destination adds it to the list (the
+    // answer to "approved only to X; asked for Y"); a plain approval lifts the pins.
+    if (action == rules::RuleAction::Approve && !onlyTo.empty()) {
+      rule.onlyTo = onlyTo;
+      for (const auto& earlier : approvals) {
+        if (earlier.action == rules::RuleAction::Approve && earlier.path == identity.path &&
+            earlier.scriptPath == identity.scriptPath && !earlier.onlyTo.empty()) {
+          rule.onlyTo = rules::mergedDestinations(earlier.onlyTo, onlyTo);
+        }
+      }
+    }
     rule.path = identity.path;
     rule.sha256 = identity.sha256;
     rule.scriptPath = identity.scriptPath;
@@ -479,11 +491,18 @@ Result<std::vector<store::AlertRecord>> Guard::alerts(std::uint32_t limit) {
 }
 
 void Guard::approve(const ProgramRef& ref, Done<ProgramView> done) {
-  impl_->setRule(ref, rules::RuleAction::Approve, std::move(done));
+  impl_->setRule(ref, rules::RuleAction::Approve, {}, std::move(done));
 }
 
+void Guard::approve(const ProgramRef& ref, std::vector<rules::Destination> onlyTo,
+                    Done<ProgramView> done) {
+  impl_->setRule(ref, rules::RuleAction::Approve, std::move(onlyTo), std::move(done));
+}
+
+std::vector<rules::ApprovalRule> Guard::approvalRules() const { return impl_->approvals; }
+
 void Guard::deny(const ProgramRef& ref, Done<ProgramView> done) {
-  impl_->setRule(ref, rules::RuleAction::Deny, std::move(done));
+  impl_->setRule(ref, rules::RuleAction::Deny, {}, std::move(done));
 }
 
 void Guard::forget(const ProgramRef& ref, Done<bool> done) { impl_->forget(ref, std::move(done)); }

@@ -14,9 +14,11 @@ void KernelFastPath::learn(const kernel::ExeKey& key, const rules::ProgramIdenti
   const bool interpreter =
       identity.isInterpreted() ||
       rules::isInterpreter(std::filesystem::path(identity.path).filename().string());
+  // Nor an approval pinned to destinations: the approved map has no destination, so the
+  // kernel would pass the program's connects to anywhere.
   const bool approved = decision.verdict == Verdict::Allow && decision.override == Override::None &&
-                        !tainted && !suspicious && !interpreter && !identity.deleted &&
-                        !identity.sha256.empty();
+                        !decision.pinned && !tainted && !suspicious && !interpreter &&
+                        !identity.deleted && !identity.sha256.empty();
   // The owner's denial holds for the file whoever runs it (a quarantine's Reject carries
   // Override::Quarantine).
   const bool refused = decision.verdict == Verdict::Reject && decision.override == Override::None;

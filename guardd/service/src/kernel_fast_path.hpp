@@ -25,9 +25,9 @@ class KernelFastPath {
   explicit KernelFastPath(kernel::KernelIdentity& kernel) : kernel_(kernel) {}
 
   // The queue path decided an attempt of this file (its key as the kernel saw it at
-  // connect()): approved, untainted, not an interpreter (a script's identity is more
-  // than its interpreter's file), not suspicious -> approved in the kernel from now on;
-  // denied by the owner -> refused in the kernel (EPERM); anything else -> queued. A
+  // connect()): approved (not pinned to destinations), untainted, not an interpreter (a script's
+  // identity is more than its interpreter's file), not suspicious -> approved in the kernel from
+  // now on; denied by the owner -> refused in the kernel (EPERM); anything else -> queued. A
   // quarantine is not refused in the kernel: it is the detector's verdict on one user's
   // use of the file (its principal is hash, path and uid), which the queue path applies.
   // Keys are per file (device, inode, ctime), so a copy of an approved file elsewhere is

@@ -136,6 +136,7 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
   in.throttleReason = detected.reason;
   in.bulkDeclared = detected.bulkDeclared;
   in.queueOverloaded = overloaded();
+  in.destination = tuple;
   const auto decision = rules::decideVerdict(in, s_.approvals);
 
   // 5. Verdict out, then what the assessment raised (alerts wait for the verdict).

@@ -52,8 +52,8 @@ Result<std::vector<rules::ApprovalRule>> SqliteStore::loadRules() {
   std::vector<rules::ApprovalRule> out;
   auto r = forEachRow(
       *db_,
-      db_->prepare("SELECT id, action, path, sha256, script_path, script_sha256 FROM rules "
-                   "ORDER BY id"),
+      db_->prepare("SELECT id, action, path, sha256, script_path, script_sha256, only_to "
+                   "FROM rules ORDER BY id"),
       "read rules from", [&](const sql::Statement& s) {
         rules::ApprovalRule rule;
         rule.id = s.integer(0);
@@ -62,6 +62,11 @@ Result<std::vector<rules::ApprovalRule>> SqliteStore::loadRules() {
         rule.sha256 = s.text(3);
         rule.scriptPath = s.text(4);
         rule.scriptSha256 = s.text(5);
+        // Written only from parsed destinations; should it not parse back, the approval
+        // is left out (the program is asked about again) rather than widened to anywhere.
+        auto onlyTo = rules::decodeDestinations(s.text(6));
+        if (!onlyTo) return;
+        rule.onlyTo = std::move(*onlyTo);
         out.push_back(std::move(rule));
       });
   if (!r) return r.error();

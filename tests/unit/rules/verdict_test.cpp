@@ -328,5 +328,74 @@ TEST(DecideVerdict, TaintIsTheReasonGivenBeforeAThrottle) {
   EXPECT_EQ(d.override, Override::Taint);
 }
 
+// 3a. An approval pinned to destinations.
+
+std::vector<ApprovalRule> pinnedRules(std::vector<std::string> onlyTo) {
+  std::vector<ApprovalRule> rules = kRules;
+  for (const auto& text : onlyTo) rules[0].onlyTo.push_back(*parseDestination(text));
+  return rules;
+}
+
+VerdictInputs goingTo(const ProgramIdentity& id, std::uint8_t last, std::uint16_t port) {
+  VerdictInputs in = attributed(id);
+  ConnectionTuple t;
+  t.family = 2;  // AF_INET
+  t.dst = {127, 0, 0, last};
+  t.dstPort = port;
+  in.destination = t;
+  return in;
+}
+
+TEST(DecideVerdict, AllowsAPinnedApprovalToItsDestinationAndMarksItPinned) {
+  const Decision d = decideVerdict(goingTo(kClient, 2, 25), pinnedRules({"127.0.0.2:25"}));
+  EXPECT_EQ(d.verdict, Verdict::Allow);
+  EXPECT_EQ(d.ruleId, 7);
+  EXPECT_TRUE(d.pinned);
+  EXPECT_EQ(d.override, Override::None);
+}
+
+TEST(DecideVerdict, HoldsAPinnedApprovalGoingElsewhereAndNamesBoth) {
+  const auto rules = pinnedRules({"127.0.0.2:25", "10.0.0.0/8"});
+  const Decision d = decideVerdict(goingTo(kClient, 3, 25), rules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, "approved only to 127.0.0.2:25, 10.0.0.0/8; asked for 127.0.0.3:25");
+  EXPECT_EQ(d.override, Override::Destination);
+  EXPECT_EQ(d.ruleId, 7);
+  // The right address on another port than the one pinned is elsewhere too.
+  EXPECT_EQ(decideVerdict(goingTo(kClient, 2, 587), rules).verdict, Verdict::Hold);
+}
+
+TEST(DecideVerdict, NamesAnIpv6DestinationInBrackets) {
+  VerdictInputs in = attributed(kClient);
+  ConnectionTuple t;
+  t.family = 10;  // AF_INET6
+  t.dst[15] = 1;
+  t.dstPort = 587;
+  in.destination = t;
+  const Decision d = decideVerdict(in, pinnedRules({"127.0.0.2"}));
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_THAT(d.reason, EndsWith("asked for [::1]:587"));
+}
+
+TEST(DecideVerdict, AnUnpinnedApprovalAllowsEverywhereAndIsNotPinned) {
+  const Decision d = decideVerdict(goingTo(kClient, 3, 25), kRules);
+  EXPECT_EQ(d.verdict, Verdict::Allow);
+  EXPECT_FALSE(d.pinned);
+}
+
+TEST(DecideVerdict, APinnedApprovalWithoutAKnownDestinationAllowsButStaysPinned) {
+  const Decision d = decideVerdict(attributed(kClient), pinnedRules({"127.0.0.2:25"}));
+  EXPECT_EQ(d.verdict, Verdict::Allow);
+  EXPECT_TRUE(d.pinned);
+}
+
+TEST(DecideVerdict, PinsDoNotLiftADenialOrAQuarantine) {
+  auto rules = pinnedRules({"127.0.0.2:25"});
+  EXPECT_EQ(decideVerdict(goingTo(kBot, 2, 25), rules).verdict, Verdict::Reject);
+  VerdictInputs q = goingTo(kClient, 2, 25);
+  q.quarantined = true;
+  EXPECT_EQ(decideVerdict(q, rules).verdict, Verdict::Reject);
+}
+
 }  // namespace
 }  // namespace mailguard::rules

@@ -357,6 +357,53 @@ TEST_F(KernelPipelineTest, NeverTeachesTheKernelATaintedProgramOrAnInterpreter) 
   EXPECT_TRUE(kernel.denied.empty());
 }
 
+TEST_F(PipelineTest, APinnedApprovalAllowsItsDestinationAndHoldsAnotherWithBoth) {
+  auto pinned = rule(rules::RuleAction::Approve, kClient, sha('c'));
+  pinned.onlyTo = {*rules::parseDestination("127.0.0.2:25")};
+  approvals.push_back(pinned);
+  attribution.bySourcePort[40101] = process(kClient, sha('c'));
+  attribution.bySourcePort[40102] = process(kClient, sha('c'));
+  EXPECT_EQ(decide(1, 40101, "127.0.0.2"), PacketVerdict::RepeatWithAllow);
+  EXPECT_EQ(decide(2, 40102, "127.0.0.3"), PacketVerdict::Drop);
+  ASSERT_EQ(records.attempts.size(), 2U);
+  EXPECT_EQ(records.attempts[1].verdict, rules::Verdict::Hold);
+  EXPECT_EQ(records.attempts[1].reason, "approved only to 127.0.0.2:25; asked for 127.0.0.3:25");
+  // Still an approved program: the held destination is a decision of its own.
+  EXPECT_EQ(programs.list()[0].state, rules::ProgramState::Approved);
+}
+
+TEST_F(KernelPipelineTest, NeverTeachesTheKernelAnApprovalPinnedToDestinations) {
+  auto pinned = rule(rules::RuleAction::Approve, kClient, sha('c'));
+  pinned.onlyTo = {*rules::parseDestination("127.1.0.1:25")};
+  approvals.push_back(pinned);
+  attribution.bySourcePort[41011] = process(kClient, sha('c'));
+  attribution.keys[41011] = clientKey;
+  // Allowed in user space to its destination, but the kernel, which sees no
+  // destination in its approved map, is not taught the file: its next connect elsewhere
+  // must reach the queue.
+  EXPECT_EQ(decide(1, 41011, "127.1.0.1"), PacketVerdict::RepeatWithAllow);
+  EXPECT_TRUE(kernel.allowed.empty());
+  EXPECT_EQ(fastPath.size(), 0U);
+  attribution.bySourcePort[41012] = process(kClient, sha('c'));
+  attribution.keys[41012] = clientKey;
+  EXPECT_EQ(decide(2, 41012, "127.1.0.2"), PacketVerdict::Drop);
+  EXPECT_THAT(records.attempts.back().reason, StartsWith("approved only to 127.1.0.1:25"));
+  EXPECT_TRUE(kernel.allowed.empty());
+
+  // Learned before the pin (an unpinned approval), then pinned: the next decision takes
+  // the key off the kernel's approved map.
+  approvals.front().onlyTo.clear();
+  attribution.bySourcePort[41013] = process(kClient, sha('c'));
+  attribution.keys[41013] = clientKey;
+  EXPECT_EQ(decide(3, 41013, "127.1.0.2"), PacketVerdict::RepeatWithAllow);
+  EXPECT_EQ(kernel.allowed, std::set<kernel::ExeKey>{clientKey});
+  approvals.front().onlyTo = pinned.onlyTo;
+  attribution.bySourcePort[41014] = process(kClient, sha('c'));
+  attribution.keys[41014] = clientKey;
+  EXPECT_EQ(decide(4, 41014, "127.1.0.1"), PacketVerdict::RepeatWithAllow);
+  EXPECT_TRUE(kernel.allowed.empty());
+}
+
 TEST_F(KernelPipelineTest, AConnectTheKernelApprovedIsRecordedAndAQuarantineTakesItOffTheFastPath) {
   approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
   attribution.bySourcePort[41005] = process(kClient, sha('c'));

@@ -140,7 +140,7 @@ TEST(SqliteStore, CreatesStateDirAndSchemaAndKeepsDataAcrossReopen) {
   EXPECT_EQ(all[0].reason, expected.reason);
 
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "3");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "4");
 }
 
 TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
@@ -153,7 +153,7 @@ TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
   auto s = openStore(dir);
   EXPECT_EQ(count(*s), 1);
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "3");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "4");
 }
 
 TEST(SqliteStore, UsesWriteAheadLogAndPassesIntegrityCheck) {
@@ -190,6 +190,37 @@ TEST(SqliteStore, RefusesASymlinkAtTheDatabasePath) {
             0U)
       << s.error().message;
   EXPECT_FALSE(StoreWriter::start(tmp.path()));
+}
+
+TEST(SqliteStore, KeepsTheDestinationsAnApprovalIsPinnedTo) {
+  TempDir tmp;
+  auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
+  auto pinned = rule(RuleAction::Approve, "/usr/bin/swaks");
+  pinned.onlyTo = {*rules::parseDestination("127.0.0.2:25"),
+                   *rules::parseDestination("[2001:db8::7]:587")};
+  ASSERT_TRUE(addRule(*w, pinned));
+  ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/bin/msmtp")));
+  auto rules = s->loadRules();
+  ASSERT_TRUE(rules);
+  ASSERT_EQ(rules->size(), 2U);
+  EXPECT_EQ((*rules)[0].onlyTo, pinned.onlyTo);
+  EXPECT_TRUE((*rules)[1].onlyTo.empty());
+  RawDb raw(s->databasePath());
+  EXPECT_EQ(raw.text("SELECT only_to FROM rules WHERE path = '/usr/bin/swaks'"),
+            "127.0.0.2:25\n[2001:db8::7]:587\n");
+}
+
+TEST(SqliteStore, LeavesOutAnApprovalWhosePinsDoNotParseRatherThanWidenIt) {
+  TempDir tmp;
+  auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
+  ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/bin/swaks")));
+  RawDb raw(s->databasePath());
+  raw.exec("UPDATE rules SET only_to = 'mail.example.org' WHERE path = '/usr/bin/swaks'");
+  auto rules = s->loadRules();
+  ASSERT_TRUE(rules);
+  EXPECT_TRUE(rules->empty());
 }
 
 TEST(SqliteStore, AddRuleReplacesTheEarlierRuleForTheSamePathAndScript) {

@@ -47,6 +47,17 @@ struct Program {
   std::int64_t firstSeenUs = 0;
 };
 
+// One rule of the owner.
+struct Rule {
+  std::int64_t id = 0;
+  std::string action;  // "approve" or "deny"
+  std::string path;
+  std::string sha256;
+  std::string scriptPath;
+  std::string scriptSha256;
+  std::vector<std::string> onlyTo;  // destinations an approval is pinned to; empty: anywhere
+};
+
 struct Attempt {
   std::int64_t id = 0;
   std::int64_t timeUs = 0;
@@ -130,6 +141,11 @@ class Client {
   // target: a decimal program id or an absolute path; script: empty or absolute.
   // Changing policy may ask for authentication (polkit), so these wait up to 2 minutes.
   ClientResult<Program> approve(const std::string& target, const std::string& script = {});
+  // Approve, pinned to destinations ("192.0.2.7:587", "[2001:db8::7]", "10.0.0.0/8"):
+  // others are held. Added to the destinations the approval is pinned to already.
+  ClientResult<Program> approveOnlyTo(const std::string& target, const std::string& script,
+                                      const std::vector<std::string>& onlyTo);
+  ClientResult<std::vector<Rule>> rules();
   ClientResult<Program> deny(const std::string& target, const std::string& script = {});
   ClientResult<bool> forget(const std::string& target, const std::string& script = {});
 

@@ -21,6 +21,15 @@ using Program = sdbus::Struct<std::int64_t,   // id
                               std::int64_t,   // last_attempt, us since the epoch
                               std::int64_t>;  // first_seen, us since the epoch
 
+// (xsssssas): one rule of the owner.
+using Rule = sdbus::Struct<std::int64_t,               // id
+                           std::string,                // action: "approve" or "deny"
+                           std::string,                // path
+                           std::string,                // sha256
+                           std::string,                // script_path
+                           std::string,                // script_sha256
+                           std::vector<std::string>>;  // only_to
+
 // (xxiussssqsqssx)
 using Attempt = sdbus::Struct<std::int64_t,   // id
                               std::int64_t,   // time, us since the epoch

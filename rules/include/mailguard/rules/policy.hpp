@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "mailguard/rules/destination.hpp"
 #include "mailguard/rules/identity.hpp"
 
 namespace mailguard::rules {
@@ -27,10 +28,21 @@ struct ApprovalRule {
   std::string sha256;
   std::string scriptPath;    // empty for a non-interpreter
   std::string scriptSha256;  // empty for a non-interpreter
+  // An approval only: empty, any destination; else only these (verdict.hpp, step 3a).
+  std::vector<Destination> onlyTo{};
 };
 
 // What changed the verdict the owner's rules give (see verdict.hpp, decideVerdict).
-enum class Override { None, Unattributed, IdentityPending, Quarantine, Taint, Throttle, Pressure };
+enum class Override {
+  None,
+  Unattributed,
+  IdentityPending,
+  Quarantine,
+  Taint,
+  Throttle,
+  Pressure,
+  Destination,
+};
 std::string_view toString(Override o);  // "none" "unattributed" "identity-pending" ...
 
 struct Decision {
@@ -39,6 +51,10 @@ struct Decision {
   std::optional<std::int64_t> ruleId;  // the approval or denial that decided, if any
   // The override that changed the owner's rule's verdict, for tests and logs.
   Override override = Override::None;
+  // The approval that matched is pinned to destinations (ApprovalRule::onlyTo): the
+  // program is allowed to some servers only, which the kernel's fast path, knowing no
+  // destination, must not decide.
+  bool pinned = false;
 };
 
 // The decision, in this order:

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "mailguard/rules/connection.hpp"
 #include "mailguard/rules/identity.hpp"
 #include "mailguard/rules/policy.hpp"
 
@@ -25,6 +26,9 @@ struct VerdictInputs {
   std::string throttleReason;
   bool bulkDeclared = false;     // the owner declared a bulk send: lifts the throttle only
   bool queueOverloaded = false;  // the kernel queue is under pressure
+  // Where the attempt goes; nullopt when not known (a decision made ahead of any
+  // connection, for the kernel's fast path).
+  std::optional<ConnectionTuple> destination;
 };
 
 // In this order:
@@ -36,6 +40,10 @@ struct VerdictInputs {
 //                                    still rejects
 //  3. decide(identity, quarantined, rules) (quarantined -> Reject, Quarantine), and the
 //     shared-socket note appended to the reason
+//  3a. step 3 allowed by an approval pinned to destinations (Decision::pinned) and the
+//     destination is not one of them -> Hold "approved only to <list>; asked for
+//     <address:port>" (Destination): a new decision for the owner, not a denial.
+//     Without a known destination a pinned approval still allows, marked pinned.
 //  4. tainted and step 3 allowed   -> Hold "not trusted: <what the kernel saw> ..." (Taint)
 //  5. throttled, no bulk declared, and still allowed -> Hold "<throttleReason>" (Throttle)
 //  6. Reject while the queue is overloaded -> Hold, "; dropped, not reset, ..." appended

@@ -96,6 +96,12 @@ class Guard {
   Result<std::vector<store::AttemptRecord>> attempts(const store::AttemptQuery& q);
   // Policy changes: `done` is told once the change is on disk (acknowledged means durable).
   void approve(const ProgramRef& ref, Done<ProgramView> done);
+  // Approves only connections to these destinations (added to those the program's
+  // approval is already pinned to); an empty list is a plain approval.
+  void approve(const ProgramRef& ref, std::vector<rules::Destination> onlyTo,
+               Done<ProgramView> done);
+  // The owner's rules as loaded (approvals with their pinned destinations, denials).
+  [[nodiscard]] std::vector<rules::ApprovalRule> approvalRules() const;
   void deny(const ProgramRef& ref, Done<ProgramView> done);
   void forget(const ProgramRef& ref, Done<bool> done);
 
