@@ -27,10 +27,22 @@ struct ApprovalRule {
   std::string sha256;
   std::string scriptPath;    // empty for a non-interpreter
   std::string scriptSha256;  // empty for a non-interpreter
+  // Code-loading variables and options (code_loading.hpp names) the owner approved the
+  // program with; any other one voids the approval for that process.
+  std::vector<std::string> allowEnv;
 };
 
 // What changed the verdict the owner's rules give (see verdict.hpp, decideVerdict).
-enum class Override { None, Unattributed, IdentityPending, Quarantine, Taint, Throttle, Pressure };
+enum class Override {
+  None,
+  Unattributed,
+  IdentityPending,
+  Quarantine,
+  Taint,
+  Throttle,
+  Pressure,
+  CodeLoading
+};
 std::string_view toString(Override o);  // "none" "unattributed" "identity-pending" ...
 
 struct Decision {
