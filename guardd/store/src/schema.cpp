@@ -14,7 +14,7 @@ namespace {
 // Schema migrations: entry i moves user_version i to i + 1. Append only; never edit a
 // released entry. Text columns are NOT NULL with '' for "none" so that the UNIQUE
 // constraints compare them (SQLite treats NULLs as distinct in UNIQUE).
-constexpr std::array<const char*, 3> kMigrations = {
+constexpr std::array<const char*, 4> kMigrations = {
     R"sql(
 CREATE TABLE programs(
   id INTEGER PRIMARY KEY,
@@ -127,6 +127,10 @@ CREATE TABLE audit_results(
   probed_address TEXT NOT NULL DEFAULT '',
   own_domain TEXT NOT NULL DEFAULT '',
   transcript TEXT NOT NULL DEFAULT '');
+)sql",
+    // The code-loading variables and options (comma-separated names) an approval allows.
+    R"sql(
+ALTER TABLE rules ADD COLUMN allow_env TEXT NOT NULL DEFAULT '';
 )sql",
 };
 

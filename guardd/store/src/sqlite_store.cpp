@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "mailguard/rules/code_loading.hpp"
 #include "mailguard/store/store.hpp"
 #include "rows.hpp"
 #include "sqlite.hpp"
@@ -52,8 +53,8 @@ Result<std::vector<rules::ApprovalRule>> SqliteStore::loadRules() {
   std::vector<rules::ApprovalRule> out;
   auto r = forEachRow(
       *db_,
-      db_->prepare("SELECT id, action, path, sha256, script_path, script_sha256 FROM rules "
-                   "ORDER BY id"),
+      db_->prepare("SELECT id, action, path, sha256, script_path, script_sha256, allow_env "
+                   "FROM rules ORDER BY id"),
       "read rules from", [&](const sql::Statement& s) {
         rules::ApprovalRule rule;
         rule.id = s.integer(0);
@@ -62,6 +63,7 @@ Result<std::vector<rules::ApprovalRule>> SqliteStore::loadRules() {
         rule.sha256 = s.text(3);
         rule.scriptPath = s.text(4);
         rule.scriptSha256 = s.text(5);
+        rule.allowEnv = rules::splitNames(s.text(6));
         out.push_back(std::move(rule));
       });
   if (!r) return r.error();
