@@ -169,8 +169,14 @@ ClientResult<std::vector<Attempt>> Client::attempts(const AttemptFilter& f) {
   });
 }
 
-ClientResult<Program> Client::approve(const std::string& target, const std::string& script) {
+ClientResult<Program> Client::approve(const std::string& target, const std::string& script,
+                                      const std::vector<std::string>& allowEnv) {
   return guarded([&] {
+    if (!allowEnv.empty()) {
+      const codec::VariantMap options{{"allow_env", sdbus::Variant(allowEnv)}};
+      return codec::decode(impl_->proxy->policyCallWith<wire::Program>("ApproveWithOptions", target,
+                                                                       script, options));
+    }
     return codec::decode(impl_->proxy->policyCall<wire::Program>("Approve", target, script));
   });
 }

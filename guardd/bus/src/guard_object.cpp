@@ -1,5 +1,6 @@
 #include "guard_object.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <tuple>
@@ -8,6 +9,7 @@
 
 #include "convert.hpp"
 #include "mailguard/dbus/names.hpp"
+#include "mailguard/rules/code_loading.hpp"
 #include "mailguard/service/log.hpp"
 #include "validate.hpp"
 
@@ -15,6 +17,29 @@ namespace mailguard::bus {
 namespace {
 
 namespace codec = dbus::codec;
+
+// ApproveWithOptions' a{sv}: "allow_env" as. An unknown key is refused rather than
+// ignored, so a client never believes an option it sent took effect.
+Result<service::ApproveOptions> parseApproveOptions(const codec::VariantMap& options) {
+  service::ApproveOptions out;
+  for (const auto& [key, value] : options) {
+    if (key != "allow_env") return invalidArgument("unknown approval option '" + key + "'");
+    if (!value.containsValueOfType<std::vector<std::string>>()) {
+      return invalidArgument("allow_env must be an array of strings (as)");
+    }
+    for (const auto& name : value.get<std::vector<std::string>>()) {
+      if (!rules::isCodeLoadingName(name)) {
+        return invalidArgument("allow_env: '" + name +
+                               "' is not a code-loading variable or option (like PYTHONPATH, "
+                               "LD_PRELOAD, -M)");
+      }
+      if (std::find(out.allowEnv.begin(), out.allowEnv.end(), name) == out.allowEnv.end()) {
+        out.allowEnv.push_back(name);
+      }
+    }
+  }
+  return out;
+}
 using service::Done;
 
 constexpr std::uint32_t kMaxBulkRecipients = 1'000'000;
@@ -156,6 +181,21 @@ void GuardObject::Approve(sdbus::Result<dbus::wire::Program>&& result, std::stri
       programWhat("approve", target, script), std::move(result),
       [this, ref = *ref](const Caller&, Done<service::ProgramView> done) {
         guard_.approve(ref, std::move(done));
+      },
+      encodeProgram);
+}
+
+void GuardObject::ApproveWithOptions(sdbus::Result<dbus::wire::Program>&& result,
+                                     std::string target, std::string script, VariantMap options) {
+  auto ref = parseProgramRef(target, script);
+  if (!ref) return sendError(result, toDbusError(ref.error()));
+  auto approveOptions = parseApproveOptions(options);
+  if (!approveOptions) return sendError(result, toDbusError(approveOptions.error()));
+  change<service::ProgramView>(
+      programWhat("approve", target, script), std::move(result),
+      [this, ref = *ref, approveOptions = *approveOptions](const Caller&,
+                                                           Done<service::ProgramView> done) {
+        guard_.approve(ref, std::move(done), approveOptions);
       },
       encodeProgram);
 }

@@ -48,6 +48,8 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
                                             const std::int64_t& until) override;
   void Approve(sdbus::Result<dbus::wire::Program>&& result, std::string target,
                std::string script) override;
+  void ApproveWithOptions(sdbus::Result<dbus::wire::Program>&& result, std::string target,
+                          std::string script, VariantMap options) override;
   void Deny(sdbus::Result<dbus::wire::Program>&& result, std::string target,
             std::string script) override;
   void Forget(sdbus::Result<bool>&& result, std::string target, std::string script) override;

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "guard_impl.hpp"
+#include "mailguard/rules/code_loading.hpp"
 #include "mailguard/rules/identity.hpp"
 #include "mailguard/rules/verdict.hpp"
 #include "mailguard/service/log.hpp"
@@ -356,8 +357,14 @@ void Guard::Impl::identityFor(const ProgramRef& ref, Done<ProgramIdentity> done)
 
 // The rule and the program's row are one transaction: an approval reported done is a
 // listed, approved program after any crash.
-void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action, Done<ProgramView> done) {
-  identityFor(ref, [this, action,
+void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action, Done<ProgramView> done,
+                          std::vector<std::string> allowEnv) {
+  for (const auto& name : allowEnv) {
+    if (!rules::isCodeLoadingName(name)) {
+      return done(invalidArgument("'" + name + "' is not a code-loading variable or option"));
+    }
+  }
+  identityFor(ref, [this, action, allowEnv = std::move(allowEnv),
                     done = std::move(done)](Result<ProgramIdentity> resolved) mutable {
     if (!resolved) return done(resolved.error());
     const auto identity = resolved.value();
@@ -367,6 +374,7 @@ void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action, Done<
     rule.sha256 = identity.sha256;
     rule.scriptPath = identity.scriptPath;
     rule.scriptSha256 = identity.scriptSha256;
+    if (action == rules::RuleAction::Approve) rule.allowEnv = allowEnv;
     // An approval says nothing about the user: the uid stays the one last seen.
     const auto& view = programs.remember(identity, std::nullopt, clock.now(), clock.monotonic());
     writer->addRule(rule, recordOf(view),
@@ -478,8 +486,8 @@ Result<std::vector<store::AlertRecord>> Guard::alerts(std::uint32_t limit) {
   return impl_->reader->alerts(limit);
 }
 
-void Guard::approve(const ProgramRef& ref, Done<ProgramView> done) {
-  impl_->setRule(ref, rules::RuleAction::Approve, std::move(done));
+void Guard::approve(const ProgramRef& ref, Done<ProgramView> done, ApproveOptions options) {
+  impl_->setRule(ref, rules::RuleAction::Approve, std::move(done), std::move(options.allowEnv));
 }
 
 void Guard::deny(const ProgramRef& ref, Done<ProgramView> done) {

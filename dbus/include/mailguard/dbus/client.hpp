@@ -129,7 +129,9 @@ class Client {
   ClientResult<std::vector<Attempt>> attempts(const AttemptFilter& filter);
   // target: a decimal program id or an absolute path; script: empty or absolute.
   // Changing policy may ask for authentication (polkit), so these wait up to 2 minutes.
-  ClientResult<Program> approve(const std::string& target, const std::string& script = {});
+  // With allowEnv (code-loading names such as PYTHONPATH, "-M"), ApproveWithOptions.
+  ClientResult<Program> approve(const std::string& target, const std::string& script = {},
+                                const std::vector<std::string>& allowEnv = {});
   ClientResult<Program> deny(const std::string& target, const std::string& script = {});
   ClientResult<bool> forget(const std::string& target, const std::string& script = {});
 

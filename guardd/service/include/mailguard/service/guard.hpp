@@ -68,6 +68,11 @@ struct ProgramRef {
   std::string script;  // only with a path: the interpreter's script
 };
 
+// What an approval may carry besides the program.
+struct ApproveOptions {
+  std::vector<std::string> allowEnv;  // code-loading names (rules/code_loading.hpp) allowed
+};
+
 // How a change reports back: on the loop thread, once the change is durable (or failed).
 // It may run before the call that started it returns (a bad argument, say).
 template <class T>
@@ -95,7 +100,7 @@ class Guard {
   [[nodiscard]] std::vector<ProgramView> programs() const;
   Result<std::vector<store::AttemptRecord>> attempts(const store::AttemptQuery& q);
   // Policy changes: `done` is told once the change is on disk (acknowledged means durable).
-  void approve(const ProgramRef& ref, Done<ProgramView> done);
+  void approve(const ProgramRef& ref, Done<ProgramView> done, ApproveOptions options = {});
   void deny(const ProgramRef& ref, Done<ProgramView> done);
   void forget(const ProgramRef& ref, Done<bool> done);
 
