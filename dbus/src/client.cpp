@@ -169,17 +169,18 @@ ClientResult<std::vector<Attempt>> Client::attempts(const AttemptFilter& f) {
   });
 }
 
-ClientResult<Program> Client::approve(const std::string& target, const std::string& script) {
+ClientResult<Program> Client::approve(const std::string& target, const std::string& script,
+                                      const std::vector<std::string>& allowEnv,
+                                      const std::vector<std::string>& onlyTo) {
   return guarded([&] {
+    if (!allowEnv.empty() || !onlyTo.empty()) {
+      codec::VariantMap options;
+      if (!allowEnv.empty()) options.emplace("allow_env", sdbus::Variant(allowEnv));
+      if (!onlyTo.empty()) options.emplace("only_to", sdbus::Variant(onlyTo));
+      return codec::decode(impl_->proxy->policyCallWith<wire::Program>("ApproveWithOptions", target,
+                                                                       script, options));
+    }
     return codec::decode(impl_->proxy->policyCall<wire::Program>("Approve", target, script));
-  });
-}
-
-ClientResult<Program> Client::approveOnlyTo(const std::string& target, const std::string& script,
-                                            const std::vector<std::string>& onlyTo) {
-  return guarded([&] {
-    return codec::decode(
-        impl_->proxy->policyCallWith<wire::Program>("ApproveOnlyTo", target, script, onlyTo));
   });
 }
 

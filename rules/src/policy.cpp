@@ -149,6 +149,8 @@ std::string_view toString(Override o) {
       return "quarantine";
     case Override::Taint:
       return "taint";
+    case Override::CodeLoading:
+      return "code-loading";
     case Override::Throttle:
       return "throttle";
     case Override::Pressure:

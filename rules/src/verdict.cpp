@@ -24,6 +24,22 @@ Decision decidePending(const ProgramIdentity& identity, bool quarantined,
           std::nullopt, Override::IdentityPending};
 }
 
+// "approval void: PYTHONPATH set (/home/ann/x); approve with --allow-env PYTHONPATH to allow".
+std::string voidReason(const std::vector<CodeLoading>& found) {
+  std::string what;
+  std::vector<std::string> names;
+  for (const CodeLoading& f : found) {
+    what += (what.empty() ? "" : ", ") + f.display();
+    if (isCodeLoadingName(f.name)) names.push_back(f.name);
+  }
+  std::string reason = "approval void: " + what;
+  if (!names.empty()) {
+    const std::string list = joinNames(names);
+    reason += "; approve with --allow-env " + list + " to allow";
+  }
+  return reason;
+}
+
 }  // namespace
 
 Decision decideVerdict(const VerdictInputs& in, const std::vector<ApprovalRule>& rules) {
@@ -67,6 +83,22 @@ Decision decideVerdict(const VerdictInputs& in, const std::vector<ApprovalRule>&
     d.reason = "not trusted although approved: " + in.tainted +
                " (code from outside the approved file ran in it)";
     d.override = Override::Taint;
+  }
+
+  // An approval is of a file; the same file told by its environment or options to load
+  // other code (a PYTHONPATH sitecustomize.py, perl -MBot) runs code nobody approved.
+  // Only what the deciding approval names explicitly is allowed.
+  if (!in.codeLoading.empty() && d.verdict == Verdict::Allow) {
+    const auto rule = std::find_if(rules.begin(), rules.end(), [&](const ApprovalRule& r) {
+      return d.ruleId && r.id == *d.ruleId;
+    });
+    static const std::vector<std::string> kNone;
+    const auto found = notAllowed(in.codeLoading, rule != rules.end() ? rule->allowEnv : kNone);
+    if (!found.empty()) {
+      d.verdict = Verdict::Hold;
+      d.reason = voidReason(found);
+      d.override = Override::CodeLoading;
+    }
   }
 
   // The soft tier only delays what the owner allowed; it never lifts a Hold or a Reject.

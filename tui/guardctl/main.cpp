@@ -13,6 +13,7 @@
 #include "firewall_cmd.hpp"
 #include "mailguard/dbus/client.hpp"
 #include "mailguard/rules/destination.hpp"
+#include "mailguard/rules/code_loading.hpp"
 #include "output.hpp"
 
 namespace {
@@ -152,7 +153,16 @@ int main(int argc, char** argv) {
       "Example: sudo guardctl approve /usr/bin/msmtp\n"
       "         sudo guardctl approve /usr/bin/msmtp --only-to 192.0.2.7:587 --only-to "
       "[2001:db8::7]:587\n"
-      "         sudo guardctl approve /usr/bin/python3 --script /home/ann/bin/newsletter.py");
+      "         sudo guardctl approve /usr/bin/python3 --script /home/ann/bin/newsletter.py\n"
+      "A process of the program whose environment or options load other code (LD_PRELOAD,\n"
+      "PYTHONPATH, PERL5OPT, perl -M, node --require, ...) is held; --allow-env names the\n"
+      "ones this approval allows.");
+  std::vector<std::string> allowEnv;
+  approve.cmd
+      ->add_option("--allow-env", allowEnv,
+                   "Allow these code-loading variables or options (NAME[,NAME], like "
+                   "PYTHONPATH or --allow-env=-M) when the program runs")
+      ->delimiter(',');
   std::vector<std::string> onlyTo;
   approve.cmd->add_option("--only-to", onlyTo,
                           "Allow only connections to HOST[:PORT] (repeatable). HOST: an IPv4 or "
@@ -224,6 +234,18 @@ int main(int argc, char** argv) {
       return kUsage;
     }
   }
+  for (const auto& name : allowEnv) {
+    if (!mailguard::rules::isCodeLoadingName(name)) {
+      std::cerr << "guardctl: --allow-env: '" << name
+                << "' is not a code-loading variable or option (LD_PRELOAD, LD_LIBRARY_PATH, "
+                   "LD_AUDIT, PYTHONPATH, PYTHONINSPECT, PYTHONSTARTUP, PERL5LIB, PERL5OPT, "
+                   "BASH_ENV, ENV, RUBYOPT, RUBYLIB, NODE_OPTIONS, JAVA_TOOL_OPTIONS, "
+                   "_JAVA_OPTIONS, JDK_JAVA_OPTIONS, -M, -m, -I, -d, -r, -i, --require, "
+                   "--import, --loader, --experimental-loader, -javaagent, -agentpath, "
+                   "-agentlib, @argfile)\n";
+      return kUsage;
+    }
+  }
 
   auto connected = Client::connect();
   if (const auto* e = mailguard::dbus::errorOf(connected)) return fail(*e);
@@ -282,15 +304,17 @@ int main(int argc, char** argv) {
   for (auto* pc : {&approve, &deny}) {
     if (!*pc->cmd) continue;
     const auto& [target, script] = *policyTargets;
-    auto r = pc != &approve   ? client.deny(target, script)
-             : onlyTo.empty() ? client.approve(target, script)
-                              : client.approveOnlyTo(target, script, onlyTo);
+    auto r = pc == &approve ? client.approve(target, script, allowEnv, onlyTo)
+                            : client.deny(target, script);
     if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
     const auto& p = std::get<mailguard::dbus::Program>(r);
     if (json) {
       printJson(out::toJson(p));
     } else {
       std::cout << out::programLine(p) << "\n";
+      if (pc == &approve && !allowEnv.empty()) {
+        std::cout << "  allowed to run with: " << mailguard::rules::joinNames(allowEnv) << "\n";
+      }
     }
     return kOk;
   }

@@ -1,5 +1,6 @@
 #include "guard_object.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <tuple>
@@ -8,6 +9,7 @@
 
 #include "convert.hpp"
 #include "mailguard/dbus/names.hpp"
+#include "mailguard/rules/code_loading.hpp"
 #include "mailguard/service/log.hpp"
 #include "validate.hpp"
 
@@ -15,12 +17,52 @@ namespace mailguard::bus {
 namespace {
 
 namespace codec = dbus::codec;
+
+// ApproveWithOptions' a{sv}: "allow_env" as. An unknown key is refused rather than
+// ignored, so a client never believes an option it sent took effect.
+// Pins are for the few servers a client is meant to use; a longer list is a mistake.
+constexpr std::size_t kMaxDestinations = 64;
+
+Result<service::ApproveOptions> parseApproveOptions(const codec::VariantMap& options) {
+  service::ApproveOptions out;
+  for (const auto& [key, value] : options) {
+    if (key != "allow_env" && key != "only_to") {
+      return invalidArgument("unknown approval option '" + key + "' (allow_env, only_to)");
+    }
+    if (!value.containsValueOfType<std::vector<std::string>>()) {
+      return invalidArgument(key + " must be an array of strings (as)");
+    }
+    if (key == "only_to") {
+      const auto texts = value.get<std::vector<std::string>>();
+      if (texts.size() > kMaxDestinations) {
+        return invalidArgument("only_to: at most " + std::to_string(kMaxDestinations) +
+                               " destinations, got " + std::to_string(texts.size()));
+      }
+      for (const auto& text : texts) {
+        auto d = rules::parseDestination(text);
+        if (!d) return invalidArgument("only_to: " + d.error().message);
+        out.onlyTo.push_back(*d);
+      }
+      continue;
+    }
+    for (const auto& name : value.get<std::vector<std::string>>()) {
+      if (!rules::isCodeLoadingName(name)) {
+        return invalidArgument("allow_env: '" + name +
+                               "' is not a code-loading variable or option (like PYTHONPATH, "
+                               "LD_PRELOAD, -M)");
+      }
+      if (std::find(out.allowEnv.begin(), out.allowEnv.end(), name) == out.allowEnv.end()) {
+        out.allowEnv.push_back(name);
+      }
+    }
+  }
+  return out;
+}
+
 using service::Done;
 
 constexpr std::uint32_t kMaxBulkRecipients = 1'000'000;
 constexpr std::uint32_t kMaxBulkHours = 24 * 7;
-// Pins are for the few servers a client is meant to use; a longer list is a mistake.
-constexpr std::size_t kMaxDestinations = 64;
 
 // Sending fails when the connection broke meanwhile; the bus link notices that on its
 // own, so a failed reply is only logged.
@@ -59,6 +101,19 @@ std::string programWhat(const std::string& verb, const std::string& target,
                         const std::string& script) {
   return verb + " " + excerpt(target) + (script.empty() ? "" : " script " + excerpt(script));
 }
+
+// What the log and the authorization prompt say of an approval with its options.
+std::string approveWhat(const std::string& target, const std::string& script,
+                        const service::ApproveOptions& options) {
+  std::string what = programWhat("approve", target, script);
+  for (const auto& d : options.onlyTo) what += " only to " + rules::toString(d);
+  if (!options.allowEnv.empty()) {
+    what += " allowing";
+    for (const auto& name : options.allowEnv) what += " " + name;
+  }
+  return what;
+}
+
 
 }  // namespace
 
@@ -162,28 +217,17 @@ void GuardObject::Approve(sdbus::Result<dbus::wire::Program>&& result, std::stri
       encodeProgram);
 }
 
-void GuardObject::ApproveOnlyTo(sdbus::Result<dbus::wire::Program>&& result, std::string target,
-                                std::string script, std::vector<std::string> onlyTo) {
+void GuardObject::ApproveWithOptions(sdbus::Result<dbus::wire::Program>&& result,
+                                     std::string target, std::string script, VariantMap options) {
   auto ref = parseProgramRef(target, script);
   if (!ref) return sendError(result, toDbusError(ref.error()));
-  if (onlyTo.size() > kMaxDestinations) {
-    return sendError(
-        result, sdbus::Error(dbus::kErrorInvalidArgument,
-                             "at most " + std::to_string(kMaxDestinations) + " destinations, got " +
-                                 std::to_string(onlyTo.size())));
-  }
-  std::vector<rules::Destination> destinations;
-  std::string what = programWhat("approve", target, script);
-  for (const auto& text : onlyTo) {
-    auto d = rules::parseDestination(text);
-    if (!d) return sendError(result, toDbusError(d.error()));
-    destinations.push_back(*d);
-    what += " only to " + rules::toString(*d);
-  }
+  auto approveOptions = parseApproveOptions(options);
+  if (!approveOptions) return sendError(result, toDbusError(approveOptions.error()));
   change<service::ProgramView>(
-      what, std::move(result),
-      [this, ref = *ref, destinations](const Caller&, Done<service::ProgramView> done) {
-        guard_.approve(ref, destinations, std::move(done));
+      approveWhat(target, script, *approveOptions), std::move(result),
+      [this, ref = *ref, approveOptions = *approveOptions](const Caller&,
+                                                           Done<service::ProgramView> done) {
+        guard_.approve(ref, std::move(done), approveOptions);
       },
       encodeProgram);
 }

@@ -48,8 +48,8 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
                                             const std::int64_t& until) override;
   void Approve(sdbus::Result<dbus::wire::Program>&& result, std::string target,
                std::string script) override;
-  void ApproveOnlyTo(sdbus::Result<dbus::wire::Program>&& result, std::string target,
-                     std::string script, std::vector<std::string> onlyTo) override;
+  void ApproveWithOptions(sdbus::Result<dbus::wire::Program>&& result, std::string target,
+                          std::string script, VariantMap options) override;
   std::vector<dbus::wire::Rule> Rules() override;
   void Deny(sdbus::Result<dbus::wire::Program>&& result, std::string target,
             std::string script) override;

@@ -29,6 +29,10 @@ std::optional<int> parsePid(std::string_view name) {
 // Bounds of the per-owner fd cache and of the describe() cache.
 constexpr std::size_t kMaxCachedFds = 4096;
 constexpr std::size_t kMaxDescribed = 256;
+// DirProcFs::read stops at 1 MiB. An environment that fills it may have been cut before a
+// variable that matters (execve(2) allows more, up to a quarter of the stack limit), so
+// it counts as unreadable rather than as clean.
+constexpr std::size_t kMaxEnviron = std::size_t{1024} * 1024;
 constexpr int kMaxReusedFdProbes = 4;
 
 // The owner of /proc/PID is the process's effective uid (root for non-dumpable ones),
@@ -265,9 +269,12 @@ Result<ProcessInfo> ProcessResolver::describe(int pid) {
         ownerUid(proc_.root() / dir) == d.procOwner) {
       const auto link = proc_.readLink(dir + "/exe");
       const auto cmdline = proc_.read(dir + "/cmdline");
+      const auto env = proc_.read(dir + "/environ");
       // A pid reused meanwhile would have to match all of the above to be taken for the
       // process described before, and would then run the same file with the same arguments.
-      if (link && cmdline && *link == d.exeLink && *cmdline == d.rawCmdline) {
+      // The environment changes only with an exec, which may keep all of those.
+      if (link && cmdline && env && *link == d.exeLink && *cmdline == d.rawCmdline &&
+          *env == d.rawEnviron) {
         ProcessInfo info = d.info;
         info.controllingTerminal = statHasControllingTerminal(*statText);
         return info;
@@ -376,6 +383,19 @@ Result<ProcessInfo> ProcessResolver::describeFully(int pid, std::uint64_t startT
     auto scriptHash = hasher_.sha256OfPathOrQueue(id.scriptPath);
     if (!scriptHash && scriptHash.error().code == Errc::Pending) return scriptHash.error();
     id.scriptSha256 = scriptHash ? std::move(*scriptHash) : std::string{};
+  }
+
+  // /proc/PID/environ is the block execve(2) set up (man proc(5)): later setenv() calls
+  // do not show, but the loader and the interpreter read exactly this block at start-up.
+  // A process may overwrite it in its own memory after its code is loaded; the kernel's
+  // exec-time view is what the BPF path has.
+  if (auto env = proc_.read(dir + "/environ"); !env) {
+    info.codeLoading = {rules::environUnreadable(env.error().message)};
+  } else if (env->size() >= kMaxEnviron) {
+    info.codeLoading = {rules::environUnreadable("larger than 1 MiB")};
+  } else {
+    info.codeLoading = rules::codeLoadingFindings(exeName, info.cmdline, parseCmdline(*env));
+    fill->rawEnviron = std::move(*env);
   }
 
   id.pathTrusted = !id.deleted && isRootOwnedChain(id.path) && !rules::isUnsafeLocation(id.path) &&

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "guard_impl.hpp"
+#include "mailguard/rules/code_loading.hpp"
 #include "mailguard/rules/identity.hpp"
 #include "mailguard/rules/verdict.hpp"
 #include "mailguard/service/log.hpp"
@@ -356,9 +357,15 @@ void Guard::Impl::identityFor(const ProgramRef& ref, Done<ProgramIdentity> done)
 
 // The rule and the program's row are one transaction: an approval reported done is a
 // listed, approved program after any crash.
-void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action,
-                          std::vector<rules::Destination> onlyTo, Done<ProgramView> done) {
-  identityFor(ref, [this, action, onlyTo = std::move(onlyTo),
+void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action, Done<ProgramView> done,
+                          ApproveOptions options) {
+  for (const auto& name : options.allowEnv) {
+    if (!rules::isCodeLoadingName(name)) {
+      return done(invalidArgument("'" + name + "' is not a code-loading variable or option"));
+    }
+  }
+  identityFor(ref, [this, action, allowEnv = std::move(options.allowEnv),
+                    onlyTo = std::move(options.onlyTo),
                     done = std::move(done)](Result<ProgramIdentity> resolved) mutable {
     if (!resolved) return done(resolved.error());
     const auto identity = resolved.value();
@@ -379,6 +386,7 @@ void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action,
     rule.sha256 = identity.sha256;
     rule.scriptPath = identity.scriptPath;
     rule.scriptSha256 = identity.scriptSha256;
+    if (action == rules::RuleAction::Approve) rule.allowEnv = allowEnv;
     // An approval says nothing about the user: the uid stays the one last seen.
     const auto& view = programs.remember(identity, std::nullopt, clock.now(), clock.monotonic());
     writer->addRule(rule, recordOf(view),
@@ -490,19 +498,14 @@ Result<std::vector<store::AlertRecord>> Guard::alerts(std::uint32_t limit) {
   return impl_->reader->alerts(limit);
 }
 
-void Guard::approve(const ProgramRef& ref, Done<ProgramView> done) {
-  impl_->setRule(ref, rules::RuleAction::Approve, {}, std::move(done));
-}
-
-void Guard::approve(const ProgramRef& ref, std::vector<rules::Destination> onlyTo,
-                    Done<ProgramView> done) {
-  impl_->setRule(ref, rules::RuleAction::Approve, std::move(onlyTo), std::move(done));
+void Guard::approve(const ProgramRef& ref, Done<ProgramView> done, ApproveOptions options) {
+  impl_->setRule(ref, rules::RuleAction::Approve, std::move(done), std::move(options));
 }
 
 std::vector<rules::ApprovalRule> Guard::approvalRules() const { return impl_->approvals; }
 
 void Guard::deny(const ProgramRef& ref, Done<ProgramView> done) {
-  impl_->setRule(ref, rules::RuleAction::Deny, {}, std::move(done));
+  impl_->setRule(ref, rules::RuleAction::Deny, std::move(done));
 }
 
 void Guard::forget(const ProgramRef& ref, Done<bool> done) { impl_->forget(ref, std::move(done)); }

@@ -80,8 +80,8 @@ struct Guard::Impl {
   };
   Result<Named> named(const ProgramRef& ref);
   void identityFor(const ProgramRef& ref, Done<rules::ProgramIdentity> done);
-  void setRule(const ProgramRef& ref, rules::RuleAction action,
-               std::vector<rules::Destination> onlyTo, Done<ProgramView> done);
+  void setRule(const ProgramRef& ref, rules::RuleAction action, Done<ProgramView> done,
+               ApproveOptions options = {});
   void forget(const ProgramRef& ref, Done<bool> done);
 };
 

@@ -127,6 +127,12 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
     in.identity = attributed->process.identity;
     in.sharedNote = attributed->sharedNote;
     in.tainted = attributed->taint;
+    // Only what /proc shows: with kernel attribution an approved non-interpreter's later
+    // connects are decided at connect() by its executable's key alone. There
+    // LD_PRELOAD/LD_LIBRARY_PATH/LD_AUDIT code from a file not owned by root taints the
+    // process (the exec-mapping check) and is queued; a root-owned library preloaded into
+    // an approved binary is allowed, as everything mapped was installed by root.
+    in.codeLoading = attributed->process.codeLoading;
   } else {
     in.unattributed = attributed.error().message;
   }

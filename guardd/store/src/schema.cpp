@@ -132,6 +132,11 @@ CREATE TABLE audit_results(
     R"sql(
 ALTER TABLE rules ADD COLUMN only_to TEXT NOT NULL DEFAULT '';
 )sql",
+    // 4 -> 5: the code-loading variables and options (comma-separated names) an approval
+    // allows.
+    R"sql(
+ALTER TABLE rules ADD COLUMN allow_env TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 Result<void> migrate(Database& db) {

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "mailguard/rules/code_loading.hpp"
 #include "mailguard/store/store.hpp"
 #include "rows.hpp"
 #include "sqlite.hpp"
@@ -52,7 +53,8 @@ Result<std::vector<rules::ApprovalRule>> SqliteStore::loadRules() {
   std::vector<rules::ApprovalRule> out;
   auto r = forEachRow(
       *db_,
-      db_->prepare("SELECT id, action, path, sha256, script_path, script_sha256, only_to "
+      db_->prepare("SELECT id, action, path, sha256, script_path, script_sha256, only_to, "
+                   "allow_env "
                    "FROM rules ORDER BY id"),
       "read rules from", [&](const sql::Statement& s) {
         rules::ApprovalRule rule;
@@ -67,6 +69,7 @@ Result<std::vector<rules::ApprovalRule>> SqliteStore::loadRules() {
         auto onlyTo = rules::decodeDestinations(s.text(6));
         if (!onlyTo) return;
         rule.onlyTo = std::move(*onlyTo);
+        rule.allowEnv = rules::splitNames(s.text(7));
         out.push_back(std::move(rule));
       });
   if (!r) return r.error();

@@ -9,6 +9,7 @@
 #include <utility>
 #include <variant>
 
+#include "mailguard/rules/code_loading.hpp"
 #include "mailguard/store/store.hpp"
 #include "rows.hpp"
 #include "sqlite.hpp"
@@ -526,7 +527,7 @@ void StoreWriter::addRule(rules::ApprovalRule rule, std::optional<ProgramRecord>
           // so the newest decision gets a new id; the insert trigger bumps rules_version.
           auto stmt = impl->db.cached(
               "INSERT OR REPLACE INTO rules(action, path, sha256, script_path, script_sha256, "
-              "  created, only_to) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id");
+              "  created, only_to, allow_env) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id");
           if (!stmt) return stmt.error();
           stmt->bind(1, rule.action == rules::RuleAction::Deny ? "deny" : "approve")
               .bind(2, rule.path)
@@ -534,7 +535,8 @@ void StoreWriter::addRule(rules::ApprovalRule rule, std::optional<ProgramRecord>
               .bind(4, rule.scriptPath)
               .bind(5, rule.scriptSha256)
               .bind(6, toMicros(std::chrono::system_clock::now()))
-              .bind(7, rules::encodeDestinations(rule.onlyTo));
+              .bind(7, rules::encodeDestinations(rule.onlyTo))
+              .bind(8, rules::joinNames(rule.allowEnv));
           auto row = stmt->step();
           if (!row) return row.error();
           if (!*row) return makeError("no rule id returned");

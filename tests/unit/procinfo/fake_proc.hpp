@@ -27,6 +27,8 @@ struct FakeProcess {
   std::filesystem::path exe{};       // symlink target of PID/exe (empty: no exe link)
   std::filesystem::path cwd{};       // symlink target of PID/cwd (empty: none)
   std::map<int, std::string> fds{};  // fd number -> link text, e.g. "socket:[4242]"
+  // "NAME=value" entries of PID/environ; nullopt: no environ file (unreadable).
+  std::optional<std::vector<std::string>> env = std::vector<std::string>{};
 };
 
 inline void writeFile(const std::filesystem::path& p, std::string_view content) {
@@ -106,6 +108,11 @@ class FakeProcTree {
     std::string cmd;
     for (const auto& a : p.cmdline) cmd += a + '\0';
     writeFile(dir / "cmdline", cmd);
+    if (p.env) {
+      std::string env;
+      for (const auto& e : *p.env) env += e + '\0';
+      writeFile(dir / "environ", env);
+    }
     writeFile(dir / "stat", statLine(pid, p));
     if (!p.exe.empty()) std::filesystem::create_symlink(p.exe, dir / "exe");
     if (!p.cwd.empty()) std::filesystem::create_symlink(p.cwd, dir / "cwd");

@@ -25,7 +25,7 @@ TEST(DirProcFs, ReadsFilesLinksAndListsRelativeToItsRoot) {
   auto names = fs.list("42");
   ASSERT_TRUE(names) << names.error().message;
   std::sort(names->begin(), names->end());
-  EXPECT_EQ(*names, (std::vector<std::string>{"cmdline", "fd", "stat", "status"}));
+  EXPECT_EQ(*names, (std::vector<std::string>{"cmdline", "environ", "fd", "stat", "status"}));
 }
 
 TEST(DirProcFs, ReadsLongLinks) {

@@ -185,6 +185,71 @@ TEST_F(ProcessResolverTest, ARewrittenExecutableDoesNotRideOnTheCachedIdentity) 
   EXPECT_NE(second->identity.sha256, kSha256Abc);
 }
 
+TEST_F(ProcessResolverTest, FindsCodeLoadingInTheEnvironmentAndOptions) {
+  const auto exe = tree_.addFile("bin/mailer", "abc");
+  tree_.add(70, FakeProcess{.name = "mailer",
+                            .cmdline = {"mailer"},
+                            .exe = exe,
+                            .env = std::vector<std::string>{"HOME=/home/ann", "PERL5OPT=-MBot",
+                                                            "LD_PRELOAD=/home/ann/x.so"}});
+  const auto info = resolver_.describe(70);
+  ASSERT_TRUE(info) << info.error().message;
+  ASSERT_EQ(info->codeLoading.size(), 1U);  // PERL5OPT means nothing to a non-perl
+  EXPECT_EQ(info->codeLoading[0].name, "LD_PRELOAD");
+  EXPECT_EQ(info->codeLoading[0].value, "/home/ann/x.so");
+
+  const auto perl = tree_.addFile("bin/perl", "perl");
+  const auto script = tree_.addFile("srv/news.pl", "print 1");
+  tree_.add(71, FakeProcess{.name = "perl",
+                            .cmdline = {"perl", "-MBot", script.string()},
+                            .exe = perl,
+                            .env = std::vector<std::string>{"PERL5LIB=/home/ann/lib"}});
+  const auto interpreted = resolver_.describe(71);
+  ASSERT_TRUE(interpreted) << interpreted.error().message;
+  ASSERT_EQ(interpreted->codeLoading.size(), 2U);
+  EXPECT_EQ(interpreted->codeLoading[0].name, "-M");
+  EXPECT_EQ(interpreted->codeLoading[1].name, "PERL5LIB");
+}
+
+TEST_F(ProcessResolverTest, AnUnreadableEnvironmentIsAFindingNotAPass) {
+  const auto exe = tree_.addFile("bin/mailer", "abc");
+  tree_.add(72, FakeProcess{.name = "mailer", .cmdline = {"mailer"}, .exe = exe, .env = {}});
+  const auto info = resolver_.describe(72);
+  ASSERT_TRUE(info) << info.error().message;
+  ASSERT_EQ(info->codeLoading.size(), 1U);
+  EXPECT_EQ(info->codeLoading[0].name, rules::kEnvironUnreadable);
+}
+
+TEST_F(ProcessResolverTest, AnEnvironmentTooLargeToReadWhollyIsAFinding) {
+  const auto exe = tree_.addFile("bin/mailer", "abc");
+  // The variable that matters sits after 1 MiB of padding, where the read stops.
+  tree_.add(73, FakeProcess{.name = "mailer",
+                            .cmdline = {"mailer"},
+                            .exe = exe,
+                            .env = std::vector<std::string>{"PAD=" + std::string(1U << 20U, 'x'),
+                                                            "LD_PRELOAD=/home/ann/x.so"}});
+  const auto info = resolver_.describe(73);
+  ASSERT_TRUE(info) << info.error().message;
+  ASSERT_EQ(info->codeLoading.size(), 1U);
+  EXPECT_EQ(info->codeLoading[0].name, rules::kEnvironUnreadable);
+  EXPECT_EQ(info->codeLoading[0].value, "larger than 1 MiB");
+}
+
+TEST_F(ProcessResolverTest, ANewEnvironmentDoesNotRideOnTheCachedDescription) {
+  // An exec of the same file with the same arguments keeps pid and start time; only the
+  // environment differs.
+  const auto exe = tree_.addFile("bin/client", "abc");
+  tree_.add(74, FakeProcess{.name = "client", .cmdline = {"client"}, .exe = exe});
+  const auto first = resolver_.describe(74);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_TRUE(first->codeLoading.empty());
+  fake::writeFile(tree_.proc() / "74/environ", std::string("LD_PRELOAD=/home/a/x.so\0", 24));
+  const auto second = resolver_.describe(74);
+  ASSERT_TRUE(second) << second.error().message;
+  ASSERT_EQ(second->codeLoading.size(), 1U);
+  EXPECT_EQ(second->codeLoading[0].name, "LD_PRELOAD");
+}
+
 // pid 400 (found first, newest) and pid 100 hold socket 4242.
 class OtherHoldersTest : public ProcessResolverTest {
  protected:

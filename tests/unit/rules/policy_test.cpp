@@ -30,7 +30,14 @@ ProgramIdentity script(std::string scriptPath, std::string scriptSha) {
 }
 
 ApprovalRule ruleFor(std::int64_t id, RuleAction action, const ProgramIdentity& p) {
-  return ApprovalRule{id, action, p.path, p.sha256, p.scriptPath, p.scriptSha256};
+  ApprovalRule rule;
+  rule.id = id;
+  rule.action = action;
+  rule.path = p.path;
+  rule.sha256 = p.sha256;
+  rule.scriptPath = p.scriptPath;
+  rule.scriptSha256 = p.scriptSha256;
+  return rule;
 }
 
 TEST(PolicyDecision, HoldsWhenNoProgramCouldBeFound) {

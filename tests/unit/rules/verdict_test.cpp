@@ -25,7 +25,14 @@ ProgramIdentity program(std::string path, std::string sha, bool trusted = true) 
 }
 
 ApprovalRule ruleFor(std::int64_t id, RuleAction action, const ProgramIdentity& p) {
-  return ApprovalRule{id, action, p.path, p.sha256, p.scriptPath, p.scriptSha256};
+  ApprovalRule rule;
+  rule.id = id;
+  rule.action = action;
+  rule.path = p.path;
+  rule.sha256 = p.sha256;
+  rule.scriptPath = p.scriptPath;
+  rule.scriptSha256 = p.scriptSha256;
+  return rule;
 }
 
 const ProgramIdentity kClient = program("/usr/bin/thunderbird", kHashA);
@@ -295,6 +302,7 @@ TEST(Override, HasAName) {
   EXPECT_EQ(toString(Override::Quarantine), "quarantine");
   EXPECT_EQ(toString(Override::Throttle), "throttle");
   EXPECT_EQ(toString(Override::Pressure), "pressure");
+  EXPECT_EQ(toString(Override::CodeLoading), "code-loading");
 }
 
 // Taint: code from outside the approved file ran in the process.
@@ -395,6 +403,99 @@ TEST(DecideVerdict, PinsDoNotLiftADenialOrAQuarantine) {
   VerdictInputs q = goingTo(kClient, 2, 25);
   q.quarantined = true;
   EXPECT_EQ(decideVerdict(q, rules).verdict, Verdict::Reject);
+}
+
+// Code loading: the environment or options make the approved file run other code.
+
+const ProgramIdentity kScript = [] {
+  ProgramIdentity id = program("/usr/bin/python3.11", kHashA);
+  id.scriptPath = "/srv/news.py";
+  id.scriptSha256 = kHashC;
+  return id;
+}();
+
+VerdictInputs loading(const ProgramIdentity& id, std::vector<CodeLoading> found) {
+  VerdictInputs in = attributed(id);
+  in.codeLoading = std::move(found);
+  return in;
+}
+
+TEST(DecideVerdict, HoldsAnApprovedScriptRunWithCodeLoadingAndNamesIt) {
+  const std::vector<ApprovalRule> rules = {ruleFor(4, RuleAction::Approve, kScript)};
+  const Decision d = decideVerdict(
+      loading(kScript, {{"PYTHONPATH", "/home/ann/x", false}, {"-i", "", true}}), rules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason,
+            "approval void: PYTHONPATH set (/home/ann/x), option -i; approve with --allow-env "
+            "PYTHONPATH,-i to allow");
+  EXPECT_EQ(d.ruleId, 4);
+  EXPECT_EQ(d.override, Override::CodeLoading);
+}
+
+TEST(DecideVerdict, AllowsWhatTheApprovalNamesAndHoldsTheRest) {
+  std::vector<ApprovalRule> rules = {ruleFor(4, RuleAction::Approve, kScript)};
+  rules[0].allowEnv = {"PYTHONPATH"};
+  const CodeLoading path{"PYTHONPATH", "/opt/lib", false};
+  const Decision allowed = decideVerdict(loading(kScript, {path}), rules);
+  EXPECT_EQ(allowed.verdict, Verdict::Allow);
+  EXPECT_EQ(allowed.override, Override::None);
+
+  const Decision held =
+      decideVerdict(loading(kScript, {path, {"PYTHONINSPECT", "1", false}}), rules);
+  EXPECT_EQ(held.verdict, Verdict::Hold);
+  EXPECT_THAT(held.reason, StartsWith("approval void: PYTHONINSPECT set (1);"));
+  EXPECT_THAT(held.reason, EndsWith("--allow-env PYTHONINSPECT to allow"));
+}
+
+TEST(DecideVerdict, AnotherApprovalsAllowEnvDoesNotCover) {
+  // The allowance belongs to the approval of kClient, not to the approved script.
+  ApprovalRule client = ruleFor(7, RuleAction::Approve, kClient);
+  client.allowEnv = {"LD_PRELOAD"};
+  const std::vector<ApprovalRule> rules = {client, ruleFor(4, RuleAction::Approve, kScript)};
+  const Decision d = decideVerdict(loading(kScript, {{"LD_PRELOAD", "/a.so", false}}), rules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.override, Override::CodeLoading);
+  EXPECT_EQ(decideVerdict(loading(kClient, {{"LD_PRELOAD", "/a.so", false}}), rules).verdict,
+            Verdict::Allow);
+}
+
+TEST(DecideVerdict, AnUnreadableEnvironmentVoidsEveryApprovalWithoutAHint) {
+  ApprovalRule rule = ruleFor(7, RuleAction::Approve, kClient);
+  rule.allowEnv = {"LD_PRELOAD", "environ"};
+  const Decision d =
+      decideVerdict(loading(kClient, {environUnreadable("Permission denied")}), {rule});
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.reason, "approval void: environment unreadable (Permission denied)");
+  EXPECT_EQ(d.override, Override::CodeLoading);
+}
+
+TEST(DecideVerdict, CodeLoadingNeverChangesAHoldOrAReject) {
+  const std::vector<CodeLoading> found = {{"LD_PRELOAD", "/a.so", false}};
+  const Decision unknown = decideVerdict(loading(program("/usr/bin/x", kHashC), found), kRules);
+  EXPECT_EQ(unknown.verdict, Verdict::Hold);
+  EXPECT_THAT(unknown.reason, StartsWith("not approved yet"));
+  EXPECT_EQ(unknown.override, Override::None);
+  const Decision denied = decideVerdict(loading(kBot, found), kRules);
+  EXPECT_EQ(denied.verdict, Verdict::Reject);
+  VerdictInputs quarantined = loading(kClient, found);
+  quarantined.quarantined = true;
+  EXPECT_EQ(decideVerdict(quarantined, kRules).verdict, Verdict::Reject);
+}
+
+TEST(DecideVerdict, TaintIsTheReasonGivenBeforeCodeLoading) {
+  VerdictInputs in = loading(kClient, {{"LD_PRELOAD", "/home/a/x.so", false}});
+  in.tainted = "LD_PRELOAD or a user's library";
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.override, Override::Taint);
+}
+
+TEST(DecideVerdict, CodeLoadingIsTheReasonGivenBeforeAThrottle) {
+  VerdictInputs in = throttledInputs(kClient);
+  in.codeLoading = {{"LD_PRELOAD", "/a.so", false}};
+  const Decision d = decideVerdict(in, kRules);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_EQ(d.override, Override::CodeLoading);
 }
 
 }  // namespace

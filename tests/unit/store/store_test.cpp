@@ -140,7 +140,7 @@ TEST(SqliteStore, CreatesStateDirAndSchemaAndKeepsDataAcrossReopen) {
   EXPECT_EQ(all[0].reason, expected.reason);
 
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "4");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "5");
 }
 
 TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
@@ -153,7 +153,7 @@ TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
   auto s = openStore(dir);
   EXPECT_EQ(count(*s), 1);
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "4");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "5");
 }
 
 TEST(SqliteStore, UsesWriteAheadLogAndPassesIntegrityCheck) {
@@ -221,6 +221,42 @@ TEST(SqliteStore, LeavesOutAnApprovalWhosePinsDoNotParseRatherThanWidenIt) {
   auto rules = s->loadRules();
   ASSERT_TRUE(rules);
   EXPECT_TRUE(rules->empty());
+}
+
+TEST(SqliteStore, KeepsTheCodeLoadingAnApprovalAllows) {
+  TempDir tmp;
+  auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
+  auto allowed = rule(RuleAction::Approve, "/usr/bin/perl", "/opt/b.pl");
+  allowed.allowEnv = {"PERL5LIB", "-M"};
+  ASSERT_TRUE(addRule(*w, allowed));
+  ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/bin/msmtp")));
+  auto rules = s->loadRules();
+  ASSERT_TRUE(rules);
+  ASSERT_EQ(rules->size(), 2U);
+  EXPECT_EQ((*rules)[0].allowEnv, (std::vector<std::string>{"PERL5LIB", "-M"}));
+  EXPECT_TRUE((*rules)[1].allowEnv.empty());
+}
+
+TEST(SqliteStore, ARuleFromBeforeAllowEnvAllowsNothing) {
+  TempDir tmp;
+  {
+    auto w = startWriter(tmp.path());
+    ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/bin/msmtp")));
+  }
+  {
+    // The database as schema version 4 left it: no allow_env column.
+    RawDb raw(tmp.path() / "mailguard.db");
+    raw.exec("ALTER TABLE rules DROP COLUMN allow_env; PRAGMA user_version = 4;");
+  }
+  auto s = openStore(tmp.path());
+  auto rules = s->loadRules();
+  ASSERT_TRUE(rules) << rules.error().message;
+  ASSERT_EQ(rules->size(), 1U);
+  EXPECT_EQ((*rules)[0].path, "/usr/bin/msmtp");
+  EXPECT_TRUE((*rules)[0].allowEnv.empty());
+  RawDb raw(s->databasePath());
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "5");
 }
 
 TEST(SqliteStore, AddRuleReplacesTheEarlierRuleForTheSamePathAndScript) {

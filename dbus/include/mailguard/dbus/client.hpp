@@ -140,11 +140,12 @@ class Client {
   ClientResult<std::vector<Attempt>> attempts(const AttemptFilter& filter);
   // target: a decimal program id or an absolute path; script: empty or absolute.
   // Changing policy may ask for authentication (polkit), so these wait up to 2 minutes.
-  ClientResult<Program> approve(const std::string& target, const std::string& script = {});
-  // Approve, pinned to destinations ("192.0.2.7:587", "[2001:db8::7]", "10.0.0.0/8"):
-  // others are held. Added to the destinations the approval is pinned to already.
-  ClientResult<Program> approveOnlyTo(const std::string& target, const std::string& script,
-                                      const std::vector<std::string>& onlyTo);
+  // allowEnv: code-loading names (PYTHONPATH, "-M") the program may run with; onlyTo:
+  // destinations ("192.0.2.7:587", "[2001:db8::7]", "10.0.0.0/8") the approval is pinned
+  // to, added to those it is pinned to already. Either one: ApproveWithOptions.
+  ClientResult<Program> approve(const std::string& target, const std::string& script = {},
+                                const std::vector<std::string>& allowEnv = {},
+                                const std::vector<std::string>& onlyTo = {});
   ClientResult<std::vector<Rule>> rules();
   ClientResult<Program> deny(const std::string& target, const std::string& script = {});
   ClientResult<bool> forget(const std::string& target, const std::string& script = {});

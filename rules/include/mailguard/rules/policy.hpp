@@ -30,6 +30,9 @@ struct ApprovalRule {
   std::string scriptSha256;  // empty for a non-interpreter
   // An approval only: empty, any destination; else only these (verdict.hpp, step 3a).
   std::vector<Destination> onlyTo{};
+  // Code-loading variables and options (code_loading.hpp names) the owner approved the
+  // program with; any other one voids the approval for that process.
+  std::vector<std::string> allowEnv{};
 };
 
 // What changed the verdict the owner's rules give (see verdict.hpp, decideVerdict).
@@ -42,6 +45,7 @@ enum class Override {
   Throttle,
   Pressure,
   Destination,
+  CodeLoading,
 };
 std::string_view toString(Override o);  // "none" "unattributed" "identity-pending" ...
 

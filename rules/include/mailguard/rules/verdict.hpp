@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "mailguard/rules/connection.hpp"
+#include "mailguard/rules/code_loading.hpp"
 #include "mailguard/rules/identity.hpp"
 #include "mailguard/rules/policy.hpp"
 
@@ -21,6 +22,9 @@ struct VerdictInputs {
   // Non-empty: the kernel saw code from outside the program in the connecting process
   // ("LD_PRELOAD or a user's library", "traced"); it cannot vouch for itself.
   std::string tainted;
+  // Code the process loads by its environment or options (codeLoadingFindings), or
+  // kEnvironUnreadable: each one not in the deciding approval's allowEnv voids it.
+  std::vector<CodeLoading> codeLoading;
   bool quarantined = false;  // quarantined (stored, or by the detector just now)
   bool throttled = false;    // the detector's soft tier: a new destination too soon
   std::string throttleReason;
@@ -45,6 +49,9 @@ struct VerdictInputs {
 //     <address:port>" (Destination): a new decision for the owner, not a denial.
 //     Without a known destination a pinned approval still allows, marked pinned.
 //  4. tainted and step 3 allowed   -> Hold "not trusted: <what the kernel saw> ..." (Taint)
+//  4b. code loading not allowed by the approval that allowed it, and still allowed
+//                                 -> Hold "approval void: PYTHONPATH set (...); approve with
+//                                    --allow-env PYTHONPATH to allow" (CodeLoading)
 //  5. throttled, no bulk declared, and still allowed -> Hold "<throttleReason>" (Throttle)
 //  6. Reject while the queue is overloaded -> Hold, "; dropped, not reset, ..." appended
 //     (Pressure)

@@ -15,6 +15,7 @@
 
 #include "mailguard/common/fd.hpp"
 #include "mailguard/rules/clock.hpp"
+#include "mailguard/rules/code_loading.hpp"
 #include "mailguard/rules/connection.hpp"
 #include "mailguard/rules/identity.hpp"
 #include "mailguard/rules/result.hpp"
@@ -81,6 +82,9 @@ struct ProcessInfo {
   std::string comm;
   std::vector<std::string> cmdline;
   rules::ProgramIdentity identity;
+  // Code loaded by its environment (/proc/PID/environ) or options (rules/code_loading.hpp);
+  // rules::kEnvironUnreadable when the environment could not be read or was too large.
+  std::vector<rules::CodeLoading> codeLoading;
 };
 
 // Parsers of /proc text, pure and fuzzed.
@@ -172,7 +176,8 @@ class ProcessResolver {
   // less than kDescribeTtl ago whose stat start time, executable (device, inode, size,
   // mtime, ctime, link text), /proc/PID owner and command line are unchanged gets its earlier
   // identity again without re-hashing or re-checking its directory chain: the checks
-  // that remain are 5 system calls instead of about 25.
+  // that remain are 5 system calls instead of about 25. The environment is read again too:
+  // an exec of the same file with the same arguments keeps the pid and start time.
   Result<ProcessInfo> describe(int pid);
   static constexpr auto kDescribeTtl = std::chrono::seconds(2);
 
@@ -215,6 +220,7 @@ class ProcessResolver {
     std::uint32_t procOwner = 0;
     std::string exeLink;
     std::string rawCmdline;
+    std::string rawEnviron;
     ProcessInfo info;
   };
   std::vector<Owner>::iterator recentOwner(int pid);  // recent_.end() when not there

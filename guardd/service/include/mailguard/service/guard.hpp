@@ -68,6 +68,14 @@ struct ProgramRef {
   std::string script;  // only with a path: the interpreter's script
 };
 
+// What an approval may carry besides the program.
+struct ApproveOptions {
+  std::vector<std::string> allowEnv;  // code-loading names (rules/code_loading.hpp) allowed
+  // Only connections to these (added to those the approval is pinned to already); empty:
+  // anywhere.
+  std::vector<rules::Destination> onlyTo;
+};
+
 // How a change reports back: on the loop thread, once the change is durable (or failed).
 // It may run before the call that started it returns (a bad argument, say).
 template <class T>
@@ -95,11 +103,7 @@ class Guard {
   [[nodiscard]] std::vector<ProgramView> programs() const;
   Result<std::vector<store::AttemptRecord>> attempts(const store::AttemptQuery& q);
   // Policy changes: `done` is told once the change is on disk (acknowledged means durable).
-  void approve(const ProgramRef& ref, Done<ProgramView> done);
-  // Approves only connections to these destinations (added to those the program's
-  // approval is already pinned to); an empty list is a plain approval.
-  void approve(const ProgramRef& ref, std::vector<rules::Destination> onlyTo,
-               Done<ProgramView> done);
+  void approve(const ProgramRef& ref, Done<ProgramView> done, ApproveOptions options = {});
   // The owner's rules as loaded (approvals with their pinned destinations, denials).
   [[nodiscard]] std::vector<rules::ApprovalRule> approvalRules() const;
   void deny(const ProgramRef& ref, Done<ProgramView> done);
