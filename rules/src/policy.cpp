@@ -47,6 +47,7 @@ std::string unapprovedNotes(const ProgramIdentity& id, const std::vector<Approva
                                           : "the executable was deleted");
   }
   if (unsafe(id)) notes.emplace_back("it runs from a location any user can write to");
+  if (!id.scriptDoubt.empty()) notes.push_back(id.scriptDoubt);
   if (notes.empty()) return {};
   std::string out = " (";
   for (std::size_t i = 0; i < notes.size(); ++i) out += (i == 0 ? "" : "; ") + notes[i];
@@ -70,6 +71,20 @@ Decision decideFor(const ProgramIdentity& id, const std::vector<ApprovalRule>& r
                   (rule.scriptPath.empty() ? "" : " " + rule.scriptPath),
               rule.id};
     }
+  }
+
+  if (!id.scriptDoubt.empty()) {
+    // Not even an equal hash applies: it was taken of a file the interpreter may not have
+    // read (see ProgramIdentity::scriptDoubt).
+    for (const ApprovalRule& rule : rules) {
+      if (rule.action == RuleAction::Approve && (samePath(id, rule) || sameHashes(id, rule))) {
+        return {Verdict::Hold,
+                "the approval of " + rule.path + " " + rule.scriptPath +
+                    " does not apply: " + id.scriptDoubt,
+                rule.id};
+      }
+    }
+    return {Verdict::Hold, "not approved yet" + unapprovedNotes(id, rules), std::nullopt};
   }
 
   const ApprovalRule* pathMatch = nullptr;
@@ -99,6 +114,8 @@ Decision decideFor(const ProgramIdentity& id, const std::vector<ApprovalRule>& r
     std::string why;
     if (id.deleted) {
       why = "the executable was deleted";
+    } else if (id.foreignView) {
+      why = "it runs in another mount namespace or root, where its path names other content";
     } else if (unsafe(id)) {
       why = "it runs from a location any user can write to";
     } else {

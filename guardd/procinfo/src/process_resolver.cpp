@@ -1,6 +1,9 @@
 // socket inode -> pid -> program identity, through a ProcFs.
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -57,6 +60,46 @@ bool pathIsSameFile(const std::string& path, const struct stat& opened) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return false;
   return st.st_dev == opened.st_dev && st.st_ino == opened.st_ino;
+}
+
+// Whether the process sees the filesystem as guardd does: the same mount namespace and the
+// same root. Links guardd cannot read of itself either (a /proc without namespaces, a test
+// tree) count as the same; a link readable on one side only does not.
+bool sharesOurView(const ProcFs& proc, const std::string& dir) {
+  for (const std::string_view link : {"ns/mnt", "root"}) {
+    const auto theirs = proc.readLink(dir + "/" + std::string(link));
+    const auto ours = proc.readLink("self/" + std::string(link));
+    if (!theirs && !ours) continue;
+    if (!theirs || !ours || *theirs != *ours) return false;
+  }
+  return true;
+}
+
+// Opens `absolute` as the process behind `rootLink` (/proc/PID/root) sees it: every
+// component, symlinks included, resolved inside that root and its mount namespace, never
+// in guardd's (RESOLVE_IN_ROOT; an absolute symlink stays inside too).
+Fd openInRoot(const std::filesystem::path& rootLink, const std::string& absolute) {
+  const Fd root{::open(rootLink.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)};
+  if (!root) return Fd{};
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  const long fd = ::syscall(SYS_openat2, root.get(), absolute.c_str(), &how, sizeof how);
+  return Fd{static_cast<int>(fd)};
+}
+
+// Boot time in seconds since the epoch ("btime" of /proc/stat), to put a process's start
+// time (clock ticks since boot) on the clock file times use.
+std::optional<std::int64_t> bootTime(const ProcFs& proc) {
+  const auto stat = proc.read("stat");
+  if (!stat) return std::nullopt;
+  const auto at = stat->find("\nbtime ");
+  if (at == std::string::npos) return std::nullopt;
+  std::int64_t value = 0;
+  const char* begin = stat->data() + at + 7;
+  const auto [ptr, ec] = std::from_chars(begin, stat->data() + stat->size(), value);
+  if (ec != std::errc{} || ptr == begin) return std::nullopt;
+  return value;
 }
 
 bool isAnonymousFile(std::string_view path) {
@@ -362,27 +405,8 @@ Result<ProcessInfo> ProcessResolver::describeFully(int pid, std::uint64_t startT
   std::optional<std::string> script;
   if (rules::isInterpreter(exeName)) script = rules::scriptArgument(exeName, info.cmdline);
   if (script) {
-    std::string absolute;
-    if (script->starts_with('/')) {
-      absolute = rules::normalisePath("/", *script);
-    } else {
-      auto cwd = proc_.readLink(dir + "/cwd");
-      if (!cwd) return cwd.error();
-      stripDeletedSuffix(*cwd);
-      absolute = rules::normalisePath(*cwd, *script);
-    }
-    // The identity names the real file, so a symlink cannot stand in for its target.
-    std::error_code ec;
-    const auto real = std::filesystem::canonical(absolute, ec);
-    if (ec) {
-      id.scriptPath = absolute;
-      id.deleted = true;  // the script is not (or no longer) where the command line says
-    } else {
-      id.scriptPath = real.string();
-    }
-    auto scriptHash = hasher_.sha256OfPathOrQueue(id.scriptPath);
-    if (!scriptHash && scriptHash.error().code == Errc::Pending) return scriptHash.error();
-    id.scriptSha256 = scriptHash ? std::move(*scriptHash) : std::string{};
+    auto scripted = describeScript(dir, *script, startTime, id);
+    if (!scripted) return scripted.error();
   }
 
   // /proc/PID/environ is the block execve(2) set up (man proc(5)): later setenv() calls
@@ -400,7 +424,8 @@ Result<ProcessInfo> ProcessResolver::describeFully(int pid, std::uint64_t startT
 
   id.pathTrusted = !id.deleted && isRootOwnedChain(id.path) && !rules::isUnsafeLocation(id.path) &&
                    (!id.isInterpreted() ||
-                    (isRootOwnedChain(id.scriptPath) && !rules::isUnsafeLocation(id.scriptPath)));
+                    (id.scriptDoubt.empty() && !id.foreignView && isRootOwnedChain(id.scriptPath) &&
+                     !rules::isUnsafeLocation(id.scriptPath)));
 
   const auto statAgain = proc_.read(dir + "/stat");
   if (!statAgain || parseStatStartTime(*statAgain) != std::optional<std::uint64_t>{startTime}) {
@@ -408,6 +433,68 @@ Result<ProcessInfo> ProcessResolver::describeFully(int pid, std::uint64_t startT
                      ": it exited or its pid was reused while it was read");
   }
   return info;
+}
+
+Result<void> ProcessResolver::describeScript(const std::string& dir, const std::string& script,
+                                             std::uint64_t startTime, rules::ProgramIdentity& id) {
+  id.foreignView = !sharesOurView(proc_, dir);
+  std::string absolute;
+  if (script.starts_with('/')) {
+    absolute = rules::normalisePath("/", script);
+  } else {
+    // Resolved against the working directory only to show the owner a path: the
+    // interpreter opened the name relative to the directory it had then, and a chdir since
+    // (to the approved script's folder) would make it name the approved file.
+    auto cwd = proc_.readLink(dir + "/cwd");
+    if (!cwd) return cwd.error();
+    stripDeletedSuffix(*cwd);
+    absolute = rules::normalisePath(*cwd, script);
+    id.scriptDoubt = "its script is named by a relative path (" + script +
+                     "), which a change of directory makes another file; run it by its full "
+                     "path for an approval to apply";
+  }
+
+  Fd file;
+  if (id.foreignView) {
+    // Another mount namespace or root: the path is the process's, and so is the file that
+    // counts (a bind mount over an approved script's path must not show guardd the
+    // approved one). Its name is kept as given; guardd's realpath would walk its own tree.
+    id.scriptPath = absolute;
+    file = openInRoot(proc_.root() / dir / "root", absolute);
+  } else {
+    // The identity names the real file, so a symlink cannot stand in for its target.
+    std::error_code ec;
+    const auto real = std::filesystem::canonical(absolute, ec);
+    id.scriptPath = ec ? absolute : real.string();
+    if (!ec) file = Fd{::open(id.scriptPath.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
+  }
+  if (!file) {
+    id.deleted = true;  // the script is not (or no longer) where the command line says
+    id.scriptSha256.clear();
+    return {};
+  }
+
+  struct stat st {};
+  if (::fstat(file.get(), &st) == 0) {
+    // A file whose inode changed after the process started may not hold what it read: a
+    // script that ran bot code and then wrote the approved text back would hash as
+    // approved. A second of slack: btime and clock ticks are both coarse.
+    const auto boot = bootTime(proc_);
+    const long ticks = ::sysconf(_SC_CLK_TCK);
+    if (boot && ticks > 0) {
+      const std::int64_t started =
+          *boot + static_cast<std::int64_t>(startTime / static_cast<std::uint64_t>(ticks));
+      if (st.st_ctim.tv_sec > started + 1 && id.scriptDoubt.empty()) {
+        id.scriptDoubt =
+            "its script changed after the program started, so what it runs is not "
+            "known; restart it for an approval to apply";
+      }
+    }
+  }
+  auto scriptHash = hasher_.sha256OfFdOrQueue(file.get());
+  if (!scriptHash && scriptHash.error().code == Errc::Pending) return scriptHash.error();
+  id.scriptSha256 = scriptHash ? std::move(*scriptHash) : std::string{};
+  return {};
 }
 
 std::vector<int> ProcessResolver::otherHolders(int pid, std::uint64_t inode) {

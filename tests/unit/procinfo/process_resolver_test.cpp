@@ -1,8 +1,10 @@
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 
 #include "fake_proc.hpp"
@@ -12,6 +14,7 @@ namespace mailguard::procinfo {
 namespace {
 
 using fake::FakeProcess;
+using fake::writeFile;
 
 constexpr const char* kSha256Abc =
     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
@@ -359,6 +362,75 @@ TEST_F(ProcessResolverTest, ResolvesARelativeScriptAgainstTheWorkingDirectory) {
   EXPECT_EQ(info->identity.scriptSha256, kSha256Abc);
   EXPECT_FALSE(info->identity.deleted);
   EXPECT_FALSE(info->identity.pathTrusted);
+  // The path is only shown: a chdir after the interpreter opened the name would make it
+  // another file, so no approval may rest on it.
+  EXPECT_THAT(info->identity.scriptDoubt, ::testing::HasSubstr("relative path (./sub/../bot.py)"));
+}
+
+TEST_F(ProcessResolverTest, AnAbsoluteScriptInOurOwnViewIsNotInDoubt) {
+  const auto python = tree_.addFile("usr/bin/python3", "py");
+  const auto script = tree_.addFile("srv/news.py", "abc");
+  tree_.add(
+      81,
+      FakeProcess{
+          .name = "python3", .cmdline = {"python3", script.string()}, .exe = python, .cwd = "/"});
+  const auto info = resolver_.describe(81);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->identity.scriptDoubt, "");
+  EXPECT_FALSE(info->identity.foreignView);
+  EXPECT_EQ(info->identity.scriptSha256, kSha256Abc);
+}
+
+TEST_F(ProcessResolverTest, ReadsTheScriptOfAnotherMountNamespaceThroughItsOwnRoot) {
+  const auto python = tree_.addFile("usr/bin/python3", "py");
+  const auto ours = tree_.addFile("srv/news.py", "abc");
+  // What the process sees at the same path: another file, and an absolute symlink that
+  // must resolve inside its root, not in guardd's.
+  tree_.addFile("theirs/bot/code.py", "bot code");
+  std::filesystem::create_directories(tree_.files() / "theirs" /
+                                      ours.parent_path().relative_path());
+  std::filesystem::create_symlink("/bot/code.py", tree_.files() / "theirs" / ours.relative_path());
+  tree_.add(
+      82, FakeProcess{
+              .name = "python3", .cmdline = {"python3", ours.string()}, .exe = python, .cwd = "/"});
+  std::filesystem::create_directories(tree_.proc() / "82/ns");
+  std::filesystem::create_symlink("mnt:[4026532001]", tree_.proc() / "82/ns/mnt");
+  std::filesystem::create_symlink(tree_.files() / "theirs", tree_.proc() / "82/root");
+  std::filesystem::create_directories(tree_.proc() / "self/ns");
+  std::filesystem::create_symlink("mnt:[4026531841]", tree_.proc() / "self/ns/mnt");
+  std::filesystem::create_symlink("/", tree_.proc() / "self/root");
+  const auto info = resolver_.describe(82);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_TRUE(info->identity.foreignView);
+  EXPECT_FALSE(info->identity.pathTrusted);
+  EXPECT_EQ(info->identity.scriptPath, ours.string());
+  EXPECT_EQ(info->identity.scriptSha256,
+            FileHasher().sha256OfPath(tree_.files() / "theirs/bot/code.py").value());
+}
+
+TEST_F(ProcessResolverTest, DoubtsAScriptChangedAfterTheProcessStarted) {
+  const auto python = tree_.addFile("usr/bin/python3", "py");
+  const auto script = tree_.addFile("srv/late.py", "abc");
+  // Started 10 s after a boot an hour ago; the script's inode changed just now.
+  tree_.add(83, FakeProcess{.name = "python3",
+                            .startTime = 1000,
+                            .cmdline = {"python3", script.string()},
+                            .exe = python,
+                            .cwd = "/"});
+  const auto boot = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count() -
+                    3600;
+  writeFile(tree_.proc() / "stat", "cpu  1 2 3\nbtime " + std::to_string(boot) + "\nprocesses 9\n");
+  const auto info = resolver_.describe(83);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_THAT(info->identity.scriptDoubt,
+              ::testing::HasSubstr("changed after the program started"));
+  // Started after the change: no doubt.
+  writeFile(tree_.proc() / "stat", "cpu  1 2 3\nbtime " + std::to_string(boot + 3600) + "\n");
+  const auto later = resolver_.describe(83);
+  ASSERT_TRUE(later) << later.error().message;
+  EXPECT_EQ(later->identity.scriptDoubt, "");
 }
 
 TEST_F(ProcessResolverTest, RecordsTheRealPathOfAScriptReachedThroughASymlink) {

@@ -185,6 +185,48 @@ TEST(PolicyDecision, DoesNotApproveACopyOfAnApprovedProgramElsewhere) {
 
 // what an identity attack looks like in the record, since the attempt
 // keeps only the path and the reason.
+TEST(PolicyDecision, NoApprovalAppliesToAScriptInDoubtEvenWithTheSameHash) {
+  const ProgramIdentity approved = script("/srv/news.py", kHashB);
+  ProgramIdentity doubted = approved;
+  doubted.scriptDoubt = "its script is named by a relative path (news.py)";
+  const Decision d = decide(doubted, false, {ruleFor(4, RuleAction::Approve, approved)});
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_THAT(d.reason, HasSubstr("does not apply: its script is named by a relative path"));
+  EXPECT_EQ(d.ruleId, std::optional<std::int64_t>{4});
+  EXPECT_EQ(stateOf(doubted, false, {ruleFor(4, RuleAction::Approve, approved)}),
+            ProgramState::Pending);
+}
+
+TEST(PolicyDecision, ADenialStillAppliesToAScriptInDoubt) {
+  ProgramIdentity doubted = script("/srv/news.py", kHashB);
+  doubted.scriptDoubt = "its script changed after the program started";
+  EXPECT_EQ(decide(doubted, false, {ruleFor(5, RuleAction::Deny, doubted)}).verdict,
+            Verdict::Reject);
+}
+
+TEST(PolicyDecision, AScriptInDoubtWithNoApprovalSaysWhyInItsNote) {
+  ProgramIdentity doubted = script("/home/ann/bot.py", kHashC);
+  doubted.scriptDoubt = "its script changed after the program started";
+  const Decision d = decide(doubted, false, {});
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_THAT(d.reason, HasSubstr("not approved yet (its script changed after"));
+}
+
+TEST(PolicyDecision, AScriptSeenThroughAnotherMountNamespaceNeedsTheApprovedContent) {
+  const ProgramIdentity approved = script("/srv/news.py", kHashB);
+  ProgramIdentity other = script("/srv/news.py", kHashC);
+  other.foreignView = true;
+  other.pathTrusted = false;
+  const Decision held = decide(other, false, {ruleFor(6, RuleAction::Approve, approved)});
+  EXPECT_EQ(held.verdict, Verdict::Hold);
+  EXPECT_THAT(held.reason, HasSubstr("another mount namespace"));
+  ProgramIdentity same = approved;
+  same.foreignView = true;
+  same.pathTrusted = false;
+  EXPECT_EQ(decide(same, false, {ruleFor(6, RuleAction::Approve, approved)}).verdict,
+            Verdict::Allow);
+}
+
 TEST(PolicyDecision, NamesADeletedUnapprovedExecutableInTheReason) {
   ProgramIdentity bot = program("/home/u/bin/client", kHashC);
   bot.deleted = true;

@@ -19,6 +19,14 @@ struct ProgramIdentity {
   // The file (and script, if any) and every parent directory are root-owned and not
   // writable by group or others: only then may a path-only approval apply.
   bool pathTrusted = false;
+  // Why the script named on the command line may not be what the interpreter runs: named
+  // by a relative path (a chdir after opening makes it another file), or changed since
+  // the process started. Non-empty: no approval applies, even one with the same hash,
+  // since the hash was taken of a file the process may never have read.
+  std::string scriptDoubt;
+  // The process sees the filesystem through another mount namespace or root; its script
+  // was read through its own view (/proc/PID/root), and its path proves nothing here.
+  bool foreignView = false;
 
   [[nodiscard]] bool isInterpreted() const { return !scriptPath.empty(); }
   // "path" or "path script", for messages and logs.

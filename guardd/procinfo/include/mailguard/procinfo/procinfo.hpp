@@ -227,6 +227,10 @@ class ProcessResolver {
   std::optional<int> findFd(int pid, std::uint64_t inode, Owner* owner);
   void remember(int pid, int fd, std::uint64_t inode);
   Result<ProcessInfo> describeFully(int pid, std::uint64_t startTime, Described* fill);
+  // The script part of an interpreter's identity: which file, its hash, and why it may not
+  // be what runs (rules::ProgramIdentity::scriptDoubt, foreignView).
+  Result<void> describeScript(const std::string& dir, const std::string& script,
+                              std::uint64_t startTime, rules::ProgramIdentity& id);
   const ProcFs& proc_;
   FileHasher& hasher_;
   std::vector<Owner> recent_;  // most recent first, bounded
