@@ -358,14 +358,14 @@ void Guard::Impl::identityFor(const ProgramRef& ref, Done<ProgramIdentity> done)
 // The rule and the program's row are one transaction: an approval reported done is a
 // listed, approved program after any crash.
 void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action, Done<ProgramView> done,
-                          ApproveOptions options) {
-  for (const auto& name : options.allowEnv) {
+                          ApproveOptions approval) {
+  for (const auto& name : approval.allowEnv) {
     if (!rules::isCodeLoadingName(name)) {
       return done(invalidArgument("'" + name + "' is not a code-loading variable or option"));
     }
   }
-  identityFor(ref, [this, action, allowEnv = std::move(options.allowEnv),
-                    onlyTo = std::move(options.onlyTo),
+  identityFor(ref, [this, action, allowEnv = std::move(approval.allowEnv),
+                    onlyTo = std::move(approval.onlyTo),
                     done = std::move(done)](Result<ProgramIdentity> resolved) mutable {
     if (!resolved) return done(resolved.error());
     const auto identity = resolved.value();

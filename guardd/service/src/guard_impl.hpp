@@ -81,7 +81,7 @@ struct Guard::Impl {
   Result<Named> named(const ProgramRef& ref);
   void identityFor(const ProgramRef& ref, Done<rules::ProgramIdentity> done);
   void setRule(const ProgramRef& ref, rules::RuleAction action, Done<ProgramView> done,
-               ApproveOptions options = {});
+               ApproveOptions approval = {});
   void forget(const ProgramRef& ref, Done<bool> done);
 };
 
