@@ -240,6 +240,10 @@ bool namesSecret(std::string_view name) {
   return std::any_of(ws.begin(), ws.end(), secretWord);
 }
 
+bool mayReadCommandLine(std::uint32_t callerUid, std::uint32_t programUid) {
+  return callerUid == 0 || callerUid == programUid;
+}
+
 std::vector<std::string> maskSecrets(std::vector<std::string> argv) {
   const auto client = clientOf(argv);
   maskArgs(argv, client);

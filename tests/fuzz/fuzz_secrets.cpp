@@ -33,8 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto planted = argv;
   planted.insert(planted.end(), {"--auth-password", "pl4nted", "--pass=pl4nted"});
   const auto out = rules::maskSecrets(planted);
-  for (const auto& a : out) {
-    if (a.find("pl4nted") != std::string::npos) std::abort();
-  }
+  const auto n = out.size();
+  if (out[n - 2] != rules::kMaskedSecret || out[n - 1] != "--pass=***") std::abort();
   return 0;
 }

@@ -13,10 +13,12 @@ using Argv = std::vector<std::string>;
 TEST(MaskSecrets, MasksLongPasswordOptionsSeparateAndAttached) {
   EXPECT_EQ(maskSecrets({"swaks", "--auth-password", "s3cret", "--to", "a@b.example"}),
             (Argv{"swaks", "--auth-password", "***", "--to", "a@b.example"}));
-  EXPECT_EQ(maskSecrets({"swaks", "--auth-password=s3cret"}), (Argv{"swaks", "--auth-password=***"}));
+  EXPECT_EQ(maskSecrets({"swaks", "--auth-password=s3cret"}),
+            (Argv{"swaks", "--auth-password=***"}));
   EXPECT_EQ(maskSecrets({"tool", "--pass", "x"}), (Argv{"tool", "--pass", "***"}));
   EXPECT_EQ(maskSecrets({"tool", "--passwd=x"}), (Argv{"tool", "--passwd=***"}));
-  EXPECT_EQ(maskSecrets({"tool", "--smtp-password", "x"}), (Argv{"tool", "--smtp-password", "***"}));
+  EXPECT_EQ(maskSecrets({"tool", "--smtp-password", "x"}),
+            (Argv{"tool", "--smtp-password", "***"}));
   EXPECT_EQ(maskSecrets({"openssl", "-pass", "pass:x"}), (Argv{"openssl", "-pass", "***"}));
   EXPECT_EQ(maskSecrets({"msmtp", "--passwordeval=echo s3cret"}),
             (Argv{"msmtp", "--passwordeval=***"}));
@@ -109,9 +111,18 @@ TEST(MaskCommandLine, IsIdempotent) {
   }
 }
 
+TEST(MayReadCommandLine, OnlyRootAndTheUserWhoRanIt) {
+  EXPECT_TRUE(mayReadCommandLine(0, 1000));
+  EXPECT_TRUE(mayReadCommandLine(1000, 1000));
+  EXPECT_TRUE(mayReadCommandLine(0, 0));
+  EXPECT_FALSE(mayReadCommandLine(1000, 0));
+  EXPECT_FALSE(mayReadCommandLine(65534, 1000));
+}
+
 TEST(NamesSecret, TellsPasswordNamesFromOthers) {
-  for (const char* yes : {"--password", "pass", "--auth-password", "smtp_pass", "PASSWORD",
-                          "--passphrase", "client-secret", "smtp-auth-password", "--passwordeval"}) {
+  for (const char* yes :
+       {"--password", "pass", "--auth-password", "smtp_pass", "PASSWORD", "--passphrase",
+        "client-secret", "smtp-auth-password", "--passwordeval"}) {
     EXPECT_TRUE(namesSecret(yes)) << yes;
   }
   for (const char* no : {"--port", "--passive-ftp", "--password-file", "--no-password", "user",

@@ -2,6 +2,7 @@
 // Password-like values in command lines, masked before anything is stored, logged or
 // sent over the bus: a stored command line is readable for months, and on a shared PC
 // by people other than the one who typed it.
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,11 @@ std::vector<std::string> maskSecrets(std::vector<std::string> argv);
 // each space-separated word is taken as one argument. An argument that held spaces
 // itself ("-e 'set smtp_pass=a b'") may keep the part after its first space.
 std::string maskCommandLine(std::string_view commandLine);
+
+// Whether a caller may read the command line (and environment) of a process that ran as
+// programUid: root, and the user who ran it. Command lines hold what users type,
+// passwords the masking missed among it.
+bool mayReadCommandLine(std::uint32_t callerUid, std::uint32_t programUid);
 
 // True when an option or KEY=VALUE key (leading dashes allowed) names a secret value.
 bool namesSecret(std::string_view name);
