@@ -21,7 +21,7 @@ using Program = sdbus::Struct<std::int64_t,   // id
                               std::int64_t,   // last_attempt, us since the epoch
                               std::int64_t>;  // first_seen, us since the epoch
 
-// (xxiussssqsqssx)
+// (xxiussssqsqssxs)
 using Attempt = sdbus::Struct<std::int64_t,   // id
                               std::int64_t,   // time, us since the epoch
                               std::int32_t,   // pid
@@ -35,7 +35,8 @@ using Attempt = sdbus::Struct<std::int64_t,   // id
                               std::uint16_t,  // dst_port
                               std::string,    // verdict
                               std::string,    // reason
-                              std::int64_t>;  // program_id, 0 when unattributed
+                              std::int64_t,   // program_id, 0 when unattributed
+                              std::string>;   // cmdline_hidden, "" when cmdline is given
 
 // (xxxsussasbs): an alert of the zombie detector.
 using Alert = sdbus::Struct<std::int64_t,              // id
