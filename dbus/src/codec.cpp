@@ -52,8 +52,9 @@ Program decode(const wire::Program& w) {
 }
 
 wire::Attempt encode(const Attempt& a) {
-  return wire::Attempt{a.id,  a.timeUs,  a.pid, a.uid,     a.path,    a.scriptPath, a.cmdline,
-                       a.src, a.srcPort, a.dst, a.dstPort, a.verdict, a.reason,     a.programId};
+  return wire::Attempt{a.id,         a.timeUs,  a.pid,    a.uid,       a.path,
+                       a.scriptPath, a.cmdline, a.src,    a.srcPort,   a.dst,
+                       a.dstPort,    a.verdict, a.reason, a.programId, a.cmdlineHidden};
 }
 
 Attempt decode(const wire::Attempt& w) {
@@ -72,6 +73,7 @@ Attempt decode(const wire::Attempt& w) {
   a.verdict = w.get<11>();
   a.reason = w.get<12>();
   a.programId = w.get<13>();
+  a.cmdlineHidden = w.get<14>();
   return a;
 }
 

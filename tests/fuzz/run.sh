@@ -22,7 +22,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 all=(fuzz_settings fuzz_packet fuzz_proc fuzz_identity fuzz_validate fuzz_nflog fuzz_nft_events
-  fuzz_conntrack)
+  fuzz_conntrack fuzz_secrets)
 [[ ${#targets[@]} -eq 0 ]] && targets=("${all[@]}")
 
 build=build/fuzz

@@ -196,6 +196,7 @@ json toJson(const dbus::Attempt& a) {
               {"reason", a.reason},
               {"script_path", a.scriptPath.empty() ? json(nullptr) : json(a.scriptPath)},
               {"cmdline", a.cmdline},
+              {"cmdline_hidden", a.cmdlineHidden.empty() ? json(nullptr) : json(a.cmdlineHidden)},
               {"src", a.src},
               {"src_port", a.srcPort},
               {"program_id", a.programId == 0 ? json(nullptr) : json(a.programId)}};
@@ -263,15 +264,29 @@ std::string programsTable(const std::vector<dbus::Program>& programs) {
   return alignTable(rows);
 }
 
+std::string commandText(const dbus::Attempt& a) {
+  if (!a.cmdlineHidden.empty()) return "(hidden: " + a.cmdlineHidden + ")";
+  return a.cmdline.empty() ? std::string("-") : a.cmdline;
+}
+
 std::string attemptsTable(const std::vector<dbus::Attempt>& attempts) {
   if (attempts.empty()) return "No attempts match.\n";
+  // Whole command lines (up to 4 KiB) are in --json; a table row keeps the start.
+  constexpr std::size_t kCommandWidth = 60;
   std::vector<std::vector<std::string>> rows{
-      {"ID", "TIME", "VERDICT", "PID", "UID", "DESTINATION", "PROGRAM", "REASON"}};
+      {"ID", "TIME", "VERDICT", "PID", "UID", "DESTINATION", "PROGRAM", "COMMAND", "REASON"}};
   for (const auto& a : attempts) {
+    std::string command = commandText(a);
+    if (command.size() > kCommandWidth) {
+      std::size_t n = kCommandWidth - 3;
+      while (n > 0 && (static_cast<unsigned char>(command[n]) & 0xC0U) == 0x80U) --n;
+      command = command.substr(0, n) + "...";
+    }
     rows.push_back({std::to_string(a.id), localTime(a.timeUs), a.verdict,
                     a.pid == 0 ? "-" : std::to_string(a.pid), std::to_string(a.uid),
                     endpoint(a.dst, a.dstPort),
-                    a.path.empty() ? "(unknown)" : identityText(a.path, a.scriptPath), a.reason});
+                    a.path.empty() ? "(unknown)" : identityText(a.path, a.scriptPath), command,
+                    a.reason});
   }
   return alignTable(rows);
 }

@@ -28,6 +28,8 @@ std::string statusText(const dbus::Status& s);
 std::string programsTable(const std::vector<dbus::Program>& programs);
 std::string attemptsTable(const std::vector<dbus::Attempt>& attempts);
 std::string rulesTable(const std::vector<dbus::Rule>& rules);
+// The command line, "(hidden: another user's)" when guardd withheld it, "-" when none.
+std::string commandText(const dbus::Attempt& a);
 std::string programLine(const dbus::Program& p);  // "program 3 (/usr/bin/msmtp) is approved"
 std::string attemptLine(const dbus::Attempt& a);  // one line for `guardctl watch`
 

@@ -4,7 +4,9 @@
 #include <chrono>
 #include <string>
 
+#include "mailguard/dbus/names.hpp"
 #include "mailguard/rules/policy.hpp"
+#include "mailguard/rules/secrets.hpp"
 
 namespace mailguard::bus {
 namespace {
@@ -50,6 +52,22 @@ dbus::Attempt toDbus(const store::AttemptRecord& a) {
   out.verdict = std::string(rules::toString(a.verdict));
   out.reason = a.reason;
   out.programId = a.programId.value_or(0);
+  return out;
+}
+
+dbus::Attempt toDbusFor(const store::AttemptRecord& a, std::uint32_t callerUid) {
+  auto out = toDbus(a);
+  if (!rules::mayReadCommandLine(callerUid, a.uid)) {
+    out.cmdline.clear();
+    out.cmdlineHidden = dbus::kCmdlineOtherUser;
+  }
+  return out;
+}
+
+dbus::Attempt toDbusBroadcast(const store::AttemptRecord& a) {
+  auto out = toDbus(a);
+  out.cmdline.clear();
+  out.cmdlineHidden = dbus::kCmdlineNotLive;
   return out;
 }
 

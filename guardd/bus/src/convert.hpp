@@ -15,6 +15,11 @@ std::int64_t micros(TimePoint t);
 
 dbus::Program toDbus(const service::ProgramView& p);
 dbus::Attempt toDbus(const store::AttemptRecord& a);
+// As the caller with callerUid may see it: without the command line unless the caller is
+// root or ran the program (cmdline_hidden then says so).
+dbus::Attempt toDbusFor(const store::AttemptRecord& a, std::uint32_t callerUid);
+// For AttemptRecorded, which every local user receives: never with the command line.
+dbus::Attempt toDbusBroadcast(const store::AttemptRecord& a);
 dbus::Alert toDbus(const store::AlertRecord& a);
 dbus::Status toDbus(const service::StatusInfo& s);
 dbus::FirewallStatus toDbus(const service::FirewallInfo& info);

@@ -143,7 +143,7 @@ GuardObject::~GuardObject() {
 }
 
 void GuardObject::emitAttempt(const store::AttemptRecord& a) {
-  emitAttemptRecorded(codec::encode(toDbus(a)));
+  emitAttemptRecorded(codec::encode(toDbusBroadcast(a)));
 }
 void GuardObject::emitProgram(const service::ProgramView& p) {
   emitProgramChanged(encodeProgram(p));
@@ -202,7 +202,14 @@ std::vector<dbus::wire::Attempt> GuardObject::Attempts(
   if (!query) throw toDbusError(query.error());
   auto records = guard_.attempts(*query);
   if (!records) throw toDbusError(records.error());
-  return codec::encodeAll(toDbusAll(*records));
+  // The bus daemon's record of the sender (SO_PEERCRED at connect), not a claim of the
+  // caller's.
+  const auto uid =
+      static_cast<std::uint32_t>(getObject().getCurrentlyProcessedMessage()->getCredsUid());
+  std::vector<dbus::wire::Attempt> out;
+  out.reserve(records->size());
+  for (const auto& r : *records) out.push_back(codec::encode(toDbusFor(r, uid)));
+  return out;
 }
 
 void GuardObject::Approve(sdbus::Result<dbus::wire::Program>&& result, std::string target,

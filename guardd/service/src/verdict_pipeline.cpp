@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "mailguard/rules/secrets.hpp"
 #include "mailguard/rules/verdict.hpp"
 #include "mailguard/service/log.hpp"
 
@@ -282,7 +283,8 @@ void VerdictPipeline::record(const rules::ConnectionTuple& tuple, std::uint32_t 
     attempt.uid = process.uid;
     attempt.path = process.identity.path;
     attempt.scriptPath = process.identity.scriptPath;
-    attempt.cmdline = joinCmdline(process.cmdline);
+    // Masked here, before the attempt goes to the store, the log and the bus.
+    attempt.cmdline = joinCmdline(rules::maskSecrets(process.cmdline));
   }
   if (program != nullptr) {
     attempt.programId = program->id;

@@ -14,7 +14,7 @@ namespace {
 // Schema migrations: entry i moves user_version i to i + 1. Append only; never edit a
 // released entry. Text columns are NOT NULL with '' for "none" so that the UNIQUE
 // constraints compare them (SQLite treats NULLs as distinct in UNIQUE).
-constexpr std::array<const char*, 5> kMigrations = {
+constexpr std::array<const char*, 6> kMigrations = {
     R"sql(
 CREATE TABLE programs(
   id INTEGER PRIMARY KEY,
@@ -137,9 +137,20 @@ ALTER TABLE rules ADD COLUMN only_to TEXT NOT NULL DEFAULT '';
     R"sql(
 ALTER TABLE rules ADD COLUMN allow_env TEXT NOT NULL DEFAULT '';
 )sql",
+    // 5 -> 6: command lines stored before guardd masked passwords in them, masked now
+    // (mailguard_mask_cmdline is registered by Database::open). secure_delete zeroes the
+    // old text in the pages it leaves instead of keeping it as free space; the WAL is
+    // truncated after the migration commits.
+    R"sql(
+PRAGMA secure_delete = ON;
+UPDATE attempts SET cmdline = mailguard_mask_cmdline(cmdline)
+  WHERE cmdline <> mailguard_mask_cmdline(cmdline);
+PRAGMA secure_delete = OFF;
+)sql",
 };
 
-Result<void> migrate(Database& db) {
+// True when it changed the schema.
+Result<bool> migrate(Database& db) {
   auto tx = Transaction::begin(db);
   if (!tx) return tx.error();
   auto version = db.queryInteger("PRAGMA user_version");
@@ -156,7 +167,8 @@ Result<void> migrate(Database& db) {
     const std::string set = "PRAGMA user_version = " + std::to_string(known);
     if (auto r = db.exec(set.c_str()); !r) return r.error();
   }
-  return tx->commit();
+  if (auto r = tx->commit(); !r) return r.error();
+  return *version < known;
 }
 
 Result<void> makeStateDir(const std::filesystem::path& dir) {
@@ -177,7 +189,14 @@ Result<Database> openStateDatabase(const std::filesystem::path& stateDir, Sync s
   if (!db) return db.error();
   // Migrating twice (reader and writer, either first) is harmless: the second finds the
   // schema current under the same write lock.
-  if (auto r = migrate(*db); !r) return failure("open", db->path(), r.error().message);
+  auto migrated = migrate(*db);
+  if (!migrated) return failure("open", db->path(), migrated.error().message);
+  if (*migrated) {
+    // The WAL still holds pages from before (a migration may have rewritten what must not
+    // stay readable): copied back and cut to nothing. When another connection is busy
+    // it is only partly done, and the next automatic checkpoint overwrites the rest.
+    (void)db->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
   return db;
 }
 

@@ -1,8 +1,27 @@
 #include "sqlite.hpp"
 
+#include <string>
 #include <utility>
 
+#include "mailguard/rules/secrets.hpp"
+
 namespace mailguard::store::sql {
+namespace {
+
+// mailguard_mask_cmdline(TEXT): rules::maskCommandLine, for the migration that masks
+// command lines stored before guardd masked them. NULL and non-text pass through.
+void maskCmdlineFunction(sqlite3_context* ctx, int /*argc*/, sqlite3_value** argv) {
+  if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
+    sqlite3_result_value(ctx, argv[0]);
+    return;
+  }
+  const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
+  const auto size = static_cast<std::size_t>(sqlite3_value_bytes(argv[0]));
+  const std::string masked = rules::maskCommandLine(std::string_view(text, size));
+  sqlite3_result_text64(ctx, masked.data(), masked.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+}
+
+}  // namespace
 
 Statement::Statement(sqlite3* db, StmtPtr owned) : db_(db), owned_(std::move(owned)) {}
 Statement::Statement(sqlite3* db, sqlite3_stmt* borrowed) : db_(db), borrowed_(borrowed) {}
@@ -84,6 +103,13 @@ Result<Database> Database::open(const std::filesystem::path& file, Sync sync) {
   }
   sqlite3_extended_result_codes(handle.get(), 1);
   sqlite3_busy_timeout(handle.get(), kBusyTimeoutMs);
+  if (const int frc =
+          sqlite3_create_function_v2(handle.get(), "mailguard_mask_cmdline", 1,
+                                     SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
+                                     nullptr, maskCmdlineFunction, nullptr, nullptr, nullptr);
+      frc != SQLITE_OK) {
+    return failure("open", file, sqlite3_errmsg(handle.get()));
+  }
   Database db(std::move(handle), file);
   {
     auto mode = db.prepare("PRAGMA journal_mode = WAL");

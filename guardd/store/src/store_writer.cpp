@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "mailguard/rules/code_loading.hpp"
+#include "mailguard/rules/secrets.hpp"
 #include "mailguard/store/store.hpp"
 #include "rows.hpp"
 #include "sqlite.hpp"
@@ -242,6 +243,9 @@ Result<void> StoreWriter::Impl::writeBatch(Batch& batch) {
           "  ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
       if (!stmt) return stmt.error();
       for (const auto& a : batch.attempts) {
+        // guardd masks before it records; this keeps the store's promise for any other
+        // writer of attempts.
+        const std::string cmdline = rules::maskCommandLine(a.cmdline);
         stmt->reset();
         stmt->bind(1, toMicros(a.time))
             .bind(2, a.programId)
@@ -249,7 +253,7 @@ Result<void> StoreWriter::Impl::writeBatch(Batch& batch) {
             .bind(4, std::int64_t{a.uid})
             .bind(5, a.path)
             .bind(6, a.scriptPath)
-            .bind(7, boundedCmdline(a.cmdline))
+            .bind(7, boundedCmdline(cmdline))
             .bind(8, a.src)
             .bind(9, std::int64_t{a.srcPort})
             .bind(10, a.dst)

@@ -41,6 +41,39 @@ TEST(Convert, ProgramViewKeepsItsIdentityStateAndTimes) {
   EXPECT_EQ(p.firstSeenUs, 10);
 }
 
+store::AttemptRecord attemptOf(std::uint32_t uid) {
+  store::AttemptRecord a;
+  a.id = 5;
+  a.pid = 4242;
+  a.uid = uid;
+  a.path = "/usr/bin/swaks";
+  a.cmdline = "swaks --auth-password *** --to bob@example.org";
+  return a;
+}
+
+TEST(Convert, GivesTheCommandLineOnlyToRootAndToTheUserWhoRanIt) {
+  for (const std::uint32_t caller : {0U, 1000U}) {
+    const auto own = toDbusFor(attemptOf(1000), caller);
+    EXPECT_EQ(own.cmdline, "swaks --auth-password *** --to bob@example.org") << caller;
+    EXPECT_EQ(own.cmdlineHidden, "") << caller;
+  }
+  for (const std::uint32_t caller : {1001U, 65534U}) {
+    const auto other = toDbusFor(attemptOf(1000), caller);
+    EXPECT_EQ(other.cmdline, "") << caller;
+    EXPECT_EQ(other.cmdlineHidden, dbus::kCmdlineOtherUser) << caller;
+    EXPECT_EQ(other.path, "/usr/bin/swaks") << "the rest stays readable";
+    EXPECT_EQ(other.pid, 4242);
+  }
+  EXPECT_EQ(toDbusFor(attemptOf(0), 1000).cmdline, "") << "root's, to a user";
+}
+
+TEST(Convert, LiveUpdatesThatEveryUserReceivesCarryNoCommandLine) {
+  const auto live = toDbusBroadcast(attemptOf(1000));
+  EXPECT_EQ(live.cmdline, "");
+  EXPECT_EQ(live.cmdlineHidden, dbus::kCmdlineNotLive);
+  EXPECT_EQ(live.id, 5);
+}
+
 TEST(Convert, StatusKeepsTheBackendTheAttributionAndTheCounters) {
   service::StatusInfo s;
   s.enforcing = true;

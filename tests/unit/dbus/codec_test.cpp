@@ -48,7 +48,8 @@ TEST(WireCodec, AttemptRoundTripsEveryField) {
                   25,
                   "hold",
                   "unknown program",
-                  9};
+                  9,
+                  "another user's"};
   const auto b = codec::decode(codec::encode(a));
   EXPECT_EQ(b.id, a.id);
   EXPECT_EQ(b.timeUs, a.timeUs);
@@ -64,6 +65,7 @@ TEST(WireCodec, AttemptRoundTripsEveryField) {
   EXPECT_EQ(b.verdict, a.verdict);
   EXPECT_EQ(b.reason, a.reason);
   EXPECT_EQ(b.programId, a.programId);
+  EXPECT_EQ(b.cmdlineHidden, a.cmdlineHidden);
 }
 
 TEST(WireCodec, AlertRoundTripsAndTakesItsKindFromTheEvidence) {

@@ -96,6 +96,18 @@ class PipelineTest : public ::testing::Test {
   }
 };
 
+TEST_F(PipelineTest, RecordsAndSignalsTheCommandLineWithItsPasswordsMasked) {
+  auto p = process(kClient, sha('c'));
+  p.cmdline = {"msmtp", "--passwordeval=echo s3cret", "smtps://me:s3cret@h", "bob@example.org"};
+  attribution.bySourcePort[40001] = p;
+  decide(1, 40001);
+  ASSERT_EQ(records.attempts.size(), 1U);
+  EXPECT_EQ(records.attempts[0].cmdline,
+            "msmtp --passwordeval=*** smtps://me:***@h bob@example.org");
+  ASSERT_EQ(signalled.size(), 1U);
+  EXPECT_EQ(signalled[0].cmdline, records.attempts[0].cmdline);
+}
+
 TEST_F(PipelineTest, HoldsAnUnknownProgramThenAllowsItsRetryOnceApproved) {
   attribution.bySourcePort[40001] = process(kClient, sha('c'));
   EXPECT_EQ(decide(1, 40001), PacketVerdict::Drop);

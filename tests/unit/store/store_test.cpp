@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <csignal>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "store_test_util.hpp"
@@ -140,7 +142,7 @@ TEST(SqliteStore, CreatesStateDirAndSchemaAndKeepsDataAcrossReopen) {
   EXPECT_EQ(all[0].reason, expected.reason);
 
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "5");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "6");
 }
 
 TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
@@ -153,7 +155,65 @@ TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
   auto s = openStore(dir);
   EXPECT_EQ(count(*s), 1);
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "5");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "6");
+}
+
+// Every byte of the database and its WAL (and shm), as one string.
+std::string filesOf(const std::filesystem::path& db) {
+  std::string all;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::ifstream in(db.string() + suffix, std::ios::binary);
+    all += std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  return all;
+}
+
+TEST(SqliteStore, MasksPasswordsInCommandLinesItIsGiven) {
+  TempDir tmp;
+  auto w = startWriter(tmp.path());
+  auto a = attempt();
+  a.cmdline = "/usr/bin/swaks --auth-password s3cret -ap s3cret --to bob@example.org";
+  write(*w, numbered({a}));
+  auto s = openStore(tmp.path());
+  const auto rows = query(*s, AttemptQuery{});
+  ASSERT_EQ(rows.size(), 1U);
+  EXPECT_EQ(rows[0].cmdline, "/usr/bin/swaks --auth-password *** -ap *** --to bob@example.org");
+  w.reset();
+  s.reset();
+  EXPECT_EQ(filesOf(tmp.path() / "mailguard.db").find("s3cret"), std::string::npos);
+}
+
+TEST(SqliteStore, MigrationMasksPasswordsStoredBeforeAndLeavesNoCopyInTheFiles) {
+  TempDir tmp;
+  const auto file = tmp.path() / "mailguard.db";
+  { auto w = startWriter(tmp.path()); }
+  {
+    // A database of the version before, holding what guardd stored unmasked then: one
+    // short row, and one long enough to spill into overflow pages.
+    RawDb raw(file);
+    raw.exec(
+        "ALTER TABLE rules DROP COLUMN only_to; ALTER TABLE rules DROP COLUMN allow_env; "
+        "PRAGMA user_version = 3");
+    raw.exec(
+        "INSERT INTO attempts(time, cmdline, verdict) VALUES(1, 'curl -u me:s3cret "
+        "smtps://me:s3cret@mail.example.org', 'hold'), (2, 'swaks --to a@b.example "
+        "--auth-password s3cret " +
+        std::string(6000, 'x') + "', 'allow'), (3, 'swaks -p 25', 'allow')");
+  }
+  ASSERT_NE(filesOf(file).find("s3cret"), std::string::npos) << "the test's premise";
+  {
+    auto s = openStore(tmp.path());
+    RawDb raw(file);
+    EXPECT_EQ(raw.text("PRAGMA user_version"), "6");
+    EXPECT_EQ(raw.text("SELECT cmdline FROM attempts WHERE time = 1"),
+              "curl -u me:*** smtps://me:***@mail.example.org");
+    EXPECT_EQ(raw.text("SELECT substr(cmdline, 1, 40) FROM attempts WHERE time = 2"),
+              "swaks --to a@b.example --auth-password *");
+    EXPECT_EQ(raw.text("SELECT cmdline FROM attempts WHERE time = 3"), "swaks -p 25");
+    EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");
+    EXPECT_EQ(filesOf(file).find("s3cret"), std::string::npos) << "while open";
+  }
+  EXPECT_EQ(filesOf(file).find("s3cret"), std::string::npos) << "after closing";
 }
 
 TEST(SqliteStore, UsesWriteAheadLogAndPassesIntegrityCheck) {
@@ -256,7 +316,7 @@ TEST(SqliteStore, ARuleFromBeforeAllowEnvAllowsNothing) {
   EXPECT_EQ((*rules)[0].path, "/usr/bin/msmtp");
   EXPECT_TRUE((*rules)[0].allowEnv.empty());
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "5");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "6");
 }
 
 TEST(SqliteStore, AddRuleReplacesTheEarlierRuleForTheSamePathAndScript) {

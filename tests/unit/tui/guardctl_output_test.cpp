@@ -21,6 +21,39 @@ dbus::Status aStatus(std::string attribution) {
   return s;
 }
 
+dbus::Attempt anAttempt(std::string cmdline, std::string hidden) {
+  dbus::Attempt a;
+  a.id = 1;
+  a.pid = 4242;
+  a.uid = 0;
+  a.path = "/usr/bin/swaks";
+  a.dst = "192.0.2.25";
+  a.dstPort = 25;
+  a.verdict = "hold";
+  a.reason = "unknown program";
+  a.cmdline = std::move(cmdline);
+  a.cmdlineHidden = std::move(hidden);
+  return a;
+}
+
+TEST(GuardctlAttempts, ShowsTheCommandLineOrWhyItIsHidden) {
+  const auto table = attemptsTable(
+      {anAttempt("swaks --auth-password *** --to a@b", ""), anAttempt("", "another user's")});
+  EXPECT_NE(table.find("COMMAND"), std::string::npos) << table;
+  EXPECT_NE(table.find("swaks --auth-password *** --to a@b"), std::string::npos) << table;
+  EXPECT_NE(table.find("(hidden: another user's)"), std::string::npos) << table;
+  const auto json = toJson(anAttempt("", "another user's"));
+  EXPECT_EQ(json["cmdline"], "");
+  EXPECT_EQ(json["cmdline_hidden"], "another user's");
+  EXPECT_TRUE(toJson(anAttempt("swaks", ""))["cmdline_hidden"].is_null());
+}
+
+TEST(GuardctlAttempts, CutsALongCommandLineInTheTable) {
+  const auto table = attemptsTable({anAttempt("swaks " + std::string(200, 'x'), "")});
+  EXPECT_EQ(table.find(std::string(100, 'x')), std::string::npos) << table;
+  EXPECT_NE(table.find("xxx..."), std::string::npos) << table;
+}
+
 TEST(GuardctlStatus, SaysWhichAttributionPathIsInForce) {
   const std::string kernel = statusText(aStatus("kernel"));
   EXPECT_NE(kernel.find("\nattribution:     kernel (BPF hooks decide approved connects at "

@@ -145,6 +145,35 @@ TEST(Render, DetailsPaneShowsFullPathHashAndRecentDestinations) {
       << text;
 }
 
+TEST(Render, DetailsPaneSaysWhenGuarddWithheldAnotherUsersCommandLine) {
+  State s = household({80, 24});
+  update(s, KeyPressed{Key::of(KeyCode::Down)});
+  update(s, KeyPressed{Key::of(KeyCode::Enter)});
+  Program longOne = *findProgram(s, 4);
+  auto hidden = attempt(20, longOne, "reject", "192.0.2.1");
+  hidden.cmdline.clear();
+  hidden.cmdlineHidden = "another user's";
+  update(s, ProgramAttemptsLoaded{4, {hidden}});
+  const auto text = render(s, {80, 24}).text();
+  EXPECT_NE(text.find(" command    (hidden: another user's)"), std::string::npos) << text;
+}
+
+TEST(Render, DetailsPaneTakesTheCommandLineFromLoadedAttemptsNotFromLiveOnes) {
+  State s = household({80, 24});
+  Program longOne = *findProgram(s, 4);
+  auto live = attempt(21, longOne, "reject", "192.0.2.1");
+  live.cmdline.clear();
+  live.cmdlineHidden = "not in live updates";
+  update(s, AttemptRecorded{live});
+  update(s, KeyPressed{Key::of(KeyCode::Down)});
+  update(s, KeyPressed{Key::of(KeyCode::Enter)});
+  update(s, ProgramAttemptsLoaded{4, {attempt(20, longOne, "reject", "192.0.2.1")}});
+  ASSERT_NE(render(s, {80, 24}).text().find("program details"), std::string::npos);
+  const auto text = render(s, {80, 24}).text();
+  EXPECT_NE(text.find(" command    /home/alice/.local/share/virtualenvs/"), std::string::npos)
+      << text;
+}
+
 TEST(Render, StatusBarNamesTheAttributionPath) {
   State s = household({80, 24});
   s.status.attribution = "kernel";

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "mailguard/dbus/names.hpp"
 #include "mailguard/tui/text.hpp"
 
 namespace mailguard::tui {
@@ -575,6 +576,13 @@ class Details {
   std::vector<Row> lines_;
 };
 
+// "(hidden: another user's)" when guardd withheld it: guardd gives a command line only to
+// root and to the user who ran the program.
+std::string commandText(const Attempt& a) {
+  if (!a.cmdlineHidden.empty()) return "(hidden: " + a.cmdlineHidden + ")";
+  return a.cmdline;
+}
+
 std::string recentDestinations(const std::vector<Attempt>& attempts) {
   std::vector<std::pair<std::string, int>> counts;  // in order of most recent use
   for (const auto& a : attempts) {
@@ -623,7 +631,13 @@ std::vector<Row> programDetails(const State& s, const Program& p, int width) {
       break;
     }
   }
-  d.add("command", latest ? latest->cmdline : "no attempt in view");
+  // Live updates carry no command line; the program's attempts loaded on request do.
+  const Attempt* withCommand = latest;
+  if (latest != nullptr && latest->cmdlineHidden == dbus::kCmdlineNotLive &&
+      cached != s.programAttempts.end() && !cached->second.empty()) {
+    withCommand = &cached->second.front();
+  }
+  d.add("command", withCommand ? commandText(*withCommand) : "no attempt in view");
   d.add("process",
         (latest && latest->pid > 0 ? "pid " + std::to_string(latest->pid) + "   " : std::string()) +
             "parent: not reported by guardd yet");
@@ -648,7 +662,7 @@ std::vector<Row> attemptDetails(const State& s, const Attempt& a, int width) {
   d.add("reason", a.reason, Style::Normal, 2);
   d.add("program", a.path.empty() ? "(process not found)" : a.path, Style::Normal, 2);
   if (!a.scriptPath.empty()) d.add("script", a.scriptPath, Style::Normal, 2);
-  d.add("command", a.cmdline, Style::Normal, 2);
+  d.add("command", commandText(a), Style::Normal, 2);
   d.add("process", "pid " + (a.pid > 0 ? std::to_string(a.pid) : std::string("unknown")) +
                        "   user " + userName(s, a.uid) + " (uid " + std::to_string(a.uid) + ")");
   d.add("connection", formatEndpoint(a.src, a.srcPort) + " -> " + formatEndpoint(a.dst, a.dstPort));

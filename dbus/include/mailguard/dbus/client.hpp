@@ -73,6 +73,9 @@ struct Attempt {
   std::string verdict;  // "allow", "hold" or "reject"
   std::string reason;
   std::int64_t programId = 0;  // 0 when unattributed
+  // Why cmdline is empty: "" when it is given (masked), else e.g. "another user's": only
+  // root and the uid that ran the program are given its command line.
+  std::string cmdlineHidden;
 };
 
 // A zombie-detector alert, or a mail-server audit finding.

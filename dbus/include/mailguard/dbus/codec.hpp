@@ -24,7 +24,7 @@ using VariantMap = std::map<std::string, sdbus::Variant>;
 wire::Program encode(const Program& p);
 Program decode(const wire::Program& w);
 
-// (xxiussssqsqssx)
+// (xxiussssqsqssxs)
 wire::Attempt encode(const Attempt& a);
 Attempt decode(const wire::Attempt& w);
 

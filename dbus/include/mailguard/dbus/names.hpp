@@ -23,4 +23,8 @@ inline constexpr std::size_t kMaxPathLength = 4096;
 inline constexpr unsigned kMaxAttemptsLimit = 1000;
 inline constexpr unsigned kDefaultAttemptsLimit = 50;
 
+// Attempt.cmdline_hidden: why an attempt comes without its command line.
+inline constexpr const char* kCmdlineOtherUser = "another user's";
+inline constexpr const char* kCmdlineNotLive = "not in live updates";
+
 }  // namespace mailguard::dbus

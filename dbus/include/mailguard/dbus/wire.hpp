@@ -30,7 +30,7 @@ using Rule = sdbus::Struct<std::int64_t,               // id
                            std::string,                // script_sha256
                            std::vector<std::string>>;  // only_to
 
-// (xxiussssqsqssx)
+// (xxiussssqsqssxs)
 using Attempt = sdbus::Struct<std::int64_t,   // id
                               std::int64_t,   // time, us since the epoch
                               std::int32_t,   // pid
@@ -44,7 +44,8 @@ using Attempt = sdbus::Struct<std::int64_t,   // id
                               std::uint16_t,  // dst_port
                               std::string,    // verdict
                               std::string,    // reason
-                              std::int64_t>;  // program_id, 0 when unattributed
+                              std::int64_t,   // program_id, 0 when unattributed
+                              std::string>;   // cmdline_hidden, "" when cmdline is given
 
 // (xxxsussasbs): an alert of the zombie detector.
 using Alert = sdbus::Struct<std::int64_t,              // id
