@@ -19,6 +19,7 @@ struct ProgramIdentity {
   // The file (and script, if any) and every parent directory are root-owned and not
   // writable by group or others: only then may a path-only approval apply.
   bool pathTrusted = false;
+  std::string scriptDoubt;
 
   [[nodiscard]] bool isInterpreted() const { return !scriptPath.empty(); }
   // "path" or "path script", for messages and logs.
