@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -213,7 +214,9 @@ class FakeKernelIdentity final : public KernelIdentity {
   [[nodiscard]] KernelStats stats() const override { return kernelStats; }
   [[nodiscard]] std::string describe() const override { return "fake"; }
   ArgvKey argvKey{0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
-  std::uint64_t recordedSinceNs = 0;
+  // By default no process was started after recording began: a stamp without `argv`
+  // casts no doubt (set it to test one that should have had a record).
+  std::uint64_t recordedSinceNs = std::numeric_limits<std::uint64_t>::max();
   [[nodiscard]] ArgvDigest digestArgv(std::string_view argvArea) const override {
     return argvDigest(argvKey, argvArea);
   }
