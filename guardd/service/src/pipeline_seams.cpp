@@ -47,7 +47,8 @@ std::string argvAreaOf(const std::vector<std::string>& cmdline) {
 }
 
 // Why an interpreter's command line cannot name its script: it is not what exec gave it.
-// Empty when it is, or when nothing was recorded to compare with.
+// Empty when it is, or when the process started before recording began (nothing to
+// compare with). A command line over procinfo's 1 MiB read limit reads as changed.
 std::string commandLineDoubt(const kernel::KernelIdentity& kernel, const kernel::Stamp& stamp,
                              const procinfo::ProcessInfo& process) {
   if (!stamp.argv) {
