@@ -95,6 +95,32 @@ struct {
   __type(value, struct mg_refusal);
 } refusals SEC(".maps");
 
+/* mm pointer -> what exec recorded of its command line (struct mg_argv). Kept per
+ * address space like the taints: exec makes a new one and records it; fork copies the
+ * parent's (the child's argv area is a copy of the parent's memory). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u64);
+  __type(value, struct mg_argv);
+} argvs SEC(".maps");
+
+/* The exec hook's copy of an argv area (one more word: the final, zero-padded one). */
+#define MG_ARGV_WORDS (MG_ARGV_HASH_BOUND / 8)
+struct argv_buf {
+  __u64 w[MG_ARGV_WORDS + 1];
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct argv_buf);
+} argv_scratch SEC(".maps");
+
+/* guardd's secret SipHash key, set before load. Without it a program could choose its
+ * original command line so that the one it rewrites itself to hashes the same. */
+const volatile __u64 argv_key[2] = {0, 0};
+
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 256 * 1024);
@@ -357,15 +383,100 @@ int BPF_PROG(fork_taint, struct task_struct* parent, struct task_struct* child) 
   } else {
     bpf_map_delete_elem(&taints, &cmm);
   }
+  /* The child's argv area is a copy of the parent's memory, rewritten or not: it was
+   * exec'd with the parent's command line. */
+  struct mg_argv* a = bpf_map_lookup_elem(&argvs, &pmm);
+  if (a) {
+    struct mg_argv copy = *a;
+    bpf_map_update_elem(&argvs, &cmm, &copy, BPF_ANY);
+  } else {
+    bpf_map_delete_elem(&argvs, &cmm);
+  }
   return 0;
 }
 
+#define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                     \
+  do {                                                               \
+    v0 += v1;                                                        \
+    v1 = ROTL64(v1, 13);                                             \
+    v1 ^= v0;                                                        \
+    v0 = ROTL64(v0, 32);                                             \
+    v2 += v3;                                                        \
+    v3 = ROTL64(v3, 16);                                             \
+    v3 ^= v2;                                                        \
+    v0 += v3;                                                        \
+    v3 = ROTL64(v3, 21);                                             \
+    v3 ^= v0;                                                        \
+    v2 += v1;                                                        \
+    v1 = ROTL64(v1, 17);                                             \
+    v1 ^= v2;                                                        \
+    v2 = ROTL64(v2, 32);                                             \
+  } while (0)
+
+/* SipHash-2-4 of the first MG_ARGV_HASH_BOUND bytes of the task's argv area, loaded as
+ * native 64-bit words (guardd's argvDigest() does the same on the same machine). Right
+ * after exec the area holds exactly what execve() was given: the kernel copied the
+ * strings there and the program has not run yet, so the pages are present (this hook
+ * cannot fault them in). False when the area cannot be read. */
+static __always_inline bool argv_of(struct mm_struct* mm, struct mg_argv* out) {
+  unsigned long start = BPF_CORE_READ(mm, arg_start), end = BPF_CORE_READ(mm, arg_end);
+  if (end < start) return false;
+  unsigned long len = end - start;
+  __u32 n = len > MG_ARGV_HASH_BOUND ? MG_ARGV_HASH_BOUND : (__u32)len;
+  __u32 zero = 0;
+  struct argv_buf* buf = bpf_map_lookup_elem(&argv_scratch, &zero);
+  if (!buf) return false;
+  __u32 words = n / 8;
+  if (words > MG_ARGV_WORDS) return false;
+  buf->w[words] = 0; /* the final word's bytes past n stay zero */
+  if (n > MG_ARGV_HASH_BOUND) return false;
+  if (bpf_probe_read_user(buf->w, n, (const void*)start) != 0) return false;
+
+  __u64 v0 = 0x736f6d6570736575ULL ^ argv_key[0];
+  __u64 v1 = 0x646f72616e646f6dULL ^ argv_key[1];
+  __u64 v2 = 0x6c7967656e657261ULL ^ argv_key[0];
+  __u64 v3 = 0x7465646279746573ULL ^ argv_key[1];
+  for (__u32 i = 0; i < MG_ARGV_WORDS; i++) {
+    if (i >= words) break;
+    __u64 m = buf->w[i];
+    v3 ^= m;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= m;
+  }
+  __u64 b = ((__u64)n << 56) | buf->w[words];
+  v3 ^= b;
+  SIPROUND;
+  SIPROUND;
+  v0 ^= b;
+  v2 ^= 0xff;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  out->hash = v0 ^ v1 ^ v2 ^ v3;
+  out->len = len > 0xffffffffUL ? 0xffffffffU : (__u32)len;
+  out->known = 1;
+  return true;
+}
+
 /* exec gave the task a fresh mm: start it clean. The mappings exec itself made (the
- * executable and its ELF interpreter) are the approved binary's own choice. */
+ * executable and its ELF interpreter) are the approved binary's own choice. And record
+ * its command line while it is still what execve() was given: a program can rewrite its
+ * argv area later (it is ordinary writable memory; /proc/self/mem writes it too), and
+ * /proc/PID/cmdline then shows the new text. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(exec_taint, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
-  __u64 mm = (__u64)BPF_CORE_READ(p, mm);
-  if (mm) bpf_map_delete_elem(&taints, &mm);
+  struct mm_struct* m = BPF_CORE_READ(p, mm);
+  __u64 mm = (__u64)m;
+  if (!mm) return 0;
+  bpf_map_delete_elem(&taints, &mm);
+  struct mg_argv a = {};
+  if (argv_of(m, &a))
+    bpf_map_update_elem(&argvs, &mm, &a, BPF_ANY);
+  else
+    bpf_map_delete_elem(&argvs, &mm);
   return 0;
 }
 
@@ -379,7 +490,10 @@ static __always_inline void fill_stamp(struct task_struct* task, struct mg_stamp
   /* /proc/PID/stat's start time is the thread group leader's. */
   s->start_boottime = BPF_CORE_READ(task, group_leader, start_boottime);
   if (!exe_key_of(task, &s->key)) __builtin_memset(&s->key, 0, sizeof(s->key));
-  s->taint = taint_of((__u64)BPF_CORE_READ(task, mm));
+  __u64 mm = (__u64)BPF_CORE_READ(task, mm);
+  s->taint = taint_of(mm);
+  struct mg_argv* a = bpf_map_lookup_elem(&argvs, &mm);
+  if (a) s->argv = *a; /* else known = 0: the caller zeroed the stamp */
   /* A tracer attached now (PTRACE_TRACEME before exec, or an attach whose taint the LRU
    * map lost) can still change what this task does. */
   if (BPF_CORE_READ(task, ptrace) != 0) s->taint |= MG_TAINT_TRACED;

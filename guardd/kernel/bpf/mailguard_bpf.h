@@ -28,6 +28,19 @@ struct mg_exe_key {
   __s64 ctime_nsec;
 };
 
+/* What the exec hook recorded of the new program's command line: the argv area
+ * (mm->arg_start..arg_end, the bytes /proc/PID/cmdline gives) as the kernel copied it
+ * there, before the program could write to it. `hash` is SipHash-2-4, keyed with
+ * guardd's secret key (the program cannot make another command line hash the same), of
+ * the first MG_ARGV_HASH_BOUND bytes; `len` the whole area's length. */
+#define MG_ARGV_HASH_BOUND 4096
+
+struct mg_argv {
+  __u64 hash;
+  __u32 len;
+  __u32 known; /* 0: nothing recorded for this address space (see mailguard.bpf.c) */
+};
+
 /* The task that called connect() on a socket left to the queue. */
 struct mg_stamp {
   __u32 tgid;
@@ -38,6 +51,7 @@ struct mg_stamp {
   struct mg_exe_key key;
   __u32 taint;
   __u32 pad;
+  struct mg_argv argv;
 };
 
 /* One connect() to a mail port, as sent through the ring buffer. */

@@ -8,9 +8,11 @@
 #include <linux/magic.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,8 +46,10 @@ namespace mailguard::kernel {
 namespace {
 
 static_assert(sizeof(mg_exe_key) == 32);
-static_assert(sizeof(mg_stamp) == 64);
-static_assert(sizeof(mg_event) == 96);
+static_assert(sizeof(mg_argv) == 16);
+static_assert(sizeof(mg_stamp) == 80);
+static_assert(sizeof(mg_event) == 112);
+static_assert(MG_ARGV_HASH_BOUND == kArgvHashBound);
 static_assert(sizeof(mg_refusal_key) == 40 && sizeof(mg_dest) == 24 &&
               sizeof(mg_refusal) == 24 + MG_REFUSAL_DSTS * 24);
 static_assert(MG_REFUSAL_DSTS == kRefusalDestinations);
@@ -113,6 +117,7 @@ Stamp fromBpf(const mg_stamp& s) {
   out.startBoottimeNs = s.start_boottime;
   out.key = fromBpf(s.key);
   out.taint = s.taint;
+  if (s.argv.known != 0) out.argv = ArgvDigest{s.argv.hash, s.argv.len};
   return out;
 }
 
@@ -135,9 +140,12 @@ const char* nameOf(TaintFlavour f) {
 
 // Opens and loads the skeleton with one flavour of taint hooks, attaches them and the
 // address-space lifetime hooks. The connect hooks are loaded but not attached yet.
-Result<Skeleton> loadWithTaintHooks(TaintFlavour flavour) {
+Result<Skeleton> loadWithTaintHooks(TaintFlavour flavour, const ArgvKey& argvKey) {
   Skeleton skel(mailguard_bpf__open());
   if (!skel) return bpfError("open the BPF object", errno);
+  // Read-only data, frozen at load: not even guardd can change the key afterwards.
+  skel->rodata->argv_key[0] = argvKey[0];
+  skel->rodata->argv_key[1] = argvKey[1];
   const bool lsm = flavour == TaintFlavour::Lsm;
   const bool fentry = flavour == TaintFlavour::Fentry;
   const bool tracepoint = flavour == TaintFlavour::Tracepoint;
@@ -223,8 +231,12 @@ std::uint64_t memlockOf(int fd) {
 
 class BpfKernelIdentity final : public KernelIdentity {
  public:
-  BpfKernelIdentity(Skeleton skel, std::string flavour)
-      : skel_(std::move(skel)), flavour_(std::move(flavour)) {}
+  BpfKernelIdentity(Skeleton skel, std::string flavour, const ArgvKey& argvKey,
+                    std::uint64_t argvSinceNs)
+      : skel_(std::move(skel)),
+        flavour_(std::move(flavour)),
+        argvKey_(argvKey),
+        argvSinceNs_(argvSinceNs) {}
 
   Result<void> init(const BpfOptions& options) {
     const std::uint32_t zero = 0;
@@ -358,14 +370,20 @@ class BpfKernelIdentity final : public KernelIdentity {
   [[nodiscard]] KernelStats stats() const override {
     KernelStats s;
     s.eventsLost = sumPerCpu(bpf_map__fd(skel_->maps.counters), MG_COUNTER_EVENTS_LOST);
-    for (const bpf_map* m : {skel_->maps.mail_ports, skel_->maps.approved, skel_->maps.denied,
-                             skel_->maps.stamps, skel_->maps.taints, skel_->maps.refusals,
-                             skel_->maps.events, skel_->maps.counters, skel_->maps.mg_config})
+    for (const bpf_map* m :
+         {skel_->maps.mail_ports, skel_->maps.approved, skel_->maps.denied, skel_->maps.stamps,
+          skel_->maps.taints, skel_->maps.argvs, skel_->maps.argv_scratch, skel_->maps.refusals,
+          skel_->maps.events, skel_->maps.counters, skel_->maps.mg_config})
       s.mapBytes += memlockOf(bpf_map__fd(m));
     return s;
   }
 
   [[nodiscard]] std::string describe() const override { return flavour_; }
+
+  [[nodiscard]] ArgvDigest digestArgv(std::string_view argvArea) const override {
+    return argvDigest(argvKey_, argvArea);
+  }
+  [[nodiscard]] std::uint64_t argvRecordedSinceNs() const override { return argvSinceNs_; }
 
  private:
   // ring_buffer's C callback. An exception must not cross libbpf's C frames: it is kept
@@ -473,6 +491,8 @@ class BpfKernelIdentity final : public KernelIdentity {
   Skeleton skel_;    // owns the programs, maps and links
   RingBuffer ring_;  // declared after skel_: freed before the maps it reads
   std::string flavour_;
+  ArgvKey argvKey_;
+  std::uint64_t argvSinceNs_;
   Fd epoll_;            // eventsFd(): the ring buffer's epoll fd and timer_
   Fd timer_;            // ticks every kRefusalReportInterval
   mg_config config_{};  // as last written to the config map
@@ -504,10 +524,21 @@ Result<std::unique_ptr<KernelIdentity>> openBpfKernelIdentity(const BpfOptions& 
     if (f == "fentry") order.erase(order.begin());
     if (f == "tracepoint") order.erase(order.begin(), order.begin() + 2);
   }
+  // The key of the command-line digests: secret (only root reads BPF maps and programs),
+  // fresh each start.
+  ArgvKey argvKey{};
+  if (::getrandom(argvKey.data(), sizeof(argvKey), 0) != static_cast<ssize_t>(sizeof(argvKey)))
+    return systemError("Failed to draw the command-line digest key", errno);
+  // Taken before the exec hook is attached: a process forked after this instant was
+  // exec'd (or forked from one exec'd) with the hook in place.
+  timespec since{};
+  ::clock_gettime(CLOCK_BOOTTIME, &since);
+  const auto sinceNs = static_cast<std::uint64_t>(since.tv_sec) * 1'000'000'000ULL +
+                       static_cast<std::uint64_t>(since.tv_nsec);
   std::optional<Skeleton> loaded;
   std::string flavour, tried;
   for (const TaintFlavour f : order) {
-    auto attempt = loadWithTaintHooks(f);
+    auto attempt = loadWithTaintHooks(f, argvKey);
     if (attempt && taintHooksRun(*attempt.value())) {
       loaded = std::move(attempt.value());
       flavour = nameOf(f);
@@ -517,7 +548,8 @@ Result<std::unique_ptr<KernelIdentity>> openBpfKernelIdentity(const BpfOptions& 
              (attempt ? "attached but never called" : attempt.error().message);
   }
   if (!loaded) return makeError("Failed to start the BPF taint hooks: " + tried);
-  auto identity = std::make_unique<BpfKernelIdentity>(std::move(*loaded), flavour);
+  auto identity =
+      std::make_unique<BpfKernelIdentity>(std::move(*loaded), flavour, argvKey, sinceNs);
   if (auto r = identity->init(options); !r) return r.error();
   return std::unique_ptr<KernelIdentity>(std::move(identity));
 }

@@ -2,6 +2,11 @@
 
 #include <unistd.h>
 
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "mailguard/rules/identity.hpp"
 #include "mailguard/service/log.hpp"
 #include "shared_socket.hpp"
 
@@ -24,8 +29,49 @@ std::uint64_t ticksOf(std::uint64_t boottimeNs) {
   return boottimeNs / (1'000'000'000ULL / ticksPerSecond);
 }
 
+// The argv area an interpreter's script path was read from, byte for byte: the resolver
+// split /proc/PID/cmdline at each NUL, so joining its parts with a NUL after each gives
+// those bytes back (hashing them, not a second read, leaves no window to change the text
+// back in between). The kernel reads the area as it is when its last byte is a NUL; when
+// the program overwrote that NUL (setproctitle style) it returns only the first string,
+// up to its NUL, running on into the environment if need be, so the text is shorter or
+// longer than the area exec made, whose last byte is always a NUL: a different length, a
+// different digest. The one ambiguity, no NUL at all, adds a byte here: longer still.
+std::string argvAreaOf(const std::vector<std::string>& cmdline) {
+  std::string area;
+  for (const auto& arg : cmdline) {
+    area += arg;
+    area += '\0';
+  }
+  return area;
+}
+
+// Why an interpreter's command line cannot name its script: it is not what exec gave it.
+// Empty when it is, or when the process started before recording began (nothing to
+// compare with). A command line over procinfo's 1 MiB read limit reads as changed.
+std::string commandLineDoubt(const kernel::KernelIdentity& kernel, const kernel::Stamp& stamp,
+                             const procinfo::ProcessInfo& process) {
+  if (!stamp.argv) {
+    // Started before the exec hook was attached: it cannot tell, as on the /proc path.
+    if (process.startTime < ticksOf(kernel.argvRecordedSinceNs())) return {};
+    return "its command line as it started was not recorded (its parent's was not, or the "
+           "kernel's table dropped it), so it cannot say what it runs";
+  }
+  const auto now = kernel.digestArgv(argvAreaOf(process.cmdline));
+  if (now == *stamp.argv) return {};
+  return "its command line changed after it started (it no longer says what it ran): it was "
+         "given " +
+         std::to_string(stamp.argv->length) + " bytes of arguments at exec and shows " +
+         (now.length == stamp.argv->length ? "other bytes"
+                                           : std::to_string(now.length) + " bytes") +
+         " now, so no script approval applies";
+}
+
 }  // namespace
 
+// Without the exec hook (identity = "off") nothing recorded what a process's command line
+// was when it started: an interpreter that rewrote its own argv to name an approved script
+// cannot be told from one that runs it. Only KernelAttribution checks that.
 Result<Attributed> ProcAttribution::attribute(const netfilter::QueuedPacket& packet,
                                               const AllowedAlone& allowedAlone) {
   auto owner = socketOf(sockets_, packet);
@@ -77,6 +123,17 @@ Result<Attributed> KernelAttribution::attribute(const netfilter::QueuedPacket& p
     return makeError("pid " + std::to_string(pid) + " (" + log::quote(process->identity.path) +
                      " now) ran another program when it called connect(): it exec'd after "
                      "connecting, so its program now cannot vouch for that connection");
+  }
+  // An interpreter's identity is the script its command line names, and a program can
+  // rewrite its own command line (python3 -c writing "python3 /srv/news.py" over its argv
+  // through /proc/self/mem); the exec hook's record is what execve() was given. Other
+  // programs are known by their file alone. (ProcAttribution has no such record: there a
+  // rewritten command line is taken at its word.)
+  auto& identity = process->identity;
+  if (rules::isInterpreter(std::filesystem::path(identity.path).filename().string())) {
+    if (auto doubt = commandLineDoubt(kernel_, *stamp, *process); !doubt.empty())
+      identity.scriptDoubt =
+          identity.scriptDoubt.empty() ? std::move(doubt) : identity.scriptDoubt + "; " + doubt;
   }
   Attributed found;
   found.process = std::move(process.value());

@@ -21,9 +21,11 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -306,6 +308,53 @@ class KernelNetns : public ::testing::TestWithParam<const char*> {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
 
+  // Runs this binary as `--rewrite-connect MODE 127.0.0.1 2525 PADDING...` in the test
+  // cgroup: the stamp of its socket, the argv area exec gave it, and its
+  // /proc/PID/cmdline read while it still runs.
+  struct Rewritten {
+    int status = -1;
+    std::optional<Stamp> stamp;
+    std::string execArgv, cmdlineNow;
+  };
+  Rewritten rewriteConnect(const std::string& mode, const std::vector<std::string>& padding = {}) {
+    Rewritten out;
+    const std::string self = fs::read_symlink("/proc/self/exe").string();
+    std::vector<std::string> args = {self, "--rewrite-connect", mode, "127.0.0.1",
+                                     std::to_string(kMailPort)};
+    args.insert(args.end(), padding.begin(), padding.end());
+    std::vector<char*> argv;
+    for (auto& a : args) {
+      out.execArgv += a;
+      out.execArgv += '\0';
+      argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    int toChild[2], fromChild[2];
+    if (::pipe2(toChild, O_CLOEXEC) != 0 || ::pipe2(fromChild, O_CLOEXEC) != 0) return out;
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      if (!cgroup_.join() || ::dup2(toChild[0], 0) != 0 || ::dup2(fromChild[1], 1) != 1)
+        ::_exit(250);
+      ::execv(argv[0], argv.data());
+      ::_exit(251);
+    }
+    ::close(toChild[0]);
+    ::close(fromChild[1]);
+    std::string line;
+    char c = 0;
+    while (::read(fromChild[0], &c, 1) == 1 && c != '\n') line += c;
+    ::close(fromChild[0]);
+    if (!line.empty()) {
+      out.stamp = id_->stamp(std::stoull(line));
+      out.cmdlineNow = readFile("/proc/" + std::to_string(pid) + "/cmdline");
+    }
+    ::close(toChild[1]);  // the child exits
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    out.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return out;
+  }
+
   std::vector<ConnectEvent> drain() {
     std::vector<ConnectEvent> out;
     auto r = id_->readEvents([&out](const ConnectEvent& e) { out.push_back(e); });
@@ -474,6 +523,8 @@ TEST_P(KernelNetns, UnknownKeyIsStampedWithTheTaskThatCalledConnect) {
   EXPECT_EQ(s->uid, 0U);
   EXPECT_EQ(s->key, self_);
   EXPECT_EQ(s->taint, 0U);
+  EXPECT_FALSE(s->argv) << "this test was exec'd before the hook was attached, so its forks "
+                           "have no command line recorded";
   const auto nsPerTick = 1'000'000'000ULL / static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK));
   EXPECT_EQ(s->startBoottimeNs / nsPerTick, r.startTicks);
   EXPECT_FALSE(id_->stamp(cookie + 1'000'000));
@@ -800,6 +851,56 @@ TEST_P(KernelNetns, RejectsAMarkThatIsNotOneBit) {
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("not a cgroup v2 directory"), std::string::npos)
       << r.error().message;
+}
+
+}  // namespace
+}  // namespace mailguard::kernel
+
+namespace mailguard::kernel {
+namespace {
+
+TEST_P(KernelNetns, AStampCarriesTheCommandLineExecGaveIt) {
+  const auto r = rewriteConnect("none");
+  ASSERT_EQ(r.status, 0);
+  ASSERT_TRUE(r.stamp);
+  ASSERT_TRUE(r.stamp->argv) << "exec'd after the hook was attached: recorded";
+  EXPECT_EQ(r.stamp->argv->length, r.execArgv.size());
+  EXPECT_EQ(*r.stamp->argv, id_->digestArgv(r.execArgv));
+  // Unchanged: /proc/PID/cmdline is the same bytes, so the same digest.
+  EXPECT_EQ(r.cmdlineNow, r.execArgv);
+  EXPECT_EQ(id_->digestArgv(r.cmdlineNow), *r.stamp->argv);
+  // Another key gives another digest: the BPF program used guardd's.
+  EXPECT_NE(argvDigest(ArgvKey{1, 2}, r.execArgv).hash, r.stamp->argv->hash);
+}
+
+TEST_P(KernelNetns, OnlyTheFirstBoundOfALongCommandLineIsHashedButAllOfItIsCounted) {
+  const std::vector<std::string> padding = {std::string(3000, 'a'), std::string(3000, 'b')};
+  const auto r = rewriteConnect("none", padding);
+  ASSERT_EQ(r.status, 0);
+  ASSERT_TRUE(r.stamp && r.stamp->argv);
+  ASSERT_GT(r.execArgv.size(), kArgvHashBound);
+  EXPECT_EQ(r.stamp->argv->length, r.execArgv.size());
+  EXPECT_EQ(*r.stamp->argv, id_->digestArgv(r.execArgv));
+  EXPECT_EQ(id_->digestArgv(r.cmdlineNow), *r.stamp->argv);
+}
+
+// A program that rewrites its own argv area (in memory, through /proc/self/mem, or over
+// its final NUL as setproctitle does): the stamp keeps what exec gave it, and the
+// command line read now digests to something else.
+TEST_P(KernelNetns, AProcessThatRewritesItsCommandLineNoLongerMatchesItsStamp) {
+  for (const char* mode : {"plain", "mem", "title"}) {
+    SCOPED_TRACE(mode);
+    const auto r = rewriteConnect(mode);
+    ASSERT_EQ(r.status, 0);
+    ASSERT_TRUE(r.stamp && r.stamp->argv);
+    EXPECT_EQ(*r.stamp->argv, id_->digestArgv(r.execArgv)) << "what exec gave it";
+    EXPECT_NE(r.cmdlineNow, r.execArgv) << "the kernel shows the rewritten text";
+    EXPECT_NE(id_->digestArgv(r.cmdlineNow), *r.stamp->argv);
+    if (std::string_view(mode) != "title") {
+      EXPECT_EQ(r.cmdlineNow.size(), r.execArgv.size()) << "same length: only the hash tells";
+      EXPECT_NE(id_->digestArgv(r.cmdlineNow).hash, r.stamp->argv->hash);
+    }
+  }
 }
 
 }  // namespace

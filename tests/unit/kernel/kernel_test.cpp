@@ -3,8 +3,10 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <bit>
 #include <filesystem>
 #include <fstream>
+#include <string>
 
 #include "mailguard/kernel/kernel_identity.hpp"
 
@@ -87,6 +89,33 @@ TEST(FakeKernelIdentity, KeyIsInAtMostOneMap) {
   EXPECT_TRUE(fake.denied.contains(k));
   ASSERT_TRUE(fake.forget(k));
   EXPECT_TRUE(fake.denied.empty());
+}
+
+// The digest is SipHash-2-4 (on little-endian machines, where native loads are its
+// little-endian ones): the reference vectors of the SipHash paper, key 00..0f.
+TEST(ArgvDigest, IsSipHash24OfTheFirstBoundBytesAndCountsAll) {
+  const ArgvKey key{0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+  if constexpr (std::endian::native == std::endian::little) {
+    EXPECT_EQ(argvDigest(key, "").hash, 0x726fdb47dd0e0e31ULL);
+    std::string fifteen;
+    for (char c = 0; c < 15; ++c) fifteen += c;
+    EXPECT_EQ(argvDigest(key, fifteen).hash, 0xa129ca6149be45e5ULL);
+    EXPECT_EQ(argvDigest(key, fifteen).length, 15U);
+  }
+  const std::string argv("python3\0/srv/news.py\0", 22);
+  EXPECT_EQ(argvDigest(key, argv), argvDigest(key, argv));
+  EXPECT_NE(argvDigest(key, argv).hash, argvDigest(ArgvKey{1, 2}, argv).hash);
+  std::string other = argv;
+  other[9] = 'x';
+  EXPECT_NE(argvDigest(key, other).hash, argvDigest(key, argv).hash);
+  // Past the bound only the length counts.
+  std::string longA(kArgvHashBound, 'a'), longB = longA;
+  longA += "tail one";
+  longB += "tail two";
+  EXPECT_EQ(argvDigest(key, longA), argvDigest(key, longB));
+  EXPECT_NE(argvDigest(key, longA), argvDigest(key, longA + "x"));
+  FakeKernelIdentity fake;
+  EXPECT_EQ(fake.digestArgv(argv), argvDigest(key, argv)) << "the fake's key is 00..0f";
 }
 
 }  // namespace

@@ -9,11 +9,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mailguard/rules/result.hpp"
@@ -48,6 +50,22 @@ enum Taint : std::uint32_t {
 };
 std::string describeTaint(std::uint32_t taint);  // "LD_PRELOAD or a user's library, traced"
 
+// A program's command line as exec gave it, recorded by the exec hook before the
+// program ran: its argv area (mm->arg_start..arg_end, what /proc/PID/cmdline reads) can
+// be rewritten later by the program itself (plain writable memory, or /proc/self/mem).
+// `hash` is SipHash-2-4 under guardd's secret key of the area's first kArgvHashBound
+// bytes (loaded as native 64-bit words); `length` the whole area's length.
+inline constexpr std::size_t kArgvHashBound = 4096;
+struct ArgvDigest {
+  std::uint64_t hash = 0;
+  std::uint32_t length = 0;
+  friend bool operator==(const ArgvDigest&, const ArgvDigest&) = default;
+};
+using ArgvKey = std::array<std::uint64_t, 2>;
+// The digest of an argv area's bytes (all of them: the length counts beyond the bound),
+// the same the BPF program computes at exec. A length past 4 GiB counts as 0xffffffff.
+ArgvDigest argvDigest(const ArgvKey& key, std::string_view argvArea);
+
 // The task that called connect() on a socket that went to the queue.
 struct Stamp {
   std::uint32_t tgid = 0;
@@ -58,6 +76,9 @@ struct Stamp {
                                       // this in clock ticks
   ExeKey key;
   std::uint32_t taint = 0;
+  // Its command line as exec gave it; nullopt when none was recorded (the process was
+  // exec'd before the hook was attached, or the record was evicted from its LRU map).
+  std::optional<ArgvDigest> argv;
 };
 
 // The refusals of one program by one user after the first in an interval of this length
@@ -121,6 +142,14 @@ class KernelIdentity {
   [[nodiscard]] virtual KernelStats stats() const = 0;
   // Which taint hooks run ("lsm", "fentry" or "tracepoint"), for status and logs.
   [[nodiscard]] virtual std::string describe() const = 0;
+
+  // The digest of an argv area read now (the bytes of /proc/PID/cmdline), under the key
+  // the exec hook uses: equal to a stamp's `argv` when the command line is unchanged.
+  [[nodiscard]] virtual ArgvDigest digestArgv(std::string_view argvArea) const = 0;
+  // CLOCK_BOOTTIME (ns) when the exec hook began recording command lines: a process
+  // started (forked) before then may have none recorded, one started after always has,
+  // unless the record was evicted (its map is an LRU) or its parent had none.
+  [[nodiscard]] virtual std::uint64_t argvRecordedSinceNs() const = 0;
 };
 
 struct BpfOptions {
@@ -184,6 +213,14 @@ class FakeKernelIdentity final : public KernelIdentity {
   }
   [[nodiscard]] KernelStats stats() const override { return kernelStats; }
   [[nodiscard]] std::string describe() const override { return "fake"; }
+  ArgvKey argvKey{0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+  // By default no process was started after recording began: a stamp without `argv`
+  // casts no doubt (set it to test one that should have had a record).
+  std::uint64_t recordedSinceNs = std::numeric_limits<std::uint64_t>::max();
+  [[nodiscard]] ArgvDigest digestArgv(std::string_view argvArea) const override {
+    return argvDigest(argvKey, argvArea);
+  }
+  [[nodiscard]] std::uint64_t argvRecordedSinceNs() const override { return recordedSinceNs; }
 };
 
 }  // namespace mailguard::kernel
