@@ -129,6 +129,18 @@ Result<void> Guard::Impl::start() {
                                  }},
       options.settings.queueMaxLength, *lastAttempt + 1);
   pipeline->setFastPath(fastPath.get());
+  if (!options.settings.mtaSocket.empty()) {
+    auto gate = MtaGate::open(MtaGate::Deps{loop, clock, resolver, programs, approvals, *pipeline},
+                              options.settings.mtaSocket, options.stateDir / "mta-held");
+    if (gate) {
+      mta = std::move(gate.value());
+      log::info("mta: answering the local MTA at " + options.settings.mtaSocket);
+    } else {
+      // exim's ACL freezes every message it cannot ask about: nothing is lost meanwhile.
+      log::warning("mta: mail handed to the local MTA is held, not decided: " +
+                   gate.error().message);
+    }
+  }
   if (kernelIdentity) {
     if (auto r = loop.add(kernelIdentity->eventsFd(), EPOLLIN,
                           [this](std::uint32_t) {
@@ -205,6 +217,7 @@ void Guard::Impl::reloadRulesIfChanged() {
   rulesVersion = version.value();
   refreshStates();
   policyChanged();
+  if (mta) mta->reconcile();
 }
 
 // What the kernel decided by itself may be wrong now: it decides nothing until relearned.
@@ -469,6 +482,10 @@ StatusInfo Guard::status() const {
 }
 
 std::vector<ProgramView> Guard::programs() const { return impl_->programs.list(); }
+
+std::size_t Guard::heldMessages(std::int64_t programId) const {
+  return impl_->mta ? impl_->mta->held(programId) : 0;
+}
 
 Result<std::vector<store::AttemptRecord>> Guard::attempts(const store::AttemptQuery& q) {
   return impl_->reader->attempts(q);

@@ -246,6 +246,16 @@ void VerdictPipeline::record(const rules::ConnectionTuple& tuple, std::uint32_t 
     attempt.scriptPath = process.identity.scriptPath;
     attempt.cmdline = joinCmdline(process.cmdline);
   }
+  if (log::enabled(log::Level::Debug)) {
+    log::debug(std::string(rules::toString(decision.verdict)) + " " + attempt.dst + ":" +
+               std::to_string(attempt.dstPort) + " pid " + std::to_string(attempt.pid) + " " +
+               log::quote(attempt.path) + ": " + decision.reason);
+  }
+  recordSubmission(std::move(attempt), program, quarantined);
+}
+
+void VerdictPipeline::recordSubmission(store::AttemptRecord attempt, ProgramView* program,
+                                       bool quarantined) {
   if (program != nullptr) {
     attempt.programId = program->id;
     ++program->attempts;
@@ -257,11 +267,6 @@ void VerdictPipeline::record(const rules::ConnectionTuple& tuple, std::uint32_t 
       s_.records.record(recordOf(*program));
     }
     if (changed && observers_.onProgramChanged) observers_.onProgramChanged(*program);
-  }
-  if (log::enabled(log::Level::Debug)) {
-    log::debug(std::string(rules::toString(decision.verdict)) + " " + attempt.dst + ":" +
-               std::to_string(attempt.dstPort) + " pid " + std::to_string(attempt.pid) + " " +
-               log::quote(attempt.path) + ": " + decision.reason);
   }
   attempt.id = nextAttemptId_++;
   if (observers_.onAttempt) observers_.onAttempt(attempt);

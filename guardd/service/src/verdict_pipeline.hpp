@@ -78,6 +78,10 @@ class VerdictPipeline {
   void setFastPath(KernelFastPath* fastPath) { s_.fastPath = fastPath; }
 
   [[nodiscard]] const Counters& counters() const { return counters_; }
+
+  // A message handed to the local MTA without TCP (mta_gate.cpp): numbered, charged to its
+  // program and published like a connection attempt.
+  void recordSubmission(store::AttemptRecord attempt, ProgramView* program, bool quarantined);
   [[nodiscard]] bool overloaded() const;
 
  private:
