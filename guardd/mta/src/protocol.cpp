@@ -95,7 +95,7 @@ std::string formatAnswer(Answer answer, std::string_view reason) {
   std::string out;
   switch (answer) {
     case Answer::Accept:
-      return "accept\n";
+      return "accept";
     case Answer::Freeze:
       out = "freeze ";
       break;
@@ -107,7 +107,7 @@ std::string formatAnswer(Answer answer, std::string_view reason) {
   for (const char c : reason.substr(0, kMaxReason)) {
     out += std::isprint(static_cast<unsigned char>(c)) != 0 ? c : ' ';
   }
-  return out + "\n";
+  return out;
 }
 
 std::string formatAgentCommand(AgentAction action, const std::vector<std::string>& ids) {

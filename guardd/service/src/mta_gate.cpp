@@ -35,6 +35,9 @@ Result<std::unique_ptr<MtaGate>> MtaGate::open(Deps deps, const std::filesystem:
   std::unique_ptr<MtaGate> gate(
       new MtaGate(deps, std::move(listener.value()), std::move(held.value())));
   auto* self = gate.get();
+  // A question waits while its programs are hashed (a large interpreter: well under exim's
+  // 10 s); it is not decided before, since an unknown file could pass for an approved one.
+  deps.loop.every(std::chrono::milliseconds(20), [self] { self->retry(); });
   if (auto r =
           deps.loop.add(self->socket_->fd(), EPOLLIN, [self](std::uint32_t) { self->onAccept(); });
       !r) {
@@ -112,23 +115,50 @@ void MtaGate::onReadable(int fd) {
   if (!*ended) return;
   std::string reply;
   if (auto question = mta::parseSubmission(peer.received); !question) {
-    reply = mta::formatAnswer(mta::Answer::Deny, "mailguard: " + question.error().message);
+    reply = mta::formatAnswer(mta::Answer::Deny, question.error().message);
+  } else if (auto answered = answer(peer, *question)) {
+    reply = *answered;
   } else {
-    reply = answer(peer, *question);
+    d_.loop.remove(fd);  // nothing more to read; answered by retry()
+    waiting_.push_back({fd, std::move(question.value()), d_.clock.monotonic()});
+    return;
   }
   if (auto r = mta::GateSocket::writeAll(fd, reply); !r) log::warning(r.error().message);
   close(fd);
 }
 
-std::string MtaGate::answer(const mta::PeerConnection& c, const mta::Submission& s) {
+void MtaGate::retry() {
+  if (waiting_.empty()) return;
+  auto waiting = std::move(waiting_);
+  waiting_.clear();
+  const auto now = d_.clock.monotonic();
+  for (auto& w : waiting) {
+    const auto peer = peers_.find(w.fd);
+    if (peer == peers_.end()) continue;
+    std::optional<std::string> reply = answer(peer->second, w.question);
+    if (!reply && now - w.since > std::chrono::seconds(5)) {
+      reply = mta::formatAnswer(mta::Answer::Freeze, "its program could not be read in time");
+    }
+    if (!reply) {
+      waiting_.push_back(std::move(w));
+      continue;
+    }
+    if (auto r = mta::GateSocket::writeAll(w.fd, *reply); !r) log::warning(r.error().message);
+    peers_.erase(peer);
+  }
+}
+
+std::optional<std::string> MtaGate::answer(const mta::PeerConnection& c, const mta::Submission& s) {
   auto describe = [this](int pid) { return d_.resolver.describe(pid); };
   // The asker must be the MTA itself (a root-owned exim): anyone else could only make up
   // attempts, and is told no.
   auto asker = describe(c.pid);
+  if (!asker && asker.error().code == Errc::Pending) return std::nullopt;
   if (!asker || !mta::isMtaProgram(*asker)) {
-    log::warning("mta: a question from pid " + std::to_string(c.pid) +
-                 " which is not the MTA's own program; refused");
-    return mta::formatAnswer(mta::Answer::Deny, "mailguard: not asked by the MTA");
+    log::warning("mta: a question from pid " + std::to_string(c.pid) + " (" +
+                 (asker ? log::quote(asker->identity.path) : asker.error().message) +
+                 "), which is not the MTA's own program; refused");
+    return mta::formatAnswer(mta::Answer::Deny, "not asked by the MTA");
   }
   const auto domains = mta::recipientDomains(s.recipients);
   store::AttemptRecord attempt;
@@ -137,6 +167,7 @@ std::string MtaGate::answer(const mta::PeerConnection& c, const mta::Submission&
   attempt.dst = joinDomains(domains);
   attempt.uid = asker->uid;
   auto submitter = mta::findSubmitter(asker->ppid, describe);
+  if (!submitter && submitter.error().code == Errc::Pending) return std::nullopt;
   rules::Decision decision;
   ProgramView* program = nullptr;
   if (!submitter) {

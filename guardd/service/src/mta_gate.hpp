@@ -26,6 +26,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,13 +70,22 @@ class MtaGate {
   void onReadable(int fd);
   void close(int fd);
   // The answer to one question, recorded as an attempt.
-  std::string answer(const mta::PeerConnection& c, const mta::Submission& s);
+  // nullopt: a file of the chain is still being hashed (off the loop); asked again later.
+  std::optional<std::string> answer(const mta::PeerConnection& c, const mta::Submission& s);
+  // Questions whose programs are being hashed: answered by retry() once they are known.
+  void retry();
   void onAgentLine(const std::string& line);
 
   Deps d_;
   std::unique_ptr<mta::GateSocket> socket_;
   mta::HeldMessages held_;
   std::map<int, mta::PeerConnection> peers_;
+  struct Waiting {
+    int fd;
+    mta::Submission question;
+    MonoTime since;
+  };
+  std::vector<Waiting> waiting_;
   int agentFd_ = -1;
   // Commands sent to the agent and not yet answered, oldest first.
   std::deque<std::vector<std::string>> inFlight_;

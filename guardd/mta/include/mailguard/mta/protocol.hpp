@@ -5,8 +5,8 @@
 // message; exim write-shuts the socket after the request and reads until EOF):
 //   mailguard-mta 1\n
 //   mta=exim\n  id=<queue id>\n  uid=<caller uid>\n  sender=<address>\n  rcpt=<a>, <b>\n
-// guardd's answer, one line, then it closes: "accept", "freeze <reason>" or
-// "deny <reason>".
+// guardd's answer, then it closes: "accept", "freeze <reason>" or "deny <reason>", without
+// a newline (the ACL compares what it read, whole, with "accept").
 //
 // The release agent (guard-mta-agent, root) connects and says "mailguard-agent 1\n";
 // guardd then sends it "release <id> <id>...\n" or "remove <id>...\n" and the agent
