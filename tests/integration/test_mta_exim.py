@@ -24,7 +24,7 @@ AGENT = os.path.join(BUILD, "guardd", "mta", "guard-mta-agent")
 INSTALL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../install/exim4")
 SINK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mta_sink.py")
 HERE, THERE = "198.18.0.1", "198.18.0.2"
-PYTHON = os.path.realpath(shutil.which("python3"))
+PYTHON = os.path.realpath(sys.executable)  # the interpreter itself, not a wrapper of it
 MESSAGES = 20
 
 
@@ -49,6 +49,9 @@ class EximGate(unittest.TestCase):
         with open(config, "w") as f:
             f.write(f'[mail]\nports = [25]\n[mta]\nsocket = "{self.sock}"\nexim_config = "{self.conf}"\n')
         self.state = state
+        # exim's own deliveries are connections like any other: the owner approved exim
+        # (before guardd starts, so that its first delivery finds the approval in force).
+        mgtest.seed(state, "approve", EXIM)
         self.guardd = Guardd(self, state, config).start()
         wait_for(lambda: "mta: answering" in self.guardd.log(), 10, "guardd's MTA socket")
         agent_log = open(os.path.join(self.dir, "agent.log"), "w")
@@ -57,8 +60,6 @@ class EximGate(unittest.TestCase):
                                        "--exim-config", self.conf], stderr=agent_log)
         self.addCleanup(terminate, self.agent)
         wait_for(lambda: "release agent connected" in self.guardd.log(), 10, "the agent")
-        # exim's own deliveries are connections like any other: the owner approved exim.
-        mgtest.seed(state, "approve", EXIM)
         self.sendmail = self.write_file("sendmail", f'#!/bin/sh\nexec {EXIM} -C {self.conf} "$@"\n', 0o755)
 
     def tearDown(self):
@@ -197,6 +198,43 @@ class EximGate(unittest.TestCase):
                         10, "20 attempts of the script")
         self.assertTrue(all(a["verdict"] == "hold" for a in held))
         self.assertEqual(self.frozen(), MESSAGES)
+        self.assertEqual(self.delivered(), [])
+
+    def test_exim_with_a_users_own_configuration_cannot_deliver_as_the_approved_mta(self):
+        # Anyone may run exim with -C: it drops root and runs as that user, with a spool and
+        # routers of the user's choosing and no ACL. Its connection comes from the approved
+        # /usr/sbin/exim4, and must still be held.
+        own = os.path.join(self.dir, "own")
+        os.makedirs(os.path.join(own, "spool"))
+        shutil.chown(os.path.join(own, "spool"), "nobody")
+        conf = self.write_file("own/exim.conf", textwrap.dedent(f"""\
+            exim_user = nobody
+            exim_group = nogroup
+            primary_hostname = bot.test
+            spool_directory = {own}/spool
+            log_file_path = {own}/spool/%slog
+            begin routers
+            r:
+              driver = manualroute
+              domains = *
+              route_list = * {THERE}
+              transport = t
+              self = send
+            begin transports
+            t:
+              driver = smtp
+              port = 25
+            """))
+        # -odi: it delivers in the foreground, and waits on its held connection.
+        bot = subprocess.Popen(mgtest.as_user("nobody") + [EXIM, "-C", conf, "-odi", "-t"],
+                               stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.addCleanup(terminate, bot)
+        bot.stdin.write(b"To: x@victim.example\n\nspam\n")
+        bot.stdin.close()
+        held = wait_for(lambda: [a for a in mgtest.attempts(self.state, path=EXIM, uid=65534)],
+                        10, "the bot's exim connection")
+        self.assertTrue(all(a["verdict"] == "hold" for a in held), held)
+        self.assertIn("configuration of its own", held[0]["reason"])
         self.assertEqual(self.delivered(), [])
 
     def test_guardd_not_running_freezes(self):

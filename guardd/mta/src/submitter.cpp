@@ -17,16 +17,19 @@ std::string baseName(const std::string& path) {
 
 }  // namespace
 
-bool isMtaProgram(const procinfo::ProcessInfo& p) {
+bool isMtaName(std::string_view name) {
   static constexpr std::array<std::string_view, 9> kNames{
       "exim",  "exim4",      "sendmail", "postdrop", "postqueue", "sendmail.postfix",
       "mailq", "newaliases", "rmail"};
-  if (!p.identity.pathTrusted || p.identity.deleted || !p.identity.scriptPath.empty()) return false;
-  const auto name = baseName(p.identity.path);
   for (const auto n : kNames) {
     if (name == n) return true;
   }
   return false;
+}
+
+bool isMtaProgram(const procinfo::ProcessInfo& p) {
+  if (!p.identity.pathTrusted || p.identity.deleted || !p.identity.scriptPath.empty()) return false;
+  return isMtaName(baseName(p.identity.path));
 }
 
 bool isShellWrapper(const procinfo::ProcessInfo& p) {
@@ -44,6 +47,27 @@ bool isShellWrapper(const procinfo::ProcessInfo& p) {
     if (a[1] != '-' && a.find('c') != std::string::npos) return true;
   }
   return false;
+}
+
+std::optional<std::string> foreignMtaConfig(const procinfo::ProcessInfo& p,
+                                            std::string_view eximConfig) {
+  if (!isMtaProgram(p)) return std::nullopt;
+  for (std::size_t i = 1; i < p.cmdline.size(); ++i) {
+    const std::string_view a = p.cmdline[i];
+    if (a == "--") break;
+    if (a.starts_with("-C")) {
+      const std::string_view file = a.size() > 2               ? a.substr(2)
+                                    : i + 1 < p.cmdline.size() ? std::string_view(p.cmdline[i + 1])
+                                                               : std::string_view();
+      if (eximConfig.empty() || file != eximConfig) {
+        return "the MTA's program run with a configuration of its own (-C " + std::string(file) +
+               "), not the system's mail server";
+      }
+    } else if (a.starts_with("-D")) {
+      return "the MTA's program run with macros of its own (" + std::string(a) + ")";
+    }
+  }
+  return std::nullopt;
 }
 
 Result<procinfo::ProcessInfo> findSubmitter(int mtaPid, const Describe& describe) {

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "guard_impl.hpp"
+#include "mailguard/mta/submitter.hpp"
 #include "mailguard/rules/identity.hpp"
 #include "mailguard/rules/verdict.hpp"
 #include "mailguard/service/log.hpp"
@@ -129,6 +130,9 @@ Result<void> Guard::Impl::start() {
                                  }},
       options.settings.queueMaxLength, *lastAttempt + 1);
   pipeline->setFastPath(fastPath.get());
+  pipeline->setTaintCheck([config = options.settings.eximConfig](const procinfo::ProcessInfo& p) {
+    return mta::foreignMtaConfig(p, config).value_or(std::string{});
+  });
   if (!options.settings.mtaSocket.empty()) {
     auto gate = MtaGate::open(MtaGate::Deps{loop, clock, resolver, programs, approvals, *pipeline},
                               options.settings.mtaSocket, options.stateDir / "mta-held");
@@ -250,7 +254,8 @@ void Guard::Impl::preloadKernel() {
   const auto generation = ++kernelGeneration;
   for (const auto& rule : approvals) {
     const auto base = std::filesystem::path(rule.path).filename().string();
-    if (!rule.scriptPath.empty() || rules::isInterpreter(base)) continue;
+    // The MTA's binary is decided per process (mta::foreignMtaConfig): never in the kernel.
+    if (!rule.scriptPath.empty() || rules::isInterpreter(base) || mta::isMtaName(base)) continue;
     auto key = kernel::exeKeyOfPath(rule.path);
     if (!key) continue;  // not there (yet): learned from its first connect instead
     hasher.hashPathInBackground(rule.path, [this, generation, path = rule.path,

@@ -127,6 +127,7 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
     in.identity = attributed->process.identity;
     in.sharedNote = attributed->sharedNote;
     in.tainted = attributed->taint;
+    if (in.tainted.empty() && taintCheck_) in.tainted = taintCheck_(attributed->process);
   } else {
     in.unattributed = attributed.error().message;
   }
@@ -147,7 +148,7 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
   // What the kernel may decide by itself from the next connect on.
   if (s_.fastPath != nullptr && attributed && attributed->key) {
     s_.fastPath->learn(*attributed->key, attributed->process.identity, decision,
-                       !attributed->taint.empty(), detected.suspicious);
+                       !in.tainted.empty(), detected.suspicious);
   }
 
   // 6. Record: once per attempt, not per SYN retry of a held one.

@@ -72,3 +72,29 @@ TEST(MtaSubmitter, CronAndMailxArePrograms) {
 
 }  // namespace
 }  // namespace mailguard::mta
+
+namespace mailguard::mta {
+namespace {
+
+TEST(MtaForeignConfig, EximWithAnotherConfigurationIsNotTheSystemMta) {
+  auto own =
+      proc(5, 1, "/usr/sbin/exim4", {"/usr/sbin/exim4", "-C", "/home/u/x.conf", "-odi", "-t"});
+  EXPECT_TRUE(foreignMtaConfig(own, "").has_value());
+  EXPECT_TRUE(foreignMtaConfig(own, "/etc/exim4/test.conf").has_value());
+  EXPECT_FALSE(foreignMtaConfig(own, "/home/u/x.conf").has_value());
+  auto glued = proc(5, 1, "/usr/sbin/exim4", {"exim4", "-C/home/u/x.conf", "-t"});
+  EXPECT_TRUE(foreignMtaConfig(glued, "").has_value());
+  auto macro = proc(5, 1, "/usr/sbin/exim4", {"exim4", "-DSPOOL=/tmp/s", "-t"});
+  EXPECT_TRUE(foreignMtaConfig(macro, "").has_value());
+}
+
+TEST(MtaForeignConfig, SystemEximAndOtherProgramsPass) {
+  EXPECT_FALSE(
+      foreignMtaConfig(proc(5, 1, "/usr/sbin/exim4", {"exim4", "-Mc", "1xaRHm-0001Xs-2v"}), "")
+          .has_value());
+  EXPECT_FALSE(
+      foreignMtaConfig(proc(5, 1, "/usr/bin/swaks", {"swaks", "-C", "x"}), "").has_value());
+}
+
+}  // namespace
+}  // namespace mailguard::mta
