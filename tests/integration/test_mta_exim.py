@@ -237,6 +237,28 @@ class EximGate(unittest.TestCase):
         self.assertIn("configuration of its own", held[0]["reason"])
         self.assertEqual(self.delivered(), [])
 
+    def test_shell_between_script_and_sendmail_is_skipped(self):
+        # system()/popen() put `sh -c` between the program and sendmail: the program is
+        # the submitter, not the shell.
+        script = self.write_file("popen.py", textwrap.dedent(f"""\
+            import os
+            os.system("printf 'To: a@one.example\\n\\nhi\\n' | {self.sendmail} -t")
+            """))
+        subprocess.run([PYTHON, script], check=True, timeout=60)
+        held = wait_for(lambda: self.mta_attempts(script), 10, "the script's attempt")
+        self.assertEqual(held[0]["dst"], "one.example")
+        self.assertEqual(held[0]["verdict"], "hold")
+
+    def test_held_messages_survive_a_restart_of_guardd(self):
+        script = self.bot("later.py", [self.sendmail])
+        subprocess.run([PYTHON, script], check=True, timeout=120)
+        wait_for(lambda: len(self.mta_attempts(script)) == MESSAGES, 10, "20 held attempts")
+        self.guardd.stop()
+        mgtest.seed(self.state, "approve", PYTHON, script)
+        self.guardd.start()
+        wait_for(lambda: len(self.delivered()) == MESSAGES, 60, "the 20 messages after the restart")
+        wait_for(lambda: self.queue() == 0, 10, "an empty queue")  # exim removes it after the sink's 250
+
     def test_guardd_not_running_freezes(self):
         self.guardd.stop()
         script = self.bot("early.py", [self.sendmail])
