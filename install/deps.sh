@@ -17,6 +17,11 @@ testing=(
   python3 sqlite3 tmux clang-format clang-tidy libclang-rt-14-dev
   conntrack procps
 )
+# The MTA tests run a real exim (Debian's default MTA; it conflicts with postfix, so only
+# where no other MTA is installed).
+if ! dpkg-query -W -f='${Status}' postfix 2>/dev/null | grep -q "install ok installed"; then
+  testing+=(exim4-daemon-light)
+fi
 
 packages=("${build_and_run[@]}")
 if [[ "${1:-}" == "--test" ]]; then packages+=("${testing[@]}"); fi

@@ -52,7 +52,13 @@ uninstall() {
     stop_background_guardd
   fi
   if [[ -x $sbin/guardd ]]; then "$sbin/guardd" --remove-rules || true; fi
-  rm -f "$sbin/guardd" "$bin/guardctl" "$bin/guard-tui" \
+  if has_systemd; then systemctl disable --now mailguard-mta-agent.service 2>/dev/null || true; fi
+  if [[ -e /etc/exim4/conf.d/main/50_mailguard ]]; then
+    rm -f /etc/exim4/conf.d/main/50_mailguard /etc/exim4/conf.d/acl/50_mailguard /etc/exim4/mailguard-data.acl
+    update-exim4.conf || true
+    say "exim4: mailguard's ACL removed; messages it froze stay in the queue (exim -bp; thaw with exim -Mt ID)"
+  fi
+  rm -f "$sbin/guardd" "$sbin/guard-mta-agent" /etc/systemd/system/mailguard-mta-agent.service "$bin/guardctl" "$bin/guard-tui" \
     /etc/systemd/system/guardd.service \
     /usr/share/dbus-1/system.d/org.mailguard.Guard1.conf \
     /usr/share/polkit-1/actions/org.mailguard.policy \
@@ -132,6 +138,32 @@ else
     kill -0 "$(cat "$pidfile")" 2>/dev/null || die "guardd did not start: $(tail -n 5 "$log_dir/guardd.log")"
     sleep 0.1
   done
+fi
+
+# Debian's exim4: mail handed to it without TCP (sendmail, mail, cron) asks guardd about
+# each message (install/exim4/). Only with the split configuration (conf.d), which
+# update-exim4.conf builds from; a monolithic configuration is the owner's to edit.
+exim_conf_d=/etc/exim4/conf.d
+if [[ -d $exim_conf_d/main && -d $exim_conf_d/acl ]] && command -v update-exim4.conf >/dev/null; then
+  say "exim4: installing mailguard's ACL into $exim_conf_d (messages of unapproved programs are frozen)"
+  install -m 0644 install/exim4/main_50_mailguard "$exim_conf_d/main/50_mailguard"
+  install -m 0644 install/exim4/acl_50_mailguard "$exim_conf_d/acl/50_mailguard"
+  install -m 0644 install/exim4/data_acl_mailguard /etc/exim4/mailguard-data.acl
+  install -D -m 0755 "$build/guardd/mta/guard-mta-agent" "$sbin/guard-mta-agent"
+  if ! grep -qs "dc_use_split_config='true'" /etc/exim4/update-exim4.conf.conf; then
+    say "exim4: the split configuration is off (dc_use_split_config): run 'dpkg-reconfigure exim4-config' and choose it, or add install/exim4/ to your exim4.conf.template by hand"
+  fi
+  update-exim4.conf || die "update-exim4.conf failed; remove $exim_conf_d/*/50_mailguard to undo"
+  if has_systemd; then
+    sed "s|@SBINDIR@|$sbin|" install/mailguard-mta-agent.service >/etc/systemd/system/mailguard-mta-agent.service
+    systemctl daemon-reload
+    systemctl enable --now mailguard-mta-agent.service
+    systemctl reload exim4 2>/dev/null || true
+  else
+    nohup "$sbin/guard-mta-agent" >>"$log_dir/guard-mta-agent.log" 2>&1 &
+  fi
+elif [[ -d /etc/postfix ]]; then
+  say "postfix: mail handed to postfix without TCP is not gated yet (see README)"
 fi
 
 say "guarding: only approved programs may now open outbound mail connections."

@@ -241,6 +241,45 @@ std::optional<Error> readKernel(const Reader& r, const toml::table& t, Settings&
   return std::nullopt;
 }
 
+std::optional<Error> readMta(const Reader& r, const toml::table& t, Settings& s) {
+  auto absolute = [&](const toml::node& node, const std::string& name,
+                      std::string& out) -> std::optional<Error> {
+    const auto* value = node.as_string();
+    if (value == nullptr) {
+      return r.at(node.source(), name + ": expected a string, got " + Reader::typeName(node));
+    }
+    // A relative path would depend on guardd's working directory.
+    if (!value->get().empty() && value->get().front() != '/') {
+      return r.at(node.source(), name + ": \"" + value->get() + "\" is not an absolute path");
+    }
+    out = value->get();
+    return std::nullopt;
+  };
+  for (const auto& [key, node] : t) {
+    const std::string name = "mta." + std::string(key.str());
+    if (key == "socket") {
+      if (auto err = absolute(node, name, s.mtaSocket)) return err;
+    } else if (key == "exim_config") {
+      if (auto err = absolute(node, name, s.eximConfig)) return err;
+    } else if (key == "postfix_config_dirs") {
+      const auto* list = node.as_array();
+      if (list == nullptr) {
+        return r.at(node.source(), name + ": expected an array, got " + Reader::typeName(node));
+      }
+      s.postfixConfigDirs.clear();
+      for (const auto& item : *list) {
+        std::string dir;
+        if (auto err = absolute(item, name, dir)) return err;
+        if (dir.empty()) return r.at(item.source(), name + ": an empty path");
+        s.postfixConfigDirs.push_back(dir);
+      }
+    } else {
+      return r.unknownKey(key, "mta", "socket, exim_config, postfix_config_dirs");
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<Error> readDetector(const Reader& r, const toml::table& t, Settings& s) {
   const auto specs = detectorSettingSpecs();
   for (const auto& [key, node] : t) {
@@ -282,8 +321,10 @@ Result<Settings> readRoot(const Reader& r, const toml::table& root) {
   };
   static constexpr Section kSections[] = {{"mail", readMail},     {"enforcement", readEnforcement},
                                           {"store", readStore},   {"log", readLog},
-                                          {"kernel", readKernel}, {"detector", readDetector}};
-  constexpr std::string_view kKnown = "[mail], [enforcement], [store], [log], [kernel], [detector]";
+                                          {"kernel", readKernel}, {"detector", readDetector},
+                                          {"mta", readMta}};
+  constexpr std::string_view kKnown =
+      "[mail], [enforcement], [store], [log], [kernel], [detector], [mta]";
 
   Settings settings;
   for (const auto& [key, node] : root) {

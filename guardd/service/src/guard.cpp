@@ -11,6 +11,7 @@
 
 #include "guard_impl.hpp"
 #include "mailguard/rules/code_loading.hpp"
+#include "mailguard/mta/submitter.hpp"
 #include "mailguard/rules/identity.hpp"
 #include "mailguard/rules/verdict.hpp"
 #include "mailguard/service/log.hpp"
@@ -130,6 +131,21 @@ Result<void> Guard::Impl::start() {
                                  }},
       options.settings.queueMaxLength, *lastAttempt + 1);
   pipeline->setFastPath(fastPath.get());
+  pipeline->setTaintCheck([config = options.settings.eximConfig](const procinfo::ProcessInfo& p) {
+    return mta::foreignMtaConfig(p, config).value_or(std::string{});
+  });
+  if (!options.settings.mtaSocket.empty()) {
+    auto gate = MtaGate::open(MtaGate::Deps{loop, clock, resolver, programs, approvals, *pipeline},
+                              options.settings.mtaSocket, options.stateDir / "mta-held");
+    if (gate) {
+      mta = std::move(gate.value());
+      log::info("mta: answering the local MTA at " + options.settings.mtaSocket);
+    } else {
+      // exim's ACL freezes every message it cannot ask about: nothing is lost meanwhile.
+      log::warning("mta: mail handed to the local MTA is held, not decided: " +
+                   gate.error().message);
+    }
+  }
   if (kernelIdentity) {
     if (auto r = loop.add(kernelIdentity->eventsFd(), EPOLLIN,
                           [this](std::uint32_t) {
@@ -206,6 +222,7 @@ void Guard::Impl::reloadRulesIfChanged() {
   rulesVersion = version.value();
   refreshStates();
   policyChanged();
+  if (mta) mta->reconcile();
 }
 
 // What the kernel decided by itself may be wrong now: it decides nothing until relearned.
@@ -238,7 +255,11 @@ void Guard::Impl::preloadKernel() {
   const auto generation = ++kernelGeneration;
   for (const auto& rule : approvals) {
     const auto base = std::filesystem::path(rule.path).filename().string();
-    if (!rule.scriptPath.empty() || rules::isInterpreter(base) || !rule.onlyTo.empty()) continue;
+    // The MTA's binary is decided per process (mta::foreignMtaConfig): never in the kernel.
+    if (!rule.scriptPath.empty() || rules::isInterpreter(base) || !rule.onlyTo.empty() ||
+        mta::isMtaName(base)) {
+      continue;
+    }
     auto key = kernel::exeKeyOfPath(rule.path);
     if (!key) continue;  // not there (yet): learned from its first connect instead
     hasher.hashPathInBackground(rule.path, [this, generation, path = rule.path,
@@ -489,6 +510,10 @@ StatusInfo Guard::status() const {
 }
 
 std::vector<ProgramView> Guard::programs() const { return impl_->programs.list(); }
+
+std::size_t Guard::heldMessages(std::int64_t programId) const {
+  return impl_->mta ? impl_->mta->held(programId) : 0;
+}
 
 Result<std::vector<store::AttemptRecord>> Guard::attempts(const store::AttemptQuery& q) {
   return impl_->reader->attempts(q);

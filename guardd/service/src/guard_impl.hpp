@@ -14,6 +14,7 @@
 #include "kernel_fast_path.hpp"
 #include "mailguard/kernel/kernel_identity.hpp"
 #include "mailguard/service/guard.hpp"
+#include "mta_gate.hpp"
 #include "pipeline_seams.hpp"
 #include "program_registry.hpp"
 #include "tamper.hpp"
@@ -58,6 +59,8 @@ struct Guard::Impl {
   std::unique_ptr<VerdictPipeline> pipeline;
   std::unique_ptr<HostProtection> host;
   std::unique_ptr<TamperWatch> tamper;
+  // Mail handed to the local MTA without TCP; null when [mta] socket is "" or unusable.
+  std::unique_ptr<MtaGate> mta;
   bool enforcing = false;
 
   Result<void> start();

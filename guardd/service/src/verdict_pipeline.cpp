@@ -134,6 +134,7 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
     // process (the exec-mapping check) and is queued; a root-owned library preloaded into
     // an approved binary is allowed, as everything mapped was installed by root.
     in.codeLoading = attributed->process.codeLoading;
+    if (in.tainted.empty() && taintCheck_) in.tainted = taintCheck_(attributed->process);
   } else {
     in.unattributed = attributed.error().message;
   }
@@ -155,7 +156,7 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
   // What the kernel may decide by itself from the next connect on.
   if (s_.fastPath != nullptr && attributed && attributed->key) {
     s_.fastPath->learn(*attributed->key, attributed->process.identity, decision,
-                       !attributed->taint.empty(), detected.suspicious);
+                       !in.tainted.empty(), detected.suspicious);
   }
 
   // 6. Record: once per attempt, not per SYN retry of a held one.
@@ -286,6 +287,16 @@ void VerdictPipeline::record(const rules::ConnectionTuple& tuple, std::uint32_t 
     // Masked here, before the attempt goes to the store, the log and the bus.
     attempt.cmdline = joinCmdline(rules::maskSecrets(process.cmdline));
   }
+  if (log::enabled(log::Level::Debug)) {
+    log::debug(std::string(rules::toString(decision.verdict)) + " " + attempt.dst + ":" +
+               std::to_string(attempt.dstPort) + " pid " + std::to_string(attempt.pid) + " " +
+               log::quote(attempt.path) + ": " + decision.reason);
+  }
+  recordSubmission(std::move(attempt), program, quarantined);
+}
+
+void VerdictPipeline::recordSubmission(store::AttemptRecord attempt, ProgramView* program,
+                                       bool quarantined) {
   if (program != nullptr) {
     attempt.programId = program->id;
     ++program->attempts;
@@ -297,11 +308,6 @@ void VerdictPipeline::record(const rules::ConnectionTuple& tuple, std::uint32_t 
       s_.records.record(recordOf(*program));
     }
     if (changed && observers_.onProgramChanged) observers_.onProgramChanged(*program);
-  }
-  if (log::enabled(log::Level::Debug)) {
-    log::debug(std::string(rules::toString(decision.verdict)) + " " + attempt.dst + ":" +
-               std::to_string(attempt.dstPort) + " pid " + std::to_string(attempt.pid) + " " +
-               log::quote(attempt.path) + ": " + decision.reason);
   }
   attempt.id = nextAttemptId_++;
   if (observers_.onAttempt) observers_.onAttempt(attempt);

@@ -76,11 +76,21 @@ class VerdictPipeline {
 
   // With kernel attribution, from start-up on (the fast path is built after the queue).
   void setFastPath(KernelFastPath* fastPath) { s_.fastPath = fastPath; }
+  // What else makes an approved process untrustworthy (non-empty: the reason), e.g. the
+  // MTA's binary run with a configuration of its own (mta_gate.hpp).
+  void setTaintCheck(std::function<std::string(const procinfo::ProcessInfo&)> check) {
+    taintCheck_ = std::move(check);
+  }
 
   [[nodiscard]] const Counters& counters() const { return counters_; }
+
+  // A message handed to the local MTA without TCP (mta_gate.cpp): numbered, charged to its
+  // program and published like a connection attempt.
+  void recordSubmission(store::AttemptRecord attempt, ProgramView* program, bool quarantined);
   [[nodiscard]] bool overloaded() const;
 
  private:
+  std::function<std::string(const procinfo::ProcessInfo&)> taintCheck_;
   // `parkedSince`: when the packet first waited for a hash, for a packet decided again.
   void onPacket(const netfilter::QueuedPacket& packet, const MonoTime* parkedSince = nullptr);
   void send(std::uint32_t packetId, rules::Verdict verdict);

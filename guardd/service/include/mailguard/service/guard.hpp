@@ -101,6 +101,9 @@ class Guard {
   // Queries and commands, for the D-Bus adaptor (all on the loop thread).
   [[nodiscard]] StatusInfo status() const;
   [[nodiscard]] std::vector<ProgramView> programs() const;
+  // Messages the local MTA holds (frozen) for this program: released when it is approved,
+  // deleted when it is denied.
+  [[nodiscard]] std::size_t heldMessages(std::int64_t programId) const;
   Result<std::vector<store::AttemptRecord>> attempts(const store::AttemptQuery& q);
   // Policy changes: `done` is told once the change is on disk (acknowledged means durable).
   void approve(const ProgramRef& ref, Done<ProgramView> done, ApproveOptions options = {});

@@ -1,0 +1,89 @@
+#include "mailguard/mta/submitter.hpp"
+
+#include <array>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace mailguard::mta {
+namespace {
+
+// A chain deeper than this is not a submitter's: give up rather than walk forever.
+constexpr int kMaxDepth = 32;
+
+std::string baseName(const std::string& path) {
+  return std::filesystem::path(path).filename().string();
+}
+
+}  // namespace
+
+bool isMtaName(std::string_view name) {
+  static constexpr std::array<std::string_view, 9> kNames{
+      "exim",  "exim4",      "sendmail", "postdrop", "postqueue", "sendmail.postfix",
+      "mailq", "newaliases", "rmail"};
+  for (const auto n : kNames) {
+    if (name == n) return true;
+  }
+  return false;
+}
+
+bool isMtaProgram(const procinfo::ProcessInfo& p) {
+  if (!p.identity.pathTrusted || p.identity.deleted || !p.identity.scriptPath.empty()) return false;
+  return isMtaName(baseName(p.identity.path));
+}
+
+bool isShellWrapper(const procinfo::ProcessInfo& p) {
+  static constexpr std::array<std::string_view, 6> kShells{"sh",  "dash", "bash",
+                                                           "zsh", "ksh",  "mksh"};
+  if (!p.identity.pathTrusted || !p.identity.scriptPath.empty()) return false;
+  const auto name = baseName(p.identity.path);
+  bool shell = false;
+  for (const auto s : kShells) shell = shell || name == s;
+  if (!shell) return false;
+  // `sh -c CMD`, `bash -ec CMD`: an option cluster holding c before the first operand.
+  for (std::size_t i = 1; i < p.cmdline.size(); ++i) {
+    const auto& a = p.cmdline[i];
+    if (a.size() < 2 || a.front() != '-' || a == "--") return false;
+    if (a[1] != '-' && a.find('c') != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::optional<std::string> foreignMtaConfig(const procinfo::ProcessInfo& p,
+                                            std::string_view eximConfig) {
+  if (!isMtaProgram(p)) return std::nullopt;
+  for (std::size_t i = 1; i < p.cmdline.size(); ++i) {
+    const std::string_view a = p.cmdline[i];
+    if (a == "--") break;
+    if (a.starts_with("-C")) {
+      const std::string_view file = a.size() > 2               ? a.substr(2)
+                                    : i + 1 < p.cmdline.size() ? std::string_view(p.cmdline[i + 1])
+                                                               : std::string_view();
+      if (eximConfig.empty() || file != eximConfig) {
+        return "the MTA's program run with a configuration of its own (-C " + std::string(file) +
+               "), not the system's mail server";
+      }
+    } else if (a.starts_with("-D")) {
+      return "the MTA's program run with macros of its own (" + std::string(a) + ")";
+    }
+  }
+  return std::nullopt;
+}
+
+Result<procinfo::ProcessInfo> findSubmitter(int mtaPid, const Describe& describe) {
+  int pid = mtaPid;
+  for (int depth = 0; depth < kMaxDepth && pid > 0; ++depth) {
+    auto info = describe(pid);
+    if (!info) return info.error();
+    // The submitter exited and init adopted the MTA's process: whoever it was, it is not
+    // init. Unknown, so the message is held.
+    if (info->pid == 1) break;
+    if (!isMtaProgram(*info) && !isShellWrapper(*info)) return info;
+    if (info->ppid <= 0) break;
+    pid = info->ppid;
+  }
+  return notFound("no program other than the MTA's own in the chain above pid " +
+                  std::to_string(mtaPid));
+}
+
+}  // namespace mailguard::mta

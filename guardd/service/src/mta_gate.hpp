@@ -1,0 +1,94 @@
+#pragma once
+// Mail handed to the local MTA without TCP (sendmail, exim -t/-bm/-bs on stdin), gated like
+// a connection. Private to guardd/service.
+//
+// Why a program cannot get such a message past this (exim; DESIGN terms):
+//  - Only exim writes its spool: /var/spool/exim4 belongs to Debian-exim and exim is the
+//    setuid program that writes it, so a message reaches the queue only by being received
+//    by exim. A program that writes a file into the spool itself is refused by the kernel
+//    (permissions), and exim started with another configuration (-C) by anyone but root
+//    drops its privileges and cannot write that spool either.
+//  - Every message exim receives other than over TCP runs acl_not_smtp (exim -t, -bm,
+//    sendmail) or, for SMTP on stdin (-bs), the DATA ACL with an empty
+//    $sender_host_address; install/exim4/ makes both ask guardd, and without an answer
+//    (guardd stopped, socket gone, timeout) the ACL freezes the message: fail closed,
+//    nothing lost.
+//  - guardd does not believe the question: the asking process is the peer of the unix
+//    socket (SO_PEERCRED, set by the kernel at connect()), it must be a root-owned exim,
+//    and the submitter is that process's parent chain as /proc shows it, described by the
+//    same ProcessResolver as connections.
+//  - Submissions over TCP (127.0.0.1:25/587) never come here: they are connections from
+//    the submitter, decided by the queue rule of `inet mailguard` like any other.
+//  - The owner's decision is carried out by guard-mta-agent (root): guardd itself cannot
+//    run exim (no_new_privs, four capabilities, read-only /var/spool).
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mailguard/mta/gate_socket.hpp"
+#include "mailguard/mta/held_messages.hpp"
+#include "mailguard/mta/protocol.hpp"
+#include "mailguard/procinfo/procinfo.hpp"
+#include "mailguard/rules/clock.hpp"
+#include "mailguard/rules/policy.hpp"
+#include "mailguard/service/event_loop.hpp"
+#include "program_registry.hpp"
+#include "verdict_pipeline.hpp"
+
+namespace mailguard::service {
+
+class MtaGate {
+ public:
+  struct Deps {
+    EventLoop& loop;
+    const Clock& clock;
+    procinfo::ProcessResolver& resolver;
+    ProgramRegistry& programs;
+    const std::vector<rules::ApprovalRule>& approvals;
+    VerdictPipeline& pipeline;
+  };
+  // Listens on `socket`; the held messages are listed in `heldFile`.
+  static Result<std::unique_ptr<MtaGate>> open(Deps deps, const std::filesystem::path& socket,
+                                               const std::filesystem::path& heldFile);
+  ~MtaGate();
+
+  // The owner's rules changed: held messages of approved programs are released, those of
+  // denied programs deleted (by the agent, when it is connected).
+  void reconcile();
+  // Messages the MTA holds for this program (what a denial would delete).
+  [[nodiscard]] std::size_t held(std::int64_t programId) const { return held_.count(programId); }
+
+ private:
+  MtaGate(Deps deps, std::unique_ptr<mta::GateSocket> socket, mta::HeldMessages held)
+      : d_(deps), socket_(std::move(socket)), held_(std::move(held)) {}
+  void onAccept();
+  void onReadable(int fd);
+  void close(int fd);
+  // The answer to one question, recorded as an attempt.
+  // nullopt: a file of the chain is still being hashed (off the loop); asked again later.
+  std::optional<std::string> answer(const mta::PeerConnection& c, const mta::Submission& s);
+  // Questions whose programs are being hashed: answered by retry() once they are known.
+  void retry();
+  void onAgentLine(const std::string& line);
+
+  Deps d_;
+  std::unique_ptr<mta::GateSocket> socket_;
+  mta::HeldMessages held_;
+  std::map<int, mta::PeerConnection> peers_;
+  struct Waiting {
+    int fd;
+    mta::Submission question;
+    MonoTime since;
+  };
+  std::vector<Waiting> waiting_;
+  int agentFd_ = -1;
+  // Commands sent to the agent and not yet answered, oldest first.
+  std::deque<std::vector<std::string>> inFlight_;
+};
+
+}  // namespace mailguard::service

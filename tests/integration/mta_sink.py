@@ -1,0 +1,64 @@
+"""A mail sink for the MTA tests: accepts every message over SMTP on port 25 and appends
+one JSON line per message ({"from": ..., "rcpt": [...]}) to a file.
+
+    python3 mta_sink.py ADDRESS RECORD_FILE
+
+Prints "ready" once listening. Standard library only."""
+import json
+import socket
+import sys
+import threading
+
+lock = threading.Lock()
+
+
+def serve(conn, record):
+    f = conn.makefile("rwb", buffering=0)
+
+    def reply(text):
+        f.write(text.encode() + b"\r\n")
+
+    reply("220 sink.test ESMTP")
+    sender, rcpt = "", []
+    while True:
+        line = f.readline()
+        if not line:
+            return
+        cmd = line.decode(errors="replace").strip()
+        verb = cmd[:4].upper()
+        if verb in ("EHLO", "HELO"):
+            reply("250 sink.test")
+        elif verb == "MAIL":
+            sender, rcpt = cmd.split(":", 1)[1].strip(), []
+            reply("250 ok")
+        elif verb == "RCPT":
+            rcpt.append(cmd.split(":", 1)[1].strip().strip("<>"))
+            reply("250 ok")
+        elif verb == "DATA":
+            reply("354 go ahead")
+            while f.readline().rstrip(b"\r\n") != b".":
+                pass
+            with lock, open(record, "a") as out:
+                out.write(json.dumps({"from": sender, "rcpt": rcpt}) + "\n")
+            reply("250 queued")
+        elif verb == "QUIT":
+            reply("221 bye")
+            return
+        else:
+            reply("250 ok")
+
+
+def main():
+    address, record = sys.argv[1], sys.argv[2]
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((address, 25))
+    s.listen(64)
+    print("ready", flush=True)
+    while True:
+        conn, _ = s.accept()
+        threading.Thread(target=serve, args=(conn, record), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()

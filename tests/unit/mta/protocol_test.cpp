@@ -1,0 +1,46 @@
+#include "mailguard/mta/protocol.hpp"
+
+#include <gtest/gtest.h>
+
+namespace mailguard::mta {
+namespace {
+
+TEST(MtaProtocol, ParsesEximQuestion) {
+  auto s = parseSubmission(
+      "mailguard-mta 1\nmta=exim\nid=1xaRHm-0001Xs-2v\nuid=1000\nsender=a@pc.test\n"
+      "rcpt=u@D1.example, v@d2.example\n");
+  ASSERT_TRUE(s.has_value()) << s.error().message;
+  EXPECT_EQ(s->queueId, "1xaRHm-0001Xs-2v");
+  EXPECT_EQ(s->callerUid, 1000u);
+  ASSERT_EQ(s->recipients.size(), 2u);
+  EXPECT_EQ(recipientDomains(s->recipients),
+            (std::vector<std::string>{"d1.example", "d2.example"}));
+}
+
+TEST(MtaProtocol, RefusesQuestionWithoutValidQueueId) {
+  EXPECT_FALSE(parseSubmission("mailguard-mta 1\nid=-rf x\n").has_value());
+  EXPECT_FALSE(parseSubmission("hello\nid=1xaRHm-0001Xs-2v\n").has_value());
+}
+
+TEST(MtaProtocol, AnswerIsOnePrintableLineWithoutNewline) {
+  EXPECT_EQ(formatAnswer(Answer::Accept, "x"), "accept");
+  EXPECT_EQ(formatAnswer(Answer::Freeze, "a\nb"), "freeze a b");
+  EXPECT_EQ(formatAnswer(Answer::Deny, "no"), "deny no");
+}
+
+TEST(MtaProtocol, AgentCommandsCarryOnlyQueueIds) {
+  auto c = parseAgentCommand(formatAgentCommand(AgentAction::Remove, {"1xaRHm-0001Xs-2v"}));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->action, AgentAction::Remove);
+  EXPECT_FALSE(parseAgentCommand("release -C/tmp/evil.conf").has_value());
+  EXPECT_FALSE(parseAgentCommand("release").has_value());
+  EXPECT_FALSE(parseAgentCommand("run 1xaRHm-0001Xs-2v").has_value());
+}
+
+TEST(MtaProtocol, AddressWithoutDomainIsLocalhost) {
+  EXPECT_EQ(recipientDomains({"root", "<x@A.org>", "y@a.org"}),
+            (std::vector<std::string>{"a.org", "localhost"}));
+}
+
+}  // namespace
+}  // namespace mailguard::mta
