@@ -176,9 +176,12 @@ class Privilege(GuarddOnBusTest):
         ("FirewallStatus", "read", [], None),
         ("Probes", "read", ["0"], None),
         ("Audit", "read", [], None),
+        ("Rules", "read", [], None),
         # Documented as open to every local user: it only looks at this host's servers.
         ("RunAudit", "read", [], None),
         ("Approve", "change", ["{client}", ""], None),
+        ("ApproveWithOptions", "change",
+         ["{client}", "", "{{'allow_env': <['PYTHONPATH']>, 'only_to': <['127.0.0.2:25']>}}"], None),
         ("Deny", "change", ["{client}", ""], None),
         ("Forget", "change", ["{client}", ""], None),
         ("Release", "change", ["{client}", ""], NOT_FOUND),  # not quarantined: nothing to release
