@@ -85,6 +85,21 @@ class ScriptIdentity(unittest.TestCase):
         self.assertIn("another mount namespace", row["reason"])
         self.assert_approved_still_connects()
 
+    def test_script_whose_folder_becomes_a_link_to_the_approved_one_is_held(self):
+        # The bot runs its own news.py by a full path in its folder, then swaps the folder
+        # for a link to the approved script's folder: the path now resolves to /srv/news.py.
+        folder = os.path.join(self.bot_dir, "x")
+        os.mkdir(folder, 0o755)
+        write(os.path.join(folder, "news.py"),
+              "import os, time\n"
+              "time.sleep(2.5)\n"
+              f"os.rename({folder!r}, {folder + '.old'!r})\n"
+              f"os.symlink({self.srv!r}, {folder!r})\n" + CONNECT)
+        self.assertTrue(self.run_python([os.path.join(folder, "news.py")]).startswith("failed"))
+        row = self.held_row(self.approved)
+        self.assertIn("a link on its script's path", row["reason"])
+        self.assert_approved_still_connects()
+
     def test_script_that_restores_the_approved_text_after_starting_is_held(self):
         # A script the owner's user can write ran bot code, then put the approved text back
         # before connecting: hashed now, it reads as approved.

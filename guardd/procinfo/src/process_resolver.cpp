@@ -102,6 +102,62 @@ std::optional<std::int64_t> bootTime(const ProcFs& proc) {
   return value;
 }
 
+// realpath(3) of an absolute, normalised path, and the newest ctime (seconds) of the
+// symbolic links it passed through: a link is never changed in place, so a link made or
+// replaced after the interpreter opened the name shows a ctime after the process started
+// (a bot's `python3 ~/x/news.py` whose ~/x becomes a link to the approved script's
+// folder). nullopt when a component is missing or the links loop.
+struct Resolved {
+  std::string path;
+  std::int64_t newestLinkCtime = 0;
+};
+std::optional<Resolved> resolveWatchingLinks(const std::string& absolute) {
+  constexpr int kMaxLinks = 40;      // as the kernel's MAXSYMLINKS
+  std::vector<std::string> pending;  // components still to walk, the next one last
+  const auto push = [&pending](std::string_view path) {
+    std::vector<std::string> parts;
+    std::size_t at = 0;
+    while (at <= path.size()) {
+      const auto slash = path.find('/', at);
+      const auto part =
+          path.substr(at, slash == std::string_view::npos ? std::string_view::npos : slash - at);
+      if (!part.empty() && part != ".") parts.emplace_back(part);
+      if (slash == std::string_view::npos) break;
+      at = slash + 1;
+    }
+    pending.insert(pending.end(), parts.rbegin(), parts.rend());
+  };
+  Resolved out;
+  std::string current;  // "" is the root
+  int links = 0;
+  push(absolute);
+  while (!pending.empty()) {
+    const std::string part = std::move(pending.back());
+    pending.pop_back();
+    if (part == "..") {
+      current.resize(current.empty() ? 0 : current.rfind('/'));
+      continue;
+    }
+    const std::string next = current + "/" + part;
+    struct stat st {};
+    if (::lstat(next.c_str(), &st) != 0) return std::nullopt;
+    if (!S_ISLNK(st.st_mode)) {
+      current = next;
+      continue;
+    }
+    if (++links > kMaxLinks) return std::nullopt;
+    out.newestLinkCtime = std::max<std::int64_t>(out.newestLinkCtime, st.st_ctim.tv_sec);
+    std::string target(static_cast<std::size_t>(st.st_size) + 1, '\0');
+    const auto n = ::readlink(next.c_str(), target.data(), target.size());
+    if (n < 0 || static_cast<std::size_t>(n) >= target.size()) return std::nullopt;
+    target.resize(static_cast<std::size_t>(n));
+    if (target.starts_with('/')) current.clear();
+    push(target);
+  }
+  out.path = current.empty() ? "/" : current;
+  return out;
+}
+
 bool isAnonymousFile(std::string_view path) {
   return path.starts_with("memfd:") || path.starts_with("/memfd:");
 }
@@ -455,6 +511,7 @@ Result<void> ProcessResolver::describeScript(const std::string& dir, const std::
   }
 
   Fd file;
+  std::int64_t newestLinkCtime = 0;
   if (id.foreignView) {
     // Another mount namespace or root: the path is the process's, and so is the file that
     // counts (a bind mount over an approved script's path must not show guardd the
@@ -463,10 +520,11 @@ Result<void> ProcessResolver::describeScript(const std::string& dir, const std::
     file = openInRoot(proc_.root() / dir / "root", absolute);
   } else {
     // The identity names the real file, so a symlink cannot stand in for its target.
-    std::error_code ec;
-    const auto real = std::filesystem::canonical(absolute, ec);
-    id.scriptPath = ec ? absolute : real.string();
-    if (!ec) file = Fd{::open(id.scriptPath.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
+    const auto real = resolveWatchingLinks(absolute);
+    id.scriptPath = real ? real->path : absolute;
+    newestLinkCtime = real ? real->newestLinkCtime : 0;
+    if (real)
+      file = Fd{::open(id.scriptPath.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
   }
   if (!file) {
     id.deleted = true;  // the script is not (or no longer) where the command line says
@@ -488,6 +546,11 @@ Result<void> ProcessResolver::describeScript(const std::string& dir, const std::
         id.scriptDoubt =
             "its script changed after the program started, so what it runs is not "
             "known; restart it for an approval to apply";
+      } else if (newestLinkCtime > started + 1 && id.scriptDoubt.empty()) {
+        id.scriptDoubt =
+            "a link on its script's path was made after the program started, so the path "
+            "may now name another file than the one it ran; restart it for an approval to "
+            "apply";
       }
     }
   }

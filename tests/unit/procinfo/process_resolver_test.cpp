@@ -461,6 +461,42 @@ TEST_F(ProcessResolverTest, MarksAMissingScriptAsDeletedWithoutAHash) {
   EXPECT_TRUE(info->identity.deleted);
 }
 
+TEST_F(ProcessResolverTest, DoubtsAScriptReachedThroughALinkMadeAfterTheProcessStarted) {
+  const auto python = tree_.addFile("usr/bin/python3", "py");
+  const auto script = tree_.addFile("srv/news.py", "abc");
+  struct stat made {};
+  ASSERT_EQ(::stat(script.c_str(), &made), 0);
+  // The process started with the script's inode as it is; a link on the path named on its
+  // command line appears 3 s later.
+  while (std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+             .count() < made.st_ctim.tv_sec + 3) {
+    ::usleep(50'000);
+  }
+  std::filesystem::create_directories(tree_.files() / "home/bot");
+  std::filesystem::create_symlink(tree_.files() / "srv", tree_.files() / "home/bot/x");
+  tree_.add(84, FakeProcess{.name = "python3",
+                            .startTime = 1000,
+                            .cmdline = {"python3", (tree_.files() / "home/bot/x/news.py").string()},
+                            .exe = python,
+                            .cwd = "/"});
+  writeFile(tree_.proc() / "stat",
+            "cpu  1 2 3\nbtime " + std::to_string(made.st_ctim.tv_sec - 10) + "\n");
+  const auto info = resolver_.describe(84);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->identity.scriptPath, script.string());
+  EXPECT_THAT(info->identity.scriptDoubt, ::testing::HasSubstr("a link on its script's path"));
+  // Named by its real path, the same process's script is not in doubt.
+  tree_.add(85, FakeProcess{.name = "python3",
+                            .startTime = 1000,
+                            .cmdline = {"python3", script.string()},
+                            .exe = python,
+                            .cwd = "/"});
+  const auto direct = resolver_.describe(85);
+  ASSERT_TRUE(direct) << direct.error().message;
+  EXPECT_EQ(direct->identity.scriptDoubt, "");
+}
+
 TEST_F(ProcessResolverTest, GivesAnErrorForAVanishedProcess) {
   const auto missing = resolver_.describe(999);
   ASSERT_FALSE(missing);
