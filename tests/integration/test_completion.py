@@ -1,0 +1,156 @@
+"""Shell completion of guardctl (install/completion/) against the real guardctl and, for
+program ids and paths, a real guardd on the test's private bus (run as root under
+`unshare -n`).
+
+bash: the completion file is sourced into a non-interactive bash, which then sets
+COMP_WORDS/COMP_CWORD as readline would for the line typed and calls the function that
+`complete -p guardctl` names, printing COMPREPLY. zsh: a real interactive zsh (compinit,
+the file in $fpath) in a private tmux server, typed into with send-keys."""
+import os
+import shlex
+import shutil
+import subprocess
+import time
+import unittest
+
+import mgtest
+from busfixture import GUARDCTL, SOURCE, GuarddOnBusTest
+from mgtest import wait_for
+from test_manpages import help_sections
+
+CTEST_LABEL = "dbus"  # how ctest labels these tests (discover_tests.py)
+mgtest.require_private_netns()
+
+BASH_COMPLETION = os.path.join(SOURCE, "install", "completion", "guardctl.bash")
+ZSH_COMPLETION_DIR = os.path.join(SOURCE, "install", "completion")
+
+
+def bash_complete(words, env, cwd=None):
+    """COMPREPLY for the command line `words` (the last one is the word being completed,
+    "" after a space), with guardctl from the build first in PATH."""
+    script = f"""
+source {shlex.quote(BASH_COMPLETION)}
+spec=$(complete -p guardctl) || exit 3
+func=${{spec#*-F }}; func=${{func%% *}}
+COMP_WORDS=({' '.join(shlex.quote(w) for w in words)})
+COMP_CWORD={len(words) - 1}
+COMP_LINE="${{COMP_WORDS[*]}}"
+COMP_POINT=${{#COMP_LINE}}
+"$func" guardctl "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
+printf '%s\\n' "${{COMPREPLY[@]}}"
+"""
+    e = dict(env)
+    e["PATH"] = os.path.dirname(GUARDCTL) + ":" + e.get("PATH", "/usr/bin:/bin")
+    r = subprocess.run(["bash", "--norc", "--noprofile", "-c", script], capture_output=True,
+                       text=True, env=e, cwd=cwd, timeout=30)
+    if r.returncode != 0:
+        raise AssertionError(f"completion of {words} failed ({r.returncode}): {r.stderr}")
+    return r, [line for line in r.stdout.splitlines() if line]
+
+
+class BashCompletion(GuarddOnBusTest):
+    def test_completes_the_command_from_its_prefix(self):
+        _, got = bash_complete(["guardctl", "ap"], self.daemon.env())
+        self.assertEqual(got, ["approve"])
+        _, got = bash_complete(["guardctl", "a"], self.daemon.env())
+        self.assertEqual(sorted(got), ["alerts", "approve", "attempts", "audit"])
+        _, got = bash_complete(["guardctl", "firewall", "l"], self.daemon.env())
+        self.assertEqual(got, ["local-subnets"])
+        _, got = bash_complete(["guardctl", "attempts", "--verdict", "h"], self.daemon.env())
+        self.assertEqual(got, ["hold"])
+
+    def test_approve_offers_the_ids_and_paths_of_programs_guardd_knows(self):
+        self.start_guardd()
+        held = self.held_program(self.client)
+        other = self.held_program(mgtest.copy_program(mgtest.CONNECT,
+                                                      os.path.join(self.dir, "other client")))
+        _, got = bash_complete(["guardctl", "approve", ""], self.daemon.env())
+        for p in (held, other):
+            self.assertIn(str(p["id"]), got)
+            self.assertIn(p["path"], got)  # a path with a space is one candidate
+        # The prefix typed narrows them down, and --json before the command changes nothing.
+        _, got = bash_complete(["guardctl", "--json", "approve", self.dir + "/m"],
+                               self.daemon.env())
+        self.assertEqual(got, [held["path"]])
+        _, got = bash_complete(["guardctl", "attempts", "--program", ""], self.daemon.env())
+        self.assertEqual(sorted(got), sorted([str(held["id"]), str(other["id"])]))
+        # After the program, approve takes no second one.
+        _, got = bash_complete(["guardctl", "approve", str(held["id"]), ""], self.daemon.env())
+        self.assertEqual(got, [])
+
+    def test_is_quiet_and_quick_when_guardd_is_not_running(self):
+        # The bus is there, guardd is not: guardctl is told at once that nobody owns the name.
+        start = time.monotonic()
+        r, got = bash_complete(["guardctl", "approve", ""], self.daemon.env())
+        self.assertLess(time.monotonic() - start, 2.0)
+        self.assertEqual((got, r.stderr), ([], ""))
+        # No bus at all.
+        env = self.daemon.env(DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={self.dir}/no-bus")
+        r, got = bash_complete(["guardctl", "deny", ""], env)
+        self.assertEqual((got, r.stderr), ([], ""))
+
+    def test_offers_exactly_the_commands_and_options_of_guardctl_help(self):
+        env = self.daemon.env()
+        pending = [[]]
+        walked = 0
+        while pending:
+            path = pending.pop()
+            options, subcommands = help_sections([GUARDCTL, *path])
+            _, got = bash_complete(["guardctl", *path, "-"], env)
+            expected = set(options)
+            if path:  # -h is left out below the top level: --help says the same
+                expected.discard("-h")
+            self.assertEqual(set(got), expected, f"options of guardctl {' '.join(path)}")
+            if subcommands:
+                _, got = bash_complete(["guardctl", *path, ""], env)
+                self.assertEqual(set(got), set(subcommands),
+                                 f"commands of guardctl {' '.join(path)}")
+            pending += [[*path, s] for s in subcommands]
+            walked += 1
+        self.assertGreater(walked, 15)
+
+
+@unittest.skipUnless(shutil.which("zsh") and shutil.which("tmux"), "needs zsh and tmux")
+class ZshCompletion(GuarddOnBusTest):
+    def setUp(self):
+        super().setUp()
+        self.tmux_socket = os.path.join(self.dir, "tmux.sock")
+        zdotdir = os.path.join(self.dir, "zdot")
+        os.makedirs(zdotdir)
+        with open(os.path.join(zdotdir, ".zshrc"), "w") as f:
+            f.write(f"fpath=({shlex.quote(ZSH_COMPLETION_DIR)} $fpath)\n"
+                    "autoload -Uz compinit && compinit -u -d $ZDOTDIR/.zcompdump\n"
+                    "PS1='zsh> '\n")
+        env = self.daemon.env(ZDOTDIR=zdotdir, TERM="xterm")
+        env["PATH"] = os.path.dirname(GUARDCTL) + ":" + env.get("PATH", "/usr/bin:/bin")
+        env.pop("TMUX", None)
+        subprocess.run(["tmux", "-S", self.tmux_socket, "-f", "/dev/null", "new-session", "-d",
+                        "-x", "200", "-y", "50", "zsh"], env=env, check=True, timeout=30)
+        # Only this test's tmux server, through its own socket.
+        self.addCleanup(subprocess.run, ["tmux", "-S", self.tmux_socket, "kill-server"],
+                        capture_output=True, timeout=30)
+        wait_for(lambda: "zsh> " in self.screen(), 20, "the zsh prompt")
+
+    def screen(self):
+        return subprocess.run(["tmux", "-S", self.tmux_socket, "capture-pane", "-p"],
+                              capture_output=True, text=True, timeout=30).stdout
+
+    def keys(self, *keys):
+        subprocess.run(["tmux", "-S", self.tmux_socket, "send-keys", *keys], check=True,
+                       timeout=30)
+
+    def test_completes_commands_and_program_ids(self):
+        self.keys("guardctl ap", "Tab")
+        wait_for(lambda: "zsh> guardctl approve" in self.screen(), 20, "guardctl approve")
+        self.start_guardd()
+        held = self.held_program(self.client)
+        self.keys("Tab")
+        # zsh lists the ids with their path and state, and the paths.
+        wait_for(lambda: f"{held['id']}  -- {held['path']} (pending)" in self.screen()
+                 or f"{held['id']} -- {held['path']} (pending)" in self.screen(),
+                 20, f"program {held['id']} offered:\n{self.screen()}")
+        self.assertIn(held["path"], self.screen())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
