@@ -7,6 +7,7 @@ COMP_WORDS/COMP_CWORD as readline would for the line typed and calls the functio
 `complete -p guardctl` names, printing COMPREPLY. zsh: a real interactive zsh (compinit,
 the file in $fpath) in a private tmux server, typed into with send-keys."""
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -144,10 +145,10 @@ class ZshCompletion(GuarddOnBusTest):
         held = self.held_program(self.client)
         self.keys("Tab")
         # zsh lists the ids with their path and state, and the paths.
-        wait_for(lambda: f"{held['id']}  -- {held['path']} (pending)" in self.screen()
-                 or f"{held['id']} -- {held['path']} (pending)" in self.screen(),
-                 20, f"program {held['id']} offered:\n{self.screen()}")
-        self.assertIn(held["path"], self.screen())
+        listed = re.compile(rf"^{held['id']} +-- {re.escape(held['path'])} \(pending\)", re.M)
+        wait_for(lambda: listed.search(self.screen()), 20, f"program {held['id']} offered")
+        # ... and the paths, as candidates of their own.
+        self.assertRegex(self.screen(), rf"program paths\n{re.escape(held['path'])}")
 
 
 if __name__ == "__main__":
