@@ -133,14 +133,17 @@ _guardctl() {
         approve | deny | forget | release | bulk)
             ((positional == 0)) || return 0
             local candidate
+            local -A offered=()
             compopt -o filenames 2>/dev/null
             # Matched by hand, not with compgen -W, which would expand $ and quotes in paths.
             while IFS= read -r candidate; do
-                [[ $candidate == "$cur"* ]] && COMPREPLY+=("$candidate")
+                [[ $candidate == "$cur"* ]] && COMPREPLY+=("$candidate") && offered[$candidate]=1
             done < <(_guardctl_programs "$guardctl")
             # A program guardd has not seen yet (to approve ahead): paths on disk.
             if [[ $cur == /* || $cur == .* || $cur == \~* ]]; then
-                mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur")
+                while IFS= read -r candidate; do
+                    [[ -n ${offered[$candidate]-} ]] || COMPREPLY+=("$candidate")
+                done < <(compgen -f -- "$cur")
             fi
             ;;
     esac

@@ -128,7 +128,8 @@ class ZshCompletion(GuarddOnBusTest):
         # Only this test's tmux server, through its own socket.
         self.addCleanup(subprocess.run, ["tmux", "-S", self.tmux_socket, "kill-server"],
                         capture_output=True, timeout=30)
-        wait_for(lambda: "zsh> " in self.screen(), 20, "the zsh prompt")
+        # The prompt of our .zshrc (capture-pane drops trailing blanks).
+        wait_for(lambda: re.search(r"(?m)^zsh>", self.screen()), 20, "the zsh prompt")
 
     def screen(self):
         return subprocess.run(["tmux", "-S", self.tmux_socket, "capture-pane", "-p"],
