@@ -88,6 +88,18 @@ class ManPages(unittest.TestCase):
             for option in options:
                 self.assert_documented(text, option, f"{os.path.basename(program)} --help")
 
+    def test_pages_render_without_warnings(self):
+        # What lintian's groff-message check runs on a package's manual pages.
+        pages = sorted(p for p in os.listdir(MAN) if re.search(r"\.[158]$", p))
+        self.assertEqual(pages, ["guard-notify.1", "guard-tui.1", "guardctl.8", "guardd.8",
+                                 "guardd.conf.5"])
+        for page in pages:
+            r = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z",
+                                os.path.join(MAN, page)], capture_output=True, text=True,
+                               timeout=60, env={**os.environ, "LC_ALL": "C.UTF-8",
+                                                "MANROFFSEQ": "", "MANWIDTH": "80"})
+            self.assertEqual((r.returncode, r.stderr), (0, ""), page)
+
     def test_every_settings_table_and_key_is_in_guardd_conf_5(self):
         text = rendered("guardd.conf.5")
         with open(os.path.join(SOURCE, "rules", "src", "settings.cpp")) as f:
