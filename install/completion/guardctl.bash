@@ -132,18 +132,26 @@ _guardctl() {
     case $cmd in
         approve | deny | forget | release | bulk)
             ((positional == 0)) || return 0
-            local candidate
+            local candidate quoted
             local -A offered=()
-            compopt -o filenames 2>/dev/null
-            # Matched by hand, not with compgen -W, which would expand $ and quotes in paths.
-            while IFS= read -r candidate; do
-                [[ $candidate == "$cur"* ]] && COMPREPLY+=("$candidate") && offered[$candidate]=1
-            done < <(_guardctl_programs "$guardctl")
-            # A program guardd has not seen yet (to approve ahead): paths on disk.
             if [[ $cur == /* || $cur == .* || $cur == \~* ]]; then
+                # A path being typed: guardd's programs, and files on disk (to approve a
+                # program guardd has not seen yet), quoted and listed as files are.
+                compopt -o filenames 2>/dev/null
+                # Matched by hand, not with compgen -W, which would expand $ and quotes.
+                while IFS= read -r candidate; do
+                    [[ $candidate == "$cur"* ]] && COMPREPLY+=("$candidate") && offered[$candidate]=1
+                done < <(_guardctl_programs "$guardctl")
                 while IFS= read -r candidate; do
                     [[ -n ${offered[$candidate]-} ]] || COMPREPLY+=("$candidate")
                 done < <(compgen -f -- "$cur")
+            else
+                # Ids and whole paths, so that the list shows which program each is
+                # (-o filenames would list paths by their last component only).
+                while IFS= read -r candidate; do
+                    printf -v quoted %q "$candidate"
+                    [[ $quoted == "$cur"* ]] && COMPREPLY+=("$quoted")
+                done < <(_guardctl_programs "$guardctl")
             fi
             ;;
     esac

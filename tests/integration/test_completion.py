@@ -68,7 +68,8 @@ class BashCompletion(GuarddOnBusTest):
         _, got = bash_complete(["guardctl", "approve", ""], self.daemon.env())
         for p in (held, other):
             self.assertIn(str(p["id"]), got)
-            self.assertIn(p["path"], got)  # a path with a space is one candidate
+            # A path with a space is one candidate, quoted as the shell needs it.
+            self.assertIn(p["path"].replace(" ", "\\ "), got)
         # The prefix typed narrows them down, and --json before the command changes nothing.
         _, got = bash_complete(["guardctl", "--json", "approve", self.dir + "/m"],
                                self.daemon.env())
@@ -109,27 +110,28 @@ class BashCompletion(GuarddOnBusTest):
         self.assertGreater(walked, 15)
 
 
-@unittest.skipUnless(shutil.which("zsh") and shutil.which("tmux"), "needs zsh and tmux")
-class ZshCompletion(GuarddOnBusTest):
+class ShellInTmux(GuarddOnBusTest):
+    """An interactive shell in a tmux server of this test's own (its socket in the test's
+    directory), with guardctl from the build first in PATH and the completion loaded by
+    the shell's start-up file. A subclass names the shell in `argv(directory)`."""
+    PROMPT = "sh>"
+
     def setUp(self):
         super().setUp()
         self.tmux_socket = os.path.join(self.dir, "tmux.sock")
-        zdotdir = os.path.join(self.dir, "zdot")
-        os.makedirs(zdotdir)
-        with open(os.path.join(zdotdir, ".zshrc"), "w") as f:
-            f.write(f"fpath=({shlex.quote(ZSH_COMPLETION_DIR)} $fpath)\n"
-                    "autoload -Uz compinit && compinit -u -d $ZDOTDIR/.zcompdump\n"
-                    "PS1='zsh> '\n")
-        env = self.daemon.env(ZDOTDIR=zdotdir, TERM="xterm")
+        home = os.path.join(self.dir, "home")
+        os.makedirs(home)
+        argv, extra = self.shell(home)
+        env = self.daemon.env(TERM="xterm", HOME=home, **extra)
         env["PATH"] = os.path.dirname(GUARDCTL) + ":" + env.get("PATH", "/usr/bin:/bin")
         env.pop("TMUX", None)
         subprocess.run(["tmux", "-S", self.tmux_socket, "-f", "/dev/null", "new-session", "-d",
-                        "-x", "200", "-y", "50", "zsh"], env=env, check=True, timeout=30)
+                        "-x", "200", "-y", "50", *argv], env=env, check=True, timeout=30)
         # Only this test's tmux server, through its own socket.
         self.addCleanup(subprocess.run, ["tmux", "-S", self.tmux_socket, "kill-server"],
                         capture_output=True, timeout=30)
-        # The prompt of our .zshrc (capture-pane drops trailing blanks).
-        wait_for(lambda: re.search(r"(?m)^zsh>", self.screen()), 20, "the zsh prompt")
+        # The start-up file's prompt (capture-pane drops trailing blanks): it ran.
+        wait_for(lambda: re.search(rf"(?m)^{self.PROMPT}", self.screen()), 20, "the prompt")
 
     def screen(self):
         return subprocess.run(["tmux", "-S", self.tmux_socket, "capture-pane", "-p"],
@@ -139,15 +141,55 @@ class ZshCompletion(GuarddOnBusTest):
         subprocess.run(["tmux", "-S", self.tmux_socket, "send-keys", *keys], check=True,
                        timeout=30)
 
-    def test_completes_commands_and_program_ids(self):
+    def completes_command_then_programs(self, list_keys, listed):
+        """`guardctl ap<TAB>` becomes `guardctl approve `; then, with a program held by a
+        running guardd, `list_keys` list the candidates; `listed(program)` is the regex
+        that must then be on the screen."""
         self.keys("guardctl ap", "Tab")
-        wait_for(lambda: "zsh> guardctl approve" in self.screen(), 20, "guardctl approve")
+        wait_for(lambda: f"{self.PROMPT} guardctl approve" in self.screen(), 20,
+                 "guardctl approve")
         self.start_guardd()
         held = self.held_program(self.client)
-        self.keys("Tab")
+        self.keys(*list_keys)
+        pattern = re.compile(listed(held), re.M)
+        wait_for(lambda: pattern.search(self.screen()), 20,
+                 f"program {held['id']} offered:\n{self.screen()}")
+        return held
+
+
+@unittest.skipUnless(shutil.which("tmux"), "needs tmux")
+class BashCompletionInTerminal(ShellInTmux):
+    PROMPT = "bash>"
+
+    def shell(self, home):
+        rc = os.path.join(home, ".bashrc")
+        with open(rc, "w") as f:
+            f.write(f"source {shlex.quote(BASH_COMPLETION)}\nPS1='bash> '\n")
+        return ["bash", "--noprofile", "--rcfile", rc, "-i"], {}
+
+    def test_bash_in_a_terminal_completes_approve_and_program_ids(self):
+        # The second Tab lists the ambiguous candidates: the id and the path.
+        held = self.completes_command_then_programs(
+            ["Tab", "Tab"], lambda p: rf"^{p['id']} +{re.escape(p['path'])}\s*$|"
+                                      rf"^{re.escape(p['path'])} +{p['id']}\s*$")
+        self.assertIn(held["path"], self.screen())
+
+
+@unittest.skipUnless(shutil.which("zsh") and shutil.which("tmux"), "needs zsh and tmux")
+class ZshCompletion(ShellInTmux):
+    PROMPT = "zsh>"
+
+    def shell(self, home):
+        with open(os.path.join(home, ".zshrc"), "w") as f:
+            f.write(f"fpath=({shlex.quote(ZSH_COMPLETION_DIR)} $fpath)\n"
+                    "autoload -Uz compinit && compinit -u -d $ZDOTDIR/.zcompdump\n"
+                    "PS1='zsh> '\n")
+        return ["zsh"], {"ZDOTDIR": home}
+
+    def test_zsh_completes_approve_and_program_ids(self):
         # zsh lists the ids with their path and state, and the paths.
-        listed = re.compile(rf"^{held['id']} +-- {re.escape(held['path'])} \(pending\)", re.M)
-        wait_for(lambda: listed.search(self.screen()), 20, f"program {held['id']} offered")
+        held = self.completes_command_then_programs(
+            ["Tab"], lambda p: rf"^{p['id']} +-- {re.escape(p['path'])} \(pending\)")
         # ... and the paths, as candidates of their own.
         self.assertRegex(self.screen(), rf"program paths\n{re.escape(held['path'])}")
 
