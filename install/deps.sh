@@ -11,11 +11,13 @@ build_and_run=(
   libncurses-dev libcap-ng-dev
   libbpf-dev bpftool clang
   nftables iproute2 dbus util-linux
+  scdoc
 )
 testing=(
   libgtest-dev libgmock-dev
   python3 sqlite3 tmux clang-format clang-tidy libclang-rt-14-dev
   conntrack procps
+  zsh
 )
 # The MTA tests run a real exim (Debian's default MTA; it conflicts with postfix, so only
 # where no other MTA is installed).

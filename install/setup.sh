@@ -63,7 +63,9 @@ uninstall() {
     /usr/share/dbus-1/system.d/org.mailguard.Guard1.conf \
     /usr/share/polkit-1/actions/org.mailguard.policy \
     /usr/share/polkit-1/rules.d/50-mailguard.rules \
-    /usr/lib/sysusers.d/mailguard.conf /usr/lib/tmpfiles.d/mailguard.conf
+    /usr/lib/sysusers.d/mailguard.conf /usr/lib/tmpfiles.d/mailguard.conf \
+    "$prefix"/share/man/{man8/guardd.8,man8/guardctl.8,man1/guard-tui.1,man1/guard-notify.1,man5/guardd.conf.5} \
+    "$prefix/share/bash-completion/completions/guardctl" "$prefix/share/zsh/site-functions/_guardctl"
   if has_systemd; then systemctl daemon-reload || true; fi
   say "removed. Settings in $conf_dir and state in $state_dir were kept; delete them by hand if you wish."
 }
@@ -89,6 +91,12 @@ install -D -m 0755 "$build/guardd/guardd" "$sbin/guardd"
 for tool in guardctl guard-tui; do
   if [[ -x "$build/tui/$tool" ]]; then install -D -m 0755 "$build/tui/$tool" "$bin/$tool"; fi
 done
+for page in "$build"/man/*.[0-9]; do  # `man guardctl`: man-db searches $prefix/share/man
+  [[ -e $page ]] || continue
+  install -D -m 0644 "$page" "$prefix/share/man/man${page##*.}/${page##*/}"
+done
+install -D -m 0644 install/completion/guardctl.bash "$prefix/share/bash-completion/completions/guardctl"
+install -D -m 0644 install/completion/_guardctl "$prefix/share/zsh/site-functions/_guardctl"
 install -d -m 0755 "$conf_dir"
 if [[ ! -e $conf_dir/guardd.conf ]]; then
   install -m 0644 install/guardd.conf "$conf_dir/guardd.conf"
