@@ -134,12 +134,25 @@ std::optional<EximLogLine> parseEximLogLine(std::string_view line) {
 ReplyClass classifyReply(std::string_view reply) {
   const auto text = lower(reply);
   // Zeek's SMTP::blocklist_error_messages (research 1.3), and the words such replies use.
-  static constexpr std::array kBlocklists{
-      "spamhaus.org",     "sophos.com/security", "spamcop.net/bl",   "cbl.abuseat.org",
-      "sorbs.net",        "bsn.borderware.com",  "mail-abuse.com",   "b.barracudacentral.com",
-      "psbl.surriel.com", "antispam.imp.ch",     "rbl.knology.net",  "intercept.datapacket.net",
-      "uceprotect.net",   "hostkarma.junkemailfilter.com",           "blocklist",
-      "blacklist",        "dnsbl",               "block list",       "black list"};
+  static constexpr std::array kBlocklists{"spamhaus.org",
+                                          "sophos.com/security",
+                                          "spamcop.net/bl",
+                                          "cbl.abuseat.org",
+                                          "sorbs.net",
+                                          "bsn.borderware.com",
+                                          "mail-abuse.com",
+                                          "b.barracudacentral.com",
+                                          "psbl.surriel.com",
+                                          "antispam.imp.ch",
+                                          "rbl.knology.net",
+                                          "intercept.datapacket.net",
+                                          "uceprotect.net",
+                                          "hostkarma.junkemailfilter.com",
+                                          "blocklist",
+                                          "blacklist",
+                                          "dnsbl",
+                                          "block list",
+                                          "black list"};
   for (const auto* b : kBlocklists) {
     if (contains(text, b)) return ReplyClass::Blocklisted;
   }
@@ -180,7 +193,8 @@ void DeliveryTracker::submitted(const std::string& queueId, Submitter submitter,
     messages_.erase(order_.front());
     order_.pop_front();
   }
-  auto [it, inserted] = messages_.insert_or_assign(queueId, Message{std::move(submitter), {}, now, now});
+  auto [it, inserted] =
+      messages_.insert_or_assign(queueId, Message{std::move(submitter), {}, now, now});
   (void)it;
   if (inserted) order_.push_back(queueId);
   if (order_.size() > 2 * capacity_) {
@@ -254,7 +268,7 @@ Result<void> LogFollower::reopen(bool fromStart) {
     return systemError("cannot open " + path_.string(), errno);
   }
   Fd opened(fd);
-  struct stat st{};
+  struct stat st {};
   if (::fstat(opened.get(), &st) != 0) return systemError("cannot stat " + path_.string(), errno);
   offset_ = fromStart ? 0 : static_cast<std::uint64_t>(st.st_size);
   if (::lseek(opened.get(), static_cast<off_t>(offset_), SEEK_SET) < 0) {
@@ -313,7 +327,7 @@ Result<void> LogFollower::poll(const std::function<void(std::string_view)>& onLi
   auto atEnd = drain(onLine);
   if (!atEnd) return atEnd.error();
   if (!*atEnd) return {};
-  struct stat st{};
+  struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) {
     // Rotated away and not yet recreated: keep the old file until the new one is there.
     if (errno == ENOENT) return {};

@@ -130,7 +130,8 @@ TEST(EximLog, TrackerChargesOnCompletionOrAfterSettling) {
   EXPECT_FALSE(tracker.onLine(other, now).has_value());
 
   // Bounded: the oldest submissions go first.
-  for (int i = 0; i < 10; ++i) tracker.submitted("1s2QmD-000Bxe-" + std::to_string(10 + i), who, now);
+  for (int i = 0; i < 10; ++i)
+    tracker.submitted("1s2QmD-000Bxe-" + std::to_string(10 + i), who, now);
   EXPECT_EQ(tracker.size(), 4U);
   EXPECT_TRUE(tracker.knows("1s2QmD-000Bxe-19"));
   EXPECT_FALSE(tracker.knows("1s2QmD-000Bxe-10"));

@@ -100,9 +100,7 @@ class DeliveryTracker {
   // Tallies of messages with no line for `settle`; forgets messages older than `keep`.
   std::vector<Finished> expire(MonoTime now);
   [[nodiscard]] std::size_t size() const { return messages_.size(); }
-  [[nodiscard]] bool knows(const std::string& queueId) const {
-    return messages_.contains(queueId);
-  }
+  [[nodiscard]] bool knows(const std::string& queueId) const { return messages_.contains(queueId); }
 
  private:
   struct Message {
