@@ -9,7 +9,7 @@ constexpr double kDay = 86'400;
 
 // Ranges are sanity bounds (a typo should not disable the detector), not advice; the
 // defaults and their provenance are in guardd/detector/include/.../detector.hpp.
-constexpr std::array<DetectorSettingSpec, 31> kSpecs{{
+constexpr std::array<DetectorSettingSpec, 40> kSpecs{{
     {"direct_to_mx", -10, 10, false},
     {"new_destination", -10, 10, false},
     {"learned_destination", -10, 10, false},
@@ -41,6 +41,15 @@ constexpr std::array<DetectorSettingSpec, 31> kSpecs{{
     {"attributed_failure", -10, 10, false},
     {"attributed_success", -10, 10, false},
     {"blocked_after", 1, 10'000, true},
+    {"mta_user_unknown", -10, 10, false},
+    {"mta_delivered", -10, 10, false},
+    {"mta_rejected", -10, 10, false},
+    {"mta_blocklisted", -10, 10, false},
+    {"h1_blocklisted", 1, 1'000'000, true},
+    {"h1_window_seconds", 1, kDay, true},
+    {"mta_backstop_soft_recipients", 1, 10'000'000, true},
+    {"mta_backstop_hard_recipients", 1, 10'000'000, true},
+    {"mta_backstop_hard_domains", 1, 10'000'000, true},
 }};
 
 }  // namespace

@@ -1,9 +1,11 @@
 """A mail sink for the MTA tests: accepts every message over SMTP on port 25 and appends
 one JSON line per message ({"from": ..., "rcpt": [...]}) to a file.
 
-    python3 mta_sink.py ADDRESS RECORD_FILE
+    python3 mta_sink.py ADDRESS RECORD_FILE [UNKNOWN_PREFIX]
 
-Prints "ready" once listening. Standard library only."""
+With UNKNOWN_PREFIX, RCPT of an address whose local part starts with it is answered
+"550 5.1.1 user unknown" (a harvested list's dead addresses). Prints "ready" once
+listening. Standard library only."""
 import json
 import socket
 import sys
@@ -12,7 +14,7 @@ import threading
 lock = threading.Lock()
 
 
-def serve(conn, record):
+def serve(conn, record, unknown):
     f = conn.makefile("rwb", buffering=0)
 
     def reply(text):
@@ -32,7 +34,11 @@ def serve(conn, record):
             sender, rcpt = cmd.split(":", 1)[1].strip(), []
             reply("250 ok")
         elif verb == "RCPT":
-            rcpt.append(cmd.split(":", 1)[1].strip().strip("<>"))
+            address = cmd.split(":", 1)[1].strip().strip("<>")
+            if unknown and address.startswith(unknown):
+                reply("550 5.1.1 user unknown")
+                continue
+            rcpt.append(address)
             reply("250 ok")
         elif verb == "DATA":
             reply("354 go ahead")
@@ -50,6 +56,7 @@ def serve(conn, record):
 
 def main():
     address, record = sys.argv[1], sys.argv[2]
+    unknown = sys.argv[3] if len(sys.argv) > 3 else ""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((address, 25))
@@ -57,7 +64,7 @@ def main():
     print("ready", flush=True)
     while True:
         conn, _ = s.accept()
-        threading.Thread(target=serve, args=(conn, record), daemon=True).start()
+        threading.Thread(target=serve, args=(conn, record, unknown), daemon=True).start()
 
 
 if __name__ == "__main__":

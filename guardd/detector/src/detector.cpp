@@ -114,6 +114,10 @@ struct PrincipalState {
   std::map<std::pair<std::string, std::uint16_t>, Recent> recent;
   TimeWindow attempts24;
   TimeWindow failures24;
+  // The MTA channel: recipients and their domains in 24 h, blocklisted messages in 1 h.
+  std::deque<std::pair<TimePoint, unsigned>> mtaRecipients24;
+  DistinctWindow mtaDomains24;
+  TimeWindow blocklisted1h;
   TimeWindow burst;
   DistinctWindow direct24;
   DistinctWindow h3;
@@ -124,6 +128,9 @@ struct PrincipalState {
     recent.clear();
     attempts24.clear();
     failures24.clear();
+    mtaRecipients24.clear();
+    mtaDomains24.clear();
+    blocklisted1h.clear();
     burst.clear();
     direct24.clear();
     h3.clear();
@@ -164,6 +171,18 @@ std::string_view toString(Evidence e) {
       return "backstop-attempts-24h";
     case Evidence::Interactive:
       return "interactive-terminal";
+    case Evidence::MtaUserUnknown:
+      return "mta-user-unknown";
+    case Evidence::MtaBlocklisted:
+      return "mta-blocklisted";
+    case Evidence::MtaRejected:
+      return "mta-rejected";
+    case Evidence::MtaDelivered:
+      return "mta-delivered";
+    case Evidence::BlocklistH1:
+      return "h1-blocklisted";
+    case Evidence::BackstopMtaRecipients:
+      return "backstop-mta-recipients-24h";
   }
   return "unknown";
 }
@@ -653,6 +672,117 @@ struct Detector::Impl {
     return out;
   }
 
+  // Non-TCP submissions go to the channel the principal's local-MTA evidence uses.
+  static Channel mtaChannel(const PrincipalState& p) {
+    auto ws = p.workingSet.find(std::string(kLocalMta));
+    return ws != p.workingSet.end() && ws->second.learned ? Channel::Relay : Channel::NewRelay;
+  }
+
+  PrincipalState& mtaSubmitter(const Principal& principal, const std::string& program,
+                               IdentityClass idClass, TimePoint now) {
+    pruneGlobal(now);
+    PrincipalState& p = stateFor(principal);
+    if (!program.empty()) p.program = program;
+    p.idClass = idClass;
+    p.lastActivity = now;
+    return p;
+  }
+
+  unsigned mtaRecipients(PrincipalState& p, TimePoint now) const {
+    while (!p.mtaRecipients24.empty() &&
+           p.mtaRecipients24.front().first <= now - cfg.backstopWindow) {
+      p.mtaRecipients24.pop_front();
+    }
+    unsigned recipients = 0;
+    for (const auto& [t, n] : p.mtaRecipients24) recipients += n;
+    return recipients;
+  }
+
+  Assessment submitted(const SubmissionEvent& ev) {
+    const TimePoint now = clock->now();
+    PrincipalState& p = mtaSubmitter(ev.principal, ev.program, ev.idClass, now);
+    Assessment out;
+    out.channel = mtaChannel(p);
+    if (p.quarantined) {
+      out.tier = Tier::Hard;
+      return out;
+    }
+    for (const auto& d : ev.domains) {
+      p.mtaDomains24.add(now, d);
+      if (std::find(p.samples.begin(), p.samples.end(), d) == p.samples.end()) {
+        p.samples.push_back(d);
+        if (p.samples.size() > kSampleDestinations) p.samples.pop_front();
+      }
+    }
+    p.attempts24.add(now, cfg.backstopHardAttempts + 1);
+    p.mtaRecipients24.emplace_back(now, ev.recipients);
+    while (p.mtaRecipients24.size() > kWindowCap) p.mtaRecipients24.pop_front();
+    const unsigned recipients = mtaRecipients(p, now);
+    p.mtaDomains24.expire(now, cfg.backstopWindow);
+    const auto domains = static_cast<unsigned>(p.mtaDomains24.distinct());
+    std::vector<Reason> hard;
+    std::vector<Reason> soft;
+    bool softBackstop = false;
+    const bool bulk = bulkActive(p, now);
+    if (bulk) p.bulk->remaining -= std::min(p.bulk->remaining, ev.recipients);
+    if (!bulk) {
+      if (recipients > cfg.mtaBackstopHardRecipients) {
+        hard.push_back(Reason{Evidence::BackstopMtaRecipients, 0, recipients});
+      } else if (domains > cfg.mtaBackstopHardDomains) {
+        hard.push_back(Reason{Evidence::BackstopMtaRecipients, 0, domains});
+      } else if (recipients > cfg.mtaBackstopSoftRecipients) {
+        softBackstop = true;
+        soft.push_back(Reason{Evidence::BackstopMtaRecipients, 0, recipients});
+      }
+    }
+    out.tier = evaluate(p, std::move(hard), softBackstop, std::move(soft), out.alert, now);
+    out.cusum = p.channels[slot(out.channel)].s;
+    return out;
+  }
+
+  Assessment delivered(const DeliveryEvent& ev) {
+    const TimePoint now = clock->now();
+    PrincipalState& p = mtaSubmitter(ev.principal, ev.program, ev.idClass, now);
+    Assessment out;
+    out.channel = mtaChannel(p);
+    if (p.quarantined) {
+      out.tier = Tier::Hard;
+      return out;
+    }
+    std::vector<Reason> reasons;
+    auto add = [&](Evidence e, double w, unsigned n) {
+      if (n > 0 && w != 0) reasons.push_back(Reason{e, w * n, n});
+    };
+    add(Evidence::MtaUserUnknown, cfg.mtaUserUnknown, ev.userUnknown);
+    add(Evidence::MtaRejected, cfg.mtaRejected, ev.rejected);
+    add(Evidence::MtaBlocklisted, cfg.mtaBlocklisted, ev.blocklisted > 0 ? 1 : 0);
+    add(Evidence::MtaDelivered, cfg.mtaDelivered, ev.delivered);
+    double score = 0;
+    for (const Reason& r : reasons) score += r.weight;
+    const double clipped = std::clamp(score, cfg.minScore, cfg.maxScore);
+    if (score != 0 && clipped != score) {
+      for (Reason& r : reasons) r.weight *= clipped / score;
+    }
+    for (unsigned i = 0; i < ev.userUnknown + ev.blocklisted + ev.rejected; ++i) {
+      p.failures24.add(now, kWindowCap);
+    }
+    std::vector<Reason> hard;
+    if (ev.blocklisted > 0) {
+      p.blocklisted1h.add(now, kWindowCap);
+      const auto n = static_cast<unsigned>(p.blocklisted1h.count(now, cfg.h1Window));
+      if (n >= cfg.h1Blocklisted) hard.push_back(Reason{Evidence::BlocklistH1, 0, n});
+    }
+    accumulate(p, out.channel, clipped, reasons, now);
+    out.score = clipped;
+    out.reasons = std::move(reasons);
+    // The soft backstop still holds between submissions (no second alert for it).
+    const bool softBackstop =
+        !bulkActive(p, now) && mtaRecipients(p, now) > cfg.mtaBackstopSoftRecipients;
+    out.tier = evaluate(p, std::move(hard), softBackstop, {}, out.alert, now);
+    out.cusum = p.channels[slot(out.channel)].s;
+    return out;
+  }
+
   void notePort25(bool established) {
     port25.push_back(established);
     port25Successes += established ? 1 : 0;
@@ -699,6 +829,10 @@ Detector& Detector::operator=(Detector&&) noexcept = default;
 
 Assessment Detector::observe(const AttemptEvent& attempt) { return impl_->observe(attempt); }
 Assessment Detector::outcome(const OutcomeEvent& result) { return impl_->outcome(result); }
+Assessment Detector::submitted(const SubmissionEvent& submission) {
+  return impl_->submitted(submission);
+}
+Assessment Detector::delivered(const DeliveryEvent& delivery) { return impl_->delivered(delivery); }
 
 void Detector::declareBulk(const Principal& principal, unsigned recipients, Duration window) {
   PrincipalState& p = impl_->stateFor(principal);

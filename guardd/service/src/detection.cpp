@@ -466,6 +466,31 @@ void Detection::onOutcome(const rules::ConnectionTuple& tuple, det::ConnectOutco
 
 void Detection::onClosed(const rules::ConnectionTuple& tuple) { tracked_.erase(keyOf(tuple)); }
 
+void Detection::onMtaSubmission(const ProgramIdentity& identity, std::uint32_t uid,
+                                unsigned recipients, const std::vector<std::string>& domains) {
+  det::SubmissionEvent e;
+  e.principal = det::Principal::of(identity, uid);
+  e.program = identity.display();
+  e.idClass = classify(identity);
+  e.recipients = recipients;
+  e.domains = domains;
+  (void)detector_->submitted(e);
+  dirty_ = true;
+  // The answer to the MTA waits for this: a hard backstop refuses this very message.
+  drainAlerts(nullptr);
+}
+
+void Detection::onMtaDelivery(const ProgramIdentity& identity, std::uint32_t uid,
+                              const det::DeliveryEvent& outcome) {
+  det::DeliveryEvent e = outcome;
+  e.principal = det::Principal::of(identity, uid);
+  e.program = identity.display();
+  e.idClass = classify(identity);
+  (void)detector_->delivered(e);
+  dirty_ = true;
+  drainAlerts(nullptr);
+}
+
 void Detection::markQuarantined(const det::Principal& principal) {
   d_.programs.forEach([&](ProgramView& view) {
     if (!identityMatches(view.identity, principal)) return;

@@ -86,6 +86,15 @@ class Detection final : public Assessment {
   void onOutcome(const rules::ConnectionTuple& tuple, detector::ConnectOutcome outcome);
   void onClosed(const rules::ConnectionTuple& tuple);
 
+  // Mail handed to the local MTA without TCP (MtaGate), charged to its submitter like the
+  // program's own connections: the submission counts against the MTA channel's daily
+  // backstops, and each message's outcome (from the MTA's log) is evidence (O2-O4, H1).
+  // Both may quarantine the program (its views are marked before they return).
+  void onMtaSubmission(const rules::ProgramIdentity& identity, std::uint32_t uid,
+                       unsigned recipients, const std::vector<std::string>& domains);
+  void onMtaDelivery(const rules::ProgramIdentity& identity, std::uint32_t uid,
+                     const detector::DeliveryEvent& outcome);
+
   // Classifications finished off the loop since the last call go into the cache.
   void collectClassifications();
 

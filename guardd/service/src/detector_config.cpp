@@ -57,6 +57,15 @@ const std::map<std::string, Setter>& setters() {
       {"attributed_failure", set(&C::attributedFailure)},
       {"attributed_success", set(&C::attributedSuccess)},
       {"blocked_after", set(&C::blockedAfter)},
+      {"mta_user_unknown", set(&C::mtaUserUnknown)},
+      {"mta_delivered", set(&C::mtaDelivered)},
+      {"mta_rejected", set(&C::mtaRejected)},
+      {"mta_blocklisted", set(&C::mtaBlocklisted)},
+      {"h1_blocklisted", set(&C::h1Blocklisted)},
+      {"h1_window_seconds", set(&C::h1Window)},
+      {"mta_backstop_soft_recipients", set(&C::mtaBackstopSoftRecipients)},
+      {"mta_backstop_hard_recipients", set(&C::mtaBackstopHardRecipients)},
+      {"mta_backstop_hard_domains", set(&C::mtaBackstopHardDomains)},
   };
   return kSetters;
 }

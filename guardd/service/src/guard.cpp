@@ -10,8 +10,8 @@
 #include <system_error>
 
 #include "guard_impl.hpp"
-#include "mailguard/rules/code_loading.hpp"
 #include "mailguard/mta/submitter.hpp"
+#include "mailguard/rules/code_loading.hpp"
 #include "mailguard/rules/identity.hpp"
 #include "mailguard/rules/verdict.hpp"
 #include "mailguard/service/log.hpp"
@@ -135,8 +135,9 @@ Result<void> Guard::Impl::start() {
     return mta::foreignMtaConfig(p, config).value_or(std::string{});
   });
   if (!options.settings.mtaSocket.empty()) {
-    auto gate = MtaGate::open(MtaGate::Deps{loop, clock, resolver, programs, approvals, *pipeline},
-                              options.settings.mtaSocket, options.stateDir / "mta-held");
+    auto gate = MtaGate::open(
+        MtaGate::Deps{loop, clock, resolver, programs, approvals, *pipeline, *detection},
+        options.settings.mtaSocket, options.stateDir / "mta-held", options.settings.eximLog);
     if (gate) {
       mta = std::move(gate.value());
       log::info("mta: answering the local MTA at " + options.settings.mtaSocket);

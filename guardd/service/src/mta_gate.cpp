@@ -27,7 +27,8 @@ std::string joinDomains(const std::vector<std::string>& domains) {
 }  // namespace
 
 Result<std::unique_ptr<MtaGate>> MtaGate::open(Deps deps, const std::filesystem::path& socket,
-                                               const std::filesystem::path& heldFile) {
+                                               const std::filesystem::path& heldFile,
+                                               const std::filesystem::path& eximLog) {
   auto held = mta::HeldMessages::open(heldFile);
   if (!held) return held.error();
   auto listener = mta::GateSocket::open(socket);
@@ -38,6 +39,22 @@ Result<std::unique_ptr<MtaGate>> MtaGate::open(Deps deps, const std::filesystem:
   // A question waits while its programs are hashed (a large interpreter: well under exim's
   // 10 s); it is not decided before, since an unknown file could pass for an approved one.
   deps.loop.every(std::chrono::milliseconds(20), [self] { self->retry(); });
+  if (!eximLog.empty()) {
+    // Held messages are still to be delivered (or deleted): their outcomes are charged
+    // after a restart of guardd too.
+    for (const auto programId : self->held_.programs()) {
+      const auto* view = deps.programs.find(programId);
+      if (view == nullptr) continue;
+      for (const auto& id : self->held_.of(programId)) {
+        self->tracker_.submitted(id, mta::Submitter{programId, view->identity, view->uid, 0},
+                                 deps.clock.monotonic());
+      }
+    }
+    self->log_ = std::make_unique<mta::LogFollower>(eximLog);
+    // A timer rather than inotify: a rotated or not yet created log needs no watch of its
+    // folder, and a quarter second is well inside a bounce storm's pace.
+    deps.loop.every(std::chrono::milliseconds(250), [self] { self->followLog(); });
+  }
   if (auto r =
           deps.loop.add(self->socket_->fd(), EPOLLIN, [self](std::uint32_t) { self->onAccept(); });
       !r) {
@@ -170,6 +187,12 @@ std::optional<std::string> MtaGate::answer(const mta::PeerConnection& c, const m
   if (!submitter && submitter.error().code == Errc::Pending) return std::nullopt;
   rules::Decision decision;
   ProgramView* program = nullptr;
+  if (submitter) {
+    // First: a submission over the MTA channel's daily limit quarantines the program, and
+    // this message is refused with it.
+    d_.detection.onMtaSubmission(submitter->identity, submitter->uid,
+                                 static_cast<unsigned>(s.recipients.size()), domains);
+  }
   if (!submitter) {
     decision.verdict = rules::Verdict::Hold;
     decision.reason = "could not name the program that submitted it: " + submitter.error().message;
@@ -196,6 +219,11 @@ std::optional<std::string> MtaGate::answer(const mta::PeerConnection& c, const m
       log::error("mta: " + r.error().message);
     }
   }
+  if (verdict != mta::Answer::Deny && program != nullptr) {
+    tracker_.submitted(
+        s.queueId, mta::Submitter{program->id, program->identity, submitter->uid, submitter->pid},
+        d_.clock.monotonic());
+  }
   attempt.verdict = decision.verdict;
   attempt.reason = "mail handed to " + s.mta + ", queue id " + s.queueId + " (" +
                    std::to_string(s.recipients.size()) + " recipients): " +
@@ -204,6 +232,52 @@ std::optional<std::string> MtaGate::answer(const mta::PeerConnection& c, const m
   const bool quarantined = program != nullptr && program->state == rules::ProgramState::Quarantined;
   d_.pipeline.recordSubmission(attempt, program, quarantined);
   return mta::formatAnswer(verdict, decision.reason);
+}
+
+void MtaGate::followLog() {
+  auto polled = log_->poll([this](std::string_view text) {
+    auto line = mta::parseEximLogLine(text);
+    if (!line) return;
+    if (auto finished = tracker_.onLine(*line, d_.clock.monotonic())) charge(*finished);
+  });
+  if (!polled) {
+    // Once per kind of failure: the timer would repeat it four times a second.
+    if (polled.error().message != lastLogError_) log::warning("mta: " + polled.error().message);
+    lastLogError_ = polled.error().message;
+  } else {
+    lastLogError_.clear();
+  }
+  const auto now = d_.clock.monotonic();
+  if (now - lastExpire_ < std::chrono::seconds(1)) return;
+  lastExpire_ = now;
+  for (const auto& finished : tracker_.expire(now)) charge(finished);
+}
+
+void MtaGate::charge(const mta::DeliveryTracker::Finished& f) {
+  const auto& who = f.submitter;
+  const auto& t = f.tally;
+  store::AttemptRecord attempt;
+  attempt.time = d_.clock.now();
+  attempt.programId = who.programId;
+  attempt.pid = who.pid;
+  attempt.uid = who.uid;
+  attempt.path = who.identity.path;
+  attempt.scriptPath = who.identity.scriptPath;
+  attempt.src = "exim";
+  attempt.dst = joinDomains(t.domains);
+  // The message was let through; what its servers answered is the reason.
+  attempt.verdict = rules::Verdict::Allow;
+  attempt.reason = "outcome of mail handed to exim, queue id " + f.queueId + ": " + t.summary();
+  // Not a new attempt of the program: its counters stay as they are.
+  d_.pipeline.recordSubmission(std::move(attempt), nullptr, false);
+  if (t.delivered + t.userUnknown + t.blocklisted + t.rejected == 0) return;  // deferred only
+  detector::DeliveryEvent e;
+  e.delivered = t.delivered;
+  e.userUnknown = t.userUnknown;
+  e.blocklisted = t.blocklisted;
+  e.rejected = t.rejected;
+  e.domains = t.domains;
+  d_.detection.onMtaDelivery(who.identity, who.uid, e);
 }
 
 void MtaGate::reconcile() {

@@ -21,6 +21,19 @@
 //    the submitter, decided by the queue rule of `inet mailguard` like any other.
 //  - The owner's decision is carried out by guard-mta-agent (root): guardd itself cannot
 //    run exim (no_new_privs, four capabilities, read-only /var/spool).
+//
+// What becomes of the mail it let through is charged to the submitter too: guardd follows
+// exim's main log ([mta] exim_log) and links each delivery line to the submission by its
+// queue id (DeliveryTracker). Each message's final outcomes go to the zombie detector as
+// the submitter's evidence (O4 unknown users, O3 blocklists, O2 other refusals,
+// deliveries), and each submission counts against the MTA channel's daily backstops; a
+// program quarantined so is refused from then on (Answer::Deny), and its messages still
+// frozen stay frozen (neither released nor deleted) until the owner releases or denies
+// it. Messages exim accepted before the quarantine and is still retrying are left to
+// exim: freezing them needs the agent, and they were judged when accepted. The log is
+// not a way around the gate: a program that cannot write exim's log (Debian-exim:adm
+// 0640) cannot forge outcomes, and lines of messages not submitted through the gate
+// (exim's own bounces, mail submitted over TCP) are not charged here.
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -30,6 +43,8 @@
 #include <string>
 #include <vector>
 
+#include "detection.hpp"
+#include "mailguard/mta/exim_log.hpp"
 #include "mailguard/mta/gate_socket.hpp"
 #include "mailguard/mta/held_messages.hpp"
 #include "mailguard/mta/protocol.hpp"
@@ -51,10 +66,13 @@ class MtaGate {
     ProgramRegistry& programs;
     const std::vector<rules::ApprovalRule>& approvals;
     VerdictPipeline& pipeline;
+    Detection& detection;
   };
-  // Listens on `socket`; the held messages are listed in `heldFile`.
+  // Listens on `socket`; the held messages are listed in `heldFile`; outcomes are read
+  // from `eximLog` (empty: not followed).
   static Result<std::unique_ptr<MtaGate>> open(Deps deps, const std::filesystem::path& socket,
-                                               const std::filesystem::path& heldFile);
+                                               const std::filesystem::path& heldFile,
+                                               const std::filesystem::path& eximLog = {});
   ~MtaGate();
 
   // The owner's rules changed: held messages of approved programs are released, those of
@@ -75,6 +93,9 @@ class MtaGate {
   // Questions whose programs are being hashed: answered by retry() once they are known.
   void retry();
   void onAgentLine(const std::string& line);
+  // Reads what exim logged since the last call and charges finished messages.
+  void followLog();
+  void charge(const mta::DeliveryTracker::Finished& finished);
 
   Deps d_;
   std::unique_ptr<mta::GateSocket> socket_;
@@ -89,6 +110,10 @@ class MtaGate {
   int agentFd_ = -1;
   // Commands sent to the agent and not yet answered, oldest first.
   std::deque<std::vector<std::string>> inFlight_;
+  mta::DeliveryTracker tracker_;
+  std::unique_ptr<mta::LogFollower> log_;
+  MonoTime lastExpire_{};
+  std::string lastLogError_;
 };
 
 }  // namespace mailguard::service

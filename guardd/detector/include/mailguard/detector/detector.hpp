@@ -109,6 +109,27 @@ struct DetectorConfig {
   // (also at start-up, before any success was seen) [R; count T].
   unsigned blockedAfter = 5;
 
+  // Mail handed to the local MTA without TCP (research 2.6, O3/O4 charged to the
+  // submitter by queue id). Each message's final outcomes are one observation, a
+  // Bernoulli likelihood ratio per recipient, clipped like any attempt: harvested lists
+  // see 20-40% "user unknown" (M8), opt-in lists 2-5% (B7); with 25% against 3%,
+  // ln(0.25/0.03) per unknown user and ln(0.75/0.97) per delivery [A]. A message with
+  // most recipients unknown scores the clip (4.0), so a bounce storm reaches the hard
+  // threshold (even with the packaged shift) within three messages.
+  double mtaUserUnknown = 2.1;  // O4, per recipient [A]
+  double mtaDelivered = -0.26;  // per recipient [A]
+  double mtaRejected = 0.7;     // O2: another 5xx, per recipient [R]
+  double mtaBlocklisted = 3.0;  // O3: a reply naming a blocklist, per message [R]
+  unsigned h1Blocklisted = 2;   // H1: this many O3 messages within h1Window: quarantine [R]
+  Duration h1Window = std::chrono::hours{1};
+  // Backstops of the MTA channel (daily limits): higher than a program's own connections,
+  // as a message to N recipients is one submission; lifted by a declared bulk send.
+  // A club's or family's mailing through the PC fits under the soft limit; a newsletter
+  // (research B7, 300-5,000 recipients) declares its bulk send.
+  unsigned mtaBackstopSoftRecipients = 250;   // recipients / 24 h -> soft [A]
+  unsigned mtaBackstopHardRecipients = 1000;  // recipients / 24 h -> hard [A]
+  unsigned mtaBackstopHardDomains = 500;      // distinct recipient domains / 24 h -> hard [A]
+
   // Principals with no learned destination and no evidence are dropped after this.
   Duration idleTtl = std::chrono::hours{24 * 30};
 };
@@ -133,18 +154,24 @@ enum class Tier : std::uint8_t { None, Soft, Hard };
 enum class ConnectOutcome : std::uint8_t { Established, Refused, Reset, TimedOut };
 
 enum class Evidence : std::uint8_t {
-  DirectToMx,            // D1
-  NewDestination,        // D2 outside the working set
-  LearnedDestination,    // D2 inside the working set
-  NewRelayKnownHost,     // D3
-  ManySessions,          // D4
-  ConnectFailure,        // O1 on the program's own connection
-  MtaDeliveryFailed,     // O1 of a local MTA delivery, charged to its submitters
-  MtaDeliveryOk,         // a local MTA delivery that connected, charged likewise
-  VolumeH3,              // H3
-  BackstopDestinations,  // too many distinct direct destinations in 24 h
-  BackstopAttempts,      // too many attempts in 24 h
-  Interactive,           // I1: from a process with a controlling terminal
+  DirectToMx,             // D1
+  NewDestination,         // D2 outside the working set
+  LearnedDestination,     // D2 inside the working set
+  NewRelayKnownHost,      // D3
+  ManySessions,           // D4
+  ConnectFailure,         // O1 on the program's own connection
+  MtaDeliveryFailed,      // O1 of a local MTA delivery, charged to its submitters
+  MtaDeliveryOk,          // a local MTA delivery that connected, charged likewise
+  VolumeH3,               // H3
+  BackstopDestinations,   // too many distinct direct destinations in 24 h
+  BackstopAttempts,       // too many attempts in 24 h
+  Interactive,            // I1: from a process with a controlling terminal
+  MtaUserUnknown,         // O4: recipients of the program's MTA mail unknown to their server
+  MtaBlocklisted,         // O3: the program's MTA mail refused by a blocklist
+  MtaRejected,            // O2: other permanent refusals of the program's MTA mail
+  MtaDelivered,           // recipients of the program's MTA mail delivered
+  BlocklistH1,            // H1: repeated blocklist refusals
+  BackstopMtaRecipients,  // too many MTA recipients (or their domains) in 24 h
 };
 std::string_view toString(Evidence e);
 std::string_view toString(Channel c);
@@ -200,6 +227,28 @@ struct OutcomeEvent {
   std::string dst;
   std::uint16_t port = 0;
   ConnectOutcome outcome = ConnectOutcome::Established;
+};
+
+// One message handed to the local MTA without TCP, charged to its submitter at once: the
+// MTA channel's volume (daily backstops).
+struct SubmissionEvent {
+  Principal principal;
+  std::string program;
+  IdentityClass idClass = IdentityClass::Unknown;
+  unsigned recipients = 0;
+  std::vector<std::string> domains;  // the recipients' domains, distinct
+};
+
+// What became of such a message (the MTA's log, linked by queue id): final outcomes only.
+struct DeliveryEvent {
+  Principal principal;
+  std::string program;
+  IdentityClass idClass = IdentityClass::Unknown;
+  unsigned delivered = 0;
+  unsigned userUnknown = 0;  // 5.1.1 / "user unknown"
+  unsigned blocklisted = 0;  // a reply naming a blocklist
+  unsigned rejected = 0;     // other 5xx
+  std::vector<std::string> domains;
 };
 
 struct Reason {
@@ -281,6 +330,9 @@ class Detector {
   // The result of an earlier attempt (matched by principal, dst and port). Failures of a
   // recognised MTA's own deliveries are charged to the programs that submitted to it.
   Assessment outcome(const OutcomeEvent& result);
+  // A message handed to the local MTA by a program (not over TCP), and its outcomes.
+  Assessment submitted(const SubmissionEvent& submission);
+  Assessment delivered(const DeliveryEvent& delivery);
 
   // "guardctl bulk": the principal will send up to `recipients` messages in the next
   // `window`. Lifts the soft tier, D4 and the backstops; never the hard CUSUM tier.
