@@ -63,7 +63,8 @@ uninstall() {
     /usr/share/dbus-1/system.d/org.mailguard.Guard1.conf \
     /usr/share/polkit-1/actions/org.mailguard.policy \
     /usr/share/polkit-1/rules.d/50-mailguard.rules \
-    /usr/lib/sysusers.d/mailguard.conf /usr/lib/tmpfiles.d/mailguard.conf
+    /usr/lib/sysusers.d/mailguard.conf /usr/lib/tmpfiles.d/mailguard.conf \
+    "$bin/guard-notify" /etc/xdg/autostart/guard-notify.desktop /usr/lib/systemd/user/guard-notify.service
   if has_systemd; then systemctl daemon-reload || true; fi
   say "removed. Settings in $conf_dir and state in $state_dir were kept; delete them by hand if you wish."
 }
@@ -89,6 +90,11 @@ install -D -m 0755 "$build/guardd/guardd" "$sbin/guardd"
 for tool in guardctl guard-tui; do
   if [[ -x "$build/tui/$tool" ]]; then install -D -m 0755 "$build/tui/$tool" "$bin/$tool"; fi
 done
+# guard-notify: started with each desktop session (XDG autostart, or the systemd user unit).
+install -D -m 0755 "$build/tui/notify/guard-notify" "$bin/guard-notify"
+install -d /etc/xdg/autostart /usr/lib/systemd/user
+sed "s|@BINDIR@|$bin|g" install/guard-notify.desktop >/etc/xdg/autostart/guard-notify.desktop
+sed "s|@BINDIR@|$bin|g" install/guard-notify.service >/usr/lib/systemd/user/guard-notify.service
 install -d -m 0755 "$conf_dir"
 if [[ ! -e $conf_dir/guardd.conf ]]; then
   install -m 0644 install/guardd.conf "$conf_dir/guardd.conf"

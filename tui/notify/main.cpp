@@ -30,6 +30,8 @@ using namespace mailguard;
 using Clock = std::chrono::steady_clock;
 
 // guardd or the system bus may come later than the session (or restart): try again.
+// Owned on the session bus while guard-notify runs (the user unit's BusName).
+constexpr const char* kAgentName = "org.mailguard.Notify";
 constexpr auto kReconnectEvery = std::chrono::seconds(5);
 
 using Event = std::variant<dbus::Attempt, dbus::Program, dbus::Alert>;
@@ -180,6 +182,15 @@ int main(int argc, char** argv) {
     std::cerr << "guard-notify: " << session.error().message
               << " (no desktop session? guardctl watch and the journal still show held programs)\n";
     return 1;
+  }
+  auto claimed = session.value()->claimName(kAgentName);
+  if (!claimed) {
+    std::cerr << "guard-notify: " << claimed.error().message << "\n";
+    return 1;
+  }
+  if (!claimed.value()) {
+    std::cerr << "guard-notify: another one runs in this session already\n";
+    return 0;
   }
   try {
     Loop loop(*session.value(), verbose);

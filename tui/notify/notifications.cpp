@@ -61,6 +61,21 @@ Result<std::unique_ptr<SessionNotifications>> SessionNotifications::connect() {
   return std::unique_ptr<SessionNotifications>(new SessionNotifications(std::move(impl)));
 }
 
+Result<bool> SessionNotifications::claimName(const std::string& name) {
+  try {
+    impl_->connection->requestName(name);
+    return true;
+  } catch (const sdbus::Error& e) {
+    // sd_bus_request_name(3) without flags fails with EEXIST when another owns it; sd-bus
+    // names that errno org.freedesktop.DBus.Error.FileExists.
+    if (e.getName() == "org.freedesktop.DBus.Error.FileExists" ||
+        e.getName() == "System.Error.EEXIST") {
+      return false;
+    }
+    return fromSdbus(("own '" + name + "' on the session bus").c_str(), e);
+  }
+}
+
 Result<std::vector<std::string>> SessionNotifications::capabilities() {
   try {
     std::vector<std::string> caps;

@@ -44,6 +44,10 @@ class SessionNotifications final : public NotificationServer {
   SessionNotifications(const SessionNotifications&) = delete;
   SessionNotifications& operator=(const SessionNotifications&) = delete;
 
+  // Owns `name` on the session bus, so that one guard-notify runs per session (the
+  // autostart entry and the user unit may both start one); false when another has it.
+  Result<bool> claimName(const std::string& name);
+
   Result<std::vector<std::string>> capabilities() override;
   Result<std::uint32_t> show(std::uint32_t replacesId, const Notification& n) override;
   Result<void> close(std::uint32_t id) override;
