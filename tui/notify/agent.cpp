@@ -185,9 +185,11 @@ void Agent::present(Entry& e, SteadyTime now, bool urgent) {
 }
 
 void Agent::attemptRecorded(const dbus::Attempt& a, SteadyTime now) {
-  if (a.verdict != "hold") return;
   const std::string key = a.programId != 0 ? "program:" + std::to_string(a.programId)
                                            : "path:" + a.path + "\n" + a.scriptPath;
+  // Only a hold asks a question; once asked, the program's rejected attempts (the detector
+  // throttles a bot that keeps trying) count too: they are the same burst.
+  if (a.verdict != "hold" && (a.verdict != "reject" || !entries_.contains(key))) return;
   auto [it, fresh] = entries_.try_emplace(key);
   Entry& e = it->second;
   if (fresh) {
