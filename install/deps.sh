@@ -18,6 +18,7 @@ testing=(
   python3 sqlite3 tmux clang-format clang-tidy libclang-rt-14-dev
   conntrack procps
   zsh
+  dunst xvfb x11-apps imagemagick fonts-dejavu-core
 )
 # The MTA tests run a real exim (Debian's default MTA; it conflicts with postfix, so only
 # where no other MTA is installed).

@@ -65,7 +65,8 @@ uninstall() {
     /usr/share/polkit-1/rules.d/50-mailguard.rules \
     /usr/lib/sysusers.d/mailguard.conf /usr/lib/tmpfiles.d/mailguard.conf \
     "$prefix"/share/man/{man8/guardd.8,man8/guardctl.8,man1/guard-tui.1,man1/guard-notify.1,man5/guardd.conf.5} \
-    "$prefix/share/bash-completion/completions/guardctl" "$prefix/share/zsh/site-functions/_guardctl"
+    "$prefix/share/bash-completion/completions/guardctl" "$prefix/share/zsh/site-functions/_guardctl" \
+    "$bin/guard-notify" /etc/xdg/autostart/guard-notify.desktop /usr/lib/systemd/user/guard-notify.service
   if has_systemd; then systemctl daemon-reload || true; fi
   say "removed. Settings in $conf_dir and state in $state_dir were kept; delete them by hand if you wish."
 }
@@ -97,6 +98,11 @@ for page in "$build"/man/*.[0-9]; do  # `man guardctl`: man-db searches $prefix/
 done
 install -D -m 0644 install/completion/guardctl.bash "$prefix/share/bash-completion/completions/guardctl"
 install -D -m 0644 install/completion/_guardctl "$prefix/share/zsh/site-functions/_guardctl"
+# guard-notify: started with each desktop session (XDG autostart, or the systemd user unit).
+install -D -m 0755 "$build/tui/notify/guard-notify" "$bin/guard-notify"
+install -d /etc/xdg/autostart /usr/lib/systemd/user
+sed "s|@BINDIR@|$bin|g" install/guard-notify.desktop >/etc/xdg/autostart/guard-notify.desktop
+sed "s|@BINDIR@|$bin|g" install/guard-notify.service >/usr/lib/systemd/user/guard-notify.service
 install -d -m 0755 "$conf_dir"
 if [[ ! -e $conf_dir/guardd.conf ]]; then
   install -m 0644 install/guardd.conf "$conf_dir/guardd.conf"

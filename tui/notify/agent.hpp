@@ -1,0 +1,98 @@
+#pragma once
+// guard-notify's core: turns guardd's signals into desktop notifications and the
+// notifications' actions into policy requests. It owns no connection: the server is a
+// NotificationServer, policy calls go out through `submit`, and time comes in as an
+// argument, so the rate limits are decided by the caller's clock.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mailguard/dbus/client.hpp"
+#include "notifications.hpp"
+#include "policy_worker.hpp"
+
+namespace mailguard::notify {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// How much the desktop is told, at most.
+struct Limits {
+  // A notification already shown is updated in place at most this often (a bot holding
+  // 1,000 attempts a second gives one notification whose count moves once a second).
+  std::chrono::milliseconds updateEvery{1000};
+  // New notifications per window; beyond that they are folded into one summary.
+  unsigned newPerWindow = 5;
+  std::chrono::milliseconds window{60000};
+};
+
+class Agent {
+ public:
+  Agent(NotificationServer& server, std::function<void(PolicyRequest)> submit, Limits limits = {});
+
+  void attemptRecorded(const dbus::Attempt& attempt, SteadyTime now);
+  void programChanged(const dbus::Program& program, SteadyTime now);
+  void alertRaised(const dbus::Alert& alert, SteadyTime now);
+  void actionInvoked(std::uint32_t id, const std::string& key, SteadyTime now);
+  void closed(std::uint32_t id, CloseReason reason);
+  void policyDone(const PolicyOutcome& outcome, SteadyTime now);
+  // Shows updates that the rate limit held back, once due.
+  void flush(SteadyTime now);
+  // When flush() has something to do next, if anything.
+  [[nodiscard]] std::optional<SteadyTime> nextDue() const;
+
+ private:
+  enum class Kind { Held, Alert, Overflow, Outcome };
+  struct Entry {
+    Kind kind = Kind::Held;
+    std::uint32_t id = 0;  // the server's notification id; 0 when not shown
+    std::string target;    // Guard1 target: decimal program id or path
+    std::string script;
+    std::string path;
+    std::string scriptPath;
+    std::uint32_t uid = 0;
+    std::int64_t count = 0;
+    std::string lastDestination;
+    std::string sha256;
+    bool details = false;  // the user asked for details
+    bool busy = false;     // a policy call runs
+    bool dirty = false;    // changed since last shown
+    bool dismissed = false;
+    bool folded = false;  // counted in the overflow notification instead
+    std::string refusal;  // why the last Approve/Deny failed, shown until the next one
+    SteadyTime lastShown{};
+    std::string alertSummary;
+    std::vector<std::string> alertReasons;
+    std::string alertKind;
+  };
+
+  static Entry makeOverflow() {
+    Entry e;
+    e.kind = Kind::Overflow;
+    return e;
+  }
+  bool supports(const std::string& capability);
+  std::string text(const std::string& s);  // escaped where the server takes markup
+  Notification heldNotification(const Entry& e);
+  Notification alertNotification(const Entry& e);
+  Notification overflowNotification(const Entry& e) const;
+  // Shows or updates `e` now if the limits allow, else marks it for flush().
+  void present(Entry& e, SteadyTime now, bool urgent = false);
+  bool takeNewSlot(SteadyTime now);
+  void show(Entry& e, const Notification& n, SteadyTime now);
+  Entry* byNotification(std::uint32_t id);
+  std::string name(const Entry& e) const;
+
+  NotificationServer& server_;
+  std::function<void(PolicyRequest)> submit_;
+  Limits limits_;
+  std::optional<std::vector<std::string>> caps_;
+  std::map<std::string, Entry> entries_;  // by key: "program:ID", "path:PATH", "alert:ID"
+  Entry overflow_ = makeOverflow();
+  std::vector<SteadyTime> recentNew_;
+};
+
+}  // namespace mailguard::notify
