@@ -671,6 +671,28 @@ class Bench:
                             lost = None
         return maps, lost
 
+    @staticmethod
+    def resident_by_mapping(pid, top=8):
+        """What is resident, by mapping: /proc/PID/smaps summed per name (the file, or
+        [heap], [stack], [anon], ...), largest first, as (name, rss kB, anonymous kB)."""
+        sums = {}
+        name = None
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                head = line.split()
+                if not head:
+                    continue
+                if "-" in head[0] and not head[0].endswith(":"):
+                    name = head[5] if len(head) > 5 else "[anon]"
+                    if name.startswith("/"):
+                        name = os.path.basename(name)
+                    sums.setdefault(name, [0, 0])
+                elif head[0] == "Rss:":
+                    sums[name][0] += int(head[1])
+                elif head[0] == "Anonymous:":
+                    sums[name][1] += int(head[1])
+        return sorted(((n, r, a) for n, (r, a) in sums.items()), key=lambda x: -x[1])[:top]
+
     def bench_kernel(self):
         log("== 6. identity the kernel vouches for: BPF connect hooks (guardd [kernel] "
             "identity = \"auto\")")
@@ -866,7 +888,11 @@ class Bench:
         # 6e. memory.
         _, rss, hwm = self.proc_sample(g.pid)
         total = sum(m["memlock"] for m in maps)
-        raw("kernel.memory", {"rss_kb": rss, "hwm_kb": hwm, "maps": maps})
+        resident = self.resident_by_mapping(g.pid)
+        raw("kernel.memory", {"rss_kb": rss, "hwm_kb": hwm, "maps": maps,
+                              "resident_by_mapping": resident})
+        log("   resident, largest mappings (kB, of it anonymous): " + ", ".join(
+            f"{n} {r} ({a})" for n, r, a in resident))
         log(f"   guardd RSS {rss / 1024:.1f} MB (peak {hwm / 1024:.1f}); BPF maps "
             f"{total / 2**20:.2f} MiB memlock: " + ", ".join(
                 f"{m.get('name', m['id'])} {m['memlock'] / 1024:.0f} KiB" for m in
