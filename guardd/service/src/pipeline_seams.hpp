@@ -40,6 +40,15 @@ class Attribution {
   // The error's message says why the packet could not be attributed.
   virtual Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
                                        const AllowedAlone& allowedAlone) = 0;
+  // What the kernel's stamp alone says, before attribute() reads /proc: the connecting
+  // task (pid, ppid, uid, start time from the stamp) and, when a process running the same
+  // executable (by its key) was attributed before, that file's identity; no command line,
+  // environment or terminal. Enough for a verdict that is not Allow (nothing read later
+  // can loosen one; see VerdictPipeline::onPacket), never for an Allow. nullopt without a
+  // stamp, for an interpreter (its identity is the script), or a file not seen yet.
+  virtual std::optional<Attributed> byStamp(const netfilter::QueuedPacket& /*packet*/) {
+    return std::nullopt;
+  }
 };
 
 // The real one: sock_diag finds the socket by its exact tuple, /proc its holder.
@@ -74,13 +83,29 @@ class KernelAttribution final : public Attribution {
         byProc_(sockets, resolver) {}
   Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
                                const AllowedAlone& allowedAlone) override;
+  std::optional<Attributed> byStamp(const netfilter::QueuedPacket& packet) override;
+
+  // Identities remembered by executable key (non-interpreters only).
+  static constexpr std::size_t kMaxIdentities = 1024;
 
  private:
+  // The socket and stamp byStamp() found, reused by attribute() for the same packet.
+  struct Found {
+    std::uint32_t packetId = 0;
+    procinfo::SocketOwner owner;
+    std::optional<kernel::Stamp> stamp;
+  };
+  Result<Found> socketAndStamp(const netfilter::QueuedPacket& packet);
   procinfo::SocketTable& sockets_;
   procinfo::ProcessResolver& resolver_;
   const procinfo::ProcFs& proc_;
   kernel::KernelIdentity& kernel_;
   ProcAttribution byProc_;
+  std::optional<Found> found_;
+  // The identity (path, hash, ...) of each executable key a described process ran when
+  // it connected and still ran afterwards. A key names one state of one file: its inode,
+  // device and ctime, which any write, rename, link or unlink changes.
+  std::map<kernel::ExeKey, rules::ProgramIdentity> identities_;
 };
 
 // For tests: the process behind each source port.
