@@ -118,9 +118,21 @@ class FakeAttribution final : public Attribution {
   std::map<std::uint16_t, std::uint64_t> cookies;
   std::map<std::uint16_t, kernel::ExeKey> keys;
   std::map<std::uint16_t, std::string> taints;
+  // byStamp(), per source port: what the stamp alone gives (nothing: nullopt); and how
+  // many verdicts `verdictsSent` counted when attribute() was called for each port.
+  std::map<std::uint16_t, procinfo::ProcessInfo> stamped;
+  std::function<std::size_t()> verdictsSent;
+  std::map<std::uint16_t, std::size_t> verdictsBeforeAttribute;
+  std::optional<Attributed> byStamp(const netfilter::QueuedPacket& packet) override {
+    if (!packet.tuple || !stamped.contains(packet.tuple->srcPort)) return std::nullopt;
+    Attributed early;
+    early.process = stamped.at(packet.tuple->srcPort);
+    return early;
+  }
   Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
                                const AllowedAlone& /*allowedAlone*/) override {
     if (!packet.tuple) return makeError("not a TCP packet");
+    if (verdictsSent) verdictsBeforeAttribute[packet.tuple->srcPort] = verdictsSent();
     if (hashing.contains(packet.tuple->srcPort)) {
       return makeError("its file is being hashed", Errc::Pending);
     }
