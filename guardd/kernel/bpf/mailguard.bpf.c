@@ -500,9 +500,20 @@ static __always_inline void fill_stamp(struct task_struct* task, struct mg_stamp
 }
 
 /* False when the ring buffer is full: the caller counts the loss (never wait: the
- * connect goes on unreported). */
+ * connect goes on unreported).
+ * Wake-ups: a queued connect's event wakes no one (its SYN wakes guardd through the queue,
+ * where the stamp is read; the event is read with the next one, or on guardd's 250 ms
+ * refusal timer), so a queued connect costs guardd one wake-up, not two. The default
+ * (adaptive) wake-up notifies only when the consumer has read everything before this
+ * record, which after a silent queued event it has not: so an approved or refused connect
+ * forces the wake-up when unread data is waiting, and is adaptive otherwise. */
 static __always_inline bool send_event(struct mg_stamp* s, __u64 cookie, __u8 family,
                                        const __u8* dst, __u16 port, __u8 decision) {
+  __u64 wakeup = 0;
+  if (decision == MG_DECISION_QUEUED)
+    wakeup = BPF_RB_NO_WAKEUP;
+  else if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) != 0)
+    wakeup = BPF_RB_FORCE_WAKEUP;
   struct mg_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) return false;
   e->cookie = cookie;
@@ -512,7 +523,7 @@ static __always_inline bool send_event(struct mg_stamp* s, __u64 cookie, __u8 fa
   e->family = family;
   e->decision = decision;
   e->pad = 0;
-  bpf_ringbuf_submit(e, 0);
+  bpf_ringbuf_submit(e, wakeup);
   return true;
 }
 

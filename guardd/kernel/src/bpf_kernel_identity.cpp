@@ -6,6 +6,7 @@
 // mail connect falls to the nft queue rule, which has no reader then: fail-closed.
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <malloc.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -538,6 +539,7 @@ Result<std::unique_ptr<KernelIdentity>> openBpfKernelIdentity(const BpfOptions& 
   std::optional<Skeleton> loaded;
   std::string flavour, tried;
   for (const TaintFlavour f : order) {
+    ::malloc_trim(0);  // what the last attempt freed (see below), before the next parse
     auto attempt = loadWithTaintHooks(f, argvKey);
     if (attempt && taintHooksRun(*attempt.value())) {
       loaded = std::move(attempt.value());
@@ -547,6 +549,12 @@ Result<std::unique_ptr<KernelIdentity>> openBpfKernelIdentity(const BpfOptions& 
     tried += std::string(tried.empty() ? "" : "; ") + nameOf(f) + ": " +
              (attempt ? "attached but never called" : attempt.error().message);
   }
+  // Every load parsed the kernel's BTF (5 MiB or more, for CO-RE relocations) and libbpf
+  // freed it when the load was done, but glibc keeps freed heap memory mapped: the first
+  // parse's buffer was mmap'd and its unmapping raised malloc's mmap threshold (and trim
+  // threshold, twice that) to its size, so the next parses came from the heap and stayed
+  // resident after free (10 MB or more: most of the kernel path's extra RSS). Give it back.
+  ::malloc_trim(0);
   if (!loaded) return makeError("Failed to start the BPF taint hooks: " + tried);
   auto identity =
       std::make_unique<BpfKernelIdentity>(std::move(*loaded), flavour, argvKey, sinceNs);

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mailguard/rules/identity.hpp"
@@ -97,12 +98,42 @@ Result<Attributed> ProcAttribution::byHolder(const netfilter::QueuedPacket& pack
   return found;
 }
 
-Result<Attributed> KernelAttribution::attribute(const netfilter::QueuedPacket& packet,
-                                                const AllowedAlone& allowedAlone) {
+Result<KernelAttribution::Found> KernelAttribution::socketAndStamp(
+    const netfilter::QueuedPacket& packet) {
+  if (found_ && found_->packetId == packet.id) return *std::exchange(found_, std::nullopt);
+  found_.reset();
   auto owner = socketOf(sockets_, packet);
   if (!owner) return owner.error();
+  return Found{packet.id, *owner, kernel_.stamp(owner->cookie)};
+}
+
+std::optional<Attributed> KernelAttribution::byStamp(const netfilter::QueuedPacket& packet) {
+  auto found = socketAndStamp(packet);
+  if (!found) return std::nullopt;  // attribute() finds it again and says why
+  found_ = *found;
+  const auto& stamp = found->stamp;
+  if (!stamp) return std::nullopt;
+  const auto it = identities_.find(stamp->key);
+  if (it == identities_.end()) return std::nullopt;
+  Attributed early;
+  early.process.pid = static_cast<int>(stamp->tgid);
+  early.process.ppid = static_cast<int>(stamp->ppid);
+  early.process.uid = stamp->uid;
+  early.process.startTime = ticksOf(stamp->startBoottimeNs);
+  early.process.identity = it->second;
+  early.cookie = found->owner.cookie;
+  early.key = stamp->key;
+  early.taint = kernel::describeTaint(stamp->taint);
+  return early;
+}
+
+Result<Attributed> KernelAttribution::attribute(const netfilter::QueuedPacket& packet,
+                                                const AllowedAlone& allowedAlone) {
+  auto socket = socketAndStamp(packet);
+  if (!socket) return socket.error();
+  const auto* owner = &socket->owner;
   const auto cookie = owner->cookie;
-  const auto stamp = kernel_.stamp(cookie);
+  const auto& stamp = socket->stamp;
   if (!stamp) return byProc_.byHolder(packet, *owner, allowedAlone);
   // The task that called connect(), by its tgid: still the same process (start time), and
   // still running the file it ran then (a bot that connects and then execs the approved
@@ -134,6 +165,16 @@ Result<Attributed> KernelAttribution::attribute(const netfilter::QueuedPacket& p
     if (auto doubt = commandLineDoubt(kernel_, *stamp, *process); !doubt.empty())
       identity.scriptDoubt =
           identity.scriptDoubt.empty() ? std::move(doubt) : identity.scriptDoubt + "; " + doubt;
+  } else if (!identity.isInterpreted()) {
+    // The file it ran at connect() and runs now (the key check above): its identity is the
+    // key's for byStamp(). Two parts are not fixed by the key: pathTrusted (a parent
+    // directory's mode can change) and the path's text when the same file is seen through
+    // another mount namespace. Either can only make byStamp()'s identity look less approved
+    // than it is, never more: the early verdict is then a Hold that the next attempt,
+    // described afresh here, corrects (fail closed, as the rest of the pipeline).
+    if (identities_.size() >= kMaxIdentities && !identities_.contains(stamp->key))
+      identities_.clear();
+    identities_.insert_or_assign(stamp->key, identity);
   }
   Attributed found;
   found.process = std::move(process.value());

@@ -40,6 +40,15 @@ class Attribution {
   // The error's message says why the packet could not be attributed.
   virtual Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
                                        const AllowedAlone& allowedAlone) = 0;
+  // What the kernel's stamp alone says, before attribute() reads /proc: the connecting
+  // task (pid, ppid, uid, start time from the stamp) and, when a process running the same
+  // executable (by its key) was attributed before, that file's identity; no command line,
+  // environment or terminal. Enough for a verdict that is not Allow (nothing read later
+  // can loosen one; see VerdictPipeline::onPacket), never for an Allow. nullopt without a
+  // stamp, for an interpreter (its identity is the script), or a file not seen yet.
+  virtual std::optional<Attributed> byStamp(const netfilter::QueuedPacket& /*packet*/) {
+    return std::nullopt;
+  }
 };
 
 // The real one: sock_diag finds the socket by its exact tuple, /proc its holder.
@@ -74,13 +83,29 @@ class KernelAttribution final : public Attribution {
         byProc_(sockets, resolver) {}
   Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
                                const AllowedAlone& allowedAlone) override;
+  std::optional<Attributed> byStamp(const netfilter::QueuedPacket& packet) override;
+
+  // Identities remembered by executable key (non-interpreters only).
+  static constexpr std::size_t kMaxIdentities = 1024;
 
  private:
+  // The socket and stamp byStamp() found, reused by attribute() for the same packet.
+  struct Found {
+    std::uint32_t packetId = 0;
+    procinfo::SocketOwner owner;
+    std::optional<kernel::Stamp> stamp;
+  };
+  Result<Found> socketAndStamp(const netfilter::QueuedPacket& packet);
   procinfo::SocketTable& sockets_;
   procinfo::ProcessResolver& resolver_;
   const procinfo::ProcFs& proc_;
   kernel::KernelIdentity& kernel_;
   ProcAttribution byProc_;
+  std::optional<Found> found_;
+  // The identity (path, hash, ...) of each executable key a described process ran when
+  // it connected and still ran afterwards. A key names one state of one file: its inode,
+  // device and ctime, which any write, rename, link or unlink changes.
+  std::map<kernel::ExeKey, rules::ProgramIdentity> identities_;
 };
 
 // For tests: the process behind each source port.
@@ -93,9 +118,21 @@ class FakeAttribution final : public Attribution {
   std::map<std::uint16_t, std::uint64_t> cookies;
   std::map<std::uint16_t, kernel::ExeKey> keys;
   std::map<std::uint16_t, std::string> taints;
+  // byStamp(), per source port: what the stamp alone gives (nothing: nullopt); and how
+  // many verdicts `verdictsSent` counted when attribute() was called for each port.
+  std::map<std::uint16_t, procinfo::ProcessInfo> stamped;
+  std::function<std::size_t()> verdictsSent;
+  std::map<std::uint16_t, std::size_t> verdictsBeforeAttribute;
+  std::optional<Attributed> byStamp(const netfilter::QueuedPacket& packet) override {
+    if (!packet.tuple || !stamped.contains(packet.tuple->srcPort)) return std::nullopt;
+    Attributed early;
+    early.process = stamped.at(packet.tuple->srcPort);
+    return early;
+  }
   Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
                                const AllowedAlone& /*allowedAlone*/) override {
     if (!packet.tuple) return makeError("not a TCP packet");
+    if (verdictsSent) verdictsBeforeAttribute[packet.tuple->srcPort] = verdictsSent();
     if (hashing.contains(packet.tuple->srcPort)) {
       return makeError("its file is being hashed", Errc::Pending);
     }

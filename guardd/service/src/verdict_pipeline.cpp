@@ -92,9 +92,37 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
   }
   const auto& tuple = *packet.tuple;
 
+  // 2a. The kernel's word first: with a stamp whose executable was attributed before, the
+  // program is known without reading /proc. When the owner's rules and the program's state
+  // already say Hold or Reject, that verdict goes out now: what the full attribution and the
+  // detector add (environment, taint, command line, throttling) can only void an Allow, and
+  // a quarantine by the detector on this attempt turns a Hold into a Reject, which the SYN's
+  // retransmission then gets (both keep the connection from happening). An Allow always
+  // waits for all of it.
+  std::optional<rules::Decision> sentEarly;
+  auto early = s_.attribution.byStamp(packet);
+  if (early) {
+    rules::VerdictInputs pre;
+    pre.identity = early->process.identity;
+    const auto* known = s_.programs.find(early->process.identity);
+    pre.quarantined = known != nullptr && known->state == rules::ProgramState::Quarantined;
+    pre.queueOverloaded = overloaded();
+    pre.destination = tuple;
+    auto d = rules::decideVerdict(pre, s_.approvals);
+    if (d.verdict != Verdict::Allow) {
+      send(packet.id, d.verdict);
+      sentEarly = std::move(d);
+    }
+  }
+
   // 2. Attribution: the process that connected (or holds the socket), and its program.
   auto attributed = s_.attribution.attribute(
       packet, [this](const procinfo::ProcessInfo& p) { return allowedAlone(p); });
+  if (sentEarly && !attributed) {
+    // Gone, or its file is being hashed again, since the verdict: the stamp's word is the
+    // record.
+    attributed = std::move(*early);
+  }
   if (!attributed && attributed.error().code == Errc::Pending) {
     // Its executable or script is being hashed off the loop: never decided before that
     // (an unknown file could pass for an approved one), and decided as soon as it is.
@@ -145,10 +173,10 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
   in.bulkDeclared = detected.bulkDeclared;
   in.queueOverloaded = overloaded();
   in.destination = tuple;
-  const auto decision = rules::decideVerdict(in, s_.approvals);
+  const auto decision = sentEarly ? *sentEarly : rules::decideVerdict(in, s_.approvals);
 
   // 5. Verdict out, then what the assessment raised (alerts wait for the verdict).
-  send(packet.id, decision.verdict);
+  if (!sentEarly) send(packet.id, decision.verdict);
   s_.assessment.afterVerdict();
   if (attributed && decision.verdict == Verdict::Allow) {
     s_.assessment.allowed(attributed->process, tuple);

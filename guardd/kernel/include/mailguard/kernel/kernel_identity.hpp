@@ -93,7 +93,9 @@ struct Destination {
   friend bool operator==(const Destination&, const Destination&) = default;
 };
 
-// One connect() to a mail port, as the hook saw it (every one: approved, denied, queued),
+// One connect() to a mail port, as the hook saw it (every one: approved, denied, queued; a
+// queued one wakes no reader, its SYN reaches guardd's queue: it is read with the next event
+// or on the refusal timer's tick),
 // or a count of refusals (decision Denied, cookie 0): the refusals of one program by one
 // user in one interval after its first (which came as an event of its own), `task` the
 // latest one (its tgid and ppid; the rest of the stamp is not kept per refusal), family/
