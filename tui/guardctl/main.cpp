@@ -108,11 +108,17 @@ int main(int argc, char** argv) {
   programs->footer(
       "States: pending (waiting for your decision: its mail connections are held), approved,\n"
       "denied (its connections are refused at once) and quarantined (it behaved like a spam\n"
-      "bot: its connections are refused until 'guardctl release'; see 'guardctl alerts').");
+      "bot: its connections are refused until 'guardctl release'; see 'guardctl alerts').\n"
+      "HELD: messages the program handed to the local MTA that it holds (frozen) until you\n"
+      "decide: sent when you approve, deleted when you deny. --json: held_messages.");
 
   mailguard::dbus::AttemptFilter filter;
   std::string since, until;
   auto* attempts = app.add_subcommand("attempts", "List mail connection attempts, newest first");
+  attempts->footer(
+      "CHANNEL: 'connection', or 'mta' for a message handed to the local MTA without TCP\n"
+      "(sendmail, exim -t): DESTINATION is then its recipients' domains and QUEUE ID the\n"
+      "MTA's id of the message. --json: channel, queue_id (null for a connection).");
   attempts->add_option("--limit", filter.limit, "How many to show, 1 to 1000 (default 50)")
       ->check(CLI::Range(1u, 1000u));
   attempts
