@@ -1,6 +1,7 @@
 """Guard-tui with mail held by the local MTA: the program's details say how many messages
 exim holds for it, the Attempts screen shows them as handed to the MTA with their queue ids,
-and the deny confirmation names the count before anything is deleted.
+and the deny confirmation names the count before anything is deleted; guardctl deny on a
+terminal asks the same question.
 
 The setting is tests/integration/test_mta_ui.py's (a real exim under a private
 configuration, guard-mta-agent, a sink in a second network namespace, guardd on a private
@@ -17,12 +18,14 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import mgtest  # noqa: E402
 import test_mta_ui  # noqa: E402
 from mgtest import wait_for  # noqa: E402
+from busfixture import GUARDCTL  # noqa: E402
 from test_dashboard import GUARD_TUI, Tmux  # noqa: E402
 
 mgtest.require_private_netns()
 
 CTEST_LABEL = "tui"
 MESSAGES = test_mta_ui.MESSAGES
+PYTHON = test_mta_ui.PYTHON
 
 
 class DashboardMta(unittest.TestCase):
@@ -87,6 +90,27 @@ class DashboardMta(unittest.TestCase):
                      "the denial confirmed")
         wait_for(lambda: self.queue() == 0, 30, "the denied script's messages deleted")
         self.assertEqual(self.delivered(), [])
+
+    def test_guardctl_deny_on_a_terminal_asks_and_no_keeps_the_messages(self):
+        script = self.held_script("bulk.py")
+        program = self.program_of(script)
+        env = {"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address, "TERM": "xterm-256color",
+               "LANG": "C.UTF-8", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        argv = ["sh", "-c", f"'{GUARDCTL}' deny {program['id']}; echo EXITED-$?; exec sleep 60"]
+        tty = Tmux(self, self.dir, 200, 20).start(argv, env)
+        tty.wait_for_text(f"{MESSAGES} held messages of {PYTHON} {script} will be deleted.",
+                          "Deny it and delete them? [y/N]")
+        tty.send("n", "Enter")
+        tty.wait_for_text("Not denied.", "EXITED-1")
+        self.assertEqual(self.program_of(script)["state"], "pending")
+        self.assertEqual(self.frozen(), MESSAGES, "answering no deletes nothing")
+
+        argv = ["sh", "-c", f"'{GUARDCTL}' deny {program['id']}; echo EXITED-$?; exec sleep 60"]
+        tty = Tmux(self, self.dir, 200, 20).start(argv, env)
+        tty.wait_for_text("Deny it and delete them? [y/N]")
+        tty.send("y", "Enter")
+        tty.wait_for_text("is denied", "EXITED-0")
+        wait_for(lambda: self.queue() == 0, 30, "the denied script's messages deleted")
 
 
 if __name__ == "__main__":
