@@ -185,14 +185,7 @@ ClientResult<Program> Client::approve(const std::string& target, const std::stri
 }
 
 ClientResult<std::vector<Rule>> Client::rules() {
-  return guarded([&] {
-    std::vector<Rule> out;
-    for (const auto& r : impl_->proxy->Rules()) {
-      out.push_back(
-          Rule{r.get<0>(), r.get<1>(), r.get<2>(), r.get<3>(), r.get<4>(), r.get<5>(), r.get<6>()});
-    }
-    return out;
-  });
+  return guarded([&] { return codec::decodeAll(impl_->proxy->Rules()); });
 }
 
 ClientResult<Program> Client::deny(const std::string& target, const std::string& script) {

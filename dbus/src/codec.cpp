@@ -32,8 +32,8 @@ using WireFinding = wire::Finding;
 }  // namespace
 
 wire::Program encode(const Program& p) {
-  return wire::Program{p.id,  p.path,  p.sha256,   p.scriptPath,    p.scriptSha256,
-                       p.uid, p.state, p.attempts, p.lastAttemptUs, p.firstSeenUs};
+  return wire::Program{p.id,    p.path,     p.sha256,        p.scriptPath,  p.scriptSha256, p.uid,
+                       p.state, p.attempts, p.lastAttemptUs, p.firstSeenUs, p.heldMessages};
 }
 
 Program decode(const wire::Program& w) {
@@ -48,13 +48,32 @@ Program decode(const wire::Program& w) {
   p.attempts = w.get<7>();
   p.lastAttemptUs = w.get<8>();
   p.firstSeenUs = w.get<9>();
+  p.heldMessages = w.get<10>();
   return p;
 }
 
+wire::Rule encode(const Rule& r) {
+  return wire::Rule{r.id,         r.action,       r.path,   r.sha256,
+                    r.scriptPath, r.scriptSha256, r.onlyTo, r.allowEnv};
+}
+
+Rule decode(const wire::Rule& w) {
+  Rule r;
+  r.id = w.get<0>();
+  r.action = w.get<1>();
+  r.path = w.get<2>();
+  r.sha256 = w.get<3>();
+  r.scriptPath = w.get<4>();
+  r.scriptSha256 = w.get<5>();
+  r.onlyTo = w.get<6>();
+  r.allowEnv = w.get<7>();
+  return r;
+}
+
 wire::Attempt encode(const Attempt& a) {
-  return wire::Attempt{a.id,         a.timeUs,  a.pid,    a.uid,       a.path,
-                       a.scriptPath, a.cmdline, a.src,    a.srcPort,   a.dst,
-                       a.dstPort,    a.verdict, a.reason, a.programId, a.cmdlineHidden};
+  return wire::Attempt{a.id,      a.timeUs,    a.pid,           a.uid,     a.path,    a.scriptPath,
+                       a.cmdline, a.src,       a.srcPort,       a.dst,     a.dstPort, a.verdict,
+                       a.reason,  a.programId, a.cmdlineHidden, a.channel, a.queueId};
 }
 
 Attempt decode(const wire::Attempt& w) {
@@ -74,6 +93,8 @@ Attempt decode(const wire::Attempt& w) {
   a.reason = w.get<12>();
   a.programId = w.get<13>();
   a.cmdlineHidden = w.get<14>();
+  a.channel = w.get<15>();
+  a.queueId = w.get<16>();
   return a;
 }
 

@@ -108,11 +108,14 @@ class Privacy(GuarddOnBusTest):
     def test_command_lines_stored_unmasked_by_an_older_guardd_are_masked_on_start(self):
         self.start_guardd()
         self.guardd.stop()
-        # What guardd stored before it masked (schema version 5), the password in clear.
+        # What guardd stored before it masked (schema version 5, before the attempts' channel
+        # columns), the password in clear.
         path = os.path.join(self.state, "mailguard.db")
         now = int(time.time() * 1e6)  # recent: older attempts are pruned at start
         conn = sqlite3.connect(path)
         with conn:
+            conn.execute("ALTER TABLE attempts DROP COLUMN channel")
+            conn.execute("ALTER TABLE attempts DROP COLUMN queue_id")
             conn.execute("PRAGMA user_version = 5")
             conn.executemany(
                 "INSERT INTO attempts(id, time, uid, cmdline, verdict) VALUES(?, ?, 1000, ?, ?)",

@@ -221,6 +221,15 @@ void Dashboard::execute(const Command& c) {
     case Command::Kind::RunAudit:
       startAudit();
       break;
+    case Command::Kind::LoadRules: {
+      auto r = client_->rules();
+      if (const auto* v = valueOf(r)) {
+        handle(RulesLoaded{*v});
+      } else if (busGone(std::get<dbus::ClientError>(r))) {
+        lost(std::get<dbus::ClientError>(r));
+      }
+      break;
+    }
   }
 }
 
@@ -268,6 +277,13 @@ void Dashboard::load() {
   auto programs = client_->programs();
   if (const auto* e = std::get_if<dbus::ClientError>(&programs)) return lost(*e);
   loaded.programs = std::move(std::get<std::vector<dbus::Program>>(programs));
+  // The details pane's pins and allowed loading; without them the rest still works.
+  auto rules = client_->rules();
+  if (const auto* e = std::get_if<dbus::ClientError>(&rules)) {
+    if (busGone(*e)) return lost(*e);
+  } else {
+    loaded.rules = std::move(std::get<std::vector<dbus::Rule>>(rules));
+  }
   dbus::AttemptFilter recent;
   recent.limit = kPage;
   auto attempts = client_->attempts(recent);

@@ -1,6 +1,7 @@
 // guardctl: the scripting CLI of mailguard. Parses the command line, makes one call
 // to guardd over D-Bus, prints a table or JSON. Exit codes: 0 ok, 1 refused or
 // failed, 2 usage.
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <csignal>
@@ -23,6 +24,7 @@ using mailguard::dbus::ClientResult;
 namespace out = mailguard::guardctl;
 
 constexpr int kOk = 0;
+constexpr int kFailed = 1;
 constexpr int kUsage = 2;
 
 volatile std::sig_atomic_t gStop = 0;
@@ -51,6 +53,14 @@ std::optional<Resolved> resolveTargets(const std::string& target, const std::str
     r.script = *s;
   }
   return r;
+}
+
+// Asks on the terminal; false when the answer is not yes.
+bool confirm(const std::string& question) {
+  std::cerr << question << " [y/N] " << std::flush;
+  std::string answer;
+  if (!std::getline(std::cin, answer)) return false;
+  return answer == "y" || answer == "Y" || answer == "yes" || answer == "YES" || answer == "Yes";
 }
 
 }  // namespace
@@ -98,11 +108,17 @@ int main(int argc, char** argv) {
   programs->footer(
       "States: pending (waiting for your decision: its mail connections are held), approved,\n"
       "denied (its connections are refused at once) and quarantined (it behaved like a spam\n"
-      "bot: its connections are refused until 'guardctl release'; see 'guardctl alerts').");
+      "bot: its connections are refused until 'guardctl release'; see 'guardctl alerts').\n"
+      "HELD: messages the program handed to the local MTA that it holds (frozen) until you\n"
+      "decide: sent when you approve, deleted when you deny. --json: held_messages.");
 
   mailguard::dbus::AttemptFilter filter;
   std::string since, until;
   auto* attempts = app.add_subcommand("attempts", "List mail connection attempts, newest first");
+  attempts->footer(
+      "CHANNEL: 'connection', or 'mta' for a message handed to the local MTA without TCP\n"
+      "(sendmail, exim -t): DESTINATION is then its recipients' domains and QUEUE ID the\n"
+      "MTA's id of the message. --json: channel, queue_id (null for a connection).");
   attempts->add_option("--limit", filter.limit, "How many to show, 1 to 1000 (default 50)")
       ->check(CLI::Range(1u, 1000u));
   attempts
@@ -173,11 +189,17 @@ int main(int argc, char** argv) {
       "rules", "List your decisions: approved and denied programs, and where approvals may send");
   rulesCmd->footer(
       "ONLY TO: the destinations an approval is pinned to ('guardctl approve --only-to'),\n"
-      "or 'anywhere'. --json: array of {id, action, path, sha256, script_path, script_sha256,\n"
-      "only_to}.");
+      "or 'anywhere'. ALLOWS: the code-loading variables and options it allows\n"
+      "('guardctl approve --allow-env'). --json: array of {id, action, path, sha256,\n"
+      "script_path, script_sha256, only_to, allow_env}.");
   auto deny = addPolicy("deny", "Refuse a program's mail connections at once",
                         "Its next connection fails immediately (connection refused).\n"
+                        "Mail it handed to the local MTA and that is held there (see HELD in\n"
+                        "'guardctl programs') is deleted: guardctl says how many and asks first;\n"
+                        "without a terminal to ask on it refuses unless --yes is given.\n"
                         "Example: sudo guardctl deny 7");
+  bool denyYes = false;
+  deny.cmd->add_flag("--yes,-y", denyYes, "Delete the program's held messages without asking");
   auto forget = addPolicy(
       "forget", "Remove your decision about a program",
       "The program becomes pending again: its next mail connection is held and you are asked.\n"
@@ -300,6 +322,37 @@ int main(int argc, char** argv) {
       std::cout << out::rulesTable(list);
     }
     return kOk;
+  }
+  if (*deny.cmd) {
+    // Denying deletes what the MTA holds for the program: said before, and confirmed. A
+    // script is never left waiting on a prompt it cannot answer.
+    const auto& [target, script] = *policyTargets;
+    auto known = client.programs();
+    if (const auto* e = mailguard::dbus::errorOf(known)) return fail(*e);
+    const auto& list = std::get<std::vector<mailguard::dbus::Program>>(known);
+    const auto held = out::heldMessagesOf(list, target, script);
+    if (held > 0) {
+      std::string name = script.empty() ? target : target + " " + script;
+      for (const auto& p : list) {
+        if (std::to_string(p.id) == target) {
+          name = p.scriptPath.empty() ? p.path : p.path + " " + p.scriptPath;
+        }
+      }
+      const auto notice = out::heldNotice(held, name);
+      if (denyYes) {
+        std::cerr << notice << " (going ahead: --yes)\n";
+      } else if (::isatty(STDIN_FILENO) == 0 || ::isatty(STDERR_FILENO) == 0) {
+        std::cerr << "guardctl: not denied: " << notice
+                  << "; confirm with --yes (no terminal to ask on)\n";
+        return kFailed;
+      } else {
+        std::cerr << notice << ".\n";
+        if (!confirm("Deny it and delete them?")) {
+          std::cerr << "Not denied.\n";
+          return kFailed;
+        }
+      }
+    }
   }
   for (auto* pc : {&approve, &deny}) {
     if (!*pc->cmd) continue;

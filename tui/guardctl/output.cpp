@@ -16,6 +16,12 @@ using nlohmann::json;
 
 TimePoint fromMicros(std::int64_t us) { return TimePoint{std::chrono::microseconds(us)}; }
 
+std::string joinComma(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ",") + i;
+  return out;
+}
+
 std::string identityText(const std::string& path, const std::string& script) {
   return script.empty() ? path : path + " " + script;
 }
@@ -171,7 +177,8 @@ json toJson(const dbus::Program& p) {
               {"last_attempt", timeJson(p.lastAttemptUs)},
               {"script_path", p.scriptPath.empty() ? json(nullptr) : json(p.scriptPath)},
               {"script_sha256", p.scriptSha256.empty() ? json(nullptr) : json(p.scriptSha256)},
-              {"first_seen", timeJson(p.firstSeenUs)}};
+              {"first_seen", timeJson(p.firstSeenUs)},
+              {"held_messages", p.heldMessages}};
 }
 
 json toJson(const dbus::Rule& r) {
@@ -181,7 +188,8 @@ json toJson(const dbus::Rule& r) {
               {"sha256", r.sha256},
               {"script_path", r.scriptPath.empty() ? json(nullptr) : json(r.scriptPath)},
               {"script_sha256", r.scriptSha256.empty() ? json(nullptr) : json(r.scriptSha256)},
-              {"only_to", r.onlyTo}};
+              {"only_to", r.onlyTo},
+              {"allow_env", r.allowEnv}};
 }
 
 json toJson(const dbus::Attempt& a) {
@@ -199,7 +207,9 @@ json toJson(const dbus::Attempt& a) {
               {"cmdline_hidden", a.cmdlineHidden.empty() ? json(nullptr) : json(a.cmdlineHidden)},
               {"src", a.src},
               {"src_port", a.srcPort},
-              {"program_id", a.programId == 0 ? json(nullptr) : json(a.programId)}};
+              {"program_id", a.programId == 0 ? json(nullptr) : json(a.programId)},
+              {"channel", channelText(a)},
+              {"queue_id", a.queueId.empty() ? json(nullptr) : json(a.queueId)}};
 }
 
 std::string alignTable(const std::vector<std::vector<std::string>>& rows) {
@@ -255,11 +265,12 @@ std::string statusText(const dbus::Status& s) {
 std::string programsTable(const std::vector<dbus::Program>& programs) {
   if (programs.empty()) return "No programs have tried to send mail yet.\n";
   std::vector<std::vector<std::string>> rows{
-      {"ID", "STATE", "UID", "ATTEMPTS", "LAST ATTEMPT", "PROGRAM"}};
+      {"ID", "STATE", "UID", "ATTEMPTS", "HELD", "LAST ATTEMPT", "PROGRAM"}};
   for (const auto& p : programs) {
     rows.push_back({std::to_string(p.id), p.state, std::to_string(p.uid),
-                    std::to_string(p.attempts), localTime(p.lastAttemptUs),
-                    identityText(p.path, p.scriptPath)});
+                    std::to_string(p.attempts),
+                    p.heldMessages == 0 ? "-" : std::to_string(p.heldMessages),
+                    localTime(p.lastAttemptUs), identityText(p.path, p.scriptPath)});
   }
   return alignTable(rows);
 }
@@ -273,8 +284,9 @@ std::string attemptsTable(const std::vector<dbus::Attempt>& attempts) {
   if (attempts.empty()) return "No attempts match.\n";
   // Whole command lines (up to 4 KiB) are in --json; a table row keeps the start.
   constexpr std::size_t kCommandWidth = 60;
-  std::vector<std::vector<std::string>> rows{
-      {"ID", "TIME", "VERDICT", "PID", "UID", "DESTINATION", "PROGRAM", "COMMAND", "REASON"}};
+  std::vector<std::vector<std::string>> rows{{"ID", "TIME", "VERDICT", "CHANNEL", "QUEUE ID", "PID",
+                                              "UID", "DESTINATION", "PROGRAM", "COMMAND",
+                                              "REASON"}};
   for (const auto& a : attempts) {
     std::string command = commandText(a);
     if (command.size() > kCommandWidth) {
@@ -282,9 +294,9 @@ std::string attemptsTable(const std::vector<dbus::Attempt>& attempts) {
       while (n > 0 && (static_cast<unsigned char>(command[n]) & 0xC0U) == 0x80U) --n;
       command = command.substr(0, n) + "...";
     }
-    rows.push_back({std::to_string(a.id), localTime(a.timeUs), a.verdict,
-                    a.pid == 0 ? "-" : std::to_string(a.pid), std::to_string(a.uid),
-                    endpoint(a.dst, a.dstPort),
+    rows.push_back({std::to_string(a.id), localTime(a.timeUs), a.verdict, channelText(a),
+                    a.queueId.empty() ? "-" : a.queueId, a.pid == 0 ? "-" : std::to_string(a.pid),
+                    std::to_string(a.uid), destinationText(a),
                     a.path.empty() ? "(unknown)" : identityText(a.path, a.scriptPath), command,
                     a.reason});
   }
@@ -293,12 +305,14 @@ std::string attemptsTable(const std::vector<dbus::Attempt>& attempts) {
 
 std::string rulesTable(const std::vector<dbus::Rule>& rules) {
   if (rules.empty()) return "No programs are approved or denied yet.\n";
-  std::vector<std::vector<std::string>> rows{{"RULE", "ACTION", "ONLY TO", "PROGRAM"}};
+  std::vector<std::vector<std::string>> rows{{"RULE", "ACTION", "ONLY TO", "ALLOWS", "PROGRAM"}};
   for (const auto& r : rules) {
-    std::string onlyTo;
-    for (const auto& d : r.onlyTo) onlyTo += (onlyTo.empty() ? "" : ",") + d;
+    std::string onlyTo = joinComma(r.onlyTo);
     if (onlyTo.empty()) onlyTo = r.action == "approve" ? "anywhere" : "-";
-    rows.push_back({std::to_string(r.id), r.action, onlyTo, identityText(r.path, r.scriptPath)});
+    std::string allows = joinComma(r.allowEnv);
+    if (allows.empty()) allows = "-";
+    rows.push_back(
+        {std::to_string(r.id), r.action, onlyTo, allows, identityText(r.path, r.scriptPath)});
   }
   return alignTable(rows);
 }
@@ -309,9 +323,38 @@ std::string programLine(const dbus::Program& p) {
 }
 
 std::string attemptLine(const dbus::Attempt& a) {
-  return localTime(a.timeUs) + "  " + a.verdict + "  " + endpoint(a.dst, a.dstPort) + "  " +
+  return localTime(a.timeUs) + "  " + a.verdict + "  " + destinationText(a) +
+         (a.queueId.empty() ? "" : " (" + channelText(a) + " queue id " + a.queueId + ")") + "  " +
          (a.path.empty() ? "(unknown)" : identityText(a.path, a.scriptPath)) + " pid " +
          std::to_string(a.pid) + " uid " + std::to_string(a.uid) + ": " + a.reason;
+}
+
+std::string channelText(const dbus::Attempt& a) {
+  return a.channel.empty() ? std::string("connection") : a.channel;
+}
+
+std::string destinationText(const dbus::Attempt& a) {
+  // A message handed to the MTA goes to its recipients' domains, on no port of its own.
+  if (a.channel == "mta") return a.dst.empty() ? std::string("-") : a.dst;
+  return endpoint(a.dst, a.dstPort);
+}
+
+std::uint32_t heldMessagesOf(const std::vector<dbus::Program>& programs, const std::string& target,
+                             const std::string& script) {
+  std::uint32_t held = 0;
+  const bool byId = !target.empty() && target.front() != '/';
+  for (const auto& p : programs) {
+    // A denial by path covers every content of that path (and script): the rule's key.
+    const bool named =
+        byId ? std::to_string(p.id) == target : p.path == target && p.scriptPath == script;
+    if (named) held += p.heldMessages;
+  }
+  return held;
+}
+
+std::string heldNotice(std::uint32_t held, const std::string& program) {
+  return std::to_string(held) + (held == 1 ? " held message of " : " held messages of ") + program +
+         " will be deleted";
 }
 
 std::optional<std::int64_t> parseTime(std::string_view text,

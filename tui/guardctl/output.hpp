@@ -20,8 +20,9 @@ nlohmann::json timeJson(std::int64_t micros);
 nlohmann::json toJson(const dbus::Status& s);
 nlohmann::json toJson(const dbus::Program& p);
 nlohmann::json toJson(const dbus::Attempt& a);
-// {id, action, path, sha256, script_path, script_sha256, only_to}; only_to is a list,
-// empty for an approval that holds for any destination.
+// {id, action, path, sha256, script_path, script_sha256, only_to, allow_env}; only_to is
+// a list, empty for an approval that holds for any destination; allow_env the
+// code-loading variables and options an approval allows, empty for none.
 nlohmann::json toJson(const dbus::Rule& r);
 
 std::string statusText(const dbus::Status& s);
@@ -32,6 +33,16 @@ std::string rulesTable(const std::vector<dbus::Rule>& rules);
 std::string commandText(const dbus::Attempt& a);
 std::string programLine(const dbus::Program& p);  // "program 3 (/usr/bin/msmtp) is approved"
 std::string attemptLine(const dbus::Attempt& a);  // one line for `guardctl watch`
+// "connection", or how the mail left otherwise: "mta" (handed to the local MTA).
+std::string channelText(const dbus::Attempt& a);
+// "192.0.2.25:25", or for a message handed to the MTA its recipients' domains.
+std::string destinationText(const dbus::Attempt& a);
+// The messages the MTA holds for the programs a policy command names (an id, or a path
+// with its script: every program of that path and script).
+std::uint32_t heldMessagesOf(const std::vector<dbus::Program>& programs, const std::string& target,
+                             const std::string& script);
+// "3 held messages of /usr/bin/python3 /srv/x.py will be deleted"
+std::string heldNotice(std::uint32_t held, const std::string& program);
 
 // Local time to the second, for people; "never" for 0.
 std::string localTime(std::int64_t us);

@@ -52,6 +52,8 @@ dbus::Attempt toDbus(const store::AttemptRecord& a) {
   out.verdict = std::string(rules::toString(a.verdict));
   out.reason = a.reason;
   out.programId = a.programId.value_or(0);
+  out.channel = a.channel;
+  out.queueId = a.queueId;
   return out;
 }
 

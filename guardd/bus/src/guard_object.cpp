@@ -90,8 +90,10 @@ void sendValue(const sdbus::Result<R...>& reply, const V& value) {
   }
 }
 
-dbus::wire::Program encodeProgram(const service::ProgramView& p) {
-  return codec::encode(toDbus(p));
+dbus::wire::Program encodeProgram(const service::Guard& guard, const service::ProgramView& p) {
+  auto out = toDbus(p);
+  out.heldMessages = static_cast<std::uint32_t>(guard.heldMessages(p.id));
+  return codec::encode(out);
 }
 codec::VariantMap encodeFirewall(const service::FirewallInfo& f) {
   return codec::encodeFirewall(toDbus(f));
@@ -146,13 +148,19 @@ void GuardObject::emitAttempt(const store::AttemptRecord& a) {
   emitAttemptRecorded(codec::encode(toDbusBroadcast(a)));
 }
 void GuardObject::emitProgram(const service::ProgramView& p) {
-  emitProgramChanged(encodeProgram(p));
+  emitProgramChanged(encodeProgram(guard_, p));
 }
 void GuardObject::emitAlert(const store::AlertRecord& a) {
   emitAlertRaised(codec::encode(toDbus(a)));
 }
 void GuardObject::emitAudit(const service::AuditSummary& s) {
   emitAuditFinished(micros(s.finished), s.error, static_cast<std::uint32_t>(s.entries.size()));
+}
+
+std::function<dbus::wire::Program(const service::ProgramView&)> GuardObject::programEncoder() {
+  // Not `this`: the reply may be sent after this object is gone. The core itself runs the
+  // `done` that encodes, so it is alive then.
+  return [&guard = guard_](const service::ProgramView& p) { return encodeProgram(guard, p); };
 }
 
 Caller GuardObject::caller() { return callerOf(*getObject().getCurrentlyProcessedMessage()); }
@@ -192,7 +200,9 @@ GuardObject::VariantMap GuardObject::Status() {
 }
 
 std::vector<dbus::wire::Program> GuardObject::Programs() {
-  return codec::encodeAll(toDbusAll(guard_.programs()));
+  std::vector<dbus::wire::Program> out;
+  for (const auto& p : guard_.programs()) out.push_back(encodeProgram(guard_, p));
+  return out;
 }
 
 std::vector<dbus::wire::Attempt> GuardObject::Attempts(
@@ -221,7 +231,7 @@ void GuardObject::Approve(sdbus::Result<dbus::wire::Program>&& result, std::stri
       [this, ref = *ref](const Caller&, Done<service::ProgramView> done) {
         guard_.approve(ref, std::move(done));
       },
-      encodeProgram);
+      programEncoder());
 }
 
 void GuardObject::ApproveWithOptions(sdbus::Result<dbus::wire::Program>&& result,
@@ -236,7 +246,7 @@ void GuardObject::ApproveWithOptions(sdbus::Result<dbus::wire::Program>&& result
                                                            Done<service::ProgramView> done) {
         guard_.approve(ref, std::move(done), approveOptions);
       },
-      encodeProgram);
+      programEncoder());
 }
 
 std::vector<dbus::wire::Rule> GuardObject::Rules() {
@@ -245,7 +255,7 @@ std::vector<dbus::wire::Rule> GuardObject::Rules() {
     std::vector<std::string> onlyTo;
     for (const auto& d : r.onlyTo) onlyTo.push_back(rules::toString(d));
     out.emplace_back(r.id, r.action == rules::RuleAction::Deny ? "deny" : "approve", r.path,
-                     r.sha256, r.scriptPath, r.scriptSha256, std::move(onlyTo));
+                     r.sha256, r.scriptPath, r.scriptSha256, std::move(onlyTo), r.allowEnv);
   }
   return out;
 }
@@ -259,7 +269,7 @@ void GuardObject::Deny(sdbus::Result<dbus::wire::Program>&& result, std::string 
       [this, ref = *ref](const Caller&, Done<service::ProgramView> done) {
         guard_.deny(ref, std::move(done));
       },
-      encodeProgram);
+      programEncoder());
 }
 
 void GuardObject::Forget(sdbus::Result<bool>&& result, std::string target, std::string script) {
@@ -303,7 +313,7 @@ void GuardObject::Release(sdbus::Result<dbus::wire::Program>&& result, std::stri
       [this, ref = *ref](const Caller&, Done<service::ProgramView> done) {
         guard_.release(ref, std::move(done));
       },
-      encodeProgram);
+      programEncoder());
 }
 
 void GuardObject::Bulk(sdbus::Result<dbus::wire::Program>&& result, std::string target,
@@ -324,7 +334,7 @@ void GuardObject::Bulk(sdbus::Result<dbus::wire::Program>&& result, std::string 
       [this, ref = *ref, recipients, hours](const Caller&, Done<service::ProgramView> done) {
         guard_.declareBulk(ref, recipients, std::chrono::hours(hours), std::move(done));
       },
-      encodeProgram);
+      programEncoder());
 }
 
 std::string GuardObject::Version() { return guard_.status().version; }

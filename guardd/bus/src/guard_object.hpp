@@ -6,6 +6,7 @@
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -82,6 +83,8 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
   void change(std::string what, Reply&& result, Apply apply, Encode encode);
 
   Caller caller();
+  // Encodes a program with its held-message count, for a reply sent later.
+  std::function<dbus::wire::Program(const service::ProgramView&)> programEncoder();
 
   service::Guard& guard_;
   Authorizer authorizer_;

@@ -180,7 +180,9 @@ std::optional<std::string> MtaGate::answer(const mta::PeerConnection& c, const m
   const auto domains = mta::recipientDomains(s.recipients);
   store::AttemptRecord attempt;
   attempt.time = d_.clock.now();
-  attempt.src = s.mta;  // the channel: "exim"
+  attempt.channel = "mta";
+  attempt.queueId = s.queueId;  // links the message to its outcome in the MTA's log
+  attempt.src = s.mta;          // the MTA that took it: "exim"
   attempt.dst = joinDomains(domains);
   attempt.uid = asker->uid;
   auto submitter = mta::findSubmitter(asker->ppid, describe);
@@ -225,10 +227,10 @@ std::optional<std::string> MtaGate::answer(const mta::PeerConnection& c, const m
         d_.clock.monotonic());
   }
   attempt.verdict = decision.verdict;
-  attempt.reason = "mail handed to " + s.mta + ", queue id " + s.queueId + " (" +
-                   std::to_string(s.recipients.size()) + " recipients): " +
-                   (verdict == mta::Answer::Freeze ? "held in the MTA's queue; " : "") +
-                   decision.reason;
+  attempt.reason =
+      "mail handed to " + s.mta + " (" + std::to_string(s.recipients.size()) +
+      " recipients): " + (verdict == mta::Answer::Freeze ? "held in the MTA's queue; " : "") +
+      decision.reason;
   const bool quarantined = program != nullptr && program->state == rules::ProgramState::Quarantined;
   d_.pipeline.recordSubmission(attempt, program, quarantined);
   return mta::formatAnswer(verdict, decision.reason);

@@ -14,7 +14,7 @@ namespace {
 // Schema migrations: entry i moves user_version i to i + 1. Append only; never edit a
 // released entry. Text columns are NOT NULL with '' for "none" so that the UNIQUE
 // constraints compare them (SQLite treats NULLs as distinct in UNIQUE).
-constexpr std::array<const char*, 6> kMigrations = {
+constexpr std::array<const char*, 7> kMigrations = {
     R"sql(
 CREATE TABLE programs(
   id INTEGER PRIMARY KEY,
@@ -146,6 +146,12 @@ PRAGMA secure_delete = ON;
 UPDATE attempts SET cmdline = mailguard_mask_cmdline(cmdline)
   WHERE cmdline <> mailguard_mask_cmdline(cmdline);
 PRAGMA secure_delete = OFF;
+)sql",
+    // 6 -> 7: how an attempt left ('' a connection, 'mta' a message handed to the local
+    // MTA) and the MTA's queue id, which links a message to its later outcome.
+    R"sql(
+ALTER TABLE attempts ADD COLUMN channel TEXT NOT NULL DEFAULT '';
+ALTER TABLE attempts ADD COLUMN queue_id TEXT NOT NULL DEFAULT '';
 )sql",
 };
 

@@ -132,7 +132,7 @@ Result<std::vector<ProgramRecord>> SqliteStore::loadPrograms() {
 Result<std::vector<AttemptRecord>> SqliteStore::attempts(const AttemptQuery& q) {
   std::string sql =
       "SELECT id, time, program_id, pid, uid, path, script_path, cmdline, src, src_port, dst, "
-      "dst_port, verdict, reason FROM attempts WHERE 1";
+      "dst_port, verdict, reason, channel, queue_id FROM attempts WHERE 1";
   if (q.beforeId) sql += " AND id < ?1";
   if (q.programId) sql += " AND program_id = ?2";
   if (q.verdict) sql += " AND verdict = ?3";
@@ -165,6 +165,8 @@ Result<std::vector<AttemptRecord>> SqliteStore::attempts(const AttemptQuery& q) 
     a.dstPort = static_cast<std::uint16_t>(s.integer(11));
     a.verdict = rules::verdictFromString(s.text(12)).value_or(rules::Verdict::Hold);
     a.reason = s.text(13);
+    a.channel = s.text(14);
+    a.queueId = s.text(15);
     out.push_back(std::move(a));
   });
   if (!r) return r.error();

@@ -238,9 +238,9 @@ Result<void> StoreWriter::Impl::writeBatch(Batch& batch) {
       // NULL instead of failing the foreign key and with it the whole batch.
       auto stmt = db.cached(
           "INSERT INTO attempts(id, time, program_id, pid, uid, path, script_path, cmdline, "
-          "  src, src_port, dst, dst_port, verdict, reason) "
+          "  src, src_port, dst, dst_port, verdict, reason, channel, queue_id) "
           "VALUES(NULLIF(?14, 0), ?1, (SELECT id FROM programs WHERE id = ?2), ?3, ?4, ?5, ?6, "
-          "  ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+          "  ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15, ?16)");
       if (!stmt) return stmt.error();
       for (const auto& a : batch.attempts) {
         // guardd masks before it records; this keeps the store's promise for any other
@@ -260,7 +260,9 @@ Result<void> StoreWriter::Impl::writeBatch(Batch& batch) {
             .bind(11, std::int64_t{a.dstPort})
             .bind(12, rules::toString(a.verdict))
             .bind(13, a.reason)
-            .bind(14, a.id);  // guardd numbers attempts itself so its signals carry the id
+            .bind(14, a.id)  // guardd numbers attempts itself so its signals carry the id
+            .bind(15, a.channel)
+            .bind(16, a.queueId);
         if (auto done = stmt->run(); !done) return done.error();
       }
     }

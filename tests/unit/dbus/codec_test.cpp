@@ -8,7 +8,8 @@ namespace {
 // Every field gets a distinct, non-default value, so a swapped or dropped field shows.
 Program aProgram() {
   return Program{7,    "/usr/bin/msmtp", "ab12", "/home/u/send.py",     "cd34",
-                 1000, "approved",       42,     1'700'000'000'000'001, 1'600'000'000'000'002};
+                 1000, "approved",       42,     1'700'000'000'000'001, 1'600'000'000'000'002,
+                 20};
 }
 
 TEST(WireCodec, ProgramRoundTripsEveryField) {
@@ -24,14 +25,39 @@ TEST(WireCodec, ProgramRoundTripsEveryField) {
   EXPECT_EQ(back.attempts, p.attempts);
   EXPECT_EQ(back.lastAttemptUs, p.lastAttemptUs);
   EXPECT_EQ(back.firstSeenUs, p.firstSeenUs);
+  EXPECT_EQ(back.heldMessages, p.heldMessages);
 }
 
 TEST(WireCodec, ProgramIsEncodedInTheOrderOfTheXml) {
-  const auto w = codec::encode(aProgram());  // (xssssusxxx)
+  const auto w = codec::encode(aProgram());  // (xssssusxxxu)
   EXPECT_EQ(w.get<0>(), 7);
   EXPECT_EQ(w.get<1>(), "/usr/bin/msmtp");
   EXPECT_EQ(w.get<6>(), "approved");
   EXPECT_EQ(w.get<9>(), 1'600'000'000'000'002);
+  EXPECT_EQ(w.get<10>(), 20U);
+}
+
+TEST(WireCodec, RuleRoundTripsEveryFieldInTheOrderOfTheXml) {
+  const Rule r{4,
+               "approve",
+               "/usr/bin/perl",
+               "ab12",
+               "/srv/news.pl",
+               "cd34",
+               {"192.0.2.7:587", "[2001:db8::7]:25"},
+               {"PERL5LIB", "-M"}};
+  const auto w = codec::encode(r);  // (xsssssasas)
+  EXPECT_EQ(w.get<6>(), r.onlyTo);
+  EXPECT_EQ(w.get<7>(), r.allowEnv);
+  const auto b = codec::decode(w);
+  EXPECT_EQ(b.id, r.id);
+  EXPECT_EQ(b.action, r.action);
+  EXPECT_EQ(b.path, r.path);
+  EXPECT_EQ(b.sha256, r.sha256);
+  EXPECT_EQ(b.scriptPath, r.scriptPath);
+  EXPECT_EQ(b.scriptSha256, r.scriptSha256);
+  EXPECT_EQ(b.onlyTo, r.onlyTo);
+  EXPECT_EQ(b.allowEnv, r.allowEnv);
 }
 
 TEST(WireCodec, AttemptRoundTripsEveryField) {
@@ -49,7 +75,9 @@ TEST(WireCodec, AttemptRoundTripsEveryField) {
                   "hold",
                   "unknown program",
                   9,
-                  "another user's"};
+                  "another user's",
+                  "mta",
+                  "1rXyZa-000Abc-7Q"};
   const auto b = codec::decode(codec::encode(a));
   EXPECT_EQ(b.id, a.id);
   EXPECT_EQ(b.timeUs, a.timeUs);
@@ -66,6 +94,11 @@ TEST(WireCodec, AttemptRoundTripsEveryField) {
   EXPECT_EQ(b.reason, a.reason);
   EXPECT_EQ(b.programId, a.programId);
   EXPECT_EQ(b.cmdlineHidden, a.cmdlineHidden);
+  EXPECT_EQ(b.channel, a.channel);
+  EXPECT_EQ(b.queueId, a.queueId);
+  const auto w = codec::encode(a);  // (xxiussssqsqssxsss): appended at the end
+  EXPECT_EQ(w.get<15>(), "mta");
+  EXPECT_EQ(w.get<16>(), "1rXyZa-000Abc-7Q");
 }
 
 TEST(WireCodec, AlertRoundTripsAndTakesItsKindFromTheEvidence) {

@@ -142,7 +142,7 @@ TEST(SqliteStore, CreatesStateDirAndSchemaAndKeepsDataAcrossReopen) {
   EXPECT_EQ(all[0].reason, expected.reason);
 
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "6");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "7");
 }
 
 TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
@@ -155,7 +155,7 @@ TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
   auto s = openStore(dir);
   EXPECT_EQ(count(*s), 1);
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "6");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "7");
 }
 
 // Every byte of the database and its WAL (and shm), as one string.
@@ -193,6 +193,7 @@ TEST(SqliteStore, MigrationMasksPasswordsStoredBeforeAndLeavesNoCopyInTheFiles) 
     RawDb raw(file);
     raw.exec(
         "ALTER TABLE rules DROP COLUMN only_to; ALTER TABLE rules DROP COLUMN allow_env; "
+        "ALTER TABLE attempts DROP COLUMN channel; ALTER TABLE attempts DROP COLUMN queue_id; "
         "PRAGMA user_version = 3");
     raw.exec(
         "INSERT INTO attempts(time, cmdline, verdict) VALUES(1, 'curl -u me:s3cret "
@@ -204,7 +205,7 @@ TEST(SqliteStore, MigrationMasksPasswordsStoredBeforeAndLeavesNoCopyInTheFiles) 
   {
     auto s = openStore(tmp.path());
     RawDb raw(file);
-    EXPECT_EQ(raw.text("PRAGMA user_version"), "6");
+    EXPECT_EQ(raw.text("PRAGMA user_version"), "7");
     EXPECT_EQ(raw.text("SELECT cmdline FROM attempts WHERE time = 1"),
               "curl -u me:*** smtps://me:***@mail.example.org");
     EXPECT_EQ(raw.text("SELECT substr(cmdline, 1, 40) FROM attempts WHERE time = 2"),
@@ -307,7 +308,9 @@ TEST(SqliteStore, ARuleFromBeforeAllowEnvAllowsNothing) {
   {
     // The database as schema version 4 left it: no allow_env column.
     RawDb raw(tmp.path() / "mailguard.db");
-    raw.exec("ALTER TABLE rules DROP COLUMN allow_env; PRAGMA user_version = 4;");
+    raw.exec(
+        "ALTER TABLE rules DROP COLUMN allow_env; ALTER TABLE attempts DROP COLUMN channel; "
+        "ALTER TABLE attempts DROP COLUMN queue_id; PRAGMA user_version = 4;");
   }
   auto s = openStore(tmp.path());
   auto rules = s->loadRules();
@@ -316,7 +319,54 @@ TEST(SqliteStore, ARuleFromBeforeAllowEnvAllowsNothing) {
   EXPECT_EQ((*rules)[0].path, "/usr/bin/msmtp");
   EXPECT_TRUE((*rules)[0].allowEnv.empty());
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "6");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "7");
+}
+
+TEST(SqliteStore, KeepsAnAttemptsChannelAndQueueId) {
+  TempDir tmp;
+  auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
+  auto mta = attempt();
+  mta.channel = "mta";
+  mta.queueId = "1rXyZa-000Abc-7Q";
+  mta.src = "/usr/sbin/exim4";
+  mta.srcPort = 0;
+  mta.dst = "example.org";
+  mta.dstPort = 0;
+  write(*w, numbered({attempt(), mta}));
+  const auto rows = query(*s, AttemptQuery{});
+  ASSERT_EQ(rows.size(), 2U);
+  EXPECT_EQ(rows[0].channel, "mta");
+  EXPECT_EQ(rows[0].queueId, "1rXyZa-000Abc-7Q");
+  EXPECT_EQ(rows[0].src, "/usr/sbin/exim4");
+  EXPECT_EQ(rows[1].channel, "");
+  EXPECT_EQ(rows[1].queueId, "");
+}
+
+TEST(SqliteStore, AttemptsFromBeforeTheChannelColumnsAreConnections) {
+  TempDir tmp;
+  {
+    auto w = startWriter(tmp.path());
+    write(*w, numbered({attempt()}));
+  }
+  {
+    // The database as schema version 6 left it: no channel or queue_id.
+    RawDb raw(tmp.path() / "mailguard.db");
+    raw.exec(
+        "ALTER TABLE attempts DROP COLUMN channel; ALTER TABLE attempts DROP COLUMN queue_id; "
+        "PRAGMA user_version = 6;");
+  }
+  auto s = openStore(tmp.path());
+  const auto rows = query(*s, AttemptQuery{});
+  ASSERT_EQ(rows.size(), 1U);
+  EXPECT_EQ(rows[0].channel, "");
+  EXPECT_EQ(rows[0].queueId, "");
+  EXPECT_EQ(rows[0].dst, "192.0.2.25");
+  RawDb raw(s->databasePath());
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "7");
+  EXPECT_EQ(raw.text("SELECT COUNT(*) FROM pragma_table_info('attempts') WHERE name IN "
+                     "('channel', 'queue_id')"),
+            "2");
 }
 
 TEST(SqliteStore, AddRuleReplacesTheEarlierRuleForTheSamePathAndScript) {

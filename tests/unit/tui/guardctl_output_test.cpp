@@ -54,6 +54,97 @@ TEST(GuardctlAttempts, CutsALongCommandLineInTheTable) {
   EXPECT_NE(table.find("xxx..."), std::string::npos) << table;
 }
 
+dbus::Attempt aSubmission() {
+  auto a = anAttempt("sendmail -t", "");
+  a.path = "/usr/bin/python3.11";
+  a.scriptPath = "/home/ann/bot.py";
+  a.src = "exim";
+  a.dst = "victim.example,other.example";
+  a.dstPort = 0;
+  a.channel = "mta";
+  a.queueId = "1rXyZa-000Abc-7Q";
+  return a;
+}
+
+TEST(GuardctlAttempts, ShowsTheChannelAndQueueIdOfAMessageHandedToTheMta) {
+  const auto table = attemptsTable({aSubmission(), anAttempt("swaks", "")});
+  EXPECT_NE(table.find("CHANNEL"), std::string::npos) << table;
+  EXPECT_NE(table.find("QUEUE ID"), std::string::npos) << table;
+  EXPECT_NE(table.find("mta"), std::string::npos) << table;
+  EXPECT_NE(table.find("1rXyZa-000Abc-7Q"), std::string::npos) << table;
+  EXPECT_NE(table.find("victim.example,other.example "), std::string::npos) << table;
+  EXPECT_EQ(table.find("other.example:0"), std::string::npos) << table;
+  EXPECT_NE(table.find("connection"), std::string::npos) << table;
+  EXPECT_NE(table.find("192.0.2.25:25"), std::string::npos) << table;
+
+  const auto mta = toJson(aSubmission());
+  EXPECT_EQ(mta["channel"], "mta");
+  EXPECT_EQ(mta["queue_id"], "1rXyZa-000Abc-7Q");
+  EXPECT_EQ(mta["src"], "exim");
+  const auto tcp = toJson(anAttempt("swaks", ""));
+  EXPECT_EQ(tcp["channel"], "connection");
+  EXPECT_TRUE(tcp["queue_id"].is_null());
+  EXPECT_NE(attemptLine(aSubmission()).find("queue id 1rXyZa-000Abc-7Q"), std::string::npos);
+}
+
+dbus::Program aProgram(std::int64_t id, std::string path, std::string script, std::uint32_t held) {
+  dbus::Program p;
+  p.id = id;
+  p.path = std::move(path);
+  p.scriptPath = std::move(script);
+  p.state = "pending";
+  p.heldMessages = held;
+  return p;
+}
+
+TEST(GuardctlPrograms, ShowTheMessagesTheMtaHolds) {
+  const std::vector<dbus::Program> list{aProgram(3, "/usr/bin/python3.11", "/srv/bot.py", 20),
+                                        aProgram(4, "/usr/bin/swaks", "", 0)};
+  const auto table = programsTable(list);
+  EXPECT_NE(table.find("HELD"), std::string::npos) << table;
+  EXPECT_NE(table.find(" 20 "), std::string::npos) << table;
+  EXPECT_EQ(toJson(list[0])["held_messages"], 20);
+  EXPECT_EQ(toJson(list[1])["held_messages"], 0);
+}
+
+TEST(GuardctlDeny, CountsTheHeldMessagesOfTheProgramsItNames) {
+  const std::vector<dbus::Program> list{
+      aProgram(3, "/usr/bin/python3.11", "/srv/bot.py", 20),
+      aProgram(5, "/usr/bin/python3.11", "/srv/bot.py", 2),  // the same path, changed
+      aProgram(6, "/usr/bin/python3.11", "/srv/other.py", 7), aProgram(4, "/usr/bin/swaks", "", 0)};
+  EXPECT_EQ(heldMessagesOf(list, "3", ""), 20U);
+  EXPECT_EQ(heldMessagesOf(list, "/usr/bin/python3.11", "/srv/bot.py"), 22U);
+  EXPECT_EQ(heldMessagesOf(list, "/usr/bin/python3.11", ""), 0U);
+  EXPECT_EQ(heldMessagesOf(list, "4", ""), 0U);
+  EXPECT_EQ(heldMessagesOf(list, "9", ""), 0U);
+  EXPECT_EQ(heldNotice(20, "/usr/bin/python3.11 /srv/bot.py"),
+            "20 held messages of /usr/bin/python3.11 /srv/bot.py will be deleted");
+  EXPECT_EQ(heldNotice(1, "/usr/bin/x"), "1 held message of /usr/bin/x will be deleted");
+}
+
+TEST(GuardctlRules, ShowPinnedDestinationsAndAllowedCodeLoading) {
+  dbus::Rule pinned;
+  pinned.id = 1;
+  pinned.action = "approve";
+  pinned.path = "/usr/bin/perl";
+  pinned.scriptPath = "/srv/news.pl";
+  pinned.onlyTo = {"192.0.2.7:587", "[2001:db8::7]:25"};
+  pinned.allowEnv = {"PERL5LIB", "-M"};
+  dbus::Rule plain;
+  plain.id = 2;
+  plain.action = "approve";
+  plain.path = "/usr/bin/msmtp";
+  const auto table = rulesTable({pinned, plain});
+  EXPECT_NE(table.find("ALLOWS"), std::string::npos) << table;
+  EXPECT_NE(table.find("192.0.2.7:587,[2001:db8::7]:25"), std::string::npos) << table;
+  EXPECT_NE(table.find("PERL5LIB,-M"), std::string::npos) << table;
+  EXPECT_NE(table.find("anywhere"), std::string::npos) << table;
+  const auto json = toJson(pinned);
+  EXPECT_EQ(json["allow_env"], (std::vector<std::string>{"PERL5LIB", "-M"}));
+  EXPECT_EQ(json["only_to"], (std::vector<std::string>{"192.0.2.7:587", "[2001:db8::7]:25"}));
+  EXPECT_TRUE(toJson(plain)["allow_env"].empty());
+}
+
 TEST(GuardctlStatus, SaysWhichAttributionPathIsInForce) {
   const std::string kernel = statusText(aStatus("kernel"));
   EXPECT_NE(kernel.find("\nattribution:     kernel (BPF hooks decide approved connects at "

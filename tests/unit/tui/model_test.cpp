@@ -213,6 +213,46 @@ TEST(Actions, DenyAsksNamingTheProgramLikeApproveAndForget) {
   EXPECT_EQ(s.message->text, "Denying /home/alice/.cache/bot ...");
 }
 
+TEST(Actions, DenyNamesHowManyHeldMessagesItWillDelete) {
+  auto bot = program(2, "/home/alice/.cache/bot", "pending", kMidnightUs + 1 * kHourUs, 2);
+  bot.heldMessages = 20;
+  State s = loadedState(snapshot({bot}));
+  press(s, "d");
+  ASSERT_TRUE(s.confirm);
+  EXPECT_EQ(s.confirm->question, "Deny and DELETE its 20 held messages?");
+  EXPECT_EQ(s.confirm->subject, "/home/alice/.cache/bot");
+  const Effects fx = press(s, "y");
+  ASSERT_EQ(fx.commands.size(), 1u);
+  EXPECT_EQ(fx.commands[0].kind, Command::Kind::Deny);
+  // One message is one.
+  bot.heldMessages = 1;
+  State one = loadedState(snapshot({bot}));
+  press(one, "d");
+  ASSERT_TRUE(one.confirm);
+  EXPECT_EQ(one.confirm->question, "Deny and DELETE its 1 held message?");
+}
+
+TEST(LiveUpdates, AProgramChangeReloadsTheRulesForTheDetails) {
+  State s = threePrograms();
+  Loaded l = snapshot({program(1, "/usr/bin/thunderbird", "approved")});
+  Rule r;
+  r.id = 1;
+  r.action = "approve";
+  r.path = "/usr/bin/thunderbird";
+  l.rules = {r};
+  update(s, l);
+  ASSERT_NE(ruleFor(s, *findProgram(s, 1)), nullptr);
+  Effects fx = update(s, ProgramChanged{program(1, "/usr/bin/thunderbird", "approved")});
+  ASSERT_EQ(fx.commands.size(), 1u);
+  EXPECT_EQ(fx.commands[0].kind, Command::Kind::LoadRules);
+  r.onlyTo = {"192.0.2.7:587"};
+  update(s, RulesLoaded{{r}});
+  ASSERT_NE(ruleFor(s, *findProgram(s, 1)), nullptr);
+  EXPECT_EQ(ruleFor(s, *findProgram(s, 1))->onlyTo, std::vector<std::string>{"192.0.2.7:587"});
+  update(s, RulesLoaded{{}});
+  EXPECT_EQ(ruleFor(s, *findProgram(s, 1)), nullptr);
+}
+
 TEST(Actions, DenyingAnApprovedProgramSaysItIsApproved) {
   State s = threePrograms();
   press(s, KeyCode::End);  // thunderbird, approved

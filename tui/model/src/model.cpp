@@ -255,7 +255,16 @@ void requestAction(State& s, Action action) {
         info(s, "Already denied: " + what);
         return;
       }
-      // One key must not undo an approval by surprise: ask, naming the program.
+      // One key must not undo an approval by surprise: ask, naming the program. Denying
+      // deletes the mail the MTA holds for it, and the question says how much.
+      if (p->heldMessages > 0) {
+        const std::string n = std::to_string(p->heldMessages);
+        s.confirm = Confirmation{action, p->id,
+                                 "Deny and DELETE its " + n +
+                                     (p->heldMessages == 1 ? " held message?" : " held messages?"),
+                                 what};
+        return;
+      }
       s.confirm = Confirmation{action, p->id,
                                p->state == "approved"
                                    ? "Deny an APPROVED program (its mail will be refused)?"
@@ -545,6 +554,7 @@ Effects update(State& s, const Event& event) {
             s.disconnectReason.clear();
             s.status = e.status;
             s.programs = e.programs;
+            s.rules = e.rules;
             s.attempts.assign(e.attempts.begin(), e.attempts.end());
             if (s.attempts.size() > kMaxAttempts) s.attempts.resize(kMaxAttempts);
             s.programAttempts.clear();
@@ -625,6 +635,12 @@ Effects update(State& s, const Event& event) {
           },
           [&](const ProgramChanged& e) {
             upsertProgram(s, e.program);
+            // An approval or denial changed the owner's rules (an approval's pins too).
+            if (s.connected) fx.commands.push_back(Command{Command::Kind::LoadRules, 0});
+            fx.redraw = true;
+          },
+          [&](const RulesLoaded& e) {
+            s.rules = e.rules;
             fx.redraw = true;
           },
           [&](const ProgramAttemptsLoaded& e) {
@@ -768,6 +784,13 @@ int selectedRow(const State& s) {
 const Program* findProgram(const State& s, std::int64_t id) {
   for (const auto& p : s.programs) {
     if (p.id == id) return &p;
+  }
+  return nullptr;
+}
+
+const Rule* ruleFor(const State& s, const Program& p) {
+  for (const auto& r : s.rules) {
+    if (r.path == p.path && r.scriptPath == p.scriptPath) return &r;
   }
   return nullptr;
 }

@@ -327,7 +327,7 @@ void attemptsList(const State& s, const Layout& l, int width, std::vector<Row>& 
         .space()
         .cell(fitEnd(userName(s, a.uid), c.user), rowStyle)
         .space()
-        .cell(fitMiddle(formatEndpoint(a.dst, a.dstPort), c.dest), rowStyle);
+        .cell(fitMiddle(attemptDestination(a), c.dest), rowStyle);
     if (c.reason > 0) b.space().cell(fitEnd(a.reason, c.reason), rowStyle);
     rows.push_back(b.finish(rowStyle, a.id == s.selectedAttempt));
   }
@@ -619,6 +619,18 @@ std::vector<Row> programDetails(const State& s, const Program& p, int width) {
   d.add("attempts", std::to_string(p.attempts) + "   first seen " +
                         formatFullTime(s, p.firstSeenUs) + "   last " +
                         formatFullTime(s, p.lastAttemptUs));
+  if (p.heldMessages > 0) {
+    d.add("held mail",
+          std::to_string(p.heldMessages) +
+              " held by the local MTA: sent if you approve, deleted if you deny",
+          Style::Held, 2, true);
+  }
+  if (const Rule* r = ruleFor(s, p); r != nullptr && r->action == "approve") {
+    d.add("only to", r->onlyTo.empty() ? "anywhere" : join(r->onlyTo, ", "), Style::Normal, 2);
+    d.add("allows",
+          r->allowEnv.empty() ? "no code-loading variables or options" : join(r->allowEnv, ", "),
+          Style::Normal, 2);
+  }
   // The newest attempt in memory tells the command line and process.
   const Attempt* latest = nullptr;
   const auto cached = s.programAttempts.find(p.id);
@@ -665,7 +677,14 @@ std::vector<Row> attemptDetails(const State& s, const Attempt& a, int width) {
   d.add("command", commandText(a), Style::Normal, 2);
   d.add("process", "pid " + (a.pid > 0 ? std::to_string(a.pid) : std::string("unknown")) +
                        "   user " + userName(s, a.uid) + " (uid " + std::to_string(a.uid) + ")");
-  d.add("connection", formatEndpoint(a.src, a.srcPort) + " -> " + formatEndpoint(a.dst, a.dstPort));
+  if (a.channel == "mta") {
+    d.add("channel", "mail handed to the local MTA (" + (a.src.empty() ? "?" : a.src) +
+                         ")   queue id " + (a.queueId.empty() ? "unknown" : a.queueId));
+    d.add("recipients", a.dst.empty() ? "unknown" : a.dst, Style::Normal, 2);
+  } else {
+    d.add("connection",
+          formatEndpoint(a.src, a.srcPort) + " -> " + formatEndpoint(a.dst, a.dstPort));
+  }
   return d.take();
 }
 
@@ -970,6 +989,12 @@ std::string formatFullTime(const State& s, std::int64_t us) {
 std::string formatEndpoint(const std::string& address, std::uint16_t port) {
   if (address.find(':') != std::string::npos) return "[" + address + "]:" + std::to_string(port);
   return address + ":" + std::to_string(port);
+}
+
+std::string attemptDestination(const Attempt& a) {
+  // A message handed to the MTA has no address or port yet: its recipients' domains.
+  if (a.channel == "mta") return "mta: " + (a.dst.empty() ? std::string("?") : a.dst);
+  return formatEndpoint(a.dst, a.dstPort);
 }
 
 Frame render(const State& s, Size size) {

@@ -45,6 +45,8 @@ struct Program {
   std::int64_t attempts = 0;
   std::int64_t lastAttemptUs = 0;
   std::int64_t firstSeenUs = 0;
+  // Messages the local MTA holds (frozen) for it: released on approval, deleted on denial.
+  std::uint32_t heldMessages = 0;
 };
 
 // One rule of the owner.
@@ -55,7 +57,8 @@ struct Rule {
   std::string sha256;
   std::string scriptPath;
   std::string scriptSha256;
-  std::vector<std::string> onlyTo;  // destinations an approval is pinned to; empty: anywhere
+  std::vector<std::string> onlyTo;    // destinations an approval is pinned to; empty: anywhere
+  std::vector<std::string> allowEnv;  // code-loading variables and options it allows
 };
 
 struct Attempt {
@@ -76,6 +79,10 @@ struct Attempt {
   // Why cmdline is empty: "" when it is given (masked), else e.g. "another user's": only
   // root and the uid that ran the program are given its command line.
   std::string cmdlineHidden;
+  // "" a connection; "mta" a message handed to the local MTA (src names the MTA, dst the
+  // recipients' domains, ports 0), queueId its id in the MTA's queue.
+  std::string channel;
+  std::string queueId;
 };
 
 // A zombie-detector alert, or a mail-server audit finding.

@@ -20,11 +20,15 @@ namespace mailguard::dbus::codec {
 
 using VariantMap = std::map<std::string, sdbus::Variant>;
 
-// (xssssusxxx)
+// (xssssusxxxu)
 wire::Program encode(const Program& p);
 Program decode(const wire::Program& w);
 
-// (xxiussssqsqssxs)
+// (xsssssasas)
+wire::Rule encode(const Rule& r);
+Rule decode(const wire::Rule& w);
+
+// (xxiussssqsqssxsss)
 wire::Attempt encode(const Attempt& a);
 Attempt decode(const wire::Attempt& w);
 

@@ -9,28 +9,30 @@
 
 namespace mailguard::dbus::wire {
 
-// (xssssusxxx): see the XML for the meaning of each field.
-using Program = sdbus::Struct<std::int64_t,   // id
-                              std::string,    // path
-                              std::string,    // sha256
-                              std::string,    // script_path
-                              std::string,    // script_sha256
-                              std::uint32_t,  // uid
-                              std::string,    // state
-                              std::int64_t,   // attempts
-                              std::int64_t,   // last_attempt, us since the epoch
-                              std::int64_t>;  // first_seen, us since the epoch
+// (xssssusxxxu): see the XML for the meaning of each field.
+using Program = sdbus::Struct<std::int64_t,    // id
+                              std::string,     // path
+                              std::string,     // sha256
+                              std::string,     // script_path
+                              std::string,     // script_sha256
+                              std::uint32_t,   // uid
+                              std::string,     // state
+                              std::int64_t,    // attempts
+                              std::int64_t,    // last_attempt, us since the epoch
+                              std::int64_t,    // first_seen, us since the epoch
+                              std::uint32_t>;  // held_messages
 
-// (xsssssas): one rule of the owner.
+// (xsssssasas): one rule of the owner.
 using Rule = sdbus::Struct<std::int64_t,               // id
                            std::string,                // action: "approve" or "deny"
                            std::string,                // path
                            std::string,                // sha256
                            std::string,                // script_path
                            std::string,                // script_sha256
-                           std::vector<std::string>>;  // only_to
+                           std::vector<std::string>,   // only_to
+                           std::vector<std::string>>;  // allow_env
 
-// (xxiussssqsqssxs)
+// (xxiussssqsqssxsss)
 using Attempt = sdbus::Struct<std::int64_t,   // id
                               std::int64_t,   // time, us since the epoch
                               std::int32_t,   // pid
@@ -45,7 +47,9 @@ using Attempt = sdbus::Struct<std::int64_t,   // id
                               std::string,    // verdict
                               std::string,    // reason
                               std::int64_t,   // program_id, 0 when unattributed
-                              std::string>;   // cmdline_hidden, "" when cmdline is given
+                              std::string,    // cmdline_hidden, "" when cmdline is given
+                              std::string,    // channel: "" a connection, "mta"
+                              std::string>;   // queue_id, the MTA's
 
 // (xxxsussasbs): an alert of the zombie detector.
 using Alert = sdbus::Struct<std::int64_t,              // id

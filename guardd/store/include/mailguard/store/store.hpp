@@ -56,6 +56,8 @@ struct AttemptRecord {
   std::uint16_t dstPort = 0;
   rules::Verdict verdict = rules::Verdict::Hold;
   std::string reason;
+  std::string channel;  // "" a connection, "mta" a message handed to the local MTA
+  std::string queueId;  // the MTA's queue id (channel "mta"), else empty
 };
 
 struct AttemptQuery {

@@ -21,6 +21,7 @@ using dbus::Attempt;
 using dbus::AuditReport;
 using dbus::AuditResult;
 using dbus::Program;
+using dbus::Rule;
 using dbus::Status;
 
 // The dashboard keeps this many recent attempts in memory (newest first).
@@ -96,6 +97,7 @@ struct Loaded {
   std::int64_t countedUpToId = 0;  // attempts with a larger id are not in `today`
   std::vector<Alert> alerts;       // newest first
   std::string alertsError;         // non-empty: guardd did not list its alerts
+  std::vector<Rule> rules;         // the owner's approvals and denials
 };
 struct StatusRefreshed {
   Status status;
@@ -127,6 +129,10 @@ struct AuditFailed {
 struct AuditFinished {
   std::int64_t finishedUs = 0;
 };
+// The owner's rules again, after a program changed (an approval's pins may have).
+struct RulesLoaded {
+  std::vector<Rule> rules;
+};
 struct ProgramAttemptsLoaded {
   std::int64_t programId = 0;
   std::vector<Attempt> attempts;  // newest first
@@ -145,9 +151,10 @@ struct ActionFailed {
   std::int64_t alertId = 0;
 };
 
-using Event = std::variant<KeyPressed, Resized, Tick, Loaded, StatusRefreshed, Disconnected,
-                           AttemptRecorded, ProgramChanged, ProgramAttemptsLoaded, ActionSucceeded,
-                           ActionFailed, AlertRaised, AuditLoaded, AuditFailed, AuditFinished>;
+using Event =
+    std::variant<KeyPressed, Resized, Tick, Loaded, StatusRefreshed, Disconnected, AttemptRecorded,
+                 ProgramChanged, ProgramAttemptsLoaded, ActionSucceeded, ActionFailed, AlertRaised,
+                 AuditLoaded, AuditFailed, AuditFinished, RulesLoaded>;
 
 // Effects: what the loop should do next.
 struct Command {
@@ -161,7 +168,8 @@ struct Command {
     Reload,
     AckAlert,
     LoadAudit,
-    RunAudit
+    RunAudit,
+    LoadRules
   };
   Kind kind = Kind::Reload;
   std::int64_t programId = 0;
@@ -198,6 +206,7 @@ struct State {
 
   Status status;
   std::vector<Program> programs;  // unordered; views sort
+  std::vector<Rule> rules;        // the owner's, for the details pane (pins, allowed loading)
   std::deque<Attempt> attempts;   // newest first, at most kMaxAttempts
   std::map<std::int64_t, std::vector<Attempt>> programAttempts;  // for the details pane
 
@@ -280,6 +289,8 @@ const Alert* selectedAlert(const State& state);
 const AuditResult* selectedAuditResult(const State& state);
 std::size_t unacknowledgedAlerts(const State& state);
 const Program* findProgram(const State& state, std::int64_t id);
+// The owner's rule for this program (same path and script), or nullptr.
+const Rule* ruleFor(const State& state, const Program& program);
 
 std::string userName(const State& state, std::uint32_t uid);
 // Distinct destinations (address and port) per program among the attempts in memory.

@@ -58,5 +58,8 @@ std::string formatTime(const State& state, std::int64_t us);
 std::string formatFullTime(const State& state, std::int64_t us);
 // "127.0.0.1:25" or "[::1]:25".
 std::string formatEndpoint(const std::string& address, std::uint16_t port);
+// An attempt's destination: formatEndpoint, or "mta: example.org,example.net" for a
+// message handed to the local MTA (its recipients' domains).
+std::string attemptDestination(const Attempt& attempt);
 
 }  // namespace mailguard::tui
