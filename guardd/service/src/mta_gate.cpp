@@ -269,7 +269,9 @@ void MtaGate::charge(const mta::DeliveryTracker::Finished& f) {
   attempt.dst = joinDomains(t.domains);
   // The message was let through; what its servers answered is the reason.
   attempt.verdict = rules::Verdict::Allow;
-  attempt.reason = "outcome of mail handed to exim, queue id " + f.queueId + ": " + t.summary();
+  attempt.channel = "mta";
+  attempt.queueId = f.queueId;
+  attempt.reason = "outcome of mail handed to exim: " + t.summary();
   // Not a new attempt of the program: its counters stay as they are.
   d_.pipeline.recordSubmission(std::move(attempt), nullptr, false);
   if (t.delivered + t.userUnknown + t.blocklisted + t.rejected == 0) return;  // deferred only
