@@ -93,7 +93,8 @@ _guardctl() {
             ;;
         attempts) opts="--limit --before --program --verdict --since --until" ;;
         approve) opts="--script --allow-env --only-to" ;;
-        deny | forget | release) opts="--script" ;;
+        deny) opts="--script --yes -y" ;;
+        forget | release) opts="--script" ;;
         bulk) opts="--script --recipients --hours" ;;
         alerts)
             if [[ -z $sub && $cur != -* ]]; then

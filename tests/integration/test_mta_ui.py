@@ -25,6 +25,7 @@ MESSAGES = exim.MESSAGES
 class MtaUi(unittest.TestCase):
     # test_mta_exim's fixture, borrowed method by method: subclassing it would run its
     # tests here a second time.
+    SINK_ARGS = exim.EximGate.SINK_ARGS
     write_file = exim.EximGate.write_file
     write_exim_conf = exim.EximGate.write_exim_conf
     start_sink = exim.EximGate.start_sink

@@ -30,6 +30,7 @@ PYTHON = test_mta_ui.PYTHON
 
 class DashboardMta(unittest.TestCase):
     # The fixture of test_mta_ui.MtaUi, borrowed (subclassing would run its tests here).
+    SINK_ARGS = test_mta_ui.MtaUi.SINK_ARGS
     write_file = test_mta_ui.MtaUi.write_file
     write_exim_conf = test_mta_ui.MtaUi.write_exim_conf
     start_sink = test_mta_ui.MtaUi.start_sink

@@ -51,6 +51,9 @@ Result<std::unique_ptr<MtaGate>> MtaGate::open(Deps deps, const std::filesystem:
       }
     }
     self->log_ = std::make_unique<mta::LogFollower>(eximLog);
+    // The first read marks where history ends: now, before the socket answers, so that no
+    // message guardd lets through can be logged before that mark and skipped as history.
+    self->followLog();
     // A timer rather than inotify: a rotated or not yet created log needs no watch of its
     // folder, and a quarter second is well inside a bounce storm's pace.
     deps.loop.every(std::chrono::milliseconds(250), [self] { self->followLog(); });
