@@ -13,8 +13,8 @@
 #include "alerts_cmd.hpp"
 #include "firewall_cmd.hpp"
 #include "mailguard/dbus/client.hpp"
-#include "mailguard/rules/destination.hpp"
 #include "mailguard/rules/code_loading.hpp"
+#include "mailguard/rules/destination.hpp"
 #include "output.hpp"
 
 namespace {

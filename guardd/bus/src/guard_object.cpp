@@ -116,7 +116,6 @@ std::string approveWhat(const std::string& target, const std::string& script,
   return what;
 }
 
-
 }  // namespace
 
 sdbus::Error toDbusError(const Error& e) {

@@ -357,8 +357,10 @@ int BPF_PROG(tp_sys_enter, struct pt_regs* regs, long id) {
     bpf_find_vma(task, a0, vma_file, &file, 0);
     if (file) exec_mapping(file, current_mm());
   } else if (id == NR_ptrace) {
-    if (a0 == PTRACE_TRACEME) taint_mm(current_mm(), MG_TAINT_MEM_ACCESS);
-    else if (a0 == PTRACE_ATTACH || a0 == PTRACE_SEIZE) taint_pid((s32)a1, MG_TAINT_MEM_ACCESS);
+    if (a0 == PTRACE_TRACEME)
+      taint_mm(current_mm(), MG_TAINT_MEM_ACCESS);
+    else if (a0 == PTRACE_ATTACH || a0 == PTRACE_SEIZE)
+      taint_pid((s32)a1, MG_TAINT_MEM_ACCESS);
   } else {
     taint_pid((s32)a0, MG_TAINT_MEM_ACCESS);
   }
@@ -396,22 +398,22 @@ int BPF_PROG(fork_taint, struct task_struct* parent, struct task_struct* child) 
 }
 
 #define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                     \
-  do {                                                               \
-    v0 += v1;                                                        \
-    v1 = ROTL64(v1, 13);                                             \
-    v1 ^= v0;                                                        \
-    v0 = ROTL64(v0, 32);                                             \
-    v2 += v3;                                                        \
-    v3 = ROTL64(v3, 16);                                             \
-    v3 ^= v2;                                                        \
-    v0 += v3;                                                        \
-    v3 = ROTL64(v3, 21);                                             \
-    v3 ^= v0;                                                        \
-    v2 += v1;                                                        \
-    v1 = ROTL64(v1, 17);                                             \
-    v1 ^= v2;                                                        \
-    v2 = ROTL64(v2, 32);                                             \
+#define SIPROUND         \
+  do {                   \
+    v0 += v1;            \
+    v1 = ROTL64(v1, 13); \
+    v1 ^= v0;            \
+    v0 = ROTL64(v0, 32); \
+    v2 += v3;            \
+    v3 = ROTL64(v3, 16); \
+    v3 ^= v2;            \
+    v0 += v3;            \
+    v3 = ROTL64(v3, 21); \
+    v3 ^= v0;            \
+    v2 += v1;            \
+    v1 = ROTL64(v1, 17); \
+    v1 ^= v2;            \
+    v2 = ROTL64(v2, 32); \
   } while (0)
 
 /* SipHash-2-4 of the first MG_ARGV_HASH_BOUND bytes of the task's argv area, loaded as
@@ -527,8 +529,8 @@ static __always_inline bool send_event(struct mg_stamp* s, __u64 cookie, __u8 fa
   return true;
 }
 
-static __always_inline void report(struct mg_stamp* s, __u64 cookie, __u8 family,
-                                   const __u8* dst, __u16 port, __u8 decision) {
+static __always_inline void report(struct mg_stamp* s, __u64 cookie, __u8 family, const __u8* dst,
+                                   __u16 port, __u8 decision) {
   if (!send_event(s, cookie, family, dst, port, decision)) count(MG_COUNTER_EVENTS_LOST);
 }
 
@@ -546,8 +548,8 @@ static __always_inline bool same_addr(const __u8* a, const __u8* b) {
  * few distinct destinations, and guardd reports them on its timer. A refusal the ring
  * buffer has no room for is counted too (not lost); one the full map has no room for
  * goes one by one. */
-static __always_inline void refused(struct mg_stamp* s, __u64 cookie, __u8 family,
-                                    const __u8* dst, __u16 port) {
+static __always_inline void refused(struct mg_stamp* s, __u64 cookie, __u8 family, const __u8* dst,
+                                    __u16 port) {
   __u32 zero = 0;
   struct mg_config* cfg = bpf_map_lookup_elem(&mg_config, &zero);
   struct mg_refusal_key rk = {};
@@ -606,7 +608,8 @@ static __always_inline int decide(struct bpf_sock_addr* ctx, __u8 family, const 
     __u32 zero = 0;
     struct mg_config* cfg = bpf_map_lookup_elem(&mg_config, &zero);
     int mark = 0;
-    if (cfg && cfg->mark_bit && bpf_getsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0) {
+    if (cfg && cfg->mark_bit &&
+        bpf_getsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0) {
       mark |= (int)cfg->mark_bit; /* OR-ed: VPN and policy-routing marks stay */
       if (bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0) {
         report(&s, cookie, family, dst, port, MG_DECISION_APPROVED);
@@ -631,8 +634,7 @@ int connect4(struct bpf_sock_addr* ctx) {
 SEC("cgroup/connect6")
 int connect6(struct bpf_sock_addr* ctx) {
   __u8 dst[16] = {};
-  __u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2],
-        w3 = ctx->user_ip6[3];
+  __u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2], w3 = ctx->user_ip6[3];
   /* ::ffff:a.b.c.d is an IPv4 connect made through an IPv6 socket. */
   if (w0 == 0 && w1 == 0 && w2 == bpf_htonl(0x0000ffff)) {
     __builtin_memcpy(dst, &w3, 4);

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "mailguard/rules/connection.hpp"
 #include "mailguard/rules/code_loading.hpp"
+#include "mailguard/rules/connection.hpp"
 #include "mailguard/rules/identity.hpp"
 #include "mailguard/rules/policy.hpp"
 
