@@ -316,6 +316,49 @@ TEST_F(PipelineTest, APacketWaitingTooLongForAHashIsHeldNotAllowed) {
 }
 
 // With kernel attribution: what the pipeline teaches the kernel, and what it hears back.
+// The kernel's stamp names a program guardd attributed before: a Hold or a Reject goes out
+// before /proc is read; an Allow only after everything (environment, taint, detector).
+TEST_F(PipelineTest, AStampedUnknownProgramIsHeldBeforeItsProcessIsRead) {
+  attribution.verdictsSent = [this] { return packets.verdicts.size(); };
+  attribution.stamped[40101] = process(kBot, sha('b'));
+  attribution.bySourcePort[40101] = process(kBot, sha('b'));
+  EXPECT_EQ(decide(1, 40101), PacketVerdict::Drop);
+  EXPECT_EQ(attribution.verdictsBeforeAttribute.at(40101), 1U);
+  ASSERT_EQ(packets.verdicts.size(), 1U) << "one verdict per packet";
+  ASSERT_EQ(records.attempts.size(), 1U);
+  EXPECT_EQ(records.attempts[0].verdict, rules::Verdict::Hold);
+  EXPECT_EQ(records.attempts[0].path, kBot);
+}
+
+TEST_F(PipelineTest, AStampedDeniedProgramIsRejectedBeforeItsProcessIsRead) {
+  approvals.push_back(rule(rules::RuleAction::Deny, kBot, sha('b')));
+  attribution.verdictsSent = [this] { return packets.verdicts.size(); };
+  attribution.stamped[40102] = process(kBot, sha('b'));
+  attribution.bySourcePort[40102] = process(kBot, sha('b'));
+  EXPECT_EQ(decide(1, 40102), PacketVerdict::RepeatWithReject);
+  EXPECT_EQ(attribution.verdictsBeforeAttribute.at(40102), 1U);
+  ASSERT_EQ(packets.verdicts.size(), 1U);
+}
+
+TEST_F(PipelineTest, AStampedApprovedProgramIsAllowedOnlyAfterItsProcessIsRead) {
+  approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
+  attribution.verdictsSent = [this] { return packets.verdicts.size(); };
+  attribution.stamped[40103] = process(kClient, sha('c'));
+  attribution.bySourcePort[40103] = process(kClient, sha('c'));
+  EXPECT_EQ(decide(1, 40103), PacketVerdict::RepeatWithAllow);
+  EXPECT_EQ(attribution.verdictsBeforeAttribute.at(40103), 0U);
+  // The same program, whose process turns out to preload a library: no Allow was sent
+  // early, and the full attribution holds it.
+  auto preloaded = process(kClient, sha('c'));
+  preloaded.codeLoading = {rules::CodeLoading{"LD_PRELOAD", "/home/ann/x.so", false}};
+  attribution.stamped[40104] = process(kClient, sha('c'));
+  attribution.bySourcePort[40104] = preloaded;
+  EXPECT_EQ(decide(2, 40104), PacketVerdict::Drop);
+  EXPECT_EQ(attribution.verdictsBeforeAttribute.at(40104), 1U) << "only the first packet's";
+  ASSERT_EQ(packets.verdicts.size(), 2U);
+  EXPECT_THAT(records.attempts.back().reason, HasSubstr("LD_PRELOAD"));
+}
+
 class KernelPipelineTest : public PipelineTest {
  protected:
   KernelPipelineTest() { pipeline.setFastPath(&fastPath); }
