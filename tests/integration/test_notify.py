@@ -249,7 +249,9 @@ class NotifyTest(GuarddOnBusTest):
         self.assertLessEqual(last, 1000)
         final = [c for c in self.mine() if f"({last} attempts)" in c["summary"]]
         # The detector may quarantine the bot on the way: that is a notification of its own.
-        calls = [c for c in self.mine() if c["summary"].startswith("Mail from")]
+        # A SYN whose socket closed before guardd looked (the burst's 15 ms timeouts, slower
+        # under a sanitizer) is held as "an unknown program": a notification of its own.
+        calls = [c for c in self.mine() if c["summary"].startswith("Mail from mailclient")]
         self.assertEqual(len([c for c in calls if c["replaces_id"] == 0]), 1,
                          [c["summary"] for c in calls])
         first_id_updates = {c["replaces_id"] for c in calls if c["replaces_id"] != 0}
