@@ -1,5 +1,7 @@
 #include "mailguard/rules/code_loading.hpp"
 
+#include "mailguard/rules/identity.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -10,17 +12,8 @@ namespace {
 
 enum class Family { Other, Python, Perl, Ruby, Node, Java, Bash, Shell };
 
-bool isVersionSuffix(std::string_view s) {
-  // "", "3", "3.11", "5.36": Debian's real paths are versioned (/usr/bin/python3.11).
-  if (s.empty()) return true;
-  if (s.front() < '0' || s.front() > '9') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
-}
-
 Family familyOf(std::string_view name) {
-  auto versioned = [name](std::string_view stem) {
-    return name.starts_with(stem) && isVersionSuffix(name.substr(stem.size()));
-  };
+  auto versioned = [name](std::string_view stem) { return isVersionOf(name, stem); };
   if (versioned("python") || versioned("pypy")) return Family::Python;
   if (versioned("perl")) return Family::Perl;
   if (versioned("ruby")) return Family::Ruby;

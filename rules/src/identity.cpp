@@ -9,18 +9,8 @@ namespace {
 
 enum class Family { None, Python, Perl, Ruby, Node, Php, Shell, Java };
 
-bool isVersionSuffix(std::string_view s) {
-  // "", "3", "3.11", "5.36": Debian installs versioned names and the real path of
-  // /usr/bin/python3 is /usr/bin/python3.11.
-  if (s.empty()) return true;
-  if (s.front() < '0' || s.front() > '9') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
-}
-
 Family familyOf(std::string_view name) {
-  auto versioned = [name](std::string_view stem) {
-    return name.starts_with(stem) && isVersionSuffix(name.substr(stem.size()));
-  };
+  auto versioned = [name](std::string_view stem) { return isVersionOf(name, stem); };
   if (versioned("python") || versioned("pypy")) return Family::Python;
   if (versioned("perl")) return Family::Perl;
   if (versioned("ruby")) return Family::Ruby;
@@ -212,6 +202,15 @@ std::vector<std::string_view> splitPath(std::string_view path) {
 }
 
 }  // namespace
+
+bool isVersionOf(std::string_view name, std::string_view stem) {
+  if (!name.starts_with(stem)) return false;
+  const std::string_view suffix = name.substr(stem.size());
+  if (suffix.empty()) return true;
+  if (suffix.front() < '0' || suffix.front() > '9') return false;
+  return std::all_of(suffix.begin(), suffix.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+}
 
 std::string ProgramIdentity::display() const {
   if (scriptPath.empty()) return path;

@@ -38,6 +38,10 @@ struct ProgramIdentity {
 // java: the basenames whose identity includes the script they run.
 bool isInterpreter(std::string_view exeBasename);
 
+// `name` is `stem` with nothing or a version after it ("python", "python3", "python3.11"):
+// Debian installs versioned names, and /usr/bin/python3 is really /usr/bin/python3.11.
+bool isVersionOf(std::string_view name, std::string_view stem);
+
 // The script argument of an interpreter command line (argv[0] is the interpreter),
 // skipping the interpreter's own options (and their values, e.g. python's "-W arg",
 // "-X opt"; java's "-cp path", "-jar FILE" yields FILE). Returns nullopt when the
