@@ -215,7 +215,8 @@ std::optional<DeliveryTracker::Finished> DeliveryTracker::onLine(const EximLogLi
     messages_.erase(it);
     return out;
   }
-  addDistinct(t.domains, domainOf(line.recipient), kMaxDomains);
+  // postfix's "expired" names no recipient: it is about all those still deferred.
+  if (!line.recipient.empty()) addDistinct(t.domains, domainOf(line.recipient), kMaxDomains);
   switch (line.status) {
     case DeliveryStatus::Delivered:
       ++t.delivered;
