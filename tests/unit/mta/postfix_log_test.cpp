@@ -1,5 +1,7 @@
 #include "mailguard/mta/postfix_log.hpp"
 
+#include "mailguard/rules/settings.hpp"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -414,6 +416,23 @@ TEST(PostfixLog, InstalledWhenAConfigDirHasMainCf) {
   { std::ofstream(dir / "main.cf") << "myhostname = pc.example\n"; }
   EXPECT_TRUE(postfixInstalled({"/nonexistent/postfix", dir.string()}));
   std::filesystem::remove_all(dir);
+}
+
+TEST(PostfixLog, SettingNamesTheLogToFollow) {
+  auto defaults = rules::parseSettings("", "guardd.conf");
+  ASSERT_TRUE(defaults.has_value());
+  EXPECT_EQ(defaults->postfixLog, "/var/log/mail.log");
+  auto set = rules::parseSettings("[mta]\npostfix_log = \"/var/log/postfix.log\"\n", "x");
+  ASSERT_TRUE(set.has_value());
+  EXPECT_EQ(set->postfixLog, "/var/log/postfix.log");
+  auto off = rules::parseSettings("[mta]\npostfix_log = \"\"\n", "x");
+  ASSERT_TRUE(off.has_value());
+  EXPECT_EQ(off->postfixLog, "");
+  auto relative = rules::parseSettings("[mta]\n\npostfix_log = \"mail.log\"\n", "guardd.conf");
+  ASSERT_FALSE(relative.has_value());
+  EXPECT_NE(relative.error().message.find("guardd.conf:3"), std::string::npos)
+      << relative.error().message;
+  EXPECT_FALSE(rules::parseSettings("[mta]\npostfix_log = 1\n", "x").has_value());
 }
 
 }  // namespace
