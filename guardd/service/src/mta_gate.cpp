@@ -54,13 +54,37 @@ Result<std::unique_ptr<MtaGate>> MtaGate::open(Deps deps, const std::filesystem:
     // A follower per MTA, each with its own parser: an exim line is never read as
     // postfix's, nor the other way round.
     if (!eximLog.empty()) self->log_ = std::make_unique<mta::LogFollower>(eximLog);
-    if (!postfixLog.empty()) self->postfixLog_ = std::make_unique<mta::LogFollower>(postfixLog);
+    std::error_code ec;
+    if (!postfixLog.empty() && !std::filesystem::exists(postfixLog, ec)) {
+      // Debian without rsyslog: postfix's syslog(3) records are only in the journal.
+      auto journal = mta::JournalFollower::open(mta::postfixUids());
+      if (journal) {
+        self->journal_ = std::move(journal.value());
+        log::info("mta: following postfix's records in the journal (" +
+                  log::quote(postfixLog.string()) + " does not exist)");
+      } else {
+        log::warning("mta: " + journal.error().message + "; waiting for " +
+                     log::quote(postfixLog.string()) + " instead");
+      }
+    }
+    if (!postfixLog.empty() && !self->journal_) {
+      self->postfixLog_ = std::make_unique<mta::LogFollower>(postfixLog);
+    }
     // The first read marks where history ends: now, before the socket answers, so that no
     // message guardd lets through can be logged before that mark and skipped as history.
     self->followLog();
     // A timer rather than inotify: a rotated or not yet created log needs no watch of its
     // folder, and a quarter second is well inside a bounce storm's pace.
     deps.loop.every(std::chrono::milliseconds(250), [self] { self->followLog(); });
+    if (self->journal_) {
+      // The journal's fd (inotify) wakes the loop when records are written; the timer
+      // above reads it too, for what sd_journal_get_fd cannot signal (sd-journal(3)).
+      if (auto r = deps.loop.add(self->journal_->fd(), EPOLLIN,
+                                 [self](std::uint32_t) { self->followJournal(); });
+          !r) {
+        return r.error();
+      }
+    }
   }
   if (auto r =
           deps.loop.add(self->socket_->fd(), EPOLLIN, [self](std::uint32_t) { self->onAccept(); });
@@ -71,6 +95,7 @@ Result<std::unique_ptr<MtaGate>> MtaGate::open(Deps deps, const std::filesystem:
 }
 
 MtaGate::~MtaGate() {
+  if (journal_) d_.loop.remove(journal_->fd());
   for (const auto& [fd, peer] : peers_) d_.loop.remove(fd);
   if (socket_) d_.loop.remove(socket_->fd());
 }
@@ -260,9 +285,24 @@ void MtaGate::follow(mta::LogFollower& log,
   }
 }
 
+void MtaGate::followJournal() {
+  auto polled = journal_->poll([this](const mta::MtaLogLine& line) {
+    if (auto finished = tracker_.onLine(line, d_.clock.monotonic())) charge(*finished);
+  });
+  if (!polled) {
+    if (polled.error().message != lastPostfixLogError_) {
+      log::warning("mta: " + polled.error().message);
+    }
+    lastPostfixLogError_ = polled.error().message;
+  } else {
+    lastPostfixLogError_.clear();
+  }
+}
+
 void MtaGate::followLog() {
   if (log_) follow(*log_, &mta::parseEximLogLine, lastLogError_);
   if (postfixLog_) follow(*postfixLog_, &mta::parsePostfixLogLine, lastPostfixLogError_);
+  if (journal_) followJournal();
   const auto now = d_.clock.monotonic();
   if (now - lastExpire_ < std::chrono::seconds(1)) return;
   lastExpire_ = now;

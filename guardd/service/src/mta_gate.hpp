@@ -37,11 +37,13 @@
 //
 // postfix's outcomes come the same way from its log ([mta] postfix_log: rsyslog's
 // mail.log or postfix's maillog_file), each line read by its own parser into the same
-// tracker. That log is weaker evidence than exim's: any local user can write a syslog
-// record tagged "postfix/smtp" (postfix_log.hpp). A forger still charges only queue ids
-// the gate handed out, and only by naming them; the worst it can do is report its own
-// mail as delivered (evidence for it, bounded by the daily backstops, which count
-// submissions, not outcomes) or another program's as bounced.
+// tracker. A log file is weaker evidence than exim's: any local user can write a syslog
+// record tagged "postfix/smtp" (postfix_log.hpp). A forger still charges only queue ids the
+// gate handed out, and only by naming them; the worst it can do is report its own mail as
+// delivered (evidence for it; the daily backstops count submissions, not outcomes) or
+// another program's as bounced. Where that file does not exist, postfix's records are read
+// from the systemd journal instead, which records each writer's uid: there only postfix's
+// own records count (journal_follower.hpp).
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -55,6 +57,7 @@
 #include "mailguard/mta/exim_log.hpp"
 #include "mailguard/mta/gate_socket.hpp"
 #include "mailguard/mta/held_messages.hpp"
+#include "mailguard/mta/journal_follower.hpp"
 #include "mailguard/mta/postfix_log.hpp"
 #include "mailguard/mta/protocol.hpp"
 #include "mailguard/procinfo/procinfo.hpp"
@@ -108,6 +111,7 @@ class MtaGate {
   // One log: its lines through `parse`; a failure is logged once per kind (`lastError`).
   void follow(mta::LogFollower& log, std::optional<mta::MtaLogLine> (*parse)(std::string_view),
               std::string& lastError);
+  void followJournal();
   void charge(const mta::DeliveryTracker::Finished& finished);
 
   Deps d_;
@@ -126,6 +130,7 @@ class MtaGate {
   mta::DeliveryTracker tracker_;
   std::unique_ptr<mta::LogFollower> log_;  // exim's
   std::unique_ptr<mta::LogFollower> postfixLog_;
+  std::unique_ptr<mta::JournalFollower> journal_;  // postfix's, when it has no log file
   MonoTime lastExpire_{};
   std::string lastLogError_;
   std::string lastPostfixLogError_;
