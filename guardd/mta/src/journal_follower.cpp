@@ -48,6 +48,11 @@ std::vector<std::uint32_t> postfixUids(const char* mailOwner) {
   return out;
 }
 
+bool journaldRuns(const std::filesystem::path& socket) {
+  std::error_code ec;
+  return std::filesystem::is_socket(socket, ec);
+}
+
 Result<std::unique_ptr<JournalFollower>> JournalFollower::open(
     std::vector<std::uint32_t> trustedUids) {
   sd_journal* j = nullptr;

@@ -55,8 +55,11 @@ Result<std::unique_ptr<MtaGate>> MtaGate::open(Deps deps, const std::filesystem:
     // postfix's, nor the other way round.
     if (!eximLog.empty()) self->log_ = std::make_unique<mta::LogFollower>(eximLog);
     std::error_code ec;
-    if (!postfixLog.empty() && !std::filesystem::exists(postfixLog, ec)) {
-      // Debian without rsyslog: postfix's syslog(3) records are only in the journal.
+    self->postfixLogPath_ = postfixLog;
+    if (!postfixLog.empty() && !std::filesystem::exists(postfixLog, ec) && mta::journaldRuns()) {
+      // Debian without rsyslog: postfix's syslog(3) records are only in the journal. (Not
+      // without journald: then the file is one postfix has yet to create, its
+      // maillog_file.)
       auto journal = mta::JournalFollower::open(mta::postfixUids());
       if (journal) {
         self->journal_ = std::move(journal.value());
@@ -302,7 +305,20 @@ void MtaGate::followJournal() {
 void MtaGate::followLog() {
   if (log_) follow(*log_, &mta::parseEximLogLine, lastLogError_);
   if (postfixLog_) follow(*postfixLog_, &mta::parsePostfixLogLine, lastPostfixLogError_);
-  if (journal_) followJournal();
+  if (journal_) {
+    std::error_code ec;
+    if (std::filesystem::exists(postfixLogPath_, ec)) {
+      // rsyslog was installed, or postfix now writes its own file: follow that from its
+      // end (what it holds so far came through the journal already, and would count twice).
+      log::info("mta: following postfix's records in " + log::quote(postfixLogPath_.string()));
+      d_.loop.remove(journal_->fd());
+      journal_.reset();
+      postfixLog_ = std::make_unique<mta::LogFollower>(postfixLogPath_);
+      follow(*postfixLog_, &mta::parsePostfixLogLine, lastPostfixLogError_);
+    } else {
+      followJournal();
+    }
+  }
   const auto now = d_.clock.monotonic();
   if (now - lastExpire_ < std::chrono::seconds(1)) return;
   lastExpire_ = now;

@@ -130,7 +130,8 @@ class MtaGate {
   mta::DeliveryTracker tracker_;
   std::unique_ptr<mta::LogFollower> log_;  // exim's
   std::unique_ptr<mta::LogFollower> postfixLog_;
-  std::unique_ptr<mta::JournalFollower> journal_;  // postfix's, when it has no log file
+  std::unique_ptr<mta::JournalFollower> journal_;  // postfix's, while it has no log file
+  std::filesystem::path postfixLogPath_;
   MonoTime lastExpire_{};
   std::string lastLogError_;
   std::string lastPostfixLogError_;

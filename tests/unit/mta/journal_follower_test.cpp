@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -34,6 +35,25 @@ TEST(JournalFollower, TrustsOnlyPostfixTagsFromPostfixUids) {
   const auto found = postfixUids("root");
   EXPECT_EQ(found, std::vector<std::uint32_t>{0});
   EXPECT_EQ(postfixUids("no-such-account-here"), std::vector<std::uint32_t>{0});
+}
+
+TEST(JournalFollower, JournaldRunsWhenItsSocketIsThere) {
+  char tmpl[] = "/tmp/pfjournal-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::filesystem::path dir(tmpl);
+  const auto path = dir / "socket";
+  EXPECT_FALSE(journaldRuns(path));
+  { std::ofstream(dir / "file") << "x"; }
+  EXPECT_FALSE(journaldRuns(dir / "file"));  // a plain file is not journald
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  EXPECT_TRUE(journaldRuns(path));
+  ::close(fd);
+  std::filesystem::remove_all(dir);
 }
 
 // Sends one syslog datagram to journald's socket as `uid` (a child process: journald

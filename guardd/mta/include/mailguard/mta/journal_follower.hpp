@@ -32,6 +32,10 @@ bool isTrustedPostfixRecord(std::string_view identifier, std::optional<std::uint
 // root and the uid of `mailOwner` (postfix's mail_owner, "postfix" on Debian) if it exists.
 std::vector<std::uint32_t> postfixUids(const char* mailOwner = "postfix");
 
+// Whether journald runs here (its native socket exists; sd_booted(3) asks a similar
+// question of systemd): without it the journal holds nothing new.
+bool journaldRuns(const std::filesystem::path& socket = "/run/systemd/journal/socket");
+
 class JournalFollower {
  public:
   // The local system journal's mail-facility records (SYSLOG_FACILITY=2), from its end:
