@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,88 @@ TEST(PostfixLog, ParsesSentBouncedDeferredAndRemoved) {
   ASSERT_TRUE(removed.has_value());
   EXPECT_EQ(removed->queueId, "C93CEB08A046");
   EXPECT_EQ(removed->status, DeliveryStatus::Completed);
+}
+
+// Written by postfix 3.7.11 (Debian's package) through postlogd (maillog_file), delivering to
+// a sink that answers "550 5.1.1 user unknown" for some recipients: short queue ids, then
+// enable_long_queue_ids = yes.
+constexpr const char* kRealLog[] = {
+    "Dec 07 08:50:52 pc postfix/pickup[24791]: C30081071DC: uid=0 from=<root>",
+    "Dec 07 08:50:52 pc postfix/cleanup[24796]: C30081071DC: "
+    "message-id=<20261207085052.C30081071DC@pc.test>",
+    "Dec 07 08:50:52 pc postfix/qmgr[24792]: C30081071DC: from=<root@pc.test>, size=255, nrcpt=1 "
+    "(queue active)",
+    "Dec 07 08:50:52 pc postfix/qmgr[24792]: DA85A1071DA: from=<root@pc.test>, size=273, nrcpt=2 "
+    "(queue active)",
+    "Dec 07 08:50:53 pc postfix/smtp[24806]: DE64D1071DE: to=<live@d2.example>, "
+    "relay=198.18.0.2[198.18.0.2]:25, delay=0.25, delays=0.12/0.12/0/0, dsn=2.0.0, status=sent "
+    "(250 queued)",
+    "Dec 07 08:50:53 pc postfix/qmgr[24792]: DE64D1071DE: removed",
+    "Dec 07 08:50:53 pc postfix/smtp[24803]: C30081071DC: to=<dead1@d1.example>, "
+    "relay=198.18.0.2[198.18.0.2]:25, delay=0.31, delays=0.15/0.01/0.03/0.11, dsn=5.1.1, "
+    "status=bounced (host 198.18.0.2[198.18.0.2] said: 550 5.1.1 user unknown (in reply to RCPT "
+    "TO command))",
+    "Dec 07 08:50:53 pc postfix/smtp[24804]: DA85A1071DA: to=<dead2@d3.example>, "
+    "relay=198.18.0.2[198.18.0.2]:25, delay=0.21, delays=0.04/0.04/0.02/0.12, dsn=5.1.1, "
+    "status=bounced (host 198.18.0.2[198.18.0.2] said: 550 5.1.1 user unknown (in reply to RCPT "
+    "TO command))",
+    "Dec 07 08:50:53 pc postfix/cleanup[24796]: 126CA1071E1: "
+    "message-id=<20261207085053.126CA1071E1@pc.test>",
+    "Dec 07 08:50:53 pc postfix/bounce[24808]: C30081071DC: sender non-delivery notification: "
+    "126CA1071E1",
+    "Dec 07 08:50:53 pc postfix/smtp[24804]: DA85A1071DA: to=<live2@d4.example>, "
+    "relay=198.18.0.2[198.18.0.2]:25, delay=0.22, delays=0.04/0.04/0.02/0.12, dsn=2.0.0, "
+    "status=sent (250 queued)",
+    "Dec 07 08:50:53 pc postfix/qmgr[24792]: C30081071DC: removed",
+    "Dec 07 08:50:53 pc postfix/qmgr[24792]: DA85A1071DA: removed",
+    "Dec 07 08:50:53 pc postfix/smtp[24806]: 126CA1071E1: to=<root@pc.test>, "
+    "relay=198.18.0.2[198.18.0.2]:25, delay=0.04, delays=0/0/0.01/0.02, dsn=2.0.0, status=sent "
+    "(250 queued)",
+    "Dec 07 08:50:53 pc postfix/qmgr[24792]: 126CA1071E1: removed",
+    "Dec 07 08:49:40 pc postfix/smtp[23069]: 70465106E3D: to=<dead1@d1.example>, relay=none, "
+    "delay=0.05, delays=0.04/0.01/0/0, dsn=4.3.5, status=deferred (mail for 127.0.0.2 loops back "
+    "to myself)",
+    "Dec 07 08:52:00 pc postfix/smtp[26653]: 4jjbSc4zjtz858j: to=<dead1@d1.example>, "
+    "relay=198.18.0.2[198.18.0.2]:25, delay=0.15, delays=0.09/0.01/0.02/0.03, dsn=5.1.1, "
+    "status=bounced (host 198.18.0.2[198.18.0.2] said: 550 5.1.1 user unknown (in reply to RCPT "
+    "TO command))",
+    "Dec 07 08:52:00 pc postfix/qmgr[26638]: 4jjbSc4zjtz858j: removed",
+};
+
+TEST(PostfixLog, RealPostfixLinesChargeEachSubmission) {
+  DeliveryTracker tracker;
+  MonoTime now{};
+  // The three messages submitted with sendmail, and the long-id one; not the bounces
+  // postfix made itself (126CA1071E1).
+  for (const char* id :
+       {"C30081071DC", "DA85A1071DA", "DE64D1071DE", "70465106E3D", "4jjbSc4zjtz858j"}) {
+    tracker.submitted(id, Submitter{5, {}, 1000, 0}, now);
+  }
+  std::map<std::string, DeliveryTally> charged;
+  unsigned parsed = 0;
+  for (const char* l : kRealLog) {
+    auto p = parsePostfixLogLine(l);
+    if (!p) continue;
+    ++parsed;
+    if (auto f = tracker.onLine(*p, now)) charged[f->queueId] = f->tally;
+  }
+  EXPECT_EQ(parsed, 12U);  // the outcomes and removals, not arrivals or notices
+  ASSERT_EQ(charged.size(), 4U);
+  EXPECT_EQ(charged["DE64D1071DE"].delivered, 1U);
+  EXPECT_EQ(charged["C30081071DC"].userUnknown, 1U);
+  EXPECT_EQ(charged["C30081071DC"].replies, std::vector<std::string>{"550 5.1.1 user unknown"});
+  EXPECT_EQ(charged["DA85A1071DA"].userUnknown, 1U);
+  EXPECT_EQ(charged["DA85A1071DA"].delivered, 1U);
+  EXPECT_EQ(charged["DA85A1071DA"].domains, (std::vector<std::string>{"d3.example", "d4.example"}));
+  EXPECT_EQ(charged["4jjbSc4zjtz858j"].userUnknown, 1U);
+  EXPECT_FALSE(charged.contains("126CA1071E1"));
+  // Deferred and not yet removed: charged once it settles.
+  auto settled = tracker.expire(now + std::chrono::seconds(61));
+  ASSERT_EQ(settled.size(), 1U);
+  EXPECT_EQ(settled[0].queueId, "70465106E3D");
+  EXPECT_EQ(settled[0].tally.deferred, 1U);
+  EXPECT_EQ(settled[0].tally.replies,
+            std::vector<std::string>{"4.3.5 mail for 127.0.0.2 loops back to myself"});
 }
 
 TEST(PostfixLog, ExpiredMessagesFailWithoutARecipient) {
