@@ -133,7 +133,9 @@ std::optional<EximLogLine> parseEximLogLine(std::string_view line) {
 
 ReplyClass classifyReply(std::string_view reply) {
   const auto text = lower(reply);
-  // Zeek's SMTP::blocklist_error_messages (research 1.3), and the words such replies use.
+  // Zeek's SMTP::blocklist_error_messages (research 1.3), and the words such replies use;
+  // "blocked using" is postfix's reject_rbl_client reply whatever the list ("Client host
+  // [ip] blocked using LIST").
   static constexpr std::array kBlocklists{"spamhaus.org",
                                           "sophos.com/security",
                                           "spamcop.net/bl",
@@ -152,7 +154,8 @@ ReplyClass classifyReply(std::string_view reply) {
                                           "blacklist",
                                           "dnsbl",
                                           "block list",
-                                          "black list"};
+                                          "black list",
+                                          "blocked using"};
   for (const auto* b : kBlocklists) {
     if (contains(text, b)) return ReplyClass::Blocklisted;
   }

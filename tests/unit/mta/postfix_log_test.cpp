@@ -68,6 +68,11 @@ TEST(PostfixLog, ParsesSentBouncedDeferredAndRemoved) {
   EXPECT_EQ(listed->status, DeliveryStatus::Failed);
   EXPECT_TRUE(listed->reply.starts_with("554 5.7.1 Service unavailable")) << listed->reply;
   EXPECT_EQ(classifyReply(listed->reply), ReplyClass::Blocklisted);
+  // postfix names any list the same way (reject_rbl_client), not only well-known ones.
+  EXPECT_EQ(classifyReply("554 5.7.1 Service unavailable; Client host [203.0.113.9] blocked "
+                          "using rbl.list.example"),
+            ReplyClass::Blocklisted);
+  EXPECT_EQ(classifyReply("554 5.7.1 <a@b>: Relay access denied"), ReplyClass::Rejected);
 
   auto removed = parsePostfixLogLine(kRemoved);
   ASSERT_TRUE(removed.has_value());
