@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -99,6 +100,8 @@ std::string checkRealJournal() {
   const std::string socketPath = "/run/systemd/journal." + ns + "/dev-log";
   const pid_t journald = ::fork();
   if (journald == 0) {
+    // Ends with the check even if the check dies without stopping it.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     ::execl(kJournald, kJournald, ns.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
