@@ -389,6 +389,63 @@ TEST(PostfixLog, HostileLinesStayBoundedAndPrintable) {
   EXPECT_FALSE(parsePostfixMessage("postfix/smtp", manyFields + ", status=sent (ok)"));
 }
 
+// Lines spliced from pieces of real ones and random bytes: whatever the parser makes of
+// them stays a postfix queue id, a bounded recipient and a bounded printable reply.
+TEST(PostfixLog, SplicedAndRandomLinesStayWellFormed) {
+  const std::vector<std::string> pieces{"Dec  7 08:26:03 pc ",
+                                        "postfix/smtp[1]: ",
+                                        "C93CEB08A046: ",
+                                        "to=<",
+                                        "a@b.example",
+                                        ">",
+                                        ", relay=r",
+                                        ", dsn=5.1.1",
+                                        ", status=bounced",
+                                        ", status=sent",
+                                        " (",
+                                        ")",
+                                        "\"",
+                                        "\\",
+                                        "removed",
+                                        "from=<>",
+                                        ", returned to sender",
+                                        ", status=expired",
+                                        " said: 550 ",
+                                        ", orig_to=<",
+                                        "\xff",
+                                        std::string(1, '\0'),
+                                        "\n",
+                                        ", ",
+                                        "="};
+  unsigned seed = 12345;
+  auto next = [&seed] {
+    seed = seed * 1103515245U + 12345U;
+    return (seed >> 16) & 0x7fffU;
+  };
+  unsigned parsed = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    std::string line = "Dec  7 08:26:03 pc postfix/smtp[1]: C93CEB08A046: ";
+    const auto n = next() % 14;
+    for (unsigned k = 0; k < n; ++k) {
+      if (next() % 5 == 0) {
+        line += static_cast<char>(next() & 0xff);
+      } else {
+        line += pieces[next() % pieces.size()];
+      }
+    }
+    auto p = parsePostfixLogLine(line);
+    if (!p) continue;
+    ++parsed;
+    EXPECT_TRUE(isPostfixQueueId(p->queueId)) << line;
+    EXPECT_LE(p->reply.size(), 300U);
+    EXPECT_LE(p->recipient.size(), 1024U);
+    for (const char c : p->reply + p->recipient) {
+      ASSERT_TRUE(c >= 0x20 && c < 0x7f) << line;
+    }
+  }
+  EXPECT_GT(parsed, 0U);  // the splices do make lines postfix could have written
+}
+
 // The issue's bounce storm: 20 messages from one program, the sink refusing 18 recipients
 // as unknown users. Every message's tally is charged to its submitter when qmgr removes it.
 TEST(PostfixLog, TrackerChargesABounceStormToTheSubmitter) {
