@@ -263,6 +263,8 @@ std::optional<Error> readMta(const Reader& r, const toml::table& t, Settings& s)
       if (auto err = absolute(node, name, s.eximConfig)) return err;
     } else if (key == "exim_log") {
       if (auto err = absolute(node, name, s.eximLog)) return err;
+    } else if (key == "postfix_log") {
+      if (auto err = absolute(node, name, s.postfixLog)) return err;
     } else if (key == "postfix_config_dirs") {
       const auto* list = node.as_array();
       if (list == nullptr) {
@@ -276,7 +278,8 @@ std::optional<Error> readMta(const Reader& r, const toml::table& t, Settings& s)
         s.postfixConfigDirs.push_back(dir);
       }
     } else {
-      return r.unknownKey(key, "mta", "socket, exim_config, exim_log, postfix_config_dirs");
+      return r.unknownKey(key, "mta",
+                          "socket, exim_config, exim_log, postfix_log, postfix_config_dirs");
     }
   }
   return std::nullopt;

@@ -133,7 +133,9 @@ std::optional<EximLogLine> parseEximLogLine(std::string_view line) {
 
 ReplyClass classifyReply(std::string_view reply) {
   const auto text = lower(reply);
-  // Zeek's SMTP::blocklist_error_messages (research 1.3), and the words such replies use.
+  // Zeek's SMTP::blocklist_error_messages (research 1.3), and the words such replies use;
+  // "blocked using" is postfix's reject_rbl_client reply whatever the list ("Client host
+  // [ip] blocked using LIST").
   static constexpr std::array kBlocklists{"spamhaus.org",
                                           "sophos.com/security",
                                           "spamcop.net/bl",
@@ -152,7 +154,8 @@ ReplyClass classifyReply(std::string_view reply) {
                                           "blacklist",
                                           "dnsbl",
                                           "block list",
-                                          "black list"};
+                                          "black list",
+                                          "blocked using"};
   for (const auto* b : kBlocklists) {
     if (contains(text, b)) return ReplyClass::Blocklisted;
   }
@@ -215,7 +218,8 @@ std::optional<DeliveryTracker::Finished> DeliveryTracker::onLine(const EximLogLi
     messages_.erase(it);
     return out;
   }
-  addDistinct(t.domains, domainOf(line.recipient), kMaxDomains);
+  // postfix's "expired" names no recipient: it is about all those still deferred.
+  if (!line.recipient.empty()) addDistinct(t.domains, domainOf(line.recipient), kMaxDomains);
   switch (line.status) {
     case DeliveryStatus::Delivered:
       ++t.delivered;

@@ -28,7 +28,8 @@ std::string joinDomains(const std::vector<std::string>& domains) {
 
 Result<std::unique_ptr<MtaGate>> MtaGate::open(Deps deps, const std::filesystem::path& socket,
                                                const std::filesystem::path& heldFile,
-                                               const std::filesystem::path& eximLog) {
+                                               const std::filesystem::path& eximLog,
+                                               const std::filesystem::path& postfixLog) {
   auto held = mta::HeldMessages::open(heldFile);
   if (!held) return held.error();
   auto listener = mta::GateSocket::open(socket);
@@ -39,7 +40,7 @@ Result<std::unique_ptr<MtaGate>> MtaGate::open(Deps deps, const std::filesystem:
   // A question waits while its programs are hashed (a large interpreter: well under exim's
   // 10 s); it is not decided before, since an unknown file could pass for an approved one.
   deps.loop.every(std::chrono::milliseconds(20), [self] { self->retry(); });
-  if (!eximLog.empty()) {
+  if (!eximLog.empty() || !postfixLog.empty()) {
     // Held messages are still to be delivered (or deleted): their outcomes are charged
     // after a restart of guardd too.
     for (const auto programId : self->held_.programs()) {
@@ -50,13 +51,43 @@ Result<std::unique_ptr<MtaGate>> MtaGate::open(Deps deps, const std::filesystem:
                                  deps.clock.monotonic());
       }
     }
-    self->log_ = std::make_unique<mta::LogFollower>(eximLog);
+    // A follower per MTA, each with its own parser: an exim line is never read as
+    // postfix's, nor the other way round.
+    if (!eximLog.empty()) self->log_ = std::make_unique<mta::LogFollower>(eximLog);
+    std::error_code ec;
+    self->postfixLogPath_ = postfixLog;
+    if (!postfixLog.empty() && !std::filesystem::exists(postfixLog, ec) && mta::journaldRuns()) {
+      // Debian without rsyslog: postfix's syslog(3) records are only in the journal. (Not
+      // without journald: then the file is one postfix has yet to create, its
+      // maillog_file.)
+      auto journal = mta::JournalFollower::open(mta::postfixUids());
+      if (journal) {
+        self->journal_ = std::move(journal.value());
+        log::info("mta: following postfix's records in the journal (" +
+                  log::quote(postfixLog.string()) + " does not exist)");
+      } else {
+        log::warning("mta: " + journal.error().message + "; waiting for " +
+                     log::quote(postfixLog.string()) + " instead");
+      }
+    }
+    if (!postfixLog.empty() && !self->journal_) {
+      self->postfixLog_ = std::make_unique<mta::LogFollower>(postfixLog);
+    }
     // The first read marks where history ends: now, before the socket answers, so that no
     // message guardd lets through can be logged before that mark and skipped as history.
     self->followLog();
     // A timer rather than inotify: a rotated or not yet created log needs no watch of its
     // folder, and a quarter second is well inside a bounce storm's pace.
     deps.loop.every(std::chrono::milliseconds(250), [self] { self->followLog(); });
+    if (self->journal_) {
+      // The journal's fd (inotify) wakes the loop when records are written; the timer
+      // above reads it too, for what sd_journal_get_fd cannot signal (sd-journal(3)).
+      if (auto r = deps.loop.add(self->journal_->fd(), EPOLLIN,
+                                 [self](std::uint32_t) { self->followJournal(); });
+          !r) {
+        return r.error();
+      }
+    }
   }
   if (auto r =
           deps.loop.add(self->socket_->fd(), EPOLLIN, [self](std::uint32_t) { self->onAccept(); });
@@ -67,6 +98,7 @@ Result<std::unique_ptr<MtaGate>> MtaGate::open(Deps deps, const std::filesystem:
 }
 
 MtaGate::~MtaGate() {
+  if (journal_) d_.loop.remove(journal_->fd());
   for (const auto& [fd, peer] : peers_) d_.loop.remove(fd);
   if (socket_) d_.loop.remove(socket_->fd());
 }
@@ -239,18 +271,53 @@ std::optional<std::string> MtaGate::answer(const mta::PeerConnection& c, const m
   return mta::formatAnswer(verdict, decision.reason);
 }
 
-void MtaGate::followLog() {
-  auto polled = log_->poll([this](std::string_view text) {
-    auto line = mta::parseEximLogLine(text);
+void MtaGate::follow(mta::LogFollower& log,
+                     std::optional<mta::MtaLogLine> (*parse)(std::string_view),
+                     std::string& lastError) {
+  auto polled = log.poll([this, parse](std::string_view text) {
+    auto line = parse(text);
     if (!line) return;
     if (auto finished = tracker_.onLine(*line, d_.clock.monotonic())) charge(*finished);
   });
   if (!polled) {
     // Once per kind of failure: the timer would repeat it four times a second.
-    if (polled.error().message != lastLogError_) log::warning("mta: " + polled.error().message);
-    lastLogError_ = polled.error().message;
+    if (polled.error().message != lastError) log::warning("mta: " + polled.error().message);
+    lastError = polled.error().message;
   } else {
-    lastLogError_.clear();
+    lastError.clear();
+  }
+}
+
+void MtaGate::followJournal() {
+  auto polled = journal_->poll([this](const mta::MtaLogLine& line) {
+    if (auto finished = tracker_.onLine(line, d_.clock.monotonic())) charge(*finished);
+  });
+  if (!polled) {
+    if (polled.error().message != lastPostfixLogError_) {
+      log::warning("mta: " + polled.error().message);
+    }
+    lastPostfixLogError_ = polled.error().message;
+  } else {
+    lastPostfixLogError_.clear();
+  }
+}
+
+void MtaGate::followLog() {
+  if (log_) follow(*log_, &mta::parseEximLogLine, lastLogError_);
+  if (postfixLog_) follow(*postfixLog_, &mta::parsePostfixLogLine, lastPostfixLogError_);
+  if (journal_) {
+    std::error_code ec;
+    if (std::filesystem::exists(postfixLogPath_, ec)) {
+      // rsyslog was installed, or postfix now writes its own file: follow that from its
+      // end (what it holds so far came through the journal already, and would count twice).
+      log::info("mta: following postfix's records in " + log::quote(postfixLogPath_.string()));
+      d_.loop.remove(journal_->fd());
+      journal_.reset();
+      postfixLog_ = std::make_unique<mta::LogFollower>(postfixLogPath_);
+      follow(*postfixLog_, &mta::parsePostfixLogLine, lastPostfixLogError_);
+    } else {
+      followJournal();
+    }
   }
   const auto now = d_.clock.monotonic();
   if (now - lastExpire_ < std::chrono::seconds(1)) return;
@@ -268,13 +335,16 @@ void MtaGate::charge(const mta::DeliveryTracker::Finished& f) {
   attempt.uid = who.uid;
   attempt.path = who.identity.path;
   attempt.scriptPath = who.identity.scriptPath;
-  attempt.src = "exim";
+  // The queue id says whose it is: exim's have '-' in them, postfix's never do. (A
+  // settled tally comes from expire(), with no log line at hand to tell.)
+  const std::string mtaName = mta::isPostfixQueueId(f.queueId) ? "postfix" : "exim";
+  attempt.src = mtaName;
   attempt.dst = joinDomains(t.domains);
   // The message was let through; what its servers answered is the reason.
   attempt.verdict = rules::Verdict::Allow;
   attempt.channel = "mta";
   attempt.queueId = f.queueId;
-  attempt.reason = "outcome of mail handed to exim: " + t.summary();
+  attempt.reason = "outcome of mail handed to " + mtaName + ": " + t.summary();
   // Not a new attempt of the program: its counters stay as they are.
   d_.pipeline.recordSubmission(std::move(attempt), nullptr, false);
   if (t.delivered + t.userUnknown + t.blocklisted + t.rejected == 0) return;  // deferred only

@@ -34,6 +34,16 @@
 // not a way around the gate: a program that cannot write exim's log (Debian-exim:adm
 // 0640) cannot forge outcomes, and lines of messages not submitted through the gate
 // (exim's own bounces, mail submitted over TCP) are not charged here.
+//
+// postfix's outcomes come the same way from its log ([mta] postfix_log: rsyslog's
+// mail.log or postfix's maillog_file), each line read by its own parser into the same
+// tracker. A log file is weaker evidence than exim's: any local user can write a syslog
+// record tagged "postfix/smtp" (postfix_log.hpp). A forger still charges only queue ids the
+// gate handed out, and only by naming them; the worst it can do is report its own mail as
+// delivered (evidence for it; the daily backstops count submissions, not outcomes) or
+// another program's as bounced. Where that file does not exist, postfix's records are read
+// from the systemd journal instead, which records each writer's uid: there only postfix's
+// own records count (journal_follower.hpp).
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -47,6 +57,8 @@
 #include "mailguard/mta/exim_log.hpp"
 #include "mailguard/mta/gate_socket.hpp"
 #include "mailguard/mta/held_messages.hpp"
+#include "mailguard/mta/journal_follower.hpp"
+#include "mailguard/mta/postfix_log.hpp"
 #include "mailguard/mta/protocol.hpp"
 #include "mailguard/procinfo/procinfo.hpp"
 #include "mailguard/rules/clock.hpp"
@@ -69,10 +81,11 @@ class MtaGate {
     Detection& detection;
   };
   // Listens on `socket`; the held messages are listed in `heldFile`; outcomes are read
-  // from `eximLog` (empty: not followed).
+  // from `eximLog` and `postfixLog` (empty: not followed).
   static Result<std::unique_ptr<MtaGate>> open(Deps deps, const std::filesystem::path& socket,
                                                const std::filesystem::path& heldFile,
-                                               const std::filesystem::path& eximLog = {});
+                                               const std::filesystem::path& eximLog = {},
+                                               const std::filesystem::path& postfixLog = {});
   ~MtaGate();
 
   // The owner's rules changed: held messages of approved programs are released, those of
@@ -93,8 +106,12 @@ class MtaGate {
   // Questions whose programs are being hashed: answered by retry() once they are known.
   void retry();
   void onAgentLine(const std::string& line);
-  // Reads what exim logged since the last call and charges finished messages.
+  // Reads what the MTAs logged since the last call and charges finished messages.
   void followLog();
+  // One log: its lines through `parse`; a failure is logged once per kind (`lastError`).
+  void follow(mta::LogFollower& log, std::optional<mta::MtaLogLine> (*parse)(std::string_view),
+              std::string& lastError);
+  void followJournal();
   void charge(const mta::DeliveryTracker::Finished& finished);
 
   Deps d_;
@@ -111,9 +128,13 @@ class MtaGate {
   // Commands sent to the agent and not yet answered, oldest first.
   std::deque<std::vector<std::string>> inFlight_;
   mta::DeliveryTracker tracker_;
-  std::unique_ptr<mta::LogFollower> log_;
+  std::unique_ptr<mta::LogFollower> log_;  // exim's
+  std::unique_ptr<mta::LogFollower> postfixLog_;
+  std::unique_ptr<mta::JournalFollower> journal_;  // postfix's, while it has no log file
+  std::filesystem::path postfixLogPath_;
   MonoTime lastExpire_{};
   std::string lastLogError_;
+  std::string lastPostfixLogError_;
 };
 
 }  // namespace mailguard::service

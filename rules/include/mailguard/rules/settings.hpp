@@ -51,6 +51,9 @@ struct Settings {
   // (delivered, deferred, bounced) to charge it to the program that submitted it;
   // "" = not followed.
   std::string eximLog = "/var/log/exim4/mainlog";
+  // postfix_log = "/abs/path": where postfix's records land (rsyslog's mail.log, or
+  // postfix's own maillog_file), followed like exim_log; "" = not followed.
+  std::string postfixLog = "/var/log/mail.log";
   // postfix_config_dirs = ["/etc/postfix", ...]: one per postfix instance.
   std::vector<std::string> postfixConfigDirs{"/etc/postfix"};
 };

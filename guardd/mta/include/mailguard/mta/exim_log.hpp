@@ -40,6 +40,8 @@ struct EximLogLine {
   // exim's own reason when there is no SMTP reply ("retry timeout exceeded"); bounded.
   std::string reply;
 };
+// The same line from any MTA's log (postfix_log.hpp fills it too).
+using MtaLogLine = EximLogLine;
 
 // nullopt: not a delivery line (arrivals "<=", frozen, retry notes, other messages).
 std::optional<EximLogLine> parseEximLogLine(std::string_view line);
