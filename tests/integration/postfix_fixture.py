@@ -211,6 +211,11 @@ class Postfix:
     def sendmail_argv(self):
         return [os.path.join(self.sbin, "sendmail"), "-C", self.config]
 
+    def postqueue_p(self):
+        """`postqueue -p`: the queue listing; showq reads every message file for it."""
+        return subprocess.run([os.path.join(self.sbin, "postqueue"), "-c", self.config, "-p"],
+                              capture_output=True, text=True).stdout
+
     def pickup_now(self):
         """Tells pickup to look at the maildrop now rather than at its next poll."""
         subprocess.run([os.path.join(self.sbin, "postkick"), "-c", self.config, "public",

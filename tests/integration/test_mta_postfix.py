@@ -235,8 +235,11 @@ class PostfixGate(unittest.TestCase):
         self.assertEqual(len(self.pf.maildrop_files()), 3)
         self.assertEqual(self.delivered(), [])
         # guardd back: it did not see the files written, so it cannot name their program;
-        # they are held, not lost and not let through.
+        # they are held, not lost and not let through. Reading them (showq, for the owner's
+        # `postqueue -p`) does not make the reader their submitter.
         self.guardd.start()
+        listing = self.pf.postqueue_p()
+        self.assertTrue(all(i in listing for i in self.pf.maildrop_files()), listing)
         self.pf.pickup_now()
         wait_for(lambda: len(self.pf.hold_ids()) == 3, 60, "the three messages held")
         unnamed = lambda: [a for a in mgtest.attempts(self.state, src="postfix")

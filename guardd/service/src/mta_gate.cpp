@@ -426,9 +426,14 @@ void MtaGate::onMaildropOpen(mta::MaildropOpen&& open) {
     maildropFiles_.pickedUp(route.instance.where(), key);
     return;
   }
-  const bool empty = st.st_size == 0;
-  if (!empty && maildropFiles_.knows(key)) return;  // its writer opening it again
-  WaitingOpen w{std::move(open), instance, key, empty, d_.clock.monotonic()};
+  // Only the open that creates a file names its writer (the file is still empty then):
+  // a later open of a written file is someone reading it (showq for `postqueue -p`,
+  // postsuper), not a submission, and a file written while guardd was not watching stays
+  // unnamed rather than charged to whoever looks at it first.
+  if (st.st_size != 0) return;
+  // guardd's own threads (the hasher) are not submitters, and must not wait on themselves.
+  if (open.pid() == ::getpid()) return;
+  WaitingOpen w{std::move(open), instance, key, true, d_.clock.monotonic()};
   if (!noteWriter(w, false)) waitingOpens_.push_back(std::move(w));
 }
 
