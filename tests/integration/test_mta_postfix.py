@@ -115,6 +115,14 @@ class PostfixGate(unittest.TestCase):
         with open(self.sent) as f:
             return [json.loads(l) for l in f if l.strip()]
 
+    def held_list(self):
+        """(queue id, where) of each line of guardd's STATE/mta-held."""
+        try:
+            with open(os.path.join(self.state, "mta-held")) as f:
+                return [tuple(l.split()[1:3]) for l in f if l.strip()]
+        except FileNotFoundError:
+            return []
+
     def mta_attempts(self, script):
         return [a for a in mgtest.attempts(self.state, src="postfix") if a["script_path"] == script]
 
@@ -132,6 +140,11 @@ class PostfixGate(unittest.TestCase):
         self.assertIn("d19.example", {a["dst"] for a in held})
         wait_for(lambda: len(self.pf.hold_ids()) == MESSAGES, 10, "20 messages in the hold queue")
         self.assertEqual(sorted(a["queue_id"] for a in held), sorted(self.pf.hold_ids()))
+        # guardd's held list (what `guardctl programs` counts as HELD, and what a denial
+        # would delete) names each message and the postfix instance holding it.
+        listed = self.held_list()
+        self.assertEqual(sorted(i for i, _ in listed), sorted(self.pf.hold_ids()))
+        self.assertEqual({w for _, w in listed}, {"postfix:" + self.pf.config})
         self.assertEqual(self.delivered(), [], "nothing may reach the sink before approval")
 
         mgtest.seed(self.state, "approve", PYTHON, script)
@@ -221,10 +234,12 @@ class PostfixGate(unittest.TestCase):
         subprocess.run([PYTHON, script], check=True, timeout=120)
         wait_for(lambda: len(self.pf.hold_ids()) == MESSAGES, 20, "20 messages in the hold queue")
         self.guardd.stop()
+        self.assertEqual(len(self.held_list()), MESSAGES)
         mgtest.seed(self.state, "approve", PYTHON, script)
         self.guardd.start()
         wait_for(lambda: len(self.delivered()) == MESSAGES, 60, "the 20 messages after the restart")
         wait_for(lambda: self.pf.queue_ids() == [], 10, "an empty queue")
+        wait_for(lambda: self.held_list() == [], 10, "an empty held list")
 
     def test_guardd_stopped_leaves_the_mail_in_the_maildrop(self):
         self.guardd.stop()
