@@ -16,7 +16,7 @@ constexpr std::uint32_t kNoData = 0x200;
 constexpr std::uint32_t kWanted =
     kNoConnect | kNoHelo | kNoBody | kNoHeaders | kNoEoh | kNoUnknown | kNoData;
 // A stage guardd skips can still arrive (an MTA that ignores the flags): bounded anyway.
-constexpr std::size_t kMaxPacket = 1024 * 1024;
+constexpr std::size_t kMaxPacket = std::size_t{1024} * 1024;
 constexpr std::size_t kMaxRecipients = 10'000;
 
 std::uint32_t readU32(std::string_view s) {
