@@ -40,7 +40,7 @@ OLD_RUNPATH = b"/usr/lib/postfix"
 
 MASTER_CF = """\
 pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
+cleanup   unix  n       -       {chroot}       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
@@ -95,7 +95,9 @@ def _patch_runpath(path, new):
 
 
 class Postfix:
-    def __init__(self, test, relay, extra_main_cf=""):
+    def __init__(self, test, relay, extra_main_cf="", chroot_cleanup=False):
+        """chroot_cleanup: cleanup runs chrooted in the queue directory, as Debian's
+        master.cf has it (the milter is then reached relative to it)."""
         reason = available()
         if reason:
             test.skipTest("postfix: " + reason)
@@ -126,7 +128,7 @@ class Postfix:
         self.data = os.path.join(self.root, "data")
         self.maillog = os.path.join(self.root, "maillog")
         self._make_queue()
-        self._write_config(relay, extra_main_cf)
+        self._write_config(relay, extra_main_cf, chroot_cleanup)
         self.master = None
 
     def _make_queue(self):
@@ -152,7 +154,7 @@ class Postfix:
         # guardd's milter socket lives here (install/setup.sh makes the folder on a PC).
         os.makedirs(os.path.join(self.queue, "mailguard"))
 
-    def _write_config(self, relay, extra):
+    def _write_config(self, relay, extra, chroot_cleanup):
         os.makedirs(self.config, exist_ok=True)
         main = textwrap.dedent(f"""\
             compatibility_level = 3.6
@@ -186,7 +188,7 @@ class Postfix:
         with open(os.path.join(self.config, "main.cf"), "w") as f:
             f.write(main)
         with open(os.path.join(self.config, "master.cf"), "w") as f:
-            f.write(MASTER_CF)
+            f.write(MASTER_CF.replace("{chroot}", "y" if chroot_cleanup else "n"))
         shutil.copy(os.path.join(self.root, "usr/share/postfix/dynamicmaps.cf"), self.config)
 
     def postconf(self, *settings):

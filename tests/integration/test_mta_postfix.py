@@ -44,9 +44,12 @@ def queue_file(sender, recipient, body="hello", time=True):
             + rec("X", "") + rec("R", recipient) + rec("E", ""))
 
 
-class PostfixGate(unittest.TestCase):
+class PostfixFixture(unittest.TestCase):
+    """postfix, guardd answering it, the release agent and the sink."""
+    CHROOT_CLEANUP = False
+
     def setUp(self):
-        self.pf = Postfix(self, THERE)
+        self.pf = Postfix(self, THERE, chroot_cleanup=self.CHROOT_CLEANUP)
         self.dir = mgtest.make_tempdir(self)
         self.sock = os.path.join(self.dir, "mta.sock")
         self.sent = os.path.join(self.dir, "sent.jsonl")
@@ -129,6 +132,8 @@ class PostfixGate(unittest.TestCase):
     def submitted(self, script):
         return [a for a in self.mta_attempts(script) if a["reason"].startswith("mail handed")]
 
+
+class PostfixGate(PostfixFixture):
     def test_unapproved_script_is_held_then_approved_and_delivered(self):
         script = self.bot("news.py")
         subprocess.run([PYTHON, script], check=True, timeout=120)
@@ -270,6 +275,23 @@ class PostfixGate(unittest.TestCase):
         wait_for(lambda: len(self.delivered()) == 3, 60, "the approved script's mail")
         self.assertTrue(all(a["verdict"] == "allow" for a in self.submitted(script)))
         self.assertEqual(self.pf.hold_ids(), [])
+
+
+class ChrootedCleanup(PostfixFixture):
+    """Debian's master.cf runs cleanup chrooted in the queue directory: the milter socket is
+    reached there by its relative name, and guardd still knows cleanup by its executable."""
+    CHROOT_CLEANUP = True
+
+    def test_chrooted_cleanup_asks_guardd(self):
+        script = self.bot("chrooted.py", count=3)
+        subprocess.run([PYTHON, script], check=True, timeout=60)
+        wait_for(lambda: len(self.pf.hold_ids()) == 3, 20, "three messages in the hold queue")
+        held = wait_for(lambda: len(self.submitted(script)) == 3 and self.submitted(script), 10,
+                        "three attempts of the script")
+        self.assertTrue(all(a["verdict"] == "hold" for a in held), held)
+        self.assertEqual(self.delivered(), [])
+        mgtest.seed(self.state, "approve", PYTHON, script)
+        wait_for(lambda: len(self.delivered()) == 3, 60, "the released messages at the sink")
 
 
 if __name__ == "__main__":
