@@ -7,6 +7,8 @@ held messages with postsuper on the owner's decision. Scripts are real python3 p
 Run as root; needs install/deps.sh --test (postfix's package, its user and group)."""
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -222,6 +224,23 @@ class PostfixGate(PostfixFixture):
         self.assertEqual(held[0]["dst"], "postdrop.example")
         wait_for(lambda: len(self.pf.hold_ids()) == 1, 10, "the message in the hold queue")
         self.assertEqual(self.delivered(), [])
+
+    def test_only_postfixs_cleanup_may_talk_to_the_milter(self):
+        # Anyone else could only make guardd decide the file pickup reads now under a
+        # message of its own: the connection is closed unanswered.
+        path = os.path.join(self.pf.queue, "mailguard", "milter.sock")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.settimeout(10)
+        s.connect(path)
+        optneg = struct.pack(">IcIII", 13, b"O", 6, 0x1ff, 0x1fffff)
+        try:
+            s.sendall(optneg)
+            answer = s.recv(100)
+        except (BrokenPipeError, ConnectionResetError):
+            answer = b""
+        self.assertEqual(answer, b"")
+        self.assertIn("refused a milter connection", self.guardd.log())
 
     def test_shell_between_script_and_sendmail_is_skipped(self):
         argv = " ".join(self.pf.sendmail_argv())
