@@ -29,6 +29,23 @@ fi
 packages=("${build_and_run[@]}")
 if [[ "${1:-}" == "--test" ]]; then packages+=("${testing[@]}"); fi
 
+# The postfix test (tests/integration/postfix_fixture.py) runs postfix from its Debian
+# package unpacked with `dpkg -x` (it conflicts with exim4 as an installed package): the
+# package is downloaded to a cache, and postfix's own user and setgid group exist under
+# names of their own.
+if [[ "${1:-}" == "--test" ]]; then
+  postfix_cache=/var/cache/mailguard-tests/postfix
+  if ! compgen -G "$postfix_cache/postfix_*.deb" >/dev/null; then
+    mkdir -p "$postfix_cache"
+    (cd "$postfix_cache" && apt-get download -q postfix 2>/dev/null) ||
+      (apt-get update -qq && cd "$postfix_cache" && apt-get download -q postfix)
+  fi
+  getent group mgpostdrop >/dev/null || groupadd --system mgpostdrop
+  getent passwd mgpostfix >/dev/null ||
+    useradd --system --user-group --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin mgpostfix
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -58,6 +58,15 @@ uninstall() {
     update-exim4.conf || true
     say "exim4: mailguard's ACL removed; messages it froze stay in the queue (exim -bp; thaw with exim -Mt ID)"
   fi
+  if [[ -f /etc/postfix/main.cf ]] && command -v postconf >/dev/null &&
+    [[ $(postconf -c /etc/postfix -h non_smtpd_milters) == *mailguard/milter.sock* ]]; then
+    milters=$(postconf -c /etc/postfix -h non_smtpd_milters |
+      sed -E 's/,? *\{ *unix:mailguard\/milter\.sock[^}]*\}//; s/^ *, *//')
+    postconf -c /etc/postfix -e "non_smtpd_milters=$milters"
+    postfix reload 2>/dev/null || true
+    rm -rf "$(postconf -c /etc/postfix -h queue_directory)/mailguard"
+    say "postfix: guardd's milter removed; messages it held stay in the hold queue (postqueue -p; release with postsuper -H ID)"
+  fi
   rm -f "$sbin/guardd" "$sbin/guard-mta-agent" /etc/systemd/system/mailguard-mta-agent.service "$bin/guardctl" "$bin/guard-tui" \
     /etc/systemd/system/guardd.service \
     /usr/share/dbus-1/system.d/org.mailguard.Guard1.conf \
@@ -120,6 +129,12 @@ if has_systemd; then
   systemd-tmpfiles --create /usr/lib/tmpfiles.d/mailguard.conf || true
 fi
 
+# postfix: guardd's milter socket lives in the queue directory, where a chrooted cleanup
+# reaches it; its folder must exist before guardd starts (guardd.service's ReadWritePaths).
+if [[ -f /etc/postfix/main.cf ]] && command -v postconf >/dev/null; then
+  install -d -m 0755 "$(postconf -c /etc/postfix -h queue_directory)/mailguard"
+fi
+
 # Refuse a bad settings file before anything is started.
 if ! "$sbin/guardd" --config "$conf_dir/guardd.conf" --check-config >/dev/null; then
   die "settings file $conf_dir/guardd.conf is not valid (see above)"
@@ -176,8 +191,30 @@ if [[ -d $exim_conf_d/main && -d $exim_conf_d/acl ]] && command -v update-exim4.
   else
     nohup "$sbin/guard-mta-agent" >>"$log_dir/guard-mta-agent.log" 2>&1 &
   fi
-elif [[ -d /etc/postfix ]]; then
-  say "postfix: mail handed to postfix without TCP is not gated yet (see README)"
+fi
+
+# postfix: mail handed to it without TCP (sendmail, mail, cron) is judged by guardd's milter
+# at the end of each message (non_smtpd_milters; the owner's other milters stay, and keep
+# their default action); guardd names the program that wrote it into the maildrop. While
+# guardd does not answer, cleanup tempfails and the message waits in the maildrop.
+pf_milter="{ unix:mailguard/milter.sock, default_action=tempfail }"
+if [[ -f /etc/postfix/main.cf ]] && command -v postconf >/dev/null; then
+  milters=$(postconf -c /etc/postfix -h non_smtpd_milters)
+  if [[ $milters != *mailguard/milter.sock* ]]; then
+    say "postfix: adding guardd's milter to non_smtpd_milters (messages of unapproved programs are held)"
+    postconf -c /etc/postfix -e "non_smtpd_milters=${milters:+$milters, }$pf_milter"
+  fi
+  install -D -m 0755 "$build/guardd/mta/guard-mta-agent" "$sbin/guard-mta-agent"
+  if has_systemd; then
+    sed "s|@SBINDIR@|$sbin|" install/mailguard-mta-agent.service >/etc/systemd/system/mailguard-mta-agent.service
+    systemctl daemon-reload
+    systemctl enable --now mailguard-mta-agent.service
+    systemctl reload postfix 2>/dev/null || postfix reload 2>/dev/null || true
+  else
+    pgrep -x guard-mta-agent >/dev/null ||
+      nohup "$sbin/guard-mta-agent" >>"$log_dir/guard-mta-agent.log" 2>&1 &
+    postfix reload 2>/dev/null || true
+  fi
 fi
 
 say "guarding: only approved programs may now open outbound mail connections."

@@ -6,8 +6,14 @@
 // guardd sends ("release ID...", "remove ID...": ids checked against the queue-id syntax)
 // runs the MTA's own admin command (exim -M: thaw and deliver now; exim -Mrm: delete)
 // with fixed arguments, then answers "done" or "failed <why>". It takes no other input.
+// For postfix ("postfix release|remove CONFIG_DIR ID...") it runs postsuper -c CONFIG_DIR
+// -H ID (out of the hold queue into the deferred one) and then postqueue -i ID (deliver
+// now, not at the next deferred-queue run), or postsuper -d ID; CONFIG_DIR must be one the
+// agent was told of (--postfix-config, default /etc/postfix): guardd cannot make root run
+// postfix with a configuration of its choosing.
 //
 //   guard-mta-agent [--socket PATH] [--exim BINARY] [--exim-config FILE]
+//                   [--postfix-bin DIR] [--postfix-config DIR]...
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -21,7 +27,10 @@
 #include <thread>
 #include <vector>
 
+#include <algorithm>
+
 #include "mailguard/common/fd.hpp"
+#include "mailguard/mta/postfix_instance.hpp"
 #include "mailguard/mta/protocol.hpp"
 
 namespace {
@@ -32,7 +41,9 @@ namespace mta = mailguard::mta;
 struct Options {
   std::string socket = "/run/mailguard/mta.sock";
   std::string exim = "/usr/sbin/exim4";
-  std::string eximConfig;  // empty: exim's compiled-in default
+  std::string eximConfig;                   // empty: exim's compiled-in default
+  std::string postfixBin = "/usr/sbin";     // postsuper, postqueue
+  std::vector<std::string> postfixConfigs;  // empty: /etc/postfix
 };
 
 Fd connectTo(const std::string& path) {
@@ -57,13 +68,9 @@ bool writeAll(int fd, const std::string& text) {
   return true;
 }
 
-// exim's exit status tells whether it did it; its output goes to the agent's stderr (the
-// journal under systemd).
-std::string run(const Options& o, const mta::AgentCommand& c) {
-  std::vector<std::string> args{o.exim};
-  if (!o.eximConfig.empty()) args.insert(args.end(), {"-C", o.eximConfig});
-  args.emplace_back(c.action == mta::AgentAction::Release ? "-M" : "-Mrm");
-  args.insert(args.end(), c.ids.begin(), c.ids.end());
+// The program's exit status tells whether it did it; its output goes to the agent's stderr
+// (the journal under systemd). Empty when it succeeded.
+std::string runArgs(std::vector<std::string> args) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -78,8 +85,41 @@ std::string run(const Options& o, const mta::AgentCommand& c) {
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
-  return o.exim + " exited with status " +
+  return args[0] + " exited with status " +
          std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+std::string run(const Options& o, const mta::AgentCommand& c) {
+  std::vector<std::string> args{o.exim};
+  if (!o.eximConfig.empty()) args.insert(args.end(), {"-C", o.eximConfig});
+  args.emplace_back(c.action == mta::AgentAction::Release ? "-M" : "-Mrm");
+  args.insert(args.end(), c.ids.begin(), c.ids.end());
+  return runArgs(std::move(args));
+}
+
+std::string runPostfix(const Options& o, const mta::PostfixCommand& c) {
+  const auto& allowed = o.postfixConfigs;
+  if (allowed.empty() ? c.configDir != "/etc/postfix"
+                      : std::find(allowed.begin(), allowed.end(), c.configDir) == allowed.end()) {
+    return "'" + c.configDir + "' is not a postfix configuration this agent serves";
+  }
+  std::vector<std::string> args{o.postfixBin + "/postsuper", "-c", c.configDir};
+  for (const auto& id : c.ids) {
+    args.emplace_back(c.action == mta::AgentAction::Release ? "-H" : "-d");
+    args.push_back(id);
+  }
+  if (auto failed = runArgs(std::move(args)); !failed.empty()) return failed;
+  if (c.action == mta::AgentAction::Remove) return {};
+  // Released mail sits in the deferred queue until the next scan (queue_run_delay, 300 s
+  // by default); the flush service schedules each message now. A failure here only delays.
+  for (const auto& id : c.ids) {
+    if (auto failed = runArgs({o.postfixBin + "/postqueue", "-c", c.configDir, "-i", id});
+        !failed.empty()) {
+      std::fprintf(stderr, "guard-mta-agent: %s (message %s is released, delivered later)\n",
+                   failed.c_str(), id.c_str());
+    }
+  }
+  return {};
 }
 
 // One connection to guardd, until it closes.
@@ -95,8 +135,18 @@ void serve(const Options& o, int fd) {
     while ((eol = buffer.find('\n')) != std::string::npos) {
       const auto line = buffer.substr(0, eol);
       buffer.erase(0, eol + 1);
-      auto command = mta::parseAgentCommand(line);
       std::string answer;
+      if (mta::isPostfixCommand(line)) {
+        auto command = mta::parsePostfixCommand(line);
+        const auto failure = command ? runPostfix(o, *command) : command.error().message;
+        answer = failure.empty() ? "done\n" : "failed " + failure + "\n";
+        if (!answer.starts_with("done")) {
+          std::fprintf(stderr, "guard-mta-agent: %s", answer.c_str());
+        }
+        if (!writeAll(fd, answer)) return;
+        continue;
+      }
+      auto command = mta::parseAgentCommand(line);
       if (!command) {
         answer = "failed " + command.error().message + "\n";
       } else {
@@ -121,14 +171,19 @@ int main(int argc, char** argv) {
       o.exim = argv[++i];
     } else if (i + 1 < argc && a == "--exim-config") {
       o.eximConfig = argv[++i];
+    } else if (i + 1 < argc && a == "--postfix-bin") {
+      o.postfixBin = argv[++i];
+    } else if (i + 1 < argc && a == "--postfix-config") {
+      o.postfixConfigs.emplace_back(argv[++i]);
     } else {
       std::fprintf(stderr,
-                   "usage: guard-mta-agent [--socket PATH] [--exim BINARY] [--exim-config FILE]\n");
+                   "usage: guard-mta-agent [--socket PATH] [--exim BINARY] [--exim-config FILE]\n"
+                   "                       [--postfix-bin DIR] [--postfix-config DIR]...\n");
       return 2;
     }
   }
   if (::geteuid() != 0) {
-    std::fprintf(stderr, "guard-mta-agent: must run as root (it runs exim's admin commands)\n");
+    std::fprintf(stderr, "guard-mta-agent: must run as root (it runs the MTA's admin commands)\n");
     return 1;
   }
   // guardd may start later or restart: keep trying, once a second (a daemon's back-off).

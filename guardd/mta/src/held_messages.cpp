@@ -24,25 +24,31 @@ Result<HeldMessages> HeldMessages::open(std::filesystem::path file) {
   while (std::getline(in, line)) {
     std::istringstream words(line);
     std::int64_t program = 0;
-    std::string id;
+    Entry entry;
     // A torn or foreign line is skipped: the file is only ever replaced whole.
-    if (!(words >> program >> id) || !isQueueId(id)) continue;
-    held.byProgram_[program].push_back(id);
+    if (!(words >> program >> entry.id) || !isQueueId(entry.id)) continue;
+    words >> entry.where;  // absent in lists written before postfix was gated: exim
+    held.byProgram_[program].push_back(std::move(entry));
   }
   return held;
 }
 
-Result<void> HeldMessages::add(std::int64_t programId, const std::string& queueId) {
+Result<void> HeldMessages::add(std::int64_t programId, const std::string& queueId,
+                               const std::string& where) {
+  if (where.find_first_of(" \t\n") != std::string::npos) {
+    return invalidArgument("'" + where + "' is not a place a message is held");
+  }
   auto& ids = byProgram_[programId];
-  if (std::find(ids.begin(), ids.end(), queueId) == ids.end()) ids.push_back(queueId);
+  const auto same = [&](const Entry& e) { return e.id == queueId && e.where == where; };
+  if (std::find_if(ids.begin(), ids.end(), same) == ids.end()) ids.push_back({queueId, where});
   return save();
 }
 
 Result<void> HeldMessages::remove(const std::vector<std::string>& queueIds) {
   for (auto it = byProgram_.begin(); it != byProgram_.end();) {
     auto& ids = it->second;
-    std::erase_if(ids, [&](const std::string& id) {
-      return std::find(queueIds.begin(), queueIds.end(), id) != queueIds.end();
+    std::erase_if(ids, [&](const Entry& e) {
+      return std::find(queueIds.begin(), queueIds.end(), e.id) != queueIds.end();
     });
     it = ids.empty() ? byProgram_.erase(it) : std::next(it);
   }
@@ -50,11 +56,20 @@ Result<void> HeldMessages::remove(const std::vector<std::string>& queueIds) {
 }
 
 std::vector<std::string> HeldMessages::of(std::int64_t programId) const {
-  const auto it = byProgram_.find(programId);
-  return it == byProgram_.end() ? std::vector<std::string>{} : it->second;
+  std::vector<std::string> ids;
+  for (const auto& e : entries(programId)) ids.push_back(e.id);
+  return ids;
 }
 
-std::size_t HeldMessages::count(std::int64_t programId) const { return of(programId).size(); }
+std::vector<HeldMessages::Entry> HeldMessages::entries(std::int64_t programId) const {
+  const auto it = byProgram_.find(programId);
+  return it == byProgram_.end() ? std::vector<Entry>{} : it->second;
+}
+
+std::size_t HeldMessages::count(std::int64_t programId) const {
+  const auto it = byProgram_.find(programId);
+  return it == byProgram_.end() ? 0 : it->second.size();
+}
 
 std::vector<std::int64_t> HeldMessages::programs() const {
   std::vector<std::int64_t> out;
@@ -72,7 +87,9 @@ std::size_t HeldMessages::size() const {
 Result<void> HeldMessages::save() const {
   std::string text;
   for (const auto& [program, ids] : byProgram_) {
-    for (const auto& id : ids) text += std::to_string(program) + " " + id + "\n";
+    for (const auto& e : ids) {
+      text += std::to_string(program) + " " + e.id + (e.where.empty() ? "" : " " + e.where) + "\n";
+    }
   }
   const auto tmp = file_.string() + ".tmp";
   Fd fd{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)};

@@ -67,7 +67,9 @@ Result<Submission> parseSubmission(std::string_view text) {
 }
 
 bool isQueueId(std::string_view id) {
-  if (id.size() < 10 || id.size() > 32) return false;
+  // postfix's short ids are 5 hex digits of microseconds and the queue file's inode in
+  // hex: 6 characters with a small inode. exim's are 16 or 23.
+  if (id.size() < 6 || id.size() > 32) return false;
   return std::all_of(
              id.begin(), id.end(),
              [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-'; }) &&

@@ -10,6 +10,8 @@
 #include <system_error>
 
 #include "guard_impl.hpp"
+#include "mailguard/mta/postfix_instance.hpp"
+#include "mailguard/mta/postfix_log.hpp"
 #include "mailguard/mta/submitter.hpp"
 #include "mailguard/rules/code_loading.hpp"
 #include "mailguard/rules/identity.hpp"
@@ -137,10 +139,29 @@ Result<void> Guard::Impl::start() {
   if (!options.settings.mtaSocket.empty()) {
     auto gate = MtaGate::open(
         MtaGate::Deps{loop, clock, resolver, programs, approvals, *pipeline, *detection},
-        options.settings.mtaSocket, options.stateDir / "mta-held", options.settings.eximLog);
+        options.settings.mtaSocket, options.stateDir / "mta-held", options.settings.eximLog,
+        mta::postfixInstalled(options.settings.postfixConfigDirs) ? options.settings.postfixLog
+                                                                  : std::string{});
     if (gate) {
       mta = std::move(gate.value());
       log::info("mta: answering the local MTA at " + options.settings.mtaSocket);
+      // postfix where it is installed: an instance is a configuration directory with a
+      // main.cf ([mta] postfix_config_dirs; /etc/postfix by default).
+      std::vector<mta::PostfixInstance> instances;
+      for (const auto& dir : options.settings.postfixConfigDirs) {
+        if (!std::filesystem::exists(std::filesystem::path(dir) / "main.cf")) continue;
+        auto instance = mta::readPostfixInstance(dir);
+        if (!instance) {
+          log::warning("mta: " + instance.error().message);
+          continue;
+        }
+        instances.push_back(std::move(instance.value()));
+      }
+      if (auto r = mta->watchPostfix(instances); !r) {
+        // Its milter is unreachable: cleanup tempfails, the mail waits in the maildrop.
+        log::warning("mta: mail handed to postfix waits in its maildrop, not decided: " +
+                     r.error().message);
+      }
     } else {
       // exim's ACL freezes every message it cannot ask about: nothing is lost meanwhile.
       log::warning("mta: mail handed to the local MTA is held, not decided: " +

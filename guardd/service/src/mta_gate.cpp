@@ -1,8 +1,11 @@
 #include "mta_gate.hpp"
 
 #include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 
 #include "mailguard/mta/submitter.hpp"
 #include "mailguard/service/log.hpp"
@@ -22,6 +25,13 @@ std::string joinDomains(const std::vector<std::string>& domains) {
     out += (out.empty() ? "" : ",") + d;
   }
   return out;
+}
+
+// readlink(2) of a /proc link; "" when it cannot be read (the process exited).
+std::string readLink(const std::string& path) {
+  char buf[PATH_MAX];
+  const auto n = ::readlink(path.c_str(), buf, sizeof buf);
+  return n <= 0 ? std::string{} : std::string(buf, static_cast<std::size_t>(n));
 }
 
 }  // namespace
@@ -101,6 +111,11 @@ MtaGate::~MtaGate() {
   if (journal_) d_.loop.remove(journal_->fd());
   for (const auto& [fd, peer] : peers_) d_.loop.remove(fd);
   if (socket_) d_.loop.remove(socket_->fd());
+  for (const auto& [fd, milter] : milters_) d_.loop.remove(fd);
+  for (const auto& route : postfix_) {
+    if (route.milter) d_.loop.remove(route.milter->fd());
+  }
+  if (maildrop_) d_.loop.remove(maildrop_->fd());
 }
 
 void MtaGate::onAccept() {
@@ -212,16 +227,23 @@ std::optional<std::string> MtaGate::answer(const mta::PeerConnection& c, const m
                  "), which is not the MTA's own program; refused");
     return mta::formatAnswer(mta::Answer::Deny, "not asked by the MTA");
   }
+  auto submitter = mta::findSubmitter(asker->ppid, describe);
+  if (!submitter && submitter.error().code == Errc::Pending) return std::nullopt;
+  const auto [verdict, reason] = judge(submitter, s, asker->uid, {}, false);
+  return mta::formatAnswer(verdict, reason);
+}
+
+std::pair<mta::Answer, std::string> MtaGate::judge(const Result<procinfo::ProcessInfo>& submitter,
+                                                   const mta::Submission& s, std::uint32_t uid,
+                                                   const std::string& where, bool holdRefused) {
   const auto domains = mta::recipientDomains(s.recipients);
   store::AttemptRecord attempt;
   attempt.time = d_.clock.now();
   attempt.channel = "mta";
   attempt.queueId = s.queueId;  // links the message to its outcome in the MTA's log
-  attempt.src = s.mta;          // the MTA that took it: "exim"
+  attempt.src = s.mta;          // the MTA that took it: "exim", "postfix"
   attempt.dst = joinDomains(domains);
-  attempt.uid = asker->uid;
-  auto submitter = mta::findSubmitter(asker->ppid, describe);
-  if (!submitter && submitter.error().code == Errc::Pending) return std::nullopt;
+  attempt.uid = uid;
   rules::Decision decision;
   ProgramView* program = nullptr;
   if (submitter) {
@@ -250,8 +272,12 @@ std::optional<std::string> MtaGate::answer(const mta::PeerConnection& c, const m
   mta::Answer verdict = mta::Answer::Freeze;
   if (decision.verdict == rules::Verdict::Allow) verdict = mta::Answer::Accept;
   if (decision.verdict == rules::Verdict::Reject) verdict = mta::Answer::Deny;
-  if (verdict == mta::Answer::Freeze && program != nullptr) {
-    if (auto r = held_.add(program->id, s.queueId); !r) {
+  if (verdict == mta::Answer::Deny && holdRefused &&
+      (program == nullptr || program->state != rules::ProgramState::Denied)) {
+    verdict = mta::Answer::Freeze;
+  }
+  if (verdict == mta::Answer::Freeze && program != nullptr && mta::isQueueId(s.queueId)) {
+    if (auto r = held_.add(program->id, s.queueId, where); !r) {
       // Still frozen in exim's spool; only guardd's list of it is missing (logged).
       log::error("mta: " + r.error().message);
     }
@@ -268,7 +294,7 @@ std::optional<std::string> MtaGate::answer(const mta::PeerConnection& c, const m
       decision.reason;
   const bool quarantined = program != nullptr && program->state == rules::ProgramState::Quarantined;
   d_.pipeline.recordSubmission(attempt, program, quarantined);
-  return mta::formatAnswer(verdict, decision.reason);
+  return {verdict, decision.reason};
 }
 
 void MtaGate::follow(mta::LogFollower& log,
@@ -370,16 +396,26 @@ void MtaGate::reconcile() {
     } else {
       continue;
     }
-    auto ids = held_.of(programId);
     log::info(
         std::string("mta: ") + (action == mta::AgentAction::Release ? "releasing " : "deleting ") +
-        std::to_string(ids.size()) + " held message(s) of " + log::quote(view->identity.path) +
+        std::to_string(held_.count(programId)) + " held message(s) of " +
+        log::quote(view->identity.path) +
         (view->identity.scriptPath.empty() ? "" : " " + log::quote(view->identity.scriptPath)));
-    if (auto r = mta::GateSocket::writeAll(agentFd_, mta::formatAgentCommand(action, ids)); !r) {
-      log::warning(r.error().message);
-      return close(agentFd_);
+    // One command per MTA instance holding them ("" exim, "postfix:DIR").
+    std::map<std::string, std::vector<std::string>> byPlace;
+    for (auto& e : held_.entries(programId)) byPlace[e.where].push_back(std::move(e.id));
+    for (auto& [where, ids] : byPlace) {
+      constexpr std::string_view kPostfix = "postfix:";
+      const auto command =
+          where.starts_with(kPostfix)
+              ? mta::formatPostfixCommand(action, where.substr(kPostfix.size()), ids)
+              : mta::formatAgentCommand(action, ids);
+      if (auto r = mta::GateSocket::writeAll(agentFd_, command); !r) {
+        log::warning(r.error().message);
+        return close(agentFd_);
+      }
+      inFlight_.push_back(std::move(ids));
     }
-    inFlight_.push_back(std::move(ids));
   }
 }
 
@@ -392,6 +428,187 @@ void MtaGate::onAgentLine(const std::string& line) {
   if (line != "done") log::warning("mta: the release agent reports: " + log::quote(line));
   if (auto r = held_.remove(ids); !r) log::error("mta: " + r.error().message);
   if (inFlight_.empty()) reconcile();
+}
+
+Result<void> MtaGate::watchPostfix(const std::vector<mta::PostfixInstance>& instances) {
+  if (instances.empty()) return {};
+  if (!maildrop_) {
+    auto watch = mta::MaildropWatch::open();
+    if (!watch) return watch.error();
+    maildrop_ = std::move(watch.value());
+    if (auto r =
+            d_.loop.add(maildrop_->fd(), EPOLLIN, [this](std::uint32_t) { onMaildropEvents(); });
+        !r) {
+      maildrop_.reset();
+      return r.error();
+    }
+    d_.loop.every(std::chrono::milliseconds(20), [this] { retryOpens(); });
+  }
+  for (const auto& instance : instances) {
+    std::error_code ec;
+    const auto maildrop = std::filesystem::canonical(instance.maildrop(), ec);
+    if (ec) {
+      return makeError("Failed to find postfix's maildrop '" + instance.maildrop().string() +
+                       "': " + ec.message());
+    }
+    // install/setup.sh makes the folder (guardd's view of /var/spool is read-only); a test's
+    // queue directory is guardd's to write.
+    std::filesystem::create_directories(instance.milterSocket().parent_path(), ec);
+    auto milter = mta::GateSocket::open(instance.milterSocket());
+    if (!milter) return milter.error();
+    // The milter first: a message is never picked up unasked while the watch is in place.
+    if (auto r = maildrop_->watch(maildrop); !r) return r.error();
+    const auto index = postfix_.size();
+    const int fd = milter.value()->fd();
+    postfix_.push_back({instance, maildrop, std::move(milter.value())});
+    if (auto r = d_.loop.add(fd, EPOLLIN, [this, index](std::uint32_t) { onMilterAccept(index); });
+        !r) {
+      return r.error();
+    }
+    log::info("mta: gating postfix (" + instance.configDir.string() + "): maildrop " +
+              maildrop.string() + ", milter " + instance.milterSocket().string());
+  }
+  return {};
+}
+
+void MtaGate::onMaildropEvents() {
+  auto read =
+      maildrop_->read([this](mta::MaildropOpen&& open) { onMaildropOpen(std::move(open)); });
+  if (!read) log::error("mta: " + read.error().message);
+}
+
+// Every open is allowed (when `open` goes out of scope, or once its writer is known): this
+// only notes who wrote each file, and which file pickup reads.
+void MtaGate::onMaildropOpen(mta::MaildropOpen&& open) {
+  struct stat st {};
+  if (::fstat(open.fd(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+  const std::filesystem::path file = readLink("/proc/self/fd/" + std::to_string(open.fd()));
+  std::size_t instance = postfix_.size();
+  for (std::size_t i = 0; i < postfix_.size(); ++i) {
+    if (file.parent_path() == postfix_[i].maildrop) instance = i;
+  }
+  if (instance == postfix_.size()) return;
+  const mta::FileKey key{static_cast<std::uint64_t>(st.st_dev),
+                         static_cast<std::uint64_t>(st.st_ino)};
+  const auto& route = postfix_[instance];
+  if (readLink("/proc/" + std::to_string(open.pid()) + "/exe") ==
+      route.instance.pickup().string()) {
+    maildropFiles_.pickedUp(route.instance.where(), key);
+    return;
+  }
+  // Only the open that creates a file names its writer (the file is still empty then):
+  // a later open of a written file is someone reading it (showq for `postqueue -p`,
+  // postsuper), not a submission, and a file written while guardd was not watching stays
+  // unnamed rather than charged to whoever looks at it first.
+  if (st.st_size != 0) return;
+  // guardd's own threads (the hasher) are not submitters, and must not wait on themselves.
+  if (open.pid() == ::getpid()) return;
+  WaitingOpen w{std::move(open), instance, key, true, d_.clock.monotonic()};
+  if (!noteWriter(w, false)) waitingOpens_.push_back(std::move(w));
+}
+
+bool MtaGate::noteWriter(const WaitingOpen& w, bool late) {
+  auto describe = [this](int pid) { return d_.resolver.describe(pid); };
+  const auto opener = describe(w.open.pid());
+  auto submitter = opener ? mta::findSubmitter(w.open.pid(), describe)
+                          : Result<procinfo::ProcessInfo>(opener.error());
+  if (!submitter && submitter.error().code == Errc::Pending) {
+    if (!late) return false;
+    submitter = makeError("its program could not be read in time");
+  }
+  const std::uint32_t uid = opener ? opener->uid : (submitter ? submitter->uid : 0);
+  maildropFiles_.opened(w.file, w.empty,
+                        mta::MaildropFiles::Creator{std::move(submitter), uid, w.since});
+  return true;
+}
+
+void MtaGate::retryOpens() {
+  if (waitingOpens_.empty()) return;
+  auto waiting = std::move(waitingOpens_);
+  waitingOpens_.clear();
+  const auto now = d_.clock.monotonic();
+  // Its writer waits meanwhile: a bound well under a person's patience with sendmail.
+  for (auto& w : waiting) {
+    if (!noteWriter(w, now - w.since > std::chrono::seconds(3))) {
+      waitingOpens_.push_back(std::move(w));
+    }
+  }
+}
+
+void MtaGate::onMilterAccept(std::size_t instance) {
+  while (true) {
+    auto accepted = postfix_[instance].milter->accept();
+    if (!accepted) {
+      log::error(accepted.error().message);
+      return;
+    }
+    if (!*accepted) return;
+    auto& peer = **accepted;
+    // Only the instance's cleanup may ask: anyone else could only make guardd decide the
+    // file pickup is reading, under a message of its own.
+    const auto exe = readLink("/proc/" + std::to_string(peer.pid) + "/exe");
+    if (exe != postfix_[instance].instance.cleanup().string()) {
+      log::warning("mta: refused a milter connection from pid " + std::to_string(peer.pid) + " (" +
+                   log::quote(exe) + "), which is not postfix's cleanup");
+      continue;  // closed as it goes out of scope
+    }
+    const int fd = peer.fd.get();
+    if (auto r = d_.loop.add(fd, EPOLLIN, [this, fd](std::uint32_t) { onMilterReadable(fd); });
+        !r) {
+      log::error(r.error().message);
+      continue;  // cleanup tempfails the message (default_action): it stays in the maildrop
+    }
+    milters_.emplace(fd, MilterPeer{std::move(peer), instance, mta::MilterSession{}});
+  }
+}
+
+void MtaGate::closeMilter(int fd) {
+  d_.loop.remove(fd);
+  milters_.erase(fd);
+}
+
+void MtaGate::onMilterReadable(int fd) {
+  auto it = milters_.find(fd);
+  if (it == milters_.end()) return;
+  auto& m = it->second;
+  auto ended = mta::GateSocket::readSome(m.peer);
+  if (!ended) {
+    log::warning(ended.error().message);
+    return closeMilter(fd);
+  }
+  std::string input = std::move(m.peer.received);
+  m.peer.received.clear();
+  std::string out;
+  while (true) {
+    auto message = m.session.feed(input, out);
+    input.clear();
+    if (!message) {
+      log::warning("mta: postfix's milter connection: " + message.error().message);
+      return closeMilter(fd);
+    }
+    if (!*message) break;
+    const auto& route = postfix_[m.instance];
+    const auto& msg = **message;
+    auto creator = maildropFiles_.takeCurrent(route.instance.where());
+    Result<procinfo::ProcessInfo> submitter =
+        creator ? std::move(creator->submitter)
+                : Result<procinfo::ProcessInfo>(
+                      notFound("guardd did not see its file written into the maildrop"));
+    const mta::Submission s{"postfix", msg.queueId, std::nullopt, msg.sender, msg.recipients};
+    const auto [verdict, reason] =
+        judge(submitter, s, creator ? creator->uid : m.peer.uid, route.instance.where(), true);
+    m.session.verdict(verdict == mta::Answer::Accept   ? mta::MilterVerdict::Accept
+                      : verdict == mta::Answer::Freeze ? mta::MilterVerdict::Quarantine
+                                                       : mta::MilterVerdict::Discard,
+                      "mailguard: " + reason, out);
+  }
+  if (!out.empty()) {
+    if (auto r = mta::GateSocket::writeAll(fd, out); !r) {
+      log::warning(r.error().message);
+      return closeMilter(fd);
+    }
+  }
+  if (*ended || m.session.closed()) closeMilter(fd);
 }
 
 }  // namespace mailguard::service

@@ -22,6 +22,15 @@
 //  - The owner's decision is carried out by guard-mta-agent (root): guardd itself cannot
 //    run exim (no_new_privs, four capabilities, read-only /var/spool).
 //
+// postfix (watchPostfix): the same decision, asked at a different place. fanotify on each
+// instance's maildrop names the program that wrote each file there while its writer is
+// blocked (mailguard/mta/postfix_maildrop.hpp says why that cannot be bypassed), and
+// cleanup asks guardd's milter at the end of each message pickup hands it: unknown
+// programs' messages go to postfix's hold queue (SMFIR_QUARANTINE; it survives restarts),
+// as do a quarantined program's; a denied program's are discarded (SMFIR_DISCARD: no
+// bounce to a sender address the program may have forged). The held list, the attempts,
+// the agent and the owner's decisions are exim's.
+//
 // What becomes of the mail it let through is charged to the submitter too: guardd follows
 // exim's main log ([mta] exim_log) and links each delivery line to the submission by its
 // queue id (DeliveryTracker). Each message's final outcomes go to the zombie detector as
@@ -59,6 +68,9 @@
 #include "mailguard/mta/held_messages.hpp"
 #include "mailguard/mta/journal_follower.hpp"
 #include "mailguard/mta/postfix_log.hpp"
+#include "mailguard/mta/milter_session.hpp"
+#include "mailguard/mta/postfix_instance.hpp"
+#include "mailguard/mta/postfix_maildrop.hpp"
 #include "mailguard/mta/protocol.hpp"
 #include "mailguard/procinfo/procinfo.hpp"
 #include "mailguard/rules/clock.hpp"
@@ -88,6 +100,11 @@ class MtaGate {
                                                const std::filesystem::path& postfixLog = {});
   ~MtaGate();
 
+  // Gates mail handed to these postfix instances without TCP: watches each maildrop and
+  // answers each instance's milter (PostfixInstance::milterSocket). An error leaves the
+  // instances that were set up before it gated.
+  Result<void> watchPostfix(const std::vector<mta::PostfixInstance>& instances);
+
   // The owner's rules changed: held messages of approved programs are released, those of
   // denied programs deleted (by the agent, when it is connected).
   void reconcile();
@@ -103,6 +120,13 @@ class MtaGate {
   // The answer to one question, recorded as an attempt.
   // nullopt: a file of the chain is still being hashed (off the loop); asked again later.
   std::optional<std::string> answer(const mta::PeerConnection& c, const mta::Submission& s);
+  // The decision on a message whose submitter was looked for, recorded as an attempt; held
+  // messages are listed with `where` (HeldMessages::Entry). `holdRefused`: a refused
+  // message is held instead unless its program is denied (postfix: the message is already
+  // queued; deleting a quarantined program's mail is the owner's call).
+  std::pair<mta::Answer, std::string> judge(const Result<procinfo::ProcessInfo>& submitter,
+                                            const mta::Submission& s, std::uint32_t uid,
+                                            const std::string& where, bool holdRefused);
   // Questions whose programs are being hashed: answered by retry() once they are known.
   void retry();
   void onAgentLine(const std::string& line);
@@ -135,6 +159,39 @@ class MtaGate {
   MonoTime lastExpire_{};
   std::string lastLogError_;
   std::string lastPostfixLogError_;
+
+  // postfix: see watchPostfix().
+  void onMaildropEvents();
+  void onMaildropOpen(mta::MaildropOpen&& open);
+  void retryOpens();
+  void onMilterAccept(std::size_t instance);
+  void onMilterReadable(int fd);
+  void closeMilter(int fd);
+  struct PostfixRoute {
+    mta::PostfixInstance instance;
+    std::filesystem::path maildrop;  // canonical, as the kernel names its files
+    std::unique_ptr<mta::GateSocket> milter;
+  };
+  std::vector<PostfixRoute> postfix_;
+  struct MilterPeer {
+    mta::PeerConnection peer;
+    std::size_t instance;
+    mta::MilterSession session;
+  };
+  std::map<int, MilterPeer> milters_;
+  std::unique_ptr<mta::MaildropWatch> maildrop_;  // before the opens, which answer through it
+  mta::MaildropFiles maildropFiles_;
+  // Opens whose writer's programs are being hashed; answered once known (or late).
+  struct WaitingOpen {
+    mta::MaildropOpen open;
+    std::size_t instance;
+    mta::FileKey file;
+    bool empty;
+    MonoTime since;
+  };
+  std::vector<WaitingOpen> waitingOpens_;
+  // Notes the writer of a waiting open; false while its programs are still being hashed.
+  bool noteWriter(const WaitingOpen& w, bool late);
 };
 
 }  // namespace mailguard::service

@@ -22,6 +22,15 @@ TEST(MtaProtocol, RefusesQuestionWithoutValidQueueId) {
   EXPECT_FALSE(parseSubmission("hello\nid=1xaRHm-0001Xs-2v\n").has_value());
 }
 
+TEST(MtaProtocol, QueueIdsOfBothMtas) {
+  EXPECT_TRUE(isQueueId("1xaRHm-0001Xs-2v"));  // exim
+  EXPECT_TRUE(isQueueId("3F2A1B"));            // postfix, short id of a small inode
+  EXPECT_TRUE(isQueueId("4Yf7Zk0y2Vz9qRx"));   // postfix, long id
+  EXPECT_FALSE(isQueueId("3F2A1"));
+  EXPECT_FALSE(isQueueId("-3F2A1B"));
+  EXPECT_FALSE(isQueueId("3F2A 1B"));
+}
+
 TEST(MtaProtocol, AnswerIsOnePrintableLineWithoutNewline) {
   EXPECT_EQ(formatAnswer(Answer::Accept, "x"), "accept");
   EXPECT_EQ(formatAnswer(Answer::Freeze, "a\nb"), "freeze a b");
