@@ -397,6 +397,19 @@ void HostProtection::raiseAlerts(const std::vector<AuditEntryView>& entries) {
                                     {"fix", f->fix},
                                     {"offer_block", f->offerBlock},
                                     {"block_command", f->blockCommand}};
+    if (kind == "open-relay-lan") {
+      // The vantage that found it: its subnet and what the server took from there.
+      const auto lanAudit = auditOf(entry->result);
+      for (const auto& v : lanAudit.lan) {
+        if (f->title.find("your LAN " + v.subnet + ":") == std::string::npos) continue;
+        evidence["subnet"] = v.subnet;
+        evidence["probe_address"] = v.probeAddress;
+        evidence["accepted"] = v.accepted;
+        evidence["relay"] = std::string(audit::toString(v.relay));
+      }
+    } else if (kind == "auth-without-tls") {
+      evidence["auth_in_clear"] = auditOf(entry->result).authInClear;
+    }
     record.evidence = evidence.dump();
     alerts_.raise(std::move(record));
   }
