@@ -90,7 +90,9 @@ class Namespace:
 
 def listening(address, port):
     r = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True)
-    return f"{address}:{port}" in r.stdout
+    # ss shows a dual-stack [::] socket as "*:PORT", a v6-only one as "[::]:PORT".
+    names = ("*", "[::]") if address == "::" else (address,)
+    return any(f" {name}:{port} " in r.stdout for name in names)
 
 
 class Exim:
@@ -103,7 +105,7 @@ class Exim:
         os.makedirs(spool)
         shutil.chown(spool, "Debian-exim", "Debian-exim")
         self.listen = listen  # [(address, port)]
-        interfaces = " : ".join(f"{a}.{p}" for a, p in listen)
+        interfaces = "<; " + " ; ".join(f"{a}.{p}" for a, p in listen)
         # Debian's default rcpt ACL in short: odd local parts are refused, the relay
         # networks may send anywhere, everyone else only to the local domain.
         text = textwrap.dedent(f"""\
@@ -227,6 +229,18 @@ class LanAudit(unittest.TestCase):
         kept = by_port(d.json("audit"))
         self.assertEqual(kept[25]["relay_lan"][0]["relay"], "open")
         self.assertEqual(kinds(kept[25]), ["open-relay-lan", "exposed"])
+
+    def test_a_dual_stack_socket_on_ipv6_any_is_probed_from_the_ipv4_lan_too(self):
+        # exim's only socket is [::]:2525 with IPV6_V6ONLY off: IPv4 LAN hosts reach it.
+        Exim(self, [("::", 2525)]).start()
+        d = GuarddOnBus(self).start()
+        entry = self.audit(d)[2525]
+        self.assertEqual((entry["address"], entry["family"]), ("::", 6))
+        self.assertEqual(entry["relay"], "closed", "the IPv6 stranger")
+        self.assertEqual([(l["subnet"], l["relay"], l["probed_address"]) for l in entry["relay_lan"]],
+                         [(LAN, "open", HOST)])
+        self.assertEqual(kinds(entry), ["open-relay-lan", "exposed"])
+        self.assert_clean()
 
     @unittest.skipUnless(NMAP, "nmap is not installed (install/deps.sh --test)")
     def test_nmap_from_the_lan_and_from_a_stranger_agrees_with_the_audit(self):

@@ -585,7 +585,7 @@ void probeListener(ListenerAudit& a, const std::string& target, const AuditOptio
     v.subnet = subnet.cidr;
     v.probeAddress = subnet.probeAddress;
     v.target = lanTarget;
-    Outcome lan = probe(family, subnet.probeAddress, lanTarget, a.listener.port, options);
+    Outcome lan = probe(subnet.family, subnet.probeAddress, lanTarget, a.listener.port, options);
     v.relay = lan.relay;
     v.accepted = lan.accepted;
     v.dialogue = lan.dialogue;
@@ -598,6 +598,18 @@ void probeListener(ListenerAudit& a, const std::string& target, const AuditOptio
     }
     a.lan.push_back(std::move(v));
   }
+}
+
+// A dual-stack socket on [::] (IPV6_V6ONLY off, as postfix and exim open them when
+// they have no IPv4 socket of their own) takes IPv4 connections too: its LAN probe
+// covers the IPv4 subnets, unless an IPv4 socket on the port (which the kernel prefers)
+// answers them.
+bool reachesIpv4Too(const MailListener& l, const std::vector<MailListener>& all,
+                    const LanSubnet& subnet) {
+  if (subnet.family != AF_INET || l.family != AF_INET6 || !l.isWildcard()) return false;
+  return std::none_of(all.begin(), all.end(), [&](const MailListener& other) {
+    return other.family == AF_INET && other.port == l.port;
+  });
 }
 
 }  // namespace
@@ -639,9 +651,11 @@ Result<std::vector<ListenerAudit>> auditRelays(const std::vector<MailListener>& 
     // would; one bound to an address at that address.
     std::vector<std::pair<LanSubnet, std::string>> lanTargets;
     for (const LanSubnet& subnet : subnets) {
-      if (subnet.family != a.listener.family) continue;
+      if (subnet.family != a.listener.family && !reachesIpv4Too(a.listener, listeners, subnet)) {
+        continue;
+      }
       std::string lanTarget = a.listener.isWildcard() ? subnet.hostAddress : target;
-      if (auto r = network.routeTo(a.listener.family, lanTarget); !r) return r.error();
+      if (auto r = network.routeTo(subnet.family, lanTarget); !r) return r.error();
       lanTargets.emplace_back(subnet, std::move(lanTarget));
     }
     if (first && options.faultInjection) {
