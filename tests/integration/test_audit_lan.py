@@ -335,5 +335,51 @@ class LanAudit(unittest.TestCase):
         self.assertIn("its last result is kept", d.guardd.log())
 
 
+    def test_a_lan_probe_the_server_hangs_up_on_keeps_that_lans_last_result(self):
+        exim = Exim(self, [(HOST, 25)]).start()
+        d = GuarddOnBus(self).start()
+        self.assertEqual(self.audit(d)[25]["relay_lan"][0]["relay"], "open")
+        exim.stop()
+        # The stranger meets a server that refuses to relay; by the time the LAN probe
+        # comes, every connection is closed before a banner (the server going down).
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind((HOST, 25))
+        server.listen(16)
+        self.addCleanup(server.close)
+        hung_up = []
+
+        def serve():
+            while True:
+                try:
+                    conn, peer = server.accept()
+                except OSError:
+                    return
+                with conn:
+                    if peer[0] != "198.51.100.78":
+                        hung_up.append(peer[0])
+                        continue
+                    f = conn.makefile("rwb")
+                    f.write(b"220 pc.test ESMTP\r\n")
+                    f.flush()
+                    for line in f:
+                        word = line[:4].upper()
+                        reply = {b"EHLO": b"250 pc.test", b"RCPT": b"554 relay not permitted",
+                                 b"QUIT": b"221 bye"}.get(word, b"250 ok")
+                        f.write(reply + b"\r\n")
+                        f.flush()
+                        if word == b"QUIT":
+                            break
+
+        threading.Thread(target=serve, daemon=True).start()
+        entry = self.audit(d)[25]
+        self.assertTrue(hung_up, "the LAN probe came and was hung up on")
+        self.assertEqual(entry["relay"], "closed")
+        self.assertFalse(entry["reason"].startswith("kept"), "the stranger's result is new")
+        lan = entry["relay_lan"][0]
+        self.assertEqual(lan["relay"], "open", lan)
+        self.assertTrue(lan["reason"].startswith("kept ("), lan["reason"])
+        self.assertIn("open-relay-lan", kinds(entry))
+
 if __name__ == "__main__":
     mgtest.main()

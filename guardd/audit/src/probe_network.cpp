@@ -587,6 +587,7 @@ void probeListener(ListenerAudit& a, const std::string& target, const AuditOptio
     v.target = lanTarget;
     Outcome lan = probe(subnet.family, subnet.probeAddress, lanTarget, a.listener.port, options);
     v.relay = lan.relay;
+    v.transient = lan.transient;
     v.accepted = lan.accepted;
     v.dialogue = lan.dialogue;
     if (lan.relay == RelayVerdict::Unreachable) {

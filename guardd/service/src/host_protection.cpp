@@ -528,14 +528,28 @@ void HostProtection::finishAudit(const JobResult& result) {
     summary_.entries.clear();
     lanProbeAddresses_.clear();
     std::vector<store::AuditRow> rows;
-    for (const auto& a : result.audits) {
+    for (audit::ListenerAudit a : result.audits) {
       for (const auto& v : a.lan) lanProbeAddresses_.insert(v.probeAddress);
-      AuditEntryView entry;
-      entry.result = rowOf(a, summary_.finished);
       // Refused or closed before the banner even after the retries: a server restarting,
       // most likely. The last real answer of this listener says more than "unreachable".
-      const auto last = before.find(
-          listenerIdentity(entry.result.family, entry.result.address, entry.result.port));
+      const auto last = before.find(listenerIdentity(a.listener.family == AF_INET ? 4 : 6,
+                                                     a.listener.addressText(), a.listener.port));
+      if (!a.transientFailure && last != before.end()) {
+        // The same for one LAN vantage (the server went away between two probes).
+        const auto earlier = auditOf(last->second).lan;
+        for (auto& v : a.lan) {
+          if (!v.transient) continue;
+          const auto kept = std::find_if(earlier.begin(), earlier.end(), [&](const auto& e) {
+            return e.subnet == v.subnet && e.relay != audit::RelayVerdict::Unreachable;
+          });
+          if (kept == earlier.end()) continue;
+          const std::string now = v.reason;
+          v = *kept;
+          if (v.reason.rfind("kept", 0) != 0) v.reason = "kept (" + now + "): " + v.reason;
+        }
+      }
+      AuditEntryView entry;
+      entry.result = rowOf(a, summary_.finished);
       if (a.transientFailure && last != before.end() && last->second.relay != "unreachable") {
         const std::string now = entry.result.reason;
         entry.result = last->second;

@@ -121,6 +121,7 @@ struct LanVantage {
   std::vector<std::string> accepted;
   std::string reason;
   DialogueResult dialogue;
+  bool transient = false;  // as ListenerAudit::transientFailure, for this vantage
 };
 
 struct ListenerAudit {
