@@ -17,6 +17,7 @@ testing=(
   libgtest-dev libgmock-dev
   python3 sqlite3 tmux clang-format clang-tidy libclang-rt-14-dev
   conntrack procps
+  nmap
   zsh
   dunst xvfb x11-apps imagemagick fonts-dejavu-core
 )

@@ -123,7 +123,9 @@ class Audit(unittest.TestCase):
         def audit_alerts():
             return [a for a in d.json("alerts") if a.get("kind") == "audit"]
 
-        alerts = audit_alerts()
+        # Alerts reach the store off guardd's loop: wait for both (relay and exposed).
+        alerts = wait_for(lambda: (lambda a: len(a) >= 2 and a)(audit_alerts()), 10,
+                          "the audit's alerts in the store")
         relay_alerts = [a for a in alerts if a["tier"] == "hard"
                         and "open relay" in a["reasons"][0]]
         self.assertEqual(len(relay_alerts), 1, alerts)

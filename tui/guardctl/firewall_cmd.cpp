@@ -70,17 +70,106 @@ nlohmann::json toJson(const dbus::Probe& p) {
           {"last", timeJson(p.lastUs)}};
 }
 
+// guardd keeps the relay dialogue from each LAN subnet and AUTH offered in clear as
+// summary lines of the transcript: "# lan CIDR from PROBE to TARGET: VERDICT [a,b] |
+// reason" and "# auth-in-clear MECH ..." (guardd/audit/src/vantage.cpp).
+struct LanRelay {
+  std::string subnet, probeAddress, target, relay, reason;
+  std::vector<std::string> accepted;
+};
+
+std::vector<std::string> words(std::string_view text, char sep) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const auto end = text.find(sep);
+    if (end != 0) out.emplace_back(text.substr(0, end));
+    if (end == std::string_view::npos) break;
+    text.remove_prefix(end + 1);
+  }
+  return out;
+}
+
+std::vector<LanRelay> lanRelays(const dbus::AuditResult& r) {
+  std::vector<LanRelay> out;
+  constexpr std::string_view kLan = "# lan ";
+  for (const auto& line : r.transcript) {
+    std::string_view rest(line);
+    if (rest.rfind(kLan, 0) != 0) continue;
+    rest.remove_prefix(kLan.size());
+    LanRelay lan;
+    if (const auto bar = rest.find(" | "); bar != std::string_view::npos) {
+      lan.reason = std::string(rest.substr(bar + 3));
+      rest = rest.substr(0, bar);
+    }
+    const auto from = rest.find(" from ");
+    const auto to = rest.find(" to ");
+    const auto colon = rest.find(": ");
+    if (from == std::string_view::npos || to == std::string_view::npos ||
+        colon == std::string_view::npos || !(from < to && to < colon)) {
+      continue;
+    }
+    lan.subnet = std::string(rest.substr(0, from));
+    lan.probeAddress = std::string(rest.substr(from + 6, to - from - 6));
+    lan.target = std::string(rest.substr(to + 4, colon - to - 4));
+    const auto verdict = words(rest.substr(colon + 2), ' ');
+    if (verdict.empty()) continue;
+    lan.relay = verdict[0];
+    if (verdict.size() > 1) lan.accepted = words(verdict[1], ',');
+    out.push_back(std::move(lan));
+  }
+  return out;
+}
+
+std::vector<std::string> authInClear(const dbus::AuditResult& r) {
+  constexpr std::string_view kAuth = "# auth-in-clear ";
+  for (const auto& line : r.transcript) {
+    if (std::string_view(line).rfind(kAuth, 0) == 0) {
+      return words(std::string_view(line).substr(kAuth.size()), ' ');
+    }
+  }
+  return {};
+}
+
+// The finding's kind (as guardd's alerts name it); the D-Bus finding carries none, and
+// the titles guardd writes (guardd/audit/src/findings.cpp) tell them apart.
+std::string findingKind(const dbus::AuditFinding& f) {
+  const auto has = [&](std::string_view s) { return f.title.find(s) != std::string::npos; };
+  if (has(" relays mail for anyone on your LAN ")) return "open-relay-lan";
+  if (has(" is an open relay")) return "open-relay-stranger";
+  if (has("passwords would cross the network in clear")) return "auth-without-tls";
+  if (f.offerBlock) return "exposed";
+  if (has("the host firewall blocks it")) return "blocked-by-firewall";
+  return "other";
+}
+
+std::string joinedWords(const std::vector<std::string>& items) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + items[i];
+  return out;
+}
+
 nlohmann::json toJson(const dbus::AuditResult& r, std::int64_t finishedUs) {
   auto findings = nlohmann::json::array();
   for (const auto& f : r.findings) {
     findings.push_back({{"severity", f.severity},
+                        {"kind", findingKind(f)},
                         {"title", f.title},
                         {"fix", f.fix},
                         {"offer_block", f.offerBlock},
                         {"port", f.port},
                         {"block_command", f.blockCommand}});
   }
+  auto lan = nlohmann::json::array();
+  for (const auto& l : lanRelays(r)) {
+    lan.push_back({{"subnet", l.subnet},
+                   {"probe_address", l.probeAddress},
+                   {"probed_address", l.target},
+                   {"relay", l.relay},
+                   {"accepted", l.accepted},
+                   {"reason", l.reason}});
+  }
   // DESIGN.md fixes address, port, path, exposure, relay and accepted; the rest is extra.
+  // "relay" is what a stranger meets; "relay_lan" what a host on each LAN subnet meets.
   return {{"address", r.address},
           {"port", r.port},
           {"path", r.path},
@@ -96,6 +185,8 @@ nlohmann::json toJson(const dbus::AuditResult& r, std::int64_t finishedUs) {
           {"probed_address", r.probedAddress},
           {"own_domain", r.ownDomain},
           {"replies", r.transcript},
+          {"relay_lan", lan},
+          {"auth_in_clear", authInClear(r)},
           {"findings", findings},
           {"time", timeJson(finishedUs)}};
 }
@@ -129,6 +220,21 @@ std::string auditText(const dbus::AuditReport& report) {
     }
     out += "  relay: " + relay + "\n";
     if (!r.reason.empty()) out += "  why: " + r.reason + "\n";
+    for (const auto& l : lanRelays(r)) {
+      std::string lan;
+      if (l.relay == "open") {
+        lan = "OPEN RELAY: it accepted mail for anyone there (" + joinedWords(l.accepted) + ")";
+      } else if (l.relay == "closed") {
+        lan = "closed: it refused to relay for a host there";
+      } else {
+        lan = "unreachable from there";
+      }
+      out += "  relay for your LAN " + l.subnet + " (probed from " + l.probeAddress + "): " + lan +
+             "\n";
+    }
+    if (const auto auth = authInClear(r); !auth.empty()) {
+      out += "  AUTH in clear: " + joinedWords(auth) + " offered without TLS\n";
+    }
     for (const auto& f : r.findings) {
       out += "  " + f.severity + ": " + f.title + "\n";
       if (!f.fix.empty()) out += "    fix: " + f.fix + "\n";
@@ -223,10 +329,12 @@ std::shared_ptr<HostCommands> addHostCommands(CLI::App& app) {
                      "Check now (takes a few seconds) instead of showing the last result");
   c->audit->footer(
       "An open relay passes on mail from strangers to anyone: spammers use it, and the spam\n"
-      "then comes from your address. The audit talks to each server as a stranger would (from\n"
-      "a throw-away network namespace), stops before sending any message, and says how to fix\n"
-      "what it finds. With --json: an array of {address, port, path, exposure, relay,\n"
-      "accepted, ...}.");
+      "then comes from your address. The audit talks to each server as a stranger would, and\n"
+      "as a device on each of your LANs would (from a throw-away network namespace, with a\n"
+      "free address of that LAN), stops before sending any message, and says how to fix what\n"
+      "it finds, AUTH offered without TLS included. With --json: an array of {address, port,\n"
+      "path, exposure, relay, accepted, relay_lan, auth_in_clear, findings, ...}; relay is\n"
+      "what a stranger meets, relay_lan what a host on each LAN meets.");
   return c;
 }
 

@@ -2,6 +2,7 @@
 // MAIL FROM / RCPT TO / RSET, and QUIT. Never DATA.
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 
 #include "mailguard/audit/relay.hpp"
 
@@ -48,6 +49,9 @@ class Dialogue {
       auto helo = command("HELO mailguard-audit.invalid");
       if (!helo) return helo.error();
       if (!positive(*helo)) return makeError("the server refused HELO: " + *helo);
+      if (result_.ehlo.empty()) result_.ehlo = *helo;
+    } else if (result_.ehlo.empty()) {
+      result_.ehlo = *ehlo;
     }
     return banner;
   }
@@ -128,6 +132,59 @@ DialogueResult runRelayDialogue(SmtpConnection& first,
   }
   d.quit();
   return result;
+}
+
+std::vector<std::string> authMechanisms(std::string_view ehloReply) {
+  // RFC 4954: "250-AUTH mech ..." among the EHLO lines; some servers also send the
+  // pre-standard "AUTH=mech ..." line for old Outlook clients.
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < ehloReply.size()) {
+    auto end = ehloReply.find('\n', start);
+    if (end == std::string_view::npos) end = ehloReply.size();
+    std::string_view line = ehloReply.substr(start, end - start);
+    start = end + 1;
+    if (line.size() < 4) continue;
+    line.remove_prefix(4);  // "250-" / "250 "
+    std::string upper;
+    for (char c : line) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (upper.rfind("AUTH", 0) != 0 || upper.size() < 5 || (upper[4] != ' ' && upper[4] != '=')) {
+      continue;
+    }
+    std::string_view rest = std::string_view(upper).substr(5);
+    while (!rest.empty()) {
+      const auto space = rest.find(' ');
+      std::string mech(rest.substr(0, space));
+      if (!mech.empty() && std::find(out.begin(), out.end(), mech) == out.end()) {
+        out.push_back(mech);
+      }
+      if (space == std::string_view::npos) break;
+      rest.remove_prefix(space + 1);
+    }
+  }
+  return out;
+}
+
+bool isTransientFailure(int connectErrno, const DialogueResult& dialogue) {
+  if (connectErrno != 0) return connectErrno == ECONNREFUSED || connectErrno == ECONNRESET;
+  // Connected, but closed (or reset) before a banner: the listener is going away or a
+  // new one is not serving yet.
+  if (!dialogue.error || !dialogue.banner.empty()) return false;
+  const std::string& e = *dialogue.error;
+  return e.find("closed the connection") != std::string::npos ||
+         e.find("Connection reset") != std::string::npos;
+}
+
+std::vector<std::chrono::milliseconds> retryBackoff() {
+  using std::chrono::milliseconds;
+  return {milliseconds(250), milliseconds(500), milliseconds(1000), milliseconds(2000)};
+}
+
+std::optional<RelayVerdict> relayVerdictOf(std::string_view text) {
+  for (RelayVerdict v : {RelayVerdict::Open, RelayVerdict::Closed, RelayVerdict::Unreachable}) {
+    if (toString(v) == text) return v;
+  }
+  return std::nullopt;
 }
 
 std::string_view toString(RelayVerdict v) {

@@ -13,8 +13,17 @@
 // 2001:db8:6d67::1/::2 (RFC 3849) as /32 and /128 point-to-point peers. A server that
 // trusts "its own subnets" (postfix mynetworks_style = subnet) learns nothing wider
 // than the host's /32 from them, so the probe is a stranger, as it must be.
+//
+// The LAN vantage: for each directly connected subnet of this namespace (getifaddrs),
+// the probe also borrows a free address of that subnet (the first after this PC's own
+// that the kernel's neighbour table does not know; see lanSubnets()), puts it on its veth
+// end, and this namespace routes that one address (/32, /128: more specific than the
+// subnet's connected route) into the veth for the audit's duration. The server then sees
+// a client of its own LAN, as an infected device at home would be. Sockets bind their
+// source address, so one veth carries every vantage.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -32,10 +41,12 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <variant>
 
 #include "mailguard/audit/relay.hpp"
+#include "mailguard/common/c_deleter.hpp"
 #include "mailguard/common/fd.hpp"
 
 extern char** environ;
@@ -53,8 +64,9 @@ Error auditError(const std::string& what, const std::string& reason) {
   return makeError("Failed to " + what + ": " + reason);
 }
 
-// Runs `ip ARGS...` (no shell) and waits; the error carries ip's own message.
-Result<void> runIp(const std::vector<std::string>& args) {
+// Runs `ip ARGS...` (no shell) and waits; returns its output, and the error carries
+// ip's own message. The child inherits the calling thread's network namespace.
+Result<std::string> runIpOutput(const std::vector<std::string>& args) {
   int pipeFds[2];
   if (::pipe2(pipeFds, O_CLOEXEC) != 0) return auditError("run 'ip'", std::strerror(errno));
   Fd readEnd{pipeFds[0]};
@@ -94,7 +106,80 @@ Result<void> runIp(const std::vector<std::string>& args) {
     while (!output.empty() && (output.back() == '\n' || output.back() == ' ')) output.pop_back();
     return auditError("run '" + command + "'", output.empty() ? "failed" : output);
   }
+  return output;
+}
+
+Result<void> runIp(const std::vector<std::string>& args) {
+  auto r = runIpOutput(args);
+  if (!r) return r.error();
   return {};
+}
+
+// Addresses the kernel's neighbour table knows (`ip neigh show`: "ADDR dev IF lladdr ...
+// STATE"); only FAILED ones (nothing answered ARP/NDP) are free.
+std::set<std::string> neighbourAddresses() {
+  std::set<std::string> out;
+  auto listed = runIpOutput({"neigh", "show"});
+  if (!listed) return out;
+  std::istringstream lines(*listed);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string address;
+    std::string word;
+    std::string last;
+    words >> address;
+    while (words >> word) last = word;
+    if (!address.empty() && last != "FAILED") out.insert(address);
+  }
+  return out;
+}
+
+int prefixOf(const sockaddr* mask) {
+  if (mask == nullptr) return 0;
+  const std::uint8_t* bytes = nullptr;
+  std::size_t length = 0;
+  if (mask->sa_family == AF_INET) {
+    bytes = reinterpret_cast<const std::uint8_t*>(
+        &reinterpret_cast<const sockaddr_in*>(mask)->sin_addr);
+    length = 4;
+  } else if (mask->sa_family == AF_INET6) {
+    bytes = reinterpret_cast<const std::uint8_t*>(
+        &reinterpret_cast<const sockaddr_in6*>(mask)->sin6_addr);
+    length = 16;
+  } else {
+    return 0;
+  }
+  int bits = 0;
+  for (std::size_t i = 0; i < length; ++i) bits += __builtin_popcount(bytes[i]);
+  return bits;
+}
+
+// This namespace's interface addresses (getifaddrs(3)).
+std::vector<InterfaceAddress> interfaceAddresses() {
+  std::vector<InterfaceAddress> out;
+  ifaddrs* raw = nullptr;
+  if (::getifaddrs(&raw) != 0) return out;
+  const std::unique_ptr<ifaddrs, CDeleter<::freeifaddrs>> list(raw);
+  for (const ifaddrs* i = list.get(); i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_UP) == 0) continue;
+    const int family = i->ifa_addr->sa_family;
+    if (family != AF_INET && family != AF_INET6) continue;
+    InterfaceAddress a;
+    a.interface = i->ifa_name != nullptr ? i->ifa_name : "";
+    a.family = family;
+    a.loopback = (i->ifa_flags & IFF_LOOPBACK) != 0;
+    if (family == AF_INET) {
+      std::memcpy(a.address.data(), &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr,
+                  4);
+    } else {
+      std::memcpy(a.address.data(), &reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr,
+                  16);
+    }
+    a.prefixLength = prefixOf(i->ifa_netmask);
+    out.push_back(a);
+  }
+  return out;
 }
 
 std::uint64_t currentNetnsInode() {
@@ -200,7 +285,8 @@ class ProbeNetwork {
     if (vethCreated_) (void)runIp({"link", "del", hostIf_});
   }
 
-  Result<void> setUp(const AuditOptions& options, ProbeTrace* trace) {
+  Result<void> setUp(const AuditOptions& options, ProbeTrace* trace,
+                     const std::vector<LanSubnet>& subnets) {
     auto stage = [&](std::string_view name) -> Result<void> {
       if (options.faultInjection) return options.faultInjection(name);
       return {};
@@ -239,6 +325,22 @@ class ProbeNetwork {
       return {};
     };
     if (auto r = thread_.run(configureProbeSide); !r) return r;
+    for (const LanSubnet& lan : subnets) {
+      const bool v4 = lan.family == AF_INET;
+      const std::string host = lan.probeAddress + (v4 ? "/32" : "/128");
+      std::vector<std::string> route = {"route", "add", host, "dev", hostIf_};
+      if (!v4) route.insert(route.begin(), "-6");
+      if (auto r = runIp(route); !r) return r;
+      const std::function<Result<void>()> borrow = [&]() -> Result<void> {
+        std::vector<std::string> args = {"addr", "add", host, "dev", probeIf_};
+        if (!v4) {
+          args.insert(args.begin(), "-6");
+          args.emplace_back("nodad");
+        }
+        return runIp(args);
+      };
+      if (auto r = thread_.run(borrow); !r) return r;
+    }
     return stage("configured");
   }
 
@@ -332,25 +434,36 @@ struct ConnectFailure {
 
 // Non-blocking connect with a deadline. Returns the fd, or the errno (ETIMEDOUT when
 // nothing answered: the SYN was dropped).
-std::variant<Fd, ConnectFailure> connectTo(int family, const std::string& address,
-                                           std::uint16_t port, std::chrono::milliseconds timeout) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
+socklen_t socketAddress(int family, const std::string& address, std::uint16_t port,
+                        sockaddr_storage& ss) {
+  ss = {};
   if (family == AF_INET) {
     auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
     sin->sin_family = AF_INET;
     sin->sin_port = htons(port);
     (void)::inet_pton(AF_INET, address.c_str(), &sin->sin_addr);
-    len = sizeof(sockaddr_in);
-  } else {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(port);
-    (void)::inet_pton(AF_INET6, address.c_str(), &sin6->sin6_addr);
-    len = sizeof(sockaddr_in6);
+    return sizeof(sockaddr_in);
   }
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(port);
+  (void)::inet_pton(AF_INET6, address.c_str(), &sin6->sin6_addr);
+  return sizeof(sockaddr_in6);
+}
+
+std::variant<Fd, ConnectFailure> connectTo(int family, const std::string& source,
+                                           const std::string& address, std::uint16_t port,
+                                           std::chrono::milliseconds timeout) {
+  sockaddr_storage ss{};
+  const socklen_t len = socketAddress(family, address, port, ss);
   Fd fd{::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
   if (!fd) return ConnectFailure{errno};
+  // The vantage is the source address: bound explicitly, not left to route selection.
+  sockaddr_storage from{};
+  const socklen_t fromLen = socketAddress(family, source, 0, from);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&from), fromLen) != 0) {
+    return ConnectFailure{errno};
+  }
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
     return ConnectFailure{errno};
   }
@@ -370,45 +483,134 @@ std::variant<Fd, ConnectFailure> connectTo(int family, const std::string& addres
   return fd;
 }
 
-// Probes one listener from inside the probe namespace.
-void probeListener(ListenerAudit& a, const std::string& target, const AuditOptions& options) {
+// One relay dialogue from `source` to `target`, as a vantage sees it.
+struct Outcome {
+  RelayVerdict relay = RelayVerdict::Unreachable;
+  std::vector<std::string> accepted;
+  DialogueResult dialogue;
+  int connectErrno = 0;
+  bool transient = false;
+};
+
+Outcome probeOnce(int family, const std::string& source, const std::string& target,
+                  std::uint16_t port, const AuditOptions& options) {
+  Outcome out;
+  auto connected = connectTo(family, source, target, port, options.connectTimeout);
+  if (const auto* failure = std::get_if<ConnectFailure>(&connected)) {
+    out.connectErrno = failure->err;
+    out.transient = isTransientFailure(failure->err, out.dialogue);
+    return out;
+  }
+  TcpSmtpConnection conn(std::get<Fd>(std::move(connected)), options.replyTimeout);
+  const std::function<std::unique_ptr<SmtpConnection>()> reconnect =
+      [&]() -> std::unique_ptr<SmtpConnection> {
+    auto again = connectTo(family, source, target, port, options.connectTimeout);
+    if (!std::holds_alternative<Fd>(again)) return nullptr;
+    return std::make_unique<TcpSmtpConnection>(std::get<Fd>(std::move(again)),
+                                               options.replyTimeout);
+  };
+  out.dialogue = runRelayDialogue(conn, reconnect, options.ownDomain);
+  out.transient = isTransientFailure(0, out.dialogue);
+  if (out.transient) return out;  // no banner: nothing was learnt
+  for (const VariantResult& v : out.dialogue.variants) {
+    if (v.accepted) out.accepted.push_back(v.name);
+  }
+  out.relay = out.accepted.empty() ? RelayVerdict::Closed : RelayVerdict::Open;
+  return out;
+}
+
+// A server restarting (refused, or closed before its banner) is retried with backoff
+// before it counts as gone; runs on the probe thread, which has nothing else to do.
+Outcome probe(int family, const std::string& source, const std::string& target, std::uint16_t port,
+              const AuditOptions& options) {
+  Outcome out = probeOnce(family, source, target, port, options);
+  for (const auto wait : retryBackoff()) {
+    if (!out.transient) break;
+    std::this_thread::sleep_for(wait);
+    out = probeOnce(family, source, target, port, options);
+  }
+  return out;
+}
+
+std::string failureReason(const Outcome& o, const std::string& target) {
+  if (o.connectErrno == ETIMEDOUT)
+    return "no answer from " + target + " (something drops the connection)";
+  if (o.connectErrno != 0) {
+    return "connecting to " + target + " failed: " + std::strerror(o.connectErrno);
+  }
+  return "the server at " + target + " sent no greeting: " + o.dialogue.error.value_or("?");
+}
+
+void addAuth(ListenerAudit& a, const DialogueResult& d) {
+  for (auto& m : authMechanisms(d.ehlo)) {
+    if (std::find(a.authInClear.begin(), a.authInClear.end(), m) == a.authInClear.end()) {
+      a.authInClear.push_back(std::move(m));
+    }
+  }
+}
+
+// Probes one listener from inside the probe namespace: as a stranger, then from each
+// LAN subnet of its family.
+void probeListener(ListenerAudit& a, const std::string& target, const AuditOptions& options,
+                   const std::vector<std::pair<LanSubnet, std::string>>& lanTargets) {
   a.probedAddress = target;
   const int family = a.listener.family;
-  auto connected = connectTo(family, target, a.listener.port, options.connectTimeout);
-  if (const auto* failure = std::get_if<ConnectFailure>(&connected)) {
-    a.relay = RelayVerdict::Unreachable;
-    const bool dropped = failure->err == ETIMEDOUT;
+  const std::string stranger = family == AF_INET ? kProbeV4 : kProbeV6;
+  Outcome o = probe(family, stranger, target, a.listener.port, options);
+  a.dialogue = o.dialogue;
+  a.relay = o.relay;
+  a.accepted = o.accepted;
+  a.transientFailure = o.transient;
+  if (o.relay == RelayVerdict::Unreachable) {
+    const bool dropped = o.connectErrno == ETIMEDOUT;
     const rules::ServicePort port{rules::Protocol::Tcp, a.listener.port};
     a.blockedByFirewall =
         dropped && options.firewall.enabled && !rules::allowsFromAnywhere(options.firewall, port);
     if (a.blockedByFirewall) {
       a.reason = "the host firewall drops connections from other computers to port " +
                  std::to_string(a.listener.port);
-    } else if (dropped) {
-      a.reason = "no answer from " + target + " (something drops the connection)";
     } else {
-      a.reason = "connecting to " + target + " failed: " + std::strerror(failure->err);
+      a.reason = failureReason(o, target);
+      if (o.transient) a.reason += " (still, after retrying for a few seconds)";
     }
-    return;
+  } else {
+    addAuth(a, o.dialogue);
+    a.reason = "reached from " + stranger + " (a stranger's address) at " + target;
+    if (a.dialogue.error && a.accepted.empty()) {
+      a.reason += "; the dialogue ended early: " + *a.dialogue.error;
+    }
   }
-  TcpSmtpConnection conn(std::get<Fd>(std::move(connected)), options.replyTimeout);
-  const std::function<std::unique_ptr<SmtpConnection>()> reconnect =
-      [&]() -> std::unique_ptr<SmtpConnection> {
-    auto again = connectTo(family, target, a.listener.port, options.connectTimeout);
-    if (!std::holds_alternative<Fd>(again)) return nullptr;
-    return std::make_unique<TcpSmtpConnection>(std::get<Fd>(std::move(again)),
-                                               options.replyTimeout);
-  };
-  a.dialogue = runRelayDialogue(conn, reconnect, options.ownDomain);
-  for (const VariantResult& v : a.dialogue.variants) {
-    if (v.accepted) a.accepted.push_back(v.name);
+  for (const auto& [subnet, lanTarget] : lanTargets) {
+    LanVantage v;
+    v.subnet = subnet.cidr;
+    v.probeAddress = subnet.probeAddress;
+    v.target = lanTarget;
+    Outcome lan = probe(subnet.family, subnet.probeAddress, lanTarget, a.listener.port, options);
+    v.relay = lan.relay;
+    v.transient = lan.transient;
+    v.accepted = lan.accepted;
+    v.dialogue = lan.dialogue;
+    if (lan.relay == RelayVerdict::Unreachable) {
+      v.reason = failureReason(lan, lanTarget);
+    } else {
+      addAuth(a, lan.dialogue);
+      v.reason = "reached from " + subnet.probeAddress + " (a host on your LAN " + subnet.cidr +
+                 ") at " + lanTarget;
+    }
+    a.lan.push_back(std::move(v));
   }
-  a.relay = a.accepted.empty() ? RelayVerdict::Closed : RelayVerdict::Open;
-  a.reason = "reached from " + std::string(family == AF_INET ? kProbeV4 : kProbeV6) +
-             " (a stranger's address) at " + target;
-  if (a.dialogue.error && a.accepted.empty()) {
-    a.reason += "; the dialogue ended early: " + *a.dialogue.error;
-  }
+}
+
+// A dual-stack socket on [::] (IPV6_V6ONLY off, as postfix and exim open them when
+// they have no IPv4 socket of their own) takes IPv4 connections too: its LAN probe
+// covers the IPv4 subnets, unless an IPv4 socket on the port (which the kernel prefers)
+// answers them.
+bool reachesIpv4Too(const MailListener& l, const std::vector<MailListener>& all,
+                    const LanSubnet& subnet) {
+  if (subnet.family != AF_INET || l.family != AF_INET6 || !l.isWildcard()) return false;
+  return std::none_of(all.begin(), all.end(), [&](const MailListener& other) {
+    return other.family == AF_INET && other.port == l.port;
+  });
 }
 
 }  // namespace
@@ -430,8 +632,12 @@ Result<std::vector<ListenerAudit>> auditRelays(const std::vector<MailListener>& 
   }
   if (!anyExternal) return out;
 
+  // Read before the probe veth exists, from this (guardd's) namespace.
+  std::vector<LanSubnet> subnets;
+  if (options.lanVantage) subnets = lanSubnets(interfaceAddresses(), neighbourAddresses());
+
   ProbeNetwork network;
-  if (auto r = network.setUp(options, trace); !r) return r.error();
+  if (auto r = network.setUp(options, trace, subnets); !r) return r.error();
   bool first = true;
   for (ListenerAudit& a : out) {
     if (a.listener.exposure == Exposure::Loopback) continue;
@@ -442,12 +648,23 @@ Result<std::vector<ListenerAudit>> auditRelays(const std::vector<MailListener>& 
       target = a.listener.addressText();
       if (auto r = network.routeTo(a.listener.family, target); !r) return r.error();
     }
+    // A wildcard listener is reached at this PC's address in the subnet, as a LAN host
+    // would; one bound to an address at that address.
+    std::vector<std::pair<LanSubnet, std::string>> lanTargets;
+    for (const LanSubnet& subnet : subnets) {
+      if (subnet.family != a.listener.family && !reachesIpv4Too(a.listener, listeners, subnet)) {
+        continue;
+      }
+      std::string lanTarget = a.listener.isWildcard() ? subnet.hostAddress : target;
+      if (auto r = network.routeTo(subnet.family, lanTarget); !r) return r.error();
+      lanTargets.emplace_back(subnet, std::move(lanTarget));
+    }
     if (first && options.faultInjection) {
       if (auto r = options.faultInjection("probing"); !r) return r.error();
     }
     first = false;
     const std::function<Result<void>()> task = [&]() -> Result<void> {
-      probeListener(a, target, options);
+      probeListener(a, target, options, lanTargets);
       return {};
     };
     if (auto r = network.inProbeNamespace(task); !r) return r.error();

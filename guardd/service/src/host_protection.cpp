@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <tuple>
 #include <utility>
 
@@ -92,7 +94,11 @@ store::AuditRow rowOf(const audit::ListenerAudit& a, TimePoint now) {
   row.blockedByFirewall = a.blockedByFirewall;
   row.probedAddress = a.probedAddress;
   row.ownDomain = a.dialogue.ownDomain;
-  row.transcript = transcriptLines(a.dialogue.transcript);
+  // The LAN vantages and AUTH-in-clear ride along as "# " summary lines after the
+  // stranger's dialogue (audit::vantageLines), so they survive a restart of guardd.
+  std::vector<std::string> transcript = a.dialogue.transcript;
+  for (auto& line : audit::vantageLines(a)) transcript.push_back(std::move(line));
+  row.transcript = transcriptLines(transcript);
   return row;
 }
 
@@ -115,7 +121,12 @@ audit::ListenerAudit auditOf(const store::AuditRow& row) {
   a.blockedByFirewall = row.blockedByFirewall;
   a.probedAddress = row.probedAddress;
   a.dialogue.ownDomain = row.ownDomain;
+  audit::readVantageLines(row.transcript, a);
   return a;
+}
+
+std::string listenerIdentity(int family, const std::string& address, std::uint16_t port) {
+  return std::to_string(family) + "|" + address + "|" + std::to_string(port);
 }
 
 store::StoredFirewall storedOf(const rules::FirewallState& s) {
@@ -153,17 +164,34 @@ std::string listenerText(const store::AuditRow& row) {
   return address + ":" + std::to_string(row.port);
 }
 
-// The findings an alert is raised for, keyed "address:port kind" (kind "open-relay" or
-// "exposed"); information only (a listener the firewall blocks) raises none.
-using FoundFinding = std::tuple<const AuditEntryView*, const AuditFindingView*, std::string>;
+// The findings an alert is raised for, keyed "address:port kind[ subnet]" (kind as
+// audit::Finding::kind: "open-relay-stranger", "open-relay-lan", "auth-without-tls",
+// "exposed"); information only (a listener the firewall blocks) raises none. The kinds
+// come from the audit library again: AuditFindingView carries no kind.
+struct FoundFinding {
+  const AuditEntryView* entry = nullptr;
+  const AuditFindingView* finding = nullptr;
+  std::string kind;
+};
 std::vector<std::pair<std::string, FoundFinding>> findingKeys(
-    const std::vector<AuditEntryView>& entries) {
+    const std::vector<AuditEntryView>& entries, const rules::FirewallState& firewall) {
   std::vector<std::pair<std::string, FoundFinding>> out;
   for (const auto& entry : entries) {
-    for (const auto& f : entry.findings) {
+    const auto kinds = audit::findingsFor(auditOf(entry.result), firewall);
+    for (std::size_t i = 0; i < entry.findings.size(); ++i) {
+      const auto& f = entry.findings[i];
       if (f.severity == "info") continue;
-      std::string kind = f.offerBlock ? "exposed" : "open-relay";
+      std::string kind = i < kinds.size() ? kinds[i].kind
+                         : f.offerBlock   ? "exposed"
+                                          : "open-relay-stranger";
       std::string key = listenerText(entry.result) + " " + kind;
+      if (kind == "open-relay-lan") {
+        // One per subnet: the subnet is the word after "your LAN " in the title.
+        const auto at = f.title.find("your LAN ");
+        if (at != std::string::npos) {
+          key += " " + f.title.substr(at + 9, f.title.find(':', at) - at - 9);
+        }
+      }
       out.emplace_back(std::move(key), FoundFinding{&entry, &f, std::move(kind)});
     }
   }
@@ -221,7 +249,9 @@ Result<void> HostProtection::start() {
       summary_.entries.push_back(std::move(entry));
     }
     // Alerted before the restart: raised again only if they go away and come back.
-    for (const auto& key : findingKeys(summary_.entries)) alertedFindings_.insert(key.first);
+    for (const auto& key : findingKeys(summary_.entries, firewall_->state())) {
+      alertedFindings_.insert(key.first);
+    }
   } else {
     log::warning(audits.error().message);
   }
@@ -263,7 +293,9 @@ void HostProtection::flushProbes() {
   std::vector<store::ProbeRow> rows;
   rows.reserve(records.size());
   for (const auto& r : records) {
-    if (isAuditProbe(r.sourceAddress())) continue;
+    if (isAuditProbe(r.sourceAddress()) || lanProbeAddresses_.contains(r.sourceAddress())) {
+      continue;
+    }
     rows.push_back({r.sourceAddress(), r.port, r.count, r.first, r.last});
     if (log::enabled(log::Level::Debug)) {
       log::debug("inbound probe of port " + std::to_string(r.port) + " from " + r.sourceAddress() +
@@ -337,10 +369,13 @@ std::vector<AuditFindingView> HostProtection::findingsOf(const store::AuditRow& 
 
 void HostProtection::raiseAlerts(const std::vector<AuditEntryView>& entries) {
   std::set<std::string> current;
-  for (const auto& [key, found] : findingKeys(entries)) {
+  const rules::FirewallState state = firewall_ ? firewall_->state() : rules::FirewallState{};
+  for (const auto& [key, found] : findingKeys(entries, state)) {
     current.insert(key);
     if (alertedFindings_.contains(key)) continue;
-    const auto& [entry, f, kind] = found;
+    const AuditEntryView* entry = found.entry;
+    const AuditFindingView* f = found.finding;
+    const std::string& kind = found.kind;
     store::AlertRecord record;
     record.time = clock_.now();
     record.principal = "audit:" + key;
@@ -362,6 +397,19 @@ void HostProtection::raiseAlerts(const std::vector<AuditEntryView>& entries) {
                                     {"fix", f->fix},
                                     {"offer_block", f->offerBlock},
                                     {"block_command", f->blockCommand}};
+    if (kind == "open-relay-lan") {
+      // The vantage that found it: its subnet and what the server took from there.
+      const auto lanAudit = auditOf(entry->result);
+      for (const auto& v : lanAudit.lan) {
+        if (f->title.find("your LAN " + v.subnet + ":") == std::string::npos) continue;
+        evidence["subnet"] = v.subnet;
+        evidence["probe_address"] = v.probeAddress;
+        evidence["accepted"] = v.accepted;
+        evidence["relay"] = std::string(audit::toString(v.relay));
+      }
+    } else if (kind == "auth-without-tls") {
+      evidence["auth_in_clear"] = auditOf(entry->result).authInClear;
+    }
     record.evidence = evidence.dump();
     alerts_.raise(std::move(record));
   }
@@ -390,6 +438,12 @@ void HostProtection::startJob(bool auditToo) {
   job.audit = auditToo;
   job.ports = options_.settings.mailPorts;
   job.firewall = firewall_->state();
+  if (auditToo) {
+    for (const auto& e : summary_.entries) {
+      job.previousListeners.insert(
+          listenerIdentity(e.result.family, e.result.address, e.result.port));
+    }
+  }
   jobRunning_ = true;
   jobIsAudit_ = auditToo;
   jobGeneration_ = generation_;
@@ -404,6 +458,24 @@ void HostProtection::startJob(bool auditToo) {
     procinfo::FileHasher hasher;
     procinfo::ProcessResolver resolver(proc, hasher);
     auto listeners = audit::takeInventory(sockets, resolver, job.ports);
+    // A listener of the last audit that is missing now may be a server restarting: take
+    // the inventory again (with backoff, a few seconds in all) before believing it gone.
+    const auto missing = [&] {
+      if (!listeners) return false;
+      std::set<std::string> now;
+      for (const auto& l : *listeners) {
+        now.insert(listenerIdentity(l.family == AF_INET ? 4 : 6, l.addressText(), l.port));
+      }
+      return std::any_of(job.previousListeners.begin(), job.previousListeners.end(),
+                         [&](const std::string& k) { return !now.contains(k); });
+    };
+    if (job.audit) {
+      for (const auto wait : audit::retryBackoff()) {
+        if (!missing()) break;
+        std::this_thread::sleep_for(wait);
+        listeners = audit::takeInventory(sockets, resolver, job.ports);
+      }
+    }
     if (!listeners) {
       result.error = listeners.error();
     } else {
@@ -448,12 +520,46 @@ void HostProtection::finishAudit(const JobResult& result) {
     summary_.error.clear();
     audited_ = true;
     lastAuditedKey_ = listenerKey(result.listeners);
+    std::map<std::string, store::AuditRow> before;
+    for (const auto& e : summary_.entries) {
+      before.emplace(listenerIdentity(e.result.family, e.result.address, e.result.port), e.result);
+    }
     summary_.finished = clock_.now();
     summary_.entries.clear();
+    lanProbeAddresses_.clear();
     std::vector<store::AuditRow> rows;
-    for (const auto& a : result.audits) {
+    for (audit::ListenerAudit a : result.audits) {
+      for (const auto& v : a.lan) lanProbeAddresses_.insert(v.probeAddress);
+      // Refused or closed before the banner even after the retries: a server restarting,
+      // most likely. The last real answer of this listener says more than "unreachable".
+      const auto last = before.find(listenerIdentity(a.listener.family == AF_INET ? 4 : 6,
+                                                     a.listener.addressText(), a.listener.port));
+      if (!a.transientFailure && last != before.end()) {
+        // The same for one LAN vantage (the server went away between two probes).
+        const auto earlier = auditOf(last->second).lan;
+        for (auto& v : a.lan) {
+          if (!v.transient) continue;
+          const auto kept = std::find_if(earlier.begin(), earlier.end(), [&](const auto& e) {
+            return e.subnet == v.subnet && e.relay != audit::RelayVerdict::Unreachable;
+          });
+          if (kept == earlier.end()) continue;
+          const std::string now = v.reason;
+          v = *kept;
+          if (v.reason.rfind("kept", 0) != 0) v.reason = "kept (" + now + "): " + v.reason;
+        }
+      }
       AuditEntryView entry;
       entry.result = rowOf(a, summary_.finished);
+      if (a.transientFailure && last != before.end() && last->second.relay != "unreachable") {
+        const std::string now = entry.result.reason;
+        entry.result = last->second;
+        const std::string kept = "kept from the audit before: this time ";
+        if (entry.result.reason.rfind(kept, 0) != 0) {
+          entry.result.reason = kept + now + "; then " + entry.result.reason;
+        }
+        log::warning("Mail-server audit: " + listenerText(entry.result) +
+                     " did not answer (restarting?); its last result is kept");
+      }
       entry.findings = findingsOf(entry.result);
       for (const auto& f : entry.findings) {
         if (f.severity == "info") continue;

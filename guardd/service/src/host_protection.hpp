@@ -56,6 +56,9 @@ class HostProtection {
     bool audit = false;  // inventory only, or inventory and relay audit
     std::vector<std::uint16_t> ports;
     rules::FirewallState firewall;
+    // "family|address|port" of the listeners the last audit saw: one missing from the
+    // inventory may be a server restarting, so the inventory is taken again first.
+    std::set<std::string> previousListeners;
   };
   struct JobResult {
     bool audit = false;
@@ -105,6 +108,8 @@ class HostProtection {
   AuditSummary summary_;
   // "address:port kind" of the findings the last audit had: alerted already.
   std::set<std::string> alertedFindings_;
+  // The LAN addresses the last audit borrowed: its own SYNs, not inbound probes.
+  std::set<std::string> lanProbeAddresses_;
 };
 
 }  // namespace mailguard::service

@@ -116,5 +116,14 @@ TEST(RelayDialogue, ReconnectsWhenTheServerHangsUpPartWay) {
   EXPECT_EQ(reconnects, 1);
 }
 
+TEST(RelayDialogue, KeepsTheEhloReplyForTheAuthCheck) {
+  ScriptedServer server("220 example.org ESMTP", [](const std::string& line) -> std::string {
+    if (line.rfind("EHLO", 0) == 0) return "250-example.org\n250-AUTH PLAIN LOGIN\n250 HELP";
+    return closedRelay(line);
+  });
+  const auto r = runRelayDialogue(server, nullptr, "");
+  EXPECT_THAT(authMechanisms(r.ehlo), ElementsAre("PLAIN", "LOGIN"));
+}
+
 }  // namespace
 }  // namespace mailguard::audit

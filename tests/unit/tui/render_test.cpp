@@ -340,6 +340,32 @@ TEST(Render, AuditShowsServersRelayAndFindingsFix) {
   EXPECT_NE(text.find("fix      Set dc_relay_nets to 127.0.0.1"), std::string::npos) << text;
 }
 
+TEST(Render, AuditShowsARelayOpenOnlyForTheLanAsOpen) {
+  State s = household({100, 30});
+  update(s, KeyPressed{Key::ch("4")});
+  AuditReport report;
+  report.finishedUs = kMidnightUs + kHourUs;
+  auto lanOnly = auditResult("198.18.4.1", 25, "external", "closed");
+  lanOnly.accepted.clear();
+  lanOnly.transcript = {
+      "< 220 pc.test ESMTP",
+      "# lan 198.18.4.0/24 from 198.18.4.3 to 198.18.4.1: open plain,null-sender "
+      "| reached from 198.18.4.3 (a host on your LAN 198.18.4.0/24) at 198.18.4.1",
+      "< 220 pc.test ESMTP"};
+  report.results = {lanOnly};
+  update(s, AuditLoaded{report});
+  Frame f = render(s, {100, 30});
+  expectExactWidths(f);
+  const auto lines = f.lines();
+  EXPECT_EQ(lines[3], " Last audit 2024-03-14 01:00:00: 1 server, 1 external, 1 open relay");
+  EXPECT_EQ(lines[4].rfind(" 198.18.4.1:25          EXTERNAL OPEN (LAN) ", 0), 0u) << lines[4];
+  EXPECT_NE(lines[4].find("LAN: plain,null-sender"), std::string::npos) << lines[4];
+  EXPECT_TRUE(f.rows[4].selected);
+  update(s, KeyPressed{Key::of(KeyCode::Enter)});
+  const std::string text = render(s, {100, 30}).text();
+  EXPECT_NE(text.find("198.18.4.0/24 (from 198.18.4.3): relay OPEN"), std::string::npos) << text;
+}
+
 TEST(Render, RunningAuditSaysAuditing) {
   State s = household({80, 24});
   update(s, KeyPressed{Key::ch("4")});

@@ -16,6 +16,9 @@ Mta mtaOf(std::string_view path, std::string_view comm);
 struct Finding {
   enum class Severity { Info, Warning, Critical };
   Severity severity = Severity::Info;
+  // "open-relay-stranger", "open-relay-lan", "auth-without-tls", "exposed",
+  // "blocked-by-firewall".
+  std::string kind;
   std::string title;  // one line
   std::string fix;    // what to change, with the file and the setting
   // A public listener: offer to block its port in the host firewall.

@@ -2,12 +2,14 @@
 // Relay self-audit: for each mail listener, the SMTP dialogue a stranger would have,
 // from a throw-away network namespace joined to this one by a veth pair with test-net
 // addresses (never loopback, never an address the server could count as its own
-// network). It tries the classic relay variants, stops after RCPT (never DATA) and
-// says QUIT.
+// network), and the dialogue a host on each directly connected LAN subnet would have
+// (a free address of that subnet, in the same namespace). It tries the classic relay
+// variants, stops after RCPT (never DATA) and says QUIT.
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +50,7 @@ struct VariantResult {
 
 struct DialogueResult {
   std::string banner;
+  std::string ehlo;       // the EHLO (or HELO) reply: the extensions the server offers
   std::string ownDomain;  // used for the variants
   std::vector<VariantResult> variants;
   std::vector<std::string> transcript;  // "> MAIL FROM:<...>", "< 250 2.1.0 Ok"
@@ -60,8 +63,66 @@ DialogueResult runRelayDialogue(SmtpConnection& first,
                                 const std::function<std::unique_ptr<SmtpConnection>()>& reconnect,
                                 std::string_view ownDomain);
 
+// The SASL mechanisms an EHLO reply offers ("250-AUTH PLAIN LOGIN", or the old
+// "250-AUTH=PLAIN" form); empty when it offers no AUTH. The audit never says STARTTLS,
+// so whatever this lists is offered on the plain-text connection.
+std::vector<std::string> authMechanisms(std::string_view ehloReply);
+
+// A failure that a restarting server gives (connection refused, or closed before a
+// banner), worth retrying; a timeout (a firewall drops the SYN, or the port speaks
+// TLS from the first byte) is not.
+bool isTransientFailure(int connectErrno, const DialogueResult& dialogue);
+
+// The waits between retries of a transiently failing listener: about 4 s in all, longer
+// than an MTA's restart.
+std::vector<std::chrono::milliseconds> retryBackoff();
+
 enum class RelayVerdict { Open, Closed, Unreachable };
 std::string_view toString(RelayVerdict v);  // "open", "closed", "unreachable"
+std::optional<RelayVerdict> relayVerdictOf(std::string_view text);
+
+// A directly connected subnet of this PC and the address the audit borrows in it.
+struct LanSubnet {
+  int family = 0;            // AF_INET or AF_INET6
+  std::string cidr;          // "198.18.4.0/24"
+  std::string hostAddress;   // this PC's address in it ("198.18.4.1")
+  std::string probeAddress;  // the free address the LAN probe comes from
+};
+
+// An address of one of this PC's interfaces (getifaddrs).
+struct InterfaceAddress {
+  std::string interface;
+  int family = 0;
+  std::array<std::uint8_t, 16> address{};
+  int prefixLength = 0;
+  bool loopback = false;  // the interface is IFF_LOOPBACK
+};
+
+inline constexpr std::size_t kMaxLanSubnets = 4;
+
+// The subnets a LAN probe runs from: every IPv4/IPv6 subnet of `addresses` except
+// loopback, /31-/32 and /127-/128 (nothing else lives in them), the audit's own veth and
+// IPv6 link-local (fe80::/10, which needs scope ids); IPv4 link-local (169.254.0.0/16)
+// only when no other subnet is left. At most
+// `max`, in interface order. The probe address is the first host address after the PC's
+// own (wrapping round the subnet, never the network or broadcast address) that is in
+// neither `inUse` (the PC's addresses and the kernel's neighbour table) nor any
+// subnet's own address; a subnet with no such address among the first 4096 is skipped.
+std::vector<LanSubnet> lanSubnets(const std::vector<InterfaceAddress>& addresses,
+                                  const std::set<std::string>& inUse,
+                                  std::size_t max = kMaxLanSubnets);
+
+// The relay dialogue from one LAN subnet.
+struct LanVantage {
+  std::string subnet;        // cidr
+  std::string probeAddress;  // where it came from
+  std::string target;        // where it connected to
+  RelayVerdict relay = RelayVerdict::Unreachable;
+  std::vector<std::string> accepted;
+  std::string reason;
+  DialogueResult dialogue;
+  bool transient = false;  // as ListenerAudit::transientFailure, for this vantage
+};
 
 struct ListenerAudit {
   MailListener listener;
@@ -70,8 +131,20 @@ struct ListenerAudit {
   std::string reason;                 // why unreachable / how it was reached
   bool blockedByFirewall = false;     // unreachable because host_in drops it
   std::string probedAddress;          // where the probe connected to
-  DialogueResult dialogue;
+  DialogueResult dialogue;            // the stranger's
+  std::vector<LanVantage> lan;        // one per LAN subnet of the listener's family
+  // AUTH offered on the plain-text connection (to the stranger or a LAN host).
+  std::vector<std::string> authInClear;
+  // Still refused / closed before the banner after the retries: the server is probably
+  // restarting, so the audit before says more about it than this one.
+  bool transientFailure = false;
 };
+
+// The LAN and AUTH results as summary lines ("# lan 198.18.4.0/24 from 198.18.4.2: open
+// plain,null-sender", "# auth-in-clear PLAIN LOGIN"), each LAN line followed by that
+// dialogue, for keeping them with the stored transcript; and back.
+std::vector<std::string> vantageLines(const ListenerAudit& audit);
+void readVantageLines(const std::vector<std::string>& transcript, ListenerAudit& audit);
 
 struct AuditOptions {
   std::string ownDomain;  // empty: the name in the server's banner
@@ -80,6 +153,8 @@ struct AuditOptions {
   // The host firewall as installed, to tell "blocked by the firewall" from other
   // reasons a listener cannot be reached.
   rules::FirewallState firewall;
+  // Whether to probe from the LAN subnets too (from getifaddrs and the neighbour table).
+  bool lanVantage = true;
   // Test hook: called at each stage ("namespace", "veth", "configured", "probing");
   // an error aborts the audit there, as a real failure would.
   std::function<Result<void>(std::string_view stage)> faultInjection;
