@@ -210,7 +210,7 @@ TEST(Actions, DenyAsksNamingTheProgramLikeApproveAndForget) {
   ASSERT_EQ(fx.commands.size(), 1u);
   EXPECT_EQ(fx.commands[0].kind, Command::Kind::Deny);
   EXPECT_EQ(fx.commands[0].programId, 2);
-  EXPECT_EQ(s.message->text, "Denying /home/alice/.cache/bot ...");
+  EXPECT_EQ(s.message->text, "Denying /home/alice/.cache/bot... waiting for authorization");
 }
 
 TEST(Actions, DenyNamesHowManyHeldMessagesItWillDelete) {
