@@ -119,9 +119,11 @@ TEST(Paging, TheWindowSaysWhichRowsOfHowManyAreShown) {
   press(s, KeyCode::PageDown);
   press(s, KeyCode::PageDown);
   w = listWindow(s);
-  EXPECT_GT(w.first, 1);
-  EXPECT_LE(w.first, selectedRow(s) + 1);
-  EXPECT_GE(w.last, selectedRow(s) + 1);
+  EXPECT_EQ(w.first, 2 * rows + 1);
+  EXPECT_EQ(w.last, 3 * rows);
+  EXPECT_EQ(selectedRow(s), 2 * rows);
+  press(s, KeyCode::PageUp);
+  EXPECT_EQ(listWindow(s).first, rows + 1);
   press(s, KeyCode::End);
   w = listWindow(s);
   EXPECT_EQ(w.last, 200);

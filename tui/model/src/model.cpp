@@ -147,6 +147,18 @@ void moveSelection(State& s, int delta, bool absolute) {
   }
 }
 
+// PgUp/PgDn turn a page, as in a pager: the window and the cursor move by a screenful,
+// so "rows 1-19" becomes "rows 20-38" (the ends clamp both).
+void movePage(State& s, int direction) {
+  const int rows = std::max(1, layoutFor(s, s.size).listRows);
+  int* top = s.screen == Screen::Programs   ? &s.programTop
+             : s.screen == Screen::Attempts ? &s.attemptTop
+             : s.screen == Screen::Alerts   ? &s.alertTop
+                                            : &s.auditTop;
+  *top = std::max(0, *top + direction * rows);
+  moveSelection(s, direction * rows, false);
+}
+
 void info(State& s, std::string text) { s.message = Message{Message::Kind::Info, std::move(text)}; }
 void error(State& s, std::string text) {
   s.message = Message{Message::Kind::Error, std::move(text)};
@@ -451,7 +463,6 @@ void onKey(State& s, const Key& key, Effects& fx) {
     return;
   }
   s.message.reset();
-  const int page = std::max(1, layoutFor(s, s.size).listRows - 1);
   switch (key.code) {
     case KeyCode::Up:
       moveSelection(s, -1, false);
@@ -460,10 +471,10 @@ void onKey(State& s, const Key& key, Effects& fx) {
       moveSelection(s, 1, false);
       return;
     case KeyCode::PageUp:
-      moveSelection(s, -page, false);
+      movePage(s, -1);
       return;
     case KeyCode::PageDown:
-      moveSelection(s, page, false);
+      movePage(s, 1);
       return;
     case KeyCode::Home:
       moveSelection(s, 0, true);
@@ -531,8 +542,8 @@ void onKey(State& s, const Key& key, Effects& fx) {
       info(s, "v filters the Attempts list by verdict (screen 2)");
       return;
     }
+    // The rows line under the list names the verdicts shown.
     s.verdictFilter = static_cast<VerdictFilter>((static_cast<int>(s.verdictFilter) + 1) % 3);
-    info(s, std::string("Attempts shown: ") + toString(s.verdictFilter));
   } else if (c == "d") {
     requestAction(s, Action::Deny);
   } else if (c == "f") {
