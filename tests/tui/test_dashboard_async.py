@@ -144,6 +144,36 @@ class DashboardAsync(GuarddOnBusTest):
         self.assertFalse([l for l in test_dashboard.screen_lines(tui.last)[3:28]
                           if "refusedclient" in l], tui.last)
 
+    def test_paging_past_the_newest_thousand_loads_older_attempts_from_guardd(self):
+        refused = distinct_copy(CONNECT, os.path.join(self.dir, "refusedclient"), "refused")
+        r = subprocess.run([SEED, self.state, "deny", refused], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.start_guardd()
+        connect("127.0.0.1", 25, timeout_ms=300, exe=refused, count=1050)
+
+        def recorded():
+            newest = self.ctl_json("attempts", "--limit", "1000")
+            if len(newest) < 1000:
+                return None
+            older = self.ctl_json("attempts", "--limit", "1000", "--before",
+                                  str(newest[-1]["id"]))
+            return len(newest) + len(older) if len(newest) + len(older) >= 1050 else None
+        total = wait_for(recorded, 60, "1,050 attempts in guardd")
+
+        tui = self.tui(cols=100, rows=30)
+        tui.wait_for_text("connected")
+        tui.send("2")
+        tui.wait_for_text("rows 1-25 of 1,000+")
+        tui.send("End")
+        total_text = f"{total:,}"
+        # The page before the oldest in memory comes from guardd; End again reaches it.
+        tui.wait_for(lambda s: re.search(rf"rows 976-1,000 of {total_text}$", s, re.M),
+                     "the older page loaded")
+        tui.send("End")
+        tui.wait_for(lambda s: re.search(rf"rows {total - 24:,}-{total_text} of {total_text}$",
+                                         s, re.M), "the oldest attempt")
+
     def test_shift_a_pins_an_approval_to_a_server_and_guardd_refuses_a_host_name(self):
         Listener(self, "127.0.0.2", 25)
         other = Listener(self, "127.0.0.3", 25)

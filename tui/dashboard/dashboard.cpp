@@ -30,7 +30,7 @@ constexpr auto kTickPeriod = std::chrono::seconds(2);
 // guardd's counters are asked for after events, at most this often.
 constexpr auto kStatusGap = std::chrono::seconds(1);
 // Attempts since midnight counted at load, in pages of the server's maximum.
-constexpr std::uint32_t kPage = 1000;
+constexpr auto kPage = static_cast<std::uint32_t>(kAttemptPage);
 constexpr int kMaxTodayPages = 50;
 
 std::int64_t nowUs() {
@@ -237,6 +237,20 @@ void Dashboard::execute(const Command& c) {
     case Command::Kind::Reload:
       load();
       break;
+    case Command::Kind::LoadOlderAttempts: {
+      dbus::AttemptFilter f;
+      f.limit = static_cast<std::uint32_t>(kAttemptPage);
+      f.beforeId = c.beforeId;
+      auto r = client_->attempts(f);
+      if (const auto* v = valueOf(r)) {
+        handle(OlderAttemptsLoaded{c.beforeId, *v, {}});
+      } else {
+        const auto& e = std::get<dbus::ClientError>(r);
+        handle(OlderAttemptsLoaded{c.beforeId, {}, e.message});
+        if (busGone(e)) lost(e);
+      }
+      break;
+    }
     case Command::Kind::LoadAudit:
       loadAudit();
       break;

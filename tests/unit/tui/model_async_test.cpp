@@ -232,16 +232,66 @@ TEST(PagingRender, TheMessageLineSaysWhichRowsOfHowManyAndTheVerdictShown) {
   EXPECT_EQ(lines[22].substr(lines[22].size() - want.size()), want) << lines[22];
 }
 
-TEST(PagingRender, ThousandsAreGrouped) {
+TEST(PagingRender, ThousandsAreGroupedAndAFullPageSaysThereIsMore) {
   const auto bot = program(1, "/home/alice/.cache/bot", "pending");
   std::vector<Attempt> attempts;
-  for (int i = static_cast<int>(kMaxAttempts); i >= 1; --i)
+  for (int i = static_cast<int>(kAttemptPage); i >= 1; --i) {
+    attempts.push_back(attempt(i + 5000, bot, "hold"));
+  }
+  State s = loadedState(snapshot({bot}, attempts));
+  press(s, "2");
+  auto lines = render(s, s.size).lines();
+  EXPECT_NE(lines[22].find("rows 1-19 of 1,000+"), std::string::npos) << lines[22];
+  press(s, KeyCode::End);
+  lines = render(s, s.size).lines();
+  EXPECT_NE(lines[22].find("rows 982-1,000 of 1,000+, loading older"), std::string::npos)
+      << lines[22];
+}
+
+TEST(Paging, ReachingTheOldestAttemptInMemoryLoadsThePageBeforeIt) {
+  const auto bot = program(1, "/home/alice/.cache/bot", "pending");
+  std::vector<Attempt> attempts;
+  for (int i = static_cast<int>(kAttemptPage); i >= 1; --i) {
+    attempts.push_back(attempt(i + 5000, bot, "hold"));
+  }
+  State s = loadedState(snapshot({bot}, attempts));
+  press(s, "2");
+  EXPECT_TRUE(s.olderAttempts);
+  EXPECT_TRUE(press(s, KeyCode::PageDown).commands.empty()) << "far from the end";
+  Effects fx = press(s, KeyCode::End);
+  ASSERT_EQ(fx.commands.size(), 1u);
+  EXPECT_EQ(fx.commands[0].kind, Command::Kind::LoadOlderAttempts);
+  EXPECT_EQ(fx.commands[0].beforeId, 5001);
+  EXPECT_TRUE(press(s, KeyCode::End).commands.empty()) << "one request at a time";
+
+  // guardd has 300 older ones: all there, nothing older.
+  std::vector<Attempt> older;
+  for (int i = 5000; i > 4700; --i) older.push_back(attempt(i, bot, "hold"));
+  update(s, OlderAttemptsLoaded{5001, older, {}});
+  EXPECT_FALSE(s.loadingOlder);
+  EXPECT_FALSE(s.olderAttempts);
+  EXPECT_EQ(s.attempts.size(), 1300u);
+  EXPECT_EQ(s.attempts.back().id, 4701);
+  EXPECT_EQ(selectedAttempt(s)->id, 5001) << "the selection stays where it was";
+  EXPECT_EQ(listWindow(s).total, 1300);
+  press(s, KeyCode::End);
+  EXPECT_EQ(selectedAttempt(s)->id, 4701);
+  EXPECT_TRUE(press(s, KeyCode::End).commands.empty()) << "nothing older to ask for";
+}
+
+TEST(Paging, AnOlderPageForAListThatWasReloadedMeanwhileIsDropped) {
+  const auto bot = program(1, "/home/alice/.cache/bot", "pending");
+  std::vector<Attempt> attempts;
+  for (int i = static_cast<int>(kAttemptPage); i >= 1; --i)
     attempts.push_back(attempt(i, bot, "hold"));
   State s = loadedState(snapshot({bot}, attempts));
   press(s, "2");
   press(s, KeyCode::End);
-  const auto lines = render(s, s.size).lines();
-  EXPECT_NE(lines[22].find("-1,000 of 1,000 (newest 1,000)"), std::string::npos) << lines[22];
+  update(s, OlderAttemptsLoaded{999, {attempt(998, bot, "hold")}, {}});
+  EXPECT_EQ(s.attempts.size(), kAttemptPage);
+  update(s, OlderAttemptsLoaded{1, {}, "guardd did not answer in time"});
+  ASSERT_TRUE(s.message);
+  EXPECT_EQ(s.message->text, "Could not load older attempts: guardd did not answer in time");
 }
 
 TEST(ApproveFormRender, ShowsBothFieldsAndTheKeys) {

@@ -159,6 +159,20 @@ void movePage(State& s, int direction) {
   moveSelection(s, direction * rows, false);
 }
 
+// Near the oldest attempt in memory, ask guardd for the page before it (Attempts takes
+// before_id: pages by id, so rows recorded meanwhile do not shift it).
+void maybeLoadOlder(State& s, Effects& fx) {
+  if (s.screen != Screen::Attempts || !s.connected || !s.olderAttempts || s.loadingOlder ||
+      s.attempts.empty() || s.attempts.size() >= kMaxAttempts) {
+    return;
+  }
+  const int rows = std::max(1, layoutFor(s, s.size).listRows);
+  if (selectedRow(s) + rows < listSize(s)) return;
+  s.loadingOlder = true;
+  Command c{Command::Kind::LoadOlderAttempts, 0, 0, s.attempts.back().id};
+  fx.commands.push_back(std::move(c));
+}
+
 void info(State& s, std::string text) { s.message = Message{Message::Kind::Info, std::move(text)}; }
 void error(State& s, std::string text) {
   s.message = Message{Message::Kind::Error, std::move(text)};
@@ -326,7 +340,7 @@ void onFormKey(State& s, const Key& key, Effects& fx) {
         error(s, "Not done: guardd is not connected");
         return;
       }
-      Command c{Command::Kind::Approve, p->id, 0, splitList(f.onlyTo), splitList(f.allowEnv)};
+      Command c{Command::Kind::Approve, p->id, 0, 0, splitList(f.onlyTo), splitList(f.allowEnv)};
       std::string detail;
       if (!c.onlyTo.empty()) detail += " only to " + joinList(c.onlyTo);
       if (!c.allowEnv.empty()) detail += " with " + joinList(c.allowEnv);
@@ -469,18 +483,21 @@ void onKey(State& s, const Key& key, Effects& fx) {
       return;
     case KeyCode::Down:
       moveSelection(s, 1, false);
+      maybeLoadOlder(s, fx);
       return;
     case KeyCode::PageUp:
       movePage(s, -1);
       return;
     case KeyCode::PageDown:
       movePage(s, 1);
+      maybeLoadOlder(s, fx);
       return;
     case KeyCode::Home:
       moveSelection(s, 0, true);
       return;
     case KeyCode::End:
       moveSelection(s, listSize(s) - 1, true);
+      maybeLoadOlder(s, fx);
       return;
     case KeyCode::Tab:
     case KeyCode::Right:
@@ -524,10 +541,12 @@ void onKey(State& s, const Key& key, Effects& fx) {
     moveSelection(s, -1, false);
   } else if (c == "j") {
     moveSelection(s, 1, false);
+    maybeLoadOlder(s, fx);
   } else if (c == "g") {
     moveSelection(s, 0, true);
   } else if (c == "G") {
     moveSelection(s, listSize(s) - 1, true);
+    maybeLoadOlder(s, fx);
   } else if (c == "/") {
     s.editingFilter = true;
   } else if (c == "s") {
@@ -602,7 +621,10 @@ void addAttempt(State& s, const Attempt& a) {
     s.countedUpToId = a.id;
   }
   s.attempts.push_front(a);
-  if (s.attempts.size() > kMaxAttempts) s.attempts.pop_back();
+  if (s.attempts.size() > kMaxAttempts) {
+    s.attempts.pop_back();
+    s.olderAttempts = true;
+  }
   if (auto it = s.programAttempts.find(a.programId); it != s.programAttempts.end()) {
     it->second.insert(it->second.begin(), a);
     if (it->second.size() > kDetailAttempts) it->second.pop_back();
@@ -689,6 +711,9 @@ Effects update(State& s, const Event& event) {
             s.rules = e.rules;
             s.attempts.assign(e.attempts.begin(), e.attempts.end());
             if (s.attempts.size() > kMaxAttempts) s.attempts.resize(kMaxAttempts);
+            // A full page: guardd may have older ones, asked for when paging reaches them.
+            s.olderAttempts = e.attempts.size() >= kAttemptPage;
+            s.loadingOlder = false;
             s.programAttempts.clear();
             s.today = e.today;
             s.todayStartUs = e.todayStartUs;
@@ -779,6 +804,23 @@ Effects update(State& s, const Event& event) {
             // An approval or denial changed the owner's rules (an approval's pins too).
             if (s.connected) fx.commands.push_back(Command{Command::Kind::LoadRules, 0});
             fx.redraw = true;
+          },
+          [&](const OlderAttemptsLoaded& e) {
+            s.loadingOlder = false;
+            fx.redraw = true;
+            if (!e.error.empty()) {
+              error(s, "Could not load older attempts: " + e.error);
+              return;
+            }
+            // A reload meanwhile replaced the list: this page belongs to the old one.
+            if (s.attempts.empty() || s.attempts.back().id != e.beforeId) return;
+            for (const auto& a : e.attempts) {
+              if (a.id >= e.beforeId) continue;
+              if (s.attempts.size() >= kMaxAttempts) break;
+              s.attempts.push_back(a);
+            }
+            s.olderAttempts =
+                e.attempts.size() >= kAttemptPage || s.attempts.size() >= kMaxAttempts;
           },
           [&](const RulesLoaded& e) {
             s.rules = e.rules;

@@ -902,14 +902,16 @@ std::string grouped(int n) {
 std::string windowText(const State& s) {
   if (s.screen != Screen::Attempts && s.screen != Screen::Alerts) return {};
   const ListWindow w = listWindow(s);
-  std::string text =
-      w.total == 0 ? "no rows"
-                   : "rows " + grouped(w.first) + "-" + grouped(w.last) + " of " + grouped(w.total);
+  // "1,000+": guardd has older attempts, loaded when paging reaches them.
+  const bool more = s.screen == Screen::Attempts && s.olderAttempts;
+  std::string text = w.total == 0 ? "no rows"
+                                  : "rows " + grouped(w.first) + "-" + grouped(w.last) + " of " +
+                                        grouped(w.total) + (more ? "+" : "");
   if (s.screen == Screen::Attempts) {
-    if (s.verdictFilter != VerdictFilter::All)
+    if (s.loadingOlder) text += ", loading older";
+    if (s.verdictFilter != VerdictFilter::All) {
       text += ", " + std::string(toString(s.verdictFilter));
-    // The dashboard keeps the newest attempts only; guardctl attempts pages further back.
-    if (s.attempts.size() >= kMaxAttempts) text += " (newest " + grouped(kMaxAttempts) + ")";
+    }
   }
   return text + " ";
 }

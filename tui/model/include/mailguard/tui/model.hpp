@@ -24,8 +24,11 @@ using dbus::Program;
 using dbus::Rule;
 using dbus::Status;
 
-// The dashboard keeps this many recent attempts in memory (newest first).
-inline constexpr std::size_t kMaxAttempts = 1000;
+// guardd lists at most this many attempts a call: the load asks for the newest page, and
+// paging past the oldest one in memory asks for the page before it.
+inline constexpr std::size_t kAttemptPage = 1000;
+// The dashboard keeps at most this many attempts in memory (newest first).
+inline constexpr std::size_t kMaxAttempts = 10'000;
 // Recent destinations shown in a program's details.
 inline constexpr std::size_t kDetailAttempts = 50;
 // Alerts kept in memory (newest first); the load asks guardd for this many.
@@ -136,6 +139,12 @@ struct AuditFinished {
 struct RulesLoaded {
   std::vector<Rule> rules;
 };
+// The page of attempts older than beforeId (PgDn or End reached the oldest in memory).
+struct OlderAttemptsLoaded {
+  std::int64_t beforeId = 0;
+  std::vector<Attempt> attempts;  // newest first
+  std::string error;              // non-empty: guardd did not answer
+};
 struct ProgramAttemptsLoaded {
   std::int64_t programId = 0;
   std::vector<Attempt> attempts;  // newest first
@@ -157,7 +166,7 @@ struct ActionFailed {
 using Event =
     std::variant<KeyPressed, Resized, Tick, Loaded, StatusRefreshed, Disconnected, AttemptRecorded,
                  ProgramChanged, ProgramAttemptsLoaded, ActionSucceeded, ActionFailed, AlertRaised,
-                 AuditLoaded, AuditFailed, AuditFinished, RulesLoaded>;
+                 AuditLoaded, AuditFailed, AuditFinished, RulesLoaded, OlderAttemptsLoaded>;
 
 // Effects: what the loop should do next.
 struct Command {
@@ -172,11 +181,13 @@ struct Command {
     AckAlert,
     LoadAudit,
     RunAudit,
-    LoadRules
+    LoadRules,
+    LoadOlderAttempts
   };
   Kind kind = Kind::Reload;
   std::int64_t programId = 0;
-  std::int64_t alertId = 0;  // AckAlert
+  std::int64_t alertId = 0;   // AckAlert
+  std::int64_t beforeId = 0;  // LoadOlderAttempts
   // Approve from the options form: ApproveWithOptions when either is non-empty.
   std::vector<std::string> onlyTo{};
   std::vector<std::string> allowEnv{};
@@ -229,6 +240,8 @@ struct State {
   std::vector<Program> programs;  // unordered; views sort
   std::vector<Rule> rules;        // the owner's, for the details pane (pins, allowed loading)
   std::deque<Attempt> attempts;   // newest first, at most kMaxAttempts
+  bool olderAttempts = false;     // guardd may have attempts older than these
+  bool loadingOlder = false;      // LoadOlderAttempts sent, not answered yet
   std::map<std::int64_t, std::vector<Attempt>> programAttempts;  // for the details pane
 
   std::vector<Alert> alerts;         // newest first, at most kMaxAlerts
