@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -92,6 +93,33 @@ class DashboardAsync(GuarddOnBusTest):
         tui.wait_for(lambda s: re.search(r"approved +\S*/mailclient", s) and
                      "Reconnected to guardd" in s and "DISCONNECTED" not in s,
                      "everything reloaded when guardd is back", timeout=5)
+
+    def test_an_idle_dashboard_calls_nothing_on_guardd(self):
+        """The old dashboard asked for Status every 2 s; now only bus signals wake it. A
+        monitor on the private bus (root may, per the test bus's policy) sees every call
+        to guardd: a guardctl call shows it works, then 5 s with the dashboard idle (two
+        and a half of the old polls) must add none."""
+        self.start_guardd()
+        tui = self.tui()
+        tui.wait_until_settled("connected", "No program has tried to send mail yet.")
+        mon = subprocess.Popen(["dbus-monitor", "--address", self.bus.address, "--monitor",
+                                "type='method_call',interface='org.mailguard.Guard1'"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(lambda: mon.poll() is None and mgtest.terminate(mon))
+        lines = []
+        threading.Thread(target=lambda: [lines.append(l) for l in mon.stdout],
+                         daemon=True).start()
+        # dbus-monitor is a monitor once the bus told it it lost its name.
+        wait_for(lambda: any("member=NameLost" in l for l in lines), 10, "the monitor")
+        self.ctl("status")
+        wait_for(lambda: any("member=Status" in l for l in lines), 10,
+                 "guardctl's Status call in the monitor")
+        calls = sum(1 for l in lines if l.startswith("method call"))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            now = [l for l in lines if l.startswith("method call")]
+            self.assertEqual(len(now), calls, f"the idle dashboard called guardd: {now[calls:]}")
+            time.sleep(0.1)
 
     def test_two_hundred_attempts_page_and_filter_by_text_and_verdict(self):
         held = distinct_copy(CONNECT, os.path.join(self.dir, "heldclient"), "held")
