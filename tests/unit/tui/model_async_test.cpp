@@ -294,6 +294,21 @@ TEST(Paging, AnOlderPageForAListThatWasReloadedMeanwhileIsDropped) {
   EXPECT_EQ(s.message->text, "Could not load older attempts: guardd did not answer in time");
 }
 
+TEST(PagingRender, AlertsSayWhenMoreThanTheLoadedOnesMayExist) {
+  const auto bot = program(1, "/home/alice/.cache/bot", "quarantined");
+  Loaded l = snapshot({bot});
+  for (int i = static_cast<int>(kMaxAlerts); i >= 1; --i) l.alerts.push_back(alert(i, bot, "soft"));
+  State s = loadedState(l);
+  press(s, "3");
+  auto lines = render(s, s.size).lines();
+  EXPECT_NE(lines[22].find("rows 1-19 of 200+"), std::string::npos) << lines[22];
+  l.alerts.resize(3);
+  s = loadedState(l);
+  press(s, "3");
+  lines = render(s, s.size).lines();
+  EXPECT_EQ(lines[22].substr(lines[22].size() - 13), "rows 1-3 of 3") << lines[22];
+}
+
 TEST(ApproveFormRender, ShowsBothFieldsAndTheKeys) {
   const auto py = program(9, "/usr/bin/python3.11", "approved");
   auto held = attempt(5, py, "hold");

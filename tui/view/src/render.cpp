@@ -902,8 +902,9 @@ std::string grouped(int n) {
 std::string windowText(const State& s) {
   if (s.screen != Screen::Attempts && s.screen != Screen::Alerts) return {};
   const ListWindow w = listWindow(s);
-  // "1,000+": guardd has older attempts, loaded when paging reaches them.
-  const bool more = s.screen == Screen::Attempts && s.olderAttempts;
+  // "1,000+": guardd has older attempts, loaded when paging reaches them; alerts are
+  // loaded up to kMaxAlerts (Alerts() takes a limit only; guardctl alerts lists more).
+  const bool more = s.screen == Screen::Attempts ? s.olderAttempts : s.alerts.size() >= kMaxAlerts;
   std::string text = w.total == 0 ? "no rows"
                                   : "rows " + grouped(w.first) + "-" + grouped(w.last) + " of " +
                                         grouped(w.total) + (more ? "+" : "");
