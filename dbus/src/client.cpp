@@ -175,21 +175,6 @@ ClientResult<std::unique_ptr<Client>> Client::connect() {
   try {
     impl->connection = sdbus::createSystemBusConnection();
     impl->proxy = std::make_unique<Guard1Proxy>(*impl->connection);
-    // The bus daemon announces every change of a name's owner (NameOwnerChanged: name,
-    // old owner, new owner; an empty new owner means the name was released or its owner
-    // disconnected). arg0 narrows the match rule to guardd's name.
-    auto* raw = impl.get();
-    impl->ownerMatch = impl->connection->addMatch(
-        std::string("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
-                    "member='NameOwnerChanged',path='/org/freedesktop/DBus',arg0='") +
-            kBusName + "'",
-        [raw](sdbus::Message& m) {
-          std::string name;
-          std::string oldOwner;
-          std::string newOwner;
-          m >> name >> oldOwner >> newOwner;
-          if (name == kBusName && raw->ownerHandler) raw->ownerHandler(!newOwner.empty());
-        });
   } catch (const sdbus::Error& e) {
     return detail::noSystemBus(e);
   }
@@ -297,8 +282,28 @@ void Client::callPolicyAsync(const PolicyCall& call,
   }
 }
 
-void Client::onGuardOwnerChanged(std::function<void(bool running)> handler) {
+ClientResult<bool> Client::onGuardOwnerChanged(std::function<void(bool running)> handler) {
   impl_->ownerHandler = std::move(handler);
+  if (impl_->ownerMatch) return true;
+  return guarded([&] {
+    // The bus daemon announces every change of a name's owner (NameOwnerChanged: name,
+    // old owner, new owner; an empty new owner means the name was released or its owner
+    // disconnected). arg0 narrows the match rule to guardd's name. AddMatch is answered
+    // before this returns, so no change after it is missed.
+    auto* raw = impl_.get();
+    impl_->ownerMatch = impl_->connection->addMatch(
+        std::string("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                    "member='NameOwnerChanged',path='/org/freedesktop/DBus',arg0='") +
+            kBusName + "'",
+        [raw](sdbus::Message& m) {
+          std::string name;
+          std::string oldOwner;
+          std::string newOwner;
+          m >> name >> oldOwner >> newOwner;
+          if (name == kBusName && raw->ownerHandler) raw->ownerHandler(!newOwner.empty());
+        });
+    return true;
+  });
 }
 
 void Client::onAlertRaised(std::function<void(const Alert&)> handler) {

@@ -318,7 +318,13 @@ void Dashboard::connect() {
     client_->onAlertRaised([this](const dbus::Alert& a) { inbox_.emplace_back(AlertRaised{a}); });
     client_->onAuditFinished(
         [this](const dbus::AuditEnded& a) { inbox_.emplace_back(AuditFinished{a.finishedUs}); });
-    client_->onGuardOwnerChanged([this](bool running) { guardOwner_ = running; });
+    auto following = client_->onGuardOwnerChanged([this](bool running) { guardOwner_ = running; });
+    if (const auto* e = dbus::errorOf(following)) {
+      // Without it guardd's leaving would go unnoticed: treat it as no bus, retried.
+      client_.reset();
+      handle(Disconnected{e->message});
+      return;
+    }
   }
   load();
 }

@@ -198,8 +198,10 @@ class Client {
   void onAlertRaised(std::function<void(const Alert&)> handler);
   void onAuditFinished(std::function<void(const AuditEnded&)> handler);
   // org.mailguard.Guard1 got an owner (guardd started: true) or lost it (guardd stopped or
-  // crashed: false), from the bus's NameOwnerChanged signal; runs inside dispatch().
-  void onGuardOwnerChanged(std::function<void(bool running)> handler);
+  // crashed: false), from the bus's NameOwnerChanged signal; runs inside dispatch(). The
+  // first call adds the match rule (a round trip to the bus daemon), so only clients that
+  // follow guardd pay for it; an error means the bus refused or is gone.
+  ClientResult<bool> onGuardOwnerChanged(std::function<void(bool running)> handler);
 
   // For an outside poll loop (guard-tui): watch fd for `events` (poll(2) flags),
   // waking after timeoutMs at the latest (-1: no timeout), then call dispatch().
