@@ -105,6 +105,30 @@ class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_p
     return detail::callWithTimeout<R>(getProxy(), method, kPolicyCallTimeout, args...);
   }
 
+  // Every policy call sent without waiting for its answer goes through here (guard-tui):
+  // the reply, or the error, reaches `done` from processPendingRequest().
+  template <class R, class... Args>
+  void policyCallAsync(const char* method, std::function<void(const ClientResult<R>&)> done,
+                       const Args&... args) {
+    auto reply = [done](const sdbus::Error* error, R value) {
+      if (error != nullptr) {
+        done(fromSdbus(*error));
+      } else {
+        done(std::move(value));
+      }
+    };
+    try {
+      getProxy()
+          .callMethodAsync(method)
+          .onInterface(kInterface)
+          .withTimeout(kPolicyCallTimeout)
+          .withArguments(args...)
+          .uponReplyInvoke(std::move(reply));
+    } catch (const sdbus::Error& e) {
+      done(fromSdbus(e));  // not sent at all (the connection broke)
+    }
+  }
+
   // Approve/Deny/Forget with a longer timeout than the generated methods use.
   template <class R>
   R policyCall(const char* method, const std::string& target, const std::string& script) {
@@ -134,8 +158,11 @@ using detail::guarded;
 struct Client::Impl {
   std::unique_ptr<sdbus::IConnection> connection;
   std::unique_ptr<Guard1Proxy> proxy;
+  std::function<void(bool)> ownerHandler;
+  sdbus::Slot ownerMatch;  // NameOwnerChanged for our bus name
 
   ~Impl() {
+    ownerMatch.reset();
     proxy.reset();  // before the connection it refers to
   }
 };
@@ -217,6 +244,65 @@ ClientResult<Program> Client::bulk(const std::string& target, const std::string&
   return guarded([&] {
     return codec::decode(
         impl_->proxy->policyCallWith<wire::Program>("Bulk", target, script, recipients, hours));
+  });
+}
+
+void Client::callPolicyAsync(const PolicyCall& call,
+                             std::function<void(const ClientResult<PolicyReply>&)> done) {
+  auto withProgram = [done](const ClientResult<wire::Program>& r) {
+    if (const auto* e = errorOf(r)) return done(*e);
+    PolicyReply reply;
+    reply.program = codec::decode(std::get<wire::Program>(r));
+    done(reply);
+  };
+  auto withBool = [done](const ClientResult<bool>& r) {
+    if (const auto* e = errorOf(r)) return done(*e);
+    done(PolicyReply{std::nullopt, std::get<bool>(r)});
+  };
+  auto& proxy = *impl_->proxy;
+  using Method = PolicyCall::Method;
+  switch (call.method) {
+    case Method::Approve:
+      if (!call.allowEnv.empty() || !call.onlyTo.empty()) {
+        codec::VariantMap options;
+        if (!call.allowEnv.empty()) options.emplace("allow_env", sdbus::Variant(call.allowEnv));
+        if (!call.onlyTo.empty()) options.emplace("only_to", sdbus::Variant(call.onlyTo));
+        return proxy.policyCallAsync<wire::Program>("ApproveWithOptions", withProgram, call.target,
+                                                    call.script, options);
+      }
+      return proxy.policyCallAsync<wire::Program>("Approve", withProgram, call.target, call.script);
+    case Method::Deny:
+      return proxy.policyCallAsync<wire::Program>("Deny", withProgram, call.target, call.script);
+    case Method::Release:
+      return proxy.policyCallAsync<wire::Program>("Release", withProgram, call.target, call.script);
+    case Method::Forget:
+      return proxy.policyCallAsync<bool>("Forget", withBool, call.target, call.script);
+    case Method::AckAlert:
+      return proxy.policyCallAsync<bool>("AckAlert", withBool, call.alertId);
+  }
+}
+
+ClientResult<bool> Client::onGuardOwnerChanged(std::function<void(bool running)> handler) {
+  impl_->ownerHandler = std::move(handler);
+  if (impl_->ownerMatch) return true;
+  return guarded([&] {
+    // The bus daemon announces every change of a name's owner (NameOwnerChanged: name,
+    // old owner, new owner; an empty new owner means the name was released or its owner
+    // disconnected). arg0 narrows the match rule to guardd's name. AddMatch is answered
+    // before this returns, so no change after it is missed.
+    auto* raw = impl_.get();
+    impl_->ownerMatch = impl_->connection->addMatch(
+        std::string("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                    "member='NameOwnerChanged',path='/org/freedesktop/DBus',arg0='") +
+            kBusName + "'",
+        [raw](sdbus::Message& m) {
+          std::string name;
+          std::string oldOwner;
+          std::string newOwner;
+          m >> name >> oldOwner >> newOwner;
+          if (name == kBusName && raw->ownerHandler) raw->ownerHandler(!newOwner.empty());
+        });
+    return true;
   });
 }
 

@@ -22,13 +22,15 @@
 namespace mailguard::tui {
 namespace {
 
-// Without guardd: try again this often. With guardd: ask for its status this often,
-// which refreshes the counters and notices a guardd that went away (the bus sends no
-// signal for that through the client).
+// Without a bus connection: try again this often. With one, guardd's coming and going is
+// announced by the bus (NameOwnerChanged), so nothing is polled; the timer only moves the
+// clock ("today") and follows an audit guardd runs by itself.
 constexpr auto kReconnectPeriod = std::chrono::seconds(1);
-constexpr auto kHeartbeatPeriod = std::chrono::seconds(2);
+constexpr auto kTickPeriod = std::chrono::seconds(2);
+// guardd's counters are asked for after events, at most this often.
+constexpr auto kStatusGap = std::chrono::seconds(1);
 // Attempts since midnight counted at load, in pages of the server's maximum.
-constexpr std::uint32_t kPage = 1000;
+constexpr auto kPage = static_cast<std::uint32_t>(kAttemptPage);
 constexpr int kMaxTodayPages = 50;
 
 std::int64_t nowUs() {
@@ -92,7 +94,7 @@ int Dashboard::run() {
   tick();
   draw();
   connect();
-  nextTimer_ = SteadyClock::now() + (state_.connected ? kHeartbeatPeriod : kReconnectPeriod);
+  nextTimer_ = SteadyClock::now() + (client_ ? kTickPeriod : kReconnectPeriod);
   while (!quit_) {
     if (redraw_) draw();
     // A negative fd is ignored by poll(): no audit running, no bus.
@@ -101,9 +103,9 @@ int Dashboard::run() {
                      {auditJob_ ? auditJob_->readFd : -1, POLLIN, 0},
                      {-1, 0, 0}};
     nfds_t n = 3;
+    const auto wake = statusStale_ ? std::min(nextTimer_, nextStatus_) : nextTimer_;
     auto untilTimer =
-        std::chrono::duration_cast<std::chrono::milliseconds>(nextTimer_ - SteadyClock::now())
-            .count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(wake - SteadyClock::now()).count();
     int timeout = static_cast<int>(std::max<std::int64_t>(0, untilTimer));
     if (client_) {
       const auto spec = client_->pollSpec();
@@ -136,6 +138,7 @@ int Dashboard::run() {
         lost(dbus::ClientError{dbus::ClientError::Kind::NoBus, "lost the system bus", {}});
       }
     }
+    if (statusStale_ && SteadyClock::now() >= nextStatus_) refreshStatus();
     if (SteadyClock::now() >= nextTimer_) onTimer();
   }
   return 0;
@@ -156,37 +159,69 @@ void Dashboard::handle(const Event& event) {
   for (const auto& c : fx.commands) execute(c);
 }
 
-void Dashboard::execute(const Command& c) {
-  if (!client_) return;
-  const std::string target = std::to_string(c.programId);
-  auto failed = [&](Action action, const dbus::ClientError& e) {
-    handle(ActionFailed{action, c.programId, e});
-    if (busGone(e)) lost(e);
-  };
+void Dashboard::sendPolicyCall(const Command& c) {
+  dbus::PolicyCall call;
+  call.target = std::to_string(c.programId);
+  Action action = Action::Approve;
   switch (c.kind) {
     case Command::Kind::Approve:
-    case Command::Kind::Deny: {
-      // Show "Approving ..." while the call runs (polkit may ask for a password).
-      draw();
-      const Action action = c.kind == Command::Kind::Approve ? Action::Approve : Action::Deny;
-      auto r = action == Action::Approve ? client_->approve(target) : client_->deny(target);
-      if (const auto* p = valueOf(r)) {
-        handle(ActionSucceeded{action, c.programId, *p, false});
-      } else {
-        failed(action, std::get<dbus::ClientError>(r));
-      }
+      call.method = dbus::PolicyCall::Method::Approve;
+      call.onlyTo = c.onlyTo;
+      call.allowEnv = c.allowEnv;
       break;
-    }
-    case Command::Kind::Forget: {
-      draw();
-      auto r = client_->forget(target);
-      if (const auto* removed = valueOf(r)) {
-        handle(ActionSucceeded{Action::Forget, c.programId, std::nullopt, *removed});
-      } else {
-        failed(Action::Forget, std::get<dbus::ClientError>(r));
-      }
+    case Command::Kind::Deny:
+      call.method = dbus::PolicyCall::Method::Deny;
+      action = Action::Deny;
       break;
+    case Command::Kind::Forget:
+      call.method = dbus::PolicyCall::Method::Forget;
+      action = Action::Forget;
+      break;
+    case Command::Kind::AckAlert:
+      call.method = dbus::PolicyCall::Method::AckAlert;
+      call.alertId = c.alertId;
+      action = Action::Acknowledge;
+      break;
+    default:
+      return;
+  }
+  const std::int64_t programId = c.programId;
+  const std::int64_t alertId = c.alertId;
+  if (!client_) {
+    handle(ActionFailed{
+        action, programId,
+        dbus::ClientError{dbus::ClientError::Kind::NoBus, "not connected to the system bus", {}},
+        alertId});
+    return;
+  }
+  client_->callPolicyAsync(call, [this, action, programId,
+                                  alertId](const dbus::ClientResult<dbus::PolicyReply>& r) {
+    if (const auto* e = dbus::errorOf(r)) {
+      replies_.emplace_back(ActionFailed{action, programId, *e, alertId});
+      return;
     }
+    const auto& reply = std::get<dbus::PolicyReply>(r);
+    replies_.emplace_back(ActionSucceeded{action, programId, reply.program, reply.value, alertId});
+  });
+}
+
+void Dashboard::execute(const Command& c) {
+  switch (c.kind) {
+    case Command::Kind::Approve:
+    case Command::Kind::Deny:
+    case Command::Kind::Forget:
+    case Command::Kind::AckAlert:
+      return sendPolicyCall(c);
+    default:
+      break;
+  }
+  if (!client_) return;
+  switch (c.kind) {
+    case Command::Kind::Approve:
+    case Command::Kind::Deny:
+    case Command::Kind::Forget:
+    case Command::Kind::AckAlert:
+      break;
     case Command::Kind::LoadProgramAttempts: {
       dbus::AttemptFilter f;
       f.limit = static_cast<std::uint32_t>(kDetailAttempts);
@@ -202,15 +237,16 @@ void Dashboard::execute(const Command& c) {
     case Command::Kind::Reload:
       load();
       break;
-    case Command::Kind::AckAlert: {
-      // May ask polkit, like approving: show "Acknowledging ..." while it runs.
-      draw();
-      auto r = client_->ackAlert(c.alertId);
-      if (valueOf(r)) {
-        handle(ActionSucceeded{Action::Acknowledge, c.programId, std::nullopt, false, c.alertId});
+    case Command::Kind::LoadOlderAttempts: {
+      dbus::AttemptFilter f;
+      f.limit = static_cast<std::uint32_t>(kAttemptPage);
+      f.beforeId = c.beforeId;
+      auto r = client_->attempts(f);
+      if (const auto* v = valueOf(r)) {
+        handle(OlderAttemptsLoaded{c.beforeId, *v, {}});
       } else {
         const auto& e = std::get<dbus::ClientError>(r);
-        handle(ActionFailed{Action::Acknowledge, c.programId, e, c.alertId});
+        handle(OlderAttemptsLoaded{c.beforeId, {}, e.message});
         if (busGone(e)) lost(e);
       }
       break;
@@ -236,16 +272,34 @@ void Dashboard::execute(const Command& c) {
 void Dashboard::onTimer() {
   tick();
   if (client_ && state_.connected) {
-    heartbeat();
     // guardd audits by itself too (when listeners change): follow one it runs.
-    if (state_.connected && state_.screen == Screen::Audit && state_.audit &&
-        state_.audit->running && !state_.auditRequested) {
+    if (state_.screen == Screen::Audit && state_.audit && state_.audit->running &&
+        !state_.auditRequested) {
       loadAudit();
     }
-  } else {
+  } else if (!client_) {
     connect();
   }
-  nextTimer_ = SteadyClock::now() + (state_.connected ? kHeartbeatPeriod : kReconnectPeriod);
+  // With a connection but no guardd, NameOwnerChanged says when it is back.
+  nextTimer_ = SteadyClock::now() + (client_ ? kTickPeriod : kReconnectPeriod);
+}
+
+void Dashboard::ownerChanged(bool running) {
+  if (running) {
+    load();  // a new guardd: everything may differ
+    return;
+  }
+  lost(dbus::ClientError{dbus::ClientError::Kind::NotRunning,
+                         "guardd is not running (it left the system bus)", "org.mailguard.Guard1"});
+}
+
+void Dashboard::refreshStatus() {
+  statusStale_ = false;
+  nextStatus_ = SteadyClock::now() + kStatusGap;
+  if (!client_ || !state_.connected) return;
+  auto r = client_->status();
+  if (const auto* e = std::get_if<dbus::ClientError>(&r)) return lost(*e);
+  handle(StatusRefreshed{std::get<dbus::Status>(r)});
 }
 
 void Dashboard::connect() {
@@ -264,6 +318,13 @@ void Dashboard::connect() {
     client_->onAlertRaised([this](const dbus::Alert& a) { inbox_.emplace_back(AlertRaised{a}); });
     client_->onAuditFinished(
         [this](const dbus::AuditEnded& a) { inbox_.emplace_back(AuditFinished{a.finishedUs}); });
+    auto following = client_->onGuardOwnerChanged([this](bool running) { guardOwner_ = running; });
+    if (const auto* e = dbus::errorOf(following)) {
+      // Without it guardd's leaving would go unnoticed: treat it as no bus, retried.
+      client_.reset();
+      handle(Disconnected{e->message});
+      return;
+    }
   }
   load();
 }
@@ -395,16 +456,13 @@ void Dashboard::finishAudit() {
   }
 }
 
-void Dashboard::heartbeat() {
-  auto r = client_->status();
-  if (const auto* e = std::get_if<dbus::ClientError>(&r)) return lost(*e);
-  handle(StatusRefreshed{std::get<dbus::Status>(r)});
-}
-
 void Dashboard::lost(const dbus::ClientError& e) {
   // With the bus itself gone the connection is useless: build a new one next time.
   if (e.kind != dbus::ClientError::Kind::NotRunning) client_.reset();
   inbox_.clear();
+  replies_.clear();  // the model forgets the calls in flight on Disconnected
+  guardOwner_.reset();
+  statusStale_ = false;
   handle(Disconnected{e.message});
   nextTimer_ = SteadyClock::now() + kReconnectPeriod;
 }
@@ -416,10 +474,19 @@ void Dashboard::dispatchBus() {
     gone.kind = dbus::ClientError::Kind::NoBus;
     return lost(gone);
   }
+  auto replies = std::move(replies_);
+  replies_.clear();
+  for (const auto& ev : replies) handle(ev);
+  if (const auto owner = std::exchange(guardOwner_, std::nullopt)) {
+    ownerChanged(*owner);  // a (re)load or "not running": the queued signals are stale
+    inbox_.clear();
+    return;
+  }
   auto events = std::move(inbox_);
   inbox_.clear();
   if (!state_.connected) return;  // a fresh load follows the reconnect
   for (const auto& ev : events) handle(ev);
+  if (!events.empty()) statusStale_ = true;
 }
 
 void Dashboard::tick() {

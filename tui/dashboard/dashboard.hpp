@@ -4,6 +4,7 @@
 // calls; a frame is drawn only when something changed.
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,10 +30,14 @@ class Dashboard {
 
   void handle(const Event& event);
   void execute(const Command& command);
+  // Every policy call of the dashboard (approve, deny, forget, acknowledge) goes out here,
+  // without waiting: the answer comes back as an event from dispatch().
+  void sendPolicyCall(const Command& command);
+  void ownerChanged(bool running);
+  void refreshStatus();
   void onTimer();
   void connect();
   void load();
-  void heartbeat();
   void lost(const dbus::ClientError& error);
   void dispatchBus();
   void tick();
@@ -53,6 +58,12 @@ class Dashboard {
   std::unique_ptr<dbus::HostClient> hostClient_;  // Audit() (quick) on the loop's thread
   std::shared_ptr<AuditJob> auditJob_;
   std::vector<Event> inbox_;  // filled by bus signal handlers during dispatch()
+  // Replies to policy calls, also filled during dispatch(); unlike signals they are
+  // handled even while disconnected, so that no row stays "busy".
+  std::vector<Event> replies_;
+  std::optional<bool> guardOwner_;  // NameOwnerChanged seen during dispatch(): running?
+  bool statusStale_ = false;        // an event came: the counters may have changed
+  SteadyClock::time_point nextStatus_;
   bool redraw_ = true;
   bool quit_ = false;
   int signalFd_ = -1;

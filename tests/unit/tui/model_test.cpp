@@ -147,8 +147,12 @@ TEST(Selection, ScrollsToKeepTheSelectionOnScreen) {
   EXPECT_EQ(s.programTop, 25 - rows + 1);
   press(s, KeyCode::Home);
   EXPECT_EQ(s.programTop, 0);
-  press(s, KeyCode::PageDown);
-  EXPECT_EQ(selectedRow(s), rows - 1);
+  press(s, KeyCode::PageDown);  // a page further, the cursor with it
+  EXPECT_EQ(selectedRow(s), rows);
+  EXPECT_EQ(s.programTop, rows);
+  press(s, KeyCode::PageUp);
+  EXPECT_EQ(selectedRow(s), 0);
+  EXPECT_EQ(s.programTop, 0);
   press(s, "G");
   EXPECT_EQ(selectedRow(s), 59);
   EXPECT_EQ(s.programTop, 60 - rows);
@@ -210,7 +214,7 @@ TEST(Actions, DenyAsksNamingTheProgramLikeApproveAndForget) {
   ASSERT_EQ(fx.commands.size(), 1u);
   EXPECT_EQ(fx.commands[0].kind, Command::Kind::Deny);
   EXPECT_EQ(fx.commands[0].programId, 2);
-  EXPECT_EQ(s.message->text, "Denying /home/alice/.cache/bot ...");
+  EXPECT_EQ(s.message->text, "Denying /home/alice/.cache/bot... waiting for authorization");
 }
 
 TEST(Actions, DenyNamesHowManyHeldMessagesItWillDelete) {

@@ -147,6 +147,32 @@ void moveSelection(State& s, int delta, bool absolute) {
   }
 }
 
+// PgUp/PgDn turn a page, as in a pager: the window and the cursor move by a screenful,
+// so "rows 1-19" becomes "rows 20-38" (the ends clamp both).
+void movePage(State& s, int direction) {
+  const int rows = std::max(1, layoutFor(s, s.size).listRows);
+  int* top = s.screen == Screen::Programs   ? &s.programTop
+             : s.screen == Screen::Attempts ? &s.attemptTop
+             : s.screen == Screen::Alerts   ? &s.alertTop
+                                            : &s.auditTop;
+  *top = std::max(0, *top + direction * rows);
+  moveSelection(s, direction * rows, false);
+}
+
+// Near the oldest attempt in memory, ask guardd for the page before it (Attempts takes
+// before_id: pages by id, so rows recorded meanwhile do not shift it).
+void maybeLoadOlder(State& s, Effects& fx) {
+  if (s.screen != Screen::Attempts || !s.connected || !s.olderAttempts || s.loadingOlder ||
+      s.attempts.empty() || s.attempts.size() >= kMaxAttempts) {
+    return;
+  }
+  const int rows = std::max(1, layoutFor(s, s.size).listRows);
+  if (selectedRow(s) + rows < listSize(s)) return;
+  s.loadingOlder = true;
+  Command c{Command::Kind::LoadOlderAttempts, 0, 0, s.attempts.back().id};
+  fx.commands.push_back(std::move(c));
+}
+
 void info(State& s, std::string text) { s.message = Message{Message::Kind::Info, std::move(text)}; }
 void error(State& s, std::string text) {
   s.message = Message{Message::Kind::Error, std::move(text)};
@@ -199,8 +225,14 @@ void acknowledge(State& s, Effects& fx) {
     info(s, "Already acknowledged: alert " + std::to_string(a->id));
     return;
   }
-  fx.commands.push_back(Command{Command::Kind::AckAlert, a->programId, a->id});
-  info(s, "Acknowledging alert " + std::to_string(a->id) + " ...");
+  if (s.acksInFlight.contains(a->id)) {
+    info(s, "Busy: still acknowledging alert " + std::to_string(a->id) +
+                "... waiting for authorization");
+    return;
+  }
+  s.acksInFlight.insert(a->id);
+  fx.commands.push_back(Command{Command::Kind::AckAlert, a->programId, a->id, {}, {}});
+  info(s, "Acknowledging alert " + std::to_string(a->id) + "... waiting for authorization");
 }
 
 void runAudit(State& s, Effects& fx) {
@@ -215,8 +247,109 @@ void runAudit(State& s, Effects& fx) {
   }
   s.auditRequested = true;
   s.auditError.clear();
-  fx.commands.push_back(Command{Command::Kind::RunAudit, 0, 0});
+  fx.commands.push_back(Command{Command::Kind::RunAudit, 0, 0, {}, {}});
   info(s, "Auditing the mail servers on this PC ... (the dashboard stays usable)");
+}
+
+// "approving", for "busy" and "waiting" lines.
+const char* doing(Action action) {
+  switch (action) {
+    case Action::Approve:
+      return "approving";
+    case Action::Deny:
+      return "denying";
+    case Action::Forget:
+      return "forgetting";
+    case Action::Acknowledge:
+      return "acknowledging";
+  }
+  return "?";
+}
+
+std::string trim(std::string_view t) {
+  const auto b = t.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return {};
+  const auto e = t.find_last_not_of(" \t");
+  return std::string(t.substr(b, e - b + 1));
+}
+
+std::string joinList(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+// Sends a policy call for program p and remembers it until the answer comes.
+void send(State& s, Effects& fx, Command c, const Program& p, Action action,
+          const std::string& detail = {}) {
+  s.inFlight[p.id] = PendingCall{action, describe(p)};
+  fx.commands.push_back(std::move(c));
+  std::string text = doing(action);
+  text[0] = static_cast<char>(text[0] - 'a' + 'A');
+  info(s, text + " " + describe(p) + detail + "... waiting for authorization");
+}
+
+void openApproveForm(State& s) {
+  if (s.screen == Screen::Audit) return;
+  if (!s.connected) {
+    error(s, "Not connected to guardd: cannot approve now");
+    return;
+  }
+  const Program* p = actionTarget(s);
+  if (!p) {
+    info(s, "No program selected");
+    return;
+  }
+  if (const auto it = s.inFlight.find(p->id); it != s.inFlight.end()) {
+    info(s, "Busy: still " + std::string(doing(it->second.action)) + " " + it->second.subject +
+                "... waiting for authorization");
+    return;
+  }
+  s.form = ApproveForm{p->id, describe(*p), {}, joinList(suggestedAllowEnv(s, p->id)), 0};
+}
+
+void onFormKey(State& s, const Key& key, Effects& fx) {
+  auto& form = *s.form;
+  std::string& field = form.field == 0 ? form.onlyTo : form.allowEnv;
+  switch (key.code) {
+    case KeyCode::Char:
+      field += key.text;
+      return;
+    case KeyCode::Backspace:
+      while (!field.empty()) {
+        const auto c = static_cast<unsigned char>(field.back());
+        field.pop_back();
+        if ((c & 0xC0) != 0x80) break;
+      }
+      return;
+    case KeyCode::Tab:
+    case KeyCode::BackTab:
+    case KeyCode::Up:
+    case KeyCode::Down:
+      form.field = 1 - form.field;
+      return;
+    case KeyCode::Escape:
+      s.form.reset();
+      info(s, "Cancelled: nothing was changed");
+      return;
+    case KeyCode::Enter: {
+      const ApproveForm f = form;
+      s.form.reset();
+      const Program* p = findProgram(s, f.programId);
+      if (!s.connected || !p) {
+        error(s, "Not done: guardd is not connected");
+        return;
+      }
+      Command c{Command::Kind::Approve, p->id, 0, 0, splitList(f.onlyTo), splitList(f.allowEnv)};
+      std::string detail;
+      if (!c.onlyTo.empty()) detail += " only to " + joinList(c.onlyTo);
+      if (!c.allowEnv.empty()) detail += " with " + joinList(c.allowEnv);
+      send(s, fx, std::move(c), *p, Action::Approve, detail);
+      return;
+    }
+    default:
+      return;
+  }
 }
 
 void requestAction(State& s, Action action) {
@@ -233,6 +366,11 @@ void requestAction(State& s, Action action) {
     return;
   }
   const std::string what = describe(*p);
+  if (const auto it = s.inFlight.find(p->id); it != s.inFlight.end()) {
+    info(s, "Busy: still " + std::string(doing(it->second.action)) + " " + it->second.subject +
+                "... waiting for authorization");
+    return;
+  }
   switch (action) {
     case Action::Approve:
       if (p->state == "approved") {
@@ -291,6 +429,10 @@ void onKey(State& s, const Key& key, Effects& fx) {
     s.help = false;
     return;
   }
+  if (s.form) {
+    onFormKey(s, key, fx);
+    return;
+  }
   if (s.confirm) {
     if (key.code == KeyCode::Char && (key.text == "y" || key.text == "Y")) {
       const auto c = *s.confirm;
@@ -300,11 +442,7 @@ void onKey(State& s, const Key& key, Effects& fx) {
         error(s, "Not done: guardd is not connected");
         return;
       }
-      fx.commands.push_back(Command{commandFor(c.action), c.programId});
-      const char* doing = c.action == Action::Approve ? "Approving "
-                          : c.action == Action::Deny  ? "Denying "
-                                                      : "Forgetting ";
-      info(s, doing + describe(*p) + " ...");
+      send(s, fx, Command{commandFor(c.action), c.programId, 0, {}, {}}, *p, c.action);
     } else if ((key.code == KeyCode::Char &&
                 (key.text == "n" || key.text == "N" || key.text == "q")) ||
                key.code == KeyCode::Escape) {
@@ -339,25 +477,27 @@ void onKey(State& s, const Key& key, Effects& fx) {
     return;
   }
   s.message.reset();
-  const int page = std::max(1, layoutFor(s, s.size).listRows - 1);
   switch (key.code) {
     case KeyCode::Up:
       moveSelection(s, -1, false);
       return;
     case KeyCode::Down:
       moveSelection(s, 1, false);
+      maybeLoadOlder(s, fx);
       return;
     case KeyCode::PageUp:
-      moveSelection(s, -page, false);
+      movePage(s, -1);
       return;
     case KeyCode::PageDown:
-      moveSelection(s, page, false);
+      movePage(s, 1);
+      maybeLoadOlder(s, fx);
       return;
     case KeyCode::Home:
       moveSelection(s, 0, true);
       return;
     case KeyCode::End:
       moveSelection(s, listSize(s) - 1, true);
+      maybeLoadOlder(s, fx);
       return;
     case KeyCode::Tab:
     case KeyCode::Right:
@@ -401,10 +541,12 @@ void onKey(State& s, const Key& key, Effects& fx) {
     moveSelection(s, -1, false);
   } else if (c == "j") {
     moveSelection(s, 1, false);
+    maybeLoadOlder(s, fx);
   } else if (c == "g") {
     moveSelection(s, 0, true);
   } else if (c == "G") {
     moveSelection(s, listSize(s) - 1, true);
+    maybeLoadOlder(s, fx);
   } else if (c == "/") {
     s.editingFilter = true;
   } else if (c == "s") {
@@ -412,6 +554,15 @@ void onKey(State& s, const Key& key, Effects& fx) {
     info(s, std::string("Programs sorted by ") + toString(s.sort));
   } else if (c == "a") {
     requestAction(s, Action::Approve);
+  } else if (c == "A") {
+    openApproveForm(s);
+  } else if (c == "v") {
+    if (s.screen != Screen::Attempts) {
+      info(s, "v filters the Attempts list by verdict (screen 2)");
+      return;
+    }
+    // The rows line under the list names the verdicts shown.
+    s.verdictFilter = static_cast<VerdictFilter>((static_cast<int>(s.verdictFilter) + 1) % 3);
   } else if (c == "d") {
     requestAction(s, Action::Deny);
   } else if (c == "f") {
@@ -470,7 +621,10 @@ void addAttempt(State& s, const Attempt& a) {
     s.countedUpToId = a.id;
   }
   s.attempts.push_front(a);
-  if (s.attempts.size() > kMaxAttempts) s.attempts.pop_back();
+  if (s.attempts.size() > kMaxAttempts) {
+    s.attempts.pop_back();
+    s.olderAttempts = true;
+  }
   if (auto it = s.programAttempts.find(a.programId); it != s.programAttempts.end()) {
     it->second.insert(it->second.begin(), a);
     if (it->second.size() > kDetailAttempts) it->second.pop_back();
@@ -557,6 +711,9 @@ Effects update(State& s, const Event& event) {
             s.rules = e.rules;
             s.attempts.assign(e.attempts.begin(), e.attempts.end());
             if (s.attempts.size() > kMaxAttempts) s.attempts.resize(kMaxAttempts);
+            // A full page: guardd may have older ones, asked for when paging reaches them.
+            s.olderAttempts = e.attempts.size() >= kAttemptPage;
+            s.loadingOlder = false;
             s.programAttempts.clear();
             s.today = e.today;
             s.todayStartUs = e.todayStartUs;
@@ -586,9 +743,18 @@ Effects update(State& s, const Event& event) {
             fx.redraw = s.connected || s.disconnectReason != e.reason;
             s.connected = false;
             s.disconnectReason = e.reason;
-            if (s.confirm) {
+            if (s.confirm || s.form) {
               s.confirm.reset();
+              s.form.reset();
               error(s, "Not done: lost the connection to guardd");
+            }
+            // Their answers will not come on this connection: what became of them shows
+            // in the reload after reconnecting.
+            if (!s.inFlight.empty() || !s.acksInFlight.empty()) {
+              error(s, "Lost guardd while " + waitingText(s) +
+                           "; see the program's state once guardd is back");
+              s.inFlight.clear();
+              s.acksInFlight.clear();
             }
             // A RunAudit in flight answers on its own connection; keep waiting.
           },
@@ -639,6 +805,23 @@ Effects update(State& s, const Event& event) {
             if (s.connected) fx.commands.push_back(Command{Command::Kind::LoadRules, 0});
             fx.redraw = true;
           },
+          [&](const OlderAttemptsLoaded& e) {
+            s.loadingOlder = false;
+            fx.redraw = true;
+            if (!e.error.empty()) {
+              error(s, "Could not load older attempts: " + e.error);
+              return;
+            }
+            // A reload meanwhile replaced the list: this page belongs to the old one.
+            if (s.attempts.empty() || s.attempts.back().id != e.beforeId) return;
+            for (const auto& a : e.attempts) {
+              if (a.id >= e.beforeId) continue;
+              if (s.attempts.size() >= kMaxAttempts) break;
+              s.attempts.push_back(a);
+            }
+            s.olderAttempts =
+                e.attempts.size() >= kAttemptPage || s.attempts.size() >= kMaxAttempts;
+          },
           [&](const RulesLoaded& e) {
             s.rules = e.rules;
             fx.redraw = true;
@@ -651,6 +834,11 @@ Effects update(State& s, const Event& event) {
           },
           [&](const ActionSucceeded& e) {
             fx.redraw = true;
+            if (e.action == Action::Acknowledge) {
+              s.acksInFlight.erase(e.alertId);
+            } else {
+              s.inFlight.erase(e.programId);
+            }
             if (e.program) upsertProgram(s, *e.program);
             const Program* p = findProgram(s, e.programId);
             const std::string what = p ? describe(*p) : "program " + std::to_string(e.programId);
@@ -678,6 +866,11 @@ Effects update(State& s, const Event& event) {
           },
           [&](const ActionFailed& e) {
             fx.redraw = true;
+            if (e.action == Action::Acknowledge) {
+              s.acksInFlight.erase(e.alertId);
+            } else {
+              s.inFlight.erase(e.programId);
+            }
             error(s, failureText(e));
           },
       },
@@ -762,6 +955,8 @@ std::vector<const Attempt*> visibleAttempts(const State& s) {
   std::vector<const Attempt*> out;
   const std::string f = lower(s.filter);
   for (const auto& a : s.attempts) {
+    if (s.verdictFilter == VerdictFilter::Held && a.verdict != "hold") continue;
+    if (s.verdictFilter == VerdictFilter::Refused && a.verdict != "reject") continue;
     if (f.empty() || matchesAttempt(s, a, f)) out.push_back(&a);
   }
   return out;
@@ -844,6 +1039,95 @@ const char* toString(Screen screen) {
       return "Alerts";
     case Screen::Audit:
       return "Audit";
+  }
+  return "?";
+}
+
+std::string waitingText(const State& s) {
+  std::string text;
+  std::size_t n = s.inFlight.size() + s.acksInFlight.size();
+  if (!s.inFlight.empty()) {
+    const auto& [id, call] = *s.inFlight.begin();
+    text = std::string(doing(call.action)) + " " + call.subject;
+  } else if (!s.acksInFlight.empty()) {
+    text = "acknowledging alert " + std::to_string(*s.acksInFlight.begin());
+  } else {
+    return {};
+  }
+  text += "... waiting for authorization";
+  if (n > 1) text += " (+" + std::to_string(n - 1) + " more)";
+  return text;
+}
+
+ListWindow listWindow(const State& s) {
+  const int total = listSize(s);
+  int top = 0;
+  int rows = layoutFor(s, s.size).listRows;
+  switch (s.screen) {
+    case Screen::Programs:
+      top = s.programTop;
+      break;
+    case Screen::Attempts:
+      top = s.attemptTop;
+      break;
+    case Screen::Alerts:
+      top = s.alertTop;
+      break;
+    case Screen::Audit:
+      top = s.auditTop;
+      rows = std::max(1, rows - 1);  // the summary line
+      break;
+  }
+  if (total == 0) return {0, 0, 0};
+  return {top + 1, std::min(total, top + std::max(1, rows)), total};
+}
+
+std::vector<std::string> splitList(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    auto item = trim(std::string_view(text).substr(start, end - start));
+    if (!item.empty()) out.push_back(std::move(item));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::vector<std::string> suggestedAllowEnv(const State& s, std::int64_t programId) {
+  // guardd's reason for a void approval ends "approve with --allow-env A,B to allow".
+  static constexpr std::string_view kHead = "approve with --allow-env ";
+  static constexpr std::string_view kTail = " to allow";
+  auto fromReason = [](const std::string& reason) -> std::optional<std::vector<std::string>> {
+    const auto at = reason.find(kHead);
+    if (at == std::string::npos) return std::nullopt;
+    const auto from = at + kHead.size();
+    const auto end = reason.find(kTail, from);
+    return splitList(reason.substr(from, end == std::string::npos ? end : end - from));
+  };
+  auto newestHeld = [&](const auto& attempts) -> std::optional<std::vector<std::string>> {
+    for (const auto& a : attempts) {  // newest first
+      if (a.programId != programId || a.verdict != "hold") continue;
+      if (auto names = fromReason(a.reason)) return names;
+    }
+    return std::nullopt;
+  };
+  if (auto names = newestHeld(s.attempts)) return *names;
+  if (const auto it = s.programAttempts.find(programId); it != s.programAttempts.end()) {
+    if (auto names = newestHeld(it->second)) return *names;
+  }
+  return {};
+}
+
+const char* toString(VerdictFilter filter) {
+  switch (filter) {
+    case VerdictFilter::All:
+      return "all verdicts";
+    case VerdictFilter::Held:
+      return "held only";
+    case VerdictFilter::Refused:
+      return "refused only";
   }
   return "?";
 }

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "mailguard/tui/text.hpp"
 
@@ -121,6 +122,15 @@ Terminal::Terminal(bool allowColour) : screen_(std::make_unique<Screen>()) {
   noecho();
   nonl();
   keypad(stdscr, TRUE);
+  // Home and End have several encodings and terminfo names one: xterm's entry has the
+  // application-mode \EOH/\EOF, while tmux, screen and the Linux console send the
+  // VT220 \E[1~/\E[4~ and xterm in normal mode \E[H/\E[F. Unknown, they would arrive
+  // as Esc [ 4 ~ and the '4' would switch screens. (define_key is ncurses'.)
+  for (const auto& [seq, code] : {std::pair{"\033[1~", KEY_HOME}, std::pair{"\033[4~", KEY_END},
+                                  std::pair{"\033[H", KEY_HOME}, std::pair{"\033[F", KEY_END},
+                                  std::pair{"\033[7~", KEY_HOME}, std::pair{"\033[8~", KEY_END}}) {
+    if (key_defined(seq) == 0) define_key(seq, code);
+  }
   nodelay(stdscr, TRUE);
   set_escdelay(25);  // Esc closes things: do not wait a second for an escape sequence
   curs_set(0);

@@ -908,11 +908,13 @@ void helpScreen(const Layout& l, int width, std::vector<Row>& rows) {
       {"Tab  1-4", "switch screen: 1 Programs, 2 Attempts, 3 Alerts, 4 Audit"},
       {"Enter", "show or hide the details of the selected line"},
       {"a", "approve the program: it may send mail (asks y/n first)"},
+      {"A", "approve with options: pin to servers, allow code-loading variables"},
       {"d", "deny it: its mail connections are refused at once"},
       {"f", "forget the decision: it is held and asked about again (y/n)"},
       {"K", "Alerts: acknowledge the selected alert (a approves its program)"},
       {"R", "Audit: audit the mail servers on this PC now"},
       {"/", "filter by text: path, user, state, destination; Esc clears"},
+      {"v", "Attempts: show all, held only, refused only"},
       {"s", "sort programs: pending first, last seen, attempts, path"},
       {"r", "reload everything from guardd"},
       {"?", "this help (any key closes it)"},
@@ -938,8 +940,64 @@ void helpScreen(const Layout& l, int width, std::vector<Row>& rows) {
   }
 }
 
+// "1,234"
+std::string grouped(int n) {
+  std::string digits = std::to_string(n);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// "rows 41-80 of 1,234" for the long lists, with what narrows them.
+std::string windowText(const State& s) {
+  if (s.screen != Screen::Attempts && s.screen != Screen::Alerts) return {};
+  const ListWindow w = listWindow(s);
+  // "1,000+": guardd has older attempts, loaded when paging reaches them; alerts are
+  // loaded up to kMaxAlerts (Alerts() takes a limit only; guardctl alerts lists more).
+  const bool more = s.screen == Screen::Attempts ? s.olderAttempts : s.alerts.size() >= kMaxAlerts;
+  std::string text = w.total == 0 ? "no rows"
+                                  : "rows " + grouped(w.first) + "-" + grouped(w.last) + " of " +
+                                        grouped(w.total) + (more ? "+" : "");
+  if (s.screen == Screen::Attempts) {
+    if (s.loadingOlder) text += ", loading older";
+    if (s.verdictFilter != VerdictFilter::All) {
+      text += ", " + std::string(toString(s.verdictFilter));
+    }
+  }
+  return text + " ";
+}
+
+// The `A` form, in the rows above the message line and on it.
+void approveForm(const State& s, int width, std::vector<Row>& rows) {
+  const auto& f = *s.form;
+  const int top = static_cast<int>(rows.size()) - 2;
+  const auto field = [&](int index, const std::string& label, const std::string& value) {
+    RowBuilder b(width);
+    const bool active = f.field == index;
+    b.add(active ? " > " : "   ", Style::Prompt)
+        .add(label, Style::Prompt)
+        .add(value + (active ? "_" : ""), active ? Style::Normal : Style::Dim);
+    return b.finish();
+  };
+  const std::string head = " Approve with options: ";
+  const std::string tail = " (nothing is sent until Enter)";
+  const int room = width - displayWidth(head) - displayWidth(tail);
+  rows[static_cast<std::size_t>(std::max(0, top))] = plain(
+      width, head + (room > 0 ? fitMiddle(f.subject, room, false) : "") + tail, Style::Prompt);
+  rows[static_cast<std::size_t>(std::max(0, top + 1))] =
+      field(0, "only to (host[:port], comma separated): ", f.onlyTo);
+  rows.push_back(field(1, "allow variables: ", f.allowEnv));
+}
+
 void messageLine(const State& s, int width, std::vector<Row>& rows) {
-  if (s.editingFilter) {
+  const std::string window = windowText(s);
+  const std::string waiting = waitingText(s);
+  if (s.form) {
+    approveForm(s, width, rows);
+  } else if (s.editingFilter) {
     RowBuilder b(width);
     b.add(" Filter: ", Style::Prompt)
         .add(s.filter + "_")
@@ -959,18 +1017,25 @@ void messageLine(const State& s, int width, std::vector<Row>& rows) {
     rows.push_back(plain(width,
                          " Lost guardd" +
                              (s.disconnectReason.empty() ? "" : ": " + s.disconnectReason) +
-                             "; retrying every second",
+                             "; reconnecting as soon as it is back",
                          Style::Error));
-  } else if (!s.filter.empty()) {
-    rows.push_back(plain(width, " Filter: \"" + s.filter + "\" (/ edits, Esc clears)", Style::Dim));
+  } else if (!waiting.empty()) {
+    rows.push_back(plain(width, " " + waiting, Style::Info));
   } else {
-    rows.push_back(plain(width, ""));
+    std::string left;
+    if (!s.filter.empty()) left = " Filter: \"" + s.filter + "\" (/ edits, Esc clears)";
+    const int gap = width - displayWidth(left) - displayWidth(window);
+    rows.push_back(plain(
+        width, gap >= 2 ? left + std::string(static_cast<std::size_t>(gap), ' ') + window : left,
+        Style::Dim));
   }
 }
 
 void keysLine(const State& s, int width, std::vector<Row>& rows) {
   std::vector<std::pair<std::string, std::string>> keys;
-  if (s.confirm) {
+  if (s.form) {
+    keys = {{"Tab", "next field"}, {"Enter", "approve"}, {"Esc", "cancel"}};
+  } else if (s.confirm) {
     keys = {{"y", "yes"}, {"n", "no"}};
   } else if (s.help) {
     keys = {{"any key", "close help"}};

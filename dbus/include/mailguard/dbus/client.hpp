@@ -138,6 +138,23 @@ struct ClientError {
 template <class T>
 using ClientResult = std::variant<T, ClientError>;
 
+// A policy-changing call for a caller that must not block on it (guard-tui): guardd may
+// ask polkit, and polkit may ask a person for a password for as long as they take.
+struct PolicyCall {
+  enum class Method { Approve, Deny, Forget, AckAlert, Release };
+  Method method = Method::Approve;
+  std::string target;  // a decimal program id or an absolute path
+  std::string script;
+  // Approve: either one non-empty makes it ApproveWithOptions (only_to, allow_env).
+  std::vector<std::string> onlyTo;
+  std::vector<std::string> allowEnv;
+  std::int64_t alertId = 0;  // AckAlert
+};
+struct PolicyReply {
+  std::optional<Program> program;  // Approve, Deny, Release
+  bool value = false;              // Forget: a rule was removed; AckAlert: acknowledged
+};
+
 class Client {
  public:
   static ClientResult<std::unique_ptr<Client>> connect();
@@ -168,12 +185,23 @@ class Client {
   ClientResult<Program> bulk(const std::string& target, const std::string& script,
                              std::uint32_t recipients, std::uint32_t hours);
 
+  // Sends a policy call and returns at once. `done` runs inside dispatch() with guardd's
+  // answer, or an error when guardd went away or the 2-minute policy timeout passed; it
+  // never runs once this Client is destroyed.
+  void callPolicyAsync(const PolicyCall& call,
+                       std::function<void(const ClientResult<PolicyReply>&)> done);
+
   // Signals. Handlers run inside dispatch(); the match rules are in place as soon as
   // connect() returned, so nothing emitted after that is missed.
   void onAttemptRecorded(std::function<void(const Attempt&)> handler);
   void onProgramChanged(std::function<void(const Program&)> handler);
   void onAlertRaised(std::function<void(const Alert&)> handler);
   void onAuditFinished(std::function<void(const AuditEnded&)> handler);
+  // org.mailguard.Guard1 got an owner (guardd started: true) or lost it (guardd stopped or
+  // crashed: false), from the bus's NameOwnerChanged signal; runs inside dispatch(). The
+  // first call adds the match rule (a round trip to the bus daemon), so only clients that
+  // follow guardd pay for it; an error means the bus refused or is gone.
+  ClientResult<bool> onGuardOwnerChanged(std::function<void(bool running)> handler);
 
   // For an outside poll loop (guard-tui): watch fd for `events` (poll(2) flags),
   // waking after timeoutMs at the latest (-1: no timeout), then call dispatch().

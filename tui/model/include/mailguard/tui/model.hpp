@@ -24,8 +24,11 @@ using dbus::Program;
 using dbus::Rule;
 using dbus::Status;
 
-// The dashboard keeps this many recent attempts in memory (newest first).
-inline constexpr std::size_t kMaxAttempts = 1000;
+// guardd lists at most this many attempts a call: the load asks for the newest page, and
+// paging past the oldest one in memory asks for the page before it.
+inline constexpr std::size_t kAttemptPage = 1000;
+// The dashboard keeps at most this many attempts in memory (newest first).
+inline constexpr std::size_t kMaxAttempts = 10'000;
 // Recent destinations shown in a program's details.
 inline constexpr std::size_t kDetailAttempts = 50;
 // Alerts kept in memory (newest first); the load asks guardd for this many.
@@ -36,6 +39,9 @@ inline constexpr int kScreenCount = 4;
 
 // Programs list order; `s` cycles through them.
 enum class ProgramSort { PendingFirst, LastSeen, Attempts, Path };
+
+// The Attempts list by verdict; `v` cycles through them.
+enum class VerdictFilter { All, Held, Refused };
 
 struct Size {
   int cols = 80;
@@ -133,6 +139,12 @@ struct AuditFinished {
 struct RulesLoaded {
   std::vector<Rule> rules;
 };
+// The page of attempts older than beforeId (PgDn or End reached the oldest in memory).
+struct OlderAttemptsLoaded {
+  std::int64_t beforeId = 0;
+  std::vector<Attempt> attempts;  // newest first
+  std::string error;              // non-empty: guardd did not answer
+};
 struct ProgramAttemptsLoaded {
   std::int64_t programId = 0;
   std::vector<Attempt> attempts;  // newest first
@@ -154,7 +166,7 @@ struct ActionFailed {
 using Event =
     std::variant<KeyPressed, Resized, Tick, Loaded, StatusRefreshed, Disconnected, AttemptRecorded,
                  ProgramChanged, ProgramAttemptsLoaded, ActionSucceeded, ActionFailed, AlertRaised,
-                 AuditLoaded, AuditFailed, AuditFinished, RulesLoaded>;
+                 AuditLoaded, AuditFailed, AuditFinished, RulesLoaded, OlderAttemptsLoaded>;
 
 // Effects: what the loop should do next.
 struct Command {
@@ -169,11 +181,16 @@ struct Command {
     AckAlert,
     LoadAudit,
     RunAudit,
-    LoadRules
+    LoadRules,
+    LoadOlderAttempts
   };
   Kind kind = Kind::Reload;
   std::int64_t programId = 0;
-  std::int64_t alertId = 0;  // AckAlert
+  std::int64_t alertId = 0;   // AckAlert
+  std::int64_t beforeId = 0;  // LoadOlderAttempts
+  // Approve from the options form: ApproveWithOptions when either is non-empty.
+  std::vector<std::string> onlyTo{};
+  std::vector<std::string> allowEnv{};
 };
 
 struct Effects {
@@ -188,6 +205,21 @@ struct Confirmation {
   std::int64_t programId = 0;
   std::string question;  // "Approve so it may send mail?"
   std::string subject;   // the program, as a path
+};
+
+// `A`: approve with options. Nothing is sent until Enter; Esc throws it away.
+struct ApproveForm {
+  std::int64_t programId = 0;
+  std::string subject;   // the program, as a path
+  std::string onlyTo;    // as typed: "192.0.2.7:587, mail.example.org"
+  std::string allowEnv;  // as typed: "PYTHONPATH, -M"
+  int field = 0;         // 0: only to, 1: allow variables
+};
+
+// A policy call sent to guardd and not answered yet (polkit may be asking for a password).
+struct PendingCall {
+  Action action = Action::Approve;
+  std::string subject;  // the program, as a path
 };
 
 struct Message {
@@ -208,6 +240,8 @@ struct State {
   std::vector<Program> programs;  // unordered; views sort
   std::vector<Rule> rules;        // the owner's, for the details pane (pins, allowed loading)
   std::deque<Attempt> attempts;   // newest first, at most kMaxAttempts
+  bool olderAttempts = false;     // guardd may have attempts older than these
+  bool loadingOlder = false;      // LoadOlderAttempts sent, not answered yet
   std::map<std::int64_t, std::vector<Attempt>> programAttempts;  // for the details pane
 
   std::vector<Alert> alerts;         // newest first, at most kMaxAlerts
@@ -225,6 +259,7 @@ struct State {
   std::int64_t utcOffsetSec = 0;
 
   ProgramSort sort = ProgramSort::PendingFirst;
+  VerdictFilter verdictFilter = VerdictFilter::All;
   std::string filter;
   bool editingFilter = false;
 
@@ -251,6 +286,11 @@ struct State {
   bool details = false;
   bool help = false;
   std::optional<Confirmation> confirm;
+  std::optional<ApproveForm> form;
+  // One call in flight per program (by program id) and per alert (acknowledging): the
+  // screen keeps working meanwhile; a second action on the same row says "busy".
+  std::map<std::int64_t, PendingCall> inFlight;
+  std::set<std::int64_t> acksInFlight;
   std::optional<Message> message;
 
   // uid -> user name, filled by the loop (the model does no lookups).
@@ -299,8 +339,28 @@ std::map<std::int64_t, std::size_t> distinctDestinations(const State& state);
 std::int64_t localDayStart(std::int64_t nowUs, std::int64_t utcOffsetSec);
 std::size_t pendingCount(const State& state);
 
+// "approving /usr/bin/swaks... waiting for authorization" while a policy call is in
+// flight ("(+2 more)" when there are others); empty when none is.
+std::string waitingText(const State& state);
+
+// The rows of the current list on screen: first and last are 1-based, total counts the
+// rows that pass the filters. first is 0 when the list is empty.
+struct ListWindow {
+  int first = 0;
+  int last = 0;
+  int total = 0;
+};
+ListWindow listWindow(const State& state);
+
+// Code-loading variables and options the newest held attempt of this program named
+// ("approve with --allow-env PYTHONPATH,-M to allow"), in that order; empty if none.
+std::vector<std::string> suggestedAllowEnv(const State& state, std::int64_t programId);
+// "a, b ,,c" -> {"a", "b", "c"}.
+std::vector<std::string> splitList(const std::string& text);
+
 const char* toString(Screen screen);
 const char* toString(ProgramSort sort);
+const char* toString(VerdictFilter filter);
 const char* verb(Action action);  // "approve"
 
 }  // namespace mailguard::tui
