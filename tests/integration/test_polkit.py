@@ -1,0 +1,141 @@
+"""Who may change policy, decided by a real polkitd: a member of group mailguard approves
+a held program with their own password typed into pkttyagent (install/50-mailguard.rules:
+AUTH_SELF_KEEP); a wrong password, and a user in no group (who would need an
+administrator's password), are refused with org.mailguard.Error.NotAuthorized; root needs
+no agent. The clients show the refusal. Real guardd, real dbus-daemon with install/'s
+policy, real polkitd with install/'s action and rule (polkit_fixture.py), run as root
+under `unshare -n -m`."""
+import json
+import os
+import re
+import unittest
+
+import mgtest
+from mgtest import CONNECT, connect, distinct_copy, wait_for
+from polkit_fixture import ACTION, ADMIN, MEMBER, OUTSIDER, PolkitGuardd
+
+CTEST_LABEL = "dbus"
+# A private mount namespace too: the fixture bind-mounts polkit's files and test users.
+CTEST_UNSHARE = ["-n", "-m", "--propagation", "private"]
+mgtest.require_private_netns()
+
+NOT_AUTHORIZED = "org.mailguard.Error.NotAuthorized"
+MEMBER_NAME = MEMBER[0]
+OUTSIDER_NAME = OUTSIDER[0]
+ADMIN_NAME = ADMIN[0]
+
+
+def authenticating_as(agent_text):
+    """The user name pkttyagent asks the password of ("Authenticating as: Full Name (user)",
+    or just the user name)."""
+    match = re.search(r"Authenticating as: (?:.*\((\S+)\)|(\S+))\r?\n", agent_text)
+    if not match:
+        raise AssertionError(f"pkttyagent named no identity: {agent_text!r}")
+    return match.group(1) or match.group(2)
+
+
+class Polkit(unittest.TestCase):
+    def setUp(self):
+        self.pk = PolkitGuardd(self)
+        self.daemon = self.pk.daemon
+        self.dir = self.daemon.dir
+
+    def held(self, tag):
+        """A program of its own (its own hash) that guardd holds: its path."""
+        exe = distinct_copy(CONNECT, os.path.join(self.dir, f"mailer-{tag}"), tag)
+        r = connect("127.0.0.1", 25, timeout_ms=800, exe=exe)
+        self.assertFalse(r["connected"], r)
+        program = wait_for(lambda: self.daemon.program(exe), 5, f"{exe} in guardctl programs")
+        self.assertEqual(program["state"], "pending", program)
+        return exe
+
+    def state(self, exe):
+        return self.daemon.program(exe)["state"]
+
+    def approve_with_agent(self, user, exe, password):
+        """`guardctl --json approve exe` as `user`, with pkttyagent of `user` for it;
+        types `password` when the agent asks. Returns (guardctl's result, agent text)."""
+        subject = self.pk.subject(user, "--json", "approve", exe)
+        agent = self.pk.agent(user, subject)
+        subject.go()
+        agent.type_password(password)
+        r = subject.wait()
+        # The agent prints the outcome after it told polkitd, so perhaps after guardctl ended.
+        return r, agent.expect_any("AUTHENTICATION COMPLETE", "AUTHENTICATION FAILED")
+
+    def test_member_of_group_mailguard_approves_with_their_own_password(self):
+        exe = self.held("member")
+        r, said = self.approve_with_agent(MEMBER_NAME, exe, self.pk.password(MEMBER_NAME))
+        self.assertEqual(r.returncode, 0, f"{r.stderr}\n{said}\n{self.pk.logs()}")
+        self.assertEqual(json.loads(r.stdout)["state"], "approved", r.stdout)
+        # polkit asked the member for their own password (AUTH_SELF), for our action.
+        self.assertIn(ACTION, said)
+        self.assertEqual(authenticating_as(said), MEMBER_NAME, said)
+        self.assertIn("AUTHENTICATION COMPLETE", said)
+        self.assertEqual(self.state(exe), "approved")
+        self.assertIn(f"Policy change by uid {MEMBER[1]}", self.daemon.guardd.log())
+        # And the approval is real: the program's next connection goes through.
+        listener = mgtest.Listener(self, "127.0.0.1", 25)
+        self.assertTrue(connect("127.0.0.1", 25, timeout_ms=5000, exe=exe)["connected"])
+        listener.accepted_once(1)
+
+
+    def assert_refused(self, r, exe, what):
+        """guardctl --json refused with NotAuthorized, said so, and changed nothing;
+        returns the message."""
+        self.assertEqual(r.returncode, 1, f"{what}: {r.stdout}{r.stderr}\n{self.pk.logs()}")
+        error = json.loads(r.stdout)["error"]
+        self.assertEqual((error["name"], error["kind"]), (NOT_AUTHORIZED, "not_authorized"), error)
+        self.assertTrue(error["message"].startswith("Not authorized: "), error)
+        self.assertIn(f"guardctl: {error['message']}", r.stderr)
+        self.assertEqual(self.state(exe), "pending", f"{what} changed the program")
+        return error["message"]
+
+    def test_member_of_group_sudo_approves_as_administrator_with_their_own_password(self):
+        exe = self.held("admin")
+        r, said = self.approve_with_agent(ADMIN_NAME, exe, self.pk.password(ADMIN_NAME))
+        self.assertEqual(r.returncode, 0, f"{r.stderr}\n{said}\n{self.pk.logs()}")
+        self.assertEqual(json.loads(r.stdout)["state"], "approved", r.stdout)
+        self.assertEqual(authenticating_as(said), ADMIN_NAME, said)
+        self.assertIn(f"Policy change by uid {ADMIN[1]}", self.daemon.guardd.log())
+
+    def test_wrong_password_is_refused_and_changes_nothing(self):
+        exe = self.held("wrong")
+        r, said = self.approve_with_agent(MEMBER_NAME, exe, "not-the-password")
+        self.assertEqual(authenticating_as(said), MEMBER_NAME, said)
+        self.assertIn("AUTHENTICATION FAILED", said)
+        message = self.assert_refused(r, exe, "a wrong password")
+        self.assertIn("members of group 'mailguard' use their own password", message)
+        self.assertIn(f"Refused policy change by uid {MEMBER[1]}", self.daemon.guardd.log())
+
+    def test_user_in_no_group_is_asked_for_an_administrators_password_and_refused(self):
+        exe = self.held("outsider")
+        # polkit does not ask the outsider for their own password: for an administrator's
+        # (a member of sudo). Typing their own is refused.
+        r, said = self.approve_with_agent(OUTSIDER_NAME, exe, self.pk.password(OUTSIDER_NAME))
+        self.assertEqual(authenticating_as(said), ADMIN_NAME, said)
+        self.assertIn("AUTHENTICATION FAILED", said)
+        message = self.assert_refused(r, exe, "the outsider's own password")
+        self.assertIn("try again with sudo", message)
+        # Without an agent every policy command is refused at once, saying why.
+        for command in (["approve", exe], ["deny", exe], ["forget", exe]):
+            r = self.daemon.ctl("--json", *command, user=OUTSIDER_NAME, ok=False, timeout=30)
+            message = self.assert_refused(r, exe, f"{command[0]} by the outsider without agent")
+            self.assertIn("no polkit agent answered", message)
+        r = self.daemon.ctl("approve", exe, user=OUTSIDER_NAME, ok=False, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, "", "without --json the refusal goes to stderr only")
+        self.assertRegex(r.stderr, r"^guardctl: Not authorized: authentication is required")
+        self.assertEqual(self.daemon.guardd.log().count(f"Refused policy change by uid {OUTSIDER[1]}"),
+                         5, self.daemon.guardd.log())
+
+    def test_root_needs_no_agent_and_polkit_is_not_asked(self):
+        exe = self.held("root")
+        self.assertEqual(self.daemon.json("approve", exe)["state"], "approved")
+        self.assertIn("Policy change by uid 0", self.daemon.guardd.log())
+        self.assertIn(" (root): approve", self.daemon.guardd.log())
+        self.assertNotIn("authenticated", self.pk.polkitd.log())
+
+
+if __name__ == "__main__":
+    mgtest.main()
