@@ -194,12 +194,17 @@ class Subject:
     both: an agent registered for this process before the go() also serves the client
     it becomes."""
 
-    def __init__(self, test, user, argv, env):
+    def __init__(self, test, user, argv, env, log=None):
+        """Its output is read by wait(), or goes to the file `log`."""
         script = 'read -r _ && exec "$@"'
-        self.proc = subprocess.Popen(
-            mgtest.as_user(user) + ["sh", "-c", script, "sh", *argv],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=env)
+        out = open(log, "w") if log else subprocess.PIPE
+        try:
+            self.proc = subprocess.Popen(
+                mgtest.as_user(user) + ["sh", "-c", script, "sh", *argv],
+                stdin=subprocess.PIPE, stdout=out, stderr=out, text=True, env=env)
+        finally:
+            if log:
+                out.close()
         self.pid = self.proc.pid
         test.addCleanup(terminate, self.proc)
 
@@ -318,6 +323,9 @@ class PolkitGuardd:
 
     def subject(self, user, *guardctl_args):
         return Subject(self.test, user, [GUARDCTL, *guardctl_args], self.env())
+
+    def program_subject(self, user, argv, env, log):
+        return Subject(self.test, user, argv, env, log)
 
     def agent(self, user, subject):
         return TtyAgent(self.test, user, subject.pid, self.env())

@@ -13,6 +13,7 @@ import unittest
 import mgtest
 from mgtest import CONNECT, connect, distinct_copy, wait_for
 from polkit_fixture import ACTION, ADMIN, MEMBER, OUTSIDER, PolkitGuardd
+from test_notify import GUARD_NOTIFY, Desktop, read, spawn
 
 CTEST_LABEL = "dbus"
 # A private mount namespace too: the fixture bind-mounts polkit's files and test users.
@@ -32,6 +33,41 @@ def authenticating_as(agent_text):
     if not match:
         raise AssertionError(f"pkttyagent named no identity: {agent_text!r}")
     return match.group(1) or match.group(2)
+
+# test_notify's desktop runs as root; guard-notify runs here as a test user, so its session
+# bus lets every user connect (dbus-daemon's session.conf lets only its own uid in).
+SESSION_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <include>/usr/share/dbus-1/session.conf</include>
+  <policy context="default">
+    <allow user="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+class SharedDesktop(Desktop):
+    """test_notify's Desktop (Xvfb, dunst, dbus-monitor), its session bus open to all users."""
+
+    def start(self):
+        config = os.path.join(self.dir, "session-bus.conf")
+        with open(config, "w") as f:
+            f.write(SESSION_BUS_CONF)
+        real_spawn = spawn
+
+        def spawn_shared(argv, log, **kw):
+            if argv[:2] == ["dbus-daemon", "--session"]:
+                argv = ["dbus-daemon", f"--config-file={config}"] + argv[2:]
+            return real_spawn(argv, log, **kw)
+        import test_notify
+        test_notify.spawn = spawn_shared
+        try:
+            super().start()
+        finally:
+            test_notify.spawn = real_spawn
+        os.chmod(self.session_socket, 0o777)
+        return self
 
 
 class Polkit(unittest.TestCase):
@@ -135,6 +171,61 @@ class Polkit(unittest.TestCase):
         self.assertIn("Policy change by uid 0", self.daemon.guardd.log())
         self.assertIn(" (root): approve", self.daemon.guardd.log())
         self.assertNotIn("authenticated", self.pk.polkitd.log())
+
+
+    def notify_agent(self, user, with_polkit_agent):
+        """A desktop, and guard-notify of `user` on it (with pkttyagent for it when
+        `with_polkit_agent`); returns (desktop, pkttyagent or None, log path)."""
+        desktop = SharedDesktop(self, self.dir).start()
+        log = os.path.join(self.dir, "guard-notify.log")
+        env = desktop.env(self.pk.env())
+        subject = self.pk.program_subject(user, [GUARD_NOTIFY, "--verbose"], env, log)
+        agent = self.pk.agent(user, subject) if with_polkit_agent else None
+        subject.go()
+        wait_for(lambda: "ready" in read(log) or subject.proc.poll() is not None, 10,
+                 "guard-notify to start")
+        self.assertIsNone(subject.proc.poll(), f"guard-notify exited: {read(log)}")
+        return desktop, agent, log
+
+    def press_approve(self, desktop, exe):
+        """Waits for guard-notify's notification of `exe`, then picks Approve in dunst's
+        context menu, as a user does."""
+        wait_for(lambda: [c for c in desktop.calls()
+                          if c["app"] == "mailguard" and os.path.basename(exe) in c["summary"]],
+                 10, "guard-notify's notification of the held program")
+        wait_for(lambda: desktop.displayed() >= 1, 10, "dunst to show it")
+        r = desktop.dunstctl("action", "0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_guard_notify_approve_by_a_member_goes_through_polkit(self):
+        desktop, agent, log = self.notify_agent(MEMBER_NAME, with_polkit_agent=True)
+        exe = self.held("notify-member")
+        self.press_approve(desktop, exe)
+        agent.type_password(self.pk.password(MEMBER_NAME))
+        wait_for(lambda: self.state(exe) == "approved", 30,
+                 f"the member's Approve to approve it ({read(log)}\n{self.pk.logs()})")
+        self.assertEqual(authenticating_as(agent.expect("AUTHENTICATION COMPLETE")), MEMBER_NAME)
+        wait_for(lambda: [c for c in desktop.calls() if c["summary"].startswith("Approved: ")],
+                 10, "the notification to say it was approved")
+        self.assertIn(f"Policy change by uid {MEMBER[1]}", self.daemon.guardd.log())
+
+    def test_guard_notify_shows_the_refusal_of_an_outsiders_approve(self):
+        desktop, _, log = self.notify_agent(OUTSIDER_NAME, with_polkit_agent=False)
+        exe = self.held("notify-outsider")
+        self.press_approve(desktop, exe)
+        refused = wait_for(lambda: [c for c in desktop.calls()
+                                    if c["summary"].startswith("Not authorized: ")], 30,
+                           f"a notification of the refusal ({read(log)})")[-1]
+        self.assertIn(os.path.basename(exe), refused["summary"])
+        self.assertIn("is still held", refused["summary"])
+        self.assertIn("Not authorized to approve it: authentication is required but no polkit "
+                      "agent answered", refused["body"])
+        program_id = self.daemon.program(exe)["id"]
+        self.assertIn(f"in a terminal: sudo guardctl approve {program_id}", refused["body"])
+        self.assertEqual(refused["actions"][:4], ["approve", "Approve", "deny", "Deny"],
+                         "the user may try again")
+        self.assertEqual(self.state(exe), "pending")
+        print("screenshot:", desktop.screenshot("polkit-refused"))
 
 
 if __name__ == "__main__":
