@@ -8,10 +8,12 @@ under `unshare -n -m`."""
 import json
 import os
 import re
+import subprocess
 import unittest
+import uuid
 
 import mgtest
-from mgtest import CONNECT, connect, distinct_copy, wait_for
+from mgtest import BUILD, CONNECT, connect, distinct_copy, wait_for
 from polkit_fixture import ACTION, ADMIN, MEMBER, OUTSIDER, PolkitGuardd
 from test_notify import GUARD_NOTIFY, Desktop, read, spawn
 
@@ -21,6 +23,10 @@ CTEST_UNSHARE = ["-n", "-m", "--propagation", "private"]
 mgtest.require_private_netns()
 
 NOT_AUTHORIZED = "org.mailguard.Error.NotAuthorized"
+GUARD_TUI = os.path.join(BUILD, "tui", "guard-tui")
+# The dashboard's refusal line. It says "Not allowed: ..." today; it is becoming guardd's
+# own reason, "Not authorized: ...", with guard-tui's asynchronous policy calls.
+DASHBOARD_REFUSAL = re.compile(r"^ Not (?:allowed|authorized): \S.*$", re.M)
 MEMBER_NAME = MEMBER[0]
 OUTSIDER_NAME = OUTSIDER[0]
 ADMIN_NAME = ADMIN[0]
@@ -226,6 +232,37 @@ class Polkit(unittest.TestCase):
                          "the user may try again")
         self.assertEqual(self.state(exe), "pending")
         print("screenshot:", desktop.screenshot("polkit-refused"))
+
+
+    def test_dashboard_shows_the_refusal_of_an_outsiders_approve(self):
+        exe = self.held("tui-outsider")
+        session = f"mgpk-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+        def tmux(*args):
+            return subprocess.run(["tmux", "-L", session, *args], capture_output=True, text=True,
+                                  timeout=20)
+        self.addCleanup(tmux, "kill-server")
+        env = {"DBUS_SYSTEM_BUS_ADDRESS": self.daemon.bus.address, "TERM": "xterm-256color",
+               "LANG": "C.UTF-8", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC"}
+        argv = mgtest.as_user(OUTSIDER_NAME) + [GUARD_TUI]
+        r = tmux("new-session", "-d", "-s", "tui", "-x", "160", "-y", "40", "--", "env", "-i",
+                 *[f"{k}={v}" for k, v in env.items()], *argv)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        screen = lambda: tmux("capture-pane", "-p", "-t", "tui").stdout  # noqa: E731
+        name = os.path.basename(exe)
+        wait_for(lambda: re.search(rf"PENDING +\S*/{name}", screen()), 20,
+                 "the held program in the dashboard")
+        tmux("send-keys", "-t", "tui", "a")
+        wait_for(lambda: "[y/n]" in screen(), 10, "the dashboard to ask")
+        tmux("send-keys", "-t", "tui", "y")
+        try:
+            line = wait_for(lambda: DASHBOARD_REFUSAL.search(screen()), 30, "the refusal line")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- screen ---\n{screen()}--- end ---") from None
+        print("refusal line:", line.group(0).strip())
+        self.assertIn("connected", screen(), "the dashboard stays connected after a refusal")
+        self.assertEqual(self.state(exe), "pending")
+        self.assertIn(f"Refused policy change by uid {OUTSIDER[1]}", self.daemon.guardd.log())
 
 
 if __name__ == "__main__":
