@@ -85,8 +85,8 @@ class PolkitSystem:
         self.users = {name: password for name, _, password, _ in users}
         self.mounts = []
         test.addCleanup(self.unmount)
-        # A test started by hand under plain `unshare -m` may share mounts with the host
-        # (systemd makes / shared): nothing mounted here must propagate back.
+        # unshare -m makes / private unless told --propagation unchanged; systemd makes
+        # it shared on the host: nothing mounted here may propagate back.
         mount("--make-rprivate", "/")
         self._users(users)
         self._polkit_files()
@@ -116,6 +116,7 @@ class PolkitSystem:
             fields = line.split(":")
             if fields[0] == "sudo":
                 group_lines[i] = ":".join(fields[:3] + [""])
+        created = []
         for name, uid, password, groups in users:
             copies["passwd"].append(f"{name}:x:{uid}:{uid}:mailguard polkit test:/nonexistent:/bin/sh")
             copies["shadow"].append(f"{name}:{password_hash(password)}:19000:0:99999:7:::")
@@ -127,9 +128,9 @@ class PolkitSystem:
                         members = [m for m in fields[3].split(",") if m] + [name]
                         group_lines[i] = ":".join(fields[:3] + [",".join(members)])
                         break
-                else:
-                    gid = 61100 + len(group_lines) % 800
-                    group_lines.append(f"{g}:x:{gid}:{name}")
+                else:  # e.g. mailguard, before install/setup.sh created it
+                    created.append(g)
+                    group_lines.append(f"{g}:x:{61100 + len(created)}:{name}")
         for name, lines in copies.items():
             path = os.path.join(self.dir, f"etc-{name}")
             with open(path, "w") as f:

@@ -15,6 +15,7 @@ import uuid
 import mgtest
 from mgtest import BUILD, CONNECT, connect, distinct_copy, wait_for
 from polkit_fixture import ACTION, ADMIN, MEMBER, OUTSIDER, PolkitGuardd
+import test_notify
 from test_notify import GUARD_NOTIFY, Desktop, read, spawn
 
 CTEST_LABEL = "dbus"
@@ -60,13 +61,14 @@ class SharedDesktop(Desktop):
         config = os.path.join(self.dir, "session-bus.conf")
         with open(config, "w") as f:
             f.write(SESSION_BUS_CONF)
+        # Desktop.start() has no hook for its session bus's configuration: its one
+        # `dbus-daemon --session` is started with this file instead, for this call only.
         real_spawn = spawn
 
         def spawn_shared(argv, log, **kw):
             if argv[:2] == ["dbus-daemon", "--session"]:
                 argv = ["dbus-daemon", f"--config-file={config}"] + argv[2:]
             return real_spawn(argv, log, **kw)
-        import test_notify
         test_notify.spawn = spawn_shared
         try:
             super().start()
