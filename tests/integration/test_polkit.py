@@ -216,6 +216,18 @@ class Polkit(unittest.TestCase):
         wait_for(lambda: [c for c in desktop.calls() if c["summary"].startswith("Approved: ")],
                  10, "the notification to say it was approved")
         self.assertIn(f"Policy change by uid {MEMBER[1]}", self.daemon.guardd.log())
+        # AUTH_SELF_KEEP: polkit keeps the authorization for this process a while, so the
+        # next Approve from the same guard-notify asks no password again.
+        # (The "Approved" notification goes first, so that the next click is on the new one.)
+        self.assertEqual(desktop.dunstctl("close-all").returncode, 0)
+        wait_for(lambda: desktop.displayed() == 0, 10, "dunst to close the notifications")
+        exe2 = self.held("notify-member-again")
+        asked = agent.read_available().count("Password:")
+        self.press_approve(desktop, exe2)
+        wait_for(lambda: self.state(exe2) == "approved", 30,
+                 f"the second Approve ({read(log)}\n{self.pk.logs()}\nagent: {agent.read_available(1)!r})")
+        self.assertEqual(agent.read_available(0.2).count("Password:"), asked,
+                         "polkit asked again within the kept authorization")
 
     def test_guard_notify_shows_the_refusal_of_an_outsiders_approve(self):
         desktop, _, log = self.notify_agent(OUTSIDER_NAME, with_polkit_agent=False)
