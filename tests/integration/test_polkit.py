@@ -2,7 +2,8 @@
 a held program with their own password typed into pkttyagent (install/50-mailguard.rules:
 AUTH_SELF_KEEP); a wrong password, and a user in no group (who would need an
 administrator's password), are refused with org.mailguard.Error.NotAuthorized; root needs
-no agent. The clients show the refusal. Real guardd, real dbus-daemon with install/'s
+no agent. guard-notify's Approve goes through polkit too (and, kept, asks once), and
+guardctl, the dashboard and guard-notify show a refusal. Real guardd, real dbus-daemon with install/'s
 policy, real polkitd with install/'s action and rule (polkit_fixture.py), run as root
 under `unshare -n -m`."""
 import json
@@ -40,6 +41,7 @@ def authenticating_as(agent_text):
     if not match:
         raise AssertionError(f"pkttyagent named no identity: {agent_text!r}")
     return match.group(1) or match.group(2)
+
 
 # test_notify's desktop runs as root; guard-notify runs here as a test user, so its session
 # bus lets every user connect (dbus-daemon's session.conf lets only its own uid in).
@@ -122,7 +124,6 @@ class Polkit(unittest.TestCase):
         listener = mgtest.Listener(self, "127.0.0.1", 25)
         self.assertTrue(connect("127.0.0.1", 25, timeout_ms=5000, exe=exe)["connected"])
         listener.accepted_once(1)
-
 
     def assert_refused(self, r, exe, what):
         """guardctl --json refused with NotAuthorized, said so, and changed nothing;
