@@ -20,6 +20,9 @@ testing=(
   nmap
   zsh
   dunst xvfb x11-apps imagemagick fonts-dejavu-core
+  # test_polkit: a real polkitd and its text agent pkttyagent (package polkitd), and
+  # openssl for the test users' password hashes.
+  polkitd openssl
 )
 # The MTA tests run a real exim (Debian's default MTA; it conflicts with postfix, so only
 # where no other MTA is installed).

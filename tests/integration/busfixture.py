@@ -27,13 +27,17 @@ IFACE = "org.mailguard.Guard1"
 
 
 class PrivateBus:
-    def __init__(self, test, directory):
+    def __init__(self, test, directory, includes=()):
+        """`includes`: more bus configuration files (absolute paths) to include, e.g.
+        polkitd's own policy for a test with a real polkitd (polkit_fixture)."""
         self.dir = directory
         self.socket = os.path.join(directory, "system_bus_socket")
         self.address = f"unix:path={self.socket}"
         self.config = os.path.join(directory, "system-bus.conf")
         with open(TEMPLATE) as f:
             text = f.read().replace("@SOCKET@", self.socket).replace("@POLICY@", POLICY)
+        extra = "".join(f"  <include>{path}</include>\n" for path in includes)
+        text = text.replace("</busconfig>", extra + "</busconfig>")
         with open(self.config, "w") as f:
             f.write(text)
         self.log_path = os.path.join(directory, "dbus-daemon.log")
@@ -107,12 +111,12 @@ class GuarddOnBus:
     the test runs from an SSH login, where sshd is an ancestor), and with no terminal to
     ask questions on."""
 
-    def __init__(self, test, env=None):
+    def __init__(self, test, env=None, bus_includes=()):
         self.test = test
         self.dir = mgtest.make_tempdir(test)
         self.state = os.path.join(self.dir, "state")
         os.makedirs(self.state)
-        self.bus = PrivateBus(test, self.dir).start()
+        self.bus = PrivateBus(test, self.dir, bus_includes).start()
         self.guardd = Guardd(test, self.state)
         self.extra_env = env or {}
 

@@ -164,7 +164,7 @@ class DBus(GuarddOnBusTest):
         for verb in ("approve", "deny", "forget"):
             r = self.ctl(verb, self.client, user="nobody", ok=False)
             self.assertEqual(r.returncode, 1, r.stderr)
-            self.assertIn("not allowed", r.stderr)
+            self.assertIn("guardctl: Not authorized: ", r.stderr)
             r = self.bus.gdbus_call(verb.capitalize(), self.client, "", user="nobody")
             self.assertIn(NOT_AUTHORIZED, r.stderr)
         self.assertEqual(self.rules_rows(), rules_before, "a refused call changed the store")

@@ -179,7 +179,7 @@ class Detector(GuarddOnBusTest):
 
         r = self.ctl("release", self.bot, user="nobody", ok=False)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("not allowed", r.stderr)
+        self.assertIn("guardctl: Not authorized: ", r.stderr)
         released = self.ctl_json("release", self.bot)
         self.assertEqual(released["state"], "pending")
         again = self.ctl("release", self.bot, ok=False)

@@ -209,7 +209,7 @@ class Firewall(unittest.TestCase):
                      ["firewall", "disable"], ["firewall", "local-subnets", "10.0.0.0/8"]):
             r = d.ctl(*args, ok=False, user="nobody")
             self.assertEqual(r.returncode, 1, args)
-            self.assertIn("not allowed", r.stderr, args)
+            self.assertIn("guardctl: Not authorized: ", r.stderr, args)
         status = d.json("firewall", "status")
         self.assertEqual((status["enabled"], status["services"], status["local_subnets"]),
                          (False, [], []))

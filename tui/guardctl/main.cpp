@@ -240,6 +240,7 @@ int main(int argc, char** argv) {
     }
   }
 
+  out::setJsonErrors(json);
   if (auto code = out::runHostCommands(*hostCommands, json)) return *code;
 
   // Ids and paths are told apart before guardd is asked: "-1" is a mistake, not ./-1.

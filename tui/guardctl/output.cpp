@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <iostream>
 #include <sstream>
+#include <string_view>
 #include <system_error>
 
 #include "mailguard/rules/clock.hpp"
@@ -62,8 +63,52 @@ std::string localTime(std::int64_t us) {
   return buf;
 }
 
+namespace {
+
+bool gJsonErrors = false;
+
+const char* kindName(dbus::ClientError::Kind kind) {
+  using Kind = dbus::ClientError::Kind;
+  switch (kind) {
+    case Kind::NoBus:
+      return "no_bus";
+    case Kind::NotRunning:
+      return "not_running";
+    case Kind::NotAuthorized:
+      return "not_authorized";
+    case Kind::InvalidArgument:
+      return "invalid_argument";
+    case Kind::NotFound:
+      return "not_found";
+    case Kind::Failed:
+      break;
+  }
+  return "failed";
+}
+
+}  // namespace
+
+void setJsonErrors(bool on) { gJsonErrors = on; }
+
+std::string failureText(const dbus::ClientError& e) {
+  if (e.kind != dbus::ClientError::Kind::NotAuthorized) return e.message;
+  // The client library words guardd's refusal "not allowed: <reason>"; guardd's reason
+  // already says what would be allowed (root, or polkit's action and who may use it).
+  constexpr std::string_view kPrefix = "not allowed: ";
+  std::string_view reason = e.message;
+  if (reason.starts_with(kPrefix)) reason.remove_prefix(kPrefix.size());
+  return "Not authorized: " + std::string(reason);
+}
+
 int fail(const dbus::ClientError& e) {
-  std::cerr << "guardctl: " << e.message << "\n";
+  const std::string text = failureText(e);
+  std::cerr << "guardctl: " << text << "\n";
+  if (gJsonErrors) {
+    printJson({{"error",
+                {{"name", e.name.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.name)},
+                 {"kind", kindName(e.kind)},
+                 {"message", text}}}});
+  }
   return 1;
 }
 

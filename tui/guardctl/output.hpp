@@ -48,8 +48,14 @@ std::string heldNotice(std::uint32_t held, const std::string& program);
 std::string localTime(std::int64_t us);
 
 // Shared by the commands: prints "guardctl: <message>" to stderr and returns the exit
-// code of a failed command (1).
+// code of a failed command (1). A refusal reads "Not authorized: <guardd's reason>". With
+// setJsonErrors(true) (--json) it also prints, on stdout, {"error": {"name": <the D-Bus
+// error name or null>, "kind": "not_authorized"|"not_running"|"no_bus"|
+// "invalid_argument"|"not_found"|"failed", "message": <the same text>}}.
 int fail(const dbus::ClientError& e);
+void setJsonErrors(bool on);
+// The text fail() prints after "guardctl: ".
+std::string failureText(const dbus::ClientError& e);
 // PATH|ID as typed, as guardd wants it: a program id (digits, 1 and up) or an absolute
 // path. A relative path ("./bot", "bot.py") is taken from the current directory and must
 // name a file there. Anything else is refused with why: "-1" (ids start at 1; a file

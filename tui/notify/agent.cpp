@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <iostream>
+#include <string>
+#include <string_view>
 
 namespace mailguard::notify {
 namespace {
@@ -83,8 +85,8 @@ std::string Agent::name(const Entry& e) const {
 Notification Agent::heldNotification(const Entry& e) {
   Notification n;
   const std::string count = e.count > 1 ? " (" + plural(e.count, "attempt", "attempts") + ")" : "";
-  n.summary =
-      (e.refusal.empty() ? "Mail from " : "Not allowed: mail from ") + name(e) + " is held" + count;
+  n.summary = e.refusal.empty() ? "Mail from " + name(e) + " is held" + count
+                                : "Not authorized: mail from " + name(e) + " is still held" + count;
   std::string body;
   if (!e.refusal.empty()) body += e.refusal + "\n\n";
   body += (e.scriptPath.empty() ? e.path : e.scriptPath) + " tried to send mail";
@@ -288,7 +290,12 @@ void Agent::policyDone(const PolicyOutcome& o, SteadyTime now) {
   }
   const char* verb = approve ? "approve" : "deny";
   if (o.error->kind == dbus::ClientError::Kind::NotAuthorized) {
-    e.refusal = std::string("You are not allowed to ") + verb + " programs: " + o.error->message +
+    // guardd's reason says what would be allowed (root, polkit and its agent, group
+    // mailguard); the client library prefixes it with "not allowed: ".
+    constexpr std::string_view kPrefix = "not allowed: ";
+    std::string_view reason = o.error->message;
+    if (reason.starts_with(kPrefix)) reason.remove_prefix(kPrefix.size());
+    e.refusal = std::string("Not authorized to ") + verb + " it: " + std::string(reason) +
                 "\nAsk an administrator, join group mailguard, or in a terminal: sudo guardctl " +
                 verb + " " + e.target;
   } else {
