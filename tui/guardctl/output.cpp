@@ -1,5 +1,7 @@
 #include "output.hpp"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -62,8 +64,57 @@ std::string localTime(std::int64_t us) {
   return buf;
 }
 
+namespace {
+
+// Whether two paths are the same namespace (the same nsfs inode).
+bool sameFile(const char* a, const char* b) {
+  struct stat sa {};
+  struct stat sb {};
+  return ::stat(a, &sa) == 0 && ::stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+}  // namespace
+
+Machine thisMachine() {
+  Machine m;
+  std::error_code ec;
+  m.systemd = std::filesystem::is_directory("/run/systemd/system", ec);
+  // PID 1's namespace is readable by root only (ptrace access); `ip netns add` leaves a
+  // bind mount of each named namespace in /run/netns, readable by everyone.
+  struct stat init {};
+  if (::stat("/proc/1/ns/net", &init) == 0) {
+    m.namespaceTrial = !sameFile("/proc/self/ns/net", "/proc/1/ns/net");
+  } else {
+    for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
+      if (sameFile("/proc/self/ns/net", entry.path().c_str())) m.namespaceTrial = true;
+    }
+  }
+  return m;
+}
+
+std::string withStartHint(const dbus::ClientError& e, const Machine& machine) {
+  using Kind = dbus::ClientError::Kind;
+  if (e.kind == Kind::NotRunning && machine.namespaceTrial) {
+    return "guardd is not running (no org.mailguard.Guard1 on the system bus); this shell is in "
+           "a network namespace trial, where systemctl would start guardd in the host's "
+           "namespace: start it here, with 'sudo ./install/setup.sh' from the mailguard "
+           "sources, or by hand: sudo guardd &";
+  }
+  if (e.kind == Kind::NoBus) {
+    // The bus is not bound to a network namespace: systemd's dbus.service is the right
+    // one in a trial too.
+    if (machine.systemd) return e.message + "; start it with: sudo systemctl start dbus";
+    return e.message +
+           "; start it with: sudo dbus-daemon --system --fork (first remove a stale "
+           "/run/dbus/system_bus_socket and /run/dbus/pid left by a bus that is gone), then "
+           "restart guardd";
+  }
+  return e.message;
+}
+
 int fail(const dbus::ClientError& e) {
-  std::cerr << "guardctl: " << e.message << "\n";
+  std::cerr << "guardctl: " << withStartHint(e, thisMachine()) << "\n";
   return 1;
 }
 
