@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <system_error>
@@ -74,6 +75,24 @@ bool sameFile(const char* a, const char* b) {
          sa.st_ino == sb.st_ino;
 }
 
+// Whether this network namespace has no interface but `lo` (/proc/self/net/dev: two
+// header lines, then "name: counters" per interface).
+bool onlyLoopback() {
+  std::ifstream dev("/proc/self/net/dev");
+  std::string line;
+  int lineNo = 0;
+  bool any = false;
+  while (std::getline(dev, line)) {
+    if (++lineNo <= 2) continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const auto first = line.find_first_not_of(' ');
+    if (line.substr(first, colon - first) != "lo") return false;
+    any = true;
+  }
+  return any;
+}
+
 }  // namespace
 
 Machine thisMachine() {
@@ -89,6 +108,9 @@ Machine thisMachine() {
     for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
       if (sameFile("/proc/self/ns/net", entry.path().c_str())) m.namespaceTrial = true;
     }
+    // A namespace made with `unshare -n` has no name; that it has nothing but loopback
+    // gives it away (a PC's own namespace has its network interfaces).
+    if (!m.namespaceTrial) m.namespaceTrial = onlyLoopback();
   }
   return m;
 }
