@@ -19,6 +19,7 @@ testing=(
   conntrack procps
   zsh
   dunst xvfb x11-apps imagemagick fonts-dejavu-core
+  lintian man-db
 )
 # The MTA tests run a real exim (Debian's default MTA; it conflicts with postfix, so only
 # where no other MTA is installed).
