@@ -4,6 +4,8 @@
 #                                       (cpack), install it with apt, start guardd, check it
 #   sudo ./install/setup.sh --check     only check: does guardd enforce here, and does it
 #                                       answer on the system bus?
+#   sudo ./install/setup.sh --restart   restart guardd the way this machine runs it (in a
+#                                       namespace trial: right there), then check
 #   sudo ./install/setup.sh --uninstall stop what setup started, `apt purge mailguard`
 # With systemd as PID 1 the package's scripts enable and start guardd.service. Without it
 # (a container), and inside a network namespace trial (`ip netns exec try ...`, where
@@ -43,9 +45,9 @@ restart_hint() {
   if has_systemd; then
     echo "sudo systemctl restart guardd"
   elif in_private_netns; then
-    echo "inside this namespace: sudo ./install/setup.sh (it restarts its guardd), or by hand: sudo guardd &"
+    echo "inside this namespace: sudo ./install/setup.sh --restart, or by hand: sudo guardd &"
   else
-    echo "sudo ./install/setup.sh (it restarts its guardd), or by hand: sudo guardd &"
+    echo "sudo ./install/setup.sh --restart, or by hand: sudo guardd &"
   fi
 }
 
@@ -161,6 +163,44 @@ remove_old_install() {
   if has_systemd; then systemctl daemon-reload || true; fi
 }
 
+# Starts (or restarts) guardd the way this machine runs it: guardd.service where systemd
+# is PID 1 and this is its namespace, else in the background right here.
+start_guardd() {
+  install -d -m 0755 "$run_dir"
+  if has_systemd; then
+    # On install the package's postinst enabled and started it (or kept the owner's
+    # "disabled"); a restart is asked for by --restart.
+    if [[ ${1:-} == restart ]]; then systemctl restart guardd.service
+    else systemctl is-active --quiet guardd.service || systemctl enable --now guardd.service; fi
+    say "guardd.service: $(systemctl is-active guardd.service || true)"
+    return 0
+  fi
+  if in_private_netns; then
+    say "network namespace trial: running guardd here in the background (not through systemd)"
+  else
+    say "no systemd here: running guardd in the background"
+  fi
+  ensure_system_bus
+  if bus_answers; then
+    # A running bus reads policy files only at start or when told to reload.
+    dbus-send --system --type=method_call --dest=org.freedesktop.DBus / \
+      org.freedesktop.DBus.ReloadConfig 2>/dev/null || true
+  fi
+  stop_background_guardd
+  install -d -m 0750 "$log_dir"
+  # The log grows over runs: only what this guardd writes counts.
+  local offset
+  offset=$(stat -c %s "$log_dir/guardd.log" 2>/dev/null || echo 0)
+  nohup "$sbin/guardd" --config "$conf_dir/guardd.conf" --state-dir "$state_dir" \
+    >>"$log_dir/guardd.log" 2>&1 &
+  echo $! >"$pidfile"
+  for _ in $(seq 100); do
+    tail -c +$((offset + 1)) "$log_dir/guardd.log" | grep -q "enforcing:" && break
+    kill -0 "$(cat "$pidfile")" 2>/dev/null || die "guardd did not start: $(tail -n 5 "$log_dir/guardd.log")"
+    sleep 0.1
+  done
+}
+
 package_installed() {
   dpkg-query -W -f='${Status}' mailguard 2>/dev/null | grep -q "install ok installed"
 }
@@ -196,8 +236,13 @@ uninstall() {
 case "${1:-}" in
   --uninstall) uninstall; exit 0 ;;
   --check) check_guarding; exit $? ;;
+  --restart)
+    [[ -x $sbin/guardd ]] || die "mailguard is not installed: run 'sudo ./install/setup.sh'"
+    start_guardd restart
+    check_guarding
+    exit $? ;;
   "") ;;
-  *) die "unknown option '$1' (use --check, --uninstall, or no option to install)" ;;
+  *) die "unknown option '$1' (use --check, --restart, --uninstall, or no option to install)" ;;
 esac
 
 say "installing packages"
@@ -225,35 +270,7 @@ if ! "$sbin/guardd" --config "$conf_dir/guardd.conf" --check-config >/dev/null; 
   die "settings file $conf_dir/guardd.conf is not valid (see above)"
 fi
 
-install -d -m 0755 "$run_dir"
-if has_systemd; then
-  # The package's postinst enabled and started it (or kept the owner's "disabled").
-  say "guardd.service: $(systemctl is-active guardd.service || true)"
-  systemctl is-active --quiet guardd.service || systemctl enable --now guardd.service
-else
-  if in_private_netns; then
-    say "network namespace trial: running guardd here in the background (not through systemd)"
-  else
-    say "no systemd here: running guardd in the background"
-  fi
-  ensure_system_bus
-  if bus_answers; then
-    # A running bus reads policy files only at start or when told to reload.
-    dbus-send --system --type=method_call --dest=org.freedesktop.DBus / \
-      org.freedesktop.DBus.ReloadConfig 2>/dev/null || true
-  fi
-  install -d -m 0750 "$log_dir"
-  # The log grows over runs: only what this guardd writes counts.
-  offset=$(stat -c %s "$log_dir/guardd.log" 2>/dev/null || echo 0)
-  nohup "$sbin/guardd" --config "$conf_dir/guardd.conf" --state-dir "$state_dir" \
-    >>"$log_dir/guardd.log" 2>&1 &
-  echo $! >"$pidfile"
-  for _ in $(seq 100); do
-    tail -c +$((offset + 1)) "$log_dir/guardd.log" | grep -q "enforcing:" && break
-    kill -0 "$(cat "$pidfile")" 2>/dev/null || die "guardd did not start: $(tail -n 5 "$log_dir/guardd.log")"
-    sleep 0.1
-  done
-fi
+start_guardd
 
 # Debian's exim4: mail handed to it without TCP (sendmail, mail, cron) asks guardd about
 # each message (install/exim4/). Only with the split configuration (conf.d), which

@@ -120,8 +120,8 @@ std::string withStartHint(const dbus::ClientError& e, const Machine& machine) {
   if (e.kind == Kind::NotRunning && machine.namespaceTrial) {
     return "guardd is not running (no org.mailguard.Guard1 on the system bus); this shell is in "
            "a network namespace trial, where systemctl would start guardd in the host's "
-           "namespace: start it here, with 'sudo ./install/setup.sh' from the mailguard "
-           "sources, or by hand: sudo guardd &";
+           "namespace: start it here, with 'sudo ./install/setup.sh --restart' from the "
+           "mailguard sources, or by hand: sudo guardd &";
   }
   if (e.kind == Kind::NoBus) {
     // The bus is not bound to a network namespace: systemd's dbus.service is the right
