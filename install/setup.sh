@@ -250,7 +250,10 @@ say "installing packages"
 
 say "building"
 # A build of its own without the tests: quicker, and it leaves the test build alone.
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMAILGUARD_BUILD_TESTS=OFF >/dev/null
+# RelWithDebInfo (-O2, as CI's release preset and Debian's own packages): the build CI
+# proves free of warnings. GCC 12 at -O3 (Release) reports false -Wrestrict warnings in
+# std::string's operator+. The package is stripped of the debug information.
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAILGUARD_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)"
 
 say "making the Debian package"
