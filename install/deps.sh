@@ -10,7 +10,7 @@ build_and_run=(
   libsqlite3-dev libssl-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libncurses-dev libcap-ng-dev
   libbpf-dev bpftool clang
-  nftables iproute2 dbus util-linux
+  nftables iproute2 dbus util-linux polkitd
   scdoc
 )
 testing=(
