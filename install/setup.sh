@@ -159,6 +159,10 @@ remove_old_install() {
   for f in "${old_files[@]}"; do [[ -e $f ]] && found+=("$f"); done
   ((${#found[@]})) || return 0
   say "removing the former install into /usr/local: ${found[*]}"
+  if has_systemd; then
+    systemctl disable --now guardd.service mailguard-mta-agent.service 2>/dev/null || true
+  fi
+  if [[ -x /usr/local/sbin/guardd ]]; then /usr/local/sbin/guardd --remove-rules || true; fi
   rm -f "${found[@]}"
   if has_systemd; then systemctl daemon-reload || true; fi
 }
@@ -221,7 +225,6 @@ uninstall() {
   elif [[ -x $sbin/guardd ]]; then
     "$sbin/guardd" --remove-rules || true
   fi
-  if [[ -x /usr/local/sbin/guardd ]]; then /usr/local/sbin/guardd --remove-rules || true; fi
   remove_old_install
   # A bus setup.sh started stays: other programs may use it by now.
   if [[ -f $run_dir/dbus.pid ]]; then
@@ -266,7 +269,6 @@ stop_background_guardd  # the package's binaries replace the running one's
 say "installing $deb with apt"
 # --reinstall: a rebuilt package of the same version is installed again, not skipped.
 DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall "./$deb"
-sbin=/usr/sbin
 
 # Refuse a bad settings file before anything else is started.
 if ! "$sbin/guardd" --config "$conf_dir/guardd.conf" --check-config >/dev/null; then
