@@ -192,10 +192,25 @@ start_guardd() {
   fi
   stop_background_guardd
   install -d -m 0750 "$log_dir"
+  local config=$conf_dir/guardd.conf
+  # The kernel hooks ([kernel] identity = "auto") attach to the cgroup2 root unless told
+  # another cgroup, and would see every program of the PC, outside the trial's namespace
+  # too (a denied program refused there as well). A trial guards only its namespace: it
+  # attributes by /proc, unless guardd.conf names a cgroup of its own for the hooks.
+  if in_private_netns && ! grep -Eq '^[[:space:]]*cgroup[[:space:]]*=[[:space:]]*"[^"]' "$config"; then
+    config=$run_dir/trial-guardd.conf
+    if grep -Eq '^[[:space:]]*\[kernel\]' "$conf_dir/guardd.conf"; then
+      sed -E 's/^([[:space:]]*identity[[:space:]]*=[[:space:]]*)"auto"/\1"off"/' \
+        "$conf_dir/guardd.conf" >"$config"
+    else
+      { cat "$conf_dir/guardd.conf"; printf '\n[kernel]\nidentity = "off"\n'; } >"$config"
+    fi
+    say "namespace trial: guardd attributes by /proc, not with hooks on the PC's cgroup root ($config)"
+  fi
   # The log grows over runs: only what this guardd writes counts.
   local offset
   offset=$(stat -c %s "$log_dir/guardd.log" 2>/dev/null || echo 0)
-  nohup "$sbin/guardd" --config "$conf_dir/guardd.conf" --state-dir "$state_dir" \
+  nohup "$sbin/guardd" --config "$config" --state-dir "$state_dir" \
     >>"$log_dir/guardd.log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 100); do
