@@ -10,7 +10,7 @@ build_and_run=(
   libsqlite3-dev libssl-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libncurses-dev libcap-ng-dev
   libbpf-dev bpftool clang
-  nftables iproute2 dbus util-linux
+  nftables iproute2 dbus util-linux polkitd
   scdoc
 )
 testing=(
@@ -20,9 +20,10 @@ testing=(
   nmap
   zsh
   dunst xvfb x11-apps imagemagick fonts-dejavu-core
-  # test_polkit: a real polkitd and its text agent pkttyagent (package polkitd), and
-  # openssl for the test users' password hashes.
-  polkitd openssl
+  # test_polkit: openssl for the test users' password hashes (polkitd, with its text agent
+  # pkttyagent, is a runtime dependency above).
+  openssl
+  lintian man-db
 )
 # The MTA tests run a real exim (Debian's default MTA; it conflicts with postfix, so only
 # where no other MTA is installed).

@@ -1,8 +1,11 @@
 #include "output.hpp"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string_view>
@@ -86,12 +89,78 @@ const char* kindName(dbus::ClientError::Kind kind) {
   return "failed";
 }
 
+// Whether two paths are the same namespace (the same nsfs inode).
+bool sameFile(const char* a, const char* b) {
+  struct stat sa {};
+  struct stat sb {};
+  return ::stat(a, &sa) == 0 && ::stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+// Whether this network namespace has no interface but `lo` (/proc/self/net/dev: two
+// header lines, then "name: counters" per interface).
+bool onlyLoopback() {
+  std::ifstream dev("/proc/self/net/dev");
+  std::string line;
+  int lineNo = 0;
+  bool any = false;
+  while (std::getline(dev, line)) {
+    if (++lineNo <= 2) continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const auto first = line.find_first_not_of(' ');
+    if (line.substr(first, colon - first) != "lo") return false;
+    any = true;
+  }
+  return any;
+}
+
 }  // namespace
+
+Machine thisMachine() {
+  Machine m;
+  std::error_code ec;
+  m.systemd = std::filesystem::is_directory("/run/systemd/system", ec);
+  // PID 1's namespace is readable by root only (ptrace access); `ip netns add` leaves a
+  // bind mount of each named namespace in /run/netns, readable by everyone.
+  struct stat init {};
+  if (::stat("/proc/1/ns/net", &init) == 0) {
+    m.namespaceTrial = !sameFile("/proc/self/ns/net", "/proc/1/ns/net");
+  } else {
+    for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
+      if (sameFile("/proc/self/ns/net", entry.path().c_str())) m.namespaceTrial = true;
+    }
+    // A namespace made with `unshare -n` has no name; that it has nothing but loopback
+    // gives it away (a PC's own namespace has its network interfaces).
+    if (!m.namespaceTrial) m.namespaceTrial = onlyLoopback();
+  }
+  return m;
+}
+
+std::string withStartHint(const dbus::ClientError& e, const Machine& machine) {
+  using Kind = dbus::ClientError::Kind;
+  if (e.kind == Kind::NotRunning && machine.namespaceTrial) {
+    return "guardd is not running (no org.mailguard.Guard1 on the system bus); this shell is in "
+           "a network namespace trial, where systemctl would start guardd in the host's "
+           "namespace: start it here, with 'sudo ./install/setup.sh --restart' from the "
+           "mailguard sources, or by hand: sudo guardd &";
+  }
+  if (e.kind == Kind::NoBus) {
+    // The bus is not bound to a network namespace: systemd's dbus.service is the right
+    // one in a trial too.
+    if (machine.systemd) return e.message + "; start it with: sudo systemctl start dbus";
+    return e.message +
+           "; start it with: sudo dbus-daemon --system --fork (first remove a stale "
+           "/run/dbus/system_bus_socket and /run/dbus/pid left by a bus that is gone), then "
+           "restart guardd";
+  }
+  return e.message;
+}
 
 void setJsonErrors(bool on) { gJsonErrors = on; }
 
 std::string failureText(const dbus::ClientError& e) {
-  if (e.kind != dbus::ClientError::Kind::NotAuthorized) return e.message;
+  if (e.kind != dbus::ClientError::Kind::NotAuthorized) return withStartHint(e, thisMachine());
   // The client library words guardd's refusal "not allowed: <reason>"; guardd's reason
   // already says what would be allowed (root, or polkit's action and who may use it).
   constexpr std::string_view kPrefix = "not allowed: ";

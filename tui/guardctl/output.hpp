@@ -47,8 +47,21 @@ std::string heldNotice(std::uint32_t held, const std::string& program);
 // Local time to the second, for people; "never" for 0.
 std::string localTime(std::int64_t us);
 
+// How guardd and the system bus are started here: by systemd where it is PID 1, and by
+// hand inside a network namespace trial (`ip netns exec`, `unshare -n`), where systemd
+// would start guardd in the host's namespace.
+struct Machine {
+  bool systemd = false;         // /run/systemd/system exists (sd_booted(3))
+  bool namespaceTrial = false;  // another network namespace than PID 1's
+};
+Machine thisMachine();
+// The error's message, with the way to start guardd (NotRunning) or the bus (NoBus) that
+// works on `machine`; other errors unchanged.
+std::string withStartHint(const dbus::ClientError& e, const Machine& machine);
+
 // Shared by the commands: prints "guardctl: <message>" to stderr and returns the exit
-// code of a failed command (1). A refusal reads "Not authorized: <guardd's reason>". With
+// code of a failed command (1); a guardd or bus not running gets withStartHint for this
+// machine. A refusal reads "Not authorized: <guardd's reason>". With
 // setJsonErrors(true) (--json) it also prints, on stdout, {"error": {"name": <the D-Bus
 // error name or null>, "kind": "not_authorized"|"not_running"|"no_bus"|
 // "invalid_argument"|"not_found"|"failed", "message": <the same text>}}.

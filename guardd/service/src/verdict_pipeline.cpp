@@ -336,10 +336,47 @@ void VerdictPipeline::recordSubmission(store::AttemptRecord attempt, ProgramView
       s_.records.record(recordOf(*program));
     }
     if (changed && observers_.onProgramChanged) observers_.onProgramChanged(*program);
+    // Changed to pending by a held attempt: new, or forgotten by the owner since.
+    if (changed && newState == rules::ProgramState::Pending && attempt.verdict == Verdict::Hold) {
+      logFirstHeld(*program, attempt);
+    }
   }
   attempt.id = nextAttemptId_++;
   if (observers_.onAttempt) observers_.onAttempt(attempt);
   s_.records.record(std::move(attempt));
+}
+
+void VerdictPipeline::logFirstHeld(const ProgramView& program,
+                                   const store::AttemptRecord& attempt) {
+  const auto mono = s_.clock.monotonic();
+  if (!firstHeldMinute_ || mono - *firstHeldMinute_ >= std::chrono::minutes(1)) {
+    if (firstHeldUnlogged_ > 0) {
+      log::info("held: " + std::to_string(firstHeldUnlogged_) +
+                " more program(s) held for the first time were not logged (see 'guardctl "
+                "programs')");
+    }
+    firstHeldMinute_ = mono;
+    firstHeldLines_ = 0;
+    firstHeldUnlogged_ = 0;
+  }
+  if (firstHeldLines_ >= kFirstHeldLinesPerMinute) {
+    ++firstHeldUnlogged_;
+    return;
+  }
+  ++firstHeldLines_;
+  const std::string id = std::to_string(program.id);
+  const std::string where = attempt.channel == "mta" ? "a message handed to the local MTA"
+                                                     : "a mail connection to " + attempt.dst + ":" +
+                                                           std::to_string(attempt.dstPort);
+  log::info("held: " + formatRfc3339(attempt.time) + ": program " + id + " " +
+            log::quote(program.identity.path) +
+            (program.identity.scriptPath.empty()
+                 ? std::string()
+                 : " running " + log::quote(program.identity.scriptPath)) +
+            " (uid " + std::to_string(attempt.uid) + ", pid " + std::to_string(attempt.pid) +
+            ") is held for the first time: " + where +
+            "; it waits for your decision: sudo guardctl approve " + id +
+            ", or sudo guardctl deny " + id);
 }
 
 void VerdictPipeline::resumeParked() {

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +39,10 @@ class VerdictPipeline {
   // many at once; then it is held, and TCP retries it.
   static constexpr auto kMaxParkTime = std::chrono::seconds(2);
   static constexpr std::size_t kMaxParked = 1024;
+  // A program held for the first time is logged (with the time: a log file written
+  // without the journal has no time stamps of its own), at most this many a minute: a bot
+  // that rewrites itself is a new program on every attempt.
+  static constexpr int kFirstHeldLinesPerMinute = 10;
 
   struct Seams {
     netfilter::PacketSource& packets;  // packets in, verdicts out
@@ -98,6 +103,7 @@ class VerdictPipeline {
               ProgramView* program, const rules::Decision& decision, bool quarantined);
   void count(rules::Verdict verdict);
   [[nodiscard]] bool allowedAlone(const procinfo::ProcessInfo& process) const;
+  void logFirstHeld(const ProgramView& program, const store::AttemptRecord& attempt);
 
   Seams s_;
   Observers observers_;
@@ -113,6 +119,11 @@ class VerdictPipeline {
   QueuePressure pressure_;
   std::uint32_t readSinceSample_ = 0;  // the most packets read in one wake-up since
   Counters counters_;
+  // The minute of first-held lines (logFirstHeld): when it began, lines written in it,
+  // and lines left out.
+  std::optional<MonoTime> firstHeldMinute_;
+  int firstHeldLines_ = 0;
+  std::uint64_t firstHeldUnlogged_ = 0;
 };
 
 // A program's row as the store keeps it.

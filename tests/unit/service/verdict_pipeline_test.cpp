@@ -151,6 +151,72 @@ TEST_F(PipelineTest, SynRetransmissionsOfAHeldAttemptAreRecordedAndAssessedOnce)
   EXPECT_TRUE(detector.assessed.back().second);
 }
 
+// Lines of guardd's log (stderr, as written without the journal) that contain `what`.
+std::vector<std::string> linesWith(const std::string& log, const std::string& what) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < log.size()) {
+    auto end = log.find('\n', start);
+    if (end == std::string::npos) end = log.size();
+    const auto line = log.substr(start, end - start);
+    if (line.find(what) != std::string::npos) out.push_back(line);
+    start = end + 1;
+  }
+  return out;
+}
+
+TEST_F(PipelineTest, AProgramHeldForTheFirstTimeIsLoggedOnceWithTheTime) {
+  attribution.bySourcePort[40002] = process(kBot, sha('b'));
+  attribution.bySourcePort[40003] = process(kBot, sha('b'));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(decide(1, 40002), PacketVerdict::Drop);
+  const auto heldAt = formatRfc3339(clock.now());
+  clock.advance(std::chrono::seconds(1));
+  EXPECT_EQ(decide(2, 40002), PacketVerdict::Drop);  // its SYN retry
+  EXPECT_EQ(decide(3, 40003), PacketVerdict::Drop);  // a second attempt, still pending
+  const auto log = ::testing::internal::GetCapturedStderr();
+  const auto lines = linesWith(log, "held for the first time");
+  ASSERT_EQ(lines.size(), 1U) << log;
+  EXPECT_THAT(lines[0], HasSubstr("guardd: info: held: " + heldAt + ": program 1 '" +
+                                  std::string(kBot) + "' (uid 1000, pid 4242)"));
+  EXPECT_THAT(lines[0], HasSubstr("a mail connection to 127.1.0.1:25"));
+  EXPECT_THAT(lines[0], HasSubstr("sudo guardctl approve 1"));
+  EXPECT_EQ(records.attempts.size(), 2U);
+}
+
+TEST_F(PipelineTest, AnApprovedOrDeniedProgramIsNotLoggedAsHeld) {
+  approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
+  approvals.push_back(rule(rules::RuleAction::Deny, kBot, sha('b')));
+  attribution.bySourcePort[40001] = process(kClient, sha('c'));
+  attribution.bySourcePort[40002] = process(kBot, sha('b'));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(decide(1, 40001), PacketVerdict::RepeatWithAllow);
+  EXPECT_EQ(decide(2, 40002), PacketVerdict::RepeatWithReject);
+  const auto log = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(linesWith(log, "held").empty()) << log;
+}
+
+TEST_F(PipelineTest, FirstHeldLinesAreBoundedPerMinuteAndTheRestCounted) {
+  // A bot that rewrites itself is a new program on every attempt.
+  const int bots = VerdictPipeline::kFirstHeldLinesPerMinute + 5;
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < bots; ++i) {
+    const auto port = static_cast<std::uint16_t>(30000 + i);
+    attribution.bySourcePort[port] = process(kBot, sha('0') + std::to_string(i));
+    EXPECT_EQ(decide(static_cast<std::uint32_t>(i + 1), port), PacketVerdict::Drop);
+  }
+  clock.advance(std::chrono::minutes(1));
+  attribution.bySourcePort[31000] = process(kBot, sha('x'));
+  EXPECT_EQ(decide(1000, 31000), PacketVerdict::Drop);
+  const auto log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(linesWith(log, "held for the first time:").size(),
+            static_cast<std::size_t>(VerdictPipeline::kFirstHeldLinesPerMinute) + 1)
+      << log;
+  const auto summary = linesWith(log, "more program(s) held for the first time");
+  ASSERT_EQ(summary.size(), 1U) << log;
+  EXPECT_THAT(summary[0], HasSubstr("held: 5 more program(s)"));
+}
+
 TEST_F(PipelineTest, DeniedProgramIsResetAtOnce) {
   approvals.push_back(rule(rules::RuleAction::Deny, kBot, sha('b')));
   attribution.bySourcePort[40003] = process(kBot, sha('b'));

@@ -245,5 +245,31 @@ TEST_F(TargetTest, ARelativePathMustNameAFileHere) {
   EXPECT_FALSE(scriptTarget("3")) << "a script is a file, never an id";
 }
 
+TEST(GuardctlStartHint, InANamespaceTrialNamesGuarddItselfNotSystemctl) {
+  const dbus::ClientError notRunning{dbus::ClientError::Kind::NotRunning,
+                                     "guardd is not running (no org.mailguard.Guard1 on the "
+                                     "system bus); start it with: sudo systemctl start guardd",
+                                     "org.freedesktop.DBus.Error.ServiceUnknown"};
+  const auto trial = withStartHint(notRunning, Machine{true, true});
+  EXPECT_EQ(trial.find("systemctl start"), std::string::npos) << trial;
+  EXPECT_NE(trial.find("network namespace trial"), std::string::npos) << trial;
+  EXPECT_NE(trial.find("sudo guardd &"), std::string::npos) << trial;
+  // Outside a trial the client's own hint (systemctl with systemd) stands.
+  EXPECT_EQ(withStartHint(notRunning, Machine{true, false}), notRunning.message);
+}
+
+TEST(GuardctlStartHint, NamesHowToStartTheBusOnThisMachine) {
+  const dbus::ClientError noBus{dbus::ClientError::Kind::NoBus,
+                                "cannot connect to the system bus (Connection refused)", ""};
+  const auto withSystemd = withStartHint(noBus, Machine{true, true});
+  EXPECT_NE(withSystemd.find("sudo systemctl start dbus"), std::string::npos) << withSystemd;
+  const auto without = withStartHint(noBus, Machine{false, false});
+  EXPECT_EQ(without.find("systemctl"), std::string::npos) << without;
+  EXPECT_NE(without.find("sudo dbus-daemon --system --fork"), std::string::npos) << without;
+  EXPECT_NE(without.find("stale /run/dbus/system_bus_socket"), std::string::npos) << without;
+  const dbus::ClientError other{dbus::ClientError::Kind::NotAuthorized, "not allowed: x", ""};
+  EXPECT_EQ(withStartHint(other, Machine{false, true}), other.message);
+}
+
 }  // namespace
 }  // namespace mailguard::guardctl
