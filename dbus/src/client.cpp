@@ -50,7 +50,7 @@ ClientError fromSdbus(const sdbus::Error& e) {
     err.message = notRunningMessage(systemdRunning());
   } else if (name == kErrorNotAuthorized) {
     err.kind = ClientError::Kind::NotAuthorized;
-    err.message = "not allowed: " + msg;
+    err.message = msg;  // guardd's reason: what would be allowed (root, polkit, group)
   } else if (name == "org.freedesktop.DBus.Error.AccessDenied") {
     err.kind = ClientError::Kind::NotAuthorized;
     err.message = "not allowed by the system bus policy: " + msg;
@@ -110,20 +110,29 @@ class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_p
   template <class R, class... Args>
   void policyCallAsync(const char* method, std::function<void(const ClientResult<R>&)> done,
                        const Args&... args) {
-    auto reply = [done](const sdbus::Error* error, R value) {
+    // The call is built by hand to carry ALLOW_INTERACTIVE_AUTHORIZATION (call.hpp): the
+    // dashboard goes on drawing while polkit asks the user's agent for a password.
+    auto reply = [done](sdbus::MethodReply& message, const sdbus::Error* error) {
       if (error != nullptr) {
         done(fromSdbus(*error));
-      } else {
-        done(std::move(value));
+        return;
       }
+      R value{};
+      try {
+        message >> value;
+      } catch (const sdbus::Error& e) {
+        done(fromSdbus(e));
+        return;
+      }
+      done(std::move(value));
     };
     try {
-      getProxy()
-          .callMethodAsync(method)
-          .onInterface(kInterface)
-          .withTimeout(kPolicyCallTimeout)
-          .withArguments(args...)
-          .uponReplyInvoke(std::move(reply));
+      auto call = getProxy().createMethodCall(kInterface, method);
+      detail::allowInteractiveAuthorization(call);
+      ((call << args), ...);
+      getProxy().callMethod(
+          call, std::move(reply),
+          std::chrono::duration_cast<std::chrono::microseconds>(kPolicyCallTimeout).count());
     } catch (const sdbus::Error& e) {
       done(fromSdbus(e));  // not sent at all (the connection broke)
     }

@@ -73,11 +73,13 @@ ClientResult<FirewallStatus> HostClient::firewallStatus() {
 ClientResult<EnableResult> HostClient::firewallEnable(bool confirmed) {
   return guarded([&] {
     codec::EnableTuple t;
-    impl_->proxy->callMethod("FirewallEnable")
-        .onInterface(kInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(confirmed)
-        .storeResultsTo(std::get<0>(t), std::get<1>(t), std::get<2>(t));
+    // Three reply values, so not callWithTimeout; marked for polkit's prompt the same way.
+    auto call = impl_->proxy->createMethodCall(kInterface, "FirewallEnable");
+    detail::allowInteractiveAuthorization(call);
+    call << confirmed;
+    auto reply = impl_->proxy->callMethod(
+        call, std::chrono::duration_cast<std::chrono::microseconds>(kChangeTimeout).count());
+    reply >> std::get<0>(t) >> std::get<1>(t) >> std::get<2>(t);
     return codec::decode(t);
   });
 }

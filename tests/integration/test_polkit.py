@@ -26,9 +26,8 @@ mgtest.require_private_netns()
 
 NOT_AUTHORIZED = "org.mailguard.Error.NotAuthorized"
 GUARD_TUI = os.path.join(BUILD, "tui", "guard-tui")
-# The dashboard's refusal line. It says "Not allowed: ..." today; it is becoming guardd's
-# own reason, "Not authorized: ...", with guard-tui's asynchronous policy calls.
-DASHBOARD_REFUSAL = re.compile(r"^ Not (?:allowed|authorized): \S.*$", re.M)
+# The dashboard's refusal line: guardd's own reason.
+DASHBOARD_REFUSAL = re.compile(r"^ Not authorized: \S.*$", re.M)
 MEMBER_NAME = MEMBER[0]
 OUTSIDER_NAME = OUTSIDER[0]
 ADMIN_NAME = ADMIN[0]

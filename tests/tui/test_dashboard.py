@@ -21,7 +21,8 @@ from fwtest import responder  # noqa: E402
 mgtest.require_private_netns()
 
 GUARD_TUI = os.path.join(BUILD, "tui", "guard-tui")
-REFUSED = "Not allowed: changing policy needs root (run guard-tui with sudo)"
+# guardd's own reason (no polkitd on the test bus): root is needed.
+REFUSED = "Not authorized: changing policy needs root"
 R_RUN_AUDIT = " R run audit now  Enter findings  Tab screen  ? help  q quit"
 KEYS_LINE = " a approve  d deny  f forget  Enter details  / filter  s sort  ? help  q quit"
 # The status bar at 80 columns with one held attempt: the attribution path is shown; the
@@ -307,8 +308,7 @@ class Dashboard(GuarddOnBusTest):
         nobody.send("3")
         nobody.wait_for(lambda s: re.search(r"HARD +\S*/bot", s), "the alert for nobody")
         nobody.send("K")
-        nobody.wait_for_text(
-            "Not allowed: acknowledging alerts needs root (run guard-tui with sudo)")
+        nobody.wait_for_text(REFUSED)
 
         tui.send("K")
         tui.wait_for(lambda s: re.search(r"Acknowledged alert \d+", s) and

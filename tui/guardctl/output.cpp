@@ -161,12 +161,9 @@ void setJsonErrors(bool on) { gJsonErrors = on; }
 
 std::string failureText(const dbus::ClientError& e) {
   if (e.kind != dbus::ClientError::Kind::NotAuthorized) return withStartHint(e, thisMachine());
-  // The client library words guardd's refusal "not allowed: <reason>"; guardd's reason
-  // already says what would be allowed (root, or polkit's action and who may use it).
-  constexpr std::string_view kPrefix = "not allowed: ";
-  std::string_view reason = e.message;
-  if (reason.starts_with(kPrefix)) reason.remove_prefix(kPrefix.size());
-  return "Not authorized: " + std::string(reason);
+  // guardd's reason already says what would be allowed (root, or polkit's action and who
+  // may use it).
+  return "Not authorized: " + e.message;
 }
 
 int fail(const dbus::ClientError& e) {

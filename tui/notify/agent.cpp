@@ -291,11 +291,8 @@ void Agent::policyDone(const PolicyOutcome& o, SteadyTime now) {
   const char* verb = approve ? "approve" : "deny";
   if (o.error->kind == dbus::ClientError::Kind::NotAuthorized) {
     // guardd's reason says what would be allowed (root, polkit and its agent, group
-    // mailguard); the client library prefixes it with "not allowed: ".
-    constexpr std::string_view kPrefix = "not allowed: ";
-    std::string_view reason = o.error->message;
-    if (reason.starts_with(kPrefix)) reason.remove_prefix(kPrefix.size());
-    e.refusal = std::string("Not authorized to ") + verb + " it: " + std::string(reason) +
+    // mailguard).
+    e.refusal = std::string("Not authorized to ") + verb + " it: " + o.error->message +
                 "\nAsk an administrator, join group mailguard, or in a terminal: sudo guardctl " +
                 verb + " " + e.target;
   } else {

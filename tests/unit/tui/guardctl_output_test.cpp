@@ -267,7 +267,7 @@ TEST(GuardctlStartHint, NamesHowToStartTheBusOnThisMachine) {
   EXPECT_EQ(without.find("systemctl"), std::string::npos) << without;
   EXPECT_NE(without.find("sudo dbus-daemon --system --fork"), std::string::npos) << without;
   EXPECT_NE(without.find("stale /run/dbus/system_bus_socket"), std::string::npos) << without;
-  const dbus::ClientError other{dbus::ClientError::Kind::NotAuthorized, "not allowed: x", ""};
+  const dbus::ClientError other{dbus::ClientError::Kind::NotAuthorized, "x", ""};
   EXPECT_EQ(withStartHint(other, Machine{false, true}), other.message);
 }
 

@@ -325,12 +325,14 @@ TEST(Actions, ForgetAsksFirstAndReloadsAfterwards) {
 
 TEST(Actions, RefusalShowsHowToGetPermission) {
   State s = threePrograms();
-  dbus::ClientError e{dbus::ClientError::Kind::NotAuthorized, "not allowed: needs root",
+  dbus::ClientError e{dbus::ClientError::Kind::NotAuthorized,
+                      "changing policy needs root, or ... group 'mailguard' ...",
                       "org.mailguard.Error.NotAuthorized"};
   update(s, ActionFailed{Action::Approve, 2, e});
   ASSERT_TRUE(s.message);
   EXPECT_EQ(s.message->kind, Message::Kind::Error);
-  EXPECT_EQ(s.message->text, "Not allowed: changing policy needs root (run guard-tui with sudo)");
+  EXPECT_EQ(s.message->text,
+            "Not authorized: changing policy needs root, or ... group 'mailguard' ...");
 }
 
 TEST(Actions, SuccessUpdatesTheProgramAndSaysSo) {
@@ -509,8 +511,7 @@ TEST(Alerts, RefusedAcknowledgeShowsNotAllowed) {
                          dbus::ClientError{dbus::ClientError::Kind::NotAuthorized, "no", {}}, 5});
   ASSERT_TRUE(s.message);
   EXPECT_EQ(s.message->kind, Message::Kind::Error);
-  EXPECT_EQ(s.message->text,
-            "Not allowed: acknowledging alerts needs root (run guard-tui with sudo)");
+  EXPECT_EQ(s.message->text, "Not authorized: no");
   EXPECT_FALSE(s.alerts[0].acknowledged);
   EXPECT_TRUE(s.newAlerts.contains(5));
 }

@@ -465,7 +465,7 @@ TEST(Render, ConfirmationAndRefusalAppearOnTheMessageLine) {
   update(s, ActionFailed{Action::Approve, 2,
                          dbus::ClientError{dbus::ClientError::Kind::NotAuthorized, "x", "y"}});
   f = render(s, {80, 24});
-  EXPECT_EQ(f.lines()[22], " Not allowed: changing policy needs root (run guard-tui with sudo)");
+  EXPECT_EQ(f.lines()[22], " Not authorized: x");
   EXPECT_EQ(f.rows[22].spans[0].style, Style::Error);
 }
 

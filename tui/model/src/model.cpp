@@ -643,9 +643,9 @@ std::string failureText(const ActionFailed& f) {
   using Kind = dbus::ClientError::Kind;
   switch (f.error.kind) {
     case Kind::NotAuthorized:
-      return f.action == Action::Acknowledge
-                 ? "Not allowed: acknowledging alerts needs root (run guard-tui with sudo)"
-                 : "Not allowed: changing policy needs root (run guard-tui with sudo)";
+      // guardd's reason says what would have been allowed (root, polkit's action, the
+      // group whose members use their own password).
+      return "Not authorized: " + f.error.message;
     case Kind::NotRunning:
     case Kind::NoBus:
       return "Could not " + std::string(verb(f.action)) + ": guardd is not reachable";
