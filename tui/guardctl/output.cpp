@@ -141,8 +141,8 @@ std::string withStartHint(const dbus::ClientError& e, const Machine& machine) {
   using Kind = dbus::ClientError::Kind;
   if (e.kind == Kind::NotRunning && machine.namespaceTrial) {
     return "guardd is not running (no org.mailguard.Guard1 on the system bus); this shell is in "
-           "a network namespace trial, where systemctl would start guardd in the host's "
-           "namespace: start it here, with 'sudo ./install/setup.sh --restart' from the "
+           "a network namespace trial, and guardd must run inside it (a system service would "
+           "run in the host's namespace): start it here, with 'sudo ./install/setup.sh --restart' from the "
            "mailguard sources, or by hand: sudo guardd &";
   }
   if (e.kind == Kind::NoBus) {

@@ -511,7 +511,10 @@ Outcome probeOnce(int family, const std::string& source, const std::string& targ
   };
   out.dialogue = runRelayDialogue(conn, reconnect, options.ownDomain);
   out.transient = isTransientFailure(0, out.dialogue);
-  if (out.transient) return out;  // no banner: nothing was learnt
+  // No banner: nothing was learnt about relaying, but the port took the connection, so
+  // other computers reach it (an exposed listener, whatever it speaks).
+  out.relay = RelayVerdict::Closed;
+  if (out.transient) return out;
   for (const VariantResult& v : out.dialogue.variants) {
     if (v.accepted) out.accepted.push_back(v.name);
   }
