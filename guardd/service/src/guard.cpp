@@ -3,6 +3,7 @@
 #include "mailguard/service/guard.hpp"
 
 #include <sys/epoll.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -261,6 +262,23 @@ Result<std::unique_ptr<kernel::KernelIdentity>> Guard::Impl::openKernelIdentity(
   }
   std::filesystem::path cgroup = s.kernelCgroup;
   if (cgroup.empty()) {
+    // Hooks on the cgroup2 root act on every process of the machine, whatever network
+    // namespace it is in; guardd in a namespace of its own (a trial: `ip netns exec`,
+    // `unshare -n`) guards that namespace only, and must not refuse or pass connects of
+    // the rest of the machine.
+    struct stat own {};
+    struct stat init {};
+    if (::stat("/proc/self/ns/net", &own) != 0 || ::stat("/proc/1/ns/net", &init) != 0) {
+      return makeError(
+          "cannot tell whether guardd shares the machine's network namespace (PID 1's is "
+          "unreadable); name the cgroup the hooks attach to in [kernel] cgroup");
+    }
+    if (own.st_dev != init.st_dev || own.st_ino != init.st_ino) {
+      return makeError(
+          "guardd runs in a network namespace of its own (a trial?), and hooks on the cgroup2 "
+          "root would decide the connects of every process on the machine; name a cgroup that "
+          "holds only this namespace's processes in [kernel] cgroup to use them here");
+    }
     auto root = kernel::cgroup2Root();
     if (!root) {
       return makeError(
