@@ -219,6 +219,34 @@ std::string ProgramIdentity::display() const {
 
 bool isInterpreter(std::string_view exeBasename) { return familyOf(exeBasename) != Family::None; }
 
+std::string_view toString(IdentityKind k) {
+  switch (k) {
+    case IdentityKind::Program:
+      return "program";
+    case IdentityKind::Script:
+      return "script";
+    case IdentityKind::Inline:
+      return "inline";
+  }
+  return "program";
+}
+
+std::optional<IdentityKind> identityKindFromString(std::string_view s) {
+  if (s == "program") return IdentityKind::Program;
+  if (s == "script") return IdentityKind::Script;
+  if (s == "inline") return IdentityKind::Inline;
+  return std::nullopt;
+}
+
+IdentityKind ProgramIdentity::kind() const {
+  if (isInterpreted()) return IdentityKind::Script;
+  if (binaryItself) return IdentityKind::Program;
+  const std::string_view p = path;
+  const auto slash = p.rfind('/');
+  const std::string_view base = slash == std::string_view::npos ? p : p.substr(slash + 1);
+  return isInterpreter(base) ? IdentityKind::Inline : IdentityKind::Program;
+}
+
 std::optional<std::string> scriptArgument(std::string_view exeBasename,
                                           const std::vector<std::string>& argv) {
   const Family family = familyOf(exeBasename);
