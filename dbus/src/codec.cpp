@@ -32,8 +32,9 @@ using WireFinding = wire::Finding;
 }  // namespace
 
 wire::Program encode(const Program& p) {
-  return wire::Program{p.id,    p.path,     p.sha256,        p.scriptPath,  p.scriptSha256, p.uid,
-                       p.state, p.attempts, p.lastAttemptUs, p.firstSeenUs, p.heldMessages};
+  return wire::Program{p.id,           p.path,  p.sha256,   p.scriptPath,    p.scriptSha256,
+                       p.uid,          p.state, p.attempts, p.lastAttemptUs, p.firstSeenUs,
+                       p.heldMessages, p.kind,  p.covers};
 }
 
 Program decode(const wire::Program& w) {
@@ -49,6 +50,8 @@ Program decode(const wire::Program& w) {
   p.lastAttemptUs = w.get<8>();
   p.firstSeenUs = w.get<9>();
   p.heldMessages = w.get<10>();
+  p.kind = w.get<11>();
+  p.covers = w.get<12>();
   return p;
 }
 

@@ -170,6 +170,12 @@ int main(int argc, char** argv) {
       "         sudo guardctl approve /usr/bin/msmtp --only-to 192.0.2.7:587 --only-to "
       "[2001:db8::7]:587\n"
       "         sudo guardctl approve /usr/bin/python3 --script /home/ann/bin/newsletter.py\n"
+      "         sudo guardctl approve /usr/bin/swaks    (a perl script: approved with perl)\n"
+      "         sudo guardctl approve /usr/bin/curl --user alice\n"
+      "What an approval covers: a program (approving an interpreter such as python3 itself\n"
+      "approves none of its scripts or inline code), a script run by its interpreter, or\n"
+      "with --inline the code one user types or pipes into an interpreter (python3 -c,\n"
+      "perl -e, stdin): any such code of that user may then send mail.\n"
       "A process of the program whose environment or options load other code (LD_PRELOAD,\n"
       "PYTHONPATH, PERL5OPT, perl -M, node --require, ...) is held; --allow-env names the\n"
       "ones this approval allows.");
@@ -179,6 +185,15 @@ int main(int argc, char** argv) {
                    "Allow these code-loading variables or options (NAME[,NAME], like "
                    "PYTHONPATH or --allow-env=-M) when the program runs")
       ->delimiter(',');
+  std::string approveUser;
+  approve.cmd->add_option("--user", approveUser,
+                          "Approve for this user only (NAME or UID), or 'all' for every user. "
+                          "Default: a program or script in a home folder is for that home's "
+                          "owner, any other for every user");
+  bool approveInline = false;
+  approve.cmd->add_flag("--inline", approveInline,
+                        "PATH is an interpreter (python3, perl, sh, ...): approve the code one "
+                        "user types or pipes into it (-c, -e, stdin); needs --user");
   std::vector<std::string> onlyTo;
   approve.cmd->add_option("--only-to", onlyTo,
                           "Allow only connections to HOST[:PORT] (repeatable). HOST: an IPv4 or "
@@ -250,6 +265,27 @@ int main(int argc, char** argv) {
     if (!policyTargets) return kUsage;
   }
   if (auto code = detectorCommands.checkArguments()) return *code;
+  mailguard::dbus::ApproveScope scope;
+  scope.inlineCode = approveInline;
+  if (approveInline && !approve.script.empty()) {
+    std::cerr << "guardctl: --inline and --script: inline code has no script\n";
+    return kUsage;
+  }
+  if (approveUser == "all") {
+    scope.allUsers = true;
+  } else if (!approveUser.empty()) {
+    auto uid = out::userId(approveUser);
+    if (!uid) {
+      std::cerr << "guardctl: --user: " << uid.error().message << "\n";
+      return kUsage;
+    }
+    scope.user = *uid;
+  }
+  if (approveInline && !scope.user) {
+    std::cerr << "guardctl: --inline needs --user NAME: inline code is approved for one user "
+                 "only\n";
+    return kUsage;
+  }
   for (const auto& text : onlyTo) {
     if (auto d = mailguard::rules::parseDestination(text); !d) {
       std::cerr << "guardctl: --only-to " << d.error().message << "\n";
@@ -357,14 +393,18 @@ int main(int argc, char** argv) {
   for (auto* pc : {&approve, &deny}) {
     if (!*pc->cmd) continue;
     const auto& [target, script] = *policyTargets;
-    auto r = pc == &approve ? client.approve(target, script, allowEnv, onlyTo)
+    auto r = pc == &approve ? client.approve(target, script, allowEnv, onlyTo, scope)
                             : client.deny(target, script);
     if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
     const auto& p = std::get<mailguard::dbus::Program>(r);
+    const auto notes = out::decisionNotes(p, pc == &approve);
     if (json) {
+      // The warnings go to stderr, where a script's reader still sees them.
+      for (const auto& note : notes) std::cerr << note << "\n";
       printJson(out::toJson(p));
     } else {
       std::cout << out::programLine(p) << "\n";
+      for (const auto& note : notes) std::cout << note << "\n";
       if (pc == &approve && !allowEnv.empty()) {
         std::cout << "  allowed to run with: " << mailguard::rules::joinNames(allowEnv) << "\n";
       }

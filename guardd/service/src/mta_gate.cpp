@@ -204,8 +204,8 @@ std::optional<std::string> MtaGate::answer(const mta::PeerConnection& c, const m
   } else {
     const auto& p = *submitter;
     program = &d_.programs.remember(p.identity, p.uid, d_.clock.now(), d_.clock.monotonic());
-    decision =
-        rules::decide(p.identity, program->state == rules::ProgramState::Quarantined, d_.approvals);
+    decision = rules::decide(p.identity, program->state == rules::ProgramState::Quarantined,
+                             d_.approvals, p.uid);
     attempt.pid = p.pid;
     attempt.uid = p.uid;
     attempt.path = p.identity.path;

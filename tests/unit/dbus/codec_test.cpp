@@ -9,7 +9,7 @@ namespace {
 Program aProgram() {
   return Program{7,    "/usr/bin/msmtp", "ab12", "/home/u/send.py",     "cd34",
                  1000, "approved",       42,     1'700'000'000'000'001, 1'600'000'000'000'002,
-                 20};
+                 20,   "script",         "alice"};
 }
 
 TEST(WireCodec, ProgramRoundTripsEveryField) {
@@ -26,15 +26,19 @@ TEST(WireCodec, ProgramRoundTripsEveryField) {
   EXPECT_EQ(back.lastAttemptUs, p.lastAttemptUs);
   EXPECT_EQ(back.firstSeenUs, p.firstSeenUs);
   EXPECT_EQ(back.heldMessages, p.heldMessages);
+  EXPECT_EQ(back.kind, p.kind);
+  EXPECT_EQ(back.covers, p.covers);
 }
 
 TEST(WireCodec, ProgramIsEncodedInTheOrderOfTheXml) {
-  const auto w = codec::encode(aProgram());  // (xssssusxxxu)
+  const auto w = codec::encode(aProgram());  // (xssssusxxxuss)
   EXPECT_EQ(w.get<0>(), 7);
   EXPECT_EQ(w.get<1>(), "/usr/bin/msmtp");
   EXPECT_EQ(w.get<6>(), "approved");
   EXPECT_EQ(w.get<9>(), 1'600'000'000'000'002);
   EXPECT_EQ(w.get<10>(), 20U);
+  EXPECT_EQ(w.get<11>(), "script");
+  EXPECT_EQ(w.get<12>(), "alice");
 }
 
 TEST(WireCodec, RuleRoundTripsEveryFieldInTheOrderOfTheXml) {

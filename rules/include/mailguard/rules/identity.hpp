@@ -64,6 +64,17 @@ bool isVersionOf(std::string_view name, std::string_view stem);
 std::optional<std::string> scriptArgument(std::string_view exeBasename,
                                           const std::vector<std::string>& argv);
 
+// What a script's "#!" line runs it with. execve(2): "#!interpreter [optional-arg]", the
+// argument being the rest of the line as one word. For "#!/usr/bin/env [-S] NAME ...",
+// interpreter is NAME as env finds it in PATH (viaEnv; absolute only if NAME is).
+struct Shebang {
+  std::string interpreter;
+  std::string argument;
+  bool viaEnv = false;
+};
+// nullopt when `head` (the file's first bytes) does not start with "#!" or names nothing.
+std::optional<Shebang> parseShebang(std::string_view head);
+
 // Under /tmp, /dev/shm, /var/tmp, a hidden directory of a home directory
 // (/home/USER/.x/..., /root/.x/...), or an anonymous file ("memfd:", "/memfd:").
 // Such executables never get a path-only approval.
