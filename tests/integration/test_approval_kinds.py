@@ -14,6 +14,7 @@ mgtest.require_private_netns()
 
 PYTHON = os.path.realpath("/usr/bin/python3")
 PERL = "/usr/bin/perl"
+BASH = os.path.realpath("/bin/bash")
 
 # Connects to 127.0.0.1:25 and says how it went; held connections time out.
 CONNECT = ("import socket\n"
@@ -143,6 +144,26 @@ class ApprovalKinds(GuarddOnBusTest):
         self.assertEqual(self.last_attempt(kind="inline", uid=0)["reason"],
                          "approved for nobody only")
         self.assertIn("approved inline code", self.guardd.log())
+
+    def test_a_quarantined_bash_c_of_root_leaves_another_users_bash_scripts_alone(self):
+        # Root's bot: `bash -c` connecting to ever new servers, as a spam bot does.
+        for n in range(1, 16):
+            subprocess.run(["timeout", "0.3", BASH, "-c", f"exec 3<>/dev/tcp/127.1.0.{n}/25"],
+                           capture_output=True, timeout=30)
+            rows = [p for p in self.ctl_json("programs")
+                    if p["kind"] == "inline" and p["path"] == BASH]
+            if rows and rows[0]["state"] == "quarantined":
+                break
+        else:
+            self.fail(f"root's bash -c was not quarantined: {self.ctl_json('programs')}")
+        # Another user's bash script is its own program: asked about, not refused.
+        script = self.write("mailer.sh", "exec 3<>/dev/tcp/127.0.0.1/25 && echo connected\n",
+                            0o644)
+        self.run_as(["timeout", "1", BASH, script], user="nobody")
+        attempt = self.last_attempt(script_path=script)
+        self.assertEqual(attempt["verdict"], "hold", attempt)
+        self.assertEqual(attempt["uid"], 65534)
+        self.assertEqual(self.row("script", path=BASH, script=script)["state"], "pending")
 
 
 if __name__ == "__main__":
