@@ -2,7 +2,9 @@
 (`python3 -c`), and for which users. Each test is a trap a household owner fell into,
 met as the owner meets it, with the real python3 and perl in a fresh network namespace,
 guardd on a private bus and guardctl. Run as root."""
+import json
 import os
+import signal
 import subprocess
 
 import mgtest
@@ -92,6 +94,46 @@ class ApprovalKinds(GuarddOnBusTest):
         b = self.write("b.py", "# b\n" + CONNECT, 0o644)
         self.assertIn("refused", self.run_as([PYTHON, b]))
         self.assertIn("refused", self.inline())
+
+    def watch(self):
+        """`guardctl --json watch` writing to a file; stopped by PID. Returns a function
+        that reads the signals so far."""
+        path = os.path.join(self.dir, "watch.jsonl")
+        out = open(path, "w")
+        err = open(path + ".err", "w")
+        proc = subprocess.Popen([os.path.join(mgtest.BUILD, "tui", "guardctl"), "--json",
+                                 "watch"], stdout=out, stderr=err, env=self.bus.env())
+
+        def stop():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(10)
+            out.close()
+            err.close()
+        self.addCleanup(stop)
+
+        def text(name):
+            with open(name) as f:
+                return f.read()
+
+        def read():
+            return [json.loads(line) for line in text(path).splitlines() if line.strip()]
+        wait_for(lambda: "Watching" in text(path + ".err"), 10, "guardctl watch to subscribe")
+        return read
+
+    def test_denying_the_interpreter_announces_each_program_it_changes(self):
+        b = self.write("b.py", "# b\n" + CONNECT, 0o644)
+        self.assertIn("timed out", self.run_as([PYTHON, b]))
+        b_row = self.row("script", script=b)
+        self.assertEqual(b_row["state"], "pending")
+        signals = self.watch()
+        self.ctl("deny", "/usr/bin/python3", "--yes")
+
+        def b_denied():
+            return [s for s in signals() if s["signal"] == "ProgramChanged"
+                    and s["program"]["id"] == b_row["id"] and s["program"]["state"] == "denied"]
+        wait_for(b_denied, 5, "ProgramChanged for b.py, denied with its interpreter")
+        self.assertEqual(self.row("script", script=b)["state"], "denied")
 
     def test_approving_a_perl_script_by_its_path_approves_it_with_its_interpreter(self):
         client = self.write("swaks", PERL_CLIENT)
