@@ -56,8 +56,8 @@ Program decode(const wire::Program& w) {
 }
 
 wire::Rule encode(const Rule& r) {
-  return wire::Rule{r.id,         r.action,       r.path,   r.sha256,
-                    r.scriptPath, r.scriptSha256, r.onlyTo, r.allowEnv};
+  return wire::Rule{r.id,           r.action, r.path,     r.sha256, r.scriptPath,
+                    r.scriptSha256, r.onlyTo, r.allowEnv, r.kind,   r.covers};
 }
 
 Rule decode(const wire::Rule& w) {
@@ -70,6 +70,8 @@ Rule decode(const wire::Rule& w) {
   r.scriptSha256 = w.get<5>();
   r.onlyTo = w.get<6>();
   r.allowEnv = w.get<7>();
+  r.kind = w.get<8>();
+  r.covers = w.get<9>();
   return r;
 }
 

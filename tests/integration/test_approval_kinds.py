@@ -164,6 +164,8 @@ class ApprovalKinds(GuarddOnBusTest):
         self.assertIn("for root only", r.stdout)
         row = self.row("program", path=self.client)
         self.assertEqual(row["covers"], "root")
+        rule = [r for r in self.ctl_json("rules") if r["path"] == self.client]
+        self.assertEqual([(r["kind"], r["covers"]) for r in rule], [("program", "root")])
         self.assertTrue(mgtest.connect("127.0.0.1", 25, exe=self.client)["connected"])
         self.assertFalse(mgtest.connect("127.0.0.1", 25, timeout_ms=800, exe=self.client,
                                         user="nobody")["connected"])

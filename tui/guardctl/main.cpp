@@ -206,7 +206,7 @@ int main(int argc, char** argv) {
       "ONLY TO: the destinations an approval is pinned to ('guardctl approve --only-to'),\n"
       "or 'anywhere'. ALLOWS: the code-loading variables and options it allows\n"
       "('guardctl approve --allow-env'). --json: array of {id, action, path, sha256,\n"
-      "script_path, script_sha256, only_to, allow_env}.");
+      "script_path, script_sha256, only_to, allow_env, kind, covers}.");
   auto deny = addPolicy("deny", "Refuse a program's mail connections at once",
                         "Its next connection fails immediately (connection refused).\n"
                         "Mail it handed to the local MTA and that is held there (see HELD in\n"

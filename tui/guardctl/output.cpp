@@ -225,7 +225,9 @@ json toJson(const dbus::Rule& r) {
               {"script_path", r.scriptPath.empty() ? json(nullptr) : json(r.scriptPath)},
               {"script_sha256", r.scriptSha256.empty() ? json(nullptr) : json(r.scriptSha256)},
               {"only_to", r.onlyTo},
-              {"allow_env", r.allowEnv}};
+              {"allow_env", r.allowEnv},
+              {"kind", r.kind},
+              {"covers", r.covers}};
 }
 
 json toJson(const dbus::Attempt& a) {
@@ -343,14 +345,15 @@ std::string attemptsTable(const std::vector<dbus::Attempt>& attempts) {
 
 std::string rulesTable(const std::vector<dbus::Rule>& rules) {
   if (rules.empty()) return "No programs are approved or denied yet.\n";
-  std::vector<std::vector<std::string>> rows{{"RULE", "ACTION", "ONLY TO", "ALLOWS", "PROGRAM"}};
+  std::vector<std::vector<std::string>> rows{
+      {"RULE", "ACTION", "KIND", "FOR", "ONLY TO", "ALLOWS", "PROGRAM"}};
   for (const auto& r : rules) {
     std::string onlyTo = joinComma(r.onlyTo);
     if (onlyTo.empty()) onlyTo = r.action == "approve" ? "anywhere" : "-";
     std::string allows = joinComma(r.allowEnv);
     if (allows.empty()) allows = "-";
-    rows.push_back(
-        {std::to_string(r.id), r.action, onlyTo, allows, identityText(r.path, r.scriptPath)});
+    rows.push_back({std::to_string(r.id), r.action, r.kind, r.covers, onlyTo, allows,
+                    identityText(r.path, r.scriptPath)});
   }
   return alignTable(rows);
 }

@@ -279,8 +279,12 @@ std::vector<dbus::wire::Rule> GuardObject::Rules() {
   for (const auto& r : guard_.approvalRules()) {
     std::vector<std::string> onlyTo;
     for (const auto& d : r.onlyTo) onlyTo.push_back(rules::toString(d));
+    const auto kind = r.scriptPath.empty() ? r.kind : rules::IdentityKind::Script;
     out.emplace_back(r.id, r.action == rules::RuleAction::Deny ? "deny" : "approve", r.path,
-                     r.sha256, r.scriptPath, r.scriptSha256, std::move(onlyTo), r.allowEnv);
+                     r.sha256, r.scriptPath, r.scriptSha256, std::move(onlyTo), r.allowEnv,
+                     std::string(rules::toString(kind)),
+                     r.uid ? (r.userName.empty() ? "uid " + std::to_string(*r.uid) : r.userName)
+                           : std::string("all"));
   }
   return out;
 }

@@ -49,10 +49,14 @@ TEST(WireCodec, RuleRoundTripsEveryFieldInTheOrderOfTheXml) {
                "/srv/news.pl",
                "cd34",
                {"192.0.2.7:587", "[2001:db8::7]:25"},
-               {"PERL5LIB", "-M"}};
-  const auto w = codec::encode(r);  // (xsssssasas)
+               {"PERL5LIB", "-M"},
+               "script",
+               "alice"};
+  const auto w = codec::encode(r);  // (xsssssasasss)
   EXPECT_EQ(w.get<6>(), r.onlyTo);
   EXPECT_EQ(w.get<7>(), r.allowEnv);
+  EXPECT_EQ(w.get<8>(), "script");
+  EXPECT_EQ(w.get<9>(), "alice");
   const auto b = codec::decode(w);
   EXPECT_EQ(b.id, r.id);
   EXPECT_EQ(b.action, r.action);
@@ -62,6 +66,8 @@ TEST(WireCodec, RuleRoundTripsEveryFieldInTheOrderOfTheXml) {
   EXPECT_EQ(b.scriptSha256, r.scriptSha256);
   EXPECT_EQ(b.onlyTo, r.onlyTo);
   EXPECT_EQ(b.allowEnv, r.allowEnv);
+  EXPECT_EQ(b.kind, r.kind);
+  EXPECT_EQ(b.covers, r.covers);
 }
 
 TEST(WireCodec, AttemptRoundTripsEveryField) {

@@ -72,6 +72,8 @@ struct Rule {
   std::string scriptSha256;
   std::vector<std::string> onlyTo;    // destinations an approval is pinned to; empty: anywhere
   std::vector<std::string> allowEnv;  // code-loading variables and options it allows
+  std::string kind = "program";       // "program", "script" or "inline"
+  std::string covers = "all";         // an approval's users: "all" or a user name
 };
 
 struct Attempt {

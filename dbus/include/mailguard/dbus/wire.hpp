@@ -24,15 +24,17 @@ using Program = sdbus::Struct<std::int64_t,   // id
                               std::string,    // kind: "program", "script", "inline"
                               std::string>;   // covers: "all", user names, ""
 
-// (xsssssasas): one rule of the owner.
-using Rule = sdbus::Struct<std::int64_t,               // id
-                           std::string,                // action: "approve" or "deny"
-                           std::string,                // path
-                           std::string,                // sha256
-                           std::string,                // script_path
-                           std::string,                // script_sha256
-                           std::vector<std::string>,   // only_to
-                           std::vector<std::string>>;  // allow_env
+// (xsssssasasss): one rule of the owner.
+using Rule = sdbus::Struct<std::int64_t,              // id
+                           std::string,               // action: "approve" or "deny"
+                           std::string,               // path
+                           std::string,               // sha256
+                           std::string,               // script_path
+                           std::string,               // script_sha256
+                           std::vector<std::string>,  // only_to
+                           std::vector<std::string>,  // allow_env
+                           std::string,               // kind
+                           std::string>;              // covers: "all" or a user name
 
 // (xxiussssqsqssxsss)
 using Attempt = sdbus::Struct<std::int64_t,   // id
