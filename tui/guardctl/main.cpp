@@ -110,7 +110,11 @@ int main(int argc, char** argv) {
       "denied (its connections are refused at once) and quarantined (it behaved like a spam\n"
       "bot: its connections are refused until 'guardctl release'; see 'guardctl alerts').\n"
       "HELD: messages the program handed to the local MTA that it holds (frozen) until you\n"
-      "decide: sent when you approve, deleted when you deny. --json: held_messages.");
+      "decide: sent when you approve, deleted when you deny. --json: held_messages.\n"
+      "KIND: program, script (run by the interpreter shown) or inline (code typed or piped\n"
+      "into the interpreter: python3 -c, perl -e, stdin). USERS: whom its approval covers\n"
+      "('all' or user names), not who ran it last (that is the JSON's uid). --json: kind,\n"
+      "covers (null when not approved).");
 
   mailguard::dbus::AttemptFilter filter;
   std::string since, until;
