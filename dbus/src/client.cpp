@@ -207,12 +207,16 @@ ClientResult<std::vector<Attempt>> Client::attempts(const AttemptFilter& f) {
 
 ClientResult<Program> Client::approve(const std::string& target, const std::string& script,
                                       const std::vector<std::string>& allowEnv,
-                                      const std::vector<std::string>& onlyTo) {
+                                      const std::vector<std::string>& onlyTo,
+                                      const ApproveScope& scope) {
   return guarded([&] {
-    if (!allowEnv.empty() || !onlyTo.empty()) {
+    if (!allowEnv.empty() || !onlyTo.empty() || scope.user || scope.allUsers || scope.inlineCode) {
       codec::VariantMap options;
       if (!allowEnv.empty()) options.emplace("allow_env", sdbus::Variant(allowEnv));
       if (!onlyTo.empty()) options.emplace("only_to", sdbus::Variant(onlyTo));
+      if (scope.user) options.emplace("user", sdbus::Variant(*scope.user));
+      if (scope.allUsers) options.emplace("all_users", sdbus::Variant(true));
+      if (scope.inlineCode) options.emplace("inline", sdbus::Variant(true));
       return codec::decode(impl_->proxy->policyCallWith<wire::Program>("ApproveWithOptions", target,
                                                                        script, options));
     }

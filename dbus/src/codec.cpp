@@ -32,8 +32,9 @@ using WireFinding = wire::Finding;
 }  // namespace
 
 wire::Program encode(const Program& p) {
-  return wire::Program{p.id,    p.path,     p.sha256,        p.scriptPath,  p.scriptSha256, p.uid,
-                       p.state, p.attempts, p.lastAttemptUs, p.firstSeenUs, p.heldMessages};
+  return wire::Program{p.id,           p.path,  p.sha256,   p.scriptPath,    p.scriptSha256,
+                       p.uid,          p.state, p.attempts, p.lastAttemptUs, p.firstSeenUs,
+                       p.heldMessages, p.kind,  p.covers};
 }
 
 Program decode(const wire::Program& w) {
@@ -49,12 +50,14 @@ Program decode(const wire::Program& w) {
   p.lastAttemptUs = w.get<8>();
   p.firstSeenUs = w.get<9>();
   p.heldMessages = w.get<10>();
+  p.kind = w.get<11>();
+  p.covers = w.get<12>();
   return p;
 }
 
 wire::Rule encode(const Rule& r) {
-  return wire::Rule{r.id,         r.action,       r.path,   r.sha256,
-                    r.scriptPath, r.scriptSha256, r.onlyTo, r.allowEnv};
+  return wire::Rule{r.id,           r.action, r.path,     r.sha256, r.scriptPath,
+                    r.scriptSha256, r.onlyTo, r.allowEnv, r.kind,   r.covers};
 }
 
 Rule decode(const wire::Rule& w) {
@@ -67,6 +70,8 @@ Rule decode(const wire::Rule& w) {
   r.scriptSha256 = w.get<5>();
   r.onlyTo = w.get<6>();
   r.allowEnv = w.get<7>();
+  r.kind = w.get<8>();
+  r.covers = w.get<9>();
   return r;
 }
 

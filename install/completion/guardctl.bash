@@ -46,7 +46,7 @@ _guardctl() {
         elif [[ $word == -* ]]; then
             case $word in
                 --limit | --before | --program | --verdict | --since | --until | --script | \
-                    --allow-env | --only-to | --recipients | --hours | --count) value_next=1 ;;
+                    --allow-env | --only-to | --user | --recipients | --hours | --count) value_next=1 ;;
             esac
         elif [[ -z $cmd ]]; then
             cmd=$word
@@ -71,6 +71,10 @@ _guardctl() {
             mapfile -t COMPREPLY < <(compgen -f -- "$cur")
             return 0
             ;;
+        --user)
+            mapfile -t COMPREPLY < <(compgen -u -- "$cur"; compgen -W "all" -- "$cur")
+            return 0
+            ;;
         --allow-env)
             mapfile -t COMPREPLY < <(compgen -W "LD_PRELOAD LD_LIBRARY_PATH LD_AUDIT PYTHONPATH PYTHONINSPECT PYTHONSTARTUP PERL5LIB PERL5OPT BASH_ENV ENV RUBYOPT RUBYLIB NODE_OPTIONS JAVA_TOOL_OPTIONS _JAVA_OPTIONS JDK_JAVA_OPTIONS" -- "$cur")
             return 0
@@ -92,7 +96,7 @@ _guardctl() {
             return 0
             ;;
         attempts) opts="--limit --before --program --verdict --since --until" ;;
-        approve) opts="--script --allow-env --only-to" ;;
+        approve) opts="--script --inline --user --allow-env --only-to" ;;
         deny) opts="--script --yes -y" ;;
         forget | release) opts="--script" ;;
         bulk) opts="--script --recipients --hours" ;;

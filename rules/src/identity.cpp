@@ -219,6 +219,34 @@ std::string ProgramIdentity::display() const {
 
 bool isInterpreter(std::string_view exeBasename) { return familyOf(exeBasename) != Family::None; }
 
+std::string_view toString(IdentityKind k) {
+  switch (k) {
+    case IdentityKind::Program:
+      return "program";
+    case IdentityKind::Script:
+      return "script";
+    case IdentityKind::Inline:
+      return "inline";
+  }
+  return "program";
+}
+
+std::optional<IdentityKind> identityKindFromString(std::string_view s) {
+  if (s == "program") return IdentityKind::Program;
+  if (s == "script") return IdentityKind::Script;
+  if (s == "inline") return IdentityKind::Inline;
+  return std::nullopt;
+}
+
+IdentityKind ProgramIdentity::kind() const {
+  if (isInterpreted()) return IdentityKind::Script;
+  if (binaryItself) return IdentityKind::Program;
+  const std::string_view p = path;
+  const auto slash = p.rfind('/');
+  const std::string_view base = slash == std::string_view::npos ? p : p.substr(slash + 1);
+  return isInterpreter(base) ? IdentityKind::Inline : IdentityKind::Program;
+}
+
 std::optional<std::string> scriptArgument(std::string_view exeBasename,
                                           const std::vector<std::string>& argv) {
   const Family family = familyOf(exeBasename);
@@ -230,6 +258,55 @@ std::optional<std::string> scriptArgument(std::string_view exeBasename,
     default:
       return genericScript(syntaxOf(family), argv);
   }
+}
+
+std::optional<Shebang> parseShebang(std::string_view head) {
+  if (!head.starts_with("#!")) return std::nullopt;
+  std::string_view line = head.substr(2);
+  line = line.substr(0, line.find('\n'));
+  auto isBlank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+  auto trimFront = [&](std::string_view v) {
+    while (!v.empty() && isBlank(v.front())) v.remove_prefix(1);
+    return v;
+  };
+  auto trimBack = [&](std::string_view v) {
+    while (!v.empty() && isBlank(v.back())) v.remove_suffix(1);
+    return v;
+  };
+  line = trimBack(trimFront(line));
+  if (line.empty()) return std::nullopt;
+  std::size_t end = 0;
+  while (end < line.size() && !isBlank(line[end])) ++end;
+  Shebang out;
+  out.interpreter = std::string(line.substr(0, end));
+  out.argument = std::string(trimFront(line.substr(end)));
+  const auto slash = out.interpreter.rfind('/');
+  const std::string_view base = slash == std::string::npos
+                                    ? std::string_view(out.interpreter)
+                                    : std::string_view(out.interpreter).substr(slash + 1);
+  if (base != "env") return out;
+  // env's own options ("-S" splits the rest into words, "-u NAME", "-i") come first; the
+  // first other word is the program.
+  std::string_view rest = out.argument;
+  while (!rest.empty()) {
+    std::size_t wordEnd = 0;
+    while (wordEnd < rest.size() && !isBlank(rest[wordEnd])) ++wordEnd;
+    const std::string_view word = rest.substr(0, wordEnd);
+    rest = trimFront(rest.substr(wordEnd));
+    if (word == "-u" || word == "-C" || word == "--unset" || word == "--chdir") {
+      std::size_t valueEnd = 0;
+      while (valueEnd < rest.size() && !isBlank(rest[valueEnd])) ++valueEnd;
+      rest = trimFront(rest.substr(valueEnd));
+      continue;
+    }
+    if (word.starts_with('-') || word.find('=') != std::string_view::npos) continue;
+    Shebang viaEnv;
+    viaEnv.interpreter = std::string(word);
+    viaEnv.argument = std::string(rest);
+    viaEnv.viaEnv = true;
+    return viaEnv;
+  }
+  return std::nullopt;
 }
 
 bool isUnsafeLocation(std::string_view path) {

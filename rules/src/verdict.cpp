@@ -11,11 +11,11 @@ namespace {
 // hashes cleared no approval can match by content, and an approval by path alone is not
 // taken (only a Reject from this decision is used).
 Decision decidePending(const ProgramIdentity& identity, bool quarantined,
-                       const std::vector<ApprovalRule>& rules) {
+                       const std::vector<ApprovalRule>& rules, std::optional<std::uint32_t> uid) {
   ProgramIdentity pathOnly = identity;
   pathOnly.sha256.clear();
   pathOnly.scriptSha256.clear();
-  Decision byPath = decide(pathOnly, quarantined, rules);
+  Decision byPath = decide(pathOnly, quarantined, rules, uid);
   if (byPath.verdict == Verdict::Reject) {
     if (quarantined) byPath.override = Override::Quarantine;
     return byPath;
@@ -49,9 +49,9 @@ Decision decideVerdict(const VerdictInputs& in, const std::vector<ApprovalRule>&
   }
   Decision d;
   if (in.identityPending) {
-    d = decidePending(*in.identity, in.quarantined, rules);
+    d = decidePending(*in.identity, in.quarantined, rules, in.uid);
   } else {
-    d = decide(in.identity, in.quarantined, rules);
+    d = decide(in.identity, in.quarantined, rules, in.uid);
     if (in.quarantined) d.override = Override::Quarantine;
   }
   d.reason += in.sharedNote;

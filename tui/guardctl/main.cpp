@@ -110,7 +110,11 @@ int main(int argc, char** argv) {
       "denied (its connections are refused at once) and quarantined (it behaved like a spam\n"
       "bot: its connections are refused until 'guardctl release'; see 'guardctl alerts').\n"
       "HELD: messages the program handed to the local MTA that it holds (frozen) until you\n"
-      "decide: sent when you approve, deleted when you deny. --json: held_messages.");
+      "decide: sent when you approve, deleted when you deny. --json: held_messages.\n"
+      "KIND: program, script (run by the interpreter shown) or inline (code typed or piped\n"
+      "into the interpreter: python3 -c, perl -e, stdin). USERS: whom its approval covers\n"
+      "('all' or user names), not who ran it last (that is the JSON's uid). --json: kind,\n"
+      "covers (null when not approved).");
 
   mailguard::dbus::AttemptFilter filter;
   std::string since, until;
@@ -170,6 +174,12 @@ int main(int argc, char** argv) {
       "         sudo guardctl approve /usr/bin/msmtp --only-to 192.0.2.7:587 --only-to "
       "[2001:db8::7]:587\n"
       "         sudo guardctl approve /usr/bin/python3 --script /home/ann/bin/newsletter.py\n"
+      "         sudo guardctl approve /usr/bin/swaks    (a perl script: approved with perl)\n"
+      "         sudo guardctl approve /usr/bin/curl --user alice\n"
+      "What an approval covers: a program (approving an interpreter such as python3 itself\n"
+      "approves none of its scripts or inline code), a script run by its interpreter, or\n"
+      "with --inline the code one user types or pipes into an interpreter (python3 -c,\n"
+      "perl -e, stdin): any such code of that user may then send mail.\n"
       "A process of the program whose environment or options load other code (LD_PRELOAD,\n"
       "PYTHONPATH, PERL5OPT, perl -M, node --require, ...) is held; --allow-env names the\n"
       "ones this approval allows.");
@@ -179,6 +189,15 @@ int main(int argc, char** argv) {
                    "Allow these code-loading variables or options (NAME[,NAME], like "
                    "PYTHONPATH or --allow-env=-M) when the program runs")
       ->delimiter(',');
+  std::string approveUser;
+  approve.cmd->add_option("--user", approveUser,
+                          "Approve for this user only (NAME or UID), or 'all' for every user. "
+                          "Default: a program or script in a home folder is for that home's "
+                          "owner, any other for every user");
+  bool approveInline = false;
+  approve.cmd->add_flag("--inline", approveInline,
+                        "PATH is an interpreter (python3, perl, sh, ...): approve the code one "
+                        "user types or pipes into it (-c, -e, stdin); needs --user");
   std::vector<std::string> onlyTo;
   approve.cmd->add_option("--only-to", onlyTo,
                           "Allow only connections to HOST[:PORT] (repeatable). HOST: an IPv4 or "
@@ -191,7 +210,7 @@ int main(int argc, char** argv) {
       "ONLY TO: the destinations an approval is pinned to ('guardctl approve --only-to'),\n"
       "or 'anywhere'. ALLOWS: the code-loading variables and options it allows\n"
       "('guardctl approve --allow-env'). --json: array of {id, action, path, sha256,\n"
-      "script_path, script_sha256, only_to, allow_env}.");
+      "script_path, script_sha256, only_to, allow_env, kind, covers}.");
   auto deny = addPolicy("deny", "Refuse a program's mail connections at once",
                         "Its next connection fails immediately (connection refused).\n"
                         "Mail it handed to the local MTA and that is held there (see HELD in\n"
@@ -251,6 +270,27 @@ int main(int argc, char** argv) {
     if (!policyTargets) return kUsage;
   }
   if (auto code = detectorCommands.checkArguments()) return *code;
+  mailguard::dbus::ApproveScope scope;
+  scope.inlineCode = approveInline;
+  if (approveInline && !approve.script.empty()) {
+    std::cerr << "guardctl: --inline and --script: inline code has no script\n";
+    return kUsage;
+  }
+  if (approveUser == "all") {
+    scope.allUsers = true;
+  } else if (!approveUser.empty()) {
+    auto uid = out::userId(approveUser);
+    if (!uid) {
+      std::cerr << "guardctl: --user: " << uid.error().message << "\n";
+      return kUsage;
+    }
+    scope.user = *uid;
+  }
+  if (approveInline && !scope.user) {
+    std::cerr << "guardctl: --inline needs --user NAME: inline code is approved for one user "
+                 "only\n";
+    return kUsage;
+  }
   for (const auto& text : onlyTo) {
     if (auto d = mailguard::rules::parseDestination(text); !d) {
       std::cerr << "guardctl: --only-to " << d.error().message << "\n";
@@ -358,14 +398,18 @@ int main(int argc, char** argv) {
   for (auto* pc : {&approve, &deny}) {
     if (!*pc->cmd) continue;
     const auto& [target, script] = *policyTargets;
-    auto r = pc == &approve ? client.approve(target, script, allowEnv, onlyTo)
+    auto r = pc == &approve ? client.approve(target, script, allowEnv, onlyTo, scope)
                             : client.deny(target, script);
     if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
     const auto& p = std::get<mailguard::dbus::Program>(r);
+    const auto notes = out::decisionNotes(p, pc == &approve);
     if (json) {
+      // The warnings go to stderr, where a script's reader still sees them.
+      for (const auto& note : notes) std::cerr << note << "\n";
       printJson(out::toJson(p));
     } else {
       std::cout << out::programLine(p) << "\n";
+      for (const auto& note : notes) std::cout << note << "\n";
       if (pc == &approve && !allowEnv.empty()) {
         std::cout << "  allowed to run with: " << mailguard::rules::joinNames(allowEnv) << "\n";
       }

@@ -1,7 +1,9 @@
 #include "output.hpp"
 
+#include <pwd.h>
 #include <sys/stat.h>
 
+#include <array>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include <system_error>
 
 #include "mailguard/rules/clock.hpp"
+#include "mailguard/rules/identity.hpp"
 
 namespace mailguard::guardctl {
 namespace {
@@ -142,7 +145,8 @@ std::string withStartHint(const dbus::ClientError& e, const Machine& machine) {
   if (e.kind == Kind::NotRunning && machine.namespaceTrial) {
     return "guardd is not running (no org.mailguard.Guard1 on the system bus); this shell is in "
            "a network namespace trial, and guardd must run inside it (a system service would "
-           "run in the host's namespace): start it here, with 'sudo ./install/setup.sh --restart' from the "
+           "run in the host's namespace): start it here, with 'sudo ./install/setup.sh --restart' "
+           "from the "
            "mailguard sources, or by hand: sudo guardd &";
   }
   if (e.kind == Kind::NoBus) {
@@ -278,6 +282,36 @@ json toJson(const dbus::Status& s) {
               {"store_error", s.storeError.empty() ? json(nullptr) : json(s.storeError)}};
 }
 
+std::string attemptKind(const dbus::Attempt& a) {
+  // A process of an interpreter runs a script or inline code; never the interpreter alone.
+  if (!a.scriptPath.empty()) return "script";
+  const auto slash = a.path.rfind('/');
+  const auto base = slash == std::string::npos ? a.path : a.path.substr(slash + 1);
+  return rules::isInterpreter(base) ? "inline" : "program";
+}
+
+Result<std::uint32_t> userId(const std::string& typed) {
+  if (!typed.empty() && typed.find_first_not_of("0123456789") == std::string::npos) {
+    if (typed.size() > 10 || std::stoull(typed) > 0xFFFFFFFEULL) {
+      return invalidArgument(shown(typed) + " is not a uid");
+    }
+    return static_cast<std::uint32_t>(std::stoul(typed));
+  }
+  std::array<char, 4096> buffer{};
+  passwd pw{};
+  passwd* found = nullptr;
+  if (::getpwnam_r(typed.c_str(), &pw, buffer.data(), buffer.size(), &found) != 0 ||
+      found == nullptr) {
+    return invalidArgument("no user named " + shown(typed) + " (a login name, a uid, or 'all')");
+  }
+  return static_cast<std::uint32_t>(found->pw_uid);
+}
+
+std::string coversText(const dbus::Program& p) {
+  if (p.covers.empty()) return "-";
+  return p.covers;
+}
+
 json toJson(const dbus::Program& p) {
   return json{{"id", p.id},
               {"path", p.path},
@@ -289,7 +323,9 @@ json toJson(const dbus::Program& p) {
               {"script_path", p.scriptPath.empty() ? json(nullptr) : json(p.scriptPath)},
               {"script_sha256", p.scriptSha256.empty() ? json(nullptr) : json(p.scriptSha256)},
               {"first_seen", timeJson(p.firstSeenUs)},
-              {"held_messages", p.heldMessages}};
+              {"held_messages", p.heldMessages},
+              {"kind", p.kind},
+              {"covers", p.covers.empty() ? json(nullptr) : json(p.covers)}};
 }
 
 json toJson(const dbus::Rule& r) {
@@ -300,7 +336,9 @@ json toJson(const dbus::Rule& r) {
               {"script_path", r.scriptPath.empty() ? json(nullptr) : json(r.scriptPath)},
               {"script_sha256", r.scriptSha256.empty() ? json(nullptr) : json(r.scriptSha256)},
               {"only_to", r.onlyTo},
-              {"allow_env", r.allowEnv}};
+              {"allow_env", r.allowEnv},
+              {"kind", r.kind},
+              {"covers", r.covers}};
 }
 
 json toJson(const dbus::Attempt& a) {
@@ -320,7 +358,8 @@ json toJson(const dbus::Attempt& a) {
               {"src_port", a.srcPort},
               {"program_id", a.programId == 0 ? json(nullptr) : json(a.programId)},
               {"channel", channelText(a)},
-              {"queue_id", a.queueId.empty() ? json(nullptr) : json(a.queueId)}};
+              {"queue_id", a.queueId.empty() ? json(nullptr) : json(a.queueId)},
+              {"kind", a.path.empty() ? json(nullptr) : json(attemptKind(a))}};
 }
 
 std::string alignTable(const std::vector<std::vector<std::string>>& rows) {
@@ -376,9 +415,10 @@ std::string statusText(const dbus::Status& s) {
 std::string programsTable(const std::vector<dbus::Program>& programs) {
   if (programs.empty()) return "No programs have tried to send mail yet.\n";
   std::vector<std::vector<std::string>> rows{
-      {"ID", "STATE", "UID", "ATTEMPTS", "HELD", "LAST ATTEMPT", "PROGRAM"}};
+      {"ID", "STATE", "KIND", "USERS", "ATTEMPTS", "HELD", "LAST ATTEMPT", "PROGRAM"}};
+  // USERS: whom an approval covers (not who ran it last: that is the JSON's uid).
   for (const auto& p : programs) {
-    rows.push_back({std::to_string(p.id), p.state, std::to_string(p.uid),
+    rows.push_back({std::to_string(p.id), p.state, p.kind, coversText(p),
                     std::to_string(p.attempts),
                     p.heldMessages == 0 ? "-" : std::to_string(p.heldMessages),
                     localTime(p.lastAttemptUs), identityText(p.path, p.scriptPath)});
@@ -416,21 +456,46 @@ std::string attemptsTable(const std::vector<dbus::Attempt>& attempts) {
 
 std::string rulesTable(const std::vector<dbus::Rule>& rules) {
   if (rules.empty()) return "No programs are approved or denied yet.\n";
-  std::vector<std::vector<std::string>> rows{{"RULE", "ACTION", "ONLY TO", "ALLOWS", "PROGRAM"}};
+  std::vector<std::vector<std::string>> rows{
+      {"RULE", "ACTION", "KIND", "FOR", "ONLY TO", "ALLOWS", "PROGRAM"}};
   for (const auto& r : rules) {
     std::string onlyTo = joinComma(r.onlyTo);
     if (onlyTo.empty()) onlyTo = r.action == "approve" ? "anywhere" : "-";
     std::string allows = joinComma(r.allowEnv);
     if (allows.empty()) allows = "-";
-    rows.push_back(
-        {std::to_string(r.id), r.action, onlyTo, allows, identityText(r.path, r.scriptPath)});
+    rows.push_back({std::to_string(r.id), r.action, r.kind, r.covers, onlyTo, allows,
+                    identityText(r.path, r.scriptPath)});
   }
   return alignTable(rows);
 }
 
 std::string programLine(const dbus::Program& p) {
-  return "program " + std::to_string(p.id) + " (" + identityText(p.path, p.scriptPath) + ") is " +
-         p.state;
+  std::string what = identityText(p.path, p.scriptPath);
+  if (p.kind == "inline") what = "inline code run by " + p.path;
+  std::string line = "program " + std::to_string(p.id) + " (" + what + ") is " + p.state;
+  if (p.state == "approved" && !p.covers.empty()) {
+    line += p.covers == "all" ? " for all users" : " for " + p.covers + " only";
+  }
+  return line;
+}
+
+std::vector<std::string> decisionNotes(const dbus::Program& p, bool approved) {
+  std::vector<std::string> notes;
+  const auto slash = p.path.rfind('/');
+  const auto base = slash == std::string::npos ? p.path : p.path.substr(slash + 1);
+  if (p.kind == "script" && approved) {
+    notes.push_back("approved " + p.scriptPath + ", run by " + p.path);
+  } else if (p.kind == "inline" && approved) {
+    notes.push_back("warning: any code typed or piped into " + base + " by user " + p.covers +
+                    " may send mail");
+  } else if (p.kind == "program" && rules::isInterpreter(base)) {
+    notes.push_back(approved
+                        ? "approved " + p.path +
+                              " itself: its scripts and inline code are not approved by "
+                              "this (approve a script with --script, or --inline)"
+                        : "denied " + p.path + ": every script and inline program run by " + base);
+  }
+  return notes;
 }
 
 std::string attemptLine(const dbus::Attempt& a) {

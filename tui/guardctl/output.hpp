@@ -31,7 +31,14 @@ std::string attemptsTable(const std::vector<dbus::Attempt>& attempts);
 std::string rulesTable(const std::vector<dbus::Rule>& rules);
 // The command line, "(hidden: another user's)" when guardd withheld it, "-" when none.
 std::string commandText(const dbus::Attempt& a);
-std::string programLine(const dbus::Program& p);  // "program 3 (/usr/bin/msmtp) is approved"
+std::string programLine(const dbus::Program& p);
+// What an approval or denial covers, in words: a script "run by" its interpreter, the
+// warning for inline code, what a decision about an interpreter itself means.
+std::vector<std::string> decisionNotes(const dbus::Program& p, bool approved);
+// A user named by login name or uid, as --user takes it.
+Result<std::uint32_t> userId(const std::string& typed);
+// "program", "script" or "inline": what an attempt's process ran.
+std::string attemptKind(const dbus::Attempt& a);  // "program 3 (/usr/bin/msmtp) is approved"
 std::string attemptLine(const dbus::Attempt& a);  // one line for `guardctl watch`
 // "connection", or how the mail left otherwise: "mta" (handed to the local MTA).
 std::string channelText(const dbus::Attempt& a);

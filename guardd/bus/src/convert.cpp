@@ -33,6 +33,7 @@ dbus::Program toDbus(const service::ProgramView& p) {
   out.attempts = p.attempts;
   out.lastAttemptUs = micros(p.lastAttempt);
   out.firstSeenUs = micros(p.firstSeen);
+  out.kind = std::string(rules::toString(p.identity.kind()));
   return out;
 }
 

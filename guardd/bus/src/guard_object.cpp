@@ -18,16 +18,31 @@ namespace {
 
 namespace codec = dbus::codec;
 
-// ApproveWithOptions' a{sv}: "allow_env" as. An unknown key is refused rather than
-// ignored, so a client never believes an option it sent took effect.
+// ApproveWithOptions' a{sv}: "allow_env" as, "only_to" as, "user" u, "all_users" b,
+// "inline" b (read by approveRef). An unknown key is refused rather than ignored, so a
+// client never believes an option it sent took effect.
 // Pins are for the few servers a client is meant to use; a longer list is a mistake.
 constexpr std::size_t kMaxDestinations = 64;
 
 Result<service::ApproveOptions> parseApproveOptions(const codec::VariantMap& options) {
   service::ApproveOptions out;
   for (const auto& [key, value] : options) {
+    if (key == "user") {
+      if (!value.containsValueOfType<std::uint32_t>()) {
+        return invalidArgument("user must be a uid (u)");
+      }
+      out.user = value.get<std::uint32_t>();
+      continue;
+    }
+    if (key == "all_users" || key == "inline") {
+      if (!value.containsValueOfType<bool>())
+        return invalidArgument(key + " must be a boolean (b)");
+      if (key == "all_users") out.allUsers = value.get<bool>();
+      continue;
+    }
     if (key != "allow_env" && key != "only_to") {
-      return invalidArgument("unknown approval option '" + key + "' (allow_env, only_to)");
+      return invalidArgument("unknown approval option '" + key +
+                             "' (allow_env, only_to, user, all_users, inline)");
     }
     if (!value.containsValueOfType<std::vector<std::string>>()) {
       return invalidArgument(key + " must be an array of strings (as)");
@@ -93,6 +108,7 @@ void sendValue(const sdbus::Result<R...>& reply, const V& value) {
 dbus::wire::Program encodeProgram(const service::Guard& guard, const service::ProgramView& p) {
   auto out = toDbus(p);
   out.heldMessages = static_cast<std::uint32_t>(guard.heldMessages(p.id));
+  out.covers = guard.covers(p);
   return codec::encode(out);
 }
 codec::VariantMap encodeFirewall(const service::FirewallInfo& f) {
@@ -108,6 +124,8 @@ std::string programWhat(const std::string& verb, const std::string& target,
 std::string approveWhat(const std::string& target, const std::string& script,
                         const service::ApproveOptions& options) {
   std::string what = programWhat("approve", target, script);
+  if (options.user) what += " for uid " + std::to_string(*options.user);
+  if (options.allUsers) what += " for every user";
   for (const auto& d : options.onlyTo) what += " only to " + rules::toString(d);
   if (!options.allowEnv.empty()) {
     what += " allowing";
@@ -239,6 +257,14 @@ void GuardObject::ApproveWithOptions(sdbus::Result<dbus::wire::Program>&& result
   if (!ref) return sendError(result, toDbusError(ref.error()));
   auto approveOptions = parseApproveOptions(options);
   if (!approveOptions) return sendError(result, toDbusError(approveOptions.error()));
+  if (const auto it = options.find("inline"); it != options.end() && it->second.get<bool>()) {
+    if (!std::holds_alternative<std::string>(ref->target) || !script.empty()) {
+      return sendError(
+          result, toDbusError(invalidArgument("inline goes with an interpreter's path alone (an id "
+                                              "already names inline code as such)")));
+    }
+    ref->inlineCode = true;
+  }
   change<service::ProgramView>(
       approveWhat(target, script, *approveOptions), std::move(result),
       [this, ref = *ref, approveOptions = *approveOptions](const Caller&,
@@ -253,8 +279,12 @@ std::vector<dbus::wire::Rule> GuardObject::Rules() {
   for (const auto& r : guard_.approvalRules()) {
     std::vector<std::string> onlyTo;
     for (const auto& d : r.onlyTo) onlyTo.push_back(rules::toString(d));
+    const auto kind = r.scriptPath.empty() ? r.kind : rules::IdentityKind::Script;
     out.emplace_back(r.id, r.action == rules::RuleAction::Deny ? "deny" : "approve", r.path,
-                     r.sha256, r.scriptPath, r.scriptSha256, std::move(onlyTo), r.allowEnv);
+                     r.sha256, r.scriptPath, r.scriptSha256, std::move(onlyTo), r.allowEnv,
+                     std::string(rules::toString(kind)),
+                     r.uid ? (r.userName.empty() ? "uid " + std::to_string(*r.uid) : r.userName)
+                           : std::string("all"));
   }
   return out;
 }

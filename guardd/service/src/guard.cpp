@@ -2,15 +2,20 @@
 // The path of a queued packet is verdict_pipeline.cpp.
 #include "mailguard/service/guard.hpp"
 
+#include <fcntl.h>
+#include <pwd.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <system_error>
 
 #include "guard_impl.hpp"
+#include "mailguard/common/fd.hpp"
 #include "mailguard/mta/postfix_instance.hpp"
 #include "mailguard/mta/postfix_log.hpp"
 #include "mailguard/mta/submitter.hpp"
@@ -35,6 +40,55 @@ constexpr auto kHousekeepingEvery = std::chrono::seconds(1);
 // kernel refusing a denied bot's connects at tens of thousands a second, a deeper queue
 // was most of guardd's memory.
 constexpr std::size_t kMaxQueuedRecords = 20'000;
+
+std::string baseName(const std::string& path) {
+  return std::filesystem::path(path).filename().string();
+}
+
+// The user's login name, or "uid N" when the passwd database has none.
+std::string userName(std::uint32_t uid) {
+  std::array<char, 4096> buffer{};
+  passwd pw{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found) == 0 && found != nullptr) {
+    return found->pw_name;
+  }
+  return "uid " + std::to_string(uid);
+}
+
+// A file in a home folder (/home/NAME/..., /root/...) is its owner's, who alone may change
+// it: approved for that user by default. Elsewhere (the system's root-owned folders) for
+// every user, as installed programs are meant to be.
+std::optional<std::uint32_t> homeOwner(const std::string& path) {
+  if (path.starts_with("/root/")) return 0U;
+  if (!path.starts_with("/home/")) return std::nullopt;
+  const auto end = path.find('/', 6);
+  if (end == std::string::npos) return std::nullopt;
+  struct stat st {};
+  if (::stat(path.substr(0, end).c_str(), &st) != 0) return std::nullopt;
+  return static_cast<std::uint32_t>(st.st_uid);
+}
+
+// The first bytes of a file, for its "#!" line (execve(2) reads at most 256 here).
+std::string headOf(const std::string& path) {
+  const Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
+  if (!fd) return {};
+  std::array<char, 256> buf{};
+  const auto n = ::read(fd.get(), buf.data(), buf.size());
+  return n > 0 ? std::string(buf.data(), static_cast<std::size_t>(n)) : std::string();
+}
+
+// env(1) looks the name up in PATH; guardd's own PATH is not the user's, so the standard
+// Debian one is searched.
+std::optional<std::string> onPath(const std::string& name) {
+  if (name.starts_with('/')) return name;
+  for (const char* dir :
+       {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
+    const std::string candidate = std::string(dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -242,6 +296,9 @@ void Guard::Impl::reloadRulesIfChanged() {
   }
   rulesError.clear();
   approvals = std::move(loaded.value());
+  for (auto& rule : approvals) {
+    if (rule.uid) rule.userName = userName(*rule.uid);
+  }
   rulesVersion = version.value();
   refreshStates();
   policyChanged();
@@ -296,8 +353,9 @@ void Guard::Impl::preloadKernel() {
   for (const auto& rule : approvals) {
     const auto base = std::filesystem::path(rule.path).filename().string();
     // The MTA's binary is decided per process (mta::foreignMtaConfig): never in the kernel.
+    // Nor an approval for one user: the kernel's map has no user.
     if (!rule.scriptPath.empty() || rules::isInterpreter(base) || !rule.onlyTo.empty() ||
-        mta::isMtaName(base)) {
+        rule.uid || mta::isMtaName(base)) {
       continue;
     }
     auto key = kernel::exeKeyOfPath(rule.path);
@@ -322,12 +380,19 @@ void Guard::Impl::preloadKernel() {
   }
 }
 
-// A program's listed state follows the rules; quarantine is kept as it was.
+// A program's listed state follows the rules; quarantine is kept as it was. A rule may
+// change other programs than the one it names (a denial of an interpreter, the content
+// of a denied script elsewhere): each one whose state changed is announced.
 void Guard::Impl::refreshStates() {
+  std::vector<ProgramView> changed;
   programs.forEach([&](ProgramView& view) {
     const bool quarantined = view.state == rules::ProgramState::Quarantined;
+    const auto before = view.state;
     view.state = rules::stateOf(view.identity, quarantined, approvals);
+    if (view.state != before) changed.push_back(view);
   });
+  if (!self.onProgramChanged) return;
+  for (const auto& view : changed) self.onProgramChanged(view);
 }
 
 // What status shows as the store's trouble, for as long as it lasts: the writer's last
@@ -368,18 +433,29 @@ Result<Guard::Impl::Named> Guard::Impl::named(const ProgramRef& ref) {
     }
     return real.string();
   };
-  auto exe = realFile(std::get<std::string>(ref.target), "program");
+  const auto& given = std::get<std::string>(ref.target);
+  auto exe = realFile(given, "program");
   if (!exe) return exe.error();
   Named out{std::nullopt, exe.value(), {}};
+  const auto shown =
+      log::quote(given) + (out.path != given ? " (" + log::quote(out.path) + ")" : std::string());
+  const bool interpreter = rules::isInterpreter(baseName(out.path));
+  if (ref.inlineCode) {
+    if (!interpreter) {
+      return invalidArgument(shown +
+                             " is not an interpreter (python3, perl, sh, ...): only an "
+                             "interpreter runs inline code");
+    }
+    if (!ref.script.empty()) {
+      return invalidArgument("inline code has no script: name the interpreter alone");
+    }
+    return out;
+  }
   if (!ref.script.empty()) {
     // Only an interpreter's identity includes a script (rules::isInterpreter): a script
     // named with msmtp would make a program that never matches what runs.
-    const auto name = std::filesystem::path(out.path).filename().string();
-    if (!rules::isInterpreter(name)) {
-      return invalidArgument(log::quote(std::get<std::string>(ref.target)) +
-                             (out.path != std::get<std::string>(ref.target)
-                                  ? " (" + log::quote(out.path) + ")"
-                                  : std::string()) +
+    if (!interpreter) {
+      return invalidArgument(shown +
                              " is not an interpreter (python3, perl, sh, ...): a script goes "
                              "only with the interpreter that runs it; name this program "
                              "without --script");
@@ -387,6 +463,29 @@ Result<Guard::Impl::Named> Guard::Impl::named(const ProgramRef& ref) {
     auto script = realFile(ref.script, "script");
     if (!script) return script.error();
     out.scriptPath = script.value();
+    return out;
+  }
+  if (interpreter) {
+    out.binaryItself = true;
+    return out;
+  }
+  // A script with a "#!" line runs as its interpreter with the script as argument
+  // (execve(2)): what connects is that pair, so that is what is meant.
+  if (const auto shebang = rules::parseShebang(headOf(out.path))) {
+    const auto found = onPath(shebang->interpreter);
+    std::error_code ec;
+    const auto real = found ? std::filesystem::canonical(*found, ec) : std::filesystem::path{};
+    if (!found || ec) {
+      return notFound(shown + " is a script for " + log::quote(shebang->interpreter) +
+                      ", which is not installed here");
+    }
+    if (!rules::isInterpreter(baseName(real.string()))) {
+      return invalidArgument(shown + " is a script run by " + log::quote(real.string()) +
+                             ", which mailguard does not know as an interpreter (python3, "
+                             "perl, sh, ...): approve what runs it instead");
+    }
+    out.scriptPath = out.path;
+    out.path = real.string();
   }
   return out;
 }
@@ -399,6 +498,7 @@ void Guard::Impl::identityFor(const ProgramRef& ref, Done<ProgramIdentity> done)
   auto identity = std::make_shared<ProgramIdentity>();
   identity->path = found->path;
   identity->scriptPath = found->scriptPath;
+  identity->binaryItself = found->binaryItself;
   // Runs on the hasher's thread; the answer goes back to the loop.
   auto finish = [this, identity, done = std::move(done)](Result<std::string> scriptHash) mutable {
     loop.post([identity, scriptHash = std::move(scriptHash), done = std::move(done)] {
@@ -425,23 +525,65 @@ void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action, Done<
       return done(invalidArgument("'" + name + "' is not a code-loading variable or option"));
     }
   }
-  identityFor(ref, [this, action, allowEnv = std::move(approval.allowEnv),
-                    onlyTo = std::move(approval.onlyTo),
+  if (approval.user && approval.allUsers) {
+    return done(invalidArgument("an approval is for one user or for every user, not both"));
+  }
+  // Inline code named by id is the code the user who ran it typed or piped in.
+  std::optional<std::uint32_t> rowUser;
+  if (const auto* id = std::get_if<std::int64_t>(&ref.target)) {
+    if (const auto* view = programs.find(*id)) rowUser = view->uid;
+  }
+  identityFor(ref, [this, action, rowUser, approval = std::move(approval),
                     done = std::move(done)](Result<ProgramIdentity> resolved) mutable {
     if (!resolved) return done(resolved.error());
     const auto identity = resolved.value();
+    const auto kind = identity.kind();
+    const auto& allowEnv = approval.allowEnv;
+    const auto& onlyTo = approval.onlyTo;
     rules::ApprovalRule rule;
     rule.action = action;
+    rule.kind = kind;
+    if (action == rules::RuleAction::Approve) {
+      if (kind == rules::IdentityKind::Inline) {
+        // Inline code has no file: approving it approves whatever this user types or
+        // pipes into the interpreter, so never for everyone.
+        if (approval.allUsers) {
+          return done(invalidArgument(
+              "inline code is approved for one user only: any code typed or piped into " +
+              baseName(identity.path) + " by that user may then send mail"));
+        }
+        rule.uid = approval.user ? approval.user : rowUser;
+        if (!rule.uid) {
+          return done(invalidArgument("approving the inline code of " + identity.path +
+                                      " needs the user it is for (--user NAME)"));
+        }
+      } else if (approval.user) {
+        rule.uid = approval.user;
+      } else if (!approval.allUsers) {
+        rule.uid = homeOwner(identity.isInterpreted() ? identity.scriptPath : identity.path);
+      }
+      if (rule.uid) rule.userName = userName(*rule.uid);
+    } else if (approval.user || approval.allUsers) {
+      return done(invalidArgument("a denial is for every user"));
+    }
     // Approving a pinned program for one more destination adds it to the list (the
     // answer to "approved only to X; asked for Y"); a plain approval lifts the pins.
     if (action == rules::RuleAction::Approve && !onlyTo.empty()) {
       rule.onlyTo = onlyTo;
       for (const auto& earlier : approvals) {
         if (earlier.action == rules::RuleAction::Approve && earlier.path == identity.path &&
-            earlier.scriptPath == identity.scriptPath && !earlier.onlyTo.empty()) {
+            earlier.scriptPath == identity.scriptPath && earlier.kind == rule.kind &&
+            earlier.uid == rule.uid && !earlier.onlyTo.empty()) {
           rule.onlyTo = rules::mergedDestinations(earlier.onlyTo, onlyTo);
         }
       }
+    }
+    if (action == rules::RuleAction::Approve && kind == rules::IdentityKind::Inline) {
+      log::warning("approved inline code: any code typed or piped into " + baseName(identity.path) +
+                   " by user " + rule.userName + " may send mail");
+    } else if (action == rules::RuleAction::Deny && identity.binaryItself) {
+      log::info("denied " + identity.path + ": every script and inline program run by " +
+                baseName(identity.path));
     }
     rule.path = identity.path;
     rule.sha256 = identity.sha256;
@@ -471,6 +613,15 @@ void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action, Done<
 void Guard::Impl::forget(const ProgramRef& ref, Done<bool> done) {
   auto found = named(ref);
   if (!found) return done(found.error());
+  // An interpreter's inline code and the interpreter itself are decided apart.
+  std::optional<rules::IdentityKind> kind;
+  if (found->identity) {
+    kind = found->identity->kind();
+  } else if (found->binaryItself) {
+    kind = rules::IdentityKind::Program;
+  } else if (ref.inlineCode) {
+    kind = rules::IdentityKind::Inline;
+  }
   writer->removeRules(
       found->path, found->scriptPath,
       [this, found = *found, done = std::move(done)](Result<bool> r) mutable {
@@ -494,7 +645,8 @@ void Guard::Impl::forget(const ProgramRef& ref, Done<bool> done) {
           });
           done(r.value());
         });
-      });
+      },
+      kind);
 }
 
 Guard::Guard(Options options, EventLoop& loop)
@@ -550,6 +702,21 @@ StatusInfo Guard::status() const {
 }
 
 std::vector<ProgramView> Guard::programs() const { return impl_->programs.list(); }
+
+std::string Guard::covers(const ProgramView& program) const {
+  if (program.state != rules::ProgramState::Approved) return {};
+  const auto& approvals = impl_->approvals;
+  const auto users = rules::coveredUsers(program.identity, approvals);
+  if (!users) return "all";
+  std::string out;
+  for (const auto uid : *users) {
+    const auto rule = std::find_if(approvals.begin(), approvals.end(),
+                                   [uid](const rules::ApprovalRule& r) { return r.uid == uid; });
+    out += (out.empty() ? "" : ", ") +
+           (rule != approvals.end() ? rule->userName : "uid " + std::to_string(uid));
+  }
+  return out;
+}
 
 std::size_t Guard::heldMessages(std::int64_t programId) const {
   return impl_->mta ? impl_->mta->held(programId) : 0;

@@ -80,6 +80,7 @@ struct Guard::Impl {
     std::optional<rules::ProgramIdentity> identity;
     std::string path;
     std::string scriptPath;
+    bool binaryItself = false;  // an interpreter named by its path, without a script
   };
   Result<Named> named(const ProgramRef& ref);
   void identityFor(const ProgramRef& ref, Done<rules::ProgramIdentity> done);

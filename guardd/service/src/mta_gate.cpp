@@ -258,8 +258,8 @@ std::pair<mta::Answer, std::string> MtaGate::judge(const Result<procinfo::Proces
   } else {
     const auto& p = *submitter;
     program = &d_.programs.remember(p.identity, p.uid, d_.clock.now(), d_.clock.monotonic());
-    decision =
-        rules::decide(p.identity, program->state == rules::ProgramState::Quarantined, d_.approvals);
+    decision = rules::decide(p.identity, program->state == rules::ProgramState::Quarantined,
+                             d_.approvals, p.uid);
     attempt.pid = p.pid;
     attempt.uid = p.uid;
     attempt.path = p.identity.path;

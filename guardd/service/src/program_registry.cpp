@@ -10,7 +10,8 @@ ProgramRegistry::ProgramRegistry(std::size_t maxPrograms)
     : maxPrograms_(std::max<std::size_t>(maxPrograms, 1)) {}
 
 ProgramRegistry::Key ProgramRegistry::keyOf(const rules::ProgramIdentity& identity) {
-  return {identity.path, identity.sha256, identity.scriptPath, identity.scriptSha256};
+  return {identity.path, identity.sha256, identity.scriptPath, identity.scriptSha256,
+          identity.binaryItself};
 }
 
 bool ProgramRegistry::pinned(const ProgramView& view) {

@@ -46,7 +46,8 @@ class ProgramRegistry {
   // the rules first); the next new id is above every id seen, kept or not.
   void load(std::vector<ProgramView> stored);
 
-  // The program of this identity (same path, sha256, scriptPath, scriptSha256), created
+  // The program of this identity (same path, sha256, scriptPath, scriptSha256,
+  // binaryItself), created
   // with the next id when new (firstSeen = now). Keeps the newest identity flags
   // (pathTrusted, deleted) and the uid when given (nullopt: keep the uid last seen, 0 for
   // a new program). Marks it seen at `mono`, which makes it the newest. `created` tells
@@ -79,7 +80,9 @@ class ProgramRegistry {
   [[nodiscard]] std::uint64_t evicted() const { return evicted_; }
 
  private:
-  using Key = std::tuple<std::string, std::string, std::string, std::string>;
+  // path, sha256, scriptPath, scriptSha256, binaryItself: an interpreter itself and the
+  // inline code it runs are two programs.
+  using Key = std::tuple<std::string, std::string, std::string, std::string, bool>;
   struct Entry {
     ProgramView view;
     std::optional<MonoTime> seen;

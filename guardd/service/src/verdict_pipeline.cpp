@@ -104,6 +104,7 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
   if (early) {
     rules::VerdictInputs pre;
     pre.identity = early->process.identity;
+    pre.uid = early->process.uid;
     const auto* known = s_.programs.find(early->process.identity);
     pre.quarantined = known != nullptr && known->state == rules::ProgramState::Quarantined;
     pre.queueOverloaded = overloaded();
@@ -154,6 +155,7 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
   rules::VerdictInputs in;
   if (attributed) {
     in.identity = attributed->process.identity;
+    in.uid = attributed->process.uid;
     in.sharedNote = attributed->sharedNote;
     in.tainted = attributed->taint;
     // Only what /proc shows: with kernel attribution an approved non-interpreter's later

@@ -14,7 +14,7 @@ namespace {
 // Schema migrations: entry i moves user_version i to i + 1. Append only; never edit a
 // released entry. Text columns are NOT NULL with '' for "none" so that the UNIQUE
 // constraints compare them (SQLite treats NULLs as distinct in UNIQUE).
-constexpr std::array<const char*, 7> kMigrations = {
+constexpr std::array<const char*, 8> kMigrations = {
     R"sql(
 CREATE TABLE programs(
   id INTEGER PRIMARY KEY,
@@ -153,10 +153,64 @@ PRAGMA secure_delete = OFF;
 ALTER TABLE attempts ADD COLUMN channel TEXT NOT NULL DEFAULT '';
 ALTER TABLE attempts ADD COLUMN queue_id TEXT NOT NULL DEFAULT '';
 )sql",
+    // 7 -> 8: kinds of identity and approvals for one user. A rule names a program, a
+    // script or an interpreter's inline code (kind), for every user (scope_uid -1) or one
+    // uid; a program row may be an interpreter as a file itself (binary_itself: what
+    // `guardctl approve /usr/bin/python3` names), apart from the inline code it runs. Both
+    // are in the tables' UNIQUE keys, which SQLite changes only by copying the table
+    // (migrate() turns foreign keys off around the migrations, so that dropping the old
+    // programs table sets no attempt's or alert's program_id to NULL). Existing rules keep
+    // their meaning, for every user; one without a script was of the program.
+    R"sql(
+CREATE TABLE rules_new(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  action TEXT NOT NULL CHECK(action IN ('approve', 'deny')),
+  path TEXT NOT NULL,
+  sha256 TEXT NOT NULL DEFAULT '',
+  script_path TEXT NOT NULL DEFAULT '',
+  script_sha256 TEXT NOT NULL DEFAULT '',
+  created INTEGER NOT NULL,
+  only_to TEXT NOT NULL DEFAULT '',
+  allow_env TEXT NOT NULL DEFAULT '',
+  kind TEXT NOT NULL DEFAULT 'program' CHECK(kind IN ('program', 'script', 'inline')),
+  scope_uid INTEGER NOT NULL DEFAULT -1,
+  UNIQUE(path, script_path, kind, scope_uid));
+INSERT INTO rules_new(id, action, path, sha256, script_path, script_sha256, created, only_to,
+                      allow_env, kind)
+  SELECT id, action, path, sha256, script_path, script_sha256, created, only_to, allow_env,
+         CASE WHEN script_path <> '' THEN 'script' ELSE 'program' END FROM rules;
+DROP TABLE rules;
+ALTER TABLE rules_new RENAME TO rules;
+CREATE TRIGGER rules_inserted AFTER INSERT ON rules
+  BEGIN UPDATE rules_version SET counter = counter + 1 WHERE id = 1; END;
+CREATE TRIGGER rules_updated AFTER UPDATE ON rules
+  BEGIN UPDATE rules_version SET counter = counter + 1 WHERE id = 1; END;
+CREATE TRIGGER rules_deleted AFTER DELETE ON rules
+  BEGIN UPDATE rules_version SET counter = counter + 1 WHERE id = 1; END;
+UPDATE rules_version SET counter = counter + 1 WHERE id = 1;
+
+CREATE TABLE programs_new(
+  id INTEGER PRIMARY KEY,
+  path TEXT NOT NULL,
+  sha256 TEXT NOT NULL DEFAULT '',
+  script_path TEXT NOT NULL DEFAULT '',
+  script_sha256 TEXT NOT NULL DEFAULT '',
+  uid INTEGER NOT NULL DEFAULT 0,
+  first_seen INTEGER NOT NULL,
+  last_attempt INTEGER NOT NULL,
+  quarantined INTEGER NOT NULL DEFAULT 0,
+  binary_itself INTEGER NOT NULL DEFAULT 0,
+  UNIQUE(path, sha256, script_path, script_sha256, binary_itself));
+INSERT INTO programs_new(id, path, sha256, script_path, script_sha256, uid, first_seen,
+                         last_attempt, quarantined)
+  SELECT id, path, sha256, script_path, script_sha256, uid, first_seen, last_attempt,
+         quarantined FROM programs;
+DROP TABLE programs;
+ALTER TABLE programs_new RENAME TO programs;
+)sql",
 };
 
-// True when it changed the schema.
-Result<bool> migrate(Database& db) {
+Result<bool> migrateInTransaction(Database& db) {
   auto tx = Transaction::begin(db);
   if (!tx) return tx.error();
   auto version = db.queryInteger("PRAGMA user_version");
@@ -175,6 +229,17 @@ Result<bool> migrate(Database& db) {
   }
   if (auto r = tx->commit(); !r) return r.error();
   return *version < known;
+}
+
+// True when it changed the schema. Foreign keys are off while it runs: a migration that
+// copies a table to change its constraints drops the old one, which with them on would
+// act on the rows referring to it (ON DELETE SET NULL). The pragma is a no-op inside a
+// transaction (sqlite.org/pragma.html#pragma_foreign_keys), so it is set around it.
+Result<bool> migrate(Database& db) {
+  if (auto r = db.exec("PRAGMA foreign_keys = OFF"); !r) return r.error();
+  auto migrated = migrateInTransaction(db);
+  if (auto r = db.exec("PRAGMA foreign_keys = ON"); !r) return r.error();
+  return migrated;
 }
 
 Result<void> makeStateDir(const std::filesystem::path& dir) {

@@ -54,7 +54,7 @@ Result<std::vector<rules::ApprovalRule>> SqliteStore::loadRules() {
   auto r = forEachRow(
       *db_,
       db_->prepare("SELECT id, action, path, sha256, script_path, script_sha256, only_to, "
-                   "allow_env "
+                   "allow_env, kind, scope_uid "
                    "FROM rules ORDER BY id"),
       "read rules from", [&](const sql::Statement& s) {
         rules::ApprovalRule rule;
@@ -70,6 +70,13 @@ Result<std::vector<rules::ApprovalRule>> SqliteStore::loadRules() {
         if (!onlyTo) return;
         rule.onlyTo = std::move(*onlyTo);
         rule.allowEnv = rules::splitNames(s.text(7));
+        // A kind this program does not know is left out too, rather than guessed.
+        auto kind = rules::identityKindFromString(s.text(8));
+        if (!kind) return;
+        rule.kind = *kind;
+        if (const auto scope = s.integer(9); scope >= 0) {
+          rule.uid = static_cast<std::uint32_t>(scope);
+        }
         out.push_back(std::move(rule));
       });
   if (!r) return r.error();
@@ -106,7 +113,7 @@ Result<std::vector<ProgramRecord>> SqliteStore::loadPrograms() {
       db_->prepare(
           "SELECT p.id, p.path, p.sha256, p.script_path, p.script_sha256, p.uid, p.first_seen, "
           "  MAX(p.last_attempt, COALESCE(a.last, p.last_attempt)), p.quarantined, "
-          "  COALESCE(a.n, 0) "
+          "  COALESCE(a.n, 0), p.binary_itself "
           "FROM programs p LEFT JOIN ("
           "  SELECT program_id, COUNT(*) AS n, MAX(time) AS last FROM attempts "
           "  WHERE program_id IS NOT NULL GROUP BY program_id) a ON a.program_id = p.id "
@@ -123,6 +130,7 @@ Result<std::vector<ProgramRecord>> SqliteStore::loadPrograms() {
         p.lastAttempt = fromMicros(s.integer(7));
         p.quarantined = s.integer(8) != 0;
         p.attempts = s.integer(9);
+        p.identity.binaryItself = s.integer(10) != 0;
         out.push_back(std::move(p));
       });
   if (!r) return r.error();

@@ -51,11 +51,11 @@ std::string_view boundedCmdline(std::string_view s) {
 // the row's id whichever way it went.
 constexpr std::string_view kUpsertProgram =
     "INSERT INTO programs(id, path, sha256, script_path, script_sha256, uid, first_seen, "
-    "  last_attempt, quarantined) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+    "  last_attempt, quarantined, binary_itself) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
     "ON CONFLICT(id) DO UPDATE SET uid = excluded.uid, "
     "  last_attempt = MAX(last_attempt, excluded.last_attempt), "
     "  quarantined = excluded.quarantined "
-    "ON CONFLICT(path, sha256, script_path, script_sha256) DO UPDATE SET "
+    "ON CONFLICT(path, sha256, script_path, script_sha256, binary_itself) DO UPDATE SET "
     "  uid = excluded.uid, last_attempt = MAX(last_attempt, excluded.last_attempt), "
     "  quarantined = excluded.quarantined "
     "RETURNING id";
@@ -71,7 +71,8 @@ Result<std::int64_t> upsertProgram(sql::Database& db, const ProgramRecord& p) {
       .bind(6, std::int64_t{p.uid})
       .bind(7, toMicros(p.firstSeen))
       .bind(8, toMicros(p.lastAttempt))
-      .bind(9, p.quarantined);
+      .bind(9, p.quarantined)
+      .bind(10, p.identity.binaryItself);
   auto row = stmt->step();
   if (!row) return row.error();
   if (!*row) return makeError("no program id returned");
@@ -529,20 +530,41 @@ void StoreWriter::addRule(rules::ApprovalRule rule, std::optional<ProgramRecord>
                          done = std::move(done)] {
     auto r =
         impl->durably<RuleWritten>(Impl::Kind::Rule, "add a rule to", [&]() -> Result<RuleWritten> {
-          // REPLACE deletes the earlier rule for (path, script_path) and inserts a new row,
-          // so the newest decision gets a new id; the insert trigger bumps rules_version.
+          // The newest decision replaces the earlier ones about the same program (path,
+          // script, kind) that it contradicts: all but approvals for other single users
+          // when it approves for one user. It gets a new id; the triggers bump
+          // rules_version.
+          const std::int64_t scope = rule.uid ? std::int64_t{*rule.uid} : -1;
+          // A rule naming a script is of a script, whatever its kind field said.
+          const auto kind = rule.scriptPath.empty() ? rule.kind : rules::IdentityKind::Script;
+          const std::string_view action =
+              rule.action == rules::RuleAction::Deny ? "deny" : "approve";
+          auto earlier = impl->db.cached(
+              "DELETE FROM rules WHERE path = ?1 AND script_path = ?2 AND kind = ?3 AND "
+              "  (action <> ?4 OR action = 'deny' OR ?5 = -1 OR scope_uid = -1 OR "
+              "   scope_uid = ?5)");
+          if (!earlier) return earlier.error();
+          earlier->bind(1, rule.path)
+              .bind(2, rule.scriptPath)
+              .bind(3, rules::toString(kind))
+              .bind(4, action)
+              .bind(5, scope);
+          if (auto removed = earlier->run(); !removed) return removed.error();
           auto stmt = impl->db.cached(
               "INSERT OR REPLACE INTO rules(action, path, sha256, script_path, script_sha256, "
-              "  created, only_to, allow_env) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id");
+              "  created, only_to, allow_env, kind, scope_uid) "
+              "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id");
           if (!stmt) return stmt.error();
-          stmt->bind(1, rule.action == rules::RuleAction::Deny ? "deny" : "approve")
+          stmt->bind(1, action)
               .bind(2, rule.path)
               .bind(3, rule.sha256)
               .bind(4, rule.scriptPath)
               .bind(5, rule.scriptSha256)
               .bind(6, toMicros(std::chrono::system_clock::now()))
               .bind(7, rules::encodeDestinations(rule.onlyTo))
-              .bind(8, rules::joinNames(rule.allowEnv));
+              .bind(8, rules::joinNames(rule.allowEnv))
+              .bind(9, rules::toString(kind))
+              .bind(10, scope);
           auto row = stmt->step();
           if (!row) return row.error();
           if (!*row) return makeError("no rule id returned");
@@ -561,13 +583,15 @@ void StoreWriter::addRule(rules::ApprovalRule rule, std::optional<ProgramRecord>
 }
 
 void StoreWriter::removeRules(std::string path, std::string scriptPath,
-                              std::function<void(Result<bool>)> done) {
+                              std::function<void(Result<bool>)> done,
+                              std::optional<rules::IdentityKind> kind) {
   impl_->enqueueDurable([impl = impl_.get(), path = std::move(path),
-                         scriptPath = std::move(scriptPath), done = std::move(done)] {
+                         scriptPath = std::move(scriptPath), done = std::move(done), kind] {
     auto r = impl->durably<bool>(Impl::Kind::Rule, "remove rules from", [&]() -> Result<bool> {
-      auto stmt = impl->db.cached("DELETE FROM rules WHERE path = ?1 AND script_path = ?2");
+      auto stmt = impl->db.cached(
+          "DELETE FROM rules WHERE path = ?1 AND script_path = ?2 AND (?3 = '' OR kind = ?3)");
       if (!stmt) return stmt.error();
-      stmt->bind(1, path).bind(2, scriptPath);
+      stmt->bind(1, path).bind(2, scriptPath).bind(3, kind ? rules::toString(*kind) : "");
       if (auto finished = stmt->run(); !finished) return finished.error();
       return impl->db.changes() > 0;
     });

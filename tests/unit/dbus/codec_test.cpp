@@ -9,7 +9,7 @@ namespace {
 Program aProgram() {
   return Program{7,    "/usr/bin/msmtp", "ab12", "/home/u/send.py",     "cd34",
                  1000, "approved",       42,     1'700'000'000'000'001, 1'600'000'000'000'002,
-                 20};
+                 20,   "script",         "alice"};
 }
 
 TEST(WireCodec, ProgramRoundTripsEveryField) {
@@ -26,15 +26,19 @@ TEST(WireCodec, ProgramRoundTripsEveryField) {
   EXPECT_EQ(back.lastAttemptUs, p.lastAttemptUs);
   EXPECT_EQ(back.firstSeenUs, p.firstSeenUs);
   EXPECT_EQ(back.heldMessages, p.heldMessages);
+  EXPECT_EQ(back.kind, p.kind);
+  EXPECT_EQ(back.covers, p.covers);
 }
 
 TEST(WireCodec, ProgramIsEncodedInTheOrderOfTheXml) {
-  const auto w = codec::encode(aProgram());  // (xssssusxxxu)
+  const auto w = codec::encode(aProgram());  // (xssssusxxxuss)
   EXPECT_EQ(w.get<0>(), 7);
   EXPECT_EQ(w.get<1>(), "/usr/bin/msmtp");
   EXPECT_EQ(w.get<6>(), "approved");
   EXPECT_EQ(w.get<9>(), 1'600'000'000'000'002);
   EXPECT_EQ(w.get<10>(), 20U);
+  EXPECT_EQ(w.get<11>(), "script");
+  EXPECT_EQ(w.get<12>(), "alice");
 }
 
 TEST(WireCodec, RuleRoundTripsEveryFieldInTheOrderOfTheXml) {
@@ -45,10 +49,14 @@ TEST(WireCodec, RuleRoundTripsEveryFieldInTheOrderOfTheXml) {
                "/srv/news.pl",
                "cd34",
                {"192.0.2.7:587", "[2001:db8::7]:25"},
-               {"PERL5LIB", "-M"}};
-  const auto w = codec::encode(r);  // (xsssssasas)
+               {"PERL5LIB", "-M"},
+               "script",
+               "alice"};
+  const auto w = codec::encode(r);  // (xsssssasasss)
   EXPECT_EQ(w.get<6>(), r.onlyTo);
   EXPECT_EQ(w.get<7>(), r.allowEnv);
+  EXPECT_EQ(w.get<8>(), "script");
+  EXPECT_EQ(w.get<9>(), "alice");
   const auto b = codec::decode(w);
   EXPECT_EQ(b.id, r.id);
   EXPECT_EQ(b.action, r.action);
@@ -58,6 +66,8 @@ TEST(WireCodec, RuleRoundTripsEveryFieldInTheOrderOfTheXml) {
   EXPECT_EQ(b.scriptSha256, r.scriptSha256);
   EXPECT_EQ(b.onlyTo, r.onlyTo);
   EXPECT_EQ(b.allowEnv, r.allowEnv);
+  EXPECT_EQ(b.kind, r.kind);
+  EXPECT_EQ(b.covers, r.covers);
 }
 
 TEST(WireCodec, AttemptRoundTripsEveryField) {

@@ -186,5 +186,36 @@ TEST(ProgramIdentity, DisplaysThePathAndTheScript) {
   EXPECT_TRUE(id.isInterpreted());
 }
 
+TEST(Shebang, NamesTheInterpreterAndItsOneArgument) {
+  const auto swaks = parseShebang("#!/usr/bin/perl -w\nuse strict;\n");
+  ASSERT_TRUE(swaks);
+  EXPECT_EQ(swaks->interpreter, "/usr/bin/perl");
+  EXPECT_EQ(swaks->argument, "-w");
+  EXPECT_FALSE(swaks->viaEnv);
+  const auto spaced = parseShebang("#! /bin/sh\r\n");
+  ASSERT_TRUE(spaced);
+  EXPECT_EQ(spaced->interpreter, "/bin/sh");
+  EXPECT_EQ(spaced->argument, "");
+}
+
+TEST(Shebang, LooksThroughEnvToTheProgramItRuns) {
+  const auto py = parseShebang("#!/usr/bin/env python3\nimport smtplib\n");
+  ASSERT_TRUE(py);
+  EXPECT_EQ(py->interpreter, "python3");
+  EXPECT_TRUE(py->viaEnv);
+  const auto split = parseShebang("#!/usr/bin/env -S -u HOME PYTHONX=1 python3 -u\n");
+  ASSERT_TRUE(split);
+  EXPECT_EQ(split->interpreter, "python3");
+  EXPECT_EQ(split->argument, "-u");
+}
+
+TEST(Shebang, IsNoneForABinaryOrAnEmptyLine) {
+  EXPECT_EQ(parseShebang("\x7f"
+                         "ELF\x02\x01"),
+            std::nullopt);
+  EXPECT_EQ(parseShebang("#!   \nx"), std::nullopt);
+  EXPECT_EQ(parseShebang("#!/usr/bin/env -i\n"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace mailguard::rules

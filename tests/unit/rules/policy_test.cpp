@@ -37,6 +37,23 @@ ApprovalRule ruleFor(std::int64_t id, RuleAction action, const ProgramIdentity& 
   rule.sha256 = p.sha256;
   rule.scriptPath = p.scriptPath;
   rule.scriptSha256 = p.scriptSha256;
+  rule.kind = p.kind();
+  return rule;
+}
+
+// The interpreter running code typed or piped in: `python3 -c`, `python3 -`, a REPL.
+ProgramIdentity inlineCode() { return program("/usr/bin/python3.11", kHashA, true); }
+
+// The interpreter as a file, as `guardctl approve /usr/bin/python3` names it.
+ProgramIdentity interpreterItself() {
+  ProgramIdentity id = inlineCode();
+  id.binaryItself = true;
+  return id;
+}
+
+ApprovalRule forUser(ApprovalRule rule, std::uint32_t uid, std::string name) {
+  rule.uid = uid;
+  rule.userName = std::move(name);
   return rule;
 }
 
@@ -327,6 +344,109 @@ TEST(PolicyDecision, UsesTheApprovalWithMatchingHashesWhenThereAreSeveral) {
       decide(v2, false, {ruleFor(1, RuleAction::Approve, v1), ruleFor(2, RuleAction::Approve, v2)});
   EXPECT_EQ(d.verdict, Verdict::Allow);
   EXPECT_EQ(d.ruleId, 2);
+}
+
+TEST(IdentityKinds, AreToldFromThePathAndTheScript) {
+  EXPECT_EQ(program("/usr/bin/curl", kHashA).kind(), IdentityKind::Program);
+  EXPECT_EQ(script("/home/ann/b.py", kHashB).kind(), IdentityKind::Script);
+  EXPECT_EQ(inlineCode().kind(), IdentityKind::Inline);
+  EXPECT_EQ(interpreterItself().kind(), IdentityKind::Program);
+  for (auto k : {IdentityKind::Program, IdentityKind::Script, IdentityKind::Inline}) {
+    EXPECT_EQ(identityKindFromString(toString(k)), k);
+  }
+  EXPECT_EQ(identityKindFromString("bare"), std::nullopt);
+}
+
+TEST(PolicyKinds, ApprovingTheInterpreterItselfDoesNotApproveInlineCode) {
+  const auto rules = std::vector{ruleFor(1, RuleAction::Approve, interpreterItself())};
+  const Decision d = decide(inlineCode(), false, rules, 1000U);
+  EXPECT_EQ(d.verdict, Verdict::Hold);
+  EXPECT_THAT(d.reason, HasSubstr("does not cover code typed or piped into it"));
+  // Nor a script it runs.
+  EXPECT_EQ(decide(script("/home/ann/b.py", kHashB), false, rules, 1000U).verdict, Verdict::Hold);
+  // The binary itself, as named, is approved.
+  EXPECT_EQ(stateOf(interpreterItself(), false, rules), ProgramState::Approved);
+  EXPECT_EQ(stateOf(inlineCode(), false, rules), ProgramState::Pending);
+}
+
+TEST(PolicyKinds, AnInlineApprovalCoversOneUserOnly) {
+  const auto rules =
+      std::vector{forUser(ruleFor(1, RuleAction::Approve, inlineCode()), 1000, "alice")};
+  EXPECT_EQ(decide(inlineCode(), false, rules, 1000U).verdict, Verdict::Allow);
+  const Decision other = decide(inlineCode(), false, rules, 65534U);
+  EXPECT_EQ(other.verdict, Verdict::Hold);
+  EXPECT_EQ(other.reason, "approved for alice only");
+  // Inline code is not a script: b.py stays unapproved.
+  EXPECT_EQ(decide(script("/home/alice/b.py", kHashB), false, rules, 1000U).verdict, Verdict::Hold);
+}
+
+TEST(PolicyKinds, DenyingInlineCodeDoesNotRefuseTheInterpretersScripts) {
+  const auto rules = std::vector{ruleFor(1, RuleAction::Deny, inlineCode())};
+  EXPECT_EQ(decide(inlineCode(), false, rules, 0U).verdict, Verdict::Reject);
+  // b.py and a never-seen c.py share the interpreter's hash, not the inline code's.
+  EXPECT_EQ(decide(script("/home/ann/b.py", kHashB), false, rules, 0U).verdict, Verdict::Hold);
+  EXPECT_EQ(decide(script("/home/ann/c.py", kHashC), false, rules, 0U).verdict, Verdict::Hold);
+  // A copy of the interpreter elsewhere running inline code is the same inline code.
+  EXPECT_EQ(decide(program("/opt/py/python3", kHashA), false, rules, 0U).verdict, Verdict::Reject);
+}
+
+TEST(PolicyKinds, DenyingAScriptFollowsItsContentNotTheInterpreters) {
+  const auto rules = std::vector{ruleFor(1, RuleAction::Deny, script("/home/ann/bot.py", kHashB))};
+  // The same script copied elsewhere, even run by another interpreter build.
+  ProgramIdentity copy = script("/tmp/x.py", kHashB);
+  copy.sha256 = kHashD;
+  EXPECT_EQ(decide(copy, false, rules, 0U).verdict, Verdict::Reject);
+  EXPECT_EQ(decide(script("/home/ann/c.py", kHashC), false, rules, 0U).verdict, Verdict::Hold);
+  EXPECT_EQ(decide(inlineCode(), false, rules, 0U).verdict, Verdict::Hold);
+}
+
+TEST(PolicyKinds, DenyingTheInterpreterItselfCoversEverythingItRuns) {
+  const auto approved = ruleFor(2, RuleAction::Approve, script("/home/ann/b.py", kHashB));
+  const auto rules = std::vector{ruleFor(1, RuleAction::Deny, interpreterItself()), approved};
+  const Decision d = decide(script("/home/ann/b.py", kHashB), false, rules, 0U);
+  EXPECT_EQ(d.verdict, Verdict::Reject);
+  EXPECT_THAT(d.reason, HasSubstr("every script and inline program it runs"));
+  EXPECT_EQ(decide(inlineCode(), false, rules, 0U).verdict, Verdict::Reject);
+  // A copy of the interpreter at another path, by its content.
+  ProgramIdentity copied = script("/home/ann/c.py", kHashC);
+  copied.path = "/opt/python3";
+  EXPECT_EQ(decide(copied, false, rules, 0U).verdict, Verdict::Reject);
+}
+
+TEST(PolicyScope, AnApprovalForOneUserHoldsAnotherUsersRuns) {
+  const ProgramIdentity curl = program("/usr/bin/curl", kHashA, true);
+  const auto rules = std::vector{forUser(ruleFor(4, RuleAction::Approve, curl), 1000, "alice")};
+  const Decision alice = decide(curl, false, rules, 1000U);
+  EXPECT_EQ(alice.verdict, Verdict::Allow);
+  EXPECT_TRUE(alice.pinned) << "the kernel, knowing no user, must not decide it";
+  const Decision nobody = decide(curl, false, rules, 65534U);
+  EXPECT_EQ(nobody.verdict, Verdict::Hold);
+  EXPECT_EQ(nobody.reason, "approved for alice only");
+  EXPECT_EQ(nobody.ruleId, 4);
+  // Not knowing who runs it is not being alice.
+  EXPECT_EQ(decide(curl, false, rules).verdict, Verdict::Hold);
+  // Listed as approved, covering alice.
+  EXPECT_EQ(stateOf(curl, false, rules), ProgramState::Approved);
+  EXPECT_EQ(coveredUsers(curl, rules), std::optional{std::vector<std::uint32_t>{1000}});
+}
+
+TEST(PolicyScope, AnApprovalForEveryUserCoversAll) {
+  const ProgramIdentity curl = program("/usr/bin/curl", kHashA, true);
+  const auto rules = std::vector{ruleFor(4, RuleAction::Approve, curl)};
+  EXPECT_EQ(decide(curl, false, rules, 65534U).verdict, Verdict::Allow);
+  EXPECT_FALSE(decide(curl, false, rules, 65534U).pinned);
+  EXPECT_EQ(coveredUsers(curl, rules), std::nullopt);
+  EXPECT_EQ(coveredUsers(program("/usr/bin/wget", kHashB), rules),
+            std::optional{std::vector<std::uint32_t>{}});
+}
+
+TEST(PolicyScope, ApprovalsForTwoUsersCoverBoth) {
+  const ProgramIdentity curl = program("/usr/bin/curl", kHashA, true);
+  const auto rules = std::vector{forUser(ruleFor(4, RuleAction::Approve, curl), 1001, "bob"),
+                                 forUser(ruleFor(5, RuleAction::Approve, curl), 1000, "alice")};
+  EXPECT_EQ(decide(curl, false, rules, 1001U).verdict, Verdict::Allow);
+  EXPECT_EQ(decide(curl, false, rules, 1000U).verdict, Verdict::Allow);
+  EXPECT_EQ(coveredUsers(curl, rules), (std::optional{std::vector<std::uint32_t>{1000, 1001}}));
 }
 
 TEST(ProgramStateOf, FollowsTheDecision) {

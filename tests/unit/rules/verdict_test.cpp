@@ -498,5 +498,24 @@ TEST(DecideVerdict, CodeLoadingIsTheReasonGivenBeforeAThrottle) {
   EXPECT_EQ(d.override, Override::CodeLoading);
 }
 
+TEST(VerdictScope, AnApprovalForOneUserAllowsOnlyThatUsersProcess) {
+  ApprovalRule forAnn = ruleFor(7, RuleAction::Approve, kClient);
+  forAnn.uid = 1000;
+  forAnn.userName = "ann";
+  VerdictInputs in = attributed(kClient);
+  in.uid = 1000;
+  const Decision ann = decideVerdict(in, {forAnn});
+  EXPECT_EQ(ann.verdict, Verdict::Allow);
+  EXPECT_TRUE(ann.pinned);
+  in.uid = 65534;
+  const Decision other = decideVerdict(in, {forAnn});
+  EXPECT_EQ(other.verdict, Verdict::Hold);
+  EXPECT_EQ(other.reason, "approved for ann only");
+  // Still being hashed: never allowed, whoever runs it.
+  in.uid = 1000;
+  in.identityPending = true;
+  EXPECT_EQ(decideVerdict(in, {forAnn}).verdict, Verdict::Hold);
+}
+
 }  // namespace
 }  // namespace mailguard::rules

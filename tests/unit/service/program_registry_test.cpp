@@ -46,6 +46,21 @@ class ProgramRegistryTest : public ::testing::Test {
   FakeClock clock_;
 };
 
+TEST_F(ProgramRegistryTest, AnInterpreterItselfAndTheInlineCodeItRunsAreTwoPrograms) {
+  ProgramRegistry registry;
+  const ProgramIdentity inlineCode = program("/usr/bin/python3.11", 1);
+  ProgramIdentity itself = inlineCode;
+  itself.binaryItself = true;
+  bool created = false;
+  const auto inlineId = see(registry, inlineCode, 1000, &created).id;
+  EXPECT_TRUE(created);
+  const auto itselfId = see(registry, itself, std::nullopt, &created).id;
+  EXPECT_TRUE(created);
+  EXPECT_NE(inlineId, itselfId);
+  EXPECT_EQ(registry.find(inlineCode)->identity.kind(), rules::IdentityKind::Inline);
+  EXPECT_EQ(registry.find(itself)->identity.kind(), rules::IdentityKind::Program);
+}
+
 TEST_F(ProgramRegistryTest, ABotThatRewritesItselfOnEveryAttemptStaysBounded) {
   ProgramRegistry registry;
   const ProgramIdentity client = program("/usr/bin/thunderbird", 1);

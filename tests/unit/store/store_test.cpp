@@ -16,6 +16,7 @@ namespace {
 
 using namespace test;
 using rules::ApprovalRule;
+using rules::IdentityKind;
 using rules::RuleAction;
 using rules::Verdict;
 
@@ -142,7 +143,7 @@ TEST(SqliteStore, CreatesStateDirAndSchemaAndKeepsDataAcrossReopen) {
   EXPECT_EQ(all[0].reason, expected.reason);
 
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "7");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
 }
 
 TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
@@ -155,7 +156,7 @@ TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
   auto s = openStore(dir);
   EXPECT_EQ(count(*s), 1);
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "7");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
 }
 
 // Every byte of the database and its WAL (and shm), as one string.
@@ -205,7 +206,7 @@ TEST(SqliteStore, MigrationMasksPasswordsStoredBeforeAndLeavesNoCopyInTheFiles) 
   {
     auto s = openStore(tmp.path());
     RawDb raw(file);
-    EXPECT_EQ(raw.text("PRAGMA user_version"), "7");
+    EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
     EXPECT_EQ(raw.text("SELECT cmdline FROM attempts WHERE time = 1"),
               "curl -u me:*** smtps://me:***@mail.example.org");
     EXPECT_EQ(raw.text("SELECT substr(cmdline, 1, 40) FROM attempts WHERE time = 2"),
@@ -319,7 +320,95 @@ TEST(SqliteStore, ARuleFromBeforeAllowEnvAllowsNothing) {
   EXPECT_EQ((*rules)[0].path, "/usr/bin/msmtp");
   EXPECT_TRUE((*rules)[0].allowEnv.empty());
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "7");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
+}
+
+TEST(SqliteStore, RulesAndProgramsFromBeforeKindsKeepTheirMeaningAndAttempts) {
+  TempDir tmp;
+  {
+    // Schema version 7: rules unique by (path, script_path), programs without
+    // binary_itself, an attempt of program 5.
+    RawDb raw(tmp.path() / "mailguard.db");
+    auto w = startWriter(tmp.path());
+    ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/bin/python3.11")));
+    ASSERT_TRUE(addRule(*w, rule(RuleAction::Deny, "/usr/bin/perl", "/opt/b.pl")));
+    ASSERT_TRUE(
+        addRule(*w, rule(RuleAction::Approve, "/usr/bin/msmtp"), program(5, "/usr/bin/msmtp")));
+    w->flush();
+  }
+  {
+    RawDb raw(tmp.path() / "mailguard.db");
+    raw.exec(
+        "PRAGMA foreign_keys = ON;"
+        "INSERT INTO attempts(time, program_id, verdict) VALUES(1, 5, 'allow');"
+        "CREATE TABLE r7(id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL, "
+        "  path TEXT NOT NULL, sha256 TEXT NOT NULL DEFAULT '', script_path TEXT NOT NULL "
+        "  DEFAULT '', script_sha256 TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL, "
+        "  only_to TEXT NOT NULL DEFAULT '', allow_env TEXT NOT NULL DEFAULT '', "
+        "  UNIQUE(path, script_path));"
+        "INSERT INTO r7 SELECT id, action, path, sha256, script_path, script_sha256, created, "
+        "  only_to, allow_env FROM rules;"
+        "DROP TABLE rules; ALTER TABLE r7 RENAME TO rules;"
+        "PRAGMA user_version = 7;");
+  }
+  auto s = openStore(tmp.path());
+  auto rules = s->loadRules();
+  ASSERT_TRUE(rules) << rules.error().message;
+  ASSERT_EQ(rules->size(), 3U);
+  for (const auto& r : *rules) {
+    EXPECT_EQ(r.uid, std::nullopt) << r.path << ": an earlier approval is for every user";
+    EXPECT_EQ(r.kind, r.scriptPath.empty() ? IdentityKind::Program : IdentityKind::Script);
+  }
+  RawDb raw(s->databasePath());
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.text("SELECT program_id FROM attempts"), "5");
+  EXPECT_EQ(raw.text("SELECT COUNT(*) FROM programs WHERE id = 5"), "1");
+  // The rules' triggers are back: a change moves the version.
+  const auto before = s->rulesVersion();
+  auto w = startWriter(tmp.path());
+  ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/bin/curl")));
+  ASSERT_TRUE(before);
+  EXPECT_NE(s->rulesVersion().value(), *before);
+}
+
+TEST(SqliteStore, KeepsApprovalsForSeveralUsersAndKindsApart) {
+  TempDir tmp;
+  auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
+  auto forUser = [](ApprovalRule r, std::uint32_t uid) {
+    r.uid = uid;
+    return r;
+  };
+  auto inlineRule = rule(RuleAction::Approve, "/usr/bin/python3.11");
+  inlineRule.kind = IdentityKind::Inline;
+  ASSERT_TRUE(addRule(*w, forUser(inlineRule, 1000)));
+  ASSERT_TRUE(addRule(*w, forUser(inlineRule, 1001)));
+  ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/bin/python3.11")));  // the binary
+  ASSERT_TRUE(addRule(*w, forUser(rule(RuleAction::Approve, "/usr/bin/curl"), 1000)));
+  // An approval for every user replaces the one for a single user.
+  ASSERT_TRUE(addRule(*w, rule(RuleAction::Approve, "/usr/bin/curl")));
+  auto rules = s->loadRules();
+  ASSERT_TRUE(rules) << rules.error().message;
+  ASSERT_EQ(rules->size(), 4U);
+  EXPECT_EQ((*rules)[0].kind, IdentityKind::Inline);
+  EXPECT_EQ((*rules)[0].uid, 1000U);
+  EXPECT_EQ((*rules)[1].uid, 1001U);
+  EXPECT_EQ((*rules)[2].kind, IdentityKind::Program);
+  EXPECT_EQ((*rules)[3].path, "/usr/bin/curl");
+  EXPECT_EQ((*rules)[3].uid, std::nullopt);
+  // A denial of inline code replaces both users' approvals, not the binary's.
+  auto deny = rule(RuleAction::Deny, "/usr/bin/python3.11");
+  deny.kind = IdentityKind::Inline;
+  ASSERT_TRUE(addRule(*w, deny));
+  rules = s->loadRules();
+  ASSERT_TRUE(rules);
+  ASSERT_EQ(rules->size(), 3U);
+  // Forgetting one kind leaves the others.
+  auto removed = removeRules(*w, "/usr/bin/python3.11", "", IdentityKind::Inline);
+  ASSERT_TRUE(removed && *removed);
+  rules = s->loadRules();
+  ASSERT_EQ(rules->size(), 2U);
+  EXPECT_EQ((*rules)[0].kind, IdentityKind::Program);
 }
 
 TEST(SqliteStore, KeepsAnAttemptsChannelAndQueueId) {
@@ -363,7 +452,7 @@ TEST(SqliteStore, AttemptsFromBeforeTheChannelColumnsAreConnections) {
   EXPECT_EQ(rows[0].queueId, "");
   EXPECT_EQ(rows[0].dst, "192.0.2.25");
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "7");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
   EXPECT_EQ(raw.text("SELECT COUNT(*) FROM pragma_table_info('attempts') WHERE name IN "
                      "('channel', 'queue_id')"),
             "2");

@@ -173,9 +173,10 @@ inline Result<RuleWritten> addRule(StoreWriter& w, rules::ApprovalRule rule,
       w, [&](auto done) { w.addRule(std::move(rule), std::move(program), std::move(done)); });
 }
 
-inline Result<bool> removeRules(StoreWriter& w, std::string path, std::string scriptPath) {
+inline Result<bool> removeRules(StoreWriter& w, std::string path, std::string scriptPath,
+                                std::optional<rules::IdentityKind> kind = std::nullopt) {
   return await<bool>(w, [&](auto done) {
-    w.removeRules(std::move(path), std::move(scriptPath), std::move(done));
+    w.removeRules(std::move(path), std::move(scriptPath), std::move(done), kind);
   });
 }
 

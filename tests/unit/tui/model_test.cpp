@@ -193,6 +193,19 @@ TEST(Actions, ApproveAsksForConfirmationBeforeWideningPermissions) {
   EXPECT_FALSE(s.confirm);
 }
 
+TEST(Actions, TheQuickKeyDoesNotApproveInlineCode) {
+  Program py = program(9, "/usr/bin/python3.11", "pending", kMidnightUs + 6 * kHourUs, 3);
+  py.kind = "inline";
+  State s = loadedState(snapshot({py}));
+  const Effects fx = press(s, "a");
+  EXPECT_TRUE(fx.commands.empty());
+  EXPECT_FALSE(s.confirm);
+  ASSERT_TRUE(s.message);
+  EXPECT_NE(s.message->text.find("guardctl approve --inline /usr/bin/python3.11 --user NAME"),
+            std::string::npos)
+      << s.message->text;
+}
+
 TEST(Actions, AnsweringNoChangesNothing) {
   State s = threePrograms();
   press(s, "a");

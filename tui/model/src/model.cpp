@@ -377,6 +377,15 @@ void requestAction(State& s, Action action) {
         info(s, "Already approved: " + what);
         return;
       }
+      // Approving inline code lets anything one user types or pipes into the interpreter
+      // send mail: too wide for one key; guardctl names the user and warns.
+      if (p->kind == "inline") {
+        info(s, "Inline code (" + p->path +
+                    " -c/-e/stdin) is not approved here: use "
+                    "sudo guardctl approve --inline " +
+                    p->path + " --user NAME");
+        return;
+      }
       // Approving widens what may send mail: ask first.
       s.confirm = Confirmation{action, p->id,
                                p->state == "quarantined"

@@ -248,9 +248,14 @@ void programsList(const State& s, const Layout& l, int width, std::vector<Row>& 
     b.space()
         .cell(fitEnd(label, c.state), stateStyle)
         .space()
-        .cell(programLabel(p.path, p.scriptPath, c.program), rowStyle)
+        .cell(programLabel(p.kind == "inline" ? p.path + " (inline code)" : p.path, p.scriptPath,
+                           c.program),
+              rowStyle)
         .space()
-        .cell(fitEnd(userName(s, p.uid), c.user), rowStyle)
+        // An approved row shows whom the approval covers ("all", a user), not who ran it.
+        .cell(fitEnd(p.state == "approved" && !p.covers.empty() ? p.covers : userName(s, p.uid),
+                     c.user),
+              rowStyle)
         .space()
         .cell(alignRight(std::to_string(p.attempts), c.attempts), rowStyle)
         .space()

@@ -47,6 +47,19 @@ struct Program {
   std::int64_t firstSeenUs = 0;
   // Messages the local MTA holds (frozen) for it: released on approval, deleted on denial.
   std::uint32_t heldMessages = 0;
+  // "program", "script" (run by the interpreter at path) or "inline" (code typed or piped
+  // into the interpreter at path).
+  std::string kind = "program";
+  // Whom its approval covers: "all", user names ("alice, bob"); "" when not approved.
+  std::string covers;
+};
+
+// Whom an approval covers; all defaults: guardd's default (a program or script in a home
+// folder: that home's owner; else every user; inline code named by id: who ran it).
+struct ApproveScope {
+  std::optional<std::uint32_t> user;
+  bool allUsers = false;
+  bool inlineCode = false;  // the target is an interpreter's path: its inline code
 };
 
 // One rule of the owner.
@@ -59,6 +72,8 @@ struct Rule {
   std::string scriptSha256;
   std::vector<std::string> onlyTo;    // destinations an approval is pinned to; empty: anywhere
   std::vector<std::string> allowEnv;  // code-loading variables and options it allows
+  std::string kind = "program";       // "program", "script" or "inline"
+  std::string covers = "all";         // an approval's users: "all" or a user name
 };
 
 struct Attempt {
@@ -170,9 +185,11 @@ class Client {
   // allowEnv: code-loading names (PYTHONPATH, "-M") the program may run with; onlyTo:
   // destinations ("192.0.2.7:587", "[2001:db8::7]", "10.0.0.0/8") the approval is pinned
   // to, added to those it is pinned to already. Either one: ApproveWithOptions.
+  // scope: whom the approval covers (ApproveWithOptions' user, all_users, inline).
   ClientResult<Program> approve(const std::string& target, const std::string& script = {},
                                 const std::vector<std::string>& allowEnv = {},
-                                const std::vector<std::string>& onlyTo = {});
+                                const std::vector<std::string>& onlyTo = {},
+                                const ApproveScope& scope = {});
   ClientResult<std::vector<Rule>> rules();
   ClientResult<Program> deny(const std::string& target, const std::string& script = {});
   ClientResult<bool> forget(const std::string& target, const std::string& script = {});

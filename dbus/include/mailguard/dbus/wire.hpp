@@ -9,28 +9,32 @@
 
 namespace mailguard::dbus::wire {
 
-// (xssssusxxxu): see the XML for the meaning of each field.
-using Program = sdbus::Struct<std::int64_t,    // id
-                              std::string,     // path
-                              std::string,     // sha256
-                              std::string,     // script_path
-                              std::string,     // script_sha256
-                              std::uint32_t,   // uid
-                              std::string,     // state
-                              std::int64_t,    // attempts
-                              std::int64_t,    // last_attempt, us since the epoch
-                              std::int64_t,    // first_seen, us since the epoch
-                              std::uint32_t>;  // held_messages
+// (xssssusxxxuss): see the XML for the meaning of each field.
+using Program = sdbus::Struct<std::int64_t,   // id
+                              std::string,    // path
+                              std::string,    // sha256
+                              std::string,    // script_path
+                              std::string,    // script_sha256
+                              std::uint32_t,  // uid
+                              std::string,    // state
+                              std::int64_t,   // attempts
+                              std::int64_t,   // last_attempt, us since the epoch
+                              std::int64_t,   // first_seen, us since the epoch
+                              std::uint32_t,  // held_messages
+                              std::string,    // kind: "program", "script", "inline"
+                              std::string>;   // covers: "all", user names, ""
 
-// (xsssssasas): one rule of the owner.
-using Rule = sdbus::Struct<std::int64_t,               // id
-                           std::string,                // action: "approve" or "deny"
-                           std::string,                // path
-                           std::string,                // sha256
-                           std::string,                // script_path
-                           std::string,                // script_sha256
-                           std::vector<std::string>,   // only_to
-                           std::vector<std::string>>;  // allow_env
+// (xsssssasasss): one rule of the owner.
+using Rule = sdbus::Struct<std::int64_t,              // id
+                           std::string,               // action: "approve" or "deny"
+                           std::string,               // path
+                           std::string,               // sha256
+                           std::string,               // script_path
+                           std::string,               // script_sha256
+                           std::vector<std::string>,  // only_to
+                           std::vector<std::string>,  // allow_env
+                           std::string,               // kind
+                           std::string>;              // covers: "all" or a user name
 
 // (xxiussssqsqssxsss)
 using Attempt = sdbus::Struct<std::int64_t,   // id

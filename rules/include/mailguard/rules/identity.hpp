@@ -10,6 +10,14 @@
 
 namespace mailguard::rules {
 
+// What runs: a program (its executable is the code), a script run by an interpreter, or
+// inline code (`python3 -c`, `perl -e`, `python3 -`, a REPL, `-m module`): code that was
+// typed or piped in and has no file to hash, so an approval of it can only ever mean
+// "whatever this user runs through this interpreter".
+enum class IdentityKind { Program, Script, Inline };
+std::string_view toString(IdentityKind k);  // "program" "script" "inline"
+std::optional<IdentityKind> identityKindFromString(std::string_view s);
+
 struct ProgramIdentity {
   std::string path;          // real path of the executable, without " (deleted)"
   std::string sha256;        // lowercase hex of the executable's content as mapped
@@ -27,8 +35,15 @@ struct ProgramIdentity {
   // The process sees the filesystem through another mount namespace or root; its script
   // was read through its own view (/proc/PID/root), and its path proves nothing here.
   bool foreignView = false;
+  // An interpreter named as a file by the owner (approve or deny /usr/bin/python3), not a
+  // process running code in it: kind Program. A process of an interpreter is always a
+  // Script or Inline.
+  bool binaryItself = false;
 
   [[nodiscard]] bool isInterpreted() const { return !scriptPath.empty(); }
+  // Script when a script is named; Inline when the executable is an interpreter
+  // (isInterpreter of its basename) running no script; else Program.
+  [[nodiscard]] IdentityKind kind() const;
   // "path" or "path script", for messages and logs.
   [[nodiscard]] std::string display() const;
   friend bool operator==(const ProgramIdentity&, const ProgramIdentity&) = default;
@@ -48,6 +63,17 @@ bool isVersionOf(std::string_view name, std::string_view stem);
 // code comes from elsewhere: "-c", "-e", "-m", stdin ("-" or no argument).
 std::optional<std::string> scriptArgument(std::string_view exeBasename,
                                           const std::vector<std::string>& argv);
+
+// What a script's "#!" line runs it with. execve(2): "#!interpreter [optional-arg]", the
+// argument being the rest of the line as one word. For "#!/usr/bin/env [-S] NAME ...",
+// interpreter is NAME as env finds it in PATH (viaEnv; absolute only if NAME is).
+struct Shebang {
+  std::string interpreter;
+  std::string argument;
+  bool viaEnv = false;
+};
+// nullopt when `head` (the file's first bytes) does not start with "#!" or names nothing.
+std::optional<Shebang> parseShebang(std::string_view head);
 
 // Under /tmp, /dev/shm, /var/tmp, a hidden directory of a home directory
 // (/home/USER/.x/..., /root/.x/...), or an anonymous file ("memfd:", "/memfd:").

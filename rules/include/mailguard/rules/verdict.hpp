@@ -2,6 +2,7 @@
 // The verdict for one connection attempt, with every override in one place: the owner's
 // rules (policy.hpp decide) first, then what the detector and the queue's state change.
 // Nothing patches the result afterwards.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,9 +17,12 @@ namespace mailguard::rules {
 // What the pipeline knows about one attempt when it decides.
 struct VerdictInputs {
   std::optional<ProgramIdentity> identity;  // nullopt: not attributed to a process
-  std::string unattributed;                 // why not, e.g. "the socket was already closed"
-  bool identityPending = false;             // the executable's hash is still being computed
-  std::string sharedNote;                   // appended to the reason: the socket is shared
+  // The user running it, for approvals that cover one user (ApprovalRule::uid); nullopt:
+  // not known, and no such approval applies.
+  std::optional<std::uint32_t> uid;
+  std::string unattributed;      // why not, e.g. "the socket was already closed"
+  bool identityPending = false;  // the executable's hash is still being computed
+  std::string sharedNote;        // appended to the reason: the socket is shared
   // Non-empty: the kernel saw code from outside the program in the connecting process
   // ("LD_PRELOAD or a user's library", "traced"); it cannot vouch for itself.
   std::string tainted;

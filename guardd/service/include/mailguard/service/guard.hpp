@@ -63,9 +63,15 @@ struct ProgramView {
 
 // How a caller names a program: its id in the programs list, or a path (the file's
 // current content is what gets approved), optionally with a script for interpreters.
+//
+// A path names a program; an interpreter's path names the interpreter itself (a denial
+// covers everything it runs; an approval nothing that runs code in it); a script with a
+// "#!" line names that script run by its interpreter. With inlineCode the path is an
+// interpreter and the code typed or piped into it is meant.
 struct ProgramRef {
   std::variant<std::int64_t, std::string> target;
-  std::string script;  // only with a path: the interpreter's script
+  std::string script;       // only with a path: the interpreter's script
+  bool inlineCode = false;  // only with a path and no script
 };
 
 // What an approval may carry besides the program.
@@ -74,6 +80,11 @@ struct ApproveOptions {
   // Only connections to these (added to those the approval is pinned to already); empty:
   // anywhere.
   std::vector<rules::Destination> onlyTo;
+  // Whom the approval covers: one uid, or every user (allUsers). Neither: a program or
+  // script in a home folder is that home's owner's, anything else every user's; inline
+  // code named by id is the user who ran it. Inline code is only ever one user's.
+  std::optional<std::uint32_t> user;
+  bool allUsers = false;
 };
 
 // How a change reports back: on the loop thread, once the change is durable (or failed).
@@ -101,6 +112,9 @@ class Guard {
   // Queries and commands, for the D-Bus adaptor (all on the loop thread).
   [[nodiscard]] StatusInfo status() const;
   [[nodiscard]] std::vector<ProgramView> programs() const;
+  // Whom the approvals of an approved program cover: "all", or user names ("alice",
+  // "alice, bob"; a uid when it has no name); "" when it is not approved.
+  [[nodiscard]] std::string covers(const ProgramView& program) const;
   // Messages the local MTA holds (frozen) for this program: released when it is approved,
   // deleted when it is denied.
   [[nodiscard]] std::size_t heldMessages(std::int64_t programId) const;

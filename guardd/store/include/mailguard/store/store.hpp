@@ -33,8 +33,9 @@ class Database;
 
 struct ProgramRecord {
   std::int64_t id = 0;
-  rules::ProgramIdentity identity;  // path, sha256, scriptPath, scriptSha256 (flags not stored)
-  std::uint32_t uid = 0;            // uid of the last process seen running it
+  // path, sha256, scriptPath, scriptSha256, binaryItself (the other flags are not stored)
+  rules::ProgramIdentity identity;
+  std::uint32_t uid = 0;  // uid of the last process seen running it
   TimePoint firstSeen{};
   TimePoint lastAttempt{};
   std::int64_t attempts = 0;  // filled by loadPrograms from the attempts table
@@ -209,7 +210,7 @@ class StoreWriter {
   // checkpoints only: a crash of guardd loses none, a power loss may lose the last ones.
   void submit(AttemptRecord a);  // a programId naming no stored program is stored as none
   // Inserts the program, or updates it when one with its id or its identity (path,
-  // sha256, scriptPath, scriptSha256) exists: uid, lastAttempt (the later one) and
+  // sha256, scriptPath, scriptSha256, binaryItself) exists: uid, lastAttempt (the later one) and
   // quarantined change; firstSeen and the identity stay as first recorded.
   void submit(ProgramRecord p);
   // Adds counts to existing (source, port) rows, inserts the others, prunes to
@@ -221,14 +222,17 @@ class StoreWriter {
   // from it). Never dropped for a full queue. Errors read "Failed to <verb> '<database
   // path>': <reason>".
   //
-  // The rule replaces an earlier rule for the same path and script path (the newest
-  // decision wins, with a new id); the program row (upserted as submit(ProgramRecord)
-  // does) commits in the same transaction, and its id comes back in programId.
+  // The rule replaces the earlier rules for the same path, script path and kind that it
+  // contradicts (the newest decision wins, with a new id): every one, except that an
+  // approval for one user keeps the approvals for other single users; the program row (upserted as
+  // submit(ProgramRecord) does) commits in the same transaction, and its id comes back in
+  // programId.
   void addRule(rules::ApprovalRule rule, std::optional<ProgramRecord> program,
                std::function<void(Result<RuleWritten>)> done);
-  // True when a rule was removed.
-  void removeRules(std::string path, std::string scriptPath,
-                   std::function<void(Result<bool>)> done);
+  // True when a rule was removed. Every kind of rule for the path and script path, or only
+  // those of `kind`.
+  void removeRules(std::string path, std::string scriptPath, std::function<void(Result<bool>)> done,
+                   std::optional<rules::IdentityKind> kind = std::nullopt);
   // On failure (a full disk) the alert is kept in memory and written with later writes
   // (at most kMaxUnsavedAlerts, the oldest dropped and counted); `done` gets the error.
   // An id already stored is an error, and that alert is not kept.
