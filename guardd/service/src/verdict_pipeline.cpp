@@ -399,7 +399,8 @@ void VerdictPipeline::expireParked() {
 bool VerdictPipeline::allowedAlone(const procinfo::ProcessInfo& process) const {
   const auto* known = s_.programs.find(process.identity);
   const bool quarantined = known != nullptr && known->state == rules::ProgramState::Quarantined;
-  return rules::decide(process.identity, quarantined, s_.approvals).verdict == Verdict::Allow;
+  return rules::decide(process.identity, quarantined, s_.approvals, process.uid).verdict ==
+         Verdict::Allow;
 }
 
 bool VerdictPipeline::overloaded() const { return pressure_.overloaded(s_.clock.monotonic()); }

@@ -465,7 +465,11 @@ TEST_F(KernelPipelineTest, TeachesTheKernelAnApprovedFileAndADeniedOne) {
 
 TEST_F(KernelPipelineTest, NeverTeachesTheKernelATaintedProgramOrAnInterpreter) {
   approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
-  approvals.push_back(rule(rules::RuleAction::Approve, "/usr/bin/python3", sha('p')));
+  // python3 running inline code, approved as such for its user (uid 1000, process()).
+  auto inlineCode = rule(rules::RuleAction::Approve, "/usr/bin/python3", sha('p'));
+  inlineCode.kind = rules::IdentityKind::Inline;
+  inlineCode.uid = 1000;
+  approvals.push_back(inlineCode);
   attribution.bySourcePort[41003] = process(kClient, sha('c'));
   attribution.keys[41003] = clientKey;
   attribution.taints[41003] = "LD_PRELOAD or a user's library";
