@@ -49,6 +49,7 @@ def queue_file(sender, recipient, body="hello", time=True):
 class PostfixFixture(unittest.TestCase):
     """postfix, guardd answering it, the release agent and the sink."""
     CHROOT_CLEANUP = False
+    SINK_ARGS = []  # extra arguments of mta_sink.py
 
     def setUp(self):
         self.pf = Postfix(self, THERE, chroot_cleanup=self.CHROOT_CLEANUP)
@@ -61,7 +62,8 @@ class PostfixFixture(unittest.TestCase):
         config = os.path.join(self.dir, "guardd.conf")
         with open(config, "w") as f:
             f.write(f'[mail]\nports = [25]\n[mta]\nsocket = "{self.sock}"\n'
-                    f'postfix_config_dirs = ["{self.pf.config}"]\n')
+                    f'postfix_config_dirs = ["{self.pf.config}"]\n'
+                    f'postfix_log = "{self.pf.maillog}"\n')
         # postfix's deliveries are connections like any other: the owner approved its smtp
         # client (before guardd starts, so that its first delivery finds the approval).
         mgtest.seed(self.state, "approve", os.path.join(self.pf.daemons, "smtp"))
@@ -84,7 +86,8 @@ class PostfixFixture(unittest.TestCase):
     def start_sink(self):
         sink_log = open(os.path.join(self.dir, "sink.log"), "w")
         self.addCleanup(sink_log.close)
-        self.sink = subprocess.Popen(["unshare", "-n", sys.executable, SINK, "0.0.0.0", self.sent],
+        self.sink = subprocess.Popen(["unshare", "-n", sys.executable, SINK, "0.0.0.0", self.sent]
+                                     + self.SINK_ARGS,
                                      stdout=subprocess.PIPE, stderr=sink_log, text=True)
         self.addCleanup(terminate, self.sink)
         self.assertEqual(self.sink.stdout.readline().strip(), "ready")
