@@ -70,66 +70,6 @@ nlohmann::json toJson(const dbus::Probe& p) {
           {"last", timeJson(p.lastUs)}};
 }
 
-// guardd keeps the relay dialogue from each LAN subnet and AUTH offered in clear as
-// summary lines of the transcript: "# lan CIDR from PROBE to TARGET: VERDICT [a,b] |
-// reason" and "# auth-in-clear MECH ..." (guardd/audit/src/vantage.cpp).
-struct LanRelay {
-  std::string subnet, probeAddress, target, relay, reason;
-  std::vector<std::string> accepted;
-};
-
-std::vector<std::string> words(std::string_view text, char sep) {
-  std::vector<std::string> out;
-  while (!text.empty()) {
-    const auto end = text.find(sep);
-    if (end != 0) out.emplace_back(text.substr(0, end));
-    if (end == std::string_view::npos) break;
-    text.remove_prefix(end + 1);
-  }
-  return out;
-}
-
-std::vector<LanRelay> lanRelays(const dbus::AuditResult& r) {
-  std::vector<LanRelay> out;
-  constexpr std::string_view kLan = "# lan ";
-  for (const auto& line : r.transcript) {
-    std::string_view rest(line);
-    if (rest.rfind(kLan, 0) != 0) continue;
-    rest.remove_prefix(kLan.size());
-    LanRelay lan;
-    if (const auto bar = rest.find(" | "); bar != std::string_view::npos) {
-      lan.reason = std::string(rest.substr(bar + 3));
-      rest = rest.substr(0, bar);
-    }
-    const auto from = rest.find(" from ");
-    const auto to = rest.find(" to ");
-    const auto colon = rest.find(": ");
-    if (from == std::string_view::npos || to == std::string_view::npos ||
-        colon == std::string_view::npos || !(from < to && to < colon)) {
-      continue;
-    }
-    lan.subnet = std::string(rest.substr(0, from));
-    lan.probeAddress = std::string(rest.substr(from + 6, to - from - 6));
-    lan.target = std::string(rest.substr(to + 4, colon - to - 4));
-    const auto verdict = words(rest.substr(colon + 2), ' ');
-    if (verdict.empty()) continue;
-    lan.relay = verdict[0];
-    if (verdict.size() > 1) lan.accepted = words(verdict[1], ',');
-    out.push_back(std::move(lan));
-  }
-  return out;
-}
-
-std::vector<std::string> authInClear(const dbus::AuditResult& r) {
-  constexpr std::string_view kAuth = "# auth-in-clear ";
-  for (const auto& line : r.transcript) {
-    if (std::string_view(line).rfind(kAuth, 0) == 0) {
-      return words(std::string_view(line).substr(kAuth.size()), ' ');
-    }
-  }
-  return {};
-}
-
 // The finding's kind (as guardd's alerts name it); the D-Bus finding carries none, and
 // the titles guardd writes (guardd/audit/src/findings.cpp) tell them apart.
 std::string findingKind(const dbus::AuditFinding& f) {
@@ -160,7 +100,7 @@ nlohmann::json toJson(const dbus::AuditResult& r, std::int64_t finishedUs) {
                         {"block_command", f.blockCommand}});
   }
   auto lan = nlohmann::json::array();
-  for (const auto& l : lanRelays(r)) {
+  for (const auto& l : r.lan) {
     lan.push_back({{"subnet", l.subnet},
                    {"probe_address", l.probeAddress},
                    {"probed_address", l.target},
@@ -186,7 +126,7 @@ nlohmann::json toJson(const dbus::AuditResult& r, std::int64_t finishedUs) {
           {"own_domain", r.ownDomain},
           {"replies", r.transcript},
           {"relay_lan", lan},
-          {"auth_in_clear", authInClear(r)},
+          {"auth_in_clear", r.authInClear},
           {"findings", findings},
           {"time", timeJson(finishedUs)}};
 }
@@ -220,7 +160,7 @@ std::string auditText(const dbus::AuditReport& report) {
     }
     out += "  relay: " + relay + "\n";
     if (!r.reason.empty()) out += "  why: " + r.reason + "\n";
-    for (const auto& l : lanRelays(r)) {
+    for (const auto& l : r.lan) {
       std::string lan;
       if (l.relay == "open") {
         lan = "OPEN RELAY: it accepted mail for anyone there (" + joinedWords(l.accepted) + ")";
@@ -232,8 +172,8 @@ std::string auditText(const dbus::AuditReport& report) {
       out += "  relay for your LAN " + l.subnet + " (probed from " + l.probeAddress + "): " + lan +
              "\n";
     }
-    if (const auto auth = authInClear(r); !auth.empty()) {
-      out += "  AUTH in clear: " + joinedWords(auth) + " offered without TLS\n";
+    if (!r.authInClear.empty()) {
+      out += "  AUTH in clear: " + joinedWords(r.authInClear) + " offered without TLS\n";
     }
     for (const auto& f : r.findings) {
       out += "  " + f.severity + ": " + f.title + "\n";

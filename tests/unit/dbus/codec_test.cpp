@@ -221,6 +221,28 @@ TEST(WireCodec, ProbeRoundTrips) {
   EXPECT_EQ(b.lastUs, p.lastUs);
 }
 
+TEST(WireCodec, AuditResultReadsTheLanAndAuthSummaryLinesOfItsTranscript) {
+  AuditReport r;
+  AuditResult a;
+  a.transcript = {"< 220 pc.test ESMTP",
+                  "# lan 198.18.4.0/24 from 198.18.4.3 to 198.18.4.1: open plain,null-sender "
+                  "| reached from 198.18.4.3 (a host on your LAN 198.18.4.0/24) at 198.18.4.1",
+                  "# lan 198.19.0.0/16 from 198.19.0.9 to 198.19.0.1: unreachable",
+                  "# lan garbage without the parts", "# auth-in-clear PLAIN LOGIN"};
+  r.results = {a};
+  const auto x = codec::decode(codec::encode(r)).results.at(0);
+  ASSERT_EQ(x.lan.size(), 2U);
+  EXPECT_EQ(x.lan[0].subnet, "198.18.4.0/24");
+  EXPECT_EQ(x.lan[0].probeAddress, "198.18.4.3");
+  EXPECT_EQ(x.lan[0].target, "198.18.4.1");
+  EXPECT_EQ(x.lan[0].relay, "open");
+  EXPECT_EQ(x.lan[0].accepted, (std::vector<std::string>{"plain", "null-sender"}));
+  EXPECT_EQ(x.lan[0].reason.rfind("reached from 198.18.4.3", 0), 0U);
+  EXPECT_EQ(x.lan[1].relay, "unreachable");
+  EXPECT_TRUE(x.lan[1].accepted.empty());
+  EXPECT_EQ(x.authInClear, (std::vector<std::string>{"PLAIN", "LOGIN"}));
+}
+
 TEST(WireCodec, AuditReportRoundTripsWithResultsAndFindings) {
   AuditReport r;
   r.finishedUs = 123;

@@ -461,39 +461,8 @@ std::pair<std::string, Style> relayCell(const std::string& relay) {
   return {relay.empty() ? "-" : relay, Style::Normal};
 }
 
-// What a host on one LAN subnet met: guardd keeps it as a "# lan CIDR from PROBE to
-// TARGET: VERDICT [a,b] | reason" line of the transcript (guardd/audit/src/vantage.cpp).
-struct LanRelayLine {
-  std::string subnet, probeAddress, relay, accepted;
-};
-std::vector<LanRelayLine> lanRelayLines(const AuditResult& a) {
-  std::vector<LanRelayLine> out;
-  constexpr std::string_view kLan = "# lan ";
-  for (const auto& line : a.transcript) {
-    std::string_view rest(line);
-    if (rest.rfind(kLan, 0) != 0) continue;
-    rest.remove_prefix(kLan.size());
-    rest = rest.substr(0, rest.find(" | "));
-    const auto from = rest.find(" from ");
-    const auto to = rest.find(" to ");
-    const auto colon = rest.find(": ");
-    if (from == std::string_view::npos || to == std::string_view::npos ||
-        colon == std::string_view::npos || !(from < to && to < colon)) {
-      continue;
-    }
-    LanRelayLine l;
-    l.subnet = std::string(rest.substr(0, from));
-    l.probeAddress = std::string(rest.substr(from + 6, to - from - 6));
-    std::string_view verdict = rest.substr(colon + 2);
-    const auto space = verdict.find(' ');
-    l.relay = std::string(verdict.substr(0, space));
-    if (space != std::string_view::npos) l.accepted = std::string(verdict.substr(space + 1));
-    out.push_back(std::move(l));
-  }
-  return out;
-}
 // Open for strangers, or else for a LAN: the first LAN line that is open.
-const LanRelayLine* openForLan(const std::vector<LanRelayLine>& lines) {
+const dbus::LanRelay* openForLan(const std::vector<dbus::LanRelay>& lines) {
   for (const auto& l : lines) {
     if (l.relay == "open") return &l;
   }
@@ -546,7 +515,7 @@ void auditList(const State& s, const Layout& l, int width, std::vector<Row>& row
       std::size_t open = 0;
       std::size_t external = 0;
       for (const auto& r : s.audit->results) {
-        if (r.relay == "open" || openForLan(lanRelayLines(r)) != nullptr) ++open;
+        if (r.relay == "open" || openForLan(r.lan) != nullptr) ++open;
         if (r.exposure == "external") ++external;
       }
       b.add("Last audit " + formatFullTime(s, s.audit->finishedUs) + ": " +
@@ -577,11 +546,10 @@ void auditList(const State& s, const Layout& l, int width, std::vector<Row>& row
     const AuditResult& a = *items[static_cast<std::size_t>(i)];
     auto [relay, relayStyle] = relayCell(a.relay);
     std::string accepted = a.accepted.empty() ? "-" : join(a.accepted, ", ");
-    const auto lanLines = lanRelayLines(a);
-    if (const auto* lan = openForLan(lanLines); lan != nullptr && a.relay != "open") {
+    if (const auto* lan = openForLan(a.lan); lan != nullptr && a.relay != "open") {
       relay = "OPEN (LAN)";  // closed to strangers, open to anyone on a LAN
       relayStyle = Style::Bad;
-      accepted = "LAN: " + lan->accepted;
+      accepted = "LAN: " + join(lan->accepted, ", ");
     }
     const bool external = a.exposure == "external";
     // The program's name here; the full path is in the details.
@@ -859,11 +827,11 @@ std::vector<Row> auditDetails(const State& s, const AuditResult& r, int width) {
         Style::Normal, 1);
   if (!r.reason.empty()) d.add("why", r.reason, Style::Normal, 2, true);
   if (!r.accepted.empty()) d.add("accepted", join(r.accepted, ", "), Style::Bad, 2, true);
-  for (const auto& lan : lanRelayLines(r)) {
+  for (const auto& lan : r.lan) {
     const auto [lanRelay, lanStyle] = relayCell(lan.relay);
     d.add("LAN",
           lan.subnet + " (from " + lan.probeAddress + "): relay " + lanRelay +
-              (lan.accepted.empty() ? std::string() : "   accepted " + lan.accepted),
+              (lan.accepted.empty() ? std::string() : "   accepted " + join(lan.accepted, ", ")),
           lanStyle, 2, true);
   }
   if (r.findings.empty()) d.add("findings", "none");

@@ -52,6 +52,16 @@ struct AuditFinding {
   std::string blockCommand;
 };
 
+// What a host on one directly connected LAN subnet met when the audit probed from there.
+struct LanRelay {
+  std::string subnet;        // "198.18.4.0/24"
+  std::string probeAddress;  // the address the audit borrowed in it
+  std::string target;        // the server's address it connected to
+  std::string relay;         // "open", "closed" or "unreachable"
+  std::vector<std::string> accepted;
+  std::string reason;
+};
+
 struct AuditResult {
   int family = 4;
   std::string address;
@@ -69,6 +79,11 @@ struct AuditResult {
   std::string ownDomain;
   std::vector<std::string> transcript;
   std::vector<AuditFinding> findings;
+  // Read from the transcript's summary lines (guardd keeps them there: no field of the
+  // D-Bus tuple carries them): one per LAN subnet probed, and the AUTH mechanisms the
+  // server offered on a plain-text connection.
+  std::vector<LanRelay> lan;
+  std::vector<std::string> authInClear;
 };
 
 struct AuditReport {
