@@ -223,6 +223,8 @@ class LanAudit(unittest.TestCase):
             self.assertEqual(a["evidence"]["finding"], "open-relay-lan")
             self.assertEqual(a["evidence"]["subnet"], LAN)
             self.assertIn("plain", a["evidence"]["accepted"])
+        self.assertIn("audit: LAN relay", "\n".join(
+            l for l in d.ctl("alerts").stdout.splitlines() if "your LAN" in l))
         self.assert_clean()
         # Kept across a restart of guardd.
         d.restart()

@@ -48,8 +48,20 @@ json toJson(const dbus::Alert& a) {
               {"evidence", evidence}};
 }
 
+// An audit alert names its finding in its evidence (guardd/service/src/host_protection.cpp).
+std::string auditLabel(const dbus::Alert& a) {
+  const auto evidence = nlohmann::json::parse(a.evidence, nullptr, false);
+  const std::string finding =
+      evidence.is_object() ? evidence.value("finding", std::string()) : std::string();
+  if (finding == "open-relay-lan") return "audit: LAN relay";
+  if (finding == "auth-without-tls") return "audit: AUTH in clear";
+  if (finding == "exposed") return "audit: exposed";
+  if (finding == "open-relay-stranger") return "audit: open relay";
+  return a.tier == "hard" ? "audit: open relay" : "audit: exposed";
+}
+
 std::string tierLabel(const dbus::Alert& a) {
-  if (a.kind == "audit") return a.tier == "hard" ? "audit: open relay" : "audit: exposed";
+  if (a.kind == "audit") return auditLabel(a);
   if (a.kind == "tamper") return "firewall tampered";  // restored already
   return a.tier == "hard" ? "quarantined" : "suspicious";
 }
