@@ -262,7 +262,10 @@ class NotifyTest(GuarddOnBusTest):
         self.assertEqual(len(first_id_updates), 1, "every update replaces the one notification")
         self.assertLess(len(calls), 100, "updates are rate limited, not one per attempt")
         self.assertIn("mailclient", final[-1]["summary"])
-        self.assertLessEqual(self.desktop.displayed(), 2)
+        # The held program, maybe its quarantine, and "an unknown program" when some SYNs
+        # were unattributed.
+        self.assertLessEqual(self.desktop.displayed(), 2 + (1 if unattributed else 0),
+                             [c["summary"] for c in self.mine() if c["replaces_id"] == 0])
         print("screenshot:", self.desktop.screenshot("burst-of-1000"))
 
 
