@@ -102,7 +102,14 @@ class Capture(test_dashboard.Dashboard):
         tui.send("Enter")
         tui.wait_for_text("program details (Enter closes)", "recent ")
         self.shot(tui, "Program details", "Enter opens the full path, hash, command line and "
-                  "recent destinations of the selected program.")
+                  "recent destinations of the selected program.\nFor an approved program it "
+                  "also shows where the approval may send (`only to`: the pinned\ndestinations, "
+                  "or `anywhere`) and the code-loading variables and options it allows "
+                  "(`allows`).\nWhen the local MTA holds mail the program handed it, `held mail` "
+                  "says how many messages (sent\non approval, deleted on denial), and `d` then "
+                  "asks `Deny and DELETE its 20 held messages?`.\nOn the Attempts screen such a "
+                  "message shows `mta: ` and its recipients' domains as its\ndestination; its "
+                  "details name the MTA and the message's queue id.")
         tui.send("Enter", "a")
         tui.wait_for_text("[y/n]")
         self.shot(tui, "Approving asks first", "Approving widens what may send mail, so it "

@@ -196,13 +196,24 @@ void Agent::attemptRecorded(const dbus::Attempt& a, SteadyTime now) {
   Entry& e = it->second;
   if (fresh) {
     e.kind = Kind::Held;
+    e.programId = a.programId;
     e.target = a.programId != 0 ? std::to_string(a.programId) : a.path;
     e.script = a.programId != 0 ? "" : a.scriptPath;
     e.path = a.path;
     e.scriptPath = a.scriptPath;
     e.uid = a.uid;
+    // guardd emits ProgramChanged, then AttemptRecorded, for the attempt that made a
+    // program new or pending; both carry that attempt's time, and the program's count
+    // includes it.
+    if (a.programId != 0 && lastChanged_ && lastChanged_->id == a.programId &&
+        lastChanged_->lastAttemptUs == a.timeUs) {
+      e.baseline = lastChanged_->attempts - 1;
+    }
   }
-  e.count++;
+  if (lastChanged_ && lastChanged_->id == a.programId) lastChanged_.reset();
+  e.signalled++;
+  e.count = std::max(e.count, e.signalled);
+  e.lastActivity = now;
   e.lastDestination = a.dst.find(':') != std::string::npos
                           ? "[" + a.dst + "]:" + std::to_string(a.dstPort)
                           : a.dst + ":" + std::to_string(a.dstPort);
@@ -211,9 +222,15 @@ void Agent::attemptRecorded(const dbus::Attempt& a, SteadyTime now) {
 
 void Agent::programChanged(const dbus::Program& p, SteadyTime now) {
   auto it = entries_.find("program:" + std::to_string(p.id));
-  if (it == entries_.end()) return;
+  if (it == entries_.end()) {
+    lastChanged_ = p;
+    return;
+  }
   Entry& e = it->second;
   e.sha256 = p.sha256;
+  if (e.kind == Kind::Held && p.state != "approved" && p.state != "denied") {
+    counted(e, p.attempts, now);
+  }
   if (e.kind != Kind::Held || e.busy || (p.state != "approved" && p.state != "denied")) return;
   // Decided elsewhere (guardctl, guard-tui, another session): the question is answered.
   if (e.id != 0) {
@@ -330,6 +347,42 @@ void Agent::flush(SteadyTime now) {
   }
 }
 
+bool Agent::wantsCount(const Entry& e, SteadyTime now) const {
+  return e.kind == Kind::Held && e.programId != 0 && !e.dismissed && !e.folded &&
+         now - e.lastActivity < limits_.readCountsFor;
+}
+
+bool Agent::countsDue(SteadyTime now) const {
+  return std::any_of(entries_.begin(), entries_.end(), [&](const auto& kv) {
+    return wantsCount(kv.second, now) && now - kv.second.lastRead >= limits_.updateEvery;
+  });
+}
+
+void Agent::counted(Entry& e, std::int64_t attempts, SteadyTime now) {
+  if (!e.baseline) {
+    // No exact start (the program was pending before this agent saw it, or the signal
+    // that marks the start was lost). Every attempt signalled so far is in guardd's
+    // count, and maybe more whose signals are still queued: this baseline is never below
+    // the true one, so the count never overstates.
+    e.baseline = attempts - e.signalled;
+  }
+  const std::int64_t n = attempts - *e.baseline;
+  if (n <= e.count) return;
+  e.count = n;
+  e.lastActivity = now;
+  present(e, now);
+}
+
+void Agent::programsRead(const std::vector<dbus::Program>& programs, SteadyTime now) {
+  for (auto& [key, e] : entries_) {
+    if (!wantsCount(e, now) || now - e.lastRead < limits_.updateEvery) continue;
+    e.lastRead = now;
+    const auto p = std::find_if(programs.begin(), programs.end(),
+                                [&](const dbus::Program& q) { return q.id == e.programId; });
+    if (p != programs.end()) counted(e, p->attempts, now);
+  }
+}
+
 std::optional<SteadyTime> Agent::nextDue() const {
   std::optional<SteadyTime> due;
   auto consider = [&](const Entry& e) {
@@ -337,7 +390,12 @@ std::optional<SteadyTime> Agent::nextDue() const {
     const auto t = e.lastShown + limits_.updateEvery;
     if (!due || t < *due) due = t;
   };
-  for (const auto& [key, e] : entries_) consider(e);
+  for (const auto& [key, e] : entries_) {
+    consider(e);
+    // Reading counts is due again updateEvery after the last read, if still wanted then.
+    const auto t = e.lastRead + limits_.updateEvery;
+    if (wantsCount(e, t) && (!due || t < *due)) due = t;
+  }
   consider(overflow_);
   return due;
 }

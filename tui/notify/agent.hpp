@@ -27,6 +27,10 @@ struct Limits {
   // New notifications per window; beyond that they are folded into one summary.
   unsigned newPerWindow = 5;
   std::chrono::milliseconds window{60000};
+  // guardd's count of a held program's attempts is read (Programs) at most every
+  // updateEvery while attempts come in, and for this long after the last one: signals of
+  // a burst may be dropped (a full bus queue, a late start), the count in guardd is not.
+  std::chrono::milliseconds readCountsFor{5000};
 };
 
 class Agent {
@@ -41,6 +45,12 @@ class Agent {
   void policyDone(const PolicyOutcome& outcome, SteadyTime now);
   // Shows updates that the rate limit held back, once due.
   void flush(SteadyTime now);
+  // True when a held notification's count should be read from guardd now: call
+  // programsRead() with guardd's Programs.
+  [[nodiscard]] bool countsDue(SteadyTime now) const;
+  // guardd's programs (empty when they could not be read: tried again after updateEvery);
+  // a held notification counts its program's attempts since the first one it showed.
+  void programsRead(const std::vector<dbus::Program>& programs, SteadyTime now);
   // When flush() has something to do next, if anything.
   [[nodiscard]] std::optional<SteadyTime> nextDue() const;
 
@@ -54,7 +64,14 @@ class Agent {
     std::string path;
     std::string scriptPath;
     std::uint32_t uid = 0;
-    std::int64_t count = 0;
+    std::int64_t programId = 0;  // 0: unattributed, counted from signals only
+    std::int64_t count = 0;      // shown: the larger of the two lower bounds below
+    std::int64_t signalled = 0;  // attempts signalled to this agent
+    // guardd's attempt count of the program before the first held attempt shown; the
+    // count is then guardd's count minus this.
+    std::optional<std::int64_t> baseline;
+    SteadyTime lastActivity{};  // the last signal, or the last read that raised the count
+    SteadyTime lastRead{};
     std::string lastDestination;
     std::string sha256;
     bool details = false;  // the user asked for details
@@ -84,6 +101,9 @@ class Agent {
   bool takeNewSlot(SteadyTime now);
   void show(Entry& e, const Notification& n, SteadyTime now);
   Entry* byNotification(std::uint32_t id);
+  [[nodiscard]] bool wantsCount(const Entry& e, SteadyTime now) const;
+  // Takes guardd's attempt count of e's program; shows a higher count.
+  void counted(Entry& e, std::int64_t attempts, SteadyTime now);
   std::string name(const Entry& e) const;
 
   NotificationServer& server_;
@@ -93,6 +113,10 @@ class Agent {
   std::map<std::string, Entry> entries_;  // by key: "program:ID", "path:PATH", "alert:ID"
   Entry overflow_ = makeOverflow();
   std::vector<SteadyTime> recentNew_;
+  // The last ProgramChanged of a program with no notification: guardd signals it just
+  // before the attempt that made the program pending (or new), with the count including
+  // that attempt, which gives a new notification its exact baseline.
+  std::optional<dbus::Program> lastChanged_;
 };
 
 }  // namespace mailguard::notify

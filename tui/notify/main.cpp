@@ -109,6 +109,7 @@ class Loop {
       if (fds[1].revents & POLLIN) {
         for (const auto& o : worker_.take()) agent_.policyDone(o, now);
       }
+      if (agent_.countsDue(now)) readCounts(now);
       agent_.flush(now);
       if (!client_ && now >= nextConnect_) connectSystem();
     }
@@ -118,6 +119,24 @@ class Loop {
   void handle(const dbus::Attempt& a, Clock::time_point now) { agent_.attemptRecorded(a, now); }
   void handle(const dbus::Program& p, Clock::time_point now) { agent_.programChanged(p, now); }
   void handle(const dbus::Alert& a, Clock::time_point now) { agent_.alertRaised(a, now); }
+
+  // Programs is the one call that gives a program's attempt count. It is read-only and
+  // answered from guardd's memory, so it runs here, between dispatches; signals that come
+  // meanwhile wait in the connection's queue for the next dispatch.
+  void readCounts(Clock::time_point now) {
+    if (!client_) {
+      agent_.programsRead({}, now);  // tried again after updateEvery
+      return;
+    }
+    auto r = client_->programs();
+    if (const auto* e = dbus::errorOf(r)) {
+      if (verbose_) std::cerr << "guard-notify: Failed to read programs: " << e->message << "\n";
+      agent_.programsRead({}, now);
+      if (e->kind == dbus::ClientError::Kind::NoBus) lostSystem(e->message);
+      return;
+    }
+    agent_.programsRead(std::get<std::vector<dbus::Program>>(r), now);
+  }
 
   void connectSystem() {
     nextConnect_ = Clock::now() + kReconnectEvery;
