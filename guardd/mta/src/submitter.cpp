@@ -1,5 +1,7 @@
 #include "mailguard/mta/submitter.hpp"
 
+#include "mailguard/mta/protocol.hpp"
+
 #include <array>
 #include <filesystem>
 #include <string>
@@ -92,6 +94,14 @@ Result<bool> isEximOwnMessage(const procinfo::ProcessInfo& asker, std::string_vi
   // $sender_address): nothing else exim makes on its own is exempt.
   if (!sender.empty() && sender != "<>") return false;
   if (!isMtaProgram(asker) || asker.ppid <= 1) return false;
+  // -E<id>: the message exim was delivering when it made this one (set by child_open_exim2
+  // for every message exim writes itself; exim honours it for its own callers only).
+  bool fromMessage = false;
+  for (std::size_t i = 1; i < asker.cmdline.size(); ++i) {
+    const std::string_view a = asker.cmdline[i];
+    fromMessage = fromMessage || (a.starts_with("-E") && isQueueId(a.substr(2)));
+  }
+  if (!fromMessage) return false;
   auto parent = describe(asker.ppid);
   if (!parent) {
     if (parent.error().code == Errc::Pending) return parent.error();

@@ -43,7 +43,8 @@ Result<procinfo::ProcessInfo> findSubmitter(int mtaPid, const Describe& describe
 // told apart from a submission: exim's delivery process (or queue runner) creates these
 // by running a child `exim -t -oem -oi -f <> -E<id>` and writing the message into it
 // (exim 4.96 child.c, child_open_exim2), so the exim that asks (`asker`, already known to
-// be the MTA's own program) has an empty envelope sender and, as its parent, another
+// be the MTA's own program) has an empty envelope sender, -E with a queue id among its
+// arguments and, as its parent, another
 // root-owned exim whose real uid is root or exim's own user (`eximUid`, Debian-exim),
 // started before it.
 // Why nothing else passes: a program that runs exim (sendmail, exim -t) is the parent of
