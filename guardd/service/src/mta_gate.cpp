@@ -443,6 +443,10 @@ void MtaGate::programChanged(const ProgramView& view) {
   if (view.state != rules::ProgramState::Quarantined) return;
   std::size_t count = 0;
   for (auto& open : tracker_.openOf(view.id)) {
+    // Only an MTA whose log is followed says when a message left its queue: without it,
+    // the tracker still names messages delivered long ago.
+    const bool followed = open.where.empty() ? log_ != nullptr : (postfixLog_ || journal_);
+    if (!followed) continue;
     const auto listed = held_.entries(view.id);
     if (std::any_of(listed.begin(), listed.end(),
                     [&](const mta::HeldMessages::Entry& e) { return e.id == open.queueId; })) {

@@ -39,9 +39,9 @@
 // program quarantined so is refused from then on (Answer::Deny), and its messages still
 // frozen stay frozen (neither released nor deleted) until the owner releases or denies
 // it. Messages the MTA accepted before the quarantine and is still retrying (the tracker
-// knows them until their "Completed") are held too, by the agent (exim -Mf, postsuper
-// -h), and listed as the program's held messages: the owner's decision releases or
-// deletes them like the rest. The log is not a way around the gate: a program that
+// knows them until their "Completed", where the MTA's log is followed) are held too, by the agent
+// (exim -Mf, postsuper -h), and listed as the program's held messages: the owner's decision
+// releases or deletes them like the rest. The log is not a way around the gate: a program that
 // cannot write exim's log (Debian-exim:adm 0640) cannot forge outcomes, and lines of
 // messages not submitted through the gate (exim's own bounces, mail submitted over TCP)
 // are not charged here.
