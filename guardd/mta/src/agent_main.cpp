@@ -3,12 +3,14 @@
 // guardd runs with four capabilities, no_new_privs and a read-only view of /var/spool
 // (install/guardd.service), so it cannot run exim's setuid binary or touch its spool. This
 // agent, root and nothing else, connects to guardd's MTA socket, and for each command
-// guardd sends ("release ID...", "remove ID...": ids checked against the queue-id syntax)
-// runs the MTA's own admin command (exim -M: thaw and deliver now; exim -Mrm: delete)
+// guardd sends ("release ID...", "remove ID...", "hold ID...": ids checked against the
+// queue-id syntax) runs the MTA's own admin command (exim -M: thaw and deliver now; exim
+// -Mrm: delete; exim -Mf: freeze, so that a message still being retried is not delivered)
 // with fixed arguments, then answers "done" or "failed <why>". It takes no other input.
-// For postfix ("postfix release|remove CONFIG_DIR ID...") it runs postsuper -c CONFIG_DIR
-// -H ID (out of the hold queue into the deferred one) and then postqueue -i ID (deliver
-// now, not at the next deferred-queue run), or postsuper -d ID; CONFIG_DIR must be one the
+// For postfix ("postfix release|remove|hold CONFIG_DIR ID...") it runs postsuper -c
+// CONFIG_DIR -H ID (out of the hold queue into the deferred one) and then postqueue -i ID
+// (deliver now, not at the next deferred-queue run), postsuper -d ID, or postsuper -h ID
+// (into the hold queue); CONFIG_DIR must be one the
 // agent was told of (--postfix-config, default /etc/postfix): guardd cannot make root run
 // postfix with a configuration of its choosing.
 //
@@ -92,7 +94,9 @@ std::string runArgs(std::vector<std::string> args) {
 std::string run(const Options& o, const mta::AgentCommand& c) {
   std::vector<std::string> args{o.exim};
   if (!o.eximConfig.empty()) args.insert(args.end(), {"-C", o.eximConfig});
-  args.emplace_back(c.action == mta::AgentAction::Release ? "-M" : "-Mrm");
+  args.emplace_back(c.action == mta::AgentAction::Release  ? "-M"
+                    : c.action == mta::AgentAction::Remove ? "-Mrm"
+                                                           : "-Mf");
   args.insert(args.end(), c.ids.begin(), c.ids.end());
   return runArgs(std::move(args));
 }
@@ -105,11 +109,13 @@ std::string runPostfix(const Options& o, const mta::PostfixCommand& c) {
   }
   std::vector<std::string> args{o.postfixBin + "/postsuper", "-c", c.configDir};
   for (const auto& id : c.ids) {
-    args.emplace_back(c.action == mta::AgentAction::Release ? "-H" : "-d");
+    args.emplace_back(c.action == mta::AgentAction::Release  ? "-H"
+                      : c.action == mta::AgentAction::Remove ? "-d"
+                                                             : "-h");
     args.push_back(id);
   }
   if (auto failed = runArgs(std::move(args)); !failed.empty()) return failed;
-  if (c.action == mta::AgentAction::Remove) return {};
+  if (c.action != mta::AgentAction::Release) return {};
   // Released mail sits in the deferred queue until the next scan (queue_run_delay, 300 s
   // by default); the flush service schedules each message now. A failure here only delays.
   for (const auto& id : c.ids) {

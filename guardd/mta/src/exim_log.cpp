@@ -8,6 +8,7 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <set>
 
 namespace mailguard::mta {
 namespace {
@@ -248,6 +249,18 @@ std::optional<DeliveryTracker::Finished> DeliveryTracker::onLine(const EximLogLi
   }
   if (!line.reply.empty()) addDistinct(t.replies, line.reply, kMaxReplies);
   return std::nullopt;
+}
+
+std::vector<DeliveryTracker::Open> DeliveryTracker::openOf(std::int64_t programId) const {
+  std::vector<Open> out;
+  std::set<std::string_view> seen;  // order_ may name an id twice (submitted again)
+  for (const auto& id : order_) {
+    const auto it = messages_.find(id);
+    if (it == messages_.end() || it->second.submitter.programId != programId) continue;
+    if (!seen.insert(id).second) continue;
+    out.push_back({id, it->second.submitter.where});
+  }
+  return out;
 }
 
 std::vector<DeliveryTracker::Finished> DeliveryTracker::expire(MonoTime now) {

@@ -121,7 +121,9 @@ Result<PostfixInstance> readPostfixInstance(const std::filesystem::path& configD
 std::string formatPostfixCommand(AgentAction action, const std::string& configDir,
                                  const std::vector<std::string>& ids) {
   std::string line(kCommandWord);
-  line += action == AgentAction::Release ? " release " : " remove ";
+  line += " ";
+  line += agentActionName(action);
+  line += " ";
   line += configDir;
   for (const auto& id : ids) line += " " + id;
   return line + "\n";
@@ -144,6 +146,8 @@ Result<PostfixCommand> parsePostfixCommand(std::string_view line) {
     c.action = AgentAction::Release;
   } else if (action == "remove") {
     c.action = AgentAction::Remove;
+  } else if (action == "hold") {
+    c.action = AgentAction::Hold;
   } else {
     return invalidArgument("unknown postfix action '" + action + "'");
   }

@@ -112,8 +112,20 @@ std::string formatAnswer(Answer answer, std::string_view reason) {
   return out;
 }
 
+std::string_view agentActionName(AgentAction action) {
+  switch (action) {
+    case AgentAction::Release:
+      return "release";
+    case AgentAction::Remove:
+      return "remove";
+    case AgentAction::Hold:
+      return "hold";
+  }
+  return "release";
+}
+
 std::string formatAgentCommand(AgentAction action, const std::vector<std::string>& ids) {
-  std::string out = action == AgentAction::Release ? "release" : "remove";
+  std::string out(agentActionName(action));
   for (const auto& id : ids) out += " " + id;
   return out + "\n";
 }
@@ -125,6 +137,8 @@ Result<AgentCommand> parseAgentCommand(std::string_view line) {
     c.action = AgentAction::Release;
   } else if (words.front() == "remove") {
     c.action = AgentAction::Remove;
+  } else if (words.front() == "hold") {
+    c.action = AgentAction::Hold;
   } else {
     return invalidArgument("unknown agent command \"" + std::string(words.front()) + "\"");
   }

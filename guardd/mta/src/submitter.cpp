@@ -1,5 +1,7 @@
 #include "mailguard/mta/submitter.hpp"
 
+#include "mailguard/mta/protocol.hpp"
+
 #include <array>
 #include <filesystem>
 #include <string>
@@ -84,6 +86,33 @@ Result<procinfo::ProcessInfo> findSubmitter(int mtaPid, const Describe& describe
   }
   return notFound("no program other than the MTA's own in the chain above pid " +
                   std::to_string(mtaPid));
+}
+
+Result<bool> isEximOwnMessage(const procinfo::ProcessInfo& asker, std::string_view sender,
+                              std::uint32_t eximUid, const Describe& describe) {
+  // Bounces and warnings have the null return path ("<>" on the command line, empty in
+  // $sender_address): nothing else exim makes on its own is exempt.
+  if (!sender.empty() && sender != "<>") return false;
+  if (!isMtaProgram(asker) || asker.ppid <= 1) return false;
+  // -E<id>: the message exim was delivering when it made this one (set by child_open_exim2
+  // for every message exim writes itself; exim honours it for its own callers only).
+  bool fromMessage = false;
+  for (std::size_t i = 1; i < asker.cmdline.size(); ++i) {
+    const std::string_view a = asker.cmdline[i];
+    fromMessage = fromMessage || (a.starts_with("-E") && isQueueId(a.substr(2)));
+  }
+  if (!fromMessage) return false;
+  auto parent = describe(asker.ppid);
+  if (!parent) {
+    if (parent.error().code == Errc::Pending) return parent.error();
+    return false;  // the parent exited: adopted, so no longer exim's child
+  }
+  if (!isMtaProgram(*parent)) return false;
+  if (parent->uid != 0 && parent->uid != eximUid) return false;
+  // The pid names the same process as asker's ppid: a parent is older than its child (a
+  // pid reused after the parent exited names a younger process).
+  if (parent->startTime > asker.startTime) return false;
+  return true;
 }
 
 }  // namespace mailguard::mta

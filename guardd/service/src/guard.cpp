@@ -136,6 +136,8 @@ Result<void> Guard::Impl::start() {
                        *writer,
                        *alerts,
                        [this](const ProgramView& v) {
+                         // A quarantine: the program's mail still queued is held too.
+                         if (mta) mta->programChanged(v);
                          if (self.onProgramChanged) self.onProgramChanged(v);
                        },
                        [this](const ProgramRef& ref, Done<ProgramIdentity> done) {

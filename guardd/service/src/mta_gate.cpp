@@ -1,5 +1,6 @@
 #include "mta_gate.hpp"
 
+#include <pwd.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,6 +28,18 @@ std::string joinDomains(const std::vector<std::string>& domains) {
   return out;
 }
 
+// exim's user on Debian (exim4-base creates it); root's uid where there is none, so that
+// only root's exim counts as exim's own.
+std::uint32_t eximUid() {
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwnam_r("Debian-exim", &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+    return 0;
+  }
+  return static_cast<std::uint32_t>(found->pw_uid);
+}
+
 // readlink(2) of a /proc link; "" when it cannot be read (the process exited).
 std::string readLink(const std::string& path) {
   char buf[PATH_MAX];
@@ -47,6 +60,7 @@ Result<std::unique_ptr<MtaGate>> MtaGate::open(Deps deps, const std::filesystem:
   std::unique_ptr<MtaGate> gate(
       new MtaGate(deps, std::move(listener.value()), std::move(held.value())));
   auto* self = gate.get();
+  self->eximUid_ = eximUid();
   // A question waits while its programs are hashed (a large interpreter: well under exim's
   // 10 s); it is not decided before, since an unknown file could pass for an approved one.
   deps.loop.every(std::chrono::milliseconds(20), [self] { self->retry(); });
@@ -56,9 +70,10 @@ Result<std::unique_ptr<MtaGate>> MtaGate::open(Deps deps, const std::filesystem:
     for (const auto programId : self->held_.programs()) {
       const auto* view = deps.programs.find(programId);
       if (view == nullptr) continue;
-      for (const auto& id : self->held_.of(programId)) {
-        self->tracker_.submitted(id, mta::Submitter{programId, view->identity, view->uid, 0},
-                                 deps.clock.monotonic());
+      for (auto& e : self->held_.entries(programId)) {
+        self->tracker_.submitted(
+            e.id, mta::Submitter{programId, view->identity, view->uid, 0, std::move(e.where)},
+            deps.clock.monotonic());
       }
     }
     // A follower per MTA, each with its own parser: an exim line is never read as
@@ -139,7 +154,13 @@ void MtaGate::close(int fd) {
   d_.loop.remove(fd);
   if (fd == agentFd_) {
     agentFd_ = -1;
-    // Unanswered commands are sent again to the next agent: their ids are still held.
+    // Unanswered commands are sent again to the next agent: their ids are still held
+    // (listed), and holds are kept to be sent first.
+    for (auto& sent : inFlight_) {
+      if (sent.action != mta::AgentAction::Hold) continue;
+      auto& ids = toHold_[sent.where];
+      ids.insert(ids.end(), sent.ids.begin(), sent.ids.end());
+    }
     inFlight_.clear();
     log::warning("mta: the release agent disconnected");
   }
@@ -227,10 +248,35 @@ std::optional<std::string> MtaGate::answer(const mta::PeerConnection& c, const m
                  "), which is not the MTA's own program; refused");
     return mta::formatAnswer(mta::Answer::Deny, "not asked by the MTA");
   }
+  auto own = mta::isEximOwnMessage(*asker, s.sender, eximUid_, describe);
+  if (!own && own.error().code == Errc::Pending) return std::nullopt;
+  if (own && *own) return acceptOwn(*asker, s);
   auto submitter = mta::findSubmitter(asker->ppid, describe);
   if (!submitter && submitter.error().code == Errc::Pending) return std::nullopt;
   const auto [verdict, reason] = judge(submitter, s, asker->uid, {}, false);
   return mta::formatAnswer(verdict, reason);
+}
+
+std::string MtaGate::acceptOwn(const procinfo::ProcessInfo& asker, const mta::Submission& s) {
+  store::AttemptRecord attempt;
+  attempt.time = d_.clock.now();
+  attempt.channel = "mta";
+  attempt.queueId = s.queueId;
+  attempt.src = s.mta;
+  attempt.dst = joinDomains(mta::recipientDomains(s.recipients));
+  attempt.pid = asker.pid;
+  attempt.uid = asker.uid;
+  attempt.path = asker.identity.path;
+  for (const auto& a : asker.cmdline) {
+    if (attempt.cmdline.size() > 4096) break;
+    attempt.cmdline += (attempt.cmdline.empty() ? "" : " ") + a;
+  }
+  attempt.verdict = rules::Verdict::Allow;
+  attempt.reason = "mail handed to " + s.mta + " (" + std::to_string(s.recipients.size()) +
+                   " recipients): exim's own message (bounce or warning)";
+  // Not charged to a program: no submitter's counters, no backstop, no outcome tracking.
+  d_.pipeline.recordSubmission(std::move(attempt), nullptr, false);
+  return mta::formatAnswer(mta::Answer::Accept, "exim's own message");
 }
 
 std::pair<mta::Answer, std::string> MtaGate::judge(const Result<procinfo::ProcessInfo>& submitter,
@@ -284,7 +330,8 @@ std::pair<mta::Answer, std::string> MtaGate::judge(const Result<procinfo::Proces
   }
   if (verdict != mta::Answer::Deny && program != nullptr) {
     tracker_.submitted(
-        s.queueId, mta::Submitter{program->id, program->identity, submitter->uid, submitter->pid},
+        s.queueId,
+        mta::Submitter{program->id, program->identity, submitter->uid, submitter->pid, where},
         d_.clock.monotonic());
   }
   attempt.verdict = decision.verdict;
@@ -364,6 +411,15 @@ void MtaGate::charge(const mta::DeliveryTracker::Finished& f) {
   // The queue id says whose it is: exim's have '-' in them, postfix's never do. (A
   // settled tally comes from expire(), with no log line at hand to tell.)
   const std::string mtaName = mta::isPostfixQueueId(f.queueId) ? "postfix" : "exim";
+  if (f.completed) {
+    // Delivered before the agent could hold it (a quarantine during its last attempt):
+    // it is no longer in the queue, and no longer held.
+    const auto listed = held_.entries(who.programId);
+    if (std::any_of(listed.begin(), listed.end(),
+                    [&](const mta::HeldMessages::Entry& e) { return e.id == f.queueId; })) {
+      if (auto r = held_.remove({f.queueId}); !r) log::error("mta: " + r.error().message);
+    }
+  }
   attempt.src = mtaName;
   attempt.dst = joinDomains(t.domains);
   // The message was let through; what its servers answered is the reason.
@@ -383,8 +439,64 @@ void MtaGate::charge(const mta::DeliveryTracker::Finished& f) {
   d_.detection.onMtaDelivery(who.identity, who.uid, e);
 }
 
+void MtaGate::programChanged(const ProgramView& view) {
+  if (view.state != rules::ProgramState::Quarantined) return;
+  std::size_t count = 0;
+  for (auto& open : tracker_.openOf(view.id)) {
+    // Only an MTA whose log is followed says when a message left its queue: without it,
+    // the tracker still names messages delivered long ago.
+    const bool followed = open.where.empty() ? log_ != nullptr : (postfixLog_ || journal_);
+    if (!followed) continue;
+    const auto listed = held_.entries(view.id);
+    if (std::any_of(listed.begin(), listed.end(),
+                    [&](const mta::HeldMessages::Entry& e) { return e.id == open.queueId; })) {
+      continue;  // frozen when it was submitted
+    }
+    // Listed first: should guardd stop before the agent holds it, the owner's decision
+    // still releases or deletes it.
+    if (auto r = held_.add(view.id, open.queueId, open.where); !r) {
+      log::error("mta: " + r.error().message);
+      continue;
+    }
+    toHold_[open.where].push_back(std::move(open.queueId));
+    ++count;
+  }
+  if (count == 0) return;
+  log::info("mta: holding " + std::to_string(count) + " queued message(s) of quarantined " +
+            log::quote(view.identity.path) +
+            (view.identity.scriptPath.empty() ? "" : " " + log::quote(view.identity.scriptPath)));
+  reconcile();
+}
+
+bool MtaGate::sendHolds() {
+  auto pending = std::move(toHold_);
+  toHold_.clear();
+  for (auto it = pending.begin(); it != pending.end(); ++it) {
+    const auto& where = it->first;
+    constexpr std::string_view kPostfix = "postfix:";
+    const auto command = where.starts_with(kPostfix)
+                             ? mta::formatPostfixCommand(mta::AgentAction::Hold,
+                                                         where.substr(kPostfix.size()), it->second)
+                             : mta::formatAgentCommand(mta::AgentAction::Hold, it->second);
+    if (auto r = mta::GateSocket::writeAll(agentFd_, command); !r) {
+      log::warning(r.error().message);
+      // What was not sent is sent to the next agent.
+      for (; it != pending.end(); ++it) {
+        auto& ids = toHold_[it->first];
+        ids.insert(ids.end(), it->second.begin(), it->second.end());
+      }
+      close(agentFd_);
+      return false;
+    }
+    inFlight_.push_back({mta::AgentAction::Hold, std::move(it->second), where});
+  }
+  return true;
+}
+
 void MtaGate::reconcile() {
   if (agentFd_ == -1 || !inFlight_.empty()) return;
+  // Holds first: a quarantined program's queued messages are being retried meanwhile.
+  if (!sendHolds()) return;
   for (const auto programId : held_.programs()) {
     const auto* view = d_.programs.find(programId);
     if (view == nullptr) continue;
@@ -414,19 +526,25 @@ void MtaGate::reconcile() {
         log::warning(r.error().message);
         return close(agentFd_);
       }
-      inFlight_.push_back(std::move(ids));
+      inFlight_.push_back({action, std::move(ids), where});
     }
   }
 }
 
 void MtaGate::onAgentLine(const std::string& line) {
   if (inFlight_.empty()) return;
-  auto ids = std::move(inFlight_.front());
+  auto sent = std::move(inFlight_.front());
   inFlight_.pop_front();
+  if (line != "done") log::warning("mta: the release agent reports: " + log::quote(line));
+  // Held or not (a message delivered meanwhile: exim refuses to freeze what is gone), the
+  // ids stay listed for the owner's decision; a completed one leaves the list in charge().
+  if (sent.action == mta::AgentAction::Hold) {
+    if (inFlight_.empty()) reconcile();
+    return;
+  }
   // Done or failed, the ids leave the list: a message that is no longer in the queue
   // would fail for ever. What failed is in the agent's log and guardd's.
-  if (line != "done") log::warning("mta: the release agent reports: " + log::quote(line));
-  if (auto r = held_.remove(ids); !r) log::error("mta: " + r.error().message);
+  if (auto r = held_.remove(sent.ids); !r) log::error("mta: " + r.error().message);
   if (inFlight_.empty()) reconcile();
 }
 

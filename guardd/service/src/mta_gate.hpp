@@ -38,11 +38,18 @@
 // deliveries), and each submission counts against the MTA channel's daily backstops; a
 // program quarantined so is refused from then on (Answer::Deny), and its messages still
 // frozen stay frozen (neither released nor deleted) until the owner releases or denies
-// it. Messages exim accepted before the quarantine and is still retrying are left to
-// exim: freezing them needs the agent, and they were judged when accepted. The log is
-// not a way around the gate: a program that cannot write exim's log (Debian-exim:adm
-// 0640) cannot forge outcomes, and lines of messages not submitted through the gate
-// (exim's own bounces, mail submitted over TCP) are not charged here.
+// it. Messages the MTA accepted before the quarantine and is still retrying (the tracker
+// knows them until their "Completed", where the MTA's log is followed) are held too, by the agent
+// (exim -Mf, postsuper -h), and listed as the program's held messages: the owner's decision
+// releases or deletes them like the rest. The log is not a way around the gate: a program that
+// cannot write exim's log (Debian-exim:adm 0640) cannot forge outcomes, and lines of
+// messages not submitted through the gate (exim's own bounces, mail submitted over TCP)
+// are not charged here.
+//
+// exim's own messages (bounces and DSNs to a local sender, delay warnings) are received
+// by an exim that exim's delivery process started: they are accepted and recorded under
+// exim's binary, not held as mail of a program that could not be named
+// (mta::isEximOwnMessage says how they are told apart, and why that cannot be forged).
 //
 // postfix's outcomes come the same way from its log ([mta] postfix_log: rsyslog's
 // mail.log or postfix's maillog_file), each line read by its own parser into the same
@@ -67,9 +74,9 @@
 #include "mailguard/mta/gate_socket.hpp"
 #include "mailguard/mta/held_messages.hpp"
 #include "mailguard/mta/journal_follower.hpp"
-#include "mailguard/mta/postfix_log.hpp"
 #include "mailguard/mta/milter_session.hpp"
 #include "mailguard/mta/postfix_instance.hpp"
+#include "mailguard/mta/postfix_log.hpp"
 #include "mailguard/mta/postfix_maildrop.hpp"
 #include "mailguard/mta/protocol.hpp"
 #include "mailguard/procinfo/procinfo.hpp"
@@ -110,6 +117,9 @@ class MtaGate {
   void reconcile();
   // Messages the MTA holds for this program (what a denial would delete).
   [[nodiscard]] std::size_t held(std::int64_t programId) const { return held_.count(programId); }
+  // A program's state changed: once quarantined, its messages still in the MTA's queue
+  // are held (by the agent, as soon as it is connected) and listed as held for it.
+  void programChanged(const ProgramView& view);
 
  private:
   MtaGate(Deps deps, std::unique_ptr<mta::GateSocket> socket, mta::HeldMessages held)
@@ -150,7 +160,20 @@ class MtaGate {
   std::vector<Waiting> waiting_;
   int agentFd_ = -1;
   // Commands sent to the agent and not yet answered, oldest first.
-  std::deque<std::vector<std::string>> inFlight_;
+  struct Sent {
+    mta::AgentAction action;
+    std::vector<std::string> ids;
+    std::string where;
+  };
+  std::deque<Sent> inFlight_;
+  // Queued messages of quarantined programs the agent is yet to hold, by place.
+  std::map<std::string, std::vector<std::string>> toHold_;
+  // Sends toHold_ to the agent; false when the agent connection failed (closed).
+  bool sendHolds();
+  // exim's uid (Debian-exim), for isEximOwnMessage; root's when it has none.
+  std::uint32_t eximUid_ = 0;
+  // An exim's own message (bounce, warning), accepted and recorded under exim's binary.
+  std::string acceptOwn(const procinfo::ProcessInfo& asker, const mta::Submission& s);
   mta::DeliveryTracker tracker_;
   std::unique_ptr<mta::LogFollower> log_;  // exim's
   std::unique_ptr<mta::LogFollower> postfixLog_;

@@ -137,6 +137,30 @@ TEST(EximLog, TrackerChargesOnCompletionOrAfterSettling) {
   EXPECT_FALSE(tracker.knows("1s2QmD-000Bxe-10"));
 }
 
+TEST(EximLog, TrackerListsAProgramsMessagesStillQueued) {
+  DeliveryTracker tracker(8, std::chrono::seconds(60));
+  MonoTime now{};
+  Submitter a;
+  a.programId = 7;
+  Submitter b;
+  b.programId = 8;
+  b.where = "postfix:/etc/postfix";
+  tracker.submitted("1s2QmA-000Bxe-2V", a, now);
+  tracker.submitted("4QZ1cN0xYz2B", b, now);
+  tracker.submitted("1s2QmB-000Bxe-2V", a, now);
+  tracker.submitted("1s2QmA-000Bxe-2V", a, now);  // again: listed once
+  // A deferred message stays queued (and listed); a completed one leaves.
+  tracker.onLine({"1s2QmA-000Bxe-2V", DeliveryStatus::Deferred, "x@d.example", "451 later"}, now);
+  tracker.onLine({"1s2QmB-000Bxe-2V", DeliveryStatus::Completed, "", ""}, now);
+  const auto open = tracker.openOf(7);
+  ASSERT_EQ(open.size(), 1U);
+  EXPECT_EQ(open[0].queueId, "1s2QmA-000Bxe-2V");
+  const auto other = tracker.openOf(8);
+  ASSERT_EQ(other.size(), 1U);
+  EXPECT_EQ(other[0].where, "postfix:/etc/postfix");
+  EXPECT_TRUE(tracker.openOf(9).empty());
+}
+
 class LogFollowerTest : public ::testing::Test {
  protected:
   void SetUp() override {

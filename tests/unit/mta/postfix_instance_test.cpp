@@ -54,6 +54,12 @@ TEST(PostfixCommand, RoundTripsAndRefusesWhatCouldBeMoreThanOneArgument) {
   EXPECT_FALSE(parsePostfixCommand("postfix release /etc/postfix -d").has_value());
   EXPECT_FALSE(parsePostfixCommand("postfix release /etc/postfix").has_value());
   EXPECT_FALSE(parsePostfixCommand("postfix flush /etc/postfix 4QZ1cN0xYz2B").has_value());
+  const auto hold = formatPostfixCommand(AgentAction::Hold, "/etc/postfix", {"4QZ1cN0xYz2B"});
+  EXPECT_EQ(hold, "postfix hold /etc/postfix 4QZ1cN0xYz2B\n");
+  auto held = parsePostfixCommand(hold);
+  ASSERT_TRUE(held.has_value()) << held.error().message;
+  EXPECT_EQ(held->action, AgentAction::Hold);
+  EXPECT_FALSE(parsePostfixCommand("postfix hold /etc/postfix -d").has_value());
 }
 
 }  // namespace

@@ -133,7 +133,7 @@ TEST(PostfixLog, RealPostfixLinesChargeEachSubmission) {
   // postfix made itself (126CA1071E1).
   for (const char* id :
        {"C30081071DC", "DA85A1071DA", "DE64D1071DE", "70465106E3D", "4jjbSc4zjtz858j"}) {
-    tracker.submitted(id, Submitter{5, {}, 1000, 0}, now);
+    tracker.submitted(id, Submitter{5, {}, 1000, 0, {}}, now);
   }
   std::map<std::string, DeliveryTally> charged;
   unsigned parsed = 0;
@@ -460,7 +460,7 @@ TEST(PostfixLog, TrackerChargesABounceStormToTheSubmitter) {
     tracker.submitted(ids.back(), bot, now);
   }
   // Mail postfix queued that was not submitted through the gate: never charged.
-  tracker.submitted("ABCDEF0123", Submitter{7, {}, 0, 0}, now);
+  tracker.submitted("ABCDEF0123", Submitter{7, {}, 0, 0, {}}, now);
   std::vector<std::string> lines;
   for (int i = 0; i < 20; ++i) {
     const std::string rcpt = "u" + std::to_string(i) + "@d" + std::to_string(i) + ".example";
@@ -505,7 +505,7 @@ TEST(PostfixLog, TrackerChargesABounceStormToTheSubmitter) {
 TEST(PostfixLog, AnExpiredMessageAddsNoEmptyDomain) {
   DeliveryTracker tracker;
   MonoTime now{};
-  tracker.submitted("C93CEB08A046", Submitter{9, {}, 1000, 0}, now);
+  tracker.submitted("C93CEB08A046", Submitter{9, {}, 1000, 0, {}}, now);
   for (const char* l :
        {"Dec  7 08:26:05 pc postfix/smtp[1]: C93CEB08A046: to=<cy@d3.example>, relay=none, "
         "delay=30, delays=0/0/30/0, dsn=4.4.1, status=deferred (connect to "

@@ -53,3 +53,21 @@ TEST(MtaProtocol, AddressWithoutDomainIsLocalhost) {
 
 }  // namespace
 }  // namespace mailguard::mta
+
+namespace mailguard::mta {
+namespace {
+
+TEST(MtaProtocol, HoldCarriesOnlyQueueIds) {
+  const auto line = formatAgentCommand(AgentAction::Hold, {"1xaRHm-0001Xs-2v", "1xaRHn-0001Xt-3w"});
+  EXPECT_EQ(line, "hold 1xaRHm-0001Xs-2v 1xaRHn-0001Xt-3w\n");
+  auto c = parseAgentCommand(line);
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_EQ(c->action, AgentAction::Hold);
+  EXPECT_EQ(c->ids.size(), 2u);
+  EXPECT_FALSE(parseAgentCommand("hold").has_value());
+  EXPECT_FALSE(parseAgentCommand("hold -bd").has_value());
+  EXPECT_FALSE(parseAgentCommand("hold 1xaRHm-0001Xs-2v ;rm").has_value());
+}
+
+}  // namespace
+}  // namespace mailguard::mta

@@ -78,6 +78,7 @@ struct Submitter {
   rules::ProgramIdentity identity;
   std::uint32_t uid = 0;
   int pid = 0;
+  std::string where;  // the MTA instance holding it (HeldMessages::Entry::where)
 };
 
 // Queue id -> submitter and the outcomes seen, bounded. A message's tally is handed out
@@ -103,6 +104,13 @@ class DeliveryTracker {
   std::vector<Finished> expire(MonoTime now);
   [[nodiscard]] std::size_t size() const { return messages_.size(); }
   [[nodiscard]] bool knows(const std::string& queueId) const { return messages_.contains(queueId); }
+  // Messages of this program still in the MTA's queue (no "Completed" seen yet), oldest
+  // first: what must be held when the program is quarantined.
+  struct Open {
+    std::string queueId;
+    std::string where;
+  };
+  [[nodiscard]] std::vector<Open> openOf(std::int64_t programId) const;
 
  private:
   struct Message {

@@ -51,6 +51,7 @@ Result<PostfixInstance> readPostfixInstance(const std::filesystem::path& configD
 // The release agent's commands for postfix, guardd -> agent, one line each:
 //   "postfix release CONFIG_DIR ID ID...\n"  (postsuper -H: off hold, then delivered)
 //   "postfix remove CONFIG_DIR ID ID...\n"   (postsuper -d)
+//   "postfix hold CONFIG_DIR ID ID...\n"     (postsuper -h: into the hold queue, not retried)
 // CONFIG_DIR is absolute without white space; ids are checked with isQueueId.
 struct PostfixCommand {
   AgentAction action = AgentAction::Release;

@@ -9,8 +9,9 @@
 // a newline (the ACL compares what it read, whole, with "accept").
 //
 // The release agent (guard-mta-agent, root) connects and says "mailguard-agent 1\n";
-// guardd then sends it "release <id> <id>...\n" or "remove <id>...\n" and the agent
-// answers each with "done\n" once the MTA carried it out (or "failed <reason>\n").
+// guardd then sends it "release <id> <id>...\n", "remove <id>...\n" or "hold <id>...\n" (keep
+// messages in the queue undelivered: exim freezes them) and the agent answers each with
+// "done\n" once the MTA carried it out (or "failed <reason>\n").
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -48,7 +49,9 @@ enum class Answer { Accept, Freeze, Deny };
 // One line the ACL compares: the reason loses newlines and is bounded.
 std::string formatAnswer(Answer answer, std::string_view reason);
 
-enum class AgentAction { Release, Remove };
+enum class AgentAction { Release, Remove, Hold };
+// The command's word on the wire: "release", "remove", "hold".
+std::string_view agentActionName(AgentAction action);
 std::string formatAgentCommand(AgentAction action, const std::vector<std::string>& ids);
 struct AgentCommand {
   AgentAction action = AgentAction::Release;

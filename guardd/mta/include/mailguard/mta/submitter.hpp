@@ -1,6 +1,7 @@
 #pragma once
 // Who handed a message to the MTA: the process that asked guardd is the MTA's own
 // submission program (exim, postfix's sendmail/postdrop), started by the submitter.
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -37,5 +38,29 @@ using Describe = std::function<Result<procinfo::ProcessInfo>(int pid)>;
 // that is neither an MTA program nor a shell wrapper. Error: the chain vanished or ended in
 // MTA programs only (exim started by init: a queue run, never a submission).
 Result<procinfo::ProcessInfo> findSubmitter(int mtaPid, const Describe& describe);
+
+// A message exim generated itself (a bounce or DSN to a local sender, a delay warning),
+// told apart from a submission: exim's delivery process (or queue runner) creates these
+// by running a child `exim -t -oem -oi -f <> -E<id>` and writing the message into it
+// (exim 4.96 child.c, child_open_exim2), so the exim that asks (`asker`, already known to
+// be the MTA's own program) has an empty envelope sender, -E with a queue id among its
+// arguments and, as its parent, another
+// root-owned exim whose real uid is root or exim's own user (`eximUid`, Debian-exim),
+// started before it.
+// Why nothing else passes: a program that runs exim (sendmail, exim -t) is the parent of
+// that exim and is no exim; a bot's exim orphaned by a double fork is adopted by init or
+// a subreaper, none of them exim. exim is setuid root, which sets the effective uid only:
+// every exim a user starts keeps the user's real uid, and so does any exim it starts in
+// turn, except where exim itself sets all its uids (it then runs only its own code with
+// arguments it chose, not the user's). exim with -C or -D of the user's drops root for the
+// user's uid. To pass, a non-root program would need an exim with real uid root or
+// Debian-exim to run a child that receives the program's message: it would have to be root
+// or exim's user already (then it can write the spool and needs no gate), or make exim's
+// own code do it, and what that code sends on its own is a bounce or warning to the
+// sender of a message it handled, which exim forces to the user's own local address for
+// any caller that is not trusted (untrusted_set_sender is empty in Debian).
+// A /proc read that failed is returned as the error (Errc::Pending: ask again later).
+Result<bool> isEximOwnMessage(const procinfo::ProcessInfo& asker, std::string_view sender,
+                              std::uint32_t eximUid, const Describe& describe);
 
 }  // namespace mailguard::mta
