@@ -21,7 +21,8 @@ MAX_SUBMISSIONS = 20
 
 
 class PostfixOutcomes(PostfixFixture):
-    SINK_ARGS = ["gone"]
+    # Recipients "gone..." are unknown at the sink (550), "later..." deferred (451).
+    SINK_ARGS = ["gone", "later"]
 
     def mailer(self, name, dead):
         """A python3 script that hands one message for RECIPIENTS recipients in as many
@@ -85,6 +86,55 @@ class PostfixOutcomes(PostfixFixture):
         late = f"user{stopped_at}@"
         self.assertEqual([r for m in self.delivered() for r in m["rcpt"] if r.startswith(late)], [])
         self.assertEqual([r for m in self.delivered() for r in m["rcpt"] if r.startswith("gone")],
+                         [])
+
+    def test_quarantine_holds_the_programs_messages_still_queued(self):
+        script = self.write_file("cms.py", textwrap.dedent(f"""\
+            import subprocess, sys
+            local, n = sys.argv[1], sys.argv[2]
+            rcpt = [f"{{local}}{{n}}x{{i}}@d{{i}}.example" for i in range(20)]
+            if local == "gone":
+                rcpt[-2:] = [f"user{{n}}@d18.example", f"user{{n}}@d19.example"]
+            msg = f"From: x@pc.test\\nTo: {{', '.join(rcpt)}}\\nSubject: {{n}}\\n\\nhi\\n"
+            r = subprocess.run({self.pf.sendmail_argv()!r} + ["-t"], input=msg.encode())
+            sys.exit(r.returncode)
+            """))
+        mgtest.seed(self.state, "approve", PYTHON, script)
+        # Approved: three messages flow to the sink, which defers every recipient: they
+        # stay in postfix's deferred queue.
+        for n in range(3):
+            subprocess.run([PYTHON, script, "later", str(n)], check=True, timeout=60)
+        wait_for(lambda: len(self.submitted(script)) == 3, 20, "three accepted submissions")
+        self.assertTrue(all(a["verdict"] == "allow" for a in self.submitted(script)))
+        queued = {a["queue_id"] for a in self.submitted(script)}
+
+        def deferred():
+            return {line.split(": ")[1] for line in self.pf.log().splitlines()
+                    if "status=deferred" in line and ": " in line} & queued
+
+        wait_for(lambda: deferred() == queued, 30, "the sink's deferrals in postfix's log")
+        self.assertEqual(set(self.pf.hold_ids()) & queued, set())
+
+        # Then a bounce storm of the same program quarantines it.
+        for n in range(20):
+            subprocess.run([PYTHON, script, "gone", str(n)], timeout=60)
+            latest = wait_for(lambda: len(self.submitted(script)) > 3 + n and
+                              self.submitted(script)[0], 20, f"submission {n}")
+            if latest["verdict"] != "allow":
+                break
+            wait_for(lambda: f"{latest['queue_id']}: removed" in self.pf.log(), 30,
+                     f"message {n} removed from the queue")
+        else:
+            self.fail("the bounce storm never quarantined the program")
+
+        # Its messages still queued are put on hold (postsuper -h) and listed as held for it,
+        # with the submission the quarantine stopped.
+        wait_for(lambda: set(self.pf.hold_ids()) >= queued, 30, "the queued messages on hold")
+        self.assertIn("queued message(s) of quarantined", self.guardd.log())
+        listed = {q for q, _ in self.held_list()}
+        self.assertTrue(listed >= queued, (listed, queued))
+        self.assertIn(latest["queue_id"], listed)
+        self.assertEqual([r for m in self.delivered() for r in m["rcpt"] if r.startswith("later")],
                          [])
 
 
