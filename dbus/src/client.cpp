@@ -198,6 +198,17 @@ ClientResult<std::vector<Program>> Client::programs() {
   return guarded([&] { return codec::decodeAll(impl_->proxy->Programs()); });
 }
 
+ClientResult<std::vector<ProgramVersion>> Client::programVersions(const std::string& target,
+                                                                  const std::string& script) {
+  return guarded([&] {
+    std::vector<ProgramVersion> out;
+    for (const auto& w : impl_->proxy->ProgramVersions(target, script)) {
+      out.push_back(ProgramVersion{w.get<0>(), w.get<1>(), w.get<2>(), w.get<3>()});
+    }
+    return out;
+  });
+}
+
 ClientResult<std::vector<Attempt>> Client::attempts(const AttemptFilter& f) {
   return guarded([&] {
     return codec::decodeAll(
