@@ -52,6 +52,9 @@ struct Program {
   std::string kind = "program";
   // Whom its approval covers: "all", user names ("alice, bob"); "" when not approved.
   std::string covers;
+  // How many versions (contents) the program has had, this one included (programs()
+  // asks ProgramVersions); 0 when not known (ProgramChanged, Approve, an older guardd).
+  std::uint32_t versions = 0;
 };
 
 // One version (content) of a program (ProgramVersions): the current one first.
