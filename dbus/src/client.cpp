@@ -195,7 +195,31 @@ ClientResult<Status> Client::status() {
 }
 
 ClientResult<std::vector<Program>> Client::programs() {
-  return guarded([&] { return codec::decodeAll(impl_->proxy->Programs()); });
+  return guarded([&] {
+    auto list = codec::decodeAll(impl_->proxy->Programs());
+    for (auto& p : list) {
+      // A program evicted meanwhile, or a guardd without the method: the count stays
+      // unknown (0) and the list is still good.
+      try {
+        p.versions = static_cast<std::uint32_t>(
+            impl_->proxy->ProgramVersions(std::to_string(p.id), {}).size());
+      } catch (const sdbus::Error&) {
+        p.versions = 0;
+      }
+    }
+    return list;
+  });
+}
+
+ClientResult<std::vector<ProgramVersion>> Client::programVersions(const std::string& target,
+                                                                  const std::string& script) {
+  return guarded([&] {
+    std::vector<ProgramVersion> out;
+    for (const auto& w : impl_->proxy->ProgramVersions(target, script)) {
+      out.push_back(ProgramVersion{w.get<0>(), w.get<1>(), w.get<2>(), w.get<3>()});
+    }
+    return out;
+  });
 }
 
 ClientResult<std::vector<Attempt>> Client::attempts(const AttemptFilter& f) {

@@ -13,11 +13,12 @@ _guardctl_programs() {
     local guardctl=$1 line
     local -a ids=() paths=()
     # `--json programs` prints nlohmann::json's dump(2): in each object one key a line,
-    # `    "id": 7,` and `    "path": "/usr/bin/msmtp",`.
+    # `    "id": 7,` and `    "path": "/usr/bin/msmtp",`; its "versions" (ids of older
+    # contents, which name the same program) are indented deeper and left out.
     while IFS= read -r line; do
-        if [[ $line =~ ^[[:space:]]*\"id\":\ ([0-9]+),?$ ]]; then
+        if [[ $line =~ ^\ {4}\"id\":\ ([0-9]+),?$ ]]; then
             ids+=("${BASH_REMATCH[1]}")
-        elif [[ $line =~ ^[[:space:]]*\"path\":\ \"(.*)\",?$ ]]; then
+        elif [[ $line =~ ^\ {4}\"path\":\ \"(.*)\",?$ ]]; then
             line=${BASH_REMATCH[1]}
             line=${line//\\\"/\"}
             paths+=("${line//\\\\/\\}")
@@ -95,6 +96,7 @@ _guardctl() {
             mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
             return 0
             ;;
+        programs) opts="--versions" ;;
         attempts) opts="--limit --before --program --verdict --since --until" ;;
         approve) opts="--script --inline --user --allow-env --only-to" ;;
         deny) opts="--script --yes -y" ;;

@@ -114,7 +114,16 @@ int main(int argc, char** argv) {
       "KIND: program, script (run by the interpreter shown) or inline (code typed or piped\n"
       "into the interpreter: python3 -c, perl -e, stdin). USERS: whom its approval covers\n"
       "('all' or user names), not who ran it last (that is the JSON's uid). --json: kind,\n"
-      "covers (null when not approved).");
+      "covers (null when not approved).\n"
+      "One row per program (path, script, kind): a new content of its file is a new version\n"
+      "on the same row, shown as '(3 versions)'; the row's ID and state are the newest\n"
+      "version's ('pending: changed since approved' when the approval of an earlier content\n"
+      "does not carry over: a file outside root-owned folders). --versions lists each\n"
+      "version with when it was first seen and what you decided for it. --json: versions,\n"
+      "[{id, sha256, first_seen, state}], the current one first.");
+  bool listVersions = false;
+  programs->add_flag("--versions", listVersions,
+                     "List every version of each program below its row");
 
   mailguard::dbus::AttemptFilter filter;
   std::string since, until;
@@ -329,12 +338,28 @@ int main(int argc, char** argv) {
     auto r = client.programs();
     if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
     const auto& list = std::get<std::vector<mailguard::dbus::Program>>(r);
+    // Each row's history; a program forgotten meanwhile (evicted) just shows none.
+    out::VersionsById versions;
+    for (const auto& p : list) {
+      auto v = client.programVersions(std::to_string(p.id));
+      if (auto* found = std::get_if<std::vector<mailguard::dbus::ProgramVersion>>(&v)) {
+        versions.emplace(p.id, std::move(*found));
+      }
+    }
     if (json) {
       auto arr = nlohmann::json::array();
-      for (const auto& p : list) arr.push_back(out::toJson(p));
+      for (const auto& p : list) {
+        auto row = out::toJson(p);
+        auto history = nlohmann::json::array();
+        if (const auto it = versions.find(p.id); it != versions.end()) {
+          for (const auto& v : it->second) history.push_back(out::toJson(v));
+        }
+        row["versions"] = std::move(history);
+        arr.push_back(std::move(row));
+      }
       printJson(arr);
     } else {
-      std::cout << out::programsTable(list);
+      std::cout << out::programsTable(list, versions, listVersions);
     }
     return kOk;
   }
@@ -418,13 +443,32 @@ int main(int argc, char** argv) {
   }
   if (*forget.cmd) {
     const auto& [target, script] = *policyTargets;
+    // Decisions are kept by path: forgetting one version's forgets them all. Named
+    // before forgetting, for the message.
+    std::string name = script.empty() ? target : target + " " + script;
+    std::size_t versionCount = 0;
+    if (auto v = client.programVersions(target, script);
+        auto* found = std::get_if<std::vector<mailguard::dbus::ProgramVersion>>(&v)) {
+      versionCount = found->size();
+    }
+    if (auto known = client.programs();
+        auto* list = std::get_if<std::vector<mailguard::dbus::Program>>(&known)) {
+      for (const auto& p : *list) {
+        if (std::to_string(p.id) == target) {
+          name = p.scriptPath.empty() ? p.path : p.path + " " + p.scriptPath;
+        }
+      }
+    }
     auto r = client.forget(target, script);
     // With nothing to forget guardd answers NotFound, saying so: exit 1.
     if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
     if (json) {
       printJson({{"removed", std::get<bool>(r)}});
+    } else if (versionCount > 1) {
+      std::cout << "Forgot the decisions about " << name << " (all " << versionCount
+                << " versions); it is pending again.\n";
     } else {
-      std::cout << "Forgot the decision about " << target << "; it is pending again.\n";
+      std::cout << "Forgot the decision about " << name << "; it is pending again.\n";
     }
     return kOk;
   }

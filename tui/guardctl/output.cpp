@@ -412,16 +412,44 @@ std::string statusText(const dbus::Status& s) {
   return o.str();
 }
 
+nlohmann::json toJson(const dbus::ProgramVersion& v) {
+  return {{"id", v.id},
+          {"sha256", v.sha256},
+          {"first_seen", timeJson(v.firstSeenUs)},
+          {"state", v.state}};
+}
+
 std::string programsTable(const std::vector<dbus::Program>& programs) {
+  return programsTable(programs, {}, false);
+}
+
+std::string programsTable(const std::vector<dbus::Program>& programs, const VersionsById& versions,
+                          bool listVersions) {
   if (programs.empty()) return "No programs have tried to send mail yet.\n";
   std::vector<std::vector<std::string>> rows{
       {"ID", "STATE", "KIND", "USERS", "ATTEMPTS", "HELD", "LAST ATTEMPT", "PROGRAM"}};
   // USERS: whom an approval covers (not who ran it last: that is the JSON's uid).
   for (const auto& p : programs) {
-    rows.push_back({std::to_string(p.id), p.state, p.kind, coversText(p),
-                    std::to_string(p.attempts),
+    const auto found = versions.find(p.id);
+    const auto* history = found == versions.end() ? nullptr : &found->second;
+    std::string state = p.state;
+    std::string program = identityText(p.path, p.scriptPath);
+    if (history != nullptr && !history->empty()) {
+      // The current version's state says why it is pending ("changed since approved").
+      if (history->front().id == p.id && history->front().state.starts_with(p.state + ":")) {
+        state = history->front().state;
+      }
+      if (history->size() > 1) program += " (" + std::to_string(history->size()) + " versions)";
+    }
+    rows.push_back({std::to_string(p.id), state, p.kind, coversText(p), std::to_string(p.attempts),
                     p.heldMessages == 0 ? "-" : std::to_string(p.heldMessages),
-                    localTime(p.lastAttemptUs), identityText(p.path, p.scriptPath)});
+                    localTime(p.lastAttemptUs), program});
+    if (!listVersions || history == nullptr || history->size() < 2) continue;
+    for (const auto& v : *history) {
+      rows.push_back({"  " + std::to_string(v.id), v.state, "", "", "", "",
+                      "first seen " + localTime(v.firstSeenUs),
+                      "sha256 " + v.sha256.substr(0, 12) + (v.id == p.id ? " (current)" : "")});
+    }
   }
   return alignTable(rows);
 }

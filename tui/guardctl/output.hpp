@@ -3,6 +3,7 @@
 // fixes for scripts ("guardctl --json": keys may be added, never renamed).
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -26,7 +27,17 @@ nlohmann::json toJson(const dbus::Attempt& a);
 nlohmann::json toJson(const dbus::Rule& r);
 
 std::string statusText(const dbus::Status& s);
+// {id, sha256, first_seen, state}: one version of a program (ProgramVersions).
+nlohmann::json toJson(const dbus::ProgramVersion& v);
+
+// A program's versions (ProgramVersions: the current one first), by the row's id.
+using VersionsById = std::map<std::int64_t, std::vector<dbus::ProgramVersion>>;
 std::string programsTable(const std::vector<dbus::Program>& programs);
+// With the versions of each row: "(3 versions)" after the program, a pending state's
+// reason ("pending: changed since approved"), and with listVersions every version of a
+// program that has more than one, indented below its row.
+std::string programsTable(const std::vector<dbus::Program>& programs, const VersionsById& versions,
+                          bool listVersions);
 std::string attemptsTable(const std::vector<dbus::Attempt>& attempts);
 std::string rulesTable(const std::vector<dbus::Rule>& rules);
 // The command line, "(hidden: another user's)" when guardd withheld it, "-" when none.

@@ -165,7 +165,9 @@ void GuardObject::emitAttempt(const store::AttemptRecord& a) {
   emitAttemptRecorded(codec::encode(toDbusBroadcast(a)));
 }
 void GuardObject::emitProgram(const service::ProgramView& p) {
-  emitProgramChanged(encodeProgram(guard_, p));
+  // Listeners keep one row per program: a change of an older version (its approval
+  // replaced by the new content's) is announced as the row, which is the current version.
+  emitProgramChanged(encodeProgram(guard_, guard_.currentVersion(p)));
 }
 void GuardObject::emitAlert(const store::AlertRecord& a) {
   emitAlertRaised(codec::encode(toDbus(a)));
@@ -219,6 +221,18 @@ GuardObject::VariantMap GuardObject::Status() {
 std::vector<dbus::wire::Program> GuardObject::Programs() {
   std::vector<dbus::wire::Program> out;
   for (const auto& p : guard_.programs()) out.push_back(encodeProgram(guard_, p));
+  return out;
+}
+
+std::vector<dbus::wire::ProgramVersion> GuardObject::ProgramVersions(const std::string& target,
+                                                                     const std::string& script) {
+  auto ref = parseProgramRef(target, script);
+  if (!ref) throw toDbusError(ref.error());
+  auto versions = guard_.programVersions(*ref);
+  if (!versions) throw toDbusError(versions.error());
+  std::vector<dbus::wire::ProgramVersion> out;
+  out.reserve(versions->size());
+  for (const auto& v : *versions) out.emplace_back(v.id, v.sha256, micros(v.firstSeen), v.state);
   return out;
 }
 

@@ -391,7 +391,11 @@ void Guard::Impl::refreshStates() {
     const bool quarantined = view.state == rules::ProgramState::Quarantined;
     const auto before = view.state;
     view.state = rules::stateOf(view.identity, quarantined, approvals);
-    if (view.state != before) changed.push_back(view);
+    if (view.state == before) return;
+    if (before == rules::ProgramState::Approved || before == rules::ProgramState::Denied) {
+      decidedBefore[view.id] = before;
+    }
+    changed.push_back(view);
   });
   if (!self.onProgramChanged) return;
   for (const auto& view : changed) self.onProgramChanged(view);
@@ -640,10 +644,12 @@ void Guard::Impl::forget(const ProgramRef& ref, Done<bool> done) {
           }
           reloadRulesIfChanged();
           programs.forEach([&](ProgramView& v) {
-            if (v.identity.path == found.path && v.identity.scriptPath == found.scriptPath &&
-                self.onProgramChanged) {
-              self.onProgramChanged(v);
+            if (v.identity.path != found.path || v.identity.scriptPath != found.scriptPath) {
+              return;
             }
+            // The path's decisions are forgotten, its earlier versions' with them.
+            decidedBefore.erase(v.id);
+            if (self.onProgramChanged) self.onProgramChanged(v);
           });
           done(r.value());
         });
@@ -703,7 +709,67 @@ StatusInfo Guard::status() const {
   return s;
 }
 
-std::vector<ProgramView> Guard::programs() const { return impl_->programs.list(); }
+std::vector<ProgramView> Guard::programs() const {
+  std::vector<ProgramView> out;
+  for (auto& row : foldVersions(impl_->programs.list())) out.push_back(std::move(row.current));
+  return out;
+}
+
+ProgramView Guard::currentVersion(const ProgramView& version) const {
+  ProgramView newest = version;
+  impl_->programs.forEach([&](const ProgramView& v) {
+    if (sameProgram(v.identity, version.identity) &&
+        std::tie(v.firstSeen, v.id) > std::tie(newest.firstSeen, newest.id)) {
+      newest = v;
+    }
+  });
+  return newest;
+}
+
+Result<std::vector<ProgramVersion>> Guard::programVersions(const ProgramRef& ref) const {
+  auto& d = *impl_;
+  auto found = d.named(ref);
+  if (!found) return found.error();
+  rules::ProgramIdentity named;
+  if (found->identity) {
+    named = *found->identity;
+  } else {
+    named.path = found->path;
+    named.scriptPath = found->scriptPath;
+    named.binaryItself = found->binaryItself;
+  }
+  std::vector<ProgramView> mine;
+  d.programs.forEach([&](const ProgramView& v) {
+    if (sameProgram(v.identity, named)) mine.push_back(v);
+  });
+  auto rows = foldVersions(std::move(mine));
+  if (rows.empty()) return notFound("no program " + named.display() + " has been seen");
+  std::vector<ProgramVersion> out;
+  for (const auto& v : rows.front().versions) {
+    ProgramVersion version;
+    version.id = v.id;
+    version.sha256 = v.identity.isInterpreted() ? v.identity.scriptSha256 : v.identity.sha256;
+    version.firstSeen = v.firstSeen;
+    version.state = std::string(rules::toString(v.state));
+    const auto before = d.decidedBefore.find(v.id);
+    if (v.id == rows.front().current.id) {
+      // decide() says why a known path is held: an approval of another content that
+      // the path's place does not let carry over (not root-owned, or writable by others).
+      if (v.state == rules::ProgramState::Pending &&
+          rules::decide(v.identity, false, d.approvals, v.uid)
+              .reason.starts_with("changed since")) {
+        version.state = "pending: changed since approved";
+      }
+    } else if (v.state == rules::ProgramState::Pending) {
+      version.state =
+          (before != d.decidedBefore.end() ? std::string(rules::toString(before->second))
+                                           : std::string("not decided")) +
+          ", replaced by a newer version";
+    }
+    out.push_back(std::move(version));
+  }
+  return out;
+}
 
 std::string Guard::covers(const ProgramView& program) const {
   if (program.state != rules::ProgramState::Approved) return {};

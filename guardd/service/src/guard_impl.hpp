@@ -4,6 +4,7 @@
 // pipeline and its seams, the detector, host protection and the tamper watch. The
 // path of a packet is not here: it is verdict_pipeline.cpp. Private to guardd/service.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +42,11 @@ struct Guard::Impl {
   std::int64_t rulesVersion = -1;
   std::string rulesError;  // the last failure to read them, until a read succeeds
   ProgramRegistry programs;
+  // The owner's last decision (Approved or Denied) for each version that a later rule
+  // stopped covering (approving a new content of the file replaces the path's approval):
+  // the history shows it as "approved, replaced by a newer version" rather than as a
+  // program nobody decided about. Kept for this run only.
+  std::map<std::int64_t, rules::ProgramState> decidedBefore;
 
   std::unique_ptr<netfilter::RulesetManager> nft;
   netfilter::QueueBackend backend = netfilter::QueueBackend::XtCompat;

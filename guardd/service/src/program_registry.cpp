@@ -6,6 +6,31 @@
 
 namespace mailguard::service {
 
+bool sameProgram(const rules::ProgramIdentity& a, const rules::ProgramIdentity& b) {
+  return a.path == b.path && a.scriptPath == b.scriptPath && a.binaryItself == b.binaryItself &&
+         a.kind() == b.kind();
+}
+
+std::vector<ProgramRow> foldVersions(std::vector<ProgramView> views) {
+  // Newest first, so that the first version of each program met is its current one.
+  std::sort(views.begin(), views.end(), [](const ProgramView& a, const ProgramView& b) {
+    return std::tie(a.firstSeen, a.id) > std::tie(b.firstSeen, b.id);
+  });
+  using RowKey = std::tuple<std::string, std::string, bool, rules::IdentityKind>;
+  std::map<RowKey, std::size_t> rowOf;
+  std::vector<ProgramRow> rows;
+  for (auto& view : views) {
+    RowKey key{view.identity.path, view.identity.scriptPath, view.identity.binaryItself,
+               view.identity.kind()};
+    const auto [it, added] = rowOf.emplace(std::move(key), rows.size());
+    if (added) rows.push_back(ProgramRow{view, {}});
+    rows[it->second].versions.push_back(std::move(view));
+  }
+  std::sort(rows.begin(), rows.end(),
+            [](const ProgramRow& a, const ProgramRow& b) { return a.current.id < b.current.id; });
+  return rows;
+}
+
 ProgramRegistry::ProgramRegistry(std::size_t maxPrograms)
     : maxPrograms_(std::max<std::size_t>(maxPrograms, 1)) {}
 

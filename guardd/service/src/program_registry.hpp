@@ -35,6 +35,19 @@ namespace mailguard::service {
 //
 // References and pointers returned stay valid until the program is evicted, which only
 // load() and a remember() that creates a program do (never the program it returns).
+// The versions of one program. A program is its path, script path and kind (an
+// interpreter itself apart from the inline code it runs); each new content (hash) of it
+// is a new version with its own id, not a new program: the listing shows one row per
+// program whose current version is the newest one seen first (by firstSeen, then id).
+struct ProgramRow {
+  ProgramView current;
+  std::vector<ProgramView> versions;  // every version, current first, then newest to oldest
+};
+// Rows ordered by the current version's id.
+std::vector<ProgramRow> foldVersions(std::vector<ProgramView> views);
+// Whether two identities are versions of the same program (same row).
+bool sameProgram(const rules::ProgramIdentity& a, const rules::ProgramIdentity& b);
+
 class ProgramRegistry {
  public:
   static constexpr std::size_t kDefaultMaxPrograms = 4096;

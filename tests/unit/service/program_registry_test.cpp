@@ -274,5 +274,52 @@ TEST_F(ProgramRegistryTest, AnEvictedProgramTakesItsSightingTimeWithIt) {
   EXPECT_TRUE(registry.sightingDue(back, clock_.monotonic(), false));  // a new row is due
 }
 
+TEST_F(ProgramRegistryTest, NewContentsOfAFileAreVersionsOnOneRowTheNewestCurrent) {
+  ProgramRegistry registry;
+  const auto v1 = see(registry, program("/usr/local/bin/x", 1)).id;
+  const auto other = see(registry, program("/usr/bin/msmtp", 9)).id;
+  const auto v2 = see(registry, program("/usr/local/bin/x", 2)).id;
+  const auto v3 = see(registry, program("/usr/local/bin/x", 3)).id;
+  const auto rows = foldVersions(registry.list());
+  ASSERT_EQ(rows.size(), 2U);
+  EXPECT_EQ(rows[0].current.id, other);
+  EXPECT_THAT(idsOf(rows[0].versions), ::testing::ElementsAre(other));
+  EXPECT_EQ(rows[1].current.id, v3);
+  EXPECT_THAT(idsOf(rows[1].versions), ::testing::ElementsAre(v3, v2, v1));
+}
+
+TEST_F(ProgramRegistryTest, AScriptsNewContentIsAVersionButInlineCodeIsAnotherProgram) {
+  ProgramRegistry registry;
+  ProgramIdentity script = program("/usr/bin/python3.11", 1);
+  script.scriptPath = "/home/alice/bot.py";
+  script.scriptSha256 = hashOf(10);
+  const auto s1 = see(registry, script).id;
+  script.scriptSha256 = hashOf(11);
+  const auto s2 = see(registry, script).id;
+  const auto inlineCode = see(registry, program("/usr/bin/python3.11", 1)).id;
+  ProgramIdentity itself = program("/usr/bin/python3.11", 1);
+  itself.binaryItself = true;
+  const auto interpreter = see(registry, itself).id;
+  const auto rows = foldVersions(registry.list());
+  ASSERT_EQ(rows.size(), 3U);
+  EXPECT_THAT(idsOf(rows[0].versions), ::testing::ElementsAre(s2, s1));
+  EXPECT_THAT(idsOf(rows[1].versions), ::testing::ElementsAre(inlineCode));
+  EXPECT_THAT(idsOf(rows[2].versions), ::testing::ElementsAre(interpreter));
+  EXPECT_TRUE(sameProgram(registry.find(s1)->identity, registry.find(s2)->identity));
+  EXPECT_FALSE(
+      sameProgram(registry.find(inlineCode)->identity, registry.find(interpreter)->identity));
+}
+
+TEST_F(ProgramRegistryTest, TheCurrentVersionIsTheOneFirstSeenLastNotTheLastAttempt) {
+  ProgramRegistry registry;
+  const auto v1 = see(registry, program("/usr/local/bin/x", 1)).id;
+  const auto v2 = see(registry, program("/usr/local/bin/x", 2)).id;
+  see(registry, program("/usr/local/bin/x", 1));  // an old process of v1 connects again
+  const auto rows = foldVersions(registry.list());
+  ASSERT_EQ(rows.size(), 1U);
+  EXPECT_EQ(rows[0].current.id, v2);
+  EXPECT_THAT(idsOf(rows[0].versions), ::testing::ElementsAre(v2, v1));
+}
+
 }  // namespace
 }  // namespace mailguard::service

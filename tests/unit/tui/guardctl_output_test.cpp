@@ -107,6 +107,28 @@ TEST(GuardctlPrograms, ShowTheMessagesTheMtaHolds) {
   EXPECT_EQ(toJson(list[1])["held_messages"], 0);
 }
 
+TEST(GuardctlPrograms, ARowWithVersionsSaysHowManyAndWhyItIsPending) {
+  const std::vector<dbus::Program> list{aProgram(9, "/usr/local/bin/x", "", 0),
+                                        aProgram(4, "/usr/bin/swaks", "", 0)};
+  VersionsById versions;
+  versions[9] = {{9, std::string(64, 'c'), 3, "pending: changed since approved"},
+                 {5, std::string(64, 'b'), 2, "not decided, replaced by a newer version"},
+                 {1, std::string(64, 'a'), 1, "approved, replaced by a newer version"}};
+  versions[4] = {{4, std::string(64, 'd'), 1, "pending"}};
+  const auto table = programsTable(list, versions, false);
+  EXPECT_NE(table.find("pending: changed since approved"), std::string::npos) << table;
+  EXPECT_NE(table.find("/usr/local/bin/x (3 versions)"), std::string::npos) << table;
+  EXPECT_EQ(table.find("/usr/bin/swaks ("), std::string::npos) << table;
+  EXPECT_EQ(table.find("replaced"), std::string::npos) << table;
+  const auto listed = programsTable(list, versions, true);
+  EXPECT_NE(listed.find("approved, replaced by a newer version"), std::string::npos) << listed;
+  EXPECT_NE(listed.find("sha256 cccccccccccc (current)"), std::string::npos) << listed;
+  const auto json = toJson(versions[9][2]);
+  EXPECT_EQ(json["id"], 1);
+  EXPECT_EQ(json["state"], "approved, replaced by a newer version");
+  EXPECT_EQ(json.size(), 4U);
+}
+
 TEST(GuardctlDeny, CountsTheHeldMessagesOfTheProgramsItNames) {
   const std::vector<dbus::Program> list{
       aProgram(3, "/usr/bin/python3.11", "/srv/bot.py", 20),

@@ -107,6 +107,26 @@ TEST(Selection, SurvivesANewPendingProgramSortedAboveIt) {
   EXPECT_EQ(selectedProgram(s)->path, "/usr/bin/msmtp");
 }
 
+TEST(Selection, ANewVersionOfTheSelectedProgramTakesItsRowAndTheSelection) {
+  State s = threePrograms();  // order: 2 (pending), 3 (denied), 1 (approved)
+  EXPECT_EQ(s.selectedProgram, 2);
+  Program v2 = program(9, "/home/alice/.cache/bot", "pending", kMidnightUs + 5 * kHourUs);
+  update(s, ProgramChanged{v2});
+  EXPECT_EQ(s.programs.size(), 3U) << "one row per program, not per content";
+  EXPECT_EQ(findProgram(s, 2), nullptr);
+  ASSERT_NE(findProgram(s, 9), nullptr);
+  EXPECT_EQ(findProgram(s, 9)->versions, 2U);
+  EXPECT_EQ(s.selectedProgram, 9);
+  // The same version changing again keeps its count; another kind is another program.
+  v2.state = "approved";
+  update(s, ProgramChanged{v2});
+  EXPECT_EQ(findProgram(s, 9)->versions, 2U);
+  Program other = program(10, "/home/alice/.cache/bot", "pending");
+  other.kind = "inline";
+  update(s, ProgramChanged{other});
+  EXPECT_EQ(s.programs.size(), 4U);
+}
+
 TEST(Selection, SurvivesSortingAndStateChanges) {
   State s = threePrograms();
   press(s, KeyCode::End);

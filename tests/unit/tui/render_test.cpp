@@ -435,6 +435,17 @@ TEST(Render, ProgramDetailsShowHeldMailPinsAndAllowedCodeLoading) {
   EXPECT_EQ(text.find("held mail"), std::string::npos) << text;
 }
 
+TEST(Render, AProgramWithSeveralVersionsSaysHowMany) {
+  Program x = program(7, "/usr/local/bin/x", "pending");
+  x.versions = 3;
+  Program y = program(8, "/usr/local/bin/y", "approved");
+  y.versions = 1;
+  const State s = loadedState(snapshot({x, y}), {80, 24});
+  const auto text = render(s, {80, 24}).text();
+  EXPECT_NE(text.find("/usr/local/bin/x (3 versions)"), std::string::npos) << text;
+  EXPECT_EQ(text.find("/usr/local/bin/y ("), std::string::npos) << text;
+}
+
 TEST(Render, DenyConfirmationNamesTheHeldMessageCount) {
   Program bot = program(2, "/home/alice/.cache/bot", "pending", kMidnightUs + kHourUs, 2);
   bot.heldMessages = 20;

@@ -592,10 +592,17 @@ void onKey(State& s, const Key& key, Effects& fx) {
 
 void upsertProgram(State& s, const Program& p) {
   for (auto& q : s.programs) {
-    if (q.id == p.id) {
-      q = p;
-      return;
-    }
+    // One row per program (path, script, kind): a new version (content) of a listed
+    // program takes over its row, and the selection goes with it.
+    const bool newVersion =
+        q.id < p.id && q.path == p.path && q.scriptPath == p.scriptPath && q.kind == p.kind;
+    if (q.id != p.id && !newVersion) continue;
+    // Signals carry no version count: keep the one loaded, one more for a new version.
+    const auto known = std::max<std::uint32_t>(q.versions, 1);
+    if (s.selectedProgram == q.id) s.selectedProgram = p.id;
+    q = p;
+    if (q.versions == 0) q.versions = newVersion ? known + 1 : known;
+    return;
   }
   s.programs.push_back(p);
 }

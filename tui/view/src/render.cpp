@@ -102,6 +102,11 @@ std::string programLabel(const std::string& path, const std::string& script, int
   return out;
 }
 
+// A program whose file changed keeps its row; the marker says it has a history.
+std::string versionsNote(const Program& p) {
+  return p.versions > 1 ? " (" + std::to_string(p.versions) + " versions)" : std::string();
+}
+
 std::pair<std::string, Style> stateCell(const std::string& state) {
   if (state == "pending") return {"PENDING", Style::Pending};
   if (state == "quarantined") return {"QUARANTINED", Style::Quarantined};
@@ -248,8 +253,9 @@ void programsList(const State& s, const Layout& l, int width, std::vector<Row>& 
     b.space()
         .cell(fitEnd(label, c.state), stateStyle)
         .space()
-        .cell(programLabel(p.kind == "inline" ? p.path + " (inline code)" : p.path, p.scriptPath,
-                           c.program),
+        .cell(programLabel((p.kind == "inline" ? p.path + " (inline code)" : p.path) +
+                               (p.scriptPath.empty() ? versionsNote(p) : ""),
+                           p.scriptPath.empty() ? "" : p.scriptPath + versionsNote(p), c.program),
               rowStyle)
         .space()
         // An approved row shows whom the approval covers ("all", a user), not who ran it.

@@ -52,6 +52,19 @@ struct Program {
   std::string kind = "program";
   // Whom its approval covers: "all", user names ("alice, bob"); "" when not approved.
   std::string covers;
+  // How many versions (contents) the program has had, this one included (programs()
+  // asks ProgramVersions); 0 when not known (ProgramChanged, Approve, an older guardd).
+  std::uint32_t versions = 0;
+};
+
+// One version (content) of a program (ProgramVersions): the current one first.
+struct ProgramVersion {
+  std::int64_t id = 0;
+  std::string sha256;  // the script's for a script
+  std::int64_t firstSeenUs = 0;
+  // The current version's state ("pending: changed since approved", ...), or what the
+  // owner decided for an older one ("approved, replaced by a newer version").
+  std::string state;
 };
 
 // Whom an approval covers; all defaults: guardd's default (a program or script in a home
@@ -179,6 +192,9 @@ class Client {
 
   ClientResult<Status> status();
   ClientResult<std::vector<Program>> programs();
+  // target: the id of any version, or a path (script: the interpreter's script).
+  ClientResult<std::vector<ProgramVersion>> programVersions(const std::string& target,
+                                                            const std::string& script = {});
   ClientResult<std::vector<Attempt>> attempts(const AttemptFilter& filter);
   // target: a decimal program id or an absolute path; script: empty or absolute.
   // Changing policy may ask for authentication (polkit), so these wait up to 2 minutes.

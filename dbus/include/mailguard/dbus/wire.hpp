@@ -24,6 +24,12 @@ using Program = sdbus::Struct<std::int64_t,   // id
                               std::string,    // kind: "program", "script", "inline"
                               std::string>;   // covers: "all", user names, ""
 
+// (xsxs): one version of a program (ProgramVersions).
+using ProgramVersion = sdbus::Struct<std::int64_t,  // id
+                                     std::string,   // sha256
+                                     std::int64_t,  // first_seen, us since the epoch
+                                     std::string>;  // state, or what the owner decided
+
 // (xsssssasasss): one rule of the owner.
 using Rule = sdbus::Struct<std::int64_t,              // id
                            std::string,               // action: "approve" or "deny"

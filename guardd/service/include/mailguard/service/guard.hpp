@@ -61,6 +61,18 @@ struct ProgramView {
   TimePoint firstSeen{};
 };
 
+// One version (content) of a program, for its history: a program is its path, script
+// path and kind; each new hash of it is a new version with its own id.
+struct ProgramVersion {
+  std::int64_t id = 0;
+  std::string sha256;     // the script's for a script, else the executable's
+  TimePoint firstSeen{};  // when this content was first seen: when the file changed
+  // For the current version its state ("pending: changed since approved" when an
+  // approval of an earlier content no longer applies); for an older one what the owner
+  // decided for it ("approved, replaced by a newer version", "not decided, ...").
+  std::string state;
+};
+
 // How a caller names a program: its id in the programs list, or a path (the file's
 // current content is what gets approved), optionally with a script for interpreters.
 //
@@ -111,7 +123,13 @@ class Guard {
 
   // Queries and commands, for the D-Bus adaptor (all on the loop thread).
   [[nodiscard]] StatusInfo status() const;
+  // One per program (path, script path, kind): its current version, the newest content.
   [[nodiscard]] std::vector<ProgramView> programs() const;
+  // The current version of the program `version` is a version of (itself when current).
+  [[nodiscard]] ProgramView currentVersion(const ProgramView& version) const;
+  // Every version of the program named (by the id of any of its versions, or by path),
+  // current first, then newest to oldest. NotFound when there is none.
+  [[nodiscard]] Result<std::vector<ProgramVersion>> programVersions(const ProgramRef& ref) const;
   // Whom the approvals of an approved program cover: "all", or user names ("alice",
   // "alice, bob"; a uid when it has no name); "" when it is not approved.
   [[nodiscard]] std::string covers(const ProgramView& program) const;
