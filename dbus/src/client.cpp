@@ -194,9 +194,10 @@ ClientResult<Status> Client::status() {
   return guarded([&] { return codec::decodeStatus(impl_->proxy->Status()); });
 }
 
-ClientResult<std::vector<Program>> Client::programs() {
+ClientResult<std::vector<Program>> Client::programs(bool withVersions) {
   return guarded([&] {
     auto list = codec::decodeAll(impl_->proxy->Programs());
+    if (!withVersions) return list;
     for (auto& p : list) {
       // A program evicted meanwhile, or a guardd without the method: the count stays
       // unknown (0) and the list is still good.

@@ -128,7 +128,7 @@ class Loop {
       agent_.programsRead({}, now);  // tried again after updateEvery
       return;
     }
-    auto r = client_->programs();
+    auto r = client_->programs(/*withVersions=*/false);
     if (const auto* e = dbus::errorOf(r)) {
       if (verbose_) std::cerr << "guard-notify: Failed to read programs: " << e->message << "\n";
       agent_.programsRead({}, now);

@@ -191,7 +191,9 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   ClientResult<Status> status();
-  ClientResult<std::vector<Program>> programs();
+  // withVersions: also each program's count of versions (Program::versions), one more
+  // call per program; callers that only need states and counts of attempts say false.
+  ClientResult<std::vector<Program>> programs(bool withVersions = true);
   // target: the id of any version, or a path (script: the interpreter's script).
   ClientResult<std::vector<ProgramVersion>> programVersions(const std::string& target,
                                                             const std::string& script = {});
