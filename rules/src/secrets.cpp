@@ -211,8 +211,16 @@ void maskArgs(std::vector<std::string>& args, std::string_view client) {
         }
       }
     }
-    maskUrls(arg);
-    maskKeyValues(arg);
+    // A mask takes the delimiters of what it hides with it: masking a KEY=VALUE may end an
+    // URL's authority later ("://u@:x/_pass=a/b;:y@h"), so the two run until nothing
+    // changes (a mask adds no delimiter, so this settles within a few rounds; the bound
+    // keeps a hostile argument cheap whatever happens).
+    for (int round = 0; round < 16; ++round) {
+      const std::string before = arg;
+      maskUrls(arg);
+      maskKeyValues(arg);
+      if (arg == before) break;
+    }
   }
 }
 

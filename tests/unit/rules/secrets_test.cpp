@@ -111,6 +111,15 @@ TEST(MaskCommandLine, IsIdempotent) {
   }
 }
 
+// Found by fuzz_secrets: masking "_pass=x/bi" took the '/' that ended the URL's authority,
+// so a second masking found a user:password@ that the first had not.
+TEST(MaskSecrets, MaskingAKeyValueThatEndsAnUrlIsIdempotent) {
+  const std::vector<std::string> argv{"m", "ms:// sms://m@:h\xff_pass=x/bi;:h@snb2"};
+  const auto once = maskSecrets(argv);
+  EXPECT_EQ(maskSecrets(once), once);
+  EXPECT_EQ(once[1].find("x/bi"), std::string::npos) << once[1];
+}
+
 TEST(MayReadCommandLine, OnlyRootAndTheUserWhoRanIt) {
   EXPECT_TRUE(mayReadCommandLine(0, 1000));
   EXPECT_TRUE(mayReadCommandLine(1000, 1000));
