@@ -171,6 +171,7 @@ class Privilege(GuarddOnBusTest):
     METHODS = [
         ("Status", "read", [], None),
         ("Programs", "read", [], None),
+        ("ProgramVersions", "read", ["{client}", ""], None),
         ("Attempts", "read", ["0", "0", "0", "", "0", "0"], None),
         ("Alerts", "read", ["0"], None),
         ("FirewallStatus", "read", [], None),
