@@ -1,4 +1,5 @@
 #include "mailguard/mta/exim_log.hpp"
+#include "log_token.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -19,19 +20,6 @@ constexpr std::size_t kMaxReplies = 4;
 // Read at most this much per poll: a log that grew by gigabytes while guardd was busy
 // is read over several turns of the loop instead of blocking it.
 constexpr std::size_t kMaxReadPerPoll = 4 * 1024 * 1024;
-
-std::string_view nextToken(std::string_view& rest) {
-  const auto start = rest.find_first_not_of(' ');
-  if (start == std::string_view::npos) {
-    rest = {};
-    return {};
-  }
-  rest.remove_prefix(start);
-  const auto end = rest.find(' ');
-  const auto token = rest.substr(0, end);
-  rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
-  return token;
-}
 
 bool allOf(std::string_view s, int (*pred)(int)) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [pred](char c) {

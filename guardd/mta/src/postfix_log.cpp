@@ -1,4 +1,5 @@
 #include "mailguard/mta/postfix_log.hpp"
+#include "log_token.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -17,19 +18,6 @@ constexpr int kMaxFields = 32;
 
 bool isDigit(char c) { return c >= '0' && c <= '9'; }
 bool isAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
-
-std::string_view nextToken(std::string_view& rest) {
-  const auto start = rest.find_first_not_of(' ');
-  if (start == std::string_view::npos) {
-    rest = {};
-    return {};
-  }
-  rest.remove_prefix(start);
-  const auto end = rest.find(' ');
-  const auto token = rest.substr(0, end);
-  rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
-  return token;
-}
 
 // Text that came from other programs ends up in D-Bus strings (valid UTF-8 only) and on
 // the owner's terminal: printable ASCII only.
