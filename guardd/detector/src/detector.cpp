@@ -833,6 +833,8 @@ Assessment Detector::submitted(const SubmissionEvent& submission) {
   return impl_->submitted(submission);
 }
 Assessment Detector::delivered(const DeliveryEvent& delivery) { return impl_->delivered(delivery); }
+// Interface only so far: direct replies carry no evidence until the weights are derived.
+Assessment Detector::replied(const ReplyEvent& /*replies*/) { return {}; }
 
 void Detector::declareBulk(const Principal& principal, unsigned recipients, Duration window) {
   PrincipalState& p = impl_->stateFor(principal);

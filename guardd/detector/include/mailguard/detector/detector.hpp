@@ -209,6 +209,27 @@ struct Principal {
   friend bool operator==(const Principal&, const Principal&) = default;
 };
 
+// What guardd saw of the principal's own DNS before an attempt (research 2.2, N1-N3),
+// from the kernel's port-53 tap, attributed to the exact process. `seen` is false where
+// DNS cannot be observed (no kernel tap, DoH/DoT, a resolver reached over D-Bus): then
+// none of N1-N3 applies, in either direction.
+struct DnsEvidence {
+  bool seen = false;
+  bool mxQueried = false;        // N1: it asked for MX records in the last 60 s
+  bool dstResolved = false;      // the destination was in an answer it received (else N2)
+  bool mailNameQueried = false;  // N3: it asked A/AAAA of mail./smtp./mx./relay. names
+};
+
+// The user's presence at the time of an attempt (research 2.2, U1/U2), read the way the
+// desktop exposes it: logind's sessions and, if the owner enabled it, the time of the
+// last key press or click on a real (not virtual) input device. `known` is false where
+// no source answered (no logind): then neither U1 nor U2 applies.
+struct PresenceEvidence {
+  bool known = false;
+  bool activeSession = false;          // the principal's uid owns the active session of a seat
+  std::optional<Duration> sinceInput;  // since that session's user last pressed or clicked
+};
+
 struct AttemptEvent {
   Principal principal;
   std::string program;      // path (and script) for alerts; not part of the identity
@@ -219,6 +240,8 @@ struct AttemptEvent {
   IdentityClass idClass = IdentityClass::Unknown;
   unsigned openSessions = 1;  // the principal's SMTP sessions open now, this one included
   bool interactive = false;   // the process has a controlling terminal (I1)
+  DnsEvidence dns;
+  PresenceEvidence presence;
 };
 
 // A connection's result, from conntrack: established, or refused/reset/timed out.
@@ -249,6 +272,22 @@ struct DeliveryEvent {
   unsigned blocklisted = 0;  // a reply naming a blocklist
   unsigned rejected = 0;     // other 5xx
   std::vector<std::string> domains;
+};
+
+// Replies a program's own plaintext SMTP session received (port 25, the kernel's tap):
+// counts of RCPT-stage reply codes only. A blocklist is recognised from the reply text,
+// which is never kept; no client command and no message content is read.
+struct ReplyEvent {
+  Principal principal;
+  std::string program;
+  IdentityClass idClass = IdentityClass::Unknown;
+  std::string dst;
+  std::uint16_t port = 0;
+  unsigned accepted = 0;     // 250 to RCPT
+  unsigned userUnknown = 0;  // 550 5.1.1 / "user unknown" (O4)
+  unsigned blocklisted = 0;  // a reply naming a blocklist (O3)
+  unsigned rejected = 0;     // other 5xx (O2)
+  unsigned deferred = 0;     // 4.7.x and other 4xx
 };
 
 struct Reason {
@@ -333,6 +372,8 @@ class Detector {
   // A message handed to the local MTA by a program (not over TCP), and its outcomes.
   Assessment submitted(const SubmissionEvent& submission);
   Assessment delivered(const DeliveryEvent& delivery);
+  // Reply codes of the program's own direct SMTP session (O2-O4 without the local MTA).
+  Assessment replied(const ReplyEvent& replies);
 
   // "guardctl bulk": the principal will send up to `recipients` messages in the next
   // `window`. Lifts the soft tier, D4 and the backstops; never the hard CUSUM tier.
