@@ -329,6 +329,15 @@ Result<std::vector<ProbeRow>> SqliteStore::probes(std::size_t limit) {
 }
 
 Result<std::vector<AuditRow>> SqliteStore::loadAudit() {
+  // Both queries read one snapshot (a deferred transaction in WAL mode): the writer may
+  // replace the audit, listeners and LAN rows together, between them.
+  if (auto begun = db_->exec("BEGIN"); !begun) {
+    return failure("read the audit from", db_->path(), begun.error().message);
+  }
+  struct EndRead {
+    sql::Database& db;
+    ~EndRead() { (void)db.exec("COMMIT"); }
+  } endRead{*db_};
   std::vector<AuditRow> out;
   std::vector<std::int64_t> ids;
   auto r = forEachRow(
