@@ -88,7 +88,10 @@ class PostfixLanAudit(unittest.TestCase):
         self.assertIsNone(pf.master.poll(), "postfix's master is still running")
 
     def test_postfix_with_the_default_mynetworks_is_closed_for_the_lan_and_strangers(self):
-        self.start_postfix()
+        pf = self.start_postfix()
+        mynetworks = subprocess.run([os.path.join(pf.sbin, "postconf"), "-c", pf.config, "-h",
+                                     "mynetworks"], capture_output=True, text=True, check=True)
+        self.assertNotIn("198.18.4.0", mynetworks.stdout, "the premise: host-only mynetworks")
         entry = self.audit_of_port_25()
         self.assertEqual(entry["relay"], "closed", entry)
         self.assertEqual([(l["subnet"], l["relay"], l["accepted"]) for l in entry["relay_lan"]],
