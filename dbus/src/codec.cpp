@@ -209,57 +209,6 @@ Probe decode(const wire::Probe& w) {
   return Probe{w.get<0>(), w.get<1>(), w.get<2>(), w.get<3>(), w.get<4>()};
 }
 
-namespace {
-
-std::vector<std::string> words(std::string_view text, char sep) {
-  std::vector<std::string> out;
-  while (!text.empty()) {
-    const auto end = text.find(sep);
-    if (end != 0) out.emplace_back(text.substr(0, end));
-    if (end == std::string_view::npos) break;
-    text.remove_prefix(end + 1);
-  }
-  return out;
-}
-
-// guardd/audit/src/vantage.cpp writes "# lan CIDR from PROBE to TARGET: VERDICT [a,b] |
-// reason" per LAN subnet and "# auth-in-clear MECH ..." at the end of the transcript.
-void readSummaryLines(AuditResult& r) {
-  constexpr std::string_view kLan = "# lan ";
-  constexpr std::string_view kAuth = "# auth-in-clear ";
-  for (const auto& line : r.transcript) {
-    std::string_view rest(line);
-    if (rest.rfind(kAuth, 0) == 0) {
-      r.authInClear = words(rest.substr(kAuth.size()), ' ');
-      continue;
-    }
-    if (rest.rfind(kLan, 0) != 0) continue;
-    rest.remove_prefix(kLan.size());
-    LanRelay lan;
-    if (const auto bar = rest.find(" | "); bar != std::string_view::npos) {
-      lan.reason = std::string(rest.substr(bar + 3));
-      rest = rest.substr(0, bar);
-    }
-    const auto from = rest.find(" from ");
-    const auto to = rest.find(" to ");
-    const auto colon = rest.find(": ");
-    if (from == std::string_view::npos || to == std::string_view::npos ||
-        colon == std::string_view::npos || !(from < to && to < colon)) {
-      continue;
-    }
-    lan.subnet = std::string(rest.substr(0, from));
-    lan.probeAddress = std::string(rest.substr(from + 6, to - from - 6));
-    lan.target = std::string(rest.substr(to + 4, colon - to - 4));
-    const auto verdict = words(rest.substr(colon + 2), ' ');
-    if (verdict.empty()) continue;
-    lan.relay = verdict[0];
-    if (verdict.size() > 1) lan.accepted = words(verdict[1], ',');
-    r.lan.push_back(std::move(lan));
-  }
-}
-
-}  // namespace
-
 AuditTuple encode(const AuditReport& report) {
   std::vector<wire::AuditResult> results;
   results.reserve(report.results.size());
@@ -269,9 +218,16 @@ AuditTuple encode(const AuditReport& report) {
     for (const auto& f : r.findings) {
       findings.emplace_back(f.severity, f.title, f.fix, f.offerBlock, f.port, f.blockCommand);
     }
+    std::vector<wire::LanRelay> lan;
+    lan.reserve(r.lan.size());
+    for (const auto& l : r.lan) {
+      lan.emplace_back(l.subnet, l.probeAddress, l.target, l.relay, l.accepted, l.reason,
+                       l.transcript);
+    }
     results.emplace_back(r.family, r.address, r.port, r.exposure, r.pid, r.uid, r.path, r.comm,
                          r.relay, r.accepted, r.reason, r.blockedByFirewall, r.probedAddress,
-                         r.ownDomain, r.transcript, std::move(findings));
+                         r.ownDomain, r.transcript, std::move(findings), std::move(lan),
+                         r.authInClear);
   }
   return {report.finishedUs, report.running, report.error, std::move(results)};
 }
@@ -298,11 +254,15 @@ AuditReport decode(const AuditTuple& t) {
     r.probedAddress = w.get<12>();
     r.ownDomain = w.get<13>();
     r.transcript = w.get<14>();
-    readSummaryLines(r);
     for (const auto& f : w.get<15>()) {
       r.findings.push_back(
           {f.get<0>(), f.get<1>(), f.get<2>(), f.get<3>(), f.get<4>(), f.get<5>()});
     }
+    for (const auto& l : w.get<16>()) {
+      r.lan.push_back(
+          {l.get<0>(), l.get<1>(), l.get<2>(), l.get<3>(), l.get<4>(), l.get<5>(), l.get<6>()});
+    }
+    r.authInClear = w.get<17>();
     report.results.push_back(std::move(r));
   }
   return report;

@@ -191,6 +191,9 @@ class LanAudit(unittest.TestCase):
             self.assertIn("plain", lan["accepted"])
             self.assertNotIn("percent-hack", lan["accepted"], "exim refuses odd local parts")
             self.assertEqual(lan["probed_address"], target)
+            # Each vantage has its own dialogue: the LAN host's RCPT was taken.
+            self.assertIn("> RCPT TO:<relay-test@example.net>", lan["replies"])
+            self.assertFalse([r for r in entry["replies"] if not r.startswith(("> ", "< "))])
             probe = lan["probe_address"]
             self.assertTrue(probe.startswith("198.18.4.") and probe not in (HOST, LAN_HOST),
                             f"a free LAN address, not the PC's or the LAN host's: {probe}")

@@ -106,10 +106,12 @@ nlohmann::json toJson(const dbus::AuditResult& r, std::int64_t finishedUs) {
                    {"probed_address", l.target},
                    {"relay", l.relay},
                    {"accepted", l.accepted},
-                   {"reason", l.reason}});
+                   {"reason", l.reason},
+                   {"replies", l.transcript}});
   }
   // DESIGN.md fixes address, port, path, exposure, relay and accepted; the rest is extra.
   // "relay" is what a stranger meets; "relay_lan" what a host on each LAN subnet meets.
+  // "replies" is the stranger's dialogue; each "relay_lan" entry has its own.
   return {{"address", r.address},
           {"port", r.port},
           {"path", r.path},

@@ -1,4 +1,4 @@
-// Where the LAN probe comes from, and how its results are kept with the transcript.
+// Where the LAN probe comes from: the subnets and the address borrowed in each.
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
@@ -84,29 +84,6 @@ std::optional<LanSubnet> subnetOf(const InterfaceAddress& ia, const std::set<std
   return std::nullopt;
 }
 
-std::string joinedNames(const std::vector<std::string>& names, char sep) {
-  std::string out;
-  for (const auto& n : names) {
-    if (!out.empty()) out += sep;
-    out += n;
-  }
-  return out;
-}
-
-std::vector<std::string> splitNames(std::string_view text, char sep) {
-  std::vector<std::string> out;
-  while (!text.empty()) {
-    const auto end = text.find(sep);
-    if (end != 0) out.emplace_back(text.substr(0, end));
-    if (end == std::string_view::npos) break;
-    text.remove_prefix(end + 1);
-  }
-  return out;
-}
-
-constexpr std::string_view kLanPrefix = "# lan ";
-constexpr std::string_view kAuthPrefix = "# auth-in-clear ";
-
 }  // namespace
 
 std::vector<LanSubnet> lanSubnets(const std::vector<InterfaceAddress>& addresses,
@@ -131,60 +108,6 @@ std::vector<LanSubnet> lanSubnets(const std::vector<InterfaceAddress>& addresses
   std::vector<LanSubnet> out = wide.empty() ? std::move(linkLocal) : std::move(wide);
   if (out.size() > max) out.resize(max);
   return out;
-}
-
-std::vector<std::string> vantageLines(const ListenerAudit& a) {
-  std::vector<std::string> out;
-  if (!a.authInClear.empty())
-    out.push_back(std::string(kAuthPrefix) + joinedNames(a.authInClear, ' '));
-  for (const auto& v : a.lan) {
-    std::string line = std::string(kLanPrefix) + v.subnet + " from " + v.probeAddress + " to " +
-                       v.target + ": " + std::string(toString(v.relay));
-    if (!v.accepted.empty()) line += " " + joinedNames(v.accepted, ',');
-    line += " | " + v.reason;
-    out.push_back(std::move(line));
-    out.insert(out.end(), v.dialogue.transcript.begin(), v.dialogue.transcript.end());
-  }
-  return out;
-}
-
-void readVantageLines(const std::vector<std::string>& transcript, ListenerAudit& a) {
-  for (const auto& line : transcript) {
-    const std::string_view l(line);
-    if (l.rfind(kAuthPrefix, 0) == 0) {
-      a.authInClear = splitNames(l.substr(kAuthPrefix.size()), ' ');
-      continue;
-    }
-    if (l.rfind(kLanPrefix, 0) != 0) continue;
-    // "# lan CIDR from P to T: VERDICT [a,b] | reason"
-    std::string_view rest = l.substr(kLanPrefix.size());
-    const auto bar = rest.find(" | ");
-    LanVantage v;
-    if (bar != std::string_view::npos) {
-      v.reason = std::string(rest.substr(bar + 3));
-      rest = rest.substr(0, bar);
-    }
-    const auto from = rest.find(" from ");
-    const auto to = rest.find(" to ");
-    const auto colon = rest.find(": ");
-    if (from == std::string_view::npos || to == std::string_view::npos ||
-        colon == std::string_view::npos || !(from < to && to < colon)) {
-      continue;
-    }
-    v.subnet = std::string(rest.substr(0, from));
-    v.probeAddress = std::string(rest.substr(from + 6, to - from - 6));
-    v.target = std::string(rest.substr(to + 4, colon - to - 4));
-    std::string_view verdict = rest.substr(colon + 2);
-    const auto space = verdict.find(' ');
-    if (space != std::string_view::npos) {
-      v.accepted = splitNames(verdict.substr(space + 1), ',');
-      verdict = verdict.substr(0, space);
-    }
-    const auto parsed = relayVerdictOf(verdict);
-    if (!parsed) continue;
-    v.relay = *parsed;
-    a.lan.push_back(std::move(v));
-  }
 }
 
 }  // namespace mailguard::audit

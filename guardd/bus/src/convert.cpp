@@ -160,6 +160,11 @@ dbus::AuditReport toDbus(const service::AuditSummary& summary) {
     for (const auto& f : e.findings) {
       result.findings.push_back({f.severity, f.title, f.fix, f.offerBlock, f.port, f.blockCommand});
     }
+    for (const auto& l : r.lan) {
+      result.lan.push_back(
+          {l.subnet, l.probeAddress, l.target, l.relay, l.accepted, l.reason, l.transcript});
+    }
+    result.authInClear = r.authInClear;
     out.results.push_back(std::move(result));
   }
   return out;

@@ -94,12 +94,17 @@ store::AuditRow rowOf(const audit::ListenerAudit& a, TimePoint now) {
   row.blockedByFirewall = a.blockedByFirewall;
   row.probedAddress = a.probedAddress;
   row.ownDomain = a.dialogue.ownDomain;
-  // The LAN vantages and AUTH-in-clear ride along as "# " summary lines after the
-  // stranger's dialogue (audit::vantageLines), so they survive a restart of guardd.
-  std::vector<std::string> transcript = a.dialogue.transcript;
-  for (auto& line : audit::vantageLines(a)) transcript.push_back(std::move(line));
-  row.transcript = transcriptLines(transcript);
+  row.transcript = transcriptLines(a.dialogue.transcript);
+  for (const auto& v : a.lan) {
+    row.lan.push_back({v.subnet, v.probeAddress, v.target, std::string(audit::toString(v.relay)),
+                       v.accepted, v.reason, transcriptLines(v.dialogue.transcript)});
+  }
+  row.authInClear = a.authInClear;
   return row;
+}
+
+audit::RelayVerdict verdictOf(const std::string& relay) {
+  return audit::relayVerdictOf(relay).value_or(audit::RelayVerdict::Unreachable);
 }
 
 audit::ListenerAudit auditOf(const store::AuditRow& row) {
@@ -113,15 +118,25 @@ audit::ListenerAudit auditOf(const store::AuditRow& row) {
   l.uid = row.uid;
   l.path = row.path;
   l.comm = row.comm;
-  a.relay = row.relay == "open"     ? audit::RelayVerdict::Open
-            : row.relay == "closed" ? audit::RelayVerdict::Closed
-                                    : audit::RelayVerdict::Unreachable;
+  a.relay = verdictOf(row.relay);
   a.accepted = row.accepted;
   a.reason = row.reason;
   a.blockedByFirewall = row.blockedByFirewall;
   a.probedAddress = row.probedAddress;
   a.dialogue.ownDomain = row.ownDomain;
-  audit::readVantageLines(row.transcript, a);
+  a.dialogue.transcript = row.transcript;
+  for (const auto& stored : row.lan) {
+    audit::LanVantage v;
+    v.subnet = stored.subnet;
+    v.probeAddress = stored.probeAddress;
+    v.target = stored.target;
+    v.relay = verdictOf(stored.relay);
+    v.accepted = stored.accepted;
+    v.reason = stored.reason;
+    v.dialogue.transcript = stored.transcript;
+    a.lan.push_back(std::move(v));
+  }
+  a.authInClear = row.authInClear;
   return a;
 }
 

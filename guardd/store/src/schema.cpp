@@ -14,7 +14,7 @@ namespace {
 // Schema migrations: entry i moves user_version i to i + 1. Append only; never edit a
 // released entry. Text columns are NOT NULL with '' for "none" so that the UNIQUE
 // constraints compare them (SQLite treats NULLs as distinct in UNIQUE).
-constexpr std::array<const char*, 8> kMigrations = {
+constexpr std::array<const char*, 9> kMigrations = {
     R"sql(
 CREATE TABLE programs(
   id INTEGER PRIMARY KEY,
@@ -207,6 +207,24 @@ INSERT INTO programs_new(id, path, sha256, script_path, script_sha256, uid, firs
          quarantined FROM programs;
 DROP TABLE programs;
 ALTER TABLE programs_new RENAME TO programs;
+)sql",
+    // 8 -> 9: the relay audit's LAN vantages (one row per subnet probed, in the order
+    // probed) and the AUTH mechanisms offered in clear as fields of their own. Rows saved
+    // before kept them as "# lan ..." and "# auth-in-clear ..." lines in the transcript;
+    // SqliteStore::loadAudit still reads those.
+    R"sql(
+ALTER TABLE audit_results ADD COLUMN auth_in_clear TEXT NOT NULL DEFAULT '';
+CREATE TABLE audit_lan(
+  id INTEGER PRIMARY KEY,
+  audit_id INTEGER NOT NULL REFERENCES audit_results(id) ON DELETE CASCADE,
+  subnet TEXT NOT NULL,
+  probe_address TEXT NOT NULL DEFAULT '',
+  target TEXT NOT NULL DEFAULT '',
+  relay TEXT NOT NULL CHECK(relay IN ('open', 'closed', 'unreachable')),
+  accepted TEXT NOT NULL DEFAULT '',
+  reason TEXT NOT NULL DEFAULT '',
+  transcript TEXT NOT NULL DEFAULT '');
+CREATE INDEX audit_lan_by_audit ON audit_lan(audit_id);
 )sql",
 };
 

@@ -1,4 +1,7 @@
 #include <algorithm>
+#include <map>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 #include "mailguard/rules/code_loading.hpp"
@@ -32,6 +35,73 @@ Result<std::int64_t> integerOf(sql::Database& db, std::string_view sql, std::str
   auto n = db.queryInteger(sql);
   if (!n) return failure(verb, db.path(), n.error().message);
   return n;
+}
+
+std::vector<std::string> words(std::string_view text, char sep) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const auto end = text.find(sep);
+    if (end != 0) out.emplace_back(text.substr(0, end));
+    if (end == std::string_view::npos) break;
+    text.remove_prefix(end + 1);
+  }
+  return out;
+}
+
+bool isRelayVerdict(std::string_view v) {
+  return v == "open" || v == "closed" || v == "unreachable";
+}
+
+// "CIDR from PROBE to TARGET: VERDICT[ a,b] | reason"
+std::optional<AuditLanRow> legacyLanLine(std::string_view rest) {
+  AuditLanRow v;
+  if (const auto bar = rest.find(" | "); bar != std::string_view::npos) {
+    v.reason = std::string(rest.substr(bar + 3));
+    rest = rest.substr(0, bar);
+  }
+  const auto from = rest.find(" from ");
+  const auto to = rest.find(" to ");
+  const auto colon = rest.find(": ");
+  if (from == std::string_view::npos || to == std::string_view::npos ||
+      colon == std::string_view::npos || !(from < to && to < colon)) {
+    return std::nullopt;
+  }
+  v.subnet = std::string(rest.substr(0, from));
+  v.probeAddress = std::string(rest.substr(from + 6, to - from - 6));
+  v.target = std::string(rest.substr(to + 4, colon - to - 4));
+  const auto verdict = words(rest.substr(colon + 2), ' ');
+  if (verdict.empty() || !isRelayVerdict(verdict[0])) return std::nullopt;
+  v.relay = verdict[0];
+  if (verdict.size() > 1) v.accepted = words(verdict[1], ',');
+  return v;
+}
+
+// Rows saved before schema 9 kept the LAN vantages and AUTH-in-clear in the transcript,
+// after the stranger's dialogue: "# auth-in-clear MECH ...", and per subnet a "# lan"
+// line followed by that subnet's dialogue. Read into their fields; the transcript keeps
+// the stranger's dialogue only. A dialogue line is never "# ..." ("> " or "< ").
+void readLegacyVantageLines(AuditRow& a) {
+  constexpr std::string_view kLan = "# lan ";
+  constexpr std::string_view kAuth = "# auth-in-clear ";
+  std::vector<std::string> stranger;
+  std::optional<std::size_t> current;  // the LAN vantage whose dialogue follows
+  for (auto& line : a.transcript) {
+    const std::string_view l(line);
+    if (l.rfind("# ", 0) != 0) {
+      (current ? a.lan[*current].transcript : stranger).push_back(std::move(line));
+      continue;
+    }
+    current.reset();
+    if (l.rfind(kAuth, 0) == 0) {
+      a.authInClear = words(l.substr(kAuth.size()), ' ');
+    } else if (l.rfind(kLan, 0) == 0) {
+      if (auto v = legacyLanLine(l.substr(kLan.size()))) {
+        a.lan.push_back(std::move(*v));
+        current = a.lan.size() - 1;
+      }
+    }
+  }
+  a.transcript = std::move(stranger);
 }
 
 }  // namespace
@@ -259,13 +329,23 @@ Result<std::vector<ProbeRow>> SqliteStore::probes(std::size_t limit) {
 }
 
 Result<std::vector<AuditRow>> SqliteStore::loadAudit() {
+  // Both queries read one snapshot (a deferred transaction in WAL mode): the writer may
+  // replace the audit, listeners and LAN rows together, between them.
+  if (auto begun = db_->exec("BEGIN"); !begun) {
+    return failure("read the audit from", db_->path(), begun.error().message);
+  }
+  struct EndRead {
+    sql::Database& db;
+    ~EndRead() { (void)db.exec("COMMIT"); }
+  } endRead{*db_};
   std::vector<AuditRow> out;
+  std::vector<std::int64_t> ids;
   auto r = forEachRow(
       *db_,
       db_->prepare(
           "SELECT time, family, address, port, exposure, pid, uid, path, comm, relay, accepted, "
-          "reason, blocked_by_firewall, probed_address, own_domain, transcript "
-          "FROM audit_results ORDER BY port, address"),
+          "reason, blocked_by_firewall, probed_address, own_domain, transcript, auth_in_clear, "
+          "id FROM audit_results ORDER BY port, address"),
       "read the audit from", [&](const sql::Statement& s) {
         AuditRow a;
         a.time = fromMicros(s.integer(0));
@@ -284,9 +364,25 @@ Result<std::vector<AuditRow>> SqliteStore::loadAudit() {
         a.probedAddress = s.text(13);
         a.ownDomain = s.text(14);
         a.transcript = splitLines(s.text(15));
+        a.authInClear = splitLines(s.text(16));
+        ids.push_back(s.integer(17));
         out.push_back(std::move(a));
       });
   if (!r) return r.error();
+  std::map<std::int64_t, std::vector<AuditLanRow>> lan;
+  r = forEachRow(
+      *db_,
+      db_->prepare("SELECT audit_id, subnet, probe_address, target, relay, accepted, "
+                   "reason, transcript FROM audit_lan ORDER BY audit_id, id"),
+      "read the audit from", [&](const sql::Statement& s) {
+        lan[s.integer(0)].push_back({s.text(1), s.text(2), s.text(3), s.text(4),
+                                     splitLines(s.text(5)), s.text(6), splitLines(s.text(7))});
+      });
+  if (!r) return r.error();
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (auto found = lan.find(ids[i]); found != lan.end()) out[i].lan = std::move(found->second);
+    if (out[i].lan.empty() && out[i].authInClear.empty()) readLegacyVantageLines(out[i]);
+  }
   return out;
 }
 

@@ -700,13 +700,19 @@ void StoreWriter::saveFirewall(StoredFirewall firewall, std::function<void(Resul
 void StoreWriter::saveAudit(std::vector<AuditRow> rows, std::function<void(Result<void>)> done) {
   impl_->enqueueDurable([impl = impl_.get(), rows = std::move(rows), done = std::move(done)] {
     auto r = impl->durably<void>(Impl::Kind::Audit, "save the audit in", [&]() -> Result<void> {
+      // The LAN rows first: deleting them does not wait on foreign-key enforcement.
+      if (auto cleared = impl->db.exec("DELETE FROM audit_lan"); !cleared) return cleared;
       if (auto cleared = impl->db.exec("DELETE FROM audit_results"); !cleared) return cleared;
       auto insert = impl->db.cached(
           "INSERT INTO audit_results(time, family, address, port, exposure, pid, uid, path, "
           "comm, relay, accepted, reason, blocked_by_firewall, probed_address, own_domain, "
-          "transcript) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-          "?15, ?16)");
+          "transcript, auth_in_clear) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+          "?13, ?14, ?15, ?16, ?17) RETURNING id");
       if (!insert) return insert.error();
+      auto insertLan = impl->db.cached(
+          "INSERT INTO audit_lan(audit_id, subnet, probe_address, target, relay, accepted, "
+          "reason, transcript) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+      if (!insertLan) return insertLan.error();
       for (const auto& a : rows) {
         insert->reset();
         insert->bind(1, toMicros(a.time))
@@ -724,8 +730,25 @@ void StoreWriter::saveAudit(std::vector<AuditRow> rows, std::function<void(Resul
             .bind(13, a.blockedByFirewall)
             .bind(14, a.probedAddress)
             .bind(15, a.ownDomain)
-            .bind(16, sql::joinLines(a.transcript));
+            .bind(16, sql::joinLines(a.transcript))
+            .bind(17, sql::joinLines(a.authInClear));
+        auto row = insert->step();
+        if (!row) return row.error();
+        if (!*row) return makeError("no audit row id returned");
+        const std::int64_t id = insert->integer(0);
         if (auto finished = insert->run(); !finished) return finished;
+        for (const auto& v : a.lan) {
+          insertLan->reset();
+          insertLan->bind(1, id)
+              .bind(2, v.subnet)
+              .bind(3, v.probeAddress)
+              .bind(4, v.target)
+              .bind(5, v.relay)
+              .bind(6, sql::joinLines(v.accepted))
+              .bind(7, v.reason)
+              .bind(8, sql::joinLines(v.transcript));
+          if (auto finished = insertLan->run(); !finished) return finished;
+        }
       }
       return {};
     });

@@ -127,41 +127,6 @@ ListenerAudit lanOpen() {
   return a;
 }
 
-TEST(VantageLines, KeepLanResultsAndAuthThroughTheTranscript) {
-  const ListenerAudit a = lanOpen();
-  const auto lines = vantageLines(a);
-  EXPECT_THAT(lines, ElementsAre("# auth-in-clear PLAIN LOGIN",
-                                 "# lan 198.18.4.0/24 from 198.18.4.2 to 198.18.4.1: open "
-                                 "plain,null-sender | " +
-                                     a.lan[0].reason,
-                                 "< 220 pc.test ESMTP", "> QUIT"));
-  std::vector<std::string> transcript = {"< 220 pc.test ESMTP", "> EHLO x"};
-  transcript.insert(transcript.end(), lines.begin(), lines.end());
-  ListenerAudit back;
-  readVantageLines(transcript, back);
-  ASSERT_EQ(back.lan.size(), 1U);
-  EXPECT_EQ(back.lan[0].subnet, "198.18.4.0/24");
-  EXPECT_EQ(back.lan[0].probeAddress, "198.18.4.2");
-  EXPECT_EQ(back.lan[0].target, "198.18.4.1");
-  EXPECT_EQ(back.lan[0].relay, RelayVerdict::Open);
-  EXPECT_THAT(back.lan[0].accepted, ElementsAre("plain", "null-sender"));
-  EXPECT_EQ(back.lan[0].reason, a.lan[0].reason);
-  EXPECT_THAT(back.authInClear, ElementsAre("PLAIN", "LOGIN"));
-}
-
-TEST(VantageLines, AClosedLanWithoutAuthAddsOneLineAndNoneWithoutLan) {
-  ListenerAudit a = lanOpen();
-  a.authInClear.clear();
-  a.lan[0].relay = RelayVerdict::Closed;
-  a.lan[0].accepted.clear();
-  a.lan[0].dialogue.transcript.clear();
-  EXPECT_THAT(vantageLines(a), ElementsAre("# lan 198.18.4.0/24 from 198.18.4.2 to 198.18.4.1: "
-                                           "closed | " +
-                                           a.lan[0].reason));
-  a.lan.clear();
-  EXPECT_THAT(vantageLines(a), IsEmpty());
-}
-
 std::vector<std::string> kinds(const std::vector<Finding>& findings) {
   std::vector<std::string> out;
   for (const auto& f : findings) out.push_back(f.kind);

@@ -108,5 +108,37 @@ TEST(Convert, EachErrorCodeBecomesItsNamedDbusError) {
   EXPECT_EQ(toDbusError(makeError("disk full")).getMessage(), "disk full");
 }
 
+TEST(Convert, AuditResultsCarryTheLanVantagesAndAuthInClear) {
+  service::AuditSummary summary;
+  summary.finished = TimePoint{std::chrono::microseconds(30)};
+  service::AuditEntryView entry;
+  entry.result.address = "198.18.4.1";
+  entry.result.port = 25;
+  entry.result.relay = "closed";
+  entry.result.transcript = {"< 220 pc.test ESMTP"};
+  entry.result.lan = {{"198.18.4.0/24",
+                       "198.18.4.3",
+                       "198.18.4.1",
+                       "open",
+                       {"plain"},
+                       "reached from 198.18.4.3",
+                       {"< 250 Ok"}}};
+  entry.result.authInClear = {"PLAIN"};
+  summary.entries.push_back(entry);
+  const auto r = toDbus(summary);
+  ASSERT_EQ(r.results.size(), 1U);
+  const auto& a = r.results[0];
+  EXPECT_EQ(a.transcript, entry.result.transcript);
+  ASSERT_EQ(a.lan.size(), 1U);
+  EXPECT_EQ(a.lan[0].subnet, "198.18.4.0/24");
+  EXPECT_EQ(a.lan[0].probeAddress, "198.18.4.3");
+  EXPECT_EQ(a.lan[0].target, "198.18.4.1");
+  EXPECT_EQ(a.lan[0].relay, "open");
+  EXPECT_EQ(a.lan[0].accepted, (std::vector<std::string>{"plain"}));
+  EXPECT_EQ(a.lan[0].reason, "reached from 198.18.4.3");
+  EXPECT_EQ(a.lan[0].transcript, (std::vector<std::string>{"< 250 Ok"}));
+  EXPECT_EQ(a.authInClear, (std::vector<std::string>{"PLAIN"}));
+}
+
 }  // namespace
 }  // namespace mailguard::bus

@@ -221,26 +221,47 @@ TEST(WireCodec, ProbeRoundTrips) {
   EXPECT_EQ(b.lastUs, p.lastUs);
 }
 
-TEST(WireCodec, AuditResultReadsTheLanAndAuthSummaryLinesOfItsTranscript) {
+TEST(WireCodec, AuditResultCarriesTheLanVantagesAndAuthInFieldsOfTheirOwn) {
   AuditReport r;
   AuditResult a;
-  a.transcript = {"< 220 pc.test ESMTP",
-                  "# lan 198.18.4.0/24 from 198.18.4.3 to 198.18.4.1: open plain,null-sender "
-                  "| reached from 198.18.4.3 (a host on your LAN 198.18.4.0/24) at 198.18.4.1",
-                  "# lan 198.19.0.0/16 from 198.19.0.9 to 198.19.0.1: unreachable",
-                  "# lan garbage without the parts", "# auth-in-clear PLAIN LOGIN"};
+  a.transcript = {"< 220 pc.test ESMTP", "> QUIT"};
+  a.lan = {{"198.18.4.0/24",
+            "198.18.4.3",
+            "198.18.4.1",
+            "open",
+            {"plain", "null-sender"},
+            "reached from 198.18.4.3 (a host on your LAN 198.18.4.0/24) at 198.18.4.1",
+            {"< 220 pc.test ESMTP", "> RCPT TO:<relay-test@example.net>", "< 250 2.1.5 Ok"}},
+           {"198.19.0.0/16", "198.19.0.9", "198.19.0.1", "unreachable", {}, "timed out", {}}};
+  a.authInClear = {"PLAIN", "LOGIN"};
   r.results = {a};
   const auto x = codec::decode(codec::encode(r)).results.at(0);
+  EXPECT_EQ(x.transcript, a.transcript) << "the stranger's dialogue only";
   ASSERT_EQ(x.lan.size(), 2U);
-  EXPECT_EQ(x.lan[0].subnet, "198.18.4.0/24");
-  EXPECT_EQ(x.lan[0].probeAddress, "198.18.4.3");
-  EXPECT_EQ(x.lan[0].target, "198.18.4.1");
-  EXPECT_EQ(x.lan[0].relay, "open");
-  EXPECT_EQ(x.lan[0].accepted, (std::vector<std::string>{"plain", "null-sender"}));
-  EXPECT_EQ(x.lan[0].reason.rfind("reached from 198.18.4.3", 0), 0U);
-  EXPECT_EQ(x.lan[1].relay, "unreachable");
-  EXPECT_TRUE(x.lan[1].accepted.empty());
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(x.lan[i].subnet, a.lan[i].subnet);
+    EXPECT_EQ(x.lan[i].probeAddress, a.lan[i].probeAddress);
+    EXPECT_EQ(x.lan[i].target, a.lan[i].target);
+    EXPECT_EQ(x.lan[i].relay, a.lan[i].relay);
+    EXPECT_EQ(x.lan[i].accepted, a.lan[i].accepted);
+    EXPECT_EQ(x.lan[i].reason, a.lan[i].reason);
+    EXPECT_EQ(x.lan[i].transcript, a.lan[i].transcript);
+  }
   EXPECT_EQ(x.authInClear, (std::vector<std::string>{"PLAIN", "LOGIN"}));
+}
+
+TEST(WireCodec, AuditResultAppendsLanAndAuthToTheStructOfBefore) {
+  // Members are only ever appended: the signature up to findings is the one of before.
+  EXPECT_EQ(sdbus::signature_of<wire::AuditResult>::str(),
+            "(isqsiusssassbssasa(sssbqs)a(ssssassas)as)");
+  // A transcript line that looks like the old summary lines is just a line now.
+  AuditReport r;
+  AuditResult a;
+  a.transcript = {"# lan 198.18.4.0/24 from 198.18.4.3 to 198.18.4.1: open plain"};
+  r.results = {a};
+  const auto x = codec::decode(codec::encode(r)).results.at(0);
+  EXPECT_TRUE(x.lan.empty());
+  EXPECT_EQ(x.transcript, a.transcript);
 }
 
 TEST(WireCodec, AuditReportRoundTripsWithResultsAndFindings) {

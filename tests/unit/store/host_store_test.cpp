@@ -121,5 +121,118 @@ TEST(HostRows, AFailedAuditSaveKeepsThePreviousAudit) {
   EXPECT_EQ(s->loadAudit()->size(), 1U);
 }
 
+AuditRow lanAudit() {
+  AuditRow row;
+  row.time = at(2);
+  row.family = 4;
+  row.address = "198.18.4.1";
+  row.port = 25;
+  row.exposure = "external";
+  row.relay = "closed";
+  row.transcript = {"< 220 pc.test ESMTP", "> QUIT", "< 221 Bye"};
+  row.lan = {{"198.18.4.0/24",
+              "198.18.4.3",
+              "198.18.4.1",
+              "open",
+              {"plain", "null-sender"},
+              "reached from 198.18.4.3 (a host on your LAN 198.18.4.0/24) at 198.18.4.1",
+              {"< 220 pc.test ESMTP", "> RCPT TO:<relay-test@example.net>", "< 250 Ok"}},
+             {"10.0.0.0/8", "10.0.0.2", "10.0.0.1", "unreachable", {}, "timed out", {}}};
+  row.authInClear = {"PLAIN", "LOGIN"};
+  return row;
+}
+
+void expectSameLan(const AuditLanRow& got, const AuditLanRow& want) {
+  EXPECT_EQ(got.subnet, want.subnet);
+  EXPECT_EQ(got.probeAddress, want.probeAddress);
+  EXPECT_EQ(got.target, want.target);
+  EXPECT_EQ(got.relay, want.relay);
+  EXPECT_EQ(got.accepted, want.accepted);
+  EXPECT_EQ(got.reason, want.reason);
+  EXPECT_EQ(got.transcript, want.transcript);
+}
+
+TEST(HostRows, LanVantagesAndAuthInClearAreFieldsOfTheirOwnAndReplacedWithTheAudit) {
+  TempDir tmp;
+  auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
+  const AuditRow row = lanAudit();
+  AuditRow other = row;
+  other.port = 587;
+  other.lan.resize(1);
+  other.lan[0].relay = "closed";
+  other.authInClear.clear();
+  ASSERT_TRUE(saveAudit(*w, {row, other}).has_value());
+  auto loaded = s->loadAudit();
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+  ASSERT_EQ(loaded->size(), 2U);
+  const auto& a = (*loaded)[0];
+  EXPECT_EQ(a.transcript, row.transcript) << "the stranger's dialogue only";
+  ASSERT_EQ(a.lan.size(), 2U);
+  expectSameLan(a.lan[0], row.lan[0]);
+  expectSameLan(a.lan[1], row.lan[1]);
+  EXPECT_EQ(a.authInClear, row.authInClear);
+  const auto& b = (*loaded)[1];
+  ASSERT_EQ(b.lan.size(), 1U) << "each listener gets its own vantages";
+  EXPECT_EQ(b.lan[0].relay, "closed");
+  EXPECT_TRUE(b.authInClear.empty());
+
+  AuditRow plain = row;
+  plain.lan.clear();
+  plain.authInClear.clear();
+  ASSERT_TRUE(saveAudit(*w, {plain}).has_value());
+  loaded = s->loadAudit();
+  ASSERT_EQ(loaded->size(), 1U);
+  EXPECT_TRUE((*loaded)[0].lan.empty()) << "the vantages went with the audit they belonged to";
+  RawDb raw(s->databasePath());
+  EXPECT_EQ(raw.text("SELECT count(*) FROM audit_lan"), "0");
+
+  AuditRow bad = row;
+  bad.lan[1].relay = "maybe";  // refused by the table's CHECK: the whole save rolls back
+  ASSERT_FALSE(saveAudit(*w, {bad}));
+  loaded = s->loadAudit();
+  ASSERT_EQ(loaded->size(), 1U);
+  EXPECT_TRUE((*loaded)[0].lan.empty());
+}
+
+TEST(HostRows, AnAuditStoredWithLanAndAuthLinesInItsTranscriptReadsIntoTheFields) {
+  TempDir tmp;
+  const auto file = tmp.path() / "mailguard.db";
+  { auto w = startWriter(tmp.path()); }
+  {
+    // The schema before: the LAN vantages and AUTH mechanisms were summary lines after the
+    // stranger's dialogue, each "# lan" line followed by that subnet's dialogue.
+    RawDb raw(file);
+    raw.exec(
+        "DROP TABLE audit_lan; ALTER TABLE audit_results DROP COLUMN auth_in_clear; "
+        "PRAGMA user_version = 8");
+    raw.exec(
+        "INSERT INTO audit_results(time, family, address, port, exposure, relay, transcript) "
+        "VALUES(1, 4, '198.18.4.1', 25, 'external', 'closed', '< 220 pc.test ESMTP\n> QUIT\n"
+        "# auth-in-clear PLAIN LOGIN\n"
+        "# lan 198.18.4.0/24 from 198.18.4.3 to 198.18.4.1: open plain,null-sender | reached "
+        "from 198.18.4.3 (a host on your LAN 198.18.4.0/24) at 198.18.4.1\n"
+        "< 220 pc.test ESMTP\n> RCPT TO:<relay-test@example.net>\n< 250 Ok\n"
+        "# lan garbage without the parts\n"
+        "# lan 10.0.0.0/8 from 10.0.0.2 to 10.0.0.1: unreachable | timed out'), "
+        "(2, 4, '127.0.0.1', 587, 'loopback', 'closed', '< 220 pc.test ESMTP')");
+  }
+  auto s = openStore(tmp.path());
+  auto loaded = s->loadAudit();
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+  ASSERT_EQ(loaded->size(), 2U);
+  const AuditRow want = lanAudit();
+  const auto& a = (*loaded)[0];
+  EXPECT_EQ(a.transcript, (std::vector<std::string>{"< 220 pc.test ESMTP", "> QUIT"}));
+  ASSERT_EQ(a.lan.size(), 2U);
+  expectSameLan(a.lan[0], want.lan[0]);
+  expectSameLan(a.lan[1], want.lan[1]);
+  EXPECT_EQ(a.authInClear, want.authInClear);
+  EXPECT_TRUE((*loaded)[1].lan.empty());
+  EXPECT_EQ((*loaded)[1].transcript, (std::vector<std::string>{"< 220 pc.test ESMTP"}));
+  RawDb raw(file);
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
+}
+
 }  // namespace
 }  // namespace mailguard::store

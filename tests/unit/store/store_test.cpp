@@ -143,7 +143,7 @@ TEST(SqliteStore, CreatesStateDirAndSchemaAndKeepsDataAcrossReopen) {
   EXPECT_EQ(all[0].reason, expected.reason);
 
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
 }
 
 TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
@@ -156,7 +156,7 @@ TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
   auto s = openStore(dir);
   EXPECT_EQ(count(*s), 1);
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
 }
 
 // Every byte of the database and its WAL (and shm), as one string.
@@ -195,6 +195,7 @@ TEST(SqliteStore, MigrationMasksPasswordsStoredBeforeAndLeavesNoCopyInTheFiles) 
     raw.exec(
         "ALTER TABLE rules DROP COLUMN only_to; ALTER TABLE rules DROP COLUMN allow_env; "
         "ALTER TABLE attempts DROP COLUMN channel; ALTER TABLE attempts DROP COLUMN queue_id; "
+        "DROP TABLE audit_lan; ALTER TABLE audit_results DROP COLUMN auth_in_clear; "
         "PRAGMA user_version = 3");
     raw.exec(
         "INSERT INTO attempts(time, cmdline, verdict) VALUES(1, 'curl -u me:s3cret "
@@ -206,7 +207,7 @@ TEST(SqliteStore, MigrationMasksPasswordsStoredBeforeAndLeavesNoCopyInTheFiles) 
   {
     auto s = openStore(tmp.path());
     RawDb raw(file);
-    EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
+    EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
     EXPECT_EQ(raw.text("SELECT cmdline FROM attempts WHERE time = 1"),
               "curl -u me:*** smtps://me:***@mail.example.org");
     EXPECT_EQ(raw.text("SELECT substr(cmdline, 1, 40) FROM attempts WHERE time = 2"),
@@ -311,6 +312,7 @@ TEST(SqliteStore, ARuleFromBeforeAllowEnvAllowsNothing) {
     RawDb raw(tmp.path() / "mailguard.db");
     raw.exec(
         "ALTER TABLE rules DROP COLUMN allow_env; ALTER TABLE attempts DROP COLUMN channel; "
+        "DROP TABLE audit_lan; ALTER TABLE audit_results DROP COLUMN auth_in_clear; "
         "ALTER TABLE attempts DROP COLUMN queue_id; PRAGMA user_version = 4;");
   }
   auto s = openStore(tmp.path());
@@ -320,7 +322,7 @@ TEST(SqliteStore, ARuleFromBeforeAllowEnvAllowsNothing) {
   EXPECT_EQ((*rules)[0].path, "/usr/bin/msmtp");
   EXPECT_TRUE((*rules)[0].allowEnv.empty());
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
 }
 
 TEST(SqliteStore, RulesAndProgramsFromBeforeKindsKeepTheirMeaningAndAttempts) {
@@ -349,6 +351,7 @@ TEST(SqliteStore, RulesAndProgramsFromBeforeKindsKeepTheirMeaningAndAttempts) {
         "INSERT INTO r7 SELECT id, action, path, sha256, script_path, script_sha256, created, "
         "  only_to, allow_env FROM rules;"
         "DROP TABLE rules; ALTER TABLE r7 RENAME TO rules;"
+        "DROP TABLE audit_lan; ALTER TABLE audit_results DROP COLUMN auth_in_clear; "
         "PRAGMA user_version = 7;");
   }
   auto s = openStore(tmp.path());
@@ -360,7 +363,7 @@ TEST(SqliteStore, RulesAndProgramsFromBeforeKindsKeepTheirMeaningAndAttempts) {
     EXPECT_EQ(r.kind, r.scriptPath.empty() ? IdentityKind::Program : IdentityKind::Script);
   }
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
   EXPECT_EQ(raw.text("SELECT program_id FROM attempts"), "5");
   EXPECT_EQ(raw.text("SELECT COUNT(*) FROM programs WHERE id = 5"), "1");
   // The rules' triggers are back: a change moves the version.
@@ -443,6 +446,7 @@ TEST(SqliteStore, AttemptsFromBeforeTheChannelColumnsAreConnections) {
     RawDb raw(tmp.path() / "mailguard.db");
     raw.exec(
         "ALTER TABLE attempts DROP COLUMN channel; ALTER TABLE attempts DROP COLUMN queue_id; "
+        "DROP TABLE audit_lan; ALTER TABLE audit_results DROP COLUMN auth_in_clear; "
         "PRAGMA user_version = 6;");
   }
   auto s = openStore(tmp.path());
@@ -452,7 +456,7 @@ TEST(SqliteStore, AttemptsFromBeforeTheChannelColumnsAreConnections) {
   EXPECT_EQ(rows[0].queueId, "");
   EXPECT_EQ(rows[0].dst, "192.0.2.25");
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
   EXPECT_EQ(raw.text("SELECT COUNT(*) FROM pragma_table_info('attempts') WHERE name IN "
                      "('channel', 'queue_id')"),
             "2");

@@ -352,7 +352,8 @@ TEST(Render, AuditShowsARelayOpenOnlyForTheLanAsOpen) {
                   "198.18.4.1",
                   "open",
                   {"plain", "null-sender"},
-                  "reached from 198.18.4.3 (a host on your LAN 198.18.4.0/24) at 198.18.4.1"}};
+                  "reached from 198.18.4.3 (a host on your LAN 198.18.4.0/24) at 198.18.4.1",
+                  {}}};
   report.results = {lanOnly};
   update(s, AuditLoaded{report});
   Frame f = render(s, {100, 30});

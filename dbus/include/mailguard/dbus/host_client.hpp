@@ -60,6 +60,7 @@ struct LanRelay {
   std::string relay;         // "open", "closed" or "unreachable"
   std::vector<std::string> accepted;
   std::string reason;
+  std::vector<std::string> transcript;  // that dialogue, "> " sent and "< " received
 };
 
 struct AuditResult {
@@ -77,11 +78,10 @@ struct AuditResult {
   bool blockedByFirewall = false;
   std::string probedAddress;
   std::string ownDomain;
-  std::vector<std::string> transcript;
+  std::vector<std::string> transcript;  // the stranger's dialogue
   std::vector<AuditFinding> findings;
-  // Read from the transcript's summary lines (guardd keeps them there: no field of the
-  // D-Bus tuple carries them): one per LAN subnet probed, and the AUTH mechanisms the
-  // server offered on a plain-text connection.
+  // One per LAN subnet probed, and the AUTH mechanisms the server offered on a
+  // plain-text connection.
   std::vector<LanRelay> lan;
   std::vector<std::string> authInClear;
 };

@@ -19,22 +19,28 @@ using Probe = sdbus::Struct<std::string, std::uint16_t, std::uint64_t, std::int6
 using Finding =
     sdbus::Struct<std::string, std::string, std::string, bool, std::uint16_t, std::string>;
 
-// (isqsiusssassbssasa(sssbqs)): see the XML
-using AuditResult = sdbus::Struct<std::int32_t,              // family
-                                  std::string,               // address
-                                  std::uint16_t,             // port
-                                  std::string,               // exposure
-                                  std::int32_t,              // pid
-                                  std::uint32_t,             // uid
-                                  std::string,               // path
-                                  std::string,               // comm
-                                  std::string,               // relay
-                                  std::vector<std::string>,  // accepted
-                                  std::string,               // reason
-                                  bool,                      // blocked_by_firewall
-                                  std::string,               // probed_address
-                                  std::string,               // own_domain
-                                  std::vector<std::string>,  // transcript
-                                  std::vector<Finding>>;     // findings
+// (ssssassas): subnet, probe_address, target, relay, accepted, reason, transcript
+using LanRelay = sdbus::Struct<std::string, std::string, std::string, std::string,
+                               std::vector<std::string>, std::string, std::vector<std::string>>;
+
+// (isqsiusssassbssasa(sssbqs)a(ssssassas)as): see the XML
+using AuditResult = sdbus::Struct<std::int32_t,               // family
+                                  std::string,                // address
+                                  std::uint16_t,              // port
+                                  std::string,                // exposure
+                                  std::int32_t,               // pid
+                                  std::uint32_t,              // uid
+                                  std::string,                // path
+                                  std::string,                // comm
+                                  std::string,                // relay
+                                  std::vector<std::string>,   // accepted
+                                  std::string,                // reason
+                                  bool,                       // blocked_by_firewall
+                                  std::string,                // probed_address
+                                  std::string,                // own_domain
+                                  std::vector<std::string>,   // transcript
+                                  std::vector<Finding>,       // findings
+                                  std::vector<LanRelay>,      // lan
+                                  std::vector<std::string>>;  // auth_in_clear
 
 }  // namespace mailguard::dbus::wire

@@ -140,12 +140,6 @@ struct ListenerAudit {
   bool transientFailure = false;
 };
 
-// The LAN and AUTH results as summary lines ("# lan 198.18.4.0/24 from 198.18.4.2: open
-// plain,null-sender", "# auth-in-clear PLAIN LOGIN"), each LAN line followed by that
-// dialogue, for keeping them with the stored transcript; and back.
-std::vector<std::string> vantageLines(const ListenerAudit& audit);
-void readVantageLines(const std::vector<std::string>& transcript, ListenerAudit& audit);
-
 struct AuditOptions {
   std::string ownDomain;  // empty: the name in the server's banner
   std::chrono::milliseconds connectTimeout{2000};

@@ -109,6 +109,17 @@ struct ProbeRow {
 // At most this many probe rows are kept (the newest by last sighting).
 inline constexpr std::size_t kMaxProbeRows = 1000;
 
+// What a host on one LAN subnet met when the audit probed the listener from there.
+struct AuditLanRow {
+  std::string subnet;        // "198.18.4.0/24"
+  std::string probeAddress;  // the address the audit borrowed in it
+  std::string target;        // the listener's address it connected to
+  std::string relay;         // "open", "closed", "unreachable"
+  std::vector<std::string> accepted;
+  std::string reason;
+  std::vector<std::string> transcript;  // that dialogue, "> ..." and "< ..."
+};
+
 // One listener's audit result as stored; the transcript lines are "> ..." and "< ...".
 struct AuditRow {
   TimePoint time{};
@@ -126,7 +137,10 @@ struct AuditRow {
   bool blockedByFirewall = false;
   std::string probedAddress;
   std::string ownDomain;
-  std::vector<std::string> transcript;
+  std::vector<std::string> transcript;  // the stranger's dialogue
+  std::vector<AuditLanRow> lan;         // one per LAN subnet probed from
+  // The SASL mechanisms offered on a plain-text connection (to the stranger or a LAN host).
+  std::vector<std::string> authInClear;
 };
 
 // The reader: one connection, every query guardd makes, no writes. Use it from one
