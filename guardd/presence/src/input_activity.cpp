@@ -108,8 +108,11 @@ void InputActivity::onInotify() {
 }
 
 void InputActivity::tryOpen(const std::string& name) {
-  if (!isEventNode(name) || devices_.count(name) != 0) return;
-  if (isVirtualInput(sysRoot_, name)) return;
+  if (!isEventNode(name) || devices_.count(name) != 0 || virtual_.count(name) != 0) return;
+  if (isVirtualInput(sysRoot_, name)) {
+    skipVirtual(name);
+    return;
+  }
   if (devices_.size() >= kMaxDevices) {
     if (!fullSaid_ && log_) {
       log_(true, "More than " + std::to_string(kMaxDevices) +
@@ -121,7 +124,11 @@ void InputActivity::tryOpen(const std::string& name) {
   Fd fd(::open((devInput_ / name).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
   if (!fd) return;  // not ours to read yet (udev sets the mode after IN_CREATE): IN_ATTRIB
   input_id id{};
-  if (::ioctl(fd.get(), EVIOCGID, &id) != 0 || id.bustype == BUS_VIRTUAL) return;
+  if (::ioctl(fd.get(), EVIOCGID, &id) != 0) return;
+  if (id.bustype == BUS_VIRTUAL) {
+    skipVirtual(name);
+    return;
+  }
   // Only devices with keys or buttons (EV_KEY): keyboards, mice, touchpads.
   std::vector<unsigned long> types(EV_MAX / (sizeof(unsigned long) * 8) + 1, 0);
   const auto typeBytes = static_cast<unsigned>(types.size() * sizeof(unsigned long));
@@ -140,7 +147,17 @@ void InputActivity::tryOpen(const std::string& name) {
   devices_.emplace(name, std::move(fd));
 }
 
+void InputActivity::skipVirtual(const std::string& name) {
+  // Said once per node: udev's IN_ATTRIB events would repeat it.
+  if (!virtual_.insert(name).second) return;
+  if (log_) {
+    log_(false, "Input device '" + name +
+                    "' is virtual (uinput or similar): its presses do not count as presence");
+  }
+}
+
 void InputActivity::close(const std::string& name) {
+  virtual_.erase(name);
   const auto it = devices_.find(name);
   if (it == devices_.end()) return;
   poller_.remove(it->second.get());

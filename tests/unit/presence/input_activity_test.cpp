@@ -1,7 +1,12 @@
 #include "mailguard/presence/input_activity.hpp"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
 
 #include <filesystem>
 #include <fstream>
@@ -90,6 +95,46 @@ TEST(InputActivity, ANodeThatIsNoEvdevDeviceIsNotRead) {
   // A real (non-virtual) sysfs entry, but EVIOCGID fails on a plain file.
   EXPECT_EQ(input.devices(), 0U);
   EXPECT_FALSE(input.lastInput().has_value());
+}
+
+TEST(InputActivity, AVirtualDevicePluggedInLaterIsSeenAndNotCounted) {
+  TempDir t;
+  const fs::path dev = t.path() / "dev";
+  fs::create_directories(dev);
+  addDevice(t.path() / "sys", "virtual/input/input12", "event12");
+  Poller poller = Poller::create().value();
+  std::vector<std::string> said;
+  InputActivity input(poller, dev, t.path() / "sys",
+                      [&](bool, std::string_view m) { said.emplace_back(m); });
+  ASSERT_TRUE(input.watching());
+  std::ofstream(dev / "event12") << "";  // the node appears: inotify tells the reader
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  auto saidVirtual = [&] {
+    for (const auto& m : said) {
+      if (m ==
+          "Input device 'event12' is virtual (uinput or similar): its presses do not "
+          "count as presence") {
+        return true;
+      }
+    }
+    return false;
+  };
+  while (!saidVirtual() && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{poller.fd(), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    poller.dispatch();
+  }
+  EXPECT_TRUE(saidVirtual());
+  EXPECT_EQ(input.devices(), 0U);
+  // A second event for the same node (udev's chmod) is not said again.
+  fs::permissions(dev / "event12", fs::perms::owner_read);
+  pollfd p{poller.fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  poller.dispatch();
+  EXPECT_EQ(
+      std::count_if(said.begin(), said.end(),
+                    [](const std::string& m) { return m.find("event12") != std::string::npos; }),
+      1);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -45,6 +46,7 @@ class InputActivity {
   void onInotify();
   void tryOpen(const std::string& name);
   void close(const std::string& name);
+  void skipVirtual(const std::string& name);
   void onReadable(const std::string& name, std::uint32_t events);
 
   Poller& poller_;
@@ -53,6 +55,7 @@ class InputActivity {
   Log log_;
   Fd inotify_;
   std::map<std::string, Fd> devices_;  // by node name ("event3")
+  std::set<std::string> virtual_;      // nodes seen and not counted (until deleted)
   std::optional<MonoTime> last_;
   bool fullSaid_ = false;
 };
