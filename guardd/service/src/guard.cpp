@@ -161,7 +161,7 @@ Result<void> Guard::Impl::start() {
                          identityFor(ref, std::move(done));
                        }};
   deps.onDecisionsChanged = [this] { policyChanged(); };
-  deps.presence = presence.get();
+  deps.presence = [this](std::uint32_t uid, MonoTime now) { return presence->evidence(uid, now); };
   detection = std::make_unique<Detection>(std::move(deps));
   if (auto r = detection->start(); !r) return r.error();
   auto lastAttempt = reader->lastAttemptId();
