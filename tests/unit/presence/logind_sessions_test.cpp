@@ -341,6 +341,26 @@ TEST_F(LogindPresence, NoLogindOnTheBusIsUnknownAndSaidOnce) {
   EXPECT_FALSE(source->status(now()).activeUser.has_value());
 }
 
+TEST_F(LogindPresence, WithInputDevicesOnTheSourceIsLogindPlusInput) {
+  fake_ = std::make_unique<FakeLogind>();
+  fake_->add(seatUser("2", 1000, true), false);
+  std::string tmpl = (fs::temp_directory_path() / "presence-dev-XXXXXX").string();
+  const fs::path dev = ::mkdtemp(tmpl.data());
+  PresenceOptions options;
+  options.inputDevices = true;
+  options.devInput = dev;
+  options.sysRoot = dev / "no-sys";
+  auto source = PresenceSource::create(options);
+  ASSERT_TRUE(source.has_value());
+  ASSERT_TRUE(pump(**source, [&] { return (*source)->evidence(1000, now()).activeSession; }));
+  EXPECT_EQ((*source)->status(now()).source, "logind+input");
+  EXPECT_EQ((*source)->inputDevices(), 0U);
+  // No press seen yet: nothing to credit.
+  EXPECT_FALSE((*source)->evidence(1000, now()).sinceInput.has_value());
+  source->reset();
+  fs::remove_all(dev);
+}
+
 TEST(LogindPresenceNoBus, NoSystemBusIsUnknownAndSaid) {
   ::setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/presence-test-bus", 1);
   std::vector<std::string> said;
