@@ -333,12 +333,17 @@ TEST_F(LogindPresence, LogindGoingAwayMakesPresenceUnknownUntilItReturns) {
   EXPECT_EQ(source->status(now()).source, "logind");
 }
 
-TEST_F(LogindPresence, NoLogindOnTheBusIsUnknownAndSaidOnce) {
+TEST_F(LogindPresence, NoLogindOnTheBusIsUnknownUntilItAppears) {
   auto source = makeSource();
   ASSERT_TRUE(pump(*source, [&] { return said("logind does not answer"); }));
   EXPECT_FALSE(source->evidence(1000, now()).known);
   EXPECT_EQ(source->status(now()).source, "none");
   EXPECT_FALSE(source->status(now()).activeUser.has_value());
+  // logind starting later (its name gets an owner) is noticed without polling.
+  fake_ = std::make_unique<FakeLogind>();
+  fake_->add(seatUser("2", 1000, true), false);
+  ASSERT_TRUE(pump(*source, [&] { return source->evidence(1000, now()).activeSession; }));
+  EXPECT_EQ(source->status(now()).source, "logind");
 }
 
 TEST_F(LogindPresence, WithInputDevicesOnTheSourceIsLogindPlusInput) {
