@@ -125,7 +125,7 @@ Alert decode(const wire::Alert& w) {
 }
 
 VariantMap encodeStatus(const Status& s) {
-  return {
+  VariantMap m{
       {"enforcing", sdbus::Variant(s.enforcing)},
       {"backend", sdbus::Variant(s.backend)},
       {"version", sdbus::Variant(s.version)},
@@ -141,7 +141,13 @@ VariantMap encodeStatus(const Status& s) {
       {"kernel_hooks", sdbus::Variant(s.kernelHooks)},
       {"kernel_events_lost", sdbus::Variant(s.kernelEventsLost)},
       {"kernel_map_bytes", sdbus::Variant(s.kernelMapBytes)},
+      {"presence_source", sdbus::Variant(s.presenceSource)},
   };
+  // Absent when there is none: a{sv} has no null.
+  if (s.presenceActiveUser)
+    m.emplace("presence_active_user", sdbus::Variant(*s.presenceActiveUser));
+  if (s.presenceIdleSeconds) m.emplace("presence_idle_s", sdbus::Variant(*s.presenceIdleSeconds));
+  return m;
 }
 
 Status decodeStatus(const VariantMap& m) {
@@ -161,6 +167,13 @@ Status decodeStatus(const VariantMap& m) {
   s.kernelHooks = variantOr<std::string>(m, "kernel_hooks", "");
   s.kernelEventsLost = variantOr<std::uint64_t>(m, "kernel_events_lost", 0);
   s.kernelMapBytes = variantOr<std::uint64_t>(m, "kernel_map_bytes", 0);
+  s.presenceSource = variantOr<std::string>(m, "presence_source", "");
+  if (m.count("presence_active_user") != 0) {
+    s.presenceActiveUser = variantOr<std::uint32_t>(m, "presence_active_user", 0);
+  }
+  if (m.count("presence_idle_s") != 0) {
+    s.presenceIdleSeconds = variantOr<std::int64_t>(m, "presence_idle_s", 0);
+  }
   return s;
 }
 

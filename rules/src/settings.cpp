@@ -318,6 +318,19 @@ std::optional<Error> readDetector(const Reader& r, const toml::table& t, Setting
   return std::nullopt;
 }
 
+std::optional<Error> readPresence(const Reader& r, const toml::table& t, Settings& s) {
+  for (const auto& [key, node] : t) {
+    if (key == "input_devices") {
+      if (auto err = r.boolean(node, "presence.input_devices", s.presenceInputDevices)) {
+        return err;
+      }
+    } else {
+      return r.unknownKey(key, "presence", "input_devices");
+    }
+  }
+  return std::nullopt;
+}
+
 Result<Settings> readRoot(const Reader& r, const toml::table& root) {
   using SectionReader = std::optional<Error> (*)(const Reader&, const toml::table&, Settings&);
   struct Section {
@@ -327,9 +340,9 @@ Result<Settings> readRoot(const Reader& r, const toml::table& root) {
   static constexpr Section kSections[] = {{"mail", readMail},     {"enforcement", readEnforcement},
                                           {"store", readStore},   {"log", readLog},
                                           {"kernel", readKernel}, {"detector", readDetector},
-                                          {"mta", readMta}};
+                                          {"mta", readMta},       {"presence", readPresence}};
   constexpr std::string_view kKnown =
-      "[mail], [enforcement], [store], [log], [kernel], [detector], [mta]";
+      "[mail], [enforcement], [store], [log], [kernel], [detector], [mta], [presence]";
 
   Settings settings;
   for (const auto& [key, node] : root) {

@@ -261,6 +261,19 @@ json timeJson(std::int64_t micros) {
   return formatRfc3339(fromMicros(micros));
 }
 
+namespace {
+
+// What guardd sees of who is at the keyboard; null from a guardd that does not say.
+json presenceJson(const dbus::Status& s) {
+  if (s.presenceSource.empty()) return nullptr;
+  json p = {{"source", s.presenceSource}, {"active_user", nullptr}, {"idle_s", nullptr}};
+  if (s.presenceActiveUser) p["active_user"] = *s.presenceActiveUser;
+  if (s.presenceIdleSeconds) p["idle_s"] = *s.presenceIdleSeconds;
+  return p;
+}
+
+}  // namespace
+
 json toJson(const dbus::Status& s) {
   return json{{"enforcing", s.enforcing},
               {"backend", s.backend},
@@ -279,7 +292,8 @@ json toJson(const dbus::Status& s) {
               {"kernel", s.attribution == "kernel"
                              ? json{{"hooks", s.kernelHooks}, {"map_bytes", s.kernelMapBytes}}
                              : json(nullptr)},
-              {"store_error", s.storeError.empty() ? json(nullptr) : json(s.storeError)}};
+              {"store_error", s.storeError.empty() ? json(nullptr) : json(s.storeError)},
+              {"presence", presenceJson(s)}};
 }
 
 std::string attemptKind(const dbus::Attempt& a) {
@@ -401,6 +415,19 @@ std::string statusText(const dbus::Status& s) {
   if (s.tableRestores > 0) {
     o << "firewall table:  changed by another program and restored " << s.tableRestores
       << " time(s) (see guardctl alerts)\n";
+  }
+  if (s.presenceSource == "none") {
+    o << "presence:        none (logind does not answer: the detector has no evidence of who "
+         "is at the keyboard)\n";
+  } else if (!s.presenceSource.empty()) {
+    o << "presence:        " << s.presenceSource << ", active user ";
+    if (s.presenceActiveUser) {
+      o << *s.presenceActiveUser;
+    } else {
+      o << "none";
+    }
+    if (s.presenceIdleSeconds) o << ", idle " << *s.presenceIdleSeconds << " s";
+    o << "\n";
   }
   o << "store:           ";
   if (s.storeError.empty() && s.storeErrors == 0) {

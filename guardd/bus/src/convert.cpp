@@ -106,6 +106,9 @@ dbus::Status toDbus(const service::StatusInfo& s) {
   out.kernelHooks = s.kernelHooks;
   out.kernelEventsLost = s.counters.kernelEventsLost;
   out.kernelMapBytes = s.counters.kernelMapBytes;
+  out.presenceSource = s.presenceSource;
+  out.presenceActiveUser = s.presenceActiveUser;
+  out.presenceIdleSeconds = s.presenceIdleSeconds;
   return out;
 }
 

@@ -409,6 +409,8 @@ DetectorVerdict Detection::assess(const procinfo::ProcessInfo& process, const Pr
     e.openSessions = openSessions(principal) + 1;
     // I1: a controlling terminal (a person running swaks), from describe()'s stat read.
     e.interactive = process.controllingTerminal;
+    // U1: the active seat session's user, and how long since real input (CLOCK_MONOTONIC).
+    if (d_.presence) e.presence = d_.presence(process.uid, d_.clock.monotonic());
     const auto a = detector_->observe(e);
     dirty_ = true;
     v.throttle = a.throttle;

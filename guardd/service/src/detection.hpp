@@ -54,6 +54,9 @@ class Detection final : public Assessment {
     std::function<void()> onDecisionsChanged = {};
     std::filesystem::path dpkgInfo = "/var/lib/dpkg/info";
     bool conntrack = true;  // listen to connection outcomes (needs CAP_NET_ADMIN)
+    // Who is at the keyboard (U1) for a uid at a CLOCK_MONOTONIC time; empty: no presence
+    // evidence (known = false). guardd: presence::PresenceSource::evidence.
+    std::function<detector::PresenceEvidence(std::uint32_t uid, MonoTime now)> presence = {};
   };
 
   explicit Detection(Deps deps);

@@ -125,6 +125,23 @@ Result<void> Guard::Impl::start() {
   }
   programs.load(std::move(views));
 
+  // User presence: never fails for want of logind or input devices (the evidence is then
+  // "unknown"); it joins the loop through one epoll fd of its own.
+  presence::PresenceOptions presenceOptions;
+  presenceOptions.inputDevices = options.settings.presenceInputDevices;
+  presenceOptions.log = [](bool warning, std::string_view message) {
+    warning ? log::warning(message) : log::info(message);
+  };
+  auto presenceSource = presence::PresenceSource::create(std::move(presenceOptions));
+  if (!presenceSource) return presenceSource.error();
+  presence = std::move(presenceSource.value());
+  if (auto r =
+          loop.add(presence->pollFd(), EPOLLIN, [this](std::uint32_t) { presence->dispatch(); });
+      !r) {
+    return r.error();
+  }
+  presencePrepare = loop.addPrepare([this] { return presence->prepare(); });
+
   Detection::Deps deps{options.settings,
                        clock,
                        loop,
@@ -144,6 +161,7 @@ Result<void> Guard::Impl::start() {
                          identityFor(ref, std::move(done));
                        }};
   deps.onDecisionsChanged = [this] { policyChanged(); };
+  deps.presence = [this](std::uint32_t uid, MonoTime now) { return presence->evidence(uid, now); };
   detection = std::make_unique<Detection>(std::move(deps));
   if (auto r = detection->start(); !r) return r.error();
   auto lastAttempt = reader->lastAttemptId();
@@ -671,6 +689,10 @@ Result<std::unique_ptr<Guard>> Guard::create(Options options, EventLoop& loop) {
 void Guard::shutdown() {
   auto& d = *impl_;
   if (d.queue) d.loop.remove(d.queue->fd());
+  if (d.presence) {
+    d.loop.removePrepare(d.presencePrepare);
+    d.loop.remove(d.presence->pollFd());
+  }
   if (d.host) d.host->flushProbes();
   if (d.detection) d.detection->stop();
   if (d.writer) d.writer->flush();
@@ -706,6 +728,12 @@ StatusInfo Guard::status() const {
   s.counters.storeErrors = stats.writeErrors;
   if (d.tamper) s.counters.tableRestores = d.tamper->restores();
   s.storeError = d.storeError(stats);
+  if (d.presence) {
+    const auto p = d.presence->status(d.clock.monotonic());
+    s.presenceSource = p.source;
+    s.presenceActiveUser = p.activeUser;
+    if (p.idle) s.presenceIdleSeconds = p.idle->count();
+  }
   return s;
 }
 

@@ -14,6 +14,7 @@
 #include "host_protection.hpp"
 #include "kernel_fast_path.hpp"
 #include "mailguard/kernel/kernel_identity.hpp"
+#include "mailguard/presence/presence.hpp"
 #include "mailguard/service/guard.hpp"
 #include "mta_gate.hpp"
 #include "pipeline_seams.hpp"
@@ -61,6 +62,10 @@ struct Guard::Impl {
   std::unique_ptr<KernelFastPath> fastPath;
   std::uint64_t kernelGeneration = 0;  // bumped at each change of policy
 
+  // Who is at the keyboard, for the detector (logind; input devices if enabled). Before
+  // the detection that reads it, so it outlives it.
+  std::unique_ptr<presence::PresenceSource> presence;
+  int presencePrepare = 0;
   std::unique_ptr<Detection> detection;
   std::unique_ptr<VerdictPipeline> pipeline;
   std::unique_ptr<HostProtection> host;

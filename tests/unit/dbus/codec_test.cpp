@@ -141,8 +141,8 @@ TEST(WireCodec, AlertRoundTripsAndTakesItsKindFromTheEvidence) {
 }
 
 TEST(WireCodec, StatusRoundTripsEveryKey) {
-  const Status s{true,        "xt-compat", "0.1.0",      1, 2, 3, 4, 5, 6, 7,
-                 "disk full", "kernel",    "tracepoint", 8, 9};
+  const Status s{true,        "xt-compat", "0.1.0",      1, 2, 3,        4,     5, 6, 7,
+                 "disk full", "kernel",    "tracepoint", 8, 9, "logind", 1000U, 42};
   const auto b = codec::decodeStatus(codec::encodeStatus(s));
   EXPECT_EQ(b.enforcing, s.enforcing);
   EXPECT_EQ(b.backend, s.backend);
@@ -159,6 +159,9 @@ TEST(WireCodec, StatusRoundTripsEveryKey) {
   EXPECT_EQ(b.kernelHooks, "tracepoint");
   EXPECT_EQ(b.kernelEventsLost, 8U);
   EXPECT_EQ(b.kernelMapBytes, 9U);
+  EXPECT_EQ(b.presenceSource, "logind");
+  EXPECT_EQ(b.presenceActiveUser, 1000U);
+  EXPECT_EQ(b.presenceIdleSeconds, 42);
 }
 
 TEST(WireCodec, StatusCarriesTheAttributionAsAString) {
@@ -177,6 +180,27 @@ TEST(WireCodec, StatusFromAnOlderGuarddDecodesMissingOrMistypedKeysToDefaults) {
   EXPECT_EQ(s.allowed, 0U);
   EXPECT_EQ(s.backend, "");
   EXPECT_EQ(s.attribution, "") << "an older guardd does not say";
+}
+
+TEST(WireCodec, StatusCarriesPresenceAndLeavesOutWhatIsUnknown) {
+  Status s;
+  s.presenceSource = "logind+input";
+  s.presenceActiveUser = 1000;
+  s.presenceIdleSeconds = 42;
+  const auto b = codec::decodeStatus(codec::encodeStatus(s));
+  EXPECT_EQ(b.presenceSource, "logind+input");
+  EXPECT_EQ(b.presenceActiveUser, 1000U);
+  EXPECT_EQ(b.presenceIdleSeconds, 42);
+
+  Status none;
+  none.presenceSource = "none";
+  const auto m = codec::encodeStatus(none);
+  EXPECT_EQ(m.count("presence_active_user"), 0U);
+  EXPECT_EQ(m.count("presence_idle_s"), 0U);
+  const auto c = codec::decodeStatus(m);
+  EXPECT_EQ(c.presenceSource, "none");
+  EXPECT_FALSE(c.presenceActiveUser.has_value());
+  EXPECT_FALSE(c.presenceIdleSeconds.has_value());
 }
 
 TEST(WireCodec, FirewallStatusRoundTripsEveryKey) {

@@ -298,5 +298,23 @@ TEST(SettingsText, RefusesInvalidUtf8WithoutThrowing) {
   EXPECT_THAT(r.error().message, StartsWith("x:2:"));
 }
 
+TEST(SettingsPresence, InputDevicesAreOffUnlessTurnedOn) {
+  EXPECT_FALSE(Settings{}.presenceInputDevices);
+  const Result<Settings> on = parseSettings("[presence]\ninput_devices = true\n", "guardd.conf");
+  ASSERT_TRUE(on.has_value()) << on.error().message;
+  EXPECT_TRUE(on->presenceInputDevices);
+}
+
+TEST(SettingsPresence, RefusesAWordAndAnUnknownKeyOnTheirLines) {
+  const Result<Settings> word =
+      parseSettings("[presence]\n\ninput_devices = \"yes\"\n", "guardd.conf");
+  ASSERT_FALSE(word.has_value());
+  EXPECT_THAT(word.error().message, StartsWith("guardd.conf:3: presence.input_devices: "));
+  const Result<Settings> unknown = parseSettings("[presence]\nkeyboard = true\n", "guardd.conf");
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_EQ(unknown.error().message,
+            "guardd.conf:2: presence.keyboard: unknown key (known: input_devices)");
+}
+
 }  // namespace
 }  // namespace mailguard::rules

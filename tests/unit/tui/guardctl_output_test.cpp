@@ -209,6 +209,30 @@ TEST(GuardctlStatus, CallsItsCountersPacketVerdictsSinceGuarddStarted) {
   EXPECT_EQ(j["counters"]["held"], 9);  // the keys scripts use stay
 }
 
+TEST(GuardctlStatus, ShowsWhatGuarddSeesOfPresence) {
+  dbus::Status s = aStatus("proc");
+  s.presenceSource = "logind+input";
+  s.presenceActiveUser = 1000;
+  s.presenceIdleSeconds = 7;
+  EXPECT_NE(statusText(s).find("presence:        logind+input, active user 1000, idle 7 s\n"),
+            std::string::npos)
+      << statusText(s);
+  const auto j = toJson(s);
+  EXPECT_EQ(j["presence"]["source"], "logind+input");
+  EXPECT_EQ(j["presence"]["active_user"], 1000);
+  EXPECT_EQ(j["presence"]["idle_s"], 7);
+
+  dbus::Status none = aStatus("proc");
+  none.presenceSource = "none";
+  EXPECT_NE(statusText(none).find("presence:        none ("), std::string::npos);
+  const auto n = toJson(none);
+  EXPECT_EQ(n["presence"]["source"], "none");
+  EXPECT_TRUE(n["presence"]["active_user"].is_null());
+  EXPECT_TRUE(n["presence"]["idle_s"].is_null());
+  // An older guardd that does not say: null.
+  EXPECT_TRUE(toJson(aStatus("proc"))["presence"].is_null());
+}
+
 class TargetTest : public ::testing::Test {
  protected:
   void SetUp() override {

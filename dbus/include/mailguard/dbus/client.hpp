@@ -31,6 +31,12 @@ struct Status {
   std::string kernelHooks;             // with "kernel": which taint hooks run
   std::uint64_t kernelEventsLost = 0;  // connects the hooks could not report (never blocked)
   std::uint64_t kernelMapBytes = 0;    // memory of the BPF maps
+  // User presence as guardd's detector sees it: "logind", "logind+input" or "none"; empty
+  // from a guardd that does not say. The uid of a seat's active user session, and that
+  // user's time since input in seconds (absent: none / unknown).
+  std::string presenceSource;
+  std::optional<std::uint32_t> presenceActiveUser;
+  std::optional<std::int64_t> presenceIdleSeconds;
 };
 
 // Times are microseconds since the Unix epoch (UTC); 0 means never.

@@ -56,6 +56,10 @@ struct Settings {
   std::string postfixLog = "/var/log/mail.log";
   // postfix_config_dirs = ["/etc/postfix", ...]: one per postfix instance.
   std::vector<std::string> postfixConfigDirs{"/etc/postfix"};
+  // [presence]: who is at the keyboard (detector evidence). logind's sessions are always
+  // read. input_devices = bool: also read the time (only the time) of the last key press
+  // or click on real input devices under /dev/input; off unless the owner turns it on.
+  bool presenceInputDevices = false;
 };
 
 // Parses TOML text; `origin` names the file in error messages.

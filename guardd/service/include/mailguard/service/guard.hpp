@@ -49,6 +49,11 @@ struct StatusInfo {
   std::string version;
   Counters counters;
   std::string storeError;  // last store error, empty when healthy
+  // User presence as the detector sees it: "logind", "logind+input" or "none" (no logind
+  // answered); the uid of a seat's active user session; its time since input, seconds.
+  std::string presenceSource = "none";
+  std::optional<std::uint32_t> presenceActiveUser;
+  std::optional<std::int64_t> presenceIdleSeconds;
 };
 
 struct ProgramView {
