@@ -14,7 +14,7 @@ namespace {
 // Schema migrations: entry i moves user_version i to i + 1. Append only; never edit a
 // released entry. Text columns are NOT NULL with '' for "none" so that the UNIQUE
 // constraints compare them (SQLite treats NULLs as distinct in UNIQUE).
-constexpr std::array<const char*, 8> kMigrations = {
+constexpr std::array<const char*, 9> kMigrations = {
     R"sql(
 CREATE TABLE programs(
   id INTEGER PRIMARY KEY,
@@ -207,6 +207,13 @@ INSERT INTO programs_new(id, path, sha256, script_path, script_sha256, uid, firs
          quarantined FROM programs;
 DROP TABLE programs;
 ALTER TABLE programs_new RENAME TO programs;
+)sql",
+    // 8 -> 9: what the owner last decided for a version ('approved', 'denied'; '' for
+    // nothing) once a later decision stopped covering it (approving a new content of the
+    // file replaces the path's approval), so that an older version's history still says
+    // "approved, replaced by a newer version" after guardd restarts.
+    R"sql(
+ALTER TABLE programs ADD COLUMN decided TEXT NOT NULL DEFAULT '';
 )sql",
 };
 
