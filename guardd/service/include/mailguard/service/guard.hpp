@@ -142,7 +142,11 @@ class Guard {
   // The owner's rules as loaded (approvals with their pinned destinations, denials).
   [[nodiscard]] std::vector<rules::ApprovalRule> approvalRules() const;
   void deny(const ProgramRef& ref, Done<ProgramView> done);
-  void forget(const ProgramRef& ref, Done<bool> done);
+  // Removes the owner's decisions about the program (with ref.inlineCode those about the
+  // interpreter's inline code only); with `user`, only the approvals for that uid. NotFound
+  // when there was none.
+  void forget(const ProgramRef& ref, Done<bool> done,
+              std::optional<std::uint32_t> user = std::nullopt);
 
   // Host firewall, inbound probes and the mail-server audit (defined in
   // src/host_protection.cpp). Firewall changes are applied to the kernel atomically and
