@@ -722,14 +722,7 @@ std::vector<ProgramView> Guard::programs() const {
 }
 
 ProgramView Guard::currentVersion(const ProgramView& version) const {
-  ProgramView newest = version;
-  impl_->programs.forEach([&](const ProgramView& v) {
-    if (sameProgram(v.identity, version.identity) &&
-        std::tie(v.firstSeen, v.id) > std::tie(newest.firstSeen, newest.id)) {
-      newest = v;
-    }
-  });
-  return newest;
+  return impl_->programs.currentVersion(version);
 }
 
 Result<std::vector<ProgramVersion>> Guard::programVersions(const ProgramRef& ref) const {
@@ -793,7 +786,9 @@ std::string Guard::covers(const ProgramView& program) const {
 }
 
 std::size_t Guard::heldMessages(std::int64_t programId) const {
-  return impl_->mta ? impl_->mta->held(programId) : 0;
+  if (!impl_->mta) return 0;
+  const auto* view = impl_->programs.find(programId);
+  return view != nullptr ? impl_->mta->heldOfProgram(*view) : impl_->mta->held(programId);
 }
 
 Result<std::vector<store::AttemptRecord>> Guard::attempts(const store::AttemptQuery& q) {

@@ -133,8 +133,9 @@ class Guard {
   // Whom the approvals of an approved program cover: "all", or user names ("alice",
   // "alice, bob"; a uid when it has no name); "" when it is not approved.
   [[nodiscard]] std::string covers(const ProgramView& program) const;
-  // Messages the local MTA holds (frozen) for this program: released when it is approved,
-  // deleted when it is denied.
+  // Messages the local MTA holds (frozen) for the program this id is a version of, every
+  // version's: released when the program (its current version) is approved, deleted when
+  // it is denied.
   [[nodiscard]] std::size_t heldMessages(std::int64_t programId) const;
   Result<std::vector<store::AttemptRecord>> attempts(const store::AttemptQuery& q);
   // Policy changes: `done` is told once the change is on disk (acknowledged means durable).
