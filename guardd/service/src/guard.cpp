@@ -637,9 +637,9 @@ void Guard::Impl::forget(const ProgramRef& ref, Done<bool> done,
   if (user) what += " for " + userName(*user);
   writer->removeRules(
       found->path, found->scriptPath,
-      [this, found = *found, kind, what = std::move(what),
+      [this, found = *found, kind, user, what = std::move(what),
        done = std::move(done)](Result<bool> r) mutable {
-        loop.post([this, found, kind, what, r = std::move(r), done = std::move(done)] {
+        loop.post([this, found, kind, user, what, r = std::move(r), done = std::move(done)] {
           if (!r) return done(r.error());
           // Nothing removed: say what is the case, as release does, so
           // that callers do not report a change that did not happen.
@@ -653,8 +653,9 @@ void Guard::Impl::forget(const ProgramRef& ref, Done<bool> done,
                 (kind && v.identity.kind() != *kind)) {
               return;
             }
-            // The path's decisions are forgotten, its earlier versions' with them.
-            if (decidedBefore.erase(v.id) > 0) writer->setDecided(v.id, std::nullopt);
+            // The path's decisions are forgotten, its earlier versions' with them (one
+            // user's approval forgotten leaves the history of the others').
+            if (!user && decidedBefore.erase(v.id) > 0) writer->setDecided(v.id, std::nullopt);
             if (self.onProgramChanged) self.onProgramChanged(v);
           });
           done(r.value());
