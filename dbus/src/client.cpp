@@ -253,14 +253,35 @@ ClientResult<std::vector<Rule>> Client::rules() {
   return guarded([&] { return codec::decodeAll(impl_->proxy->Rules()); });
 }
 
-ClientResult<Program> Client::deny(const std::string& target, const std::string& script) {
+namespace {
+codec::VariantMap ruleOptions(const RuleScope& scope) {
+  codec::VariantMap options;
+  if (scope.inlineCode) options.emplace("inline", sdbus::Variant(true));
+  if (scope.user) options.emplace("user", sdbus::Variant(*scope.user));
+  return options;
+}
+}  // namespace
+
+ClientResult<Program> Client::deny(const std::string& target, const std::string& script,
+                                   const RuleScope& scope) {
   return guarded([&] {
+    if (scope.inlineCode || scope.user) {
+      return codec::decode(impl_->proxy->policyCallWith<wire::Program>("DenyWithOptions", target,
+                                                                       script, ruleOptions(scope)));
+    }
     return codec::decode(impl_->proxy->policyCall<wire::Program>("Deny", target, script));
   });
 }
 
-ClientResult<bool> Client::forget(const std::string& target, const std::string& script) {
-  return guarded([&] { return impl_->proxy->policyCall<bool>("Forget", target, script); });
+ClientResult<bool> Client::forget(const std::string& target, const std::string& script,
+                                  const RuleScope& scope) {
+  return guarded([&] {
+    if (scope.inlineCode || scope.user) {
+      return impl_->proxy->policyCallWith<bool>("ForgetWithOptions", target, script,
+                                                ruleOptions(scope));
+    }
+    return impl_->proxy->policyCall<bool>("Forget", target, script);
+  });
 }
 
 ClientResult<std::vector<Alert>> Client::alerts(std::uint32_t limit) {

@@ -99,8 +99,9 @@ _guardctl() {
         programs) opts="--versions" ;;
         attempts) opts="--limit --before --program --verdict --since --until" ;;
         approve) opts="--script --inline --user --allow-env --only-to" ;;
-        deny) opts="--script --yes -y" ;;
-        forget | release) opts="--script" ;;
+        deny) opts="--script --inline --yes -y" ;;
+        forget) opts="--script --inline --user" ;;
+        release) opts="--script" ;;
         bulk) opts="--script --recipients --hours" ;;
         alerts)
             if [[ -z $sub && $cur != -* ]]; then

@@ -88,6 +88,58 @@ class ApprovalKinds(GuarddOnBusTest):
             self.assertEqual(attempt["verdict"], "hold", attempt)
             self.assertEqual(attempt["kind"], "script")
 
+    def test_deny_inline_refuses_a_users_inline_code_and_not_their_scripts(self):
+        r = self.ctl("deny", "--inline", "/usr/bin/python3")
+        self.assertIn(f"inline code run by {PYTHON}", r.stdout)
+        rules = [(r["action"], r["kind"], r["covers"]) for r in self.ctl_json("rules")]
+        self.assertEqual(rules, [("deny", "inline", "all")])
+        self.assertIn("refused", self.inline(user="nobody"))
+        self.assertEqual(self.last_attempt(kind="inline", uid=65534)["verdict"], "reject")
+        # The same user's python3 script is its own program: asked about, not refused.
+        b = self.write("b.py", "# b\n" + CONNECT, 0o644)
+        self.assertIn("timed out", self.run_as([PYTHON, b], user="nobody"))
+        attempt = self.last_attempt(script_path=b)
+        self.assertEqual((attempt["verdict"], attempt["uid"]), ("hold", 65534), attempt)
+        self.assertEqual(self.row("script", script=b)["state"], "pending")
+
+        r = self.ctl("forget", "--inline", "/usr/bin/python3")
+        self.assertIn("Forgot the decision about the inline code of /usr/bin/python3", r.stdout)
+        self.assertEqual(self.ctl_json("rules"), [])
+        self.assertIn("timed out", self.inline(user="nobody"))
+        self.assertEqual(self.row("inline")["state"], "pending")
+        again = self.ctl("forget", "--inline", "/usr/bin/python3", ok=False)
+        self.assertNotEqual(again.returncode, 0)
+        self.assertIn("nothing was changed", again.stderr)
+
+    def test_forget_inline_for_one_user_keeps_another_users_approval(self):
+        self.ctl("approve", "--inline", "/usr/bin/python3", "--user", "nobody")
+        self.ctl("approve", "--inline", "/usr/bin/python3", "--user", "root")
+        r = self.ctl("forget", "--inline", "/usr/bin/python3", "--user", "nobody")
+        self.assertIn("for nobody", r.stdout)
+        self.assertEqual([(r["kind"], r["covers"]) for r in self.ctl_json("rules")],
+                         [("inline", "root")])
+        self.assertIn("timed out", self.inline(user="nobody"))
+        self.assertEqual(self.inline(), "connected")
+        again = self.ctl("forget", "--inline", "/usr/bin/python3", "--user", "nobody", ok=False)
+        self.assertNotEqual(again.returncode, 0)
+        self.assertIn("nothing was changed", again.stderr)
+
+    def test_inline_with_a_program_that_is_no_interpreter_is_a_named_error(self):
+        for verb in ("deny", "forget"):
+            r = self.ctl(verb, "--inline", self.client, ok=False)
+            self.assertNotEqual(r.returncode, 0, verb)
+            self.assertIn("is not an interpreter", r.stderr, verb)
+        r = self.bus.gdbus_call("DenyWithOptions", self.client, "", "{'inline': <true>}")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("org.mailguard.Error.InvalidArgument", r.stderr)
+        self.assertIn("only an interpreter runs inline code", r.stderr)
+        r = self.bus.gdbus_call("DenyWithOptions", PYTHON, "", "{'user': <uint32 0>}")
+        self.assertIn("org.mailguard.Error.InvalidArgument", r.stderr)
+        self.assertIn("a denial is for every user", r.stderr)
+        r = self.bus.gdbus_call("ForgetWithOptions", PYTHON, "", "{'colour': <'red'>}")
+        self.assertIn("org.mailguard.Error.InvalidArgument", r.stderr)
+        self.assertEqual(self.ctl_json("rules"), [])
+
     def test_denying_the_interpreter_itself_says_what_it_covers(self):
         r = self.ctl("deny", "/usr/bin/python3", "--yes")
         self.assertIn("every script and inline program run by python3", r.stdout)

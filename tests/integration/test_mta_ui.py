@@ -1,5 +1,6 @@
 """What guardctl shows of mail handed to exim without TCP, and what it says before a denial
-deletes held mail.
+deletes held mail. A program's row counts the held mail of all its versions, and its
+approval releases all of it.
 
 The setting is test_mta_exim.py's (a real exim under a private configuration, its ACL asking
 guardd, guard-mta-agent releasing and deleting, a sink in a second network namespace), with
@@ -8,6 +9,7 @@ exim4-daemon-light (install/deps.sh --test)."""
 import os
 import re
 import subprocess
+import textwrap
 import unittest
 
 import mgtest
@@ -125,6 +127,42 @@ class MtaUi(unittest.TestCase):
         self.assertIn("is denied", done.stdout)
         wait_for(lambda: self.queue() == 0, 30, "the denied script's messages deleted")
         self.assertEqual(self.delivered(), [])
+        wait_for(lambda: self.program_of(script)["held_messages"] == 0, 10, "no held count")
+
+    def versions_bot(self, name, version, count):
+        """A python3 script (its content tagged with `version`) that hands `count` messages
+        to sendmail."""
+        return self.write_file(name, textwrap.dedent(f"""\
+            # version {version}
+            import subprocess
+            for i in range({count}):
+                msg = f"From: x@pc.test\\nTo: user@v{version}-{{i}}.example\\nSubject: hi\\n\\nhi\\n"
+                r = subprocess.run([{self.sendmail!r}, "-t"], input=msg.encode())
+                if r.returncode not in (0, 1):  # as bot() allows
+                    raise SystemExit(r.returncode)
+            """))
+
+    def test_a_row_counts_and_releases_the_held_mail_of_all_its_versions(self):
+        # Rewritten between runs: a new version of the same script, on the same row.
+        script = self.versions_bot("digest.py", 1, 2)
+        subprocess.run([PYTHON, script], check=True, timeout=120)
+        wait_for(lambda: self.frozen() == 2, 10, "the first version's 2 messages held")
+        first = self.program_of(script)
+        self.versions_bot("digest.py", 2, 1)
+        subprocess.run([PYTHON, script], check=True, timeout=120)
+        wait_for(lambda: self.frozen() == 3, 10, "the second version's message held too")
+        row = wait_for(lambda: (lambda p: p if p["id"] != first["id"] else None)(
+            self.program_of(script)), 10, "the row's current version to be the new content")
+        self.assertEqual(len(row["versions"]), 2, row)
+        self.assertEqual(row["held_messages"], 3, "the row counts every version's held mail")
+        self.assertEqual(self.delivered(), [])
+
+        approved = self.ctl("approve", str(row["id"]))
+        self.assertEqual(approved.returncode, 0, approved.stderr)
+        wait_for(lambda: len(self.delivered()) == 3, 60, "all 3 held messages delivered")
+        self.assertEqual(sorted(m["rcpt"][0] for m in self.delivered()),
+                         ["user@v1-0.example", "user@v1-1.example", "user@v2-0.example"])
+        wait_for(lambda: self.queue() == 0, 10, "an empty queue")
         wait_for(lambda: self.program_of(script)["held_messages"] == 0, 10, "no held count")
 
     def test_deny_of_a_program_without_held_mail_asks_nothing(self):

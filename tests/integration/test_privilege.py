@@ -185,6 +185,8 @@ class Privilege(GuarddOnBusTest):
          ["{client}", "", "{{'allow_env': <['PYTHONPATH']>, 'only_to': <['127.0.0.2:25']>}}"], None),
         ("Deny", "change", ["{client}", ""], None),
         ("Forget", "change", ["{client}", ""], None),
+        ("DenyWithOptions", "change", ["{client}", "", "{{}}"], None),
+        ("ForgetWithOptions", "change", ["{client}", "", "{{}}"], None),
         ("Release", "change", ["{client}", ""], NOT_FOUND),  # not quarantined: nothing to release
         ("Bulk", "change", ["{client}", "", "100", "4"], None),
         ("AckAlert", "change", ["1"], NOT_FOUND),  # no alert was raised

@@ -4,6 +4,7 @@ not root's alone), and the file is rewritten twice: the programs list keeps one 
 for it, with three versions, pending because the approval of the first content does not
 carry over; approving the new content keeps that one row; forgetting the row forgets
 the path's decisions and says so, and forgetting again says there is nothing to forget.
+What the owner decided for an older version is still shown after guardd restarts.
 Real files and the real stand-in client in a fresh network namespace, guardd on a
 private bus, guardctl. Run as root."""
 import os
@@ -95,6 +96,31 @@ class ProgramVersions(GuarddOnBusTest):
         again = self.ctl("forget", str(row["id"]), ok=False)
         self.assertNotEqual(again.returncode, 0)
         self.assertIn("nothing was changed", again.stderr)
+
+    def test_what_the_owner_decided_for_an_older_version_outlives_a_restart(self):
+        self.write_version(1)
+        self.ctl("approve", self.exe)
+        v1 = self.row_with(1, "approved")
+        self.write_version(2)
+        self.assertFalse(connect("127.0.0.1", 25, timeout_ms=800, exe=self.exe)["connected"])
+        row = self.row_with(2, "pending")
+        self.ctl("approve", str(row["id"]))
+        row = self.row_with(2, "approved")
+        self.assertEqual(row["versions"][1]["id"], v1["id"])
+        self.assertEqual(row["versions"][1]["state"], "approved, replaced by a newer version")
+
+        self.daemon.restart()
+        row = self.row_with(2, "approved")
+        self.assertEqual([v["id"] for v in row["versions"]], [row["id"], v1["id"]])
+        self.assertEqual(row["versions"][1]["state"], "approved, replaced by a newer version")
+        listed = self.ctl("programs", "--versions").stdout
+        self.assertIn("approved, replaced by a newer version", listed)
+
+        # Forgetting forgets it on disk too: after another restart nothing is decided.
+        self.ctl("forget", str(row["id"]))
+        self.daemon.restart()
+        row = self.row_with(2, "pending")
+        self.assertEqual(row["versions"][1]["state"], "not decided, replaced by a newer version")
 
     def test_versions_of_an_unknown_program_are_not_found(self):
         r = self.bus.gdbus_call("ProgramVersions", "4242", "")

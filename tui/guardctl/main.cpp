@@ -228,10 +228,23 @@ int main(int argc, char** argv) {
                         "Example: sudo guardctl deny 7");
   bool denyYes = false;
   deny.cmd->add_flag("--yes,-y", denyYes, "Delete the program's held messages without asking");
+  bool denyInline = false;
+  deny.cmd->add_flag("--inline", denyInline,
+                     "PATH is an interpreter (python3, perl, sh, ...): deny the code typed or "
+                     "piped into it (-c, -e, stdin) by every user, not its scripts");
   auto forget = addPolicy(
       "forget", "Remove your decision about a program",
       "The program becomes pending again: its next mail connection is held and you are asked.\n"
-      "Example: sudo guardctl forget /usr/bin/msmtp");
+      "Example: sudo guardctl forget /usr/bin/msmtp\n"
+      "         sudo guardctl forget --inline /usr/bin/python3 --user alice");
+  bool forgetInline = false;
+  forget.cmd->add_flag("--inline", forgetInline,
+                       "PATH is an interpreter: forget the decisions about the code typed or "
+                       "piped into it (-c, -e, stdin), not about it or its scripts");
+  std::string forgetUser;
+  forget.cmd->add_option("--user", forgetUser,
+                         "Forget only the approvals for this user (NAME or UID), not those "
+                         "for every user nor denials");
 
   mailguard::guardctl::DetectorCommands detectorCommands(app);  // alerts, release, bulk
 
@@ -294,6 +307,30 @@ int main(int argc, char** argv) {
       return kUsage;
     }
     scope.user = *uid;
+  }
+  mailguard::dbus::RuleScope denyScope;
+  mailguard::dbus::RuleScope forgetScope;
+  denyScope.inlineCode = denyInline;
+  forgetScope.inlineCode = forgetInline;
+  for (auto [on, pc] : {std::pair{denyInline, &deny}, std::pair{forgetInline, &forget}}) {
+    if (!on) continue;
+    if (!pc->script.empty()) {
+      std::cerr << "guardctl: --inline and --script: inline code has no script\n";
+      return kUsage;
+    }
+    if (policyTargets && !policyTargets->target.empty() && policyTargets->target.front() != '/') {
+      std::cerr << "guardctl: --inline goes with an interpreter's path (an id names inline "
+                   "code as such already)\n";
+      return kUsage;
+    }
+  }
+  if (!forgetUser.empty()) {
+    auto uid = out::userId(forgetUser);
+    if (!uid) {
+      std::cerr << "guardctl: --user: " << uid.error().message << "\n";
+      return kUsage;
+    }
+    forgetScope.user = *uid;
   }
   if (approveInline && !scope.user) {
     std::cerr << "guardctl: --inline needs --user NAME: inline code is approved for one user "
@@ -396,7 +433,7 @@ int main(int argc, char** argv) {
     auto known = client.programs();
     if (const auto* e = mailguard::dbus::errorOf(known)) return fail(*e);
     const auto& list = std::get<std::vector<mailguard::dbus::Program>>(known);
-    const auto held = out::heldMessagesOf(list, target, script);
+    const auto held = out::heldMessagesOf(list, target, script, denyInline);
     if (held > 0) {
       std::string name = script.empty() ? target : target + " " + script;
       for (const auto& p : list) {
@@ -424,7 +461,7 @@ int main(int argc, char** argv) {
     if (!*pc->cmd) continue;
     const auto& [target, script] = *policyTargets;
     auto r = pc == &approve ? client.approve(target, script, allowEnv, onlyTo, scope)
-                            : client.deny(target, script);
+                            : client.deny(target, script, denyScope);
     if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
     const auto& p = std::get<mailguard::dbus::Program>(r);
     const auto notes = out::decisionNotes(p, pc == &approve);
@@ -447,8 +484,11 @@ int main(int argc, char** argv) {
     // before forgetting, for the message.
     std::string name = script.empty() ? target : target + " " + script;
     std::size_t versionCount = 0;
-    if (auto v = client.programVersions(target, script);
-        auto* found = std::get_if<std::vector<mailguard::dbus::ProgramVersion>>(&v)) {
+    // A path with --inline names the interpreter's inline code, which has no versions.
+    if (forgetInline) {
+      name = "the inline code of " + target;
+    } else if (auto v = client.programVersions(target, script);
+               auto* found = std::get_if<std::vector<mailguard::dbus::ProgramVersion>>(&v)) {
       versionCount = found->size();
     }
     if (auto known = client.programs();
@@ -459,7 +499,8 @@ int main(int argc, char** argv) {
         }
       }
     }
-    auto r = client.forget(target, script);
+    if (!forgetUser.empty()) name += " for " + forgetUser;
+    auto r = client.forget(target, script, forgetScope);
     // With nothing to forget guardd answers NotFound, saying so: exit 1.
     if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
     if (json) {

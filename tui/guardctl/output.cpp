@@ -571,13 +571,19 @@ std::string destinationText(const dbus::Attempt& a) {
 }
 
 std::uint32_t heldMessagesOf(const std::vector<dbus::Program>& programs, const std::string& target,
-                             const std::string& script) {
+                             const std::string& script, bool inlineCode) {
   std::uint32_t held = 0;
   const bool byId = !target.empty() && target.front() != '/';
+  // guardd keeps real paths (/usr/bin/python3 is a link to python3.11): the rule is for
+  // the file the path names.
+  std::error_code ec;
+  auto real = byId ? std::string() : std::filesystem::weakly_canonical(target, ec).string();
+  if (ec) real = target;
   for (const auto& p : programs) {
     // A denial by path covers every content of that path (and script): the rule's key.
-    const bool named =
-        byId ? std::to_string(p.id) == target : p.path == target && p.scriptPath == script;
+    const bool named = byId ? std::to_string(p.id) == target
+                            : (p.path == target || p.path == real) && p.scriptPath == script &&
+                                  (!inlineCode || p.kind == "inline");
     if (named) held += p.heldMessages;
   }
   return held;

@@ -56,9 +56,10 @@ std::string channelText(const dbus::Attempt& a);
 // "192.0.2.25:25", or for a message handed to the MTA its recipients' domains.
 std::string destinationText(const dbus::Attempt& a);
 // The messages the MTA holds for the programs a policy command names (an id, or a path
-// with its script: every program of that path and script).
+// with its script: every program of that path and script; with inlineCode only the inline
+// code run by the interpreter at that path).
 std::uint32_t heldMessagesOf(const std::vector<dbus::Program>& programs, const std::string& target,
-                             const std::string& script);
+                             const std::string& script, bool inlineCode = false);
 // "3 held messages of /usr/bin/python3 /srv/x.py will be deleted"
 std::string heldNotice(std::uint32_t held, const std::string& program);
 

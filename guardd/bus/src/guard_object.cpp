@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <optional>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <variant>
 
 #include "convert.hpp"
 #include "mailguard/dbus/names.hpp"
@@ -72,6 +75,58 @@ Result<service::ApproveOptions> parseApproveOptions(const codec::VariantMap& opt
     }
   }
   return out;
+}
+
+// DenyWithOptions' and ForgetWithOptions' a{sv}: "inline" b, and for Forget "user" u.
+struct RuleOptions {
+  bool inlineCode = false;
+  std::optional<std::uint32_t> user;
+};
+
+Result<RuleOptions> parseRuleOptions(const codec::VariantMap& options, bool userAllowed) {
+  RuleOptions out;
+  for (const auto& [key, value] : options) {
+    if (key == "inline") {
+      if (!value.containsValueOfType<bool>())
+        return invalidArgument("inline must be a boolean (b)");
+      out.inlineCode = value.get<bool>();
+    } else if (key == "user" && userAllowed) {
+      if (!value.containsValueOfType<std::uint32_t>()) {
+        return invalidArgument("user must be a uid (u)");
+      }
+      out.user = value.get<std::uint32_t>();
+    } else if (key == "user") {
+      return invalidArgument("a denial is for every user: user is not an option of a denial");
+    } else {
+      return invalidArgument("unknown option '" + key + "' (" +
+                             (userAllowed ? "inline, user" : "inline") + ")");
+    }
+  }
+  return out;
+}
+
+// The program a call with options names: inline goes with an interpreter's path alone.
+Result<service::ProgramRef> refWithOptions(const std::string& target, const std::string& script,
+                                           bool inlineCode) {
+  auto ref = parseProgramRef(target, script);
+  if (!ref) return ref.error();
+  if (inlineCode) {
+    if (!std::holds_alternative<std::string>(ref->target) || !script.empty()) {
+      return invalidArgument(
+          "inline goes with an interpreter's path alone (an id already names inline code as "
+          "such)");
+    }
+    ref->inlineCode = true;
+  }
+  return ref;
+}
+
+std::string ruleWhat(const std::string& verb, const std::string& target, const std::string& script,
+                     const RuleOptions& options) {
+  std::string what = verb + (options.inlineCode ? " the inline code of " : " ") + excerpt(target);
+  if (!script.empty()) what += " script " + excerpt(script);
+  if (options.user) what += " for uid " + std::to_string(*options.user);
+  return what;
 }
 
 using service::Done;
@@ -321,6 +376,34 @@ void GuardObject::Forget(sdbus::Result<bool>&& result, std::string target, std::
   change<bool>(
       programWhat("forget", target, script), std::move(result),
       [this, ref = *ref](const Caller&, Done<bool> done) { guard_.forget(ref, std::move(done)); },
+      [](bool forgotten) { return forgotten; });
+}
+
+void GuardObject::DenyWithOptions(sdbus::Result<dbus::wire::Program>&& result, std::string target,
+                                  std::string script, VariantMap options) {
+  auto parsed = parseRuleOptions(options, false);
+  if (!parsed) return sendError(result, toDbusError(parsed.error()));
+  auto ref = refWithOptions(target, script, parsed->inlineCode);
+  if (!ref) return sendError(result, toDbusError(ref.error()));
+  change<service::ProgramView>(
+      ruleWhat("deny", target, script, *parsed), std::move(result),
+      [this, ref = *ref](const Caller&, Done<service::ProgramView> done) {
+        guard_.deny(ref, std::move(done));
+      },
+      programEncoder());
+}
+
+void GuardObject::ForgetWithOptions(sdbus::Result<bool>&& result, std::string target,
+                                    std::string script, VariantMap options) {
+  auto parsed = parseRuleOptions(options, true);
+  if (!parsed) return sendError(result, toDbusError(parsed.error()));
+  auto ref = refWithOptions(target, script, parsed->inlineCode);
+  if (!ref) return sendError(result, toDbusError(ref.error()));
+  change<bool>(
+      ruleWhat("forget", target, script, *parsed), std::move(result),
+      [this, ref = *ref, user = parsed->user](const Caller&, Done<bool> done) {
+        guard_.forget(ref, std::move(done), user);
+      },
       [](bool forgotten) { return forgotten; });
 }
 

@@ -57,6 +57,10 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
   void Deny(sdbus::Result<dbus::wire::Program>&& result, std::string target,
             std::string script) override;
   void Forget(sdbus::Result<bool>&& result, std::string target, std::string script) override;
+  void DenyWithOptions(sdbus::Result<dbus::wire::Program>&& result, std::string target,
+                       std::string script, VariantMap options) override;
+  void ForgetWithOptions(sdbus::Result<bool>&& result, std::string target, std::string script,
+                         VariantMap options) override;
   std::vector<dbus::wire::Alert> Alerts(const std::uint32_t& limit) override;
   void AckAlert(sdbus::Result<bool>&& result, std::int64_t id) override;
   void Release(sdbus::Result<dbus::wire::Program>&& result, std::string target,

@@ -121,6 +121,7 @@ Result<void> Guard::Impl::start() {
     v.lastAttempt = p.lastAttempt;
     v.firstSeen = p.firstSeen;
     v.state = rules::stateOf(v.identity, p.quarantined, approvals);
+    if (p.decided) decidedBefore[v.id] = *p.decided;
     views.push_back(std::move(v));
   }
   programs.load(std::move(views));
@@ -412,6 +413,7 @@ void Guard::Impl::refreshStates() {
     if (view.state == before) return;
     if (before == rules::ProgramState::Approved || before == rules::ProgramState::Denied) {
       decidedBefore[view.id] = before;
+      writer->setDecided(view.id, before);
     }
     changed.push_back(view);
   });
@@ -634,7 +636,8 @@ void Guard::Impl::setRule(const ProgramRef& ref, rules::RuleAction action, Done<
 }
 
 // Rules are kept by path: forgetting needs no hash.
-void Guard::Impl::forget(const ProgramRef& ref, Done<bool> done) {
+void Guard::Impl::forget(const ProgramRef& ref, Done<bool> done,
+                         std::optional<std::uint32_t> user) {
   auto found = named(ref);
   if (!found) return done(found.error());
   // An interpreter's inline code and the interpreter itself are decided apart.
@@ -646,33 +649,37 @@ void Guard::Impl::forget(const ProgramRef& ref, Done<bool> done) {
   } else if (ref.inlineCode) {
     kind = rules::IdentityKind::Inline;
   }
+  std::string what =
+      log::quote(found->scriptPath.empty() ? found->path : found->path + " " + found->scriptPath);
+  if (kind == rules::IdentityKind::Inline) what = "the inline code of " + what;
+  if (user) what += " for " + userName(*user);
   writer->removeRules(
       found->path, found->scriptPath,
-      [this, found = *found, done = std::move(done)](Result<bool> r) mutable {
-        loop.post([this, found, r = std::move(r), done = std::move(done)] {
+      [this, found = *found, kind, user, what = std::move(what),
+       done = std::move(done)](Result<bool> r) mutable {
+        loop.post([this, found, kind, user, what, r = std::move(r), done = std::move(done)] {
           if (!r) return done(r.error());
           // Nothing removed: say what is the case, as release does, so
           // that callers do not report a change that did not happen.
           if (!r.value()) {
-            return done(notFound("there is no decision about " +
-                                 log::quote(found.scriptPath.empty()
-                                                ? found.path
-                                                : found.path + " " + found.scriptPath) +
-                                 " to forget: nothing was changed"));
+            return done(
+                notFound("there is no decision about " + what + " to forget: nothing was changed"));
           }
           reloadRulesIfChanged();
           programs.forEach([&](ProgramView& v) {
-            if (v.identity.path != found.path || v.identity.scriptPath != found.scriptPath) {
+            if (v.identity.path != found.path || v.identity.scriptPath != found.scriptPath ||
+                (kind && v.identity.kind() != *kind)) {
               return;
             }
-            // The path's decisions are forgotten, its earlier versions' with them.
-            decidedBefore.erase(v.id);
+            // The path's decisions are forgotten, its earlier versions' with them (one
+            // user's approval forgotten leaves the history of the others').
+            if (!user && decidedBefore.erase(v.id) > 0) writer->setDecided(v.id, std::nullopt);
             if (self.onProgramChanged) self.onProgramChanged(v);
           });
           done(r.value());
         });
       },
-      kind);
+      kind, user);
 }
 
 Guard::Guard(Options options, EventLoop& loop)
@@ -744,14 +751,7 @@ std::vector<ProgramView> Guard::programs() const {
 }
 
 ProgramView Guard::currentVersion(const ProgramView& version) const {
-  ProgramView newest = version;
-  impl_->programs.forEach([&](const ProgramView& v) {
-    if (sameProgram(v.identity, version.identity) &&
-        std::tie(v.firstSeen, v.id) > std::tie(newest.firstSeen, newest.id)) {
-      newest = v;
-    }
-  });
-  return newest;
+  return impl_->programs.currentVersion(version);
 }
 
 Result<std::vector<ProgramVersion>> Guard::programVersions(const ProgramRef& ref) const {
@@ -815,7 +815,9 @@ std::string Guard::covers(const ProgramView& program) const {
 }
 
 std::size_t Guard::heldMessages(std::int64_t programId) const {
-  return impl_->mta ? impl_->mta->held(programId) : 0;
+  if (!impl_->mta) return 0;
+  const auto* view = impl_->programs.find(programId);
+  return view != nullptr ? impl_->mta->heldOfProgram(*view) : impl_->mta->held(programId);
 }
 
 Result<std::vector<store::AttemptRecord>> Guard::attempts(const store::AttemptQuery& q) {
@@ -836,7 +838,9 @@ void Guard::deny(const ProgramRef& ref, Done<ProgramView> done) {
   impl_->setRule(ref, rules::RuleAction::Deny, std::move(done));
 }
 
-void Guard::forget(const ProgramRef& ref, Done<bool> done) { impl_->forget(ref, std::move(done)); }
+void Guard::forget(const ProgramRef& ref, Done<bool> done, std::optional<std::uint32_t> user) {
+  impl_->forget(ref, std::move(done), user);
+}
 
 void Guard::ackAlert(std::int64_t id, Done<bool> done) {
   impl_->detection->ackAlert(id, std::move(done));

@@ -46,7 +46,8 @@ struct Guard::Impl {
   // The owner's last decision (Approved or Denied) for each version that a later rule
   // stopped covering (approving a new content of the file replaces the path's approval):
   // the history shows it as "approved, replaced by a newer version" rather than as a
-  // program nobody decided about. Kept for this run only.
+  // program nobody decided about. Stored with the version's row (programs.decided) and
+  // read back at start.
   std::map<std::int64_t, rules::ProgramState> decidedBefore;
 
   std::unique_ptr<netfilter::RulesetManager> nft;
@@ -97,7 +98,7 @@ struct Guard::Impl {
   void identityFor(const ProgramRef& ref, Done<rules::ProgramIdentity> done);
   void setRule(const ProgramRef& ref, rules::RuleAction action, Done<ProgramView> done,
                ApproveOptions approval = {});
-  void forget(const ProgramRef& ref, Done<bool> done);
+  void forget(const ProgramRef& ref, Done<bool> done, std::optional<std::uint32_t> user);
 };
 
 }  // namespace mailguard::service

@@ -493,6 +493,18 @@ bool MtaGate::sendHolds() {
   return true;
 }
 
+std::size_t MtaGate::heldOfProgram(const ProgramView& view) const {
+  std::size_t n = 0;
+  for (const auto programId : held_.programs()) {
+    const auto* version = d_.programs.find(programId);
+    if (programId == view.id ||
+        (version != nullptr && sameProgram(version->identity, view.identity))) {
+      n += held_.count(programId);
+    }
+  }
+  return n;
+}
+
 void MtaGate::reconcile() {
   if (agentFd_ == -1 || !inFlight_.empty()) return;
   // Holds first: a quarantined program's queued messages are being retried meanwhile.
@@ -500,10 +512,22 @@ void MtaGate::reconcile() {
   for (const auto programId : held_.programs()) {
     const auto* view = d_.programs.find(programId);
     if (view == nullptr) continue;
+    // The owner decides about the row, whose state is its current version's: approving the
+    // new content of a rewritten script releases what the older content submitted too (the
+    // owner saw them counted on that row). Without a decision on the row (pending, or
+    // quarantined, whose mail waits for the owner), a version goes by its own state; a
+    // quarantined version's mail waits for its release, or goes with a denial.
+    const auto current = d_.programs.currentVersion(*view);
+    auto state = view->state;
+    if (current.state == rules::ProgramState::Denied ||
+        (current.state == rules::ProgramState::Approved &&
+         view->state != rules::ProgramState::Quarantined)) {
+      state = current.state;
+    }
     mta::AgentAction action{};
-    if (view->state == rules::ProgramState::Approved) {
+    if (state == rules::ProgramState::Approved) {
       action = mta::AgentAction::Release;
-    } else if (view->state == rules::ProgramState::Denied) {
+    } else if (state == rules::ProgramState::Denied) {
       action = mta::AgentAction::Remove;
     } else {
       continue;

@@ -113,10 +113,15 @@ class MtaGate {
   Result<void> watchPostfix(const std::vector<mta::PostfixInstance>& instances);
 
   // The owner's rules changed: held messages of approved programs are released, those of
-  // denied programs deleted (by the agent, when it is connected).
+  // denied programs deleted (by the agent, when it is connected). A program's row decides
+  // for all its versions: the messages an older content submitted go as the current
+  // version's decision says.
   void reconcile();
-  // Messages the MTA holds for this program (what a denial would delete).
+  // Messages the MTA holds for this version of a program.
   [[nodiscard]] std::size_t held(std::int64_t programId) const { return held_.count(programId); }
+  // Messages the MTA holds for every version of the program `view` is a version of (what a
+  // decision about its row releases or deletes).
+  [[nodiscard]] std::size_t heldOfProgram(const ProgramView& view) const;
   // A program's state changed: once quarantined, its messages still in the MTA's queue
   // are held (by the agent, as soon as it is connected) and listed as held for it.
   void programChanged(const ProgramView& view);

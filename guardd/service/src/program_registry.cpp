@@ -121,6 +121,18 @@ std::optional<MonoTime> ProgramRegistry::lastSeen(std::int64_t id) const {
   return it == byId_.end() ? std::nullopt : it->second.seen;
 }
 
+ProgramView ProgramRegistry::currentVersion(const ProgramView& version) const {
+  const ProgramView* newest = &version;
+  for (const auto& [id, entry] : byId_) {
+    const auto& v = entry.view;
+    if (sameProgram(v.identity, version.identity) &&
+        std::tie(v.firstSeen, v.id) > std::tie(newest->firstSeen, newest->id)) {
+      newest = &v;
+    }
+  }
+  return *newest;
+}
+
 std::vector<ProgramView> ProgramRegistry::list() const {
   std::vector<ProgramView> out;
   out.reserve(byId_.size());

@@ -74,6 +74,10 @@ class ProgramRegistry {
   // When remember() last saw it; nullopt for a program only loaded, or unknown.
   [[nodiscard]] std::optional<MonoTime> lastSeen(std::int64_t id) const;
 
+  // The current version of the program `version` is a version of: the newest content
+  // (by firstSeen, then id), as foldVersions picks a row's; `version` itself when newest.
+  [[nodiscard]] ProgramView currentVersion(const ProgramView& version) const;
+
   // Every program, by id (for the programs list: bounded by maxPrograms).
   [[nodiscard]] std::vector<ProgramView> list() const;
   // f(ProgramView&), by id. f may change a view (its state, say) but not call remember().

@@ -14,7 +14,7 @@ namespace {
 // Schema migrations: entry i moves user_version i to i + 1. Append only; never edit a
 // released entry. Text columns are NOT NULL with '' for "none" so that the UNIQUE
 // constraints compare them (SQLite treats NULLs as distinct in UNIQUE).
-constexpr std::array<const char*, 9> kMigrations = {
+constexpr std::array<const char*, 10> kMigrations = {
     R"sql(
 CREATE TABLE programs(
   id INTEGER PRIMARY KEY,
@@ -225,6 +225,13 @@ CREATE TABLE audit_lan(
   reason TEXT NOT NULL DEFAULT '',
   transcript TEXT NOT NULL DEFAULT '');
 CREATE INDEX audit_lan_by_audit ON audit_lan(audit_id);
+)sql",
+    // 9 -> 10: what the owner last decided for a version ('approved', 'denied'; '' for
+    // nothing) once a later decision stopped covering it (approving a new content of the
+    // file replaces the path's approval), so that an older version's history still says
+    // "approved, replaced by a newer version" after guardd restarts.
+    R"sql(
+ALTER TABLE programs ADD COLUMN decided TEXT NOT NULL DEFAULT '';
 )sql",
 };
 

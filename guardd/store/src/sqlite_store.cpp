@@ -183,7 +183,7 @@ Result<std::vector<ProgramRecord>> SqliteStore::loadPrograms() {
       db_->prepare(
           "SELECT p.id, p.path, p.sha256, p.script_path, p.script_sha256, p.uid, p.first_seen, "
           "  MAX(p.last_attempt, COALESCE(a.last, p.last_attempt)), p.quarantined, "
-          "  COALESCE(a.n, 0), p.binary_itself "
+          "  COALESCE(a.n, 0), p.binary_itself, p.decided "
           "FROM programs p LEFT JOIN ("
           "  SELECT program_id, COUNT(*) AS n, MAX(time) AS last FROM attempts "
           "  WHERE program_id IS NOT NULL GROUP BY program_id) a ON a.program_id = p.id "
@@ -201,6 +201,11 @@ Result<std::vector<ProgramRecord>> SqliteStore::loadPrograms() {
         p.quarantined = s.integer(8) != 0;
         p.attempts = s.integer(9);
         p.identity.binaryItself = s.integer(10) != 0;
+        if (const auto decided = s.text(11); decided == "approved") {
+          p.decided = rules::ProgramState::Approved;
+        } else if (decided == "denied") {
+          p.decided = rules::ProgramState::Denied;
+        }
         out.push_back(std::move(p));
       });
   if (!r) return r.error();

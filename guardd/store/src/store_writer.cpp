@@ -99,9 +99,13 @@ struct StoreWriter::Impl {
     std::int64_t programId = 0;
     bool quarantined = false;
   };
+  struct Decided {
+    std::int64_t programId = 0;
+    std::string decided;  // "approved", "denied" or ""
+  };
   using Durable = std::function<void()>;  // a whole durable job: the write, then `done`
-  using Item =
-      std::variant<AttemptRecord, ProgramRecord, std::vector<ProbeRow>, Quarantine, Durable>;
+  using Item = std::variant<AttemptRecord, ProgramRecord, std::vector<ProbeRow>, Quarantine,
+                            Decided, Durable>;
   // What lastError remembers separately: a success of one kind does not clear another's.
   enum class Kind { Records, Prune, Rule, Alert, Acknowledge, Detector, Firewall, Audit };
 
@@ -111,6 +115,7 @@ struct StoreWriter::Impl {
     std::vector<AttemptRecord> attempts;
     std::vector<std::vector<ProbeRow>> probes;
     std::vector<Quarantine> quarantines;
+    std::vector<Decided> decisions;
     std::uint64_t items = 0;  // queue items in it, for flush()
     [[nodiscard]] bool empty() const { return items == 0; }
     void add(Item&& item) {
@@ -121,6 +126,8 @@ struct StoreWriter::Impl {
         programs.push_back(std::move(*p));
       } else if (auto* rows = std::get_if<std::vector<ProbeRow>>(&item)) {
         probes.push_back(std::move(*rows));
+      } else if (auto* d = std::get_if<Decided>(&item)) {
+        decisions.push_back(std::move(*d));
       } else {
         quarantines.push_back(std::get<Quarantine>(item));
       }
@@ -297,6 +304,15 @@ Result<void> StoreWriter::Impl::writeBatch(Batch& batch) {
       for (const auto& q : batch.quarantines) {
         stmt->reset();
         stmt->bind(1, q.quarantined).bind(2, q.programId);
+        if (auto done = stmt->run(); !done) return done.error();
+      }
+    }
+    if (!batch.decisions.empty()) {
+      auto stmt = db.cached("UPDATE programs SET decided = ?1 WHERE id = ?2");
+      if (!stmt) return stmt.error();
+      for (const auto& d : batch.decisions) {
+        stmt->reset();
+        stmt->bind(1, d.decided).bind(2, d.programId);
         if (auto done = stmt->run(); !done) return done.error();
       }
     }
@@ -524,6 +540,14 @@ void StoreWriter::setQuarantined(std::int64_t programId, bool quarantined) {
   impl_->enqueueRecord(Impl::Quarantine{programId, quarantined}, false);
 }
 
+void StoreWriter::setDecided(std::int64_t programId, std::optional<rules::ProgramState> decided) {
+  std::string text;
+  if (decided == rules::ProgramState::Approved || decided == rules::ProgramState::Denied) {
+    text = std::string(rules::toString(*decided));
+  }
+  impl_->enqueueRecord(Impl::Decided{programId, std::move(text)}, false);
+}
+
 void StoreWriter::addRule(rules::ApprovalRule rule, std::optional<ProgramRecord> program,
                           std::function<void(Result<RuleWritten>)> done) {
   impl_->enqueueDurable([impl = impl_.get(), rule = std::move(rule), program = std::move(program),
@@ -584,14 +608,20 @@ void StoreWriter::addRule(rules::ApprovalRule rule, std::optional<ProgramRecord>
 
 void StoreWriter::removeRules(std::string path, std::string scriptPath,
                               std::function<void(Result<bool>)> done,
-                              std::optional<rules::IdentityKind> kind) {
+                              std::optional<rules::IdentityKind> kind,
+                              std::optional<std::uint32_t> user) {
   impl_->enqueueDurable([impl = impl_.get(), path = std::move(path),
-                         scriptPath = std::move(scriptPath), done = std::move(done), kind] {
+                         scriptPath = std::move(scriptPath), done = std::move(done), kind, user] {
     auto r = impl->durably<bool>(Impl::Kind::Rule, "remove rules from", [&]() -> Result<bool> {
+      // scope_uid -1 is every user's rule, which ?4 NULL (no user named) also matches.
       auto stmt = impl->db.cached(
-          "DELETE FROM rules WHERE path = ?1 AND script_path = ?2 AND (?3 = '' OR kind = ?3)");
+          "DELETE FROM rules WHERE path = ?1 AND script_path = ?2 AND (?3 = '' OR kind = ?3) "
+          "AND (?4 IS NULL OR scope_uid = ?4)");
       if (!stmt) return stmt.error();
-      stmt->bind(1, path).bind(2, scriptPath).bind(3, kind ? rules::toString(*kind) : "");
+      stmt->bind(1, path)
+          .bind(2, scriptPath)
+          .bind(3, kind ? rules::toString(*kind) : "")
+          .bind(4, user ? std::optional<std::int64_t>{*user} : std::nullopt);
       if (auto finished = stmt->run(); !finished) return finished.error();
       return impl->db.changes() > 0;
     });

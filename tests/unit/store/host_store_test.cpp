@@ -204,7 +204,8 @@ TEST(HostRows, AnAuditStoredWithLanAndAuthLinesInItsTranscriptReadsIntoTheFields
     // stranger's dialogue, each "# lan" line followed by that subnet's dialogue.
     RawDb raw(file);
     raw.exec(
-        "DROP TABLE audit_lan; ALTER TABLE audit_results DROP COLUMN auth_in_clear; "
+        "ALTER TABLE programs DROP COLUMN decided; DROP TABLE audit_lan; ALTER TABLE audit_results "
+        "DROP COLUMN auth_in_clear; "
         "PRAGMA user_version = 8");
     raw.exec(
         "INSERT INTO audit_results(time, family, address, port, exposure, relay, transcript) "
@@ -231,7 +232,7 @@ TEST(HostRows, AnAuditStoredWithLanAndAuthLinesInItsTranscriptReadsIntoTheFields
   EXPECT_TRUE((*loaded)[1].lan.empty());
   EXPECT_EQ((*loaded)[1].transcript, (std::vector<std::string>{"< 220 pc.test ESMTP"}));
   RawDb raw(file);
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), kSchemaVersion);
 }
 
 }  // namespace

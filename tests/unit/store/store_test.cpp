@@ -143,7 +143,7 @@ TEST(SqliteStore, CreatesStateDirAndSchemaAndKeepsDataAcrossReopen) {
   EXPECT_EQ(all[0].reason, expected.reason);
 
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), kSchemaVersion);
 }
 
 TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
@@ -156,7 +156,7 @@ TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
   auto s = openStore(dir);
   EXPECT_EQ(count(*s), 1);
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), kSchemaVersion);
 }
 
 // Every byte of the database and its WAL (and shm), as one string.
@@ -207,7 +207,7 @@ TEST(SqliteStore, MigrationMasksPasswordsStoredBeforeAndLeavesNoCopyInTheFiles) 
   {
     auto s = openStore(tmp.path());
     RawDb raw(file);
-    EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
+    EXPECT_EQ(raw.text("PRAGMA user_version"), kSchemaVersion);
     EXPECT_EQ(raw.text("SELECT cmdline FROM attempts WHERE time = 1"),
               "curl -u me:*** smtps://me:***@mail.example.org");
     EXPECT_EQ(raw.text("SELECT substr(cmdline, 1, 40) FROM attempts WHERE time = 2"),
@@ -322,7 +322,7 @@ TEST(SqliteStore, ARuleFromBeforeAllowEnvAllowsNothing) {
   EXPECT_EQ((*rules)[0].path, "/usr/bin/msmtp");
   EXPECT_TRUE((*rules)[0].allowEnv.empty());
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), kSchemaVersion);
 }
 
 TEST(SqliteStore, RulesAndProgramsFromBeforeKindsKeepTheirMeaningAndAttempts) {
@@ -363,7 +363,7 @@ TEST(SqliteStore, RulesAndProgramsFromBeforeKindsKeepTheirMeaningAndAttempts) {
     EXPECT_EQ(r.kind, r.scriptPath.empty() ? IdentityKind::Program : IdentityKind::Script);
   }
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), kSchemaVersion);
   EXPECT_EQ(raw.text("SELECT program_id FROM attempts"), "5");
   EXPECT_EQ(raw.text("SELECT COUNT(*) FROM programs WHERE id = 5"), "1");
   // The rules' triggers are back: a change moves the version.
@@ -414,6 +414,87 @@ TEST(SqliteStore, KeepsApprovalsForSeveralUsersAndKindsApart) {
   EXPECT_EQ((*rules)[0].kind, IdentityKind::Program);
 }
 
+TEST(SqliteStore, ForgettingForOneUserRemovesOnlyThatUsersRule) {
+  TempDir tmp;
+  auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
+  auto inlineFor = [](std::uint32_t uid) {
+    auto r = rule(RuleAction::Approve, "/usr/bin/python3.11");
+    r.kind = IdentityKind::Inline;
+    r.uid = uid;
+    return r;
+  };
+  ASSERT_TRUE(addRule(*w, inlineFor(1000)));
+  ASSERT_TRUE(addRule(*w, inlineFor(1001)));
+  auto removed = removeRules(*w, "/usr/bin/python3.11", "", IdentityKind::Inline, 1000U);
+  ASSERT_TRUE(removed) << removed.error().message;
+  EXPECT_TRUE(*removed);
+  auto again = removeRules(*w, "/usr/bin/python3.11", "", IdentityKind::Inline, 1000U);
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(*again) << "nothing of uid 1000 is left to forget";
+  auto rules = s->loadRules();
+  ASSERT_TRUE(rules);
+  ASSERT_EQ(rules->size(), 1U);
+  EXPECT_EQ((*rules)[0].uid, 1001U);
+}
+
+TEST(SqliteStore, KeepsWhatTheOwnerDecidedForAVersionThroughSightingsAndReopen) {
+  TempDir tmp;
+  {
+    auto w = startWriter(tmp.path());
+    w->submit(program(3, "/usr/local/bin/x"));
+    w->submit(program(4, "/usr/local/bin/y"));
+    w->setDecided(3, rules::ProgramState::Approved);
+    w->setDecided(4, rules::ProgramState::Denied);
+    w->setDecided(9, rules::ProgramState::Approved);  // no such row: changes nothing
+    w->submit(program(3, "/usr/local/bin/x", kNow + std::chrono::seconds(5)));  // a sighting
+    w->flush();
+    EXPECT_EQ(w->stats().writeErrors, 0U);
+  }
+  auto s = openStore(tmp.path());
+  auto programs = s->loadPrograms();
+  ASSERT_TRUE(programs) << programs.error().message;
+  ASSERT_EQ(programs->size(), 2U);
+  EXPECT_EQ(programs->at(0).decided, rules::ProgramState::Approved);
+  EXPECT_EQ(programs->at(1).decided, rules::ProgramState::Denied);
+  auto w = startWriter(tmp.path());
+  w->setDecided(3, std::nullopt);
+  w->setDecided(4, rules::ProgramState::Pending);  // not a decision: stored as none
+  w->flush();
+  programs = s->loadPrograms();
+  ASSERT_TRUE(programs);
+  EXPECT_EQ(programs->at(0).decided, std::nullopt);
+  EXPECT_EQ(programs->at(1).decided, std::nullopt);
+}
+
+TEST(SqliteStore, ProgramsFromBeforeTheDecidedColumnKeepTheirRowsAndAttempts) {
+  TempDir tmp;
+  {
+    auto w = startWriter(tmp.path());
+    w->submit(program(5, "/usr/local/bin/x"));
+    w->submit(attempt(kNow, 5, Verdict::Allow, 1));
+    w->flush();
+  }
+  {
+    // Schema version 8: programs without the decided column.
+    RawDb raw(tmp.path() / "mailguard.db");
+    raw.exec(
+        "ALTER TABLE programs DROP COLUMN decided; DROP TABLE audit_lan; "
+        "ALTER TABLE audit_results DROP COLUMN auth_in_clear; PRAGMA user_version = 8;");
+  }
+  auto s = openStore(tmp.path());
+  auto programs = s->loadPrograms();
+  ASSERT_TRUE(programs) << programs.error().message;
+  ASSERT_EQ(programs->size(), 1U);
+  EXPECT_EQ(programs->at(0).id, 5);
+  EXPECT_EQ(programs->at(0).identity.path, "/usr/local/bin/x");
+  EXPECT_EQ(programs->at(0).attempts, 1);
+  EXPECT_EQ(programs->at(0).decided, std::nullopt);
+  RawDb raw(s->databasePath());
+  EXPECT_EQ(raw.text("PRAGMA user_version"), kSchemaVersion);
+  EXPECT_EQ(raw.text("SELECT program_id FROM attempts"), "5");
+}
+
 TEST(SqliteStore, KeepsAnAttemptsChannelAndQueueId) {
   TempDir tmp;
   auto s = openStore(tmp.path());
@@ -456,7 +537,7 @@ TEST(SqliteStore, AttemptsFromBeforeTheChannelColumnsAreConnections) {
   EXPECT_EQ(rows[0].queueId, "");
   EXPECT_EQ(rows[0].dst, "192.0.2.25");
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), kSchemaVersion);
   EXPECT_EQ(raw.text("SELECT COUNT(*) FROM pragma_table_info('attempts') WHERE name IN "
                      "('channel', 'queue_id')"),
             "2");

@@ -20,6 +20,9 @@ namespace mailguard::store::test {
 
 using namespace std::chrono_literals;
 
+// PRAGMA user_version of a database migrated to the schema this build knows.
+inline constexpr const char* kSchemaVersion = "10";
+
 class TempDir {
  public:
   TempDir() {
@@ -174,9 +177,10 @@ inline Result<RuleWritten> addRule(StoreWriter& w, rules::ApprovalRule rule,
 }
 
 inline Result<bool> removeRules(StoreWriter& w, std::string path, std::string scriptPath,
-                                std::optional<rules::IdentityKind> kind = std::nullopt) {
+                                std::optional<rules::IdentityKind> kind = std::nullopt,
+                                std::optional<std::uint32_t> user = std::nullopt) {
   return await<bool>(w, [&](auto done) {
-    w.removeRules(std::move(path), std::move(scriptPath), std::move(done), kind);
+    w.removeRules(std::move(path), std::move(scriptPath), std::move(done), kind, user);
   });
 }
 

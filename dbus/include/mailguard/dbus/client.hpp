@@ -81,6 +81,14 @@ struct ApproveScope {
   bool inlineCode = false;  // the target is an interpreter's path: its inline code
 };
 
+// Which decisions deny and forget name besides the target (DenyWithOptions,
+// ForgetWithOptions): the inline code of the interpreter at the target's path, and for
+// forget only the approvals for one uid. All defaults: Deny and Forget.
+struct RuleScope {
+  std::optional<std::uint32_t> user;  // forget only: a denial is for every user
+  bool inlineCode = false;
+};
+
 // One rule of the owner.
 struct Rule {
   std::int64_t id = 0;
@@ -215,8 +223,10 @@ class Client {
                                 const std::vector<std::string>& onlyTo = {},
                                 const ApproveScope& scope = {});
   ClientResult<std::vector<Rule>> rules();
-  ClientResult<Program> deny(const std::string& target, const std::string& script = {});
-  ClientResult<bool> forget(const std::string& target, const std::string& script = {});
+  ClientResult<Program> deny(const std::string& target, const std::string& script = {},
+                             const RuleScope& scope = {});
+  ClientResult<bool> forget(const std::string& target, const std::string& script = {},
+                            const RuleScope& scope = {});
 
   // Zombie detector: alerts newest first (limit 0: the server default);
   // acknowledging, releasing and declaring a bulk send change policy (may ask polkit).

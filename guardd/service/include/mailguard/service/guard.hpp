@@ -138,8 +138,9 @@ class Guard {
   // Whom the approvals of an approved program cover: "all", or user names ("alice",
   // "alice, bob"; a uid when it has no name); "" when it is not approved.
   [[nodiscard]] std::string covers(const ProgramView& program) const;
-  // Messages the local MTA holds (frozen) for this program: released when it is approved,
-  // deleted when it is denied.
+  // Messages the local MTA holds (frozen) for the program this id is a version of, every
+  // version's: released when the program (its current version) is approved, deleted when
+  // it is denied.
   [[nodiscard]] std::size_t heldMessages(std::int64_t programId) const;
   Result<std::vector<store::AttemptRecord>> attempts(const store::AttemptQuery& q);
   // Policy changes: `done` is told once the change is on disk (acknowledged means durable).
@@ -147,7 +148,11 @@ class Guard {
   // The owner's rules as loaded (approvals with their pinned destinations, denials).
   [[nodiscard]] std::vector<rules::ApprovalRule> approvalRules() const;
   void deny(const ProgramRef& ref, Done<ProgramView> done);
-  void forget(const ProgramRef& ref, Done<bool> done);
+  // Removes the owner's decisions about the program (with ref.inlineCode those about the
+  // interpreter's inline code only); with `user`, only the approvals for that uid. NotFound
+  // when there was none.
+  void forget(const ProgramRef& ref, Done<bool> done,
+              std::optional<std::uint32_t> user = std::nullopt);
 
   // Host firewall, inbound probes and the mail-server audit (defined in
   // src/host_protection.cpp). Firewall changes are applied to the kernel atomically and

@@ -40,6 +40,10 @@ struct ProgramRecord {
   TimePoint lastAttempt{};
   std::int64_t attempts = 0;  // filled by loadPrograms from the attempts table
   bool quarantined = false;
+  // What the owner last decided for this version (Approved or Denied) before a later
+  // decision stopped covering it; nullopt for none. Read by loadPrograms; written only by
+  // StoreWriter::setDecided (a sighting leaves it as it is).
+  std::optional<rules::ProgramState> decided;
 };
 
 struct AttemptRecord {
@@ -244,9 +248,10 @@ class StoreWriter {
   void addRule(rules::ApprovalRule rule, std::optional<ProgramRecord> program,
                std::function<void(Result<RuleWritten>)> done);
   // True when a rule was removed. Every kind of rule for the path and script path, or only
-  // those of `kind`.
+  // those of `kind`; of every scope, or only the approvals for one user (`user`).
   void removeRules(std::string path, std::string scriptPath, std::function<void(Result<bool>)> done,
-                   std::optional<rules::IdentityKind> kind = std::nullopt);
+                   std::optional<rules::IdentityKind> kind = std::nullopt,
+                   std::optional<std::uint32_t> user = std::nullopt);
   // On failure (a full disk) the alert is kept in memory and written with later writes
   // (at most kMaxUnsavedAlerts, the oldest dropped and counted); `done` gets the error.
   // An id already stored is an error, and that alert is not kept.
@@ -263,6 +268,9 @@ class StoreWriter {
   // Fire and forget, batched with the records (never dropped for a full queue); a
   // programId not stored changes nothing.
   void setQuarantined(std::int64_t programId, bool quarantined);
+  // Likewise for what the owner last decided for a version (ProgramRecord::decided):
+  // Approved or Denied, or nullopt (forgotten). Other states are stored as nullopt.
+  void setDecided(std::int64_t programId, std::optional<rules::ProgramState> decided);
   // Attempt retention (settings [store]): applied at once (a later flush() waits for
   // it), then every ~1000 attempts or 60 s. maxCount 0 keeps none.
   void setRetention(std::chrono::hours maxAge, std::uint64_t maxCount);
