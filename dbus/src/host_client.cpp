@@ -114,6 +114,14 @@ ClientResult<std::vector<Probe>> HostClient::probes(std::uint32_t limit) {
   });
 }
 
+ClientResult<BackscatterStatus> HostClient::backscatter() {
+  return guarded([&] {
+    StatusMap m;
+    impl_->proxy->callMethod("Backscatter").onInterface(kInterface).storeResultsTo(m);
+    return codec::decodeBackscatter(m);
+  });
+}
+
 ClientResult<AuditReport> HostClient::audit() {
   return guarded([&] {
     return impl_->report(

@@ -177,6 +177,7 @@ class Privilege(GuarddOnBusTest):
         ("FirewallStatus", "read", [], None),
         ("Probes", "read", ["0"], None),
         ("Audit", "read", [], None),
+        ("Backscatter", "read", [], None),
         ("Rules", "read", [], None),
         # Documented as open to every local user: it only looks at this host's servers.
         ("RunAudit", "read", [], None),

@@ -63,6 +63,7 @@ std::string auditLabel(const dbus::Alert& a) {
 std::string tierLabel(const dbus::Alert& a) {
   if (a.kind == "audit") return auditLabel(a);
   if (a.kind == "tamper") return "firewall tampered";  // restored already
+  if (a.kind == "backscatter") return "backscatter";   // bounces of forged mail
   return a.tier == "hard" ? "quarantined" : "suspicious";
 }
 

@@ -442,6 +442,10 @@ std::vector<dbus::wire::Probe> GuardObject::Probes(const std::uint32_t& limit) {
   return codec::encodeAll(toDbusAll(*rows));
 }
 
+GuardObject::VariantMap GuardObject::Backscatter() {
+  return codec::encodeBackscatter(toDbus(guard_.backscatter()));
+}
+
 GuardObject::AuditTuple GuardObject::Audit() {
   return codec::encode(toDbus(guard_.auditResults()));
 }

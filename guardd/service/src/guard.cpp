@@ -201,6 +201,8 @@ Result<void> Guard::Impl::start() {
                                                                   : std::string{});
     if (gate) {
       mta = std::move(gate.value());
+      backscatter = std::make_unique<BackscatterMonitor>(clock, *alerts);
+      mta->watchBackscatter(*backscatter);
       log::info("mta: answering the local MTA at " + options.settings.mtaSocket);
       // postfix where it is installed: an instance is a configuration directory with a
       // main.cf ([mta] postfix_config_dirs; /etc/postfix by default).

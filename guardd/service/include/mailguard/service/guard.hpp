@@ -99,6 +99,23 @@ struct ApproveOptions {
   bool allUsers = false;
 };
 
+// Bounces (DSNs) delivered to this PC's mailboxes, as the local MTA's log shows them, and
+// whether they make a flood of backscatter: bounces for mail this PC never sent
+// (mailguard/mta/backscatter.hpp says what they are matched on).
+struct BackscatterInfo {
+  bool watching = false;  // a local MTA's log is followed (else nothing can be seen)
+  bool flooding = false;
+  std::uint32_t lastHour = 0;           // DSNs delivered here in the last hour
+  std::uint32_t unmatchedLastHour = 0;  // of those, matching no mail sent from here
+  std::uint32_t total = 0;              // since the flood began (0 without one)
+  std::uint32_t unmatchedTotal = 0;
+  TimePoint since{};                    // the flood's first unmatched DSN (epoch without a flood)
+  TimePoint last{};                     // the newest DSN (epoch: none)
+  std::vector<std::string> recipients;  // the local mailboxes they went to
+  std::uint32_t floodPerHour = 0;       // unmatched DSNs an hour that make a flood
+  std::int64_t alertId = 0;             // the flood's alert, 0 without one
+};
+
 // How a change reports back: on the loop thread, once the change is durable (or failed).
 // It may run before the call that started it returns (a bad argument, say).
 template <class T>
@@ -159,6 +176,9 @@ class Guard {
   // Takes the inventory and audits the relays on a worker thread (seconds); `done` runs
   // on the loop thread when it ends. A call while an audit runs joins that audit.
   void runAudit(std::function<void(const AuditSummary&)> done);
+
+  // Backscatter floods seen in the local MTA's log (defined in src/backscatter.cpp).
+  [[nodiscard]] BackscatterInfo backscatter() const;
 
   // Zombie detector (defined in src/detection.cpp). Alerts newest first;
   // release lifts a quarantine; declareBulk lifts the soft tier and backstops for
