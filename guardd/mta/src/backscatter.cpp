@@ -196,6 +196,12 @@ std::optional<BackscatterFigures> BackscatterWatch::onLine(const InboundLine& li
         pending_.erase(pendingOrder_.front());
         pendingOrder_.pop_front();
       }
+      // Delivered DSNs leave pending_ at once but their ids stay queued behind older ones:
+      // dropped here, so the queue stays bounded by the map's capacity.
+      if (pendingOrder_.size() > 2 * kMaxPending) {
+        std::erase_if(pendingOrder_,
+                      [this](const std::string& id) { return !pending_.contains(id); });
+      }
       return std::nullopt;
     }
     case InboundLine::Kind::LocalDelivery:
