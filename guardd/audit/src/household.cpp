@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <map>
 #include <set>
 #include <thread>
@@ -174,6 +175,68 @@ Result<std::vector<MailHost>> scanMailHosts(const std::vector<std::string>& addr
   for (std::size_t i = 0; i < addresses.size(); ++i) {
     if (found[i].empty()) continue;
     out.push_back(MailHost{addresses[i], {found[i].begin(), found[i].end()}});
+  }
+  return out;
+}
+
+std::vector<Finding> householdFindings(const HouseholdHostAudit& host) {
+  // Seen as one of this PC's listeners that strangers cannot reach but the LAN can: the
+  // findings are then the LAN relay and AUTH ones, never "exposed" (this PC's firewall
+  // cannot block another computer's port).
+  ListenerAudit a;
+  a.listener.family = AF_INET;
+  in_addr parsed{};
+  if (::inet_pton(AF_INET, host.address.c_str(), &parsed) == 1) {
+    std::memcpy(a.listener.address.data(), &parsed, 4);
+  }
+  a.listener.port = host.port;
+  a.listener.exposure = Exposure::Loopback;
+  // The banner names the server more often than not ("220 host ESMTP Exim 4.96",
+  // "220 host ESMTP Postfix (Debian/GNU)"): the fix then names its settings.
+  const std::string& banner = host.dialogue.banner;
+  if (banner.find("Postfix") != std::string::npos) a.listener.comm = "smtpd";
+  if (banner.find("Exim") != std::string::npos) a.listener.comm = "exim4";
+  a.relay = RelayVerdict::Unreachable;
+  LanVantage v;
+  v.subnet = host.subnet;
+  v.target = host.address;
+  v.relay = host.relay;
+  v.accepted = host.accepted;
+  a.lan.push_back(std::move(v));
+  a.authInClear = host.authInClear;
+  auto findings = findingsFor(a, rules::FirewallState{});
+  const std::string program = "a program on ";
+  for (Finding& f : findings) {
+    if (f.title.rfind(program, 0) == 0) {
+      f.title = "the mail server at " + f.title.substr(program.size());
+    }
+    f.offerBlock = false;
+    f.blockCommand.clear();
+  }
+  return findings;
+}
+
+Result<HouseholdScan> scanHousehold(const ScanOptions& scan, const AuditOptions& audit,
+                                    int minPrefix) {
+  HouseholdScan out;
+  out.subnets = householdSubnets(ownInterfaceAddresses(), minPrefix);
+  std::vector<std::string> addresses;
+  std::vector<std::size_t> subnetOf;
+  for (std::size_t i = 0; i < out.subnets.size(); ++i) {
+    for (auto& a : householdHosts(out.subnets[i])) {
+      addresses.push_back(std::move(a));
+      subnetOf.push_back(i);
+    }
+  }
+  auto found = scanMailHosts(addresses, scan, &out.stats);
+  if (!found) return found.error();
+  std::size_t index = 0;
+  for (const MailHost& host : *found) {
+    while (index < addresses.size() && addresses[index] != host.address) ++index;
+    const std::string cidr = index < addresses.size() ? out.subnets[subnetOf[index]].cidr : "";
+    for (const auto port : host.ports) {
+      out.hosts.push_back(auditHouseholdHost(cidr, host.address, port, audit));
+    }
   }
   return out;
 }

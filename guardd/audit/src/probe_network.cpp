@@ -45,6 +45,7 @@
 #include <thread>
 #include <variant>
 
+#include "mailguard/audit/household.hpp"
 #include "mailguard/audit/relay.hpp"
 #include "mailguard/common/c_deleter.hpp"
 #include "mailguard/common/fd.hpp"
@@ -673,6 +674,37 @@ Result<std::vector<ListenerAudit>> auditRelays(const std::vector<MailListener>& 
     if (auto r = network.inProbeNamespace(task); !r) return r.error();
   }
   return out;
+}
+
+std::vector<InterfaceAddress> ownInterfaceAddresses() { return interfaceAddresses(); }
+
+HouseholdHostAudit auditHouseholdHost(const std::string& subnet, const std::string& address,
+                                      std::uint16_t port, const AuditOptions& options) {
+  HouseholdHostAudit h;
+  h.subnet = subnet;
+  h.address = address;
+  h.port = port;
+  if (port == 465) {
+    h.relay = RelayVerdict::Unreachable;
+    h.reason = "port 465 speaks TLS from the first byte; the audit does not speak TLS";
+    return h;
+  }
+  // Source 0.0.0.0: the kernel picks this PC's address on the subnet, as it does for
+  // any program here.
+  const Outcome o = probe(AF_INET, "0.0.0.0", address, port, options);
+  h.relay = o.relay;
+  h.accepted = o.accepted;
+  h.dialogue = o.dialogue;
+  if (o.relay == RelayVerdict::Unreachable) {
+    h.reason = failureReason(o, address);
+    return h;
+  }
+  h.authInClear = authMechanisms(o.dialogue.ehlo);
+  h.reason = "reached from this computer (a host on your LAN " + subnet + ") at " + address;
+  if (o.dialogue.error && o.accepted.empty()) {
+    h.reason += "; the dialogue ended early: " + *o.dialogue.error;
+  }
+  return h;
 }
 
 }  // namespace mailguard::audit

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <thread>
 
 #include "mailguard/common/fd.hpp"
 
@@ -124,6 +125,72 @@ TEST(ScanMailHosts, RefusesWhatIsNotAnAddress) {
   ScanOptions none;
   none.inFlight = 0;
   EXPECT_FALSE(scanMailHosts({"127.0.0.1"}, none).has_value());
+}
+
+// A scripted SMTP server on loopback (a unit test's fake): accepts every command, AUTH
+// offered in clear; serves one connection.
+void serveOpenRelay(int listener) {
+  Fd c(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  if (!c) return;
+  const auto say = [&](const std::string& line) {
+    (void)::send(c.get(), line.data(), line.size(), MSG_NOSIGNAL);
+  };
+  say("220 neighbour.example ESMTP Exim 4.96\r\n");
+  std::string buffer;
+  char chunk[512];
+  for (;;) {
+    const ssize_t n = ::recv(c.get(), chunk, sizeof chunk, 0);
+    if (n <= 0) return;
+    buffer.append(chunk, static_cast<std::size_t>(n));
+    std::size_t eol = 0;
+    while ((eol = buffer.find("\r\n")) != std::string::npos) {
+      const std::string line = buffer.substr(0, eol);
+      buffer.erase(0, eol + 2);
+      if (line.rfind("EHLO", 0) == 0) {
+        say("250-neighbour.example\r\n250-AUTH PLAIN LOGIN\r\n250 HELP\r\n");
+      } else if (line == "QUIT") {
+        say("221 bye\r\n");
+        return;
+      } else {
+        say("250 OK\r\n");
+      }
+    }
+  }
+}
+
+TEST(AuditHouseholdHost, AnOpenRelayOnTheLanIsOpenWithTheSameFindings) {
+  std::uint16_t port = 0;
+  auto listener = listenOn("127.0.0.7", port);
+  std::thread server(serveOpenRelay, listener.get());
+  AuditOptions options;
+  options.replyTimeout = std::chrono::milliseconds(3000);
+  const auto host = auditHouseholdHost("127.0.0.0/24", "127.0.0.7", port, options);
+  server.join();
+  EXPECT_EQ(host.relay, RelayVerdict::Open) << host.reason;
+  EXPECT_EQ(host.accepted.size(), relayVariants("neighbour.example").size());
+  EXPECT_EQ(host.authInClear, (std::vector<std::string>{"PLAIN", "LOGIN"}));
+  const auto findings = householdFindings(host);
+  ASSERT_EQ(findings.size(), 2u);
+  EXPECT_EQ(findings[0].kind, "open-relay-lan");
+  EXPECT_NE(findings[0].title.find("the mail server at 127.0.0.7:" + std::to_string(port)),
+            std::string::npos)
+      << findings[0].title;
+  EXPECT_NE(findings[0].fix.find("exim4"), std::string::npos) << findings[0].fix;
+  EXPECT_FALSE(findings[0].offerBlock);
+  EXPECT_EQ(findings[1].kind, "auth-without-tls");
+}
+
+TEST(AuditHouseholdHost, NothingListeningIsUnreachableWithoutFindings) {
+  AuditOptions options;
+  options.connectTimeout = std::chrono::milliseconds(500);
+  const auto host = auditHouseholdHost("127.0.2.0/24", "127.0.2.9", 9, options);
+  EXPECT_EQ(host.relay, RelayVerdict::Unreachable);
+  EXPECT_NE(host.reason.find("127.0.2.9"), std::string::npos);
+  EXPECT_TRUE(householdFindings(host).empty());
+  // Implicit TLS is listed, never spoken to.
+  const auto tls = auditHouseholdHost("127.0.2.0/24", "127.0.2.9", 465, options);
+  EXPECT_EQ(tls.relay, RelayVerdict::Unreachable);
+  EXPECT_TRUE(tls.dialogue.transcript.empty());
 }
 
 }  // namespace

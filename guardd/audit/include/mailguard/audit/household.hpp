@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "mailguard/audit/findings.hpp"
 #include "mailguard/audit/relay.hpp"
 #include "mailguard/rules/result.hpp"
 
@@ -62,5 +63,43 @@ struct ScanStats {
 // times three ports at 100 a second is half a minute): run it off the loop.
 Result<std::vector<MailHost>> scanMailHosts(const std::vector<std::string>& addresses,
                                             const ScanOptions& options, ScanStats* stats = nullptr);
+
+// The relay dialogue against one mail port of a household host, from guardd's own
+// namespace: the host is reached as any computer on the LAN reaches it, so what it
+// accepts is what it accepts from anyone on the LAN (the stranger's probe namespace has
+// no route to other hosts). Port 465 speaks TLS from the first byte and the audit never
+// does, so it is listed but not probed.
+struct HouseholdHostAudit {
+  std::string subnet;  // the cidr it was found in
+  std::string address;
+  std::uint16_t port = 0;
+  RelayVerdict relay = RelayVerdict::Unreachable;
+  std::vector<std::string> accepted;     // relay variants the host accepted
+  std::vector<std::string> authInClear;  // AUTH offered without TLS
+  std::string reason;                    // how it was reached, or why not
+  DialogueResult dialogue;
+};
+
+// Blocking (seconds per host): the dialogue with retries as for this PC's listeners.
+HouseholdHostAudit auditHouseholdHost(const std::string& subnet, const std::string& address,
+                                      std::uint16_t port, const AuditOptions& options);
+
+// The same findings and fixes as for this PC's own listeners ("open-relay-lan",
+// "auth-without-tls"), the mail server guessed from the banner.
+std::vector<Finding> householdFindings(const HouseholdHostAudit& host);
+
+// This namespace's IPv4/IPv6 interface addresses (getifaddrs(3)).
+std::vector<InterfaceAddress> ownInterfaceAddresses();
+
+struct HouseholdScan {
+  std::vector<HouseholdSubnet> subnets;
+  std::vector<HouseholdHostAudit> hosts;  // one per mail port found, in scan order
+  ScanStats stats;
+};
+
+// The whole request: this namespace's subnets (getifaddrs), the connect scan, and the
+// dialogue with each port found.
+Result<HouseholdScan> scanHousehold(const ScanOptions& scan, const AuditOptions& audit,
+                                    int minPrefix = kHouseholdPrefix);
 
 }  // namespace mailguard::audit
