@@ -14,7 +14,7 @@ namespace {
 // Schema migrations: entry i moves user_version i to i + 1. Append only; never edit a
 // released entry. Text columns are NOT NULL with '' for "none" so that the UNIQUE
 // constraints compare them (SQLite treats NULLs as distinct in UNIQUE).
-constexpr std::array<const char*, 8> kMigrations = {
+constexpr std::array<const char*, 9> kMigrations = {
     R"sql(
 CREATE TABLE programs(
   id INTEGER PRIMARY KEY,
@@ -207,6 +207,15 @@ INSERT INTO programs_new(id, path, sha256, script_path, script_sha256, uid, firs
          quarantined FROM programs;
 DROP TABLE programs;
 ALTER TABLE programs_new RENAME TO programs;
+)sql",
+    // 8 -> 9: the last scan of the household's other mail servers (one row; IF NOT EXISTS:
+    // a database set back to an older version keeps its newer tables).
+    R"sql(
+CREATE TABLE IF NOT EXISTS household_scan(
+  id INTEGER PRIMARY KEY CHECK(id = 1),
+  finished INTEGER NOT NULL,
+  error TEXT NOT NULL DEFAULT '',
+  result TEXT NOT NULL DEFAULT '{}');
 )sql",
 };
 
