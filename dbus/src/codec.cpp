@@ -225,6 +225,22 @@ BackscatterStatus decodeBackscatter(const VariantMap& m) {
   return s;
 }
 
+VariantMap encodeHousehold(const HouseholdStatus& s) {
+  return {{"running", sdbus::Variant(s.running)},
+          {"finished", sdbus::Variant(s.finishedUs)},
+          {"error", sdbus::Variant(s.error)},
+          {"result", sdbus::Variant(s.json)}};
+}
+
+HouseholdStatus decodeHousehold(const VariantMap& m) {
+  HouseholdStatus s;
+  s.running = variantOr<bool>(m, "running", false);
+  s.finishedUs = variantOr<std::int64_t>(m, "finished", 0);
+  s.error = variantOr<std::string>(m, "error", "");
+  s.json = variantOr<std::string>(m, "result", "{}");
+  return s;
+}
+
 EnableTuple encode(const EnableResult& r) { return {r.enabled, r.needsConfirmation, r.warning}; }
 
 EnableResult decode(const EnableTuple& t) {

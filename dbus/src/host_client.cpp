@@ -122,6 +122,22 @@ ClientResult<BackscatterStatus> HostClient::backscatter() {
   });
 }
 
+ClientResult<HouseholdStatus> HostClient::household() {
+  return guarded([&] {
+    StatusMap m;
+    impl_->proxy->callMethod("Household").onInterface(kInterface).storeResultsTo(m);
+    return codec::decodeHousehold(m);
+  });
+}
+
+ClientResult<HouseholdStatus> HostClient::scanHousehold() {
+  return guarded([&] {
+    return codec::decodeHousehold(detail::callWithTimeout<StatusMap>(
+        *impl_->proxy, "ScanHousehold",
+        std::chrono::duration_cast<std::chrono::microseconds>(kAuditTimeout)));
+  });
+}
+
 ClientResult<AuditReport> HostClient::audit() {
   return guarded([&] {
     return impl_->report(

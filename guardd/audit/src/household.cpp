@@ -115,13 +115,19 @@ Result<std::vector<MailHost>> scanMailHosts(const std::vector<std::string>& addr
       std::chrono::duration_cast<Steady::duration>(std::chrono::seconds(1)) / options.perSecond;
   std::size_t next = 0;
   ScanStats local;
+  const auto stopped = [&] { return options.stop != nullptr && options.stop->load(); };
   while (next < probes.size() || !open.empty()) {
+    if (stopped()) next = probes.size();
     auto now = Steady::now();
     while (next < probes.size() && open.size() < options.inFlight &&
            now >= start + interval * static_cast<long>(next)) {
       const auto& p = probes[next++];
       Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
       if (!s) return systemError("socket", errno);
+      if (options.socketMark != 0 && ::setsockopt(s.get(), SOL_SOCKET, SO_MARK, &options.socketMark,
+                                                  sizeof options.socketMark) != 0) {
+        return systemError("setsockopt SO_MARK", errno);
+      }
       sockaddr_in to{};
       to.sin_family = AF_INET;
       to.sin_port = htons(p.port);
@@ -235,6 +241,7 @@ Result<HouseholdScan> scanHousehold(const ScanOptions& scan, const AuditOptions&
     while (index < addresses.size() && addresses[index] != host.address) ++index;
     const std::string cidr = index < addresses.size() ? out.subnets[subnetOf[index]].cidr : "";
     for (const auto port : host.ports) {
+      if (scan.stop != nullptr && scan.stop->load()) return out;
       out.hosts.push_back(auditHouseholdHost(cidr, host.address, port, audit));
     }
   }

@@ -142,6 +142,15 @@ dbus::BackscatterStatus toDbus(const service::BackscatterInfo& info) {
   return out;
 }
 
+dbus::HouseholdStatus toDbus(const service::HouseholdInfo& info) {
+  dbus::HouseholdStatus out;
+  out.running = info.running;
+  out.finishedUs = info.finished == TimePoint{} ? 0 : micros(info.finished);
+  out.error = info.error;
+  out.json = info.json;
+  return out;
+}
+
 dbus::EnableResult toDbus(const service::EnableOutcome& e) {
   return dbus::EnableResult{e.enabled, e.needsConfirmation, e.warning};
 }

@@ -258,6 +258,7 @@ Result<void> Guard::Impl::start() {
     log::warning("Changes to the table by other programs are not noticed: " + r.error().message);
   }
   if (auto r = host->start(); !r) return r.error();
+  household = std::make_unique<HouseholdScanner>(loop, clock, *reader, *writer, *alerts);
   enforcing = true;
   log::info("enforcing: table 'inet " + options.tableName + "' in place, queue " +
             std::to_string(options.settings.queueNumber) + ", backend " +

@@ -49,6 +49,10 @@ FirewallStatus decodeFirewall(const VariantMap& m);
 VariantMap encodeBackscatter(const BackscatterStatus& s);
 BackscatterStatus decodeBackscatter(const VariantMap& m);
 
+// ScanHousehold(), Household() -> a{sv}.
+VariantMap encodeHousehold(const HouseholdStatus& s);
+HouseholdStatus decodeHousehold(const VariantMap& m);
+
 // FirewallEnable -> (bbs)
 using EnableTuple = std::tuple<bool, bool, std::string>;
 EnableTuple encode(const EnableResult& r);

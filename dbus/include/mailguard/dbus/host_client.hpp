@@ -108,6 +108,14 @@ struct BackscatterStatus {
   std::int64_t alertId = 0;
 };
 
+// The last scan of the household's other mail servers (ScanHousehold(), Household()).
+struct HouseholdStatus {
+  bool running = false;
+  std::int64_t finishedUs = 0;  // 0: never scanned
+  std::string error;
+  std::string json = "{}";  // the results, as the D-Bus XML describes them
+};
+
 class HostClient {
  public:
   static ClientResult<std::unique_ptr<HostClient>> connect();
@@ -127,6 +135,10 @@ class HostClient {
   // Runs the inventory and relay audit now; waits for it (up to 5 minutes).
   ClientResult<AuditReport> runAudit();
   ClientResult<BackscatterStatus> backscatter();
+  ClientResult<HouseholdStatus> household();
+  // Scans the household's subnets now and audits each mail server found; waits for it
+  // (up to 5 minutes). A policy change: polkit may ask.
+  ClientResult<HouseholdStatus> scanHousehold();
 
  private:
   struct Impl;

@@ -10,6 +10,7 @@
 //    block around the PC's own address, and says so;
 //  - at most `perSecond` connects a second and `inFlight` open at once (defaults: 100 and
 //    32; a home router's connection table holds thousands).
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -45,6 +46,10 @@ struct ScanOptions {
   unsigned perSecond = 100;
   unsigned inFlight = 32;
   std::chrono::milliseconds timeout{1500};  // per connect: a host that is not there
+  // SO_MARK for the scan's sockets (0: none), as AuditOptions::socketMark.
+  std::uint32_t socketMark = 0;
+  // Set (by guardd stopping): no new connect starts, the scan ends with what it found.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct MailHost {

@@ -116,6 +116,18 @@ struct BackscatterInfo {
   std::int64_t alertId = 0;             // the flood's alert, 0 without one
 };
 
+// The last scan of the household's other mail servers (Guard::scanHousehold).
+struct HouseholdInfo {
+  bool running = false;
+  TimePoint finished{};  // epoch: never scanned
+  std::string error;     // "" when the last scan ran
+  // The results as JSON: {"subnets": [{"cidr", "configured", "host_address"}],
+  // "connects", "took_ms", "hosts": [{"address", "port", "subnet", "relay", "accepted",
+  // "auth_in_clear", "reason", "banner", "findings": [{"severity", "kind", "title",
+  // "fix"}]}]}; "{}" before the first scan.
+  std::string json = "{}";
+};
+
 // How a change reports back: on the loop thread, once the change is durable (or failed).
 // It may run before the call that started it returns (a bad argument, say).
 template <class T>
@@ -176,6 +188,12 @@ class Guard {
   // Takes the inventory and audits the relays on a worker thread (seconds); `done` runs
   // on the loop thread when it ends. A call while an audit runs joins that audit.
   void runAudit(std::function<void(const AuditSummary&)> done);
+
+  // The household's other mail servers (defined in src/household.cpp): scans on request
+  // only; `done` runs on the loop thread once the scan is stored. A call while a scan
+  // runs joins it.
+  void scanHousehold(Done<HouseholdInfo> done);
+  [[nodiscard]] HouseholdInfo household() const;
 
   // Backscatter floods seen in the local MTA's log (defined in src/backscatter.cpp).
   [[nodiscard]] BackscatterInfo backscatter() const;
