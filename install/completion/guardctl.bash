@@ -110,7 +110,7 @@ _guardctl() {
             [[ -z $sub ]] && opts="--limit"
             ;;
         watch) opts="--count" ;;
-        audit) opts="--run" ;;
+        audit) opts="--run --hosts" ;;
         backscatter) opts="--domain" ;;
         firewall)
             if [[ -z $sub ]]; then
