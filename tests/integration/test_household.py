@@ -175,6 +175,7 @@ class Household(unittest.TestCase):
         self.assertEqual(alerts[0]["evidence"]["host"], OPEN)
         self.assertEqual(alerts[0]["tier"], "hard")
 
+        self.assertIn("relay on your LAN", d.ctl("alerts").stdout)
         text = d.ctl("audit").stdout
         self.assertIn(f"{OPEN}:25  OPEN RELAY for anyone on your LAN", text)
         self.assertIn(f"{CLOSED}:25  not a relay", text)
