@@ -208,6 +208,52 @@ FirewallStatus decodeFirewall(const VariantMap& m) {
   return s;
 }
 
+VariantMap encodeBackscatter(const BackscatterStatus& s) {
+  return {{"watching", sdbus::Variant(s.watching)},
+          {"flooding", sdbus::Variant(s.flooding)},
+          {"last_hour", sdbus::Variant(s.lastHour)},
+          {"unmatched_last_hour", sdbus::Variant(s.unmatchedLastHour)},
+          {"total", sdbus::Variant(s.total)},
+          {"unmatched_total", sdbus::Variant(s.unmatchedTotal)},
+          {"since", sdbus::Variant(s.sinceUs)},
+          {"last", sdbus::Variant(s.lastUs)},
+          {"recipients", sdbus::Variant(s.recipients)},
+          {"flood_per_hour", sdbus::Variant(s.floodPerHour)},
+          {"alert_id", sdbus::Variant(s.alertId)}};
+}
+
+BackscatterStatus decodeBackscatter(const VariantMap& m) {
+  BackscatterStatus s;
+  s.watching = variantOr<bool>(m, "watching", false);
+  s.flooding = variantOr<bool>(m, "flooding", false);
+  s.lastHour = variantOr<std::uint32_t>(m, "last_hour", 0);
+  s.unmatchedLastHour = variantOr<std::uint32_t>(m, "unmatched_last_hour", 0);
+  s.total = variantOr<std::uint32_t>(m, "total", 0);
+  s.unmatchedTotal = variantOr<std::uint32_t>(m, "unmatched_total", 0);
+  s.sinceUs = variantOr<std::int64_t>(m, "since", 0);
+  s.lastUs = variantOr<std::int64_t>(m, "last", 0);
+  s.recipients = variantOr<std::vector<std::string>>(m, "recipients", {});
+  s.floodPerHour = variantOr<std::uint32_t>(m, "flood_per_hour", 0);
+  s.alertId = variantOr<std::int64_t>(m, "alert_id", 0);
+  return s;
+}
+
+VariantMap encodeHousehold(const HouseholdStatus& s) {
+  return {{"running", sdbus::Variant(s.running)},
+          {"finished", sdbus::Variant(s.finishedUs)},
+          {"error", sdbus::Variant(s.error)},
+          {"result", sdbus::Variant(s.json)}};
+}
+
+HouseholdStatus decodeHousehold(const VariantMap& m) {
+  HouseholdStatus s;
+  s.running = variantOr<bool>(m, "running", false);
+  s.finishedUs = variantOr<std::int64_t>(m, "finished", 0);
+  s.error = variantOr<std::string>(m, "error", "");
+  s.json = variantOr<std::string>(m, "result", "{}");
+  return s;
+}
+
 EnableTuple encode(const EnableResult& r) { return {r.enabled, r.needsConfirmation, r.warning}; }
 
 EnableResult decode(const EnableTuple& t) {

@@ -114,6 +114,30 @@ ClientResult<std::vector<Probe>> HostClient::probes(std::uint32_t limit) {
   });
 }
 
+ClientResult<BackscatterStatus> HostClient::backscatter() {
+  return guarded([&] {
+    StatusMap m;
+    impl_->proxy->callMethod("Backscatter").onInterface(kInterface).storeResultsTo(m);
+    return codec::decodeBackscatter(m);
+  });
+}
+
+ClientResult<HouseholdStatus> HostClient::household() {
+  return guarded([&] {
+    StatusMap m;
+    impl_->proxy->callMethod("Household").onInterface(kInterface).storeResultsTo(m);
+    return codec::decodeHousehold(m);
+  });
+}
+
+ClientResult<HouseholdStatus> HostClient::scanHousehold() {
+  return guarded([&] {
+    return codec::decodeHousehold(detail::callWithTimeout<StatusMap>(
+        *impl_->proxy, "ScanHousehold",
+        std::chrono::duration_cast<std::chrono::microseconds>(kAuditTimeout)));
+  });
+}
+
 ClientResult<AuditReport> HostClient::audit() {
   return guarded([&] {
     return impl_->report(

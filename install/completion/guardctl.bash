@@ -34,7 +34,7 @@ _guardctl() {
     [[ $guardctl == "~/"* ]] && guardctl=$HOME/${guardctl#\~/}
     COMPREPLY=()
 
-    local commands="status programs attempts approve deny forget rules alerts release bulk watch firewall audit"
+    local commands="status programs attempts approve deny forget rules alerts release bulk watch firewall audit backscatter"
     local firewall_commands="status enable disable allow remove local-subnets probes"
 
     # The command (and the firewall's or alerts' subcommand) is the first word that is
@@ -47,7 +47,7 @@ _guardctl() {
         elif [[ $word == -* ]]; then
             case $word in
                 --limit | --before | --program | --verdict | --since | --until | --script | \
-                    --allow-env | --only-to | --user | --recipients | --hours | --count) value_next=1 ;;
+                    --allow-env | --only-to | --user | --recipients | --hours | --count | --domain) value_next=1 ;;
             esac
         elif [[ -z $cmd ]]; then
             cmd=$word
@@ -111,7 +111,8 @@ _guardctl() {
             [[ -z $sub ]] && opts="--limit"
             ;;
         watch) opts="--count" ;;
-        audit) opts="--run" ;;
+        audit) opts="--run --hosts" ;;
+        backscatter) opts="--domain" ;;
         firewall)
             if [[ -z $sub ]]; then
                 [[ $cur == -* ]] && opts="--help" || opts=$firewall_commands

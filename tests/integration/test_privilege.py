@@ -177,6 +177,8 @@ class Privilege(GuarddOnBusTest):
         ("FirewallStatus", "read", [], None),
         ("Probes", "read", ["0"], None),
         ("Audit", "read", [], None),
+        ("Backscatter", "read", [], None),
+        ("Household", "read", [], None),
         ("Rules", "read", [], None),
         # Documented as open to every local user: it only looks at this host's servers.
         ("RunAudit", "read", [], None),
@@ -195,6 +197,8 @@ class Privilege(GuarddOnBusTest):
         ("FirewallSetLocalSubnets", "change", ["['192.168.1.0/24']"], None),
         ("FirewallEnable", "change", ["true"], None),
         ("FirewallDisable", "change", [], None),
+        # It talks to the other computers of the owner's subnets: the owner's call only.
+        ("ScanHousehold", "change", [], None),
     ]
 
     def call(self, method, args, user=None):

@@ -63,6 +63,9 @@ std::string auditLabel(const dbus::Alert& a) {
 std::string tierLabel(const dbus::Alert& a) {
   if (a.kind == "audit") return auditLabel(a);
   if (a.kind == "tamper") return "firewall tampered";  // restored already
+  if (a.kind == "backscatter") return "backscatter";   // bounces of forged mail
+  // An open relay on another computer of the household: nothing here is quarantined.
+  if (a.kind == "household-relay") return "relay on your LAN";
   return a.tier == "hard" ? "quarantined" : "suspicious";
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "alerts_cmd.hpp"
+#include "backscatter_cmd.hpp"
 #include "firewall_cmd.hpp"
 #include "mailguard/dbus/client.hpp"
 #include "mailguard/rules/code_loading.hpp"
@@ -259,6 +260,7 @@ int main(int argc, char** argv) {
 
   // firewall and audit (firewall_cmd.cpp).
   auto hostCommands = out::addHostCommands(app);
+  auto backscatterCommand = out::addBackscatterCommand(app);
 
   try {
     app.parse(argc, argv);
@@ -283,6 +285,7 @@ int main(int argc, char** argv) {
 
   out::setJsonErrors(json);
   if (auto code = out::runHostCommands(*hostCommands, json)) return *code;
+  if (auto code = out::runBackscatterCommand(*backscatterCommand, json)) return *code;
 
   // Ids and paths are told apart before guardd is asked: "-1" is a mistake, not ./-1.
   std::optional<Resolved> policyTargets;

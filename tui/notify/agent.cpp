@@ -114,10 +114,21 @@ Notification Agent::heldNotification(const Entry& e) {
 Notification Agent::alertNotification(const Entry& e) {
   Notification n;
   std::string body = e.alertSummary;
+  const bool aboutProgram = e.alertKind == "detector" || e.alertKind == "audit";
   if (e.alertKind == "audit") {
     n.summary = "Open mail relay found";
     body +=
         "\nStrangers can send spam through this computer. guard-tui (Audit) says how to close it.";
+  } else if (e.alertKind == "backscatter") {
+    n.summary = "Bounces for mail you did not send";
+    body +=
+        "\nSomeone sends spam in your name. guardctl backscatter prints a filter for your mail "
+        "program.";
+  } else if (e.alertKind == "household-relay") {
+    n.summary = "Open mail relay on your network";
+    body +=
+        "\nAnother computer at home passes on mail for anyone on your LAN. guardctl audit says "
+        "how to close it.";
   } else {
     n.summary = name(e) + " is quarantined";
     body +=
@@ -127,7 +138,8 @@ Notification Agent::alertNotification(const Entry& e) {
   }
   if (e.details) {
     for (const auto& r : e.alertReasons) body += "\n- " + r;
-    if (!e.path.empty()) body += "\nProgram: " + e.path + ", run by " + userName(e.uid);
+    if (aboutProgram && !e.path.empty())
+      body += "\nProgram: " + e.path + ", run by " + userName(e.uid);
   }
   n.body = text(body);
   if (supports("actions") && !e.details) n.actions = {{kDetails, "Details"}};
@@ -246,7 +258,11 @@ void Agent::programChanged(const dbus::Program& p, SteadyTime now) {
 
 void Agent::alertRaised(const dbus::Alert& a, SteadyTime now) {
   const bool quarantine = a.kind == "detector" && a.tier == "hard";
-  if (!quarantine && a.kind != "audit") return;
+  // guardd raises one alert per flood and per open relay found on the LAN, so each is
+  // worth one notification.
+  const bool presented =
+      quarantine || a.kind == "audit" || a.kind == "backscatter" || a.kind == "household-relay";
+  if (!presented) return;
   Entry& e = entries_["alert:" + std::to_string(a.id)];
   e.kind = Kind::Alert;
   e.alertKind = a.kind;

@@ -45,6 +45,7 @@
 #include <thread>
 #include <variant>
 
+#include "mailguard/audit/household.hpp"
 #include "mailguard/audit/relay.hpp"
 #include "mailguard/common/c_deleter.hpp"
 #include "mailguard/common/fd.hpp"
@@ -453,11 +454,15 @@ socklen_t socketAddress(int family, const std::string& address, std::uint16_t po
 
 std::variant<Fd, ConnectFailure> connectTo(int family, const std::string& source,
                                            const std::string& address, std::uint16_t port,
-                                           std::chrono::milliseconds timeout) {
+                                           std::chrono::milliseconds timeout,
+                                           std::uint32_t mark = 0) {
   sockaddr_storage ss{};
   const socklen_t len = socketAddress(family, address, port, ss);
   Fd fd{::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
   if (!fd) return ConnectFailure{errno};
+  if (mark != 0 && ::setsockopt(fd.get(), SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) {
+    return ConnectFailure{errno};
+  }
   // The vantage is the source address: bound explicitly, not left to route selection.
   sockaddr_storage from{};
   const socklen_t fromLen = socketAddress(family, source, 0, from);
@@ -495,7 +500,8 @@ struct Outcome {
 Outcome probeOnce(int family, const std::string& source, const std::string& target,
                   std::uint16_t port, const AuditOptions& options) {
   Outcome out;
-  auto connected = connectTo(family, source, target, port, options.connectTimeout);
+  auto connected =
+      connectTo(family, source, target, port, options.connectTimeout, options.socketMark);
   if (const auto* failure = std::get_if<ConnectFailure>(&connected)) {
     out.connectErrno = failure->err;
     out.transient = isTransientFailure(failure->err, out.dialogue);
@@ -504,7 +510,8 @@ Outcome probeOnce(int family, const std::string& source, const std::string& targ
   TcpSmtpConnection conn(std::get<Fd>(std::move(connected)), options.replyTimeout);
   const std::function<std::unique_ptr<SmtpConnection>()> reconnect =
       [&]() -> std::unique_ptr<SmtpConnection> {
-    auto again = connectTo(family, source, target, port, options.connectTimeout);
+    auto again =
+        connectTo(family, source, target, port, options.connectTimeout, options.socketMark);
     if (!std::holds_alternative<Fd>(again)) return nullptr;
     return std::make_unique<TcpSmtpConnection>(std::get<Fd>(std::move(again)),
                                                options.replyTimeout);
@@ -673,6 +680,37 @@ Result<std::vector<ListenerAudit>> auditRelays(const std::vector<MailListener>& 
     if (auto r = network.inProbeNamespace(task); !r) return r.error();
   }
   return out;
+}
+
+std::vector<InterfaceAddress> ownInterfaceAddresses() { return interfaceAddresses(); }
+
+HouseholdHostAudit auditHouseholdHost(const std::string& subnet, const std::string& address,
+                                      std::uint16_t port, const AuditOptions& options) {
+  HouseholdHostAudit h;
+  h.subnet = subnet;
+  h.address = address;
+  h.port = port;
+  if (port == 465) {
+    h.relay = RelayVerdict::Unreachable;
+    h.reason = "port 465 speaks TLS from the first byte; the audit does not speak TLS";
+    return h;
+  }
+  // Source 0.0.0.0: the kernel picks this PC's address on the subnet, as it does for
+  // any program here.
+  const Outcome o = probe(AF_INET, "0.0.0.0", address, port, options);
+  h.relay = o.relay;
+  h.accepted = o.accepted;
+  h.dialogue = o.dialogue;
+  if (o.relay == RelayVerdict::Unreachable) {
+    h.reason = failureReason(o, address);
+    return h;
+  }
+  h.authInClear = authMechanisms(o.dialogue.ehlo);
+  h.reason = "reached from this computer (a host on your LAN " + subnet + ") at " + address;
+  if (o.dialogue.error && o.accepted.empty()) {
+    h.reason += "; the dialogue ended early: " + *o.dialogue.error;
+  }
+  return h;
 }
 
 }  // namespace mailguard::audit

@@ -129,6 +129,31 @@ dbus::FirewallStatus toDbus(const service::FirewallInfo& info) {
   return out;
 }
 
+dbus::BackscatterStatus toDbus(const service::BackscatterInfo& info) {
+  dbus::BackscatterStatus out;
+  out.watching = info.watching;
+  out.flooding = info.flooding;
+  out.lastHour = info.lastHour;
+  out.unmatchedLastHour = info.unmatchedLastHour;
+  out.total = info.total;
+  out.unmatchedTotal = info.unmatchedTotal;
+  out.sinceUs = micros(info.since);
+  out.lastUs = micros(info.last);
+  out.recipients = info.recipients;
+  out.floodPerHour = info.floodPerHour;
+  out.alertId = info.alertId;
+  return out;
+}
+
+dbus::HouseholdStatus toDbus(const service::HouseholdInfo& info) {
+  dbus::HouseholdStatus out;
+  out.running = info.running;
+  out.finishedUs = info.finished == TimePoint{} ? 0 : micros(info.finished);
+  out.error = info.error;
+  out.json = info.json;
+  return out;
+}
+
 dbus::EnableResult toDbus(const service::EnableOutcome& e) {
   return dbus::EnableResult{e.enabled, e.needsConfirmation, e.warning};
 }

@@ -23,6 +23,8 @@ dbus::Attempt toDbusBroadcast(const store::AttemptRecord& a);
 dbus::Alert toDbus(const store::AlertRecord& a);
 dbus::Status toDbus(const service::StatusInfo& s);
 dbus::FirewallStatus toDbus(const service::FirewallInfo& info);
+dbus::BackscatterStatus toDbus(const service::BackscatterInfo& info);
+dbus::HouseholdStatus toDbus(const service::HouseholdInfo& info);
 dbus::EnableResult toDbus(const service::EnableOutcome& e);
 dbus::Probe toDbus(const store::ProbeRow& r);
 dbus::AuditReport toDbus(const service::AuditSummary& summary);

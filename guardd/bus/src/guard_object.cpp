@@ -525,6 +525,25 @@ std::vector<dbus::wire::Probe> GuardObject::Probes(const std::uint32_t& limit) {
   return codec::encodeAll(toDbusAll(*rows));
 }
 
+GuardObject::VariantMap GuardObject::Backscatter() {
+  return codec::encodeBackscatter(toDbus(guard_.backscatter()));
+}
+
+GuardObject::VariantMap GuardObject::Household() {
+  return codec::encodeHousehold(toDbus(guard_.household()));
+}
+
+void GuardObject::ScanHousehold(sdbus::Result<VariantMap>&& result) {
+  // A change: it connects to every address of the owner's subnets and talks SMTP to
+  // other people's computers, which only the owner may ask for.
+  change<service::HouseholdInfo>(
+      "scan the household's mail servers", std::move(result),
+      [this](const Caller&, Done<service::HouseholdInfo> done) {
+        guard_.scanHousehold(std::move(done));
+      },
+      [](const service::HouseholdInfo& info) { return codec::encodeHousehold(toDbus(info)); });
+}
+
 GuardObject::AuditTuple GuardObject::Audit() {
   return codec::encode(toDbus(guard_.auditResults()));
 }

@@ -80,6 +80,9 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
                                std::vector<std::string> cidrs) override;
   std::vector<dbus::wire::Probe> Probes(const std::uint32_t& limit) override;
   AuditTuple Audit() override;
+  VariantMap Backscatter() override;
+  VariantMap Household() override;
+  void ScanHousehold(sdbus::Result<VariantMap>&& result) override;
   void RunAudit(sdbus::Result<std::int64_t, bool, std::string,
                               std::vector<dbus::wire::AuditResult>>&& result) override;
 

@@ -235,7 +235,8 @@ std::optional<MtaLogLine> parsePostfixMessage(std::string_view tag, std::string_
   return std::nullopt;
 }
 
-std::optional<MtaLogLine> parsePostfixLogLine(std::string_view line) {
+std::optional<std::pair<std::string_view, std::string_view>> splitPostfixLogLine(
+    std::string_view line) {
   std::string_view rest = line;
   const auto first = nextToken(rest);
   if (first.size() >= 19 && first[4] == '-' && first[10] == 'T') {
@@ -258,7 +259,13 @@ std::optional<MtaLogLine> parsePostfixLogLine(std::string_view line) {
     if (open == std::string_view::npos) return std::nullopt;
     tag = tag.substr(0, open);
   }
-  return parsePostfixMessage(tag, rest.substr(1));
+  return std::pair{tag, rest.substr(1)};
+}
+
+std::optional<MtaLogLine> parsePostfixLogLine(std::string_view line) {
+  const auto split = splitPostfixLogLine(line);
+  if (!split) return std::nullopt;
+  return parsePostfixMessage(split->first, split->second);
 }
 
 bool postfixInstalled(const std::vector<std::string>& configDirs) {

@@ -220,6 +220,8 @@ Result<void> Guard::Impl::start() {
                                                                   : std::string{});
     if (gate) {
       mta = std::move(gate.value());
+      backscatter = std::make_unique<BackscatterMonitor>(clock, *alerts);
+      mta->watchBackscatter(*backscatter);
       log::info("mta: answering the local MTA at " + options.settings.mtaSocket);
       // postfix where it is installed: an instance is a configuration directory with a
       // main.cf ([mta] postfix_config_dirs; /etc/postfix by default).
@@ -275,6 +277,7 @@ Result<void> Guard::Impl::start() {
     log::warning("Changes to the table by other programs are not noticed: " + r.error().message);
   }
   if (auto r = host->start(); !r) return r.error();
+  household = std::make_unique<HouseholdScanner>(loop, clock, *reader, *writer, *alerts);
   enforcing = true;
   log::info("enforcing: table 'inet " + options.tableName + "' in place, queue " +
             std::to_string(options.settings.queueNumber) + ", backend " +

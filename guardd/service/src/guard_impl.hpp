@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "alert_sink.hpp"
+#include "backscatter.hpp"
 #include "detection.hpp"
 #include "host_protection.hpp"
+#include "household.hpp"
 #include "kernel_fast_path.hpp"
 #include "mailguard/kernel/kernel_identity.hpp"
 #include "mailguard/presence/presence.hpp"
@@ -71,6 +73,9 @@ struct Guard::Impl {
   std::unique_ptr<VerdictPipeline> pipeline;
   std::unique_ptr<HostProtection> host;
   std::unique_ptr<TamperWatch> tamper;
+  std::unique_ptr<HouseholdScanner> household;  // null until start()
+  // Bounces in the MTA's log; declared before `mta`, which reports to it.
+  std::unique_ptr<BackscatterMonitor> backscatter;
   // Mail handed to the local MTA without TCP; null when [mta] socket is "" or unusable.
   std::unique_ptr<MtaGate> mta;
   bool enforcing = false;

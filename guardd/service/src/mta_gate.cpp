@@ -346,11 +346,12 @@ std::pair<mta::Answer, std::string> MtaGate::judge(const Result<procinfo::Proces
 
 void MtaGate::follow(mta::LogFollower& log,
                      std::optional<mta::MtaLogLine> (*parse)(std::string_view),
+                     std::optional<mta::InboundLine> (*inbound)(std::string_view),
                      std::string& lastError) {
-  auto polled = log.poll([this, parse](std::string_view text) {
-    auto line = parse(text);
-    if (!line) return;
-    if (auto finished = tracker_.onLine(*line, d_.clock.monotonic())) charge(*finished);
+  auto polled = log.poll([this, parse, inbound, &log](std::string_view text) {
+    if (auto line = parse(text)) onOutcome(*line);
+    if (backscatter_ == nullptr) return;
+    if (auto in = inbound(text)) backscatter_->onLine(*in, log.path().string());
   });
   if (!polled) {
     // Once per kind of failure: the timer would repeat it four times a second.
@@ -361,10 +362,23 @@ void MtaGate::follow(mta::LogFollower& log,
   }
 }
 
+void MtaGate::onOutcome(const mta::MtaLogLine& line) {
+  if (backscatter_ != nullptr && tracker_.knows(line.queueId) &&
+      (line.status == mta::DeliveryStatus::Delivered ||
+       line.status == mta::DeliveryStatus::Failed)) {
+    backscatter_->sent(line.queueId);
+  }
+  if (auto finished = tracker_.onLine(line, d_.clock.monotonic())) charge(*finished);
+}
+
+void MtaGate::watchBackscatter(BackscatterMonitor& monitor) {
+  backscatter_ = &monitor;
+  // The journal carries parsed outcomes only: bounces are seen where a log file is read.
+  monitor.setWatching(log_ != nullptr || postfixLog_ != nullptr);
+}
+
 void MtaGate::followJournal() {
-  auto polled = journal_->poll([this](const mta::MtaLogLine& line) {
-    if (auto finished = tracker_.onLine(line, d_.clock.monotonic())) charge(*finished);
-  });
+  auto polled = journal_->poll([this](const mta::MtaLogLine& line) { onOutcome(line); });
   if (!polled) {
     if (polled.error().message != lastPostfixLogError_) {
       log::warning("mta: " + polled.error().message);
@@ -376,8 +390,11 @@ void MtaGate::followJournal() {
 }
 
 void MtaGate::followLog() {
-  if (log_) follow(*log_, &mta::parseEximLogLine, lastLogError_);
-  if (postfixLog_) follow(*postfixLog_, &mta::parsePostfixLogLine, lastPostfixLogError_);
+  if (log_) follow(*log_, &mta::parseEximLogLine, &mta::parseEximInboundLine, lastLogError_);
+  if (postfixLog_) {
+    follow(*postfixLog_, &mta::parsePostfixLogLine, &mta::parsePostfixInboundLine,
+           lastPostfixLogError_);
+  }
   if (journal_) {
     std::error_code ec;
     if (std::filesystem::exists(postfixLogPath_, ec)) {
@@ -387,7 +404,9 @@ void MtaGate::followLog() {
       d_.loop.remove(journal_->fd());
       journal_.reset();
       postfixLog_ = std::make_unique<mta::LogFollower>(postfixLogPath_);
-      follow(*postfixLog_, &mta::parsePostfixLogLine, lastPostfixLogError_);
+      if (backscatter_ != nullptr) backscatter_->setWatching(true);
+      follow(*postfixLog_, &mta::parsePostfixLogLine, &mta::parsePostfixInboundLine,
+             lastPostfixLogError_);
     } else {
       followJournal();
     }

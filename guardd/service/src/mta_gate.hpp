@@ -69,6 +69,7 @@
 #include <string>
 #include <vector>
 
+#include "backscatter.hpp"
 #include "detection.hpp"
 #include "mailguard/mta/exim_log.hpp"
 #include "mailguard/mta/gate_socket.hpp"
@@ -112,6 +113,9 @@ class MtaGate {
   // instances that were set up before it gated.
   Result<void> watchPostfix(const std::vector<mta::PostfixInstance>& instances);
 
+  // Bounces delivered here are reported to `monitor` from now on (the logs it follows).
+  void watchBackscatter(BackscatterMonitor& monitor);
+
   // The owner's rules changed: held messages of approved programs are released, those of
   // denied programs deleted (by the agent, when it is connected). A program's row decides
   // for all its versions: the messages an older content submitted go as the current
@@ -149,7 +153,10 @@ class MtaGate {
   void followLog();
   // One log: its lines through `parse`; a failure is logged once per kind (`lastError`).
   void follow(mta::LogFollower& log, std::optional<mta::MtaLogLine> (*parse)(std::string_view),
-              std::string& lastError);
+              std::optional<mta::InboundLine> (*inbound)(std::string_view), std::string& lastError);
+  // One outcome line: charged when it finishes a message; a recipient reached for the
+  // backscatter watch when the message was submitted through the gate.
+  void onOutcome(const mta::MtaLogLine& line);
   void followJournal();
   void charge(const mta::DeliveryTracker::Finished& finished);
 
@@ -180,6 +187,7 @@ class MtaGate {
   // An exim's own message (bounce, warning), accepted and recorded under exim's binary.
   std::string acceptOwn(const procinfo::ProcessInfo& asker, const mta::Submission& s);
   mta::DeliveryTracker tracker_;
+  BackscatterMonitor* backscatter_ = nullptr;
   std::unique_ptr<mta::LogFollower> log_;  // exim's
   std::unique_ptr<mta::LogFollower> postfixLog_;
   std::unique_ptr<mta::JournalFollower> journal_;  // postfix's, while it has no log file

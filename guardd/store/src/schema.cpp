@@ -14,7 +14,7 @@ namespace {
 // Schema migrations: entry i moves user_version i to i + 1. Append only; never edit a
 // released entry. Text columns are NOT NULL with '' for "none" so that the UNIQUE
 // constraints compare them (SQLite treats NULLs as distinct in UNIQUE).
-constexpr std::array<const char*, 10> kMigrations = {
+constexpr std::array<const char*, 11> kMigrations = {
     R"sql(
 CREATE TABLE programs(
   id INTEGER PRIMARY KEY,
@@ -232,6 +232,15 @@ CREATE INDEX audit_lan_by_audit ON audit_lan(audit_id);
     // "approved, replaced by a newer version" after guardd restarts.
     R"sql(
 ALTER TABLE programs ADD COLUMN decided TEXT NOT NULL DEFAULT '';
+)sql",
+    // 10 -> 11: the last scan of the household's other mail servers (one row; IF NOT EXISTS:
+    // a database set back to an older version keeps its newer tables).
+    R"sql(
+CREATE TABLE IF NOT EXISTS household_scan(
+  id INTEGER PRIMARY KEY CHECK(id = 1),
+  finished INTEGER NOT NULL,
+  error TEXT NOT NULL DEFAULT '',
+  result TEXT NOT NULL DEFAULT '{}');
 )sql",
 };
 

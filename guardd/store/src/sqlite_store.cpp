@@ -333,6 +333,21 @@ Result<std::vector<ProbeRow>> SqliteStore::probes(std::size_t limit) {
   return out;
 }
 
+Result<std::optional<HouseholdScanRow>> SqliteStore::loadHouseholdScan() {
+  std::optional<HouseholdScanRow> out;
+  auto r = forEachRow(
+      *db_, db_->prepare("SELECT finished, error, result FROM household_scan WHERE id = 1"),
+      "read the household scan from", [&](const sql::Statement& s) {
+        HouseholdScanRow row;
+        row.finished = fromMicros(s.integer(0));
+        row.error = s.text(1);
+        row.json = s.text(2);
+        out = std::move(row);
+      });
+  if (!r) return r.error();
+  return out;
+}
+
 Result<std::vector<AuditRow>> SqliteStore::loadAudit() {
   // Both queries read one snapshot (a deferred transaction in WAL mode): the writer may
   // replace the audit, listeners and LAN rows together, between them.

@@ -786,6 +786,22 @@ void StoreWriter::saveAudit(std::vector<AuditRow> rows, std::function<void(Resul
   });
 }
 
+void StoreWriter::saveHouseholdScan(HouseholdScanRow row, std::function<void(Result<void>)> done) {
+  impl_->enqueueDurable([impl = impl_.get(), row = std::move(row), done = std::move(done)] {
+    auto r =
+        impl->durably<void>(Impl::Kind::Audit, "save the household scan in", [&]() -> Result<void> {
+          auto insert = impl->db.cached(
+              "INSERT OR REPLACE INTO household_scan(id, finished, error, result) "
+              "VALUES(1, ?1, ?2, ?3)");
+          if (!insert) return insert.error();
+          insert->reset();
+          insert->bind(1, toMicros(row.finished)).bind(2, row.error).bind(3, row.json);
+          return insert->run();
+        });
+    if (done) done(std::move(r));
+  });
+}
+
 void StoreWriter::setRetention(std::chrono::hours maxAge, std::uint64_t maxCount) {
   {
     const std::lock_guard lock(impl_->mu);

@@ -147,5 +147,37 @@ TEST_F(AgentTest, UnattributedAttemptsAreCountedFromSignals) {
   EXPECT_EQ(lastSummary(), "Mail from mailbot is held (2 attempts)");
 }
 
+TEST_F(AgentTest, BackscatterAndHouseholdRelayAlertsAreShownOnceEachAndOthersNot) {
+  dbus::Alert flood;
+  flood.id = 11;
+  flood.kind = "backscatter";
+  flood.tier = "soft";
+  flood.summary = "Backscatter: 60 bounces within an hour";
+  flood.path = "/var/log/mail.log";
+  agent.alertRaised(flood, t0);
+  ASSERT_EQ(server.shown.size(), 1u);
+  EXPECT_EQ(lastSummary(), "Bounces for mail you did not send");
+  EXPECT_NE(server.shown.back().n.body.find("guardctl backscatter"), std::string::npos);
+
+  dbus::Alert relay;
+  relay.id = 12;
+  relay.kind = "household-relay";
+  relay.tier = "hard";
+  relay.summary = "the mail server at 198.18.6.2:25 relays mail for anyone on your LAN";
+  relay.path = "198.18.6.2";
+  agent.alertRaised(relay, t0);
+  ASSERT_EQ(server.shown.size(), 2u);
+  EXPECT_EQ(lastSummary(), "Open mail relay on your network");
+  EXPECT_NE(server.shown.back().n.body.find("198.18.6.2:25"), std::string::npos);
+  EXPECT_EQ(server.shown.back().n.body.find("Program:"), std::string::npos);
+
+  dbus::Alert soft;
+  soft.id = 13;
+  soft.kind = "detector";
+  soft.tier = "soft";
+  agent.alertRaised(soft, t0);
+  EXPECT_EQ(server.shown.size(), 2u);
+}
+
 }  // namespace
 }  // namespace mailguard::notify

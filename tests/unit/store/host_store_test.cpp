@@ -103,6 +103,26 @@ TEST(HostRows, TheAuditIsReplacedAsAWholeAndListsKeepTheirItems) {
   EXPECT_EQ(s->loadAudit()->size(), 1U);
 }
 
+TEST(HostRows, TheHouseholdScanIsOneRowReplacedByTheNext) {
+  TempDir tmp;
+  auto s = openStore(tmp.path());
+  auto w = startWriter(tmp.path());
+  auto none = s->loadHouseholdScan();
+  ASSERT_TRUE(none.has_value());
+  EXPECT_FALSE(none->has_value());
+  const auto save = [&](HouseholdScanRow row) {
+    return await<void>(*w,
+                       [&](auto done) { w->saveHouseholdScan(std::move(row), std::move(done)); });
+  };
+  ASSERT_TRUE(save({at(1), "", R"({"hosts":[{"address":"198.18.0.5"}]})"}).has_value());
+  ASSERT_TRUE(save({at(2), "no subnet", "{}"}).has_value());
+  auto loaded = s->loadHouseholdScan();
+  ASSERT_TRUE(loaded.has_value() && loaded->has_value());
+  EXPECT_EQ((*loaded)->finished, at(2));
+  EXPECT_EQ((*loaded)->error, "no subnet");
+  EXPECT_EQ((*loaded)->json, "{}");
+}
+
 TEST(HostRows, AFailedAuditSaveKeepsThePreviousAudit) {
   TempDir tmp;
   auto s = openStore(tmp.path());

@@ -301,6 +301,50 @@ TEST(Render, TamperAlertSaysTheFirewallWasChangedAndWhatToDo) {
   EXPECT_EQ(text.find("score"), std::string::npos) << text;  // not a detector alert
 }
 
+TEST(Render, HouseholdRelayAndBackscatterAlertsHaveTheirOwnLayout) {
+  State s = household({80, 24});
+  Alert relay;
+  relay.id = 21;
+  relay.timeUs = kMidnightUs + kHourUs;
+  relay.path = "198.18.6.2";
+  relay.tier = "hard";
+  relay.kind = "household-relay";
+  relay.summary = "the mail server at 198.18.6.2:25 relays mail for anyone on your LAN";
+  relay.reasons = {relay.summary, "Remove 198.18.6.0/26 from the relay networks"};
+  relay.evidence =
+      R"({"kind":"household-relay","host":"198.18.6.2","port":25,"banner":"220 nb ESMTP Exim"})";
+  Alert flood;
+  flood.id = 22;
+  flood.timeUs = kMidnightUs + kHourUs;
+  flood.path = "/var/log/mail.log";
+  flood.tier = "soft";
+  flood.kind = "backscatter";
+  flood.summary = "Backscatter: 60 bounces within an hour";
+  flood.reasons = {"60 of 60 bounces match no mail sent from here",
+                   "A filter for your mail program: guardctl backscatter"};
+  flood.evidence = R"({"kind":"backscatter","dsns_last_hour":60})";
+  update(s, KeyPressed{Key::ch("3")});
+  update(s, AlertRaised{flood});
+  update(s, AlertRaised{relay});
+  Frame f = render(s, {80, 24});
+  expectExactWidths(f);
+  EXPECT_NE(lineWith(f, "198.18.6.2").find(" LAN! "), std::string::npos)
+      << lineWith(f, "198.18.6.2");
+  EXPECT_NE(lineWith(f, "/var/log/mail.log").find(" BSC "), std::string::npos)
+      << lineWith(f, "/var/log/mail.log");
+  // The details of the relay alert (alone, so that it is the selected row).
+  s = household({100, 30});
+  update(s, KeyPressed{Key::ch("3")});
+  update(s, AlertRaised{relay});
+  update(s, KeyPressed{Key::of(KeyCode::Enter)});
+  f = render(s, {100, 30});
+  expectExactWidths(f);
+  const std::string text = f.text();
+  EXPECT_NE(text.find("open relay on your network   id 21"), std::string::npos) << text;
+  EXPECT_NE(text.find("198.18.6.2:25   220 nb ESMTP Exim"), std::string::npos) << text;
+  EXPECT_EQ(text.find("score"), std::string::npos) << text;  // not a detector alert
+}
+
 TEST(Render, QuarantinedProgramHasItsOwnStyle) {
   State s = household({80, 24});
   const Frame f = render(s, {80, 24});

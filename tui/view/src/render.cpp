@@ -352,6 +352,10 @@ std::pair<std::string, Style> tierCell(const std::string& tier, const std::strin
   }
   // Someone changed guardd's firewall table (it is back already): "FW!" marks it.
   if (kind == "tamper") return {"FW!", Style::Quarantined};
+  // Bounces for mail sent in the owner's name, and an open relay on another computer at
+  // home: nothing of this PC is quarantined.
+  if (kind == "backscatter") return {"BSC", Style::Held};
+  if (kind == "household-relay") return {"LAN!", Style::Quarantined};
   if (tier == "hard") return {"HARD", Style::Quarantined};
   if (tier == "soft") return {"soft", Style::Held};
   return {tier, Style::Normal};
@@ -768,6 +772,26 @@ std::vector<Row> alertDetails(const State& s, const Alert& a, int width) {
     if (!a.reasons.empty()) d.add("finding", a.reasons.front(), Style::Normal, 2, true);
     for (std::size_t i = 1; i < a.reasons.size(); ++i) {
       d.add("fix", a.reasons[i], Style::Normal, 4, true);
+    }
+    return d.take();
+  }
+  if (a.kind == "backscatter" || a.kind == "household-relay") {
+    const bool relay = a.kind == "household-relay";
+    d.add("alert",
+          formatFullTime(s, a.timeUs) + "   " +
+              (relay ? "open relay on your network" : "bounces for mail you did not send") +
+              "   id " + std::to_string(a.id) + "   " +
+              (a.acknowledged ? "acknowledged" : "not acknowledged (K)"),
+          relay ? Style::Quarantined : Style::Held);
+    d.add("summary", a.summary, Style::Normal, 2, true);
+    if (relay && ev.is_object() && ev.contains("host")) {
+      d.add("host", jsonText(ev["host"]) + ":" + jsonText(ev.value("port", nlohmann::json(0))) +
+                        "   " + jsonText(ev.value("banner", nlohmann::json(""))));
+    } else if (!relay && !a.path.empty()) {
+      d.add("log", a.path);
+    }
+    for (std::size_t i = 0; i < a.reasons.size(); ++i) {
+      d.add(i == 0 ? "why" : "to do", a.reasons[i], Style::Normal, 3, true);
     }
     return d.take();
   }

@@ -45,6 +45,14 @@ Status decodeStatus(const VariantMap& m);
 VariantMap encodeFirewall(const FirewallStatus& s);
 FirewallStatus decodeFirewall(const VariantMap& m);
 
+// Backscatter() -> a{sv}.
+VariantMap encodeBackscatter(const BackscatterStatus& s);
+BackscatterStatus decodeBackscatter(const VariantMap& m);
+
+// ScanHousehold(), Household() -> a{sv}.
+VariantMap encodeHousehold(const HouseholdStatus& s);
+HouseholdStatus decodeHousehold(const VariantMap& m);
+
 // FirewallEnable -> (bbs)
 using EnableTuple = std::tuple<bool, bool, std::string>;
 EnableTuple encode(const EnableResult& r);

@@ -93,6 +93,29 @@ struct AuditReport {
   std::vector<AuditResult> results;
 };
 
+// Bounces delivered here and whether they make a backscatter flood (Backscatter()).
+struct BackscatterStatus {
+  bool watching = false;  // a local MTA's log is followed
+  bool flooding = false;
+  std::uint32_t lastHour = 0;
+  std::uint32_t unmatchedLastHour = 0;  // matching no mail sent from here
+  std::uint32_t total = 0;              // since the flood began
+  std::uint32_t unmatchedTotal = 0;
+  std::int64_t sinceUs = 0;  // the flood's start, 0 without one
+  std::int64_t lastUs = 0;   // the newest DSN, 0 when none
+  std::vector<std::string> recipients;
+  std::uint32_t floodPerHour = 0;
+  std::int64_t alertId = 0;
+};
+
+// The last scan of the household's other mail servers (ScanHousehold(), Household()).
+struct HouseholdStatus {
+  bool running = false;
+  std::int64_t finishedUs = 0;  // 0: never scanned
+  std::string error;
+  std::string json = "{}";  // the results, as the D-Bus XML describes them
+};
+
 class HostClient {
  public:
   static ClientResult<std::unique_ptr<HostClient>> connect();
@@ -111,6 +134,11 @@ class HostClient {
   ClientResult<AuditReport> audit();
   // Runs the inventory and relay audit now; waits for it (up to 5 minutes).
   ClientResult<AuditReport> runAudit();
+  ClientResult<BackscatterStatus> backscatter();
+  ClientResult<HouseholdStatus> household();
+  // Scans the household's subnets now and audits each mail server found; waits for it
+  // (up to 5 minutes). A policy change: polkit may ask.
+  ClientResult<HouseholdStatus> scanHousehold();
 
  private:
   struct Impl;

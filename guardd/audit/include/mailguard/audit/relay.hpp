@@ -149,6 +149,9 @@ struct AuditOptions {
   rules::FirewallState firewall;
   // Whether to probe from the LAN subnets too (from getifaddrs and the neighbour table).
   bool lanVantage = true;
+  // SO_MARK for the probe's sockets (0: none). From guardd's own namespace its connects
+  // to mail ports pass its own output rules only with the allow mark.
+  std::uint32_t socketMark = 0;
   // Test hook: called at each stage ("namespace", "veth", "configured", "probing");
   // an error aborts the audit there, as a real failure would.
   std::function<Result<void>(std::string_view stage)> faultInjection;

@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "mailguard/mta/exim_log.hpp"
@@ -47,6 +48,9 @@ std::optional<MtaLogLine> parsePostfixMessage(std::string_view tag, std::string_
 // ("Dec  7 08:26:03 host postfix/smtp[123]: ..."), postlogd's ("Dec 07 08:26:03 ...") or
 // the RFC 3339 one ("2026-12-07T08:26:03.123456+00:00 host postfix/smtp[123]: ...").
 std::optional<MtaLogLine> parsePostfixLogLine(std::string_view line);
+// The same line's tag (without "[pid]") and text, as parsePostfixMessage takes them.
+std::optional<std::pair<std::string_view, std::string_view>> splitPostfixLogLine(
+    std::string_view line);
 
 // Whether postfix is configured on this host: main.cf in one of `configDirs`.
 bool postfixInstalled(const std::vector<std::string>& configDirs);

@@ -104,6 +104,35 @@ struct ApproveOptions {
   bool allUsers = false;
 };
 
+// Bounces (DSNs) delivered to this PC's mailboxes, as the local MTA's log shows them, and
+// whether they make a flood of backscatter: bounces for mail this PC never sent
+// (mailguard/mta/backscatter.hpp says what they are matched on).
+struct BackscatterInfo {
+  bool watching = false;  // a local MTA's log is followed (else nothing can be seen)
+  bool flooding = false;
+  std::uint32_t lastHour = 0;           // DSNs delivered here in the last hour
+  std::uint32_t unmatchedLastHour = 0;  // of those, matching no mail sent from here
+  std::uint32_t total = 0;              // since the flood began (0 without one)
+  std::uint32_t unmatchedTotal = 0;
+  TimePoint since{};                    // the flood's first unmatched DSN (epoch without a flood)
+  TimePoint last{};                     // the newest DSN (epoch: none)
+  std::vector<std::string> recipients;  // the local mailboxes they went to
+  std::uint32_t floodPerHour = 0;       // unmatched DSNs an hour that make a flood
+  std::int64_t alertId = 0;             // the flood's alert, 0 without one
+};
+
+// The last scan of the household's other mail servers (Guard::scanHousehold).
+struct HouseholdInfo {
+  bool running = false;
+  TimePoint finished{};  // epoch: never scanned
+  std::string error;     // "" when the last scan ran
+  // The results as JSON: {"subnets": [{"cidr", "configured", "host_address"}],
+  // "connects", "took_ms", "hosts": [{"address", "port", "subnet", "relay", "accepted",
+  // "auth_in_clear", "reason", "banner", "findings": [{"severity", "kind", "title",
+  // "fix"}]}]}; "{}" before the first scan.
+  std::string json = "{}";
+};
+
 // How a change reports back: on the loop thread, once the change is durable (or failed).
 // It may run before the call that started it returns (a bad argument, say).
 template <class T>
@@ -169,6 +198,15 @@ class Guard {
   // Takes the inventory and audits the relays on a worker thread (seconds); `done` runs
   // on the loop thread when it ends. A call while an audit runs joins that audit.
   void runAudit(std::function<void(const AuditSummary&)> done);
+
+  // The household's other mail servers (defined in src/household.cpp): scans on request
+  // only; `done` runs on the loop thread once the scan is stored. A call while a scan
+  // runs joins it.
+  void scanHousehold(Done<HouseholdInfo> done);
+  [[nodiscard]] HouseholdInfo household() const;
+
+  // Backscatter floods seen in the local MTA's log (defined in src/backscatter.cpp).
+  [[nodiscard]] BackscatterInfo backscatter() const;
 
   // Zombie detector (defined in src/detection.cpp). Alerts newest first;
   // release lifts a quarantine; declareBulk lifts the soft tier and backstops for

@@ -147,6 +147,15 @@ struct AuditRow {
   std::vector<std::string> authInClear;
 };
 
+// The last scan of the household's other mail servers, as one row: the results as the
+// JSON guardd builds (hosts with their verdicts and findings), kept whole so that keys
+// can be added without a schema step.
+struct HouseholdScanRow {
+  TimePoint finished{};
+  std::string error;  // "" when it ran
+  std::string json;
+};
+
 // The reader: one connection, every query guardd makes, no writes. Use it from one
 // thread (guardd's loop). Errors read "Failed to <verb> '<database path>': <reason>".
 class SqliteStore {
@@ -187,6 +196,8 @@ class SqliteStore {
   Result<std::vector<ProbeRow>> probes(std::size_t limit);
   // By port, then address.
   Result<std::vector<AuditRow>> loadAudit();
+  // nullopt before the first scan.
+  Result<std::optional<HouseholdScanRow>> loadHouseholdScan();
 
  private:
   explicit SqliteStore(std::unique_ptr<sql::Database> db);
@@ -264,6 +275,8 @@ class StoreWriter {
   void saveFirewall(StoredFirewall firewall, std::function<void(Result<void>)> done);
   // Replaces the stored audit with these rows.
   void saveAudit(std::vector<AuditRow> rows, std::function<void(Result<void>)> done);
+  // Replaces the stored household scan.
+  void saveHouseholdScan(HouseholdScanRow row, std::function<void(Result<void>)> done);
 
   // Fire and forget, batched with the records (never dropped for a full queue); a
   // programId not stored changes nothing.
