@@ -5,8 +5,9 @@
 // acts on what it returns: an Assessment per attempt, alerts, a quarantine flag.
 //
 // Each attempt gets a score in nats (positive = bot-like) from the evidence guardd can
-// see without payload, DNS or input devices (D1-D4, O1). A Page CUSUM per (principal,
-// channel) sums the scores; crossing the soft threshold raises an alert and throttles
+// see without payload: the connection (D1-D4, O1), the program's DNS (N1-N3), the user's
+// presence (U1, U2) and the RCPT replies and final outcomes of its mail (O2-O4). A Page CUSUM per
+// (principal, channel) sums the scores; crossing the soft threshold raises an alert and throttles
 // new destinations, crossing the hard one quarantines the principal until release().
 // Identity moves both thresholds instead of adding per-attempt evidence.
 #include <array>
@@ -43,7 +44,23 @@ struct DetectorConfig {
   // has not (research 2.6 "developer tools ... a tty parent"). A terminal is cheap to
   // fake, so it weighs no more than input would (U1, -1.0), never outweighs D1 (a direct
   // attempt stays positive), and is not applied to submissions, where it tells nothing.
-  double interactive = -1.0;      // [A]
+  double interactive = -1.0;  // [A]
+  // DNS (research 2.2 N1-N3), only where guardd saw the principal's own DNS
+  // (DnsEvidence::seen); a recognised MTA's look-ups are its own, never its submitters'.
+  double mxLookup = 0.7;        // N1: asked for MX records just before connecting [R]
+  double noDnsAnswer = 1.0;     // N2: destination in no answer it received, not learned [R]
+  double mailHostLookup = 0.7;  // N3: A/AAAA of mail./smtp./mx./relay. names, DIRECT only [R]
+  // Presence (research 2.2 U1/U2). U1 is credited only to a program of the active
+  // session's user within inputWindow of a real key press or click. With I1 it shares one
+  // cap, the larger of the two credits alone, and on DIRECT stays above -D1 (a direct
+  // attempt stays positive): both are cheap to fake or to piggyback on.
+  double userInput = -1.0;  // U1 [R]
+  Duration inputWindow = std::chrono::seconds{3};
+  // U2, DIRECT only: a mail client, a sync daemon or a cron job submits to a relay with
+  // nobody at the keyboard (research "not a known daemon", which the detector cannot tell
+  // on a relay); a program delivering to MX hosts itself while nobody is there is a bot.
+  double userAway = 0.5;  // U2 [R]
+  Duration awayAfter = std::chrono::minutes{10};
   double minScore = -2.0;         // per-attempt clip [R]
   double maxScore = 4.0;          // per-attempt clip [R]
   unsigned sessionsForBurst = 5;  // D4 simultaneous sessions [R]
@@ -116,6 +133,9 @@ struct DetectorConfig {
   // ln(0.25/0.03) per unknown user and ln(0.75/0.97) per delivery [A]. A message with
   // most recipients unknown scores the clip (4.0), so a bounce storm reaches the hard
   // threshold (even with the packaged shift) within three messages.
+  // The same weights score the RCPT replies of a program's own direct SMTP session
+  // (replied()), and H1 counts O3 from both routes. A 4xx at RCPT carries no evidence:
+  // greylisting defers every first contact, a benign one too.
   double mtaUserUnknown = 2.1;  // O4, per recipient [A]
   double mtaDelivered = -0.26;  // per recipient [A]
   double mtaRejected = 0.7;     // O2: another 5xx, per recipient [R]
@@ -172,7 +192,18 @@ enum class Evidence : std::uint8_t {
   MtaDelivered,           // recipients of the program's MTA mail delivered
   BlocklistH1,            // H1: repeated blocklist refusals
   BackstopMtaRecipients,  // too many MTA recipients (or their domains) in 24 h
+  MxLookup,               // N1: it asked for MX records just before connecting
+  NoDnsAnswer,            // N2: the destination was in no DNS answer it received
+  MailHostLookup,         // N3: it looked up mail./smtp./mx./relay. names (DIRECT)
+  UserInput,              // U1: real input within a few seconds, the active session's user
+  UserAway,               // U2: nobody at the keyboard for 10 min (DIRECT)
+  UserUnknown,            // O4 in the program's own SMTP session: RCPT "user unknown"
+  Blocklisted,            // O3 in the program's own SMTP session: a blocklist reply
+  Rejected,               // O2 in the program's own SMTP session: other RCPT 5xx
+  Accepted,               // RCPTs accepted in the program's own SMTP session
 };
+// The last Evidence value: codecs that map names back size their tables with it.
+inline constexpr Evidence kLastEvidence = Evidence::Accepted;
 std::string_view toString(Evidence e);
 std::string_view toString(Channel c);
 std::string_view toString(Tier t);
