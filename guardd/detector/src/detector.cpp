@@ -486,11 +486,17 @@ struct Detector::Impl {
   // N1-N3 (research 2.2), only where the principal's DNS was seen at all: a program
   // whose look-ups guardd cannot observe (DoH, a resolver over D-Bus) earns none.
   void addDnsEvidence(std::vector<Reason>& reasons, const AttemptEvent& ev, bool direct,
-                      bool isLearned) const {
-    if (!ev.dns.seen) return;
+                      bool isLearned, bool reachedBefore) const {
+    // A learned destination's evidence is the working set's (D2-): a program that has
+    // delivered there on three days is judged by that, however it finds the host (a
+    // developer's swaks --to looks up MX on every run), and a learned relay's address
+    // may come from the program's own cache.
+    if (!ev.dns.seen || isLearned) return;
     if (ev.dns.mxQueried) addReason(reasons, Evidence::MxLookup, cfg.mxLookup);
-    // Loopback is never resolved, and a learned relay may be cached by the program.
-    if (!ev.dns.dstResolved && !ev.toLocalMta && !isLearned) {
+    // Loopback is never resolved, and a destination the program reached before may come
+    // from its own cache (a mail client keeps its relay's address): N2 marks a first
+    // contact with an address no answer gave it, a hard-coded target.
+    if (!ev.dns.dstResolved && !ev.toLocalMta && !reachedBefore) {
       addReason(reasons, Evidence::NoDnsAnswer, cfg.noDnsAnswer);
     }
     // A mail client resolves smtp.<provider> for its relay; guessing mail.<domain> for
@@ -601,7 +607,7 @@ struct Detector::Impl {
           (ev.openSessions >= cfg.sessionsForBurst || (direct && inBurst >= cfg.burstAttempts))) {
         addReason(reasons, Evidence::ManySessions, cfg.manySessions);
       }
-      addDnsEvidence(reasons, ev, direct, isLearned);
+      addDnsEvidence(reasons, ev, direct, isLearned, ws->second.successDays > 0);
       addPresenceEvidence(reasons, ev, direct);
       for (const Reason& r : reasons) score += r.weight;
       const double clipped = std::clamp(score, cfg.minScore, cfg.maxScore);

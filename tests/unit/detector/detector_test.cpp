@@ -654,6 +654,16 @@ TEST_F(DetectorTest, NoDnsAnswerSparesLoopbackAndLearnedRelays) {
   AttemptEvent l = local(bot);
   l.dns.seen = true;
   EXPECT_DOUBLE_EQ(reasonWeight(d.observe(l), Evidence::NoDnsAnswer), 0);
+
+  // Reached once already: the program's own cache, not a hard-coded target.
+  AttemptEvent first = submit(principal("client"), "203.0.113.20");
+  first.dns = DnsEvidence{true, false, true, false};
+  d.observe(first);
+  d.outcome(result(first, ConnectOutcome::Established));
+  clock.advance(minutes(10));
+  AttemptEvent cached = first;
+  cached.dns.dstResolved = false;
+  EXPECT_DOUBLE_EQ(reasonWeight(d.observe(cached), Evidence::NoDnsAnswer), 0);
 }
 
 TEST_F(DetectorTest, ScoresMailHostGuessingOnDirectOnly) {
@@ -702,14 +712,23 @@ TEST_F(DetectorTest, InputNeverCancelsDirectToMxNorStacksWithTheTerminal) {
   EXPECT_GE(reasonWeight(again, Evidence::UserInput) + reasonWeight(again, Evidence::Interactive),
             -strong.directToMx);
 
-  Detector defaults(clock);  // U1 -1.0 and I1 -1.0: one credit of -1.0, not -2.0
+  DetectorConfig both;  // U1 -1.0 and I1 -1.0: one credit of -1.0, not -2.0
+  both.userInput = -1.0;
+  both.interactive = -1.0;
+  Detector one(clock, both);
   AttemptEvent f = direct(principal("dev"), mx(2));
   f.interactive = true;
   f.presence = PresenceEvidence{true, true, seconds(2)};
-  const Assessment a = defaults.observe(f);
+  const Assessment a = one.observe(f);
   EXPECT_DOUBLE_EQ(a.score, 1.5 + 0.5 - 1.0);
   EXPECT_DOUBLE_EQ(reasonWeight(a, Evidence::UserInput), -1.0);
   EXPECT_DOUBLE_EQ(reasonWeight(a, Evidence::Interactive), 0);
+
+  Detector defaults(clock);  // the terminal tops U1 up to the cap, no further
+  f.principal = principal("dev2");
+  const Assessment b = defaults.observe(f);
+  EXPECT_DOUBLE_EQ(reasonWeight(b, Evidence::UserInput) + reasonWeight(b, Evidence::Interactive),
+                   std::min(defaults.config().userInput, defaults.config().interactive));
 }
 
 TEST_F(DetectorTest, ScoresNobodyAtTheKeyboardOnDirectOnly) {
