@@ -908,6 +908,15 @@ std::vector<Variant> sweepVariants(const DetectorConfig& base) {
       c.attributedFailure *= f;
       c.attributedSuccess *= f;
       c.interactive *= f;
+      c.mxLookup *= f;
+      c.noDnsAnswer *= f;
+      c.mailHostLookup *= f;
+      c.userInput *= f;
+      c.userAway *= f;
+      c.mtaUserUnknown *= f;
+      c.mtaDelivered *= f;
+      c.mtaRejected *= f;
+      c.mtaBlocklisted *= f;
     });
   }
   struct Weight {
@@ -922,7 +931,13 @@ std::vector<Variant> sweepVariants(const DetectorConfig& base) {
                             {"O1 connect failure", &DetectorConfig::connectFailure},
                             {"MTA failure charged", &DetectorConfig::attributedFailure},
                             {"MTA success charged", &DetectorConfig::attributedSuccess},
-                            {"I1 terminal", &DetectorConfig::interactive}};
+                            {"I1 terminal", &DetectorConfig::interactive},
+                            {"N1 MX look-up", &DetectorConfig::mxLookup},
+                            {"N2 no DNS answer", &DetectorConfig::noDnsAnswer},
+                            {"U1 input", &DetectorConfig::userInput},
+                            {"U2 nobody there", &DetectorConfig::userAway},
+                            {"O4 user unknown", &DetectorConfig::mtaUserUnknown},
+                            {"O4 accepted", &DetectorConfig::mtaDelivered}};
   for (const Weight& w : weights) {
     for (const double f : {0.5, 1.5}) {
       add(std::string(w.name) + (f < 1 ? " x0.5" : " x1.5"),
