@@ -118,6 +118,9 @@ struct PrincipalState {
   std::deque<std::pair<TimePoint, unsigned>> mtaRecipients24;
   DistinctWindow mtaDomains24;
   TimeWindow blocklisted1h;
+  // Recipient domains this principal handed to the local MTA -> when last (bounded).
+  std::map<std::string, TimePoint> mtaDomainsSeen;
+  TimeWindow mtaSubmissions;
   TimeWindow burst;
   DistinctWindow direct24;
   DistinctWindow h3;
@@ -130,6 +133,7 @@ struct PrincipalState {
     failures24.clear();
     mtaRecipients24.clear();
     mtaDomains24.clear();
+    mtaSubmissions.clear();
     blocklisted1h.clear();
     burst.clear();
     direct24.clear();
@@ -201,6 +205,12 @@ std::string_view toString(Evidence e) {
       return "rejected";
     case Evidence::Accepted:
       return "accepted";
+    case Evidence::MtaNewDomain:
+      return "mta-new-domain";
+    case Evidence::MtaKnownDomains:
+      return "mta-known-domains";
+    case Evidence::MtaBurst:
+      return "mta-burst";
   }
   return "unknown";
 }
@@ -798,9 +808,60 @@ struct Detector::Impl {
         soft.push_back(Reason{Evidence::BackstopMtaRecipients, 0, recipients});
       }
     }
+    if (!p.mta && !bulk) {
+      std::vector<Reason> reasons;
+      addSubmissionEvidence(p, ev, reasons, now);
+      double score = 0;
+      for (const Reason& r : reasons) score += r.weight;
+      const double clipped = std::clamp(score, cfg.minScore, cfg.maxScore);
+      if (score != 0 && clipped != score) {
+        for (Reason& r : reasons) r.weight *= clipped / score;
+      }
+      if (!reasons.empty()) accumulate(p, out.channel, clipped, reasons, now);
+      out.score = clipped;
+      out.reasons = std::move(reasons);
+    }
+    rememberDomains(p, ev.domains, now);
     out.tier = evaluate(p, std::move(hard), softBackstop, std::move(soft), out.alert, now);
     out.cusum = p.channels[slot(out.channel)].s;
     return out;
+  }
+
+  // The evidence a submission carries before the MTA accepts it: new recipient domains
+  // (per message, so a message to many domains counts once) and the submission rate.
+  void addSubmissionEvidence(PrincipalState& p, const SubmissionEvent& ev,
+                             std::vector<Reason>& reasons, TimePoint now) {
+    if (!ev.domains.empty() && ev.recipients <= cfg.mtaListRecipients) {
+      const bool anyNew = std::any_of(ev.domains.begin(), ev.domains.end(), [&](const auto& d) {
+        return p.mtaDomainsSeen.find(d) == p.mtaDomainsSeen.end();
+      });
+      const auto& pr = ev.presence;
+      const bool chosen = pr.known && pr.activeSession && pr.sinceInput &&
+                          *pr.sinceInput >= Duration::zero() && *pr.sinceInput <= cfg.inputWindow;
+      if (anyNew) {
+        if (!chosen) addReason(reasons, Evidence::MtaNewDomain, cfg.mtaNewDomain);
+      } else {
+        addReason(reasons, Evidence::MtaKnownDomains, cfg.mtaKnownDomains);
+      }
+    }
+    if (cfg.mtaBurst) {
+      p.mtaSubmissions.add(now, cfg.burstAttempts);
+      if (p.mtaSubmissions.count(now, cfg.burstWindow) >= cfg.burstAttempts) {
+        addReason(reasons, Evidence::MtaBurst, cfg.manySessions);
+      }
+    }
+  }
+
+  void rememberDomains(PrincipalState& p, const std::vector<std::string>& domains,
+                       TimePoint now) const {
+    for (const auto& d : domains) p.mtaDomainsSeen[d] = now;
+    while (p.mtaDomainsSeen.size() > cfg.mtaDomainMemory) {
+      auto oldest = p.mtaDomainsSeen.begin();
+      for (auto it = p.mtaDomainsSeen.begin(); it != p.mtaDomainsSeen.end(); ++it) {
+        if (it->second < oldest->second) oldest = it;
+      }
+      p.mtaDomainsSeen.erase(oldest);
+    }
   }
 
   // Final outcomes of one message (DeliveryEvent) or the RCPT replies of one session

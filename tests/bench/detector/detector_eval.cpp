@@ -15,6 +15,7 @@
 #include <optional>
 #include <queue>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +34,7 @@ using detector::Detector;
 using detector::DetectorConfig;
 using detector::Duration;
 using detector::OutcomeEvent;
+using detector::SubmissionEvent;
 using detector::Tier;
 using std::chrono::duration_cast;
 
@@ -468,7 +470,20 @@ HostResult replay(const Host& host, const DetectorConfig& config, const Faults& 
       ++botAttempts;
       if (!r.first[kHard] && e.outcome == ConnectOutcome::Established) ++r.acceptedBeforeHard;
     }
-    const Assessment a = detPtr->observe(ev);
+    Assessment a = detPtr->observe(ev);
+    if (e.toLocalMta && e.recipients > 0) {
+      // The MTA asks guardd about the message (milter, exim's ACL) once it has the
+      // recipients, after the connection was allowed.
+      SubmissionEvent sv;
+      sv.principal = actor.principal;
+      sv.program = actor.program;
+      sv.idClass = actor.idClass;
+      sv.recipients = e.recipients;
+      sv.domains = e.domains;
+      sv.presence = ev.presence;
+      const Assessment sa = detPtr->submitted(sv);
+      if (sa.tier > a.tier) a.tier = sa.tier;
+    }
     if (!faults.baselines) {
       if (!maliciousHost) {
         ++r.attempts;
@@ -1101,15 +1116,17 @@ int derive(const Options& opt) {
   struct Tally {
     double hits = 0, n = 0;
   };
-  enum F : std::size_t { N1, N2, N3, U1, U2, O4, O3, O2, kF };
-  const char* names[kF] = {"N1 MX look-up (attempts, not loopback)",
-                           "N2 destination in no answer (attempts, not loopback)",
-                           "N3 mail-host look-up (port-25 attempts)",
-                           "U1 input <= 3 s, active session (attempts)",
-                           "U2 nobody there >= 10 min (port-25 attempts)",
-                           "O4 user unknown (per recipient with a final reply)",
-                           "O3 blocklist (per session or message with replies)",
-                           "O2 other 5xx (per recipient)"};
+  enum F : std::size_t { N1, N2, N3, U1, U2, O4, O3, O2, S1, kF };
+  const char* names[kF] = {
+      "N1 MX look-up (attempts, not loopback)",
+      "N2 destination in no answer (attempts, not loopback)",
+      "N3 mail-host look-up (port-25 attempts)",
+      "U1 input <= 3 s, active session (attempts)",
+      "U2 nobody there >= 10 min (port-25 attempts)",
+      "O4 user unknown (per recipient with a final reply)",
+      "O3 blocklist (per session or message with replies)",
+      "O2 other 5xx (per recipient)",
+      "S1 new recipient domain (local submissions <= 50 recipients, no input <= 3 s)"};
   std::vector<std::array<double, kF>> botFreq, benignFreq;
   std::array<double, kF> benignN{};
   const auto& all = profiles();
@@ -1119,7 +1136,9 @@ int derive(const Options& opt) {
     const bool bot = p.kind == Kind::Malicious;
     const int hosts = bot ? opt.runs : static_cast<int>(std::ceil(opt.programMonths / p.months));
     std::array<Tally, kF> t{};
+    DetectorConfig defaults;
     for (int h = 0; h < hosts; ++h) {
+      std::map<std::uint16_t, std::set<std::string>> mailed;  // per actor
       std::mt19937_64 rng(mix(opt.seed ^ mix(i * 1'000'003ULL + static_cast<std::uint64_t>(h))));
       const Host host = p.make(rng, TimePoint{std::chrono::seconds{1'700'000'000}}, p.months);
       for (const SimEvent& e : host.events) {
@@ -1132,6 +1151,15 @@ int derive(const Options& opt) {
           t[f].n += n;
           t[f].hits += hit ? n : 0;
         };
+        if (e.toLocalMta && !e.domains.empty()) {
+          auto& seen = mailed[e.actor];
+          bool anyNew = false;
+          for (const auto& d : e.domains) anyNew = seen.insert(d).second || anyNew;
+          const auto& pr = e.presence;
+          const bool chosen = pr.known && pr.activeSession && pr.sinceInput &&
+                              *pr.sinceInput <= defaults.inputWindow;
+          add(S1, e.recipients <= defaults.mtaListRecipients && !chosen, anyNew);
+        }
         add(N1, remote && e.dns.seen, e.dns.mxQueried);
         add(N2, remote && e.dns.seen, !e.dns.dstResolved);
         add(N3, p25 && e.dns.seen, e.dns.mailNameQueried);

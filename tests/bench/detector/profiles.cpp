@@ -305,6 +305,9 @@ Host b5(std::mt19937_64& rng, TimePoint origin, double months) {
              : postfix;
   const auto relay = g.relayPool();
   const std::uint16_t relayPort = g.chance(0.7) ? 587 : 25;
+  // The script mails the same one or two addresses (the admin, a team list) [A].
+  std::vector<std::string> to{"ops" + g.randomIp()};
+  if (g.chance(0.3)) to.push_back("team" + g.randomIp());
   std::vector<double> slots;
   for (int i = g.uniInt(1, 5); i > 0; --i) slots.push_back(g.uni(0, 24) * 3600);
   for (int d = 0; d < daysOf(months); ++d) {
@@ -312,6 +315,8 @@ Host b5(std::mt19937_64& rng, TimePoint origin, double months) {
       const double t = d * kDay + s + g.uni(0, 30);
       if (script) {
         SimEvent& e = g.local(cron, t);
+        e.recipients = static_cast<unsigned>(to.size());
+        e.domains = to;
         Gen::dnsNone(e);
         g.ambient(e);  // cron runs whether or not anyone is there
       }
@@ -346,10 +351,13 @@ Host directPostfix(std::mt19937_64& rng, TimePoint origin, double months, bool b
         g.rcpts(g.host.events[sub], static_cast<unsigned>(recipients), 0.01, 0);
         g.host.events[sub].replyDelay = Seconds(g.uni(5, 20));
       }
+      g.host.events[sub].recipients = static_cast<unsigned>(recipients);
       for (int r = recipients; r > 0; --r) {
         const std::string mx = g.chance(0.7)
                                    ? contacts[static_cast<std::size_t>(std::min(49.0, g.expo(8)))]
                                    : g.randomIp();
+        auto& domains = g.host.events[sub].domains;  // one domain per MX host here
+        if (std::find(domains.begin(), domains.end(), mx) == domains.end()) domains.push_back(mx);
         double when = t + 2;
         if (blocked) {
           for (double backoff = 300; backoff < 5 * kDay; backoff *= 2) {
@@ -384,7 +392,15 @@ Host newsletter(std::mt19937_64& rng, TimePoint origin, double months, bool decl
   const int weekday = g.uniInt(0, 6);
   const double hour = g.uni(6, 20);
   const int recipientsBase = g.uniInt(300, 5000);
+  // The list's recipient domains: the same every week, 2% replaced [A].
+  std::vector<std::string> pool;
+  for (int i = std::min(recipientsBase, std::max(200, recipientsBase / 3)); i > 0; --i) {
+    pool.push_back(g.randomIp());
+  }
   for (int d = weekday; d < daysOf(months); d += 7) {
+    for (auto& dom : pool) {
+      if (g.chance(0.02)) dom = g.randomIp();
+    }
     const double t0 = d * kDay + hour * 3600;
     const int recipients = std::max(300, static_cast<int>(recipientsBase * g.uni(0.95, 1.05)));
     const int domains = std::min(recipients, std::max(200, recipients / 3));
@@ -396,7 +412,14 @@ Host newsletter(std::mt19937_64& rng, TimePoint origin, double months, bool decl
       SimEvent& e = g.local(lists, t0 + b * 5);
       Gen::dnsNone(e);
       g.nobody(e);
-      g.rcpts(e, static_cast<unsigned>(std::min(500, recipients - b * 500)), unknown, 0);
+      const int n = std::min(500, recipients - b * 500);
+      g.rcpts(e, static_cast<unsigned>(n), unknown, 0);
+      e.recipients = static_cast<unsigned>(n);
+      const std::size_t per = (pool.size() + 9) / 10;  // a batch covers a slice of the list
+      for (std::size_t k = static_cast<std::size_t>(b) * per;
+           k < std::min(pool.size(), static_cast<std::size_t>(b + 1) * per); ++k) {
+        e.domains.push_back(pool[k]);
+      }
       e.replyDelay = Seconds(10 + span);  // final once the run is through
     }
     for (int i = 0; i < domains; ++i) {
@@ -669,9 +692,13 @@ Host m8(std::mt19937_64& rng, TimePoint origin, double months) {
     // once its last connected delivery is through (refused/timed-out ones stay deferred).
     unsigned connected = 0;
     double last = 0;
-    for (int r = g.uniInt(1, maxDomains); r > 0; --r) {
+    const int domains = g.uniInt(1, maxDomains);
+    g.host.events[sub].recipients = static_cast<unsigned>(domains);
+    for (int r = domains; r > 0; --r) {
       const double at = g.uni(1, 30);
-      SimEvent& e = g.attempt(postfix, t + at, g.randomIp(), 25, g.outcome(failRate), g.uni(1, 10));
+      const std::string mx = g.randomIp();
+      g.host.events[sub].domains.push_back(mx);  // a harvested list: one domain per MX
+      SimEvent& e = g.attempt(postfix, t + at, mx, 25, g.outcome(failRate), g.uni(1, 10));
       Gen::dnsMx(e);
       if (e.outcome == ConnectOutcome::Established) {
         ++connected;

@@ -55,6 +55,10 @@ struct SimEvent {
   unsigned blocklisted = 0;
   unsigned rejected = 0;
   Seconds replyDelay{1};
+  // A local submission: what the MTA tells guardd before it accepts the message
+  // (SubmissionEvent): the recipient count and the distinct recipient domains.
+  unsigned recipients = 0;
+  std::vector<std::string> domains;
 };
 
 struct Host {

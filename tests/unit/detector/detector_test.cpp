@@ -961,5 +961,97 @@ TEST(PrincipalKey, PathsCannotForgeAnotherPrincipalsKey) {
   EXPECT_EQ(percent.key(), h + ":/tmp/a%253Ab/1000");
 }
 
+// Submissions to the local MTA (SubmissionEvent): a message to a recipient domain the
+// program never mailed is evidence, one to domains it mailed before is credit.
+SubmissionEvent message(const Principal& who, std::vector<std::string> domains) {
+  SubmissionEvent e;
+  e.principal = who;
+  e.program = "/usr/bin/php8.2 /var/www/x.php";
+  e.recipients = static_cast<unsigned>(domains.size());
+  e.domains = std::move(domains);
+  return e;
+}
+
+double weightOf(const Assessment& a, Evidence e) {
+  double w = 0;
+  for (const Reason& r : a.reasons) w += r.evidence == e ? r.weight : 0;
+  return w;
+}
+
+TEST_F(DetectorTest, ANewRecipientDomainIsEvidenceAndAKnownOneCredit) {
+  const DetectorConfig cfg;
+  Detector d(clock);
+  const Assessment first = d.submitted(message(bot, {"a.example", "b.example"}));
+  EXPECT_DOUBLE_EQ(weightOf(first, Evidence::MtaNewDomain), cfg.mtaNewDomain);
+  EXPECT_DOUBLE_EQ(first.cusum, cfg.mtaNewDomain);
+  clock.advance(hours(1));
+  const Assessment again = d.submitted(message(bot, {"b.example"}));
+  EXPECT_DOUBLE_EQ(weightOf(again, Evidence::MtaKnownDomains), cfg.mtaKnownDomains);
+  EXPECT_DOUBLE_EQ(weightOf(again, Evidence::MtaNewDomain), 0);
+  clock.advance(hours(1));
+  // One new domain among known ones makes the message new (counted once).
+  const Assessment mixed = d.submitted(message(bot, {"a.example", "c.example", "d.example"}));
+  EXPECT_DOUBLE_EQ(weightOf(mixed, Evidence::MtaNewDomain), cfg.mtaNewDomain);
+  EXPECT_DOUBLE_EQ(weightOf(mixed, Evidence::MtaKnownDomains), 0);
+}
+
+// Submission evidence alone (no TCP attempt, sendmail): 0.68 a message, +1.0 a message
+// from the tenth within a minute on.
+TEST_F(DetectorTest, AHarvestedListBotIsFlaggedBySubmissionsAlone) {
+  Detector d(clock);
+  int soft = 0;
+  int hard = 0;
+  for (int n = 1; n <= 20 && hard == 0; ++n) {
+    const Tier tier = d.submitted(message(bot, {"h" + std::to_string(n) + ".example"})).tier;
+    if (tier != Tier::None && soft == 0) soft = n;
+    if (tier == Tier::Hard) hard = n;
+    clock.advance(seconds(2));
+  }
+  EXPECT_EQ(soft, 7);
+  EXPECT_EQ(hard, 11);
+}
+
+TEST_F(DetectorTest, CronMailingTheSameAddressDriftsDown) {
+  Detector d(clock);
+  for (int day = 0; day < 60; ++day) {
+    const Assessment a = d.submitted(message(bot, {"ops.example"}));
+    EXPECT_EQ(a.tier, Tier::None);
+    clock.advance(hours(24));
+  }
+  EXPECT_DOUBLE_EQ(d.submitted(message(bot, {"ops.example"})).cusum, 0);
+}
+
+TEST_F(DetectorTest, NoDomainEvidenceForAListMailingOrAPersonsChoice) {
+  const DetectorConfig cfg;
+  Detector d(clock);
+  SubmissionEvent list = message(bot, {"a.example", "b.example"});
+  list.recipients = cfg.mtaListRecipients + 1;  // a mailing: the recipient backstops' case
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(list), Evidence::MtaNewDomain), 0);
+  SubmissionEvent clicked = message(mua, {"new.example"});
+  clicked.presence = {true, true, seconds(1)};  // sent just after a click
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(clicked), Evidence::MtaNewDomain), 0);
+  clicked.domains = {"other.example"};
+  clicked.presence = {true, true, seconds(30)};  // no input just before
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(clicked), Evidence::MtaNewDomain), cfg.mtaNewDomain);
+}
+
+TEST_F(DetectorTest, ManySubmissionsWithinAMinuteAreABurst) {
+  const DetectorConfig cfg;
+  Detector d(clock);
+  for (unsigned i = 1; i < cfg.burstAttempts; ++i) {
+    EXPECT_DOUBLE_EQ(weightOf(d.submitted(message(mua, {"same.example"})), Evidence::MtaBurst), 0);
+    clock.advance(seconds(1));
+  }
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(message(mua, {"same.example"})), Evidence::MtaBurst),
+                   cfg.manySessions);
+}
+
+TEST_F(DetectorTest, ADeclaredBulkSendCarriesNoSubmissionEvidence) {
+  Detector d(clock);
+  d.declareBulk(bot, 100, hours(2));
+  const Assessment a = d.submitted(message(bot, {"a.example"}));
+  EXPECT_TRUE(a.reasons.empty());
+}
+
 }  // namespace
 }  // namespace mailguard::detector

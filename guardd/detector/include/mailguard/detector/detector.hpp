@@ -156,6 +156,22 @@ struct DetectorConfig {
 
   // Principals with no learned destination and no evidence are dropped after this.
   Duration idleTtl = std::chrono::hours{24 * 30};
+
+  // What a submission to the local MTA shows before the MTA accepts it (its recipient
+  // domains, the rate): a harvested-list bot mails domains it never mailed, one small
+  // message after the other; cron mails the same few; a person's mail client mostly its
+  // contacts. Per message, a Bernoulli likelihood ratio of "a recipient domain this
+  // principal never mailed" (the MTA channel's D2): weights from the corpora (`--derive`,
+  // tuning seed). A message with more than mtaListRecipients recipients is a mailing, left
+  // to the recipient backstops (a list server's first run mails only new domains); a
+  // message sent just after the user's input (U1's test) has recipients a person chose: a
+  // new mail client mails mostly new domains in its first days.
+  double mtaNewDomain = 0.68;     // a message with a new domain [T: ln 0.68]
+  double mtaKnownDomains = -2.0;    // all mailed before [T: ln -inf, the clip]
+  unsigned mtaListRecipients = 50;  // [A]
+  unsigned mtaDomainMemory = 256;   // recipient domains remembered per principal [A]
+  // D4's rate form on the MTA channel: burstAttempts submissions within burstWindow.
+  bool mtaBurst = true;  // [T]
 };
 
 // How far identity can be trusted: decided by the caller from the package database
@@ -205,9 +221,12 @@ enum class Evidence : std::uint8_t {
   Blocklisted,            // O3 in the program's own SMTP session: a blocklist reply
   Rejected,               // O2 in the program's own SMTP session: other RCPT 5xx
   Accepted,               // RCPTs accepted in the program's own SMTP session
+  MtaNewDomain,           // a message to the local MTA with a recipient domain never mailed
+  MtaKnownDomains,        // a message to the local MTA to domains all mailed before
+  MtaBurst,               // D4 on the MTA channel: many submissions within a minute
 };
 // The last Evidence value: codecs that map names back size their tables with it.
-inline constexpr Evidence kLastEvidence = Evidence::Accepted;
+inline constexpr Evidence kLastEvidence = Evidence::MtaBurst;
 std::string_view toString(Evidence e);
 std::string_view toString(Channel c);
 std::string_view toString(Tier t);
@@ -295,6 +314,10 @@ struct SubmissionEvent {
   IdentityClass idClass = IdentityClass::Unknown;
   unsigned recipients = 0;
   std::vector<std::string> domains;  // the recipients' domains, distinct
+  // The user's presence when the message was handed over, as for an attempt: a send
+  // within inputWindow of the active session's user pressing or clicking is a person's
+  // choice of recipients, so a new domain is no evidence then (mtaNewDomain).
+  PresenceEvidence presence;
 };
 
 // What became of such a message (the MTA's log, linked by queue id): final outcomes only.
