@@ -595,7 +595,9 @@ struct Detector::Impl {
     std::vector<Reason> reasons;
     double score = 0;
     const bool bulk = bulkActive(p, now);
-    if (bulk) --p.bulk->remaining;
+    // A connection to the local MTA is not a recipient: the message it carries is counted
+    // by its recipients when the MTA asks (submitted()), not twice.
+    if (bulk && !ev.toLocalMta) --p.bulk->remaining;
     const bool direct = out.channel == Channel::Direct;
     if (!p.mta) {
       p.burst.add(now, cfg.burstAttempts);
@@ -788,7 +790,10 @@ struct Detector::Impl {
       }
     }
     p.attempts24.add(now, cfg.backstopHardAttempts + 1);
-    p.mtaRecipients24.emplace_back(now, ev.recipients);
+    // Recipients of a declared bulk send do not count towards the daily limits after it
+    // either (its deliveries' outcomes come in once the declaration is used up).
+    const bool declared = bulkActive(p, now);
+    p.mtaRecipients24.emplace_back(now, declared ? 0 : ev.recipients);
     while (p.mtaRecipients24.size() > kWindowCap) p.mtaRecipients24.pop_front();
     const unsigned recipients = mtaRecipients(p, now);
     p.mtaDomains24.expire(now, cfg.backstopWindow);

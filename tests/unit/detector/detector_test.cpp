@@ -1053,5 +1053,25 @@ TEST_F(DetectorTest, ADeclaredBulkSendCarriesNoSubmissionEvidence) {
   EXPECT_TRUE(a.reasons.empty());
 }
 
+// A declared mailing over loopback TCP: the connections do not use up the declaration
+// (the message is counted by its recipients), and its recipients do not trip the daily
+// limits once the declaration is used up (its outcomes come later).
+TEST_F(DetectorTest, ADeclaredMailingOverLoopbackStaysWithinItsDeclaration) {
+  Detector d(clock);
+  d.declareBulk(bot, 2000, hours(2));
+  for (int b = 0; b < 4; ++b) {
+    d.observe(local(bot));
+    SubmissionEvent batch = message(bot, {"a.example"});
+    batch.recipients = 500;
+    EXPECT_EQ(d.submitted(batch).tier, Tier::None) << "batch " << b;
+    clock.advance(seconds(5));
+  }
+  clock.advance(minutes(30));
+  DeliveryEvent outcome;
+  outcome.principal = bot;
+  outcome.delivered = 500;
+  EXPECT_EQ(d.delivered(outcome).tier, Tier::None);
+}
+
 }  // namespace
 }  // namespace mailguard::detector
