@@ -9,7 +9,7 @@ constexpr double kDay = 86'400;
 
 // Ranges are sanity bounds (a typo should not disable the detector), not advice; the
 // defaults and their provenance are in guardd/detector/include/.../detector.hpp.
-constexpr std::array<DetectorSettingSpec, 47> kSpecs{{
+constexpr std::array<DetectorSettingSpec, 50> kSpecs{{
     {"direct_to_mx", -10, 10, false},
     {"new_destination", -10, 10, false},
     {"learned_destination", -10, 10, false},
@@ -57,6 +57,9 @@ constexpr std::array<DetectorSettingSpec, 47> kSpecs{{
     {"input_window_seconds", 0, kDay, true},
     {"user_away", -10, 10, false},
     {"away_after_seconds", 1, kDay, true},
+    {"mta_new_domain", -10, 10, false},
+    {"mta_known_domains", -10, 10, false},
+    {"mta_list_recipients", 0, 10'000'000, true},
 }};
 
 }  // namespace

@@ -73,6 +73,9 @@ const std::map<std::string, Setter>& setters() {
       {"input_window_seconds", set(&C::inputWindow)},
       {"user_away", set(&C::userAway)},
       {"away_after_seconds", set(&C::awayAfter)},
+      {"mta_new_domain", set(&C::mtaNewDomain)},
+      {"mta_known_domains", set(&C::mtaKnownDomains)},
+      {"mta_list_recipients", set(&C::mtaListRecipients)},
   };
   return kSetters;
 }
