@@ -9,7 +9,7 @@ constexpr double kDay = 86'400;
 
 // Ranges are sanity bounds (a typo should not disable the detector), not advice; the
 // defaults and their provenance are in guardd/detector/include/.../detector.hpp.
-constexpr std::array<DetectorSettingSpec, 40> kSpecs{{
+constexpr std::array<DetectorSettingSpec, 50> kSpecs{{
     {"direct_to_mx", -10, 10, false},
     {"new_destination", -10, 10, false},
     {"learned_destination", -10, 10, false},
@@ -50,6 +50,16 @@ constexpr std::array<DetectorSettingSpec, 40> kSpecs{{
     {"mta_backstop_soft_recipients", 1, 10'000'000, true},
     {"mta_backstop_hard_recipients", 1, 10'000'000, true},
     {"mta_backstop_hard_domains", 1, 10'000'000, true},
+    {"mx_lookup", -10, 10, false},
+    {"no_dns_answer", -10, 10, false},
+    {"mail_host_lookup", -10, 10, false},
+    {"user_input", -10, 10, false},
+    {"input_window_seconds", 0, kDay, true},
+    {"user_away", -10, 10, false},
+    {"away_after_seconds", 1, kDay, true},
+    {"mta_new_domain", -10, 10, false},
+    {"mta_known_domains", -10, 10, false},
+    {"mta_list_recipients", 0, 10'000'000, true},
 }};
 
 }  // namespace

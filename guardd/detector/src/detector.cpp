@@ -118,6 +118,9 @@ struct PrincipalState {
   std::deque<std::pair<TimePoint, unsigned>> mtaRecipients24;
   DistinctWindow mtaDomains24;
   TimeWindow blocklisted1h;
+  // Recipient domains this principal handed to the local MTA -> when last (bounded).
+  std::map<std::string, TimePoint> mtaDomainsSeen;
+  TimeWindow mtaSubmissions;
   TimeWindow burst;
   DistinctWindow direct24;
   DistinctWindow h3;
@@ -130,6 +133,7 @@ struct PrincipalState {
     failures24.clear();
     mtaRecipients24.clear();
     mtaDomains24.clear();
+    mtaSubmissions.clear();
     blocklisted1h.clear();
     burst.clear();
     direct24.clear();
@@ -183,6 +187,30 @@ std::string_view toString(Evidence e) {
       return "h1-blocklisted";
     case Evidence::BackstopMtaRecipients:
       return "backstop-mta-recipients-24h";
+    case Evidence::MxLookup:
+      return "mx-lookup";
+    case Evidence::NoDnsAnswer:
+      return "no-dns-answer";
+    case Evidence::MailHostLookup:
+      return "mail-host-lookup";
+    case Evidence::UserInput:
+      return "user-input";
+    case Evidence::UserAway:
+      return "user-away";
+    case Evidence::UserUnknown:
+      return "user-unknown";
+    case Evidence::Blocklisted:
+      return "blocklisted";
+    case Evidence::Rejected:
+      return "rejected";
+    case Evidence::Accepted:
+      return "accepted";
+    case Evidence::MtaNewDomain:
+      return "mta-new-domain";
+    case Evidence::MtaKnownDomains:
+      return "mta-known-domains";
+    case Evidence::MtaBurst:
+      return "mta-burst";
   }
   return "unknown";
 }
@@ -465,6 +493,55 @@ struct Detector::Impl {
     return softNow ? Tier::Soft : Tier::None;
   }
 
+  // N1-N3 (research 2.2), only where the principal's DNS was seen at all: a program
+  // whose look-ups guardd cannot observe (DoH, a resolver over D-Bus) earns none.
+  void addDnsEvidence(std::vector<Reason>& reasons, const AttemptEvent& ev, bool direct,
+                      bool isLearned, bool reachedBefore) const {
+    // A learned destination's evidence is the working set's (D2-): a program that has
+    // delivered there on three days is judged by that, however it finds the host (a
+    // developer's swaks --to looks up MX on every run), and a learned relay's address
+    // may come from the program's own cache.
+    if (!ev.dns.seen || isLearned) return;
+    if (ev.dns.mxQueried) addReason(reasons, Evidence::MxLookup, cfg.mxLookup);
+    // Loopback is never resolved, and a destination the program reached before may come
+    // from its own cache (a mail client keeps its relay's address): N2 marks a first
+    // contact with an address no answer gave it, a hard-coded target.
+    if (!ev.dns.dstResolved && !ev.toLocalMta && !reachedBefore) {
+      addReason(reasons, Evidence::NoDnsAnswer, cfg.noDnsAnswer);
+    }
+    // A mail client resolves smtp.<provider> for its relay; guessing mail.<domain> for
+    // delivery is what Mytob-like bots do: DIRECT only.
+    if (ev.dns.mailNameQueried && direct) {
+      addReason(reasons, Evidence::MailHostLookup, cfg.mailHostLookup);
+    }
+  }
+
+  // U1, U2 and I1 (research 2.2, 2.7). The credits of U1 and I1 share one cap: the larger
+  // of the two alone, and on DIRECT above -D1, so that a bot piggybacking on the user's
+  // input or faking a terminal only slows its detection down.
+  void addPresenceEvidence(std::vector<Reason>& reasons, const AttemptEvent& ev,
+                           bool direct) const {
+    const PresenceEvidence& pr = ev.presence;
+    const bool input = pr.known && pr.activeSession && pr.sinceInput &&
+                       *pr.sinceInput >= Duration::zero() && *pr.sinceInput <= cfg.inputWindow;
+    double cap = std::min({cfg.userInput, cfg.interactive, 0.0});
+    if (direct) cap = std::max(cap, -0.99 * cfg.directToMx);
+    double credit = 0;
+    if (input) {
+      credit = std::max(std::min(cfg.userInput, 0.0), cap);
+      addReason(reasons, Evidence::UserInput, credit);
+    }
+    if (ev.interactive && direct) {
+      addReason(reasons, Evidence::Interactive,
+                std::min(0.0, std::max(cfg.interactive, cap - credit)));
+    }
+    // Nobody at the keyboard: no active session of the user, or no input for awayAfter.
+    // Unknown idleness (an active session without an input time) is no evidence.
+    const bool away =
+        pr.known && (!pr.activeSession || (pr.sinceInput && *pr.sinceInput >= cfg.awayAfter));
+    if (away && direct) addReason(reasons, Evidence::UserAway, cfg.userAway);
+  }
+
   Assessment observe(const AttemptEvent& ev) {
     const TimePoint now = clock->now();
     pruneGlobal(now);
@@ -518,7 +595,9 @@ struct Detector::Impl {
     std::vector<Reason> reasons;
     double score = 0;
     const bool bulk = bulkActive(p, now);
-    if (bulk) --p.bulk->remaining;
+    // A connection to the local MTA is not a recipient: the message it carries is counted
+    // by its recipients when the MTA asks (submitted()), not twice.
+    if (bulk && !ev.toLocalMta) --p.bulk->remaining;
     const bool direct = out.channel == Channel::Direct;
     if (!p.mta) {
       p.burst.add(now, cfg.burstAttempts);
@@ -540,12 +619,8 @@ struct Detector::Impl {
           (ev.openSessions >= cfg.sessionsForBurst || (direct && inBurst >= cfg.burstAttempts))) {
         addReason(reasons, Evidence::ManySessions, cfg.manySessions);
       }
-      if (ev.interactive && direct) {
-        // Never outweighs D1 (see DetectorConfig::interactive): a faked terminal only
-        // slows the detection of a direct-to-MX bot down.
-        addReason(reasons, Evidence::Interactive,
-                  std::min(0.0, std::max(cfg.interactive, -0.99 * cfg.directToMx)));
-      }
+      addDnsEvidence(reasons, ev, direct, isLearned, ws->second.successDays > 0);
+      addPresenceEvidence(reasons, ev, direct);
       for (const Reason& r : reasons) score += r.weight;
       const double clipped = std::clamp(score, cfg.minScore, cfg.maxScore);
       // Retries of one direct delivery count once, with their highest score (research 2.2).
@@ -715,7 +790,10 @@ struct Detector::Impl {
       }
     }
     p.attempts24.add(now, cfg.backstopHardAttempts + 1);
-    p.mtaRecipients24.emplace_back(now, ev.recipients);
+    // Recipients of a declared bulk send do not count towards the daily limits after it
+    // either (its deliveries' outcomes come in once the declaration is used up).
+    const bool declared = bulkActive(p, now);
+    p.mtaRecipients24.emplace_back(now, declared ? 0 : ev.recipients);
     while (p.mtaRecipients24.size() > kWindowCap) p.mtaRecipients24.pop_front();
     const unsigned recipients = mtaRecipients(p, now);
     p.mtaDomains24.expire(now, cfg.backstopWindow);
@@ -735,52 +813,144 @@ struct Detector::Impl {
         soft.push_back(Reason{Evidence::BackstopMtaRecipients, 0, recipients});
       }
     }
+    if (!p.mta && !bulk) {
+      std::vector<Reason> reasons;
+      addSubmissionEvidence(p, ev, reasons, now);
+      double score = 0;
+      for (const Reason& r : reasons) score += r.weight;
+      const double clipped = std::clamp(score, cfg.minScore, cfg.maxScore);
+      if (score != 0 && clipped != score) {
+        for (Reason& r : reasons) r.weight *= clipped / score;
+      }
+      if (!reasons.empty()) accumulate(p, out.channel, clipped, reasons, now);
+      out.score = clipped;
+      out.reasons = std::move(reasons);
+    }
+    rememberDomains(p, ev.domains, now);
     out.tier = evaluate(p, std::move(hard), softBackstop, std::move(soft), out.alert, now);
     out.cusum = p.channels[slot(out.channel)].s;
     return out;
   }
 
-  Assessment delivered(const DeliveryEvent& ev) {
-    const TimePoint now = clock->now();
-    PrincipalState& p = mtaSubmitter(ev.principal, ev.program, ev.idClass, now);
-    Assessment out;
-    out.channel = mtaChannel(p);
-    if (p.quarantined) {
-      out.tier = Tier::Hard;
-      return out;
+  // The evidence a submission carries before the MTA accepts it: new recipient domains
+  // (per message, so a message to many domains counts once) and the submission rate.
+  void addSubmissionEvidence(PrincipalState& p, const SubmissionEvent& ev,
+                             std::vector<Reason>& reasons, TimePoint now) {
+    if (!ev.domains.empty() && ev.recipients <= cfg.mtaListRecipients) {
+      const bool anyNew = std::any_of(ev.domains.begin(), ev.domains.end(), [&](const auto& d) {
+        return p.mtaDomainsSeen.find(d) == p.mtaDomainsSeen.end();
+      });
+      const auto& pr = ev.presence;
+      const bool chosen = pr.known && pr.activeSession && pr.sinceInput &&
+                          *pr.sinceInput >= Duration::zero() && *pr.sinceInput <= cfg.inputWindow;
+      if (anyNew) {
+        if (!chosen) addReason(reasons, Evidence::MtaNewDomain, cfg.mtaNewDomain);
+      } else {
+        addReason(reasons, Evidence::MtaKnownDomains, cfg.mtaKnownDomains);
+      }
     }
+    if (cfg.mtaBurst) {
+      p.mtaSubmissions.add(now, cfg.burstAttempts);
+      if (p.mtaSubmissions.count(now, cfg.burstWindow) >= cfg.burstAttempts) {
+        addReason(reasons, Evidence::MtaBurst, cfg.manySessions);
+      }
+    }
+  }
+
+  void rememberDomains(PrincipalState& p, const std::vector<std::string>& domains,
+                       TimePoint now) const {
+    for (const auto& d : domains) p.mtaDomainsSeen[d] = now;
+    while (p.mtaDomainsSeen.size() > cfg.mtaDomainMemory) {
+      auto oldest = p.mtaDomainsSeen.begin();
+      for (auto it = p.mtaDomainsSeen.begin(); it != p.mtaDomainsSeen.end(); ++it) {
+        if (it->second < oldest->second) oldest = it;
+      }
+      p.mtaDomainsSeen.erase(oldest);
+    }
+  }
+
+  // Final outcomes of one message (DeliveryEvent) or the RCPT replies of one session
+  // (ReplyEvent): a Bernoulli likelihood ratio per recipient, clipped like an attempt;
+  // O3 counts once per message or session, and twice within h1Window is H1.
+  struct RecipientOutcomes {
+    Evidence userUnknownAs, rejectedAs, blocklistedAs, acceptedAs;
+    unsigned accepted, userUnknown, rejected, blocklisted;
+  };
+  Assessment scoreOutcomes(PrincipalState& p, Channel channel, const RecipientOutcomes& o,
+                           TimePoint now) {
+    Assessment out;
+    out.channel = channel;
     std::vector<Reason> reasons;
     auto add = [&](Evidence e, double w, unsigned n) {
       if (n > 0 && w != 0) reasons.push_back(Reason{e, w * n, n});
     };
-    add(Evidence::MtaUserUnknown, cfg.mtaUserUnknown, ev.userUnknown);
-    add(Evidence::MtaRejected, cfg.mtaRejected, ev.rejected);
-    add(Evidence::MtaBlocklisted, cfg.mtaBlocklisted, ev.blocklisted > 0 ? 1 : 0);
-    add(Evidence::MtaDelivered, cfg.mtaDelivered, ev.delivered);
+    add(o.userUnknownAs, cfg.mtaUserUnknown, o.userUnknown);
+    add(o.rejectedAs, cfg.mtaRejected, o.rejected);
+    add(o.blocklistedAs, cfg.mtaBlocklisted, o.blocklisted > 0 ? 1 : 0);
+    add(o.acceptedAs, cfg.mtaDelivered, o.accepted);
     double score = 0;
     for (const Reason& r : reasons) score += r.weight;
     const double clipped = std::clamp(score, cfg.minScore, cfg.maxScore);
     if (score != 0 && clipped != score) {
       for (Reason& r : reasons) r.weight *= clipped / score;
     }
-    for (unsigned i = 0; i < ev.userUnknown + ev.blocklisted + ev.rejected; ++i) {
+    for (unsigned i = 0; i < o.userUnknown + o.blocklisted + o.rejected; ++i) {
       p.failures24.add(now, kWindowCap);
     }
     std::vector<Reason> hard;
-    if (ev.blocklisted > 0) {
+    if (o.blocklisted > 0) {
       p.blocklisted1h.add(now, kWindowCap);
       const auto n = static_cast<unsigned>(p.blocklisted1h.count(now, cfg.h1Window));
       if (n >= cfg.h1Blocklisted) hard.push_back(Reason{Evidence::BlocklistH1, 0, n});
     }
-    accumulate(p, out.channel, clipped, reasons, now);
+    accumulate(p, channel, clipped, reasons, now);
     out.score = clipped;
     out.reasons = std::move(reasons);
     // The soft backstop still holds between submissions (no second alert for it).
     const bool softBackstop =
         !bulkActive(p, now) && mtaRecipients(p, now) > cfg.mtaBackstopSoftRecipients;
     out.tier = evaluate(p, std::move(hard), softBackstop, {}, out.alert, now);
-    out.cusum = p.channels[slot(out.channel)].s;
+    out.cusum = p.channels[slot(channel)].s;
     return out;
+  }
+
+  Assessment delivered(const DeliveryEvent& ev) {
+    const TimePoint now = clock->now();
+    PrincipalState& p = mtaSubmitter(ev.principal, ev.program, ev.idClass, now);
+    if (p.quarantined) {
+      Assessment out;
+      out.channel = mtaChannel(p);
+      out.tier = Tier::Hard;
+      return out;
+    }
+    return scoreOutcomes(
+        p, mtaChannel(p),
+        {Evidence::MtaUserUnknown, Evidence::MtaRejected, Evidence::MtaBlocklisted,
+         Evidence::MtaDelivered, ev.delivered, ev.userUnknown, ev.rejected, ev.blocklisted},
+        now);
+  }
+
+  // The program's own session: its replies go to the CUSUM its attempt went to. A
+  // recognised MTA's sessions are its submitters' business (their DeliveryEvent).
+  Assessment replied(const ReplyEvent& ev) {
+    const TimePoint now = clock->now();
+    auto pit = principals.find(ev.principal);
+    if (pit != principals.end() && pit->second.mta) return {};
+    PrincipalState& p = mtaSubmitter(ev.principal, ev.program, ev.idClass, now);
+    Channel channel = ev.port == 25 ? Channel::Direct : Channel::NewRelay;
+    auto rit = p.recent.find({ev.dst, ev.port});
+    if (rit != p.recent.end()) channel = rit->second.channel;
+    if (p.quarantined) {
+      Assessment out;
+      out.channel = channel;
+      out.tier = Tier::Hard;
+      return out;
+    }
+    return scoreOutcomes(
+        p, channel,
+        {Evidence::UserUnknown, Evidence::Rejected, Evidence::Blocklisted, Evidence::Accepted,
+         ev.accepted, ev.userUnknown, ev.rejected, ev.blocklisted},
+        now);
   }
 
   void notePort25(bool established) {
@@ -833,8 +1003,7 @@ Assessment Detector::submitted(const SubmissionEvent& submission) {
   return impl_->submitted(submission);
 }
 Assessment Detector::delivered(const DeliveryEvent& delivery) { return impl_->delivered(delivery); }
-// Interface only so far: direct replies carry no evidence until the weights are derived.
-Assessment Detector::replied(const ReplyEvent& /*replies*/) { return {}; }
+Assessment Detector::replied(const ReplyEvent& replies) { return impl_->replied(replies); }
 
 void Detector::declareBulk(const Principal& principal, unsigned recipients, Duration window) {
   PrincipalState& p = impl_->stateFor(principal);

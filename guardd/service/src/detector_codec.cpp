@@ -28,8 +28,7 @@ std::optional<E> enumFrom(std::string_view name) {
   }
   return std::nullopt;
 }
-constexpr std::size_t kEvidenceCount =
-    static_cast<std::size_t>(det::Evidence::BackstopMtaRecipients) + 1;
+constexpr std::size_t kEvidenceCount = static_cast<std::size_t>(det::kLastEvidence) + 1;
 constexpr std::size_t kTierCount = 3;
 
 json principalJson(const det::Principal& p) {

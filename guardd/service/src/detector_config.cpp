@@ -66,6 +66,16 @@ const std::map<std::string, Setter>& setters() {
       {"mta_backstop_soft_recipients", set(&C::mtaBackstopSoftRecipients)},
       {"mta_backstop_hard_recipients", set(&C::mtaBackstopHardRecipients)},
       {"mta_backstop_hard_domains", set(&C::mtaBackstopHardDomains)},
+      {"mx_lookup", set(&C::mxLookup)},
+      {"no_dns_answer", set(&C::noDnsAnswer)},
+      {"mail_host_lookup", set(&C::mailHostLookup)},
+      {"user_input", set(&C::userInput)},
+      {"input_window_seconds", set(&C::inputWindow)},
+      {"user_away", set(&C::userAway)},
+      {"away_after_seconds", set(&C::awayAfter)},
+      {"mta_new_domain", set(&C::mtaNewDomain)},
+      {"mta_known_domains", set(&C::mtaKnownDomains)},
+      {"mta_list_recipients", set(&C::mtaListRecipients)},
   };
   return kSetters;
 }

@@ -4,6 +4,7 @@
 // [--runs N] [--threads N] [--leak NATS_PER_DAY] [--only PROFILE]
 // [--sweep | --ablate | --robust]: see README.md.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <optional>
 #include <queue>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,10 +34,11 @@ using detector::Detector;
 using detector::DetectorConfig;
 using detector::Duration;
 using detector::OutcomeEvent;
+using detector::SubmissionEvent;
 using detector::Tier;
 using std::chrono::duration_cast;
 
-enum class Mode : std::uint8_t { Report, Sweep, Ablate, Robust, Cost };
+enum class Mode : std::uint8_t { Report, Sweep, Ablate, Robust, Cost, Derive };
 
 struct Options {
   std::uint64_t seed = 20250;  // reporting seed; tuning used seed 1
@@ -61,6 +64,15 @@ struct Faults {
   Duration clockJump{};          // wall-clock step seen by the detector (suspend, NTP)
   bool baselines = true;         // also run the scorer and the baselines (the report only)
   bool botsInteractive = false;  // bots fake a controlling terminal (I1)
+  // Bots' own evidence changed (issue 17 robustness rows):
+  bool botsUinputCounted = false;  // guardd counted uinput: U1 on every bot attempt
+  bool botsDnsUnseen = false;      // DoH/DoT: none of the bots' look-ups seen
+  bool botsHardCoded = false;      // bots resolve nothing: hard-coded addresses
+  bool botsCleanList = false;      // B@bel: the list cleaned after bounces (3% unknown)
+  bool noBlocklists = false;       // no reply names a blocklist
+  // Ablations of the routes of RCPT outcomes (the weights are shared by both).
+  bool noReplies = false;     // no ReplyEvent (direct sessions)
+  bool noDeliveries = false;  // no DeliveryEvent (local MTA)
 };
 
 std::uint64_t mix(std::uint64_t x) {  // splitmix64
@@ -74,8 +86,9 @@ std::uint64_t mix(std::uint64_t x) {  // splitmix64
 class Baseline {
  public:
   virtual ~Baseline() = default;
-  // One attempt at `t`; `suspicious` is SPOT's X_i = 1[e_i >= 1]. True: alarm.
-  virtual bool attempt(TimePoint t, bool suspicious) = 0;
+  // One attempt at `t`; `suspicious` is SPOT's X_i = 1[e_i >= 1]; `mx`: the program
+  // looked up MX records for it; `mta`: a recognised MTA's. True: alarm.
+  virtual bool attempt(TimePoint t, bool suspicious, bool mx, bool mta) = 0;
   virtual void reset() = 0;
 };
 
@@ -101,7 +114,7 @@ struct Window {
 // boundary (Duan et al.).
 class Spot final : public Baseline {
  public:
-  bool attempt(TimePoint, bool x) override {
+  bool attempt(TimePoint, bool x, bool, bool) override {
     llr_ += x ? std::log(0.9 / 0.2) : std::log(0.1 / 0.8);
     if (llr_ <= std::log(0.01 / 0.99)) llr_ = 0;
     if (llr_ >= std::log(0.99 / 0.01)) {
@@ -119,7 +132,7 @@ class Spot final : public Baseline {
 // CT: >= 20 suspicious attempts in 1 h. PT: >= 10 attempts in 1 h and >= 50% suspicious.
 class CountThreshold final : public Baseline {
  public:
-  bool attempt(TimePoint t, bool x) override {
+  bool attempt(TimePoint t, bool x, bool, bool) override {
     w_.add(t, x, std::chrono::hours{1});
     return w_.flagged >= 20;
   }
@@ -130,7 +143,7 @@ class CountThreshold final : public Baseline {
 };
 class PercentThreshold final : public Baseline {
  public:
-  bool attempt(TimePoint t, bool x) override {
+  bool attempt(TimePoint t, bool x, bool, bool) override {
     w_.add(t, x, std::chrono::hours{1});
     return w_.items.size() >= 10 && 2 * w_.flagged >= w_.items.size();
   }
@@ -145,7 +158,7 @@ class RateLimit final : public Baseline {
  public:
   RateLimit(std::size_t limit, Duration span, std::size_t limit2 = 0, Duration span2 = {})
       : limit_(limit), span_(span), limit2_(limit2), span2_(span2) {}
-  bool attempt(TimePoint t, bool) override {
+  bool attempt(TimePoint t, bool, bool, bool) override {
     a_.add(t, false, span_);
     if (limit2_ > 0) b_.add(t, false, span2_);
     return a_.items.size() > limit_ || (limit2_ > 0 && b_.items.size() > limit2_);
@@ -163,8 +176,27 @@ class RateLimit final : public Baseline {
   Window a_, b_;
 };
 
-const std::vector<std::string> kDetectors = {"ours soft", "ours hard", "SPOT",  "CT",
-                                             "PT",        "BotFlex",   "iungo", "policyd"};
+// BotFlex's spam rule: > 30 MX queries or > 40 SMTP connections per 5 min (research 3.4).
+class BotFlex final : public Baseline {
+ public:
+  bool attempt(TimePoint t, bool, bool mx, bool) override {
+    c_.add(t, mx, std::chrono::minutes{5});
+    return c_.items.size() > 40 || c_.flagged > 30;
+  }
+  void reset() override { c_.clear(); }
+
+ private:
+  Window c_;
+};
+// Whyte et al.: an alarm on the first MX query of a program that is not a recognised MTA.
+class Whyte final : public Baseline {
+ public:
+  bool attempt(TimePoint, bool, bool mx, bool mta) override { return mx && !mta; }
+  void reset() override {}
+};
+
+const std::vector<std::string> kDetectors = {"ours soft", "ours hard", "SPOT",    "CT",   "PT",
+                                             "BotFlex",   "iungo",     "policyd", "Whyte"};
 constexpr std::size_t kSoft = 0;
 constexpr std::size_t kHard = 1;
 constexpr std::size_t kBaseline0 = 2;
@@ -174,10 +206,11 @@ std::vector<std::unique_ptr<Baseline>> makeBaselines() {
   b.push_back(std::make_unique<Spot>());
   b.push_back(std::make_unique<CountThreshold>());
   b.push_back(std::make_unique<PercentThreshold>());
-  b.push_back(std::make_unique<RateLimit>(40, std::chrono::minutes{5}));
+  b.push_back(std::make_unique<BotFlex>());
   b.push_back(std::make_unique<RateLimit>(20, std::chrono::seconds{60}));
   b.push_back(
       std::make_unique<RateLimit>(10, std::chrono::seconds{60}, 150, std::chrono::hours{24}));
+  b.push_back(std::make_unique<Whyte>());
   return b;
 }
 
@@ -233,7 +266,9 @@ HostResult replay(const Host& host, const DetectorConfig& config, const Faults& 
                   std::uint64_t faultSeed = 0) {
   struct Item {
     TimePoint t;
-    int type;  // 0 bulk, 1 outcome, 2 attempt: outcomes before attempts at equal times
+    // 0 bulk, 1 outcome, 2 attempt, 3 RCPT replies or final outcomes of a message;
+    // outcomes before attempts at equal times
+    int type;
     std::size_t idx;
   };
   std::vector<Item> items;
@@ -246,6 +281,11 @@ HostResult replay(const Host& host, const DetectorConfig& config, const Faults& 
     }
     items.push_back({e.time, 2, i});
     items.push_back({e.time + duration_cast<TimePoint::duration>(e.outcomeDelay), 1, i});
+    const bool mta = host.actors[e.actor].mta;
+    if (e.replies && !mta && (e.toLocalMta || e.outcome == ConnectOutcome::Established) &&
+        !(e.toLocalMta ? faults.noDeliveries : faults.noReplies)) {
+      items.push_back({e.time + duration_cast<TimePoint::duration>(e.replyDelay), 3, i});
+    }
   }
   std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
     return a.t != b.t ? a.t < b.t : (a.type != b.type ? a.type < b.type : a.idx < b.idx);
@@ -357,6 +397,45 @@ HostResult replay(const Host& host, const DetectorConfig& config, const Faults& 
       if (faults.baselines) scorer.declareBulk(actor.principal, e.bulkRecipients, e.bulkWindow);
       continue;
     }
+    if (item.type == 3) {
+      if (lostOutcome[item.idx]) continue;
+      unsigned accepted = e.accepted;
+      unsigned unknown = e.userUnknown;
+      unsigned listed = faults.noBlocklists && e.malicious ? 0 : e.blocklisted;
+      if (faults.noBlocklists && e.malicious) accepted += e.blocklisted;
+      if (faults.botsCleanList && e.malicious) {  // the same recipients, 3% unknown
+        const unsigned n = accepted + unknown;
+        unknown = std::binomial_distribution<unsigned>(n, 0.03)(faultRng);
+        accepted = n - unknown;
+      }
+      if (e.toLocalMta) {
+        detector::DeliveryEvent dv;
+        dv.principal = actor.principal;
+        dv.program = actor.program;
+        dv.idClass = actor.idClass;
+        dv.delivered = accepted;
+        dv.userUnknown = unknown;
+        dv.blocklisted = listed;
+        dv.rejected = e.rejected;
+        detPtr->delivered(dv);
+        if (faults.baselines) scorer.delivered(dv);
+      } else {
+        detector::ReplyEvent rp;
+        rp.principal = actor.principal;
+        rp.program = actor.program;
+        rp.idClass = actor.idClass;
+        rp.dst = e.dst;
+        rp.port = e.port;
+        rp.accepted = accepted;
+        rp.userUnknown = unknown;
+        rp.blocklisted = listed;
+        rp.rejected = e.rejected;
+        detPtr->replied(rp);
+        if (faults.baselines) scorer.replied(rp);
+      }
+      drainAlerts(item.t);
+      continue;
+    }
     if (item.type == 1) {
       if (lostOutcome[item.idx]) continue;
       OutcomeEvent o{actor.principal, e.dst, e.port, e.outcome};
@@ -383,10 +462,28 @@ HostResult replay(const Host& host, const DetectorConfig& config, const Faults& 
     ev.openSessions = sessions;
     ev.interactive = actor.interactive || (faults.botsInteractive && e.malicious);
     if (e.malicious) {
+      if (faults.botsUinputCounted) ev.presence = {true, true, std::chrono::seconds{1}};
+      if (faults.botsHardCoded && !e.toLocalMta) ev.dns = {true, false, false, false};
+      if (faults.botsDnsUnseen) ev.dns = {};
+    }
+    if (e.malicious) {
       ++botAttempts;
       if (!r.first[kHard] && e.outcome == ConnectOutcome::Established) ++r.acceptedBeforeHard;
     }
-    const Assessment a = detPtr->observe(ev);
+    Assessment a = detPtr->observe(ev);
+    if (e.toLocalMta && e.recipients > 0) {
+      // The MTA asks guardd about the message (milter, exim's ACL) once it has the
+      // recipients, after the connection was allowed.
+      SubmissionEvent sv;
+      sv.principal = actor.principal;
+      sv.program = actor.program;
+      sv.idClass = actor.idClass;
+      sv.recipients = e.recipients;
+      sv.domains = e.domains;
+      sv.presence = ev.presence;
+      const Assessment sa = detPtr->submitted(sv);
+      if (sa.tier > a.tier) a.tier = sa.tier;
+    }
     if (!faults.baselines) {
       if (!maliciousHost) {
         ++r.attempts;
@@ -404,8 +501,9 @@ HostResult replay(const Host& host, const DetectorConfig& config, const Faults& 
     }
     drainAlerts(item.t);
     const bool suspicious = s.score >= 1.0;
+    const bool mxQuery = ev.dns.seen && ev.dns.mxQueried;
     for (std::size_t b = 0; b < baselines[e.actor].size(); ++b) {
-      if (baselines[e.actor][b]->attempt(item.t, suspicious)) {
+      if (baselines[e.actor][b]->attempt(item.t, suspicious, mxQuery, actor.mta)) {
         if (!maliciousHost) ++r.flaggedAttempts[kBaseline0 + b];
         if (!e.malicious) {
           record(kBaseline0 + b, false, item.t);
@@ -548,11 +646,13 @@ int report(const Options& opt, const DetectorConfig& config) {
       std::vector<double> secs;
       std::vector<double> dmg;
       unsigned within10 = 0;
+      unsigned within48h = 0;
       for (const HostResult& h : pr.hosts) {
         if (h.first[d]) {
           att.push_back(h.first[d]->first);
           secs.push_back(h.first[d]->second);
           within10 += h.first[d]->first <= 10 ? 1 : 0;
+          within48h += h.first[d]->second <= 48 * 3600 ? 1 : 0;
         }
         if (d == kHard) dmg.push_back(h.acceptedBeforeHard);
       }
@@ -573,6 +673,11 @@ int report(const Options& opt, const DetectorConfig& config) {
                   d == kHard ? num(quantile(dmg, 0.5)).c_str() : "");
       botSummary[pr.profile->id][kDetectors[d]] = {w.p,
                                                    att.empty() ? INFINITY : quantile(att, 0.5)};
+      if (d == kHard && (pr.profile->id == "M4" || pr.profile->id == "M9b")) {
+        goals.push_back({pr.profile->id + ": >= 95% quarantined within 48 h (" +
+                             num(100.0 * within48h / n) + "%)",
+                         within48h >= 0.95 * n});
+      }
       if (d == kHard && (pr.profile->id == "M1" || pr.profile->id == "M2" ||
                          pr.profile->id == "M7" || pr.profile->id == "M8")) {
         goals.push_back({pr.profile->id + ": >= 99% quarantined within 10 attempts (" +
@@ -624,42 +729,46 @@ int report(const Options& opt, const DetectorConfig& config) {
       if (d == kSoft) {
         char t[160];
         std::snprintf(t, sizeof t,
-                      "%s: < 1 soft alert per program-year (%.3f); per-attempt FP "
+                      "%s: < 0.5 soft alerts per program-year (%.3f); per-attempt FP "
                       "< 0.03%% (%.5f%%)",
                       pr.profile->id.c_str(), rate, 100 * fp);
-        goals.push_back({t, rate < 1 && fp < 0.0003});
+        goals.push_back({t, rate < 0.5 && fp < 0.0003});
       }
     }
   }
 
-  // Dominance: as fast on M1 (median attempts to our hard tier <= baseline's first alarm)
-  // and strictly better on M5, M6 (detection rate) and B7 (fewer alarms per year).
+  // Dominance (issue 17): strictly better than each baseline on every bot profile: a
+  // higher detection rate, or the same rate with fewer attempts (median) to our hard tier.
+  // Judged for SPOT, CT and PT; the others are listed the same way.
   for (std::size_t b = kBaseline0; b < kDetectors.size(); ++b) {
     const std::string& name = kDetectors[b];
-    const auto& ours = botSummary["M1"]["ours hard"];
-    const auto& theirs = botSummary["M1"][name];
-    const bool m1 = ours.first >= theirs.first && ours.second <= theirs.second;
-    auto better = [&](const std::string& id) {
-      const auto& o = botSummary[id]["ours hard"];
-      const auto& t = botSummary[id][name];
-      return o.first > t.first || (o.first == t.first && o.second < t.second);
-    };
-    // Nothing beats zero: a tie at zero alarms counts as not worse.
-    const double oursB7 = benignRate["B7"]["ours hard"] + benignRate["B7"]["ours soft"];
-    const bool b7 = oursB7 < benignRate["B7"][name] || (oursB7 == 0 && benignRate["B7"][name] == 0);
-    goals.push_back({"dominates " + name + ": M1 " + (m1 ? "as fast" : "slower") + ", M5 " +
-                         (better("M5") ? "better" : "not better") + ", M6 " +
-                         (better("M6") ? "better" : "not better") + ", B7 " +
-                         (b7 ? "better" : "not better"),
-                     m1 && better("M5") && better("M6") && b7});
+    std::string notBetter;
+    for (const Profile& p : profiles()) {
+      if (p.kind != Kind::Malicious || botSummary.count(p.id) == 0) continue;
+      const auto& o = botSummary[p.id]["ours hard"];
+      const auto& t = botSummary[p.id][name];
+      const bool better = o.first > t.first || (o.first == t.first && o.second < t.second);
+      if (!better) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "%s%s (%.0f%%/%s vs %.0f%%/%s)",
+                      notBetter.empty() ? "" : ", ", p.id.c_str(), 100 * o.first,
+                      num(o.second).c_str(), 100 * t.first, num(t.second).c_str());
+        notBetter += buf;
+      }
+    }
+    const bool judged = name == "SPOT" || name == "CT" || name == "PT";
+    goals.push_back({std::string(judged ? "" : "(info) ") + "strictly better than " + name +
+                         " on every bot profile" +
+                         (notBetter.empty() ? "" : ": not on " + notBetter),
+                     notBetter.empty() || !judged});
   }
 
   if (!opt.only.empty()) {
-    std::printf("\n(--only %s: the goals of issue 5 need every profile and are not judged)\n",
+    std::printf("\n(--only %s: the goals of issue 17 need every profile and are not judged)\n",
                 opt.only.c_str());
     return 0;
   }
-  std::printf("\nGoals of issue 5:\n\n");
+  std::printf("\nGoals of issue 17:\n\n");
   for (const Goal& g : goals) std::printf("- [%s] %s\n", g.met ? "met" : "MISSED", g.text.c_str());
   return 0;
 }
@@ -668,8 +777,9 @@ int report(const Options& opt, const DetectorConfig& config) {
 namespace {
 
 struct BotFigures {
-  double detected = 0;  // share flagged hard within the horizon
-  double within10 = 0;  // share flagged hard within 10 attempts
+  double detected = 0;   // share flagged hard within the horizon
+  double within10 = 0;   // share flagged hard within 10 attempts
+  double within48h = 0;  // share flagged hard within 48 hours
   double attemptsP50 = NAN;
   double secondsP50 = NAN;
 };
@@ -680,14 +790,16 @@ BotFigures botFigures(const std::vector<ProfileResult>& results, const std::stri
     std::vector<double> att;
     std::vector<double> secs;
     double within10 = 0;
+    double within48h = 0;
     for (const HostResult& h : pr.hosts) {
       if (!h.first[kHard]) continue;
       att.push_back(h.first[kHard]->first);
       secs.push_back(h.first[kHard]->second);
       within10 += h.first[kHard]->first <= 10 ? 1 : 0;
+      within48h += h.first[kHard]->second <= 48 * 3600 ? 1 : 0;
     }
     const auto n = static_cast<double>(pr.hosts.size());
-    f = {static_cast<double>(att.size()) / n, within10 / n, quantile(att, 0.5),
+    f = {static_cast<double>(att.size()) / n, within10 / n, within48h / n, quantile(att, 0.5),
          quantile(secs, 0.5)};
   }
   return f;
@@ -730,8 +842,9 @@ struct Variant {
 
 void printSummaryHeader() {
   std::printf(
-      "| variant | M1 / M2 / M7 / M8 hard <= 10 att. | M1 att. p50 | M8 att. p50 | M4 hard | "
-      "M5 hard, p50 time | M6 hard, p50 time | M9a / M9c hard, p50 time | M9b hard | "
+      "| variant | M1 / M2 / M7 / M8 hard <= 10 att. | M1 att. p50 | M8 att. p50 | M4 hard <= 48 h "
+      "| "
+      "M5 hard, p50 time | M6 hard, p50 time | M9a / M9c hard, p50 time | M9b hard <= 48 h | "
       "hard alarms B1-B10 except B8 | "
       "B8 hard / soft per yr | worst other soft per yr |\n"
       "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -773,10 +886,10 @@ void printSummaryRow(const std::string& name, const std::vector<ProfileResult>& 
       "%s |\n",
       name.c_str(), pct(m1.within10).c_str(), pct(m2.within10).c_str(), pct(m7.within10).c_str(),
       pct(m8.within10).c_str(), num(m1.attemptsP50).c_str(), num(m8.attemptsP50).c_str(),
-      pct(m4.detected).c_str(), pct(m5.detected).c_str(), human(m5.secondsP50).c_str(),
+      pct(m4.within48h).c_str(), pct(m5.detected).c_str(), human(m5.secondsP50).c_str(),
       pct(m6.detected).c_str(), human(m6.secondsP50).c_str(), pct(m9a.detected).c_str(),
       human(m9a.secondsP50).c_str(), pct(m9c.detected).c_str(), human(m9c.secondsP50).c_str(),
-      pct(m9b.detected).c_str(), num(hard).c_str(), where.c_str(),
+      pct(m9b.within48h).c_str(), num(hard).c_str(), where.c_str(),
       perYear(b8.hard, b8.years).c_str(), perYear(b8.soft, b8.years).c_str(), worst);
   std::fflush(stdout);
 }
@@ -810,6 +923,15 @@ std::vector<Variant> sweepVariants(const DetectorConfig& base) {
       c.attributedFailure *= f;
       c.attributedSuccess *= f;
       c.interactive *= f;
+      c.mxLookup *= f;
+      c.noDnsAnswer *= f;
+      c.mailHostLookup *= f;
+      c.userInput *= f;
+      c.userAway *= f;
+      c.mtaUserUnknown *= f;
+      c.mtaDelivered *= f;
+      c.mtaRejected *= f;
+      c.mtaBlocklisted *= f;
     });
   }
   struct Weight {
@@ -824,7 +946,13 @@ std::vector<Variant> sweepVariants(const DetectorConfig& base) {
                             {"O1 connect failure", &DetectorConfig::connectFailure},
                             {"MTA failure charged", &DetectorConfig::attributedFailure},
                             {"MTA success charged", &DetectorConfig::attributedSuccess},
-                            {"I1 terminal", &DetectorConfig::interactive}};
+                            {"I1 terminal", &DetectorConfig::interactive},
+                            {"N1 MX look-up", &DetectorConfig::mxLookup},
+                            {"N2 no DNS answer", &DetectorConfig::noDnsAnswer},
+                            {"U1 input", &DetectorConfig::userInput},
+                            {"U2 nobody there", &DetectorConfig::userAway},
+                            {"O4 user unknown", &DetectorConfig::mtaUserUnknown},
+                            {"O4 accepted", &DetectorConfig::mtaDelivered}};
   for (const Weight& w : weights) {
     for (const double f : {0.5, 1.5}) {
       add(std::string(w.name) + (f < 1 ? " x0.5" : " x1.5"),
@@ -887,6 +1015,18 @@ std::vector<Variant> ablationVariants(const DetectorConfig& base) {
   add("without retry de-duplication", [](DetectorConfig& c) { c.retryWindow = Duration{}; });
   add("without upstream-block detection", [](DetectorConfig& c) { c.blockedAfter = 0; });
   add("without the working set (never learns)", [](DetectorConfig& c) { c.learnDays = 1U << 30U; });
+  add("without N1 MX look-up", [](DetectorConfig& c) { c.mxLookup = 0; });
+  add("without N2 no DNS answer", [](DetectorConfig& c) { c.noDnsAnswer = 0; });
+  add("without N3 mail-host look-up", [](DetectorConfig& c) { c.mailHostLookup = 0; });
+  add("without DNS (N1-N3)",
+      [](DetectorConfig& c) { c.mxLookup = c.noDnsAnswer = c.mailHostLookup = 0; });
+  add("without U1 input", [](DetectorConfig& c) { c.userInput = 0; });
+  add("without U2 nobody there", [](DetectorConfig& c) { c.userAway = 0; });
+  add("without O2-O4 of direct sessions", [](DetectorConfig&) {});
+  v.back().faults.noReplies = true;
+  add("without O2-O4 of MTA mail", [](DetectorConfig&) {});
+  v.back().faults.noDeliveries = true;
+  add("without H1 (O3 twice in 1 h)", [](DetectorConfig& c) { c.h1Blocklisted = 1U << 30U; });
   return v;
 }
 
@@ -912,6 +1052,16 @@ std::vector<Variant> robustnessVariants(const DetectorConfig& base) {
   add("clock -1 h", [](Faults& f) { f.clockJump = -std::chrono::hours{1}; });
   add("clock -1 day", [](Faults& f) { f.clockJump = -std::chrono::hours{24}; });
   add("bots fake a terminal (I1)", [](Faults& f) { f.botsInteractive = true; });
+  // guardd ignores uinput and other virtual devices: a bot injecting input gains no U1,
+  // so its stream is the default's; the next row shows what counting them would cost.
+  add("bots inject input via uinput (ignored)", [](Faults&) {});
+  add("bots inject input, if virtual devices counted (U1 each attempt)",
+      [](Faults& f) { f.botsUinputCounted = true; });
+  add("bots resolve nothing, hard-coded IPs", [](Faults& f) { f.botsHardCoded = true; });
+  add("bots' DNS unseen (DoH/DoT)", [](Faults& f) { f.botsDnsUnseen = true; });
+  add("bots clean their lists after bounces (B@bel, 3% unknown)",
+      [](Faults& f) { f.botsCleanList = true; });
+  add("no blocklist replies", [](Faults& f) { f.noBlocklists = true; });
   return v;
 }
 
@@ -937,6 +1087,7 @@ int runVariants(const Options& opt, const DetectorConfig& config) {
       break;
     case Mode::Report:
     case Mode::Cost:
+    case Mode::Derive:
       return 2;
   }
   std::printf(
@@ -954,10 +1105,118 @@ int runVariants(const Options& opt, const DetectorConfig& config) {
   return 0;
 }
 
+// ---- weights re-derived from the corpora (research 2.2): ln(P(f | bot) / P(f | benign)) ----
+// Each feature's frequency is taken per profile over the attempts (or recipients) it
+// applies to, then averaged over the bot profiles and over the benign ones (a fast bot's
+// 3,000 attempts must not outweigh a trickle bot's 30). Non-MTA programs only: an MTA's
+// evidence is never scored. Where no benign event shows the feature, its frequency is
+// replaced by the rule-of-three bound 3/n over the benign events in scope, so the ratio
+// is a lower bound.
+int derive(const Options& opt) {
+  struct Tally {
+    double hits = 0, n = 0;
+  };
+  enum F : std::size_t { N1, N2, N3, U1, U2, O4, O3, O2, S1, kF };
+  const char* names[kF] = {
+      "N1 MX look-up (attempts, not loopback)",
+      "N2 destination in no answer (attempts, not loopback)",
+      "N3 mail-host look-up (port-25 attempts)",
+      "U1 input <= 3 s, active session (attempts)",
+      "U2 nobody there >= 10 min (port-25 attempts)",
+      "O4 user unknown (per recipient with a final reply)",
+      "O3 blocklist (per session or message with replies)",
+      "O2 other 5xx (per recipient)",
+      "S1 new recipient domain (local submissions <= 50 recipients, no input <= 3 s)"};
+  std::vector<std::array<double, kF>> botFreq, benignFreq;
+  std::array<double, kF> benignN{};
+  const auto& all = profiles();
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Profile& p = all[i];
+    if (!opt.only.empty() && opt.only != p.id) continue;
+    const bool bot = p.kind == Kind::Malicious;
+    const int hosts = bot ? opt.runs : static_cast<int>(std::ceil(opt.programMonths / p.months));
+    std::array<Tally, kF> t{};
+    DetectorConfig defaults;
+    for (int h = 0; h < hosts; ++h) {
+      std::map<std::uint16_t, std::set<std::string>> mailed;  // per actor
+      std::mt19937_64 rng(mix(opt.seed ^ mix(i * 1'000'003ULL + static_cast<std::uint64_t>(h))));
+      const Host host = p.make(rng, TimePoint{std::chrono::seconds{1'700'000'000}}, p.months);
+      for (const SimEvent& e : host.events) {
+        if (e.kind != SimEvent::Kind::Attempt || host.actors[e.actor].mta) continue;
+        if (bot != e.malicious) continue;
+        const bool remote = !e.toLocalMta;
+        const bool p25 = remote && e.port == 25;
+        auto add = [&](F f, bool scope, bool hit, double n = 1) {
+          if (!scope) return;
+          t[f].n += n;
+          t[f].hits += hit ? n : 0;
+        };
+        if (e.toLocalMta && !e.domains.empty()) {
+          auto& seen = mailed[e.actor];
+          bool anyNew = false;
+          for (const auto& d : e.domains) anyNew = seen.insert(d).second || anyNew;
+          const auto& pr = e.presence;
+          const bool chosen = pr.known && pr.activeSession && pr.sinceInput &&
+                              *pr.sinceInput <= defaults.inputWindow;
+          add(S1, e.recipients <= defaults.mtaListRecipients && !chosen, anyNew);
+        }
+        add(N1, remote && e.dns.seen, e.dns.mxQueried);
+        add(N2, remote && e.dns.seen, !e.dns.dstResolved);
+        add(N3, p25 && e.dns.seen, e.dns.mailNameQueried);
+        const auto& pr = e.presence;
+        add(U1, pr.known,
+            pr.activeSession && pr.sinceInput && *pr.sinceInput <= std::chrono::seconds{3});
+        add(U2, p25 && pr.known,
+            !pr.activeSession || (pr.sinceInput && *pr.sinceInput >= std::chrono::minutes{10}));
+        if (e.replies && (e.toLocalMta || e.outcome == ConnectOutcome::Established)) {
+          const double rcpts = e.accepted + e.userUnknown + e.rejected;
+          if (rcpts > 0) {
+            t[O4].n += rcpts;
+            t[O4].hits += e.userUnknown;
+            t[O2].n += rcpts;
+            t[O2].hits += e.rejected;
+          }
+          add(O3, true, e.blocklisted > 0);
+        }
+      }
+    }
+    std::array<double, kF> freq{};
+    for (std::size_t f = 0; f < kF; ++f) {
+      freq[f] = t[f].n > 0 ? t[f].hits / t[f].n : NAN;
+      if (!bot) benignN[f] += t[f].n;
+    }
+    (bot ? botFreq : benignFreq).push_back(freq);
+  }
+  std::printf("detector_eval --derive seed=%llu (tuning seed: 1)\n\n",
+              static_cast<unsigned long long>(opt.seed));
+  std::printf(
+      "| feature | P(f \\| bot) | P(f \\| benign) | ln ratio (present) | ln ratio (absent) |\n"
+      "|---|---|---|---|---|\n");
+  auto mean = [](const std::vector<std::array<double, kF>>& v, std::size_t f) {
+    double sum = 0, n = 0;
+    for (const auto& a : v) {
+      if (std::isnan(a[f])) continue;
+      sum += a[f];
+      ++n;
+    }
+    return n > 0 ? sum / n : NAN;
+  };
+  for (std::size_t f = 0; f < kF; ++f) {
+    const double pb = mean(botFreq, f);
+    double pn = mean(benignFreq, f);
+    const bool bound = pn == 0 && benignN[f] > 0;
+    if (bound) pn = 3 / benignN[f];
+    std::printf("| %s | %.4f | %s%.5f | %s%.2f | %.2f |\n", names[f], pb, bound ? "< " : "", pn,
+                bound ? "> " : "", std::log(pb / pn), std::log((1 - pb) / (1 - pn)));
+  }
+  return 0;
+}
+
 int run(const Options& opt) {
   DetectorConfig config;
   if (opt.leak >= 0) config.leakPerDay = opt.leak;
   if (opt.mode == Mode::Cost) return reportCost(opt.seed, config);
+  if (opt.mode == Mode::Derive) return derive(opt);
   return opt.mode == Mode::Report ? report(opt, config) : runVariants(opt, config);
 }
 
@@ -990,11 +1249,13 @@ int main(int argc, char** argv) {
       opt.mode = mailguard::bench::Mode::Robust;
     } else if (a == "--cost") {
       opt.mode = mailguard::bench::Mode::Cost;
+    } else if (a == "--derive") {
+      opt.mode = mailguard::bench::Mode::Derive;
     } else {
       std::fprintf(stderr,
                    "usage: detector_eval [--seed N] [--program-months N] [--runs N] "
                    "[--threads N] [--leak NATS_PER_DAY] [--only PROFILE] "
-                   "[--sweep | --ablate | --robust | --cost] [--variant TEXT]\n");
+                   "[--sweep | --ablate | --robust | --cost | --derive] [--variant TEXT]\n");
       return 2;
     }
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 // Parameters are the research's section 3.2 values where it gives them; the rest are
 // assumptions marked [A] (the README lists them).
@@ -121,6 +122,49 @@ class Gen {
     return chance(failureRate) ? failure() : ConnectOutcome::Established;
   }
 
+  // ---- DNS seen on the kernel's port-53 tap just before an attempt (N1-N3) ----
+  // A client resolving its relay's name (smtp.<provider>): the answer holds the relay
+  // unless the program's own cache outlived the look-up (3% of sends [A]).
+  void dnsRelay(SimEvent& e) { e.dns = {true, false, !chance(0.03), true}; }
+  // MX of the recipient's domain, then the MX host's address (M1/M8-like bots; an MTA).
+  static void dnsMx(SimEvent& e) { e.dns = {true, true, true, false}; }
+  // A hard-coded address (M2), or loopback: nothing resolved.
+  static void dnsNone(SimEvent& e) { e.dns = {true, false, false, false}; }
+  // A/AAAA of a guessed mail.<domain> (M3, Mytob).
+  static void dnsGuess(SimEvent& e) { e.dns = {true, false, true, true}; }
+
+  // ---- presence (U1/U2): logind's active session and the last real input ----
+  void since(SimEvent& e, double seconds) { e.presence = {true, true, toDur(seconds)}; }
+  void clicked(SimEvent& e) { since(e, uni(0.2, 2)); }  // a click or key <= 2 s before
+  // Nobody at the keyboard: no active session, or the last input 10 min to 8 h ago.
+  void nobody(SimEvent& e) {
+    if (chance(0.5)) {
+      e.presence = {true, false, std::nullopt};
+    } else {
+      since(e, uni(600, 8 * 3600));
+    }
+  }
+  // A random moment on a PC that is in use half of the time (the user types every ~30 s).
+  void ambient(SimEvent& e) {
+    if (chance(0.5)) {
+      since(e, expo(30));
+    } else {
+      nobody(e);
+    }
+  }
+
+  // ---- RCPT replies of a session or final outcomes of a message ----
+  // `n` recipients, each unknown with `unknownRate`; with `blocklistRate` the reply names
+  // a blocklist instead and refuses them all.
+  void rcpts(SimEvent& e, unsigned n, double unknownRate, double blocklistRate) {
+    e.replies = true;
+    if (chance(blocklistRate)) {
+      e.blocklisted = n;
+      return;
+    }
+    for (unsigned i = 0; i < n; ++i) ++(chance(unknownRate) ? e.userUnknown : e.accepted);
+  }
+
   // Poisson times in waking hours (08:00-23:00) of day `d`.
   std::vector<double> wakingTimes(int d, double perDay) {
     std::vector<double> ts;
@@ -129,11 +173,26 @@ class Gen {
     return ts;
   }
   // A send to the relay; a transient failure is retried after 1-5 min (MUA behaviour).
+  // The first try follows a click (`mode` Clicked), or nobody touched the PC for a while
+  // (Idle: 5 s-10 min), or it is a daemon's (Daemon: any moment); relay sessions are
+  // TLS (465, or STARTTLS on 587): no RCPT replies are seen.
+  enum class Mode : std::uint8_t { Clicked, Idle, Daemon };
   void sendWithRetry(std::uint16_t who, double t, const std::vector<std::string>& relay,
-                     std::uint16_t port, double failRate, int tries = 3) {
+                     std::uint16_t port, double failRate, int tries = 3,
+                     Mode mode = Mode::Clicked) {
+    const double t0 = t;
+    const double lastInput = uni(0.2, 2);
     for (int i = 0; i < tries; ++i) {
       const ConnectOutcome o = outcome(failRate);
-      attempt(who, t, pick(relay), port, o, uni(1, 4));
+      SimEvent& e = attempt(who, t, pick(relay), port, o, uni(1, 4));
+      dnsRelay(e);
+      if (mode == Mode::Daemon) {
+        ambient(e);
+      } else if (mode == Mode::Idle) {
+        since(e, t - t0 + uni(5, 600));
+      } else {
+        since(e, t - t0 + lastInput);
+      }
       if (o == ConnectOutcome::Established) return;
       t += (o == ConnectOutcome::TimedOut ? 120 : 0) + uni(60, 300);
     }
@@ -164,12 +223,18 @@ Host b2(std::mt19937_64& rng, TimePoint origin, double months) {
   const auto relay = g.relayPool();
   const double perDay = g.uni(2, 10);
   for (int d = 0; d < daysOf(months); ++d) {
-    for (double t : g.wakingTimes(d, perDay)) g.sendWithRetry(mua, t, relay, 587, 0.01);
+    for (double t : g.wakingTimes(d, perDay)) {
+      g.sendWithRetry(mua, t, relay, 587, 0.01, 3, Gen::Mode::Idle);
+    }
     if (g.chance(0.6)) {
       double t = d * kDay + g.uni(7, 23) * 3600;
+      const double flushStart = t;
+      const double resumed = g.uni(5, 60);  // the flush follows the resume, not a click
       for (int i = g.uniInt(10, 30); i > 0; --i) {
         const double dur = g.uni(0.5, 3);
-        g.attempt(mua, t, g.pick(relay), 587, g.outcome(0.01), dur);
+        SimEvent& e = g.attempt(mua, t, g.pick(relay), 587, g.outcome(0.01), dur);
+        g.dnsRelay(e);
+        g.since(e, resumed + t - flushStart);
         t += dur + g.uni(0.05, 0.5);
       }
     }
@@ -206,6 +271,7 @@ Host b4(std::mt19937_64& rng, TimePoint origin, double months) {
     const bool portal = g.chance(0.1);
     const double portalFrom = d * kDay + g.uni(8, 22) * 3600;
     for (double t : g.wakingTimes(d, 60)) {
+      const double t0 = t;
       for (int i = 0; i < 4; ++i) {
         ConnectOutcome o = ConnectOutcome::Established;
         if (portal && t >= portalFrom && t < portalFrom + 600) {
@@ -215,7 +281,9 @@ Host b4(std::mt19937_64& rng, TimePoint origin, double months) {
         } else if (g.chance(0.01)) {
           o = g.failure();
         }
-        g.attempt(mua, t, g.pick(relay), 587, o, g.uni(1, 4));
+        SimEvent& e = g.attempt(mua, t, g.pick(relay), 587, o, g.uni(1, 4));
+        g.dnsRelay(e);
+        g.since(e, t - t0 + g.uni(0.2, 2));
         if (o == ConnectOutcome::Established) break;
         t += (o == ConnectOutcome::TimedOut ? 120 : 0) + 60;
       }
@@ -237,13 +305,22 @@ Host b5(std::mt19937_64& rng, TimePoint origin, double months) {
              : postfix;
   const auto relay = g.relayPool();
   const std::uint16_t relayPort = g.chance(0.7) ? 587 : 25;
+  // The script mails the same one or two addresses (the admin, a team list) [A].
+  std::vector<std::string> to{"ops" + g.randomIp()};
+  if (g.chance(0.3)) to.push_back("team" + g.randomIp());
   std::vector<double> slots;
   for (int i = g.uniInt(1, 5); i > 0; --i) slots.push_back(g.uni(0, 24) * 3600);
   for (int d = 0; d < daysOf(months); ++d) {
     for (double s : slots) {
       const double t = d * kDay + s + g.uni(0, 30);
-      if (script) g.local(cron, t);
-      g.sendWithRetry(postfix, t + 1, relay, relayPort, 0.01);
+      if (script) {
+        SimEvent& e = g.local(cron, t);
+        e.recipients = static_cast<unsigned>(to.size());
+        e.domains = to;
+        Gen::dnsNone(e);
+        g.ambient(e);  // cron runs whether or not anyone is there
+      }
+      g.sendWithRetry(postfix, t + 1, relay, relayPort, 0.01, 3, Gen::Mode::Daemon);
     }
   }
   g.host.end = g.at(daysOf(months) * kDay);
@@ -263,21 +340,34 @@ Host directPostfix(std::mt19937_64& rng, TimePoint origin, double months, bool b
   const double perDay = g.uni(2, 20);
   for (int d = 0; d < daysOf(months); ++d) {
     for (double t : g.wakingTimes(d, perDay)) {
+      const std::size_t sub = g.host.events.size();
       g.local(mua, t);
-      for (int r = g.uniInt(1, 3); r > 0; --r) {
+      Gen::dnsNone(g.host.events[sub]);
+      g.clicked(g.host.events[sub]);
+      const int recipients = g.uniInt(1, 3);
+      // Final outcomes from postfix's log once delivered: 1% of addresses mistyped [A];
+      // none while port 25 is blocked (everything stays deferred).
+      if (!blocked) {
+        g.rcpts(g.host.events[sub], static_cast<unsigned>(recipients), 0.01, 0);
+        g.host.events[sub].replyDelay = Seconds(g.uni(5, 20));
+      }
+      g.host.events[sub].recipients = static_cast<unsigned>(recipients);
+      for (int r = recipients; r > 0; --r) {
         const std::string mx = g.chance(0.7)
                                    ? contacts[static_cast<std::size_t>(std::min(49.0, g.expo(8)))]
                                    : g.randomIp();
+        auto& domains = g.host.events[sub].domains;  // one domain per MX host here
+        if (std::find(domains.begin(), domains.end(), mx) == domains.end()) domains.push_back(mx);
         double when = t + 2;
         if (blocked) {
           for (double backoff = 300; backoff < 5 * kDay; backoff *= 2) {
-            g.attempt(postfix, when, mx, 25, ConnectOutcome::TimedOut);
+            Gen::dnsMx(g.attempt(postfix, when, mx, 25, ConnectOutcome::TimedOut));
             when += backoff;
           }
           continue;
         }
-        g.attempt(postfix, when, mx, 25, g.outcome(0.005), g.uni(1, 10));
-        if (g.chance(0.01)) g.attempt(postfix, when + g.uni(300, 1800), mx, 25);
+        Gen::dnsMx(g.attempt(postfix, when, mx, 25, g.outcome(0.005), g.uni(1, 10)));
+        if (g.chance(0.01)) Gen::dnsMx(g.attempt(postfix, when + g.uni(300, 1800), mx, 25));
       }
     }
   }
@@ -302,18 +392,41 @@ Host newsletter(std::mt19937_64& rng, TimePoint origin, double months, bool decl
   const int weekday = g.uniInt(0, 6);
   const double hour = g.uni(6, 20);
   const int recipientsBase = g.uniInt(300, 5000);
+  // The list's recipient domains: the same every week, 2% replaced [A].
+  std::vector<std::string> pool;
+  for (int i = std::min(recipientsBase, std::max(200, recipientsBase / 3)); i > 0; --i) {
+    pool.push_back(g.randomIp());
+  }
   for (int d = weekday; d < daysOf(months); d += 7) {
+    for (auto& dom : pool) {
+      if (g.chance(0.02)) dom = g.randomIp();
+    }
     const double t0 = d * kDay + hour * 3600;
     const int recipients = std::max(300, static_cast<int>(recipientsBase * g.uni(0.95, 1.05)));
     const int domains = std::min(recipients, std::max(200, recipients / 3));
     const double span = g.uni(10, 60) * 60;
     if (declared) g.bulk(lists, t0 - 60, static_cast<unsigned>(recipients), hours(2));
-    for (int b = 0; b < (recipients + 499) / 500; ++b) g.local(lists, t0 + b * 5);
+    // An opt-in list: 2-5% of addresses unknown (research B7), never a blocklist.
+    const double unknown = g.uni(0.02, 0.05);
+    for (int b = 0; b < (recipients + 499) / 500; ++b) {
+      SimEvent& e = g.local(lists, t0 + b * 5);
+      Gen::dnsNone(e);
+      g.nobody(e);
+      const int n = std::min(500, recipients - b * 500);
+      g.rcpts(e, static_cast<unsigned>(n), unknown, 0);
+      e.recipients = static_cast<unsigned>(n);
+      const std::size_t per = (pool.size() + 9) / 10;  // a batch covers a slice of the list
+      for (std::size_t k = static_cast<std::size_t>(b) * per;
+           k < std::min(pool.size(), static_cast<std::size_t>(b + 1) * per); ++k) {
+        e.domains.push_back(pool[k]);
+      }
+      e.replyDelay = Seconds(10 + span);  // final once the run is through
+    }
     for (int i = 0; i < domains; ++i) {
       const double t = t0 + 10 + span * i / domains;
       const std::string mx = g.randomIp();
-      g.attempt(postfix, t, mx, 25, g.outcome(0.01), g.uni(1, 10));
-      if (g.chance(0.03)) g.attempt(postfix, t + g.uni(300, 1800), mx, 25);
+      Gen::dnsMx(g.attempt(postfix, t, mx, 25, g.outcome(0.01), g.uni(1, 10)));
+      if (g.chance(0.03)) Gen::dnsMx(g.attempt(postfix, t + g.uni(300, 1800), mx, 25));
     }
   }
   g.host.end = g.at(daysOf(months) * kDay);
@@ -335,6 +448,11 @@ Host b8(std::mt19937_64& rng, TimePoint origin, double months) {
   g.host.actors[swaks].interactive = true;  // run by hand from a terminal
   std::vector<std::string> testHosts;
   for (int i = 0; i < 10; ++i) testHosts.push_back(g.randomIp());
+  // swaks --server <name>: the test host's A/AAAA; half of such names read mx1./mail.
+  // (N3) [A]; 30% of developers use --to alone, which looks up MX (N1) [A].
+  std::map<std::string, bool> mailName;
+  for (const auto& h : testHosts) mailName[h] = g.chance(0.5);
+  const bool viaMx = g.chance(0.3);
   const double sessionsPerMonth = g.uni(2, 6);
   const int days = daysOf(months);
   for (int d = 0; d < days; ++d) {
@@ -346,7 +464,11 @@ Host b8(std::mt19937_64& rng, TimePoint origin, double months) {
     for (const auto& h : hostsToday) {
       const std::uint16_t port = g.chance(0.75) ? 25 : 587;
       for (int r = g.uniInt(1, 3); r > 0; --r) {
-        g.attempt(swaks, t, h, port, g.outcome(0.05), g.uni(0.5, 2));
+        SimEvent& e = g.attempt(swaks, t, h, port, g.outcome(0.05), g.uni(0.5, 2));
+        e.dns = {true, viaMx, true, mailName[h]};
+        g.clicked(e);  // typed and run at once
+        // One recipient; 10% of runs test a rejection on purpose [A]. 587 is TLS.
+        if (port == 25) g.rcpts(e, 1, 0.1, 0);
         t += g.uni(20, 120);
       }
     }
@@ -364,12 +486,14 @@ Host b10(std::mt19937_64& rng, TimePoint origin, double months) {
   const double perDay = g.uni(5, 30);
   for (int d = 0; d < daysOf(months); ++d) {
     for (int i = g.poisson(perDay); i > 0; --i) {
-      g.sendWithRetry(sync, d * kDay + g.uni(0, kDay), relay, 587, 0.02);
+      g.sendWithRetry(sync, d * kDay + g.uni(0, kDay), relay, 587, 0.02, 3, Gen::Mode::Daemon);
     }
     if (g.chance(0.3)) {
       double t = d * kDay + g.uni(0, kDay);
       for (int i = g.uniInt(3, 10); i > 0; --i) {
-        g.attempt(sync, t, g.pick(relay), 587, g.outcome(0.02), 1);
+        SimEvent& e = g.attempt(sync, t, g.pick(relay), 587, g.outcome(0.02), 1);
+        g.dnsRelay(e);
+        g.ambient(e);
         t += g.uni(1, 3);
       }
     }
@@ -382,25 +506,54 @@ Host b10(std::mt19937_64& rng, TimePoint origin, double months) {
 // MX host, with up to `concurrency` sessions; `failRate` refused/timeouts.
 // At most kMaxBotAttempts are generated: a bot not caught by then counts as missed.
 constexpr int kMaxBotAttempts = 3000;
+// A bot's direct sessions from a residential address: a reply names a blocklist on 5% of
+// them [A] (research 1.3: Spamhaus/Barracuda texts; most bots' hosts are listed).
+constexpr double kBotBlocklisted = 0.05;
+// How a bot finds its targets (research 2.2 N1-N3): `dns` marks each attempt. A
+// harvested list leaves 20-40% of its RCPTs "user unknown" (research M8) [A for direct];
+// 1-5 RCPTs per session [A].
 void fastBot(Gen& g, std::uint16_t bot, double t0, double horizon, double perMinute,
-             unsigned concurrency, double failRate) {
+             unsigned concurrency, double failRate, void (*dns)(SimEvent&)) {
   double t = t0;
+  const double unknown = g.uni(0.2, 0.4);
   for (int n = 0; t < horizon && n < kMaxBotAttempts; ++n) {
     SimEvent& e = g.attempt(bot, t, g.randomIp(), 25, g.outcome(failRate), g.uni(2, 20));
     e.maxSessions = concurrency;
+    dns(e);
+    g.ambient(e);
+    if (e.outcome == ConnectOutcome::Established) {
+      g.rcpts(e, static_cast<unsigned>(g.uniInt(1, 5)), unknown, kBotBlocklisted);
+    }
     t += g.expo(60.0 / perMinute);
   }
 }
 
-// A stealthy bot (M5/M6): `perDay` attempts in waking hours (it piggybacks on user
-// input), a new MX each time, valid list: 2% TCP failures, 10% greylisted and retried.
+// A stealthy bot (M5/M6): `perDay` attempts in waking hours, each within 3 s of the
+// user's input (it piggybacks on it), a new MX each time (looked up: N1), valid list:
+// 2% TCP failures, 2% unknown RCPTs [A], 10% greylisted (the first session is deferred,
+// no evidence) and retried.
 void stealthBot(Gen& g, std::uint16_t bot, double perDay, int days, std::uint16_t port,
                 const std::vector<std::string>* relay) {
   for (int d = 0; d < days; ++d) {
     for (double t : g.wakingTimes(d, perDay)) {
       const std::string dst = relay ? g.pick(*relay) : g.randomIp();
-      g.attempt(bot, t, dst, port, g.outcome(0.02), g.uni(2, 10));
-      if (!relay && g.chance(0.1)) g.attempt(bot, t + g.uni(300, 1800), dst, port);
+      SimEvent& e = g.attempt(bot, t, dst, port, g.outcome(0.02), g.uni(2, 10));
+      g.since(e, g.uni(0.2, 3));
+      if (relay) {
+        g.dnsRelay(e);
+        continue;  // TLS to the relay: no replies seen
+      }
+      Gen::dnsMx(e);
+      const bool greylisted = g.chance(0.1);
+      if (!greylisted && e.outcome == ConnectOutcome::Established) {
+        g.rcpts(e, static_cast<unsigned>(g.uniInt(1, 3)), 0.02, kBotBlocklisted);
+      }
+      if (greylisted) {
+        SimEvent& r = g.attempt(bot, t + g.uni(300, 1800), dst, port);
+        Gen::dnsMx(r);
+        g.ambient(r);  // the retry comes from the bot's queue, not after input
+        g.rcpts(r, static_cast<unsigned>(g.uniInt(1, 3)), 0.02, kBotBlocklisted);
+      }
     }
   }
 }
@@ -416,7 +569,7 @@ Host m1(std::mt19937_64& rng, TimePoint origin, double months) {
   Gen g(rng, origin);
   const auto bot = g.actor("/tmp/.x/kworker", IdentityClass::Suspicious, false, true);
   fastBot(g, bot, 0, months * kMonthDays * kDay, g.logUni(5, 400),
-          static_cast<unsigned>(g.uniInt(10, 50)), g.uni(0.2, 0.5));
+          static_cast<unsigned>(g.uniInt(10, 50)), g.uni(0.2, 0.5), Gen::dnsMx);
   g.host.end = g.at(months * kMonthDays * kDay);
   return g.host;
 }
@@ -426,7 +579,7 @@ Host m2(std::mt19937_64& rng, TimePoint origin, double months) {
   Gen g(rng, origin);
   const auto bot = g.actor("/home/u/bin/update", dropperClass(g), false, true);
   fastBot(g, bot, 0, months * kMonthDays * kDay, g.logUni(5, 400),
-          static_cast<unsigned>(g.uniInt(10, 50)), g.uni(0.2, 0.5));
+          static_cast<unsigned>(g.uniInt(10, 50)), g.uni(0.2, 0.5), Gen::dnsNone);
   g.host.end = g.at(months * kMonthDays * kDay);
   return g.host;
 }
@@ -436,7 +589,7 @@ Host m3(std::mt19937_64& rng, TimePoint origin, double months) {
   const auto bot =
       g.actor("/home/u/.cache/mytob (deleted)", IdentityClass::Suspicious, false, true);
   fastBot(g, bot, 0, months * kMonthDays * kDay, g.logUni(1, 60),
-          static_cast<unsigned>(g.uniInt(5, 20)), g.uni(0.5, 0.8));
+          static_cast<unsigned>(g.uniInt(5, 20)), g.uni(0.5, 0.8), Gen::dnsGuess);
   g.host.end = g.at(months * kMonthDays * kDay);
   return g.host;
 }
@@ -469,6 +622,8 @@ Host m4(std::mt19937_64& rng, TimePoint origin, double months) {
     for (int i = g.uniInt(5, 50); i > 0; --i) {
       SimEvent& e = g.attempt(bot, s, g.pick(owner.relay), 587, g.outcome(0.02), g.uni(2, 8));
       e.maxSessions = conc;
+      g.dnsRelay(e);
+      g.ambient(e);
       s += g.uni(2, 8) / conc;
     }
   }
@@ -502,7 +657,7 @@ Host m7(std::mt19937_64& rng, TimePoint origin, double months) {
   const auto bot = g.actor("/home/u/.local/bin/postfix", IdentityClass::Suspicious, false, true);
   if (g.chance(0.5)) {
     fastBot(g, bot, 0, months * kMonthDays * kDay, g.logUni(5, 400),
-            static_cast<unsigned>(g.uniInt(10, 50)), g.uni(0.2, 0.5));
+            static_cast<unsigned>(g.uniInt(10, 50)), g.uni(0.2, 0.5), Gen::dnsMx);
   } else {
     stealthBot(g, bot, g.uni(1, 10) * 15, daysOf(months), 25, nullptr);
   }
@@ -527,10 +682,32 @@ Host m8(std::mt19937_64& rng, TimePoint origin, double months) {
   const int maxDomains = g.uniInt(1, 20);
   const double end = months * kMonthDays * kDay;
   int n = 0;
+  const double unknown = g.uni(0.2, 0.4);
   for (double t = 0; t < end && n < kMaxBotAttempts; t += g.expo(60.0 / perMinute), ++n) {
+    const std::size_t sub = g.host.events.size();
     g.local(bot, t).maxSessions = conc;
-    for (int r = g.uniInt(1, maxDomains); r > 0; --r) {
-      g.attempt(postfix, t + g.uni(1, 30), g.randomIp(), 25, g.outcome(failRate), g.uni(1, 10));
+    Gen::dnsNone(g.host.events[sub]);
+    g.ambient(g.host.events[sub]);
+    // One recipient per domain; the message's final outcomes come from postfix's log
+    // once its last connected delivery is through (refused/timed-out ones stay deferred).
+    unsigned connected = 0;
+    double last = 0;
+    const int domains = g.uniInt(1, maxDomains);
+    g.host.events[sub].recipients = static_cast<unsigned>(domains);
+    for (int r = domains; r > 0; --r) {
+      const double at = g.uni(1, 30);
+      const std::string mx = g.randomIp();
+      g.host.events[sub].domains.push_back(mx);  // a harvested list: one domain per MX
+      SimEvent& e = g.attempt(postfix, t + at, mx, 25, g.outcome(failRate), g.uni(1, 10));
+      Gen::dnsMx(e);
+      if (e.outcome == ConnectOutcome::Established) {
+        ++connected;
+        last = std::max(last, at + g.uni(0.5, 2));
+      }
+    }
+    if (connected > 0) {
+      g.rcpts(g.host.events[sub], connected, unknown, kBotBlocklisted);
+      g.host.events[sub].replyDelay = Seconds(last);
     }
   }
   g.host.end = g.at(end);
@@ -586,6 +763,8 @@ detector::AttemptEvent attemptOf(const Actor& actor, const SimEvent& e) {
   a.fromMta = actor.mta;
   a.idClass = actor.idClass;
   a.interactive = actor.interactive;
+  a.dns = e.dns;
+  a.presence = e.presence;
   return a;
 }
 

@@ -2,8 +2,8 @@
 // Synthetic traffic for the detector evaluation (research section 3.2). Every profile
 // turns a seed into the event stream guardd would feed the detector for one simulated
 // host: connection attempts with their conntrack outcomes, and bulk declarations.
-// Features the first detector version lacks (DNS, input devices, SMTP payloads) are not
-// generated at all.
+// DNS, presence and RCPT replies are generated per profile (README "What is simulated");
+// message payloads are not.
 #include <chrono>
 #include <cstdint>
 #include <random>
@@ -43,6 +43,22 @@ struct SimEvent {
   unsigned maxSessions = 1000;  // the program's own concurrency limit
   unsigned bulkRecipients = 0;
   std::chrono::hours bulkWindow{0};
+  // What guardd would see besides the connection (research 2.2): the program's DNS just
+  // before it, the user's presence, and the RCPT replies of a plaintext port-25 session
+  // (ReplyEvent, if it was established) or, for a local submission, the message's final
+  // outcomes from the MTA's log (DeliveryEvent), `replyDelay` after the attempt.
+  detector::DnsEvidence dns;
+  detector::PresenceEvidence presence;
+  bool replies = false;
+  unsigned accepted = 0;
+  unsigned userUnknown = 0;
+  unsigned blocklisted = 0;
+  unsigned rejected = 0;
+  Seconds replyDelay{1};
+  // A local submission: what the MTA tells guardd before it accepts the message
+  // (SubmissionEvent): the recipient count and the distinct recipient domains.
+  unsigned recipients = 0;
+  std::vector<std::string> domains;
 };
 
 struct Host {

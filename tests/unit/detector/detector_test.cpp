@@ -605,6 +605,260 @@ TEST_F(DetectorTest, CreditsATerminalOnDirectAttemptsWithoutCancellingDirectToMx
               ::testing::Not(Contains(Field(&Reason::evidence, Evidence::Interactive))));
 }
 
+// ---- DNS (N1-N3), presence (U1/U2) and the program's own RCPT replies ----
+
+double reasonWeight(const Assessment& a, Evidence e) {
+  double w = 0;
+  for (const Reason& r : a.reasons) w += r.evidence == e ? r.weight : 0;
+  return w;
+}
+
+TEST_F(DetectorTest, ScoresAnMxLookupAndAnUnresolvedDestinationWithTheirWeights) {
+  const DetectorConfig cfg;
+  Detector d(clock);
+  AttemptEvent e = direct(bot, mx(1));
+  e.dns.seen = true;
+  e.dns.mxQueried = true;
+  e.dns.dstResolved = true;
+  const Assessment n1 = d.observe(e);
+  EXPECT_DOUBLE_EQ(n1.score, cfg.directToMx + cfg.newDestination + cfg.mxLookup);
+  EXPECT_DOUBLE_EQ(reasonWeight(n1, Evidence::MxLookup), cfg.mxLookup);
+  EXPECT_DOUBLE_EQ(reasonWeight(n1, Evidence::NoDnsAnswer), 0);
+
+  AttemptEvent hardCoded = direct(principal("hardcoded"), mx(2));
+  hardCoded.dns.seen = true;  // it resolved nothing before connecting
+  const Assessment n2 = d.observe(hardCoded);
+  EXPECT_DOUBLE_EQ(n2.score, cfg.directToMx + cfg.newDestination + cfg.noDnsAnswer);
+  EXPECT_DOUBLE_EQ(reasonWeight(n2, Evidence::NoDnsAnswer), cfg.noDnsAnswer);
+}
+
+TEST_F(DetectorTest, NoDnsSeenMeansNoDnsEvidence) {
+  Detector d(clock);
+  AttemptEvent e = direct(bot, mx(1));
+  e.dns.seen = false;  // no tap: the flags mean nothing
+  e.dns.mxQueried = true;
+  e.dns.mailNameQueried = true;
+  const Assessment a = d.observe(e);
+  EXPECT_DOUBLE_EQ(a.score, 1.5 + 0.5);
+  EXPECT_DOUBLE_EQ(reasonWeight(a, Evidence::NoDnsAnswer), 0);
+  EXPECT_DOUBLE_EQ(reasonWeight(a, Evidence::MxLookup), 0);
+  EXPECT_DOUBLE_EQ(reasonWeight(a, Evidence::MailHostLookup), 0);
+}
+
+TEST_F(DetectorTest, NoDnsAnswerSparesLoopbackAndLearnedRelays) {
+  Detector d(clock);
+  learnRelay(d, mua, "203.0.113.10", 3);
+  AttemptEvent s = submit(mua, "203.0.113.10");
+  s.dns.seen = true;  // a cached relay address: no answer seen now
+  EXPECT_DOUBLE_EQ(reasonWeight(d.observe(s), Evidence::NoDnsAnswer), 0);
+  AttemptEvent l = local(bot);
+  l.dns.seen = true;
+  EXPECT_DOUBLE_EQ(reasonWeight(d.observe(l), Evidence::NoDnsAnswer), 0);
+
+  // Reached once already: the program's own cache, not a hard-coded target.
+  AttemptEvent first = submit(principal("client"), "203.0.113.20");
+  first.dns = DnsEvidence{true, false, true, false};
+  d.observe(first);
+  d.outcome(result(first, ConnectOutcome::Established));
+  clock.advance(minutes(10));
+  AttemptEvent cached = first;
+  cached.dns.dstResolved = false;
+  EXPECT_DOUBLE_EQ(reasonWeight(d.observe(cached), Evidence::NoDnsAnswer), 0);
+}
+
+TEST_F(DetectorTest, ScoresMailHostGuessingOnDirectOnly) {
+  const DetectorConfig cfg;
+  Detector d(clock);
+  AttemptEvent e = direct(bot, mx(1));
+  e.dns = DnsEvidence{true, false, true, true};
+  EXPECT_DOUBLE_EQ(reasonWeight(d.observe(e), Evidence::MailHostLookup), cfg.mailHostLookup);
+  AttemptEvent s = submit(mua, "203.0.113.10");  // smtp.<provider> for a relay
+  s.dns = DnsEvidence{true, false, true, true};
+  EXPECT_DOUBLE_EQ(reasonWeight(d.observe(s), Evidence::MailHostLookup), 0);
+}
+
+TEST_F(DetectorTest, CreditsRealInputOfTheActiveSessionsUserWithinTheWindow) {
+  const DetectorConfig cfg;
+  Detector d(clock);
+  AttemptEvent s = submit(mua, "203.0.113.10");
+  s.presence = PresenceEvidence{true, true, seconds(1)};
+  const Assessment a = d.observe(s);
+  EXPECT_DOUBLE_EQ(reasonWeight(a, Evidence::UserInput), cfg.userInput);
+  EXPECT_LT(a.score, cfg.newDestination);
+
+  s.dst = "203.0.113.11";
+  s.presence = PresenceEvidence{true, true, seconds(10)};  // too long ago
+  EXPECT_DOUBLE_EQ(reasonWeight(d.observe(s), Evidence::UserInput), 0);
+  s.dst = "203.0.113.12";
+  s.presence = PresenceEvidence{true, false, seconds(1)};  // another user's session
+  EXPECT_DOUBLE_EQ(reasonWeight(d.observe(s), Evidence::UserInput), 0);
+  s.dst = "203.0.113.13";
+  s.presence = PresenceEvidence{false, true, seconds(1)};  // no source answered
+  EXPECT_DOUBLE_EQ(reasonWeight(d.observe(s), Evidence::UserInput), 0);
+}
+
+TEST_F(DetectorTest, InputNeverCancelsDirectToMxNorStacksWithTheTerminal) {
+  DetectorConfig strong;
+  strong.userInput = -5.0;
+  strong.interactive = -5.0;
+  Detector d(clock, strong);
+  AttemptEvent e = direct(principal("swaks"), mx(1));
+  e.interactive = true;
+  e.presence = PresenceEvidence{true, true, seconds(1)};
+  d.observe(e);
+  clock.advance(minutes(6));
+  const Assessment again = d.observe(e);  // D1 alone now, and both credits
+  EXPECT_GT(again.score, 0);
+  EXPECT_GE(reasonWeight(again, Evidence::UserInput) + reasonWeight(again, Evidence::Interactive),
+            -strong.directToMx);
+
+  DetectorConfig both;  // U1 -1.0 and I1 -1.0: one credit of -1.0, not -2.0
+  both.userInput = -1.0;
+  both.interactive = -1.0;
+  Detector one(clock, both);
+  AttemptEvent f = direct(principal("dev"), mx(2));
+  f.interactive = true;
+  f.presence = PresenceEvidence{true, true, seconds(2)};
+  const Assessment a = one.observe(f);
+  EXPECT_DOUBLE_EQ(a.score, 1.5 + 0.5 - 1.0);
+  EXPECT_DOUBLE_EQ(reasonWeight(a, Evidence::UserInput), -1.0);
+  EXPECT_DOUBLE_EQ(reasonWeight(a, Evidence::Interactive), 0);
+
+  Detector defaults(clock);  // the terminal tops U1 up to the cap, no further
+  f.principal = principal("dev2");
+  const Assessment b = defaults.observe(f);
+  EXPECT_DOUBLE_EQ(reasonWeight(b, Evidence::UserInput) + reasonWeight(b, Evidence::Interactive),
+                   std::min(defaults.config().userInput, defaults.config().interactive));
+}
+
+TEST_F(DetectorTest, ScoresNobodyAtTheKeyboardOnDirectOnly) {
+  const DetectorConfig cfg;
+  Detector d(clock);
+  AttemptEvent e = direct(bot, mx(1));
+  e.presence = PresenceEvidence{true, true, minutes(30)};
+  EXPECT_DOUBLE_EQ(reasonWeight(d.observe(e), Evidence::UserAway), cfg.userAway);
+  AttemptEvent n = direct(principal("nosession"), mx(2));
+  n.presence = PresenceEvidence{true, false, std::nullopt};
+  EXPECT_DOUBLE_EQ(reasonWeight(d.observe(n), Evidence::UserAway), cfg.userAway);
+  AttemptEvent idleUnknown = direct(principal("idle"), mx(3));
+  idleUnknown.presence = PresenceEvidence{true, true, std::nullopt};
+  EXPECT_DOUBLE_EQ(reasonWeight(d.observe(idleUnknown), Evidence::UserAway), 0);
+  AttemptEvent daemon = submit(principal("davmail"), "203.0.113.10", IdentityClass::Unknown);
+  daemon.presence = PresenceEvidence{true, false, std::nullopt};
+  EXPECT_DOUBLE_EQ(reasonWeight(d.observe(daemon), Evidence::UserAway), 0);
+}
+
+ReplyEvent replies(const AttemptEvent& a, unsigned accepted, unsigned userUnknown,
+                   unsigned blocklisted = 0, unsigned rejected = 0) {
+  ReplyEvent r;
+  r.principal = a.principal;
+  r.program = a.program;
+  r.idClass = a.idClass;
+  r.dst = a.dst;
+  r.port = a.port;
+  r.accepted = accepted;
+  r.userUnknown = userUnknown;
+  r.blocklisted = blocklisted;
+  r.rejected = rejected;
+  return r;
+}
+
+TEST_F(DetectorTest, ScoresTheRcptRepliesOfADirectSessionPerRecipient) {
+  const DetectorConfig cfg;
+  Detector d(clock);
+  const AttemptEvent a = direct(bot, mx(1));
+  const double before = d.observe(a).cusum;
+  const Assessment r = d.replied(replies(a, 3, 1));
+  EXPECT_EQ(r.channel, Channel::Direct);
+  EXPECT_DOUBLE_EQ(reasonWeight(r, Evidence::UserUnknown), cfg.mtaUserUnknown);
+  EXPECT_DOUBLE_EQ(reasonWeight(r, Evidence::Accepted), 3 * cfg.mtaDelivered);
+  EXPECT_DOUBLE_EQ(r.cusum, before + cfg.mtaUserUnknown + 3 * cfg.mtaDelivered);
+
+  const AttemptEvent clean = direct(principal("clean"), mx(2));
+  const double cleanBefore = d.observe(clean).cusum;
+  const Assessment ok = d.replied(replies(clean, 2, 0));
+  EXPECT_LT(ok.score, 0);
+  EXPECT_DOUBLE_EQ(ok.cusum, cleanBefore + 2 * cfg.mtaDelivered);
+
+  // Deferrals (greylisting) are no evidence; a mostly unknown list scores the clip.
+  ReplyEvent deferred = replies(clean, 0, 0);
+  deferred.deferred = 5;
+  EXPECT_DOUBLE_EQ(d.replied(deferred).score, 0);
+  EXPECT_DOUBLE_EQ(d.replied(replies(a, 0, 10)).score, cfg.maxScore);
+}
+
+TEST_F(DetectorTest, TwoBlocklistRepliesWithinAnHourQuarantineAcrossBothRoutes) {
+  Detector d(clock);
+  const AttemptEvent a = direct(bot, mx(1));
+  d.observe(a);
+  EXPECT_NE(d.replied(replies(a, 0, 0, 1)).tier, Tier::Hard);
+  clock.advance(minutes(30));
+  const Assessment second = d.replied(replies(a, 0, 0, 1));
+  EXPECT_EQ(second.tier, Tier::Hard);
+  EXPECT_TRUE(d.quarantined(bot));
+  ASSERT_TRUE(second.alert.has_value());
+  EXPECT_EQ(second.alert->reasons.front().evidence, Evidence::BlocklistH1);
+
+  // One blocklisted direct session and one blocklisted MTA message count together.
+  const Principal both = principal("both");
+  const AttemptEvent b = direct(both, mx(2));
+  d.observe(b);
+  d.replied(replies(b, 0, 0, 1));
+  clock.advance(minutes(20));
+  DeliveryEvent m;
+  m.principal = both;
+  m.blocklisted = 1;
+  EXPECT_EQ(d.delivered(m).tier, Tier::Hard);
+
+  // Two hours apart: no H1.
+  const Principal slow = principal("slow");
+  const AttemptEvent c = direct(slow, mx(3));
+  d.observe(c);
+  d.replied(replies(c, 5, 0, 1));
+  clock.advance(hours(2));
+  d.replied(replies(c, 5, 0, 1));
+  EXPECT_FALSE(d.quarantined(slow));
+}
+
+TEST_F(DetectorTest, IgnoresTheRepliesOfARecognisedMtasOwnSessions) {
+  Detector d(clock);
+  const AttemptEvent a = fromMta(mx(1));
+  d.observe(a);
+  const Assessment r = d.replied(replies(a, 0, 10, 1));
+  EXPECT_DOUBLE_EQ(r.score, 0);
+  EXPECT_FALSE(d.quarantined(mta));
+}
+
+TEST_F(DetectorTest, RepliesFollowTheCusumTheirAttemptWentTo) {
+  Detector d(clock);
+  learnRelay(d, mua, "203.0.113.10", 3);
+  const AttemptEvent s = submit(mua, "203.0.113.10");
+  d.observe(s);
+  EXPECT_EQ(d.replied(replies(s, 1, 0)).channel, Channel::Relay);
+}
+
+// A snapshot as the first version stored it (no DNS, presence or reply evidence in its
+// alert) still loads, and the new evidence then acts on the restored test.
+TEST_F(DetectorTest, SnapshotsWrittenBeforeStillLoad) {
+  PrincipalSnapshot old;
+  old.principal = bot;
+  old.program = "/home/u/bin/x";
+  old.cusum = {0, 4.0, 0};
+  old.cusumUpdated = {TimePoint{}, clock.now(), TimePoint{}};
+  old.lastActivity = clock.now();
+  old.workingSet.push_back(WorkingSetEntry{mx(1), clock.now(), clock.now(), {}, 0, false});
+  Detector d(clock);
+  d.importState({old});
+  AttemptEvent e = direct(bot, mx(2));
+  e.dns = DnsEvidence{true, true, false, false};
+  const Assessment a = d.observe(e);
+  EXPECT_DOUBLE_EQ(a.cusum, 4.0 + a.score);
+  EXPECT_GT(a.score, 1.5 + 0.5);
+  const auto saved = d.exportState();
+  ASSERT_EQ(saved.size(), 1U);
+  EXPECT_DOUBLE_EQ(saved.front().cusum[1], a.cusum);
+}
+
 // A same-user copy of the approved client (same bytes, another path) behaving like a bot
 // is its own principal: quarantined and named as itself, while the client's tests,
 // working set and tier are untouched.
@@ -705,6 +959,118 @@ TEST(PrincipalKey, PathsCannotForgeAnotherPrincipalsKey) {
   Principal colon{h, "/tmp/a:b", "", "", 1000};
   EXPECT_NE(percent.key(), colon.key());
   EXPECT_EQ(percent.key(), h + ":/tmp/a%253Ab/1000");
+}
+
+// Submissions to the local MTA (SubmissionEvent): a message to a recipient domain the
+// program never mailed is evidence, one to domains it mailed before is credit.
+SubmissionEvent message(const Principal& who, std::vector<std::string> domains) {
+  SubmissionEvent e;
+  e.principal = who;
+  e.program = "/usr/bin/php8.2 /var/www/x.php";
+  e.recipients = static_cast<unsigned>(domains.size());
+  e.domains = std::move(domains);
+  return e;
+}
+
+double weightOf(const Assessment& a, Evidence e) {
+  double w = 0;
+  for (const Reason& r : a.reasons) w += r.evidence == e ? r.weight : 0;
+  return w;
+}
+
+TEST_F(DetectorTest, ANewRecipientDomainIsEvidenceAndAKnownOneCredit) {
+  const DetectorConfig cfg;
+  Detector d(clock);
+  const Assessment first = d.submitted(message(bot, {"a.example", "b.example"}));
+  EXPECT_DOUBLE_EQ(weightOf(first, Evidence::MtaNewDomain), cfg.mtaNewDomain);
+  EXPECT_DOUBLE_EQ(first.cusum, cfg.mtaNewDomain);
+  clock.advance(hours(1));
+  const Assessment again = d.submitted(message(bot, {"b.example"}));
+  EXPECT_DOUBLE_EQ(weightOf(again, Evidence::MtaKnownDomains), cfg.mtaKnownDomains);
+  EXPECT_DOUBLE_EQ(weightOf(again, Evidence::MtaNewDomain), 0);
+  clock.advance(hours(1));
+  // One new domain among known ones makes the message new (counted once).
+  const Assessment mixed = d.submitted(message(bot, {"a.example", "c.example", "d.example"}));
+  EXPECT_DOUBLE_EQ(weightOf(mixed, Evidence::MtaNewDomain), cfg.mtaNewDomain);
+  EXPECT_DOUBLE_EQ(weightOf(mixed, Evidence::MtaKnownDomains), 0);
+}
+
+// Submission evidence alone (no TCP attempt, sendmail): 0.68 a message, +1.0 a message
+// from the tenth within a minute on.
+TEST_F(DetectorTest, AHarvestedListBotIsFlaggedBySubmissionsAlone) {
+  Detector d(clock);
+  int soft = 0;
+  int hard = 0;
+  for (int n = 1; n <= 20 && hard == 0; ++n) {
+    const Tier tier = d.submitted(message(bot, {"h" + std::to_string(n) + ".example"})).tier;
+    if (tier != Tier::None && soft == 0) soft = n;
+    if (tier == Tier::Hard) hard = n;
+    clock.advance(seconds(2));
+  }
+  EXPECT_EQ(soft, 7);
+  EXPECT_EQ(hard, 11);
+}
+
+TEST_F(DetectorTest, CronMailingTheSameAddressDriftsDown) {
+  Detector d(clock);
+  for (int day = 0; day < 60; ++day) {
+    const Assessment a = d.submitted(message(bot, {"ops.example"}));
+    EXPECT_EQ(a.tier, Tier::None);
+    clock.advance(hours(24));
+  }
+  EXPECT_DOUBLE_EQ(d.submitted(message(bot, {"ops.example"})).cusum, 0);
+}
+
+TEST_F(DetectorTest, NoDomainEvidenceForAListMailingOrAPersonsChoice) {
+  const DetectorConfig cfg;
+  Detector d(clock);
+  SubmissionEvent list = message(bot, {"a.example", "b.example"});
+  list.recipients = cfg.mtaListRecipients + 1;  // a mailing: the recipient backstops' case
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(list), Evidence::MtaNewDomain), 0);
+  SubmissionEvent clicked = message(mua, {"new.example"});
+  clicked.presence = {true, true, seconds(1)};  // sent just after a click
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(clicked), Evidence::MtaNewDomain), 0);
+  clicked.domains = {"other.example"};
+  clicked.presence = {true, true, seconds(30)};  // no input just before
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(clicked), Evidence::MtaNewDomain), cfg.mtaNewDomain);
+}
+
+TEST_F(DetectorTest, ManySubmissionsWithinAMinuteAreABurst) {
+  const DetectorConfig cfg;
+  Detector d(clock);
+  for (unsigned i = 1; i < cfg.burstAttempts; ++i) {
+    EXPECT_DOUBLE_EQ(weightOf(d.submitted(message(mua, {"same.example"})), Evidence::MtaBurst), 0);
+    clock.advance(seconds(1));
+  }
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(message(mua, {"same.example"})), Evidence::MtaBurst),
+                   cfg.manySessions);
+}
+
+TEST_F(DetectorTest, ADeclaredBulkSendCarriesNoSubmissionEvidence) {
+  Detector d(clock);
+  d.declareBulk(bot, 100, hours(2));
+  const Assessment a = d.submitted(message(bot, {"a.example"}));
+  EXPECT_TRUE(a.reasons.empty());
+}
+
+// A declared mailing over loopback TCP: the connections do not use up the declaration
+// (the message is counted by its recipients), and its recipients do not trip the daily
+// limits once the declaration is used up (its outcomes come later).
+TEST_F(DetectorTest, ADeclaredMailingOverLoopbackStaysWithinItsDeclaration) {
+  Detector d(clock);
+  d.declareBulk(bot, 2000, hours(2));
+  for (int b = 0; b < 4; ++b) {
+    d.observe(local(bot));
+    SubmissionEvent batch = message(bot, {"a.example"});
+    batch.recipients = 500;
+    EXPECT_EQ(d.submitted(batch).tier, Tier::None) << "batch " << b;
+    clock.advance(seconds(5));
+  }
+  clock.advance(minutes(30));
+  DeliveryEvent outcome;
+  outcome.principal = bot;
+  outcome.delivered = 500;
+  EXPECT_EQ(d.delivered(outcome).tier, Tier::None);
 }
 
 }  // namespace

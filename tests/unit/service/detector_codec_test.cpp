@@ -61,6 +61,22 @@ TEST(DetectorCodec, SnapshotWithoutAlertRoundTrips) {
   EXPECT_EQ(decodeSnapshot(encodeSnapshot(s)), s);
 }
 
+// Every Evidence value, the second version's (DNS, presence, RCPT replies) and the last
+// one included, survives a stored alert: the codec maps names back over the whole enum.
+TEST(DetectorCodec, AlertWithEveryEvidenceRoundTrips) {
+  det::PrincipalSnapshot s;
+  s.principal = {"ab12", "/usr/bin/python3", "/home/ann/bot.py", "cd34", 1000};
+  s.quarantined = true;
+  s.quarantineAlert = sampleAlert();
+  s.quarantineAlert->reasons = {{det::Evidence::MxLookup, 1.5, 1},
+                                {det::Evidence::UserAway, 1.5, 1},
+                                {det::kLastEvidence, -0.13, 2}};
+  const auto decoded = decodeSnapshot(encodeSnapshot(s));
+  ASSERT_TRUE(decoded.has_value());
+  ASSERT_TRUE(decoded->quarantineAlert.has_value());
+  EXPECT_EQ(decoded->quarantineAlert->reasons, s.quarantineAlert->reasons);
+}
+
 // Snapshots stored before the per-channel times were kept: every channel counts as
 // updated at the last activity (the old behaviour), no soft alert outstanding.
 TEST(DetectorCodec, SnapshotWithoutChannelTimesTakesTheLastActivity) {
