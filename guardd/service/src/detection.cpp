@@ -476,6 +476,8 @@ void Detection::onMtaSubmission(const ProgramIdentity& identity, std::uint32_t u
   e.idClass = classify(identity);
   e.recipients = recipients;
   e.domains = domains;
+  // A person who just typed the recipients chose them: no new-domain evidence then.
+  if (d_.presence) e.presence = d_.presence(uid, d_.clock.monotonic());
   (void)detector_->submitted(e);
   dirty_ = true;
   // The answer to the MTA waits for this: a hard backstop refuses this very message.

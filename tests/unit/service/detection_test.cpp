@@ -27,6 +27,7 @@ using netfilter::PacketVerdict;
 // bytes in the user's home.
 constexpr const char* kInstalled = "/usr/local/bin/client";
 constexpr const char* kCopy = "/home/u/client";
+constexpr const char* kOtherCopy = "/home/u/other-client";
 const std::string kSha(64, 'c');
 
 procinfo::ProcessInfo process(const std::string& path, int pid, std::uint32_t uid = 1000) {
@@ -107,6 +108,7 @@ class DetectionTest : public ::testing::Test {
                          }};
     deps.dpkgInfo = dir / "no-dpkg";
     deps.conntrack = false;
+    deps.presence = presence;
     detection = std::make_unique<Detection>(std::move(deps));
     auto started = detection->start();
     ASSERT_TRUE(started) << started.error().message;
@@ -152,6 +154,7 @@ class DetectionTest : public ::testing::Test {
   FakeRecordSink records;
   std::unique_ptr<VerdictPipeline> pipeline;
   std::uint16_t nextPort = 30000;
+  std::function<detector::PresenceEvidence(std::uint32_t, MonoTime)> presence;
 };
 
 TEST_F(DetectionTest, ACopyOfTheApprovedClientIsQuarantinedAsItselfAndTheClientKeepsConnecting) {
@@ -242,6 +245,39 @@ TEST_F(DetectionTest, StateStoredWithoutPathsIsReadAsTheFileThatConnectedLast) {
   const std::string copyKey = kSha + ":" + kCopy + "/1000";
   EXPECT_EQ(keys, (std::vector<std::string>{"#bulk:" + copyKey, "#bulk:" + installedKey, copyKey,
                                             installedKey}));
+}
+
+// What guardd's presence source says reaches the detector: a copy attempting direct
+// delivery while its user is away (U2) is quarantined sooner than another with no
+// presence known, and the source is asked about the attempting process's user.
+TEST_F(DetectionTest, PresenceOfTheAttemptingUserReachesTheDetector) {
+  const auto attemptsToQuarantine = [this](const std::string& path, const std::string& net) {
+    for (int i = 1; i <= 40; ++i) {
+      const auto v = attempt(path, net + std::to_string(i) + ".25", 25);
+      clock.advance(std::chrono::seconds(20));
+      if (v == PacketVerdict::RepeatWithReject) return i;
+    }
+    return 0;
+  };
+  startDetection();
+  const int unknown = attemptsToQuarantine(kCopy, "127.1.");
+  ASSERT_GT(unknown, 0);
+
+  std::vector<std::uint32_t> askedFor;
+  presence = [&askedFor](std::uint32_t uid, MonoTime) {
+    askedFor.push_back(uid);
+    detector::PresenceEvidence p;
+    p.known = true;
+    p.activeSession = false;
+    return p;
+  };
+  stopDetection();
+  startDetection();
+  const int away = attemptsToQuarantine(kOtherCopy, "127.2.");
+  ASSERT_GT(away, 0);
+  EXPECT_LT(away, unknown) << "U2 (user away) did not move the score";
+  ASSERT_FALSE(askedFor.empty());
+  EXPECT_EQ(askedFor.front(), process(kOtherCopy, 1).uid);
 }
 
 }  // namespace
