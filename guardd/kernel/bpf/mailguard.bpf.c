@@ -592,8 +592,122 @@ static __always_inline void refused(struct mg_stamp* s, __u64 cookie, __u8 famil
   r->dst[slot].family = family;
 }
 
+/* ---- DNS tap: which task asks what of a name server, and what it is told.
+ *
+ * A socket a task connects (glibc's resolver connects its UDP socket; TCP always does)
+ * or sends to (sendto() on an unconnected UDP socket) on port 53 is stamped with that
+ * task, by cookie, in `dns_stamps`; the cgroup_skb programs copy the payload of that
+ * socket's port-53 packets, both ways, to `dns_events`. Only stamped sockets are copied:
+ * a name server's own listening socket (dnsmasq answering) never is. The skb programs
+ * always return 1: the tap never drops or delays a packet; what the ring buffer has no
+ * room for is counted. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 8192);
+  __type(key, __u64);
+  __type(value, struct mg_stamp);
+} dns_stamps SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 1024 * 1024);
+} dns_events SEC(".maps");
+
+static __always_inline void dns_stamp(void* ctx) {
+  struct mg_stamp s = {};
+  fill_stamp(bpf_get_current_task_btf(), &s);
+  __u64 cookie = bpf_get_socket_cookie(ctx);
+  bpf_map_update_elem(&dns_stamps, &cookie, &s, BPF_ANY);
+}
+
+SEC("cgroup/sendmsg4")
+int dns_sendmsg4(struct bpf_sock_addr* ctx) {
+  if (bpf_ntohs((__u16)ctx->user_port) == MG_DNS_PORT) dns_stamp(ctx);
+  return 1;
+}
+
+SEC("cgroup/sendmsg6")
+int dns_sendmsg6(struct bpf_sock_addr* ctx) {
+  if (bpf_ntohs((__u16)ctx->user_port) == MG_DNS_PORT) dns_stamp(ctx);
+  return 1;
+}
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+
+/* cgroup_skb programs see the packet from its network header on, both ways. IPv6 with
+ * extension headers before the transport header, and IPv4 fragments after the first, are
+ * not looked into (resolvers send neither for a query). */
+static __always_inline void dns_tap(struct __sk_buff* skb, __u8 ingress) {
+  __u32 off = 0;
+  __u8 proto = 0;
+  if (skb->protocol == bpf_htons(ETH_P_IP)) {
+    struct iphdr ip;
+    if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) != 0) return;
+    if (ip.frag_off & bpf_htons(0x1fff)) return;
+    off = (__u32)ip.ihl * 4;
+    proto = ip.protocol;
+  } else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+    struct ipv6hdr ip6;
+    if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) != 0) return;
+    off = sizeof(ip6);
+    proto = ip6.nexthdr;
+  } else {
+    return;
+  }
+  __u16 ports[2];
+  if (proto != IPPROTO_UDP && proto != IPPROTO_TCP) return;
+  if (bpf_skb_load_bytes(skb, off, ports, sizeof(ports)) != 0) return;
+  if (bpf_ntohs(ingress ? ports[0] : ports[1]) != MG_DNS_PORT) return;
+  if (proto == IPPROTO_UDP) {
+    off += 8;
+  } else {
+    __u8 doff = 0;
+    if (bpf_skb_load_bytes(skb, off + 12, &doff, 1) != 0) return;
+    off += (__u32)(doff >> 4) * 4;
+  }
+  if (skb->len <= off) return; /* no payload: a bare ACK, SYN or FIN */
+  __u64 cookie = bpf_get_socket_cookie(skb);
+  struct mg_stamp* s = bpf_map_lookup_elem(&dns_stamps, &cookie);
+  if (!s) return;
+  struct mg_dns_event* e = bpf_ringbuf_reserve(&dns_events, sizeof(*e), 0);
+  if (!e) {
+    count(MG_COUNTER_DNS_LOST);
+    return;
+  }
+  __u32 len = skb->len - off;
+  __u32 n = len > MG_DNS_CAPTURE ? MG_DNS_CAPTURE : len;
+  e->cookie = cookie;
+  e->task = *s;
+  e->len = len;
+  e->ingress = ingress;
+  e->tcp = proto == IPPROTO_TCP;
+  e->captured = 0;
+  if (n >= 1 && n <= MG_DNS_CAPTURE && bpf_skb_load_bytes(skb, off, e->data, n) == 0)
+    e->captured = (__u16)n;
+  bpf_ringbuf_submit(e, 0);
+}
+
+SEC("cgroup_skb/egress")
+int dns_egress(struct __sk_buff* skb) {
+  dns_tap(skb, 0);
+  return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int dns_ingress(struct __sk_buff* skb) {
+  dns_tap(skb, 1);
+  return 1;
+}
+
 static __always_inline int decide(struct bpf_sock_addr* ctx, __u8 family, const __u8* dst) {
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
+  if (port == MG_DNS_PORT) {
+    dns_stamp(ctx);
+    return 1;
+  }
   if (ctx->type != SOCK_STREAM || !bpf_map_lookup_elem(&mail_ports, &port)) return 1;
 
   struct mg_stamp s = {};

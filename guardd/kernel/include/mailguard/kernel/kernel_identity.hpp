@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "mailguard/rules/result.hpp"
@@ -114,8 +115,23 @@ struct ConnectEvent {
   std::vector<Destination> moreDestinations;
 };
 
+// One packet to or from port 53 of a socket a task connected or sent to port 53 (the DNS
+// tap): its payload as the kernel saw it, with the task that stamped the socket. A UDP
+// payload is one DNS message; a TCP one is a segment, starting (when it starts a message)
+// with the 2-byte length prefix. At most kDnsCaptureBytes of it are copied.
+inline constexpr std::size_t kDnsCaptureBytes = 1024;
+struct DnsPacket {
+  std::uint64_t cookie = 0;
+  Stamp task;             // who connected or sent to port 53 on this socket
+  bool response = false;  // from port 53 (received), else to it (sent)
+  bool tcp = false;
+  std::uint32_t wireLength = 0;       // the payload's whole length
+  std::vector<std::uint8_t> payload;  // its first kDnsCaptureBytes at most
+};
+
 struct KernelStats {
   std::uint64_t eventsLost = 0;  // ring buffer full: connects not reported (never blocked)
+  std::uint64_t dnsLost = 0;     // DNS tap's ring buffer full: packets not copied (never held)
   std::uint64_t mapBytes = 0;    // memory of the BPF maps, as the kernel accounts it
 };
 
@@ -152,6 +168,13 @@ class KernelIdentity {
   // started (forked) before then may have none recorded, one started after always has,
   // unless the record was evicted (its map is an LRU) or its parent had none.
   [[nodiscard]] virtual std::uint64_t argvRecordedSinceNs() const = 0;
+
+  // The DNS tap: its packets go to `sink`, from readEvents() (the same fd); without a sink
+  // they are read and dropped. Whether the tap's programs are attached (their attachment
+  // failing does not stop the connect hooks: it is reported here and in dnsTapError()).
+  virtual void setDnsSink(std::function<void(const DnsPacket&)> sink) { (void)sink; }
+  [[nodiscard]] virtual bool dnsTapRunning() const { return false; }
+  [[nodiscard]] virtual std::string dnsTapError() const { return "not built in"; }
 };
 
 struct BpfOptions {
@@ -211,6 +234,10 @@ class FakeKernelIdentity final : public KernelIdentity {
     auto events = std::move(pending);
     pending.clear();
     for (const auto& e : events) onEvent(e);
+    auto dns = std::move(pendingDns);
+    pendingDns.clear();
+    if (dnsSink)
+      for (const auto& p : dns) dnsSink(p);
     return {};
   }
   [[nodiscard]] KernelStats stats() const override { return kernelStats; }
@@ -223,6 +250,15 @@ class FakeKernelIdentity final : public KernelIdentity {
     return argvDigest(argvKey, argvArea);
   }
   [[nodiscard]] std::uint64_t argvRecordedSinceNs() const override { return recordedSinceNs; }
+  // The DNS tap: packets pushed by the test go to the sink with the next readEvents().
+  std::vector<DnsPacket> pendingDns;
+  std::function<void(const DnsPacket&)> dnsSink;
+  bool dnsRunning = true;
+  void setDnsSink(std::function<void(const DnsPacket&)> sink) override {
+    dnsSink = std::move(sink);
+  }
+  [[nodiscard]] bool dnsTapRunning() const override { return dnsRunning; }
+  [[nodiscard]] std::string dnsTapError() const override { return {}; }
 };
 
 }  // namespace mailguard::kernel
