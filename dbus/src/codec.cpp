@@ -140,6 +140,9 @@ VariantMap encodeStatus(const Status& s) {
       {"attribution", sdbus::Variant(s.attribution)},
       {"kernel_hooks", sdbus::Variant(s.kernelHooks)},
       {"kernel_events_lost", sdbus::Variant(s.kernelEventsLost)},
+      {"dns_source", sdbus::Variant(s.dnsSource)},
+      {"dns_queries", sdbus::Variant(s.dnsQueries)},
+      {"dns_lost", sdbus::Variant(s.dnsLost)},
       {"kernel_map_bytes", sdbus::Variant(s.kernelMapBytes)},
   };
 }
@@ -160,6 +163,9 @@ Status decodeStatus(const VariantMap& m) {
   s.attribution = variantOr<std::string>(m, "attribution", "");
   s.kernelHooks = variantOr<std::string>(m, "kernel_hooks", "");
   s.kernelEventsLost = variantOr<std::uint64_t>(m, "kernel_events_lost", 0);
+  s.dnsSource = variantOr<std::string>(m, "dns_source", "none");
+  s.dnsQueries = variantOr<std::uint64_t>(m, "dns_queries", 0);
+  s.dnsLost = variantOr<std::uint64_t>(m, "dns_lost", 0);
   s.kernelMapBytes = variantOr<std::uint64_t>(m, "kernel_map_bytes", 0);
   return s;
 }

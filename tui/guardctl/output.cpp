@@ -279,6 +279,7 @@ json toJson(const dbus::Status& s) {
               {"kernel", s.attribution == "kernel"
                              ? json{{"hooks", s.kernelHooks}, {"map_bytes", s.kernelMapBytes}}
                              : json(nullptr)},
+              {"dns", {{"source", s.dnsSource}, {"queries", s.dnsQueries}, {"lost", s.dnsLost}}},
               {"store_error", s.storeError.empty() ? json(nullptr) : json(s.storeError)}};
 }
 

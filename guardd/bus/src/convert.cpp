@@ -105,6 +105,9 @@ dbus::Status toDbus(const service::StatusInfo& s) {
   out.attribution = s.attribution;
   out.kernelHooks = s.kernelHooks;
   out.kernelEventsLost = s.counters.kernelEventsLost;
+  out.dnsSource = s.dnsSource;
+  out.dnsQueries = s.counters.dnsQueries;
+  out.dnsLost = s.counters.dnsLost;
   out.kernelMapBytes = s.counters.kernelMapBytes;
   return out;
 }

@@ -409,6 +409,7 @@ DetectorVerdict Detection::assess(const procinfo::ProcessInfo& process, const Pr
     e.openSessions = openSessions(principal) + 1;
     // I1: a controlling terminal (a person running swaks), from describe()'s stat read.
     e.interactive = process.controllingTerminal;
+    if (d_.dnsEvidence) e.dns = d_.dnsEvidence(process, e.dst);
     const auto a = detector_->observe(e);
     dirty_ = true;
     v.throttle = a.throttle;

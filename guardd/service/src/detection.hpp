@@ -54,6 +54,9 @@ class Detection final : public Assessment {
     std::function<void()> onDecisionsChanged = {};
     std::filesystem::path dpkgInfo = "/var/lib/dpkg/info";
     bool conntrack = true;  // listen to connection outcomes (needs CAP_NET_ADMIN)
+    // What the process did in DNS before connecting to `dst` (N1-N3); unseen without it.
+    std::function<detector::DnsEvidence(const procinfo::ProcessInfo&, const std::string& dst)>
+        dnsEvidence = {};
   };
 
   explicit Detection(Deps deps);

@@ -144,6 +144,9 @@ Result<void> Guard::Impl::start() {
                          identityFor(ref, std::move(done));
                        }};
   deps.onDecisionsChanged = [this] { policyChanged(); };
+  deps.dnsEvidence = [this](const procinfo::ProcessInfo& p, const std::string& dst) {
+    return dnsEvidence(p, dst);
+  };
   detection = std::make_unique<Detection>(std::move(deps));
   if (auto r = detection->start(); !r) return r.error();
   auto lastAttempt = reader->lastAttemptId();
@@ -175,6 +178,17 @@ Result<void> Guard::Impl::start() {
     fastPath = std::make_unique<KernelFastPath>(*kernelIdentity);
     attribution = std::make_unique<KernelAttribution>(*sockets, resolver, proc, *kernelIdentity);
     log::info("attribution: kernel (" + kernelIdentity->describe() + ")");
+    if (kernelIdentity->dnsTapRunning()) {
+      dns = std::make_unique<dns::Observations>(dns::resolverIsLocal());
+      kernelIdentity->setDnsSink([this](const kernel::DnsPacket& p) { onDnsPacket(p); });
+      log::info(dns->localResolver()
+                    ? "dns: the kernel's tap runs; lookups through the local caching resolver "
+                      "are made in its name, so only programs that ask a name server "
+                      "themselves are seen"
+                    : "dns: the kernel's tap runs; every program's lookups are seen");
+    } else {
+      log::warning("dns: programs' lookups are not seen: " + kernelIdentity->dnsTapError());
+    }
   } else {
     attribution = std::make_unique<ProcAttribution>(*sockets, resolver);
     log::info("attribution: proc (the BPF hooks are not used: " + k.error().message + ")");
@@ -308,6 +322,41 @@ void Guard::Impl::reloadRulesIfChanged() {
 }
 
 // What the kernel decided by itself may be wrong now: it decides nothing until relearned.
+// One packet of the DNS tap: a question a process sent, or the answer it got.
+void Guard::Impl::onDnsPacket(const kernel::DnsPacket& packet) {
+  if (!dns) return;
+  auto message = dns::parsePayload(packet.payload, packet.tcp);
+  if (!message) {
+    dns->unparsed();  // a TCP continuation, or a message longer than the copy
+    return;
+  }
+  const auto asker = dns::Asker::ofBoottime(packet.task.tgid, packet.task.startBoottimeNs);
+  const auto news = dns->record(asker, *message, clock.monotonic());
+  if (news.empty()) return;
+  // At most once per process and domain per minute (Observations), so a read per line.
+  std::error_code ec;
+  const auto exe =
+      std::filesystem::read_symlink(proc.root() / std::to_string(packet.task.tgid) / "exe", ec);
+  for (const auto& domain : news)
+    log::info("dns: pid " + std::to_string(packet.task.tgid) + " (" +
+              log::quote(ec ? std::string("exited") : exe.string()) + ") asked MX for " +
+              log::quote(domain));
+}
+
+detector::DnsEvidence Guard::Impl::dnsEvidence(const procinfo::ProcessInfo& process,
+                                               const std::string& dst) {
+  if (!dns || !kernelIdentity) return {};
+  const dns::Asker asker{static_cast<std::uint32_t>(process.pid), process.startTime};
+  const auto e = dns->evidence(asker, dst, clock.monotonic(), kernelIdentity->dnsTapRunning());
+  if (e.seen)
+    log::info("dns: pid " + std::to_string(process.pid) + " (" +
+              log::quote(process.identity.display()) + ") to " + dst + ": MX asked " +
+              (e.mxQueried ? "yes" : "no") + ", destination resolved " +
+              (e.dstResolved ? "yes" : "no") + ", mail-server name asked " +
+              (e.mailNameQueried ? "yes" : "no"));
+  return e;
+}
+
 void Guard::Impl::policyChanged() {
   if (!fastPath) return;
   fastPath->forgetAll();
@@ -700,6 +749,11 @@ StatusInfo Guard::status() const {
     s.counters.kernelEventsLost = k.eventsLost;
     s.counters.kernelMapBytes = k.mapBytes;
     s.kernelHooks = d.kernelIdentity->describe();
+    s.counters.dnsLost = k.dnsLost;
+  }
+  if (d.dns) {
+    s.dnsSource = "kernel";
+    s.counters.dnsQueries = d.dns->queries();
   }
   const auto stats = d.writer->stats();
   s.counters.attemptsDropped = stats.attemptsDropped;

@@ -13,6 +13,7 @@
 #include "detection.hpp"
 #include "host_protection.hpp"
 #include "kernel_fast_path.hpp"
+#include "mailguard/dns/dns.hpp"
 #include "mailguard/kernel/kernel_identity.hpp"
 #include "mailguard/service/guard.hpp"
 #include "mta_gate.hpp"
@@ -60,6 +61,12 @@ struct Guard::Impl {
   std::unique_ptr<kernel::KernelIdentity> kernelIdentity;
   std::unique_ptr<KernelFastPath> fastPath;
   std::uint64_t kernelGeneration = 0;  // bumped at each change of policy
+
+  // What each process asked name servers and was told (the kernel's DNS tap); null
+  // without kernel attribution or when the tap is not attached.
+  std::unique_ptr<dns::Observations> dns;
+  void onDnsPacket(const kernel::DnsPacket& packet);
+  detector::DnsEvidence dnsEvidence(const procinfo::ProcessInfo& process, const std::string& dst);
 
   std::unique_ptr<Detection> detection;
   std::unique_ptr<VerdictPipeline> pipeline;

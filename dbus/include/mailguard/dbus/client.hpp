@@ -31,6 +31,9 @@ struct Status {
   std::string kernelHooks;             // with "kernel": which taint hooks run
   std::uint64_t kernelEventsLost = 0;  // connects the hooks could not report (never blocked)
   std::uint64_t kernelMapBytes = 0;    // memory of the BPF maps
+  std::string dnsSource = "none";      // where programs' DNS is seen: "kernel" or "none"
+  std::uint64_t dnsQueries = 0;        // DNS questions programs sent, as the tap saw them
+  std::uint64_t dnsLost = 0;           // port-53 packets the tap could not copy
 };
 
 // Times are microseconds since the Unix epoch (UTC); 0 means never.
