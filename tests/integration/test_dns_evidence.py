@@ -24,7 +24,7 @@ CTEST_LABEL = "dbus"
 CTEST_UNSHARE = ["-n", "-m", "--propagation", "private"]
 
 DNSMASQ = "/usr/sbin/dnsmasq"
-NAMESERVER = "10.53.0.1"
+NAMESERVER = "198.18.53.1"  # test addresses only (RFC 2544 range), on lo
 MX_ADDRESS = "127.1.0.25"
 HARD_CODED = "127.1.0.26"
 
