@@ -118,10 +118,31 @@ struct mg_dns_event {
   __u8 data[MG_DNS_CAPTURE];
 };
 
+/* The reply tap: what a mail server sends on port 25 to a socket the connect hook saw
+ * (approved or queued), one TCP segment per event, so guardd can read the RCPT-stage reply
+ * codes of a program's own plaintext session. Only the server's side: segments the
+ * program sends are never copied. `seq` lets guardd drop retransmissions and notice gaps. */
+#define MG_SMTP_PORT 25
+#define MG_SMTP_CAPTURE 1024
+
+struct mg_smtp_event {
+  __u64 cookie;
+  struct mg_stamp task; /* who connected the socket */
+  __u8 server[16];      /* the packet's source address; IPv4 in the first 4 bytes */
+  __u32 seq;            /* TCP sequence number of the payload's first byte */
+  __u32 len;            /* the payload's length on the wire */
+  __u16 captured;       /* bytes of it in data */
+  __u8 family;          /* AF_INET (2) or AF_INET6 (10) */
+  __u8 closed;          /* 1: the server sent FIN or RST (the session is over) */
+  __u32 pad;
+  __u8 data[MG_SMTP_CAPTURE];
+};
+
 /* Indexes into the per-CPU `counters` array. */
 #define MG_COUNTER_EVENTS_LOST 0
 #define MG_COUNTER_TAINT_HOOK_CALLS 1 /* proves the taint hooks run (BPF LSM active) */
 #define MG_COUNTER_DNS_LOST 2         /* DNS packets the tap's ring buffer had no room for */
-#define MG_COUNTER_MAX 3
+#define MG_COUNTER_SMTP_LOST 3        /* port-25 segments the reply tap had no room for */
+#define MG_COUNTER_MAX 4
 
 #endif

@@ -129,9 +129,25 @@ struct DnsPacket {
   std::vector<std::uint8_t> payload;  // its first kDnsCaptureBytes at most
 };
 
+// One TCP segment a mail server sent on port 25 to a socket the connect hook let through
+// (approved or queued): the reply tap. Only the server's side is ever copied. `seq` is the
+// segment's TCP sequence number (retransmissions repeat it; a lost event leaves a gap);
+// `closed` marks the server's FIN or RST, after which nothing more comes for the cookie.
+inline constexpr std::size_t kSmtpCaptureBytes = 1024;
+struct SmtpSegment {
+  std::uint64_t cookie = 0;
+  Stamp task;  // who connected the socket
+  Destination server;
+  std::uint32_t seq = 0;
+  std::uint32_t wireLength = 0;  // the payload's whole length
+  bool closed = false;
+  std::vector<std::uint8_t> payload;  // its first kSmtpCaptureBytes at most
+};
+
 struct KernelStats {
   std::uint64_t eventsLost = 0;  // ring buffer full: connects not reported (never blocked)
   std::uint64_t dnsLost = 0;     // DNS tap's ring buffer full: packets not copied (never held)
+  std::uint64_t smtpLost = 0;    // reply tap's ring buffer full: segments not copied
   std::uint64_t mapBytes = 0;    // memory of the BPF maps, as the kernel accounts it
 };
 
@@ -175,6 +191,12 @@ class KernelIdentity {
   virtual void setDnsSink(std::function<void(const DnsPacket&)> sink) { (void)sink; }
   [[nodiscard]] virtual bool dnsTapRunning() const { return false; }
   [[nodiscard]] virtual std::string dnsTapError() const { return "not built in"; }
+
+  // The reply tap (attached with the DNS tap's skb programs): segments go to `sink` from
+  // readEvents(). stopSmtp() ends the copying for a socket (its session turned to TLS, or
+  // enough was read).
+  virtual void setSmtpSink(std::function<void(const SmtpSegment&)> sink) { (void)sink; }
+  virtual void stopSmtp(std::uint64_t cookie) { (void)cookie; }
 };
 
 struct BpfOptions {
@@ -238,6 +260,10 @@ class FakeKernelIdentity final : public KernelIdentity {
     pendingDns.clear();
     if (dnsSink)
       for (const auto& p : dns) dnsSink(p);
+    auto smtp = std::move(pendingSmtp);
+    pendingSmtp.clear();
+    if (smtpSink)
+      for (const auto& s : smtp) smtpSink(s);
     return {};
   }
   [[nodiscard]] KernelStats stats() const override { return kernelStats; }
@@ -259,6 +285,15 @@ class FakeKernelIdentity final : public KernelIdentity {
   }
   [[nodiscard]] bool dnsTapRunning() const override { return dnsRunning; }
   [[nodiscard]] std::string dnsTapError() const override { return {}; }
+  // The reply tap: segments pushed by the test go to the sink with the next readEvents()
+  // (after the DNS packets); stopped cookies are recorded.
+  std::vector<SmtpSegment> pendingSmtp;
+  std::function<void(const SmtpSegment&)> smtpSink;
+  std::set<std::uint64_t> smtpStopped;
+  void setSmtpSink(std::function<void(const SmtpSegment&)> sink) override {
+    smtpSink = std::move(sink);
+  }
+  void stopSmtp(std::uint64_t cookie) override { smtpStopped.insert(cookie); }
 };
 
 }  // namespace mailguard::kernel
