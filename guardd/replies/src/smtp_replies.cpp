@@ -138,4 +138,26 @@ void SessionReplies::reply(std::string_view text) {
   }
 }
 
+void OrderedSession::segment(std::uint32_t seq, std::string_view bytes, std::uint32_t wireLength) {
+  if (stopped() || wireLength == 0) return;
+  if (!started_) {
+    started_ = true;
+    next_ = seq;
+  }
+  // Sequence numbers wrap (RFC 9293 3.4): compare by signed distance.
+  const auto ahead = static_cast<std::int32_t>(seq - next_);
+  if (ahead > 0) {
+    gap_ = true;
+    return;
+  }
+  const auto seen = static_cast<std::uint32_t>(-static_cast<std::int64_t>(ahead));
+  if (seen >= wireLength) return;  // a retransmission of bytes already read
+  if (seen < bytes.size()) replies_.feed(bytes.substr(seen));
+  if (bytes.size() < wireLength) {
+    gap_ = true;  // the copy was cut short
+    return;
+  }
+  next_ = seq + wireLength;
+}
+
 }  // namespace mailguard::replies

@@ -108,5 +108,48 @@ TEST(SessionReplies, StopsOnWhatIsNotSmtp) {
   EXPECT_TRUE(longLine.stopped());
 }
 
+TEST(OrderedSession, ReadsSegmentsInSequenceAndSkipsRetransmissions) {
+  const std::string greet = "220 mx.test ESMTP\r\n250 mx.test\r\n250 2.1.0 Ok\r\n";
+  const std::string rcpt = "550 5.1.1 <a@b.test>: User unknown\r\n";
+  const std::string ok = "250 2.1.5 Ok\r\n";
+  OrderedSession s;
+  const std::uint32_t base = 0xfffffff0U;  // wraps past 2^32 within the session
+  s.segment(base, greet, static_cast<std::uint32_t>(greet.size()));
+  s.segment(base, greet, static_cast<std::uint32_t>(greet.size()));  // retransmitted
+  auto at = base + static_cast<std::uint32_t>(greet.size());
+  s.segment(at, rcpt, static_cast<std::uint32_t>(rcpt.size()));
+  // A retransmission that overlaps the last segment and carries the next reply too.
+  const std::string overlap = rcpt + ok;
+  s.segment(at, overlap, static_cast<std::uint32_t>(overlap.size()));
+  EXPECT_FALSE(s.stopped());
+  EXPECT_EQ(s.counts().userUnknown, 1U);
+  EXPECT_EQ(s.counts().accepted, 1U);
+}
+
+TEST(OrderedSession, AGapOrACutCopyStopsTheReadingAndKeepsWhatCameBefore) {
+  const std::string head = "220 mx.test ESMTP\r\n250 mx.test\r\n250 2.1.0 Ok\r\n";
+  const std::string rcpt = "550 5.1.1 User unknown\r\n";
+  OrderedSession gap;
+  gap.segment(1000, head, static_cast<std::uint32_t>(head.size()));
+  gap.segment(1000 + static_cast<std::uint32_t>(head.size()), rcpt,
+              static_cast<std::uint32_t>(rcpt.size()));
+  gap.segment(5000, "250 2.1.5 Ok\r\n", 14);  // bytes before it were never seen
+  EXPECT_TRUE(gap.gap());
+  EXPECT_TRUE(gap.stopped());
+  EXPECT_FALSE(gap.startedTls());
+  EXPECT_EQ(gap.counts().userUnknown, 1U);
+  EXPECT_EQ(gap.counts().accepted, 0U);
+
+  OrderedSession cut;
+  cut.segment(1, head, static_cast<std::uint32_t>(head.size()) + 2000);  // copy cut short
+  EXPECT_TRUE(cut.gap());
+
+  OrderedSession tls;
+  const std::string starttls = "220 mx.test ESMTP\r\n250 STARTTLS\r\n220 2.0.0 Ready\r\n";
+  tls.segment(7, starttls, static_cast<std::uint32_t>(starttls.size()));
+  EXPECT_TRUE(tls.startedTls());
+  EXPECT_FALSE(tls.gap());
+}
+
 }  // namespace
 }  // namespace mailguard::replies

@@ -7,6 +7,7 @@
 // skipped; a 220 after the greeting is STARTTLS's go-ahead, after which nothing is
 // readable. Only counts leave this class; the reply texts are never kept.
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -49,6 +50,26 @@ class SessionReplies {
   std::string line_;   // the current line, until its LF
   std::string reply_;  // the current reply's lines, until its last line
   RcptCounts counts_;
+};
+
+// A SessionReplies fed TCP segments as a packet tap sees them: by sequence number, with
+// retransmissions (wholly or partly seen before) cut to their new bytes. A gap (a segment
+// the tap could not copy, or copied only in part) stops the reading: past it, which reply
+// answers which command is unknown. Counts before the gap stand.
+class OrderedSession {
+ public:
+  // `bytes`: the copied part of a segment of `wireLength` bytes starting at `seq`.
+  void segment(std::uint32_t seq, std::string_view bytes, std::uint32_t wireLength);
+  [[nodiscard]] const RcptCounts& counts() const { return replies_.counts(); }
+  [[nodiscard]] bool stopped() const { return gap_ || replies_.stopped(); }
+  [[nodiscard]] bool gap() const { return gap_; }
+  [[nodiscard]] bool startedTls() const { return !gap_ && replies_.stopped(); }
+
+ private:
+  SessionReplies replies_;
+  bool started_ = false;
+  bool gap_ = false;
+  std::uint32_t next_ = 0;  // the sequence number of the next new byte
 };
 
 }  // namespace mailguard::replies
