@@ -143,6 +143,8 @@ VariantMap encodeStatus(const Status& s) {
       {"dns_source", sdbus::Variant(s.dnsSource)},
       {"dns_queries", sdbus::Variant(s.dnsQueries)},
       {"dns_lost", sdbus::Variant(s.dnsLost)},
+      {"reply_sessions", sdbus::Variant(s.replySessions)},
+      {"replies_lost", sdbus::Variant(s.repliesLost)},
       {"kernel_map_bytes", sdbus::Variant(s.kernelMapBytes)},
   };
 }
@@ -166,6 +168,8 @@ Status decodeStatus(const VariantMap& m) {
   s.dnsSource = variantOr<std::string>(m, "dns_source", "none");
   s.dnsQueries = variantOr<std::uint64_t>(m, "dns_queries", 0);
   s.dnsLost = variantOr<std::uint64_t>(m, "dns_lost", 0);
+  s.replySessions = variantOr<std::uint64_t>(m, "reply_sessions", 0);
+  s.repliesLost = variantOr<std::uint64_t>(m, "replies_lost", 0);
   s.kernelMapBytes = variantOr<std::uint64_t>(m, "kernel_map_bytes", 0);
   return s;
 }

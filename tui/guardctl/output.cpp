@@ -280,6 +280,7 @@ json toJson(const dbus::Status& s) {
                              ? json{{"hooks", s.kernelHooks}, {"map_bytes", s.kernelMapBytes}}
                              : json(nullptr)},
               {"dns", {{"source", s.dnsSource}, {"queries", s.dnsQueries}, {"lost", s.dnsLost}}},
+              {"replies", {{"sessions", s.replySessions}, {"lost", s.repliesLost}}},
               {"store_error", s.storeError.empty() ? json(nullptr) : json(s.storeError)}};
 }
 

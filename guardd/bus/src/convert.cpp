@@ -108,6 +108,8 @@ dbus::Status toDbus(const service::StatusInfo& s) {
   out.dnsSource = s.dnsSource;
   out.dnsQueries = s.counters.dnsQueries;
   out.dnsLost = s.counters.dnsLost;
+  out.replySessions = s.counters.replySessions;
+  out.repliesLost = s.counters.repliesLost;
   out.kernelMapBytes = s.counters.kernelMapBytes;
   return out;
 }

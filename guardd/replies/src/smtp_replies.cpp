@@ -93,6 +93,7 @@ void SessionReplies::reply(std::string_view text) {
   }
   if (code == 221 || code == 421) {  // closing
     stage_ = Stage::Stopped;
+    closing_ = true;
     return;
   }
   switch (stage_) {
@@ -104,7 +105,10 @@ void SessionReplies::reply(std::string_view text) {
       if (code == 250) stage_ = Stage::Mail;
       return;
     case Stage::Mail:
-      if (code == 220) stage_ = Stage::Stopped;  // STARTTLS: encrypted from here on
+      if (code == 220) {  // STARTTLS: encrypted from here on
+        stage_ = Stage::Stopped;
+        tls_ = true;
+      }
       if (code == 250) stage_ = Stage::Rcpt;
       return;  // 334/235/535 (AUTH), 5xx to MAIL: still before a transaction
     case Stage::Rcpt:

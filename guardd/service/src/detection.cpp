@@ -492,6 +492,17 @@ void Detection::onMtaDelivery(const ProgramIdentity& identity, std::uint32_t uid
   drainAlerts(nullptr);
 }
 
+void Detection::onReplies(const ProgramIdentity& identity, std::uint32_t uid,
+                          const det::ReplyEvent& replies) {
+  det::ReplyEvent e = replies;
+  e.principal = det::Principal::of(identity, uid);
+  e.program = identity.display();
+  e.idClass = classify(identity);
+  (void)detector_->replied(e);
+  dirty_ = true;
+  drainAlerts(nullptr);
+}
+
 void Detection::markQuarantined(const det::Principal& principal) {
   d_.programs.forEach([&](ProgramView& view) {
     if (!identityMatches(view.identity, principal)) return;

@@ -97,6 +97,10 @@ class Detection final : public Assessment {
                        unsigned recipients, const std::vector<std::string>& domains);
   void onMtaDelivery(const rules::ProgramIdentity& identity, std::uint32_t uid,
                      const detector::DeliveryEvent& outcome);
+  // The RCPT-stage reply counts of one of the program's own plaintext SMTP sessions (the
+  // kernel's reply tap), as evidence (O2-O4); may quarantine like the above.
+  void onReplies(const rules::ProgramIdentity& identity, std::uint32_t uid,
+                 const detector::ReplyEvent& replies);
 
   // Classifications finished off the loop since the last call go into the cache.
   void collectClassifications();

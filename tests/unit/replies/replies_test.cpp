@@ -149,6 +149,13 @@ TEST(OrderedSession, AGapOrACutCopyStopsTheReadingAndKeepsWhatCameBefore) {
   tls.segment(7, starttls, static_cast<std::uint32_t>(starttls.size()));
   EXPECT_TRUE(tls.startedTls());
   EXPECT_FALSE(tls.gap());
+
+  OrderedSession quit;
+  const std::string bye = "220 mx.test ESMTP\r\n250 mx.test\r\n221 2.0.0 Bye\r\n";
+  quit.segment(7, bye, static_cast<std::uint32_t>(bye.size()));
+  EXPECT_TRUE(quit.stopped());
+  EXPECT_TRUE(quit.closing());
+  EXPECT_FALSE(quit.startedTls());
 }
 
 }  // namespace

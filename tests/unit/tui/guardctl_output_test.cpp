@@ -202,6 +202,10 @@ TEST(GuardctlStatus, JsonSaysWhereProgramsDnsIsSeen) {
   EXPECT_EQ(json["dns"]["source"], "kernel");
   EXPECT_EQ(json["dns"]["queries"], 42);
   EXPECT_EQ(json["dns"]["lost"], 1);
+  s.replySessions = 3;
+  s.repliesLost = 2;
+  EXPECT_EQ(toJson(s)["replies"]["sessions"], 3);
+  EXPECT_EQ(toJson(s)["replies"]["lost"], 2);
   EXPECT_EQ(toJson(aStatus("proc"))["dns"]["source"], "none");
 }
 

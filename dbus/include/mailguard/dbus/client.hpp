@@ -34,6 +34,8 @@ struct Status {
   std::string dnsSource = "none";      // where programs' DNS is seen: "kernel" or "none"
   std::uint64_t dnsQueries = 0;        // DNS questions programs sent, as the tap saw them
   std::uint64_t dnsLost = 0;           // port-53 packets the tap could not copy
+  std::uint64_t replySessions = 0;     // programs' own SMTP sessions whose replies were read
+  std::uint64_t repliesLost = 0;       // port-25 segments the reply tap could not copy
 };
 
 // Times are microseconds since the Unix epoch (UTC); 0 means never.

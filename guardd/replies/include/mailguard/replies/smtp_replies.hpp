@@ -39,6 +39,9 @@ class SessionReplies {
   [[nodiscard]] const RcptCounts& counts() const { return counts_; }
   // STARTTLS began (or the stream stopped making sense): nothing more is read.
   [[nodiscard]] bool stopped() const { return stage_ == Stage::Stopped; }
+  // Why it stopped: STARTTLS's go-ahead, or the server closing (221, 421).
+  [[nodiscard]] bool startedTls() const { return tls_; }
+  [[nodiscard]] bool closing() const { return closing_; }
 
  private:
   enum class Stage { Greeting, Hello, Mail, Rcpt, Data, Stopped };
@@ -47,6 +50,8 @@ class SessionReplies {
   static constexpr std::size_t kMaxLine = 1024;  // longer: not SMTP (RFC 5321: 512)
   static constexpr std::size_t kMaxReply = 8192;
   Stage stage_ = Stage::Greeting;
+  bool tls_ = false;
+  bool closing_ = false;
   std::string line_;   // the current line, until its LF
   std::string reply_;  // the current reply's lines, until its last line
   RcptCounts counts_;
@@ -63,7 +68,8 @@ class OrderedSession {
   [[nodiscard]] const RcptCounts& counts() const { return replies_.counts(); }
   [[nodiscard]] bool stopped() const { return gap_ || replies_.stopped(); }
   [[nodiscard]] bool gap() const { return gap_; }
-  [[nodiscard]] bool startedTls() const { return !gap_ && replies_.stopped(); }
+  [[nodiscard]] bool startedTls() const { return !gap_ && replies_.startedTls(); }
+  [[nodiscard]] bool closing() const { return !gap_ && replies_.closing(); }
 
  private:
   SessionReplies replies_;

@@ -40,6 +40,10 @@ struct Counters {
   // The DNS tap: messages programs sent to name servers, and packets it could not copy.
   std::uint64_t dnsQueries = 0;
   std::uint64_t dnsLost = 0;
+  // The reply tap: programs' own SMTP sessions whose replies were read to the end (close,
+  // STARTTLS or a gap), and port-25 segments it could not copy.
+  std::uint64_t replySessions = 0;
+  std::uint64_t repliesLost = 0;
 };
 
 struct StatusInfo {
