@@ -89,17 +89,17 @@ class DirectReplies(GuarddOnBusTest):
     def setUp(self):
         super().setUp()
         self.cgroup = PrivateCgroup(self)
-        self.client = os.path.join(self.dir, "client.py")
-        with open(self.client, "w") as f:
+        self.smtp_client = os.path.join(self.dir, "client.py")
+        with open(self.smtp_client, "w") as f:
             f.write(CLIENT)
-        os.chmod(self.client, 0o755)
+        os.chmod(self.smtp_client, 0o755)
         # Started and checked before guardd: the test's own connects are not tapped, but
         # once guardd runs they would be held as an unknown program's.
         self.sink = subprocess.Popen([sys.executable, "-c", SINK, SINK_ADDRESS],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.addCleanup(terminate, self.sink)
         wait_for(self.sink_greets, 10, "the SMTP sink's greeting")
-        seed(self.state, "approve", "/usr/bin/python3", self.client)
+        seed(self.state, "approve", "/usr/bin/python3", self.smtp_client)
         conf = os.path.join(self.dir, "guardd.conf")
         with open(conf, "w") as f:
             f.write(f'[kernel]\nidentity = "auto"\ncgroup = "{self.cgroup.path}"\n'
@@ -123,7 +123,7 @@ class DirectReplies(GuarddOnBusTest):
         self.assertEqual(status["replies"]["sessions"], 0, status)
 
     def session(self, commands):
-        r = self.cgroup.run(["/usr/bin/python3", self.client, SINK_ADDRESS, *commands])
+        r = self.cgroup.run(["/usr/bin/python3", self.smtp_client, SINK_ADDRESS, *commands])
         self.assertEqual(r.returncode, 0, r.stderr + self.guardd.log()[-2000:])
         self.assertIn("done", r.stdout)
 
