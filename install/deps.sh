@@ -24,6 +24,8 @@ testing=(
   # pkttyagent, is a runtime dependency above).
   openssl
   lintian man-db
+  # The DNS tap's tests: a name server serving *.test (dnsmasq-base: no service started).
+  dnsmasq-base
 )
 # The MTA tests run a real exim (Debian's default MTA; it conflicts with postfix, so only
 # where no other MTA is installed).

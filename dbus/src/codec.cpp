@@ -140,6 +140,11 @@ VariantMap encodeStatus(const Status& s) {
       {"attribution", sdbus::Variant(s.attribution)},
       {"kernel_hooks", sdbus::Variant(s.kernelHooks)},
       {"kernel_events_lost", sdbus::Variant(s.kernelEventsLost)},
+      {"dns_source", sdbus::Variant(s.dnsSource)},
+      {"dns_queries", sdbus::Variant(s.dnsQueries)},
+      {"dns_lost", sdbus::Variant(s.dnsLost)},
+      {"reply_sessions", sdbus::Variant(s.replySessions)},
+      {"replies_lost", sdbus::Variant(s.repliesLost)},
       {"kernel_map_bytes", sdbus::Variant(s.kernelMapBytes)},
       {"presence_source", sdbus::Variant(s.presenceSource)},
   };
@@ -166,6 +171,11 @@ Status decodeStatus(const VariantMap& m) {
   s.attribution = variantOr<std::string>(m, "attribution", "");
   s.kernelHooks = variantOr<std::string>(m, "kernel_hooks", "");
   s.kernelEventsLost = variantOr<std::uint64_t>(m, "kernel_events_lost", 0);
+  s.dnsSource = variantOr<std::string>(m, "dns_source", "none");
+  s.dnsQueries = variantOr<std::uint64_t>(m, "dns_queries", 0);
+  s.dnsLost = variantOr<std::uint64_t>(m, "dns_lost", 0);
+  s.replySessions = variantOr<std::uint64_t>(m, "reply_sessions", 0);
+  s.repliesLost = variantOr<std::uint64_t>(m, "replies_lost", 0);
   s.kernelMapBytes = variantOr<std::uint64_t>(m, "kernel_map_bytes", 0);
   s.presenceSource = variantOr<std::string>(m, "presence_source", "");
   if (m.count("presence_active_user") != 0) {

@@ -292,6 +292,8 @@ json toJson(const dbus::Status& s) {
               {"kernel", s.attribution == "kernel"
                              ? json{{"hooks", s.kernelHooks}, {"map_bytes", s.kernelMapBytes}}
                              : json(nullptr)},
+              {"dns", {{"source", s.dnsSource}, {"queries", s.dnsQueries}, {"lost", s.dnsLost}}},
+              {"replies", {{"sessions", s.replySessions}, {"lost", s.repliesLost}}},
               {"store_error", s.storeError.empty() ? json(nullptr) : json(s.storeError)},
               {"presence", presenceJson(s)}};
 }

@@ -105,6 +105,11 @@ dbus::Status toDbus(const service::StatusInfo& s) {
   out.attribution = s.attribution;
   out.kernelHooks = s.kernelHooks;
   out.kernelEventsLost = s.counters.kernelEventsLost;
+  out.dnsSource = s.dnsSource;
+  out.dnsQueries = s.counters.dnsQueries;
+  out.dnsLost = s.counters.dnsLost;
+  out.replySessions = s.counters.replySessions;
+  out.repliesLost = s.counters.repliesLost;
   out.kernelMapBytes = s.counters.kernelMapBytes;
   out.presenceSource = s.presenceSource;
   out.presenceActiveUser = s.presenceActiveUser;

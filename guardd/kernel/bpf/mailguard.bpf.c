@@ -592,8 +592,190 @@ static __always_inline void refused(struct mg_stamp* s, __u64 cookie, __u8 famil
   r->dst[slot].family = family;
 }
 
+/* ---- DNS tap: which task asks what of a name server, and what it is told.
+ *
+ * A socket a task connects (glibc's resolver connects its UDP socket; TCP always does)
+ * or sends to (sendto() on an unconnected UDP socket) on port 53 is stamped with that
+ * task, by cookie, in `dns_stamps`; the cgroup_skb programs copy the payload of that
+ * socket's port-53 packets, both ways, to `dns_events`. Only stamped sockets are copied:
+ * a name server's own listening socket (dnsmasq answering) never is. The skb programs
+ * always return 1: the tap never drops or delays a packet; what the ring buffer has no
+ * room for is counted. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 8192);
+  __type(key, __u64);
+  __type(value, struct mg_stamp);
+} dns_stamps SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 1024 * 1024);
+} dns_events SEC(".maps");
+
+static __always_inline void dns_stamp(void* ctx) {
+  struct mg_stamp s = {};
+  fill_stamp(bpf_get_current_task_btf(), &s);
+  __u64 cookie = bpf_get_socket_cookie(ctx);
+  bpf_map_update_elem(&dns_stamps, &cookie, &s, BPF_ANY);
+}
+
+SEC("cgroup/sendmsg4")
+int dns_sendmsg4(struct bpf_sock_addr* ctx) {
+  if (bpf_ntohs((__u16)ctx->user_port) == MG_DNS_PORT) dns_stamp(ctx);
+  return 1;
+}
+
+SEC("cgroup/sendmsg6")
+int dns_sendmsg6(struct bpf_sock_addr* ctx) {
+  if (bpf_ntohs((__u16)ctx->user_port) == MG_DNS_PORT) dns_stamp(ctx);
+  return 1;
+}
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+
+/* ---- reply tap: what a mail server answers a program's own SMTP session.
+ *
+ * The connect hook records each port-25 socket it lets through (approved or queued) in
+ * `smtp_socks`, with the connecting task; the ingress program copies that socket's
+ * segments from port 25 (the server's replies) to `smtp_events`. Egress, the program's
+ * commands and message, is never copied. guardd deletes the entry when the session turns
+ * to TLS (nothing after is readable) or it has read enough; a FIN or RST from the server
+ * ends it here. LRU: a socket guardd never hears of again ages out. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u64);
+  __type(value, struct mg_stamp);
+} smtp_socks SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 512 * 1024);
+} smtp_events SEC(".maps");
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_RST 0x04
+
+static __always_inline void smtp_tap(struct __sk_buff* skb, __u32 off, __u8 family,
+                                     const __u8* src) {
+  __u8 hdr[14]; /* ports, seq, ack, data offset, flags */
+  if (bpf_skb_load_bytes(skb, off, hdr, sizeof(hdr)) != 0) return;
+  __u64 cookie = bpf_get_socket_cookie(skb);
+  struct mg_stamp* s = bpf_map_lookup_elem(&smtp_socks, &cookie);
+  if (!s) return;
+  __u8 flags = hdr[13];
+  __u32 payload_off = off + (__u32)(hdr[12] >> 4) * 4;
+  __u32 len = skb->len > payload_off ? skb->len - payload_off : 0;
+  __u8 closed = (flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) != 0;
+  if (len == 0 && !closed) return; /* a bare ACK */
+  struct mg_smtp_event* e = bpf_ringbuf_reserve(&smtp_events, sizeof(*e), 0);
+  if (!e) {
+    count(MG_COUNTER_SMTP_LOST);
+  } else {
+    __u32 n = len > MG_SMTP_CAPTURE ? MG_SMTP_CAPTURE : len;
+    e->cookie = cookie;
+    e->task = *s;
+    __builtin_memcpy(e->server, src, 16);
+    __u32 seq;
+    __builtin_memcpy(&seq, hdr + 4, 4);
+    e->seq = bpf_ntohl(seq);
+    e->len = len;
+    e->family = family;
+    e->closed = closed;
+    e->pad = 0;
+    e->captured = 0;
+    if (n >= 1 && n <= MG_SMTP_CAPTURE && bpf_skb_load_bytes(skb, payload_off, e->data, n) == 0)
+      e->captured = (__u16)n;
+    bpf_ringbuf_submit(e, 0);
+  }
+  if (closed) bpf_map_delete_elem(&smtp_socks, &cookie);
+}
+
+/* cgroup_skb programs see the packet from its network header on, both ways. IPv6 with
+ * extension headers before the transport header, and IPv4 fragments after the first, are
+ * not looked into (resolvers send neither for a query, TCP never fragments). */
+static __always_inline void dns_tap(struct __sk_buff* skb, __u8 ingress) {
+  __u32 off = 0;
+  __u8 proto = 0;
+  __u8 family = 0;
+  __u8 src[16] = {};
+  if (skb->protocol == bpf_htons(ETH_P_IP)) {
+    struct iphdr ip;
+    if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) != 0) return;
+    if (ip.frag_off & bpf_htons(0x1fff)) return;
+    off = (__u32)ip.ihl * 4;
+    proto = ip.protocol;
+    family = AF_INET;
+    __builtin_memcpy(src, &ip.saddr, 4);
+  } else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+    struct ipv6hdr ip6;
+    if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) != 0) return;
+    off = sizeof(ip6);
+    proto = ip6.nexthdr;
+    family = AF_INET6;
+    __builtin_memcpy(src, &ip6.saddr, 16);
+  } else {
+    return;
+  }
+  __u16 ports[2];
+  if (proto != IPPROTO_UDP && proto != IPPROTO_TCP) return;
+  if (bpf_skb_load_bytes(skb, off, ports, sizeof(ports)) != 0) return;
+  if (ingress && proto == IPPROTO_TCP && bpf_ntohs(ports[0]) == MG_SMTP_PORT) {
+    smtp_tap(skb, off, family, src);
+    return;
+  }
+  if (bpf_ntohs(ingress ? ports[0] : ports[1]) != MG_DNS_PORT) return;
+  if (proto == IPPROTO_UDP) {
+    off += 8;
+  } else {
+    __u8 doff = 0;
+    if (bpf_skb_load_bytes(skb, off + 12, &doff, 1) != 0) return;
+    off += (__u32)(doff >> 4) * 4;
+  }
+  if (skb->len <= off) return; /* no payload: a bare ACK, SYN or FIN */
+  __u64 cookie = bpf_get_socket_cookie(skb);
+  struct mg_stamp* s = bpf_map_lookup_elem(&dns_stamps, &cookie);
+  if (!s) return;
+  struct mg_dns_event* e = bpf_ringbuf_reserve(&dns_events, sizeof(*e), 0);
+  if (!e) {
+    count(MG_COUNTER_DNS_LOST);
+    return;
+  }
+  __u32 len = skb->len - off;
+  __u32 n = len > MG_DNS_CAPTURE ? MG_DNS_CAPTURE : len;
+  e->cookie = cookie;
+  e->task = *s;
+  e->len = len;
+  e->ingress = ingress;
+  e->tcp = proto == IPPROTO_TCP;
+  e->captured = 0;
+  if (n >= 1 && n <= MG_DNS_CAPTURE && bpf_skb_load_bytes(skb, off, e->data, n) == 0)
+    e->captured = (__u16)n;
+  bpf_ringbuf_submit(e, 0);
+}
+
+SEC("cgroup_skb/egress")
+int dns_egress(struct __sk_buff* skb) {
+  dns_tap(skb, 0);
+  return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int dns_ingress(struct __sk_buff* skb) {
+  dns_tap(skb, 1);
+  return 1;
+}
+
 static __always_inline int decide(struct bpf_sock_addr* ctx, __u8 family, const __u8* dst) {
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
+  if (port == MG_DNS_PORT) {
+    dns_stamp(ctx);
+    return 1;
+  }
   if (ctx->type != SOCK_STREAM || !bpf_map_lookup_elem(&mail_ports, &port)) return 1;
 
   struct mg_stamp s = {};
@@ -612,6 +794,7 @@ static __always_inline int decide(struct bpf_sock_addr* ctx, __u8 family, const 
         bpf_getsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0) {
       mark |= (int)cfg->mark_bit; /* OR-ed: VPN and policy-routing marks stay */
       if (bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0) {
+        if (port == MG_SMTP_PORT) bpf_map_update_elem(&smtp_socks, &cookie, &s, BPF_ANY);
         report(&s, cookie, family, dst, port, MG_DECISION_APPROVED);
         return 1;
       }
@@ -619,6 +802,7 @@ static __always_inline int decide(struct bpf_sock_addr* ctx, __u8 family, const 
     /* No mark: the SYN goes to the queue, so stamp it like any other. */
   }
   bpf_map_update_elem(&stamps, &cookie, &s, BPF_ANY);
+  if (port == MG_SMTP_PORT) bpf_map_update_elem(&smtp_socks, &cookie, &s, BPF_ANY);
   report(&s, cookie, family, dst, port, MG_DECISION_QUEUED);
   return 1;
 }

@@ -102,9 +102,47 @@ struct mg_config {
   __u32 generation; /* of the refusal counts (0 or 1), flipped by guardd */
 };
 
+/* The DNS tap: the payload of one port-53 packet (UDP, or one TCP segment with its
+ * 2-byte length prefix) of a socket a task connected or sent to port 53, with that task.
+ * At most MG_DNS_CAPTURE bytes of it; `len` is the payload's whole length. */
+#define MG_DNS_PORT 53
+#define MG_DNS_CAPTURE 1024
+
+struct mg_dns_event {
+  __u64 cookie;
+  struct mg_stamp task;
+  __u32 len;      /* the payload's length on the wire */
+  __u16 captured; /* bytes of it in data */
+  __u8 ingress;   /* 1: from port 53 (an answer), 0: to port 53 (a question) */
+  __u8 tcp;       /* 1: TCP (data starts with the length prefix), 0: UDP */
+  __u8 data[MG_DNS_CAPTURE];
+};
+
+/* The reply tap: what a mail server sends on port 25 to a socket the connect hook saw
+ * (approved or queued), one TCP segment per event, so guardd can read the RCPT-stage reply
+ * codes of a program's own plaintext session. Only the server's side: segments the
+ * program sends are never copied. `seq` lets guardd drop retransmissions and notice gaps. */
+#define MG_SMTP_PORT 25
+#define MG_SMTP_CAPTURE 1024
+
+struct mg_smtp_event {
+  __u64 cookie;
+  struct mg_stamp task; /* who connected the socket */
+  __u8 server[16];      /* the packet's source address; IPv4 in the first 4 bytes */
+  __u32 seq;            /* TCP sequence number of the payload's first byte */
+  __u32 len;            /* the payload's length on the wire */
+  __u16 captured;       /* bytes of it in data */
+  __u8 family;          /* AF_INET (2) or AF_INET6 (10) */
+  __u8 closed;          /* 1: the server sent FIN or RST (the session is over) */
+  __u32 pad;
+  __u8 data[MG_SMTP_CAPTURE];
+};
+
 /* Indexes into the per-CPU `counters` array. */
 #define MG_COUNTER_EVENTS_LOST 0
 #define MG_COUNTER_TAINT_HOOK_CALLS 1 /* proves the taint hooks run (BPF LSM active) */
-#define MG_COUNTER_MAX 2
+#define MG_COUNTER_DNS_LOST 2         /* DNS packets the tap's ring buffer had no room for */
+#define MG_COUNTER_SMTP_LOST 3        /* port-25 segments the reply tap had no room for */
+#define MG_COUNTER_MAX 4
 
 #endif

@@ -51,6 +51,10 @@ static_assert(sizeof(mg_argv) == 16);
 static_assert(sizeof(mg_stamp) == 80);
 static_assert(sizeof(mg_event) == 112);
 static_assert(MG_ARGV_HASH_BOUND == kArgvHashBound);
+static_assert(sizeof(mg_dns_event) == 8 + 80 + 8 + MG_DNS_CAPTURE);
+static_assert(MG_DNS_CAPTURE == kDnsCaptureBytes);
+static_assert(sizeof(mg_smtp_event) == 8 + 80 + 16 + 16 + MG_SMTP_CAPTURE);
+static_assert(MG_SMTP_CAPTURE == kSmtpCaptureBytes);
 static_assert(sizeof(mg_refusal_key) == 40 && sizeof(mg_dest) == 24 &&
               sizeof(mg_refusal) == 24 + MG_REFUSAL_DSTS * 24);
 static_assert(MG_REFUSAL_DSTS == kRefusalDestinations);
@@ -250,6 +254,15 @@ class BpfKernelIdentity final : public KernelIdentity {
     ring_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &BpfKernelIdentity::onSample,
                                  this, nullptr));
     if (!ring_) return bpfError("set up the BPF event ring buffer", errno);
+    // The DNS tap's ring in the same manager: one epoll fd, one consume for both.
+    if (const int rc = ring_buffer__add(ring_.get(), bpf_map__fd(skel_->maps.dns_events),
+                                        &BpfKernelIdentity::onDnsSample, this);
+        rc != 0)
+      return bpfError("set up the DNS tap's ring buffer", rc);
+    if (const int rc = ring_buffer__add(ring_.get(), bpf_map__fd(skel_->maps.smtp_events),
+                                        &BpfKernelIdentity::onSmtpSample, this);
+        rc != 0)
+      return bpfError("set up the reply tap's ring buffer", rc);
     // One fd for the event loop: the ring buffer's own epoll fd and the timer of the
     // refusal counts, both level-triggered, so this one is readable while either is.
     epoll_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
@@ -298,7 +311,35 @@ class BpfKernelIdentity final : public KernelIdentity {
                             options.cgroup.string() + "'",
                         errno);
     }
+    // The DNS tap is evidence, not enforcement: when it cannot attach, the connect hooks
+    // stay and dnsTapError() says why (guardd then treats DNS as unseen).
+    for (auto [prog, link] :
+         {std::pair{p.dns_sendmsg4, &l.dns_sendmsg4}, std::pair{p.dns_sendmsg6, &l.dns_sendmsg6},
+          std::pair{p.dns_egress, &l.dns_egress}, std::pair{p.dns_ingress, &l.dns_ingress}}) {
+      *link = bpf_program__attach_cgroup(prog, cgroup.get());
+      if (*link == nullptr) {
+        dnsError_ = bpfError("attach " + std::string(bpf_program__name(prog)) + " to cgroup '" +
+                                 options.cgroup.string() + "'",
+                             errno)
+                        .message;
+        break;
+      }
+    }
+    if (dnsError_.empty()) dnsRunning_ = true;
     return {};
+  }
+
+  void setDnsSink(std::function<void(const DnsPacket&)> sink) override {
+    dnsSink_ = std::move(sink);
+  }
+  [[nodiscard]] bool dnsTapRunning() const override { return dnsRunning_; }
+  [[nodiscard]] std::string dnsTapError() const override { return dnsError_; }
+  void setSmtpSink(std::function<void(const SmtpSegment&)> sink) override {
+    smtpSink_ = std::move(sink);
+  }
+  void stopSmtp(std::uint64_t cookie) override {
+    // ENOENT: the server's FIN already ended it, or the LRU map evicted it.
+    (void)bpf_map_delete_elem(bpf_map__fd(skel_->maps.smtp_socks), &cookie);
   }
 
   Result<void> setMailPorts(const std::vector<std::uint16_t>& ports) override {
@@ -371,10 +412,13 @@ class BpfKernelIdentity final : public KernelIdentity {
   [[nodiscard]] KernelStats stats() const override {
     KernelStats s;
     s.eventsLost = sumPerCpu(bpf_map__fd(skel_->maps.counters), MG_COUNTER_EVENTS_LOST);
+    s.dnsLost = sumPerCpu(bpf_map__fd(skel_->maps.counters), MG_COUNTER_DNS_LOST);
+    s.smtpLost = sumPerCpu(bpf_map__fd(skel_->maps.counters), MG_COUNTER_SMTP_LOST);
     for (const bpf_map* m :
          {skel_->maps.mail_ports, skel_->maps.approved, skel_->maps.denied, skel_->maps.stamps,
           skel_->maps.taints, skel_->maps.argvs, skel_->maps.argv_scratch, skel_->maps.refusals,
-          skel_->maps.events, skel_->maps.counters, skel_->maps.mg_config})
+          skel_->maps.events, skel_->maps.counters, skel_->maps.mg_config, skel_->maps.dns_stamps,
+          skel_->maps.dns_events, skel_->maps.smtp_socks, skel_->maps.smtp_events})
       s.mapBytes += memlockOf(bpf_map__fd(m));
     return s;
   }
@@ -406,6 +450,51 @@ class BpfKernelIdentity final : public KernelIdentity {
     } catch (...) {
       self->failure_ = std::current_exception();
       return -1;  // stops ring_buffer__consume
+    }
+    return 0;
+  }
+
+  static int onDnsSample(void* ctx, void* data, std::size_t size) {
+    auto* self = static_cast<BpfKernelIdentity*>(ctx);
+    if (size < sizeof(mg_dns_event) || !self->dnsSink_) return 0;
+    const auto* e = static_cast<const mg_dns_event*>(data);
+    DnsPacket out;
+    out.cookie = e->cookie;
+    out.task = fromBpf(e->task);
+    out.response = e->ingress != 0;
+    out.tcp = e->tcp != 0;
+    out.wireLength = e->len;
+    const std::size_t n = std::min<std::size_t>(e->captured, MG_DNS_CAPTURE);
+    out.payload.assign(e->data, e->data + n);
+    try {
+      self->dnsSink_(out);
+    } catch (...) {
+      self->failure_ = std::current_exception();
+      return -1;
+    }
+    return 0;
+  }
+
+  static int onSmtpSample(void* ctx, void* data, std::size_t size) {
+    auto* self = static_cast<BpfKernelIdentity*>(ctx);
+    if (size < sizeof(mg_smtp_event) || !self->smtpSink_) return 0;
+    const auto* e = static_cast<const mg_smtp_event*>(data);
+    SmtpSegment out;
+    out.cookie = e->cookie;
+    out.task = fromBpf(e->task);
+    out.server.family = e->family;
+    std::copy(std::begin(e->server), std::end(e->server), out.server.addr.begin());
+    out.server.port = MG_SMTP_PORT;
+    out.seq = e->seq;
+    out.wireLength = e->len;
+    out.closed = e->closed != 0;
+    const std::size_t n = std::min<std::size_t>(e->captured, MG_SMTP_CAPTURE);
+    out.payload.assign(e->data, e->data + n);
+    try {
+      self->smtpSink_(out);
+    } catch (...) {
+      self->failure_ = std::current_exception();
+      return -1;
     }
     return 0;
   }
@@ -498,6 +587,10 @@ class BpfKernelIdentity final : public KernelIdentity {
   Fd timer_;            // ticks every kRefusalReportInterval
   mg_config config_{};  // as last written to the config map
   const std::function<void(const ConnectEvent&)>* onEvent_ = nullptr;
+  std::function<void(const DnsPacket&)> dnsSink_;
+  std::function<void(const SmtpSegment&)> smtpSink_;
+  bool dnsRunning_ = false;
+  std::string dnsError_;
   std::exception_ptr failure_;
 };
 

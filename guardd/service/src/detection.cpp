@@ -411,6 +411,7 @@ DetectorVerdict Detection::assess(const procinfo::ProcessInfo& process, const Pr
     e.interactive = process.controllingTerminal;
     // U1: the active seat session's user, and how long since real input (CLOCK_MONOTONIC).
     if (d_.presence) e.presence = d_.presence(process.uid, d_.clock.monotonic());
+    if (d_.dnsEvidence) e.dns = d_.dnsEvidence(process, e.dst);
     const auto a = detector_->observe(e);
     dirty_ = true;
     v.throttle = a.throttle;
@@ -491,6 +492,17 @@ void Detection::onMtaDelivery(const ProgramIdentity& identity, std::uint32_t uid
   e.program = identity.display();
   e.idClass = classify(identity);
   (void)detector_->delivered(e);
+  dirty_ = true;
+  drainAlerts(nullptr);
+}
+
+void Detection::onReplies(const ProgramIdentity& identity, std::uint32_t uid,
+                          const det::ReplyEvent& replies) {
+  det::ReplyEvent e = replies;
+  e.principal = det::Principal::of(identity, uid);
+  e.program = identity.display();
+  e.idClass = classify(identity);
+  (void)detector_->replied(e);
   dirty_ = true;
   drainAlerts(nullptr);
 }

@@ -57,6 +57,9 @@ class Detection final : public Assessment {
     // Who is at the keyboard (U1) for a uid at a CLOCK_MONOTONIC time; empty: no presence
     // evidence (known = false). guardd: presence::PresenceSource::evidence.
     std::function<detector::PresenceEvidence(std::uint32_t uid, MonoTime now)> presence = {};
+    // What the process did in DNS before connecting to `dst` (N1-N3); unseen without it.
+    std::function<detector::DnsEvidence(const procinfo::ProcessInfo&, const std::string& dst)>
+        dnsEvidence = {};
   };
 
   explicit Detection(Deps deps);
@@ -97,6 +100,10 @@ class Detection final : public Assessment {
                        unsigned recipients, const std::vector<std::string>& domains);
   void onMtaDelivery(const rules::ProgramIdentity& identity, std::uint32_t uid,
                      const detector::DeliveryEvent& outcome);
+  // The RCPT-stage reply counts of one of the program's own plaintext SMTP sessions (the
+  // kernel's reply tap), as evidence (O2-O4); may quarantine like the above.
+  void onReplies(const rules::ProgramIdentity& identity, std::uint32_t uid,
+                 const detector::ReplyEvent& replies);
 
   // Classifications finished off the loop since the last call go into the cache.
   void collectClassifications();

@@ -2,6 +2,7 @@
 // The path of a queued packet is verdict_pipeline.cpp.
 #include "mailguard/service/guard.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <sys/epoll.h>
@@ -163,6 +164,9 @@ Result<void> Guard::Impl::start() {
                        }};
   deps.onDecisionsChanged = [this] { policyChanged(); };
   deps.presence = [this](std::uint32_t uid, MonoTime now) { return presence->evidence(uid, now); };
+  deps.dnsEvidence = [this](const procinfo::ProcessInfo& p, const std::string& dst) {
+    return dnsEvidence(p, dst);
+  };
   detection = std::make_unique<Detection>(std::move(deps));
   if (auto r = detection->start(); !r) return r.error();
   auto lastAttempt = reader->lastAttemptId();
@@ -194,6 +198,20 @@ Result<void> Guard::Impl::start() {
     fastPath = std::make_unique<KernelFastPath>(*kernelIdentity);
     attribution = std::make_unique<KernelAttribution>(*sockets, resolver, proc, *kernelIdentity);
     log::info("attribution: kernel (" + kernelIdentity->describe() + ")");
+    if (kernelIdentity->dnsTapRunning()) {
+      dns = std::make_unique<dns::Observations>(dns::resolverIsLocal());
+      kernelIdentity->setDnsSink([this](const kernel::DnsPacket& p) { onDnsPacket(p); });
+      log::info(dns->localResolver()
+                    ? "dns: the kernel's tap runs; lookups through the local caching resolver "
+                      "are made in its name, so only programs that ask a name server "
+                      "themselves are seen"
+                    : "dns: the kernel's tap runs; every program's lookups are seen");
+    } else {
+      log::warning("dns: programs' lookups are not seen: " + kernelIdentity->dnsTapError());
+    }
+    // The reply tap rides on the DNS tap's skb programs.
+    if (kernelIdentity->dnsTapRunning())
+      kernelIdentity->setSmtpSink([this](const kernel::SmtpSegment& s) { onSmtpSegment(s); });
   } else {
     attribution = std::make_unique<ProcAttribution>(*sockets, resolver);
     log::info("attribution: proc (the BPF hooks are not used: " + k.error().message + ")");
@@ -330,6 +348,115 @@ void Guard::Impl::reloadRulesIfChanged() {
 }
 
 // What the kernel decided by itself may be wrong now: it decides nothing until relearned.
+// One packet of the DNS tap: a question a process sent, or the answer it got.
+void Guard::Impl::onDnsPacket(const kernel::DnsPacket& packet) {
+  if (!dns) return;
+  auto message = dns::parsePayload(packet.payload, packet.tcp);
+  if (!message) {
+    dns->unparsed();  // a TCP continuation, or a message longer than the copy
+    return;
+  }
+  const auto asker = dns::Asker::ofBoottime(packet.task.tgid, packet.task.startBoottimeNs);
+  const auto news = dns->record(asker, *message, clock.monotonic());
+  if (news.empty()) return;
+  // At most once per process and domain per minute (Observations), so a read per line.
+  std::error_code ec;
+  const auto exe =
+      std::filesystem::read_symlink(proc.root() / std::to_string(packet.task.tgid) / "exe", ec);
+  for (const auto& domain : news)
+    log::info("dns: pid " + std::to_string(packet.task.tgid) + " (" +
+              log::quote(ec ? std::string("exited") : exe.string()) + ") asked MX for " +
+              log::quote(domain));
+}
+
+detector::DnsEvidence Guard::Impl::dnsEvidence(const procinfo::ProcessInfo& process,
+                                               const std::string& dst) {
+  if (!dns || !kernelIdentity) return {};
+  const dns::Asker asker{static_cast<std::uint32_t>(process.pid), process.startTime};
+  const auto e = dns->evidence(asker, dst, clock.monotonic(), kernelIdentity->dnsTapRunning());
+  if (e.seen)
+    log::info("dns: pid " + std::to_string(process.pid) + " (" +
+              log::quote(process.identity.display()) + ") to " + dst + ": MX asked " +
+              (e.mxQueried ? "yes" : "no") + ", destination resolved " +
+              (e.dstResolved ? "yes" : "no") + ", mail-server name asked " +
+              (e.mailNameQueried ? "yes" : "no"));
+  return e;
+}
+
+// One segment a mail server sent a program on port 25. The session's process is described
+// at its first segment (the greeting: the program is waiting for it, so still there).
+void Guard::Impl::onSmtpSegment(const kernel::SmtpSegment& segment) {
+  auto it = replySessions.find(segment.cookie);
+  if (it == replySessions.end()) {
+    if (endedReplySessions.count(segment.cookie) != 0) return;
+    if (replySessions.size() >= kMaxReplySessions) {
+      const auto oldest = std::min_element(
+          replySessions.begin(), replySessions.end(),
+          [](const auto& a, const auto& b) { return a.second.last < b.second.last; });
+      const auto stale = oldest->first;
+      kernelIdentity->stopSmtp(stale);
+      endReplySession(stale, ", then nothing heard for the longest time");
+    }
+    ReplySession fresh;
+    fresh.pid = segment.task.tgid;
+    std::array<char, INET6_ADDRSTRLEN> text{};
+    if (::inet_ntop(segment.server.family, segment.server.addr.data(), text.data(),
+                    static_cast<socklen_t>(text.size())) != nullptr)
+      fresh.server = text.data();
+    if (auto p = resolver.describe(static_cast<int>(segment.task.tgid)))
+      fresh.process = std::move(p.value());
+    it = replySessions.emplace(segment.cookie, std::move(fresh)).first;
+  }
+  auto& session = it->second;
+  session.last = clock.monotonic();
+  const std::string_view bytes(reinterpret_cast<const char*>(segment.payload.data()),
+                               segment.payload.size());
+  session.stream.segment(segment.seq, bytes, segment.wireLength);
+  if (segment.closed) {
+    endReplySession(segment.cookie, "");
+  } else if (session.stream.stopped()) {
+    // Nothing after STARTTLS's go-ahead (or a gap) can be read: stop the copying now.
+    kernelIdentity->stopSmtp(segment.cookie);
+    const char* why = session.stream.startedTls() ? ", then STARTTLS"
+                      : session.stream.closing()  ? ""
+                      : session.stream.gap()      ? ", then a gap in the copy"
+                                                  : ", then something not SMTP";
+    endReplySession(segment.cookie, why);
+  }
+}
+
+// Once per session: the counts go to the log and, as a ReplyEvent, to the detector.
+void Guard::Impl::endReplySession(std::uint64_t cookie, const char* why) {
+  const auto it = replySessions.find(cookie);
+  if (it == replySessions.end()) return;
+  const auto session = std::move(it->second);
+  replySessions.erase(it);
+  ++replySessionsDone;
+  if (endedReplySessions.insert(cookie).second) endedReplyOrder.push_back(cookie);
+  if (endedReplyOrder.size() > kMaxEndedReplySessions) {
+    endedReplySessions.erase(endedReplyOrder.front());
+    endedReplyOrder.pop_front();
+  }
+  const auto& c = session.stream.counts();
+  const std::string program =
+      session.process ? session.process->identity.display() : std::string("exited");
+  log::info("replies from " + session.server + " to pid " + std::to_string(session.pid) + " (" +
+            log::quote(program) + "): " + std::to_string(c.accepted) + " accepted, " +
+            std::to_string(c.userUnknown) + " user unknown, " + std::to_string(c.blocklisted) +
+            " blocklisted, " + std::to_string(c.rejected) + " rejected, " +
+            std::to_string(c.deferred) + " deferred" + why);
+  if (!session.process || c.total() == 0 || !detection) return;
+  detector::ReplyEvent e;
+  e.dst = session.server;
+  e.port = 25;
+  e.accepted = c.accepted;
+  e.userUnknown = c.userUnknown;
+  e.blocklisted = c.blocklisted;
+  e.rejected = c.rejected;
+  e.deferred = c.deferred;
+  detection->onReplies(session.process->identity, session.process->uid, e);
+}
+
 void Guard::Impl::policyChanged() {
   if (!fastPath) return;
   fastPath->forgetAll();
@@ -732,6 +859,13 @@ StatusInfo Guard::status() const {
     s.counters.kernelEventsLost = k.eventsLost;
     s.counters.kernelMapBytes = k.mapBytes;
     s.kernelHooks = d.kernelIdentity->describe();
+    s.counters.dnsLost = k.dnsLost;
+    s.counters.repliesLost = k.smtpLost;
+    s.counters.replySessions = d.replySessionsDone;
+  }
+  if (d.dns) {
+    s.dnsSource = "kernel";
+    s.counters.dnsQueries = d.dns->queries();
   }
   const auto stats = d.writer->stats();
   s.counters.attemptsDropped = stats.attemptsDropped;

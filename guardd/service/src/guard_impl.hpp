@@ -4,8 +4,10 @@
 // pipeline and its seams, the detector, host protection and the tamper watch. The
 // path of a packet is not here: it is verdict_pipeline.cpp. Private to guardd/service.
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,8 +17,10 @@
 #include "host_protection.hpp"
 #include "household.hpp"
 #include "kernel_fast_path.hpp"
+#include "mailguard/dns/dns.hpp"
 #include "mailguard/kernel/kernel_identity.hpp"
 #include "mailguard/presence/presence.hpp"
+#include "mailguard/replies/smtp_replies.hpp"
 #include "mailguard/service/guard.hpp"
 #include "mta_gate.hpp"
 #include "pipeline_seams.hpp"
@@ -69,6 +73,33 @@ struct Guard::Impl {
   // the detection that reads it, so it outlives it.
   std::unique_ptr<presence::PresenceSource> presence;
   int presencePrepare = 0;
+  // What each process asked name servers and was told (the kernel's DNS tap); null
+  // without kernel attribution or when the tap is not attached.
+  std::unique_ptr<dns::Observations> dns;
+  void onDnsPacket(const kernel::DnsPacket& packet);
+  detector::DnsEvidence dnsEvidence(const procinfo::ProcessInfo& process, const std::string& dst);
+
+  // Programs' own plaintext SMTP sessions, by socket cookie, as the kernel's reply tap
+  // delivers the server's side: only counts of RCPT-stage replies are kept. Bounded: at
+  // the bound the least recently heard session ends (its close may have been lost).
+  struct ReplySession {
+    replies::OrderedSession stream;
+    MonoTime last;
+    std::uint32_t pid = 0;
+    std::string server;
+    std::optional<procinfo::ProcessInfo> process;  // described at its first segment
+  };
+  static constexpr std::size_t kMaxReplySessions = 1024;
+  std::map<std::uint64_t, ReplySession> replySessions;
+  std::uint64_t replySessionsDone = 0;
+  // Sessions already ended: segments the ring held when the kernel was told to stop (and
+  // the server's FIN after its 221) must not start a session of their own. Bounded.
+  static constexpr std::size_t kMaxEndedReplySessions = 4096;
+  std::set<std::uint64_t> endedReplySessions;
+  std::deque<std::uint64_t> endedReplyOrder;
+  void onSmtpSegment(const kernel::SmtpSegment& segment);
+  void endReplySession(std::uint64_t cookie, const char* why);
+
   std::unique_ptr<Detection> detection;
   std::unique_ptr<VerdictPipeline> pipeline;
   std::unique_ptr<HostProtection> host;

@@ -141,8 +141,10 @@ TEST(WireCodec, AlertRoundTripsAndTakesItsKindFromTheEvidence) {
 }
 
 TEST(WireCodec, StatusRoundTripsEveryKey) {
-  const Status s{true,        "xt-compat", "0.1.0",      1, 2, 3,        4,     5, 6, 7,
-                 "disk full", "kernel",    "tracepoint", 8, 9, "logind", 1000U, 42};
+  const Status s{
+      true,     "xt-compat",  "0.1.0", 1, 2,        3,     4,  5,        6,  7,  "disk full",
+      "kernel", "tracepoint", 8,       9, "logind", 1000U, 42, "kernel", 10, 11, 12,
+      13};
   const auto b = codec::decodeStatus(codec::encodeStatus(s));
   EXPECT_EQ(b.enforcing, s.enforcing);
   EXPECT_EQ(b.backend, s.backend);
@@ -162,6 +164,11 @@ TEST(WireCodec, StatusRoundTripsEveryKey) {
   EXPECT_EQ(b.presenceSource, "logind");
   EXPECT_EQ(b.presenceActiveUser, 1000U);
   EXPECT_EQ(b.presenceIdleSeconds, 42);
+  EXPECT_EQ(b.dnsSource, "kernel");
+  EXPECT_EQ(b.dnsQueries, 10U);
+  EXPECT_EQ(b.dnsLost, 11U);
+  EXPECT_EQ(b.replySessions, 12U);
+  EXPECT_EQ(b.repliesLost, 13U);
 }
 
 TEST(WireCodec, StatusCarriesTheAttributionAsAString) {

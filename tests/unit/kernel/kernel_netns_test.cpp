@@ -37,64 +37,12 @@ namespace mailguard::kernel {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::PrivateCgroup;
 
 constexpr std::uint32_t kMarkBit = 1U << 20;
 constexpr std::uint16_t kMailPort = 2525;
 constexpr std::uint16_t kOtherPort = 8080;
 constexpr uid_t kNobody = 65534;
-
-// A cgroup2 hierarchy mounted in a temp dir, and a child cgroup in it that holds nothing
-// but the test's own children. Removed again whatever happens to the test.
-class PrivateCgroup {
- public:
-  PrivateCgroup() = default;
-  PrivateCgroup(const PrivateCgroup&) = delete;
-  PrivateCgroup& operator=(const PrivateCgroup&) = delete;
-  ~PrivateCgroup() { remove(); }
-
-  std::string create() {
-    std::string tmpl = "/tmp/mailguard-cg-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) return std::string("mkdtemp: ") + std::strerror(errno);
-    mountDir_ = tmpl;
-    if (::mount("none", tmpl.c_str(), "cgroup2", 0, nullptr) != 0)
-      return std::string("mount -t cgroup2: ") + std::strerror(errno);
-    mounted_ = true;
-    const fs::path child = mountDir_ / ("mailguard-test-" + std::to_string(::getpid()));
-    if (::mkdir(child.c_str(), 0755) != 0)
-      return "mkdir " + child.string() + ": " + std::strerror(errno);
-    child_ = child;
-    return {};
-  }
-  [[nodiscard]] const fs::path& dir() const { return child_; }
-
-  // In a forked child: move the calling process into the test cgroup.
-  [[nodiscard]] bool join() const {
-    const int fd = ::open((child_ / "cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    const bool ok = ::write(fd, "0", 1) == 1;
-    ::close(fd);
-    return ok;
-  }
-
-  void remove() {
-    if (!child_.empty()) {
-      // The last member leaves the cgroup as it is reaped; poll for the rmdir to pass.
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      while (::rmdir(child_.c_str()) != 0 && errno == EBUSY &&
-             std::chrono::steady_clock::now() < deadline)
-        std::this_thread::yield();
-      child_.clear();
-    }
-    if (mounted_) ::umount2(mountDir_.c_str(), MNT_DETACH);
-    mounted_ = false;
-    if (!mountDir_.empty()) ::rmdir(mountDir_.c_str());
-    mountDir_.clear();
-  }
-
- private:
-  fs::path mountDir_, child_;
-  bool mounted_ = false;
-};
 
 // What a child tells the test about its connect().
 struct Report {

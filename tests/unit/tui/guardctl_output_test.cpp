@@ -193,6 +193,22 @@ TEST(GuardctlStatus, JsonHasTheAttributionKey) {
   EXPECT_EQ(kernel["enforcing"], true);
 }
 
+TEST(GuardctlStatus, JsonSaysWhereProgramsDnsIsSeen) {
+  dbus::Status s = aStatus("kernel");
+  s.dnsSource = "kernel";
+  s.dnsQueries = 42;
+  s.dnsLost = 1;
+  const auto json = toJson(s);
+  EXPECT_EQ(json["dns"]["source"], "kernel");
+  EXPECT_EQ(json["dns"]["queries"], 42);
+  EXPECT_EQ(json["dns"]["lost"], 1);
+  s.replySessions = 3;
+  s.repliesLost = 2;
+  EXPECT_EQ(toJson(s)["replies"]["sessions"], 3);
+  EXPECT_EQ(toJson(s)["replies"]["lost"], 2);
+  EXPECT_EQ(toJson(aStatus("proc"))["dns"]["source"], "none");
+}
+
 TEST(GuardctlStatus, CallsItsCountersPacketVerdictsSinceGuarddStarted) {
   dbus::Status s = aStatus("proc");
   s.allowed = 3;

@@ -37,6 +37,11 @@ struct Status {
   std::string presenceSource;
   std::optional<std::uint32_t> presenceActiveUser;
   std::optional<std::int64_t> presenceIdleSeconds;
+  std::string dnsSource = "none";   // where programs' DNS is seen: "kernel" or "none"
+  std::uint64_t dnsQueries = 0;     // DNS questions programs sent, as the tap saw them
+  std::uint64_t dnsLost = 0;        // port-53 packets the tap could not copy
+  std::uint64_t replySessions = 0;  // programs' own SMTP sessions whose replies were read
+  std::uint64_t repliesLost = 0;    // port-25 segments the reply tap could not copy
 };
 
 // Times are microseconds since the Unix epoch (UTC); 0 means never.

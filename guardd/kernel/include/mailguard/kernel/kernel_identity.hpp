@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "mailguard/rules/result.hpp"
@@ -114,8 +115,39 @@ struct ConnectEvent {
   std::vector<Destination> moreDestinations;
 };
 
+// One packet to or from port 53 of a socket a task connected or sent to port 53 (the DNS
+// tap): its payload as the kernel saw it, with the task that stamped the socket. A UDP
+// payload is one DNS message; a TCP one is a segment, starting (when it starts a message)
+// with the 2-byte length prefix. At most kDnsCaptureBytes of it are copied.
+inline constexpr std::size_t kDnsCaptureBytes = 1024;
+struct DnsPacket {
+  std::uint64_t cookie = 0;
+  Stamp task;             // who connected or sent to port 53 on this socket
+  bool response = false;  // from port 53 (received), else to it (sent)
+  bool tcp = false;
+  std::uint32_t wireLength = 0;       // the payload's whole length
+  std::vector<std::uint8_t> payload;  // its first kDnsCaptureBytes at most
+};
+
+// One TCP segment a mail server sent on port 25 to a socket the connect hook let through
+// (approved or queued): the reply tap. Only the server's side is ever copied. `seq` is the
+// segment's TCP sequence number (retransmissions repeat it; a lost event leaves a gap);
+// `closed` marks the server's FIN or RST, after which nothing more comes for the cookie.
+inline constexpr std::size_t kSmtpCaptureBytes = 1024;
+struct SmtpSegment {
+  std::uint64_t cookie = 0;
+  Stamp task;  // who connected the socket
+  Destination server;
+  std::uint32_t seq = 0;
+  std::uint32_t wireLength = 0;  // the payload's whole length
+  bool closed = false;
+  std::vector<std::uint8_t> payload;  // its first kSmtpCaptureBytes at most
+};
+
 struct KernelStats {
   std::uint64_t eventsLost = 0;  // ring buffer full: connects not reported (never blocked)
+  std::uint64_t dnsLost = 0;     // DNS tap's ring buffer full: packets not copied (never held)
+  std::uint64_t smtpLost = 0;    // reply tap's ring buffer full: segments not copied
   std::uint64_t mapBytes = 0;    // memory of the BPF maps, as the kernel accounts it
 };
 
@@ -152,6 +184,19 @@ class KernelIdentity {
   // started (forked) before then may have none recorded, one started after always has,
   // unless the record was evicted (its map is an LRU) or its parent had none.
   [[nodiscard]] virtual std::uint64_t argvRecordedSinceNs() const = 0;
+
+  // The DNS tap: its packets go to `sink`, from readEvents() (the same fd); without a sink
+  // they are read and dropped. Whether the tap's programs are attached (their attachment
+  // failing does not stop the connect hooks: it is reported here and in dnsTapError()).
+  virtual void setDnsSink(std::function<void(const DnsPacket&)> sink) { (void)sink; }
+  [[nodiscard]] virtual bool dnsTapRunning() const { return false; }
+  [[nodiscard]] virtual std::string dnsTapError() const { return "not built in"; }
+
+  // The reply tap (attached with the DNS tap's skb programs): segments go to `sink` from
+  // readEvents(). stopSmtp() ends the copying for a socket (its session turned to TLS, or
+  // enough was read).
+  virtual void setSmtpSink(std::function<void(const SmtpSegment&)> sink) { (void)sink; }
+  virtual void stopSmtp(std::uint64_t cookie) { (void)cookie; }
 };
 
 struct BpfOptions {
@@ -211,6 +256,14 @@ class FakeKernelIdentity final : public KernelIdentity {
     auto events = std::move(pending);
     pending.clear();
     for (const auto& e : events) onEvent(e);
+    auto dns = std::move(pendingDns);
+    pendingDns.clear();
+    if (dnsSink)
+      for (const auto& p : dns) dnsSink(p);
+    auto smtp = std::move(pendingSmtp);
+    pendingSmtp.clear();
+    if (smtpSink)
+      for (const auto& s : smtp) smtpSink(s);
     return {};
   }
   [[nodiscard]] KernelStats stats() const override { return kernelStats; }
@@ -223,6 +276,24 @@ class FakeKernelIdentity final : public KernelIdentity {
     return argvDigest(argvKey, argvArea);
   }
   [[nodiscard]] std::uint64_t argvRecordedSinceNs() const override { return recordedSinceNs; }
+  // The DNS tap: packets pushed by the test go to the sink with the next readEvents().
+  std::vector<DnsPacket> pendingDns;
+  std::function<void(const DnsPacket&)> dnsSink;
+  bool dnsRunning = true;
+  void setDnsSink(std::function<void(const DnsPacket&)> sink) override {
+    dnsSink = std::move(sink);
+  }
+  [[nodiscard]] bool dnsTapRunning() const override { return dnsRunning; }
+  [[nodiscard]] std::string dnsTapError() const override { return {}; }
+  // The reply tap: segments pushed by the test go to the sink with the next readEvents()
+  // (after the DNS packets); stopped cookies are recorded.
+  std::vector<SmtpSegment> pendingSmtp;
+  std::function<void(const SmtpSegment&)> smtpSink;
+  std::set<std::uint64_t> smtpStopped;
+  void setSmtpSink(std::function<void(const SmtpSegment&)> sink) override {
+    smtpSink = std::move(sink);
+  }
+  void stopSmtp(std::uint64_t cookie) override { smtpStopped.insert(cookie); }
 };
 
 }  // namespace mailguard::kernel

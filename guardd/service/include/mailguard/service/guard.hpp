@@ -37,6 +37,13 @@ struct Counters {
   // full; the connect itself went on), and the memory of the BPF maps.
   std::uint64_t kernelEventsLost = 0;
   std::uint64_t kernelMapBytes = 0;
+  // The DNS tap: messages programs sent to name servers, and packets it could not copy.
+  std::uint64_t dnsQueries = 0;
+  std::uint64_t dnsLost = 0;
+  // The reply tap: programs' own SMTP sessions whose replies were read to the end (close,
+  // STARTTLS or a gap), and port-25 segments it could not copy.
+  std::uint64_t replySessions = 0;
+  std::uint64_t repliesLost = 0;
 };
 
 struct StatusInfo {
@@ -45,7 +52,8 @@ struct StatusInfo {
   // Who names the program behind a connection: "kernel" (BPF hooks at connect() time)
   // or "proc" (the queued packet's socket looked up in /proc afterwards).
   std::string attribution = "proc";
-  std::string kernelHooks;  // with kernel attribution: which taint hooks run ("lsm", ...)
+  std::string kernelHooks;         // with kernel attribution: which taint hooks run ("lsm", ...)
+  std::string dnsSource = "none";  // where programs' DNS is seen: "kernel" (the tap) or "none"
   std::string version;
   Counters counters;
   std::string storeError;  // last store error, empty when healthy
