@@ -14,7 +14,7 @@ namespace {
 // Schema migrations: entry i moves user_version i to i + 1. Append only; never edit a
 // released entry. Text columns are NOT NULL with '' for "none" so that the UNIQUE
 // constraints compare them (SQLite treats NULLs as distinct in UNIQUE).
-constexpr std::array<const char*, 8> kMigrations = {
+constexpr std::array<const char*, 9> kMigrations = {
     R"sql(
 CREATE TABLE programs(
   id INTEGER PRIMARY KEY,
@@ -207,6 +207,13 @@ INSERT INTO programs_new(id, path, sha256, script_path, script_sha256, uid, firs
          quarantined FROM programs;
 DROP TABLE programs;
 ALTER TABLE programs_new RENAME TO programs;
+)sql",
+    // The last outside check (blocklists, SPF/DMARC) as the JSON that
+    // mailguard::outside::toJson wrote: one row, replaced by each run.
+    R"sql(
+CREATE TABLE IF NOT EXISTS outside_report(
+  id INTEGER PRIMARY KEY CHECK(id = 1),
+  report TEXT NOT NULL);
 )sql",
 };
 

@@ -258,6 +258,15 @@ Result<std::vector<ProbeRow>> SqliteStore::probes(std::size_t limit) {
   return out;
 }
 
+Result<std::string> SqliteStore::loadOutsideReport() {
+  std::string out;
+  auto r =
+      forEachRow(*db_, db_->prepare("SELECT report FROM outside_report WHERE id = 1"),
+                 "read the outside check from", [&](const sql::Statement& s) { out = s.text(0); });
+  if (!r) return r.error();
+  return out;
+}
+
 Result<std::vector<AuditRow>> SqliteStore::loadAudit() {
   std::vector<AuditRow> out;
   auto r = forEachRow(

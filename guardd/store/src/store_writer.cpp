@@ -103,7 +103,7 @@ struct StoreWriter::Impl {
   using Item =
       std::variant<AttemptRecord, ProgramRecord, std::vector<ProbeRow>, Quarantine, Durable>;
   // What lastError remembers separately: a success of one kind does not clear another's.
-  enum class Kind { Records, Prune, Rule, Alert, Acknowledge, Detector, Firewall, Audit };
+  enum class Kind { Records, Prune, Rule, Alert, Acknowledge, Detector, Firewall, Audit, Outside };
 
   // Records in hand, written as one transaction; kept across failed attempts to write it.
   struct Batch {
@@ -729,6 +729,21 @@ void StoreWriter::saveAudit(std::vector<AuditRow> rows, std::function<void(Resul
       }
       return {};
     });
+    if (done) done(std::move(r));
+  });
+}
+
+void StoreWriter::saveOutsideReport(std::string json, std::function<void(Result<void>)> done) {
+  impl_->enqueueDurable([impl = impl_.get(), json = std::move(json), done = std::move(done)] {
+    auto r = impl->durably<void>(Impl::Kind::Outside, "save the outside check in",
+                                 [&]() -> Result<void> {
+                                   auto state = impl->db.cached(
+                                       "INSERT INTO outside_report(id, report) VALUES(1, ?1) "
+                                       "ON CONFLICT(id) DO UPDATE SET report = excluded.report");
+                                   if (!state) return state.error();
+                                   state->bind(1, json);
+                                   return state->run();
+                                 });
     if (done) done(std::move(r));
   });
 }

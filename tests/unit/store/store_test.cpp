@@ -143,7 +143,7 @@ TEST(SqliteStore, CreatesStateDirAndSchemaAndKeepsDataAcrossReopen) {
   EXPECT_EQ(all[0].reason, expected.reason);
 
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
 }
 
 TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
@@ -156,7 +156,7 @@ TEST(SqliteStore, TheWriterCreatesAndMigratesTheDatabaseToo) {
   auto s = openStore(dir);
   EXPECT_EQ(count(*s), 1);
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
 }
 
 // Every byte of the database and its WAL (and shm), as one string.
@@ -206,7 +206,7 @@ TEST(SqliteStore, MigrationMasksPasswordsStoredBeforeAndLeavesNoCopyInTheFiles) 
   {
     auto s = openStore(tmp.path());
     RawDb raw(file);
-    EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
+    EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
     EXPECT_EQ(raw.text("SELECT cmdline FROM attempts WHERE time = 1"),
               "curl -u me:*** smtps://me:***@mail.example.org");
     EXPECT_EQ(raw.text("SELECT substr(cmdline, 1, 40) FROM attempts WHERE time = 2"),
@@ -320,7 +320,7 @@ TEST(SqliteStore, ARuleFromBeforeAllowEnvAllowsNothing) {
   EXPECT_EQ((*rules)[0].path, "/usr/bin/msmtp");
   EXPECT_TRUE((*rules)[0].allowEnv.empty());
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
 }
 
 TEST(SqliteStore, RulesAndProgramsFromBeforeKindsKeepTheirMeaningAndAttempts) {
@@ -360,7 +360,7 @@ TEST(SqliteStore, RulesAndProgramsFromBeforeKindsKeepTheirMeaningAndAttempts) {
     EXPECT_EQ(r.kind, r.scriptPath.empty() ? IdentityKind::Program : IdentityKind::Script);
   }
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
   EXPECT_EQ(raw.text("SELECT program_id FROM attempts"), "5");
   EXPECT_EQ(raw.text("SELECT COUNT(*) FROM programs WHERE id = 5"), "1");
   // The rules' triggers are back: a change moves the version.
@@ -452,7 +452,7 @@ TEST(SqliteStore, AttemptsFromBeforeTheChannelColumnsAreConnections) {
   EXPECT_EQ(rows[0].queueId, "");
   EXPECT_EQ(rows[0].dst, "192.0.2.25");
   RawDb raw(s->databasePath());
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "9");
   EXPECT_EQ(raw.text("SELECT COUNT(*) FROM pragma_table_info('attempts') WHERE name IN "
                      "('channel', 'queue_id')"),
             "2");

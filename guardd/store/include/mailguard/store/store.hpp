@@ -169,6 +169,8 @@ class SqliteStore {
   Result<std::vector<ProbeRow>> probes(std::size_t limit);
   // By port, then address.
   Result<std::vector<AuditRow>> loadAudit();
+  // The last outside check as stored (JSON, mailguard::outside::toJson); "" when none.
+  Result<std::string> loadOutsideReport();
 
  private:
   explicit SqliteStore(std::unique_ptr<sql::Database> db);
@@ -245,6 +247,8 @@ class StoreWriter {
   void saveFirewall(StoredFirewall firewall, std::function<void(Result<void>)> done);
   // Replaces the stored audit with these rows.
   void saveAudit(std::vector<AuditRow> rows, std::function<void(Result<void>)> done);
+  // Replaces the stored outside check (JSON text).
+  void saveOutsideReport(std::string json, std::function<void(Result<void>)> done);
 
   // Fire and forget, batched with the records (never dropped for a full queue); a
   // programId not stored changes nothing.
