@@ -110,8 +110,4 @@ BlocklistResult checkBlocklist(Resolver& resolver, const std::string& ipv4,
   return result;
 }
 
-std::vector<std::string> defaultBlocklists() {
-  return {"zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org", "psbl.surriel.com"};
-}
-
 }  // namespace mailguard::outside

@@ -37,7 +37,4 @@ BlocklistResult classifyBlocklistAnswer(const std::string& zone, const Result<Dn
 BlocklistResult checkBlocklist(Resolver& resolver, const std::string& ipv4,
                                const std::string& zone);
 
-// The public lists used when the owner names none. Their terms of use are in the README.
-std::vector<std::string> defaultBlocklists();
-
 }  // namespace mailguard::outside
