@@ -76,6 +76,8 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
                                std::vector<std::string> cidrs) override;
   std::vector<dbus::wire::Probe> Probes(const std::uint32_t& limit) override;
   AuditTuple Audit() override;
+  std::string Outside() override;
+  void RunOutsideCheck(sdbus::Result<std::string>&& result) override;
   void RunAudit(sdbus::Result<std::int64_t, bool, std::string,
                               std::vector<dbus::wire::AuditResult>>&& result) override;
 

@@ -256,6 +256,9 @@ Result<void> Guard::Impl::start() {
     log::warning("Changes to the table by other programs are not noticed: " + r.error().message);
   }
   if (auto r = host->start(); !r) return r.error();
+  outside = std::make_unique<OutsideCheck>(options.settings, loop, clock, *reader, *writer, *alerts,
+                                           [this] { return outsideEvidence(); });
+  outside->start();
   enforcing = true;
   log::info("enforcing: table 'inet " + options.tableName + "' in place, queue " +
             std::to_string(options.settings.queueNumber) + ", backend " +

@@ -111,6 +111,10 @@ class HostClient {
   ClientResult<AuditReport> audit();
   // Runs the inventory and relay audit now; waits for it (up to 5 minutes).
   ClientResult<AuditReport> runAudit();
+  // The outside check (blocklists, SPF/DMARC) as the JSON object the XML describes.
+  ClientResult<std::string> outside();
+  // Runs it now (may ask for authentication); waits for it (up to 5 minutes).
+  ClientResult<std::string> runOutside();
 
  private:
   struct Impl;
