@@ -180,6 +180,7 @@ class Privilege(GuarddOnBusTest):
         ("Rules", "read", [], None),
         # Documented as open to every local user: it only looks at this host's servers.
         ("RunAudit", "read", [], None),
+        ("Outside", "read", [], None),
         ("Approve", "change", ["{client}", ""], None),
         ("ApproveWithOptions", "change",
          ["{client}", "", "{{'allow_env': <['PYTHONPATH']>, 'only_to': <['127.0.0.2:25']>}}"], None),
@@ -193,6 +194,8 @@ class Privilege(GuarddOnBusTest):
         ("FirewallSetLocalSubnets", "change", ["['192.168.1.0/24']"], None),
         ("FirewallEnable", "change", ["true"], None),
         ("FirewallDisable", "change", [], None),
+        # It sends queries to the configured blocklists (none answer in the namespace).
+        ("RunOutsideCheck", "change", [], None),
     ]
 
     def call(self, method, args, user=None):
