@@ -24,6 +24,9 @@ testing=(
   # pkttyagent, is a runtime dependency above).
   openssl
   lintian man-db
+  # test_outside: a DNS server in the test's namespace serving test blocklist zones and
+  # SPF/DMARC records (guardd's own lookups use glibc's libresolv: no package).
+  dnsmasq-base
 )
 # The MTA tests run a real exim (Debian's default MTA; it conflicts with postfix, so only
 # where no other MTA is installed).

@@ -34,7 +34,7 @@ _guardctl() {
     [[ $guardctl == "~/"* ]] && guardctl=$HOME/${guardctl#\~/}
     COMPREPLY=()
 
-    local commands="status programs attempts approve deny forget rules alerts release bulk watch firewall audit"
+    local commands="status programs attempts approve deny forget rules alerts release bulk watch firewall audit outside"
     local firewall_commands="status enable disable allow remove local-subnets probes"
 
     # The command (and the firewall's or alerts' subcommand) is the first word that is
@@ -111,6 +111,7 @@ _guardctl() {
             ;;
         watch) opts="--count" ;;
         audit) opts="--run" ;;
+        outside) opts="--run" ;;
         firewall)
             if [[ -z $sub ]]; then
                 [[ $cur == -* ]] && opts="--help" || opts=$firewall_commands
