@@ -118,6 +118,11 @@ Notification Agent::alertNotification(const Entry& e) {
     n.summary = "Open mail relay found";
     body +=
         "\nStrangers can send spam through this computer. guard-tui (Audit) says how to close it.";
+  } else if (e.alertKind == "blocklist") {
+    // guardd's summary names the list and the address; the cause and the fix need more
+    // room than a notification has.
+    n.summary = "Your public address is on a spam blocklist";
+    body += "\nSee guardctl outside (cause and fix).";
   } else {
     n.summary = name(e) + " is quarantined";
     body +=
@@ -246,7 +251,7 @@ void Agent::programChanged(const dbus::Program& p, SteadyTime now) {
 
 void Agent::alertRaised(const dbus::Alert& a, SteadyTime now) {
   const bool quarantine = a.kind == "detector" && a.tier == "hard";
-  if (!quarantine && a.kind != "audit") return;
+  if (!quarantine && a.kind != "audit" && a.kind != "blocklist") return;
   Entry& e = entries_["alert:" + std::to_string(a.id)];
   e.kind = Kind::Alert;
   e.alertKind = a.kind;
