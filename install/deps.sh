@@ -24,7 +24,9 @@ testing=(
   # pkttyagent, is a runtime dependency above).
   openssl
   lintian man-db
-  # The DNS tap's tests: a name server serving *.test (dnsmasq-base: no service started).
+  # Name servers serving *.test in the tests' namespaces (dnsmasq-base: no service
+  # started): the DNS tap's tests, and test_outside's blocklist zones and SPF/DMARC records
+  # (guardd's own lookups use glibc's libresolv: no package).
   dnsmasq-base
 )
 # The MTA tests run a real exim (Debian's default MTA; it conflicts with postfix, so only

@@ -152,4 +152,20 @@ ClientResult<AuditReport> HostClient::runAudit() {
   });
 }
 
+ClientResult<std::string> HostClient::outside() {
+  return guarded([&] {
+    std::string report;
+    impl_->proxy->callMethod("Outside").onInterface(kInterface).storeResultsTo(report);
+    return report;
+  });
+}
+
+ClientResult<std::string> HostClient::runOutside() {
+  return guarded([&] {
+    // Marked for polkit's prompt like the other changes; the check itself is bounded by
+    // its DNS timeouts, well inside the audit's limit.
+    return detail::callWithTimeout<std::string>(*impl_->proxy, "RunOutsideCheck", kAuditTimeout);
+  });
+}
+
 }  // namespace mailguard::dbus

@@ -34,7 +34,7 @@ _guardctl() {
     [[ $guardctl == "~/"* ]] && guardctl=$HOME/${guardctl#\~/}
     COMPREPLY=()
 
-    local commands="status programs attempts approve deny forget rules alerts release bulk watch firewall audit backscatter"
+    local commands="status programs attempts approve deny forget rules alerts release bulk watch firewall audit backscatter outside"
     local firewall_commands="status enable disable allow remove local-subnets probes"
 
     # The command (and the firewall's or alerts' subcommand) is the first word that is
@@ -113,6 +113,7 @@ _guardctl() {
         watch) opts="--count" ;;
         audit) opts="--run --hosts" ;;
         backscatter) opts="--domain" ;;
+        outside) opts="--run" ;;
         firewall)
             if [[ -z $sub ]]; then
                 [[ $cur == -* ]] && opts="--help" || opts=$firewall_commands

@@ -1,5 +1,6 @@
 #include "mailguard/rules/settings.hpp"
 
+#include <arpa/inet.h>
 #include <toml++/toml.h>
 #include <algorithm>
 #include <cerrno>
@@ -285,6 +286,102 @@ std::optional<Error> readMta(const Reader& r, const toml::table& t, Settings& s)
   return std::nullopt;
 }
 
+std::optional<Error> readOutside(const Reader& r, const toml::table& t, Settings& s) {
+  auto string = [&](const toml::node& node, const std::string& name,
+                    std::string& out) -> std::optional<Error> {
+    const auto* value = node.as_string();
+    if (value == nullptr) {
+      return r.at(node.source(), name + ": expected a string, got " + Reader::typeName(node));
+    }
+    out = value->get();
+    return std::nullopt;
+  };
+  auto ipv4 = [](const std::string& text) {
+    in_addr a{};
+    return ::inet_pton(AF_INET, text.c_str(), &a) == 1;
+  };
+  // "A.B.C.D" or "A.B.C.D:PORT" (a test server on a high port).
+  auto server = [&](const std::string& text) {
+    const auto colon = text.find(':');
+    if (colon == std::string::npos) return ipv4(text);
+    const std::string port = text.substr(colon + 1);
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos) {
+      return false;
+    }
+    const long p = std::stol(port);
+    return ipv4(text.substr(0, colon)) && p >= 1 && p <= 65535;
+  };
+  // A DNS name: letters, digits, '-', '_' and dots, not starting or ending with a dot.
+  auto dnsName = [](const std::string& text) {
+    return !text.empty() && text.size() <= 253 && text.front() != '.' && text.back() != '.' &&
+           text.find("..") == std::string::npos &&
+           text.find_first_not_of(
+               "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+               "0123456789-_.") == std::string::npos;
+  };
+  auto names = [&](const toml::node& node, const std::string& name,
+                   std::vector<std::string>& out) -> std::optional<Error> {
+    const auto* list = node.as_array();
+    if (list == nullptr) {
+      return r.at(node.source(), name + ": expected an array, got " + Reader::typeName(node));
+    }
+    out.clear();
+    for (const auto& item : *list) {
+      std::string v;
+      if (auto err = string(item, name, v)) return err;
+      if (!dnsName(v)) return r.at(item.source(), name + ": \"" + v + "\" is not a DNS name");
+      if (std::find(out.begin(), out.end(), v) != out.end()) {
+        return r.at(item.source(), name + ": \"" + v + "\" is listed twice");
+      }
+      out.push_back(v);
+    }
+    return std::nullopt;
+  };
+  for (const auto& [key, node] : t) {
+    const std::string name = "outside." + std::string(key.str());
+    if (key == "public_address") {
+      if (auto err = string(node, name, s.outsidePublicAddress)) return err;
+      if (s.outsidePublicAddress != "auto" && !ipv4(s.outsidePublicAddress)) {
+        return r.at(node.source(), name + ": \"" + s.outsidePublicAddress +
+                                       "\" is neither \"auto\" nor an IPv4 address");
+      }
+    } else if (key == "blocklists") {
+      if (auto err = names(node, name, s.outsideBlocklists)) return err;
+    } else if (key == "domains") {
+      if (auto err = names(node, name, s.outsideDomains)) return err;
+    } else if (key == "nameserver" || key == "myip_resolver") {
+      std::string& out = key == "nameserver" ? s.outsideNameserver : s.outsideMyipResolver;
+      if (auto err = string(node, name, out)) return err;
+      if (!out.empty() && !server(out)) {
+        return r.at(node.source(),
+                    name + ": \"" + out + "\" is not an IPv4 address (A.B.C.D or A.B.C.D:PORT)");
+      }
+    } else if (key == "myip_name") {
+      if (auto err = string(node, name, s.outsideMyipName)) return err;
+      if (!s.outsideMyipName.empty() && !dnsName(s.outsideMyipName)) {
+        return r.at(node.source(), name + ": \"" + s.outsideMyipName + "\" is not a DNS name");
+      }
+    } else if (key == "interval_hours") {
+      if (auto err = r.integerInto(node, name, 0, "a number of hours", s.outsideIntervalHours))
+        return err;
+    } else if (key == "timeout_seconds") {
+      std::int64_t v = 0;
+      if (auto err = r.integer(node, name, 1, 30, "a timeout in seconds", v)) return err;
+      s.outsideTimeoutSeconds = static_cast<std::uint32_t>(v);
+    } else if (key == "cause_days") {
+      std::int64_t v = 0;
+      if (auto err = r.integer(node, name, 1, 365, "a number of days", v)) return err;
+      s.outsideCauseDays = static_cast<std::uint32_t>(v);
+    } else {
+      return r.unknownKey(key, "outside",
+                          "public_address, blocklists, domains, nameserver, myip_name, "
+                          "myip_resolver, interval_hours, timeout_seconds, cause_days");
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<Error> readDetector(const Reader& r, const toml::table& t, Settings& s) {
   const auto specs = detectorSettingSpecs();
   for (const auto& [key, node] : t) {
@@ -337,12 +434,13 @@ Result<Settings> readRoot(const Reader& r, const toml::table& root) {
     std::string_view name;
     SectionReader read;
   };
-  static constexpr Section kSections[] = {{"mail", readMail},     {"enforcement", readEnforcement},
-                                          {"store", readStore},   {"log", readLog},
-                                          {"kernel", readKernel}, {"detector", readDetector},
-                                          {"mta", readMta},       {"presence", readPresence}};
+  static constexpr Section kSections[] = {
+      {"mail", readMail}, {"enforcement", readEnforcement}, {"store", readStore},
+      {"log", readLog},   {"kernel", readKernel},           {"detector", readDetector},
+      {"mta", readMta},   {"presence", readPresence},       {"outside", readOutside}};
   constexpr std::string_view kKnown =
-      "[mail], [enforcement], [store], [log], [kernel], [detector], [mta], [presence]";
+      "[mail], [enforcement], [store], [log], [kernel], [detector], [mta], [presence], "
+      "[outside]";
 
   Settings settings;
   for (const auto& [key, node] : root) {

@@ -182,6 +182,7 @@ class Privilege(GuarddOnBusTest):
         ("Rules", "read", [], None),
         # Documented as open to every local user: it only looks at this host's servers.
         ("RunAudit", "read", [], None),
+        ("Outside", "read", [], None),
         ("Approve", "change", ["{client}", ""], None),
         ("ApproveWithOptions", "change",
          ["{client}", "", "{{'allow_env': <['PYTHONPATH']>, 'only_to': <['127.0.0.2:25']>}}"], None),
@@ -199,6 +200,8 @@ class Privilege(GuarddOnBusTest):
         ("FirewallDisable", "change", [], None),
         # It talks to the other computers of the owner's subnets: the owner's call only.
         ("ScanHousehold", "change", [], None),
+        # It sends queries to the configured blocklists (none answer in the namespace).
+        ("RunOutsideCheck", "change", [], None),
     ]
 
     def call(self, method, args, user=None):

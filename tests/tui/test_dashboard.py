@@ -227,7 +227,7 @@ class Dashboard(GuarddOnBusTest):
         # dashboard repaints every cell, not only what changed.
         tui.resize(80, 24)
         tui.send("3")
-        expected = {0: " mailguard   1 Programs (1 pending)   2 Attempts   3 Alerts   4 Audit",
+        expected = {0: " mailguard   1 Programs (1 pending)  2 Attempts  3 Alerts   4 Audit  5 Outside",
                     3: "", 4: "   No alerts: nothing has behaved like a spam bot.",
                     23: ALERT_KEYS_LINE}
         tui.wait_for(lambda s: len(screen_lines(s)) == 24 and

@@ -57,6 +57,18 @@ bool busGone(const dbus::ClientError& e) {
 
 }  // namespace
 
+// RunOutsideCheck, like RunAudit, takes seconds (DNS lookups): the same hand-over.
+struct Dashboard::OutsideJob {
+  int readFd = -1;
+  int writeFd = -1;
+  std::mutex mutex;
+  std::optional<dbus::ClientResult<std::string>> result;
+  ~OutsideJob() {
+    if (readFd >= 0) ::close(readFd);
+    if (writeFd >= 0) ::close(writeFd);
+  }
+};
+
 struct Dashboard::AuditJob {
   int readFd = -1;
   int writeFd = -1;
@@ -98,11 +110,12 @@ int Dashboard::run() {
   while (!quit_) {
     if (redraw_) draw();
     // A negative fd is ignored by poll(): no audit running, no bus.
-    pollfd fds[4] = {{terminal_.inputFd(), POLLIN, 0},
+    pollfd fds[5] = {{terminal_.inputFd(), POLLIN, 0},
                      {signalFd_, POLLIN, 0},
                      {auditJob_ ? auditJob_->readFd : -1, POLLIN, 0},
+                     {outsideJob_ ? outsideJob_->readFd : -1, POLLIN, 0},
                      {-1, 0, 0}};
-    nfds_t n = 3;
+    nfds_t n = 4;
     const auto wake = statusStale_ ? std::min(nextTimer_, nextStatus_) : nextTimer_;
     auto untilTimer =
         std::chrono::duration_cast<std::chrono::milliseconds>(wake - SteadyClock::now()).count();
@@ -110,8 +123,8 @@ int Dashboard::run() {
     if (client_) {
       const auto spec = client_->pollSpec();
       if (const auto* s = valueOf(spec)) {
-        fds[3] = {s->fd, s->events, 0};
-        n = 4;
+        fds[4] = {s->fd, s->events, 0};
+        n = 5;
         if (s->timeoutMs >= 0 && s->timeoutMs < timeout) timeout = s->timeoutMs;
       } else {
         lost(std::get<dbus::ClientError>(spec));
@@ -130,11 +143,12 @@ int Dashboard::run() {
     }
     if (fds[0].revents & (POLLHUP | POLLERR)) quit_ = true;  // the terminal went away
     if (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) finishAudit();
+    if (fds[3].revents & (POLLIN | POLLHUP | POLLERR)) finishOutside();
     // A resize interrupts poll() (SIGWINCH) and shows up as KEY_RESIZE here.
     for (const auto& e : terminal_.readInput()) handle(e);
     if (client_) {
       dispatchBus();
-      if (client_ && n == 4 && (fds[3].revents & (POLLHUP | POLLERR))) {
+      if (client_ && n == 5 && (fds[4].revents & (POLLHUP | POLLERR))) {
         lost(dbus::ClientError{dbus::ClientError::Kind::NoBus, "lost the system bus", {}});
       }
     }
@@ -256,6 +270,12 @@ void Dashboard::execute(const Command& c) {
       break;
     case Command::Kind::RunAudit:
       startAudit();
+      break;
+    case Command::Kind::LoadOutside:
+      loadOutside();
+      break;
+    case Command::Kind::RunOutside:
+      startOutside();
       break;
     case Command::Kind::LoadRules: {
       auto r = client_->rules();
@@ -453,6 +473,76 @@ void Dashboard::finishAudit() {
     handle(AuditLoaded{*report});
   } else {
     handle(AuditFailed{std::get<dbus::ClientError>(*result), true});
+  }
+}
+
+bool Dashboard::hostClient() {
+  if (hostClient_) return true;
+  auto r = dbus::HostClient::connect();
+  if (const auto* e = std::get_if<dbus::ClientError>(&r)) {
+    handle(OutsideFailed{*e, false});
+    return false;
+  }
+  hostClient_ = std::move(std::get<std::unique_ptr<dbus::HostClient>>(r));
+  return true;
+}
+
+void Dashboard::loadOutside() {
+  if (!client_ || !state_.connected || !hostClient()) return;
+  auto r = hostClient_->outside();
+  if (const auto* report = valueOf(r)) {
+    handle(OutsideLoaded{*report});
+  } else {
+    const auto& e = std::get<dbus::ClientError>(r);
+    if (e.kind == dbus::ClientError::Kind::NoBus) hostClient_.reset();
+    handle(OutsideFailed{e, false});
+  }
+}
+
+void Dashboard::startOutside() {
+  if (outsideJob_) return;  // one at a time; the model already says it runs
+  auto job = std::make_shared<OutsideJob>();
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    handle(OutsideFailed{
+        dbus::ClientError{
+            dbus::ClientError::Kind::Failed, "cannot create a pipe for the outside check", {}},
+        true});
+    return;
+  }
+  job->readFd = fds[0];
+  job->writeFd = fds[1];
+  outsideJob_ = job;
+  std::thread([job] {
+    auto c = dbus::HostClient::connect();
+    dbus::ClientResult<std::string> result = dbus::ClientError{};
+    if (auto* e = std::get_if<dbus::ClientError>(&c)) {
+      result = *e;
+    } else {
+      result = std::get<std::unique_ptr<dbus::HostClient>>(c)->runOutside();
+    }
+    {
+      const std::lock_guard lock(job->mutex);
+      job->result = std::move(result);
+    }
+    const char byte = 1;
+    [[maybe_unused]] const auto w = ::write(job->writeFd, &byte, 1);
+  }).detach();
+}
+
+void Dashboard::finishOutside() {
+  if (!outsideJob_) return;
+  std::optional<dbus::ClientResult<std::string>> result;
+  {
+    const std::lock_guard lock(outsideJob_->mutex);
+    result = std::move(outsideJob_->result);
+  }
+  if (!result) return;  // woken early; the byte comes with the result
+  outsideJob_.reset();
+  if (const auto* report = valueOf(*result)) {
+    handle(OutsideLoaded{*report});
+  } else {
+    handle(OutsideFailed{std::get<dbus::ClientError>(*result), true});
   }
 }
 

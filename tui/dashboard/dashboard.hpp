@@ -46,17 +46,23 @@ class Dashboard {
   void loadAudit();
   void startAudit();
   void finishAudit();
+  bool hostClient();  // connects hostClient_ if needed; false (and OutsideFailed) if not
+  void loadOutside();
+  void startOutside();
+  void finishOutside();
 
   // RunAudit waits until the audit ends (seconds, up to minutes): it runs on a thread
   // with a bus connection of its own, which hands the result over and wakes poll()
   // through a pipe. The job outlives the dashboard if the user quits meanwhile.
   struct AuditJob;
+  struct OutsideJob;
 
   Terminal& terminal_;
   State state_;
   std::unique_ptr<dbus::Client> client_;
   std::unique_ptr<dbus::HostClient> hostClient_;  // Audit() (quick) on the loop's thread
   std::shared_ptr<AuditJob> auditJob_;
+  std::shared_ptr<OutsideJob> outsideJob_;
   std::vector<Event> inbox_;  // filled by bus signal handlers during dispatch()
   // Replies to policy calls, also filled during dispatch(); unlike signals they are
   // handled even while disconnected, so that no row stays "busy".

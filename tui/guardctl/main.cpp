@@ -17,6 +17,7 @@
 #include "mailguard/rules/code_loading.hpp"
 #include "mailguard/rules/destination.hpp"
 #include "output.hpp"
+#include "outside_cmd.hpp"
 
 namespace {
 
@@ -84,6 +85,7 @@ int main(int argc, char** argv) {
       "  sudo guardctl release 7              lift program 7's quarantine\n"
       "  sudo guardctl firewall enable        refuse inbound connections nobody allowed\n"
       "  guardctl audit --run                 is a mail server here an open relay?\n"
+      "  guardctl outside                     is your address on a spam blocklist?\n"
       "\n"
       "Run 'guardctl COMMAND --help' for the options of a command.",
       "guardctl"};
@@ -261,6 +263,8 @@ int main(int argc, char** argv) {
   // firewall and audit (firewall_cmd.cpp).
   auto hostCommands = out::addHostCommands(app);
   auto backscatterCommand = out::addBackscatterCommand(app);
+  // blocklists and SPF/DMARC (outside_cmd.cpp).
+  auto outsideCommands = out::addOutsideCommands(app);
 
   try {
     app.parse(argc, argv);
@@ -286,6 +290,7 @@ int main(int argc, char** argv) {
   out::setJsonErrors(json);
   if (auto code = out::runHostCommands(*hostCommands, json)) return *code;
   if (auto code = out::runBackscatterCommand(*backscatterCommand, json)) return *code;
+  if (auto code = out::runOutsideCommands(*outsideCommands, json)) return *code;
 
   // Ids and paths are told apart before guardd is asked: "-1" is a mistake, not ./-1.
   std::optional<Resolved> policyTargets;

@@ -129,6 +129,11 @@ Notification Agent::alertNotification(const Entry& e) {
     body +=
         "\nAnother computer at home passes on mail for anyone on your LAN. guardctl audit says "
         "how to close it.";
+  } else if (e.alertKind == "blocklist") {
+    // guardd's summary names the list and the address; the cause and the fix need more
+    // room than a notification has.
+    n.summary = "Your public address is on a spam blocklist";
+    body += "\nSee guardctl outside (cause and fix).";
   } else {
     n.summary = name(e) + " is quarantined";
     body +=
@@ -258,10 +263,10 @@ void Agent::programChanged(const dbus::Program& p, SteadyTime now) {
 
 void Agent::alertRaised(const dbus::Alert& a, SteadyTime now) {
   const bool quarantine = a.kind == "detector" && a.tier == "hard";
-  // guardd raises one alert per flood and per open relay found on the LAN, so each is
-  // worth one notification.
-  const bool presented =
-      quarantine || a.kind == "audit" || a.kind == "backscatter" || a.kind == "household-relay";
+  // guardd raises one alert per flood, per open relay found on the LAN and per new
+  // blocklist listing, so each is worth one notification.
+  const bool presented = quarantine || a.kind == "audit" || a.kind == "backscatter" ||
+                         a.kind == "household-relay" || a.kind == "blocklist";
   if (!presented) return;
   Entry& e = entries_["alert:" + std::to_string(a.id)];
   e.kind = Kind::Alert;

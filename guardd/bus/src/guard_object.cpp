@@ -559,4 +559,16 @@ void GuardObject::RunAudit(
   });
 }
 
+std::string GuardObject::Outside() { return guard_.outsideReport(); }
+
+void GuardObject::RunOutsideCheck(sdbus::Result<std::string>&& result) {
+  change<std::string>(
+      "run the outside check", std::move(result),
+      [this](const Caller&, Done<std::string> done) {
+        guard_.runOutsideCheck(
+            [done = std::move(done)](const std::string& report) { done(report); });
+      },
+      [](const std::string& report) { return report; });
+}
+
 }  // namespace mailguard::bus

@@ -83,6 +83,8 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
   VariantMap Backscatter() override;
   VariantMap Household() override;
   void ScanHousehold(sdbus::Result<VariantMap>&& result) override;
+  std::string Outside() override;
+  void RunOutsideCheck(sdbus::Result<std::string>&& result) override;
   void RunAudit(sdbus::Result<std::int64_t, bool, std::string,
                               std::vector<dbus::wire::AuditResult>>&& result) override;
 

@@ -296,6 +296,9 @@ Result<void> Guard::Impl::start() {
   }
   if (auto r = host->start(); !r) return r.error();
   household = std::make_unique<HouseholdScanner>(loop, clock, *reader, *writer, *alerts);
+  outside = std::make_unique<OutsideCheck>(options.settings, loop, clock, *reader, *writer, *alerts,
+                                           [this] { return outsideEvidence(); });
+  outside->start();
   enforcing = true;
   log::info("enforcing: table 'inet " + options.tableName + "' in place, queue " +
             std::to_string(options.settings.queueNumber) + ", backend " +

@@ -23,6 +23,7 @@
 #include "mailguard/replies/smtp_replies.hpp"
 #include "mailguard/service/guard.hpp"
 #include "mta_gate.hpp"
+#include "outside_check.hpp"
 #include "pipeline_seams.hpp"
 #include "program_registry.hpp"
 #include "tamper.hpp"
@@ -109,9 +110,13 @@ struct Guard::Impl {
   std::unique_ptr<BackscatterMonitor> backscatter;
   // Mail handed to the local MTA without TCP; null when [mta] socket is "" or unusable.
   std::unique_ptr<MtaGate> mta;
+  // Blocklists and SPF/DMARC as the outside sees this household (src/outside_check.cpp).
+  std::unique_ptr<OutsideCheck> outside;
   bool enforcing = false;
 
   Result<void> start();
+  // What guardd's own records say about why the public address may be listed.
+  outside::LocalEvidence outsideEvidence();
   Result<std::unique_ptr<kernel::KernelIdentity>> openKernelIdentity();
   // The kernel's maps from the owner's rules: approved and denied files, hashed off the
   // loop, so that an approved program is decided in the kernel from its first connect.

@@ -14,7 +14,7 @@ namespace {
 // Schema migrations: entry i moves user_version i to i + 1. Append only; never edit a
 // released entry. Text columns are NOT NULL with '' for "none" so that the UNIQUE
 // constraints compare them (SQLite treats NULLs as distinct in UNIQUE).
-constexpr std::array<const char*, 11> kMigrations = {
+constexpr std::array<const char*, 12> kMigrations = {
     R"sql(
 CREATE TABLE programs(
   id INTEGER PRIMARY KEY,
@@ -241,6 +241,13 @@ CREATE TABLE IF NOT EXISTS household_scan(
   finished INTEGER NOT NULL,
   error TEXT NOT NULL DEFAULT '',
   result TEXT NOT NULL DEFAULT '{}');
+)sql",
+    // 11 -> 12: the last outside check (blocklists, SPF/DMARC) as the JSON that
+    // mailguard::outside::toJson wrote: one row, replaced by each run.
+    R"sql(
+CREATE TABLE IF NOT EXISTS outside_report(
+  id INTEGER PRIMARY KEY CHECK(id = 1),
+  report TEXT NOT NULL);
 )sql",
 };
 

@@ -21,7 +21,7 @@ namespace mailguard::store::test {
 using namespace std::chrono_literals;
 
 // PRAGMA user_version of a database migrated to the schema this build knows.
-inline constexpr const char* kSchemaVersion = "11";
+inline constexpr const char* kSchemaVersion = "12";
 
 class TempDir {
  public:

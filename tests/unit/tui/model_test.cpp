@@ -465,7 +465,11 @@ TEST(Keys, ScreensHelpDetailsAndQuit) {
   press(s, KeyCode::Tab);
   EXPECT_EQ(s.screen, Screen::Audit);
   press(s, KeyCode::Tab);
+  EXPECT_EQ(s.screen, Screen::Outside);
+  press(s, KeyCode::Tab);
   EXPECT_EQ(s.screen, Screen::Programs);
+  press(s, KeyCode::BackTab);
+  EXPECT_EQ(s.screen, Screen::Outside);
   press(s, KeyCode::BackTab);
   EXPECT_EQ(s.screen, Screen::Audit);
   press(s, "1");

@@ -50,7 +50,8 @@ TEST(Render, ProgramsAt80x24FitAndShowEverythingThatMatters) {
   const Frame f = render(s, {80, 24});
   expectExactWidths(f);
   const auto lines = f.lines();
-  EXPECT_EQ(lines[0], " mailguard   1 Programs (1 pending)   2 Attempts   3 Alerts   4 Audit");
+  EXPECT_EQ(lines[0],
+            " mailguard   1 Programs (1 pending)   2 Attempts  3 Alerts  4 Audit  5 Outside");
   EXPECT_EQ(lines[1],
             " connected  enforcing  xt-compat  proc id  today: 3 attempts, 1 held, 1 rejected");
   EXPECT_EQ(lines[2],
@@ -536,6 +537,67 @@ TEST(Render, HelpListsTheKeys) {
                         "sort programs", "quit"}) {
     EXPECT_NE(text.find(k), std::string::npos) << k;
   }
+}
+
+TEST(Render, HelpFitsAt80x24DownToItsLastLine) {
+  State s = household({80, 24});
+  update(s, KeyPressed{Key::ch("?")});
+  const Frame f = render(s, {80, 24});
+  EXPECT_NE(f.text().find("Reading works for every user."), std::string::npos) << f.text();
+  EXPECT_NE(f.text().find("5 Outside"), std::string::npos);
+}
+
+const char* const kOutsideReport = R"({"time":"2026-12-07T10:00:00Z","public_address":"198.18.0.7",
+  "address_source":"settings","address_error":"","running":false,"next_run":"2026-12-08T10:00:00Z",
+  "blocklists":[{"zone":"bl.test","status":"listed","codes":["127.0.0.2"],"reason":"spam trap hit",
+    "error":"","first_seen":"2026-12-06T09:00:00Z"},
+   {"zone":"clean.test","status":"not-listed","codes":[],"reason":"","error":"","first_seen":null},
+   {"zone":"broken.test","status":"error","codes":[],"reason":"","error":"refused","first_seen":null}],
+  "domains":[{"domain":"example.test","spf":"v=spf1 +all","spf_all":"+all","dmarc":"","dmarc_policy":"",
+    "findings":[{"kind":"spf-permissive","severity":"high","title":"SPF allows every sender",
+      "fix":"End the SPF record with -all"}]}]})";
+
+TEST(Render, OutsideShowsListingsWithCauseAndDomainFindingsWithFixes) {
+  State s = household({100, 30});
+  Alert alert;
+  alert.id = 77;
+  alert.kind = "blocklist";
+  alert.tier = "hard";
+  alert.evidence = R"({"kind":"blocklist","zone":"bl.test","cause":"mailbot sent 300 messages"})";
+  update(s, AlertRaised{alert});
+  const Effects fx = update(s, KeyPressed{Key::ch("o")});
+  EXPECT_EQ(s.screen, Screen::Outside);
+  ASSERT_EQ(fx.commands.size(), 1u);
+  EXPECT_EQ(fx.commands[0].kind, Command::Kind::LoadOutside);
+  update(s, OutsideLoaded{kOutsideReport});
+  const Frame f = render(s, {100, 30});
+  expectExactWidths(f);
+  EXPECT_NE(lineWith(f, "bl.test").find("LISTED since 2026-12-06T09:00:00Z (spam trap hit)"),
+            std::string::npos)
+      << f.text();
+  EXPECT_NE(lineWith(f, "Likely cause:").find("mailbot sent 300 messages"), std::string::npos);
+  EXPECT_NE(lineWith(f, "clean.test").find("not listed"), std::string::npos);
+  EXPECT_NE(lineWith(f, "broken.test").find("error: refused"), std::string::npos);
+  EXPECT_NE(lineWith(f, "example.test").find("1 finding"), std::string::npos);
+  EXPECT_NE(lineWith(f, "SPF allows every sender").find("[high]"), std::string::npos);
+  EXPECT_NE(lineWith(f, "Fix:").find("End the SPF record with -all"), std::string::npos);
+  EXPECT_NE(lineWith(f, "198.18.0.7").find("Last check"), std::string::npos);
+}
+
+TEST(Render, OutsideRunRefusedSaysNotAuthorized) {
+  State s = household({80, 24});
+  update(s, KeyPressed{Key::ch("5")});
+  const Effects fx = update(s, KeyPressed{Key::ch("R")});
+  ASSERT_FALSE(fx.commands.empty());
+  EXPECT_EQ(fx.commands.back().kind, Command::Kind::RunOutside);
+  EXPECT_NE(render(s, {80, 24}).text().find("checking..."), std::string::npos);
+  update(s, OutsideFailed{dbus::ClientError{
+                              dbus::ClientError::Kind::NotAuthorized, "needs an administrator", {}},
+                          true});
+  const Frame f = render(s, {80, 24});
+  expectExactWidths(f);
+  EXPECT_NE(f.text().find("Not authorized: needs an administrator"), std::string::npos) << f.text();
+  EXPECT_EQ(f.text().find("checking..."), std::string::npos);
 }
 
 TEST(Render, FilterPromptAndEmptyResults) {

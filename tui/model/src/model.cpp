@@ -67,6 +67,8 @@ int listSize(const State& s) {
       return static_cast<int>(visibleAlerts(s).size());
     case Screen::Audit:
       return static_cast<int>(visibleAuditResults(s).size());
+    case Screen::Outside:
+      return 0;  // a report, not a list
   }
   return 0;
 }
@@ -155,6 +157,7 @@ void movePage(State& s, int direction) {
              : s.screen == Screen::Attempts ? &s.attemptTop
              : s.screen == Screen::Alerts   ? &s.alertTop
                                             : &s.auditTop;
+  if (s.screen == Screen::Outside) return;
   *top = std::max(0, *top + direction * rows);
   moveSelection(s, direction * rows, false);
 }
@@ -233,6 +236,21 @@ void acknowledge(State& s, Effects& fx) {
   s.acksInFlight.insert(a->id);
   fx.commands.push_back(Command{Command::Kind::AckAlert, a->programId, a->id, {}, {}});
   info(s, "Acknowledging alert " + std::to_string(a->id) + "... waiting for authorization");
+}
+
+void runOutside(State& s, Effects& fx) {
+  if (!s.connected) {
+    error(s, "Not connected to guardd: cannot run the outside check now");
+    return;
+  }
+  if (s.outsideRequested) {
+    info(s, "The outside check is already running");
+    return;
+  }
+  s.outsideRequested = true;
+  s.outsideError.clear();
+  fx.commands.push_back(Command{Command::Kind::RunOutside, 0, 0, {}, {}});
+  info(s, "Checking the blocklists and your domains ... (the dashboard stays usable)");
 }
 
 void runAudit(State& s, Effects& fx) {
@@ -430,6 +448,10 @@ void switchScreen(State& s, Screen screen, Effects& fx) {
   if (screen == Screen::Audit && s.connected && !s.auditRequested) {
     fx.commands.push_back(Command{Command::Kind::LoadAudit, 0, 0});
   }
+  // A check guardd ran by itself (daily) since: read the last one on every visit.
+  if (screen == Screen::Outside && s.connected && !s.outsideRequested) {
+    fx.commands.push_back(Command{Command::Kind::LoadOutside, 0, 0});
+  }
 }
 
 void onKey(State& s, const Key& key, Effects& fx) {
@@ -546,6 +568,8 @@ void onKey(State& s, const Key& key, Effects& fx) {
     s.help = true;
   } else if (c == "1" || c == "2" || c == "3" || c == "4") {
     switchScreen(s, static_cast<Screen>(c[0] - '1'), fx);
+  } else if (c == "5" || c == "o") {
+    switchScreen(s, Screen::Outside, fx);
   } else if (c == "k") {
     moveSelection(s, -1, false);
   } else if (c == "j") {
@@ -579,7 +603,11 @@ void onKey(State& s, const Key& key, Effects& fx) {
   } else if (c == "K") {
     acknowledge(s, fx);
   } else if (c == "R") {
-    runAudit(s, fx);
+    if (s.screen == Screen::Outside) {
+      runOutside(s, fx);
+    } else {
+      runAudit(s, fx);
+    }
   } else if (c == "r") {
     if (s.connected) {
       fx.commands.push_back(Command{Command::Kind::Reload, 0});
@@ -677,7 +705,7 @@ Layout layoutFor(const State& state, Size size) {
   l.keysRow = size.rows - 1;
   l.messageRow = size.rows - 2;
   const int available = std::max(0, l.messageRow - l.listTop);
-  const bool hasList = true;  // every screen has a list with details
+  const bool hasList = state.screen != Screen::Outside;  // the Outside screen is one report
   if (state.details && hasList && available >= 12) {
     // Alert evidence and audit findings are longer than a program's details; the audit
     // lists few servers.
@@ -805,6 +833,22 @@ Effects update(State& s, const Event& event) {
                                ? "Not allowed to run the audit: " + e.error.message
                                : e.error.message;
             if (e.run) error(s, "Could not run the audit: " + s.auditError);
+            fx.redraw = true;
+          },
+          [&](const OutsideLoaded& e) {
+            const bool ours = s.outsideRequested;
+            s.outside = e.report;
+            s.outsideError.clear();
+            s.outsideRequested = false;
+            if (ours) info(s, "Outside check finished");
+            fx.redraw = true;
+          },
+          [&](const OutsideFailed& e) {
+            if (e.run) s.outsideRequested = false;
+            s.outsideError = e.error.kind == dbus::ClientError::Kind::NotAuthorized
+                                 ? "Not authorized: " + e.error.message
+                                 : e.error.message;
+            if (e.run) error(s, "Could not run the outside check: " + s.outsideError);
             fx.redraw = true;
           },
           [&](const AuditFinished& e) {
@@ -1055,6 +1099,8 @@ const char* toString(Screen screen) {
       return "Alerts";
     case Screen::Audit:
       return "Audit";
+    case Screen::Outside:
+      return "Outside";
   }
   return "?";
 }
@@ -1092,6 +1138,8 @@ ListWindow listWindow(const State& s) {
     case Screen::Audit:
       top = s.auditTop;
       rows = std::max(1, rows - 1);  // the summary line
+      break;
+    case Screen::Outside:
       break;
   }
   if (total == 0) return {0, 0, 0};

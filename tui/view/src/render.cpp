@@ -125,6 +125,8 @@ std::pair<std::string, Style> verdictCell(const std::string& verdict) {
 void tabBar(const State& s, int width, std::vector<Row>& rows) {
   RowBuilder b(width);
   b.add(" mailguard ", Style::Title).space();
+  std::vector<std::string> labels;
+  int total = b.used();
   for (int i = 0; i < kScreenCount; ++i) {
     const auto screen = static_cast<Screen>(i);
     std::string label = " " + std::to_string(i + 1) + " " + toString(screen);
@@ -135,7 +137,15 @@ void tabBar(const State& s, int width, std::vector<Row>& rows) {
       if (const auto n = unacknowledgedAlerts(s); n > 0)
         label += " (" + std::to_string(n) + " new)";
     }
-    label += " ";
+    total += displayWidth(label) + 2;
+    labels.push_back(std::move(label));
+  }
+  // Five tabs with counts do not fit 80 columns padded on both sides: drop the right pad.
+  const bool compact = total > width;
+  for (int i = 0; i < kScreenCount; ++i) {
+    const auto screen = static_cast<Screen>(i);
+    auto& label = labels[static_cast<std::size_t>(i)];
+    if (!compact || screen == s.screen) label += " ";
     b.add(label, screen == s.screen ? Style::TabActive : Style::Tab).space();
   }
   rows.push_back(b.finish());
@@ -905,17 +915,111 @@ void detailsPane(const State& s, const Layout& l, int width, std::vector<Row>& r
   }
 }
 
+std::string jsonText(const nlohmann::json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// The likely cause of a listing is not in the report: guardd names it in the blocklist
+// alert it raised when the listing was new (evidence {kind, zone, cause}).
+std::string listingCause(const State& s, const std::string& zone) {
+  for (const auto& a : s.alerts) {
+    if (a.kind != "blocklist") continue;
+    const auto e = nlohmann::json::parse(a.evidence, nullptr, false);
+    if (e.is_object() && jsonText(e, "zone") == zone) return jsonText(e, "cause");
+  }
+  return {};
+}
+
+// The last outside check: the public address in each blocklist, then each domain's SPF
+// and DMARC findings with their fixes.
+void outsideScreen(const State& s, const Layout& l, int width, std::vector<Row>& rows) {
+  rows.push_back(
+      plain(width, " OUTSIDE: how the rest of the internet sees this household", Style::Header));
+  std::vector<Row> lines;
+  auto line = [&](const std::string& text, Style style = Style::Normal) {
+    lines.push_back(plain(width, " " + text, style));
+  };
+  if (s.outsideRequested) {
+    line("checking... DNS lookups of the blocklists and your domains", Style::Held);
+  }
+  if (!s.outsideError.empty()) line("No outside check: " + s.outsideError, Style::Error);
+  const auto r = nlohmann::json::parse(s.outside, nullptr, false);
+  if (!r.is_object()) {
+    if (s.outsideError.empty() && !s.outsideRequested) {
+      line(s.everLoaded ? "No outside check yet: press R to check now" : "Waiting for guardd ...",
+           Style::Dim);
+    }
+  } else if (!r.contains("time") || !r["time"].is_string()) {
+    line("No outside check yet: press R to check now", Style::Dim);
+  } else {
+    if (r.value("running", false) && !s.outsideRequested)
+      line("A check is running now", Style::Held);
+    const std::string address = jsonText(r, "public_address");
+    line("Last check " + jsonText(r, "time") + ": " +
+             (address.empty()
+                  ? "public address unknown: " + jsonText(r, "address_error")
+                  : "public address " + address + " (from " + jsonText(r, "address_source") + ")"),
+         address.empty() ? Style::Error : Style::Normal);
+    if (r.contains("blocklists") && r["blocklists"].is_array() && !r["blocklists"].empty()) {
+      line("Blocklists", Style::Header);
+      for (const auto& b : r["blocklists"]) {
+        const std::string zone = jsonText(b, "zone");
+        const std::string status = jsonText(b, "status");
+        if (status == "listed") {
+          const std::string reason = jsonText(b, "reason");
+          line("  " + zone + "  LISTED since " + jsonText(b, "first_seen") +
+                   (reason.empty() ? "" : " (" + reason + ")"),
+               Style::Bad);
+          if (const auto cause = listingCause(s, zone); !cause.empty()) {
+            line("    Likely cause: " + cause);
+          }
+        } else if (status == "error") {
+          line("  " + zone + "  error: " + jsonText(b, "error"), Style::Error);
+        } else {
+          line("  " + zone + "  not listed", Style::Good);
+        }
+      }
+    }
+    if (r.contains("domains") && r["domains"].is_array() && !r["domains"].empty()) {
+      line("Domains", Style::Header);
+      for (const auto& d : r["domains"]) {
+        const auto findings = d.value("findings", nlohmann::json::array());
+        if (findings.empty()) {
+          line("  " + jsonText(d, "domain") + "  protected (SPF " + jsonText(d, "spf_all") +
+                   ", DMARC p=" + jsonText(d, "dmarc_policy") + ")",
+               Style::Good);
+          continue;
+        }
+        line("  " + jsonText(d, "domain") + "  " + std::to_string(findings.size()) +
+             (findings.size() == 1 ? " finding" : " findings"));
+        for (const auto& f : findings) {
+          line("    [" + jsonText(f, "severity") + "] " + jsonText(f, "title"), Style::Bad);
+          line("      Fix: " + jsonText(f, "fix"));
+        }
+      }
+    }
+    if (r.contains("next_run") && r["next_run"].is_string()) {
+      line("Next check: " + r["next_run"].get<std::string>(), Style::Dim);
+    }
+  }
+  for (int i = 0; i < l.listRows; ++i) {
+    const auto k = static_cast<std::size_t>(i);
+    rows.push_back(k < lines.size() ? std::move(lines[k]) : plain(width, ""));
+  }
+}
+
 void helpScreen(const Layout& l, int width, std::vector<Row>& rows) {
   static const std::vector<std::pair<std::string, std::string>> kKeys = {
       {"Up/Down  j/k", "move the selection (PgUp/PgDn, Home/End: by page, to the ends)"},
-      {"Tab  1-4", "switch screen: 1 Programs, 2 Attempts, 3 Alerts, 4 Audit"},
+      {"Tab  1-5  o", "screens: 1 Programs 2 Attempts 3 Alerts 4 Audit 5 Outside"},
       {"Enter", "show or hide the details of the selected line"},
       {"a", "approve the program: it may send mail (asks y/n first)"},
       {"A", "approve with options: pin to servers, allow code-loading variables"},
       {"d", "deny it: its mail connections are refused at once"},
       {"f", "forget the decision: it is held and asked about again (y/n)"},
       {"K", "Alerts: acknowledge the selected alert (a approves its program)"},
-      {"R", "Audit: audit the mail servers on this PC now"},
+      {"R", "Audit: audit mail servers now; Outside: check blocklists now"},
       {"/", "filter by text: path, user, state, destination; Esc clears"},
       {"v", "Attempts: show all, held only, refused only"},
       {"s", "sort programs: pending first, last seen, attempts, path"},
@@ -930,7 +1034,7 @@ void helpScreen(const Layout& l, int width, std::vector<Row>& rows) {
     b.add("   ").cell(fitEnd(k, 14), Style::Key).add(v);
     lines.push_back(b.finish());
   }
-  lines.push_back(plain(width, ""));
+  // No blank line above: at 80x24 every line of the help fits.
   for (const char* text : {"PENDING programs wait for your decision: their mail connections",
                            "are held until you approve or deny them.",
                            "Approving, denying, forgetting and acknowledging need root (sudo).",
@@ -1048,6 +1152,8 @@ void keysLine(const State& s, int width, std::vector<Row>& rows) {
   } else if (s.screen == Screen::Alerts) {
     keys = {{"K", "acknowledge"}, {"a", "approve"}, {"d", "deny"}, {"Enter", "evidence"},
             {"/", "filter"},      {"?", "help"},    {"q", "quit"}};
+  } else if (s.screen == Screen::Outside) {
+    keys = {{"R", "check now"}, {"Tab", "screen"}, {"?", "help"}, {"q", "quit"}};
   } else {
     keys = {{"R", "run audit now"},
             {"Enter", "findings"},
@@ -1147,6 +1253,9 @@ Frame render(const State& s, Size size) {
         break;
       case Screen::Audit:
         auditList(s, l, width, f.rows);
+        break;
+      case Screen::Outside:
+        outsideScreen(s, l, width, f.rows);
         break;
     }
     detailsPane(s, l, width, f.rows);

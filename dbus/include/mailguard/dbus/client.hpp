@@ -145,8 +145,9 @@ struct Alert {
   std::vector<std::string> reasons;  // heaviest first
   bool acknowledged = false;
   std::string evidence;
-  // "detector" (tier hard: quarantined), "audit" (tier hard: open relay) or "tamper"
-  // (another program changed guardd's firewall table; guardd restored it).
+  // "detector" (tier hard: quarantined), "audit" (tier hard: open relay), "tamper"
+  // (another program changed guardd's firewall table; guardd restored it) or "blocklist"
+  // (the household's public address is on a DNS blocklist; tier hard).
   std::string kind;
 };
 

@@ -139,6 +139,10 @@ class HostClient {
   // Scans the household's subnets now and audits each mail server found; waits for it
   // (up to 5 minutes). A policy change: polkit may ask.
   ClientResult<HouseholdStatus> scanHousehold();
+  // The outside check (blocklists, SPF/DMARC) as the JSON object the XML describes.
+  ClientResult<std::string> outside();
+  // Runs it now (may ask for authentication); waits for it (up to 5 minutes).
+  ClientResult<std::string> runOutside();
 
  private:
   struct Impl;

@@ -60,6 +60,28 @@ struct Settings {
   // read. input_devices = bool: also read the time (only the time) of the last key press
   // or click on real input devices under /dev/input; off unless the owner turns it on.
   bool presenceInputDevices = false;
+  // [outside]: how the outside sees this household (DNS blocklists, SPF/DMARC).
+  // public_address = "auto" | "A.B.C.D": the household's public IPv4 address; auto asks
+  // myip_name at myip_resolver.
+  std::string outsidePublicAddress = "auto";
+  // blocklists = ["zone", ...]: DNSBL zones the public address is looked up in.
+  std::vector<std::string> outsideBlocklists{"zen.spamhaus.org", "bl.spamcop.net",
+                                             "b.barracudacentral.org", "psbl.surriel.com"};
+  // domains = ["example.org", ...]: the owner's mail domains, checked for SPF and DMARC.
+  std::vector<std::string> outsideDomains;
+  // nameserver = "" (those of /etc/resolv.conf) | "A.B.C.D" | "A.B.C.D:PORT"
+  std::string outsideNameserver;
+  // myip_name = "myip.opendns.com": its A record, asked of myip_resolver, is the asker's
+  // address; myip_resolver = "A.B.C.D[:PORT]" (resolver1.opendns.com); "" in either = off.
+  std::string outsideMyipName = "myip.opendns.com";
+  std::string outsideMyipResolver = "208.67.222.222";
+  // interval_hours = N: how often the check runs by itself; 0 = only on request.
+  std::uint32_t outsideIntervalHours = 24;
+  // timeout_seconds = N: per DNS try (two tries).
+  std::uint32_t outsideTimeoutSeconds = 3;
+  // cause_days = N: a program quarantined this many days before a listing is named as
+  // its likely cause.
+  std::uint32_t outsideCauseDays = 30;
 };
 
 // Parses TOML text; `origin` names the file in error messages.

@@ -215,6 +215,13 @@ class Guard {
 
   // Backscatter floods seen in the local MTA's log (defined in src/backscatter.cpp).
   [[nodiscard]] BackscatterInfo backscatter() const;
+  // The outside check (defined in src/outside_check.cpp): the household's public address
+  // in the DNS blocklists and the SPF/DMARC records of the owner's domains. The report is
+  // JSON (guardd/outside report.hpp toJson, plus "running" and "next_run"); a run takes
+  // seconds on a worker thread, `done` runs on the loop thread, and a call while one
+  // runs joins it.
+  [[nodiscard]] std::string outsideReport() const;
+  void runOutsideCheck(std::function<void(const std::string&)> done);
 
   // Zombie detector (defined in src/detection.cpp). Alerts newest first;
   // release lifts a quarantine; declareBulk lifts the soft tier and backstops for

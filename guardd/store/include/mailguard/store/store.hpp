@@ -198,6 +198,8 @@ class SqliteStore {
   Result<std::vector<AuditRow>> loadAudit();
   // nullopt before the first scan.
   Result<std::optional<HouseholdScanRow>> loadHouseholdScan();
+  // The last outside check as stored (JSON, mailguard::outside::toJson); "" when none.
+  Result<std::string> loadOutsideReport();
 
  private:
   explicit SqliteStore(std::unique_ptr<sql::Database> db);
@@ -277,6 +279,8 @@ class StoreWriter {
   void saveAudit(std::vector<AuditRow> rows, std::function<void(Result<void>)> done);
   // Replaces the stored household scan.
   void saveHouseholdScan(HouseholdScanRow row, std::function<void(Result<void>)> done);
+  // Replaces the stored outside check (JSON text).
+  void saveOutsideReport(std::string json, std::function<void(Result<void>)> done);
 
   // Fire and forget, batched with the records (never dropped for a full queue); a
   // programId not stored changes nothing.

@@ -34,8 +34,8 @@ inline constexpr std::size_t kDetailAttempts = 50;
 // Alerts kept in memory (newest first); the load asks guardd for this many.
 inline constexpr std::size_t kMaxAlerts = 200;
 
-enum class Screen { Programs, Attempts, Alerts, Audit };
-inline constexpr int kScreenCount = 4;
+enum class Screen { Programs, Attempts, Alerts, Audit, Outside };
+inline constexpr int kScreenCount = 5;
 
 // Programs list order; `s` cycles through them.
 enum class ProgramSort { PendingFirst, LastSeen, Attempts, Path };
@@ -135,6 +135,16 @@ struct AuditFailed {
 struct AuditFinished {
   std::int64_t finishedUs = 0;
 };
+// The last outside check (Outside() or the end of RunOutsideCheck()): guardd's JSON report
+// ({time, public_address, blocklists: [...], domains: [...]}, as guardctl outside --json).
+struct OutsideLoaded {
+  std::string report;
+};
+// Asking for the outside check or running it failed.
+struct OutsideFailed {
+  dbus::ClientError error;
+  bool run = false;  // it was a RunOutsideCheck
+};
 // The owner's rules again, after a program changed (an approval's pins may have).
 struct RulesLoaded {
   std::vector<Rule> rules;
@@ -163,10 +173,10 @@ struct ActionFailed {
   std::int64_t alertId = 0;
 };
 
-using Event =
-    std::variant<KeyPressed, Resized, Tick, Loaded, StatusRefreshed, Disconnected, AttemptRecorded,
-                 ProgramChanged, ProgramAttemptsLoaded, ActionSucceeded, ActionFailed, AlertRaised,
-                 AuditLoaded, AuditFailed, AuditFinished, RulesLoaded, OlderAttemptsLoaded>;
+using Event = std::variant<KeyPressed, Resized, Tick, Loaded, StatusRefreshed, Disconnected,
+                           AttemptRecorded, ProgramChanged, ProgramAttemptsLoaded, ActionSucceeded,
+                           ActionFailed, AlertRaised, AuditLoaded, AuditFailed, AuditFinished,
+                           RulesLoaded, OlderAttemptsLoaded, OutsideLoaded, OutsideFailed>;
 
 // Effects: what the loop should do next.
 struct Command {
@@ -182,7 +192,9 @@ struct Command {
     LoadAudit,
     RunAudit,
     LoadRules,
-    LoadOlderAttempts
+    LoadOlderAttempts,
+    LoadOutside,
+    RunOutside  // like RunAudit: seconds of DNS lookups, answered by OutsideLoaded/Failed
   };
   Kind kind = Kind::Reload;
   std::int64_t programId = 0;
@@ -251,6 +263,10 @@ struct State {
   std::optional<AuditReport> audit;  // the latest audit guardd reported
   std::string auditError;            // asking for it failed
   bool auditRequested = false;       // RunAudit sent by us and not answered yet
+
+  std::string outside;            // the last outside check's JSON report ("" = none read)
+  std::string outsideError;       // asking for it or running it failed
+  bool outsideRequested = false;  // RunOutside sent by us and not answered yet
 
   TodayCounts today;
   std::int64_t todayStartUs = 0;

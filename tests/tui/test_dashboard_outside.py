@@ -1,0 +1,68 @@
+"""Guard-tui's Outside screen against the real outside check: dnsmasq in the test's network
+namespace serves a test blocklist listing the test public address (198.18.0.7) and the
+SPF record of plusall.test, as in tests/integration/test_outside.py; guardd on a private
+bus is pointed at it, and the dashboard runs in tmux as in test_dashboard.py. R on the
+Outside screen runs the check; the screen then shows the listing with its likely cause and
+the domain's finding with its fix. Run as root; needs dnsmasq (dnsmasq-base) and tmux."""
+import os
+import subprocess
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+
+import mgtest  # noqa: E402
+import test_outside  # noqa: E402
+from busfixture import GuarddOnBusTest  # noqa: E402
+from mgtest import wait_for  # noqa: E402
+from test_dashboard import GUARD_TUI, Tmux  # noqa: E402
+
+mgtest.require_private_netns()
+
+CTEST_LABEL = "tui"
+DNSMASQ = test_outside.DNSMASQ
+
+
+@unittest.skipUnless(os.path.exists(DNSMASQ), "dnsmasq is not installed (install/deps.sh --test)")
+class DashboardOutside(GuarddOnBusTest):
+    configure = test_outside.Outside.configure
+
+    def setUp(self):
+        if not os.path.exists(GUARD_TUI):
+            self.fail(f"{GUARD_TUI} is not built")
+        super().setUp()
+        proc = subprocess.Popen(
+            [DNSMASQ, "--keep-in-foreground", "-C", "/dev/null", "--no-resolv", "--no-hosts",
+             "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={test_outside.PORT}",
+             "--local=/test/", "--pid-file=", "--user=root", *test_outside.RECORDS],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def stop():
+            proc.terminate()
+            proc.wait(10)
+        self.addCleanup(stop)
+        wait_for(lambda: test_outside.dns_answers(test_outside.PORT), 10, "dnsmasq to answer")
+
+    def test_outside_screen_runs_the_check_and_shows_the_listing_and_the_finding(self):
+        self.configure(["zen.test-bl.test", "clean.test-bl.test"], ["plusall.test"])
+        self.start_guardd()
+        env = {"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address, "TERM": "xterm-256color",
+               "LANG": "C.UTF-8", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC"}
+        tui = Tmux(self, self.dir, 120, 40).start([GUARD_TUI], env)
+        tui.wait_for_text("1 Programs")
+        tui.send("o")
+        tui.wait_for_text("OUTSIDE", "R check now")
+        tui.send("R")
+        tui.wait_for_text("zen.test-bl.test  LISTED since", test_outside.REASON,
+                          "clean.test-bl.test  not listed", "Likely cause:",
+                          "plusall.test  1 finding", "Fix:")
+        tui.wait_for_text(f"public address {test_outside.ADDRESS} (from settings)")
+        # The report on screen is the one guardd keeps.
+        report = self.ctl_json("outside")
+        self.assertEqual({b["zone"]: b["status"] for b in report["blocklists"]},
+                         {"zen.test-bl.test": "listed", "clean.test-bl.test": "not-listed"})
+
+
+if __name__ == "__main__":
+    mgtest.main()
