@@ -344,71 +344,75 @@ Result<std::optional<HouseholdScanRow>> SqliteStore::loadHouseholdScan() {
         row.json = s.text(2);
         out = std::move(row);
       });
-  Result<std::string> SqliteStore::loadOutsideReport() {
-    std::string out;
-    auto r = forEachRow(*db_, db_->prepare("SELECT report FROM outside_report WHERE id = 1"),
-                        "read the outside check from",
-                        [&](const sql::Statement& s) { out = s.text(0); });
-    if (!r) return r.error();
-    return out;
-  }
+  if (!r) return r.error();
+  return out;
+}
 
-  Result<std::vector<AuditRow>> SqliteStore::loadAudit() {
-    // Both queries read one snapshot (a deferred transaction in WAL mode): the writer may
-    // replace the audit, listeners and LAN rows together, between them.
-    if (auto begun = db_->exec("BEGIN"); !begun) {
-      return failure("read the audit from", db_->path(), begun.error().message);
-    }
-    struct EndRead {
-      sql::Database& db;
-      ~EndRead() { (void)db.exec("COMMIT"); }
-    } endRead{*db_};
-    std::vector<AuditRow> out;
-    std::vector<std::int64_t> ids;
-    auto r = forEachRow(
-        *db_,
-        db_->prepare(
-            "SELECT time, family, address, port, exposure, pid, uid, path, comm, relay, accepted, "
-            "reason, blocked_by_firewall, probed_address, own_domain, transcript, auth_in_clear, "
-            "id FROM audit_results ORDER BY port, address"),
-        "read the audit from", [&](const sql::Statement& s) {
-          AuditRow a;
-          a.time = fromMicros(s.integer(0));
-          a.family = static_cast<int>(s.integer(1));
-          a.address = s.text(2);
-          a.port = static_cast<std::uint16_t>(s.integer(3));
-          a.exposure = s.text(4);
-          a.pid = static_cast<int>(s.integer(5));
-          a.uid = static_cast<std::uint32_t>(s.integer(6));
-          a.path = s.text(7);
-          a.comm = s.text(8);
-          a.relay = s.text(9);
-          a.accepted = splitLines(s.text(10));
-          a.reason = s.text(11);
-          a.blockedByFirewall = s.integer(12) != 0;
-          a.probedAddress = s.text(13);
-          a.ownDomain = s.text(14);
-          a.transcript = splitLines(s.text(15));
-          a.authInClear = splitLines(s.text(16));
-          ids.push_back(s.integer(17));
-          out.push_back(std::move(a));
-        });
-    if (!r) return r.error();
-    std::map<std::int64_t, std::vector<AuditLanRow>> lan;
-    r = forEachRow(
-        *db_,
-        db_->prepare("SELECT audit_id, subnet, probe_address, target, relay, accepted, "
-                     "reason, transcript FROM audit_lan ORDER BY audit_id, id"),
-        "read the audit from", [&](const sql::Statement& s) {
-          lan[s.integer(0)].push_back({s.text(1), s.text(2), s.text(3), s.text(4),
-                                       splitLines(s.text(5)), s.text(6), splitLines(s.text(7))});
-        });
-    if (!r) return r.error();
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      if (auto found = lan.find(ids[i]); found != lan.end()) out[i].lan = std::move(found->second);
-      if (out[i].lan.empty() && out[i].authInClear.empty()) readLegacyVantageLines(out[i]);
-    }
-    return out;
+Result<std::string> SqliteStore::loadOutsideReport() {
+  std::string out;
+  auto r =
+      forEachRow(*db_, db_->prepare("SELECT report FROM outside_report WHERE id = 1"),
+                 "read the outside check from", [&](const sql::Statement& s) { out = s.text(0); });
+  if (!r) return r.error();
+  return out;
+}
+
+Result<std::vector<AuditRow>> SqliteStore::loadAudit() {
+  // Both queries read one snapshot (a deferred transaction in WAL mode): the writer may
+  // replace the audit, listeners and LAN rows together, between them.
+  if (auto begun = db_->exec("BEGIN"); !begun) {
+    return failure("read the audit from", db_->path(), begun.error().message);
   }
+  struct EndRead {
+    sql::Database& db;
+    ~EndRead() { (void)db.exec("COMMIT"); }
+  } endRead{*db_};
+  std::vector<AuditRow> out;
+  std::vector<std::int64_t> ids;
+  auto r = forEachRow(
+      *db_,
+      db_->prepare(
+          "SELECT time, family, address, port, exposure, pid, uid, path, comm, relay, accepted, "
+          "reason, blocked_by_firewall, probed_address, own_domain, transcript, auth_in_clear, "
+          "id FROM audit_results ORDER BY port, address"),
+      "read the audit from", [&](const sql::Statement& s) {
+        AuditRow a;
+        a.time = fromMicros(s.integer(0));
+        a.family = static_cast<int>(s.integer(1));
+        a.address = s.text(2);
+        a.port = static_cast<std::uint16_t>(s.integer(3));
+        a.exposure = s.text(4);
+        a.pid = static_cast<int>(s.integer(5));
+        a.uid = static_cast<std::uint32_t>(s.integer(6));
+        a.path = s.text(7);
+        a.comm = s.text(8);
+        a.relay = s.text(9);
+        a.accepted = splitLines(s.text(10));
+        a.reason = s.text(11);
+        a.blockedByFirewall = s.integer(12) != 0;
+        a.probedAddress = s.text(13);
+        a.ownDomain = s.text(14);
+        a.transcript = splitLines(s.text(15));
+        a.authInClear = splitLines(s.text(16));
+        ids.push_back(s.integer(17));
+        out.push_back(std::move(a));
+      });
+  if (!r) return r.error();
+  std::map<std::int64_t, std::vector<AuditLanRow>> lan;
+  r = forEachRow(
+      *db_,
+      db_->prepare("SELECT audit_id, subnet, probe_address, target, relay, accepted, "
+                   "reason, transcript FROM audit_lan ORDER BY audit_id, id"),
+      "read the audit from", [&](const sql::Statement& s) {
+        lan[s.integer(0)].push_back({s.text(1), s.text(2), s.text(3), s.text(4),
+                                     splitLines(s.text(5)), s.text(6), splitLines(s.text(7))});
+      });
+  if (!r) return r.error();
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (auto found = lan.find(ids[i]); found != lan.end()) out[i].lan = std::move(found->second);
+    if (out[i].lan.empty() && out[i].authInClear.empty()) readLegacyVantageLines(out[i]);
+  }
+  return out;
+}
 
 }  // namespace mailguard::store

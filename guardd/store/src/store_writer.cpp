@@ -798,53 +798,57 @@ void StoreWriter::saveHouseholdScan(HouseholdScanRow row, std::function<void(Res
           insert->bind(1, toMicros(row.finished)).bind(2, row.error).bind(3, row.json);
           return insert->run();
         });
-    void StoreWriter::saveOutsideReport(std::string json, std::function<void(Result<void>)> done) {
-      impl_->enqueueDurable([impl = impl_.get(), json = std::move(json), done = std::move(done)] {
-        auto r = impl->durably<void>(
-            Impl::Kind::Outside, "save the outside check in", [&]() -> Result<void> {
-              auto state = impl->db.cached(
-                  "INSERT INTO outside_report(id, report) VALUES(1, ?1) "
-                  "ON CONFLICT(id) DO UPDATE SET report = excluded.report");
-              if (!state) return state.error();
-              state->bind(1, json);
-              return state->run();
-            });
-        if (done) done(std::move(r));
-      });
-    }
+    if (done) done(std::move(r));
+  });
+}
 
-    void StoreWriter::setRetention(std::chrono::hours maxAge, std::uint64_t maxCount) {
-      {
-        const std::lock_guard lock(impl_->mu);
-        impl_->retentionAge = maxAge;
-        impl_->retentionCount = maxCount;
-        // An outstanding prune counts as one item, so that flush() waits for it.
-        if (!impl_->pruneDue) ++impl_->submitted;
-        impl_->pruneDue = true;
-      }
-      impl_->wake.notify_one();
-    }
+void StoreWriter::saveOutsideReport(std::string json, std::function<void(Result<void>)> done) {
+  impl_->enqueueDurable([impl = impl_.get(), json = std::move(json), done = std::move(done)] {
+    auto r = impl->durably<void>(Impl::Kind::Outside, "save the outside check in",
+                                 [&]() -> Result<void> {
+                                   auto state = impl->db.cached(
+                                       "INSERT INTO outside_report(id, report) VALUES(1, ?1) "
+                                       "ON CONFLICT(id) DO UPDATE SET report = excluded.report");
+                                   if (!state) return state.error();
+                                   state->bind(1, json);
+                                   return state->run();
+                                 });
+    if (done) done(std::move(r));
+  });
+}
 
-    void StoreWriter::flush() {
-      std::unique_lock lock(impl_->mu);
-      const auto target = impl_->submitted;
-      ++impl_->flushWaiters;
-      impl_->wake.notify_one();
-      impl_->progressed.wait(lock, [&] { return impl_->completed >= target; });
-      --impl_->flushWaiters;
-    }
+void StoreWriter::setRetention(std::chrono::hours maxAge, std::uint64_t maxCount) {
+  {
+    const std::lock_guard lock(impl_->mu);
+    impl_->retentionAge = maxAge;
+    impl_->retentionCount = maxCount;
+    // An outstanding prune counts as one item, so that flush() waits for it.
+    if (!impl_->pruneDue) ++impl_->submitted;
+    impl_->pruneDue = true;
+  }
+  impl_->wake.notify_one();
+}
 
-    WriterStats StoreWriter::stats() const {
-      const std::lock_guard lock(impl_->mu);
-      WriterStats out = impl_->stats;
-      std::uint64_t newest = 0;
-      for (const auto& [kind, error] : impl_->errors) {
-        if (error.first > newest) {
-          newest = error.first;
-          out.lastError = error.second;
-        }
-      }
-      return out;
+void StoreWriter::flush() {
+  std::unique_lock lock(impl_->mu);
+  const auto target = impl_->submitted;
+  ++impl_->flushWaiters;
+  impl_->wake.notify_one();
+  impl_->progressed.wait(lock, [&] { return impl_->completed >= target; });
+  --impl_->flushWaiters;
+}
+
+WriterStats StoreWriter::stats() const {
+  const std::lock_guard lock(impl_->mu);
+  WriterStats out = impl_->stats;
+  std::uint64_t newest = 0;
+  for (const auto& [kind, error] : impl_->errors) {
+    if (error.first > newest) {
+      newest = error.first;
+      out.lastError = error.second;
     }
+  }
+  return out;
+}
 
 }  // namespace mailguard::store

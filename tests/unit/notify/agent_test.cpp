@@ -177,34 +177,36 @@ TEST_F(AgentTest, BackscatterAndHouseholdRelayAlertsAreShownOnceEachAndOthersNot
   soft.tier = "soft";
   agent.alertRaised(soft, t0);
   EXPECT_EQ(server.shown.size(), 2u);
-  TEST_F(AgentTest, BlocklistAlertNamesTheListAndPointsToTheCauseAndFix) {
-    dbus::Alert a;
-    a.id = 41;
-    a.kind = "blocklist";
-    a.tier = "hard";
-    a.summary =
-        "This household's public address 198.18.0.7 is listed on the blocklist "
-        "bl.example.test";
-    a.reasons = {"Likely cause: a program on this computer sent mail"};
-    agent.alertRaised(a, t0);
-    agent.flush(t0);
-    ASSERT_FALSE(server.shown.empty());
-    EXPECT_EQ(lastSummary(), "Your public address is on a spam blocklist");
-    const std::string& body = server.shown.back().n.body;
-    EXPECT_NE(body.find("bl.example.test"), std::string::npos) << body;
-    EXPECT_NE(body.find("See guardctl outside (cause and fix)"), std::string::npos) << body;
-  }
+}
 
-  TEST_F(AgentTest, SoftDetectorAlertStaysSilent) {
-    dbus::Alert a;
-    a.id = 42;
-    a.kind = "detector";
-    a.tier = "soft";
-    a.summary = "mailbot looks odd";
-    agent.alertRaised(a, t0);
-    agent.flush(t0);
-    EXPECT_TRUE(server.shown.empty());
-  }
+TEST_F(AgentTest, BlocklistAlertNamesTheListAndPointsToTheCauseAndFix) {
+  dbus::Alert a;
+  a.id = 41;
+  a.kind = "blocklist";
+  a.tier = "hard";
+  a.summary =
+      "This household's public address 198.18.0.7 is listed on the blocklist "
+      "bl.example.test";
+  a.reasons = {"Likely cause: a program on this computer sent mail"};
+  agent.alertRaised(a, t0);
+  agent.flush(t0);
+  ASSERT_FALSE(server.shown.empty());
+  EXPECT_EQ(lastSummary(), "Your public address is on a spam blocklist");
+  const std::string& body = server.shown.back().n.body;
+  EXPECT_NE(body.find("bl.example.test"), std::string::npos) << body;
+  EXPECT_NE(body.find("See guardctl outside (cause and fix)"), std::string::npos) << body;
+}
+
+TEST_F(AgentTest, SoftDetectorAlertStaysSilent) {
+  dbus::Alert a;
+  a.id = 42;
+  a.kind = "detector";
+  a.tier = "soft";
+  a.summary = "mailbot looks odd";
+  agent.alertRaised(a, t0);
+  agent.flush(t0);
+  EXPECT_TRUE(server.shown.empty());
+}
 
 }  // namespace
 }  // namespace mailguard::notify

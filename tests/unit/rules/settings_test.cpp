@@ -314,47 +314,49 @@ TEST(SettingsPresence, RefusesAWordAndAnUnknownKeyOnTheirLines) {
   ASSERT_FALSE(unknown.has_value());
   EXPECT_EQ(unknown.error().message,
             "guardd.conf:2: presence.keyboard: unknown key (known: input_devices)");
-  TEST(SettingsText, ReadsTheOutsideSection) {
-    const Result<Settings> defaults = parseSettings("", "x");
-    ASSERT_TRUE(defaults.has_value());
-    EXPECT_EQ(defaults->outsidePublicAddress, "auto");
-    EXPECT_THAT(defaults->outsideBlocklists, ::testing::Contains("zen.spamhaus.org"));
-    EXPECT_TRUE(defaults->outsideDomains.empty());
-    EXPECT_EQ(defaults->outsideIntervalHours, 24U);
+}
 
-    const Result<Settings> r = parseSettings(
-        "[outside]\npublic_address = \"198.18.0.7\"\nblocklists = [\"zen.test-bl.test\"]\n"
-        "domains = [\"example.test\", \"other.test\"]\nnameserver = \"127.0.0.1:5353\"\n"
-        "myip_name = \"\"\nmyip_resolver = \"\"\ninterval_hours = 0\ntimeout_seconds = 1\n"
-        "cause_days = 7\n",
-        "x");
-    ASSERT_TRUE(r.has_value()) << r.error().message;
-    EXPECT_EQ(r->outsidePublicAddress, "198.18.0.7");
-    EXPECT_THAT(r->outsideBlocklists, ElementsAre("zen.test-bl.test"));
-    EXPECT_THAT(r->outsideDomains, ElementsAre("example.test", "other.test"));
-    EXPECT_EQ(r->outsideNameserver, "127.0.0.1:5353");
-    EXPECT_EQ(r->outsideMyipName, "");
-    EXPECT_EQ(r->outsideIntervalHours, 0U);
-    EXPECT_EQ(r->outsideTimeoutSeconds, 1U);
-    EXPECT_EQ(r->outsideCauseDays, 7U);
-  }
+TEST(SettingsText, ReadsTheOutsideSection) {
+  const Result<Settings> defaults = parseSettings("", "x");
+  ASSERT_TRUE(defaults.has_value());
+  EXPECT_EQ(defaults->outsidePublicAddress, "auto");
+  EXPECT_THAT(defaults->outsideBlocklists, ::testing::Contains("zen.spamhaus.org"));
+  EXPECT_TRUE(defaults->outsideDomains.empty());
+  EXPECT_EQ(defaults->outsideIntervalHours, 24U);
 
-  TEST(SettingsText, RefusesBadOutsideValuesWithTheLine) {
-    const std::pair<const char*, const char*> bad[] = {
-        {"public_address = \"myrouter\"", "outside.public_address"},
-        {"nameserver = \"127.0.0.1:0\"", "outside.nameserver"},
-        {"myip_resolver = \"::1\"", "outside.myip_resolver"},
-        {"domains = [\"a..test\"]", "outside.domains"},
-        {"blocklists = [\"x.test\", \"x.test\"]", "listed twice"},
-        {"timeout_seconds = 0", "outside.timeout_seconds"},
-        {"color = 1", "unknown key"}};
-    for (const auto& [line, expected] : bad) {
-      const Result<Settings> r = parseSettings(std::string("[outside]\n") + line + "\n", "g.conf");
-      ASSERT_FALSE(r.has_value()) << line;
-      EXPECT_THAT(r.error().message, StartsWith("g.conf:2: ")) << line;
-      EXPECT_THAT(r.error().message, HasSubstr(expected)) << line;
-    }
+  const Result<Settings> r = parseSettings(
+      "[outside]\npublic_address = \"198.18.0.7\"\nblocklists = [\"zen.test-bl.test\"]\n"
+      "domains = [\"example.test\", \"other.test\"]\nnameserver = \"127.0.0.1:5353\"\n"
+      "myip_name = \"\"\nmyip_resolver = \"\"\ninterval_hours = 0\ntimeout_seconds = 1\n"
+      "cause_days = 7\n",
+      "x");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->outsidePublicAddress, "198.18.0.7");
+  EXPECT_THAT(r->outsideBlocklists, ElementsAre("zen.test-bl.test"));
+  EXPECT_THAT(r->outsideDomains, ElementsAre("example.test", "other.test"));
+  EXPECT_EQ(r->outsideNameserver, "127.0.0.1:5353");
+  EXPECT_EQ(r->outsideMyipName, "");
+  EXPECT_EQ(r->outsideIntervalHours, 0U);
+  EXPECT_EQ(r->outsideTimeoutSeconds, 1U);
+  EXPECT_EQ(r->outsideCauseDays, 7U);
+}
+
+TEST(SettingsText, RefusesBadOutsideValuesWithTheLine) {
+  const std::pair<const char*, const char*> bad[] = {
+      {"public_address = \"myrouter\"", "outside.public_address"},
+      {"nameserver = \"127.0.0.1:0\"", "outside.nameserver"},
+      {"myip_resolver = \"::1\"", "outside.myip_resolver"},
+      {"domains = [\"a..test\"]", "outside.domains"},
+      {"blocklists = [\"x.test\", \"x.test\"]", "listed twice"},
+      {"timeout_seconds = 0", "outside.timeout_seconds"},
+      {"color = 1", "unknown key"}};
+  for (const auto& [line, expected] : bad) {
+    const Result<Settings> r = parseSettings(std::string("[outside]\n") + line + "\n", "g.conf");
+    ASSERT_FALSE(r.has_value()) << line;
+    EXPECT_THAT(r.error().message, StartsWith("g.conf:2: ")) << line;
+    EXPECT_THAT(r.error().message, HasSubstr(expected)) << line;
   }
+}
 
 }  // namespace
 }  // namespace mailguard::rules

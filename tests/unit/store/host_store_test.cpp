@@ -253,21 +253,23 @@ TEST(HostRows, AnAuditStoredWithLanAndAuthLinesInItsTranscriptReadsIntoTheFields
   EXPECT_EQ((*loaded)[1].transcript, (std::vector<std::string>{"< 220 pc.test ESMTP"}));
   RawDb raw(file);
   EXPECT_EQ(raw.text("PRAGMA user_version"), kSchemaVersion);
-  TEST(HostRows, TheOutsideReportIsEmptyAtFirstThenTheLastOneSavedSurvivesReopening) {
-    TempDir tmp;
-    {
-      auto s = openStore(tmp.path());
-      auto w = startWriter(tmp.path());
-      auto fresh = s->loadOutsideReport();
-      ASSERT_TRUE(fresh.has_value()) << fresh.error().message;
-      EXPECT_EQ(*fresh, "");
-      ASSERT_TRUE(await<void>(*w, [&](auto done) { w->saveOutsideReport("{\"a\":1}", done); }));
-      ASSERT_TRUE(await<void>(*w, [&](auto done) { w->saveOutsideReport("{\"b\":2}", done); }));
-    }
-    auto loaded = openStore(tmp.path())->loadOutsideReport();
-    ASSERT_TRUE(loaded.has_value());
-    EXPECT_EQ(*loaded, "{\"b\":2}");
+}
+
+TEST(HostRows, TheOutsideReportIsEmptyAtFirstThenTheLastOneSavedSurvivesReopening) {
+  TempDir tmp;
+  {
+    auto s = openStore(tmp.path());
+    auto w = startWriter(tmp.path());
+    auto fresh = s->loadOutsideReport();
+    ASSERT_TRUE(fresh.has_value()) << fresh.error().message;
+    EXPECT_EQ(*fresh, "");
+    ASSERT_TRUE(await<void>(*w, [&](auto done) { w->saveOutsideReport("{\"a\":1}", done); }));
+    ASSERT_TRUE(await<void>(*w, [&](auto done) { w->saveOutsideReport("{\"b\":2}", done); }));
   }
+  auto loaded = openStore(tmp.path())->loadOutsideReport();
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(*loaded, "{\"b\":2}");
+}
 
 }  // namespace
 }  // namespace mailguard::store
