@@ -10,8 +10,10 @@ own or inherited, is one test.
 A module may say how ctest runs it, with literal module-level assignments:
     CTEST_LABEL = "dbus"                      # default: --label
     CTEST_UNSHARE = ["-n", "-m", "--propagation", "private"]   # default: ["-n"]
+    CTEST_RESOURCE_LOCK = "system-files"      # default: none (ctest's RESOURCE_LOCK)
 
-Output, one test per line:  <label>.<module>.<method>|<module>.<Class>.<method>|<label>|<unshare args>
+Output, one test per line:
+    <label>.<module>.<method>|<module>.<Class>.<method>|<label>|<unshare args>|<lock>
 Problems that would make a test silently not run are errors (exit 1); a class with
 test methods that is not a TestCase is reported on stderr.
 
@@ -137,6 +139,7 @@ def main():
         module = modules.load(filename)
         label = module.settings.get("CTEST_LABEL", args.label)
         unshare = module.settings.get("CTEST_UNSHARE", ["-n"])
+        lock = module.settings.get("CTEST_RESOURCE_LOCK", "")
         found = 0
         for cls in module.classes.values():
             is_test_case, methods = resolver.describe(module, cls)
@@ -155,7 +158,7 @@ def main():
                                   f"{target}): rename one of the methods")
                     continue
                 names[name] = target
-                lines.append(f"{name}|{target}|{label}|{' '.join(unshare)}")
+                lines.append(f"{name}|{target}|{label}|{' '.join(unshare)}|{lock}")
                 found += 1
         if not found:
             errors.append(f"{filename}: no test method found in a unittest.TestCase class")

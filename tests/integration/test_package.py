@@ -27,6 +27,9 @@ import mgtest
 from mgtest import BUILD
 
 CTEST_LABEL = "package"  # how ctest labels these tests (discover_tests.py)
+# It installs and purges the package on this machine (its group, its polkit rule):
+# never beside test_polkit, which copies those files (discover_tests.py).
+CTEST_RESOURCE_LOCK = "system-files"
 mgtest.require_private_netns()
 
 PACKAGE = "mailguard"

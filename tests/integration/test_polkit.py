@@ -22,6 +22,9 @@ from test_notify import GUARD_NOTIFY, Desktop, read, spawn
 CTEST_LABEL = "dbus"
 # A private mount namespace too: the fixture bind-mounts polkit's files and test users.
 CTEST_UNSHARE = ["-n", "-m", "--propagation", "private"]
+# Copies /etc/group and polkit's rules while test_package may be installing or purging
+# them: never side by side (discover_tests.py).
+CTEST_RESOURCE_LOCK = "system-files"
 mgtest.require_private_netns()
 
 NOT_AUTHORIZED = "org.mailguard.Error.NotAuthorized"
