@@ -813,7 +813,7 @@ struct Detector::Impl {
         soft.push_back(Reason{Evidence::BackstopMtaRecipients, 0, recipients});
       }
     }
-    if (!p.mta && !bulk) {
+    if (!p.mta && !bulk && !ev.held) {
       std::vector<Reason> reasons;
       addSubmissionEvidence(p, ev, reasons, now);
       double score = 0;

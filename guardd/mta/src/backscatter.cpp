@@ -84,15 +84,7 @@ std::optional<InboundLine> parsePostfixInboundLine(std::string_view line) {
 std::optional<InboundLine> parseEximInboundLine(std::string_view line) {
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   std::string_view rest = line;
-  const auto date = nextToken(rest);
-  const auto time = nextToken(rest);
-  if (date.size() != 10 || date[4] != '-' || time.size() < 8 || time[2] != ':') return std::nullopt;
-  auto token = nextToken(rest);
-  // log_timezone's "+0200" and log_selector +pid's "[1234]" (as parseEximLogLine).
-  if (!token.empty() && (token[0] == '+' || token[0] == '-') && token.size() == 5) {
-    token = nextToken(rest);
-  }
-  if (token.size() > 2 && token.front() == '[' && token.back() == ']') token = nextToken(rest);
+  const auto token = eximQueueIdToken(rest);
   if (!isQueueId(token)) return std::nullopt;
   InboundLine out;
   out.queueId = std::string(token);

@@ -86,16 +86,7 @@ void addDistinct(std::vector<T>& items, const T& item, std::size_t max) {
 std::optional<EximLogLine> parseEximLogLine(std::string_view line) {
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   std::string_view rest = line;
-  // Date and time, then the optional zone ("+0200") and process id ("[1234]") that
-  // log_timezone and log_selector = +pid add.
-  const auto date = nextToken(rest);
-  const auto time = nextToken(rest);
-  if (date.size() != 10 || date[4] != '-' || time.size() < 8 || time[2] != ':') return std::nullopt;
-  auto token = nextToken(rest);
-  if (!token.empty() && (token[0] == '+' || token[0] == '-') && allOf(token.substr(1), isdigit)) {
-    token = nextToken(rest);
-  }
-  if (token.size() > 2 && token.front() == '[' && token.back() == ']') token = nextToken(rest);
+  const auto token = eximQueueIdToken(rest);
   if (!isQueueId(token)) return std::nullopt;
   EximLogLine out;
   out.queueId = std::string(token);

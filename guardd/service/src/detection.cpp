@@ -470,13 +470,15 @@ void Detection::onOutcome(const rules::ConnectionTuple& tuple, det::ConnectOutco
 void Detection::onClosed(const rules::ConnectionTuple& tuple) { tracked_.erase(keyOf(tuple)); }
 
 void Detection::onMtaSubmission(const ProgramIdentity& identity, std::uint32_t uid,
-                                unsigned recipients, const std::vector<std::string>& domains) {
+                                unsigned recipients, const std::vector<std::string>& domains,
+                                bool held) {
   det::SubmissionEvent e;
   e.principal = det::Principal::of(identity, uid);
   e.program = identity.display();
   e.idClass = classify(identity);
   e.recipients = recipients;
   e.domains = domains;
+  e.held = held;
   // A person who just typed the recipients chose them: no new-domain evidence then.
   if (d_.presence) e.presence = d_.presence(uid, d_.clock.monotonic());
   (void)detector_->submitted(e);

@@ -95,9 +95,10 @@ class Detection final : public Assessment {
   // Mail handed to the local MTA without TCP (MtaGate), charged to its submitter like the
   // program's own connections: the submission counts against the MTA channel's daily
   // backstops, and each message's outcome (from the MTA's log) is evidence (O2-O4, H1).
-  // Both may quarantine the program (its views are marked before they return).
+  // Both may quarantine the program (its views are marked before they return). `held`:
+  // the program is not approved, so the message waits for the owner (SubmissionEvent).
   void onMtaSubmission(const rules::ProgramIdentity& identity, std::uint32_t uid,
-                       unsigned recipients, const std::vector<std::string>& domains);
+                       unsigned recipients, const std::vector<std::string>& domains, bool held);
   void onMtaDelivery(const rules::ProgramIdentity& identity, std::uint32_t uid,
                      const detector::DeliveryEvent& outcome);
   // The RCPT-stage reply counts of one of the program's own plaintext SMTP sessions (the

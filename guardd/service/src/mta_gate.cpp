@@ -295,8 +295,13 @@ std::pair<mta::Answer, std::string> MtaGate::judge(const Result<procinfo::Proces
   if (submitter) {
     // First: a submission over the MTA channel's daily limit quarantines the program, and
     // this message is refused with it.
+    // Mail of a program the owner has not approved waits for them whatever the detector
+    // says: where it would go is evidence only once it can go there.
+    const bool held =
+        rules::decide(submitter->identity, false, d_.approvals, submitter->uid).verdict !=
+        rules::Verdict::Allow;
     d_.detection.onMtaSubmission(submitter->identity, submitter->uid,
-                                 static_cast<unsigned>(s.recipients.size()), domains);
+                                 static_cast<unsigned>(s.recipients.size()), domains, held);
   }
   if (!submitter) {
     decision.verdict = rules::Verdict::Hold;

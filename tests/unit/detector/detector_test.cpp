@@ -995,6 +995,25 @@ TEST_F(DetectorTest, ANewRecipientDomainIsEvidenceAndAKnownOneCredit) {
   EXPECT_DOUBLE_EQ(weightOf(mixed, Evidence::MtaKnownDomains), 0);
 }
 
+// A message held for the owner's decision goes nowhere until they decide: no evidence
+// from its domains or its rate, however many (the daily backstops still count it).
+TEST_F(DetectorTest, HeldSubmissionsCarryNoDomainOrBurstEvidence) {
+  Detector d(clock);
+  for (int i = 0; i < 30; ++i) {
+    SubmissionEvent e = message(bot, {"d" + std::to_string(i) + ".example"});
+    e.held = true;
+    const Assessment a = d.submitted(e);
+    EXPECT_DOUBLE_EQ(weightOf(a, Evidence::MtaNewDomain), 0);
+    EXPECT_DOUBLE_EQ(weightOf(a, Evidence::MtaBurst), 0);
+  }
+  EXPECT_FALSE(d.quarantined(bot));
+  // The same stream once it can go out is a harvested list.
+  for (int i = 30; i < 60 && !d.quarantined(bot); ++i) {
+    (void)d.submitted(message(bot, {"d" + std::to_string(i) + ".example"}));
+  }
+  EXPECT_TRUE(d.quarantined(bot));
+}
+
 // Submission evidence alone (no TCP attempt, sendmail): 0.68 a message, +1.0 a message
 // from the tenth within a minute on.
 TEST_F(DetectorTest, AHarvestedListBotIsFlaggedBySubmissionsAlone) {

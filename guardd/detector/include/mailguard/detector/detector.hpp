@@ -166,7 +166,7 @@ struct DetectorConfig {
   // to the recipient backstops (a list server's first run mails only new domains); a
   // message sent just after the user's input (U1's test) has recipients a person chose: a
   // new mail client mails mostly new domains in its first days.
-  double mtaNewDomain = 0.68;     // a message with a new domain [T: ln 0.68]
+  double mtaNewDomain = 0.68;       // a message with a new domain [T: ln 0.68]
   double mtaKnownDomains = -2.0;    // all mailed before [T: ln -inf, the clip]
   unsigned mtaListRecipients = 50;  // [A]
   unsigned mtaDomainMemory = 256;   // recipient domains remembered per principal [A]
@@ -318,6 +318,10 @@ struct SubmissionEvent {
   // within inputWindow of the active session's user pressing or clicking is a person's
   // choice of recipients, so a new domain is no evidence then (mtaNewDomain).
   PresenceEvidence presence;
+  // The message waits for the owner's decision (its program is not approved): it reaches
+  // nobody unless the owner lets it, so where it would go carries no evidence (no
+  // mtaNewDomain, mtaKnownDomains or burst); the daily backstops still count it.
+  bool held = false;
 };
 
 // What became of such a message (the MTA's log, linked by queue id): final outcomes only.
