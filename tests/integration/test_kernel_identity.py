@@ -115,7 +115,8 @@ class KernelIdentity(GuarddOnBusTest):
         wait_for(lambda: self.fast_connect(self.client), 10, "a connect decided in the kernel")
         before = queued_so_far()
         for _ in range(5):
-            self.assertTrue(self.connect(self.client)["connected"])
+            r = self.connect(self.client)
+            self.assertTrue(r["connected"], f"{r}\n{self.guardd.log()}")
         self.assertEqual(queued_so_far(), before, "approved connects reached the queue")
         self.assertGreaterEqual(listener.accepted, 6)
         # Still recorded, and seen by the detector, from the kernel's report.

@@ -116,6 +116,9 @@ class Privacy(GuarddOnBusTest):
         with conn:
             conn.execute("ALTER TABLE attempts DROP COLUMN channel")
             conn.execute("ALTER TABLE attempts DROP COLUMN queue_id")
+            # and before the audit's LAN rows (step 9)
+            conn.execute("DROP TABLE audit_lan")
+            conn.execute("ALTER TABLE audit_results DROP COLUMN auth_in_clear")
             conn.execute("PRAGMA user_version = 5")
             conn.executemany(
                 "INSERT INTO attempts(id, time, uid, cmdline, verdict) VALUES(?, ?, 1000, ?, ?)",

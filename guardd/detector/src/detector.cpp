@@ -1,5 +1,8 @@
 #include "mailguard/detector/detector.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cmath>
 #include <deque>
@@ -11,6 +14,21 @@
 namespace mailguard::detector {
 
 namespace {
+
+// Loopback, link-local and private (RFC 1918, RFC 4193) addresses: what a home PC's own
+// configuration names by number. A bot's hard-coded targets are public MX hosts.
+bool localAddress(const std::string& address) {
+  in_addr v4{};
+  if (::inet_pton(AF_INET, address.c_str(), &v4) == 1) {
+    const auto a = ntohl(v4.s_addr);
+    return (a >> 24) == 127 || (a >> 24) == 10 || (a >> 20) == 0xac1 || (a >> 16) == 0xc0a8 ||
+           (a >> 16) == 0xa9fe;
+  }
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, address.c_str(), &v6) != 1) return false;
+  if (IN6_IS_ADDR_LOOPBACK(&v6) || IN6_IS_ADDR_LINKLOCAL(&v6)) return true;
+  return (v6.s6_addr[0] & 0xfe) == 0xfc;  // fc00::/7
+}
 
 using std::chrono::duration_cast;
 using Days = std::chrono::duration<double, std::ratio<86400>>;
@@ -503,10 +521,11 @@ struct Detector::Impl {
     // may come from the program's own cache.
     if (!ev.dns.seen || isLearned) return;
     if (ev.dns.mxQueried) addReason(reasons, Evidence::MxLookup, cfg.mxLookup);
-    // Loopback is never resolved, and a destination the program reached before may come
-    // from its own cache (a mail client keeps its relay's address): N2 marks a first
+    // Loopback and the home network's own addresses are configured by number, never
+    // resolved (a relay at 127.0.0.1 or on the LAN), and a destination the program reached before
+    // may come from its own cache (a mail client keeps its relay's address): N2 marks a first
     // contact with an address no answer gave it, a hard-coded target.
-    if (!ev.dns.dstResolved && !ev.toLocalMta && !reachedBefore) {
+    if (!ev.dns.dstResolved && !ev.toLocalMta && !reachedBefore && !localAddress(ev.dst)) {
       addReason(reasons, Evidence::NoDnsAnswer, cfg.noDnsAnswer);
     }
     // A mail client resolves smtp.<provider> for its relay; guessing mail.<domain> for

@@ -666,6 +666,22 @@ TEST_F(DetectorTest, NoDnsAnswerSparesLoopbackAndLearnedRelays) {
   EXPECT_DOUBLE_EQ(reasonWeight(d.observe(cached), Evidence::NoDnsAnswer), 0);
 }
 
+// Addresses a home PC's configuration names by number (loopback, the LAN, link-local) are
+// never resolved: connecting to one is no sign of a hard-coded target list.
+TEST_F(DetectorTest, NoDnsAnswerSparesAddressesConfiguredByNumber) {
+  Detector d(clock);
+  int n = 0;
+  for (const char* dst : {"127.0.0.1", "127.1.2.3", "10.1.2.3", "172.16.9.9", "192.168.1.25",
+                          "169.254.0.7", "::1", "fe80::1", "fd00::25"}) {
+    AttemptEvent e = direct(principal("local" + std::to_string(n++)), dst);
+    e.dns.seen = true;
+    EXPECT_DOUBLE_EQ(reasonWeight(d.observe(e), Evidence::NoDnsAnswer), 0) << dst;
+  }
+  AttemptEvent pub = direct(principal("public"), "198.51.100.25");
+  pub.dns.seen = true;
+  EXPECT_GT(reasonWeight(d.observe(pub), Evidence::NoDnsAnswer), 0);
+}
+
 TEST_F(DetectorTest, ScoresMailHostGuessingOnDirectOnly) {
   const DetectorConfig cfg;
   Detector d(clock);
