@@ -419,6 +419,12 @@ void Dashboard::loadAudit() {
   auto r = hostClient_->audit();
   if (const auto* report = valueOf(r)) {
     handle(AuditLoaded{*report});
+    // The household's other servers, from the last scan the owner asked for: a guardd
+    // without the method (older) simply shows none.
+    auto h = hostClient_->household();
+    if (const auto* scan = valueOf(h)) {
+      handle(HouseholdLoaded{scan->finishedUs, scan->error, scan->json});
+    }
   } else {
     const auto& e = std::get<dbus::ClientError>(r);
     // A connection whose bus went away is useless: make a new one next time.

@@ -346,6 +346,32 @@ TEST(Render, HouseholdRelayAndBackscatterAlertsHaveTheirOwnLayout) {
   EXPECT_EQ(text.find("score"), std::string::npos) << text;  // not a detector alert
 }
 
+TEST(Render, AuditShowsTheHouseholdsOtherMailServersBelowThisPCs) {
+  State s = household({100, 30});
+  update(s, KeyPressed{Key::ch("4")});
+  AuditReport report;
+  report.finishedUs = kMidnightUs + kHourUs;
+  report.results = {auditResult("127.0.0.1", 25, "loopback", "closed")};
+  update(s, AuditLoaded{report});
+  Frame f = render(s, {100, 30});
+  EXPECT_NE(lineWith(f, "Other mail servers on your network").size(), 0u) << f.text();
+  EXPECT_NE(lineWith(f, "not scanned").find("guardctl audit --hosts"), std::string::npos);
+
+  update(s, HouseholdLoaded{kMidnightUs + 2 * kHourUs, "",
+                            R"({"subnets":["198.18.6.0/26"],"hosts":[)"
+                            R"({"address":"198.18.6.2","port":25,"relay":"open"},)"
+                            R"({"address":"198.18.6.3","port":587,"relay":"closed"}]})"});
+  f = render(s, {100, 30});
+  expectExactWidths(f);
+  EXPECT_NE(lineWith(f, "scanned 2024-03-14 02:00:00").find("2 servers"), std::string::npos)
+      << f.text();
+  const std::string open = lineWith(f, "198.18.6.2:25");
+  EXPECT_NE(open.find("OPEN RELAY"), std::string::npos) << f.text();
+  EXPECT_NE(lineWith(f, "198.18.6.3:587").find("closed"), std::string::npos);
+  // At 80x24 too, every line fits.
+  expectExactWidths(render(s, {80, 24}));
+}
+
 TEST(Render, QuarantinedProgramHasItsOwnStyle) {
   State s = household({80, 24});
   const Frame f = render(s, {80, 24});

@@ -835,6 +835,10 @@ Effects update(State& s, const Event& event) {
             if (e.run) error(s, "Could not run the audit: " + s.auditError);
             fx.redraw = true;
           },
+          [&](const HouseholdLoaded& e) {
+            s.household = e;
+            fx.redraw = true;
+          },
           [&](const OutsideLoaded& e) {
             const bool ours = s.outsideRequested;
             s.outside = e.report;

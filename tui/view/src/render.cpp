@@ -501,6 +501,45 @@ AuditColumns auditColumns(int width) {
   return c;
 }
 
+// The household's other mail servers, from the last scan the owner asked for (`guardctl
+// audit --hosts`), shown below this PC's own listeners.
+std::vector<std::pair<std::string, Style>> householdLines(const State& s) {
+  std::vector<std::pair<std::string, Style>> out;
+  out.emplace_back("Other mail servers on your network", Style::Header);
+  const auto& h = s.household;
+  if (h.finishedUs == 0) {
+    out.emplace_back("  not scanned: sudo guardctl audit --hosts looks for them (only when asked)",
+                     Style::Dim);
+    return out;
+  }
+  const auto doc = nlohmann::json::parse(h.json, nullptr, false);
+  const auto hosts =
+      doc.is_object() ? doc.value("hosts", nlohmann::json::array()) : nlohmann::json::array();
+  std::string when = "  scanned " + formatFullTime(s, h.finishedUs);
+  if (!h.error.empty()) {
+    out.emplace_back(when + ": failed: " + h.error, Style::Error);
+    return out;
+  }
+  if (!hosts.is_array() || hosts.empty()) {
+    out.emplace_back(when + ": no other mail server answered", Style::Dim);
+    return out;
+  }
+  out.emplace_back(
+      when + ": " + std::to_string(hosts.size()) + (hosts.size() == 1 ? " server" : " servers"),
+      Style::Dim);
+  for (const auto& host : hosts) {
+    if (!host.is_object()) continue;
+    const std::string relay = host.value("relay", "");
+    const bool open = relay == "open";
+    std::string line = "  " + formatEndpoint(host.value("address", ""),
+                                             static_cast<std::uint16_t>(host.value("port", 0)));
+    line += open ? "  OPEN RELAY: passes on mail for anyone on your LAN"
+                 : "  " + (relay.empty() ? std::string("not audited") : relay);
+    out.emplace_back(line, open ? Style::Bad : Style::Normal);
+  }
+  return out;
+}
+
 void auditList(const State& s, const Layout& l, int width, std::vector<Row>& rows) {
   const auto c = auditColumns(width);
   {
@@ -549,18 +588,26 @@ void auditList(const State& s, const Layout& l, int width, std::vector<Row>& row
     rows.push_back(b.finish());
   }
   const auto items = visibleAuditResults(s);
+  const auto household = householdLines(s);
   if (items.empty()) {
+    std::vector<std::pair<std::string, Style>> text;
     if (s.audit && s.audit->finishedUs != 0) {
-      emptyList(width, l, rows, 1, {{"No mail server listens on this PC.", Style::Dim}});
-    } else {
-      emptyList(width, l, rows, 1, {});
+      text.emplace_back("No mail server listens on this PC.", Style::Dim);
+      text.emplace_back("", Style::Normal);
     }
+    if (s.everLoaded) text.insert(text.end(), household.begin(), household.end());
+    emptyList(width, l, rows, 1, text);
     return;
   }
   for (int r = 1; r < l.listRows; ++r) {
     const int i = s.auditTop + r - 1;
     if (i >= static_cast<int>(items.size())) {
-      rows.push_back(plain(width, ""));
+      // Below the last listener, after a blank row: the household's other servers.
+      const int k = i - static_cast<int>(items.size()) - 1;
+      const bool show = s.auditTop == 0 && k >= 0 && k < static_cast<int>(household.size());
+      rows.push_back(show ? plain(width, " " + household[static_cast<std::size_t>(k)].first,
+                                  household[static_cast<std::size_t>(k)].second)
+                          : plain(width, ""));
       continue;
     }
     const AuditResult& a = *items[static_cast<std::size_t>(i)];

@@ -140,6 +140,13 @@ struct AuditFinished {
 struct OutsideLoaded {
   std::string report;
 };
+// The last scan of the household's other mail servers (Household(), `guardctl audit
+// --hosts`): guardd's JSON ({subnets, hosts: [{address, port, relay, ...}]}).
+struct HouseholdLoaded {
+  std::int64_t finishedUs = 0;  // 0: never scanned
+  std::string error;
+  std::string json;
+};
 // Asking for the outside check or running it failed.
 struct OutsideFailed {
   dbus::ClientError error;
@@ -173,10 +180,11 @@ struct ActionFailed {
   std::int64_t alertId = 0;
 };
 
-using Event = std::variant<KeyPressed, Resized, Tick, Loaded, StatusRefreshed, Disconnected,
-                           AttemptRecorded, ProgramChanged, ProgramAttemptsLoaded, ActionSucceeded,
-                           ActionFailed, AlertRaised, AuditLoaded, AuditFailed, AuditFinished,
-                           RulesLoaded, OlderAttemptsLoaded, OutsideLoaded, OutsideFailed>;
+using Event =
+    std::variant<KeyPressed, Resized, Tick, Loaded, StatusRefreshed, Disconnected, AttemptRecorded,
+                 ProgramChanged, ProgramAttemptsLoaded, ActionSucceeded, ActionFailed, AlertRaised,
+                 AuditLoaded, AuditFailed, AuditFinished, RulesLoaded, OlderAttemptsLoaded,
+                 OutsideLoaded, OutsideFailed, HouseholdLoaded>;
 
 // Effects: what the loop should do next.
 struct Command {
@@ -263,6 +271,8 @@ struct State {
   std::optional<AuditReport> audit;  // the latest audit guardd reported
   std::string auditError;            // asking for it failed
   bool auditRequested = false;       // RunAudit sent by us and not answered yet
+
+  HouseholdLoaded household;  // the last household scan guardd reported (finishedUs 0: none)
 
   std::string outside;            // the last outside check's JSON report ("" = none read)
   std::string outsideError;       // asking for it or running it failed
