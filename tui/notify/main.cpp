@@ -1,6 +1,7 @@
 // guard-notify: a per-user agent of the desktop session. Listens to guardd's signals on
 // the system bus and tells the user through the session's notification server when a
-// program is first held, quarantined, or an audit finds an open relay. It needs no
+// program is first held, quarantined, an audit finds an open relay (on this PC or on the
+// LAN), a backscatter flood arrives, or the public address is on a blocklist. It needs no
 // privilege: reading guardd's signals is open to every local user, and Approve/Deny are
 // decided by guardd (root or polkit), exactly as for guardctl run by this user.
 #include <poll.h>
@@ -183,7 +184,9 @@ class Loop {
 int main(int argc, char** argv) {
   CLI::App app{
       "guard-notify: desktop notifications of mailguard. Tells you when a program's mail is\n"
-      "held, when a program is quarantined and when an audit finds an open relay, with\n"
+      "held, when a program is quarantined, when an audit finds an open relay (on this PC\n"
+      "or your network), when bounces flood in for mail you never sent and when your public\n"
+      "address is on a spam blocklist, with\n"
       "Approve, Deny and Details where the notification server offers actions. Started with\n"
       "the desktop session; needs no privileges.",
       "guard-notify"};
