@@ -4,7 +4,6 @@
 #include <cctype>
 #include <string_view>
 
-
 namespace mailguard::mta {
 
 inline std::string_view nextToken(std::string_view& rest) {
