@@ -97,7 +97,7 @@ class BackscatterWatch {
   };
   struct Seen {
     MonoTime at;
-    bool unmatched;
+    bool unmatched = false;
   };
   void forget(MonoTime now);
   // Takes a recipient sent from here, the oldest; false when none is left. With `about`
