@@ -30,7 +30,9 @@ namespace mailguard::kernel {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::openTappedHooks;
 using testing::PrivateCgroup;
+using testing::TestServer;
 using namespace std::chrono_literals;
 
 constexpr const char* kServer = "127.0.0.2";
@@ -91,46 +93,23 @@ class KernelDns : public ::testing::Test {
     if (::access("/usr/sbin/dnsmasq", X_OK) != 0)
       GTEST_SKIP() << "dnsmasq is not installed (install/deps.sh --test installs dnsmasq-base)";
     ASSERT_EQ(cgroup_.create(), "");
-    startDnsmasq();
-    if (HasFatalFailure()) return;
-    BpfOptions options;
-    options.cgroup = cgroup_.dir();
-    options.markBit = 1U << 20;
-    options.mailPorts = {25};
-    auto opened = openBpfKernelIdentity(options);
-    ASSERT_TRUE(opened) << opened.error().message;
-    id_ = std::move(opened.value());
-    ASSERT_TRUE(id_->dnsTapRunning()) << id_->dnsTapError();
+    ASSERT_TRUE(dnsmasq_.start(
+        "dnsmasq",
+        {"/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+         "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.2", "--port=53",
+         "--user=root", "--pid-file=", "--log-facility=/dev/null",
+         "--mx-host=victim.test,mx.victim.test,10", "--host-record=mx.victim.test,127.1.0.25",
+         "--host-record=mail.isp.test,127.1.0.26"},
+        // Ready when it answers (this process is outside the tapped cgroup).
+        [this] { return resolve("mx.victim.test", ns_t_a, false) > 0; }));
+    id_ = openTappedHooks(cgroup_);
+    ASSERT_TRUE(id_ != nullptr && !HasFailure());
     id_->setDnsSink([this](const DnsPacket& p) { packets_.push_back(p); });
   }
   void TearDown() override {
     id_.reset();
-    if (dnsmasq_ > 0) {
-      ::kill(dnsmasq_, SIGTERM);
-      ::waitpid(dnsmasq_, nullptr, 0);
-    }
+    dnsmasq_.stop();
     cgroup_.remove();
-  }
-
-  void startDnsmasq() {
-    dnsmasq_ = ::fork();
-    if (dnsmasq_ == 0) {
-      ::execl("/usr/sbin/dnsmasq", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
-              "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.2",
-              "--port=53", "--user=root", "--pid-file=", "--log-facility=/dev/null",
-              "--mx-host=victim.test,mx.victim.test,10", "--host-record=mx.victim.test,127.1.0.25",
-              "--host-record=mail.isp.test,127.1.0.26", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ASSERT_GT(dnsmasq_, 0);
-    // Ready when it answers (this process is outside the tapped cgroup).
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (resolve("mx.victim.test", ns_t_a, false) <= 0) {
-      int status = 0;
-      ASSERT_EQ(::waitpid(dnsmasq_, &status, WNOHANG), 0) << "dnsmasq exited";
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "dnsmasq never answered";
-      std::this_thread::sleep_for(20ms);  // polling a condition with a deadline
-    }
   }
 
   struct Child {
@@ -198,7 +177,7 @@ class KernelDns : public ::testing::Test {
   }
 
   PrivateCgroup cgroup_;
-  pid_t dnsmasq_ = -1;
+  TestServer dnsmasq_;
   std::unique_ptr<KernelIdentity> id_;
   std::vector<DnsPacket> packets_;
   std::vector<std::uint32_t> askers_;

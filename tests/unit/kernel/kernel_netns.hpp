@@ -1,8 +1,10 @@
 #pragma once
 // Shared by kernel_netns_main.cpp and kernel_netns_test.cpp.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -11,8 +13,13 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "mailguard/kernel/kernel_identity.hpp"
 
 namespace mailguard::kernel::testing {
 
@@ -77,6 +84,63 @@ class PrivateCgroup {
   std::filesystem::path mountDir_, child_;
   bool mounted_ = false;
 };
+
+// A server a test forks outside the tapped cgroup (dnsmasq, an SMTP sink): ready once
+// `answers` says so (polled every 20 ms, 10 s at most), stopped and reaped when it goes.
+class TestServer {
+ public:
+  TestServer() = default;
+  TestServer(const TestServer&) = delete;
+  TestServer& operator=(const TestServer&) = delete;
+  ~TestServer() { stop(); }
+
+  ::testing::AssertionResult start(const char* name, std::vector<const char*> argv,
+                                   const std::function<bool()>& answers) {
+    argv.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::execv(argv[0], const_cast<char* const*>(argv.data()));
+      ::_exit(127);
+    }
+    if (pid_ < 0) return ::testing::AssertionFailure() << "cannot fork " << name;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!answers()) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) != 0) {
+        pid_ = -1;
+        return ::testing::AssertionFailure() << name << " exited";
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return ::testing::AssertionFailure() << name << " never answered";
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a condition, polled
+    }
+    return ::testing::AssertionSuccess();
+  }
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// The hooks attached to a test's cgroup as the tap tests use them (mail port 25, mark bit
+// 20), with the DNS/SMTP tap running.
+inline std::unique_ptr<KernelIdentity> openTappedHooks(const PrivateCgroup& cgroup) {
+  BpfOptions options;
+  options.cgroup = cgroup.dir();
+  options.markBit = 1U << 20;
+  options.mailPorts = {25};
+  auto opened = openBpfKernelIdentity(options);
+  EXPECT_TRUE(opened) << opened.error().message;
+  if (!opened) return nullptr;
+  EXPECT_TRUE(opened.value()->dnsTapRunning()) << opened.value()->dnsTapError();
+  return std::move(opened.value());
+}
 
 }  // namespace mailguard::kernel::testing
 

@@ -26,7 +26,9 @@
 namespace mailguard::kernel {
 namespace {
 
+using testing::openTappedHooks;
 using testing::PrivateCgroup;
+using testing::TestServer;
 using namespace std::chrono_literals;
 
 constexpr const char* kSink = "127.0.0.25";
@@ -139,42 +141,17 @@ class KernelSmtp : public ::testing::Test {
     MAILGUARD_REQUIRE_NAMESPACES();
     if (::access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "python3 is not installed";
     ASSERT_EQ(cgroup_.create(), "");
-    startSink();
-    if (HasFatalFailure()) return;
-    BpfOptions options;
-    options.cgroup = cgroup_.dir();
-    options.markBit = 1U << 20;
-    options.mailPorts = {25};
-    auto opened = openBpfKernelIdentity(options);
-    ASSERT_TRUE(opened) << opened.error().message;
-    id_ = std::move(opened.value());
-    ASSERT_TRUE(id_->dnsTapRunning()) << id_->dnsTapError();
+    ASSERT_TRUE(sink_.start("the SMTP sink", {"/usr/bin/python3", "-c", kSinkScript, kSink},
+                            // Ready when it greets (this process is outside the tapped cgroup).
+                            [this] { return smtpSession({"QUIT"}) == 1; }));
+    id_ = openTappedHooks(cgroup_);
+    ASSERT_TRUE(id_ != nullptr && !HasFailure());
     id_->setSmtpSink([this](const SmtpSegment& s) { segments_.push_back(s); });
   }
   void TearDown() override {
     id_.reset();
-    if (sink_ > 0) {
-      ::kill(sink_, SIGTERM);
-      ::waitpid(sink_, nullptr, 0);
-    }
+    sink_.stop();
     cgroup_.remove();
-  }
-
-  void startSink() {
-    sink_ = ::fork();
-    if (sink_ == 0) {
-      ::execl("/usr/bin/python3", "python3", "-c", kSinkScript, kSink, static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ASSERT_GT(sink_, 0);
-    // Ready when it greets (this process is outside the tapped cgroup).
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (smtpSession({"QUIT"}) != 1) {
-      int status = 0;
-      ASSERT_EQ(::waitpid(sink_, &status, WNOHANG), 0) << "the SMTP sink exited";
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the SMTP sink never answered";
-      std::this_thread::sleep_for(20ms);  // polling a condition with a deadline
-    }
   }
 
   // Runs `body` in a forked child in the test cgroup; its pid, or -1 when it failed.
@@ -221,7 +198,7 @@ class KernelSmtp : public ::testing::Test {
   }
 
   PrivateCgroup cgroup_;
-  pid_t sink_ = -1;
+  TestServer sink_;
   std::unique_ptr<KernelIdentity> id_;
   std::vector<SmtpSegment> segments_;
   std::vector<ConnectEvent> connects_;
