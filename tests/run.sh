@@ -13,23 +13,33 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
+# Each phase prints how long it took: CI must stay under 30 minutes on 2 cores.
+phase() { echo "== ${1}: $((SECONDS - phase_start)) s (total $SECONDS s)"; phase_start=$SECONDS; }
+phase_start=$SECONDS
+
 ./install/deps.sh --test
+phase "packages"
 
 jobs=$(nproc)
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$jobs"
+phase "release build"
 
 # Sanitizers: every test again under the ASan+UBSan preset; guardd, guardctl and the
 # test tools of the integration tests are sanitized too (about a minute more
 # than the unit tests alone, the build is the same).
 cmake --preset debug >/dev/null
 cmake --build --preset debug -j"$jobs"
+phase "debug build"
 
 status=0
+rm -f build/{release,debug}/Testing/Temporary/LastTestsFailed.log
 echo "== release build: every test"
 ctest --preset release -j2 "$@" || status=1
+phase "release tests"
 echo "== debug build (ASan+UBSan): every test"
 ctest --preset debug -j2 "$@" || status=1
+phase "debug tests"
 
 # --- Fuzzing ----------------------------------------------------------
 # About a minute of libFuzzer (clang, ASan+UBSan) over the settings, packet, /proc,
@@ -37,5 +47,16 @@ ctest --preset debug -j2 "$@" || status=1
 # the rules library, in build/fuzz. Longer runs: tests/fuzz/run.sh --seconds N.
 echo "== fuzzing (libFuzzer, ASan+UBSan): 10 s per target"
 tests/fuzz/run.sh --seconds 10 || status=1
+phase "fuzzing"
 # ----------------------------------------------------------------------------------
+# The failures again at the very end, where a log's tail shows them.
+if [[ $status -ne 0 ]]; then
+  for preset in release debug; do
+    failed=build/$preset/Testing/Temporary/LastTestsFailed.log
+    if [[ -s $failed ]]; then
+      echo "== failed in the $preset build:"
+      sed 's/^/   /' "$failed"
+    fi
+  done
+fi
 exit $status
