@@ -2,7 +2,6 @@
 // What client.cpp and host_client.cpp both do around a bus call: connect, call a
 // method with a timeout, and turn sdbus' exceptions into values.
 #include <sdbus-c++/sdbus-c++.h>
-#include <systemd/sd-bus.h>
 
 #include <chrono>
 #include <exception>
@@ -12,6 +11,7 @@
 
 #include "client_errors.hpp"
 #include "mailguard/dbus/names.hpp"
+#include "mailguard/dbus/raw_message.hpp"
 
 namespace mailguard::dbus::detail {
 
@@ -27,22 +27,7 @@ auto guarded(F&& f) -> ClientResult<decltype(f())> {
   }
 }
 
-// Marks a method call with the header flag ALLOW_INTERACTIVE_AUTHORIZATION (D-Bus
-// specification): the caller will wait while polkit asks the user's authentication agent
-// for a password. sdbus-c++ 1.2 has no setter for it; its Message keeps the
-// sd_bus_message* in the protected member msg_, which a derived class may name
-// (&MessageAccess::msg_ is a pointer to Message's member, usable on any Message).
-struct MessageAccess : sdbus::Message {
-  static sd_bus_message* raw(const sdbus::Message& m) {
-    return static_cast<sd_bus_message*>(m.*(&MessageAccess::msg_));
-  }
-};
-inline void allowInteractiveAuthorization(sdbus::MethodCall& call) {
-  const int r = sd_bus_message_set_allow_interactive_authorization(MessageAccess::raw(call), 1);
-  if (r < 0)
-    throw sdbus::Error("org.freedesktop.DBus.Error.Failed",
-                       "cannot mark the call as allowing interactive authorization");
-}
+using dbus::allowInteractiveAuthorization;
 
 // Calls `method` on guardd's interface with `timeout` and returns its one reply value.
 // Every policy-changing call goes through here: it may wait for polkit to ask the user.

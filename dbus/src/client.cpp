@@ -110,8 +110,9 @@ class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_p
   template <class R, class... Args>
   void policyCallAsync(const char* method, std::function<void(const ClientResult<R>&)> done,
                        const Args&... args) {
-    // The call is built by hand to carry ALLOW_INTERACTIVE_AUTHORIZATION (call.hpp): the
-    // dashboard goes on drawing while polkit asks the user's agent for a password.
+    // The call is built by hand to carry ALLOW_INTERACTIVE_AUTHORIZATION
+    // (mailguard/dbus/raw_message.hpp): the dashboard goes on drawing while polkit asks the user's
+    // agent for a password.
     auto reply = [done](sdbus::MethodReply& message, const sdbus::Error* error) {
       if (error != nullptr) {
         done(fromSdbus(*error));

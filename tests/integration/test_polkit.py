@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import time
 import unittest
 import uuid
 
@@ -175,6 +176,26 @@ class Polkit(unittest.TestCase):
         self.assertRegex(r.stderr, r"^guardctl: Not authorized: authentication is required")
         self.assertEqual(self.daemon.guardd.log().count(f"Refused policy change by uid {OUTSIDER[1]}"),
                          5, self.daemon.guardd.log())
+
+    def test_a_call_that_allows_no_question_is_refused_at_once_though_an_agent_waits(self):
+        """polkit may ask only when the call carries ALLOW_INTERACTIVE_AUTHORIZATION: a
+        script's busctl call without it is refused at once, and the member's agent, ready to
+        ask, is never asked. guardctl sets the flag (the tests above)."""
+        exe = self.held("noask")
+        busctl = ["busctl", "--system", "--allow-interactive-authorization=no", "call",
+                  "org.mailguard.Guard1", "/org/mailguard/Guard1", "org.mailguard.Guard1",
+                  "Approve", "ss", exe, ""]
+        subject = self.pk.program_subject(MEMBER_NAME, busctl, self.pk.env(), None)
+        agent = self.pk.agent(MEMBER_NAME, subject)
+        started = time.monotonic()
+        subject.go()
+        r = subject.wait(timeout=60)
+        self.assertLess(time.monotonic() - started, 20, "refused at once, not after a timeout")
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIn("did not allow interactive authorization", r.stderr)
+        self.assertNotIn("Password:", agent.read_available(0.5), "the agent was asked")
+        self.assertEqual(self.state(exe), "pending")
+        self.assertIn(f"Refused policy change by uid {MEMBER[1]}", self.daemon.guardd.log())
 
     def test_root_needs_no_agent_and_polkit_is_not_asked(self):
         exe = self.held("root")

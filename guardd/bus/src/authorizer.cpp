@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "mailguard/dbus/names.hpp"
+#include "mailguard/dbus/raw_message.hpp"
 #include "mailguard/service/log.hpp"
 
 namespace mailguard::bus {
@@ -12,6 +13,9 @@ namespace {
 
 // A person may need this long to answer a polkit password prompt; guardctl waits 2 min.
 constexpr auto kPolkitTimeout = std::chrono::seconds(110);
+// CheckAuthorization's flags (polkit's D-Bus API): polkit may ask the user only when the
+// caller said it would wait for that; a script that did not gets its answer at once.
+constexpr std::uint32_t kPolkitNoInteraction = 0;
 constexpr std::uint32_t kPolkitAllowUserInteraction = 1;
 
 std::string commOf(std::int32_t pid) {
@@ -41,6 +45,7 @@ Caller callerOf(const sdbus::Message& message) {
   c.pid = static_cast<std::int32_t>(message.getCredsPid());
   c.sender = message.getSender();
   c.comm = commOf(c.pid);
+  c.interactive = dbus::allowsInteractiveAuthorization(message);
   return c;
 }
 
@@ -48,8 +53,12 @@ PolkitSubject polkitSubject(const std::string& sender) {
   return PolkitSubject{"system-bus-name", {{"name", sdbus::Variant(sender)}}};
 }
 
-std::optional<std::string> refusalOf(bool isAuthorized, bool isChallenge) {
+std::optional<std::string> refusalOf(bool isAuthorized, bool isChallenge, bool interactive) {
   if (isAuthorized) return std::nullopt;
+  if (isChallenge && !interactive) {
+    return "authentication is required and the call did not allow interactive "
+           "authorization (busctl: --allow-interactive-authorization=yes; or use sudo)";
+  }
   if (isChallenge) {
     return "authentication is required but no polkit agent answered (run "
            "'pkttyagent --process $$' in your shell first, or use sudo)";
@@ -94,16 +103,17 @@ void Authorizer::checkPolkit(const Caller& who,
         .onInterface("org.freedesktop.PolicyKit1.Authority")
         .withTimeout(kPolkitTimeout)
         .withArguments(polkitSubject(who.sender), std::string(dbus::kManageAction), details,
-                       kPolkitAllowUserInteraction, std::string())
-        .uponReplyInvoke(
-            [done, uid = who.uid](const sdbus::Error* error,
-                                  sdbus::Struct<bool, bool, std::map<std::string, std::string>> r) {
-              if (error != nullptr) {
-                done(refusalOfError(error->getName(), error->getMessage(), uid));
-                return;
-              }
-              done(refusalOf(r.get<0>(), r.get<1>()));
-            });
+                       who.interactive ? kPolkitAllowUserInteraction : kPolkitNoInteraction,
+                       std::string())
+        .uponReplyInvoke([done, uid = who.uid, interactive = who.interactive](
+                             const sdbus::Error* error,
+                             sdbus::Struct<bool, bool, std::map<std::string, std::string>> r) {
+          if (error != nullptr) {
+            done(refusalOfError(error->getName(), error->getMessage(), uid));
+            return;
+          }
+          done(refusalOf(r.get<0>(), r.get<1>(), interactive));
+        });
   } catch (const sdbus::Error& e) {
     done("polkit could not be asked (" + e.getMessage() + "); " + needsAuthorization());
   }

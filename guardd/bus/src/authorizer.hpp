@@ -21,6 +21,9 @@ struct Caller {
   std::int32_t pid = 0;
   std::string sender;  // unique bus name, the polkit subject
   std::string comm;    // for the log only
+  // The call carried ALLOW_INTERACTIVE_AUTHORIZATION: its sender will wait while polkit asks
+  // the user's authentication agent (guardctl, guard-tui and guard-notify do).
+  bool interactive = false;
 
   // "uid 1000 pid 4242 ('guardctl', :1.42)", for the log.
   [[nodiscard]] std::string describe() const;
@@ -36,8 +39,8 @@ using PolkitSubject = sdbus::Struct<std::string, std::map<std::string, sdbus::Va
 PolkitSubject polkitSubject(const std::string& sender);
 
 // CheckAuthorization's answer (is_authorized, is_challenge) as nullopt when allowed,
-// else why not, for a person.
-std::optional<std::string> refusalOf(bool isAuthorized, bool isChallenge);
+// else why not, for a person; `interactive`: the caller allowed polkit to ask.
+std::optional<std::string> refusalOf(bool isAuthorized, bool isChallenge, bool interactive);
 // Why a caller of uid `uid` is refused when CheckAuthorization itself failed with the
 // D-Bus error `name` (polkit not running, say).
 std::string refusalOfError(const std::string& name, const std::string& message, std::uint32_t uid);

@@ -5,16 +5,26 @@
 namespace mailguard::bus {
 namespace {
 
-TEST(PolkitAnswer, AuthorizedIsAllowed) { EXPECT_EQ(refusalOf(true, false), std::nullopt); }
+TEST(PolkitAnswer, AuthorizedIsAllowed) {
+  EXPECT_EQ(refusalOf(true, false, true), std::nullopt);
+  EXPECT_EQ(refusalOf(true, false, false), std::nullopt);
+}
 
 TEST(PolkitAnswer, AChallengeWithoutAnAgentSaysHowToAnswerIt) {
-  const auto why = refusalOf(false, true);
+  const auto why = refusalOf(false, true, true);
   ASSERT_TRUE(why);
   EXPECT_NE(why->find("pkttyagent"), std::string::npos) << *why;
 }
 
+TEST(PolkitAnswer, AChallengeToACallThatAllowedNoQuestionSaysSo) {
+  const auto why = refusalOf(false, true, false);
+  ASSERT_TRUE(why);
+  EXPECT_NE(why->find("did not allow interactive authorization"), std::string::npos) << *why;
+  EXPECT_NE(why->find("sudo"), std::string::npos) << *why;
+}
+
 TEST(PolkitAnswer, ARefusalNamesTheActionAndSudo) {
-  const auto why = refusalOf(false, false);
+  const auto why = refusalOf(false, false, true);
   ASSERT_TRUE(why);
   EXPECT_NE(why->find("org.mailguard.manage"), std::string::npos) << *why;
   EXPECT_NE(why->find("sudo"), std::string::npos) << *why;
