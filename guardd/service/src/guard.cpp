@@ -965,7 +965,9 @@ Result<std::vector<store::AttemptRecord>> Guard::attempts(const store::AttemptQu
 }
 
 Result<std::vector<store::AlertRecord>> Guard::alerts(std::uint32_t limit) {
-  return impl_->reader->alerts(limit);
+  auto stored = impl_->reader->alerts(limit);
+  if (!stored) return stored;
+  return withUnwritten(std::move(*stored), impl_->alerts->unwritten(), limit);
 }
 
 void Guard::approve(const ProgramRef& ref, Done<ProgramView> done, ApproveOptions options) {
