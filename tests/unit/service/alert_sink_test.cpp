@@ -43,8 +43,8 @@ TEST(WithUnwritten, AStoredAlertWinsOverItsUnwrittenCopy) {
 }
 
 TEST(AlertSink, EveryRaisedAlertIsListedAtOnceAndForgottenOnceWritten) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("mg-alert-sink-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("mg-alert-sink-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   auto reader = store::SqliteStore::open(dir);
   ASSERT_TRUE(reader) << reader.error().message;
