@@ -302,6 +302,9 @@ Result<void> Guard::Impl::start() {
       std::make_unique<HouseholdScanner>(options.settings, loop, clock, *reader, *writer, *alerts);
   outside = std::make_unique<OutsideCheck>(options.settings, loop, clock, *reader, *writer, *alerts,
                                            [this] { return outsideEvidence(); });
+  outside->onFinished([this](const std::string& report) {
+    if (self.onOutsideChecked) self.onOutsideChecked(report);
+  });
   outside->start();
   enforcing = true;
   log::info("enforcing: table 'inet " + options.tableName + "' in place, queue " +
