@@ -69,15 +69,20 @@ class DashboardOutside(GuarddOnBusTest):
         self.start_guardd()
         env = {"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address, "TERM": "xterm-256color",
                "LANG": "C.UTF-8", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC"}
-        # guardctl watch follows the same signal: the listing's alert, then the check's end.
-        watch_out = open(os.path.join(self.dir, "watch.out"), "w+")
-        self.addCleanup(watch_out.close)
-        watch = subprocess.Popen([GUARDCTL, "--json", "watch", "--count", "2"],
-                                 env=self.daemon.env(), stdout=watch_out,
-                                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-        self.addCleanup(mgtest.terminate, watch)
-        # Subscribed once it says so on stderr (its match rules are in place by then).
-        self.assertEqual(watch.stderr.readline().strip(), "Watching guardd (Ctrl-C to stop)")
+        # guardctl watch follows the same signal: the listing's alert, then the check's end,
+        # as JSON and as text.
+        def start_watch(name, *options):
+            out = open(os.path.join(self.dir, name), "w+")
+            self.addCleanup(out.close)
+            proc = subprocess.Popen([GUARDCTL, *options, "watch", "--count", "2"],
+                                    env=self.daemon.env(), stdout=out, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL, text=True)
+            self.addCleanup(mgtest.terminate, proc)
+            # Subscribed once it says so on stderr (its match rules are in place by then).
+            self.assertEqual(proc.stderr.readline().strip(), "Watching guardd (Ctrl-C to stop)")
+            return proc, out
+        watch, watch_out = start_watch("watch.json", "--json")
+        text_watch, text_out = start_watch("watch.txt")
 
         tui = Tmux(self, self.dir, 120, 40).start([GUARD_TUI], env)
         tui.wait_for_text("1 Programs")
@@ -99,6 +104,12 @@ class DashboardOutside(GuarddOnBusTest):
                          {"zen.test-bl.test": "listed", "clean.test-bl.test": "not-listed"})
         self.assertEqual(event["report"]["public_address"], test_outside.ADDRESS)
         self.assertFalse(event["report"]["running"])
+        self.assertEqual(text_watch.wait(30), 0)
+        text_out.seek(0)
+        lines = text_out.read().splitlines()
+        self.assertEqual(len(lines), 2, lines)
+        self.assertRegex(lines[1], rf"^outside check \S+: {test_outside.ADDRESS} LISTED on "
+                                   r"zen\.test-bl\.test; 1 domain finding\(s\)$")
 
 
 if __name__ == "__main__":
