@@ -98,6 +98,7 @@ class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_p
   std::function<void(const Program&)> programHandler;
   std::function<void(const Alert&)> alertHandler;
   std::function<void(const AuditEnded&)> auditHandler;
+  std::function<void(const std::string&)> outsideHandler;
 
   // A policy call with other arguments (AckAlert, Bulk), same timeout.
   template <class R, class... Args>
@@ -158,6 +159,9 @@ class Guard1Proxy final : public sdbus::ProxyInterfaces<org::mailguard::Guard1_p
   void onAuditFinished(const std::int64_t& finished, const std::string& error,
                        const std::uint32_t& results) override {
     if (auditHandler) auditHandler(AuditEnded{finished, error, results});
+  }
+  void onOutsideChecked(const std::string& report) override {
+    if (outsideHandler) outsideHandler(report);
   }
 };
 
@@ -372,6 +376,10 @@ void Client::onAlertRaised(std::function<void(const Alert&)> handler) {
 
 void Client::onAuditFinished(std::function<void(const AuditEnded&)> handler) {
   impl_->proxy->auditHandler = std::move(handler);
+}
+
+void Client::onOutsideChecked(std::function<void(const std::string&)> handler) {
+  impl_->proxy->outsideHandler = std::move(handler);
 }
 
 void Client::onAttemptRecorded(std::function<void(const Attempt&)> handler) {

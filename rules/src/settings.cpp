@@ -382,6 +382,64 @@ std::optional<Error> readOutside(const Reader& r, const toml::table& t, Settings
   return std::nullopt;
 }
 
+// An integer key in min..max, into a uint32 setting.
+std::optional<Error> bounded(const Reader& r, const toml::node& node, const std::string& name,
+                             std::int64_t min, std::int64_t max, std::string_view what,
+                             std::uint32_t& out) {
+  std::int64_t v = 0;
+  if (auto err = r.integer(node, name, min, max, what, v)) return err;
+  out = static_cast<std::uint32_t>(v);
+  return std::nullopt;
+}
+
+std::optional<Error> readBackscatter(const Reader& r, const toml::table& t, Settings& s) {
+  for (const auto& [key, node] : t) {
+    const std::string name = "backscatter." + std::string(key.str());
+    if (key == "flood_per_hour") {
+      if (auto err = bounded(r, node, name, 1, 10'000, "a number of bounces an hour",
+                             s.backscatterFloodPerHour)) {
+        return err;
+      }
+    } else if (key == "remember_hours") {
+      // Up to a month: no MTA retries a message longer (postfix: 5 days by default).
+      if (auto err =
+              bounded(r, node, name, 1, 720, "a number of hours", s.backscatterRememberHours)) {
+        return err;
+      }
+    } else {
+      return r.unknownKey(key, "backscatter", "flood_per_hour, remember_hours");
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> readHousehold(const Reader& r, const toml::table& t, Settings& s) {
+  // The bounds keep a request a scan of the owner's own network: a /16 at 1000 connects a
+  // second is still three minutes, never a sweep of someone else's.
+  for (const auto& [key, node] : t) {
+    const std::string name = "household." + std::string(key.str());
+    std::optional<Error> err;
+    if (key == "max_subnets") {
+      err = bounded(r, node, name, 1, 16, "a number of subnets", s.householdMaxSubnets);
+    } else if (key == "min_prefix") {
+      err = bounded(r, node, name, 16, 30, "a prefix length", s.householdMinPrefix);
+    } else if (key == "probes_per_second") {
+      err = bounded(r, node, name, 1, 1000, "a rate", s.householdProbesPerSecond);
+    } else if (key == "in_flight") {
+      err = bounded(r, node, name, 1, 256, "a number of connects", s.householdInFlight);
+    } else if (key == "connect_timeout_ms") {
+      err = bounded(r, node, name, 100, 10'000, "a timeout in milliseconds",
+                    s.householdConnectTimeoutMs);
+    } else {
+      return r.unknownKey(key, "household",
+                          "max_subnets, min_prefix, probes_per_second, in_flight, "
+                          "connect_timeout_ms");
+    }
+    if (err) return err;
+  }
+  return std::nullopt;
+}
+
 std::optional<Error> readDetector(const Reader& r, const toml::table& t, Settings& s) {
   const auto specs = detectorSettingSpecs();
   for (const auto& [key, node] : t) {
@@ -434,13 +492,20 @@ Result<Settings> readRoot(const Reader& r, const toml::table& root) {
     std::string_view name;
     SectionReader read;
   };
-  static constexpr Section kSections[] = {
-      {"mail", readMail}, {"enforcement", readEnforcement}, {"store", readStore},
-      {"log", readLog},   {"kernel", readKernel},           {"detector", readDetector},
-      {"mta", readMta},   {"presence", readPresence},       {"outside", readOutside}};
+  static constexpr Section kSections[] = {{"mail", readMail},
+                                          {"enforcement", readEnforcement},
+                                          {"store", readStore},
+                                          {"log", readLog},
+                                          {"kernel", readKernel},
+                                          {"detector", readDetector},
+                                          {"mta", readMta},
+                                          {"presence", readPresence},
+                                          {"outside", readOutside},
+                                          {"backscatter", readBackscatter},
+                                          {"household", readHousehold}};
   constexpr std::string_view kKnown =
       "[mail], [enforcement], [store], [log], [kernel], [detector], [mta], [presence], "
-      "[outside]";
+      "[outside], [backscatter], [household]";
 
   Settings settings;
   for (const auto& [key, node] : root) {

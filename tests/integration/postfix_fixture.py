@@ -95,9 +95,12 @@ def _patch_runpath(path, new):
 
 
 class Postfix:
-    def __init__(self, test, relay, extra_main_cf="", chroot_cleanup=False):
+    def __init__(self, test, relay, extra_main_cf="", chroot_cleanup=False, syslog=False):
         """chroot_cleanup: cleanup runs chrooted in the queue directory, as Debian's
-        master.cf has it (the milter is then reached relative to it)."""
+        master.cf has it (the milter is then reached relative to it). syslog: no
+        maillog_file, so postfix logs through syslog(3) to /dev/log (a test's own journald:
+        log() then reads the journal's mail records)."""
+        self.syslog = syslog
         reason = available()
         if reason:
             test.skipTest("postfix: " + reason)
@@ -180,7 +183,7 @@ class Postfix:
             relayhost = [{relay}]:25
             smtp_dns_support_level = disabled
             disable_dns_lookups = yes
-            maillog_file = {self.maillog}
+            maillog_file = {"" if self.syslog else self.maillog}
             queue_run_delay = 300s
             non_smtpd_milters = {{ unix:mailguard/milter.sock, default_action=tempfail }}
             milter_connect_timeout = 5s
@@ -240,6 +243,10 @@ class Postfix:
         return sum((self._ids(q) for q in ("maildrop", "incoming", "active", "deferred", "hold")), [])
 
     def log(self):
+        if self.syslog:
+            return subprocess.run(["journalctl", "--no-pager", "-q", "-o", "short",
+                                   "SYSLOG_FACILITY=2"], capture_output=True, text=True,
+                                  errors="replace").stdout
         try:
             with open(self.maillog, errors="replace") as f:
                 return f.read()

@@ -29,7 +29,9 @@ GENUINE = 5        # success DSNs of mail sent from here
 FLOOD_PER_HOUR = 20  # guardd's threshold
 
 
-class Backscatter(PostfixFixture):
+class BackscatterFixture(PostfixFixture):
+    """postfix receiving mail for pc.test, guardd on a private bus; no tests of its own
+    (test_backscatter_journal.py reuses it)."""
     def setUp(self):
         self.bus = PrivateBus(self, mgtest.make_tempdir(self)).start()
         # guardd inherits the environment: this points it at the private bus.
@@ -109,6 +111,8 @@ class Backscatter(PostfixFixture):
     def local_deliveries(self):
         return self.pf.log().count("relay=local")
 
+
+class Backscatter(BackscatterFixture):
     def test_a_flood_of_forged_bounces_raises_one_alert_and_genuine_ones_none(self):
         # guardd follows postfix's maillog_file once postfix has created it.
         wait_for(lambda: self.ctl_json("backscatter")["watching"], 10, "guardd to follow the log")

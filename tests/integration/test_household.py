@@ -188,6 +188,27 @@ class Household(unittest.TestCase):
         d.restart()
         self.assertIn(f"{OPEN}:25  OPEN RELAY", d.ctl("audit").stdout)
 
+    def test_household_settings_bound_and_pace_the_scan(self):
+        # Nobody at home: every connect waits for its timeout (no ARP answer).
+        d = GuarddOnBus(self)
+        config = os.path.join(d.dir, "guardd.conf")
+        with open(config, "w") as f:
+            f.write("[household]\nmin_prefix = 28\nconnect_timeout_ms = 200\n"
+                    "probes_per_second = 1000\n")
+        d.guardd.config = config
+        d.start()
+        scan = d.json("audit", "--hosts", timeout=60)
+        self.assertEqual(scan["error"], "")
+        # Only the /28 block around this PC of its /26 (by default all of the /26).
+        self.assertEqual([(s["cidr"], s["configured"]) for s in scan["subnets"]],
+                         [("198.18.6.0/28", LAN)])
+        self.assertEqual(scan["hosts"], [])
+        # 14 addresses (the /26's network address and this PC's are not scanned), 3 ports.
+        self.assertEqual(scan["connects"], 14 * 3)
+        # Two rounds of at most 32 connects, 200 ms each; with the default timeout (1.5 s)
+        # the same scan takes 3 s.
+        self.assertLess(scan["took_ms"], 1500, scan)
+
     def test_nobody_may_scan(self):
         d = GuarddOnBus(self).start()
         r = d.ctl("audit", "--hosts", ok=False, user="nobody")

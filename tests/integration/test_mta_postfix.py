@@ -50,9 +50,11 @@ class PostfixFixture(unittest.TestCase):
     """postfix, guardd answering it, the release agent and the sink."""
     CHROOT_CLEANUP = False
     SINK_ARGS = []  # extra arguments of mta_sink.py
+    SYSLOG = False  # postfix logs through syslog(3), not to its maillog_file (Postfix)
+    GUARDD_SETTINGS = ""  # more of guardd.conf, after [mail] and [mta]
 
     def setUp(self):
-        self.pf = Postfix(self, THERE, chroot_cleanup=self.CHROOT_CLEANUP)
+        self.pf = Postfix(self, THERE, chroot_cleanup=self.CHROOT_CLEANUP, syslog=self.SYSLOG)
         self.dir = mgtest.make_tempdir(self)
         self.sock = os.path.join(self.dir, "mta.sock")
         self.sent = os.path.join(self.dir, "sent.jsonl")
@@ -63,7 +65,7 @@ class PostfixFixture(unittest.TestCase):
         with open(config, "w") as f:
             f.write(f'[mail]\nports = [25]\n[mta]\nsocket = "{self.sock}"\n'
                     f'postfix_config_dirs = ["{self.pf.config}"]\n'
-                    f'postfix_log = "{self.pf.maillog}"\n')
+                    f'postfix_log = "{self.pf.maillog}"\n' + self.GUARDD_SETTINGS)
         # postfix's deliveries are connections like any other: the owner approved its smtp
         # client (before guardd starts, so that its first delivery finds the approval).
         mgtest.seed(self.state, "approve", os.path.join(self.pf.daemons, "smtp"))

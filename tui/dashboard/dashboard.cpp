@@ -338,6 +338,8 @@ void Dashboard::connect() {
     client_->onAlertRaised([this](const dbus::Alert& a) { inbox_.emplace_back(AlertRaised{a}); });
     client_->onAuditFinished(
         [this](const dbus::AuditEnded& a) { inbox_.emplace_back(AuditFinished{a.finishedUs}); });
+    client_->onOutsideChecked(
+        [this](const std::string& report) { inbox_.emplace_back(OutsideChecked{report}); });
     auto following = client_->onGuardOwnerChanged([this](bool running) { guardOwner_ = running; });
     if (const auto* e = dbus::errorOf(following)) {
       // Without it guardd's leaving would go unnoticed: treat it as no bus, retried.

@@ -253,12 +253,15 @@ int main(int argc, char** argv) {
 
   long count = 0;
   auto* watch = app.add_subcommand(
-      "watch", "Print attempts, program changes and alerts as they happen (Ctrl-C to stop)");
+      "watch",
+      "Print attempts, program changes, alerts and outside checks as they happen (Ctrl-C to "
+      "stop)");
   watch->add_option("--count", count, "Stop after this many events")->check(CLI::PositiveNumber);
   watch->footer(
       "With --json, one JSON object per line: {\"signal\": \"AttemptRecorded\", \"attempt\": "
-      "{...}},\n{\"signal\": \"ProgramChanged\", \"program\": {...}} or "
-      "{\"signal\": \"AlertRaised\", \"alert\": {...}}.");
+      "{...}},\n{\"signal\": \"ProgramChanged\", \"program\": {...}}, "
+      "{\"signal\": \"AlertRaised\", \"alert\": {...}}\nor {\"signal\": \"OutsideChecked\", "
+      "\"report\": {...}} (as guardctl --json outside prints it).");
 
   // firewall and audit (firewall_cmd.cpp).
   auto hostCommands = out::addHostCommands(app);
@@ -555,6 +558,17 @@ int main(int argc, char** argv) {
                   << "\n";
       } else {
         std::cout << mailguard::guardctl::alertLine(a) << "\n";
+      }
+      std::cout.flush();
+    });
+    client.onOutsideChecked([&](const std::string& report) {
+      ++seen;
+      const auto parsed = nlohmann::json::parse(report, nullptr, false);
+      if (json) {
+        std::cout << nlohmann::json{{"signal", "OutsideChecked"}, {"report", parsed}}.dump()
+                  << "\n";
+      } else {
+        std::cout << mailguard::guardctl::outsideLine(parsed) << "\n";
       }
       std::cout.flush();
     });

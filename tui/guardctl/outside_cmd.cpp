@@ -96,6 +96,34 @@ std::string outsideText(const nlohmann::json& r) {
   return out;
 }
 
+std::string outsideLine(const nlohmann::json& r) {
+  if (!r.is_object()) return "outside check ended (unreadable report)";
+  std::string out = "outside check " + str(r, "time") + ": ";
+  const std::string address = str(r, "public_address");
+  if (address.empty()) return out + "public address unknown: " + str(r, "address_error");
+  std::string listed;
+  std::size_t lists = 0;
+  std::size_t errors = 0;
+  if (r.contains("blocklists") && r["blocklists"].is_array()) {
+    for (const auto& b : r["blocklists"]) {
+      ++lists;
+      if (str(b, "status") == "listed") listed += (listed.empty() ? "" : ", ") + str(b, "zone");
+      if (str(b, "status") == "error") ++errors;
+    }
+  }
+  out += address + (listed.empty() ? " on none of " + std::to_string(lists) + " blocklists"
+                                   : " LISTED on " + listed);
+  if (errors > 0) out += " (" + std::to_string(errors) + " could not be asked)";
+  std::size_t findings = 0;
+  if (r.contains("domains") && r["domains"].is_array()) {
+    for (const auto& d : r["domains"]) {
+      if (d.contains("findings") && d["findings"].is_array()) findings += d["findings"].size();
+    }
+  }
+  if (findings > 0) out += "; " + std::to_string(findings) + " domain finding(s)";
+  return out;
+}
+
 std::optional<int> runOutsideCommands(OutsideCommands& c, bool json) {
   if (!*c.outside) return std::nullopt;
   auto connected = dbus::HostClient::connect();

@@ -17,5 +17,7 @@ std::optional<int> runOutsideCommands(OutsideCommands& commands, bool json);
 
 // The report (the JSON guardd's Outside method returns) for people.
 std::string outsideText(const nlohmann::json& report);
+// The same in one line (guardctl watch): the address, the lists it is on, domain findings.
+std::string outsideLine(const nlohmann::json& report);
 
 }  // namespace mailguard::guardctl

@@ -34,8 +34,9 @@ std::uint32_t maskOf(int prefix) { return prefix == 0 ? 0 : ~std::uint32_t{0} <<
 }  // namespace
 
 std::vector<HouseholdSubnet> householdSubnets(const std::vector<InterfaceAddress>& addresses,
-                                              int minPrefix) {
+                                              int minPrefix, std::size_t maxSubnets) {
   minPrefix = std::clamp(minPrefix, 16, 30);
+  maxSubnets = std::max<std::size_t>(maxSubnets, 1);
   std::vector<HouseholdSubnet> out;
   std::set<std::string> seen;
   for (const auto& ia : addresses) {
@@ -63,7 +64,7 @@ std::vector<HouseholdSubnet> householdSubnets(const std::vector<InterfaceAddress
     s.last = broadcast == realBroadcast ? broadcast - 1 : broadcast;
     if (!seen.insert(s.cidr).second) continue;
     out.push_back(std::move(s));
-    if (out.size() == kMaxHouseholdSubnets) break;
+    if (out.size() == maxSubnets) break;
   }
   return out;
 }
@@ -223,9 +224,9 @@ std::vector<Finding> householdFindings(const HouseholdHostAudit& host) {
 }
 
 Result<HouseholdScan> scanHousehold(const ScanOptions& scan, const AuditOptions& audit,
-                                    int minPrefix) {
+                                    int minPrefix, std::size_t maxSubnets) {
   HouseholdScan out;
-  out.subnets = householdSubnets(ownInterfaceAddresses(), minPrefix);
+  out.subnets = householdSubnets(ownInterfaceAddresses(), minPrefix, maxSubnets);
   std::vector<std::string> addresses;
   std::vector<std::size_t> subnetOf;
   for (std::size_t i = 0; i < out.subnets.size(); ++i) {

@@ -42,6 +42,9 @@ BusAdaptor::BusAdaptor(service::Guard& guard, service::EventLoop& loop, std::str
   guard.onAuditFinished = [impl](const service::AuditSummary& a) {
     impl->emit([&](GuardObject& o) { o.emitAudit(a); });
   };
+  guard.onOutsideChecked = [impl](const std::string& report) {
+    impl->emit([&](GuardObject& o) { o.emitOutsideChecked(report); });
+  };
   impl->link = std::make_unique<BusLink>(
       loop, std::move(busName),
       [impl](sdbus::IConnection& connection) {
@@ -55,6 +58,7 @@ BusAdaptor::~BusAdaptor() {
   impl_->guard.onProgramChanged = nullptr;
   impl_->guard.onAlert = nullptr;
   impl_->guard.onAuditFinished = nullptr;
+  impl_->guard.onOutsideChecked = nullptr;
   impl_->link.reset();  // detaches the object, then closes the connection
 }
 

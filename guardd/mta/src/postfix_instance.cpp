@@ -101,7 +101,8 @@ Result<PostfixInstance> readPostfixInstance(const std::filesystem::path& configD
   // Debian's compiled-in defaults (postconf -d on bookworm).
   std::map<std::string, std::string> params{{"queue_directory", "/var/spool/postfix"},
                                             {"daemon_directory", "/usr/lib/postfix/sbin"},
-                                            {"command_directory", "/usr/sbin"}};
+                                            {"command_directory", "/usr/sbin"},
+                                            {"mail_owner", "postfix"}};
   for (auto& [name, value] : parsePostfixMainCf(text.str())) params[name] = value;
   params["config_directory"] = configDir.string();
   PostfixInstance p;
@@ -109,6 +110,7 @@ Result<PostfixInstance> readPostfixInstance(const std::filesystem::path& configD
   p.queueDirectory = expand(params["queue_directory"], params);
   p.daemonDirectory = expand(params["daemon_directory"], params);
   p.commandDirectory = expand(params["command_directory"], params);
+  p.mailOwner = expand(params["mail_owner"], params);
   for (const auto* dir : {&p.queueDirectory, &p.daemonDirectory, &p.commandDirectory}) {
     if (!dir->is_absolute()) {
       return invalidArgument("'" + file.string() + "' names a directory that is not absolute: '" +

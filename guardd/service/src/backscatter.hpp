@@ -1,5 +1,6 @@
 #pragma once
-// Backscatter floods, from the local MTA's log as MtaGate follows it: each DSN delivered to
+// Backscatter floods, from the local MTA's log as MtaGate follows it (or postfix's own
+// records in the journal, where it logs nowhere else): each DSN delivered to
 // a mailbox here is matched against the mail this PC sent (mailguard/mta/backscatter.hpp
 // says on what), and a flood of unmatched ones raises one "backscatter" alert with its
 // numbers. Private to guardd/service; lives in Guard::Impl and runs on the loop thread.
@@ -17,7 +18,8 @@ class BackscatterMonitor {
   BackscatterMonitor(const Clock& clock, AlertSink& alerts, mta::BackscatterConfig config = {})
       : clock_(clock), alerts_(alerts), config_(config), watch_(config) {}
 
-  // A line of the log at `log` (named in the alert: where the owner can look).
+  // A line of the log at `log` (named in the alert: where the owner can look; for the
+  // journal, MtaGate::kJournalPlace).
   void onLine(const mta::InboundLine& line, const std::string& log);
   // A message submitted through the gate reached one more recipient (delivered or refused).
   void sent(const std::string& queueId) { watch_.sent(queueId, clock_.monotonic()); }

@@ -238,7 +238,10 @@ Result<void> Guard::Impl::start() {
                                                                   : std::string{});
     if (gate) {
       mta = std::move(gate.value());
-      backscatter = std::make_unique<BackscatterMonitor>(clock, *alerts);
+      mta::BackscatterConfig watch;
+      watch.floodPerHour = options.settings.backscatterFloodPerHour;
+      watch.remember = std::chrono::hours(options.settings.backscatterRememberHours);
+      backscatter = std::make_unique<BackscatterMonitor>(clock, *alerts, watch);
       mta->watchBackscatter(*backscatter);
       log::info("mta: answering the local MTA at " + options.settings.mtaSocket);
       // postfix where it is installed: an instance is a configuration directory with a
@@ -295,9 +298,13 @@ Result<void> Guard::Impl::start() {
     log::warning("Changes to the table by other programs are not noticed: " + r.error().message);
   }
   if (auto r = host->start(); !r) return r.error();
-  household = std::make_unique<HouseholdScanner>(loop, clock, *reader, *writer, *alerts);
+  household =
+      std::make_unique<HouseholdScanner>(options.settings, loop, clock, *reader, *writer, *alerts);
   outside = std::make_unique<OutsideCheck>(options.settings, loop, clock, *reader, *writer, *alerts,
                                            [this] { return outsideEvidence(); });
+  outside->onFinished([this](const std::string& report) {
+    if (self.onOutsideChecked) self.onOutsideChecked(report);
+  });
   outside->start();
   enforcing = true;
   log::info("enforcing: table 'inet " + options.tableName + "' in place, queue " +

@@ -60,9 +60,10 @@ std::set<std::string> openRelaysIn(const std::string& json) {
 
 }  // namespace
 
-HouseholdScanner::HouseholdScanner(EventLoop& loop, const Clock& clock, store::SqliteStore& reader,
+HouseholdScanner::HouseholdScanner(const rules::Settings& settings, EventLoop& loop,
+                                   const Clock& clock, store::SqliteStore& reader,
                                    store::StoreWriter& writer, AlertSink& alerts)
-    : loop_(loop), clock_(clock), writer_(writer), alerts_(alerts) {
+    : settings_(settings), loop_(loop), clock_(clock), writer_(writer), alerts_(alerts) {
   auto stored = reader.loadHouseholdScan();
   if (!stored) {
     log::warning("household scan: " + stored.error().message);
@@ -85,16 +86,22 @@ void HouseholdScanner::scan(Done<HouseholdInfo> done) {
   info_.running = true;
   if (worker_.joinable()) worker_.join();
   log::info("household scan: started on the owner's request");
-  worker_ = std::thread([this] {
+  // Copied here, on the loop thread: the worker reads nothing of guardd's state.
+  audit::ScanOptions options;
+  options.perSecond = settings_.householdProbesPerSecond;
+  options.inFlight = settings_.householdInFlight;
+  options.timeout = std::chrono::milliseconds(settings_.householdConnectTimeoutMs);
+  const int minPrefix = static_cast<int>(settings_.householdMinPrefix);
+  const std::size_t maxSubnets = settings_.householdMaxSubnets;
+  worker_ = std::thread([this, options, minPrefix, maxSubnets]() mutable {
     // guardd's own connects to mail ports would meet its own output rule and be queued
     // to itself: the allow mark lets the kernel accept them first.
-    audit::ScanOptions options;
     options.stop = &stop_;
     options.socketMark = rules::kMarkAllow;
     audit::AuditOptions probe;
     probe.socketMark = rules::kMarkAllow;
     Outcome outcome;
-    auto scan = audit::scanHousehold(options, probe);
+    auto scan = audit::scanHousehold(options, probe, minPrefix, maxSubnets);
     if (!scan) {
       outcome.error = scan.error().message;
       outcome.json = "{}";

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "alert_sink.hpp"
+#include "mailguard/rules/settings.hpp"
 #include "mailguard/service/event_loop.hpp"
 #include "mailguard/service/guard.hpp"
 #include "mailguard/store/store.hpp"
@@ -19,8 +20,9 @@ namespace mailguard::service {
 
 class HouseholdScanner {
  public:
-  HouseholdScanner(EventLoop& loop, const Clock& clock, store::SqliteStore& reader,
-                   store::StoreWriter& writer, AlertSink& alerts);
+  // The scan's bounds and pace are [household] in `settings` (kept by the caller).
+  HouseholdScanner(const rules::Settings& settings, EventLoop& loop, const Clock& clock,
+                   store::SqliteStore& reader, store::StoreWriter& writer, AlertSink& alerts);
   ~HouseholdScanner();  // stops a running scan (no new connects) and waits for it
   HouseholdScanner(const HouseholdScanner&) = delete;
   HouseholdScanner& operator=(const HouseholdScanner&) = delete;
@@ -38,6 +40,7 @@ class HouseholdScanner {
   };
   void finish(Outcome outcome);
 
+  const rules::Settings& settings_;
   EventLoop& loop_;
   const Clock& clock_;
   store::StoreWriter& writer_;

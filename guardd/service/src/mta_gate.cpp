@@ -378,12 +378,18 @@ void MtaGate::onOutcome(const mta::MtaLogLine& line) {
 
 void MtaGate::watchBackscatter(BackscatterMonitor& monitor) {
   backscatter_ = &monitor;
-  // The journal carries parsed outcomes only: bounces are seen where a log file is read.
-  monitor.setWatching(log_ != nullptr || postfixLog_ != nullptr);
+  monitor.setWatching(log_ != nullptr || postfixLog_ != nullptr || journal_ != nullptr);
 }
 
 void MtaGate::followJournal() {
-  auto polled = journal_->poll([this](const mta::MtaLogLine& line) { onOutcome(line); });
+  auto polled = journal_->poll([this](const mta::MtaLogLine& line) { onOutcome(line); },
+                               [this](const mta::InboundLine& in) {
+                                 // Named in the alert as a log file's path is: where the owner
+                                 // finds the bounces (the mail facility holds every postfix
+                                 // instance's records, whatever its syslog_name).
+                                 if (backscatter_ != nullptr)
+                                   backscatter_->onLine(in, std::string(kJournalPlace));
+                               });
   if (!polled) {
     if (polled.error().message != lastPostfixLogError_) {
       log::warning("mta: " + polled.error().message);
@@ -611,6 +617,11 @@ Result<void> MtaGate::watchPostfix(const std::vector<mta::PostfixInstance>& inst
     d_.loop.every(std::chrono::milliseconds(20), [this] { retryOpens(); });
   }
   for (const auto& instance : instances) {
+    // Its unprivileged daemons (qmgr, bounce) write as its mail_owner, which need not be
+    // "postfix"; an account that does not exist writes nothing.
+    if (journal_) {
+      for (const auto uid : mta::postfixUids(instance.mailOwner.c_str())) journal_->trust(uid);
+    }
     std::error_code ec;
     const auto maildrop = std::filesystem::canonical(instance.maildrop(), ec);
     if (ec) {

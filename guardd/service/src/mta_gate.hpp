@@ -59,7 +59,8 @@
 // delivered (evidence for it; the daily backstops count submissions, not outcomes) or
 // another program's as bounced. Where that file does not exist, postfix's records are read
 // from the systemd journal instead, which records each writer's uid: there only postfix's
-// own records count (journal_follower.hpp).
+// own records count (root's and its mail_owner's: journal_follower.hpp), for the outcomes
+// and for the backscatter watch alike.
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -67,6 +68,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backscatter.hpp"
@@ -113,8 +115,13 @@ class MtaGate {
   // instances that were set up before it gated.
   Result<void> watchPostfix(const std::vector<mta::PostfixInstance>& instances);
 
-  // Bounces delivered here are reported to `monitor` from now on (the logs it follows).
+  // Bounces delivered here are reported to `monitor` from now on (the logs it follows, or
+  // postfix's own records in the journal).
   void watchBackscatter(BackscatterMonitor& monitor);
+  // Where a backscatter alert tells the owner to look when postfix's records came from
+  // the journal rather than a log file.
+  static constexpr std::string_view kJournalPlace =
+      "the systemd journal: journalctl SYSLOG_FACILITY=2";
 
   // The owner's rules changed: held messages of approved programs are released, those of
   // denied programs deleted (by the agent, when it is connected). A program's row decides

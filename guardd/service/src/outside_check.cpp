@@ -123,6 +123,7 @@ void OutsideCheck::finish(outside::OutsideReport report) {
   auto waiting = std::move(waiting_);
   waiting_.clear();
   for (auto& done : waiting) done(json);
+  if (finished_) finished_(json);
 }
 
 // The Guard methods of the outside check, and the evidence it names as a likely cause.

@@ -36,6 +36,11 @@ class OutsideCheck {
   void run(std::function<void(const std::string&)> done);
   // Runs the check when the schedule says it is due (called by the loop's timer).
   void runIfDue();
+  // Called on the loop with reportJson() each time a check ended, however it was started
+  // (Guard::onOutsideChecked: the OutsideChecked signal).
+  void onFinished(std::function<void(const std::string&)> finished) {
+    finished_ = std::move(finished);
+  }
 
  private:
   void finish(outside::OutsideReport report);
@@ -52,6 +57,7 @@ class OutsideCheck {
   std::thread worker_;
   bool running_ = false;
   std::vector<std::function<void(const std::string&)>> waiting_;
+  std::function<void(const std::string&)> finished_;
 };
 
 }  // namespace mailguard::service

@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "mailguard/common/fd.hpp"
 
@@ -63,6 +64,21 @@ TEST(HouseholdSubnets, ALargeSubnetIsCappedAroundThePc) {
   EXPECT_EQ(householdHosts(subnets[0]).size(), 255u);
   // Never wider than a /16, whatever is asked.
   EXPECT_EQ(householdSubnets({v4("eth0", "10.1.6.9", 8)}, 4)[0].cidr, "10.1.0.0/16");
+}
+
+TEST(HouseholdSubnets, AtMostMaxSubnetsInInterfaceOrder) {
+  const std::vector<InterfaceAddress> five{
+      v4("eth0", "198.18.1.1", 24), v4("eth1", "198.18.2.1", 24), v4("eth2", "198.18.3.1", 24),
+      v4("eth3", "198.18.4.1", 24), v4("eth4", "198.18.5.1", 24)};
+  EXPECT_EQ(householdSubnets(five).size(), kMaxHouseholdSubnets);
+  // [household] max_subnets = 2: the first two interfaces'.
+  const auto two = householdSubnets(five, kHouseholdPrefix, 2);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[0].cidr, "198.18.1.0/24");
+  EXPECT_EQ(two[1].cidr, "198.18.2.0/24");
+  EXPECT_EQ(householdSubnets(five, kHouseholdPrefix, 16).size(), 5u);
+  // Zero would scan nothing the owner asked for: one at least.
+  EXPECT_EQ(householdSubnets(five, kHouseholdPrefix, 0).size(), 1u);
 }
 
 // A listener on a loopback address of the test's choosing (127.0.0.0/8 is all loopback).

@@ -133,6 +133,7 @@ std::string checkRealJournal() {
     }
   }
   auto follower = JournalFollower::openNamespace(ns.c_str(), {0});
+  // (107 stands for postfix's mail_owner below, trusted only once the test says so.)
   if (!follower) return follower.error().message;
   std::vector<MtaLogLine> seen;
   auto collect = [&](const MtaLogLine& l) { seen.push_back(l); };
@@ -155,6 +156,52 @@ std::string checkRealJournal() {
   if (seen[0].queueId != "EEEEE55555") return "record of " + seen[0].queueId;
   if (seen[0].status != DeliveryStatus::Failed || seen[0].reply != "550 5.1.1 User unknown") {
     return "parsed as " + seen[0].reply;
+  }
+
+  // A bounce received here: its arrival from <> (qmgr, as the mail owner 107 once trusted)
+  // and its delivery to a mailbox (local, root) reach the backscatter watch; the same
+  // records forged by nobody, or written by 107 before it was trusted, do not.
+  std::vector<InboundLine> inbound;
+  auto collectInbound = [&](const InboundLine& l) { inbound.push_back(l); };
+  const std::string arrival = ": from=<>, size=2345, nrcpt=1 (queue active)";
+  const std::string delivery =
+      ": to=<ann@pc.test>, relay=local, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, "
+      "status=sent (delivered to mailbox)";
+  // The marker, a trusted outcome sent after them, says when both have been read.
+  if (!sendAs(socketPath, 107, "<22>postfix/qmgr[20]: AAAAA77777" + arrival) ||
+      !sendAs(socketPath, 65534, "<22>postfix/qmgr[21]: BBBBB77777" + arrival) ||
+      !sendAs(socketPath, 0, "<22>postfix/smtp[25]: " + outcome("ABCDE88888", "sent"))) {
+    return "send inbound";
+  }
+  while (seen.back().queueId != "ABCDE88888") {
+    if (std::chrono::steady_clock::now() > deadline) return "no marker came through";
+    pollfd p{(*follower)->fd(), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    if (!(*follower)->poll(collect, collectInbound)) return "poll inbound";
+  }
+  if (!inbound.empty()) return "an untrusted inbound record: " + inbound[0].queueId;
+  (*follower)->trust(107);
+  if (!sendAs(socketPath, 107, "<22>postfix/qmgr[22]: CCCCC77777" + arrival) ||
+      !sendAs(socketPath, 65534, "<22>postfix/local[23]: CCCCC77777" + delivery) ||
+      !sendAs(socketPath, 0, "<22>postfix/local[24]: CCCCC77777" + delivery)) {
+    return "send inbound";
+  }
+  while (inbound.size() < 2) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return "inbound records: " + std::to_string(inbound.size());
+    }
+    pollfd p{(*follower)->fd(), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    if (!(*follower)->poll(collect, collectInbound)) return "poll inbound";
+  }
+  if (inbound.size() != 2) return "inbound records: " + std::to_string(inbound.size());
+  if (inbound[0].kind != InboundLine::Kind::NullSenderArrival ||
+      inbound[0].queueId != "CCCCC77777") {
+    return "first inbound record: " + inbound[0].queueId;
+  }
+  if (inbound[1].kind != InboundLine::Kind::LocalDelivery ||
+      inbound[1].recipient != "ann@pc.test") {
+    return "second inbound record: " + inbound[1].recipient;
   }
   return {};
 }

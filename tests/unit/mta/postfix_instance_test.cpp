@@ -35,6 +35,9 @@ TEST(PostfixInstance, ReadsDirectoriesExpandingParametersAndDefaultsTheRest) {
   EXPECT_EQ(p->commandDirectory, "/usr/sbin");
   EXPECT_EQ(p->milterSocket(), "/srv/pf/spool/mailguard/milter.sock");
   EXPECT_EQ(p->where(), std::string("postfix:") + dir);
+  EXPECT_EQ(p->mailOwner, "postfix");  // Debian's default
+  std::ofstream(std::filesystem::path(dir) / "main.cf", std::ios::app) << "mail_owner = mgpf\n";
+  EXPECT_EQ(readPostfixInstance(dir)->mailOwner, "mgpf");
   std::filesystem::remove_all(dir);
   EXPECT_FALSE(readPostfixInstance(dir).has_value());
 }

@@ -3,6 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <string>
+#include <tuple>
+
 namespace mailguard::rules {
 namespace {
 
@@ -66,6 +70,38 @@ TEST(SettingsFile, TheInstalledDefaultFileGivesTheBuiltInDefaults) {
   EXPECT_EQ(r->kernelIdentity, d.kernelIdentity);
   EXPECT_EQ(r->kernelCgroup, d.kernelCgroup);
   EXPECT_EQ(r->kernelMarkBit, d.kernelMarkBit);
+}
+
+// The commented keys of [backscatter] and [household] in install/guardd.conf, uncommented,
+// are the built-in defaults: what the owner reads there is what guardd does.
+TEST(SettingsFile, TheInstalledFilesBackscatterAndHouseholdValuesAreTheDefaults) {
+  std::ifstream in(std::string(MAILGUARD_TEST_DATA) + "/../../install/guardd.conf");
+  ASSERT_TRUE(in.good());
+  std::string text;
+  std::string table;
+  int keys = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("[")) table = line;
+    if (table != "[backscatter]" && table != "[household]") continue;
+    if (line.starts_with("[")) {
+      text += line + "\n";
+    } else if (line.starts_with("# ") && line.find(" = ") != std::string::npos &&
+               line.find(' ', 2) == line.find(" = ")) {
+      text += line.substr(2) + "\n";  // "# key = value"
+      ++keys;
+    }
+  }
+  EXPECT_EQ(keys, 7);
+  const Result<Settings> r = parseSettings(text, "guardd.conf");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  const Settings d;
+  EXPECT_EQ(r->backscatterFloodPerHour, d.backscatterFloodPerHour);
+  EXPECT_EQ(r->backscatterRememberHours, d.backscatterRememberHours);
+  EXPECT_EQ(r->householdMaxSubnets, d.householdMaxSubnets);
+  EXPECT_EQ(r->householdMinPrefix, d.householdMinPrefix);
+  EXPECT_EQ(r->householdProbesPerSecond, d.householdProbesPerSecond);
+  EXPECT_EQ(r->householdInFlight, d.householdInFlight);
+  EXPECT_EQ(r->householdConnectTimeoutMs, d.householdConnectTimeoutMs);
 }
 
 TEST(SettingsFile, KeepsDefaultsForKeysItDoesNotSet) {
@@ -354,6 +390,63 @@ TEST(SettingsText, RefusesBadOutsideValuesWithTheLine) {
     const Result<Settings> r = parseSettings(std::string("[outside]\n") + line + "\n", "g.conf");
     ASSERT_FALSE(r.has_value()) << line;
     EXPECT_THAT(r.error().message, StartsWith("g.conf:2: ")) << line;
+    EXPECT_THAT(r.error().message, HasSubstr(expected)) << line;
+  }
+}
+
+TEST(SettingsBackscatter, DefaultsAreTheWatchsConstantsAndKeysChangeThem) {
+  const Result<Settings> defaults = parseSettings("", "x");
+  ASSERT_TRUE(defaults.has_value());
+  EXPECT_EQ(defaults->backscatterFloodPerHour, 20U);
+  EXPECT_EQ(defaults->backscatterRememberHours, 72U);
+  const Result<Settings> r =
+      parseSettings("[backscatter]\nflood_per_hour = 5\nremember_hours = 120\n", "x");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->backscatterFloodPerHour, 5U);
+  EXPECT_EQ(r->backscatterRememberHours, 120U);
+}
+
+TEST(SettingsHousehold, DefaultsAreTheScansConstantsAndKeysChangeThem) {
+  const Result<Settings> defaults = parseSettings("", "x");
+  ASSERT_TRUE(defaults.has_value());
+  EXPECT_EQ(defaults->householdMaxSubnets, 4U);
+  EXPECT_EQ(defaults->householdMinPrefix, 22U);
+  EXPECT_EQ(defaults->householdProbesPerSecond, 100U);
+  EXPECT_EQ(defaults->householdInFlight, 32U);
+  EXPECT_EQ(defaults->householdConnectTimeoutMs, 1500U);
+  const Result<Settings> r = parseSettings(
+      "[household]\nmax_subnets = 1\nmin_prefix = 24\nprobes_per_second = 20\nin_flight = 4\n"
+      "connect_timeout_ms = 500\n",
+      "x");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->householdMaxSubnets, 1U);
+  EXPECT_EQ(r->householdMinPrefix, 24U);
+  EXPECT_EQ(r->householdProbesPerSecond, 20U);
+  EXPECT_EQ(r->householdInFlight, 4U);
+  EXPECT_EQ(r->householdConnectTimeoutMs, 500U);
+}
+
+TEST(SettingsText, RefusesBackscatterAndHouseholdValuesOutOfBoundsWithTheLine) {
+  const std::tuple<const char*, const char*, const char*> bad[] = {
+      {"backscatter", "flood_per_hour = 0", "backscatter.flood_per_hour: 0 is not"},
+      {"backscatter", "flood_per_hour = 10001", "(1-10000)"},
+      {"backscatter", "flood_per_hour = \"20\"", "expected an integer, got a string"},
+      {"backscatter", "remember_hours = 721", "backscatter.remember_hours"},
+      {"backscatter", "threshold = 5", "unknown key (known: flood_per_hour, remember_hours)"},
+      {"household", "max_subnets = 17", "household.max_subnets: 17 is not"},
+      {"household", "min_prefix = 8", "household.min_prefix: 8 is not a prefix length (16-30)"},
+      {"household", "min_prefix = 31", "household.min_prefix"},
+      {"household", "probes_per_second = 0", "household.probes_per_second"},
+      {"household", "probes_per_second = 5000", "(1-1000)"},
+      {"household", "in_flight = 0", "household.in_flight"},
+      {"household", "connect_timeout_ms = 50", "household.connect_timeout_ms"},
+      {"household", "connect_timeout_ms = 1.5", "expected an integer, got a floating-point"},
+      {"household", "max_hosts = 10", "unknown key"}};
+  for (const auto& [table, line, expected] : bad) {
+    const Result<Settings> r =
+        parseSettings(std::string("# a comment\n[") + table + "]\n\n" + line + "\n", "/etc/g.conf");
+    ASSERT_FALSE(r.has_value()) << line;
+    EXPECT_THAT(r.error().message, StartsWith("/etc/g.conf:4: ")) << line;
     EXPECT_THAT(r.error().message, HasSubstr(expected)) << line;
   }
 }

@@ -607,6 +607,25 @@ TEST(Audit, AnAuditRunElsewhereIsFetchedWhenItsSignalArrives) {
   EXPECT_TRUE(update(gone, AuditFinished{kMidnightUs}).commands.empty());
 }
 
+TEST(Outside, ACheckRunElsewhereIsShownWhenItsSignalArrives) {
+  State s = threePrograms();
+  press(s, "5");
+  update(s, OutsideLoaded{R"({"time":null,"blocklists":[]})"});
+  update(s, OutsideFailed{dbus::ClientError{dbus::ClientError::Kind::Failed, "timeout", {}}});
+  // `guardctl outside --run`, or the daily check: the report comes with the signal, so the
+  // screen needs no key and no second call.
+  const std::string report = R"({"time":"2026-12-07T15:00:00Z","public_address":"198.18.0.7"})";
+  Effects fx = update(s, OutsideChecked{report});
+  EXPECT_TRUE(fx.redraw);
+  EXPECT_TRUE(fx.commands.empty());
+  EXPECT_EQ(s.outside, report);
+  EXPECT_EQ(s.outsideError, "");
+  // On another screen too: the Outside screen shows it when opened.
+  press(s, "1");
+  update(s, OutsideChecked{"{}"});
+  EXPECT_EQ(s.outside, "{}");
+}
+
 TEST(Audit, FailedRunIsReportedAndCanBeRetried) {
   State s = threePrograms();
   press(s, "4");

@@ -847,6 +847,13 @@ Effects update(State& s, const Event& event) {
             if (ours) info(s, "Outside check finished");
             fx.redraw = true;
           },
+          [&](const OutsideChecked& e) {
+            // Shown at once, whichever screen is open; a RunOutside of ours still gets its
+            // own answer (with "Outside check finished").
+            s.outside = e.report;
+            s.outsideError.clear();
+            fx.redraw = true;
+          },
           [&](const OutsideFailed& e) {
             if (e.run) s.outsideRequested = false;
             s.outsideError = e.error.kind == dbus::ClientError::Kind::NotAuthorized

@@ -254,6 +254,9 @@ class Client {
   void onProgramChanged(std::function<void(const Program&)> handler);
   void onAlertRaised(std::function<void(const Alert&)> handler);
   void onAuditFinished(std::function<void(const AuditEnded&)> handler);
+  // The OutsideChecked signal: an outside check ended (scheduled, or run by anyone); its
+  // report is the JSON outside() then returns.
+  void onOutsideChecked(std::function<void(const std::string& report)> handler);
   // org.mailguard.Guard1 got an owner (guardd started: true) or lost it (guardd stopped or
   // crashed: false), from the bus's NameOwnerChanged signal; runs inside dispatch(). The
   // first call adds the match rule (a round trip to the bus daemon), so only clients that

@@ -56,6 +56,27 @@ struct Settings {
   std::string postfixLog = "/var/log/mail.log";
   // postfix_config_dirs = ["/etc/postfix", ...]: one per postfix instance.
   std::vector<std::string> postfixConfigDirs{"/etc/postfix"};
+  // [backscatter]: floods of bounces for mail this PC never sent (mta/backscatter.hpp).
+  // flood_per_hour = N (1..10000): DSNs within an hour matching no mail sent from here
+  // that make a flood (one alert).
+  std::uint32_t backscatterFloodPerHour = 20;
+  // remember_hours = N (1..720): how long mail sent from here may still earn a bounce
+  // (a remote queue gives up after about three days).
+  std::uint32_t backscatterRememberHours = 72;
+  // [household]: the owner-requested scan of the household's other mail servers
+  // (audit/household.hpp says why each bound is there).
+  // max_subnets = N (1..16): this PC's own IPv4 subnets scanned, in interface order.
+  std::uint32_t householdMaxSubnets = 4;
+  // min_prefix = N (16..30): a subnet larger than /N is scanned only in the /N block
+  // around this PC's address (/22: 1022 hosts).
+  std::uint32_t householdMinPrefix = 22;
+  // probes_per_second = N (1..1000): connects started a second.
+  std::uint32_t householdProbesPerSecond = 100;
+  // in_flight = N (1..256): connects open at once.
+  std::uint32_t householdInFlight = 32;
+  // connect_timeout_ms = N (100..10000): how long a connect may go unanswered (a host
+  // that is not there).
+  std::uint32_t householdConnectTimeoutMs = 1500;
   // [presence]: who is at the keyboard (detector evidence). logind's sessions are always
   // read. input_devices = bool: also read the time (only the time) of the last key press
   // or click on real input devices under /dev/input; off unless the owner turns it on.

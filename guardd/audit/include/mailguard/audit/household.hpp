@@ -5,7 +5,8 @@
 // found). Bounded three ways, so that a request can never turn into a sweep of someone
 // else's network:
 //  - only directly connected IPv4 subnets of this PC (never a route's destination, never
-//    loopback, the audit's own veth or a /31-/32), at most kMaxHouseholdSubnets;
+//    loopback, the audit's own veth or a /31-/32), at most `maxSubnets` (default
+//    kMaxHouseholdSubnets; [household] max_subnets);
 //  - a subnet larger than `minPrefix` (/22: 1022 hosts) is scanned only in the /minPrefix
 //    block around the PC's own address, and says so;
 //  - at most `perSecond` connects a second and `inFlight` open at once (defaults: 100 and
@@ -34,9 +35,10 @@ struct HouseholdSubnet {
 };
 
 // The subnets to scan, from this PC's interface addresses (getifaddrs), in interface order.
-// `minPrefix` is clamped to 16..30.
+// `minPrefix` is clamped to 16..30, `maxSubnets` to at least 1.
 std::vector<HouseholdSubnet> householdSubnets(const std::vector<InterfaceAddress>& addresses,
-                                              int minPrefix = kHouseholdPrefix);
+                                              int minPrefix = kHouseholdPrefix,
+                                              std::size_t maxSubnets = kMaxHouseholdSubnets);
 
 // Every address of the subnet but its network and broadcast addresses and the PC's own.
 std::vector<std::string> householdHosts(const HouseholdSubnet& subnet);
@@ -105,6 +107,7 @@ struct HouseholdScan {
 // The whole request: this namespace's subnets (getifaddrs), the connect scan, and the
 // dialogue with each port found.
 Result<HouseholdScan> scanHousehold(const ScanOptions& scan, const AuditOptions& audit,
-                                    int minPrefix = kHouseholdPrefix);
+                                    int minPrefix = kHouseholdPrefix,
+                                    std::size_t maxSubnets = kMaxHouseholdSubnets);
 
 }  // namespace mailguard::audit

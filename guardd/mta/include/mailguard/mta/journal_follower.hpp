@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mailguard/mta/backscatter.hpp"
 #include "mailguard/mta/exim_log.hpp"
 #include "mailguard/rules/result.hpp"
 
@@ -50,11 +51,15 @@ class JournalFollower {
 
   // Readable when the journal changed (inotify underneath): for the event loop.
   [[nodiscard]] int fd() const { return fd_; }
-  // Reads the records appended since the last call; each outcome of a message that
-  // postfix wrote goes to `onLine`. At most kMaxPerPoll records per call: a burst is read
-  // over several turns of the loop.
+  // Reads the records appended since the last call; of those postfix wrote, each outcome
+  // of a message goes to `onLine` and each record about mail received here (a bounce's
+  // arrival and delivery, InboundLine) to `onInbound` when it is set. At most kMaxPerPoll
+  // records per call: a burst is read over several turns of the loop.
   static constexpr int kMaxPerPoll = 5000;
-  Result<void> poll(const std::function<void(const MtaLogLine&)>& onLine);
+  Result<void> poll(const std::function<void(const MtaLogLine&)>& onLine,
+                    const std::function<void(const InboundLine&)>& onInbound = {});
+  // Also trusts records written by `uid` (a postfix instance's mail_owner).
+  void trust(std::uint32_t uid);
 
  private:
   JournalFollower(sd_journal* j, int fd, std::vector<std::uint32_t> trustedUids)

@@ -18,6 +18,9 @@ struct PostfixInstance {
   std::filesystem::path queueDirectory;    // queue_directory: /var/spool/postfix
   std::filesystem::path daemonDirectory;   // daemon_directory: /usr/lib/postfix/sbin
   std::filesystem::path commandDirectory;  // command_directory: /usr/sbin
+  // mail_owner: the account postfix's unprivileged daemons (qmgr, bounce, smtpd) run as,
+  // whose journal records are postfix's own (journal_follower.hpp).
+  std::string mailOwner = "postfix";
 
   // postdrop (setgid postdrop) writes each submission here; pickup reads it.
   [[nodiscard]] std::filesystem::path maildrop() const { return queueDirectory / "maildrop"; }

@@ -237,6 +237,8 @@ class Guard {
   std::function<void(const ProgramView&)> onProgramChanged;
   std::function<void(const store::AlertRecord&)> onAlert;
   std::function<void(const AuditSummary&)> onAuditFinished;
+  // An outside check ended; its report as outsideReport() returns it.
+  std::function<void(const std::string&)> onOutsideChecked;
 
  private:
   explicit Guard(Options options, EventLoop& loop);

@@ -140,6 +140,11 @@ struct AuditFinished {
 struct OutsideLoaded {
   std::string report;
 };
+// guardd says an outside check ended (the OutsideChecked signal): scheduled, or run by
+// `guardctl outside --run` or another dashboard; its report as OutsideLoaded has it.
+struct OutsideChecked {
+  std::string report;
+};
 // The last scan of the household's other mail servers (Household(), `guardctl audit
 // --hosts`): guardd's JSON ({subnets, hosts: [{address, port, relay, ...}]}).
 struct HouseholdLoaded {
@@ -184,7 +189,7 @@ using Event =
     std::variant<KeyPressed, Resized, Tick, Loaded, StatusRefreshed, Disconnected, AttemptRecorded,
                  ProgramChanged, ProgramAttemptsLoaded, ActionSucceeded, ActionFailed, AlertRaised,
                  AuditLoaded, AuditFailed, AuditFinished, RulesLoaded, OlderAttemptsLoaded,
-                 OutsideLoaded, OutsideFailed, HouseholdLoaded>;
+                 OutsideLoaded, OutsideFailed, HouseholdLoaded, OutsideChecked>;
 
 // Effects: what the loop should do next.
 struct Command {
