@@ -94,7 +94,7 @@ AddressFinding askSources(std::span<AddressSource* const> sources) {
   std::set<std::string> settled;  // groups that gave a non-public address
   for (AddressSource* source : sources) {
     const std::string name = source->name();
-    if (settled.count(groupOf(name)) != 0) continue;
+    if (settled.contains(groupOf(name))) continue;
     auto answer = source->ask();
     if (!answer) {
       out.notes.push_back(name + ": " + answer.error().message);
