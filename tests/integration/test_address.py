@@ -186,6 +186,7 @@ class PublicAddressSources(GuarddOnBusTest):
     def run_check(self):
         report = self.ctl_json("outside", "--run")
         self.assertIn("address_notes", report)
+        self.assertIn("address_shared", report)
         return report
 
     def need(self, path, why):

@@ -39,11 +39,12 @@ std::shared_ptr<OutsideCommands> addOutsideCommands(CLI::App& app) {
       "without \"-all\" (or \"~all\") and p=quarantine (or reject), receivers bounce mail\n"
       "forged in your name back to you instead of dropping it (a Joe Job). With --json: the\n"
       "object {time, public_address, address_source, address_error, address_notes,\n"
-      "running, next_run, blocklists: [{zone, status, codes, reason, error, first_seen}],\n"
-      "domains: [{domain, spf, spf_all, dmarc, dmarc_policy, findings: [{kind, severity,\n"
-      "title, fix}]}]}; status is listed, not-listed or error. address_source is where the\n"
-      "address came from ([outside] address_sources: router:upnp, router:natpmp, https:URL,\n"
-      "dns:NAME, or settings); address_notes why the sources asked before it gave none.");
+      "address_shared, running, next_run, blocklists: [{zone, status, codes, reason, error,\n"
+      "first_seen}], domains: [{domain, spf, spf_all, dmarc, dmarc_policy, findings: [{kind,\n"
+      "severity, title, fix}]}]}; status is listed, not-listed or error. address_source is\n"
+      "where the address came from ([outside] address_sources: router:upnp, router:natpmp,\n"
+      "https:URL, dns:NAME, or settings); address_notes why the sources asked before it gave\n"
+      "none; address_shared is true behind the provider's carrier-grade NAT.");
   return c;
 }
 

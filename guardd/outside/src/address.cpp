@@ -116,6 +116,9 @@ AddressFinding askSources(std::span<AddressSource* const> sources) {
     }
     out.notes.push_back(name + ": " + *why);
     settled.insert(groupOf(name));
+    if (groupOf(name) == "router" && classifyAddress(answer->front()) == AddressKind::SharedCgnat) {
+      out.shared = true;
+    }
   }
   return out;
 }

@@ -37,6 +37,7 @@ PublicAddress findPublicAddress(const OutsideConfig& config,
   out.address = std::move(found.address);
   out.source = std::move(found.source);
   out.notes = std::move(found.notes);
+  out.shared = found.shared;
   if (out.address.empty()) {
     out.error = "no source gave a public address (";
     for (std::size_t i = 0; i < out.notes.size(); ++i) {
@@ -88,7 +89,10 @@ std::vector<std::string> carryOver(const OutsideReport& previous, OutsideReport&
   return fresh;
 }
 
-std::string likelyCause(const LocalEvidence& evidence) {
+std::string likelyCause(const LocalEvidence& evidence, bool sharedAddress) {
+  const std::string shared =
+      "the address is shared with your provider's other customers (carrier-grade NAT), whose "
+      "mail may have put it on the list";
   std::string out;
   for (const auto& q : evidence.quarantined) {
     out += (out.empty() ? "" : "; ") +
@@ -98,9 +102,12 @@ std::string likelyCause(const LocalEvidence& evidence) {
     out += (out.empty() ? "" : "; ") + std::string("the last audit found an open relay: ") + r;
   }
   if (out.empty()) {
+    if (sharedAddress)
+      return "no cause found on this PC: " + shared + "; or another device at home";
     return "no cause found on this PC: another device at home, or a previous holder of the "
            "address";
   }
+  if (sharedAddress) out += "; also, " + shared;
   return out;
 }
 
@@ -140,6 +147,7 @@ std::string toJson(const OutsideReport& report) {
            {"address_source", report.address.source},
            {"address_error", report.address.error},
            {"address_notes", report.address.notes},
+           {"address_shared", report.address.shared},
            {"blocklists", lists},
            {"domains", domains}};
   return out.dump();
@@ -157,6 +165,7 @@ Result<OutsideReport> fromJson(const std::string& text) {
     if (j.contains("address_notes")) {
       r.address.notes = j.at("address_notes").get<std::vector<std::string>>();
     }
+    r.address.shared = j.value("address_shared", false);
     for (const auto& b : j.at("blocklists")) {
       BlocklistResult br;
       br.zone = b.at("zone").get<std::string>();

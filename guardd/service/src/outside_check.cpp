@@ -110,7 +110,7 @@ void OutsideCheck::finish(outside::OutsideReport report) {
     for (const auto& note : last_.address.notes) log::info("Outside check: " + note);
   }
   if (!fresh.empty()) {
-    const std::string cause = outside::likelyCause(evidence_());
+    const std::string cause = outside::likelyCause(evidence_(), last_.address.shared);
     for (const auto& b : last_.blocklists) {
       if (std::find(fresh.begin(), fresh.end(), b.zone) == fresh.end()) continue;
       store::AlertRecord alert;

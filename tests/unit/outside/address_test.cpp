@@ -66,6 +66,7 @@ TEST(AskSources, ARouterBehindCarrierGradeNatSaysSoAndTheNextGroupIsAsked) {
             std::string::npos)
       << found.notes[0];
   EXPECT_NE(found.notes[0].find("carrier-grade NAT"), std::string::npos);
+  EXPECT_TRUE(found.shared);
 }
 
 TEST(AskSources, ARouterWithAPrivateAddressMeansDoubleNat) {
@@ -76,6 +77,7 @@ TEST(AskSources, ARouterWithAPrivateAddressMeansDoubleNat) {
   ASSERT_EQ(found.notes.size(), 1U);
   EXPECT_NE(found.notes[0].find("192.168.178.20 is private"), std::string::npos);
   EXPECT_NE(found.notes[0].find("double NAT"), std::string::npos);
+  EXPECT_FALSE(found.shared) << "a private address is the household's own second router";
 }
 
 TEST(AskSources, SkipsSpecialAnswersAndGarbage) {

@@ -113,6 +113,14 @@ TEST(LikelyCause, NamesOwnRecordsElseLooksElsewhere) {
   EXPECT_NE(likelyCause({{}, {"0.0.0.0:25"}}).find("open relay"), std::string::npos);
 }
 
+TEST(LikelyCause, AnAddressSharedByCarrierGradeNatPointsAtOtherCustomers) {
+  const auto none = likelyCause({}, true);
+  EXPECT_NE(none.find("shared with your provider's other customers"), std::string::npos) << none;
+  const auto both = likelyCause({{"/tmp/bot, quarantined now"}, {}}, true);
+  EXPECT_NE(both.find("/tmp/bot"), std::string::npos);
+  EXPECT_NE(both.find("carrier-grade NAT"), std::string::npos) << both;
+}
+
 TEST(NextRunDue, DailyAfterTheLastRunAndNotAtFirstStart) {
   FakeClock clock;
   const TimePoint started = clock.now();
@@ -144,10 +152,12 @@ TEST(ReportJson, RoundTrips) {
   noted.address.address = "198.18.0.9";
   noted.address.source = "dns:myip.test";
   noted.address.notes = {"router:upnp: the router's own address 100.64.3.4 is not public"};
+  noted.address.shared = true;
   auto notedBack = fromJson(toJson(noted));
   ASSERT_TRUE(notedBack.has_value()) << notedBack.error().message;
   EXPECT_EQ(notedBack->address.notes, noted.address.notes);
   EXPECT_EQ(notedBack->address.source, "dns:myip.test");
+  EXPECT_TRUE(notedBack->address.shared);
 }
 
 }  // namespace

@@ -44,6 +44,9 @@ struct AddressFinding {
   std::string address;             // "" none
   std::string source;              // the name of the source that gave it
   std::vector<std::string> notes;  // "SOURCE: why it gave none" for each source asked before
+  // A router said its own address is in 100.64.0.0/10: the public address is the
+  // provider's, shared with other customers.
+  bool shared = false;
 };
 
 // Asks the sources in order until one reports a public IPv4 address (pure apart from the

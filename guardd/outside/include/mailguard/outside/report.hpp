@@ -28,6 +28,9 @@ struct PublicAddress {
   // Each source asked before the one that gave the address, and why it gave none
   // ("router:upnp: the router's own address 100.64.3.4 is not public: ...").
   std::vector<std::string> notes;
+  // The router's own address is the provider's carrier-grade NAT: the public address is
+  // shared with other customers.
+  bool shared = false;
 };
 
 struct OutsideReport {
@@ -53,7 +56,9 @@ struct LocalEvidence {
   std::vector<std::string> quarantined;  // "PATH, quarantined 2026-12-01T10:00:00Z"
   std::vector<std::string> openRelays;   // "0.0.0.0:25 (/usr/sbin/exim4)"
 };
-std::string likelyCause(const LocalEvidence& evidence);
+// `sharedAddress`: the address is shared with the provider's other customers (carrier-grade
+// NAT), who are then a likely cause too.
+std::string likelyCause(const LocalEvidence& evidence, bool sharedAddress = false);
 
 // When the next scheduled run is due: `interval` after the last run; never run: `interval`
 // after start-up (a fresh install does not query the lists the moment it starts).
