@@ -10,6 +10,8 @@ build_and_run=(
   libsqlite3-dev libssl-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libncurses-dev libcap-ng-dev
   libbpf-dev bpftool clang
+  # The outside check's public address: from the router (UPnP IGD, NAT-PMP) or over HTTPS.
+  libminiupnpc-dev libnatpmp-dev libcurl4-openssl-dev
   nftables iproute2 dbus util-linux polkitd
   scdoc
 )
@@ -28,6 +30,10 @@ testing=(
   # started): the DNS tap's tests, and test_outside's blocklist zones and SPF/DMARC records
   # (guardd's own lookups use glibc's libresolv: no package).
   dnsmasq-base
+  # test_address: a real UPnP IGD / NAT-PMP router in the test's own namespace. Its
+  # debconf question miniupnpd/start_daemon is preseeded to false below: installing it
+  # starts nothing and leaves the host's firewall alone.
+  miniupnpd miniupnpd-nftables
 )
 # The MTA tests run a real exim (Debian's default MTA; it conflicts with postfix, so only
 # where no other MTA is installed).
@@ -65,6 +71,9 @@ if ((${#missing[@]} == 0)); then
 fi
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+if [[ " ${missing[*]} " == *" miniupnpd "* ]]; then
+  echo "miniupnpd miniupnpd/start_daemon boolean false" | debconf-set-selections
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "deps: done"

@@ -338,6 +338,7 @@ std::optional<Error> readOutside(const Reader& r, const toml::table& t, Settings
     }
     return std::nullopt;
   };
+  toml::source_region sourcesAt = t.source();
   for (const auto& [key, node] : t) {
     const std::string name = "outside." + std::string(key.str());
     if (key == "public_address") {
@@ -345,6 +346,46 @@ std::optional<Error> readOutside(const Reader& r, const toml::table& t, Settings
       if (s.outsidePublicAddress != "auto" && !ipv4(s.outsidePublicAddress)) {
         return r.at(node.source(), name + ": \"" + s.outsidePublicAddress +
                                        "\" is neither \"auto\" nor an IPv4 address");
+      }
+    } else if (key == "address_sources") {
+      const auto* list = node.as_array();
+      if (list == nullptr) {
+        return r.at(node.source(), name + ": expected an array, got " + Reader::typeName(node));
+      }
+      sourcesAt = node.source();
+      s.outsideAddressSources.clear();
+      for (const auto& item : *list) {
+        std::string v;
+        if (auto err = string(item, name, v)) return err;
+        if (v != "router" && v != "https" && v != "dns") {
+          return r.at(item.source(),
+                      name + ": \"" + v + "\" is not an address source (router, https, dns)");
+        }
+        if (std::find(s.outsideAddressSources.begin(), s.outsideAddressSources.end(), v) !=
+            s.outsideAddressSources.end()) {
+          return r.at(item.source(), name + ": \"" + v + "\" is listed twice");
+        }
+        s.outsideAddressSources.push_back(v);
+      }
+      if (s.outsideAddressSources.empty()) {
+        return r.at(node.source(), name +
+                                       ": the list is empty; name at least one of router, "
+                                       "https, dns (or set public_address)");
+      }
+    } else if (key == "myip_url") {
+      if (auto err = string(node, name, s.outsideMyipUrl)) return err;
+      const std::string scheme = "https://";
+      const auto& url = s.outsideMyipUrl;
+      if (!url.empty() &&
+          (url.compare(0, scheme.size(), scheme) != 0 || url.size() == scheme.size() ||
+           url.find_first_of(" \t\r\n") != std::string::npos)) {
+        return r.at(node.source(), name + ": \"" + url + "\" is not an https:// URL");
+      }
+    } else if (key == "myip_ca_file") {
+      if (auto err = string(node, name, s.outsideMyipCaFile)) return err;
+      if (!s.outsideMyipCaFile.empty() && s.outsideMyipCaFile.front() != '/') {
+        return r.at(node.source(),
+                    name + ": \"" + s.outsideMyipCaFile + "\" is not an absolute path");
       }
     } else if (key == "blocklists") {
       if (auto err = names(node, name, s.outsideBlocklists)) return err;
@@ -375,9 +416,17 @@ std::optional<Error> readOutside(const Reader& r, const toml::table& t, Settings
       s.outsideCauseDays = static_cast<std::uint32_t>(v);
     } else {
       return r.unknownKey(key, "outside",
-                          "public_address, blocklists, domains, nameserver, myip_name, "
-                          "myip_resolver, interval_hours, timeout_seconds, cause_days");
+                          "public_address, address_sources, myip_url, myip_ca_file, "
+                          "blocklists, domains, nameserver, myip_name, myip_resolver, "
+                          "interval_hours, timeout_seconds, cause_days");
     }
+  }
+  // "https" needs a URL, whichever of the two keys came first.
+  const auto& order = s.outsideAddressSources;
+  if (s.outsideMyipUrl.empty() && std::find(order.begin(), order.end(), "https") != order.end()) {
+    return r.at(sourcesAt,
+                "outside.address_sources: \"https\" needs [outside] myip_url, the "
+                "https:// URL of a service that answers with your address");
   }
   return std::nullopt;
 }

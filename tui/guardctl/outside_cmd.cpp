@@ -38,10 +38,13 @@ std::shared_ptr<OutsideCommands> addOutsideCommands(CLI::App& app) {
       "it is listed. For each domain in [outside] domains it reads the SPF and DMARC records:\n"
       "without \"-all\" (or \"~all\") and p=quarantine (or reject), receivers bounce mail\n"
       "forged in your name back to you instead of dropping it (a Joe Job). With --json: the\n"
-      "object {time, public_address, address_source, address_error, running, next_run,\n"
-      "blocklists: [{zone, status, codes, reason, error, first_seen}], domains: [{domain,\n"
-      "spf, spf_all, dmarc, dmarc_policy, findings: [{kind, severity, title, fix}]}]};\n"
-      "status is listed, not-listed or error.");
+      "object {time, public_address, address_source, address_error, address_notes,\n"
+      "address_shared, running, next_run, blocklists: [{zone, status, codes, reason, error,\n"
+      "first_seen}], domains: [{domain, spf, spf_all, dmarc, dmarc_policy, findings: [{kind,\n"
+      "severity, title, fix}]}]}; status is listed, not-listed or error. address_source is\n"
+      "where the address came from ([outside] address_sources: router:upnp, router:natpmp,\n"
+      "https:URL, dns:NAME, or settings); address_notes why the sources asked before it gave\n"
+      "none; address_shared is true behind the provider's carrier-grade NAT.");
   return c;
 }
 
@@ -58,6 +61,12 @@ std::string outsideText(const nlohmann::json& r) {
     out += "Public address unknown: " + str(r, "address_error") + "\n";
   } else {
     out += "Public address " + address + " (from " + str(r, "address_source") + ")\n";
+  }
+  // Each source asked before the one that gave it, and why it did not (double NAT, ...).
+  if (!address.empty() && r.contains("address_notes") && r["address_notes"].is_array()) {
+    for (const auto& note : r["address_notes"]) {
+      if (note.is_string()) out += "  Note: " + note.get<std::string>() + "\n";
+    }
   }
   if (r.contains("blocklists") && !r["blocklists"].empty()) {
     out += "\nBlocklists:\n";

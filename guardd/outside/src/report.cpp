@@ -1,7 +1,5 @@
 #include "mailguard/outside/report.hpp"
 
-#include <arpa/inet.h>
-
 #include <nlohmann/json.hpp>
 
 namespace mailguard::outside {
@@ -17,63 +15,44 @@ TimePoint fromMicros(std::int64_t us) {
 }
 Json timeJson(TimePoint t) { return t == TimePoint{} ? Json(nullptr) : Json(formatRfc3339(t)); }
 
-bool isIpv4(const std::string& s) {
-  in_addr a{};
-  return ::inet_pton(AF_INET, s.c_str(), &a) == 1;
-}
-
-// An address no blocklist can list: the "what is my IP" answer must be a public one.
-bool isPrivateOrSpecial(const std::string& s) {
-  in_addr a{};
-  if (::inet_pton(AF_INET, s.c_str(), &a) != 1) return true;
-  const std::uint32_t v = ntohl(a.s_addr);
-  auto in = [v](std::uint32_t net, int bits) {
-    const std::uint32_t mask = bits == 0 ? 0 : ~std::uint32_t{0} << (32 - bits);
-    return (v & mask) == net;
-  };
-  return in(0x0A000000, 8) || in(0xAC100000, 12) || in(0xC0A80000, 16) || in(0x7F000000, 8) ||
-         in(0x00000000, 8) || in(0x64400000, 10) || in(0xA9FE0000, 16) || v >= 0xE0000000;
-}
+bool isIpv4(const std::string& s) { return classifyAddress(s) != AddressKind::NotIpv4; }
 
 }  // namespace
 
-PublicAddress findPublicAddress(const OutsideConfig& config, Resolver* myip) {
+PublicAddress findPublicAddress(const OutsideConfig& config,
+                                std::span<AddressSource* const> sources) {
   PublicAddress out;
   if (config.publicAddress != "auto") {
     out.address = config.publicAddress;
     out.source = "settings";
     return out;
   }
-  if (myip == nullptr || config.myipName.empty()) {
+  const std::string advice = "set [outside] public_address to your router's public IPv4 address";
+  if (sources.empty()) {
     out.error =
-        "no way to learn the public address is configured: set [outside] public_address "
-        "to your router's public IPv4 address";
+        "no way to learn the public address is configured ([outside] address_sources): " + advice;
     return out;
   }
-  auto reply = myip->lookup(config.myipName, RecordType::A);
-  if (!reply) {
-    out.error = "the \"what is my IP\" lookup failed (" + reply.error().message +
-                "): set [outside] public_address to your router's public IPv4 address";
-    return out;
-  }
-  for (const auto& a : reply->records) {
-    if (!isPrivateOrSpecial(a)) {
-      out.address = a;
-      out.source = "dns:" + config.myipName;
-      return out;
+  auto found = askSources(sources);
+  out.address = std::move(found.address);
+  out.source = std::move(found.source);
+  out.notes = std::move(found.notes);
+  out.shared = found.shared;
+  if (out.address.empty()) {
+    out.error = "no source gave a public address (";
+    for (std::size_t i = 0; i < out.notes.size(); ++i) {
+      out.error += (i == 0 ? "" : "; ") + out.notes[i];
     }
+    out.error += "): " + advice;
   }
-  out.error =
-      "the \"what is my IP\" lookup gave no public address: set [outside] "
-      "public_address to your router's public IPv4 address";
   return out;
 }
 
-OutsideReport runChecks(const OutsideConfig& config, Resolver& resolver, Resolver* myip,
-                        TimePoint now) {
+OutsideReport runChecks(const OutsideConfig& config, Resolver& resolver,
+                        std::span<AddressSource* const> sources, TimePoint now) {
   OutsideReport report;
   report.time = now;
-  report.address = findPublicAddress(config, myip);
+  report.address = findPublicAddress(config, sources);
   if (!report.address.address.empty() && !isIpv4(report.address.address)) {
     report.address.error = "\"" + report.address.address + "\" is not an IPv4 address";
     report.address.address.clear();
@@ -110,7 +89,10 @@ std::vector<std::string> carryOver(const OutsideReport& previous, OutsideReport&
   return fresh;
 }
 
-std::string likelyCause(const LocalEvidence& evidence) {
+std::string likelyCause(const LocalEvidence& evidence, bool sharedAddress) {
+  const std::string shared =
+      "the address is shared with your provider's other customers (carrier-grade NAT), whose "
+      "mail may have put it on the list";
   std::string out;
   for (const auto& q : evidence.quarantined) {
     out += (out.empty() ? "" : "; ") +
@@ -120,9 +102,12 @@ std::string likelyCause(const LocalEvidence& evidence) {
     out += (out.empty() ? "" : "; ") + std::string("the last audit found an open relay: ") + r;
   }
   if (out.empty()) {
+    if (sharedAddress)
+      return "no cause found on this PC: " + shared + "; or another device at home";
     return "no cause found on this PC: another device at home, or a previous holder of the "
            "address";
   }
+  if (sharedAddress) out += "; also, " + shared;
   return out;
 }
 
@@ -161,6 +146,8 @@ std::string toJson(const OutsideReport& report) {
            {"public_address", report.address.address},
            {"address_source", report.address.source},
            {"address_error", report.address.error},
+           {"address_notes", report.address.notes},
+           {"address_shared", report.address.shared},
            {"blocklists", lists},
            {"domains", domains}};
   return out.dump();
@@ -174,6 +161,11 @@ Result<OutsideReport> fromJson(const std::string& text) {
     r.address.address = j.at("public_address").get<std::string>();
     r.address.source = j.at("address_source").get<std::string>();
     r.address.error = j.at("address_error").get<std::string>();
+    // Reports stored before the address had several sources have no notes.
+    if (j.contains("address_notes")) {
+      r.address.notes = j.at("address_notes").get<std::vector<std::string>>();
+    }
+    r.address.shared = j.value("address_shared", false);
     for (const auto& b : j.at("blocklists")) {
       BlocklistResult br;
       br.zone = b.at("zone").get<std::string>();

@@ -72,18 +72,26 @@ void OutsideCheck::run(std::function<void(const std::string&)> done) {
   config.publicAddress = settings_.outsidePublicAddress;
   config.blocklists = settings_.outsideBlocklists;
   config.domains = settings_.outsideDomains;
-  config.myipName = settings_.outsideMyipResolver.empty() ? "" : settings_.outsideMyipName;
   outside::ResolverConfig dns;
   dns.nameserver = settings_.outsideNameserver;
   dns.timeout = std::chrono::seconds(settings_.outsideTimeoutSeconds);
-  outside::ResolverConfig myip = dns;
-  myip.nameserver = settings_.outsideMyipResolver;
+  outside::AddressSourceConfig address;
+  address.order = settings_.outsideAddressSources;
+  address.timeout = std::chrono::seconds(settings_.outsideTimeoutSeconds);
+  address.myipUrl = settings_.outsideMyipUrl;
+  address.myipCaFile = settings_.outsideMyipCaFile;
+  // myip_name or myip_resolver "": the DNS source is off.
+  address.myipName = settings_.outsideMyipResolver.empty() ? "" : settings_.outsideMyipName;
+  address.myipResolver = dns;
+  address.myipResolver.nameserver = settings_.outsideMyipResolver;
   const TimePoint now = clock_.now();
-  worker_ = std::thread([this, config = std::move(config), dns, myip, now] {
+  worker_ = std::thread([this, config = std::move(config), dns, address = std::move(address), now] {
     outside::ResolvResolver resolver(dns);
-    std::unique_ptr<outside::ResolvResolver> myipResolver;
-    if (!config.myipName.empty()) myipResolver = std::make_unique<outside::ResolvResolver>(myip);
-    auto report = outside::runChecks(config, resolver, myipResolver.get(), now);
+    std::vector<std::unique_ptr<outside::AddressSource>> owned;
+    if (config.publicAddress == "auto") owned = outside::makeAddressSources(address);
+    std::vector<outside::AddressSource*> sources;
+    for (const auto& s : owned) sources.push_back(s.get());
+    auto report = outside::runChecks(config, resolver, sources, now);
     loop_.post([this, report = std::move(report)]() mutable { finish(std::move(report)); });
   });
 }
@@ -96,9 +104,13 @@ void OutsideCheck::finish(outside::OutsideReport report) {
   writer_.saveOutsideReport(outside::toJson(last_), [](Result<void> saved) {
     if (!saved) log::error(saved.error().message);
   });
-  if (!last_.address.error.empty()) log::warning("Outside check: " + last_.address.error);
+  if (!last_.address.error.empty()) {
+    log::warning("Outside check: " + last_.address.error);
+  } else {
+    for (const auto& note : last_.address.notes) log::info("Outside check: " + note);
+  }
   if (!fresh.empty()) {
-    const std::string cause = outside::likelyCause(evidence_());
+    const std::string cause = outside::likelyCause(evidence_(), last_.address.shared);
     for (const auto& b : last_.blocklists) {
       if (std::find(fresh.begin(), fresh.end(), b.zone) == fresh.end()) continue;
       store::AlertRecord alert;

@@ -377,6 +377,23 @@ TEST(SettingsText, ReadsTheOutsideSection) {
   EXPECT_EQ(r->outsideCauseDays, 7U);
 }
 
+TEST(SettingsText, ReadsWhereThePublicAddressComesFrom) {
+  const Result<Settings> defaults = parseSettings("", "x");
+  ASSERT_TRUE(defaults.has_value());
+  EXPECT_THAT(defaults->outsideAddressSources, ElementsAre("router", "dns"));
+  EXPECT_EQ(defaults->outsideMyipUrl, "");
+
+  // The URL may come after the list that needs it.
+  const Result<Settings> r = parseSettings(
+      "[outside]\naddress_sources = [\"https\", \"router\"]\n"
+      "myip_url = \"https://myip.test:8443/ip\"\nmyip_ca_file = \"/tmp/ca.pem\"\n",
+      "x");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_THAT(r->outsideAddressSources, ElementsAre("https", "router"));
+  EXPECT_EQ(r->outsideMyipUrl, "https://myip.test:8443/ip");
+  EXPECT_EQ(r->outsideMyipCaFile, "/tmp/ca.pem");
+}
+
 TEST(SettingsText, RefusesBadOutsideValuesWithTheLine) {
   const std::pair<const char*, const char*> bad[] = {
       {"public_address = \"myrouter\"", "outside.public_address"},
@@ -385,6 +402,13 @@ TEST(SettingsText, RefusesBadOutsideValuesWithTheLine) {
       {"domains = [\"a..test\"]", "outside.domains"},
       {"blocklists = [\"x.test\", \"x.test\"]", "listed twice"},
       {"timeout_seconds = 0", "outside.timeout_seconds"},
+      {"address_sources = [\"router\", \"upnp\"]", "\"upnp\" is not an address source"},
+      {"address_sources = [\"dns\", \"dns\"]", "listed twice"},
+      {"address_sources = []", "the list is empty"},
+      {"address_sources = \"router\"", "expected an array"},
+      {"address_sources = [\"https\"]", "\"https\" needs [outside] myip_url"},
+      {"myip_url = \"http://myip.test/\"", "is not an https:// URL"},
+      {"myip_ca_file = \"ca.pem\"", "not an absolute path"},
       {"color = 1", "unknown key"}};
   for (const auto& [line, expected] : bad) {
     const Result<Settings> r = parseSettings(std::string("[outside]\n") + line + "\n", "g.conf");

@@ -610,6 +610,21 @@ TEST(Render, OutsideShowsListingsWithCauseAndDomainFindingsWithFixes) {
   EXPECT_NE(lineWith(f, "198.18.0.7").find("Last check"), std::string::npos);
 }
 
+TEST(Render, OutsideNamesTheAddressSourceAndWhyEarlierSourcesGaveNone) {
+  State s = household({100, 30});
+  update(s, KeyPressed{Key::ch("o")});
+  update(s, OutsideLoaded{R"json({"time":"2026-12-07T10:00:00Z","public_address":"198.18.0.9",
+    "address_source":"dns:myip.opendns.com","address_error":"",
+    "address_notes":["router:upnp: the router's own address 100.64.3.4 is not public: your provider shares addresses (carrier-grade NAT)"],
+    "running":false,"next_run":null,"blocklists":[],"domains":[]})json"});
+  const Frame f = render(s, {100, 30});
+  expectExactWidths(f);
+  EXPECT_NE(lineWith(f, "198.18.0.9").find("(from dns:myip.opendns.com)"), std::string::npos)
+      << f.text();
+  EXPECT_NE(lineWith(f, "Note: router:upnp").find("100.64.3.4 is not public"), std::string::npos)
+      << f.text();
+}
+
 TEST(Render, OutsideRunRefusedSaysNotAuthorized) {
   State s = household({80, 24});
   update(s, KeyPressed{Key::ch("5")});

@@ -1008,6 +1008,12 @@ void outsideScreen(const State& s, const Layout& l, int width, std::vector<Row>&
                   ? "public address unknown: " + jsonText(r, "address_error")
                   : "public address " + address + " (from " + jsonText(r, "address_source") + ")"),
          address.empty() ? Style::Error : Style::Normal);
+    // Why the sources asked before it gave none (a router behind carrier-grade NAT, ...).
+    if (!address.empty() && r.contains("address_notes") && r["address_notes"].is_array()) {
+      for (const auto& note : r["address_notes"]) {
+        if (note.is_string()) line("  Note: " + note.get<std::string>(), Style::Dim);
+      }
+    }
     if (r.contains("blocklists") && r["blocklists"].is_array() && !r["blocklists"].empty()) {
       line("Blocklists", Style::Header);
       for (const auto& b : r["blocklists"]) {

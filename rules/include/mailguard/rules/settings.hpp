@@ -83,8 +83,17 @@ struct Settings {
   bool presenceInputDevices = false;
   // [outside]: how the outside sees this household (DNS blocklists, SPF/DMARC).
   // public_address = "auto" | "A.B.C.D": the household's public IPv4 address; auto asks
-  // myip_name at myip_resolver.
+  // the address_sources in order.
   std::string outsidePublicAddress = "auto";
+  // address_sources = ["router", "dns"]: where "auto" learns the address, tried in order
+  // until one gives a public one: "router" (UPnP IGD, then NAT-PMP to the default
+  // gateway), "https" (GET myip_url), "dns" (myip_name at myip_resolver).
+  std::vector<std::string> outsideAddressSources{"router", "dns"};
+  // myip_url = "https://...": a service whose answer is the asker's IPv4 address, and only
+  // that; needed by "https". myip_ca_file = "/path": the CA bundle to verify it with ("" =
+  // the system's).
+  std::string outsideMyipUrl;
+  std::string outsideMyipCaFile;
   // blocklists = ["zone", ...]: DNSBL zones the public address is looked up in.
   std::vector<std::string> outsideBlocklists{"zen.spamhaus.org", "bl.spamcop.net",
                                              "b.barracudacentral.org", "psbl.surriel.com"};

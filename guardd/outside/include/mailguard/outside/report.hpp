@@ -4,9 +4,11 @@
 // D-Bus method returns and what `guardctl outside --json` prints.
 #include <chrono>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "mailguard/outside/address.hpp"
 #include "mailguard/outside/dnsbl.hpp"
 #include "mailguard/outside/mail_auth.hpp"
 #include "mailguard/rules/clock.hpp"
@@ -17,13 +19,18 @@ struct OutsideConfig {
   std::string publicAddress = "auto";  // "auto" or "A.B.C.D"
   std::vector<std::string> blocklists;
   std::vector<std::string> domains;
-  std::string myipName;  // with auto: the name whose A record is the asker's address
 };
 
 struct PublicAddress {
   std::string address;  // "" unknown
-  std::string source;   // "settings" or "dns:NAME"
-  std::string error;    // why unknown
+  std::string source;   // "settings", or the AddressSource's name ("router:upnp", ...)
+  std::string error;    // why unknown: every source's reason
+  // Each source asked before the one that gave the address, and why it gave none
+  // ("router:upnp: the router's own address 100.64.3.4 is not public: ...").
+  std::vector<std::string> notes;
+  // The router's own address is the provider's carrier-grade NAT: the public address is
+  // shared with other customers.
+  bool shared = false;
 };
 
 struct OutsideReport {
@@ -33,11 +40,12 @@ struct OutsideReport {
   std::vector<DomainReport> domains;
 };
 
-// `myip` asks the "what is my IP" server (null: none configured).
-PublicAddress findPublicAddress(const OutsideConfig& config, Resolver* myip);
+// With public_address "auto", asks the sources in order (none: nothing configured).
+PublicAddress findPublicAddress(const OutsideConfig& config,
+                                std::span<AddressSource* const> sources);
 
-OutsideReport runChecks(const OutsideConfig& config, Resolver& resolver, Resolver* myip,
-                        TimePoint now);
+OutsideReport runChecks(const OutsideConfig& config, Resolver& resolver,
+                        std::span<AddressSource* const> sources, TimePoint now);
 
 // Listings the previous report had for the same address keep their first sighting;
 // new ones are first seen now. Returns the zones listed now and not before.
@@ -48,7 +56,9 @@ struct LocalEvidence {
   std::vector<std::string> quarantined;  // "PATH, quarantined 2026-12-01T10:00:00Z"
   std::vector<std::string> openRelays;   // "0.0.0.0:25 (/usr/sbin/exim4)"
 };
-std::string likelyCause(const LocalEvidence& evidence);
+// `sharedAddress`: the address is shared with the provider's other customers (carrier-grade
+// NAT), who are then a likely cause too.
+std::string likelyCause(const LocalEvidence& evidence, bool sharedAddress = false);
 
 // When the next scheduled run is due: `interval` after the last run; never run: `interval`
 // after start-up (a fresh install does not query the lists the moment it starts).
