@@ -185,6 +185,8 @@ std::string renderAction(const Action& a) {
       return "queue num " + std::to_string(a.queueNumber);
     case Action::Kind::Log:
       return "log prefix \"" + a.logPrefix + "\" group " + std::to_string(a.logGroup);
+    case Action::Kind::Continue:
+      return "";
   }
   return "?";
 }
@@ -195,6 +197,11 @@ std::string renderPriority(int priority) {
   if (priority > 0) return "filter + " + std::to_string(priority);
   return "filter - " + std::to_string(-priority);
 }
+
+// `ct event set 0x0`: no conntrack event (NEW, UPDATE, DESTROY...) is reported about
+// the connection. The kernel applies it to a connection not yet confirmed, i.e. on its
+// first packet in this hook (nft_ct_set_eval, NFT_CT_EVENTMASK), before NEW is sent.
+constexpr std::uint32_t kConntrackEventsOff = 0;
 
 Match portMatch(Match::Kind kind, std::uint32_t port) { return match(kind, port); }
 
@@ -300,20 +307,33 @@ Table buildRuleset(const Settings& settings, const std::string& tableName,
   Chain mailOut{"mail_out", Hook::Output, 0, false, {}};
   // Established traffic first: only the first packet of a connection pays for the rest.
   mailOut.rules.push_back(rule({match(K::CtStateEstablishedRelated)}, A::Accept));
+  // The BPF connect hook decided this socket's caller at connect() time: its SYN needs
+  // no queue round trip, and meets no other rule first. The verdict marks below never
+  // carry the bit (settings refuse such a bit), so a packet guardd re-queued is never
+  // taken for a kernel-approved one. guardd does not follow the outcome of a connect the
+  // kernel decided (its event has no source port to find the connection by), so
+  // conntrack's events about it would only wake guardd for nothing.
+  if (acceptMarkBit != 0) {
+    Rule approved = rule({match(K::MarkBitSet, acceptMarkBit)}, A::Accept);
+    approved.ctEventMask = kConntrackEventsOff;
+    mailOut.rules.push_back(std::move(approved));
+  }
   // guardd re-queues (NF_REPEAT) with one of these marks; the kernel does the action.
   mailOut.rules.push_back(
       rule({match(K::MarkEquals, kMarkReject), match(K::IsTcp)}, A::RejectTcpReset));
   mailOut.rules.push_back(rule({match(K::MarkEquals, kMarkAllow)}, A::Accept));
-  // The BPF connect hook decided this socket's caller at connect() time: its SYN needs
-  // no queue round trip. The verdict marks above never carry the bit (settings refuse
-  // such a bit), so a packet guardd re-queued is never taken for a kernel-approved one.
-  if (acceptMarkBit != 0) {
-    mailOut.rules.push_back(rule({match(K::MarkBitSet, acceptMarkBit)}, A::Accept));
-  }
   // No "bypass" flag on the queue: without a listener the packet is dropped (fail-closed).
   mailOut.rules.push_back(
       rule({match(K::IsTcp), match(K::CtStateNew), match(K::TcpDportInSet, 0, "mail_ports")},
            A::Queue, settings.queueNumber));
+  // What gets here is no mail connection (each of those ended at a verdict above): its
+  // conntrack events, several per TCP connection and two per DNS query, are of no use to
+  // guardd, whose event socket would otherwise wake for every connection of the host.
+  // The mask is the connection's, so other listeners (`conntrack -E`, conntrackd) miss
+  // them too; only this host's outgoing connections are concerned.
+  Rule quiet = rule({match(K::CtStateNew)}, A::Continue);
+  quiet.ctEventMask = kConntrackEventsOff;
+  mailOut.rules.push_back(std::move(quiet));
 
   Table table;
   table.name = tableName;
@@ -389,7 +409,15 @@ std::string toNftText(const Table& table) {
         out += renderMatch(m) + " ";
       }
       if (r.counter) out += "counter ";
-      out += renderAction(r.action) + "\n";
+      if (r.ctEventMask) {
+        char buf[32];
+        (void)std::snprintf(buf, sizeof buf, "ct event set 0x%x ", *r.ctEventMask);
+        out += buf;
+      }
+      out += renderAction(r.action);
+      // nft ends a rule of statements only with its last statement, not a blank.
+      if (!out.empty() && out.back() == ' ') out.pop_back();
+      out += "\n";
     }
     out += "\t}\n";
   }

@@ -705,6 +705,18 @@ class Bench:
         for ns in (kguard, rfloor):
             self.start([self.mgbench, "serve", "--port", "25"], ns=ns, ready="ready")
         self.start([self.mgbench, "serve", "--port", "8080"], ns=kguard, ready="ready")
+        # The conntrack floor: `ctonly` has one table, an output chain with only `ct state
+        # established,related accept` (which turns conntrack on for the namespace), and
+        # nothing else. Any host firewall needs conntrack; what guardd's table, hook and
+        # wake-ups add is measured against it as well as against no rules.
+        ctonly = self.netns("ctonly")
+        self.ns["ctonly"] = ctonly
+        for port in ("25", "8080"):
+            self.start([self.mgbench, "serve", "--port", port], ns=ctonly, ready="ready")
+        subprocess.run(["ip", "netns", "exec", ctonly, "nft", "-f", "-"], check=True, text=True,
+                       input="table inet ctfloor {\n chain out {\n  type filter hook output "
+                             "priority filter; policy accept;\n  ct state established,related "
+                             "accept\n }\n}\n")
         self.start([self.mgbench, "nfq-accept", "--queue", QUEUE, "--verdict", "reject"],
                    ns=rfloor, ready="ready")
         state = os.path.join(self.tmp, "kstate")
@@ -739,12 +751,15 @@ class Bench:
         # 6a. approved connect: never leaves the kernel.
         count = 1500 if self.quick else 4000
         q0 = self.queued_in(kguard)
-        res, r = self.latency(self.client, [(none, plain), (floor, plain), (kguard, hooked)],
-                              count=count)
+        # `ctonly` (conntrack on, no other rule: see below) in the same batch, so that what
+        # guardd adds over the conntrack floor shares the batch's noise.
+        res, r = self.latency(self.client, [(none, plain), (floor, plain), (ctonly, plain),
+                                            (kguard, hooked)], count=count)
         queued = self.queued_in(kguard) - q0
         raw("kernel.approved", {"latency": r, "queued_in_kguard": queued})
         base, fl, kg = res["none"]["stats"], res["floor"]["stats"], res["kguard"]["stats"]
         added = kg["median"] - base["median"]
+        ct_floor = res["ctonly"]["stats"]["median"] - base["median"]
         log(f"   approved, median/p99 us: no rules {base['median']:.1f}/{base['p99']:.0f}, "
             f"do-nothing NFQUEUE {fl['median']:.1f}/{fl['p99']:.0f}, guardd kernel path "
             f"{kg['median']:.1f}/{kg['p99']:.0f}; added median {added:+.1f} us; packets that "
@@ -771,10 +786,19 @@ class Bench:
         # What the namespace's table costs a connect that is not mail (conntrack, the
         # table's chains; port 8080 is no mail port, the hook returns at its first test):
         # the rest of the added time is the hook, the mark rule and guardd's wake-up.
-        other, ro = self.latency(self.client, [(none, plain), (kguard, hooked)], port=8080,
-                                 count=count // 2)
+        # The conntrack floor again, on port 8080 (next to kguard's own 8080 figure).
+        other, ro = self.latency(self.client, [(none, plain), (ctonly, plain), (kguard, hooked)],
+                                 port=8080, count=count // 2)
         raw("kernel.approved.port8080", ro)
         table_cost = other["kguard"]["stats"]["median"] - other["none"]["stats"]["median"]
+        ct_floor_8080 = other["ctonly"]["stats"]["median"] - other["none"]["stats"]["median"]
+        log(f"   conntrack alone (a table with only `ct state established,related accept`): "
+            f"added median {ct_floor:+.1f} us (port 25, batch of 6a), {ct_floor_8080:+.1f} us "
+            f"(port 8080)")
+        self.record("6 kernel approved", "conntrack floor, added median (us)", f"{ct_floor:.1f}",
+                    f"port 8080 batch: {ct_floor_8080:.1f}", "", "", "")
+        self.record("6 kernel approved", "guardd added median over the conntrack floor (us)",
+                    f"{added - ct_floor:.1f}", "same batch", "", "<= 2", added - ct_floor <= 2)
         log(f"   same client, port 8080 (no mail port) in the same namespaces: added median "
             f"{table_cost:+.1f} us (the table and conntrack); so the hook and the mark rule "
             f"add {added - table_cost:+.1f} us")

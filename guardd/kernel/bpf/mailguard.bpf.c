@@ -501,21 +501,42 @@ static __always_inline void fill_stamp(struct task_struct* task, struct mg_stamp
   if (BPF_CORE_READ(task, ptrace) != 0) s->taint |= MG_TAINT_TRACED;
 }
 
+/* When an approved connect's event last woke guardd (bpf_ktime_get_ns). Racy across CPUs
+ * on purpose: two connects at once may both wake it, which is harmless. */
+__u64 approved_woken_ns = 0;
+
 /* False when the ring buffer is full: the caller counts the loss (never wait: the
  * connect goes on unreported).
  * Wake-ups: a queued connect's event wakes no one (its SYN wakes guardd through the queue,
  * where the stamp is read; the event is read with the next one, or on guardd's 250 ms
- * refusal timer), so a queued connect costs guardd one wake-up, not two. The default
- * (adaptive) wake-up notifies only when the consumer has read everything before this
- * record, which after a silent queued event it has not: so an approved or refused connect
- * forces the wake-up when unread data is waiting, and is adaptive otherwise. */
+ * refusal timer), so a queued connect costs guardd one wake-up, not two. An approved
+ * connect needs nothing from guardd (the kernel has let it through), only to be recorded
+ * and assessed: waking guardd for each one cost the connect itself about 20 us on a
+ * loaded 2-core machine (guardd ran beside the client), so it wakes guardd only when no
+ * approved connect did for MG_APPROVED_WAKE_NS. The first of a burst is read at once and
+ * the rest at most 50 ms later while the burst goes on (the next wake-up), or at
+ * guardd's next timer tick (250 ms) after it. A quarantine the detector decides from
+ * them still takes effect on the kernel map at once; the detector sees a burst up to
+ * 50 ms late (250 ms for its last connects), against windows of 3 s and more.
+ * The default (adaptive) wake-up notifies only when the consumer has read everything
+ * before this record, which after a silent event it has not: so a refused connect, and
+ * an approved one that is to wake guardd, force the wake-up when unread data is waiting,
+ * and are adaptive otherwise. */
 static __always_inline bool send_event(struct mg_stamp* s, __u64 cookie, __u8 family,
                                        const __u8* dst, __u16 port, __u8 decision) {
   __u64 wakeup = 0;
-  if (decision == MG_DECISION_QUEUED)
+  if (decision == MG_DECISION_QUEUED) {
     wakeup = BPF_RB_NO_WAKEUP;
-  else if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) != 0)
-    wakeup = BPF_RB_FORCE_WAKEUP;
+  } else if (decision == MG_DECISION_APPROVED &&
+             bpf_ktime_get_ns() - approved_woken_ns < MG_APPROVED_WAKE_NS) {
+    wakeup = BPF_RB_NO_WAKEUP;
+  } else {
+    if (decision == MG_DECISION_APPROVED) {
+      approved_woken_ns = bpf_ktime_get_ns();
+      count(MG_COUNTER_APPROVED_WAKEUPS);
+    }
+    if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) != 0) wakeup = BPF_RB_FORCE_WAKEUP;
+  }
   struct mg_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) return false;
   e->cookie = cookie;

@@ -18,6 +18,10 @@
 #define MG_DECISION_DENIED 1
 #define MG_DECISION_QUEUED 2
 
+/* An approved connect's event wakes guardd only when none did in this long (ns): the
+ * rest are read in batches (mailguard::kernel::kApprovedWakeInterval). */
+#define MG_APPROVED_WAKE_NS (50ULL * 1000 * 1000)
+
 /* What the kernel knows an executable by: inode, the kernel's device encoding
  * (major << 20 | minor) and the inode's ctime. */
 struct mg_exe_key {
@@ -143,6 +147,7 @@ struct mg_smtp_event {
 #define MG_COUNTER_TAINT_HOOK_CALLS 1 /* proves the taint hooks run (BPF LSM active) */
 #define MG_COUNTER_DNS_LOST 2         /* DNS packets the tap's ring buffer had no room for */
 #define MG_COUNTER_SMTP_LOST 3        /* port-25 segments the reply tap had no room for */
-#define MG_COUNTER_MAX 4
+#define MG_COUNTER_APPROVED_WAKEUPS 4 /* approved connects whose event woke the reader */
+#define MG_COUNTER_MAX 5
 
 #endif

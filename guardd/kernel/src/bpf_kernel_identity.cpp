@@ -51,6 +51,7 @@ static_assert(sizeof(mg_argv) == 16);
 static_assert(sizeof(mg_stamp) == 80);
 static_assert(sizeof(mg_event) == 112);
 static_assert(MG_ARGV_HASH_BOUND == kArgvHashBound);
+static_assert(MG_APPROVED_WAKE_NS == std::chrono::nanoseconds(kApprovedWakeInterval).count());
 static_assert(sizeof(mg_dns_event) == 8 + 80 + 8 + MG_DNS_CAPTURE);
 static_assert(MG_DNS_CAPTURE == kDnsCaptureBytes);
 static_assert(sizeof(mg_smtp_event) == 8 + 80 + 16 + 16 + MG_SMTP_CAPTURE);
@@ -414,6 +415,7 @@ class BpfKernelIdentity final : public KernelIdentity {
     s.eventsLost = sumPerCpu(bpf_map__fd(skel_->maps.counters), MG_COUNTER_EVENTS_LOST);
     s.dnsLost = sumPerCpu(bpf_map__fd(skel_->maps.counters), MG_COUNTER_DNS_LOST);
     s.smtpLost = sumPerCpu(bpf_map__fd(skel_->maps.counters), MG_COUNTER_SMTP_LOST);
+    s.approvedWakeups = sumPerCpu(bpf_map__fd(skel_->maps.counters), MG_COUNTER_APPROVED_WAKEUPS);
     for (const bpf_map* m :
          {skel_->maps.mail_ports, skel_->maps.approved, skel_->maps.denied, skel_->maps.stamps,
           skel_->maps.taints, skel_->maps.argvs, skel_->maps.argv_scratch, skel_->maps.refusals,

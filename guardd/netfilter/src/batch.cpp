@@ -291,6 +291,7 @@ Result<RulePtr> buildRule(const std::string& table, const std::string& chain,
     }
   }
   if (rule.counter) addCounter(r.get());
+  if (rule.ctEventMask) addCtEventMask(r.get(), *rule.ctEventMask);
   switch (rule.action.kind) {
     case rules::Action::Kind::Accept:
       addVerdict(r.get(), NF_ACCEPT);
@@ -306,6 +307,8 @@ Result<RulePtr> buildRule(const std::string& table, const std::string& chain,
       break;
     case rules::Action::Kind::Log:
       addLogGroup(r.get(), rule.action.logGroup, rule.action.logPrefix);
+      break;
+    case rules::Action::Kind::Continue:
       break;
   }
   return r;

@@ -216,6 +216,19 @@ void addLogGroup(nftnl_rule* r, std::uint16_t group, const std::string& prefix) 
 // `counter`: counter pkts 0 bytes 0
 void addCounter(nftnl_rule* r) { nftnl_rule_add_expr(r, newExpr("counter").release()); }
 
+// `ct event set 0x0`: immediate reg 1 MASK; ct set event with reg 1 (nft_ct's
+// NFT_CT_EVENTMASK: the connection's ecache ctmask; the kernel reports only those events)
+void addCtEventMask(nftnl_rule* r, std::uint32_t mask) {
+  auto imm = newExpr("immediate");
+  nftnl_expr_set_u32(imm.get(), NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+  nftnl_expr_set(imm.get(), NFTNL_EXPR_IMM_DATA, &mask, sizeof(mask));
+  nftnl_rule_add_expr(r, imm.release());
+  auto ct = newExpr("ct");
+  nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_KEY, NFT_CT_EVENTMASK);
+  nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_SREG, NFT_REG_1);
+  nftnl_rule_add_expr(r, ct.release());
+}
+
 // `accept` / `drop`: immediate reg 0 (verdict) accept|drop
 void addVerdict(nftnl_rule* r, std::uint32_t verdict) {
   auto imm = newExpr("immediate");

@@ -31,6 +31,7 @@ void addSaddrLookup(nftnl_rule* r, bool v6, const std::string& set, std::uint32_
 void addLimit(nftnl_rule* r, std::uint32_t perSecond, std::uint32_t burst);
 void addLogGroup(nftnl_rule* r, std::uint16_t group, const std::string& prefix);
 void addCounter(nftnl_rule* r);
+void addCtEventMask(nftnl_rule* r, std::uint32_t mask);
 void addVerdict(nftnl_rule* r, std::uint32_t verdict);
 void addRejectTcpReset(nftnl_rule* r);
 void addQueue(nftnl_rule* r, std::uint16_t queue, QueueBackend backend);

@@ -269,13 +269,7 @@ Result<void> Guard::Impl::start() {
   }
   if (kernelIdentity) {
     if (auto r = loop.add(kernelIdentity->eventsFd(), EPOLLIN,
-                          [this](std::uint32_t) {
-                            auto read =
-                                kernelIdentity->readEvents([this](const kernel::ConnectEvent& e) {
-                                  pipeline->onKernelEvent(e);
-                                });
-                            if (!read) log::error(read.error().message);
-                          });
+                          [this](std::uint32_t) { readKernelEvents(); });
         !r) {
       return r.error();
     }
@@ -324,7 +318,17 @@ Result<void> Guard::Impl::start() {
   return {};
 }
 
+void Guard::Impl::readKernelEvents() {
+  auto read = kernelIdentity->readEvents(
+      [this](const kernel::ConnectEvent& e) { pipeline->onKernelEvent(e); });
+  if (!read) log::error(read.error().message);
+}
+
 void Guard::Impl::drainQueue() {
+  // Awake anyway: the approved connects the hook reported without waking guardd (at most
+  // one wake-up per 50 ms) are read now rather than on the next one, which keeps the ring
+  // buffer short during a flood of queued connects.
+  if (kernelIdentity) readKernelEvents();
   if (!pipeline->onReadable() || drainPosted) return;
   drainPosted = true;
   loop.post([this] {

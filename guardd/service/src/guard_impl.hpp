@@ -124,6 +124,8 @@ struct Guard::Impl {
   void policyChanged();
   // Decides one wake-up's worth of queued packets; the rest after the loop's other work.
   void drainQueue();
+  // Everything the BPF hooks reported since the last read (ring buffers, refusal counts).
+  void readKernelEvents();
   bool drainPosted = false;
   void reloadRulesIfChanged();
   void refreshStates();

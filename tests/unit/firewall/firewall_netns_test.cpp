@@ -94,7 +94,8 @@ TEST_F(FirewallNetns, HostFirewallChangesKeepTheMarkBitRuleInTheKernel) {
   ASSERT_EQ(listed.status, 0) << listed.out;
   // mail_out up to and including the mark rule, as toNftText renders it (the queue
   // action after it prints differently for the xt-compat backend).
-  const std::string rule = "\t\tmeta mark & 0x00100000 == 0x00100000 counter accept\n";
+  const std::string rule =
+      "\t\tmeta mark & 0x00100000 == 0x00100000 counter ct event set 0x0 accept\n";
   const auto upToMarkRule = [&rule](const std::string& s) {
     const auto from = s.find("\tchain mail_out");
     const auto to = s.find(rule);

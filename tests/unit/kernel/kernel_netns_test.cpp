@@ -447,6 +447,47 @@ TEST_P(KernelNetns, ApprovedKeyGetsTheMarkBitOredIntoItsMark) {
   EXPECT_EQ(inChild([] { return connectReport("127.0.0.1", kMailPort); }).mark, 0U);
 }
 
+// An approved connect needs nothing from guardd, so a burst of them wakes the reader once
+// (then at most every kApprovedWakeInterval), not once each; every one is still read,
+// with the next wake-up or on the timer's tick.
+TEST_P(KernelNetns, ABurstOfApprovedConnectsWakesTheReaderOnceAndEveryOneIsRead) {
+  ASSERT_TRUE(id_->allow(self_));
+  (void)drain();
+  constexpr int kConnects = 30;
+  const auto started = std::chrono::steady_clock::now();
+  const Report last = inChild([] {
+    Report out;
+    for (int i = 0; i < kConnects && out.err <= 0; ++i) {
+      out = connectReport("127.0.0.1", kMailPort);
+    }
+    return out;
+  });
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_EQ(last.err, 0);
+  ASSERT_EQ(last.mark, kMarkBit);
+
+  std::size_t approved = 0;
+  const Fd ep(::epoll_create1(EPOLL_CLOEXEC));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ASSERT_EQ(::epoll_ctl(ep.get(), EPOLL_CTL_ADD, id_->eventsFd(), &ev), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (approved < kConnects && std::chrono::steady_clock::now() < deadline) {
+    (void)::epoll_wait(ep.get(), &ev, 1, 100);
+    for (const auto& e : drain()) {
+      if (e.decision == ConnectEvent::Decision::Approved) ++approved;
+    }
+  }
+  EXPECT_EQ(approved, static_cast<std::size_t>(kConnects)) << "every approved connect is read";
+  // One wake-up for the burst, one more for each kApprovedWakeInterval it lasted (the
+  // child's connects may be slow on a loaded machine).
+  const auto intervals = static_cast<std::uint64_t>(took / kApprovedWakeInterval);
+  EXPECT_GE(id_->stats().approvedWakeups, 1U);
+  EXPECT_LE(id_->stats().approvedWakeups, 1 + intervals)
+      << kConnects << " approved connects in "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+}
+
 TEST_P(KernelNetns, UnknownKeyIsStampedWithTheTaskThatCalledConnect) {
   int pair[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);

@@ -365,13 +365,16 @@ TEST(NftBatch, MarkBitRuleTestsTheOneBitBeforeTheQueueRuleInBothQueueEncodings) 
     ASSERT_TRUE(batch) << batch.error().message;
     auto messages = messagesOf(*batch);
     auto rules = rulesOf(messages);
-    ASSERT_EQ(rules.size(), 5U);
+    ASSERT_EQ(rules.size(), 6U);
 
-    // meta mark & 0x00100000 == 0x00100000 counter accept:
-    //   meta load mark => reg 1; bitwise reg 1 = (reg 1 & BIT) ^ 0; cmp eq reg 1 BIT
-    const auto e = exprsOf(rules[3].get());
-    ASSERT_EQ(namesOf(rules[3].get()),
-              (std::vector<std::string>{"meta", "bitwise", "cmp", "counter", "immediate"}));
+    // meta mark & 0x00100000 == 0x00100000 counter ct event set 0x0 accept:
+    //   meta load mark => reg 1; bitwise reg 1 = (reg 1 & BIT) ^ 0; cmp eq reg 1 BIT;
+    //   counter; immediate reg 1 0; ct set event with reg 1; immediate reg 0 accept
+    // Second, right after established traffic.
+    const auto e = exprsOf(rules[1].get());
+    ASSERT_EQ(namesOf(rules[1].get()),
+              (std::vector<std::string>{"meta", "bitwise", "cmp", "counter", "immediate", "ct",
+                                        "immediate"}));
     EXPECT_EQ(nftnl_expr_get_u32(e[0], NFTNL_EXPR_META_KEY), NFT_META_MARK);
     EXPECT_EQ(nftnl_expr_get_u32(e[0], NFTNL_EXPR_META_DREG), NFT_REG_1);
     EXPECT_EQ(nftnl_expr_get_u32(e[1], NFTNL_EXPR_BITWISE_SREG), NFT_REG_1);
@@ -382,13 +385,20 @@ TEST(NftBatch, MarkBitRuleTestsTheOneBitBeforeTheQueueRuleInBothQueueEncodings) 
     EXPECT_EQ(nftnl_expr_get_u32(e[2], NFTNL_EXPR_CMP_SREG), NFT_REG_1);
     EXPECT_EQ(nftnl_expr_get_u32(e[2], NFTNL_EXPR_CMP_OP), static_cast<std::uint32_t>(NFT_CMP_EQ));
     EXPECT_EQ(dataOf(e[2], NFTNL_EXPR_CMP_DATA), bytesOf(kBit));
-    EXPECT_EQ(nftnl_expr_get_u32(e[4], NFTNL_EXPR_IMM_VERDICT),
+    EXPECT_EQ(nftnl_expr_get_u32(e[4], NFTNL_EXPR_IMM_DREG), NFT_REG_1);
+    EXPECT_EQ(dataOf(e[4], NFTNL_EXPR_IMM_DATA), bytesOf(0));
+    EXPECT_EQ(nftnl_expr_get_u32(e[5], NFTNL_EXPR_CT_KEY), NFT_CT_EVENTMASK);
+    EXPECT_EQ(nftnl_expr_get_u32(e[5], NFTNL_EXPR_CT_SREG), NFT_REG_1);
+    EXPECT_EQ(nftnl_expr_get_u32(e[6], NFTNL_EXPR_IMM_VERDICT),
               static_cast<std::uint32_t>(NF_ACCEPT));
 
-    // The queue rule follows it, in the encoding asked for.
+    // The queue rule follows the verdict marks, in the encoding asked for.
     expectQueueRuleMatches(rules[4].get());
     EXPECT_EQ(nameOf(exprsOf(rules[4].get()).back()),
               backend == QueueBackend::NativeQueue ? "queue" : "target");
+    // Last, what is no mail connection: ct state new counter ct event set 0x0 (no verdict).
+    EXPECT_EQ(namesOf(rules[5].get()),
+              (std::vector<std::string>{"ct", "bitwise", "cmp", "counter", "immediate", "ct"}));
     EXPECT_EQ(batch->describe(batch->firstAcked + 9), "adding rule 4 to chain 'mail_out'");
   }
 }

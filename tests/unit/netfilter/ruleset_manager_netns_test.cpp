@@ -13,7 +13,9 @@
 #include <iostream>
 #include <string>
 #include <utility>
+#include <vector>
 
+#include "mailguard/netfilter/conntrack.hpp"
 #include "mailguard/netfilter/ruleset_manager.hpp"
 #include "netns.hpp"
 
@@ -37,8 +39,9 @@ class RulesetManagerNetns : public testing::ManagerNetns {
   // the binary directly (one namespace for all tests) works too.
   void TearDown() override {
     if (!manager_) return;
-    for (const char* name : {"mgtest_apply", "mgtest_twice", "mgtest_foreign", "mgtest_remove",
-                             "mgtest_probe", "mgtest_atomic", "mgtest_markbit"}) {
+    for (const char* name :
+         {"mgtest_apply", "mgtest_twice", "mgtest_foreign", "mgtest_remove", "mgtest_probe",
+          "mgtest_atomic", "mgtest_markbit", "mgtest_ctevents"}) {
       EXPECT_TRUE(manager_->remove(name));
     }
     (void)run("nft delete table inet other");
@@ -244,13 +247,15 @@ TEST_F(RulesetManagerNetns, MarkBitRuleAcceptsMarkedSocketsBeforeTheQueueRule) {
   auto applied = manager_->apply(table, backend_);
   ASSERT_TRUE(applied) << applied.error().message;
 
-  // nft lists the rule as toNftText renders it, after the verdict marks.
+  // nft lists the rule as toNftText renders it, first after established traffic: the
+  // approved SYN meets no other rule.
   const auto listed = run("nft -s list chain inet mgtest_markbit mail_out");
   ASSERT_EQ(listed.status, 0) << listed.out;
-  const std::string rule = "meta mark & 0x00100000 == 0x00100000 counter accept";
+  const std::string rule = "meta mark & 0x00100000 == 0x00100000 counter ct event set 0x0 accept";
   const auto markAt = listed.out.find(rule);
   ASSERT_NE(markAt, std::string::npos) << listed.out;
-  EXPECT_LT(listed.out.find("meta mark 0x6d670002 counter accept"), markAt) << listed.out;
+  EXPECT_LT(listed.out.find("ct state established,related counter accept"), markAt) << listed.out;
+  EXPECT_GT(listed.out.find("meta mark 0x6d670002 counter accept"), markAt) << listed.out;
   EXPECT_NE(rules::toNftText(table).find("\t\t" + rule + "\n"), std::string::npos);
   // ... and, in the kernel's own expressions, before the queue (nft 1.0.6 prints no
   // action for the xtables-compat target, so the order is checked here).
@@ -284,6 +289,66 @@ TEST_F(RulesetManagerNetns, MarkBitRuleAcceptsMarkedSocketsBeforeTheQueueRule) {
   EXPECT_NE(lineWith(counted.out, "tcp dport @mail_ports").find("counter packets 1 "),
             std::string::npos)
       << counted.out;
+}
+
+// guardd's conntrack socket hears only of the connections it follows: those its queue
+// verdict let through (kMarkAllow). A connection to another port, and one the BPF hook
+// approved (its outcome is not followed), are silenced by the table (`ct event set 0x0`),
+// so they never wake guardd.
+TEST_F(RulesetManagerNetns, ConntrackReportsOnlyMailConnectionsLetThroughTheQueue) {
+  constexpr std::uint32_t kBit = 0x00100000;
+  rules::Settings settings;
+  settings.mailPorts = {25};
+  settings.queueNumber = 12;
+  const rules::Table table =
+      rules::buildRuleset(settings, "mgtest_ctevents", rules::FirewallState{}, kBit);
+  auto applied = manager_->apply(table, backend_);
+  ASSERT_TRUE(applied) << applied.error().message;
+  const auto listed = run("nft -s list chain inet mgtest_ctevents mail_out");
+  EXPECT_NE(listed.out.find("\t\tct state new counter ct event set 0x0\n\t}"), std::string::npos)
+      << "the last rule of mail_out\n"
+      << listed.out;
+
+  auto events = ConntrackSocket::open();
+  ASSERT_TRUE(events) << events.error().message;
+  std::vector<Socket> servers;
+  for (const std::uint16_t port : {std::uint16_t{25}, std::uint16_t{8080}}) {
+    servers.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const sockaddr_in at = loopback(port);
+    ASSERT_EQ(::bind(servers.back().get(), reinterpret_cast<const sockaddr*>(&at), sizeof(at)), 0);
+    ASSERT_EQ(::listen(servers.back().get(), 8), 0);
+  }
+  auto localPort = [](const Socket& s) {
+    sockaddr_in a{};
+    socklen_t len = sizeof(a);
+    ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    return ntohs(a.sin_port);
+  };
+  // In this order: the kernel sends a connection's events while it handles its packets,
+  // so once the last one's are read, the others' would have been read before them.
+  const Socket other = connectMarked(8080, 0);
+  const Socket kernelApproved = connectMarked(25, kBit);
+  const Socket allowed = connectMarked(25, rules::kMarkAllow);  // guardd's queue verdict
+  for (const Socket* s : {&other, &kernelApproved, &allowed}) ASSERT_TRUE(connects(*s, 5000));
+
+  std::vector<ConntrackEvent> seen;
+  bool allowedEstablished = false;
+  for (int round = 0; round < 50 && !allowedEstablished; ++round) {
+    pollfd p{events.value()->fd(), POLLIN, 0};
+    (void)::poll(&p, 1, 100);
+    ASSERT_TRUE(events.value()->receive([&](const ConntrackEvent& e) {
+      seen.push_back(e);
+      if (e.kind == ConntrackEvent::Kind::Established && e.tuple.srcPort == localPort(allowed)) {
+        allowedEstablished = true;
+      }
+    }));
+  }
+  EXPECT_TRUE(allowedEstablished) << "no ESTABLISHED event for the connection guardd let through";
+  for (const auto& e : seen) {
+    EXPECT_NE(e.tuple.dstPort, 8080) << "an event about a connection to port 8080";
+    EXPECT_NE(e.tuple.srcPort, localPort(kernelApproved))
+        << "an event about a connection the kernel approved";
+  }
 }
 
 }  // namespace

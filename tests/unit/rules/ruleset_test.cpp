@@ -44,7 +44,7 @@ TEST(BuildRuleset, HasOneOutputChainThatAcceptsByDefault) {
   EXPECT_EQ(c.hook, Hook::Output);
   EXPECT_EQ(c.priority, 0);
   EXPECT_FALSE(c.policyDrop);
-  ASSERT_EQ(c.rules.size(), 4u);
+  ASSERT_EQ(c.rules.size(), 5u);
   for (const Rule& r : c.rules) EXPECT_TRUE(r.counter);
 }
 
@@ -89,19 +89,41 @@ TEST(BuildRuleset, HasNoMarkBitRuleWithoutKernelIdentity) {
   }
 }
 
-TEST(BuildRuleset, AcceptsTheKernelApprovedMarkBitBeforeTheQueueRule) {
+TEST(BuildRuleset, AcceptsTheKernelApprovedMarkBitRightAfterEstablishedTraffic) {
   const Table t = buildRuleset(Settings{}, kTableName, FirewallState{}, 0x00100000);
   const auto& rules = t.chains[0].rules;
-  ASSERT_EQ(rules.size(), 5u);
-  // After established and the two verdict marks, so guardd's verdicts still win.
+  ASSERT_EQ(rules.size(), 6u);
+  // The approved SYN meets one rule before its own; the verdict marks never carry the
+  // bit, so the order between them does not matter.
   EXPECT_THAT(kinds(rules[0]), ElementsAre(K::CtStateEstablishedRelated));
-  EXPECT_EQ(rules[1].matches[0].value, kMarkReject);
-  EXPECT_EQ(rules[2].matches[0].value, kMarkAllow);
-  EXPECT_THAT(kinds(rules[3]), ElementsAre(K::MarkBitSet));
-  EXPECT_EQ(rules[3].matches[0].value, 0x00100000u);
-  EXPECT_EQ(rules[3].action.kind, Action::Kind::Accept);
-  EXPECT_TRUE(rules[3].counter);
+  EXPECT_THAT(kinds(rules[1]), ElementsAre(K::MarkBitSet));
+  EXPECT_EQ(rules[1].matches[0].value, 0x00100000u);
+  EXPECT_EQ(rules[1].action.kind, Action::Kind::Accept);
+  EXPECT_TRUE(rules[1].counter);
+  // guardd does not follow its outcome: no conntrack events about it.
+  EXPECT_EQ(rules[1].ctEventMask, std::optional<std::uint32_t>(0));
+  EXPECT_EQ(rules[2].matches[0].value, kMarkReject);
+  EXPECT_EQ(rules[3].matches[0].value, kMarkAllow);
   EXPECT_EQ(rules[4].action.kind, Action::Kind::Queue);
+}
+
+TEST(BuildRuleset, SilencesConntrackEventsOfWhatIsNoMailConnection) {
+  for (const std::uint32_t bit : {0U, 0x80U}) {
+    const Table t = buildRuleset(Settings{}, kTableName, FirewallState{}, bit);
+    const Rule& last = t.chains[0].rules.back();
+    EXPECT_THAT(kinds(last), ElementsAre(K::CtStateNew));
+    EXPECT_EQ(last.ctEventMask, std::optional<std::uint32_t>(0));
+    EXPECT_EQ(last.action.kind, Action::Kind::Continue);
+    // Nothing guardd follows is silenced: the queue verdict's allow keeps its events.
+    for (const Rule& r : t.chains[0].rules) {
+      if (!r.matches.empty() && r.matches[0].kind == K::MarkEquals) {
+        EXPECT_FALSE(r.ctEventMask);
+      }
+      if (r.action.kind == Action::Kind::Queue) {
+        EXPECT_FALSE(r.ctEventMask);
+      }
+    }
+  }
 }
 
 TEST(BuildRuleset, KeepsTheMarkBitRuleWithTheHostFirewall) {
@@ -109,17 +131,17 @@ TEST(BuildRuleset, KeepsTheMarkBitRuleWithTheHostFirewall) {
   fw.enabled = true;
   const Table t = buildRuleset(Settings{}, kTableName, fw, 0x80);
   ASSERT_EQ(t.chains.size(), 2u);
-  EXPECT_THAT(kinds(t.chains[0].rules[3]), ElementsAre(K::MarkBitSet));
-  EXPECT_EQ(t.chains[0].rules[3].matches[0].value, 0x80u);
+  EXPECT_THAT(kinds(t.chains[0].rules[1]), ElementsAre(K::MarkBitSet));
+  EXPECT_EQ(t.chains[0].rules[1].matches[0].value, 0x80u);
 }
 
 TEST(ToNftText, RendersTheMarkBitRuleAsNftListsIt) {
   // Captured from `nft -s list table` (nft 1.0.6) after `nft -f` of this rule.
   const std::string text =
       toNftText(buildRuleset(Settings{}, kTableName, FirewallState{}, 0x00100000));
-  EXPECT_NE(text.find("\t\tmeta mark 0x6d670002 counter accept\n"
-                      "\t\tmeta mark & 0x00100000 == 0x00100000 counter accept\n"
-                      "\t\tct state new tcp dport @mail_ports counter queue num 4025\n"),
+  EXPECT_NE(text.find("\t\tct state established,related counter accept\n"
+                      "\t\tmeta mark & 0x00100000 == 0x00100000 counter ct event set 0x0 accept\n"
+                      "\t\tmeta mark 0x6d670001 meta l4proto tcp counter reject with tcp reset\n"),
             std::string::npos)
       << text;
 }
@@ -140,6 +162,7 @@ TEST(ToNftText, RendersTheTableAsNftListsIt) {
       "\t\tmeta mark 0x6d670001 meta l4proto tcp counter reject with tcp reset\n"
       "\t\tmeta mark 0x6d670002 counter accept\n"
       "\t\tct state new tcp dport @mail_ports counter queue num 4025\n"
+      "\t\tct state new counter ct event set 0x0\n"
       "\t}\n"
       "}\n";
   EXPECT_EQ(toNftText(buildRuleset(Settings{})), expected);

@@ -2,6 +2,7 @@
 // The `inet mailguard` table as plain data (DESIGN.md "Kernel ruleset"). guardd's
 // netfilter layer turns it into netlink messages; tests compare it with `nft list`.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,8 +46,9 @@ struct Match {
 };
 
 struct Action {
-  // Log is not a verdict: `log prefix "..." group N`, then the next rule.
-  enum class Kind { Accept, Drop, RejectTcpReset, Queue, Log };
+  // Log is not a verdict: `log prefix "..." group N`, then the next rule. Continue is no
+  // action at all: the rule's statements (counter, ct event set), then the next rule.
+  enum class Kind { Accept, Drop, RejectTcpReset, Queue, Log, Continue };
   Kind kind;
   std::uint16_t queueNumber = 0;
   std::uint16_t logGroup = 0;  // Log: the NFLOG group
@@ -57,6 +59,11 @@ struct Rule {
   std::vector<Match> matches;
   Action action;
   bool counter = true;
+  // `ct event set MASK` (after the counter, before the action): the conntrack events the
+  // kernel may report about this packet's connection (nf_conntrack_ecache's ctmask, bits
+  // 1 << enum ip_conntrack_events; 0: none). Effective while the connection is still
+  // unconfirmed, i.e. on its first packet in the hook it first passes.
+  std::optional<std::uint32_t> ctEventMask{};
 };
 
 enum class Hook { Output, Input };
@@ -94,10 +101,15 @@ inline constexpr const char* kTableName = "mailguard";
 //   set mail_ports { type inet_service; elements = { 25, 465, 587, 2525 } }
 //   chain mail_out { type filter hook output priority filter; policy accept;
 //     ct state established,related counter accept
+//     meta mark & B == B counter ct event set 0x0 accept   (only when acceptMarkBit B != 0)
 //     meta mark 0x6d670001 meta l4proto tcp counter reject with tcp reset
 //     meta mark 0x6d670002 counter accept
-//     meta mark & B == B counter accept                    (only when acceptMarkBit B != 0)
-//     meta l4proto tcp ct state new tcp dport @mail_ports counter queue num N }
+//     meta l4proto tcp ct state new tcp dport @mail_ports counter queue num N
+//     ct state new counter ct event set 0x0 }
+// `ct event set 0x0` silences conntrack's events about a connection: guardd listens to
+// them (UPDATE and DESTROY) only for the outcomes of the mail connections it let through
+// the queue, and every other connection would wake it several times (see
+// kConntrackEventsOff in ruleset.cpp).
 // acceptMarkBit is the socket-mark bit guardd's BPF connect hook ORs into the mark of a
 // socket whose caller it approved at connect() time; 0 (the /proc attribution path)
 // leaves the rule out. The rule tests that bit only, so other bits set by VPNs or

@@ -94,9 +94,14 @@ struct Destination {
   friend bool operator==(const Destination&, const Destination&) = default;
 };
 
+// An approved connect wakes the reader only when no approved connect did in this long
+// (MG_APPROVED_WAKE_NS): the rest of a burst are read with the next wake-up or on the
+// refusal timer's tick.
+inline constexpr std::chrono::milliseconds kApprovedWakeInterval{50};
+
 // One connect() to a mail port, as the hook saw it (every one: approved, denied, queued; a
 // queued one wakes no reader, its SYN reaches guardd's queue: it is read with the next event
-// or on the refusal timer's tick),
+// or on the refusal timer's tick; approved ones wake it at most every kApprovedWakeInterval),
 // or a count of refusals (decision Denied, cookie 0): the refusals of one program by one
 // user in one interval after its first (which came as an event of its own), `task` the
 // latest one (its tgid and ppid; the rest of the stamp is not kept per refusal), family/
@@ -145,10 +150,11 @@ struct SmtpSegment {
 };
 
 struct KernelStats {
-  std::uint64_t eventsLost = 0;  // ring buffer full: connects not reported (never blocked)
-  std::uint64_t dnsLost = 0;     // DNS tap's ring buffer full: packets not copied (never held)
-  std::uint64_t smtpLost = 0;    // reply tap's ring buffer full: segments not copied
-  std::uint64_t mapBytes = 0;    // memory of the BPF maps, as the kernel accounts it
+  std::uint64_t eventsLost = 0;       // ring buffer full: connects not reported (never blocked)
+  std::uint64_t dnsLost = 0;          // DNS tap's ring buffer full: packets not copied (never held)
+  std::uint64_t smtpLost = 0;         // reply tap's ring buffer full: segments not copied
+  std::uint64_t approvedWakeups = 0;  // approved connects whose event woke the reader
+  std::uint64_t mapBytes = 0;         // memory of the BPF maps, as the kernel accounts it
 };
 
 class KernelIdentity {
