@@ -6,6 +6,7 @@ session that says STARTTLS stops being read: nothing after the go-ahead is count
 BPF programs attach to a cgroup this test mounts, holding only the scripts it runs."""
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -25,10 +26,13 @@ SINK_ADDRESS = "127.0.0.25"
 # containing "listed" a Spamhaus rejection, others 250. STARTTLS is answered 220 and the
 # session goes on in plaintext (a real server would start TLS).
 SINK = r'''
-import socketserver, sys
+import os, socketserver, sys, time
 class H(socketserver.StreamRequestHandler):
     def handle(self):
         w = lambda s: (self.wfile.write(s.encode()), self.wfile.flush())
+        # With a second argument: the greeting waits until that file exists.
+        while len(sys.argv) > 2 and not os.path.exists(sys.argv[2]):
+            time.sleep(0.01)
         w("220 sink.test ESMTP\r\n")
         while True:
             line = self.rfile.readline()
@@ -127,8 +131,8 @@ class DirectReplies(GuarddOnBusTest):
         self.assertEqual(r.returncode, 0, r.stderr + self.guardd.log()[-2000:])
         self.assertIn("done", r.stdout)
 
-    def replies_line(self, n):
-        pattern = re.compile(rf"replies from {re.escape(SINK_ADDRESS)} to pid \d+ \((.*)\): (.*)")
+    def replies_line(self, n, server=SINK_ADDRESS):
+        pattern = re.compile(rf"replies from {re.escape(server)} to pid \d+ \((.*)\): (.*)")
         return wait_for(lambda: (lambda m: m if len(m) >= n else None)(
             pattern.findall(self.guardd.log())), 10, f"{n} replies lines in guardd's log")
 
@@ -149,6 +153,37 @@ class DirectReplies(GuarddOnBusTest):
         self.assertEqual(status["replies"]["sessions"], 2, status)
         self.assertEqual(status["replies"]["lost"], 0, status)
         self.assertEqual(len(self.replies_line(2)), 2, "one line per session")
+
+    def test_a_session_read_after_its_client_exited_is_charged_to_the_client(self):
+        """guardd reads the copied replies when it next wakes, which may be after the
+        session's client has gone (a bot's session is over in milliseconds): the replies are
+        charged to the process that connected, as attributed when its connect was allowed,
+        not lost because /proc no longer has it. guardd is stopped (SIGSTOP, our own
+        process) from the connect's verdict until the client has exited."""
+        go = os.path.join(self.dir, "greet")
+        late = "127.0.0.26"
+        sink = subprocess.Popen([sys.executable, "-c", SINK, late, go],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(terminate, sink)
+        self.start()
+        client = self.cgroup.popen(["/usr/bin/python3", self.smtp_client, late, *HARVEST])
+        self.addCleanup(terminate, client)
+        wait_for(lambda: any(a["dst"] == late and a["verdict"] == "allow"
+                             for a in self.ctl_json("attempts")), 10,
+                 "the client's connect to be allowed")
+        guardd = self.guardd.proc.pid
+        os.kill(guardd, signal.SIGSTOP)
+        try:
+            open(go, "w").close()
+            out, _ = client.communicate(timeout=20)
+            self.assertIn("done", out)
+        finally:
+            os.kill(guardd, signal.SIGCONT)
+        lines = self.replies_line(1, late)
+        program, counts = lines[0]
+        self.assertIn("client.py", program, self.guardd.log()[-2000:])
+        self.assertEqual(counts, "1 accepted, 2 user unknown, 1 blocklisted, 0 rejected, "
+                                 "0 deferred")
 
 
 if __name__ == "__main__":

@@ -397,8 +397,28 @@ detector::DnsEvidence Guard::Impl::dnsEvidence(const procinfo::ProcessInfo& proc
   return e;
 }
 
-// One segment a mail server sent a program on port 25. The session's process is described
-// at its first segment (the greeting: the program is waiting for it, so still there).
+// Who connected the socket a reply segment came on: as attributed when its connect was
+// allowed (the process may have exited since: a bot's session is over in milliseconds);
+// else the file the kernel approved by its key (its event may not be read yet); else, last,
+// the process the stamp names if it is still there.
+std::optional<procinfo::ProcessInfo> Guard::Impl::connectorOf(const kernel::SmtpSegment& segment) {
+  if (const auto* known = pipeline ? pipeline->connectorOf(segment.cookie) : nullptr) return *known;
+  if (fastPath) {
+    if (const auto* identity = fastPath->identityOf(segment.task.key)) {
+      procinfo::ProcessInfo p;
+      p.pid = static_cast<int>(segment.task.tgid);
+      p.ppid = static_cast<int>(segment.task.ppid);
+      p.uid = segment.task.uid;
+      p.identity = *identity;
+      return p;
+    }
+  }
+  if (auto p = resolver.describe(static_cast<int>(segment.task.tgid))) return std::move(p.value());
+  return std::nullopt;
+}
+
+// One segment a mail server sent a program on port 25. The session's connector is found at
+// its first segment (connectorOf).
 void Guard::Impl::onSmtpSegment(const kernel::SmtpSegment& segment) {
   auto it = replySessions.find(segment.cookie);
   if (it == replySessions.end()) {
@@ -417,8 +437,7 @@ void Guard::Impl::onSmtpSegment(const kernel::SmtpSegment& segment) {
     if (::inet_ntop(segment.server.family, segment.server.addr.data(), text.data(),
                     static_cast<socklen_t>(text.size())) != nullptr)
       fresh.server = text.data();
-    if (auto p = resolver.describe(static_cast<int>(segment.task.tgid)))
-      fresh.process = std::move(p.value());
+    fresh.process = connectorOf(segment);
     it = replySessions.emplace(segment.cookie, std::move(fresh)).first;
   }
   auto& session = it->second;

@@ -100,6 +100,7 @@ struct Guard::Impl {
   std::deque<std::uint64_t> endedReplyOrder;
   void onSmtpSegment(const kernel::SmtpSegment& segment);
   void endReplySession(std::uint64_t cookie, const char* why);
+  std::optional<procinfo::ProcessInfo> connectorOf(const kernel::SmtpSegment& segment);
 
   std::unique_ptr<Detection> detection;
   std::unique_ptr<VerdictPipeline> pipeline;

@@ -298,6 +298,9 @@ void VerdictPipeline::send(std::uint32_t packetId, Verdict verdict) {
 void VerdictPipeline::record(const rules::ConnectionTuple& tuple, std::uint32_t uid,
                              const Attributed* attributed, ProgramView* program,
                              const rules::Decision& decision, bool quarantined) {
+  if (decision.verdict == Verdict::Allow && attributed != nullptr && attributed->cookie != 0) {
+    allowedSockets_.put(attributed->cookie, attributed->process);
+  }
   store::AttemptRecord attempt;
   attempt.time = s_.clock.now();
   // A connect the kernel decided has no source port yet: its address is not known either.

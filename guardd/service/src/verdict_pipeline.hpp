@@ -43,6 +43,10 @@ class VerdictPipeline {
   // without the journal has no time stamps of its own), at most this many a minute: a bot
   // that rewrites itself is a new program on every attempt.
   static constexpr int kFirstHeldLinesPerMinute = 10;
+  // Sockets allowed out, by cookie, and who connected them: a mail server's replies on one
+  // are charged to its connector even once that process has exited (a bot's session ends
+  // before guardd reads the copied replies). Beyond, the oldest is forgotten.
+  static constexpr std::size_t kMaxAllowedSockets = 4096;
 
   struct Seams {
     netfilter::PacketSource& packets;  // packets in, verdicts out
@@ -89,6 +93,12 @@ class VerdictPipeline {
 
   [[nodiscard]] const Counters& counters() const { return counters_; }
 
+  // The process that connected a socket this pipeline allowed (queued or in the kernel),
+  // as attributed at connect(); null when not known (never allowed, or forgotten).
+  [[nodiscard]] const procinfo::ProcessInfo* connectorOf(std::uint64_t cookie) const {
+    return allowedSockets_.find(cookie);
+  }
+
   // A message handed to the local MTA without TCP (mta_gate.cpp): numbered, charged to its
   // program and published like a connection attempt.
   void recordSubmission(store::AttemptRecord attempt, ProgramView* program, bool quarantined);
@@ -111,6 +121,7 @@ class VerdictPipeline {
   std::int64_t nextAttemptId_;
   // Held attempts by socket (cookie, or source address and port), and when they were held.
   BoundedMap<std::string, MonoTime> held_{kMaxHeld};
+  BoundedMap<std::uint64_t, procinfo::ProcessInfo> allowedSockets_{kMaxAllowedSockets};
   struct Parked {
     netfilter::QueuedPacket packet;
     MonoTime since;
