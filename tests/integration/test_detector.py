@@ -261,7 +261,11 @@ class Detector(GuarddOnBusTest):
         self.assertEqual({a["path"] for a in alerts}, {self.bot}, alerts)
         rows = attempts(self.state, dst="127.0.0.1", dst_port=25)
         self.assertTrue(rows)
-        self.assertEqual({r["path"] for r in rows}, {self.bot})
+        # Never the MTA. A connect the bot gave up on (its 500 ms passed while guardd, slow
+        # under a sanitizer, had not yet decided) may be read after the bot exited: that
+        # one is nobody's ("" path), as the /proc path can only record it.
+        self.assertIn(self.bot, {r["path"] for r in rows})
+        self.assertLessEqual({r["path"] for r in rows}, {self.bot, ""}, rows)
         self.assertEqual([p["path"] for p in self.ctl_json("programs")], [self.bot])
 
     def test_bulk_and_release_validate_arguments_and_name_unknown_programs(self):
