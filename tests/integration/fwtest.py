@@ -11,7 +11,7 @@ from mgtest import BUILD
 MGFW = os.path.join(BUILD, "tests", "integration", "mg-fw")
 RESPONDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smtp_responder.py")
 
-HOST4, PEER4 = "10.99.0.1", "10.99.0.2"
+HOST4, PEER4 = "198.18.99.1", "198.18.99.2"
 HOST6, PEER6 = "fd99::1", "fd99::2"
 
 
@@ -21,7 +21,8 @@ def ip(*args, check=True):
 
 class Peer:
     """A named network namespace (`ip netns add`) joined to the test's namespace by a
-    veth pair: 10.99.0.1/24 + fd99::1/64 here, .2 there. Removed by the test."""
+    veth pair: 198.18.99.1/24 + fd99::1/64 here, .2 there (test veths carry only
+    169.254/16 or 198.18/15 addresses). Removed by the test."""
 
     def __init__(self, test):
         self.name = f"mgtest-peer-{os.getpid()}"

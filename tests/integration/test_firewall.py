@@ -19,7 +19,7 @@ from fwtest import HOST4, HOST6, PEER4, Peer, ip, mgfw
 
 mgtest.require_private_netns()
 
-REMOTE = "203.0.113.9 50122 10.99.0.1 22"  # what sshd puts into SSH_CONNECTION
+REMOTE = "203.0.113.9 50122 198.18.99.1 22"  # what sshd puts into SSH_CONNECTION
 
 
 class Firewall(unittest.TestCase):
@@ -58,7 +58,7 @@ class Firewall(unittest.TestCase):
             self.assertEqual(s.recv(5), b"hello")
 
         # Local subnets only.
-        d.ctl("firewall", "local-subnets", "10.99.0.0/24", "fd99::/64")
+        d.ctl("firewall", "local-subnets", "198.18.99.0/24", "fd99::/64")
         d.ctl("firewall", "allow", "8080/tcp", "--local")
         self.assertTrue(peer.connect(HOST4, 8080), "the peer is in the local subnet")
         d.ctl("firewall", "local-subnets", "192.168.0.0/16")
@@ -199,7 +199,7 @@ class Firewall(unittest.TestCase):
 
         # An SSH server on another port: SSH_CONNECTION says which one.
         d.ctl("firewall", "disable")
-        r = d.ctl("firewall", "enable", ok=False, env=d.env(SSH_CONNECTION="203.0.113.9 5 10.99.0.1 2222"))
+        r = d.ctl("firewall", "enable", ok=False, env=d.env(SSH_CONNECTION="203.0.113.9 5 198.18.99.1 2222"))
         self.assertIn("port 2222", r.stderr)
 
     def test_firewall_changes_need_authorization_but_status_is_open(self):
