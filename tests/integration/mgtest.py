@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,22 @@ def wait_for(condition, timeout, what, interval=0.02):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def dns_answers(port, name, qtype):
+    """True once a DNS server on 127.0.0.1:port answers a query for `name` of type
+    `qtype` (1 A, 16 TXT): a test's dnsmasq is ready."""
+    query = struct.pack(">HHHHHH", 0x4d47, 0x0100, 1, 0, 0, 0)
+    query += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    query += struct.pack(">HH", qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        try:
+            s.sendto(query, ("127.0.0.1", port))
+            reply, _ = s.recvfrom(4096)
+        except OSError:
+            return False
+    return reply[:2] == query[:2]
 
 
 def terminate(proc, timeout=10):

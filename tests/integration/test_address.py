@@ -22,7 +22,6 @@ import os
 import shutil
 import socket
 import ssl
-import struct
 import subprocess
 import threading
 import unittest
@@ -30,7 +29,7 @@ import unittest
 import mgtest
 from busfixture import GuarddOnBusTest
 from fwtest import ip
-from mgtest import terminate, wait_for
+from mgtest import dns_answers, terminate, wait_for
 
 CTEST_LABEL = "dbus"
 mgtest.require_private_netns()
@@ -57,21 +56,6 @@ def natpmp_answers(host):
         except OSError:
             return False
     return len(reply) >= 8 and reply[1] == 128
-
-
-def dns_answers(port):
-    """True once a DNS server on 127.0.0.1:port answers an A query for myip.test."""
-    query = struct.pack(">HHHHHH", 0x4d47, 0x0100, 1, 0, 0, 0)
-    query += b"".join(bytes([len(p)]) + p for p in (b"myip", b"test")) + b"\0"
-    query += struct.pack(">HH", 1, 1)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.2)
-        try:
-            s.sendto(query, ("127.0.0.1", port))
-            reply, _ = s.recvfrom(4096)
-        except OSError:
-            return False
-    return reply[:2] == query[:2]
 
 
 class Router:
@@ -170,7 +154,7 @@ class PublicAddressSources(GuarddOnBusTest):
              f"--host-record={MYIP_NAME},{DNS_ADDRESS}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.addCleanup(terminate, proc)
-        wait_for(lambda: dns_answers(DNS_PORT), 10, "dnsmasq to answer")
+        wait_for(lambda: dns_answers(DNS_PORT, "myip.test", 1), 10, "dnsmasq to answer")
 
     def configure(self, sources, url="", ca_file=""):
         path = os.path.join(self.dir, "guardd.conf")

@@ -5,14 +5,12 @@ private bus is pointed at it ([outside] nameserver), and `guardctl --json outsid
 reads the result. Nothing outside the namespace is ever asked."""
 import os
 import shutil
-import socket
-import struct
 import subprocess
 import unittest
 
 import mgtest
 from busfixture import GuarddOnBusTest
-from mgtest import CONNECT, connect, copy_program, wait_for
+from mgtest import CONNECT, connect, copy_program, dns_answers, wait_for
 
 CTEST_LABEL = "dbus"
 mgtest.require_private_netns()
@@ -39,21 +37,6 @@ RECORDS = [
 ]
 
 
-def dns_answers(port):
-    """True once a DNS server on 127.0.0.1:port answers a TXT query for good.test."""
-    query = struct.pack(">HHHHHH", 0x4d47, 0x0100, 1, 0, 0, 0)
-    query += b"".join(bytes([len(p)]) + p for p in (b"good", b"test")) + b"\0"
-    query += struct.pack(">HH", 16, 1)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.2)
-        try:
-            s.sendto(query, ("127.0.0.1", port))
-            reply, _ = s.recvfrom(4096)
-        except OSError:
-            return False
-    return reply[:2] == query[:2]
-
-
 @unittest.skipUnless(os.path.exists(DNSMASQ), "dnsmasq is not installed (install/deps.sh --test)")
 class Outside(GuarddOnBusTest):
     def setUp(self):
@@ -69,7 +52,7 @@ class Outside(GuarddOnBusTest):
             proc.terminate()
             proc.wait(10)
         self.addCleanup(stop)
-        wait_for(lambda: dns_answers(PORT), 10, "dnsmasq to answer")
+        wait_for(lambda: dns_answers(PORT, "good.test", 16), 10, "dnsmasq to answer")
 
     def configure(self, blocklists, domains=()):
         path = os.path.join(self.dir, "guardd.conf")

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import mgtest  # noqa: E402
 import test_outside  # noqa: E402
 from busfixture import GUARDCTL, GuarddOnBusTest  # noqa: E402
-from mgtest import wait_for  # noqa: E402
+from mgtest import dns_answers, wait_for  # noqa: E402
 from test_dashboard import GUARD_TUI, Tmux  # noqa: E402
 
 mgtest.require_private_netns()
@@ -43,7 +43,8 @@ class DashboardOutside(GuarddOnBusTest):
             proc.terminate()
             proc.wait(10)
         self.addCleanup(stop)
-        wait_for(lambda: test_outside.dns_answers(test_outside.PORT), 10, "dnsmasq to answer")
+        wait_for(lambda: dns_answers(test_outside.PORT, "good.test", 16), 10,
+                 "dnsmasq to answer")
 
     def test_outside_screen_runs_the_check_and_shows_the_listing_and_the_finding(self):
         self.configure(["zen.test-bl.test", "clean.test-bl.test"], ["plusall.test"])
