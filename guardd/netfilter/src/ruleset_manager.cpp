@@ -15,11 +15,23 @@ namespace mailguard::netfilter {
 
 struct RulesetManager::Impl {
   NftTransport transport;
+  // This kernel refused `ct event set` (built without CONFIG_NF_CONNTRACK_EVENTS): every
+  // table goes without it from then on.
+  bool noConntrackEvents = false;
 };
 
 namespace {
 
 std::string tableLabel(const std::string& name) { return "inet " + name; }
+
+bool setsConntrackEvents(const rules::Table& table) {
+  for (const auto& chain : table.chains) {
+    for (const auto& rule : chain.rules) {
+      if (rule.ctEventMask) return true;
+    }
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -73,6 +85,30 @@ Result<QueueBackend> RulesetManager::probeQueueBackend() {
 }
 
 Result<void> RulesetManager::apply(const rules::Table& table, QueueBackend backend) {
+  if (impl_->noConntrackEvents && setsConntrackEvents(table)) {
+    return applyOnce(withoutConntrackEvents(table), backend);
+  }
+  auto applied = applyOnce(table, backend);
+  // `ct event set` only saves wake-ups (guardd's conntrack socket hears less): a kernel
+  // without conntrack events has none to save, and enforcing matters more.
+  if (!applied && applied.error().sysErrno == EOPNOTSUPP && setsConntrackEvents(table)) {
+    auto plain = applyOnce(withoutConntrackEvents(table), backend);
+    if (plain) impl_->noConntrackEvents = true;
+    return plain;
+  }
+  return applied;
+}
+
+bool RulesetManager::conntrackEventsRefused() const { return impl_->noConntrackEvents; }
+
+rules::Table withoutConntrackEvents(rules::Table table) {
+  for (auto& chain : table.chains) {
+    for (auto& rule : chain.rules) rule.ctEventMask.reset();
+  }
+  return table;
+}
+
+Result<void> RulesetManager::applyOnce(const rules::Table& table, QueueBackend backend) {
   const std::string object = tableLabel(table.name);
   auto batch = buildApplyBatch(table, backend, impl_->transport.nextSeq());
   if (!batch) {

@@ -304,6 +304,11 @@ Result<void> Guard::Impl::start() {
   log::info("enforcing: table 'inet " + options.tableName + "' in place, queue " +
             std::to_string(options.settings.queueNumber) + ", backend " +
             std::string(netfilter::toString(backend)));
+  if (nft->conntrackEventsRefused()) {
+    log::warning(
+        "this kernel has no conntrack events (CONFIG_NF_CONNTRACK_EVENTS): the table "
+        "goes without 'ct event set', which only spares guardd wake-ups");
+  }
 
   loop.every(kRulesCheckEvery, [this] { reloadRulesIfChanged(); });
   loop.every(kPressureCheckEvery, [this] {

@@ -41,7 +41,7 @@ class RulesetManagerNetns : public testing::ManagerNetns {
     if (!manager_) return;
     for (const char* name :
          {"mgtest_apply", "mgtest_twice", "mgtest_foreign", "mgtest_remove", "mgtest_probe",
-          "mgtest_atomic", "mgtest_markbit", "mgtest_ctevents"}) {
+          "mgtest_atomic", "mgtest_markbit", "mgtest_ctevents", "mgtest_noevents"}) {
       EXPECT_TRUE(manager_->remove(name));
     }
     (void)run("nft delete table inet other");
@@ -349,6 +349,39 @@ TEST_F(RulesetManagerNetns, ConntrackReportsOnlyMailConnectionsLetThroughTheQueu
     EXPECT_NE(e.tuple.srcPort, localPort(kernelApproved))
         << "an event about a connection the kernel approved";
   }
+}
+
+// A kernel without conntrack events refuses `ct event set` (EOPNOTSUPP), and the table goes
+// without it. That kernel is not this one: here the masks are applied (nothing refused),
+// and the table without them is the same table less exactly those two statements.
+TEST_F(RulesetManagerNetns, WithoutConntrackEventsIsTheSameTableLessItsEventMasks) {
+  rules::Settings settings;
+  settings.mailPorts = {25, 587};
+  const rules::Table table =
+      rules::buildRuleset(settings, "mgtest_noevents", rules::FirewallState{}, 0x00100000);
+  const std::string full = rules::toNftText(table);
+  ASSERT_NE(full.find("ct event set 0x0"), std::string::npos) << full;
+
+  const rules::Table plain = withoutConntrackEvents(table);
+  const std::string text = rules::toNftText(plain);
+  EXPECT_EQ(text.find("ct event set"), std::string::npos) << text;
+  std::string expected = full;
+  const std::string mask = " ct event set 0x0";
+  for (std::size_t at; (at = expected.find(mask)) != std::string::npos;) {
+    expected.erase(at, mask.size());
+  }
+  EXPECT_EQ(text, expected);
+
+  auto applied = manager_->apply(table, backend_);
+  ASSERT_TRUE(applied) << applied.error().message;
+  EXPECT_FALSE(manager_->conntrackEventsRefused());
+  EXPECT_NE(run("nft list chain inet mgtest_noevents mail_out").out.find("ct event set"),
+            std::string::npos);
+  applied = manager_->apply(plain, backend_);
+  ASSERT_TRUE(applied) << applied.error().message;
+  const auto listed = run("nft list chain inet mgtest_noevents mail_out");
+  EXPECT_EQ(listed.out.find("ct event set"), std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find("tcp dport @mail_ports"), std::string::npos) << listed.out;
 }
 
 }  // namespace

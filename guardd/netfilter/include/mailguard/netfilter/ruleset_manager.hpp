@@ -29,7 +29,11 @@ class RulesetManager {
   // Replaces the table atomically: one batch that adds the table, deletes it (and
   // so everything in it), and adds it again with sets, chains and rules. Either the
   // whole new table is in place afterwards or the old one is untouched.
+  // A kernel built without conntrack events refuses the table's `ct event set`
+  // (EOPNOTSUPP): the table is applied without it, now and from then on.
   Result<void> apply(const rules::Table& table, QueueBackend backend);
+  // True once this kernel refused `ct event set` (guardd says so at start-up).
+  [[nodiscard]] bool conntrackEventsRefused() const;
 
   // Deletes the table; absent already is success.
   Result<void> remove(const std::string& tableName);
@@ -49,7 +53,12 @@ class RulesetManager {
  private:
   struct Impl;
   explicit RulesetManager(std::unique_ptr<Impl> impl);
+  Result<void> applyOnce(const rules::Table& table, QueueBackend backend);
   std::unique_ptr<Impl> impl_;
 };
+
+// `table` without its rules' conntrack event masks (what a kernel without conntrack
+// events accepts).
+rules::Table withoutConntrackEvents(rules::Table table);
 
 }  // namespace mailguard::netfilter
