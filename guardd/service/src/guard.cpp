@@ -1000,9 +1000,11 @@ Result<std::vector<store::AttemptRecord>> Guard::attempts(const store::AttemptQu
 }
 
 Result<std::vector<store::AlertRecord>> Guard::alerts(std::uint32_t limit) {
+  // Unwritten first: one written in between is then in the store, and never in neither.
+  const auto unwritten = impl_->alerts->unwritten();
   auto stored = impl_->reader->alerts(limit);
   if (!stored) return stored;
-  return withUnwritten(std::move(*stored), impl_->alerts->unwritten(), limit);
+  return withUnwritten(std::move(*stored), unwritten, limit);
 }
 
 void Guard::approve(const ProgramRef& ref, Done<ProgramView> done, ApproveOptions options) {
