@@ -201,9 +201,12 @@ void maskArgs(std::vector<std::string>& args, std::string_view client) {
     if (!clientOption(client, arg, next) && arg.size() > 1 && arg[0] == '-') {
       // "--auth-password X", "-password X": the value follows; "--passwordeval=echo x":
       // the rest of the argument, blanks and all.
+      // Only a name an option can have: masking a URL's password in an argument such as
+      // "-e; smtp://u:p=x@secret" removes the '=', and a name running to "@secret" must
+      // not then make the next argument a password (masking twice must change nothing).
       const auto eq = arg.find('=');
       const auto name = std::string_view(arg).substr(0, eq);
-      if (namesSecret(name)) {
+      if (std::all_of(name.begin(), name.end(), isKeyChar) && namesSecret(name)) {
         if (eq == std::string::npos) {
           next = {true, Part::Whole};
         } else {

@@ -120,6 +120,19 @@ TEST(MaskSecrets, MaskingAKeyValueThatEndsAnUrlIsIdempotent) {
   EXPECT_EQ(once[1].find("x/bi"), std::string::npos) << once[1];
 }
 
+// Found by fuzz_secrets: masking the URL's password took the '=' with it, and the rest,
+// up to "@secret", was then read as an option's name naming a password: a second masking
+// masked the next argument, which the first had left alone.
+TEST(MaskSecrets, AnArgumentThatIsNoOptionNameNamesNoPasswordForTheNext) {
+  const std::vector<std::string> argv{"mutt", "-e; smsp://u:p=smtp:):pju@secret", "next"};
+  const auto once = maskSecrets(argv);
+  EXPECT_EQ(once[1], "-e; smsp://u:***@secret");
+  EXPECT_EQ(once[2], "next");
+  EXPECT_EQ(maskSecrets(once), once);
+  // A real option still names the next argument a password.
+  EXPECT_EQ(maskSecrets({"x", "--smtp-pass@work", "s3cret"})[2], kMaskedSecret);
+}
+
 TEST(MayReadCommandLine, OnlyRootAndTheUserWhoRanIt) {
   EXPECT_TRUE(mayReadCommandLine(0, 1000));
   EXPECT_TRUE(mayReadCommandLine(1000, 1000));
