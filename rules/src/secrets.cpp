@@ -256,8 +256,15 @@ bool mayReadCommandLine(std::uint32_t callerUid, std::uint32_t programUid) {
 }
 
 std::vector<std::string> maskSecrets(std::vector<std::string> argv) {
-  const auto client = clientOf(argv);
-  maskArgs(argv, client);
+  // A mask can change what the rest means: a masked program name ("m_pass=x/curl") is
+  // another client, whose options read otherwise. So masking goes on until nothing
+  // changes, and masking what is masked changes nothing (a few rounds; the bound keeps a
+  // hostile command line cheap).
+  for (int round = 0; round < 8; ++round) {
+    const auto before = argv;
+    maskArgs(argv, clientOf(argv));
+    if (argv == before) break;
+  }
   return argv;
 }
 

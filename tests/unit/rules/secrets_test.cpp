@@ -133,6 +133,22 @@ TEST(MaskSecrets, AnArgumentThatIsNoOptionNameNamesNoPasswordForTheNext) {
   EXPECT_EQ(maskSecrets({"x", "--smtp-pass@work", "s3cret"})[2], kMaskedSecret);
 }
 
+// Found by fuzz_secrets: a program named "m_pass=x/curl" had its name masked, so a second
+// masking no longer took it for curl and read its options otherwise. Masking now goes on
+// until nothing changes.
+TEST(MaskSecrets, AMaskedProgramNameIsMaskedToTheEnd) {
+  const std::vector<std::string> argv{"m_pass=x/curl", "-uu-xpm_pass=x;", "y"};
+  const auto once = maskSecrets(argv);
+  EXPECT_EQ(once[0], "m_pass=***");
+  EXPECT_EQ(maskSecrets(once), once);
+  const auto line = maskCommandLine("m_pass=x/curl -uu-xpm_pass=x; y");
+  EXPECT_EQ(maskCommandLine(line), line);
+  // "java - --pass-ava - ...": masking the "-" after a password option changes which
+  // argument java runs.
+  const auto java = maskCommandLine("java - --pass-ava - --pass-thr-spypy thr-spypy -HHHHy   p-");
+  EXPECT_EQ(maskCommandLine(java), java);
+}
+
 TEST(MayReadCommandLine, OnlyRootAndTheUserWhoRanIt) {
   EXPECT_TRUE(mayReadCommandLine(0, 1000));
   EXPECT_TRUE(mayReadCommandLine(1000, 1000));
