@@ -999,12 +999,16 @@ Result<std::vector<store::AttemptRecord>> Guard::attempts(const store::AttemptQu
   return impl_->reader->attempts(q);
 }
 
-Result<std::vector<store::AlertRecord>> Guard::alerts(std::uint32_t limit) {
+Result<std::vector<store::AlertRecord>> Guard::Impl::listAlerts(std::uint32_t limit) {
   // Unwritten first: one written in between is then in the store, and never in neither.
-  const auto unwritten = impl_->alerts->unwritten();
-  auto stored = impl_->reader->alerts(limit);
+  const auto unwritten = alerts->unwritten();
+  auto stored = reader->alerts(limit);
   if (!stored) return stored;
   return withUnwritten(std::move(*stored), unwritten, limit);
+}
+
+Result<std::vector<store::AlertRecord>> Guard::alerts(std::uint32_t limit) {
+  return impl_->listAlerts(limit);
 }
 
 void Guard::approve(const ProgramRef& ref, Done<ProgramView> done, ApproveOptions options) {

@@ -116,6 +116,8 @@ struct Guard::Impl {
   bool enforcing = false;
 
   Result<void> start();
+  // The newest `limit` alerts: the stored ones and those raised but not yet written.
+  Result<std::vector<store::AlertRecord>> listAlerts(std::uint32_t limit);
   // What guardd's own records say about why the public address may be listed.
   outside::LocalEvidence outsideEvidence();
   Result<std::unique_ptr<kernel::KernelIdentity>> openKernelIdentity();

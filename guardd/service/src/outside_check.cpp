@@ -145,7 +145,7 @@ outside::LocalEvidence Guard::Impl::outsideEvidence() {
   const auto since = clock.now() - std::chrono::hours(24) * options.settings.outsideCauseDays;
   std::set<std::string> named;
   // The detector's hard tier is a quarantine; audit and tamper alerts carry a "kind".
-  if (auto list = reader->alerts(1000); list) {
+  if (auto list = listAlerts(1000); list) {
     for (const auto& a : *list) {
       if (a.tier != "hard" || a.time < since || a.path.empty()) continue;
       auto evidence = nlohmann::json::parse(a.evidence, nullptr, false);
