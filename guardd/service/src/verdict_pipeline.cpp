@@ -299,7 +299,13 @@ void VerdictPipeline::record(const rules::ConnectionTuple& tuple, std::uint32_t 
                              const Attributed* attributed, ProgramView* program,
                              const rules::Decision& decision, bool quarantined) {
   if (decision.verdict == Verdict::Allow && attributed != nullptr && attributed->cookie != 0) {
-    allowedSockets_.put(attributed->cookie, attributed->process);
+    // Who it is, not all /proc said: a command line may be a megabyte, times 4,096 sockets.
+    procinfo::ProcessInfo connector = attributed->process;
+    connector.cmdline.clear();
+    connector.cmdline.shrink_to_fit();
+    connector.codeLoading.clear();
+    connector.codeLoading.shrink_to_fit();
+    allowedSockets_.put(attributed->cookie, std::move(connector));
   }
   store::AttemptRecord attempt;
   attempt.time = s_.clock.now();

@@ -94,7 +94,8 @@ class VerdictPipeline {
   [[nodiscard]] const Counters& counters() const { return counters_; }
 
   // The process that connected a socket this pipeline allowed (queued or in the kernel),
-  // as attributed at connect(); null when not known (never allowed, or forgotten).
+  // as attributed at connect() but without its command line and code-loading findings;
+  // null when not known (never allowed, or forgotten).
   [[nodiscard]] const procinfo::ProcessInfo* connectorOf(std::uint64_t cookie) const {
     return allowedSockets_.find(cookie);
   }
