@@ -57,6 +57,14 @@ if [[ $status -ne 0 ]]; then
     if [[ -s $failed ]]; then
       echo "== failed in the $preset build:"
       sed 's/^/   /' "$failed"
+      # The last lines each failed test printed (ctest keeps them in LastTest.log).
+      while IFS=: read -r _ name; do
+        echo "-- $name ($preset), the end of its output:"
+        awk -v name="$name" '$0 ~ "Testing: " name "$" {on = 1; next}
+                             on && /^<end of output>/ {exit}
+                             on {print}' "build/$preset/Testing/Temporary/LastTest.log" |
+          tail -n 25 | sed 's/^/   | /'
+      done < "$failed"
     fi
   done
 fi

@@ -8,6 +8,7 @@ loopback. Only processes started here are stopped, by PID.
 import glob
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -164,6 +165,9 @@ class Listener:
         self.sock.listen(512)
         self.accepted = 0
         self.banner = banner
+        # Held from accept() to the count, so a count read under it is the kernel's.
+        self._lock = threading.Lock()
+        self.sock.setblocking(False)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         test.addCleanup(self.close)
@@ -171,10 +175,15 @@ class Listener:
     def _run(self):
         while True:
             try:
-                conn, _ = self.sock.accept()
-            except OSError:
+                select.select([self.sock], [], [])
+                with self._lock:
+                    conn, _ = self.sock.accept()
+                    self.accepted += 1
+            except BlockingIOError:
+                continue
+            except (OSError, ValueError):
                 return
-            self.accepted += 1
+            conn.setblocking(True)
             try:
                 if self.banner:
                     conn.sendall(self.banner)
@@ -187,6 +196,18 @@ class Listener:
         client's connect() returned, so comparing at once races it."""
         wait_for(lambda: self.accepted >= n, timeout, f"{n} connections accepted")
         return self.accepted
+
+    def settled(self, timeout=5.0):
+        """The count once every connection the kernel has completed is counted: its
+        accept queue is empty and the thread is back in accept(). A count read at once
+        can miss a connection whose client has already returned from connect()."""
+        def counted():
+            with self._lock:
+                # struct tcp_info's tcpi_unacked is a listener's accept-queue length.
+                info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 32)
+                return (self.accepted,) if struct.unpack_from("I", info, 24)[0] == 0 else None
+
+        return wait_for(counted, timeout, "the listener to count every connection")[0]
 
     def close(self):
         try:

@@ -118,7 +118,7 @@ class KernelIdentity(GuarddOnBusTest):
             r = self.connect(self.client)
             self.assertTrue(r["connected"], f"{r}\n{self.guardd.log()}")
         self.assertEqual(queued_so_far(), before, "approved connects reached the queue")
-        self.assertGreaterEqual(listener.accepted, 6)
+        self.assertGreaterEqual(listener.settled(), 6)
         # Still recorded, and seen by the detector, from the kernel's report: every one,
         # although approved connects wake guardd at most every 50 ms (the rest are read
         # with the next wake-up or on its 250 ms timer).
@@ -238,10 +238,10 @@ class KernelIdentity(GuarddOnBusTest):
         self.start()
         wait_for(lambda: self.fast_connect(self.client), 10, "the approved client's fast path")
         self.guardd.kill9()
-        accepted = listener.accepted
+        accepted = listener.settled()
         self.assertFalse(self.connect(self.client, timeout_ms=800)["connected"],
                          "the hooks outlived guardd (they must go with it)")
-        self.assertEqual(listener.accepted, accepted)
+        self.assertEqual(listener.settled(), accepted)
         self.start()
         wait_for(lambda: self.fast_connect(self.client), 10,
                  "the fast path again after the restart (maps rebuilt from the store)")

@@ -130,10 +130,10 @@ class Tamper(GuarddOnBusTest):
         wait_for(lambda: len(self.restore_lines()) >= 2, 5, "both restores logged")
 
         # Still enforcing: the unapproved bot is held, the approved client gets through.
-        before = mta.accepted
+        before = mta.settled()
         r = connect("127.0.0.5", 25, timeout_ms=400, exe=self.bot)
         self.assertFalse(r["connected"], f"unapproved program got through: {r}")
-        self.assertEqual(mta.accepted, before)
+        self.assertEqual(mta.settled(), before)
         r = connect("127.0.0.5", 25, timeout_ms=3000, exe=self.client)
         self.assertTrue(r["connected"], f"approved client refused: {r}")
         held = self.program(self.bot)
