@@ -546,6 +546,7 @@ static __always_inline bool send_event(struct mg_stamp* s, __u64 cookie, __u8 fa
   e->family = family;
   e->decision = decision;
   e->pad = 0;
+  e->time_ns = bpf_ktime_get_ns();
   bpf_ringbuf_submit(e, wakeup);
   return true;
 }

@@ -67,6 +67,7 @@ struct mg_event {
   __u8 family;    /* AF_INET (2) or AF_INET6 (10) */
   __u8 decision;  /* MG_DECISION_* */
   __u32 pad;
+  __u64 time_ns; /* bpf_ktime_get_ns() at connect(): CLOCK_MONOTONIC */
 };
 
 /* Refusals of one program (key) by one user, counted in the kernel per interval: a

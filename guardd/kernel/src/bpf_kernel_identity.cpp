@@ -49,7 +49,7 @@ namespace {
 static_assert(sizeof(mg_exe_key) == 32);
 static_assert(sizeof(mg_argv) == 16);
 static_assert(sizeof(mg_stamp) == 80);
-static_assert(sizeof(mg_event) == 112);
+static_assert(sizeof(mg_event) == 120);
 static_assert(MG_ARGV_HASH_BOUND == kArgvHashBound);
 static_assert(MG_APPROVED_WAKE_NS == std::chrono::nanoseconds(kApprovedWakeInterval).count());
 static_assert(sizeof(mg_dns_event) == 8 + 80 + 8 + MG_DNS_CAPTURE);
@@ -447,6 +447,7 @@ class BpfKernelIdentity final : public KernelIdentity {
     out.family = e.family;
     std::copy(std::begin(e.dst), std::end(e.dst), out.dst.begin());
     out.dstPort = e.dst_port;
+    out.monotonic = std::chrono::nanoseconds{e.time_ns};
     try {
       (*self->onEvent_)(out);
     } catch (...) {

@@ -239,11 +239,12 @@ void VerdictPipeline::onKernelEvent(const kernel::ConnectEvent& event) {
   }
   count(decision.verdict);
   if (!approved) counters_.rejected += event.count - 1;
+  const auto at = wallTimeOf(event.monotonic);
   const auto* identity = s_.fastPath->identityOf(event.task.key);
   if (identity == nullptr) {
     // Forgotten since the hook looked (a change of policy raced the connect).
     decision.reason += "; its program was forgotten since";
-    record(tuple, event.task.uid, nullptr, nullptr, decision, false);
+    record(tuple, event.task.uid, nullptr, nullptr, decision, false, at);
     return;
   }
   Attributed attributed;
@@ -266,7 +267,18 @@ void VerdictPipeline::onKernelEvent(const kernel::ConnectEvent& event) {
   s_.assessment.afterVerdict();
   // record() counts the one record it writes; the rest of the count is added here.
   program.attempts += static_cast<std::int64_t>(event.count - 1);
-  record(tuple, event.task.uid, &attributed, &program, decision, detected.quarantined);
+  record(tuple, event.task.uid, &attributed, &program, decision, detected.quarantined, at);
+}
+
+// The wall time of a kernel event from its CLOCK_MONOTONIC stamp: now, less how long ago
+// the hook ran. An event with no stamp, or one the clocks do not place in the last minute
+// (a clock that is not the kernel's, in tests), is taken as made now.
+std::optional<TimePoint> VerdictPipeline::wallTimeOf(std::chrono::nanoseconds monotonic) const {
+  if (monotonic.count() == 0) return std::nullopt;
+  const auto ago =
+      s_.clock.monotonic() - MonoTime{std::chrono::duration_cast<MonoTime::duration>(monotonic)};
+  if (ago < MonoTime::duration::zero() || ago > std::chrono::minutes{1}) return std::nullopt;
+  return s_.clock.now() - std::chrono::duration_cast<TimePoint::duration>(ago);
 }
 
 void VerdictPipeline::count(Verdict verdict) {
@@ -297,7 +309,8 @@ void VerdictPipeline::send(std::uint32_t packetId, Verdict verdict) {
 
 void VerdictPipeline::record(const rules::ConnectionTuple& tuple, std::uint32_t uid,
                              const Attributed* attributed, ProgramView* program,
-                             const rules::Decision& decision, bool quarantined) {
+                             const rules::Decision& decision, bool quarantined,
+                             std::optional<TimePoint> at) {
   if (decision.verdict == Verdict::Allow && attributed != nullptr && attributed->cookie != 0) {
     // Who it is, not all /proc said: a command line may be a megabyte, times 4,096 sockets.
     procinfo::ProcessInfo connector = attributed->process;
@@ -308,7 +321,7 @@ void VerdictPipeline::record(const rules::ConnectionTuple& tuple, std::uint32_t 
     allowedSockets_.put(attributed->cookie, std::move(connector));
   }
   store::AttemptRecord attempt;
-  attempt.time = s_.clock.now();
+  attempt.time = at.value_or(s_.clock.now());
   // A connect the kernel decided has no source port yet: its address is not known either.
   if (tuple.srcPort != 0) attempt.src = tuple.srcAddress();
   attempt.srcPort = tuple.srcPort;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
@@ -110,9 +111,12 @@ class VerdictPipeline {
   // `parkedSince`: when the packet first waited for a hash, for a packet decided again.
   void onPacket(const netfilter::QueuedPacket& packet, const MonoTime* parkedSince = nullptr);
   void send(std::uint32_t packetId, rules::Verdict verdict);
+  // `at`: when the attempt was made, if not now (an event read after the kernel acted).
   void record(const rules::ConnectionTuple& tuple, std::uint32_t uid, const Attributed* attributed,
-              ProgramView* program, const rules::Decision& decision, bool quarantined);
+              ProgramView* program, const rules::Decision& decision, bool quarantined,
+              std::optional<TimePoint> at = std::nullopt);
   void count(rules::Verdict verdict);
+  [[nodiscard]] std::optional<TimePoint> wallTimeOf(std::chrono::nanoseconds monotonic) const;
   [[nodiscard]] bool allowedAlone(const procinfo::ProcessInfo& process) const;
   void logFirstHeld(const ProgramView& program, const store::AttemptRecord& attempt);
 

@@ -522,10 +522,16 @@ TEST_P(KernelNetns, UnknownKeyIsStampedWithTheTaskThatCalledConnect) {
 TEST_P(KernelNetns, EveryMailConnectIsOneEventWithItsDestination) {
   const int fd = id_->eventsFd();
   ASSERT_GE(fd, 0);
+  const auto sinceBoot = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::steady_clock::now().time_since_epoch());
+  };
+  const auto before = sinceBoot();
   const Report v4 = inChild([] { return connectReport("127.0.0.1", kMailPort); });
   const Report mapped = inChild([] { return connectReport("::ffff:127.0.0.1", kMailPort); });
   const Report v6 = inChild([] { return connectReport("::1", kMailPort); });  // refused or not
   const Report other = inChild([] { return connectReport("127.0.0.1", kOtherPort); });
+  const auto after = sinceBoot();
   ASSERT_EQ(v4.err, 0);
   ASSERT_EQ(mapped.err, 0);
 
@@ -549,6 +555,9 @@ TEST_P(KernelNetns, EveryMailConnectIsOneEventWithItsDestination) {
     EXPECT_EQ(it->dstPort, kMailPort);
     EXPECT_EQ(it->task.tgid, static_cast<std::uint32_t>(report.pid));
     EXPECT_EQ(it->task.key, self_);
+    // Stamped by the hook on CLOCK_MONOTONIC, which steady_clock reads.
+    EXPECT_GE(it->monotonic, before);
+    EXPECT_LE(it->monotonic, after);
     if (family == AF_INET) {
       EXPECT_TRUE(std::equal(loopback.begin(), loopback.end(), it->dst.begin()));
     } else {

@@ -555,6 +555,32 @@ TEST_F(KernelPipelineTest, AConnectTheKernelApprovedIsRecordedAndAQuarantineTake
   EXPECT_FALSE(kernel.allowed.contains(clientKey));
 }
 
+TEST_F(KernelPipelineTest, AKernelDecidedAttemptIsRecordedAtTheTimeTheHookRan) {
+  approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
+  attribution.bySourcePort[41008] = process(kClient, sha('c'));
+  attribution.keys[41008] = clientKey;
+  EXPECT_EQ(decide(1, 41008), PacketVerdict::RepeatWithAllow);
+  const auto sinceBoot = [this](std::chrono::milliseconds ago) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+        (clock.monotonic() - ago).time_since_epoch());
+  };
+  // Read 240 ms after the hook ran (approved connects wake guardd at most every 50 ms).
+  auto e = event(kernel::ConnectEvent::Decision::Approved, clientKey, 779);
+  e.monotonic = sinceBoot(std::chrono::milliseconds{240});
+  pipeline.onKernelEvent(e);
+  EXPECT_EQ(records.attempts.back().time, clock.now() - std::chrono::milliseconds{240});
+  // No stamp (a count of refusals), or one the clocks cannot place: the time it is read.
+  e.monotonic = std::chrono::nanoseconds{0};
+  pipeline.onKernelEvent(e);
+  EXPECT_EQ(records.attempts.back().time, clock.now());
+  e.monotonic = sinceBoot(std::chrono::milliseconds{-5});
+  pipeline.onKernelEvent(e);
+  EXPECT_EQ(records.attempts.back().time, clock.now());
+  e.monotonic = sinceBoot(std::chrono::hours{2});
+  pipeline.onKernelEvent(e);
+  EXPECT_EQ(records.attempts.back().time, clock.now());
+}
+
 TEST_F(KernelPipelineTest, ANewSocketOnAHeldSocketsPortIsANewAttempt) {
   attribution.bySourcePort[41007] = process(kBot, sha('b'));
   attribution.cookies[41007] = 5001;

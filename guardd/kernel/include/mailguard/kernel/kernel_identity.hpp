@@ -118,6 +118,9 @@ struct ConnectEvent {
   std::array<std::uint8_t, 16> dst{};  // IPv4 in the first 4 bytes
   std::uint16_t dstPort = 0;           // host order
   std::vector<Destination> moreDestinations;
+  // When the hook ran (CLOCK_MONOTONIC; zero for a count of refusals): an approved
+  // connect's event may be read up to a timer tick later.
+  std::chrono::nanoseconds monotonic{0};
 };
 
 // One packet to or from port 53 of a socket a task connected or sent to port 53 (the DNS
