@@ -3,10 +3,10 @@
 // attempt"): packet in -> attribution -> assessment (detector) -> decision -> verdict
 // out -> record. Every collaborator is a seam (pipeline_seams.hpp), so the whole path
 // runs in unit tests with fakes and a FakeClock. Runs on the loop thread only.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
