@@ -151,5 +151,34 @@ TEST(MakeAddressSources, FollowsTheOrderAndLeavesOutWhatIsNotConfigured) {
   EXPECT_EQ(sources[0]->name(), "https:https://myip.test/");
 }
 
+TEST(DefaultGateway, IsTheFirstUpRouteToEverywhereThroughAGateway) {
+  const std::string table =
+      "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+      "eth0\t0028A8C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+      // A default route that is down, then one without a gateway (a point-to-point link).
+      "eth1\t00000000\t0128A8C6\t0002\t0\t0\t0\t00000000\t0\t0\t0\n"
+      "ppp0\t00000000\t00000000\t0001\t0\t0\t0\t00000000\t0\t0\t0\n"
+      "eth0\t00000000\t0128A8C6\t0003\t0\t0\t100\t00000000\t0\t0\t0\n";
+  EXPECT_EQ(defaultGatewayFrom(table), "198.168.40.1");
+  EXPECT_EQ(defaultGatewayFrom(table.substr(0, table.find("eth1"))), "");
+  EXPECT_EQ(defaultGatewayFrom(""), "");
+  EXPECT_EQ(defaultGatewayFrom("header\neth0 00000000 zz 0003 0 0 0 00000000\n"), "");
+}
+
+TEST(SsdpLocation, IsTheLocationHeaderOfAnAnswerWhateverItsCase) {
+  EXPECT_EQ(ssdpLocation("HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\n"
+                         "ST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n"
+                         "Location:  http://198.18.40.1:45359/rootDesc.xml \r\n\r\n"),
+            "http://198.18.40.1:45359/rootDesc.xml");
+  EXPECT_EQ(ssdpLocation("HTTP/1.1 200 OK\nLOCATION:http://198.18.40.1/d.xml"),
+            "http://198.18.40.1/d.xml");
+  // Not an answer: a NOTIFY, an error, another search, nothing, no header.
+  EXPECT_EQ(ssdpLocation("NOTIFY * HTTP/1.1\r\nLOCATION: http://198.18.40.1/d.xml\r\n\r\n"), "");
+  EXPECT_EQ(ssdpLocation("HTTP/1.1 404 Not Found\r\nLOCATION: http://198.18.40.1/\r\n\r\n"), "");
+  EXPECT_EQ(ssdpLocation("M-SEARCH * HTTP/1.1\r\nLOCATION: http://198.18.40.1/\r\n\r\n"), "");
+  EXPECT_EQ(ssdpLocation(""), "");
+  EXPECT_EQ(ssdpLocation("HTTP/1.1 200 OK\r\nLOCATIONS: x\r\nSERVER: y\r\n\r\n"), "");
+}
+
 }  // namespace
 }  // namespace mailguard::outside

@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mailguard/outside/dns.hpp"
@@ -65,8 +66,20 @@ struct AddressSourceConfig {
 };
 std::vector<std::unique_ptr<AddressSource>> makeAddressSources(const AddressSourceConfig& config);
 
-// UPnP IGD (libminiupnpc): SSDP discovery on the LAN, the gateway's description, then its
-// GetExternalIPAddress action.
+// The IPv4 default gateway in /proc/net/route's text ("" when there is none): the first
+// route to 0.0.0.0/0 through a gateway.
+std::string defaultGatewayFrom(const std::string& routeTable);
+
+// The LOCATION header of an SSDP answer ("HTTP/1.1 200 OK" and headers), "" when the text
+// is no such answer or names none. Header names are case-insensitive (UPnP DA 1.1).
+std::string ssdpLocation(std::string_view answer);
+
+// UPnP IGD (libminiupnpc): SSDP discovery, the gateway's description, then its
+// GetExternalIPAddress action. The search goes first to the default gateway (unicast,
+// UPnP DA 1.1 1.3.2), whose answer comes from the address asked, so conntrack takes it as
+// the reply it is and the host firewall lets it in; then to the multicast group, whose
+// answers come from the routers, not from the address asked: new inbound packets, which
+// the host firewall drops.
 class UpnpAddressSource final : public AddressSource {
  public:
   explicit UpnpAddressSource(std::chrono::milliseconds discovery) : discovery_(discovery) {}
