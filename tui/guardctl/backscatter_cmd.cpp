@@ -25,8 +25,9 @@ std::shared_ptr<BackscatterCommand> addBackscatterCommand(CLI::App& app) {
                      "(default: the domain of the mailboxes the bounces went to)");
   c->cmd->footer(
       "guardd reads the bounces (DSNs, sent from <>) the local MTA delivers to mailboxes here\n"
-      "and matches them against the mail this PC sent in the last three days; many that match\n"
-      "nothing within an hour is a flood (one alert). The filter keeps bounces that quote one\n"
+      "and matches them against the mail this PC sent recently ([backscatter] remember_hours\n"
+      "in guardd.conf, 72 by default); [backscatter] flood_per_hour bounces (20) that match\n"
+      "nothing within an hour are a flood (one alert). The filter keeps bounces that quote one\n"
       "of your Message-IDs. --json: watching, flooding, last_hour, unmatched_last_hour, total,\n"
       "unmatched_total, since, last, recipients, flood_per_hour, alert_id, domain,\n"
       "rules {sieve, procmail, maildrop, thunderbird}.");
