@@ -74,6 +74,23 @@ def dns_answers(port, name, qtype):
     return reply[:2] == query[:2]
 
 
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+
+
+def start_test_dns(test, port, records, ready_name, ready_qtype):
+    """dnsmasq (Debian's dnsmasq-base) on 127.0.0.1:port, stopped when the test ends, once it
+    answers `ready_name`. It answers only `records` (its --host-record=, --txt-record=...
+    options) in .test: --local=/test/ answers NXDOMAIN for the rest of .test, and with no
+    upstream (--no-resolv) nothing is forwarded anywhere."""
+    proc = subprocess.Popen(
+        [DNSMASQ, "--keep-in-foreground", "-C", "/dev/null", "--no-resolv", "--no-hosts",
+         "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}",
+         "--local=/test/", "--pid-file=", "--user=root", *records],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    test.addCleanup(terminate, proc)
+    wait_for(lambda: dns_answers(port, ready_name, ready_qtype), 10, "dnsmasq to answer")
+
+
 def terminate(proc, timeout=10):
     """Stops a process this test started: SIGTERM, then SIGKILL after `timeout` seconds."""
     if proc.poll() is None:

@@ -29,13 +29,12 @@ import unittest
 import mgtest
 from busfixture import GuarddOnBusTest
 from fwtest import ip
-from mgtest import dns_answers, terminate, wait_for
+from mgtest import DNSMASQ, start_test_dns, terminate, wait_for
 
 CTEST_LABEL = "dbus"
 mgtest.require_private_netns()
 
 MINIUPNPD = "/usr/sbin/miniupnpd"
-DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 OPENSSL = shutil.which("openssl")
 DNS_PORT = 5353
 MYIP_NAME, DNS_ADDRESS = "myip.test", "198.18.0.9"
@@ -145,16 +144,7 @@ class HttpsServer:
 class PublicAddressSources(GuarddOnBusTest):
     def setUp(self):
         super().setUp()
-        # Only myip.test: --local=/test/ answers NXDOMAIN for the rest of .test, and with no
-        # upstream (--no-resolv) nothing is forwarded anywhere.
-        proc = subprocess.Popen(
-            [DNSMASQ, "--keep-in-foreground", "-C", "/dev/null", "--no-resolv", "--no-hosts",
-             "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={DNS_PORT}",
-             "--local=/test/", "--pid-file=", "--user=root",
-             f"--host-record={MYIP_NAME},{DNS_ADDRESS}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.addCleanup(terminate, proc)
-        wait_for(lambda: dns_answers(DNS_PORT, "myip.test", 1), 10, "dnsmasq to answer")
+        start_test_dns(self, DNS_PORT, [f"--host-record={MYIP_NAME},{DNS_ADDRESS}"], "myip.test", 1)
 
     def configure(self, sources, url="", ca_file=""):
         path = os.path.join(self.dir, "guardd.conf")

@@ -4,18 +4,15 @@ the benchmarking range 198.18.0.0/15) and SPF/DMARC records of *.test domains; g
 private bus is pointed at it ([outside] nameserver), and `guardctl --json outside --run`
 reads the result. Nothing outside the namespace is ever asked."""
 import os
-import shutil
-import subprocess
 import unittest
 
 import mgtest
 from busfixture import GuarddOnBusTest
-from mgtest import CONNECT, connect, copy_program, dns_answers, wait_for
+from mgtest import CONNECT, DNSMASQ, connect, copy_program, start_test_dns, wait_for
 
 CTEST_LABEL = "dbus"
 mgtest.require_private_netns()
 
-DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 PORT = 5353
 ADDRESS = "198.18.0.7"
 NAME = "7.0.18.198"
@@ -41,18 +38,7 @@ RECORDS = [
 class Outside(GuarddOnBusTest):
     def setUp(self):
         super().setUp()
-        # Only the names given here: --local=/test/ answers NXDOMAIN for the rest of .test,
-        # and with no upstream (--no-resolv) nothing is forwarded anywhere.
-        proc = subprocess.Popen(
-            [DNSMASQ, "--keep-in-foreground", "-C", "/dev/null", "--no-resolv", "--no-hosts",
-             "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={PORT}",
-             "--local=/test/", "--pid-file=", "--user=root", *RECORDS],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        def stop():
-            proc.terminate()
-            proc.wait(10)
-        self.addCleanup(stop)
-        wait_for(lambda: dns_answers(PORT, "good.test", 16), 10, "dnsmasq to answer")
+        start_test_dns(self, PORT, RECORDS, "good.test", 16)
 
     def configure(self, blocklists, domains=()):
         path = os.path.join(self.dir, "guardd.conf")

@@ -16,13 +16,12 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import mgtest  # noqa: E402
 import test_outside  # noqa: E402
 from busfixture import GUARDCTL, GuarddOnBusTest  # noqa: E402
-from mgtest import dns_answers, wait_for  # noqa: E402
+from mgtest import DNSMASQ, start_test_dns  # noqa: E402
 from test_dashboard import GUARD_TUI, Tmux  # noqa: E402
 
 mgtest.require_private_netns()
 
 CTEST_LABEL = "tui"
-DNSMASQ = test_outside.DNSMASQ
 
 
 @unittest.skipUnless(os.path.exists(DNSMASQ), "dnsmasq is not installed (install/deps.sh --test)")
@@ -33,18 +32,7 @@ class DashboardOutside(GuarddOnBusTest):
         if not os.path.exists(GUARD_TUI):
             self.fail(f"{GUARD_TUI} is not built")
         super().setUp()
-        proc = subprocess.Popen(
-            [DNSMASQ, "--keep-in-foreground", "-C", "/dev/null", "--no-resolv", "--no-hosts",
-             "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={test_outside.PORT}",
-             "--local=/test/", "--pid-file=", "--user=root", *test_outside.RECORDS],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def stop():
-            proc.terminate()
-            proc.wait(10)
-        self.addCleanup(stop)
-        wait_for(lambda: dns_answers(test_outside.PORT, "good.test", 16), 10,
-                 "dnsmasq to answer")
+        start_test_dns(self, test_outside.PORT, test_outside.RECORDS, "good.test", 16)
 
     def test_outside_screen_runs_the_check_and_shows_the_listing_and_the_finding(self):
         self.configure(["zen.test-bl.test", "clean.test-bl.test"], ["plusall.test"])
