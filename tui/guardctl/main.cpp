@@ -383,7 +383,8 @@ int main(int argc, char** argv) {
     return kOk;
   }
   if (*programs) {
-    auto r = client.programs();
+    // The histories are read below, once each: not also for the counts.
+    auto r = client.programs(/*withVersions=*/false);
     if (const auto* e = mailguard::dbus::errorOf(r)) return fail(*e);
     const auto& list = std::get<std::vector<mailguard::dbus::Program>>(r);
     // Each row's history; a program forgotten meanwhile (evicted) just shows none.
@@ -441,7 +442,7 @@ int main(int argc, char** argv) {
     // Denying deletes what the MTA holds for the program: said before, and confirmed. A
     // script is never left waiting on a prompt it cannot answer.
     const auto& [target, script] = *policyTargets;
-    auto known = client.programs();
+    auto known = client.programs(/*withVersions=*/false);
     if (const auto* e = mailguard::dbus::errorOf(known)) return fail(*e);
     const auto& list = std::get<std::vector<mailguard::dbus::Program>>(known);
     const auto held = out::heldMessagesOf(list, target, script, denyInline);
@@ -502,7 +503,7 @@ int main(int argc, char** argv) {
                auto* found = std::get_if<std::vector<mailguard::dbus::ProgramVersion>>(&v)) {
       versionCount = found->size();
     }
-    if (auto known = client.programs();
+    if (auto known = client.programs(/*withVersions=*/false);
         auto* list = std::get_if<std::vector<mailguard::dbus::Program>>(&known)) {
       for (const auto& p : *list) {
         if (std::to_string(p.id) == target) {
