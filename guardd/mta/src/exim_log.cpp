@@ -1,5 +1,6 @@
 #include "mailguard/mta/exim_log.hpp"
 #include "log_token.hpp"
+#include "mailguard/replies/smtp_replies.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -46,10 +47,6 @@ std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-bool contains(std::string_view haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string_view::npos;
 }
 
 // The reply of the remote server, from its code on: the first ": " followed by a 4xx/5xx
@@ -112,42 +109,14 @@ std::optional<EximLogLine> parseEximLogLine(std::string_view line) {
 }
 
 ReplyClass classifyReply(std::string_view reply) {
-  const auto text = lower(reply);
-  // Zeek's SMTP::blocklist_error_messages (research 1.3), and the words such replies use;
-  // "blocked using" is postfix's reject_rbl_client reply whatever the list ("Client host
-  // [ip] blocked using LIST").
-  static constexpr std::array kBlocklists{"spamhaus.org",
-                                          "sophos.com/security",
-                                          "spamcop.net/bl",
-                                          "cbl.abuseat.org",
-                                          "sorbs.net",
-                                          "bsn.borderware.com",
-                                          "mail-abuse.com",
-                                          "b.barracudacentral.com",
-                                          "psbl.surriel.com",
-                                          "antispam.imp.ch",
-                                          "rbl.knology.net",
-                                          "intercept.datapacket.net",
-                                          "uceprotect.net",
-                                          "hostkarma.junkemailfilter.com",
-                                          "blocklist",
-                                          "blacklist",
-                                          "dnsbl",
-                                          "block list",
-                                          "black list",
-                                          "blocked using"};
-  for (const auto* b : kBlocklists) {
-    if (contains(text, b)) return ReplyClass::Blocklisted;
-  }
-  const bool permanent = !text.empty() && text[0] == '5';
-  if (!permanent) return ReplyClass::Other;
-  static constexpr std::array kUnknown{"5.1.1",          "user unknown",       "unknown user",
-                                       "no such user",   "recipient unknown",  "unknown recipient",
-                                       "does not exist", "mailbox unavailable"};
-  for (const auto* u : kUnknown) {
-    if (contains(text, u)) return ReplyClass::UserUnknown;
-  }
-  return ReplyClass::Rejected;
+  // The one reading of a server's reply, whichever way guardd saw it: a program's own
+  // session (replies::SessionReplies) and the MTA's log agree on what is evidence.
+  const auto c = replies::classifyRcptReply(reply);
+  if (c == replies::RcptReply::Blocklisted) return ReplyClass::Blocklisted;
+  // Only a permanent reply says anything of the address; exim's own reasons ("retry
+  // timeout exceeded") have no code.
+  if (reply.empty() || reply.front() != '5') return ReplyClass::Other;
+  return c == replies::RcptReply::UserUnknown ? ReplyClass::UserUnknown : ReplyClass::Rejected;
 }
 
 std::string DeliveryTally::summary() const {

@@ -35,10 +35,19 @@ int codeOf(std::string_view reply) {
   return (reply[0] - '0') * 100 + (reply[1] - '0') * 10 + (reply[2] - '0');
 }
 
-// Zeek's smtp blocklist pattern's names (research 1.3) and the words servers use.
+// Zeek's SMTP::blocklist_error_messages (research 1.3) and the words such replies use;
+// "blocked using" is postfix's reject_rbl_client reply whatever the list ("Client host
+// [ip] blocked using LIST"). Each matched as a word: "rbl" is not in "verbless".
 constexpr std::array kBlocklistWords = {
-    "spamhaus",   "barracuda", "spamcop", "sorbs", "blocklist",   "blacklist",  "block list",
-    "black list", "listed",    "rbl",     "dnsbl", "blocklisted", "blacklisted"};
+    "spamhaus",        "barracuda",      "spamcop",      "sorbs",
+    "abuseat",         "uceprotect",     "psbl",         "hostkarma",
+    "mail-abuse",      "sophos.com",     "borderware",   "antispam.imp.ch",
+    "rbl.knology.net", "datapacket.net", "blocklist",    "blacklist",
+    "block list",      "black list",     "rbl",          "dnsbl",
+    "blocklisted",     "blacklisted",    "blocked using"};
+// Weaker: "listed" alone also says "Recipient not listed in the address book".
+constexpr std::string_view kListed = "listed";
+// Not "mailbox unavailable": RFC 5321's text for any 550, policy rejections included.
 constexpr std::array kUserUnknown = {"user unknown",      "unknown user",      "no such user",
                                      "does not exist",    "no such mailbox",   "unknown recipient",
                                      "recipient unknown", "mailbox not found", "invalid recipient"};
@@ -51,13 +60,16 @@ RcptReply classifyRcptReply(std::string_view reply) {
   const auto text = lower(reply);
   for (const auto* w : kBlocklistWords)
     if (hasWord(text, w)) return RcptReply::Blocklisted;
-  if (code >= 400 && code < 500) return RcptReply::Deferred;
-  // The enhanced status code (RFC 3463) follows the reply code on each line.
-  if (text.find(" 5.1.1") != std::string::npos || text.find("-5.1.1") != std::string::npos)
-    return RcptReply::UserUnknown;
-  for (const auto* w : kUserUnknown)
-    if (text.find(w) != std::string::npos) return RcptReply::UserUnknown;
-  return RcptReply::Rejected;
+  const bool transient = code >= 400 && code < 500;
+  if (!transient) {
+    // The enhanced status code (RFC 3463) follows the reply code on each line.
+    if (text.find(" 5.1.1") != std::string::npos || text.find("-5.1.1") != std::string::npos)
+      return RcptReply::UserUnknown;
+    for (const auto* w : kUserUnknown)
+      if (text.find(w) != std::string::npos) return RcptReply::UserUnknown;
+  }
+  if (hasWord(text, kListed)) return RcptReply::Blocklisted;
+  return transient ? RcptReply::Deferred : RcptReply::Rejected;
 }
 
 void SessionReplies::feed(std::string_view bytes) {

@@ -1,4 +1,5 @@
 #include "mailguard/mta/exim_log.hpp"
+#include "mailguard/replies/smtp_replies.hpp"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -87,6 +88,35 @@ TEST(EximLog, OptionalZoneAndPidAndOddLines) {
   ASSERT_TRUE(own.has_value());
   EXPECT_EQ(own->reply, "retry timeout exceeded");
   EXPECT_EQ(classifyReply(own->reply), ReplyClass::Other);
+}
+
+TEST(EximLog, RepliesReadAsTheDirectSessionsAre) {
+  // The same server reply is the same evidence whether guardd saw it in a program's own
+  // session or in the MTA's log.
+  for (const std::string reply :
+       {"550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown",
+        "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org",
+        "550 5.7.1 Your IP is listed in an RBL", "550 5.1.1 Recipient not listed in directory",
+        "554 5.7.1 Relay access denied"}) {
+    const auto direct = replies::classifyRcptReply(reply);
+    const auto logged = classifyReply(reply);
+    switch (direct) {
+      case replies::RcptReply::UserUnknown:
+        EXPECT_EQ(logged, ReplyClass::UserUnknown) << reply;
+        break;
+      case replies::RcptReply::Blocklisted:
+        EXPECT_EQ(logged, ReplyClass::Blocklisted) << reply;
+        break;
+      default:
+        EXPECT_EQ(logged, ReplyClass::Rejected) << reply;
+    }
+  }
+  // Transient, or exim's own words: no evidence, unless it names a blocklist.
+  EXPECT_EQ(classifyReply("451 4.7.1 greylisted"), ReplyClass::Other);
+  EXPECT_EQ(classifyReply("451 4.7.1 listed at zen.spamhaus.org"), ReplyClass::Blocklisted);
+  EXPECT_EQ(classifyReply("all hosts for 'example.org' have been failing for a long time"),
+            ReplyClass::Other);
+  EXPECT_EQ(classifyReply("550 mailbox unavailable"), ReplyClass::Rejected);
 }
 
 TEST(EximLog, TrackerChargesOnCompletionOrAfterSettling) {

@@ -44,6 +44,31 @@ TEST(RcptReply, BlocklistTextsWhateverTheCode) {
       << "'listed' only as a word";
 }
 
+TEST(RcptReply, BlocklistNamesOfZeekAndPostfixsRblReplyAreBlocklisted) {
+  EXPECT_EQ(classifyRcptReply("550 5.7.1 Rejected: listed at cbl.abuseat.org"),
+            RcptReply::Blocklisted);
+  EXPECT_EQ(classifyRcptReply("554 5.7.1 Client host [192.0.2.1] blocked using psbl.surriel.com"),
+            RcptReply::Blocklisted);
+  EXPECT_EQ(classifyRcptReply("550 Your address is on dnsbl-1.uceprotect.net"),
+            RcptReply::Blocklisted);
+  EXPECT_NE(classifyRcptReply("550 5.1.1 verbless"), RcptReply::Blocklisted);
+}
+
+TEST(RcptReply, AnUnknownAddressIsUnknownEvenWhenItIsNotListed) {
+  // Lotus Domino's user-unknown text: "listed" here is no blocklist.
+  EXPECT_EQ(classifyRcptReply("550 5.1.1 Recipient not listed in public Name & Address Book"),
+            RcptReply::UserUnknown);
+  EXPECT_EQ(classifyRcptReply("550 Recipient not listed, no such user here"),
+            RcptReply::UserUnknown);
+  // A transient reply says nothing of the address: deferred, whatever its words.
+  EXPECT_EQ(classifyRcptReply("450 4.1.1 <bob@example.org>: Recipient address rejected: User "
+                              "unknown in local recipient table"),
+            RcptReply::Deferred);
+  // RFC 5321's text for any 550, policy rejections included: no evidence of a bad list.
+  EXPECT_EQ(classifyRcptReply("550 Requested action not taken: mailbox unavailable"),
+            RcptReply::Rejected);
+}
+
 TEST(RcptReply, OtherRejectionsDeferralsAndAcceptance) {
   EXPECT_EQ(classifyRcptReply("554 5.7.1 <bob@example.org>: Relay access denied"),
             RcptReply::Rejected);
