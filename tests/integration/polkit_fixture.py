@@ -19,6 +19,7 @@ by their PIDs.
 import fcntl
 import os
 import pty
+import pwd
 import select
 import shutil
 import subprocess
@@ -208,6 +209,22 @@ class Subject:
                 out.close()
         self.pid = self.proc.pid
         test.addCleanup(terminate, self.proc)
+        # Popen returns once setpriv runs, still as root: an agent registered for the
+        # process before setpriv drops to `user` is refused ("User of caller and user of
+        # subject differs"), which a slow machine showed.
+        uid = pwd.getpwnam(user).pw_uid
+        wait_for(lambda: self.uids() in ({uid}, None), 10, f"the subject to run as {user}")
+
+    def uids(self):
+        """The set of the process's real, effective, saved and fs uids (None: it ended)."""
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    if line.startswith("Uid:"):
+                        return {int(u) for u in line.split()[1:]}
+        except FileNotFoundError:
+            return None
+        return None
 
     def go(self):
         self.proc.stdin.write("\n")
@@ -298,7 +315,6 @@ class TtyAgent:
 def as_user_with_groups(user):
     """setpriv as `user` with the groups /etc/group gives it (polkit looks groups up
     itself; this only makes the agent's process look like the user's login)."""
-    import pwd
     entry = pwd.getpwnam(user)
     return ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups"]
 
