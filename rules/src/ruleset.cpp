@@ -205,6 +205,18 @@ constexpr std::uint32_t kConntrackEventsOff = 0;
 
 Match portMatch(Match::Kind kind, std::uint32_t port) { return match(kind, port); }
 
+const char* hookName(Hook hook) {
+  switch (hook) {
+    case Hook::Output:
+      return "output";
+    case Hook::Input:
+      return "input";
+    case Hook::Prerouting:
+      return "prerouting";
+  }
+  return "output";
+}
+
 Rule icmpRule(Match::Kind kind, std::uint32_t type) {
   return rule({match(kind, type)}, Action::Kind::Accept);
 }
@@ -333,12 +345,22 @@ Table buildRuleset(const Settings& settings, const std::string& tableName,
   // them too; only this host's outgoing connections are concerned.
   Rule quiet = rule({match(K::CtStateNew)}, A::Continue);
   quiet.ctEventMask = kConntrackEventsOff;
-  mailOut.rules.push_back(std::move(quiet));
+  mailOut.rules.push_back(quiet);
+  // The same for connections that come in or pass through (a torrent client's peers,
+  // containers), before conntrack confirms them. Not on loopback: a local connection's
+  // packet comes back in on lo carrying the connection mail_out saw, whose events guardd
+  // may follow, and the kernel sets the mask of a confirmed connection too.
+  Chain quietIn{"quiet_in", Hook::Prerouting, 0, false, {}};
+  Match lo = match(K::IifnameEquals);
+  lo.text = "lo";
+  quietIn.rules.push_back(rule({lo}, A::Accept));
+  quietIn.rules.push_back(std::move(quiet));
 
   Table table;
   table.name = tableName;
   table.sets.push_back(PortSet{"mail_ports", std::move(ports)});
   table.chains.push_back(std::move(mailOut));
+  table.chains.push_back(std::move(quietIn));
   if (!firewall.enabled) return table;
 
   table.sets.push_back(PortSet{"fw_tcp", portsOf(firewall, Protocol::Tcp, false)});
@@ -394,7 +416,7 @@ std::string toNftText(const Table& table) {
   for (const Chain& chain : table.chains) {
     separate();
     out += "\tchain " + chain.name + " {\n";
-    out += "\t\ttype filter hook " + std::string(chain.hook == Hook::Output ? "output" : "input") +
+    out += "\t\ttype filter hook " + std::string(hookName(chain.hook)) +
            " priority " + renderPriority(chain.priority) + "; policy " +
            (chain.policyDrop ? "drop" : "accept") + ";\n";
     for (const Rule& r : chain.rules) {

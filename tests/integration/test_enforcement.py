@@ -4,8 +4,10 @@ import errno
 import os
 import re
 import subprocess
+import threading
 import unittest
 
+import fwtest
 import mgtest
 from mgtest import CONNECT, Guardd, Listener, attempts, connect, copy_program, nft, seed, wait_for
 
@@ -167,6 +169,11 @@ class Enforcement(unittest.TestCase):
             r"ct state new tcp dport @mail_ports counter packets \d+ bytes \d+",
             # Last: what is no mail connection has its conntrack events silenced.
             r"ct state new counter packets \d+ bytes \d+ ct event set 0x0\n\s*\}",
+            # So has what comes in or passes through, but loopback (local connections).
+            r"chain quiet_in \{",
+            r"type filter hook prerouting priority filter; policy accept;",
+            r'iifname "lo" counter packets \d+ bytes \d+ accept',
+            r"ct state new counter packets \d+ bytes \d+ ct event set 0x0\n\s*\}",
         ]
         position = 0
         for pattern in expected:
@@ -182,8 +189,38 @@ class Enforcement(unittest.TestCase):
         else:
             self.assertRegex(text, r"dport @mail_ports counter packets \d+ bytes \d+ queue (num|to) 4025")
         self.assertRegex(last_rule, r"\[ lookup reg 1 set mail_ports( 0x0)? \]")
-        self.assertEqual(len(re.findall(r"^\s*chain ", text, re.M)), 1, text)
-        self.assertEqual(len(re.findall(r"counter packets", text)), 5, text)
+        self.assertEqual(len(re.findall(r"^\s*chain ", text, re.M)), 2, text)
+        self.assertEqual(len(re.findall(r"counter packets", text)), 7, text)
+
+    def test_inbound_connections_send_no_conntrack_events_and_mail_connections_do(self):
+        # guardd follows only this host's outgoing mail connections: the events of every
+        # other connection would wake it (and anyone listening) for nothing.
+        peer = fwtest.Peer(self)
+        Listener(self, fwtest.HOST4, 8080)
+        Listener(self, "127.0.0.1", 25)
+        seed(self.state, "approve", self.client)
+        events = subprocess.Popen(["stdbuf", "-oL", "conntrack", "-E", "-e", "NEW"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.addCleanup(mgtest.terminate, events)
+        lines = []
+        threading.Thread(target=lambda: lines.extend(events.stdout), daemon=True).start()
+        inbound = lambda: [l for l in lines if f"src={fwtest.PEER4} " in l and "dport=8080 " in l]
+        mail = lambda: [l for l in lines if "dport=25 " in l]
+
+        # Without guardd, an inbound connection is reported (the test can see one), once
+        # something in the namespace uses conntrack (as any host firewall does).
+        nft("add", "table", "inet", "mgtest_ct")
+        nft("add", "chain", "inet", "mgtest_ct", "out", "{ type filter hook output priority 0; }")
+        nft("add", "rule", "inet", "mgtest_ct", "out", "ct", "state", "new", "counter")
+        self.assertTrue(peer.connect(fwtest.HOST4, 8080))
+        wait_for(inbound, 5, "the inbound connection's NEW event without guardd")
+        self.guardd().start()
+        before = len(inbound())
+        self.assertTrue(peer.connect(fwtest.HOST4, 8080))
+        # A later connection's event comes after the earlier one's, on the same socket.
+        self.assertTrue(connect("127.0.0.1", 25, exe=self.client)["connected"])
+        wait_for(mail, 5, "the mail connection's NEW event")
+        self.assertEqual(len(inbound()), before, lines)
 
     def test_interpreter_script_approval_covers_only_that_script(self):
         Listener(self, "127.0.0.1", 25)

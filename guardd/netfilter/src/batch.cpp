@@ -168,15 +168,27 @@ void putAddressSet(BatchWriter& b, const std::string& table, const rules::Addres
   b.next();
 }
 
-// `add chain inet T NAME { type filter hook output|input priority P; policy accept|drop; }`
+std::uint32_t hookNumber(rules::Hook hook) {
+  switch (hook) {
+    case rules::Hook::Output:
+      return NF_INET_LOCAL_OUT;
+    case rules::Hook::Input:
+      return NF_INET_LOCAL_IN;
+    case rules::Hook::Prerouting:
+      return NF_INET_PRE_ROUTING;
+  }
+  return NF_INET_LOCAL_OUT;
+}
+
+// `add chain inet T NAME { type filter hook output|input|prerouting priority P; policy
+// accept|drop; }`
 void putChain(BatchWriter& b, const std::string& table, const rules::Chain& c) {
   ChainPtr chain(checkedAlloc(nftnl_chain_alloc()));
   nftnl_chain_set_str(chain.get(), NFTNL_CHAIN_TABLE, table.c_str());
   nftnl_chain_set_str(chain.get(), NFTNL_CHAIN_NAME, c.name.c_str());
   nftnl_chain_set_u32(chain.get(), NFTNL_CHAIN_FAMILY, NFPROTO_INET);
   nftnl_chain_set_str(chain.get(), NFTNL_CHAIN_TYPE, "filter");
-  nftnl_chain_set_u32(chain.get(), NFTNL_CHAIN_HOOKNUM,
-                      c.hook == rules::Hook::Output ? NF_INET_LOCAL_OUT : NF_INET_LOCAL_IN);
+  nftnl_chain_set_u32(chain.get(), NFTNL_CHAIN_HOOKNUM, hookNumber(c.hook));
   nftnl_chain_set_s32(chain.get(), NFTNL_CHAIN_PRIO, c.priority);
   nftnl_chain_set_u32(chain.get(), NFTNL_CHAIN_POLICY, c.policyDrop ? NF_DROP : NF_ACCEPT);
   nftnl_chain_nlmsg_build_payload(

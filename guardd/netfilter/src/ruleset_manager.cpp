@@ -4,6 +4,7 @@
 // table, created exclusively.
 #include "mailguard/netfilter/ruleset_manager.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -105,6 +106,14 @@ rules::Table withoutConntrackEvents(rules::Table table) {
   for (auto& chain : table.chains) {
     for (auto& rule : chain.rules) rule.ctEventMask.reset();
   }
+  // A chain that only accepts or goes on, with policy accept, decides nothing: without
+  // its masks, quiet_in would cost every inbound packet two rules for nothing.
+  std::erase_if(table.chains, [](const rules::Chain& c) {
+    return !c.policyDrop && std::all_of(c.rules.begin(), c.rules.end(), [](const rules::Rule& r) {
+      return r.action.kind == rules::Action::Kind::Accept ||
+             r.action.kind == rules::Action::Kind::Continue;
+    });
+  });
   return table;
 }
 

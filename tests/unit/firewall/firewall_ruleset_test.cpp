@@ -29,7 +29,7 @@ TEST(FirewallRuleset, DisabledFirewallLeavesTheTableExactlyAsBefore) {
   off.enabled = false;
   EXPECT_EQ(toNftText(buildRuleset(Settings{}, kTableName, off)),
             toNftText(buildRuleset(Settings{})));
-  EXPECT_EQ(buildRuleset(Settings{}, kTableName, off).chains.size(), 1U);
+  EXPECT_EQ(buildRuleset(Settings{}, kTableName, off).chains.size(), 2U);
 }
 
 TEST(FirewallRuleset, HostInDropsByPolicyAfterLoopbackEstablishedAndInvalid) {

@@ -232,6 +232,7 @@ TEST(NftBatch, PortSetIsInetServiceWithBigEndianPorts) {
 TEST(NftBatch, ChainIsAFilterHookWithItsPriorityAndPolicy) {
   rules::Table table = testing::mailTable("mgtest", 7);
   table.chains.push_back({"host_in", rules::Hook::Input, -5, true, {}});
+  table.chains.push_back({"quiet_in", rules::Hook::Prerouting, 0, false, {}});
   auto batch = buildApplyBatch(table, QueueBackend::XtCompat, kFirstSeq);
   ASSERT_TRUE(batch) << batch.error().message;
   std::vector<ChainPtr> chains;
@@ -240,7 +241,7 @@ TEST(NftBatch, ChainIsAFilterHookWithItsPriorityAndPolicy) {
     chains.emplace_back(nftnl_chain_alloc());
     ASSERT_EQ(nftnl_chain_nlmsg_parse(m.nlh(), chains.back().get()), 0);
   }
-  ASSERT_EQ(chains.size(), 2U);
+  ASSERT_EQ(chains.size(), 3U);
   EXPECT_STREQ(nftnl_chain_get_str(chains[0].get(), NFTNL_CHAIN_NAME), "mail_out");
   EXPECT_STREQ(nftnl_chain_get_str(chains[0].get(), NFTNL_CHAIN_TYPE), "filter");
   EXPECT_EQ(nftnl_chain_get_u32(chains[0].get(), NFTNL_CHAIN_HOOKNUM), NF_INET_LOCAL_OUT);
@@ -250,6 +251,7 @@ TEST(NftBatch, ChainIsAFilterHookWithItsPriorityAndPolicy) {
   EXPECT_EQ(nftnl_chain_get_u32(chains[1].get(), NFTNL_CHAIN_HOOKNUM), NF_INET_LOCAL_IN);
   EXPECT_EQ(nftnl_chain_get_s32(chains[1].get(), NFTNL_CHAIN_PRIO), -5);
   EXPECT_EQ(nftnl_chain_get_u32(chains[1].get(), NFTNL_CHAIN_POLICY), NF_DROP);
+  EXPECT_EQ(nftnl_chain_get_u32(chains[2].get(), NFTNL_CHAIN_HOOKNUM), NF_INET_PRE_ROUTING);
 }
 
 // `meta l4proto tcp ct state new tcp dport @mail_ports counter queue num 7`, the tail
@@ -365,7 +367,7 @@ TEST(NftBatch, MarkBitRuleTestsTheOneBitBeforeTheQueueRuleInBothQueueEncodings) 
     ASSERT_TRUE(batch) << batch.error().message;
     auto messages = messagesOf(*batch);
     auto rules = rulesOf(messages);
-    ASSERT_EQ(rules.size(), 6U);
+    ASSERT_EQ(rules.size(), 8U) << "six of mail_out, two of quiet_in";
 
     // meta mark & 0x00100000 == 0x00100000 counter ct event set 0x0 accept:
     //   meta load mark => reg 1; bitwise reg 1 = (reg 1 & BIT) ^ 0; cmp eq reg 1 BIT;
@@ -399,7 +401,12 @@ TEST(NftBatch, MarkBitRuleTestsTheOneBitBeforeTheQueueRuleInBothQueueEncodings) 
     // Last, what is no mail connection: ct state new counter ct event set 0x0 (no verdict).
     EXPECT_EQ(namesOf(rules[5].get()),
               (std::vector<std::string>{"ct", "bitwise", "cmp", "counter", "immediate", "ct"}));
-    EXPECT_EQ(batch->describe(batch->firstAcked + 9), "adding rule 4 to chain 'mail_out'");
+    // Both chains come before the rules.
+    EXPECT_EQ(batch->describe(batch->firstAcked + 10), "adding rule 4 to chain 'mail_out'");
+    // quiet_in: the same silencing for what comes in, after loopback is let by.
+    EXPECT_EQ(namesOf(rules[6].get()),
+              (std::vector<std::string>{"meta", "cmp", "counter", "immediate"}));
+    EXPECT_EQ(namesOf(rules[7].get()), namesOf(rules[5].get()));
   }
 }
 

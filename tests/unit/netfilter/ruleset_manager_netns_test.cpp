@@ -370,6 +370,11 @@ TEST_F(RulesetManagerNetns, WithoutConntrackEventsIsTheSameTableLessItsEventMask
   for (std::size_t at; (at = expected.find(mask)) != std::string::npos;) {
     expected.erase(at, mask.size());
   }
+  // ... and less quiet_in, which then decides nothing.
+  const std::string quietIn = "\n\tchain quiet_in {";
+  const auto chainAt = expected.find(quietIn);
+  ASSERT_NE(chainAt, std::string::npos) << expected;
+  expected.erase(chainAt, expected.find("\t}\n", chainAt) + 3 - chainAt);
   EXPECT_EQ(text, expected);
 
   auto applied = manager_->apply(table, backend_);

@@ -36,9 +36,12 @@ TEST(BuildRuleset, UsesTheGivenTableName) {
   EXPECT_EQ(buildRuleset(Settings{}, "mailguard_test").name, "mailguard_test");
 }
 
-TEST(BuildRuleset, HasOneOutputChainThatAcceptsByDefault) {
+TEST(BuildRuleset, HasAnOutputChainThatAcceptsByDefaultAndAQuietPreroutingChain) {
   const Table t = buildRuleset(Settings{});
-  ASSERT_EQ(t.chains.size(), 1u);
+  ASSERT_EQ(t.chains.size(), 2u);
+  EXPECT_EQ(t.chains[1].name, "quiet_in");
+  EXPECT_EQ(t.chains[1].hook, Hook::Prerouting);
+  EXPECT_FALSE(t.chains[1].policyDrop);
   const Chain& c = t.chains[0];
   EXPECT_EQ(c.name, "mail_out");
   EXPECT_EQ(c.hook, Hook::Output);
@@ -46,6 +49,27 @@ TEST(BuildRuleset, HasOneOutputChainThatAcceptsByDefault) {
   EXPECT_FALSE(c.policyDrop);
   ASSERT_EQ(c.rules.size(), 5u);
   for (const Rule& r : c.rules) EXPECT_TRUE(r.counter);
+}
+
+// Inbound and forwarded connections' conntrack events are off (guardd follows none of
+// them); loopback's are left alone, since a local mail connection comes back in on lo.
+TEST(BuildRuleset, QuietInSilencesNewConnectionsExceptOnLoopback) {
+  const Table t = buildRuleset(Settings{});
+  const Chain& c = t.chains[1];
+  ASSERT_EQ(c.rules.size(), 2u);
+  EXPECT_THAT(kinds(c.rules[0]), ElementsAre(K::IifnameEquals));
+  EXPECT_EQ(c.rules[0].matches[0].text, "lo");
+  EXPECT_EQ(c.rules[0].action.kind, Action::Kind::Accept);
+  EXPECT_FALSE(c.rules[0].ctEventMask.has_value());
+  EXPECT_THAT(kinds(c.rules[1]), ElementsAre(K::CtStateNew));
+  EXPECT_EQ(c.rules[1].ctEventMask, 0u);
+  EXPECT_EQ(c.rules[1].action.kind, Action::Kind::Continue);
+  const std::string text = toNftText(t);
+  EXPECT_NE(text.find("\tchain quiet_in {\n\t\ttype filter hook prerouting priority filter; "
+                      "policy accept;\n\t\tiifname \"lo\" counter accept\n\t\tct state new "
+                      "counter ct event set 0x0\n\t}"),
+            std::string::npos)
+      << text;
 }
 
 TEST(BuildRuleset, AcceptsEstablishedTrafficFirst) {
@@ -130,7 +154,7 @@ TEST(BuildRuleset, KeepsTheMarkBitRuleWithTheHostFirewall) {
   FirewallState fw;
   fw.enabled = true;
   const Table t = buildRuleset(Settings{}, kTableName, fw, 0x80);
-  ASSERT_EQ(t.chains.size(), 2u);
+  ASSERT_EQ(t.chains.size(), 3u);
   EXPECT_THAT(kinds(t.chains[0].rules[1]), ElementsAre(K::MarkBitSet));
   EXPECT_EQ(t.chains[0].rules[1].matches[0].value, 0x80u);
 }
@@ -162,6 +186,12 @@ TEST(ToNftText, RendersTheTableAsNftListsIt) {
       "\t\tmeta mark 0x6d670001 meta l4proto tcp counter reject with tcp reset\n"
       "\t\tmeta mark 0x6d670002 counter accept\n"
       "\t\tct state new tcp dport @mail_ports counter queue num 4025\n"
+      "\t\tct state new counter ct event set 0x0\n"
+      "\t}\n"
+      "\n"
+      "\tchain quiet_in {\n"
+      "\t\ttype filter hook prerouting priority filter; policy accept;\n"
+      "\t\tiifname \"lo\" counter accept\n"
       "\t\tct state new counter ct event set 0x0\n"
       "\t}\n"
       "}\n";

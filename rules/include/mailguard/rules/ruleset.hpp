@@ -66,7 +66,7 @@ struct Rule {
   std::optional<std::uint32_t> ctEventMask{};
 };
 
-enum class Hook { Output, Input };
+enum class Hook { Output, Input, Prerouting };
 
 struct Chain {
   std::string name;
