@@ -856,14 +856,14 @@ struct Detector::Impl {
   void addSubmissionEvidence(PrincipalState& p, const SubmissionEvent& ev,
                              std::vector<Reason>& reasons, TimePoint now) {
     if (!ev.domains.empty() && ev.recipients <= cfg.mtaListRecipients) {
-      const bool anyNew = std::any_of(ev.domains.begin(), ev.domains.end(), [&](const auto& d) {
-        return p.mtaDomainsSeen.find(d) == p.mtaDomainsSeen.end();
-      });
+      const auto fresh = static_cast<unsigned>(std::count_if(
+          ev.domains.begin(), ev.domains.end(),
+          [&](const auto& d) { return p.mtaDomainsSeen.find(d) == p.mtaDomainsSeen.end(); }));
       const auto& pr = ev.presence;
       const bool chosen = pr.known && pr.activeSession && pr.sinceInput &&
                           *pr.sinceInput >= Duration::zero() && *pr.sinceInput <= cfg.inputWindow;
-      if (anyNew) {
-        if (!chosen) addReason(reasons, Evidence::MtaNewDomain, cfg.mtaNewDomain);
+      if (fresh > 0) {
+        if (!chosen) addReason(reasons, Evidence::MtaNewDomain, newDomainsWeight(fresh));
       } else {
         addReason(reasons, Evidence::MtaKnownDomains, cfg.mtaKnownDomains);
       }
@@ -874,6 +874,13 @@ struct Detector::Impl {
         addReason(reasons, Evidence::MtaBurst, cfg.manySessions);
       }
     }
+  }
+
+  // S1 per message, or by its bin of new domains where grading is on (ablation only).
+  double newDomainsWeight(unsigned fresh) const {
+    if (!cfg.mtaNewDomainBins) return cfg.mtaNewDomain;
+    const auto& bins = *cfg.mtaNewDomainBins;
+    return fresh >= 4 ? bins.many : fresh >= 2 ? bins.few : bins.one;
   }
 
   void rememberDomains(PrincipalState& p, const std::vector<std::string>& domains,
