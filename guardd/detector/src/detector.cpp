@@ -1097,6 +1097,7 @@ std::vector<PrincipalSnapshot> Detector::exportState() const {
     s.softAlerted = p.softAlerted;
     s.lastActivity = p.lastActivity;
     for (const auto& [key, e] : p.workingSet) s.workingSet.push_back(e);
+    s.mailedDomains.assign(p.mtaDomainsSeen.begin(), p.mtaDomainsSeen.end());
     s.quarantined = p.quarantined;
     s.quarantineAlert = p.quarantineAlert;
     out.push_back(std::move(s));
@@ -1119,6 +1120,7 @@ void Detector::importState(const std::vector<PrincipalSnapshot>& state) {
     p.softAlerted = s.softAlerted;
     p.lastActivity = s.lastActivity;
     for (const WorkingSetEntry& e : s.workingSet) p.workingSet[e.destination] = e;
+    p.mtaDomainsSeen.insert(s.mailedDomains.begin(), s.mailedDomains.end());
     p.quarantined = s.quarantined;
     p.quarantineAlert = s.quarantineAlert;
   }

@@ -1118,6 +1118,23 @@ TEST_F(DetectorTest, GradedS1KeepsTheStructuralRules) {
   EXPECT_DOUBLE_EQ(weightOf(d.submitted(clicked), Evidence::MtaNewDomain), 0.59);
 }
 
+// A restart (exportState/importState, guardd's snapshot) keeps the domains a program
+// mailed: a cron script's one address is not new again after every boot.
+TEST_F(DetectorTest, ARestartKeepsTheDomainsAProgramMailed) {
+  const DetectorConfig cfg;
+  Detector d(clock);
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(message(bot, {"ops.example"})), Evidence::MtaNewDomain),
+                   cfg.mtaNewDomain);
+  Detector restarted(clock);
+  restarted.importState(d.exportState());
+  clock.advance(hours(24));
+  const Assessment again = restarted.submitted(message(bot, {"ops.example"}));
+  EXPECT_DOUBLE_EQ(weightOf(again, Evidence::MtaNewDomain), 0);
+  EXPECT_DOUBLE_EQ(weightOf(again, Evidence::MtaKnownDomains), cfg.mtaKnownDomains);
+  ASSERT_EQ(restarted.exportState().size(), 1U);
+  EXPECT_EQ(restarted.exportState()[0].mailedDomains.size(), 1U);
+}
+
 TEST_F(DetectorTest, CronMailingTheSameAddressDriftsDown) {
   Detector d(clock);
   for (int day = 0; day < 60; ++day) {

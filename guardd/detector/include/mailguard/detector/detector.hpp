@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "mailguard/rules/clock.hpp"
@@ -422,6 +423,9 @@ struct PrincipalSnapshot {
   bool softAlerted = false;  // the soft alert was raised and has not re-armed yet
   TimePoint lastActivity;
   std::vector<WorkingSetEntry> workingSet;  // learned and candidate destinations
+  // The recipient domains it handed to the local MTA, each with when it last did (S1's
+  // memory): without them a restart made a cron script's one address new again.
+  std::vector<std::pair<std::string, TimePoint>> mailedDomains;
   bool quarantined = false;
   std::optional<Alert> quarantineAlert;  // why, for the dashboard after a restart
   friend bool operator==(const PrincipalSnapshot&, const PrincipalSnapshot&) = default;
