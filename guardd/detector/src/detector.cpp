@@ -856,14 +856,14 @@ struct Detector::Impl {
   void addSubmissionEvidence(PrincipalState& p, const SubmissionEvent& ev,
                              std::vector<Reason>& reasons, TimePoint now) {
     if (!ev.domains.empty() && ev.recipients <= cfg.mtaListRecipients) {
-      const bool anyNew = std::any_of(ev.domains.begin(), ev.domains.end(), [&](const auto& d) {
-        return p.mtaDomainsSeen.find(d) == p.mtaDomainsSeen.end();
-      });
+      const auto fresh = static_cast<unsigned>(std::count_if(
+          ev.domains.begin(), ev.domains.end(),
+          [&](const auto& d) { return p.mtaDomainsSeen.find(d) == p.mtaDomainsSeen.end(); }));
       const auto& pr = ev.presence;
       const bool chosen = pr.known && pr.activeSession && pr.sinceInput &&
                           *pr.sinceInput >= Duration::zero() && *pr.sinceInput <= cfg.inputWindow;
-      if (anyNew) {
-        if (!chosen) addReason(reasons, Evidence::MtaNewDomain, cfg.mtaNewDomain);
+      if (fresh > 0) {
+        if (!chosen) addReason(reasons, Evidence::MtaNewDomain, newDomainsWeight(fresh));
       } else {
         addReason(reasons, Evidence::MtaKnownDomains, cfg.mtaKnownDomains);
       }
@@ -874,6 +874,13 @@ struct Detector::Impl {
         addReason(reasons, Evidence::MtaBurst, cfg.manySessions);
       }
     }
+  }
+
+  // S1 per message, or by its bin of new domains where grading is on (ablation only).
+  double newDomainsWeight(unsigned fresh) const {
+    if (!cfg.mtaNewDomainBins) return cfg.mtaNewDomain;
+    const auto& bins = *cfg.mtaNewDomainBins;
+    return fresh >= 4 ? bins.many : fresh >= 2 ? bins.few : bins.one;
   }
 
   void rememberDomains(PrincipalState& p, const std::vector<std::string>& domains,
@@ -1090,6 +1097,7 @@ std::vector<PrincipalSnapshot> Detector::exportState() const {
     s.softAlerted = p.softAlerted;
     s.lastActivity = p.lastActivity;
     for (const auto& [key, e] : p.workingSet) s.workingSet.push_back(e);
+    s.mailedDomains.assign(p.mtaDomainsSeen.begin(), p.mtaDomainsSeen.end());
     s.quarantined = p.quarantined;
     s.quarantineAlert = p.quarantineAlert;
     out.push_back(std::move(s));
@@ -1112,6 +1120,7 @@ void Detector::importState(const std::vector<PrincipalSnapshot>& state) {
     p.softAlerted = s.softAlerted;
     p.lastActivity = s.lastActivity;
     for (const WorkingSetEntry& e : s.workingSet) p.workingSet[e.destination] = e;
+    p.mtaDomainsSeen.insert(s.mailedDomains.begin(), s.mailedDomains.end());
     p.quarantined = s.quarantined;
     p.quarantineAlert = s.quarantineAlert;
   }

@@ -128,6 +128,10 @@ std::string encodeSnapshot(const det::PrincipalSnapshot& s) {
   }
   auto updated = json::array();
   for (const TimePoint t : s.cusumUpdated) updated.push_back(micros(t));
+  auto mailed = json::array();
+  for (const auto& [domain, last] : s.mailedDomains) {
+    mailed.push_back({{"domain", domain}, {"last", micros(last)}});
+  }
   json j{{"version", kSnapshotVersion},
          {"principal", principalJson(s.principal)},
          {"program", s.program},
@@ -138,6 +142,7 @@ std::string encodeSnapshot(const det::PrincipalSnapshot& s) {
          {"soft_alerted", s.softAlerted},
          {"last_activity", micros(s.lastActivity)},
          {"working_set", ws},
+         {"mailed_domains", mailed},
          {"quarantined", s.quarantined}};
   j["quarantine_alert"] = s.quarantineAlert ? alertJson(*s.quarantineAlert) : json(nullptr);
   return j.dump();
@@ -184,6 +189,13 @@ std::optional<det::PrincipalSnapshot> decodeSnapshot(std::string_view text) {
       w.successDays = e.at("success_days").get<std::uint32_t>();
       w.learned = e.at("learned").get<bool>();
       s.workingSet.push_back(std::move(w));
+    }
+    // Added later in version 2 (S1's memory). Absent: none, as before they were kept.
+    if (j.contains("mailed_domains")) {
+      for (const auto& m : j.at("mailed_domains")) {
+        s.mailedDomains.emplace_back(m.at("domain").get<std::string>(),
+                                     fromMicros(m.at("last").get<std::int64_t>()));
+      }
     }
     s.quarantined = j.at("quarantined").get<bool>();
     if (const auto& qa = j.at("quarantine_alert"); !qa.is_null()) s.quarantineAlert = alertFrom(qa);

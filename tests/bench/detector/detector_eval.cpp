@@ -573,6 +573,13 @@ std::string num(double v) {
   std::snprintf(buf, sizeof buf, "%.0f", v);
   return buf;
 }
+// A percentage as a goal reads it: 199 of 200 is 99.5%, not a rounded 100%.
+std::string percent(double v) {
+  if (std::isnan(v)) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, v == std::round(v) ? "%.0f" : "%.1f", v);
+  return buf;
+}
 
 struct ProfileResult {
   const Profile* profile = nullptr;
@@ -675,13 +682,13 @@ int report(const Options& opt, const DetectorConfig& config) {
                                                    att.empty() ? INFINITY : quantile(att, 0.5)};
       if (d == kHard && (pr.profile->id == "M4" || pr.profile->id == "M9b")) {
         goals.push_back({pr.profile->id + ": >= 95% quarantined within 48 h (" +
-                             num(100.0 * within48h / n) + "%)",
+                             percent(100.0 * within48h / n) + "%)",
                          within48h >= 0.95 * n});
       }
       if (d == kHard && (pr.profile->id == "M1" || pr.profile->id == "M2" ||
                          pr.profile->id == "M7" || pr.profile->id == "M8")) {
         goals.push_back({pr.profile->id + ": >= 99% quarantined within 10 attempts (" +
-                             num(100.0 * within10 / n) + "%)",
+                             percent(100.0 * within10 / n) + "%)",
                          within10 >= 0.99 * n});
       }
     }
@@ -823,11 +830,7 @@ BenignFigures benignFigures(const std::vector<ProfileResult>& results, const std
   return f;
 }
 
-std::string pct(double share) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%.0f%%", 100 * share);
-  return buf;
-}
+std::string pct(double share) { return percent(100 * share) + "%"; }
 std::string perYear(double count, double years) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%.2f", years > 0 ? count / years : NAN);
@@ -1027,6 +1030,20 @@ std::vector<Variant> ablationVariants(const DetectorConfig& base) {
   add("without O2-O4 of MTA mail", [](DetectorConfig&) {});
   v.back().faults.noDeliveries = true;
   add("without H1 (O3 twice in 1 h)", [](DetectorConfig& c) { c.h1Blocklisted = 1U << 30U; });
+  add("without S1 recipient domains", [](DetectorConfig& c) {
+    c.mtaNewDomain = 0;
+    c.mtaKnownDomains = 0;
+  });
+  add("S1 0.68, derived with declared sends counted",
+      [](DetectorConfig& c) { c.mtaNewDomain = 0.68; });
+  // Issue 17's graded S1, each bin's weight from `--derive --seed 1` (README).
+  add("S1 graded 1 / 2-3 / >= 4 new: 0.25 / 0.59 / 1.54", [](DetectorConfig& c) {
+    c.mtaNewDomainBins = DetectorConfig::NewDomainBins{0.25, 0.59, 1.54};
+  });
+  add("S1 graded, declared sends counted: 0.07 / 0.20 / 1.24", [](DetectorConfig& c) {
+    c.mtaNewDomainBins = DetectorConfig::NewDomainBins{0.07, 0.20, 1.24};
+  });
+  add("without S2 submission rate", [](DetectorConfig& c) { c.mtaBurst = false; });
   return v;
 }
 
@@ -1129,6 +1146,11 @@ int derive(const Options& opt) {
       "S1 new recipient domain (local submissions <= 50 recipients, no input <= 3 s)"};
   std::vector<std::array<double, kF>> botFreq, benignFreq;
   std::array<double, kF> benignN{};
+  // S1 graded by the number of new domains in a message: 0 (all mailed before), 1, 2-3,
+  // >= 4 (issue 17's graded S1; rejected, README "S1 graded by new domains").
+  enum Bin : std::size_t { None, One, Few, Many, kBins };
+  const char* binNames[kBins] = {"0 new", "1 new", "2-3 new", ">= 4 new"};
+  std::vector<std::pair<std::string, std::array<double, kBins>>> newHist;
   const auto& all = profiles();
   for (std::size_t i = 0; i < all.size(); ++i) {
     const Profile& p = all[i];
@@ -1136,13 +1158,26 @@ int derive(const Options& opt) {
     const bool bot = p.kind == Kind::Malicious;
     const int hosts = bot ? opt.runs : static_cast<int>(std::ceil(opt.programMonths / p.months));
     std::array<Tally, kF> t{};
+    std::array<double, kBins> hist{};
     DetectorConfig defaults;
     for (int h = 0; h < hosts; ++h) {
       std::map<std::uint16_t, std::set<std::string>> mailed;  // per actor
+      struct Declared {
+        TimePoint until;
+        unsigned remaining = 0;
+      };
+      std::map<std::uint16_t, Declared> declared;  // per actor: its bulk declaration
       std::mt19937_64 rng(mix(opt.seed ^ mix(i * 1'000'003ULL + static_cast<std::uint64_t>(h))));
-      const Host host = p.make(rng, TimePoint{std::chrono::seconds{1'700'000'000}}, p.months);
+      Host host = p.make(rng, TimePoint{std::chrono::seconds{1'700'000'000}}, p.months);
+      // Newness and declarations depend on the order (the generators append in any order).
+      std::stable_sort(host.events.begin(), host.events.end(),
+                       [](const SimEvent& a, const SimEvent& b) { return a.time < b.time; });
       for (const SimEvent& e : host.events) {
-        if (e.kind != SimEvent::Kind::Attempt || host.actors[e.actor].mta) continue;
+        if (e.kind == SimEvent::Kind::Bulk) {
+          declared[e.actor] = {e.time + e.bulkWindow, e.bulkRecipients};
+          continue;
+        }
+        if (host.actors[e.actor].mta) continue;
         if (bot != e.malicious) continue;
         const bool remote = !e.toLocalMta;
         const bool p25 = remote && e.port == 25;
@@ -1153,12 +1188,22 @@ int derive(const Options& opt) {
         };
         if (e.toLocalMta && !e.domains.empty()) {
           auto& seen = mailed[e.actor];
-          bool anyNew = false;
-          for (const auto& d : e.domains) anyNew = seen.insert(d).second || anyNew;
+          std::size_t fresh = 0;
+          for (const auto& d : e.domains) fresh += seen.insert(d).second ? 1 : 0;
           const auto& pr = e.presence;
           const bool chosen = pr.known && pr.activeSession && pr.sinceInput &&
                               *pr.sinceInput <= defaults.inputWindow;
-          add(S1, e.recipients <= defaults.mtaListRecipients && !chosen, anyNew);
+          // The detector scores no message of a declared bulk send (Detector::declareBulk),
+          // as it scores no mailing and no message a person just chose the recipients of.
+          bool bulk = false;
+          if (auto d = declared.find(e.actor);
+              d != declared.end() && e.time < d->second.until && d->second.remaining > 0) {
+            bulk = true;
+            d->second.remaining -= std::min(d->second.remaining, e.recipients);
+          }
+          const bool scope = e.recipients <= defaults.mtaListRecipients && !chosen && !bulk;
+          add(S1, scope, fresh > 0);
+          if (scope) ++hist[fresh == 0 ? None : fresh == 1 ? One : fresh < 4 ? Few : Many];
         }
         add(N1, remote && e.dns.seen, e.dns.mxQueried);
         add(N2, remote && e.dns.seen, !e.dns.dstResolved);
@@ -1186,6 +1231,7 @@ int derive(const Options& opt) {
       if (!bot) benignN[f] += t[f].n;
     }
     (bot ? botFreq : benignFreq).push_back(freq);
+    if (t[S1].n > 0) newHist.emplace_back(p.id, hist);
   }
   std::printf("detector_eval --derive seed=%llu (tuning seed: 1)\n\n",
               static_cast<unsigned long long>(opt.seed));
@@ -1209,6 +1255,32 @@ int derive(const Options& opt) {
     std::printf("| %s | %.4f | %s%.5f | %s%.2f | %.2f |\n", names[f], pb, bound ? "< " : "", pn,
                 bound ? "> " : "", std::log(pb / pn), std::log((1 - pb) / (1 - pn)));
   }
+  // S1 graded: each bin's share of the in-scope messages per profile, the bot and benign
+  // means, and ln(P(bin | bot) / P(bin | benign)) per bin.
+  std::printf(
+      "\nS1 by new recipient domains per message (share of the messages in S1's scope):\n\n"
+      "| profile | messages |");
+  for (const char* b : binNames) std::printf(" %s |", b);
+  std::printf("\n|---|---|---|---|---|---|\n");
+  std::array<double, kBins> botBins{}, benignBins{};
+  double bots = 0, benigns = 0;
+  for (const auto& [id, h] : newHist) {
+    double n = 0;
+    for (double c : h) n += c;
+    const bool bot = id[0] == 'M';
+    std::printf("| %s | %.0f |", id.c_str(), n);
+    for (std::size_t b = 0; b < kBins; ++b) {
+      std::printf(" %.4f |", h[b] / n);
+      (bot ? botBins : benignBins)[b] += h[b] / n;
+    }
+    std::printf("\n");
+    (bot ? bots : benigns) += 1;
+  }
+  std::printf("| ln(P(bin \\| bot) / P(bin \\| benign)) | |");
+  for (std::size_t b = 0; b < kBins; ++b) {
+    std::printf(" %.2f |", std::log((botBins[b] / bots) / (benignBins[b] / benigns)));
+  }
+  std::printf("\n");
   return 0;
 }
 

@@ -1030,7 +1030,7 @@ TEST_F(DetectorTest, HeldSubmissionsCarryNoDomainOrBurstEvidence) {
   EXPECT_TRUE(d.quarantined(bot));
 }
 
-// Submission evidence alone (no TCP attempt, sendmail): 0.68 a message, +1.0 a message
+// Submission evidence alone (no TCP attempt, sendmail): 0.94 a message, +1.0 a message
 // from the tenth within a minute on.
 TEST_F(DetectorTest, AHarvestedListBotIsFlaggedBySubmissionsAlone) {
   Detector d(clock);
@@ -1042,8 +1042,97 @@ TEST_F(DetectorTest, AHarvestedListBotIsFlaggedBySubmissionsAlone) {
     if (tier == Tier::Hard) hard = n;
     clock.advance(seconds(2));
   }
-  EXPECT_EQ(soft, 7);
-  EXPECT_EQ(hard, 11);
+  EXPECT_EQ(soft, 5);   // 5 x 0.94 > 4.6
+  EXPECT_EQ(hard, 10);  // 9 x 0.94 + 0.94 + 1.0 (S2 at the tenth) > 9.2
+}
+
+// The default S1 is one weight per message whatever the number of new domains; the graded
+// form (1, 2-3, >= 4 new; detector_eval's ablation row) gives each bin its own.
+TEST_F(DetectorTest, S1CountsAMessageOnceUnlessGraded) {
+  const DetectorConfig flat;
+  EXPECT_FALSE(flat.mtaNewDomainBins.has_value());
+  Detector d(clock);
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(message(bot, {"a.example"})), Evidence::MtaNewDomain),
+                   flat.mtaNewDomain);
+  clock.advance(hours(1));
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(message(bot, {"b.example", "c.example", "d.example",
+                                                      "e.example", "f.example"})),
+                            Evidence::MtaNewDomain),
+                   flat.mtaNewDomain);
+}
+
+SubmissionEvent toNew(const Principal& who, int from, int n) {
+  std::vector<std::string> domains;
+  for (int i = from; i < from + n; ++i) domains.push_back("n" + std::to_string(i) + ".example");
+  return message(who, std::move(domains));
+}
+
+TEST_F(DetectorTest, GradedS1AppliesEachBinsWeight) {
+  DetectorConfig cfg;
+  cfg.mtaNewDomainBins = DetectorConfig::NewDomainBins{0.25, 0.59, 1.54};
+  cfg.mtaBurst = false;  // the rate is not what this test is about
+  Detector d(clock, cfg);
+  const auto weight = [&](SubmissionEvent e) {
+    clock.advance(hours(1));
+    return weightOf(d.submitted(std::move(e)), Evidence::MtaNewDomain);
+  };
+  EXPECT_DOUBLE_EQ(weight(toNew(bot, 0, 1)), 0.25);
+  EXPECT_DOUBLE_EQ(weight(toNew(bot, 1, 2)), 0.59);
+  EXPECT_DOUBLE_EQ(weight(toNew(bot, 3, 3)), 0.59);
+  EXPECT_DOUBLE_EQ(weight(toNew(bot, 6, 4)), 1.54);
+  EXPECT_DOUBLE_EQ(weight(toNew(bot, 10, 20)), 1.54);
+  // Only the new domains count: 3 known and 1 new is the one-new bin, 2 known and 2 new
+  // the few-new bin.
+  EXPECT_DOUBLE_EQ(weight(toNew(bot, 27, 4)), 0.25);
+  EXPECT_DOUBLE_EQ(weight(toNew(bot, 29, 4)), 0.59);
+  // All known: the credit, as ungraded.
+  clock.advance(hours(1));
+  const Assessment known = d.submitted(toNew(bot, 0, 10));
+  EXPECT_DOUBLE_EQ(weightOf(known, Evidence::MtaKnownDomains), cfg.mtaKnownDomains);
+  EXPECT_DOUBLE_EQ(weightOf(known, Evidence::MtaNewDomain), 0);
+}
+
+// The structural rules hold for every bin: a mailing, a message just after a click, a held
+// message and a declared bulk send carry no S1, however many new domains.
+TEST_F(DetectorTest, GradedS1KeepsTheStructuralRules) {
+  DetectorConfig cfg;
+  cfg.mtaNewDomainBins = DetectorConfig::NewDomainBins{0.25, 0.59, 1.54};
+  Detector d(clock, cfg);
+  SubmissionEvent list = toNew(bot, 0, 20);
+  list.recipients = cfg.mtaListRecipients + 1;
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(list), Evidence::MtaNewDomain), 0);
+  SubmissionEvent clicked = toNew(mua, 100, 10);
+  clicked.presence = {true, true, seconds(1)};
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(clicked), Evidence::MtaNewDomain), 0);
+  SubmissionEvent held = toNew(bot, 200, 10);
+  held.held = true;
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(held), Evidence::MtaNewDomain), 0);
+  const Principal lists = principal("mailman");
+  d.declareBulk(lists, 100, hours(2));
+  EXPECT_TRUE(d.submitted(toNew(lists, 300, 10)).reasons.empty());
+  // Without those conditions the same sizes are graded.
+  clock.advance(hours(1));
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(toNew(bot, 400, 10)), Evidence::MtaNewDomain), 1.54);
+  clicked = toNew(mua, 500, 2);
+  clicked.presence = {true, true, seconds(30)};
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(clicked), Evidence::MtaNewDomain), 0.59);
+}
+
+// A restart (exportState/importState, guardd's snapshot) keeps the domains a program
+// mailed: a cron script's one address is not new again after every boot.
+TEST_F(DetectorTest, ARestartKeepsTheDomainsAProgramMailed) {
+  const DetectorConfig cfg;
+  Detector d(clock);
+  EXPECT_DOUBLE_EQ(weightOf(d.submitted(message(bot, {"ops.example"})), Evidence::MtaNewDomain),
+                   cfg.mtaNewDomain);
+  Detector restarted(clock);
+  restarted.importState(d.exportState());
+  clock.advance(hours(24));
+  const Assessment again = restarted.submitted(message(bot, {"ops.example"}));
+  EXPECT_DOUBLE_EQ(weightOf(again, Evidence::MtaNewDomain), 0);
+  EXPECT_DOUBLE_EQ(weightOf(again, Evidence::MtaKnownDomains), cfg.mtaKnownDomains);
+  ASSERT_EQ(restarted.exportState().size(), 1U);
+  EXPECT_EQ(restarted.exportState()[0].mailedDomains.size(), 1U);
 }
 
 TEST_F(DetectorTest, CronMailingTheSameAddressDriftsDown) {

@@ -41,6 +41,7 @@ TEST(DetectorCodec, SnapshotSurvivesARoundTripWithItsQuarantineAlert) {
   s.workingSet = {
       {"198.51.100.0/24", at(1'700'000'000), at(1'700'000'050), at(1'700'000'040), 2, false},
       {"local-mta", at(1'600'000'000), at(1'700'000'000), at(1'700'000'000), 5, true}};
+  s.mailedDomains = {{"example.org", at(1'700'000'050)}, {"example.net", at(1'600'000'000)}};
   s.quarantined = true;
   s.quarantineAlert = sampleAlert();
   const auto decoded = decodeSnapshot(encodeSnapshot(s));
@@ -78,7 +79,8 @@ TEST(DetectorCodec, AlertWithEveryEvidenceRoundTrips) {
 }
 
 // Snapshots stored before the per-channel times were kept: every channel counts as
-// updated at the last activity (the old behaviour), no soft alert outstanding.
+// updated at the last activity (the old behaviour), no soft alert outstanding, no mailed
+// domains (S1's memory, kept since issue 17's fourth round).
 TEST(DetectorCodec, SnapshotWithoutChannelTimesTakesTheLastActivity) {
   det::PrincipalSnapshot s;
   s.principal = {"ef56", "/usr/bin/msmtp", "", "", 0};
@@ -86,13 +88,16 @@ TEST(DetectorCodec, SnapshotWithoutChannelTimesTakesTheLastActivity) {
   s.cusumUpdated = {at(1), at(2), at(3)};
   s.softAlerted = true;
   s.lastActivity = at(1'700'000'100);
+  s.mailedDomains = {{"example.org", at(1'700'000'050)}};
   auto j = nlohmann::json::parse(encodeSnapshot(s));
   j.erase("cusum_updated");
   j.erase("soft_alerted");
+  j.erase("mailed_domains");  // nor the mailed domains: none
   const auto decoded = decodeSnapshot(j.dump());
   ASSERT_TRUE(decoded.has_value());
   for (const TimePoint t : decoded->cusumUpdated) EXPECT_EQ(t, s.lastActivity);
   EXPECT_FALSE(decoded->softAlerted);
+  EXPECT_TRUE(decoded->mailedDomains.empty());
   EXPECT_EQ(decoded->cusum, s.cusum);
 }
 

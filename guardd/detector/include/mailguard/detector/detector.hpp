@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "mailguard/rules/clock.hpp"
@@ -165,8 +166,18 @@ struct DetectorConfig {
   // tuning seed). A message with more than mtaListRecipients recipients is a mailing, left
   // to the recipient backstops (a list server's first run mails only new domains); a
   // message sent just after the user's input (U1's test) has recipients a person chose: a
-  // new mail client mails mostly new domains in its first days.
-  double mtaNewDomain = 0.68;       // a message with a new domain [T: ln 0.68]
+  // new mail client mails mostly new domains in its first days. Nor is a message of a
+  // declared bulk send scored (its benign frequency is counted without them: 0.39).
+  double mtaNewDomain = 0.94;  // a message with a new domain [T: ln 1 / 0.39]
+  // S1 graded by how many of the message's domains are new (1, 2-3, >= 4), each bin its
+  // own likelihood ratio: tried for issue 17 and not kept, because the benign messages
+  // with new domains have few, so grading takes from a bot mailing 1-3 domains a message
+  // what it gives one mailing many (README "S1 graded"). Off (nullopt) but for
+  // detector_eval's ablation row; not a setting.
+  struct NewDomainBins {
+    double one, few, many;
+  };
+  std::optional<NewDomainBins> mtaNewDomainBins;
   double mtaKnownDomains = -2.0;    // all mailed before [T: ln -inf, the clip]
   unsigned mtaListRecipients = 50;  // [A]
   unsigned mtaDomainMemory = 256;   // recipient domains remembered per principal [A]
@@ -412,6 +423,9 @@ struct PrincipalSnapshot {
   bool softAlerted = false;  // the soft alert was raised and has not re-armed yet
   TimePoint lastActivity;
   std::vector<WorkingSetEntry> workingSet;  // learned and candidate destinations
+  // The recipient domains it handed to the local MTA, each with when it last did (S1's
+  // memory): without them a restart made a cron script's one address new again.
+  std::vector<std::pair<std::string, TimePoint>> mailedDomains;
   bool quarantined = false;
   std::optional<Alert> quarantineAlert;  // why, for the dashboard after a restart
   friend bool operator==(const PrincipalSnapshot&, const PrincipalSnapshot&) = default;
