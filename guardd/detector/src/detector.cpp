@@ -384,13 +384,30 @@ struct Detector::Impl {
   }
 
   // Recent (dst, port) entries serve retries and outcome matching for a few minutes;
-  // a flood beyond kRecentCap keeps only what the retry window needs.
+  // a flood beyond kRecentCap keeps only what the retry window needs, and at most half
+  // the cap, the newest: so the next pass over the map comes kRecentCap / 2 new
+  // destinations later, and a bot's stream of them costs O(log n) per attempt. (Trimming
+  // just below the cap made every attempt of a flood to 4,096 destinations in the retry
+  // window pay two passes over the map.)
   void trimRecent(PrincipalState& p, TimePoint now) const {
     if (p.recent.size() <= kRecentCap) return;
     std::erase_if(p.recent, [&](const auto& kv) { return now - kv.second.time > kRecentKeep; });
-    if (p.recent.size() <= kRecentCap) return;
+    if (p.recent.size() <= kRecentCap / 2) return;
     std::erase_if(p.recent, [&](const auto& kv) { return now - kv.second.time > cfg.retryWindow; });
-    if (p.recent.size() > 2 * kRecentCap) p.recent.clear();
+    if (p.recent.size() <= kRecentCap / 2) return;
+    std::vector<TimePoint> times;
+    times.reserve(p.recent.size());
+    for (const auto& [key, r] : p.recent) times.push_back(r.time);
+    const auto cut = times.begin() + static_cast<std::ptrdiff_t>(times.size() - kRecentCap / 2);
+    std::nth_element(times.begin(), cut, times.end());
+    const TimePoint oldestKept = *cut;
+    std::erase_if(p.recent, [&](const auto& kv) { return kv.second.time < oldestKept; });
+    // Ties at the cut (a burst within one clock tick) may keep a few more; never more.
+    if (p.recent.size() > kRecentCap / 2) {
+      for (auto it = p.recent.begin(); it != p.recent.end() && p.recent.size() > kRecentCap / 2;) {
+        it = it->second.time == oldestKept ? p.recent.erase(it) : std::next(it);
+      }
+    }
   }
 
   void pruneGlobal(TimePoint now) {

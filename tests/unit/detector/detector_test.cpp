@@ -158,6 +158,26 @@ TEST_F(DetectorTest, CountsRetriesToTheSameHostOnceWithinFiveMinutes) {
   EXPECT_DOUBLE_EQ(d.observe(direct(bot, mx(1))).score, 1.5);  // seen before: no D2
 }
 
+// A flood to more distinct servers than the retry memory holds (4,096): the newest are
+// kept, so a retry of the latest attempt is still one attempt. (The memory was emptied
+// at twice its cap, and trimmed just below it, a pass over the whole map per attempt.)
+TEST_F(DetectorTest, AFloodKeepsTheNewestRetriesInMemory) {
+  DetectorConfig cfg;
+  // Nothing may quarantine it, or its attempts would no longer be scored at all.
+  cfg.softThreshold = cfg.hardThreshold = 1e12;
+  cfg.h3Connections = cfg.backstopSoftDestinations = cfg.backstopHardDestinations =
+      cfg.backstopHardAttempts = 1'000'000;
+  Detector d(clock, cfg);
+  constexpr int kDestinations = 8193;
+  for (int i = 0; i < kDestinations; ++i) {
+    d.observe(direct(bot, mx(i)));
+    clock.advance(std::chrono::milliseconds(1));
+  }
+  EXPECT_DOUBLE_EQ(d.observe(direct(bot, mx(kDestinations - 1))).score, 0.0) << "a retry";
+  EXPECT_DOUBLE_EQ(d.observe(direct(bot, mx(kDestinations - 2000))).score, 0.0) << "a retry";
+  EXPECT_GT(d.observe(direct(bot, mx(0))).score, 0.0) << "forgotten: counted again";
+}
+
 TEST_F(DetectorTest, LearnsADestinationAfterSuccessOnThreeDistinctDays) {
   Detector d(clock);
   const std::string relay = "203.0.113.10";
