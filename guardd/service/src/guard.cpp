@@ -330,11 +330,13 @@ void Guard::Impl::readKernelEvents() {
 }
 
 void Guard::Impl::drainQueue() {
+  // Verdicts first: a queued SYN's connect() waits for one, while the events are records.
+  const bool more = pipeline->onReadable();
   // Awake anyway: the approved connects the hook reported without waking guardd (at most
   // one wake-up per 50 ms) are read now rather than on the next one, which keeps the ring
   // buffer short during a flood of queued connects.
   if (kernelIdentity) readKernelEvents();
-  if (!pipeline->onReadable() || drainPosted) return;
+  if (!more || drainPosted) return;
   drainPosted = true;
   loop.post([this] {
     drainPosted = false;
