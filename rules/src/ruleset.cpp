@@ -416,9 +416,9 @@ std::string toNftText(const Table& table) {
   for (const Chain& chain : table.chains) {
     separate();
     out += "\tchain " + chain.name + " {\n";
-    out += "\t\ttype filter hook " + std::string(hookName(chain.hook)) +
-           " priority " + renderPriority(chain.priority) + "; policy " +
-           (chain.policyDrop ? "drop" : "accept") + ";\n";
+    out += "\t\ttype filter hook " + std::string(hookName(chain.hook)) + " priority " +
+           renderPriority(chain.priority) + "; policy " + (chain.policyDrop ? "drop" : "accept") +
+           ";\n";
     for (const Rule& r : chain.rules) {
       out += "\t\t";
       // nft lists "tcp dport" without the "meta l4proto tcp" it implies (its

@@ -41,7 +41,8 @@ constexpr std::string_view kIgdType = "urn:schemas-upnp-org:device:InternetGatew
 
 bool iequals(std::string_view a, std::string_view b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
   });
 }
 
@@ -154,8 +155,8 @@ std::string defaultGatewayFrom(const std::string& routeTable) {
     constexpr unsigned long kRtfGateway = 0x2;
     try {
       const unsigned long f = std::stoul(flags, nullptr, 16);
-      if (dest != "00000000" || mask != "00000000" || (f & kRtfUp) == 0 ||
-          (f & kRtfGateway) == 0 || gateway.size() != 8) {
+      if (dest != "00000000" || mask != "00000000" || (f & kRtfUp) == 0 || (f & kRtfGateway) == 0 ||
+          gateway.size() != 8) {
         continue;
       }
       // The kernel prints the address as a host-order number of network-order bytes.
