@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "mailguard/common/fd.hpp"
+#include "mailguard/common/text.hpp"
 #include "mailguard/outside/address.hpp"
 
 namespace mailguard::outside {
@@ -44,14 +45,6 @@ bool iequals(std::string_view a, std::string_view b) {
     return std::tolower(static_cast<unsigned char>(x)) ==
            std::tolower(static_cast<unsigned char>(y));
   });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
 }
 
 // One M-SEARCH to the gateway's port 1900 from a socket connected to it (only its answer
@@ -173,7 +166,7 @@ std::string defaultGatewayFrom(const std::string& routeTable) {
 
 std::string ssdpLocation(std::string_view answer) {
   std::size_t eol = answer.find('\n');
-  const std::string_view status = trim(answer.substr(0, eol));
+  const std::string_view status = trimBlanks(answer.substr(0, eol));
   // "HTTP/1.1 200 OK"; a NOTIFY or another device's M-SEARCH is no answer.
   if (status.size() < 12 || !iequals(status.substr(0, 5), "HTTP/") ||
       status.substr(status.find(' ') + 1, 3) != "200") {
@@ -184,8 +177,8 @@ std::string ssdpLocation(std::string_view answer) {
     eol = answer.find('\n');
     const std::string_view line = answer.substr(0, eol);
     const auto colon = line.find(':');
-    if (colon != std::string_view::npos && iequals(trim(line.substr(0, colon)), "LOCATION")) {
-      return std::string(trim(line.substr(colon + 1)));
+    if (colon != std::string_view::npos && iequals(trimBlanks(line.substr(0, colon)), "LOCATION")) {
+      return std::string(trimBlanks(line.substr(colon + 1)));
     }
   }
   return "";

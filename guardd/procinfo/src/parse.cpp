@@ -2,6 +2,7 @@
 // chooses its own comm and command line) and are fuzzed.
 #include <charconv>
 
+#include "mailguard/common/text.hpp"
 #include "mailguard/procinfo/procinfo.hpp"
 
 namespace mailguard::procinfo {
@@ -16,14 +17,6 @@ std::optional<T> parseNumber(std::string_view s) {
   const auto [ptr, ec] = std::from_chars(s.data(), end, value);
   if (ec != std::errc{} || ptr != end) return std::nullopt;
   return value;
-}
-
-std::string_view trimBlanks(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
 }
 
 std::string_view firstField(std::string_view s) {
