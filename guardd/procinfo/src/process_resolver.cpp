@@ -395,6 +395,15 @@ Result<ProcessInfo> ProcessResolver::describe(int pid) {
   return info;
 }
 
+const ProcessInfo* ProcessResolver::described(int pid, std::uint64_t startTime) const {
+  const auto it = described_.find(pid);
+  if (it == described_.end() || it->second.startTime != startTime ||
+      std::chrono::steady_clock::now() - it->second.at >= kDescribeTtl) {
+    return nullptr;
+  }
+  return &it->second.info;
+}
+
 Result<ProcessInfo> ProcessResolver::describeFully(int pid, std::uint64_t startTime,
                                                    Described* fill) {
   const std::string dir = std::to_string(pid);

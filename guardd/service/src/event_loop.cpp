@@ -80,6 +80,12 @@ int EventLoop::addPrepare(Prepare p) {
 
 void EventLoop::removePrepare(int handle) { prepares_.erase(handle); }
 
+int EventLoop::addIdle(std::function<void()> cb) {
+  const int handle = nextPrepare_++;
+  idle_[handle] = std::move(cb);
+  return handle;
+}
+
 void EventLoop::every(std::chrono::milliseconds period, std::function<void()> cb) {
   timers_.push_back(Timer{std::chrono::steady_clock::now() + period, period, std::move(cb)});
 }
@@ -98,9 +104,13 @@ Result<void> EventLoop::run() {
                       std::max(std::chrono::milliseconds(0),
                                std::chrono::duration_cast<std::chrono::milliseconds>(t.due - now)));
     }
-    // Copy: a prepare hook may remove itself (a lost D-Bus connection does).
-    const auto prepares = prepares_;
-    for (const auto& [handle, prepare] : prepares) {
+    // By handle: a prepare hook may remove itself (a lost D-Bus connection does).
+    handles_.clear();
+    for (const auto& entry : prepares_) handles_.push_back(entry.first);
+    for (const int handle : handles_) {
+      const auto it = prepares_.find(handle);
+      if (it == prepares_.end()) continue;
+      auto prepare = it->second;
       if (auto w = prepare()) wait = std::min(wait, *w);
     }
     const int n = epoll_wait(epfd_.get(), events.data(), static_cast<int>(events.size()),
@@ -108,6 +118,12 @@ Result<void> EventLoop::run() {
     if (n < 0) {
       if (errno == EINTR) continue;
       return systemError(std::string("Failed to wait for events: ") + std::strerror(errno), errno);
+    }
+    if (n == 0) {
+      for (auto it = idle_.begin(); it != idle_.end() && !stopping_;) {
+        auto cb = (it++)->second;  // it may remove itself
+        cb();
+      }
     }
     for (int i = 0; i < n && !stopping_; ++i) {
       const auto it = callbacks_.find(events[static_cast<std::size_t>(i)].data.fd);

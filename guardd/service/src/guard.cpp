@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
@@ -278,6 +279,17 @@ Result<void> Guard::Impl::start() {
   if (auto r = loop.add(queue->fd(), EPOLLIN, [this](std::uint32_t) { drainQueue(); }); !r) {
     return r.error();
   }
+  // What an early verdict left to do is done once the loop finds nothing else to do, at
+  // the latest a moment later (VerdictPipeline::kMaxDeferTime).
+  deferredPrepare = loop.addPrepare([this]() -> std::optional<std::chrono::milliseconds> {
+    if (pipeline->deferredDue()) pipeline->runDeferred();
+    if (!pipeline->hasDeferred()) return std::nullopt;
+    return std::chrono::milliseconds(1);
+  });
+  deferredIdle = loop.addIdle([this] {
+    pipeline->runDeferred();
+    returnFreedMemory();
+  });
 
   // The whole table, with host_in when the owner enabled the host firewall.
   // With the BPF hooks in force the table accepts their marked SYNs before the queue rule.
@@ -327,6 +339,20 @@ void Guard::Impl::readKernelEvents() {
   auto read = kernelIdentity->readEvents(
       [this](const kernel::ConnectEvent& e) { pipeline->onKernelEvent(e); });
   if (!read) log::error(read.error().message);
+}
+
+// A burst of attempts (a bot's flood) leaves freed heap in holes glibc keeps resident; once
+// it is over, at most once a second, that goes back to the system.
+void Guard::Impl::returnFreedMemory() {
+  const auto& c = pipeline->counters();
+  const auto decided = c.allowed + c.held + c.rejected;
+  const auto now = clock.monotonic();
+  if (decided - decidedAtTrim < kTrimAfterAttempts || now - trimmedAt < std::chrono::seconds(1)) {
+    return;
+  }
+  decidedAtTrim = decided;
+  trimmedAt = now;
+  ::malloc_trim(0);
 }
 
 void Guard::Impl::drainQueue() {
@@ -866,6 +892,11 @@ Result<std::unique_ptr<Guard>> Guard::create(Options options, EventLoop& loop) {
 void Guard::shutdown() {
   auto& d = *impl_;
   if (d.queue) d.loop.remove(d.queue->fd());
+  if (d.pipeline) {
+    d.loop.removePrepare(d.deferredPrepare);
+    d.loop.removeIdle(d.deferredIdle);
+    d.pipeline->runDeferred();  // their records, before the writer's last flush
+  }
   if (d.presence) {
     d.loop.removePrepare(d.presencePrepare);
     d.loop.remove(d.presence->pollFd());

@@ -74,6 +74,11 @@ struct Guard::Impl {
   // the detection that reads it, so it outlives it.
   std::unique_ptr<presence::PresenceSource> presence;
   int presencePrepare = 0;
+  int deferredPrepare = 0, deferredIdle = 0;  // the pipeline's deferred work (drainQueue)
+  // returnFreedMemory(): the attempts decided and the time at the last trim.
+  static constexpr std::uint64_t kTrimAfterAttempts = 1000;
+  std::uint64_t decidedAtTrim = 0;
+  MonoTime trimmedAt{};
   // What each process asked name servers and was told (the kernel's DNS tap); null
   // without kernel attribution or when the tap is not attached.
   std::unique_ptr<dns::Observations> dns;
@@ -127,6 +132,7 @@ struct Guard::Impl {
   void policyChanged();
   // Decides one wake-up's worth of queued packets; the rest after the loop's other work.
   void drainQueue();
+  void returnFreedMemory();
   // Everything the BPF hooks reported since the last read (ring buffers, refusal counts).
   void readKernelEvents();
   bool drainPosted = false;

@@ -124,33 +124,50 @@ std::optional<Attributed> KernelAttribution::byStamp(const netfilter::QueuedPack
   early.cookie = found->owner.cookie;
   early.key = stamp->key;
   early.taint = kernel::describeTaint(stamp->taint);
+  early.stamp = stamp;
   return early;
+}
+
+Result<Attributed> KernelAttribution::afterEarlyVerdict(const netfilter::QueuedPacket& packet,
+                                                        const Attributed& early,
+                                                        const AllowedAlone& allowedAlone) {
+  if (found_ && found_->packetId == packet.id) found_.reset();
+  if (!early.stamp) return attribute(packet, allowedAlone);
+  const auto* known = resolver_.described(early.process.pid, early.process.startTime);
+  if (known == nullptr || known->identity != early.process.identity) {
+    // By the stamp, not the socket: a refused connect's socket is closed by now.
+    return connector(*early.stamp, early.cookie);
+  }
+  Attributed found = early;
+  found.process = *known;
+  return found;
 }
 
 Result<Attributed> KernelAttribution::attribute(const netfilter::QueuedPacket& packet,
                                                 const AllowedAlone& allowedAlone) {
   auto socket = socketAndStamp(packet);
   if (!socket) return socket.error();
-  const auto* owner = &socket->owner;
-  const auto cookie = owner->cookie;
-  const auto& stamp = socket->stamp;
-  if (!stamp) return byProc_.byHolder(packet, *owner, allowedAlone);
+  if (!socket->stamp) return byProc_.byHolder(packet, socket->owner, allowedAlone);
+  return connector(*socket->stamp, socket->owner.cookie);
+}
+
+Result<Attributed> KernelAttribution::connector(const kernel::Stamp& stamp, std::uint64_t cookie) {
   // The task that called connect(), by its tgid: still the same process (start time), and
   // still running the file it ran then (a bot that connects and then execs the approved
   // client is not the client).
-  const auto pid = static_cast<int>(stamp->tgid);
+  const auto pid = static_cast<int>(stamp.tgid);
   auto process = resolver_.describe(pid);
   if (!process) {
     if (process.error().code == Errc::Pending) return process.error();
     return makeError("the process that connected (pid " + std::to_string(pid) +
                      ") exited: " + process.error().message);
   }
-  if (process->startTime != ticksOf(stamp->startBoottimeNs)) {
+  if (process->startTime != ticksOf(stamp.startBoottimeNs)) {
     return makeError("the process that connected (pid " + std::to_string(pid) +
                      ") exited and its pid was reused");
   }
   const auto now = kernel::exeKeyOfPath(proc_.root() / std::to_string(pid) / "exe");
-  if (!now || *now != stamp->key) {
+  if (!now || *now != stamp.key) {
     return makeError("pid " + std::to_string(pid) + " (" + log::quote(process->identity.path) +
                      " now) ran another program when it called connect(): it exec'd after "
                      "connecting, so its program now cannot vouch for that connection");
@@ -162,7 +179,7 @@ Result<Attributed> KernelAttribution::attribute(const netfilter::QueuedPacket& p
   // rewritten command line is taken at its word.)
   auto& identity = process->identity;
   if (rules::isInterpreter(std::filesystem::path(identity.path).filename().string())) {
-    if (auto doubt = commandLineDoubt(kernel_, *stamp, *process); !doubt.empty())
+    if (auto doubt = commandLineDoubt(kernel_, stamp, *process); !doubt.empty())
       identity.scriptDoubt =
           identity.scriptDoubt.empty() ? std::move(doubt) : identity.scriptDoubt + "; " + doubt;
   } else if (!identity.isInterpreted()) {
@@ -172,15 +189,15 @@ Result<Attributed> KernelAttribution::attribute(const netfilter::QueuedPacket& p
     // another mount namespace. Either can only make byStamp()'s identity look less approved
     // than it is, never more: the early verdict is then a Hold that the next attempt,
     // described afresh here, corrects (fail closed, as the rest of the pipeline).
-    if (identities_.size() >= kMaxIdentities && !identities_.contains(stamp->key))
+    if (identities_.size() >= kMaxIdentities && !identities_.contains(stamp.key))
       identities_.clear();
-    identities_.insert_or_assign(stamp->key, identity);
+    identities_.insert_or_assign(stamp.key, identity);
   }
   Attributed found;
   found.process = std::move(process.value());
   found.cookie = cookie;
-  found.key = stamp->key;
-  found.taint = kernel::describeTaint(stamp->taint);
+  found.key = stamp.key;
+  found.taint = kernel::describeTaint(stamp.taint);
   return found;
 }
 

@@ -29,6 +29,7 @@ struct Attributed {
   // and what the kernel saw in it that was not the file's own code ("" when nothing).
   std::optional<kernel::ExeKey> key;
   std::string taint;
+  std::optional<kernel::Stamp> stamp;  // byStamp()'s, for afterEarlyVerdict()
 };
 
 class Attribution {
@@ -48,6 +49,16 @@ class Attribution {
   // stamp, for an interpreter (its identity is the script), or a file not seen yet.
   virtual std::optional<Attributed> byStamp(const netfilter::QueuedPacket& /*packet*/) {
     return std::nullopt;
+  }
+  // After the verdict byStamp() allowed went out: who to record and show the detector. The
+  // verdict stands whatever this says, so a description made of the same process (tgid and
+  // start time) running the same file less than a moment ago will do, read from memory: a
+  // queued SYN of a held or refused program then costs no /proc access at all. Otherwise as
+  // attribute().
+  virtual Result<Attributed> afterEarlyVerdict(const netfilter::QueuedPacket& packet,
+                                               const Attributed& /*early*/,
+                                               const AllowedAlone& allowedAlone) {
+    return attribute(packet, allowedAlone);
   }
 };
 
@@ -84,6 +95,9 @@ class KernelAttribution final : public Attribution {
   Result<Attributed> attribute(const netfilter::QueuedPacket& packet,
                                const AllowedAlone& allowedAlone) override;
   std::optional<Attributed> byStamp(const netfilter::QueuedPacket& packet) override;
+  Result<Attributed> afterEarlyVerdict(const netfilter::QueuedPacket& packet,
+                                       const Attributed& early,
+                                       const AllowedAlone& allowedAlone) override;
 
   // Identities remembered by executable key (non-interpreters only).
   static constexpr std::size_t kMaxIdentities = 1024;
@@ -96,6 +110,9 @@ class KernelAttribution final : public Attribution {
     std::optional<kernel::Stamp> stamp;
   };
   Result<Found> socketAndStamp(const netfilter::QueuedPacket& packet);
+  // The task that called connect(), described from /proc, if it is still the process the
+  // stamp names and still runs the file it ran then.
+  Result<Attributed> connector(const kernel::Stamp& stamp, std::uint64_t cookie);
   procinfo::SocketTable& sockets_;
   procinfo::ProcessResolver& resolver_;
   const procinfo::ProcFs& proc_;

@@ -99,7 +99,6 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
   // a quarantine by the detector on this attempt turns a Hold into a Reject, which the SYN's
   // retransmission then gets (both keep the connection from happening). An Allow always
   // waits for all of it.
-  std::optional<rules::Decision> sentEarly;
   auto early = s_.attribution.byStamp(packet);
   if (early) {
     rules::VerdictInputs pre;
@@ -112,17 +111,48 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
     auto d = rules::decideVerdict(pre, s_.approvals);
     if (d.verdict != Verdict::Allow) {
       send(packet.id, d.verdict);
-      sentEarly = std::move(d);
+      // The rest (attribution, detector, record) waits until the queue is quiet
+      // (runDeferred): a SYN that comes meanwhile is not kept waiting for it.
+      const auto now = s_.clock.monotonic();
+      deferred_.push_back({packet, std::move(*early), std::move(d), now});
+      if (deferred_.size() >= kMaxDeferred || deferredDue()) runDeferred();
+      return;
     }
   }
+  // What may be allowed is decided after every attempt before it was assessed.
+  runDeferred();
+  finish(packet, parkedSince, nullptr, nullptr);
+}
 
+void VerdictPipeline::runDeferred() {
+  // Taken first: finish() of one may not run the others again.
+  std::vector<Deferred> waiting;
+  waiting.swap(deferred_);
+  for (const auto& d : waiting) finish(d.packet, nullptr, &d.early, &d.decision);
+  if (deferred_.empty()) {
+    waiting.clear();
+    deferred_.swap(waiting);  // its capacity, for the next ones
+  }
+}
+
+bool VerdictPipeline::deferredDue() const {
+  return !deferred_.empty() && s_.clock.monotonic() - deferred_.front().since >= kMaxDeferTime;
+}
+
+// After the early verdict (`early` and `sentEarly` given), or to decide it (both null).
+void VerdictPipeline::finish(const netfilter::QueuedPacket& packet, const MonoTime* parkedSince,
+                             const Attributed* early, const rules::Decision* sentEarly) {
+  const auto& tuple = *packet.tuple;
   // 2. Attribution: the process that connected (or holds the socket), and its program.
-  auto attributed = s_.attribution.attribute(
-      packet, [this](const procinfo::ProcessInfo& p) { return allowedAlone(p); });
-  if (sentEarly && !attributed) {
+  const Attribution::AllowedAlone alone = [this](const procinfo::ProcessInfo& p) {
+    return allowedAlone(p);
+  };
+  auto attributed = sentEarly != nullptr ? s_.attribution.afterEarlyVerdict(packet, *early, alone)
+                                         : s_.attribution.attribute(packet, alone);
+  if (sentEarly != nullptr && !attributed) {
     // Gone, or its file is being hashed again, since the verdict: the stamp's word is the
     // record.
-    attributed = std::move(*early);
+    attributed = *early;
   }
   if (!attributed && attributed.error().code == Errc::Pending) {
     // Its executable or script is being hashed off the loop: never decided before that
@@ -141,9 +171,9 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
   }
   // A SYN retransmission is the same socket: by its cookie where the kernel names it (a
   // new socket that reuses the port is a new attempt), else by its source address and port.
-  const std::string heldKey = attributed && attributed->cookie != 0
-                                  ? "cookie " + std::to_string(attributed->cookie)
-                                  : tuple.srcAddress() + " port " + std::to_string(tuple.srcPort);
+  const HeldKey heldKey = attributed && attributed->cookie != 0
+                              ? HeldKey{attributed->cookie, tuple.family, {}, 0}
+                              : HeldKey{0, tuple.family, tuple.src, tuple.srcPort};
   const bool firstSyn = !held_.contains(heldKey);
 
   // 3. Assessment: the detector sees each connection once (not its SYN retries) and may
@@ -175,10 +205,10 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
   in.bulkDeclared = detected.bulkDeclared;
   in.queueOverloaded = overloaded();
   in.destination = tuple;
-  const auto decision = sentEarly ? *sentEarly : rules::decideVerdict(in, s_.approvals);
+  const auto decision = sentEarly != nullptr ? *sentEarly : rules::decideVerdict(in, s_.approvals);
 
   // 5. Verdict out, then what the assessment raised (alerts wait for the verdict).
-  if (!sentEarly) send(packet.id, decision.verdict);
+  if (sentEarly == nullptr) send(packet.id, decision.verdict);
   s_.assessment.afterVerdict();
   if (attributed && decision.verdict == Verdict::Allow) {
     s_.assessment.allowed(attributed->process, tuple);
@@ -209,6 +239,7 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
 void VerdictPipeline::onKernelEvent(const kernel::ConnectEvent& event) {
   using Decision = kernel::ConnectEvent::Decision;
   if (s_.fastPath == nullptr || event.decision == Decision::Queued || event.count == 0) return;
+  runDeferred();  // the detector sees attempts in the order they were made
   rules::ConnectionTuple tuple;
   tuple.family = event.family;
   tuple.dst = event.dst;
@@ -404,6 +435,7 @@ void VerdictPipeline::logFirstHeld(const ProgramView& program,
 }
 
 void VerdictPipeline::resumeParked() {
+  runDeferred();
   auto waiting = std::move(parked_);
   parked_.clear();
   for (const auto& p : waiting) onPacket(p.packet, &p.since);

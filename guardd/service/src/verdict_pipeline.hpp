@@ -3,6 +3,7 @@
 // attempt"): packet in -> attribution -> assessment (detector) -> decision -> verdict
 // out -> record. Every collaborator is a seam (pipeline_seams.hpp), so the whole path
 // runs in unit tests with fakes and a FakeClock. Runs on the loop thread only.
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -33,8 +34,10 @@ class VerdictPipeline {
   // decided afresh but recorded (and shown to the detector) once.
   static constexpr auto kHeldRetryWindow = std::chrono::minutes(3);
   // Beyond this many held attempts the oldest is forgotten: its retries are then
-  // recorded once more, which is all it costs.
-  static constexpr std::size_t kMaxHeld = 16'384;
+  // recorded once more, which is all it costs. A flood of 20,000 SYNs a second fills any
+  // bound within a second; 8,192 held attempts in a retry window is far beyond a
+  // household's, and each costs about 130 bytes.
+  static constexpr std::size_t kMaxHeld = 8'192;
   // A packet whose program's file is still being hashed waits, without a verdict (the
   // kernel keeps it), until the hash is ready (resumeParked), at most this long and this
   // many at once; then it is held, and TCP retries it.
@@ -48,6 +51,11 @@ class VerdictPipeline {
   // are charged to its connector even once that process has exited (a bot's session ends
   // before guardd reads the copied replies). Beyond, the oldest is forgotten.
   static constexpr std::size_t kMaxAllowedSockets = 4096;
+  // A SYN whose early verdict (hold or refuse) went out has the rest of its path (attribution,
+  // detector, record) done when the queue is quiet (runDeferred), or once this many wait or
+  // the oldest has waited this long.
+  static constexpr std::size_t kMaxDeferred = 32;
+  static constexpr auto kMaxDeferTime = std::chrono::milliseconds(20);
 
   struct Seams {
     netfilter::PacketSource& packets;  // packets in, verdicts out
@@ -75,6 +83,14 @@ class VerdictPipeline {
   // and shown to the detector like any attempt; a detector that has doubts takes the
   // program off the fast path. Queued connects come through onReadable().
   void onKernelEvent(const kernel::ConnectEvent& event);
+
+  // The rest of the path of the SYNs whose early verdict went out: call when the queue is
+  // quiet (guardd's loop: when it found nothing to do), and before anything reads what
+  // they leave (the records, the detector); harmless when none wait.
+  void runDeferred();
+  [[nodiscard]] bool hasDeferred() const { return !deferred_.empty(); }
+  // The oldest has waited kMaxDeferTime.
+  [[nodiscard]] bool deferredDue() const;
 
   // A file was hashed: decide the packets that waited for it.
   void resumeParked();
@@ -110,6 +126,8 @@ class VerdictPipeline {
   std::function<std::string(const procinfo::ProcessInfo&)> taintCheck_;
   // `parkedSince`: when the packet first waited for a hash, for a packet decided again.
   void onPacket(const netfilter::QueuedPacket& packet, const MonoTime* parkedSince = nullptr);
+  void finish(const netfilter::QueuedPacket& packet, const MonoTime* parkedSince,
+              const Attributed* early, const rules::Decision* sentEarly);
   void send(std::uint32_t packetId, rules::Verdict verdict);
   // `at`: when the attempt was made, if not now (an event read after the kernel acted).
   void record(const rules::ConnectionTuple& tuple, std::uint32_t uid, const Attributed* attributed,
@@ -125,13 +143,28 @@ class VerdictPipeline {
   std::uint32_t queueMaxLength_;
   std::int64_t nextAttemptId_;
   // Held attempts by socket (cookie, or source address and port), and when they were held.
-  BoundedMap<std::string, MonoTime> held_{kMaxHeld};
+  // A key of fixed size, not a string: no allocation of its own.
+  struct HeldKey {
+    std::uint64_t cookie = 0;
+    int family = 0;
+    std::array<std::uint8_t, 16> src{};
+    std::uint16_t srcPort = 0;
+    friend auto operator<=>(const HeldKey&, const HeldKey&) = default;
+  };
+  BoundedMap<HeldKey, MonoTime> held_{kMaxHeld};
   BoundedMap<std::uint64_t, procinfo::ProcessInfo> allowedSockets_{kMaxAllowedSockets};
   struct Parked {
     netfilter::QueuedPacket packet;
     MonoTime since;
   };
   std::vector<Parked> parked_;
+  struct Deferred {
+    netfilter::QueuedPacket packet;
+    Attributed early;
+    rules::Decision decision;
+    MonoTime since;
+  };
+  std::vector<Deferred> deferred_;
   QueuePressure pressure_;
   std::uint32_t readSinceSample_ = 0;  // the most packets read in one wake-up since
   Counters counters_;

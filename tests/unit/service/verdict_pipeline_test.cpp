@@ -389,6 +389,8 @@ TEST_F(PipelineTest, AStampedUnknownProgramIsHeldBeforeItsProcessIsRead) {
   attribution.stamped[40101] = process(kBot, sha('b'));
   attribution.bySourcePort[40101] = process(kBot, sha('b'));
   EXPECT_EQ(decide(1, 40101), PacketVerdict::Drop);
+  EXPECT_TRUE(records.attempts.empty()) << "the rest waits until the queue is quiet";
+  pipeline.runDeferred();
   EXPECT_EQ(attribution.verdictsBeforeAttribute.at(40101), 1U);
   ASSERT_EQ(packets.verdicts.size(), 1U) << "one verdict per packet";
   ASSERT_EQ(records.attempts.size(), 1U);
@@ -402,8 +404,56 @@ TEST_F(PipelineTest, AStampedDeniedProgramIsRejectedBeforeItsProcessIsRead) {
   attribution.stamped[40102] = process(kBot, sha('b'));
   attribution.bySourcePort[40102] = process(kBot, sha('b'));
   EXPECT_EQ(decide(1, 40102), PacketVerdict::RepeatWithReject);
+  pipeline.runDeferred();
   EXPECT_EQ(attribution.verdictsBeforeAttribute.at(40102), 1U);
   ASSERT_EQ(packets.verdicts.size(), 1U);
+}
+
+// The rest of an early verdict's path (attribution, detector, record) waits for a quiet
+// queue, but never past a packet that may be allowed (the detector must have seen every
+// attempt before it), a kernel event, kMaxDeferred waiting or kMaxDeferTime.
+TEST_F(PipelineTest, AnEarlyVerdictsRecordWaitsForAQuietQueueButNotForAnAllow) {
+  approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
+  attribution.stamped[40111] = process(kBot, sha('b'));
+  attribution.bySourcePort[40111] = process(kBot, sha('b'));
+  attribution.stamped[40112] = process(kBot, sha('b'));
+  attribution.bySourcePort[40112] = process(kBot, sha('b'));
+  EXPECT_EQ(decide(1, 40111), PacketVerdict::Drop);
+  EXPECT_EQ(decide(2, 40112), PacketVerdict::Drop);
+  EXPECT_TRUE(pipeline.hasDeferred());
+  EXPECT_TRUE(detector.assessed.empty());
+  EXPECT_TRUE(records.attempts.empty());
+  attribution.bySourcePort[40113] = process(kClient, sha('c'));
+  EXPECT_EQ(decide(3, 40113), PacketVerdict::RepeatWithAllow);
+  EXPECT_FALSE(pipeline.hasDeferred());
+  ASSERT_EQ(detector.assessed.size(), 3U);
+  EXPECT_EQ(detector.assessed[0].first, kBot);
+  EXPECT_EQ(detector.assessed[2].first, kClient);
+  ASSERT_EQ(records.attempts.size(), 3U);
+  EXPECT_EQ(records.attempts[0].id, 1);
+  EXPECT_EQ(records.attempts[0].srcPort, 40111);
+  EXPECT_EQ(records.attempts[2].srcPort, 40113);
+
+  // Too long waiting: the next early verdict takes them all along.
+  attribution.stamped[40114] = process(kBot, sha('b'));
+  attribution.stamped[40115] = process(kBot, sha('b'));
+  EXPECT_EQ(decide(4, 40114), PacketVerdict::Drop);
+  EXPECT_FALSE(pipeline.deferredDue());
+  clock.advance(VerdictPipeline::kMaxDeferTime);
+  EXPECT_TRUE(pipeline.deferredDue());
+  EXPECT_EQ(decide(5, 40115), PacketVerdict::Drop);
+  EXPECT_FALSE(pipeline.hasDeferred());
+  ASSERT_EQ(records.attempts.size(), 5U);
+  EXPECT_EQ(records.attempts[4].path, kBot) << "the stamp's word when /proc has nothing";
+
+  // Too many waiting.
+  for (std::uint32_t i = 0; i < VerdictPipeline::kMaxDeferred; ++i) {
+    const auto port = static_cast<std::uint16_t>(41000 + i);
+    attribution.stamped[port] = process(kBot, sha('b'));
+    decide(100 + i, port);
+  }
+  EXPECT_FALSE(pipeline.hasDeferred());
+  EXPECT_EQ(records.attempts.size(), 5U + VerdictPipeline::kMaxDeferred);
 }
 
 TEST_F(PipelineTest, AStampedApprovedProgramIsAllowedOnlyAfterItsProcessIsRead) {

@@ -181,6 +181,13 @@ class ProcessResolver {
   Result<ProcessInfo> describe(int pid);
   static constexpr auto kDescribeTtl = std::chrono::seconds(2);
 
+  // What describe() last said of `pid` when it had start time `startTime`, less than
+  // kDescribeTtl ago, with nothing read again: null when it said nothing (or of another
+  // process). Only for what cannot loosen a verdict: the record of an attempt whose verdict
+  // the kernel's stamp already decided (the process may have exec'd or changed its command
+  // line since).
+  [[nodiscard]] const ProcessInfo* described(int pid, std::uint64_t startTime) const;
+
   // The process holding a socket, described, and still holding it afterwards. A process forked by
   // the owner holds the owner's sockets until it execs (close-on-exec closes them then); found
   // first as the newest pid, it would otherwise be named by the program it became: a helper the

@@ -33,6 +33,10 @@ class EventLoop {
   // A prepare hook; returns a handle for removePrepare.
   int addPrepare(Prepare p);
   void removePrepare(int handle);
+  // Runs `cb` after every wait that ended with no fd ready (a timeout): work that may
+  // wait until nothing else does. Returns a handle for removeIdle.
+  int addIdle(std::function<void()> cb);
+  void removeIdle(int handle) { idle_.erase(handle); }
   // Runs `cb` every `period` until the loop ends.
   void every(std::chrono::milliseconds period, std::function<void()> cb);
   // Runs `task` on the loop thread soon; callable from any thread (the store writer
@@ -58,6 +62,8 @@ class EventLoop {
   std::vector<std::function<void()>> posted_;
   std::map<int, Callback> callbacks_;
   std::map<int, Prepare> prepares_;
+  std::map<int, std::function<void()>> idle_;
+  std::vector<int> handles_;  // run()'s list of prepare hooks, kept to spare an allocation
   int nextPrepare_ = 1;
   std::vector<Timer> timers_;
 };
