@@ -1,4 +1,5 @@
 // guardd: parse the command line, build the guard, run the loop, return an exit code.
+#include <malloc.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
@@ -43,6 +44,11 @@ int removeRules(const std::string& table) {
 
 int main(int argc, char** argv) {
   using namespace mailguard;
+  // Fixed thresholds: glibc's own rise (to the size of the largest block freed that was
+  // mmap'd: the kernel's BTF, 5 MiB, parsed at start) would keep up to twice that of
+  // freed heap resident after every burst of attempts, for the life of the daemon.
+  ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  ::mallopt(M_TRIM_THRESHOLD, 512 * 1024);
   CLI::App app{
       "guardd: lets only approved programs open outbound mail connections and guards "
       "this PC against sending spam.\nRuns in the foreground; use the guardd.service unit "

@@ -632,7 +632,7 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 1024 * 1024);
+  __uint(max_entries, 512 * 1024);
 } dns_events SEC(".maps");
 
 static __always_inline void dns_stamp(void* ctx) {
@@ -676,7 +676,7 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 512 * 1024);
+  __uint(max_entries, 256 * 1024);
 } smtp_events SEC(".maps");
 
 #define TCP_FLAG_FIN 0x01
