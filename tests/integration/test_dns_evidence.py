@@ -77,8 +77,9 @@ class DnsEvidence(GuarddOnBusTest):
         self.addCleanup(terminate, self.dnsmasq)
         conf = os.path.join(self.dir, "guardd.conf")
         with open(conf, "w") as f:
-            f.write(f'[kernel]\nidentity = "auto"\ncgroup = "{self.cgroup.path}"\n'
-                    f"mark_bit = {MARK_BIT:#x}\n")
+            # Each attempt's evidence is a debug line.
+            f.write(f'[log]\nlevel = "debug"\n[kernel]\nidentity = "auto"\n'
+                    f'cgroup = "{self.cgroup.path}"\nmark_bit = {MARK_BIT:#x}\n')
         self.guardd.config = conf
         self.listeners = [Listener(self, MX_ADDRESS, 25), Listener(self, HARD_CODED, 25)]
 

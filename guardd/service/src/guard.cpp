@@ -405,13 +405,14 @@ void Guard::Impl::onDnsPacket(const kernel::DnsPacket& packet) {
   }
   const auto asker = dns::Asker::ofBoottime(packet.task.tgid, packet.task.startBoottimeNs);
   const auto news = dns->record(asker, *message, clock.monotonic());
-  if (news.empty()) return;
-  // At most once per process and domain per minute (Observations), so a read per line.
+  // At most once per process and domain per minute (Observations), so a read per line;
+  // debug lines: a bot (or the local MTA) asks for thousands of domains.
+  if (news.empty() || !log::enabled(log::Level::Debug)) return;
   std::error_code ec;
   const auto exe =
       std::filesystem::read_symlink(proc.root() / std::to_string(packet.task.tgid) / "exe", ec);
   for (const auto& domain : news)
-    log::info("dns: pid " + std::to_string(packet.task.tgid) + " (" +
+    log::debug("dns: pid " + std::to_string(packet.task.tgid) + " (" +
               log::quote(ec ? std::string("exited") : exe.string()) + ") asked MX for " +
               log::quote(domain));
 }
@@ -421,8 +422,9 @@ detector::DnsEvidence Guard::Impl::dnsEvidence(const procinfo::ProcessInfo& proc
   if (!dns || !kernelIdentity) return {};
   const dns::Asker asker{static_cast<std::uint32_t>(process.pid), process.startTime};
   const auto e = dns->evidence(asker, dst, clock.monotonic(), kernelIdentity->dnsTapRunning());
-  if (e.seen)
-    log::info("dns: pid " + std::to_string(process.pid) + " (" +
+  // One line per attempt: a debug line (a bot's flood would write thousands a second).
+  if (e.seen && log::enabled(log::Level::Debug))
+    log::debug("dns: pid " + std::to_string(process.pid) + " (" +
               log::quote(process.identity.display()) + ") to " + dst + ": MX asked " +
               (e.mxQueried ? "yes" : "no") + ", destination resolved " +
               (e.dstResolved ? "yes" : "no") + ", mail-server name asked " +
