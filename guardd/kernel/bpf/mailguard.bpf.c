@@ -76,6 +76,17 @@ struct {
   __type(value, struct mg_stamp);
 } stamps SEC(".maps");
 
+/* tuple -> cookie and stamp of a stamped socket, from its SYN (TCP_CONNECT_CB) until it
+ * closes (STATE_CB): written by tuple_stamp below. A socket with the same tuple cannot
+ * exist before the first one closed, so an entry is always the live socket's; one evicted
+ * (LRU) is found through sock_diag instead. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 8192);
+  __type(key, struct mg_tuple);
+  __type(value, struct mg_tuple_stamp);
+} tuple_stamps SEC(".maps");
+
 /* mm pointer -> MG_TAINT_* bits. */
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -851,4 +862,64 @@ int connect6(struct bpf_sock_addr* ctx) {
   __builtin_memcpy(dst + 8, &w2, 4);
   __builtin_memcpy(dst + 12, &w3, 4);
   return decide(ctx, AF_INET6, dst);
+}
+
+/* ---- the stamp of a queued SYN by its tuple (sock_ops, same cgroup as the connect
+ * hooks). At TCP_CONNECT_CB the source port is chosen and the SYN not sent yet. */
+
+static __always_inline bool tuple_of(struct bpf_sock_ops* ops, struct mg_tuple* t) {
+  t->sport = (__u16)ops->local_port;             /* host order */
+  t->dport = (__u16)bpf_ntohl(ops->remote_port); /* network order, in the high half */
+  if (ops->family == AF_INET) {
+    __u32 src = ops->local_ip4, dst = ops->remote_ip4;
+    t->family = AF_INET;
+    __builtin_memcpy(t->saddr, &src, 4);
+    __builtin_memcpy(t->daddr, &dst, 4);
+    return true;
+  }
+  if (ops->family != AF_INET6) return false;
+  __u32 d0 = ops->remote_ip6[0], d1 = ops->remote_ip6[1], d2 = ops->remote_ip6[2],
+        d3 = ops->remote_ip6[3];
+  __u32 s0 = ops->local_ip6[0], s1 = ops->local_ip6[1], s2 = ops->local_ip6[2],
+        s3 = ops->local_ip6[3];
+  if (d0 == 0 && d1 == 0 && d2 == bpf_htonl(0x0000ffff)) {
+    /* An IPv4 connect through an IPv6 socket: its SYN is an IPv4 packet. */
+    t->family = AF_INET;
+    __builtin_memcpy(t->saddr, &s3, 4);
+    __builtin_memcpy(t->daddr, &d3, 4);
+    return true;
+  }
+  t->family = AF_INET6;
+  __builtin_memcpy(t->saddr, &s0, 4);
+  __builtin_memcpy(t->saddr + 4, &s1, 4);
+  __builtin_memcpy(t->saddr + 8, &s2, 4);
+  __builtin_memcpy(t->saddr + 12, &s3, 4);
+  __builtin_memcpy(t->daddr, &d0, 4);
+  __builtin_memcpy(t->daddr + 4, &d1, 4);
+  __builtin_memcpy(t->daddr + 8, &d2, 4);
+  __builtin_memcpy(t->daddr + 12, &d3, 4);
+  return true;
+}
+
+SEC("sockops")
+int tuple_stamp(struct bpf_sock_ops* ops) {
+  struct mg_tuple t = {};
+  if (ops->op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
+    if (!tuple_of(ops, &t)) return 1;
+    __u64 cookie = bpf_get_socket_cookie(ops);
+    struct mg_stamp* s = bpf_map_lookup_elem(&stamps, &cookie);
+    if (!s) {
+      /* Not stamped (another port, or approved and marked): no entry may name it. */
+      bpf_map_delete_elem(&tuple_stamps, &t);
+      return 1;
+    }
+    struct mg_tuple_stamp v = {};
+    v.cookie = cookie;
+    v.stamp = *s;
+    bpf_map_update_elem(&tuple_stamps, &t, &v, BPF_ANY);
+    bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+  } else if (ops->op == BPF_SOCK_OPS_STATE_CB && ops->args[1] == BPF_TCP_CLOSE) {
+    if (tuple_of(ops, &t)) bpf_map_delete_elem(&tuple_stamps, &t);
+  }
+  return 1;
 }

@@ -58,6 +58,25 @@ struct mg_stamp {
   struct mg_argv argv;
 };
 
+/* A TCP socket's addresses and ports, as its queued SYN shows them: IPv4 in the first 4
+ * bytes of each address (an IPv4-mapped IPv6 socket's too), network order; ports in host
+ * order. */
+struct mg_tuple {
+  __u8 family; /* AF_INET (2) or AF_INET6 (10) */
+  __u8 pad[3];
+  __u16 sport;
+  __u16 dport;
+  __u8 saddr[16];
+  __u8 daddr[16];
+};
+
+/* A stamped socket by its tuple, while it is not closed: the queued SYN's stamp in one
+ * lookup, without asking sock_diag for the socket's cookie first. */
+struct mg_tuple_stamp {
+  __u64 cookie;
+  struct mg_stamp stamp;
+};
+
 /* One connect() to a mail port, as sent through the ring buffer. */
 struct mg_event {
   __u64 cookie;

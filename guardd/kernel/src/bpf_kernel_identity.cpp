@@ -327,6 +327,10 @@ class BpfKernelIdentity final : public KernelIdentity {
       }
     }
     if (dnsError_.empty()) dnsRunning_ = true;
+    // The stamp by tuple only spares guardd a sock_diag round trip: without it, stampOf()
+    // finds nothing and attribution asks sock_diag as before.
+    l.tuple_stamp = bpf_program__attach_cgroup(p.tuple_stamp, cgroup.get());
+    tupleHook_ = l.tuple_stamp != nullptr;
     return {};
   }
 
@@ -396,6 +400,20 @@ class BpfKernelIdentity final : public KernelIdentity {
     return fromBpf(s);
   }
 
+  std::optional<TupleStamp> stampOf(const rules::ConnectionTuple& tuple) override {
+    if (!tupleHook_) return std::nullopt;
+    mg_tuple key{};
+    key.family = static_cast<__u8>(tuple.family);
+    key.sport = tuple.srcPort;
+    key.dport = tuple.dstPort;
+    std::memcpy(key.saddr, tuple.src.data(), sizeof(key.saddr));
+    std::memcpy(key.daddr, tuple.dst.data(), sizeof(key.daddr));
+    mg_tuple_stamp v{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.tuple_stamps), &key, &v) != 0)
+      return std::nullopt;
+    return TupleStamp{v.cookie, fromBpf(v.stamp)};
+  }
+
   [[nodiscard]] int eventsFd() const override { return epoll_.get(); }
 
   Result<void> readEvents(const std::function<void(const ConnectEvent&)>& onEvent) override {
@@ -420,7 +438,8 @@ class BpfKernelIdentity final : public KernelIdentity {
          {skel_->maps.mail_ports, skel_->maps.approved, skel_->maps.denied, skel_->maps.stamps,
           skel_->maps.taints, skel_->maps.argvs, skel_->maps.argv_scratch, skel_->maps.refusals,
           skel_->maps.events, skel_->maps.counters, skel_->maps.mg_config, skel_->maps.dns_stamps,
-          skel_->maps.dns_events, skel_->maps.smtp_socks, skel_->maps.smtp_events})
+          skel_->maps.dns_events, skel_->maps.smtp_socks, skel_->maps.smtp_events,
+          skel_->maps.tuple_stamps})
       s.mapBytes += memlockOf(bpf_map__fd(m));
     return s;
   }
@@ -592,6 +611,7 @@ class BpfKernelIdentity final : public KernelIdentity {
   const std::function<void(const ConnectEvent&)>* onEvent_ = nullptr;
   std::function<void(const DnsPacket&)> dnsSink_;
   std::function<void(const SmtpSegment&)> smtpSink_;
+  bool tupleHook_ = false;  // tuple_stamp attached: stampOf() can answer
   bool dnsRunning_ = false;
   std::string dnsError_;
   std::exception_ptr failure_;

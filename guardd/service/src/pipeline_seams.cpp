@@ -102,6 +102,15 @@ Result<KernelAttribution::Found> KernelAttribution::socketAndStamp(
     const netfilter::QueuedPacket& packet) {
   if (found_ && found_->packetId == packet.id) return *std::exchange(found_, std::nullopt);
   found_.reset();
+  // The kernel's own table of stamped sockets by tuple first: no sock_diag round trip.
+  if (packet.tuple) {
+    if (auto byTuple = kernel_.stampOf(*packet.tuple)) {
+      procinfo::SocketOwner owner;
+      owner.cookie = byTuple->cookie;
+      owner.uid = byTuple->stamp.uid;
+      return Found{packet.id, owner, std::move(byTuple->stamp)};
+    }
+  }
   auto owner = socketOf(sockets_, packet);
   if (!owner) return owner.error();
   return Found{packet.id, *owner, kernel_.stamp(owner->cookie)};

@@ -519,6 +519,88 @@ TEST_P(KernelNetns, UnknownKeyIsStampedWithTheTaskThatCalledConnect) {
   EXPECT_FALSE(id_->stamp(cookie + 1'000'000));
 }
 
+// The socket's tuple as its SYN shows it (an IPv4-mapped IPv6 socket's SYN is IPv4).
+rules::ConnectionTuple tupleOf(int fd) {
+  sockaddr_storage local{}, peer{};
+  socklen_t ll = sizeof(local), pl = sizeof(peer);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll);
+  ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl);
+  rules::ConnectionTuple t;
+  if (local.ss_family == AF_INET) {
+    const auto* l = reinterpret_cast<const sockaddr_in*>(&local);
+    const auto* p = reinterpret_cast<const sockaddr_in*>(&peer);
+    t.family = AF_INET;
+    std::memcpy(t.src.data(), &l->sin_addr, 4);
+    std::memcpy(t.dst.data(), &p->sin_addr, 4);
+    t.srcPort = ntohs(l->sin_port);
+    t.dstPort = ntohs(p->sin_port);
+    return t;
+  }
+  const auto* l = reinterpret_cast<const sockaddr_in6*>(&local);
+  const auto* p = reinterpret_cast<const sockaddr_in6*>(&peer);
+  t.srcPort = ntohs(l->sin6_port);
+  t.dstPort = ntohs(p->sin6_port);
+  if (IN6_IS_ADDR_V4MAPPED(&p->sin6_addr)) {
+    t.family = AF_INET;
+    std::memcpy(t.src.data(), l->sin6_addr.s6_addr + 12, 4);
+    std::memcpy(t.dst.data(), p->sin6_addr.s6_addr + 12, 4);
+  } else {
+    t.family = AF_INET6;
+    std::memcpy(t.src.data(), l->sin6_addr.s6_addr, 16);
+    std::memcpy(t.dst.data(), p->sin6_addr.s6_addr, 16);
+  }
+  return t;
+}
+
+// Reset on close: the socket goes to CLOSE at once (no FIN_WAIT, no TIME_WAIT).
+void closeWithReset(Fd fd) {
+  const linger hard{1, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+}
+
+// guardd finds a queued SYN's stamp by the SYN's tuple in one lookup (no sock_diag), for
+// as long as the socket lives, and only for a stamped socket.
+TEST_P(KernelNetns, AStampedSocketIsFoundByItsTupleUntilItCloses) {
+  for (const std::string to : {"127.0.0.1", "::ffff:127.0.0.1"}) {
+    SCOPED_TRACE(to);
+    int pair[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    const Fd here(pair[0]), there(pair[1]);
+    const int via = there.get();
+    const Report r = inChild([to, via] { return connectReport(to, kMailPort, {0, via, false}); });
+    ASSERT_EQ(r.err, 0);
+    Fd held = receiveFd(here.get());
+    ASSERT_TRUE(held);
+    const auto tuple = tupleOf(held.get());
+    EXPECT_EQ(tuple.family, AF_INET) << "its SYN was an IPv4 packet";
+    const auto found = id_->stampOf(tuple);
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->cookie, r.cookie);
+    EXPECT_EQ(found->stamp.tgid, static_cast<std::uint32_t>(r.pid));
+    EXPECT_EQ(found->stamp.key, self_);
+    auto other = tuple;
+    ++other.srcPort;
+    EXPECT_FALSE(id_->stampOf(other));
+    closeWithReset(std::move(held));
+    EXPECT_FALSE(id_->stampOf(tuple)) << "a closed socket's tuple names nothing";
+  }
+  // An approved program's socket is marked, not stamped: nothing by its tuple.
+  ASSERT_TRUE(id_->allow(self_));
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  const Fd here(pair[0]), there(pair[1]);
+  const int via = there.get();
+  const Report r = inChild([via] {
+    return connectReport("127.0.0.1", kMailPort, {0, via, false});
+  });
+  ASSERT_EQ(r.err, 0);
+  ASSERT_NE(r.mark, 0U);
+  Fd held = receiveFd(here.get());
+  ASSERT_TRUE(held);
+  EXPECT_FALSE(id_->stampOf(tupleOf(held.get())));
+  closeWithReset(std::move(held));
+}
+
 TEST_P(KernelNetns, EveryMailConnectIsOneEventWithItsDestination) {
   const int fd = id_->eventsFd();
   ASSERT_GE(fd, 0);

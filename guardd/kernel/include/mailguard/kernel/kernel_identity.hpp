@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "mailguard/rules/connection.hpp"
 #include "mailguard/rules/result.hpp"
 
 namespace mailguard::kernel {
@@ -176,6 +177,17 @@ class KernelIdentity {
 
   // The task that connected the socket with this cookie, when it went to the queue.
   virtual std::optional<Stamp> stamp(std::uint64_t cookie) = 0;
+  // The same by the socket's tuple, as its queued SYN shows it, with the socket's cookie:
+  // one lookup, no sock_diag. nullopt when nothing is kept for it (no tuple hook, an entry
+  // evicted, or no stamp): ask stamp() with the cookie sock_diag finds.
+  struct TupleStamp {
+    std::uint64_t cookie = 0;
+    Stamp stamp;
+  };
+  virtual std::optional<TupleStamp> stampOf(const rules::ConnectionTuple& tuple) {
+    (void)tuple;
+    return std::nullopt;
+  }
 
   // The connect events: fd for the event loop (EPOLLIN; readable for the ring buffer and
   // for the refusal-count timer), and a read of everything pending (non-blocking): ring
