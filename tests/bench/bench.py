@@ -838,6 +838,21 @@ class Bench:
         self.record("6 kernel queued", "guardd added median, /proc (us)", f"{padd:.0f}",
                     f"floor added {fadd:.0f}", f"{padd / fadd:.2f}", "<= 1.3", padd / fadd <= 1.3)
 
+        # The same refusing floor with the client in the hooked cgroup: what the connect hook
+        # (its stamp and its event) adds to a queued connect, with no guardd in the path.
+        res_h, r_h = self.latency(self.qclient, [(none, plain), (rfloor, hooked)], port=465,
+                                  count=count_q, refused_ok=1)
+        raw("kernel.queued.hooked_floor", r_h)
+        hfl = res_h["rfloor"]["stats"]
+        hadd = hfl["median"] - res_h["none"]["stats"]["median"]
+        log(f"   same, the floor's client in the hooked cgroup (no guardd in the path): no rules "
+            f"{res_h['none']['stats']['median']:.0f} us, refusing floor "
+            f"{hfl['median']:.0f} us: added median {hadd:.0f} (the hook's part of a queued "
+            f"connect: {hadd - fadd:+.0f} us; guardd's own: {kadd - hadd:.0f} us, "
+            f"x{kadd / hadd:.2f} the hooked floor)")
+        self.record("6 kernel queued", "guardd added median over the hooked floor (us)",
+                    f"{kadd:.0f}", f"hooked floor added {hadd:.0f}", f"{kadd / hadd:.2f}", "", "")
+
         # 6c. the approved program's p99 during a 20,000 SYN/s bot flood, against its p99
         # without the flood (paced the same, measured just before).
         seconds = 4 if self.quick else 8
