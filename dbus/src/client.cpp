@@ -203,6 +203,17 @@ ClientResult<std::vector<Program>> Client::programs(bool withVersions) {
   return guarded([&] {
     auto list = codec::decodeAll(impl_->proxy->Programs());
     if (!withVersions) return list;
+    try {
+      const auto counts = impl_->proxy->ProgramVersionCounts();
+      for (auto& p : list) {
+        const auto it = counts.find(p.id);
+        p.versions = it == counts.end() ? 0 : it->second;  // seen since the list: unknown
+      }
+      return list;
+    } catch (const sdbus::Error& e) {
+      // A guardd from before the method: one call per row, as it was then.
+      if (e.getName() != "org.freedesktop.DBus.Error.UnknownMethod") throw;
+    }
     for (auto& p : list) {
       // A program evicted meanwhile, or a guardd without the method: the count stays
       // unknown (0) and the list is still good.

@@ -172,6 +172,7 @@ class Privilege(GuarddOnBusTest):
         ("Status", "read", [], None),
         ("Programs", "read", [], None),
         ("ProgramVersions", "read", ["{client}", ""], None),
+        ("ProgramVersionCounts", "read", [], None),
         ("Attempts", "read", ["0", "0", "0", "", "0", "0"], None),
         ("Alerts", "read", ["0"], None),
         ("FirewallStatus", "read", [], None),

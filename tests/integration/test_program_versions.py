@@ -69,6 +69,12 @@ class ProgramVersions(GuarddOnBusTest):
         self.assertEqual(versions[1]["state"], "not decided, replaced by a newer version")
         self.assertTrue(versions[2]["state"].startswith("approved"), versions[2])
 
+        # The counts of every row in one call (what the dashboard shows as "(3 versions)").
+        r = self.bus.gdbus_call("ProgramVersionCounts")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, rf"(int64 )?{row['id']}: (uint32 )?3\b", r.stdout)
+        self.assertNotRegex(r.stdout, rf"(int64 )?{v1['id']}:", "only the row's current id")
+
         text = self.ctl("programs").stdout
         line = [l for l in text.splitlines() if self.exe in l]
         self.assertEqual(len(line), 1, text)

@@ -161,6 +161,24 @@ class Dashboard(GuarddOnBusTest):
                      "the held and the allowed attempt on the Attempts screen")
         self.assertEqual(self.program_states(), {self.client: "approved"})
 
+    # A program whose file changed twice is one row with its versions counted, on the
+    # first load (one ProgramVersionCounts call, not one ProgramVersions per row).
+    def test_a_rewritten_program_is_one_row_with_its_versions_counted(self):
+        Listener(self, "127.0.0.1", 25)
+        self.start_guardd()
+        os.chmod(self.dir, 0o755)
+        exe = os.path.join(self.dir, "rewritten")
+        for n in (1, 2, 3):
+            mgtest.distinct_copy(mgtest.CONNECT, exe, f"version {n}")
+            r = mgtest.connect("127.0.0.1", 25, timeout_ms=800, exe=exe)
+            self.assertFalse(r["connected"], r)
+        mgtest.wait_for(lambda: len([p for p in self.ctl_json("programs") if p["path"] == exe
+                                     and len(p["versions"]) == 3]) == 1, 10,
+                        "one row with three versions")
+        tui = self.tui()
+        tui.wait_for(lambda s: re.search(r"PENDING +\S*/rewritten \(3 versions\)", s),
+                     "the row with its three versions counted")
+
     # 3: the same as `nobody`: refused with a visible message, nothing changes.
     def test_approve_as_nobody_is_refused_with_a_visible_message(self):
         self.start_guardd()

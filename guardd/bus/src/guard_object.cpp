@@ -279,6 +279,10 @@ std::vector<dbus::wire::Program> GuardObject::Programs() {
   return out;
 }
 
+std::map<std::int64_t, std::uint32_t> GuardObject::ProgramVersionCounts() {
+  return guard_.programVersionCounts();
+}
+
 std::vector<dbus::wire::ProgramVersion> GuardObject::ProgramVersions(const std::string& target,
                                                                      const std::string& script) {
   auto ref = parseProgramRef(target, script);

@@ -42,6 +42,7 @@ class GuardObject final : public sdbus::AdaptorInterfaces<org::mailguard::Guard1
 
   VariantMap Status() override;
   std::vector<dbus::wire::Program> Programs() override;
+  std::map<std::int64_t, std::uint32_t> ProgramVersionCounts() override;
   std::vector<dbus::wire::ProgramVersion> ProgramVersions(const std::string& target,
                                                           const std::string& script) override;
   std::vector<dbus::wire::Attempt> Attempts(const std::uint32_t& limit,

@@ -413,8 +413,8 @@ void Guard::Impl::onDnsPacket(const kernel::DnsPacket& packet) {
       std::filesystem::read_symlink(proc.root() / std::to_string(packet.task.tgid) / "exe", ec);
   for (const auto& domain : news)
     log::debug("dns: pid " + std::to_string(packet.task.tgid) + " (" +
-              log::quote(ec ? std::string("exited") : exe.string()) + ") asked MX for " +
-              log::quote(domain));
+               log::quote(ec ? std::string("exited") : exe.string()) + ") asked MX for " +
+               log::quote(domain));
 }
 
 detector::DnsEvidence Guard::Impl::dnsEvidence(const procinfo::ProcessInfo& process,
@@ -425,10 +425,10 @@ detector::DnsEvidence Guard::Impl::dnsEvidence(const procinfo::ProcessInfo& proc
   // One line per attempt: a debug line (a bot's flood would write thousands a second).
   if (e.seen && log::enabled(log::Level::Debug))
     log::debug("dns: pid " + std::to_string(process.pid) + " (" +
-              log::quote(process.identity.display()) + ") to " + dst + ": MX asked " +
-              (e.mxQueried ? "yes" : "no") + ", destination resolved " +
-              (e.dstResolved ? "yes" : "no") + ", mail-server name asked " +
-              (e.mailNameQueried ? "yes" : "no"));
+               log::quote(process.identity.display()) + ") to " + dst + ": MX asked " +
+               (e.mxQueried ? "yes" : "no") + ", destination resolved " +
+               (e.dstResolved ? "yes" : "no") + ", mail-server name asked " +
+               (e.mailNameQueried ? "yes" : "no"));
   return e;
 }
 
@@ -962,6 +962,14 @@ std::vector<ProgramView> Guard::programs() const {
 
 ProgramView Guard::currentVersion(const ProgramView& version) const {
   return impl_->programs.currentVersion(version);
+}
+
+std::map<std::int64_t, std::uint32_t> Guard::programVersionCounts() const {
+  std::map<std::int64_t, std::uint32_t> out;
+  for (const auto& row : foldVersions(impl_->programs.list())) {
+    out.emplace(row.current.id, static_cast<std::uint32_t>(row.versions.size()));
+  }
+  return out;
 }
 
 Result<std::vector<ProgramVersion>> Guard::programVersions(const ProgramRef& ref) const {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -172,6 +173,9 @@ class Guard {
   // Every version of the program named (by the id of any of its versions, or by path),
   // current first, then newest to oldest. NotFound when there is none.
   [[nodiscard]] Result<std::vector<ProgramVersion>> programVersions(const ProgramRef& ref) const;
+  // How many versions each program has, by its current version's id (programs()): what
+  // programVersions() would list for each row, in one pass.
+  [[nodiscard]] std::map<std::int64_t, std::uint32_t> programVersionCounts() const;
   // Whom the approvals of an approved program cover: "all", or user names ("alice",
   // "alice, bob"; a uid when it has no name); "" when it is not approved.
   [[nodiscard]] std::string covers(const ProgramView& program) const;
