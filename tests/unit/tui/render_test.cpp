@@ -72,6 +72,17 @@ TEST(Render, ProgramsAt80x24FitAndShowEverythingThatMatters) {
             " a approve  d deny  f forget  Enter details  / filter  s sort  ? help  q quit");
 }
 
+TEST(Render, TheHelpFitsWholeAt80x24) {
+  State s = household({80, 24});
+  s.help = true;
+  const Frame f = render(s, {80, 24});
+  expectExactWidths(f);
+  EXPECT_NE(lineWith(f, "Reading works for every user."), "") << "its last line";
+  for (const auto& l : f.lines()) {
+    EXPECT_EQ(l.find("\xE2\x80\xA6"), std::string::npos) << "cut short: " << l;
+  }
+}
+
 TEST(Render, PendingRowsCarryThePendingRoleAndTheSelectionIsMarked) {
   const State s = household({80, 24});
   const Frame f = render(s, {80, 24});

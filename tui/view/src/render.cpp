@@ -1068,7 +1068,7 @@ void helpScreen(const Layout& l, int width, std::vector<Row>& rows) {
       {"Tab  1-5  o", "screens: 1 Programs 2 Attempts 3 Alerts 4 Audit 5 Outside"},
       {"Enter", "show or hide the details of the selected line"},
       {"a", "approve the program: it may send mail (asks y/n first)"},
-      {"A", "approve with options: pin to servers, allow code-loading variables"},
+      {"A", "approve with options: pin it to servers, allow variables"},
       {"d", "deny it: its mail connections are refused at once"},
       {"f", "forget the decision: it is held and asked about again (y/n)"},
       {"K", "Alerts: acknowledge the selected alert (a approves its program)"},
