@@ -1,5 +1,7 @@
 #include "verdict_pipeline.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 
 #include "mailguard/rules/secrets.hpp"
@@ -75,6 +77,12 @@ bool VerdictPipeline::onReadable() {
       },
       kMaxPacketsPerWakeup);
   readSinceSample_ = std::max(readSinceSample_, read);
+  if (std::exchange(wokeClients_, false)) {
+    // An allow or a refusal woke the program that waited in connect(); with few cores it
+    // often waits for this very CPU, which the rest of this wake-up (kernel events, the
+    // loop) would hold for 10-20 us more: let it run first.
+    ::sched_yield();
+  }
   if (!more) {
     log::error(more.error().message);
     return false;
@@ -328,6 +336,7 @@ void VerdictPipeline::count(Verdict verdict) {
 
 void VerdictPipeline::send(std::uint32_t packetId, Verdict verdict) {
   count(verdict);
+  wokeClients_ = wokeClients_ || verdict != Verdict::Hold;
   if (auto sent = s_.packets.verdict(packetId, toPacketVerdict(verdict)); !sent) {
     // The kernel keeps the packet until its queue is unbound: it is neither accepted nor
     // rejected, and TCP retries it. Logged at most once a second of failures' worth.

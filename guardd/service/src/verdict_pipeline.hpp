@@ -167,6 +167,7 @@ class VerdictPipeline {
   std::vector<Deferred> deferred_;
   QueuePressure pressure_;
   std::uint32_t readSinceSample_ = 0;  // the most packets read in one wake-up since
+  bool wokeClients_ = false;           // this wake-up sent an allow or a refusal
   Counters counters_;
   // The minute of first-held lines (logFirstHeld): when it began, lines written in it,
   // and lines left out.
