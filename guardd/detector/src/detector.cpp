@@ -403,10 +403,8 @@ struct Detector::Impl {
     const TimePoint oldestKept = *cut;
     std::erase_if(p.recent, [&](const auto& kv) { return kv.second.time < oldestKept; });
     // Ties at the cut (a burst within one clock tick) may keep a few more; never more.
-    if (p.recent.size() > kRecentCap / 2) {
-      for (auto it = p.recent.begin(); it != p.recent.end() && p.recent.size() > kRecentCap / 2;) {
-        it = it->second.time == oldestKept ? p.recent.erase(it) : std::next(it);
-      }
+    for (auto it = p.recent.begin(); it != p.recent.end() && p.recent.size() > kRecentCap / 2;) {
+      it = it->second.time == oldestKept ? p.recent.erase(it) : std::next(it);
     }
   }
 

@@ -848,20 +848,27 @@ int connect4(struct bpf_sock_addr* ctx) {
   return decide(ctx, AF_INET, dst);
 }
 
+/* An IPv6 address, as a context's four words (network order), into `out` the way a packet
+ * shows it: ::ffff:a.b.c.d (an IPv4 peer reached through an IPv6 socket, whose packets are
+ * IPv4) as its 4 IPv4 bytes, and AF_INET; any other as its 16 bytes, and AF_INET6. */
+static __always_inline __u8 addr6(__u32 w0, __u32 w1, __u32 w2, __u32 w3, __u8* out) {
+  if (w0 == 0 && w1 == 0 && w2 == bpf_htonl(0x0000ffff)) {
+    __builtin_memcpy(out, &w3, 4);
+    return AF_INET;
+  }
+  __builtin_memcpy(out, &w0, 4);
+  __builtin_memcpy(out + 4, &w1, 4);
+  __builtin_memcpy(out + 8, &w2, 4);
+  __builtin_memcpy(out + 12, &w3, 4);
+  return AF_INET6;
+}
+
 SEC("cgroup/connect6")
 int connect6(struct bpf_sock_addr* ctx) {
   __u8 dst[16] = {};
-  __u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2], w3 = ctx->user_ip6[3];
-  /* ::ffff:a.b.c.d is an IPv4 connect made through an IPv6 socket. */
-  if (w0 == 0 && w1 == 0 && w2 == bpf_htonl(0x0000ffff)) {
-    __builtin_memcpy(dst, &w3, 4);
-    return decide(ctx, AF_INET, dst);
-  }
-  __builtin_memcpy(dst, &w0, 4);
-  __builtin_memcpy(dst + 4, &w1, 4);
-  __builtin_memcpy(dst + 8, &w2, 4);
-  __builtin_memcpy(dst + 12, &w3, 4);
-  return decide(ctx, AF_INET6, dst);
+  const __u8 family =
+      addr6(ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3], dst);
+  return decide(ctx, family, dst);
 }
 
 /* ---- the stamp of a queued SYN by its tuple (sock_ops, same cgroup as the connect
@@ -878,26 +885,10 @@ static __always_inline bool tuple_of(struct bpf_sock_ops* ops, struct mg_tuple* 
     return true;
   }
   if (ops->family != AF_INET6) return false;
-  __u32 d0 = ops->remote_ip6[0], d1 = ops->remote_ip6[1], d2 = ops->remote_ip6[2],
-        d3 = ops->remote_ip6[3];
-  __u32 s0 = ops->local_ip6[0], s1 = ops->local_ip6[1], s2 = ops->local_ip6[2],
-        s3 = ops->local_ip6[3];
-  if (d0 == 0 && d1 == 0 && d2 == bpf_htonl(0x0000ffff)) {
-    /* An IPv4 connect through an IPv6 socket: its SYN is an IPv4 packet. */
-    t->family = AF_INET;
-    __builtin_memcpy(t->saddr, &s3, 4);
-    __builtin_memcpy(t->daddr, &d3, 4);
-    return true;
-  }
-  t->family = AF_INET6;
-  __builtin_memcpy(t->saddr, &s0, 4);
-  __builtin_memcpy(t->saddr + 4, &s1, 4);
-  __builtin_memcpy(t->saddr + 8, &s2, 4);
-  __builtin_memcpy(t->saddr + 12, &s3, 4);
-  __builtin_memcpy(t->daddr, &d0, 4);
-  __builtin_memcpy(t->daddr + 4, &d1, 4);
-  __builtin_memcpy(t->daddr + 8, &d2, 4);
-  __builtin_memcpy(t->daddr + 12, &d3, 4);
+  /* An IPv4-mapped socket's local address is mapped too: both come out as IPv4. */
+  t->family = addr6(ops->remote_ip6[0], ops->remote_ip6[1], ops->remote_ip6[2], ops->remote_ip6[3],
+                    t->daddr);
+  addr6(ops->local_ip6[0], ops->local_ip6[1], ops->local_ip6[2], ops->local_ip6[3], t->saddr);
   return true;
 }
 

@@ -133,14 +133,13 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
 }
 
 void VerdictPipeline::runDeferred() {
-  // Taken first: finish() of one may not run the others again.
+  // Taken first, so that deferred_ is empty whatever finish() calls; its capacity comes
+  // back for the next ones.
   std::vector<Deferred> waiting;
   waiting.swap(deferred_);
   for (const auto& d : waiting) finish(d.packet, nullptr, &d.early, &d.decision);
-  if (deferred_.empty()) {
-    waiting.clear();
-    deferred_.swap(waiting);  // its capacity, for the next ones
-  }
+  waiting.clear();
+  deferred_.swap(waiting);
 }
 
 bool VerdictPipeline::deferredDue() const {
