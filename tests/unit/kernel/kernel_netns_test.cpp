@@ -118,6 +118,7 @@ struct ConnectOptions {
   std::uint32_t presetMark = 0;  // set on the socket (SO_MARK, as root) before connect()
   int passTo = -1;               // send the connected socket over this unix socket
   bool fastOpen = false;         // sendto(MSG_FASTOPEN) instead of connect()
+  std::uint16_t bindPort = 0;    // bind to this source port first (SO_REUSEADDR)
 };
 
 // In the calling (child) process: one TCP connect, reported.
@@ -132,6 +133,17 @@ Report connectReport(const std::string& addr, std::uint16_t port, ConnectOptions
   if (o.presetMark != 0 &&
       ::setsockopt(fd.get(), SOL_SOCKET, SO_MARK, &o.presetMark, sizeof(o.presetMark)) != 0)
     return r;
+  if (o.bindPort != 0) {
+    const int one = 1;
+    sockaddr_storage local{};
+    const socklen_t localLen =
+        toSockaddr(ss.ss_family == AF_INET6 ? "::" : "0.0.0.0", o.bindPort, local);
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        ::bind(fd.get(), reinterpret_cast<sockaddr*>(&local), localLen) != 0) {
+      r.err = errno;
+      return r;
+    }
+  }
   int rc = 0;
   if (o.fastOpen) {
     rc = static_cast<int>(
@@ -561,6 +573,7 @@ void closeWithReset(Fd fd) {
 // guardd finds a queued SYN's stamp by the SYN's tuple in one lookup (no sock_diag), for
 // as long as the socket lives, and only for a stamped socket.
 TEST_P(KernelNetns, AStampedSocketIsFoundByItsTupleUntilItCloses) {
+  rules::ConnectionTuple closed;  // the last stamped socket's, after it closed
   for (const std::string to : {"127.0.0.1", "::ffff:127.0.0.1"}) {
     SCOPED_TRACE(to);
     int pair[2];
@@ -583,21 +596,27 @@ TEST_P(KernelNetns, AStampedSocketIsFoundByItsTupleUntilItCloses) {
     EXPECT_FALSE(id_->stampOf(other));
     closeWithReset(std::move(held));
     EXPECT_FALSE(id_->stampOf(tuple)) << "a closed socket's tuple names nothing";
+    closed = tuple;
   }
-  // An approved program's socket is marked, not stamped: nothing by its tuple.
+  // An approved program's socket is marked, not stamped: nothing by its tuple, even when it
+  // reuses the very tuple a stamped socket had (its source port, bound again at once after
+  // a reset leaves no TIME_WAIT).
   ASSERT_TRUE(id_->allow(self_));
   int pair[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
   const Fd here(pair[0]), there(pair[1]);
   const int via = there.get();
-  const Report r = inChild([via] {
-    return connectReport("127.0.0.1", kMailPort, {0, via, false});
+  const std::uint16_t port = closed.srcPort;
+  const Report r = inChild([via, port] {
+    return connectReport("127.0.0.1", kMailPort, {0, via, false, port});
   });
   ASSERT_EQ(r.err, 0);
   ASSERT_NE(r.mark, 0U);
   Fd held = receiveFd(here.get());
   ASSERT_TRUE(held);
-  EXPECT_FALSE(id_->stampOf(tupleOf(held.get())));
+  const auto reused = tupleOf(held.get());
+  EXPECT_EQ(reused, closed) << "the same tuple again";
+  EXPECT_FALSE(id_->stampOf(reused));
   closeWithReset(std::move(held));
 }
 
