@@ -96,6 +96,7 @@ Result<void> EventLoop::run() {
                        errno);
   }
   std::array<epoll_event, 64> events{};
+  std::unique_lock work(workMu_);
   while (!stopping_) {
     auto wait = std::chrono::milliseconds(1000);
     const auto now = std::chrono::steady_clock::now();
@@ -113,8 +114,12 @@ Result<void> EventLoop::run() {
       auto prepare = it->second;
       if (auto w = prepare()) wait = std::min(wait, *w);
     }
+    work.unlock();
     const int n = epoll_wait(epfd_.get(), events.data(), static_cast<int>(events.size()),
                              static_cast<int>(wait.count()));
+    wantsWork_.fetch_add(1, std::memory_order_relaxed);
+    work.lock();
+    wantsWork_.fetch_sub(1, std::memory_order_relaxed);
     if (n < 0) {
       if (errno == EINTR) continue;
       return systemError(std::string("Failed to wait for events: ") + std::strerror(errno), errno);

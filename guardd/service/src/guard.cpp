@@ -276,13 +276,21 @@ Result<void> Guard::Impl::start() {
     }
     preloadKernel();
   }
-  if (auto r = loop.add(queue->fd(), EPOLLIN, [this](std::uint32_t) { drainQueue(); }); !r) {
-    return r.error();
-  }
+  // The queue is read on a thread of its own, from the loop's first round on.
+  verdicts =
+      std::make_unique<VerdictThread>(loop, queue->fd(), [this] { return pipeline->onReadable(); });
+  if (auto r = verdicts->start(); !r) return r.error();
+  loop.post([this] { verdicts->go(); });
+  pipeline->setDeferredWake([this] { loop.post([] {}); });
   // What an early verdict left to do is done once the loop finds nothing else to do, at
-  // the latest a moment later (VerdictPipeline::kMaxDeferTime).
+  // the latest a moment later (VerdictPipeline::kMaxDeferTime) or once kMaxDeferred wait.
   deferredPrepare = loop.addPrepare([this]() -> std::optional<std::chrono::milliseconds> {
-    if (pipeline->deferredDue()) pipeline->runDeferred();
+    if (pipeline->deferredDue()) {
+      pipeline->runDeferred();
+      // Their connects' events too (queued connects' events wake no one): the ring buffer
+      // stays short during a flood of queued connects.
+      if (kernelIdentity) readKernelEvents();
+    }
     if (!pipeline->hasDeferred()) return std::nullopt;
     return std::chrono::milliseconds(1);
   });
@@ -353,21 +361,6 @@ void Guard::Impl::returnFreedMemory() {
   decidedAtTrim = decided;
   trimmedAt = now;
   ::malloc_trim(0);
-}
-
-void Guard::Impl::drainQueue() {
-  // Verdicts first: a queued SYN's connect() waits for one, while the events are records.
-  const bool more = pipeline->onReadable();
-  // Awake anyway: the approved connects the hook reported without waking guardd (at most
-  // one wake-up per 50 ms) are read now rather than on the next one, which keeps the ring
-  // buffer short during a flood of queued connects.
-  if (kernelIdentity) readKernelEvents();
-  if (!more || drainPosted) return;
-  drainPosted = true;
-  loop.post([this] {
-    drainPosted = false;
-    drainQueue();
-  });
 }
 
 void Guard::Impl::reloadRulesIfChanged() {
@@ -893,7 +886,7 @@ Result<std::unique_ptr<Guard>> Guard::create(Options options, EventLoop& loop) {
 
 void Guard::shutdown() {
   auto& d = *impl_;
-  if (d.queue) d.loop.remove(d.queue->fd());
+  if (d.verdicts) d.verdicts->stop();
   if (d.pipeline) {
     d.loop.removePrepare(d.deferredPrepare);
     d.loop.removeIdle(d.deferredIdle);

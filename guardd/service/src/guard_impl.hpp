@@ -28,6 +28,7 @@
 #include "program_registry.hpp"
 #include "tamper.hpp"
 #include "verdict_pipeline.hpp"
+#include "verdict_thread.hpp"
 
 namespace mailguard::service {
 
@@ -74,7 +75,7 @@ struct Guard::Impl {
   // the detection that reads it, so it outlives it.
   std::unique_ptr<presence::PresenceSource> presence;
   int presencePrepare = 0;
-  int deferredPrepare = 0, deferredIdle = 0;  // the pipeline's deferred work (drainQueue)
+  int deferredPrepare = 0, deferredIdle = 0;  // the pipeline's deferred work (prepare, idle)
   // returnFreedMemory(): the attempts decided and the time at the last trim.
   static constexpr std::uint64_t kTrimAfterAttempts = 1000;
   std::uint64_t decidedAtTrim = 0;
@@ -109,6 +110,8 @@ struct Guard::Impl {
 
   std::unique_ptr<Detection> detection;
   std::unique_ptr<VerdictPipeline> pipeline;
+  // Reads the queue and runs `pipeline` on it; stopped first at shutdown.
+  std::unique_ptr<VerdictThread> verdicts;
   std::unique_ptr<HostProtection> host;
   std::unique_ptr<TamperWatch> tamper;
   std::unique_ptr<HouseholdScanner> household;  // null until start()
@@ -130,12 +133,9 @@ struct Guard::Impl {
   // loop, so that an approved program is decided in the kernel from its first connect.
   void preloadKernel();
   void policyChanged();
-  // Decides one wake-up's worth of queued packets; the rest after the loop's other work.
-  void drainQueue();
   void returnFreedMemory();
   // Everything the BPF hooks reported since the last read (ring buffers, refusal counts).
   void readKernelEvents();
-  bool drainPosted = false;
   void reloadRulesIfChanged();
   void refreshStates();
   [[nodiscard]] std::string storeError(const store::WriterStats& stats) const;

@@ -4,7 +4,8 @@
 // (connect() fails with EPERM). It is a cache of the pipeline's own decisions: a key
 // enters `approved` only after guardd hashed the file behind it and an approval matched
 // it, and any change of policy empties it (the next connect of each program goes through
-// the queue again and is learned anew). Private to guardd/service; loop thread only.
+// the queue again and is learned anew). Private to guardd/service; with the loop's
+// work lock held (the loop or the verdict thread).
 #include <cstddef>
 #include <cstdint>
 #include <optional>

@@ -123,7 +123,12 @@ void VerdictPipeline::onPacket(const netfilter::QueuedPacket& packet, const Mono
       // (runDeferred): a SYN that comes meanwhile is not kept waiting for it.
       const auto now = s_.clock.monotonic();
       deferred_.push_back({packet, std::move(*early), std::move(d), now});
-      if (deferred_.size() >= kMaxDeferred || deferredDue()) runDeferred();
+      if (deferredWake_) {
+        if (deferred_.size() == 1) deferredWake_();
+        if (deferred_.size() >= kMaxDeferredWaiting) runDeferred();
+      } else if (deferredDue()) {
+        runDeferred();
+      }
       return;
     }
   }
@@ -143,7 +148,8 @@ void VerdictPipeline::runDeferred() {
 }
 
 bool VerdictPipeline::deferredDue() const {
-  return !deferred_.empty() && s_.clock.monotonic() - deferred_.front().since >= kMaxDeferTime;
+  return deferred_.size() >= kMaxDeferred ||
+         (!deferred_.empty() && s_.clock.monotonic() - deferred_.front().since >= kMaxDeferTime);
 }
 
 // After the early verdict (`early` and `sentEarly` given), or to decide it (both null).

@@ -2,7 +2,8 @@
 // The path of one queued SYN, in one place (DESIGN.md "The path of one connection
 // attempt"): packet in -> attribution -> assessment (detector) -> decision -> verdict
 // out -> record. Every collaborator is a seam (pipeline_seams.hpp), so the whole path
-// runs in unit tests with fakes and a FakeClock. Runs on the loop thread only.
+// runs in unit tests with fakes and a FakeClock. Runs with the loop's work lock held:
+// packets on the verdict thread (verdict_thread.hpp), everything else on the loop.
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -56,6 +57,9 @@ class VerdictPipeline {
   // the oldest has waited this long.
   static constexpr std::size_t kMaxDeferred = 32;
   static constexpr auto kMaxDeferTime = std::chrono::milliseconds(20);
+  // With a verdict thread (setDeferredWake) the loop runs them; if it falls this far
+  // behind, the thread does, so that what waits stays bounded.
+  static constexpr std::size_t kMaxDeferredWaiting = 512;
 
   struct Seams {
     netfilter::PacketSource& packets;  // packets in, verdicts out
@@ -89,8 +93,12 @@ class VerdictPipeline {
   // they leave (the records, the detector); harmless when none wait.
   void runDeferred();
   [[nodiscard]] bool hasDeferred() const { return !deferred_.empty(); }
-  // The oldest has waited kMaxDeferTime.
+  // The oldest has waited kMaxDeferTime, or kMaxDeferred wait.
   [[nodiscard]] bool deferredDue() const;
+  // Packets are decided on a thread of their own (verdict_thread.hpp): `wake` tells the
+  // loop when the first early verdict's rest starts to wait and when kMaxDeferred do, and
+  // the loop runs them (runDeferred) instead of the thread that decides the next SYN.
+  void setDeferredWake(std::function<void()> wake) { deferredWake_ = std::move(wake); }
 
   // A file was hashed: decide the packets that waited for it.
   void resumeParked();
@@ -165,6 +173,7 @@ class VerdictPipeline {
     MonoTime since;
   };
   std::vector<Deferred> deferred_;
+  std::function<void()> deferredWake_;
   QueuePressure pressure_;
   std::uint32_t readSinceSample_ = 0;  // the most packets read in one wake-up since
   bool wokeClients_ = false;           // this wake-up sent an allow or a refusal

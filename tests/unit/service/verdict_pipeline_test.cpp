@@ -456,6 +456,39 @@ TEST_F(PipelineTest, AnEarlyVerdictsRecordWaitsForAQuietQueueButNotForAnAllow) {
   EXPECT_EQ(records.attempts.size(), 5U + VerdictPipeline::kMaxDeferred);
 }
 
+// With a verdict thread the loop runs what early verdicts leave: the thread only says
+// when the first starts to wait, and runs them itself only at the hard bound.
+TEST_F(PipelineTest, WithADeferredWakeTheLoopIsToldOnceAndTheThreadRunsThemOnlyAtTheBound) {
+  int wakes = 0;
+  pipeline.setDeferredWake([&] { ++wakes; });
+  std::uint32_t id = 1;
+  const auto early = [&] {
+    const auto port = static_cast<std::uint16_t>(42000 + id);
+    attribution.stamped[port] = process(kBot, sha('b'));
+    EXPECT_EQ(decide(id++, port), PacketVerdict::Drop);
+  };
+  early();
+  EXPECT_EQ(wakes, 1);
+  for (std::size_t i = 1; i < VerdictPipeline::kMaxDeferred; ++i) early();
+  EXPECT_EQ(wakes, 1) << "one wake for a batch";
+  EXPECT_TRUE(pipeline.deferredDue()) << "kMaxDeferred wait: the loop's prepare hook runs them";
+  EXPECT_TRUE(records.attempts.empty()) << "not on the thread that decides the next SYN";
+  clock.advance(VerdictPipeline::kMaxDeferTime);
+  early();
+  EXPECT_TRUE(records.attempts.empty()) << "nor when they are due";
+  pipeline.runDeferred();  // the loop
+  EXPECT_EQ(records.attempts.size(), VerdictPipeline::kMaxDeferred + 1);
+  early();
+  EXPECT_EQ(wakes, 2) << "the next batch's first wakes the loop again";
+  pipeline.runDeferred();
+
+  // A loop that does not come: the thread keeps what waits bounded.
+  const auto before = records.attempts.size();
+  for (std::size_t i = 0; i < VerdictPipeline::kMaxDeferredWaiting; ++i) early();
+  EXPECT_FALSE(pipeline.hasDeferred());
+  EXPECT_EQ(records.attempts.size(), before + VerdictPipeline::kMaxDeferredWaiting);
+}
+
 TEST_F(PipelineTest, AStampedApprovedProgramIsAllowedOnlyAfterItsProcessIsRead) {
   approvals.push_back(rule(rules::RuleAction::Approve, kClient, sha('c')));
   attribution.verdictsSent = [this] { return packets.verdicts.size(); };

@@ -1,7 +1,10 @@
 #pragma once
-// The one loop of guardd (STYLE.md section 6): epoll over the NFQUEUE socket, a
-// signalfd, timers and the D-Bus connection. Everything runs on this thread, so
-// the state it drives needs no locks.
+// The one loop of guardd (STYLE.md section 6): epoll over a signalfd, timers, the
+// D-Bus connection and the kernel's ring buffers. Everything it runs holds its work
+// lock, which it lets go only while it waits; the one other thread that touches the
+// state it drives, the verdict thread (verdict_thread.hpp), takes the same lock, so
+// that state needs no locks of its own.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -47,6 +50,13 @@ class EventLoop {
   Result<void> run();
   void stop() { stopping_ = true; }
 
+  // For another thread: the lock everything the loop runs holds (held until the returned
+  // lock goes). Not from the loop's own callbacks: they hold it already.
+  [[nodiscard]] std::unique_lock<std::mutex> lockWork() { return std::unique_lock(workMu_); }
+  // The loop woke and waits for the work lock: a thread that holds it for rounds on end
+  // lets it have it first.
+  [[nodiscard]] bool wantsWork() const { return wantsWork_.load(std::memory_order_relaxed) != 0; }
+
  private:
   struct Timer {
     std::chrono::steady_clock::time_point due;
@@ -59,6 +69,8 @@ class EventLoop {
   Fd wakeFd_;  // eventfd: post() from another thread wakes the wait
   bool stopping_ = false;
   std::mutex postedMu_;
+  std::mutex workMu_;
+  std::atomic<int> wantsWork_{0};
   std::vector<std::function<void()>> posted_;
   std::map<int, Callback> callbacks_;
   std::map<int, Prepare> prepares_;

@@ -236,7 +236,8 @@ class Guard {
   void declareBulk(const ProgramRef& ref, unsigned recipients, std::chrono::hours window,
                    Done<ProgramView> done);
 
-  // Observers for signals; called on the loop thread after the fact.
+  // Observers for signals; called after the fact with the loop's work lock held: on the
+  // loop thread, or on the verdict thread for a queued SYN's attempt.
   std::function<void(const store::AttemptRecord&)> onAttempt;
   std::function<void(const ProgramView&)> onProgramChanged;
   std::function<void(const store::AlertRecord&)> onAlert;
