@@ -359,8 +359,8 @@ Result<ProcessInfo> ProcessResolver::describe(int pid) {
     Described& d = it->second;
     struct stat exe {};
     const auto exeLink = proc_.root() / dir / "exe";
-    if (d.startTime == *startTime && now - d.at < kDescribeTtl &&
-        ::stat(exeLink.c_str(), &exe) == 0 && static_cast<std::uint64_t>(exe.st_dev) == d.exeDev &&
+    if (d.freshFor(*startTime, now) && ::stat(exeLink.c_str(), &exe) == 0 &&
+        static_cast<std::uint64_t>(exe.st_dev) == d.exeDev &&
         static_cast<std::uint64_t>(exe.st_ino) == d.exeIno &&
         static_cast<std::uint64_t>(exe.st_size) == d.exeSize &&
         exe.st_mtim.tv_sec == d.exeMtimeSec && exe.st_mtim.tv_nsec == d.exeMtimeNsec &&
@@ -397,8 +397,7 @@ Result<ProcessInfo> ProcessResolver::describe(int pid) {
 
 const ProcessInfo* ProcessResolver::described(int pid, std::uint64_t startTime) const {
   const auto it = described_.find(pid);
-  if (it == described_.end() || it->second.startTime != startTime ||
-      std::chrono::steady_clock::now() - it->second.at >= kDescribeTtl) {
+  if (it == described_.end() || !it->second.freshFor(startTime, std::chrono::steady_clock::now())) {
     return nullptr;
   }
   return &it->second.info;

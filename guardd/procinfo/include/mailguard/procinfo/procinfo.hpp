@@ -229,6 +229,11 @@ class ProcessResolver {
     std::string rawCmdline;
     std::string rawEnviron;
     ProcessInfo info;
+    // The same process (start time), described less than kDescribeTtl ago.
+    [[nodiscard]] bool freshFor(std::uint64_t start,
+                                std::chrono::steady_clock::time_point now) const {
+      return startTime == start && now - at < kDescribeTtl;
+    }
   };
   std::vector<Owner>::iterator recentOwner(int pid);  // recent_.end() when not there
   std::optional<int> findFd(int pid, std::uint64_t inode, Owner* owner);
