@@ -282,6 +282,18 @@ def seed(state_dir, action, path, script=None):
     subprocess.run(argv, check=True, capture_output=True)
 
 
+# A running guardd reads rules another process wrote on its next poll of the store, every
+# 100 ms (kRulesCheckEvery in guardd/service/src/guard.cpp).
+RULES_POLL_S = 0.1
+
+
+def seed_running(state_dir, action, path, script=None):
+    """seed() for a guardd that is running, when the test acts on the rule at once: a
+    program run sooner than guardd's next poll is decided without it (a flaky hold)."""
+    seed(state_dir, action, path, script)
+    time.sleep(5 * RULES_POLL_S)
+
+
 def db(state_dir):
     conn = sqlite3.connect(f"file:{os.path.join(state_dir, 'mailguard.db')}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row

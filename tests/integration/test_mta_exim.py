@@ -357,7 +357,7 @@ class EximOwnMailAndQuarantine(EximFixture):
             msg = f"From: x@pc.test\\nTo: {{', '.join(rcpt)}}\\nSubject: {{n}}\\n\\nhi\\n"
             sys.exit(subprocess.run([{self.sendmail!r}, "-t"], input=msg.encode()).returncode)
             """))
-        mgtest.seed(self.state, "approve", PYTHON, script)
+        mgtest.seed_running(self.state, "approve", PYTHON, script)
         submissions = lambda: [a for a in self.mta_attempts(script)
                                if a["reason"].startswith("mail handed")]
         # Approved: three messages are accepted and deferred by the sink, still queued.

@@ -56,7 +56,7 @@ class MtaOutcomes(EximFixture):
         # A compromised but approved program (M8): its mail flows until the detector
         # sees what becomes of it.
         mgtest.seed(self.state, "approve", PYTHON, bot)
-        mgtest.seed(self.state, "approve", PYTHON, good)
+        mgtest.seed_running(self.state, "approve", PYTHON, good)
 
         refused_at = None
         for n in range(MAX_SUBMISSIONS):

@@ -296,7 +296,7 @@ class PostfixGate(PostfixFixture):
 
     def test_an_approved_scripts_mail_flows(self):
         script = self.bot("client.py", count=3)
-        mgtest.seed(self.state, "approve", PYTHON, script)
+        mgtest.seed_running(self.state, "approve", PYTHON, script)
         subprocess.run([PYTHON, script], check=True, timeout=60)
         wait_for(lambda: len(self.delivered()) == 3, 60, "the approved script's mail")
         self.assertTrue(all(a["verdict"] == "allow" for a in self.submitted(script)))

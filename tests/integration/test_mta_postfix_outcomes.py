@@ -50,7 +50,7 @@ class PostfixOutcomes(PostfixFixture):
         bot = self.mailer("cms.py", DEAD)
         # A compromised but approved program (the detector's M8 case): its mail flows until
         # the detector sees what becomes of it.
-        mgtest.seed(self.state, "approve", PYTHON, bot)
+        mgtest.seed_running(self.state, "approve", PYTHON, bot)
 
         stopped_at = None
         for n in range(MAX_SUBMISSIONS):
@@ -99,7 +99,7 @@ class PostfixOutcomes(PostfixFixture):
             r = subprocess.run({self.pf.sendmail_argv()!r} + ["-t"], input=msg.encode())
             sys.exit(r.returncode)
             """))
-        mgtest.seed(self.state, "approve", PYTHON, script)
+        mgtest.seed_running(self.state, "approve", PYTHON, script)
         # Approved: three messages flow to the sink, which defers every recipient: they
         # stay in postfix's deferred queue.
         for n in range(3):
