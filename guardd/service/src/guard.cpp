@@ -285,17 +285,12 @@ Result<void> Guard::Impl::start() {
   // What an early verdict left to do is done once the loop finds nothing else to do, at
   // the latest a moment later (VerdictPipeline::kMaxDeferTime) or once kMaxDeferred wait.
   deferredPrepare = loop.addPrepare([this]() -> std::optional<std::chrono::milliseconds> {
-    if (pipeline->deferredDue()) {
-      pipeline->runDeferred();
-      // Their connects' events too (queued connects' events wake no one): the ring buffer
-      // stays short during a flood of queued connects.
-      if (kernelIdentity) readKernelEvents();
-    }
+    if (pipeline->deferredDue()) runDeferred();
     if (!pipeline->hasDeferred()) return std::nullopt;
     return std::chrono::milliseconds(1);
   });
   deferredIdle = loop.addIdle([this] {
-    pipeline->runDeferred();
+    runDeferred();
     returnFreedMemory();
   });
 
@@ -341,6 +336,14 @@ Result<void> Guard::Impl::start() {
     detection->collectClassifications();
   });
   return {};
+}
+
+void Guard::Impl::runDeferred() {
+  if (!pipeline->hasDeferred()) return;
+  pipeline->runDeferred();
+  // Their connects' events too (queued connects' events wake no one): the ring buffer
+  // stays short during a flood of queued connects.
+  if (kernelIdentity) readKernelEvents();
 }
 
 void Guard::Impl::readKernelEvents() {

@@ -134,6 +134,9 @@ struct Guard::Impl {
   void preloadKernel();
   void policyChanged();
   void returnFreedMemory();
+  // What early verdicts left (VerdictPipeline::runDeferred), and the hook's events of
+  // their connects.
+  void runDeferred();
   // Everything the BPF hooks reported since the last read (ring buffers, refusal counts).
   void readKernelEvents();
   void reloadRulesIfChanged();

@@ -79,8 +79,8 @@ bool VerdictPipeline::onReadable() {
   readSinceSample_ = std::max(readSinceSample_, read);
   if (std::exchange(wokeClients_, false)) {
     // An allow or a refusal woke the program that waited in connect(); with few cores it
-    // often waits for this very CPU, which the rest of this wake-up (kernel events, the
-    // loop) would hold for 10-20 us more: let it run first.
+    // is often placed on this very CPU, which the rest of this wake-up (the next read, the
+    // work lock's release, the poll) would hold a while longer: let it run first.
     ::sched_yield();
   }
   if (!more) {

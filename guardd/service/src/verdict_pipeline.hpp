@@ -96,8 +96,9 @@ class VerdictPipeline {
   // The oldest has waited kMaxDeferTime, or kMaxDeferred wait.
   [[nodiscard]] bool deferredDue() const;
   // Packets are decided on a thread of their own (verdict_thread.hpp): `wake` tells the
-  // loop when the first early verdict's rest starts to wait and when kMaxDeferred do, and
-  // the loop runs them (runDeferred) instead of the thread that decides the next SYN.
+  // loop when the first early verdict's rest starts to wait (the loop then comes back
+  // within a millisecond and runs them once they are due or it is idle), instead of the
+  // thread that decides the next SYN running them.
   void setDeferredWake(std::function<void()> wake) { deferredWake_ = std::move(wake); }
 
   // A file was hashed: decide the packets that waited for it.
